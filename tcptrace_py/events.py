@@ -1,0 +1,72 @@
+"""Events and anomalies: the records the engine and the detectors emit.
+
+Both are frozen, slotted value types with a stable shape: they are the public contract that
+the JSON/CSV/Parquet exports and the DataFrame API expose.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+SEVERITIES = ("info", "warning", "error")
+SEVERITY_RANK = {name: rank for rank, name in enumerate(SEVERITIES)}
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One step of a connection's replay: a state transition or an unexpected segment."""
+
+    flow_id: int
+    """Connection the event belongs to."""
+    frame: int
+    """Frame number of the segment that caused it."""
+    ts_ns: int
+    """Timestamp of that segment, integer nanoseconds since the epoch."""
+    endpoint: str
+    """``client`` or ``server``: the endpoint whose machine moved or objected."""
+    kind: str
+    """``transition`` (state changed), ``unexpected`` (segment not valid in the state),
+    ``ignored`` (e.g. out-of-window RST recorded but not obeyed) or ``timeout`` (TIME_WAIT
+    expiry and similar, driven by packet time)."""
+    old_state: str
+    """State before the segment (RFC 9293 name or observer-only state)."""
+    new_state: str
+    """State after the segment."""
+    direction: str
+    """``sent`` when the endpoint sent the segment, ``received`` when it was addressed to it."""
+    flags: str
+    """Flags of the causing segment as letters (``SA``, ``FA``, ``R``...)."""
+    seq: int
+    """Relative sequence number of the causing segment (raw when no ISN is known)."""
+    ack: int
+    """Relative acknowledgment number of the causing segment."""
+    payload_len: int
+    """Payload bytes of the causing segment."""
+    reason: str
+    """Why: the table entry's explanation, citing RFC 9293 where it applies."""
+
+
+@dataclass(frozen=True, slots=True)
+class Anomaly:
+    """A finding with evidence, under a stable snake_case code."""
+
+    code: str
+    """Stable snake_case code, e.g. ``unanswered_syn``."""
+    severity: str
+    """``info``, ``warning`` or ``error``."""
+    flow_id: int | None
+    """Connection it concerns; ``None`` for capture-wide findings."""
+    first_frame: int
+    """First frame of the evidence."""
+    last_frame: int
+    """Last frame of the evidence."""
+    ts_ns: int
+    """Time of the first evidence frame, integer nanoseconds since the epoch."""
+    summary: str
+    """One human-readable line."""
+    details: dict[str, Any] = field(default_factory=dict)
+    """Structured evidence: counts, intervals, frames... (JSON-serialisable values only)."""
+    category: str = "network"
+    """``network`` for faults on the wire, ``capture`` for artifacts of the capture itself,
+    ``protocol`` for protocol violations, ``lifecycle`` for notable but normal behaviour."""

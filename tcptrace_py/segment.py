@@ -1,0 +1,142 @@
+"""Segment: one decoded TCP segment, the unit every later stage consumes.
+
+Why a plain slotted class and not a dataclass: the decoder builds one per packet on the hot
+path, and a positional ``__init__`` on a ``__slots__`` class is the cheapest object CPython
+offers that still has named, typed fields. Addresses stay as packed ``bytes`` (4 or 16 long)
+until a report needs text; timestamps are integer nanoseconds since the epoch.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+
+# TCP header flag bits (RFC 9293 section 3.1; NS/AE from RFC 3540 / accurate ECN).
+FIN = 0x01
+SYN = 0x02
+RST = 0x04
+PSH = 0x08
+ACK = 0x10
+URG = 0x20
+ECE = 0x40
+CWR = 0x80
+AE = 0x100
+
+_FLAG_LETTERS = ((SYN, "S"), (FIN, "F"), (RST, "R"), (PSH, "P"), (ACK, "A"), (URG, "U"),
+                 (ECE, "E"), (CWR, "C"), (AE, "N"))
+
+
+def flags_text(flags: int) -> str:
+    """Flags as tcpdump-like letters, e.g. ``SA`` for SYN+ACK, ``.`` for none."""
+    out = "".join(letter for bit, letter in _FLAG_LETTERS if flags & bit)
+    return out or "."
+
+
+def addr_text(addr: bytes) -> str:
+    """Packed IPv4/IPv6 address -> its canonical text form (RFC 5952 for IPv6)."""
+    if len(addr) == 4:
+        return f"{addr[0]}.{addr[1]}.{addr[2]}.{addr[3]}"
+    return str(ipaddress.IPv6Address(addr))
+
+
+class Segment:
+    """One TCP segment as seen at the capture point.
+
+    Fields (all set by the decoder):
+      frame: 1-based frame number in the capture (Wireshark's frame.number).
+      ts_ns: capture timestamp, integer nanoseconds since the Unix epoch.
+      src, dst: packed IP addresses (4 bytes for IPv4, 16 for IPv6).
+      sport, dport: TCP ports.
+      seq, ack: raw 32-bit sequence and acknowledgment numbers.
+      flags: bitmask of FIN/SYN/RST/PSH/ACK/URG/ECE/CWR/AE.
+      window: raw (unscaled) advertised window field.
+      payload_len: TCP payload length taken from the IP header (not from captured bytes).
+      captured_payload: payload bytes actually present in the capture (< payload_len when
+        the frame was truncated by the snaplen).
+      urgent: the urgent pointer field.
+      mss, wscale: option values, -1 when absent.
+      sack_permitted: SACK-permitted option present.
+      sack: tuple of (left, right) edges from the SACK option, empty when absent.
+      tsval, tsecr: timestamp option values, -1 when absent.
+      ip_id: IPv4 identification (-1 for IPv6), used to spot duplicated frames.
+      ttl: IPv4 TTL / IPv6 hop limit.
+      header_truncated: TCP options were cut by the snaplen (options parsed as far as captured).
+      other_options: tuple of (kind, raw bytes) for options not parsed above.
+      checksum: the TCP checksum field (kept, not verified: offloads make it unreliable).
+    """
+
+    __slots__ = ("frame", "ts_ns", "src", "dst", "sport", "dport", "seq", "ack", "flags",
+                 "window", "payload_len", "captured_payload", "urgent", "mss", "wscale",
+                 "sack_permitted", "sack", "tsval", "tsecr", "ip_id", "ttl",
+                 "header_truncated", "other_options", "checksum")
+
+    frame: int
+    ts_ns: int
+    src: bytes
+    dst: bytes
+    sport: int
+    dport: int
+    seq: int
+    ack: int
+    flags: int
+    window: int
+    payload_len: int
+    captured_payload: int
+    urgent: int
+    mss: int
+    wscale: int
+    sack_permitted: bool
+    sack: tuple[tuple[int, int], ...]
+    tsval: int
+    tsecr: int
+    ip_id: int
+    ttl: int
+    header_truncated: bool
+    other_options: tuple[tuple[int, bytes], ...]
+    checksum: int
+
+    def __init__(self, frame: int, ts_ns: int, src: bytes, dst: bytes, sport: int, dport: int,
+                 seq: int, ack: int, flags: int, window: int, payload_len: int,
+                 captured_payload: int = -1, urgent: int = 0, mss: int = -1, wscale: int = -1,
+                 sack_permitted: bool = False, sack: tuple[tuple[int, int], ...] = (),
+                 tsval: int = -1, tsecr: int = -1, ip_id: int = -1, ttl: int = 64,
+                 header_truncated: bool = False,
+                 other_options: tuple[tuple[int, bytes], ...] = (), checksum: int = 0) -> None:
+        self.frame = frame
+        self.ts_ns = ts_ns
+        self.src = src
+        self.dst = dst
+        self.sport = sport
+        self.dport = dport
+        self.seq = seq
+        self.ack = ack
+        self.flags = flags
+        self.window = window
+        self.payload_len = payload_len
+        self.captured_payload = payload_len if captured_payload < 0 else captured_payload
+        self.urgent = urgent
+        self.mss = mss
+        self.wscale = wscale
+        self.sack_permitted = sack_permitted
+        self.sack = sack
+        self.tsval = tsval
+        self.tsecr = tsecr
+        self.ip_id = ip_id
+        self.ttl = ttl
+        self.header_truncated = header_truncated
+        self.other_options = other_options
+        self.checksum = checksum
+
+    @property
+    def truncated(self) -> bool:
+        """True when the capture holds fewer payload bytes than the IP header announced."""
+        return self.captured_payload < self.payload_len or self.header_truncated
+
+    @property
+    def seg_len(self) -> int:
+        """Sequence space the segment occupies: payload plus one for SYN and one for FIN."""
+        return self.payload_len + (1 if self.flags & SYN else 0) + (1 if self.flags & FIN else 0)
+
+    def __repr__(self) -> str:
+        return (f"Segment(frame={self.frame}, {addr_text(self.src)}:{self.sport} > "
+                f"{addr_text(self.dst)}:{self.dport} [{flags_text(self.flags)}] seq={self.seq} "
+                f"ack={self.ack} win={self.window} len={self.payload_len})")
