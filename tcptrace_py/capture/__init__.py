@@ -1,0 +1,113 @@
+"""capture: the only file I/O of the pipeline; bytes in, raw frames out.
+
+``read_frames(source, diag)`` yields ``(frame_no, ts_ns, linktype, data, wire_len)`` tuples
+from classic pcap or pcapng, optionally gzip/bzip2/xz/zstd compressed (sniffed by magic
+bytes). Sources that cannot be read at all raise :class:`CaptureError` with one line naming
+the file; damage after the header is a ``diag.warn`` and the iterator stops (``strict``
+raises instead).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from tcptrace_py.capture.common import CHUNK_BYTES, MAX_RECORD_BYTES, Frame
+from tcptrace_py.capture.pcap import is_pcap, parse_header, read_pcap
+from tcptrace_py.capture.pcapng import describe_pcapng, is_pcapng, read_pcapng
+from tcptrace_py.capture.source import (
+    LFS_POINTER_PREFIX,
+    OpenedSource,
+    decompression_errors,
+    open_source,
+    read_head,
+    source_name,
+)
+from tcptrace_py.diagnostics import CaptureError, Diagnostics
+
+__all__ = ["CaptureError", "Frame", "read_frames", "describe", "MAX_RECORD_BYTES",
+           "CHUNK_BYTES"]
+
+
+def _not_a_capture(display: str, head: bytes, compression: str | None) -> CaptureError:
+    """The one-line error for data that is neither pcap nor pcapng, saying what it looks like."""
+    what = f"{compression}-compressed data" if compression else "file"
+    if not head:
+        if compression:
+            return CaptureError(f"{display}: {what} is empty, not a capture")
+        return CaptureError(f"{display}: empty file, not a capture")
+    if head.startswith(LFS_POINTER_PREFIX):
+        return CaptureError(f"{display}: Git LFS pointer, not a capture "
+                            "(fetch the real file with 'git lfs pull')")
+    if len(head) < 4:
+        return CaptureError(f"{display}: {what} too short ({len(head)} bytes), not a capture")
+    if all(32 <= b < 127 or b in (9, 10, 13) for b in head):
+        return CaptureError(f"{display}: text {what}, not a capture "
+                            f"(starts with {head[:12].decode('ascii')!r})")
+    return CaptureError(f"{display}: not a pcap or pcapng capture "
+                        f"(unknown magic {head[:4].hex()})")
+
+
+def _open(source: object, display: str) -> tuple[OpenedSource, str]:
+    opened = open_source(source, display)
+    head = opened.head
+    if is_pcap(head):
+        return opened, "pcap"
+    if is_pcapng(head):
+        return opened, "pcapng"
+    opened.close()
+    raise _not_a_capture(display, head, opened.compression)
+
+
+def read_frames(source: object, diag: Diagnostics, *, strict: bool = False,
+                name: str | None = None) -> Iterator[Frame]:
+    """Yield every frame of a capture; see the module docstring and docs/architecture.md."""
+    display = source_name(source, name)
+    opened, fmt = _open(source, display)
+    errors = decompression_errors()
+    frames_before = diag.frames
+    try:
+        if fmt == "pcap":
+            reader = read_pcap(opened.stream, b"", display, diag, strict)
+        else:
+            reader = read_pcapng(opened.stream, b"", display, diag, strict)
+        try:
+            yield from reader
+        except CaptureError:
+            raise
+        except errors as exc:
+            # A damaged or cut compressed stream (gzip CRC, truncated xz...) is damage like a
+            # file cut mid-record: the frames read so far stand.
+            msg = (f"{opened.compression or 'read'} error: {exc} "
+                   f"({diag.frames - frames_before} frames read)")
+            if strict:
+                raise CaptureError(f"{display}: {msg}") from None
+            diag.warn(display, msg, code="read_error")
+    finally:
+        opened.close()
+
+
+def describe(source: object, *, name: str | None = None) -> dict[str, Any]:
+    """Format facts from the file's header, without reading the packets.
+
+    Returns e.g. ``{"format": "pcap", "compression": None, "byte_order": "little",
+    "ts_precision": "usec", "version": "2.4", "snaplen": 65535, "linktype": 1}`` or, for
+    pcapng, ``"interfaces": [{"linktype", "snaplen", "tsresol", "tsoffset_s"}, ...]`` of
+    the first section (as far as they appear in its first 64 KiB).
+    """
+    display = source_name(source, name)
+    opened, fmt = _open(source, display)
+    try:
+        head = read_head(opened.stream, 64 * 1024)
+    except decompression_errors() as exc:
+        opened.close()
+        raise CaptureError(f"{display}: cannot read ({exc})") from None
+    finally:
+        opened.close()
+    info: dict[str, Any]
+    if fmt == "pcap":
+        info = {k: v for k, v in parse_header(head, display).items() if not k.startswith("_")}
+    else:
+        info = describe_pcapng(head)
+    info["compression"] = opened.compression
+    return info

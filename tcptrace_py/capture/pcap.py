@@ -1,0 +1,168 @@
+"""Classic libpcap files (pcap-savefile(5)): both byte orders, usec/nsec, 2.2 and Kuznetsov.
+
+Theory of operation: the file is read in 1 MiB chunks; records are sliced out of the chunk
+with one precompiled ``struct.Struct.unpack_from`` per record header. Only the trailing partial
+record of a chunk is copied forward. Lengths come from the file, so each captured length is
+checked against ``MAX_RECORD_BYTES`` and the header's snaplen *before* we wait for that many
+bytes (a corrupted length must not make us buffer gigabytes).
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterator
+from typing import Any
+
+from tcptrace_py.capture.common import (
+    CHUNK_BYTES,
+    MAX_RECORD_BYTES,
+    Frame,
+    damage,
+    note_backwards,
+    update_ts_range,
+)
+from tcptrace_py.diagnostics import CaptureError, Diagnostics
+
+# Magic numbers as read little-endian from the first four bytes of the file.
+MAGIC_USEC = 0xA1B2C3D4
+MAGIC_NSEC = 0xA1B23C4D
+MAGIC_KUZNETSOV = 0xA1B2CD34  # "modified" pcap (Alexey Kuznetsov's patches): 24-byte records
+GLOBAL_HEADER_BYTES = 24
+
+_MAGICS: dict[bytes, tuple[str, int, int]] = {}
+"""First 4 bytes -> (struct byte order, ns per timestamp fraction unit, record header bytes)."""
+for _order, _tag in (("<", "little"), (">", "big")):
+    _MAGICS[struct.pack(_order + "I", MAGIC_USEC)] = (_order, 1000, 16)
+    _MAGICS[struct.pack(_order + "I", MAGIC_NSEC)] = (_order, 1, 16)
+    _MAGICS[struct.pack(_order + "I", MAGIC_KUZNETSOV)] = (_order, 1000, 24)
+
+LINKTYPE_MASK = 0x03FFFFFF  # libpcap LT_LINKTYPE(): upper bits carry the FCS length
+
+# libpcap sf-pcap.c: files written before 2.3 have caplen and len swapped; 2.3 files may.
+_NOT_SWAPPED, _MAYBE_SWAPPED, _SWAPPED = 0, 1, 2
+
+
+def is_pcap(head: bytes) -> bool:
+    return head[:4] in _MAGICS
+
+
+def parse_header(head: bytes, display: str) -> dict[str, Any]:
+    """The 24-byte global header as a dict (for ``describe`` and the reader)."""
+    order, frac_ns, rec_bytes = _MAGICS[head[:4]]
+    if len(head) < GLOBAL_HEADER_BYTES:
+        raise CaptureError(f"{display}: pcap global header cut short "
+                           f"({len(head)} of {GLOBAL_HEADER_BYTES} bytes)")
+    major, minor, _zone, _sigfigs, snaplen, network = struct.unpack_from(order + "HHiIII",
+                                                                          head, 4)
+    if major != 2:
+        raise CaptureError(f"{display}: unsupported pcap version {major}.{minor} (offset 4)")
+    return {
+        "format": "pcap",
+        "byte_order": "little" if order == "<" else "big",
+        "ts_precision": "nsec" if frac_ns == 1 else "usec",
+        "modified": rec_bytes == 24,
+        "version": f"{major}.{minor}",
+        "snaplen": snaplen,
+        "linktype": network & LINKTYPE_MASK,
+        "record_header_bytes": rec_bytes,
+        "_order": order,
+        "_frac_ns": frac_ns,
+        "_swap": (_SWAPPED if minor < 3 else _MAYBE_SWAPPED if minor == 3 else _NOT_SWAPPED),
+    }
+
+
+def read_pcap(stream: Any, head: bytes, display: str, diag: Diagnostics,
+              strict: bool) -> Iterator[Frame]:
+    """Yield frames from a classic pcap stream whose first bytes (``head``) were sniffed."""
+    buf = head
+    while len(buf) < GLOBAL_HEADER_BYTES:
+        chunk = stream.read(CHUNK_BYTES)
+        if not chunk:
+            break
+        buf += bytes(chunk)
+    hdr = parse_header(buf, display)
+    order: str = hdr["_order"]
+    frac_ns: int = hdr["_frac_ns"]
+    swap: int = hdr["_swap"]
+    rec_bytes: int = hdr["record_header_bytes"]
+    linktype: int = hdr["linktype"]
+    snaplen: int = hdr["snaplen"]
+    # Records longer than the file's own snaplen are damage (a writer never does that), and
+    # so is anything above MAX_RECORD_BYTES whatever the header claims.
+    max_cap = min(snaplen, MAX_RECORD_BYTES) if snaplen > 0 else MAX_RECORD_BYTES
+    unpack_rec = struct.Struct(order + "IIII").unpack_from
+    frac_limit = 1_000_000_000 // frac_ns  # fraction must be < 1 s
+
+    pos = GLOBAL_HEADER_BYTES
+    base = 0  # stream offset of buf[0]
+    frame_no = 0
+    flushed = 0
+    last_ts = -(1 << 63)
+    min_ts: int | None = None
+    max_ts: int | None = None
+    backwards_warned = False
+    bad_frac = 0
+    read = stream.read
+    try:
+        while True:
+            n = len(buf)
+            while pos + rec_bytes <= n:
+                sec, frac, caplen, wire_len = unpack_rec(buf, pos)
+                if swap and (swap == _SWAPPED or caplen > wire_len):
+                    caplen, wire_len = wire_len, caplen
+                if caplen > max_cap:
+                    limit = (f"the file's snaplen {snaplen}" if caplen <= MAX_RECORD_BYTES
+                             else f"the {MAX_RECORD_BYTES}-byte limit")
+                    damage(diag, display,
+                           f"record length {caplen} exceeds {limit} "
+                           f"(file damaged; {frame_no} frames read)",
+                           offset=base + pos, frame=frame_no + 1, strict=strict,
+                           code="bad_record_length")
+                    return
+                start = pos + rec_bytes
+                end = start + caplen
+                if end > n:
+                    break
+                if frac >= frac_limit:
+                    bad_frac += 1
+                ts = sec * 1_000_000_000 + frac * frac_ns
+                if ts < last_ts:
+                    backwards_warned = note_backwards(diag, display, backwards_warned,
+                                                      frame_no + 1, ts, last_ts)
+                    if min_ts is None or ts < min_ts:
+                        min_ts = ts
+                else:
+                    if min_ts is None:
+                        min_ts = ts
+                    last_ts = ts
+                frame_no += 1
+                yield (frame_no, ts, linktype, buf[start:end], wire_len)
+                pos = end
+            # Flush counters once per chunk so diag is roughly live and cheap to keep.
+            if frame_no != flushed:
+                diag.frames += frame_no - flushed
+                diag.link_types[linktype] += frame_no - flushed
+                flushed = frame_no
+                max_ts = last_ts
+                update_ts_range(diag, min_ts, max_ts)
+            chunk = read(CHUNK_BYTES)
+            if not chunk:
+                if pos < n:
+                    damage(diag, display,
+                           f"file ends in the middle of a record ({n - pos} bytes left over; "
+                           f"{frame_no} frames read)",
+                           offset=base + pos, frame=frame_no + 1, strict=strict,
+                           code="truncated_record")
+                return
+            buf = buf[pos:] + bytes(chunk)
+            base += pos
+            pos = 0
+    finally:
+        if frame_no != flushed:
+            diag.frames += frame_no - flushed
+            diag.link_types[linktype] += frame_no - flushed
+            update_ts_range(diag, min_ts, last_ts)
+        if bad_frac:
+            diag.notes["invalid_timestamp_fraction"] += bad_frac
+            diag.warn(display, f"{bad_frac} record(s) have a timestamp fraction of 1 s or "
+                      "more (kept, added as is)", code="invalid_timestamp")

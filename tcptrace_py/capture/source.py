@@ -1,0 +1,185 @@
+"""Opening a capture source: path, ``-`` (stdin), file object or ``bytes``; decompression.
+
+Why magic bytes and not file names: captures are routinely renamed (``trace.dmp.gz``,
+``x.pcap`` that is really pcapng, a ``.pcap`` that is really a Git LFS pointer). Wireshark's
+wiretap also sniffs compression from the first bytes, and so do we: gzip (1f 8b), bzip2
+("BZh"), xz (fd 37 7a 58 5a 00) and zstd (28 b5 2f fd, when the ``zstandard`` package is
+installed).
+
+Everything here returns a plain object with a ``read(n)`` method; the format readers read it
+in large chunks, so nothing ever allocates by a length found in the file.
+"""
+
+from __future__ import annotations
+
+import bz2
+import gzip
+import io
+import lzma
+import os
+import sys
+from pathlib import Path
+from typing import IO, Any, Protocol
+
+from tcptrace_py.diagnostics import CaptureError
+
+GZIP_MAGIC = b"\x1f\x8b"
+BZIP2_MAGIC = b"BZh"
+XZ_MAGIC = b"\xfd7zXZ\x00"
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+LFS_POINTER_PREFIX = b"version https://git-lfs"
+
+SNIFF_BYTES = 32  # compression magics, both capture magics, and "version https://git-lfs"
+
+
+class Readable(Protocol):
+    """What the format readers need: ``read(n)`` returning at most n bytes, b"" at EOF."""
+
+    def read(self, n: int = -1, /) -> bytes: ...
+
+
+class _Prefixed:
+    """A stream that first returns ``head`` (bytes already sniffed), then the rest of ``inner``.
+
+    Why: file objects handed to us (sockets, pipes, stdin) cannot seek back after sniffing.
+    """
+
+    def __init__(self, head: bytes, inner: Any) -> None:
+        self._head = head
+        self._inner = inner
+
+    def read(self, n: int = -1, /) -> bytes:
+        if self._head:
+            if n < 0:
+                out = self._head + bytes(self._inner.read())
+                self._head = b""
+                return out
+            out = self._head[:n]
+            self._head = self._head[n:]
+            return out
+        return bytes(self._inner.read(n))
+
+    def readable(self) -> bool:  # gzip/bz2/lzma check for this on their fileobj
+        return True
+
+    def close(self) -> None:
+        """Closing is the opener's business (see :func:`open_source`)."""
+
+
+def read_head(f: Any, n: int) -> bytes:
+    """Read up to n bytes, looping over short reads (pipes return what they have)."""
+    parts: list[bytes] = []
+    got = 0
+    while got < n:
+        chunk = f.read(n - got)
+        if not chunk:
+            break
+        parts.append(bytes(chunk))
+        got += len(chunk)
+    return b"".join(parts)
+
+
+def source_name(source: object, name: str | None = None) -> str:
+    """The name used in messages: explicit name, the path, ``-`` for stdin, or a placeholder."""
+    if name:
+        return name
+    if isinstance(source, (str, Path)):
+        return str(source)
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return "<bytes>"
+    fname = getattr(source, "name", None)
+    return str(fname) if isinstance(fname, str) else "<stream>"
+
+
+def decompression_errors() -> tuple[type[BaseException], ...]:
+    """Exceptions a decompressing reader raises on damaged input (caught as damage)."""
+    errs: list[type[BaseException]] = [OSError, EOFError, lzma.LZMAError, ValueError]
+    try:
+        import zstandard
+
+        errs.append(zstandard.ZstdError)
+    except ImportError:  # pragma: no cover - zstandard is optional
+        pass
+    return tuple(errs)
+
+
+class OpenedSource:
+    """An opened, decompressed stream plus what we learned while opening it."""
+
+    def __init__(self, stream: Readable, head: bytes, compression: str | None,
+                 to_close: list[Any]) -> None:
+        self.stream = stream
+        self.head = head  # first decompressed bytes (already part of ``stream``)
+        self.compression = compression
+        self._to_close = to_close
+
+    def close(self) -> None:
+        for f in reversed(self._to_close):
+            try:
+                f.close()
+            except Exception:  # noqa: BLE001 - closing must never mask the real error
+                pass
+
+
+def open_source(source: object, display: str) -> OpenedSource:
+    """Open ``source`` and undo compression; CaptureError (one line) when it cannot be read."""
+    to_close: list[Any] = []
+    raw: Any
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        raw = io.BytesIO(bytes(source))
+    elif isinstance(source, (str, Path)):
+        if str(source) == "-":
+            raw = sys.stdin.buffer
+        else:
+            path = os.fspath(source)
+            if os.path.isdir(path):
+                raise CaptureError(f"{display}: is a directory, not a capture file")
+            try:
+                raw = open(path, "rb")  # noqa: SIM115 - closed by OpenedSource.close
+            except FileNotFoundError:
+                raise CaptureError(f"{display}: no such file") from None
+            except OSError as exc:
+                raise CaptureError(f"{display}: cannot open ({exc.strerror or exc})") from None
+            to_close.append(raw)
+    elif hasattr(source, "read"):
+        raw = source
+    else:
+        raise CaptureError(f"{display}: unsupported source type {type(source).__name__}")
+
+    try:
+        head = read_head(raw, SNIFF_BYTES)
+    except OSError as exc:
+        for f in to_close:
+            f.close()
+        raise CaptureError(f"{display}: cannot read ({exc})") from None
+    stream: Any = _Prefixed(head, raw)
+    compression: str | None = None
+    inner: IO[bytes] | Any
+    if head.startswith(GZIP_MAGIC):
+        compression = "gzip"
+        inner = gzip.GzipFile(fileobj=stream, mode="rb")
+    elif head.startswith(BZIP2_MAGIC):
+        compression = "bzip2"
+        inner = bz2.BZ2File(stream, mode="rb")
+    elif head.startswith(XZ_MAGIC):
+        compression = "xz"
+        inner = lzma.LZMAFile(stream, mode="rb")
+    elif head.startswith(ZSTD_MAGIC):
+        compression = "zstd"
+        try:
+            import zstandard
+        except ImportError:
+            for f in to_close:
+                f.close()
+            raise CaptureError(f"{display}: zstd-compressed capture, but the 'zstandard' "
+                               "package is not installed (pip install zstandard)") from None
+        inner = zstandard.ZstdDecompressor().stream_reader(stream, read_across_frames=True)
+    else:
+        return OpenedSource(stream, head, None, to_close)
+    to_close.append(inner)
+    try:
+        dhead = read_head(inner, SNIFF_BYTES)
+    except decompression_errors() as exc:
+        OpenedSource(stream, b"", compression, to_close).close()
+        raise CaptureError(f"{display}: damaged {compression} data ({exc})") from None
+    return OpenedSource(_Prefixed(dhead, inner), dhead, compression, to_close)
