@@ -1,0 +1,177 @@
+"""Per-direction containers: what one side SENT (counters) and its sender state.
+
+Why two classes: counters are the public result (tcptrace's ``a2b``/``b2a`` records), the
+sender state (RFC 9293 names: ``iss``, ``snd_una``, ``snd_nxt``) is how the analysis gets
+there. Keeping them apart, as aioquic keeps its per-space containers apart from the recovery
+algorithm, means the result can be read without knowing the algorithm.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+from tcptrace_py.analysis.rangeset import RangeSet
+from tcptrace_py.analysis.rtt import RttEstimator, RunningStats
+
+
+class SentSegment:
+    """One transmission unit remembered for RTT (Karn) and original-frame lookups."""
+
+    __slots__ = ("start", "end", "frame", "ts_ns", "last_ts_ns", "tx", "last_interval_ns",
+                 "rexmit_index", "control")
+
+    def __init__(self, start: int, end: int, frame: int, ts_ns: int, control: str) -> None:
+        self.start = start
+        self.end = end
+        self.frame = frame
+        self.ts_ns = ts_ns
+        self.last_ts_ns = ts_ns
+        self.tx = 1
+        self.last_interval_ns = -1
+        self.rexmit_index = -1
+        self.control = control  # "syn", "fin" or "" (data)
+
+
+class DirectionStats:
+    """Counters for the segments one side sent (tcptrace's per-direction block)."""
+
+    __slots__ = (
+        "packets", "ack_pkts", "pure_acks", "rst_pkts", "data_pkts", "data_bytes",
+        "rexmt_data_pkts", "rexmt_data_bytes", "syn_pkts", "fin_pkts", "syn_rexmt", "fin_rexmt",
+        "retransmitted_segments", "rexmt_rto", "rexmt_fast", "rexmt_tlp", "rexmt_spurious",
+        "ooo_pkts", "lost_segments", "missed_bytes", "acks_unseen", "dup_acks",
+        "triple_dup_acks", "sack_pkts", "dsack_pkts", "max_sack_blocks", "zero_window_advs",
+        "zwp_pkts", "zwp_bytes", "keepalives", "keepalive_acks", "zwp_acks", "window_updates",
+        "window_full", "pushed_pkts", "mss", "wscale", "sack_permitted", "timestamps",
+        "iw_bytes", "iw_pkts", "seg_min", "seg_max", "win_min", "win_max", "win_sum", "win_n",
+        "idle_max_ns", "truncated_bytes", "truncated_pkts", "tso_pkts", "rtt",
+        "ambiguous_acks", "handshake_rtt_ns", "rexmit_interval", "backoff_ratio",
+        "unique_bytes", "first_ts_ns", "last_ts_ns", "isn", "midstream",
+    )
+
+    def __init__(self) -> None:
+        self.packets = 0
+        self.ack_pkts = 0
+        self.pure_acks = 0
+        self.rst_pkts = 0
+        self.data_pkts = 0
+        self.data_bytes = 0
+        self.rexmt_data_pkts = 0
+        self.rexmt_data_bytes = 0
+        self.syn_pkts = 0
+        self.fin_pkts = 0
+        self.syn_rexmt = 0
+        self.fin_rexmt = 0
+        self.retransmitted_segments = 0
+        self.rexmt_rto = 0
+        self.rexmt_fast = 0
+        self.rexmt_tlp = 0
+        self.rexmt_spurious = 0
+        self.ooo_pkts = 0
+        self.lost_segments = 0
+        self.missed_bytes = 0
+        self.acks_unseen = 0
+        self.dup_acks = 0
+        self.triple_dup_acks = 0
+        self.sack_pkts = 0
+        self.dsack_pkts = 0
+        self.max_sack_blocks = 0
+        self.zero_window_advs = 0
+        self.zwp_pkts = 0
+        self.zwp_bytes = 0
+        self.keepalives = 0
+        self.keepalive_acks = 0
+        self.zwp_acks = 0
+        self.window_updates = 0
+        self.window_full = 0
+        self.pushed_pkts = 0
+        self.mss = -1
+        self.wscale = -1
+        self.sack_permitted = False
+        self.timestamps = False
+        self.iw_bytes = 0
+        self.iw_pkts = 0
+        self.seg_min = 0
+        self.seg_max = 0
+        self.win_min = -1
+        self.win_max = 0
+        self.win_sum = 0
+        self.win_n = 0
+        self.idle_max_ns = 0
+        self.truncated_bytes = 0
+        self.truncated_pkts = 0
+        self.tso_pkts = 0
+        self.rtt = RunningStats()
+        """Per-segment RTT samples (ns) under Karn's rule, for data this side sent."""
+        self.ambiguous_acks = 0
+        """ACKs of retransmitted data: excluded from RTT by Karn's rule (RFC 6298 section 3)."""
+        self.handshake_rtt_ns = -1
+        """Client: SYN -> SYN-ACK; server: SYN-ACK -> handshake ACK (-1 when not seen)."""
+        self.rexmit_interval = RunningStats()
+        """Time between consecutive transmissions of the same sequence space (ns)."""
+        self.backoff_ratio = RunningStats()
+        """Ratio between consecutive timeout intervals of one segment (2.0 = RFC 6298 5.5)."""
+        self.unique_bytes = 0
+        self.first_ts_ns = -1
+        self.last_ts_ns = -1
+        self.isn = -1
+        """Raw initial sequence number (-1 when no SYN was seen)."""
+        self.midstream = False
+        """No SYN seen: relative numbers start at the first byte seen minus one."""
+
+
+class SenderState:
+    """Sequence state of one sender as a passive observer reconstructs it (RFC 9293 names).
+
+    Relative offsets are unwrapped 64-bit integers: 0 is the ISN, so the first data byte is 1.
+    """
+
+    __slots__ = ("base", "snd_una", "snd_nxt", "fin_rel", "syn_seen", "ranges", "by_start",
+                 "by_end", "order", "last_ack_raw", "last_win_raw", "win_scaled", "win_known",
+                 "shift", "dupacks", "sack_high", "recovery_end", "zwp_rel", "pending_ack",
+                 "pending_index", "iw_done", "syn_rec", "fin_rec", "est", "zw_open_index",
+                 "last_ts_ns", "last_sent_ack")
+
+    def __init__(self, est: RttEstimator) -> None:
+        self.base = -1
+        """Raw sequence number of relative offset 0 (-1 until known)."""
+        self.snd_una = 0
+        """Highest ACK received from the peer (relative)."""
+        self.snd_nxt = 0
+        """One past the highest sequence number sent (relative; SYN and FIN count)."""
+        self.fin_rel = -1
+        """Relative sequence number of the FIN (-1 until one is seen)."""
+        self.syn_seen = False
+        self.ranges = RangeSet()
+        """Payload sequence ranges seen sent (tcptrace rexmit.c's segment list)."""
+        self.by_start: dict[int, SentSegment] = {}
+        self.by_end: dict[int, SentSegment] = {}
+        self.order: deque[SentSegment] = deque()
+        self.last_ack_raw = -1
+        """Raw ACK number of this side's previous segment (dup-ACK / window-update tests)."""
+        self.last_win_raw = -1
+        """Raw window field of this side's previous segment."""
+        self.win_scaled = 0
+        """Last window this side advertised, in bytes (scaled when RFC 7323 scaling is on)."""
+        self.win_known = False
+        self.shift = 0
+        """Window scale shift applied to this side's window field (both SYNs carried WS)."""
+        self.dupacks = 0
+        """Duplicate ACKs this side sent for its current ACK number."""
+        self.sack_high = -1
+        """Highest right SACK edge the peer reported for this side's data (relative)."""
+        self.recovery_end = -1
+        """snd_nxt when fast recovery started; re-sends below it while unacked are 'fast'."""
+        self.zwp_rel = -1
+        """Relative sequence number of the current 1-byte zero-window probe."""
+        self.pending_ack = 0
+        """Flag bit (KEEPALIVE_ACK / ZERO_WINDOW_PROBE_ACK) expected on this side's next ACK."""
+        self.pending_index = -1
+        self.iw_done = False
+        self.syn_rec: SentSegment | None = None
+        self.fin_rec: SentSegment | None = None
+        self.est = est
+        self.zw_open_index = -1
+        """Index of this side's open ZeroWindowPeriod in the evidence list (-1 if none)."""
+        self.last_ts_ns = -1
+        self.last_sent_ack = False

@@ -1,0 +1,42 @@
+"""AnalysisOptions: every threshold of the sequence analysis, named, with why it has its default.
+
+Self-contained on purpose: a global options object can embed it later without this module
+knowing about it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class AnalysisOptions:
+    """Thresholds and limits of :class:`tcptrace_py.analysis.SequenceAnalyzer`."""
+
+    max_evidence_items: int = 256
+    """Cap on each evidence list kept per connection (retransmissions, probes, keep-alives...);
+    further items are only counted, so memory stays bounded on pathological flows."""
+    dup_ack_threshold: int = 3
+    """Duplicate ACKs that trigger fast retransmit (RFC 5681 section 3.2, DupThresh of RFC 6675)."""
+    tlp_max_srtt_factor: float = 2.0
+    """Linux's probe timeout is 2*SRTT (RFC 8985 section 7.2); a first re-send of the tail
+    segment within max(this * SRTT + tlp_delack_allowance_ns, RTO) of the original is a TLP."""
+    tlp_delack_allowance_ns: int = 200_000_000
+    """Linux adds the worst-case delayed-ACK time (TCP_RTO_MIN, 200 ms) to the PTO when only one
+    segment is in flight (tcp_output.c tcp_schedule_loss_probe)."""
+    rto_min_ns: int = 1_000_000_000
+    """RFC 6298 rule (2.4): RTO is rounded up to 1 s. Linux uses 200 ms; set it for Linux peers."""
+    rto_max_ns: int = 60_000_000_000
+    """RFC 6298 rule (2.5): an upper bound of at least 60 s may be placed on RTO."""
+    rto_initial_ns: int = 1_000_000_000
+    """RFC 6298 rule (2.1): RTO before the first sample is 1 s."""
+    clock_granularity_ns: int = 1_000_000
+    """RFC 6298 G: the sender's clock granularity (Linux jiffies are <= 4 ms; 1 ms is typical)."""
+    keepalive_min_idle_ns: int = 0
+    """Idle time before a segment at SND.NXT-1 counts as a keep-alive. 0 follows Wireshark
+    (shape alone decides); raise it to demand RFC 9293's "no data for an interval"."""
+    max_tracked_segments: int = 4096
+    """Acknowledged sent segments remembered per direction (for original frames of late
+    retransmissions and spurious detection); older acknowledged ones are forgotten."""
+    rtt_stats_max_samples: int = 0
+    """Unused hook for keeping raw samples (0 = keep only running moments: O(1) memory)."""

@@ -1,0 +1,657 @@
+"""SequenceAnalyzer: retransmissions, out-of-order, RTT, windows and probes of one connection.
+
+Theory of operation
+-------------------
+1. One analyzer per connection; ``on_segment`` sees every segment in capture order with its
+   role (``from_client``). Each side has a :class:`SenderState` (what it sent, what the peer
+   acknowledged) and a :class:`DirectionStats` (counters of what it sent).
+2. Sequence numbers are unwrapped to 64-bit offsets relative to the ISN (0 = SYN, first data
+   byte = 1) next to the highest offset seen, so ISNs near 2**32 and streams past 4 GiB work.
+   Without a SYN, the first byte seen (or the first ACK number the peer sends) is offset 1.
+3. As tcptrace's rexmit.c: the payload ranges each side sent are kept in a range set. A
+   segment overlapping it is a retransmission (its bytes are the overlap); new bytes below
+   SND.NXT are out of order; a start beyond SND.NXT means a segment was not captured.
+4. Probes are not data: a 0-byte segment at SND.UNA - 1 into a zero window (Linux) or 1 byte
+   at SND.NXT into a zero window is a zero-window probe; 0/1 byte at SND.NXT - 1 with nothing
+   outstanding is a keep-alive. Neither is a retransmission nor goes into the range set.
+5. SYN, SYN-ACK and FIN occupy one sequence number each; a repeat of one already seen is a
+   SYN/FIN retransmission. ``retransmissions`` counts retransmitted *segments*: a FIN that
+   also re-sends data counts once.
+6. Every retransmission is classified from what the observer saw before it (see
+   ``_classify``) and names the frame of the original transmission.
+7. RTT samples come from ACKs that end exactly at a remembered segment (tcptrace's rule);
+   ACKs of retransmitted segments are ambiguous and skipped (Karn, RFC 6298 section 3). The
+   samples drive one RFC 6298 estimator per side.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+from typing import TypeVar
+
+from tcptrace_py.analysis import flags as F
+from tcptrace_py.analysis.direction import DirectionStats, SenderState, SentSegment
+from tcptrace_py.analysis.evidence import (
+    KeepAlive,
+    Retransmission,
+    WindowFull,
+    ZeroWindowPeriod,
+    ZeroWindowProbe,
+)
+from tcptrace_py.analysis.options import AnalysisOptions
+from tcptrace_py.analysis.rtt import RttEstimator
+from tcptrace_py.segment import ACK, FIN, PSH, RST, SYN, Segment
+
+_MASK = 0xFFFFFFFF
+_HALF = 1 << 31
+_CTRL = SYN | FIN | RST
+_T = TypeVar("_T")
+
+
+class SequenceAnalyzer:
+    """Sequence analysis of one connection (see the module docstring for the rules)."""
+
+    __slots__ = ("options", "client", "server", "_c", "_s", "retransmissions",
+                 "zero_window_periods", "zero_window_probes", "keepalives",
+                 "window_full_events", "evidence_dropped", "first_ts_ns", "last_ts_ns",
+                 "_both_syn_ws", "_thresh")
+
+    def __init__(self, options: AnalysisOptions | None = None) -> None:
+        self.options = options if options is not None else AnalysisOptions()
+        o = self.options
+        self.client = DirectionStats()
+        """What the client sent."""
+        self.server = DirectionStats()
+        """What the server sent."""
+        self._c = SenderState(self._estimator())
+        self._s = SenderState(self._estimator())
+        self.retransmissions: list[Retransmission] = []
+        self.zero_window_periods: list[ZeroWindowPeriod] = []
+        self.zero_window_probes: list[ZeroWindowProbe] = []
+        self.keepalives: list[KeepAlive] = []
+        self.window_full_events: list[WindowFull] = []
+        self.evidence_dropped: dict[str, int] = {}
+        """Items not kept because a list reached options.max_evidence_items, by list name."""
+        self.first_ts_ns = -1
+        self.last_ts_ns = -1
+        self._both_syn_ws = False
+        self._thresh = o.dup_ack_threshold
+
+    def _estimator(self) -> RttEstimator:
+        o = self.options
+        return RttEstimator(initial_rto_ns=o.rto_initial_ns, min_rto_ns=o.rto_min_ns,
+                            max_rto_ns=o.rto_max_ns, clock_granularity_ns=o.clock_granularity_ns)
+
+    # ------------------------------------------------------------------ evidence helpers
+    def _keep(self, name: str, lst: list[_T], item: _T) -> int:
+        """Append ``item`` unless the list is full; return its index or -1 (counted)."""
+        if len(lst) < self.options.max_evidence_items:
+            lst.append(item)
+            return len(lst) - 1
+        self.evidence_dropped[name] = self.evidence_dropped.get(name, 0) + 1
+        return -1
+
+    @staticmethod
+    def _amend(lst: list[_T], index: int, fn: Callable[[_T], _T]) -> None:
+        if 0 <= index < len(lst):
+            lst[index] = fn(lst[index])
+
+    # ------------------------------------------------------------------ the hot path
+    def on_segment(self, seg: Segment, from_client: bool) -> int:
+        """Analyse one segment sent by the client (``from_client``) or the server.
+
+        Returns a bitmask of :mod:`tcptrace_py.analysis.flags`.
+        """
+        if from_client:
+            snd = self._c
+            rcv = self._s
+            st = self.client
+            rst_ = self.server
+        else:
+            snd = self._s
+            rcv = self._c
+            st = self.server
+            rst_ = self.client
+        ts = seg.ts_ns
+        fl = seg.flags
+        plen = seg.payload_len
+        mask = 0
+        st.packets += 1
+        if self.first_ts_ns < 0:
+            self.first_ts_ns = ts
+        self.last_ts_ns = ts
+        idle_ns = 0
+        if snd.last_ts_ns >= 0:
+            idle_ns = ts - snd.last_ts_ns
+            if idle_ns > st.idle_max_ns:
+                st.idle_max_ns = idle_ns
+        else:
+            st.first_ts_ns = ts
+        snd.last_ts_ns = ts
+        st.last_ts_ns = ts
+
+        if fl & SYN:
+            self._on_syn(seg, snd, rcv, st)
+        elif snd.base < 0:
+            # Picked up mid-stream: the first byte seen is relative 1 (rule 2).
+            snd.base = (seg.seq - 1) & _MASK
+            snd.snd_nxt = snd.snd_una = 1
+            st.midstream = True
+
+        # ---------------------------------------------------------------- ACK side
+        if fl & ACK:
+            st.ack_pkts += 1
+            mask |= self._on_ack(seg, snd, rcv, st, rst_, plen, fl, ts)
+        if fl & RST:
+            st.rst_pkts += 1
+        else:
+            # Window advertisement (RFC 7323 section 2.3: never scaled on SYN segments).
+            win = seg.window
+            if not fl & SYN:
+                win <<= snd.shift
+            if st.win_min < 0 or win < st.win_min:
+                st.win_min = win
+            if win > st.win_max:
+                st.win_max = win
+            st.win_sum += win
+            st.win_n += 1
+            if win == 0 and not fl & _CTRL:
+                mask |= F.ZERO_WINDOW
+                st.zero_window_advs += 1
+                if snd.zw_open_index < 0:
+                    snd.zw_open_index = self._keep(
+                        "zero_window_periods", self.zero_window_periods,
+                        ZeroWindowPeriod("client" if from_client else "server", seg.frame, ts,
+                                         -1, -1, 0))
+                    if snd.zw_open_index < 0:
+                        snd.zw_open_index = -2  # open but not kept
+            elif win > 0 and snd.zw_open_index != -1:
+                if snd.zw_open_index >= 0:
+                    self._amend(self.zero_window_periods, snd.zw_open_index,
+                                lambda p: replace(p, end_frame=seg.frame, end_ts_ns=ts))
+                snd.zw_open_index = -1
+            snd.win_scaled = win
+            snd.win_known = True
+
+        # ---------------------------------------------------------------- sequence side
+        if plen or fl & (FIN | SYN):
+            if not fl & RST:
+                mask |= self._on_data(seg, snd, rcv, st, plen, fl, ts, from_client, idle_ns)
+        elif not fl & RST and snd.base >= 0:
+            # 0-byte segment: Linux zero-window probe (SND.UNA - 1) or keep-alive (SND.NXT - 1).
+            rel = snd.snd_nxt + ((seg.seq - snd.base - snd.snd_nxt + _HALF) & _MASK) - _HALF
+            if rel == snd.snd_una - 1 and rcv.win_known and rcv.win_scaled == 0:
+                mask |= self._zw_probe(seg, snd, rcv, st, rel, "linux_zero_byte", from_client)
+            elif (rel == snd.snd_nxt - 1 and snd.snd_una >= snd.snd_nxt
+                  and idle_ns >= self.options.keepalive_min_idle_ns):
+                mask |= self._keepalive(seg, snd, rcv, st, rel, from_client, idle_ns)
+            else:
+                st.pure_acks += 1 if fl & ACK else 0
+
+        if seg.captured_payload < plen:
+            mask |= F.TRUNCATED
+            st.truncated_pkts += 1
+            st.truncated_bytes += plen - seg.captured_payload
+        return mask
+
+    # ------------------------------------------------------------------ pieces
+    def _on_syn(self, seg: Segment, snd: SenderState, rcv: SenderState,
+                st: DirectionStats) -> None:
+        st.syn_pkts += 1
+        if snd.syn_seen:
+            return  # repeat: classified in _on_data
+        snd.syn_seen = True
+        if snd.base < 0 or snd.snd_nxt <= 1:
+            snd.base = seg.seq
+            snd.snd_nxt = 1
+            snd.snd_una = 0
+        st.isn = seg.seq
+        st.mss = seg.mss
+        st.wscale = seg.wscale
+        st.sack_permitted = seg.sack_permitted
+        st.timestamps = seg.tsval >= 0
+        if rcv.syn_seen:
+            # RFC 7323 section 2.2: scaling is on only when both SYNs carried the option.
+            peer = self.client if st is self.server else self.server
+            if seg.wscale >= 0 and peer.wscale >= 0:
+                snd.shift = min(seg.wscale, 14)
+                rcv.shift = min(peer.wscale, 14)
+                self._both_syn_ws = True
+
+    def _on_ack(self, seg: Segment, snd: SenderState, rcv: SenderState, st: DirectionStats,
+                rst_: DirectionStats, plen: int, fl: int, ts: int) -> int:
+        """``snd`` acknowledges ``rcv``'s data; samples RTT for ``rcv`` (stats ``rst_``)."""
+        mask = 0
+        if rcv.base < 0:
+            # Peer not seen yet (mid-stream): its next byte is relative 1.
+            rcv.base = (seg.ack - 1) & _MASK
+            rcv.snd_nxt = rcv.snd_una = 1
+            rst_.midstream = True
+        nxt = rcv.snd_nxt
+        ack_rel = nxt + ((seg.ack - rcv.base - nxt + _HALF) & _MASK) - _HALF
+        una = rcv.snd_una
+        if snd.pending_ack and not plen:
+            mask |= snd.pending_ack
+            if snd.pending_ack == F.KEEPALIVE_ACK:
+                st.keepalive_acks += 1
+                self._amend(self.keepalives, snd.pending_index,
+                            lambda k: replace(k, answered_by_frame=seg.frame))
+            else:
+                st.zwp_acks += 1
+                self._amend(self.zero_window_probes, snd.pending_index,
+                            lambda k: replace(k, answered_by_frame=seg.frame))
+            snd.pending_ack = 0
+        if ack_rel > nxt:
+            mask |= F.ACK_UNSEEN
+            st.acks_unseen += 1
+        if ack_rel > una:
+            rcv.snd_una = ack_rel
+            snd.dupacks = 0
+            if ack_rel > 1:
+                rcv.iw_done = True
+            rec = rcv.by_end.get(ack_rel)
+            if rec is not None:
+                if rec.tx > 1:
+                    mask |= F.AMBIGUOUS_ACK
+                    rst_.ambiguous_acks += 1
+                else:
+                    sample = ts - rec.ts_ns
+                    if sample >= 0:
+                        mask |= F.RTT_SAMPLE
+                        rst_.rtt.add(float(sample))
+                        rcv.est.update(sample)
+                if rec.control == "syn" and rst_.handshake_rtt_ns < 0:
+                    # Handshake RTT from the last (re)transmission of the SYN / SYN-ACK.
+                    rst_.handshake_rtt_ns = ts - rec.last_ts_ns
+            if len(rcv.order) > self.options.max_tracked_segments:
+                self._prune(rcv)
+        elif (ack_rel == una and not plen and not fl & _CTRL
+              and seg.ack == snd.last_ack_raw and snd.last_sent_ack):
+            if seg.window == snd.last_win_raw:
+                if nxt > ack_rel and seg.window:
+                    # RFC 5681 section 2 "duplicate acknowledgment" with data outstanding.
+                    snd.dupacks += 1
+                    st.dup_acks += 1
+                    mask |= F.DUP_ACK
+                    if snd.dupacks == self._thresh:
+                        mask |= F.TRIPLE_DUP_ACK
+                        st.triple_dup_acks += 1
+            elif seg.window:
+                mask |= F.WINDOW_UPDATE
+                st.window_updates += 1
+        snd.last_ack_raw = seg.ack
+        snd.last_win_raw = seg.window
+        snd.last_sent_ack = True
+        if seg.sack:
+            mask |= self._on_sack(seg, snd, rcv, st, ack_rel)
+        return mask
+
+    def _on_sack(self, seg: Segment, snd: SenderState, rcv: SenderState, st: DirectionStats,
+                 ack_rel: int) -> int:
+        mask = F.SACK
+        st.sack_pkts += 1
+        blocks = seg.sack
+        if len(blocks) > st.max_sack_blocks:
+            st.max_sack_blocks = len(blocks)
+        base = rcv.base
+        nxt = rcv.snd_nxt
+        rel_blocks = [(nxt + ((left - base - nxt + _HALF) & _MASK) - _HALF,
+                       nxt + ((right - base - nxt + _HALF) & _MASK) - _HALF)
+                      for left, right in blocks]
+        first_l, first_r = rel_blocks[0]
+        # RFC 2883 section 4: a D-SACK is a first block below the ACK, or inside the second.
+        dsack = first_l < ack_rel or (
+            len(rel_blocks) > 1 and rel_blocks[1][0] <= first_l and first_r <= rel_blocks[1][1])
+        if dsack:
+            mask |= F.DSACK
+            st.dsack_pkts += 1
+            self._mark_dsack(rcv, first_l, first_r)
+        for _left, right in (rel_blocks[1:] if dsack else rel_blocks):
+            if right > rcv.sack_high:
+                rcv.sack_high = right
+        return mask
+
+    def _mark_dsack(self, rcv: SenderState, left: int, right: int) -> None:
+        """A D-SACK proves the retransmission of [left, right) was spurious (RFC 3708)."""
+        rec = rcv.by_start.get(left)
+        if rec is None or rec.rexmit_index < 0:
+            for cand in reversed(rcv.order):
+                if cand.start <= left < cand.end and cand.rexmit_index >= 0:
+                    rec = cand
+                    break
+            else:
+                return
+        if rec.rexmit_index < 0:
+            return
+        idx = rec.rexmit_index
+        if 0 <= idx < len(self.retransmissions) and not self.retransmissions[idx].spurious:
+            r = self.retransmissions[idx]
+            stats = self.client if r.sender == "client" else self.server
+            stats.rexmt_spurious += 1
+            kind = r.kind if r.kind in ("syn", "synack", "fin") else "spurious"
+            self.retransmissions[idx] = replace(r, kind=kind, spurious=True)
+
+    def _zw_probe(self, seg: Segment, snd: SenderState, rcv: SenderState, st: DirectionStats,
+                  rel: int, style: str, from_client: bool) -> int:
+        st.zwp_pkts += 1
+        st.zwp_bytes += seg.payload_len
+        idx = self._keep("zero_window_probes", self.zero_window_probes,
+                         ZeroWindowProbe(seg.frame, seg.ts_ns,
+                                         "client" if from_client else "server", style, rel))
+        rcv.pending_ack = F.ZERO_WINDOW_PROBE_ACK
+        rcv.pending_index = idx
+        if rcv.zw_open_index >= 0:
+            self._amend(self.zero_window_periods, rcv.zw_open_index,
+                        lambda p: replace(p, probes=p.probes + 1))
+        return F.ZERO_WINDOW_PROBE
+
+    def _keepalive(self, seg: Segment, snd: SenderState, rcv: SenderState, st: DirectionStats,
+                   rel: int, from_client: bool, idle_ns: int) -> int:
+        st.keepalives += 1
+        idx = self._keep("keepalives", self.keepalives,
+                         KeepAlive(seg.frame, seg.ts_ns, "client" if from_client else "server",
+                                   seg.payload_len, idle_ns))
+        rcv.pending_ack = F.KEEPALIVE_ACK
+        rcv.pending_index = idx
+        return F.KEEPALIVE
+
+    def _on_data(self, seg: Segment, snd: SenderState, rcv: SenderState, st: DirectionStats,
+                 plen: int, fl: int, ts: int, from_client: bool, idle_ns: int) -> int:
+        """Payload, SYN and FIN sequence space sent by ``snd``."""
+        mask = 0
+        nxt = snd.snd_nxt
+        rel = nxt + ((seg.seq - snd.base - nxt + _HALF) & _MASK) - _HALF
+        retrans = False
+        rec: SentSegment | None = None
+        kind = ""
+        data_rel = rel
+        if fl & SYN:
+            data_rel = rel + 1
+            srec = snd.syn_rec
+            if srec is None:
+                srec = SentSegment(rel, rel + 1, seg.frame, ts, "syn")
+                snd.syn_rec = srec
+                snd.by_end[rel + 1] = srec
+                if rel + 1 > snd.snd_nxt:
+                    snd.snd_nxt = rel + 1
+            elif rel == srec.start:
+                retrans = True
+                rec = srec
+                kind = "synack" if fl & ACK else "syn"
+                mask |= F.SYN_RETRANSMISSION
+                st.syn_rexmt += 1
+        end = data_rel + plen
+        if plen:
+            peer_zero = rcv.win_known and rcv.win_scaled == 0
+            if (plen == 1 and peer_zero and not fl & (SYN | FIN)
+                    and (data_rel == snd.snd_nxt or data_rel == snd.zwp_rel)):
+                # Classic 1-byte zero-window probe (RFC 9293 section 3.8.6.1), not data yet.
+                snd.zwp_rel = data_rel
+                st.data_pkts += 1
+                st.data_bytes += 1
+                return mask | self._zw_probe(seg, snd, rcv, st, data_rel, "one_byte",
+                                             from_client)
+            if (plen == 1 and data_rel == snd.snd_nxt - 1 and snd.snd_una >= snd.snd_nxt
+                    and not fl & (SYN | FIN) and idle_ns >= self.options.keepalive_min_idle_ns):
+                return mask | self._keepalive(seg, snd, rcv, st, data_rel, from_client, idle_ns)
+            st.data_pkts += 1
+            st.data_bytes += plen
+            if st.seg_max == 0 or plen < st.seg_min:
+                st.seg_min = plen
+            if plen > st.seg_max:
+                st.seg_max = plen
+            if fl & PSH:
+                st.pushed_pkts += 1
+            peer_mss = (self.server if from_client else self.client).mss
+            if peer_mss > 0 and plen > peer_mss:
+                mask |= F.TSO_SUPERSEGMENT
+                st.tso_pkts += 1
+            if data_rel > snd.snd_nxt:
+                mask |= F.LOST_SEGMENT
+                st.lost_segments += 1
+                st.missed_bytes += data_rel - snd.snd_nxt
+            overlap = snd.ranges.add(data_rel, end)
+            if overlap:
+                retrans = True
+                st.rexmt_data_pkts += 1
+                st.rexmt_data_bytes += overlap
+                if rec is None:
+                    rec = snd.by_start.get(data_rel)
+                    if rec is None:
+                        for cand in reversed(snd.order):
+                            if cand.start <= data_rel < cand.end:
+                                rec = cand
+                                break
+            else:
+                if data_rel < snd.snd_nxt:
+                    mask |= F.OUT_OF_ORDER
+                    st.ooo_pkts += 1
+                new = SentSegment(data_rel, end, seg.frame, ts, "")
+                snd.by_start[data_rel] = new
+                snd.by_end[end] = new
+                snd.order.append(new)
+                if not snd.iw_done:
+                    st.iw_bytes += plen
+                    st.iw_pkts += 1
+            if rcv.win_known and rcv.win_scaled and end == snd.snd_una + rcv.win_scaled:
+                mask |= F.WINDOW_FULL
+                st.window_full += 1
+                self._keep("window_full_events", self.window_full_events,
+                           WindowFull(seg.frame, ts, "client" if from_client else "server",
+                                      data_rel, rcv.win_scaled))
+            if end > snd.snd_nxt:
+                snd.snd_nxt = end
+        if fl & FIN:
+            st.fin_pkts += 1
+            frec = snd.fin_rec
+            if frec is None:
+                frec = SentSegment(end, end + 1, seg.frame, ts, "fin")
+                snd.fin_rec = frec
+                snd.fin_rel = end
+                if not retrans:
+                    snd.by_end[end + 1] = frec
+                if end + 1 > snd.snd_nxt:
+                    snd.snd_nxt = end + 1
+            elif end == frec.start:
+                if not retrans or rec is None:
+                    rec = frec
+                retrans = True
+                kind = "fin"
+                mask |= F.FIN_RETRANSMISSION
+                st.fin_rexmt += 1
+                if rec is not frec:
+                    frec.tx += 1
+                    frec.last_ts_ns = ts
+        if retrans:
+            mask |= F.RETRANSMISSION | self._classify(seg, snd, rcv, st, rec, kind, data_rel,
+                                                      end, from_client)
+        return mask
+
+    def _classify(self, seg: Segment, snd: SenderState, rcv: SenderState, st: DirectionStats,
+                  rec: SentSegment | None, kind: str, rel: int, end: int,
+                  from_client: bool) -> int:
+        """Name the cause of a retransmission from what the observer saw before it.
+
+        Order of tests: SYN/FIN kinds are kept (their trigger is a timer or a TLP); data
+        already acknowledged is spurious; dup ACKs >= threshold, SACKed data above it, or an
+        ongoing fast recovery make it fast (RFC 5681 section 3.2, RFC 6675); the first re-send
+        of the last segment sent with no dup ACKs is a Linux tail-loss probe (RFC 8985
+        section 7); anything else waited for the retransmission timer (RFC 6298 section 5).
+        """
+        ts = seg.ts_ns
+        st.retransmitted_segments += 1
+        mask = 0
+        since = -1
+        interval = -1
+        first_resend = True
+        if rec is not None:
+            since = ts - rec.ts_ns
+            interval = ts - rec.last_ts_ns
+            first_resend = rec.tx == 1
+        o = self.options
+        spurious = end <= snd.snd_una and kind != "syn" and kind != "synack"
+        if kind in ("syn", "synack"):
+            trigger = "rto"
+        elif (rcv.dupacks >= self._thresh or snd.sack_high > rel
+              or (snd.recovery_end > rel and snd.snd_una < snd.recovery_end)):
+            trigger = "fast"
+            if snd.recovery_end <= snd.snd_una:
+                snd.recovery_end = snd.snd_nxt
+        elif first_resend and end + (1 if kind == "fin" else 0) >= snd.snd_nxt \
+                and rcv.dupacks == 0:
+            srtt = snd.est.srtt_ns
+            limit = (o.tlp_max_srtt_factor * srtt + o.tlp_delack_allowance_ns
+                     if srtt is not None else None)
+            if limit is None or since <= max(limit * 1.25, snd.est.rto_ns):
+                trigger = "tail_loss_probe"
+            else:
+                trigger = "rto"
+        else:
+            trigger = "rto"
+        if trigger == "rto" and kind not in ("syn", "synack"):
+            snd.est.on_timeout()
+        if interval > 0:
+            st.rexmit_interval.add(float(interval))
+            if rec is not None and trigger == "rto" and rec.last_interval_ns > 0:
+                st.backoff_ratio.add(interval / rec.last_interval_ns)
+        if kind == "":
+            kind = "spurious" if spurious else trigger
+        if spurious:
+            mask |= F.SPURIOUS_RETRANSMISSION
+            st.rexmt_spurious += 1
+        if trigger == "fast":
+            mask |= F.FAST_RETRANSMISSION
+            st.rexmt_fast += 1
+        elif trigger == "tail_loss_probe":
+            mask |= F.TAIL_LOSS_PROBE
+            st.rexmt_tlp += 1
+        else:
+            mask |= F.RTO_RETRANSMISSION
+            st.rexmt_rto += 1
+        idx = self._keep("retransmissions", self.retransmissions, Retransmission(
+            seg.frame, ts, "client" if from_client else "server", kind,
+            rec.frame if rec is not None else -1, since, rel - (1 if seg.flags & SYN else 0),
+            seg.payload_len, trigger, interval, spurious))
+        if rec is not None:
+            rec.tx += 1
+            rec.last_ts_ns = ts
+            rec.last_interval_ns = interval
+            rec.rexmit_index = idx
+        return mask
+
+    @staticmethod
+    def _prune(state: SenderState) -> None:
+        """Forget acknowledged segments beyond the tracking cap (bounded memory)."""
+        order = state.order
+        una = state.snd_una
+        keep = len(order) // 2
+        while len(order) > keep and order[0].end <= una:
+            old = order.popleft()
+            if state.by_start.get(old.start) is old:
+                del state.by_start[old.start]
+            if state.by_end.get(old.end) is old:
+                del state.by_end[old.end]
+
+    # ------------------------------------------------------------------ results
+    def _finish(self) -> None:
+        self.client.unique_bytes = self._c.ranges.covered()
+        self.server.unique_bytes = self._s.ranges.covered()
+
+    @property
+    def retransmission_total(self) -> int:
+        """Retransmitted SYN, SYN-ACK, FIN and data segments, both directions."""
+        return self.client.retransmitted_segments + self.server.retransmitted_segments
+
+    def columns(self) -> dict[str, object]:
+        """Flat record columns: ``client_``/``server_`` prefixed, units in the names."""
+        self._finish()
+        out: dict[str, object] = {"retransmissions": self.retransmission_total}
+        duration_ns = (self.last_ts_ns - self.first_ts_ns) if self.first_ts_ns >= 0 else 0
+        for prefix, st, state in (("client_", self.client, self._c),
+                                  ("server_", self.server, self._s)):
+            out.update(_direction_columns(prefix, st, state, duration_ns))
+        out["window_scaling"] = self._both_syn_ws
+        out["evidence_dropped"] = sum(self.evidence_dropped.values())
+        return out
+
+
+def _ms(ns: float) -> float:
+    return round(ns / 1e6, 3)
+
+
+def _direction_columns(p: str, st: DirectionStats, state: SenderState,
+                       duration_ns: int) -> dict[str, object]:
+    est = state.est
+    return {
+        p + "packets": st.packets,
+        p + "ack_pkts": st.ack_pkts,
+        p + "pure_acks": st.pure_acks,
+        p + "rst_pkts": st.rst_pkts,
+        p + "data_pkts": st.data_pkts,
+        p + "data_bytes": st.data_bytes,
+        p + "unique_bytes": st.unique_bytes,
+        p + "retransmitted_segments": st.retransmitted_segments,
+        p + "rexmt_data_pkts": st.rexmt_data_pkts,
+        p + "rexmt_data_bytes": st.rexmt_data_bytes,
+        p + "syn_pkts": st.syn_pkts,
+        p + "fin_pkts": st.fin_pkts,
+        p + "syn_retransmissions": st.syn_rexmt,
+        p + "fin_retransmissions": st.fin_rexmt,
+        p + "rto_retransmissions": st.rexmt_rto,
+        p + "fast_retransmissions": st.rexmt_fast,
+        p + "tail_loss_probes": st.rexmt_tlp,
+        p + "spurious_retransmissions": st.rexmt_spurious,
+        p + "out_of_order_pkts": st.ooo_pkts,
+        p + "lost_segments": st.lost_segments,
+        p + "missed_bytes": st.missed_bytes,
+        p + "acks_of_unseen_data": st.acks_unseen,
+        p + "dup_acks": st.dup_acks,
+        p + "triple_dup_acks": st.triple_dup_acks,
+        p + "sack_pkts": st.sack_pkts,
+        p + "dsack_pkts": st.dsack_pkts,
+        p + "max_sack_blocks": st.max_sack_blocks,
+        p + "zero_window_advs": st.zero_window_advs,
+        p + "zero_window_probes": st.zwp_pkts,
+        p + "zero_window_probe_bytes": st.zwp_bytes,
+        p + "zero_window_probe_acks": st.zwp_acks,
+        p + "keepalives": st.keepalives,
+        p + "keepalive_acks": st.keepalive_acks,
+        p + "window_updates": st.window_updates,
+        p + "window_full": st.window_full,
+        p + "pushed_pkts": st.pushed_pkts,
+        p + "mss_bytes": st.mss,
+        p + "window_scale": st.wscale,
+        p + "sack_permitted": st.sack_permitted,
+        p + "timestamps": st.timestamps,
+        p + "initial_window_bytes": st.iw_bytes,
+        p + "initial_window_pkts": st.iw_pkts,
+        p + "segment_min_bytes": st.seg_min,
+        p + "segment_max_bytes": st.seg_max,
+        p + "segment_avg_bytes": round(st.data_bytes / st.data_pkts, 1) if st.data_pkts else 0,
+        p + "window_min_bytes": max(st.win_min, 0),
+        p + "window_max_bytes": st.win_max,
+        p + "window_avg_bytes": round(st.win_sum / st.win_n, 1) if st.win_n else 0,
+        p + "idle_max_ms": _ms(st.idle_max_ns),
+        p + "throughput_bytes_per_s": (round(st.unique_bytes * 1e9 / duration_ns, 1)
+                                       if duration_ns > 0 else 0.0),
+        p + "truncated_bytes": st.truncated_bytes,
+        p + "truncated_pkts": st.truncated_pkts,
+        p + "tso_supersegments": st.tso_pkts,
+        p + "rtt_samples": st.rtt.count,
+        p + "rtt_ambiguous_acks": st.ambiguous_acks,
+        p + "rtt_min_ms": _ms(st.rtt.min),
+        p + "rtt_avg_ms": _ms(st.rtt.mean),
+        p + "rtt_max_ms": _ms(st.rtt.max),
+        p + "rtt_stdev_ms": _ms(st.rtt.stdev),
+        p + "handshake_rtt_ms": _ms(st.handshake_rtt_ns) if st.handshake_rtt_ns >= 0 else None,
+        p + "srtt_ms": _ms(est.srtt_ns) if est.srtt_ns is not None else None,
+        p + "rttvar_ms": _ms(est.rttvar_ns) if est.rttvar_ns is not None else None,
+        p + "rto_ms": _ms(est.rto_ns),
+        p + "rexmit_interval_min_ms": _ms(st.rexmit_interval.min),
+        p + "rexmit_interval_max_ms": _ms(st.rexmit_interval.max),
+        p + "rexmit_interval_avg_ms": _ms(st.rexmit_interval.mean),
+        p + "rto_backoff_ratio_avg": round(st.backoff_ratio.mean, 3),
+        p + "isn": st.isn,
+        p + "midstream": st.midstream,
+    }
