@@ -44,9 +44,13 @@ class _Prefixed:
     Why: file objects handed to us (sockets, pipes, stdin) cannot seek back after sniffing.
     """
 
-    def __init__(self, head: bytes, inner: Any) -> None:
+    def __init__(self, head: bytes, inner: Any, *, partial_reads: bool = False) -> None:
         self._head = head
         self._inner = inner
+        # Decompressors' read(n) loop until n bytes and, on a cut or corrupt stream, raise
+        # and lose what they had decoded; read1(n) hands out each decoded piece as it comes,
+        # so the frames before the damage are kept.
+        self._read = inner.read1 if partial_reads and hasattr(inner, "read1") else inner.read
 
     def read(self, n: int = -1, /) -> bytes:
         if self._head:
@@ -57,7 +61,7 @@ class _Prefixed:
             out = self._head[:n]
             self._head = self._head[n:]
             return out
-        return bytes(self._inner.read(n))
+        return bytes(self._read(n))
 
     def readable(self) -> bool:  # gzip/bz2/lzma check for this on their fileobj
         return True
@@ -178,8 +182,9 @@ def open_source(source: object, display: str) -> OpenedSource:
         return OpenedSource(stream, head, None, to_close)
     to_close.append(inner)
     try:
-        dhead = read_head(inner, SNIFF_BYTES)
+        dhead = read_head(_Prefixed(b"", inner, partial_reads=True), SNIFF_BYTES)
     except decompression_errors() as exc:
         OpenedSource(stream, b"", compression, to_close).close()
         raise CaptureError(f"{display}: damaged {compression} data ({exc})") from None
-    return OpenedSource(_Prefixed(dhead, inner), dhead, compression, to_close)
+    return OpenedSource(_Prefixed(dhead, inner, partial_reads=True), dhead, compression,
+                        to_close)
