@@ -418,11 +418,8 @@ class SequenceAnalyzer:
                 st.rexmt_data_bytes += overlap
                 if rec is None:
                     rec = snd.by_start.get(data_rel)
-                    if rec is None:
-                        for cand in reversed(snd.order):
-                            if cand.start <= data_rel < cand.end:
-                                rec = cand
-                                break
+                    if rec is None or rec.end != end:
+                        rec = self._overlapping(snd, data_rel, end, seg.frame, ts, rec)
             else:
                 if data_rel < snd.snd_nxt:
                     mask |= F.OUT_OF_ORDER
@@ -536,9 +533,36 @@ class SequenceAnalyzer:
         if rec is not None:
             rec.tx += 1
             rec.last_ts_ns = ts
-            rec.last_interval_ns = interval
+            # Only timer-driven intervals feed the backoff ratio (a TLP is not a timeout).
+            rec.last_interval_ns = interval if trigger == "rto" else -1
             rec.rexmit_index = idx
         return mask
+
+    @staticmethod
+    def _overlapping(snd: SenderState, start: int, end: int, frame: int, ts: int,
+                     exact: SentSegment | None) -> SentSegment | None:
+        """Repacketised retransmission: taint every remembered segment it overlaps.
+
+        Karn's rule must hold for the ACK that ends at any of them (tcptrace marks each
+        overlapped segment retransmitted). When no remembered segment ends where this one
+        does, remember the new range as already retransmitted (tx=2) so its ACK is ambiguous.
+        Returns the earliest overlapped segment (its frame is the original).
+        """
+        hit = [c for c in snd.order if c.start < end and start < c.end]
+        first = exact
+        for cand in hit:
+            if first is None or cand.ts_ns < first.ts_ns:
+                first = cand
+        for cand in hit:
+            if cand is not first:  # _classify counts the returned one
+                cand.tx += 1
+                cand.last_ts_ns = ts
+        if snd.by_end.get(end) is None:
+            extra = SentSegment(start, end, frame, ts, "")
+            extra.tx = 2
+            snd.by_end[end] = extra
+            snd.order.append(extra)
+        return first
 
     @staticmethod
     def _prune(state: SenderState) -> None:
