@@ -283,6 +283,14 @@ class Decoder:
                 if isinstance(obj, (dpkt.ip.IP, dpkt.ip6.IP6)):
                     break
                 obj = getattr(obj, "data", None)
+                if isinstance(obj, bytes) and obj and data.endswith(obj):
+                    # dpkt stops at an undecoded payload (802.11 data frames keep their
+                    # LLC/SNAP header as bytes): continue from there with the fast code.
+                    off = len(data) - len(obj)
+                    if obj[:3] == b"\xaa\xaa\x03" and len(obj) >= 8:
+                        return self._ether(_U16(data, off + 6)[0], data, off + 8, frame, ts,
+                                           0)
+                    return self._ip_by_version(data, off, frame, ts, 0)
                 if not isinstance(obj, dpkt.Packet):
                     self.diag.skip("not_ip")
                     return None

@@ -21,9 +21,10 @@ import ipaddress
 import struct
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Union
+from typing import TypeAlias
 
-FrameSpec = Union[bytes, tuple[int, bytes], tuple[int, bytes, int], tuple[int, bytes, int, int]]
+FrameSpec: TypeAlias = (
+    bytes | tuple[int, bytes] | tuple[int, bytes, int] | tuple[int, bytes, int, int])
 
 MAC_A = b"\x02\x00\x00\x00\x00\x01"
 MAC_B = b"\x02\x00\x00\x00\x00\x02"
