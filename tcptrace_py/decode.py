@@ -156,8 +156,9 @@ class Decoder:
         if linktype == 1 and n >= 54:
             (et, vihl, total_len, ip_id, frag, ttl, proto, src, dst, sport, dport, seq, ack,
              off_flags, window, csum, urp) = _ETH_IPV4_TCP_UNPACK(data, 0)
-            if et == ETH_IPV4 and vihl == 0x45 and proto == PROTO_TCP \
-                    and not frag & 0x1FFF and total_len >= 40:
+            # Literals, not the named constants: this test runs for every frame.
+            if et == 0x0800 and vihl == 0x45 and proto == 6 and not frag & 0x1FFF \
+                    and total_len >= 40:
                 # Fast path: same rules as _ipv4 + _tcp, specialised for ihl=20.
                 thl = (off_flags >> 12) << 2
                 payload_len = total_len - 20 - thl
