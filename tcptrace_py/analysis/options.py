@@ -38,5 +38,3 @@ class AnalysisOptions:
     max_tracked_segments: int = 4096
     """Acknowledged sent segments remembered per direction (for original frames of late
     retransmissions and spurious detection); older acknowledged ones are forgotten."""
-    rtt_stats_max_samples: int = 0
-    """Unused hook for keeping raw samples (0 = keep only running moments: O(1) memory)."""
