@@ -20,8 +20,8 @@ what they mean there. Rules (details and every known difference: docs/compat.md)
    sequence number differs from the last one of that kind; a/d/i/q once per endpoint;
    t/w/g (and c) on the 1st, 10th, 100th... occurrence. Upper case = originator.
 4. ``conn_state`` is Zeek's script function ``Conn::conn_state`` applied to the final states.
-5. Wireshark's completeness ORs SYN=1, SYN-ACK=2 (after a SYN), ACK=4, DATA=8, FIN=16,
-   RST=32 over the stream's packets.
+5. Wireshark's completeness ORs SYN=1, SYN-ACK=2, ACK=4, DATA=8, FIN=16, RST=32 over the
+   stream's packets, with the exact conditions TShark 4.0 shows (see on_segment).
 
 Everything is plain ints in slotted objects: this sits on the per-packet path.
 """
@@ -236,23 +236,27 @@ class PeerSummary:
         """
         flags = seg.flags
         plen = seg.payload_len
-        # ---- Wireshark completeness (packet-tcp.c)
+        # ---- Wireshark completeness (packet-tcp.c), as TShark 4.0 computes it in one pass:
+        # the stream's first packet only contributes a SYN (and the SYN's data); a SYN seen
+        # later does not set SYN; SYN-ACK sets SYN-ACK on its own; ACK means a pure ACK
+        # (no payload, no SYN); FIN counts only with ACK; a SYN-ACK's payload is not DATA.
         ws = self._ws
         self._ws_prev = ws
-        if flags & SYN:
-            if flags & ACK:
-                if ws & WS_SYN:
+        if self._n == 0:
+            if flags & SYN and not flags & ACK:
+                ws |= WS_SYN | (WS_DATA if plen > 0 else 0)
+        else:
+            if flags & SYN:
+                if flags & ACK:
                     ws |= WS_SYNACK
-            else:
-                ws |= WS_SYN
-        elif flags & ACK:
-            ws |= WS_ACK
-        if plen > 0:
-            ws |= WS_DATA
-        if flags & FIN:
-            ws |= WS_FIN
-        if flags & RST:
-            ws |= WS_RST
+            elif flags & ACK and plen == 0:
+                ws |= WS_ACK
+            if plen > 0 and not (flags & SYN and flags & ACK):
+                ws |= WS_DATA
+            if flags & FIN and flags & ACK:
+                ws |= WS_FIN
+            if flags & RST:
+                ws |= WS_RST
         self._ws = ws
 
         # ---- Zeek
