@@ -320,10 +320,9 @@ class PeerSummary:
             else:
                 e.init_seqs((seq - 1) & _MASK32, seq)
         elif flags & SYN and (
-                (st in (SYN_SENT, SYN_ACK_SENT, ESTABLISHED, PARTIAL) and seq != e.start_seq)
-                or (st == RESET and e.prev_state == INACTIVE)):
-            e.init_seqs(seq, end)
-        elif flags & SYN and st in (ESTABLISHED, PARTIAL):
+                st in (ESTABLISHED, PARTIAL)  # "SYN inside connection": re-base
+                or (st in (SYN_SENT, SYN_ACK_SENT) and seq != e.start_seq)  # SYN_seq_jump
+                or (st == RESET and e.prev_state == INACTIVE)):  # earlier RST was spoofed?
             e.init_seqs(seq, end)
         rel_seq = _delta(seq, e.start_seq)
         underflow = rel_seq < 0
