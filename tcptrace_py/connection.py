@@ -1,0 +1,405 @@
+"""Connection: one incarnation of a 4-tuple; routes each segment to both endpoint machines.
+
+The connection classifies a segment into a *send* input for its sender and a *receive* input
+for its receiver (``fsm.Input``), checks RSTs against the receiver's window (RFC 5961 3.2),
+records every transition and every unexpected segment as an :class:`~tcptrace_py.events.Event`,
+and hands the segment to the sequence analyzer and the peer-tool summary. It keeps small,
+capped evidence lists (handshake/FIN/RST packets) for the detectors; it never raises.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tcptrace_py.analysis import SequenceAnalyzer
+from tcptrace_py.analysis import flags as AF
+from tcptrace_py.compat import PeerSummary
+from tcptrace_py.events import Event
+from tcptrace_py.fsm import Action, EndpointMachine, Input, TcpState
+from tcptrace_py.options import Options
+from tcptrace_py.segment import ACK, FIN, RST, SYN, Segment, flags_text
+
+_MASK = 0xFFFFFFFF
+_HALF = 1 << 31
+_CONTROL = SYN | FIN | RST
+_DONE_STATES = (TcpState.CLOSED, TcpState.INACTIVE)
+
+
+def _seq_lt(a: int, b: int) -> bool:
+    """a < b in modulo-2**32 sequence space (RFC 9293 3.4)."""
+    return ((a - b) & _MASK) >= _HALF and a != b
+
+
+def _seq_diff(a: int, b: int) -> int:
+    """Signed distance a - b in sequence space."""
+    d = (a - b) & _MASK
+    return d - (1 << 32) if d >= _HALF else d
+
+
+@dataclass(frozen=True, slots=True)
+class NotablePacket:
+    """A handshake, FIN or RST segment kept as evidence for the detectors."""
+
+    frame: int
+    """Frame number."""
+    ts_ns: int
+    """Capture time, integer nanoseconds."""
+    sender: str
+    """``client`` or ``server``."""
+    flags: int
+    """TCP flag bits."""
+    seq: int
+    """Raw sequence number."""
+    ack: int
+    """Raw acknowledgment number."""
+    payload_len: int
+    """Payload bytes."""
+    obeyed: bool = True
+    """For RSTs: False when the RST was outside the receiver's window (RFC 5961)."""
+
+
+class Connection:
+    """One TCP connection (an incarnation of a 4-tuple) as the observer replays it."""
+
+    __slots__ = (
+        "flow_id", "key", "client_addr", "client_port", "server_addr", "server_port",
+        "roles_inferred", "self_connect", "client", "server", "analyzer", "peer", "options",
+        "events", "events_dropped", "notable", "notable_dropped", "first_frame", "last_frame",
+        "first_ts_ns", "last_ts_ns", "packets", "payload_bytes", "pure_syn_sent",
+        "synack_sent", "handshake_done_frame", "handshake_done_ts_ns", "first_rst_sender",
+        "first_rst_frame", "fin_frame", "base_seq", "win_raw", "wscale", "finished",
+        "end_reason", "packet_rows", "rst_count", "data_after_fin", "after_rst",
+        "invalid_flags", "syn_with_data", "out_of_window_rsts", "time_wait_expired",
+        "incarnation", "previous_end_ts_ns", "previous_states",
+    )
+
+    def __init__(self, flow_id: int, key: tuple[bytes, int, bytes, int], seg: Segment,
+                 client_is_src: bool, roles_inferred: bool, options: Options) -> None:
+        self.flow_id = flow_id
+        self.key = key
+        if client_is_src:
+            self.client_addr, self.client_port = seg.src, seg.sport
+            self.server_addr, self.server_port = seg.dst, seg.dport
+        else:
+            self.client_addr, self.client_port = seg.dst, seg.dport
+            self.server_addr, self.server_port = seg.src, seg.sport
+        self.roles_inferred = roles_inferred
+        self.self_connect = seg.src == seg.dst and seg.sport == seg.dport
+        self.client = EndpointMachine()
+        # A self-connect is one socket talking to itself: one machine plays both ends.
+        self.server = self.client if self.self_connect else EndpointMachine()
+        self.analyzer = SequenceAnalyzer(options.analysis)
+        self.peer = PeerSummary()
+        self.options = options
+        self.events: list[Event] = []
+        self.events_dropped = 0
+        self.notable: list[NotablePacket] = []
+        self.notable_dropped = 0
+        self.first_frame = seg.frame
+        self.last_frame = seg.frame
+        self.first_ts_ns = seg.ts_ns
+        self.last_ts_ns = seg.ts_ns
+        self.packets = [0, 0]
+        """Segments sent by [client, server]."""
+        self.payload_bytes = [0, 0]
+        """Payload bytes (IP-header lengths, retransmissions included) by [client, server]."""
+        self.pure_syn_sent = [0, 0]
+        """SYN-without-ACK segments sent by [client, server]."""
+        self.synack_sent = [0, 0]
+        """SYN-ACK segments sent by [client, server]."""
+        self.handshake_done_frame = -1
+        """Frame of the client's first ACK after the server's SYN-ACK (3-way handshake)."""
+        self.handshake_done_ts_ns = -1
+        self.first_rst_sender = ""
+        """``client``/``server``: sender of the first RST that was obeyed."""
+        self.first_rst_frame = -1
+        self.fin_frame = [-1, -1]
+        """Frame of the first FIN sent by [client, server]."""
+        self.base_seq = [-1, -1]
+        """First raw sequence number seen from [client, server] (the ISN for a SYN)."""
+        self.win_raw = [-1, -1]
+        """Last raw window advertised by [client, server]."""
+        self.wscale = [-1, -1]
+        """Window-scale option of [client, server] SYNs."""
+        self.finished = False
+        self.end_reason = "capture_end"
+        """Why the record was emitted: capture_end, closed, time_wait_expired, idle_timeout,
+        new_incarnation, table_full."""
+        self.packet_rows: list[tuple[int, int, int, bool, int, int, int]] | None = (
+            [] if options.keep_packets else None)
+        """Per-packet rows (frame, ts_ns, flow_id, from_client, tcp flags, analysis flags,
+        payload_len) when the packet table was asked for."""
+        self.rst_count = [0, 0]
+        self.data_after_fin: list[int] = []
+        """Frames carrying new data after their sender's FIN (protocol violation)."""
+        self.after_rst: list[int] = []
+        """Frames sent with data or FIN by an endpoint after it sent or obeyed a RST."""
+        self.invalid_flags: list[int] = []
+        """Frames with invalid flag combinations (SYN+FIN, SYN+RST, no flags...)."""
+        self.syn_with_data: list[int] = []
+        """Frames of SYN segments carrying payload (TCP Fast Open or a violation)."""
+        self.out_of_window_rsts: list[int] = []
+        """Frames of RSTs outside the receiver's window (RFC 5961: possible injection)."""
+        self.time_wait_expired = False
+        self.incarnation = 0
+        """0 for the first connection on this 4-tuple in the capture, then 1, 2..."""
+        self.previous_end_ts_ns = -1
+        """Last packet time of the previous incarnation on this 4-tuple, -1 if none."""
+        self.previous_states: tuple[str, str] | None = None
+        """(client_state, server_state) of the previous incarnation when this one began."""
+
+    # -- evidence helpers -------------------------------------------------------------------
+    def _event(self, endpoint: str, seg: Segment, old: TcpState, new: TcpState, kind: str,
+               direction: str, reason: str, base_snd: int, base_rcv: int) -> None:
+        if len(self.events) >= self.options.max_events_per_connection:
+            self.events_dropped += 1
+            return
+        seq = (seg.seq - base_snd) & _MASK if base_snd >= 0 else seg.seq
+        ack = (seg.ack - base_rcv) & _MASK if base_rcv >= 0 and seg.flags & ACK else seg.ack
+        self.events.append(Event(self.flow_id, seg.frame, seg.ts_ns, endpoint, kind, old.value,
+                                 new.value, direction, flags_text(seg.flags), seq, ack,
+                                 seg.payload_len, reason))
+
+    def _keep(self, lst: list[int], frame: int) -> None:
+        if len(lst) < self.options.analysis.max_evidence_items:
+            lst.append(frame)
+
+    # -- the per-segment path ----------------------------------------------------------------
+    def is_from_client(self, seg: Segment) -> bool:
+        return seg.src == self.client_addr and seg.sport == self.client_port
+
+    def on_segment(self, seg: Segment) -> int:
+        """Replay one segment; returns the analysis flag bitmask of the segment."""
+        from_client = self.self_connect or (seg.sport == self.client_port
+                                            and seg.src == self.client_addr)
+        side = 0 if from_client else 1
+        ts = seg.ts_ns
+        self.last_frame = seg.frame
+        self.last_ts_ns = ts
+        self.packets[side] += 1
+        self.payload_bytes[side] += seg.payload_len
+        flags = seg.flags
+        if self.base_seq[side] < 0:
+            self.base_seq[side] = seg.seq
+        if seg.window >= 0:
+            self.win_raw[side] = seg.window
+        snd, rcv = (self.client, self.server) if from_client else (self.server, self.client)
+        if snd.time_wait_since_ns >= 0 or rcv.time_wait_since_ns >= 0:
+            self.check_timers(ts, seg)
+
+        if flags & _CONTROL:
+            self._note_control(seg, side, snd, rcv)
+        amask = self.analyzer.on_segment(seg, from_client)
+        self.peer.on_segment(seg, from_client, bool(amask & AF.RETRANSMISSION))
+        if self.packet_rows is not None:
+            self.packet_rows.append((seg.frame, ts, self.flow_id, from_client, flags, amask,
+                                     seg.payload_len))
+
+        send_in, recv_in = self._classify(seg, snd, rcv, amask)
+        sender = "client" if from_client else "server"
+        receiver = "server" if from_client else "client"
+        # Fields the table's inference rules rely on (rule 4 of fsm.py).
+        if send_in is Input.SEND_SYN_ACK and snd.state is TcpState.ESTABLISHED \
+                and snd.handshake_ack >= 0:
+            snd.synack_after_ack = True
+        self._step(snd, send_in, seg, sender, "sent", side)
+        if recv_in is Input.RECV_ACK and rcv.state is TcpState.SYN_RECEIVED \
+                and rcv.handshake_ack < 0 and flags & ACK:
+            rcv.handshake_ack = seg.ack
+        self._step(rcv, recv_in, seg, receiver, "received", side)
+
+        # Sender-side variables follow what it sent.
+        end = (seg.seq + seg.payload_len + (1 if flags & SYN else 0)
+               + (1 if flags & FIN else 0)) & _MASK
+        if snd.snd_max < 0 or _seq_lt(snd.snd_max, end):
+            snd.snd_max = end
+        if flags & FIN and not flags & RST:
+            fin_seq = (seg.seq + seg.payload_len) & _MASK
+            if not snd.fin_sent:
+                snd.fin_sent = True
+                snd.fin_seq = fin_seq
+                self.fin_frame[side] = seg.frame
+        elif seg.payload_len and snd.fin_sent and _seq_lt(snd.fin_seq, seg.seq + 1) \
+                and not amask & (AF.RETRANSMISSION | AF.KEEPALIVE | AF.ZERO_WINDOW_PROBE):
+            self._keep(self.data_after_fin, seg.frame)
+        if (self.handshake_done_frame < 0 and from_client and flags & ACK
+                and not flags & (SYN | RST) and self.synack_sent[1]
+                and (self.server.iss < 0 or seg.ack == (self.server.iss + 1) & _MASK
+                     or _seq_lt((self.server.iss + 1) & _MASK, seg.ack))):
+            self.handshake_done_frame = seg.frame
+            self.handshake_done_ts_ns = ts
+        return amask
+
+    def _note_control(self, seg: Segment, side: int, snd: EndpointMachine,
+                      rcv: EndpointMachine) -> None:
+        flags = seg.flags
+        sender = "client" if side == 0 else "server"
+        if flags & SYN:
+            if flags & ACK:
+                self.synack_sent[side] += 1
+            else:
+                self.pure_syn_sent[side] += 1
+            if snd.iss < 0 and not flags & (RST | FIN):
+                snd.iss = seg.seq
+                self.base_seq[side] = seg.seq
+            if seg.wscale >= 0:
+                self.wscale[side] = seg.wscale
+            if seg.payload_len:
+                self._keep(self.syn_with_data, seg.frame)
+            if flags & (FIN | RST):
+                self._keep(self.invalid_flags, seg.frame)
+        if flags & RST:
+            self.rst_count[side] += 1
+        if len(self.notable) < self.options.analysis.max_evidence_items:
+            self.notable.append(NotablePacket(seg.frame, seg.ts_ns, sender, flags, seg.seq,
+                                              seg.ack, seg.payload_len,
+                                              not flags & RST or self._rst_acceptable(seg, rcv)))
+        else:
+            self.notable_dropped += 1
+
+    def _rst_acceptable(self, seg: Segment, rcv: EndpointMachine) -> bool:
+        """RFC 5961 3.2 / RFC 9293 3.10.7, from what an observer knows of the receiver."""
+        if rcv.state is TcpState.SYN_SENT:
+            # In SYN-SENT a RST is acceptable only if it acknowledges the SYN.
+            return bool(seg.flags & ACK) and (rcv.iss < 0 or seg.ack == (rcv.iss + 1) & _MASK)
+        side = 0 if seg.src == self.client_addr and seg.sport == self.client_port else 1
+        snd = self.client if side == 0 else self.server
+        if snd.snd_max < 0:
+            return True  # nothing known of the sender's sequence space: cannot judge
+        rcv_side = 1 - side
+        win = self.win_raw[rcv_side]
+        scale = self.wscale[rcv_side] if self.wscale[0] >= 0 and self.wscale[1] >= 0 else 0
+        window = max((win << scale) if win >= 0 else 0, self.options.rst_min_window_bytes)
+        # The receiver's RCV.NXT lies between what it acknowledged and what the sender sent;
+        # the observer accepts the span [snd_max - window, snd_max + window].
+        return abs(_seq_diff(seg.seq, snd.snd_max)) <= window
+
+    def _classify(self, seg: Segment, snd: EndpointMachine, rcv: EndpointMachine,
+                  amask: int) -> tuple[Input, Input]:
+        flags = seg.flags
+        if flags & RST:
+            if flags & SYN:
+                return Input.INVALID_FLAGS, Input.INVALID_FLAGS
+            recv = Input.RECV_RST if self._rst_acceptable(seg, rcv) else \
+                Input.RECV_RST_OUT_OF_WINDOW
+            if recv is Input.RECV_RST_OUT_OF_WINDOW:
+                self._keep(self.out_of_window_rsts, seg.frame)
+            return Input.SEND_RST, recv
+        if flags & SYN:
+            if flags & FIN:
+                return Input.INVALID_FLAGS, Input.INVALID_FLAGS
+            if flags & ACK:
+                return Input.SEND_SYN_ACK, Input.RECV_SYN_ACK
+            return Input.SEND_SYN, Input.RECV_SYN
+        if not flags & (ACK | FIN):
+            # No ACK on a non-SYN segment: invalid in every synchronized state (RFC 9293
+            # 3.10.7.4 "if the ACK bit is off drop the segment"); a null scan has no flags.
+            return Input.INVALID_FLAGS, Input.INVALID_FLAGS
+        acks_rcv_fin = (bool(flags & ACK) and rcv.fin_sent
+                        and not _seq_lt(seg.ack, (rcv.fin_seq + 1) & _MASK))
+        if flags & FIN:
+            fin_seq = (seg.seq + seg.payload_len) & _MASK
+            send = Input.SEND_FIN_AGAIN if snd.fin_sent and fin_seq == snd.fin_seq \
+                else Input.SEND_FIN
+            return send, (Input.RECV_FIN_ACK_OF_FIN if acks_rcv_fin else Input.RECV_FIN)
+        if acks_rcv_fin:
+            return Input.SEND_ACK, Input.RECV_ACK_OF_FIN
+        if rcv.synack_after_ack and rcv.state is TcpState.SYN_RECEIVED \
+                and not seg.payload_len and seg.ack == rcv.handshake_ack:
+            return Input.SEND_ACK, Input.RECV_ACK_UNCONFIRMED
+        return Input.SEND_ACK, Input.RECV_ACK
+
+    def _step(self, machine: EndpointMachine, inp: Input, seg: Segment, endpoint: str,
+              direction: str, side: int) -> None:
+        old = machine.state
+        action, new, reason = machine.apply(inp, seg.ts_ns)
+        if action is Action.OK and new is old:
+            return
+        if inp is Input.RECV_RST or (inp is Input.SEND_RST and old not in _DONE_STATES):
+            if not self.first_rst_sender and new is TcpState.CLOSED and old is not new:
+                self.first_rst_sender = "client" if side == 0 else "server"
+                self.first_rst_frame = seg.frame
+        if old in (TcpState.CLOSED,) and direction == "sent" and inp in (
+                Input.SEND_ACK, Input.SEND_FIN) and (seg.payload_len or seg.flags & FIN) \
+                and self.first_rst_frame >= 0:
+            self._keep(self.after_rst, seg.frame)
+        if inp is Input.INVALID_FLAGS and direction == "sent" and \
+                seg.frame not in self.invalid_flags[-1:]:
+            self._keep(self.invalid_flags, seg.frame)
+        kind = "transition" if new is not old else (
+            "ignored" if action is Action.IGNORED else
+            "retransmission" if action is Action.RETRANSMISSION else "unexpected")
+        if action is Action.INFER:
+            kind = "inferred"
+        base_snd = self.base_seq[side]
+        base_rcv = self.base_seq[1 - side]
+        self._event(endpoint, seg, old, new, kind, direction,
+                    f"{inp.value}: {reason}", base_snd, base_rcv)
+
+    # -- timers and the end --------------------------------------------------------------------
+    def check_timers(self, now_ns: int, seg: Segment | None = None) -> None:
+        """Expire TIME_WAIT by packet time (fsm rule 5)."""
+        tw_ns = self.options.time_wait_ns
+        for name, machine in (("client", self.client), ("server", self.server)):
+            since = machine.time_wait_since_ns
+            if since >= 0 and machine.state is TcpState.TIME_WAIT and now_ns - since >= tw_ns:
+                old = machine.state
+                machine.apply(Input.TIMEOUT, since + tw_ns)
+                self.time_wait_expired = True
+                if len(self.events) < self.options.max_events_per_connection:
+                    self.events.append(Event(
+                        self.flow_id, seg.frame if seg else self.last_frame, since + tw_ns, name,
+                        "timeout", old.value, machine.state.value, "timer", "", 0, 0, 0,
+                        "2MSL elapsed by packet time (RFC 9293 3.10.8)"))
+            if self.self_connect:
+                break
+
+    def finalize(self, end_ns: int) -> None:
+        """Capture end: run the timers the capture can still show, then the inferences.
+
+        A client that sent its SYN more than once and never got any answer is reported as
+        having given up (connect() times out after its SYN retries): the retransmissions prove
+        the attempt was failing, and no stack keeps a connection attempt open forever.
+        """
+        self.check_timers(end_ns)
+        c = self.client
+        if (c.state is TcpState.SYN_SENT and self.pure_syn_sent[0] > 1 and not self.packets[1]):
+            old = c.state
+            c.apply(Input.TIMEOUT, end_ns)
+            if len(self.events) < self.options.max_events_per_connection:
+                self.events.append(Event(
+                    self.flow_id, self.last_frame, end_ns, "client", "inferred", old.value,
+                    c.state.value, "timer", "", 0, 0, 0,
+                    f"{Input.TIMEOUT.value}: {self.pure_syn_sent[0]} SYNs never answered: the "
+                    "client gives up after its retries (RFC 9293 3.8.3 R2)"))
+
+    def end_incarnation(self, seg: Segment) -> None:
+        """A SYN reopened the 4-tuple: this incarnation's endpoints are done."""
+        for name, machine in (("client", self.client), ("server", self.server)):
+            old = machine.state
+            action, new, reason = machine.apply(Input.NEW_INCARNATION, seg.ts_ns)
+            if new is not old:
+                side = 0 if name == "client" else 1
+                self._event(name, seg, old, new, "transition", "timer",
+                            f"{Input.NEW_INCARNATION.value}: {reason}", self.base_seq[side],
+                            self.base_seq[1 - side])
+            if self.self_connect:
+                break
+
+    def is_done(self) -> bool:
+        """No segment can change this connection any more (both ends closed)."""
+        return self.client.state in _DONE_STATES and self.server.state in _DONE_STATES \
+            and (self.client.state is TcpState.CLOSED or self.server.state is TcpState.CLOSED)
+
+    def quiet_deadline_ns(self) -> int:
+        """Packet time after which the connection can be emitted if nothing else arrives."""
+        opts = self.options
+        if self.is_done():
+            return self.last_ts_ns + opts.closed_linger_ns
+        deadlines = []
+        for m in (self.client, self.server):
+            if m.state is TcpState.TIME_WAIT and m.time_wait_since_ns >= 0:
+                deadlines.append(m.time_wait_since_ns + opts.time_wait_ns)
+            elif m.state not in _DONE_STATES:
+                return self.last_ts_ns + opts.idle_timeout_ns
+        return max(deadlines + [self.last_ts_ns + opts.closed_linger_ns])

@@ -1,0 +1,103 @@
+"""Engine: drives capture -> decode -> flow table -> connections -> detectors -> records.
+
+The one loop of the project. It is a generator, so memory is bounded by live connections:
+each connection's result is yielded as soon as the flow table lets it go. Capture-wide
+findings (RST storms, floods, capture artifacts) come at the end through :meth:`Engine.finish`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, BinaryIO
+
+from tcptrace_py.capture import read_frames
+from tcptrace_py.connection import Connection
+from tcptrace_py.decode import Decoder
+from tcptrace_py.detectors import DetectorSet
+from tcptrace_py.diagnostics import Diagnostics
+from tcptrace_py.events import Anomaly, Event
+from tcptrace_py.flowtable import FlowTable
+from tcptrace_py.options import Options
+from tcptrace_py.report import flow_record
+
+Source = str | bytes | BinaryIO
+
+PacketRow = tuple[int, int, int, bool, int, int, int]
+
+
+@dataclass(slots=True)
+class FlowResult:
+    """Everything known about one finished connection."""
+
+    record: dict[str, Any]
+    """The flat connection record (see report.LIFECYCLE_COLUMNS and analysis columns)."""
+    anomalies: list[Anomaly]
+    """Findings on this connection."""
+    events: list[Event]
+    """State transitions and unexpected segments, in order."""
+    packets: list[PacketRow] | None = None
+    """Per-packet rows when ``Options.keep_packets``."""
+
+
+@dataclass(slots=True)
+class CaptureSummary:
+    """Capture-wide results available after the last connection."""
+
+    diagnostics: Diagnostics
+    anomalies: list[Anomaly] = field(default_factory=list)
+    connections: int = 0
+    peak_live_connections: int = 0
+    evicted_table_full: int = 0
+
+
+class Engine:
+    """Analyse one capture: iterate :meth:`run`, then read :attr:`summary`."""
+
+    def __init__(self, options: Options | None = None, diag: Diagnostics | None = None) -> None:
+        self.options = options or Options()
+        self.diag = diag or Diagnostics()
+        self.table = FlowTable(self.options)
+        self.detectors = DetectorSet(self.options)
+        self.summary = CaptureSummary(self.diag)
+
+    def _result(self, conn: Connection) -> FlowResult:
+        anomalies = self.detectors.on_connection(conn)
+        record = flow_record(conn, sorted({a.code for a in anomalies}))
+        self.detectors.on_record(conn, record)
+        self.summary.connections += 1
+        events = conn.events if self.options.keep_events else []
+        return FlowResult(record, anomalies, events, conn.packet_rows)
+
+    def run(self, source: Source, *, name: str | None = None,
+            strict: bool = False) -> Iterator[FlowResult]:
+        """Yield each connection's result as it finishes; capture-wide ones in ``summary``."""
+        diag = self.diag
+        decode = Decoder(diag).decode
+        on_segment = self.table.on_segment
+        finished: list[Connection] = []
+        last_ts = -1
+        for frame_no, ts_ns, linktype, data, wire_len in read_frames(source, diag, strict=strict,
+                                                                     name=name):
+            seg = decode(linktype, data, frame_no, ts_ns, wire_len)
+            if seg is None:
+                continue
+            if ts_ns > last_ts:
+                last_ts = ts_ns
+            on_segment(seg, finished)
+            if finished:
+                for conn in finished:
+                    yield self._result(conn)
+                finished.clear()
+        end_ns = max(last_ts, diag.last_ts_ns or 0)
+        for conn in self.table.drain(end_ns):
+            yield self._result(conn)
+        table = self.table
+        self.summary.peak_live_connections = table.peak_live
+        self.summary.evicted_table_full = table.evicted_table_full
+        if table.evicted_table_full:
+            diag.warn(name or "capture",
+                      f"connection table full (max {self.options.max_connections}): "
+                      f"{table.evicted_table_full} connections emitted early "
+                      f"({table.evicted_half_open} of them half-open)", code="table_full")
+        self.summary.anomalies = self.detectors.on_end(end_ns, diag)

@@ -1,0 +1,197 @@
+"""Flow table: segments -> connections, incarnations of a 4-tuple, expiry by packet time.
+
+Connections are keyed by the 4-tuple in either direction. A pure SYN whose sequence number
+differs from the first sequence number its sender used in the current incarnation starts a
+new incarnation (a new ``flow_id``), as Wireshark's ``tcp.stream`` does (packet-tcp.c: a SYN
+with a different base sequence number opens a new conversation); a SYN retransmission (same
+ISN) or the peer's SYN of a simultaneous open stays in the same connection.
+
+Memory stays bounded: a connection leaves the table as soon as nothing can change it (closed
+and past its linger or TIME_WAIT by packet time), when idle past the timeout, or, when the
+table is full, oldest idle first with half-open ones preferred (SYN floods).
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import OrderedDict
+from collections.abc import Iterator
+
+from tcptrace_py.connection import Connection
+from tcptrace_py.fsm import TcpState
+from tcptrace_py.options import Options
+from tcptrace_py.segment import ACK, RST, SYN, Segment
+
+Key = tuple[bytes, int, bytes, int]
+
+WELL_KNOWN_PORT_LIMIT = 1024
+"""Ports below this are IANA system ports: the side using one is guessed to be the server."""
+
+SWEEP_INTERVAL_NS = 1_000_000_000
+"""Expiry is checked when packet time has advanced this much (1 s) since the last sweep."""
+
+EVICTION_SCAN = 64
+"""When the table is full, how many of the oldest entries are searched for a half-open one."""
+
+
+def guess_client_is_src(seg: Segment) -> tuple[bool, bool]:
+    """Decide roles from the first segment: (client_is_src, roles_inferred).
+
+    The client is the sender of a pure SYN; the sender of a SYN-ACK is the server; otherwise
+    the side on a well-known port, else the lower port, is guessed to be the server (as
+    tcptrace and Zeek's heuristics do), and the record says the roles were inferred.
+    """
+    if seg.flags & SYN and not seg.flags & RST:
+        return (not seg.flags & ACK), False
+    s_known = seg.sport < WELL_KNOWN_PORT_LIMIT
+    d_known = seg.dport < WELL_KNOWN_PORT_LIMIT
+    if s_known != d_known:
+        return d_known, True
+    return seg.sport >= seg.dport, True
+
+
+class FlowTable:
+    """Live connections, keyed by 4-tuple; emits finished ones through :meth:`on_segment`."""
+
+    def __init__(self, options: Options) -> None:
+        self.options = options
+        self.live: OrderedDict[Key, Connection] = OrderedDict()
+        self.next_flow_id = 0
+        self._deadlines: list[tuple[int, int, Key]] = []
+        self._last_sweep_ns = -1
+        self.evicted_table_full = 0
+        self.evicted_half_open = 0
+        self.peak_live = 0
+        self._last_end: dict[Key, tuple[int, str, str]] = {}
+        """Per 4-tuple: (last ts, client state, server state) of the last emitted incarnation,
+        kept only for 4-tuples still within TIME_WAIT reach (pruned on sweeps)."""
+
+    @staticmethod
+    def key_of(seg: Segment) -> Key:
+        a = (seg.src, seg.sport)
+        b = (seg.dst, seg.dport)
+        return (seg.src, seg.sport, seg.dst, seg.dport) if a <= b else \
+            (seg.dst, seg.dport, seg.src, seg.sport)
+
+    def on_segment(self, seg: Segment, finished: list[Connection]) -> Connection:
+        """Route one segment; connections that finish are appended to ``finished``."""
+        ts = seg.ts_ns
+        if ts - self._last_sweep_ns >= SWEEP_INTERVAL_NS:
+            self._sweep(ts, finished)
+        src, sport, dst, dport = seg.src, seg.sport, seg.dst, seg.dport
+        key = (src, sport, dst, dport) if (src, sport) <= (dst, dport) else \
+            (dst, dport, src, sport)
+        live = self.live
+        conn = live.get(key)
+        if conn is not None:
+            if seg.flags & (SYN | ACK | RST) == SYN and self._new_incarnation(conn, seg):
+                conn.finalize(seg.ts_ns)
+                conn.end_incarnation(seg)
+                conn.end_reason = "new_incarnation"
+                del live[key]
+                self._remember_end(key, conn)
+                finished.append(conn)
+                conn = self._open(key, seg, finished, previous=conn)
+            else:
+                live.move_to_end(key)
+        else:
+            conn = self._open(key, seg, finished, previous=None)
+        conn.on_segment(seg)
+        if conn.is_done() or conn.client.state is TcpState.TIME_WAIT or \
+                conn.server.state is TcpState.TIME_WAIT:
+            heapq.heappush(self._deadlines, (conn.quiet_deadline_ns(), conn.flow_id, key))
+        return conn
+
+    def _new_incarnation(self, conn: Connection, seg: Segment) -> bool:
+        from_client = conn.is_from_client(seg)
+        side = 0 if from_client or conn.self_connect else 1
+        base = conn.base_seq[side]
+        return base >= 0 and seg.seq != base
+
+    def _open(self, key: Key, seg: Segment, finished: list[Connection],
+              previous: Connection | None) -> Connection:
+        client_is_src, inferred = guess_client_is_src(seg)
+        conn = Connection(self.next_flow_id, key, seg, client_is_src, inferred, self.options)
+        self.next_flow_id += 1
+        if previous is not None:
+            conn.incarnation = previous.incarnation + 1
+            conn.previous_end_ts_ns = previous.last_ts_ns
+            conn.previous_states = previous.client.state.value, previous.server.state.value
+            if previous.previous_states is None:
+                conn.previous_states = (previous.client.state.value,
+                                        previous.server.state.value)
+        else:
+            last = self._last_end.pop(key, None)
+            if last is not None:
+                conn.incarnation = 1
+                conn.previous_end_ts_ns = last[0]
+                conn.previous_states = (last[1], last[2])
+        self.live[key] = conn
+        if len(self.live) > self.peak_live:
+            self.peak_live = len(self.live)
+        if len(self.live) > self.options.max_connections:
+            self._evict_one(key, finished)
+        return conn
+
+    def _remember_end(self, key: Key, conn: Connection) -> None:
+        # Only 4-tuples that may see a TIME_WAIT reuse are remembered (bounded by the sweep).
+        self._last_end[key] = (conn.last_ts_ns, conn.client.state.value,
+                               conn.server.state.value)
+
+    def _evict_one(self, keep: Key, finished: list[Connection]) -> None:
+        victim_key: Key | None = None
+        for i, (k, c) in enumerate(self.live.items()):
+            if i >= EVICTION_SCAN:
+                break
+            if k != keep and c.handshake_done_frame < 0:
+                victim_key = k
+                self.evicted_half_open += 1
+                break
+        if victim_key is None:
+            victim_key = next(iter(self.live))
+            if victim_key == keep:
+                return
+        conn = self.live.pop(victim_key)
+        conn.end_reason = "table_full"
+        self.evicted_table_full += 1
+        finished.append(conn)
+
+    def _sweep(self, now_ns: int, finished: list[Connection]) -> None:
+        self._last_sweep_ns = now_ns
+        live = self.live
+        heap = self._deadlines
+        while heap and heap[0][0] <= now_ns:
+            _, flow_id, key = heapq.heappop(heap)
+            conn = live.get(key)
+            if conn is None or conn.flow_id != flow_id:
+                continue
+            deadline = conn.quiet_deadline_ns()
+            if deadline > now_ns:
+                heapq.heappush(heap, (deadline, flow_id, key))
+                continue
+            conn.check_timers(now_ns)
+            conn.end_reason = "time_wait_expired" if conn.time_wait_expired else "closed"
+            del live[key]
+            self._remember_end(key, conn)
+            finished.append(conn)
+        idle_ns = self.options.idle_timeout_ns
+        while live:
+            key, conn = next(iter(live.items()))
+            if now_ns - conn.last_ts_ns < idle_ns:
+                break
+            conn.finalize(now_ns)
+            conn.end_reason = "idle_timeout"
+            del live[key]
+            finished.append(conn)
+        # Forget ended 4-tuples once a reuse could no longer hit their TIME_WAIT.
+        if len(self._last_end) > 4096:
+            horizon = now_ns - self.options.time_wait_ns
+            self._last_end = {k: v for k, v in self._last_end.items() if v[0] >= horizon}
+
+    def drain(self, end_ns: int) -> Iterator[Connection]:
+        """At capture end: every live connection, in flow_id order."""
+        conns = sorted(self.live.values(), key=lambda c: c.flow_id)
+        self.live.clear()
+        for conn in conns:
+            conn.finalize(end_ns)
+            yield conn

@@ -1,0 +1,60 @@
+"""Options: every threshold of the engine, named, with why it has its default.
+
+One frozen object travels from the API/CLI/TOML config into the core. Times are given in
+seconds (what users think in) and exposed as integer nanoseconds (what the core computes in).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from tcptrace_py.analysis import AnalysisOptions
+
+_NS = 1_000_000_000
+
+
+@dataclass(frozen=True)
+class Options:
+    """Engine options. Detector thresholds live in ``detector_params`` (see detectors/)."""
+
+    time_wait_s: float = 60.0
+    """How long TIME_WAIT lasts (2*MSL). RFC 9293 suggests MSL = 2 min; Linux holds TIME_WAIT
+    for a fixed 60 s (TCP_TIMEWAIT_LEN), the most common stack in captures, hence 60 s."""
+    idle_timeout_s: float = 3600.0
+    """A connection with no segment for this long is emitted and leaves the table (a later
+    segment starts a mid-stream connection). One hour: longer than Linux's 2 h keep-alive
+    is rare in captures, and Zeek's 5 min split connections users consider one."""
+    closed_linger_s: float = 10.0
+    """A connection whose endpoints are both closed stays this long (packet time) to absorb
+    trailing segments (RSTs answering in-flight data arrive within a few RTTs)."""
+    max_connections: int = 1_000_000
+    """Live connections kept at most; beyond, the oldest idle (half-open first) are emitted
+    early with end_reason ``table_full`` and a warning (SYN floods)."""
+    max_events_per_connection: int = 512
+    """Events kept per connection; more are counted (``events_dropped``), bounding memory."""
+    rst_min_window_bytes: int = 65535
+    """Smallest receive window assumed when judging a RST (RFC 5961 3.2): an observer does not
+    know RCV.WND exactly; 64 KiB is the largest unscaled window."""
+    keep_packets: bool = False
+    """Build the per-packet table (frame, flow, flags, analysis flags): costs memory."""
+    keep_events: bool = True
+    """Keep per-connection events (state transitions) in results."""
+    analysis: AnalysisOptions = field(default_factory=AnalysisOptions)
+    """Sequence-analysis thresholds."""
+    detector_params: dict[str, Any] = field(default_factory=dict)
+    """Detector thresholds by name (``detectors.DEFAULTS`` documents each)."""
+    disabled_detectors: tuple[str, ...] = ()
+    """Detectors not to run."""
+
+    @property
+    def time_wait_ns(self) -> int:
+        return int(self.time_wait_s * _NS)
+
+    @property
+    def idle_timeout_ns(self) -> int:
+        return int(self.idle_timeout_s * _NS)
+
+    @property
+    def closed_linger_ns(self) -> int:
+        return int(self.closed_linger_s * _NS)

@@ -1,0 +1,166 @@
+"""Report: a finished connection -> its flat record (the public JSON/DataFrame row).
+
+The record is a plain dict of JSON-serialisable values with stable column names: identity
+and lifecycle columns first (see :data:`LIFECYCLE_COLUMNS`), then the sequence-analysis
+columns (``client_``/``server_`` prefixed, units in names) and the anomaly codes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tcptrace_py.connection import Connection
+from tcptrace_py.fsm import TcpState
+from tcptrace_py.segment import addr_text
+
+_NS = 1_000_000_000
+
+OPEN_VALUES = ("three_way_handshake", "simultaneous_open", "midstream", "not_established")
+CLOSE_VALUES = ("graceful", "rst_by_client", "rst_by_server", "refused", "unanswered",
+                "half_closed_at_capture_end", "open_at_capture_end")
+
+# Column name -> kind, for sinks that need explicit types ("int", "int?", "float", "float?",
+# "str", "category", "bool", "ts", "list").
+LIFECYCLE_COLUMNS: dict[str, str] = {
+    "flow_id": "int",
+    "client_ip": "str",
+    "client_port": "int",
+    "server_ip": "str",
+    "server_port": "int",
+    "ip_version": "int",
+    "roles_inferred": "bool",
+    "incarnation": "int",
+    "first_frame": "int",
+    "last_frame": "int",
+    "start_ts": "ts",
+    "end_ts": "ts",
+    "duration_s": "float",
+    "open": "category",
+    "close": "category",
+    "client_state": "category",
+    "server_state": "category",
+    "conn_state": "category",
+    "history": "str",
+    "completeness": "int",
+    "end_reason": "category",
+    "syn_frame": "int?",
+    "synack_frame": "int?",
+    "handshake_ack_frame": "int?",
+    "handshake_s": "float?",
+    "client_fin_frame": "int?",
+    "server_fin_frame": "int?",
+    "rst_frame": "int?",
+    "client_packets": "int",
+    "server_packets": "int",
+    "client_payload_bytes": "int",
+    "server_payload_bytes": "int",
+    "client_syn_count": "int",
+    "server_syn_count": "int",
+    "server_synack_count": "int",
+    "client_rst_count": "int",
+    "server_rst_count": "int",
+    "events_dropped": "int",
+}
+
+
+def classify_open(conn: Connection) -> str:
+    """How the connection opened, from what the capture shows."""
+    if conn.pure_syn_sent[0] and (conn.pure_syn_sent[1] or conn.self_connect):
+        return "simultaneous_open"
+    if conn.handshake_done_frame >= 0:
+        return "three_way_handshake"
+    if conn.pure_syn_sent[0] or conn.pure_syn_sent[1] or conn.synack_sent[0] or \
+            conn.synack_sent[1]:
+        return "not_established"
+    return "midstream"
+
+
+def classify_close(conn: Connection, open_kind: str) -> str:
+    """How the connection ended (or stood at capture end)."""
+    c_fin = conn.fin_frame[0] >= 0
+    s_fin = conn.fin_frame[1] >= 0
+    rst_sender = conn.first_rst_sender
+    rst_frame = conn.first_rst_frame
+    if open_kind == "not_established" and not conn.synack_sent[1] and not conn.packets[1] \
+            and not rst_sender and not c_fin:
+        return "unanswered"
+    if rst_sender == "server" and not conn.synack_sent[1] and conn.pure_syn_sent[0] \
+            and open_kind == "not_established":
+        return "refused"
+    if rst_sender:
+        # A RST after both FINs is a footnote to a graceful close, not how it ended.
+        fins_before_rst = (c_fin and conn.fin_frame[0] < rst_frame
+                           and s_fin and conn.fin_frame[1] < rst_frame)
+        if not fins_before_rst:
+            return "rst_by_client" if rst_sender == "client" else "rst_by_server"
+    if c_fin and s_fin:
+        return "graceful"
+    if c_fin or s_fin:
+        return "half_closed_at_capture_end"
+    return "open_at_capture_end"
+
+
+def state_name(state: TcpState) -> str:
+    return state.value
+
+
+def flow_record(conn: Connection, anomaly_codes: list[str] | None = None) -> dict[str, Any]:
+    """The flat record of a finished connection."""
+    open_kind = classify_open(conn)
+    syn_frame = synack_frame = rst_frame = None
+    for p in conn.notable:
+        if p.flags & 0x02 and not p.flags & 0x10 and syn_frame is None and \
+                p.sender == "client":
+            syn_frame = p.frame
+        elif p.flags & 0x02 and p.flags & 0x10 and synack_frame is None:
+            synack_frame = p.frame
+    if conn.first_rst_frame >= 0:
+        rst_frame = conn.first_rst_frame
+    handshake_s = None
+    if conn.handshake_done_frame >= 0 and syn_frame is not None:
+        syn_ts = next(p.ts_ns for p in conn.notable if p.frame == syn_frame)
+        handshake_s = (conn.handshake_done_ts_ns - syn_ts) / _NS
+    rec: dict[str, Any] = {
+        "flow_id": conn.flow_id,
+        "client_ip": addr_text(conn.client_addr),
+        "client_port": conn.client_port,
+        "server_ip": addr_text(conn.server_addr),
+        "server_port": conn.server_port,
+        "ip_version": 4 if len(conn.client_addr) == 4 else 6,
+        "roles_inferred": conn.roles_inferred,
+        "incarnation": conn.incarnation,
+        "first_frame": conn.first_frame,
+        "last_frame": conn.last_frame,
+        "start_ts": conn.first_ts_ns / _NS,
+        "end_ts": conn.last_ts_ns / _NS,
+        "duration_s": (conn.last_ts_ns - conn.first_ts_ns) / _NS,
+        "open": open_kind,
+        "close": classify_close(conn, open_kind),
+        "client_state": state_name(conn.client.state),
+        "server_state": state_name(conn.server.state),
+        "conn_state": conn.peer.conn_state(),
+        "history": conn.peer.history(),
+        "completeness": conn.peer.completeness(),
+        "end_reason": conn.end_reason,
+        "syn_frame": syn_frame,
+        "synack_frame": synack_frame,
+        "handshake_ack_frame": conn.handshake_done_frame if conn.handshake_done_frame >= 0
+        else None,
+        "handshake_s": handshake_s,
+        "client_fin_frame": conn.fin_frame[0] if conn.fin_frame[0] >= 0 else None,
+        "server_fin_frame": conn.fin_frame[1] if conn.fin_frame[1] >= 0 else None,
+        "rst_frame": rst_frame,
+        "client_packets": conn.packets[0],
+        "server_packets": conn.packets[1],
+        "client_payload_bytes": conn.payload_bytes[0],
+        "server_payload_bytes": conn.payload_bytes[1],
+        "client_syn_count": conn.pure_syn_sent[0],
+        "server_syn_count": conn.pure_syn_sent[1],
+        "server_synack_count": conn.synack_sent[1],
+        "client_rst_count": conn.rst_count[0],
+        "server_rst_count": conn.rst_count[1],
+        "events_dropped": conn.events_dropped,
+    }
+    rec.update(conn.analyzer.columns())
+    rec["anomalies"] = list(anomaly_codes or [])
+    return rec
