@@ -295,6 +295,8 @@ def machine_info() -> dict[str, str]:
         "memory": mem,
         "python": platform.python_version(),
         "platform": platform.platform(),
+        # Other work on the machine skews timings; the load at the end of the run says so.
+        "loadavg_1_5_15": " ".join(f"{x:.2f}" for x in os.getloadavg()),
     }
 
 
