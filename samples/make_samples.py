@@ -1211,7 +1211,7 @@ SCENARIOS: list[Scenario] = [
     Scenario("rst_abort", "Client queues 64 KB and aborts with SO_LINGER 0 15 ms later, "
              "with data in flight: RST instead of FIN.", scn_rst_abort,
              link="two TAP devices joined by a userspace relay, 10 ms one-way delay"),
-    Scenario("rst_storm", "140 connections in about a second: 100 connect()s to closed ports "
+    Scenario("rst_storm", "140 connections well within one second: 100 connect()s to closed ports "
              "(refused) interleaved with 40 connections the server accepts and aborts "
              "(SO_LINGER 0).", scn_rst_storm, capture_anomalies=["rst_storm"]),
     Scenario("half_close", "Client sends a request and shutdown(SHUT_WR); the server keeps "
