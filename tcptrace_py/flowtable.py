@@ -30,6 +30,11 @@ WELL_KNOWN_PORT_LIMIT = 1024
 SWEEP_INTERVAL_NS = 1_000_000_000
 """Expiry is checked when packet time has advanced this much (1 s) since the last sweep."""
 
+MAX_CLOCK_JUMP_NS = 86_400 * 1_000_000_000
+"""A forward jump of packet time by more than a day is only trusted for expiry once the next
+segment confirms it: one corrupt timestamp (seen in real pcapng files) must not expire every
+live connection."""
+
 EVICTION_SCAN = 64
 """When the table is full, how many of the oldest entries are searched for a half-open one."""
 
@@ -59,6 +64,9 @@ class FlowTable:
         self.next_flow_id = 0
         self._deadlines: list[tuple[int, int, Key]] = []
         self._last_sweep_ns = -1
+        self._clock_ns = -1
+        """Packet clock driving expiry: the latest trusted segment time."""
+        self._jump_pending = False
         self.evicted_table_full = 0
         self.evicted_half_open = 0
         self.peak_live = 0
@@ -76,8 +84,17 @@ class FlowTable:
     def on_segment(self, seg: Segment, finished: list[Connection]) -> Connection:
         """Route one segment; connections that finish are appended to ``finished``."""
         ts = seg.ts_ns
-        if ts - self._last_sweep_ns >= SWEEP_INTERVAL_NS:
-            self._sweep(ts, finished)
+        if ts > self._clock_ns:
+            if ts - self._clock_ns <= MAX_CLOCK_JUMP_NS or self._jump_pending \
+                    or self._clock_ns < 0:
+                self._clock_ns = ts
+                self._jump_pending = False
+            else:
+                self._jump_pending = True
+        else:
+            self._jump_pending = False
+        if self._clock_ns - self._last_sweep_ns >= SWEEP_INTERVAL_NS:
+            self._sweep(self._clock_ns, finished)
         src, sport, dst, dport = seg.src, seg.sport, seg.dst, seg.dport
         key = (src, sport, dst, dport) if (src, sport) <= (dst, dport) else \
             (dst, dport, src, sport)
