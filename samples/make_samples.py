@@ -20,12 +20,14 @@ Theory of operation
 2. Sockets are ordinary kernel sockets: the creating thread ``setns(2)``-es into the
    namespace, creates the socket and returns; a socket stays in the namespace it was
    created in whatever thread later uses it.
-3. tcpdump runs inside the client namespace on ``c0`` (``-s 200 -U``), so the vantage point
-   is the client host: segments the relay drops on the client->server path ARE in the
+3. tcpdump runs inside the client namespace on ``c0`` (``-s 200 -U --immediate-mode``;
+   without immediate mode packets still in the ring at SIGINT are lost), so the vantage
+   point is the client host: segments the relay drops on the client->server path ARE in the
    capture (dropped after the capture point); segments dropped on the server->client path
    are NOT.
-4. At capture end, before any socket is closed, ``ss -tan`` and ``nstat -az`` are read in
-   both namespaces; states in expected.json are those the kernel reported (RFC 9293 names).
+4. At capture end, before any socket is closed, ``ss -tan`` and ``nstat -asz`` (absolute,
+   no history update) are read in both namespaces; states in expected.json are those the
+   kernel reported (RFC 9293 names).
 5. Every wait is bounded, namespaces are always deleted (try/finally) and leftovers of a
    previous run are removed first, so the script is idempotent.
 
