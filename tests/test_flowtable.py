@@ -1,0 +1,123 @@
+"""Flow table: roles, incarnations, expiry by packet time, the connection cap."""
+
+from __future__ import annotations
+
+from tcptrace_py.engine import Engine
+from tcptrace_py.options import Options
+from tcptrace_py.segment import ACK, FIN, RST, SYN
+from captures_util import pcap_bytes, tcp_frame
+
+C, S = "10.0.0.1", "10.0.0.2"
+NS = 1_000_000_000
+
+
+def _run(frames: list[tuple[int, bytes]], **opts: object) -> list[dict[str, object]]:
+    engine = Engine(Options(**opts))  # type: ignore[arg-type]
+    records = [r.record for r in engine.run(pcap_bytes(frames, nanosecond=True))]
+    return sorted(records, key=lambda r: int(r["flow_id"]))  # type: ignore[call-overload]
+
+
+def _conn(t0: int, cport: int, isn: int = 1000, sisn: int = 5000) -> list[tuple[int, bytes]]:
+    """A complete connection: handshake, one request, client closes first."""
+    return [
+        (t0, tcp_frame(C, S, cport, 80, isn, 0, SYN)),
+        (t0 + 1000, tcp_frame(S, C, 80, cport, sisn, isn + 1, SYN | ACK)),
+        (t0 + 2000, tcp_frame(C, S, cport, 80, isn + 1, sisn + 1, ACK, payload=b"x" * 10)),
+        (t0 + 3000, tcp_frame(S, C, 80, cport, sisn + 1, isn + 11, ACK)),
+        (t0 + 4000, tcp_frame(C, S, cport, 80, isn + 11, sisn + 1, FIN | ACK)),
+        (t0 + 5000, tcp_frame(S, C, 80, cport, sisn + 1, isn + 12, FIN | ACK)),
+        (t0 + 6000, tcp_frame(C, S, cport, 80, isn + 12, sisn + 2, ACK)),
+    ]
+
+
+def test_roles_from_synack_when_syn_missing() -> None:
+    frames = _conn(NS, 40000)[1:]
+    (rec,) = _run(frames)
+    assert (rec["client_port"], rec["server_port"]) == (40000, 80)
+    assert rec["roles_inferred"] is False
+    assert rec["open"] == "three_way_handshake"
+
+
+def test_roles_guessed_from_well_known_port_midstream() -> None:
+    frames = [(NS, tcp_frame(S, C, 80, 40000, 7, 9, ACK, payload=b"abc")),
+              (NS + 10, tcp_frame(C, S, 40000, 80, 9, 10, ACK))]
+    (rec,) = _run(frames)
+    assert rec["server_port"] == 80 and rec["roles_inferred"] is True
+    assert rec["open"] == "midstream"
+    assert rec["client_state"] == "ESTABLISHED" and rec["server_state"] == "ESTABLISHED"
+
+
+def test_syn_retransmission_stays_one_flow_new_isn_starts_another() -> None:
+    frames = [(NS, tcp_frame(C, S, 40000, 80, 1000, 0, SYN)),
+              (2 * NS, tcp_frame(C, S, 40000, 80, 1000, 0, SYN)),  # retransmission
+              (3 * NS, tcp_frame(C, S, 40000, 80, 777, 0, SYN))]  # new connect()
+    recs = _run(frames)
+    assert [r["client_syn_count"] for r in recs] == [2, 1]
+    assert recs[1]["incarnation"] == 1
+
+
+def test_port_reuse_in_time_wait_is_a_new_incarnation() -> None:
+    first = _conn(NS, 40000, isn=1000)
+    second = _conn(2 * NS, 40000, isn=900_000)
+    recs = _run(first + second)
+    assert len(recs) == 2
+    assert recs[0]["client_state"] == "CLOSED"  # TIME_WAIT ended by the new SYN
+    assert recs[0]["end_reason"] == "new_incarnation"
+    assert recs[1]["client_state"] == "TIME_WAIT"
+    assert recs[1]["incarnation"] == 1
+
+
+def test_time_wait_expires_by_packet_time() -> None:
+    frames = _conn(NS, 40000) + [(200 * NS, tcp_frame(C, S, 40001, 81, 1, 0, SYN))]
+    recs = _run(frames, time_wait_s=60.0)
+    assert recs[0]["client_state"] == "CLOSED"
+    assert recs[0]["end_reason"] == "time_wait_expired"
+    recs = _run(frames, time_wait_s=500.0)
+    assert recs[0]["client_state"] == "TIME_WAIT"  # reported at capture end: 2MSL not over
+
+
+def test_one_wild_timestamp_does_not_expire_live_connections() -> None:
+    # Real pcapng files carry single corrupt timestamps (pcapplusplus/pcapng-example.pcapng
+    # frame 2 lies 46 years ahead); the handshake must stay one connection.
+    frames = _conn(NS, 40000)
+    frames[1] = (NS + 46 * 365 * 86400 * NS, frames[1][1])
+    recs = _run(frames)
+    assert len(recs) == 1
+    assert recs[0]["open"] == "three_way_handshake"
+
+
+def test_idle_connections_leave_the_table() -> None:
+    frames = []
+    for i in range(50):
+        t = (i * 20 + 1) * NS
+        frames += [(t, tcp_frame(C, S, 30000 + i, 80, 1, 0, SYN)),
+                   (t + 1000, tcp_frame(S, C, 80, 30000 + i, 9, 2, SYN | ACK)),
+                   (t + 2000, tcp_frame(C, S, 30000 + i, 80, 2, 10, ACK))]
+    engine = Engine(Options(idle_timeout_s=30.0))
+    recs = list(engine.run(pcap_bytes(frames, nanosecond=True)))
+    assert len(recs) == 50
+    assert engine.table.peak_live <= 3
+    assert sum(r.record["end_reason"] == "idle_timeout" for r in recs) >= 48
+
+
+def test_connection_cap_evicts_half_open_first() -> None:
+    frames = [(NS, tcp_frame(C, S, 50000, 80, 1, 0, SYN)),
+              (NS + 1, tcp_frame(S, C, 80, 50000, 9, 2, SYN | ACK)),
+              (NS + 2, tcp_frame(C, S, 50000, 80, 2, 10, ACK))]
+    frames += [(NS + 10 + i, tcp_frame("10.9.0.1", S, 1000 + i, 80, i, 0, SYN))
+               for i in range(20)]
+    engine = Engine(Options(max_connections=5))
+    recs = [r.record for r in engine.run(pcap_bytes(frames, nanosecond=True))]
+    assert len(recs) == 21
+    established = [r for r in recs if r["client_port"] == 50000]
+    assert established[0]["end_reason"] == "capture_end"  # the established one survived
+    assert engine.table.evicted_table_full == 16
+    assert any(w.code == "table_full" for w in engine.diag.warnings)
+
+
+def test_rst_refusal_and_trailing_segments_stay_in_one_flow() -> None:
+    frames = [(NS, tcp_frame(C, S, 40000, 9, 1, 0, SYN)),
+              (NS + 1000, tcp_frame(S, C, 9, 40000, 0, 2, RST | ACK))]
+    (rec,) = _run(frames)
+    assert rec["open"] == "not_established" and rec["close"] == "refused"
+    assert rec["client_state"] == "CLOSED" and rec["server_state"] == "CLOSED"
