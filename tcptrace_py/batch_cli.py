@@ -1,0 +1,135 @@
+"""``tcptrace-py batch``: the click front end of :mod:`tcptrace_py.batch`.
+
+Kept apart from cli.py so the batch owner and the CLI owner do not edit one file; cli.py
+registers it with ``main.add_command(batch)``.
+
+Exit codes follow cli.py: 0 every capture analysed; 1 at least one selected capture failed
+(now or in the run that recorded it: a rerun does not turn a failure green); 2 bad usage
+(no input found, output is a file, unreachable scheduler). 130 when interrupted (the
+finished captures are kept and the next run resumes).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any
+
+import click
+
+from tcptrace_py.batch import STATUS_OK, BatchSummary, run_batch
+from tcptrace_py.options import Options
+
+EXIT_OK = 0
+EXIT_FAILED_CAPTURES = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, the shell convention
+
+
+def _err(msg: str) -> None:
+    click.echo(f"tcptrace-py batch: {msg}", err=True)
+
+
+class _Progress:
+    """A rich progress bar on stderr (only when stderr is a terminal): captures done,
+    packets per second (frames analysed / wall time), failures."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.frames = 0
+        self.failed = 0
+        self.start_s = time.monotonic()
+        self._bar: Any = None
+        self._task: Any = None
+
+    def start(self, todo: int, skipped: int) -> None:
+        if skipped:
+            _err(f"{skipped} captures already done, skipped (use --force to redo them)")
+        if not self.enabled or not todo:
+            return
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        self._bar = Progress(TextColumn("captures"), BarColumn(), MofNCompleteColumn(),
+                             TextColumn("{task.fields[pps]} pkt/s"),
+                             TextColumn("[red]{task.fields[failed]} failed"),
+                             TimeElapsedColumn(), TimeRemainingColumn(),
+                             console=Console(stderr=True), transient=False)
+        self._task = self._bar.add_task("batch", total=todo, pps="0", failed=0)
+        self._bar.start()
+
+    def done(self, row: dict[str, Any]) -> None:
+        self.frames += int(row["frames"])
+        if row["status"] != STATUS_OK:
+            self.failed += 1
+            if not self.enabled:
+                _err(f"failed: {row['error']}")
+        if self._bar is not None:
+            rate = self.frames / max(time.monotonic() - self.start_s, 1e-9)
+            self._bar.update(self._task, advance=1, pps=f"{rate:,.0f}", failed=self.failed)
+
+    def stop(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+
+
+@click.command()
+@click.argument("inputs", nargs=-1, required=True)
+@click.option("-o", "--output", "out_dir", required=True,
+              type=click.Path(file_okay=False, writable=True),
+              help="Dataset directory (flows/, anomalies/, events/, captures.parquet).")
+@click.option("-j", "--jobs", type=click.IntRange(min=1), default=None,
+              help="Local worker processes [default: the CPU count].")
+@click.option("--scheduler", default=None, metavar="ADDRESS",
+              help="Run on this dask.distributed scheduler (e.g. tcp://host:8786) instead.")
+@click.option("--force", is_flag=True, help="Redo captures already done.")
+@click.option("--strict", is_flag=True,
+              help="A capture damaged after valid frames counts as failed.")
+@click.option("-q", "--quiet", is_flag=True, help="No summary or failure lines on stderr.")
+def batch(inputs: tuple[str, ...], out_dir: str, jobs: int | None, scheduler: str | None,
+          force: bool, strict: bool, quiet: bool) -> None:
+    """Analyse many captures in parallel into a Parquet dataset.
+
+    INPUT is a capture file, a directory (searched recursively; captures are recognised by
+    their bytes, compressed ones included) or a glob pattern. Captures already in DIR's
+    manifest with the same size and mtime are skipped, so an interrupted batch resumes.
+
+    \b
+    Examples:
+      tcptrace-py batch /data/rings -o results/
+      tcptrace-py batch 'dumps/**/*.pcap*' -o results/ --jobs 8
+      tcptrace-py batch /shared/pcaps -o /shared/results --scheduler tcp://10.0.0.5:8786
+    """
+    progress = _Progress(sys.stderr.isatty() and not quiet)
+    summary: BatchSummary
+    try:
+        summary = run_batch(inputs, out_dir, jobs=jobs, scheduler=scheduler, force=force,
+                            options=Options(), strict=strict, on_start=progress.start,
+                            on_done=progress.done)
+    except (FileNotFoundError, NotADirectoryError) as exc:
+        _err(str(exc))
+        sys.exit(EXIT_USAGE)
+    except KeyboardInterrupt:
+        progress.stop()
+        _err("interrupted; finished captures are kept, rerun to resume")
+        sys.exit(EXIT_INTERRUPTED)
+    except OSError as exc:  # e.g. an unreachable scheduler address
+        progress.stop()
+        _err(str(exc))
+        sys.exit(EXIT_USAGE)
+    progress.stop()
+    if not summary.captures:
+        _err("no captures found in the inputs")
+        sys.exit(EXIT_USAGE)
+    failed = summary.failed
+    if not quiet:
+        _err(f"{len(summary.analysed)} analysed, {len(summary.skipped)} skipped, "
+             f"{len(failed)} failed -> {summary.out_dir}")
+    sys.exit(EXIT_FAILED_CAPTURES if failed else EXIT_OK)
