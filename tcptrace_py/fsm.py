@@ -353,8 +353,13 @@ class EndpointMachine:
         """Move by the table and return the row used (the caller records the event)."""
         row = lookup(self.state, inp)
         new_state = row[1]
-        if new_state is S.TIME_WAIT:
-            # Entering TIME_WAIT, or a retransmitted FIN restarting its 2MSL timer.
+        if new_state is S.TIME_WAIT and (self.state is not S.TIME_WAIT
+                                         or row[0] is A.RETRANSMISSION):
+            # Entering TIME_WAIT, or a retransmitted FIN restarting its 2MSL timer. Nothing
+            # else restarts it (RFC 9293 3.10.7.4 TIME-WAIT: "the only thing that can arrive
+            # in this state is a retransmission of the remote FIN ... restart the 2 MSL
+            # timeout"; Linux tcp_timewait_state_process reschedules only then): the
+            # endpoint's own final ACK or a late ACK must not extend it.
             self.time_wait_since_ns = ts_ns
         elif new_state is not self.state:
             self.time_wait_since_ns = -1
@@ -362,3 +367,25 @@ class EndpointMachine:
             self.entered_ns = ts_ns
             self.state = new_state
         return row
+
+
+def transitions_markdown() -> str:
+    """:data:`TRANSITIONS` as a Markdown table (docs/state-machine.md is generated from it)."""
+    lines = ["| state | input | action | next state | why |", "| --- | --- | --- | --- | --- |"]
+    states = list(TcpState)
+    inputs = list(Input)
+    for (state, inp), (action, new, reason) in sorted(
+            TRANSITIONS.items(), key=lambda kv: (states.index(kv[0][0]), inputs.index(kv[0][1]))):
+        lines.append(f"| `{state.value}` | {inp.value} | {action.value} | `{new.value}` | "
+                     f"{reason.replace('|', '/')} |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":  # python -m tcptrace_py.fsm --markdown
+    import sys
+
+    if sys.argv[1:] == ["--markdown"]:
+        sys.stdout.write(transitions_markdown())
+    else:
+        sys.stderr.write("usage: python -m tcptrace_py.fsm --markdown\n")
+        raise SystemExit(2)
