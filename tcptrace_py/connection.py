@@ -316,7 +316,11 @@ class Connection:
         if action is Action.OK and new is old:
             return
         if inp is Input.RECV_RST or (inp is Input.SEND_RST and old not in _DONE_STATES):
-            if not self.first_rst_sender and new is TcpState.CLOSED and old is not new:
+            # Only a RST its receiver obeys decides how the connection ended: an
+            # out-of-window one (RFC 5961 3.2) is recorded as ignored, not taken as the close.
+            if not self.first_rst_sender and new is TcpState.CLOSED and old is not new and (
+                    inp is Input.RECV_RST or self._rst_acceptable(
+                        seg, self.server if side == 0 else self.client)):
                 self.first_rst_sender = "client" if side == 0 else "server"
                 self.first_rst_frame = seg.frame
         if old in (TcpState.CLOSED,) and direction == "sent" and inp in (
