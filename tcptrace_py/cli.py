@@ -1,70 +1,90 @@
-"""Command line: the only module that imports click and rich.
+"""Command line: the only module that imports click (rich only for table output).
 
-Exit codes: 0 success; 1 ``--fail-on`` matched an anomaly; 2 bad usage or unreadable input.
-Results go to stdout (or ``-o``), diagnostics to stderr.
+Exit codes (every command):
+  0  success (warnings about a damaged capture included, unless ``--strict``);
+  1  ``--fail-on SEVERITY`` and an anomaly at or above that severity was found;
+  2  bad usage (unknown option or parameter, bad value) or unreadable input (missing file,
+     a directory, not a capture, damaged with ``--strict``).
+Results go to stdout (or ``-o``), diagnostics to stderr, never a traceback for bad input.
+
+Start-up matters (``tcptrace-py analyze x.pcap --format jsonl | jq`` on a tiny capture should
+answer at once), so rich, pandas, pyarrow and matplotlib are imported only by the formats and
+commands that need them.
 """
 
 from __future__ import annotations
 
-import json
+import importlib
+import importlib.util
+import os
 import sys
-from collections.abc import Iterator
-from typing import IO, Any
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from typing import IO, Any, TypeVar
 
 import click
 
 from tcptrace_py import __version__
 from tcptrace_py.diagnostics import CaptureError, Diagnostics
 from tcptrace_py.engine import Engine, FlowResult
-from tcptrace_py.events import Anomaly
+from tcptrace_py.events import SEVERITIES, SEVERITY_RANK, Anomaly
+from tcptrace_py.export import FORMATS, anomaly_dict, capture_summary, dumps
 from tcptrace_py.options import Options
+
+__all__ = ["EXIT_BAD_INPUT", "EXIT_FINDINGS", "EXIT_OK", "anomaly_dict", "main"]
 
 EXIT_OK = 0
 EXIT_FINDINGS = 1
 EXIT_BAD_INPUT = 2
 
+PROGRESS_MIN_BYTES = 32 * 1024 * 1024
+"""Files smaller than this get no progress bar: they finish before a bar would be useful."""
 
-def _json_default(obj: object) -> object:
-    if isinstance(obj, (set, tuple)):
-        return list(obj)
-    return str(obj)
+_SEVERITY_STYLE = {"error": "red", "warning": "yellow", "info": "cyan"}
 
+EXIT_CODES_HELP = """
+\b
+Exit codes:
+  0  success (a damaged capture gives warnings and results, unless --strict)
+  1  --fail-on SEVERITY matched an anomaly
+  2  bad usage or unreadable input (missing file, directory, not a capture)
+"""
 
-def anomaly_dict(a: Anomaly) -> dict[str, Any]:
-    """An anomaly as the JSON object of ``anomalies --format jsonl``."""
-    return {"code": a.code, "severity": a.severity, "category": a.category,
-            "flow_id": a.flow_id, "first_frame": a.first_frame, "last_frame": a.last_frame,
-            "ts": a.ts_ns / 1e9, "summary": a.summary, "details": a.details}
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _err(msg: str) -> None:
     click.echo(f"tcptrace-py: {msg}", err=True)
 
 
-def _report_diag(diag: Diagnostics, quiet: bool) -> None:
-    if quiet:
-        return
-    for w in diag.warnings:
-        _err(f"warning: {w}")
-    if diag.warnings_dropped:
-        _err(f"warning: {diag.warnings_dropped} more warnings not shown")
-    if diag.skipped:
-        parts = ", ".join(f"{k}={v}" for k, v in sorted(diag.skipped.items()))
-        _err(f"skipped frames: {parts}")
+def _fail(msg: str) -> None:
+    """One line on stderr and exit 2 (bad input)."""
+    _err(msg)
+    sys.exit(EXIT_BAD_INPUT)
 
 
-def _run(files: tuple[str, ...], options: Options, strict: bool
-         ) -> Iterator[tuple[str, Engine, FlowResult | None]]:
-    """Analyse each file; yields (file, engine, result) and (file, engine, None) at each end."""
-    for path in files:
-        engine = Engine(options)
-        for result in engine.run(sys.stdin.buffer if path == "-" else path, name=path,
-                                 strict=strict):
-            yield path, engine, result
-        yield path, engine, None
+# --------------------------------------------------------------------------- lazy group
+class _LazyGroup(click.Group):
+    """A group whose heavier subcommands (``batch``) are imported only when invoked."""
+
+    lazy: dict[str, str] = {"batch": "tcptrace_py.batch_cli:batch"}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(super().list_commands(ctx)) | set(self.lazy))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.lazy and cmd_name not in self.commands:
+            module, attr = self.lazy[cmd_name].split(":")
+            try:
+                cmd = getattr(importlib.import_module(module), attr)
+            except (ImportError, AttributeError):
+                return None
+            return cmd if isinstance(cmd, click.Command) else None
+        return super().get_command(ctx, cmd_name)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]},
+             epilog=EXIT_CODES_HELP)
 @click.version_option(__version__, prog_name="tcptrace-py")
 def main() -> None:
     """Reconstruct the life of every TCP connection in packet captures.
@@ -74,136 +94,543 @@ def main() -> None:
       tcptrace-py analyze capture.pcap
       tcptrace-py analyze capture.pcapng.gz --format jsonl -o flows.jsonl
       tcpdump -w - -i any | tcptrace-py analyze -
-      tcptrace-py anomalies capture.pcap --format jsonl
+      tcptrace-py anomalies capture.pcap --fail-on warning
+      tcptrace-py summary capture.pcap
       tcptrace-py flow capture.pcap 3
+      tcptrace-py plot capture.pcap --flow 3 --kind tsg -o flow3.png
     """
 
 
-_FORMATS = click.Choice(["table", "json", "jsonl"])
+# --------------------------------------------------------------------------- options
+@dataclass
+class Filters:
+    """Which connections (and their anomalies) to show."""
+
+    states: tuple[str, ...] = ()
+    closes: tuple[str, ...] = ()
+    codes: tuple[str, ...] = ()
+    hosts: tuple[str, ...] = ()
+    ports: tuple[int, ...] = ()
+    flows: tuple[int, ...] = ()
+    _states_up: set[str] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        self._states_up = {s.upper().replace("-", "_") for s in self.states}
+
+    @property
+    def on_connections(self) -> bool:
+        """True when some filter selects connections (capture-wide findings then hide)."""
+        return bool(self.states or self.closes or self.hosts or self.ports or self.flows)
+
+    def flow_ok(self, rec: dict[str, Any]) -> bool:
+        if self.flows and rec["flow_id"] not in self.flows:
+            return False
+        if self._states_up and rec["client_state"] not in self._states_up and \
+                rec["server_state"] not in self._states_up:
+            return False
+        if self.closes and rec["close"] not in self.closes:
+            return False
+        if self.hosts and rec["client_ip"] not in self.hosts and \
+                rec["server_ip"] not in self.hosts:
+            return False
+        if self.ports and rec["client_port"] not in self.ports and \
+                rec["server_port"] not in self.ports:
+            return False
+        return not (self.codes and not set(self.codes) & set(rec.get("anomalies", ())))
+
+    def anomaly_ok(self, a: Anomaly, rec: dict[str, Any] | None) -> bool:
+        if self.codes and a.code not in self.codes:
+            return False
+        if rec is None:
+            return not self.on_connections
+        return self.flow_ok({**rec, "anomalies": [a.code]})
 
 
-@main.command()
+def _common(f: F) -> F:
+    """Options shared by analyze, anomalies and summary (applied bottom-up)."""
+    decorators = [
+        click.option("--format", "fmt", type=click.Choice(FORMATS), default="table",
+                     show_default=True, help="Output format (parquet needs -o)."),
+        click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
+                     help="Write to this file instead of standard output."),
+        click.option("--state", "states", multiple=True, metavar="STATE",
+                     help="Only connections where either endpoint ended in STATE "
+                          "(e.g. TIME_WAIT, CLOSE_WAIT). Repeatable."),
+        click.option("--close", "closes", multiple=True, metavar="HOW",
+                     help="Only connections that ended this way (graceful, rst_by_client, "
+                          "rst_by_server, refused, unanswered, ...). Repeatable."),
+        click.option("--anomaly", "codes", multiple=True, metavar="CODE",
+                     help="Only connections/anomalies with this anomaly code. Repeatable."),
+        click.option("--host", "hosts", multiple=True, metavar="IP",
+                     help="Only connections with this address at either end. Repeatable."),
+        click.option("--port", "ports", multiple=True, type=int, metavar="PORT",
+                     help="Only connections with this port at either end. Repeatable."),
+        click.option("--flow", "flow_ids", multiple=True, type=int, metavar="ID",
+                     help="Only this flow_id. Repeatable."),
+        click.option("--sort", "sort_key", default=None, metavar="COLUMN",
+                     help="Sort by this column (e.g. duration_s, start_ts, retransmissions)."),
+        click.option("--reverse", is_flag=True, help="Sort in descending order."),
+        click.option("--fail-on", type=click.Choice(SEVERITIES), default=None,
+                     help="Exit 1 when an anomaly at or above this severity is found."),
+        click.option("--config", "config", type=click.Path(dir_okay=False), default=None,
+                     help="Detector parameters from a TOML file."),
+        click.option("--param", "params", multiple=True, metavar="NAME=VALUE",
+                     help="Set a detector parameter (e.g. rst_storm.min_rsts=50). "
+                          "Repeatable; wins over --config."),
+        click.option("--time-wait", "time_wait_s", type=click.FloatRange(min=0), default=None,
+                     metavar="SECONDS", help="TIME_WAIT duration (default 60, Linux's)."),
+        click.option("--idle-timeout", "idle_timeout_s", type=click.FloatRange(min=0),
+                     default=None, metavar="SECONDS",
+                     help="Emit a connection idle this long (default 3600)."),
+        click.option("--max-connections", type=click.IntRange(min=1), default=None,
+                     metavar="N", help="Live connections kept at most (default 1000000)."),
+        click.option("--strict", is_flag=True,
+                     help="Treat a damaged capture as an error (exit 2)."),
+        click.option("-q", "--quiet", is_flag=True,
+                     help="No warnings, progress or summary on standard error."),
+    ]
+    for deco in reversed(decorators):
+        f = deco(f)
+    return f
+
+
+def build_options(config: str | None = None, params: Sequence[str] = (),
+                  time_wait_s: float | None = None, idle_timeout_s: float | None = None,
+                  max_connections: int | None = None, **extra: Any) -> Options:
+    """Options from CLI values; a bad config file or parameter is a click.UsageError (2)."""
+    from tcptrace_py import detectors
+
+    detector_params: dict[str, Any] = {}
+    load_config = getattr(detectors, "load_config", None)
+    parse_param = getattr(detectors, "parse_param", None)
+    try:
+        if config:
+            if load_config is None:
+                raise click.UsageError("--config needs tcptrace_py.detectors.load_config")
+            detector_params.update(load_config(config))
+        for p in params:
+            if parse_param is None:
+                raise click.UsageError("--param needs tcptrace_py.detectors.parse_param")
+            if "=" not in p:
+                raise click.BadParameter(f"{p!r} is not NAME=VALUE", param_hint="--param")
+            parsed = parse_param(p)
+            if isinstance(parsed, tuple):
+                detector_params[parsed[0]] = parsed[1]
+            else:
+                detector_params.update(parsed)
+    except (ValueError, KeyError, TypeError, OSError) as exc:
+        raise click.UsageError(str(exc).strip("'\"")) from None
+    kw: dict[str, Any] = dict(extra)
+    if detector_params:
+        kw["detector_params"] = detector_params
+    if time_wait_s is not None:
+        kw["time_wait_s"] = time_wait_s
+    if idle_timeout_s is not None:
+        kw["idle_timeout_s"] = idle_timeout_s
+    if max_connections is not None:
+        kw["max_connections"] = max_connections
+    try:
+        options = replace(Options(), **kw)
+        if detector_params:  # validate names now: a typo is exit 2, not a silent default
+            Engine(options)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    return options
+
+
+# --------------------------------------------------------------------------- running
+class _CountingReader:
+    """A binary file wrapper counting bytes read, to drive the progress bar."""
+
+    def __init__(self, f: IO[bytes], advance: Callable[[int], None]) -> None:
+        self._f = f
+        self._advance = advance
+
+    def read(self, n: int = -1, /) -> bytes:
+        data = self._f.read(n)
+        self._advance(len(data))
+        return data
+
+    def read1(self, n: int = -1, /) -> bytes:
+        data = self._f.read1(n)  # type: ignore[attr-defined]
+        self._advance(len(data))
+        return bytes(data)
+
+    def readable(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        self._f.close()
+
+
+def _with_progress(path: str, quiet: bool) -> Iterator[Any]:
+    """Yield the source to analyse: a counting reader under a rich progress bar for big
+    files when stderr is a terminal, else the path itself (so errors name it)."""
+    size = 0
+    if not quiet and path != "-" and sys.stderr.isatty():
+        try:
+            size = os.path.getsize(path) if os.path.isfile(path) else 0
+        except OSError:
+            size = 0
+    if size < PROGRESS_MIN_BYTES:
+        yield sys.stdin.buffer if path == "-" else path
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
+
+    with Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(),
+                  TimeRemainingColumn(), console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task(os.path.basename(path), total=size)
+        with open(path, "rb") as f:
+            yield _CountingReader(f, lambda n: bar.advance(task, n))
+
+
+@dataclass
+class Run:
+    """Everything one command collected over its input files."""
+
+    multi: bool
+    records: list[dict[str, Any]] = field(default_factory=list)
+    anomalies: list[tuple[str | None, Anomaly]] = field(default_factory=list)
+    results: dict[tuple[str | None, int], FlowResult] = field(default_factory=dict)
+    diag: Diagnostics = field(default_factory=Diagnostics)
+    worst: int = -1
+    """Highest severity rank among the anomalies shown (-1: none)."""
+
+
+def _run(files: Sequence[str], options: Options, strict: bool, quiet: bool,
+         filters: Filters, on_record: Callable[[dict[str, Any]], None] | None = None,
+         keep: bool = True) -> Run:
+    """Analyse each file, filter, and collect (or stream through ``on_record``)."""
+    run = Run(multi=len(files) > 1)
+    for path in files:
+        engine = Engine(options)
+        cap = path if run.multi else None
+        recs: dict[int, dict[str, Any]] = {}
+        try:
+            for src in _with_progress(path, quiet):
+                for result in engine.run(src, name=path, strict=strict):
+                    rec = result.record
+                    recs[rec["flow_id"]] = rec
+                    if not filters.flow_ok(rec):
+                        continue
+                    if cap is not None:
+                        rec = {"capture": cap, **rec}
+                    for a in result.anomalies:
+                        if filters.anomaly_ok(a, rec):
+                            run.anomalies.append((cap, a))
+                            run.worst = max(run.worst, SEVERITY_RANK.get(a.severity, 0))
+                    if on_record is not None:
+                        on_record(rec)
+                    if keep:
+                        run.records.append(rec)
+                        run.results[(cap, rec["flow_id"])] = result
+        except CaptureError as exc:
+            _report_diag(engine.diag, quiet)
+            _fail(str(exc))
+        except OSError as exc:  # e.g. a pipe closed under us, a file vanishing mid-read
+            _fail(f"{path}: {exc.strerror or exc}")
+        for a in engine.summary.anomalies:
+            rec = recs.get(a.flow_id) if a.flow_id is not None else None
+            if filters.anomaly_ok(a, rec):
+                run.anomalies.append((cap, a))
+                run.worst = max(run.worst, SEVERITY_RANK.get(a.severity, 0))
+        _report_diag(engine.diag, quiet)
+        run.diag.merge(engine.diag)
+    return run
+
+
+def _report_diag(diag: Diagnostics, quiet: bool) -> None:
+    if quiet:
+        return
+    for w in diag.warnings:
+        _err(f"warning: {w}")
+    if diag.warnings_dropped:
+        _err(f"warning: {diag.warnings_dropped} more warnings not shown")
+
+
+def _sort(records: list[dict[str, Any]], key: str | None, reverse: bool) -> None:
+    if key is None:
+        records.sort(key=lambda r: (r.get("capture", ""), r["flow_id"]))
+        return
+    if records and key not in records[0]:
+        raise click.BadParameter(f"no column {key!r}", param_hint="--sort")
+
+    def k(r: dict[str, Any]) -> tuple[bool, Any]:
+        v = r.get(key)
+        return (v is None, v if not isinstance(v, list) else len(v))
+
+    records.sort(key=k, reverse=reverse)
+
+
+def _open_out(output: str | None, fmt: str) -> IO[str] | None:
+    """The text stream to write to (None for parquet, which writes to the path)."""
+    if fmt == "parquet":
+        if not output:
+            raise click.UsageError("--format parquet needs -o FILE")
+        return None
+    if not output:
+        return sys.stdout
+    try:
+        return open(output, "w", encoding="utf-8", newline="")  # noqa: SIM115
+    except OSError as exc:
+        _fail(f"{output}: cannot write ({exc.strerror or exc})")
+        raise  # unreachable: _fail exits
+
+
+def _exit_for(run: Run, fail_on: str | None) -> None:
+    if fail_on is not None and run.worst >= SEVERITY_RANK[fail_on]:
+        sys.exit(EXIT_FINDINGS)
+
+
+def _need_pkg(fmt: str) -> None:
+    need = {"parquet": "pyarrow"}.get(fmt)
+    if need and importlib.util.find_spec(need) is None:
+        _fail(f"--format {fmt} needs the {need} package (pip install tcptrace-py[parquet])")
+
+
+# --------------------------------------------------------------------------- analyze
+@main.command(epilog=EXIT_CODES_HELP)
 @click.argument("files", nargs=-1, required=True)
-@click.option("--format", "fmt", type=_FORMATS, default="table", show_default=True,
-              help="Output format.")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), default=None,
-              help="Write to this file instead of standard output.")
-@click.option("--strict", is_flag=True, help="Treat a damaged capture as an error (exit 2).")
-@click.option("-q", "--quiet", is_flag=True, help="No warnings on standard error.")
-def analyze(files: tuple[str, ...], fmt: str, output: str | None, strict: bool,
-            quiet: bool) -> None:
+@_common
+def analyze(files: tuple[str, ...], fmt: str, output: str | None, states: tuple[str, ...],
+            closes: tuple[str, ...], codes: tuple[str, ...], hosts: tuple[str, ...],
+            ports: tuple[int, ...], flow_ids: tuple[int, ...], sort_key: str | None,
+            reverse: bool, fail_on: str | None, config: str | None, params: tuple[str, ...],
+            time_wait_s: float | None, idle_timeout_s: float | None,
+            max_connections: int | None, strict: bool, quiet: bool) -> None:
     """Analyse captures: one record per TCP connection.
+
+    The table shows each connection coloured by the worst severity of its anomalies, the
+    anomalies under it, and a capture summary. jsonl streams records as connections finish.
 
     \b
     Examples:
       tcptrace-py analyze capture.pcap
       tcptrace-py analyze a.pcap b.pcapng --format jsonl -o flows.jsonl
+      tcptrace-py analyze capture.pcap --format parquet -o flows.parquet
+      tcptrace-py analyze capture.pcap --format zeek -o conn.log
+      tcptrace-py analyze capture.pcap --close refused --close unanswered
+      tcptrace-py analyze capture.pcap --state CLOSE_WAIT --sort duration_s --reverse
+      tcptrace-py analyze capture.pcap --param rst_storm.min_rsts=50 --fail-on error
       tcptrace-py analyze - < capture.pcap
     """
-    options = Options()
-    out: IO[str] = open(output, "w", encoding="utf-8") if output else sys.stdout  # noqa: SIM115
-    records: list[dict[str, Any]] = []
+    _need_pkg(fmt)
+    options = build_options(config, params, time_wait_s, idle_timeout_s, max_connections)
+    filters = Filters(states, closes, codes, hosts, ports, flow_ids)
+    out = _open_out(output, fmt)
+    stream = fmt == "jsonl" and sort_key is None
     try:
-        for path, engine, result in _run(files, options, strict):
-            if result is None:
-                _report_diag(engine.diag, quiet)
-                continue
-            rec = result.record
-            if len(files) > 1:
-                rec = {"capture": path, **rec}
-            if fmt == "jsonl":
-                out.write(json.dumps(rec, default=_json_default) + "\n")
+        if stream:
+            assert out is not None
+            run = _run(files, options, strict, quiet, filters,
+                       on_record=lambda r: out.write(dumps(r) + "\n"), keep=False)
+        else:
+            run = _run(files, options, strict, quiet, filters)
+            _sort(run.records, sort_key, reverse)
+            if fmt == "table":
+                assert out is not None
+                _print_flows(run, out, quiet)
             else:
-                records.append(rec)
-    except CaptureError as exc:
-        _err(str(exc))
-        sys.exit(EXIT_BAD_INPUT)
-    if fmt == "json":
-        records.sort(key=lambda r: (r.get("capture", ""), r["flow_id"]))
-        json.dump(records, out, default=_json_default, indent=1)
-        out.write("\n")
-    elif fmt == "table":
-        _print_table(records, out)
-    if output:
-        out.close()
+                from tcptrace_py.export import write_flows
+
+                write_flows(run.records, fmt, out, output, diag=run.diag)
+    finally:
+        if out is not None and out is not sys.stdout:
+            out.close()
+    _exit_for(run, fail_on)
 
 
-def _print_table(records: list[dict[str, Any]], out: IO[str]) -> None:
+def _console(out: IO[str]) -> Any:
     from rich.console import Console
+
+    return Console(file=out, width=None if out.isatty() else 200)
+
+
+def _print_flows(run: Run, out: IO[str], quiet: bool) -> None:
+    from rich.table import Table
+    from rich.text import Text
+
+    console = _console(out)
+    by_flow: dict[tuple[str | None, int], list[Anomaly]] = {}
+    for cap, a in run.anomalies:
+        if a.flow_id is not None:
+            by_flow.setdefault((cap, a.flow_id), []).append(a)
+    table = Table(title=f"{len(run.records)} TCP connections", show_lines=bool(by_flow))
+    cols = ["flow", "client", "server", "open", "close", "client state", "server state",
+            "pkts c/s", "bytes c/s", "retx", "dur s", "anomalies"]
+    if run.multi:
+        cols.insert(0, "capture")
+    for col in cols:
+        table.add_column(col, no_wrap=col != "anomalies",
+                         ratio=1 if col == "anomalies" else None)
+    for r in run.records:
+        found = sorted(by_flow.get((r.get("capture"), r["flow_id"]), []),
+                       key=lambda a: (-SEVERITY_RANK.get(a.severity, 0), a.code))
+        worst = max((SEVERITY_RANK.get(a.severity, 0) for a in found), default=-1)
+        style = _SEVERITY_STYLE[SEVERITIES[worst]] if worst >= 0 else None
+        notes = Text()
+        for i, a in enumerate(found):
+            if i:
+                notes.append("\n")
+            notes.append(f"{a.severity} {a.code}", style=f"bold {_SEVERITY_STYLE[a.severity]}"
+                         if a.severity in _SEVERITY_STYLE else "bold")
+            notes.append(f": {a.summary} (frames {a.first_frame}-{a.last_frame})")
+        row: list[Any] = [
+            str(r["flow_id"]), f"{r['client_ip']}:{r['client_port']}",
+            f"{r['server_ip']}:{r['server_port']}", r["open"], r["close"],
+            r["client_state"], r["server_state"],
+            f"{r['client_packets']}/{r['server_packets']}",
+            f"{r['client_payload_bytes']}/{r['server_payload_bytes']}",
+            str(r.get("retransmissions", 0)), f"{r['duration_s']:.3f}", notes]
+        if run.multi:
+            row.insert(0, str(r.get("capture", "")))
+        table.add_row(*row, style=style)
+    console.print(table)
+    wide = [a for cap, a in run.anomalies if a.flow_id is None]
+    if wide:
+        console.print(_anomaly_table(wide, "capture-wide anomalies"))
+    _print_summary(console, capture_summary(run.diag, run.records,
+                                            (a for _c, a in run.anomalies)))
+
+
+def _anomaly_table(items: Sequence[Anomaly], title: str,
+                   captures: Sequence[str | None] | None = None) -> Any:
     from rich.table import Table
 
-    records.sort(key=lambda r: (r.get("capture", ""), r["flow_id"]))
-    table = Table(title=f"{len(records)} TCP connections")
-    for col in ("flow", "client", "server", "open", "close", "client state", "server state",
-                "pkts c/s", "bytes c/s", "retx", "anomalies"):
+    table = Table(title=title)
+    cols = ["severity", "code", "flow", "frames", "summary"]
+    if captures is not None:
+        cols.insert(0, "capture")
+    for col in cols:
         table.add_column(col)
-    for r in records:
-        colour = "green" if r["close"] == "graceful" else (
-            "red" if r["close"] in ("refused", "unanswered", "rst_by_client", "rst_by_server")
-            else "yellow")
-        table.add_row(str(r["flow_id"]), f"{r['client_ip']}:{r['client_port']}",
-                      f"{r['server_ip']}:{r['server_port']}", r["open"],
-                      f"[{colour}]{r['close']}[/]", r["client_state"], r["server_state"],
-                      f"{r['client_packets']}/{r['server_packets']}",
-                      f"{r['client_payload_bytes']}/{r['server_payload_bytes']}",
-                      str(r.get("retransmissions", 0)), ", ".join(r.get("anomalies", [])))
-    Console(file=out, width=200 if not out.isatty() else None).print(table)
+    for i, a in enumerate(items):
+        style = _SEVERITY_STYLE.get(a.severity, "")
+        row = [f"[{style}]{a.severity}[/]", a.code,
+               "" if a.flow_id is None else str(a.flow_id),
+               f"{a.first_frame}-{a.last_frame}", a.summary]
+        if captures is not None:
+            row.insert(0, captures[i] or "")
+        table.add_row(*row)
+    return table
 
 
-@main.command()
+def _print_summary(console: Any, s: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    def kv(d: dict[str, Any]) -> str:
+        return ", ".join(f"{k} {v}" for k, v in d.items()) or "none"
+
+    table = Table(title="capture summary", show_header=False)
+    table.add_column("what", style="bold")
+    table.add_column("value")
+    span = "n/a" if s["span_s"] is None else f"{s['span_s']:.6f} s"
+    table.add_row("frames", f"{s['frames']} ({s['tcp_segments']} TCP segments)")
+    table.add_row("link types", kv(s["link_types"]))
+    table.add_row("time span", span)
+    table.add_row("skipped frames", kv(s["skipped"]))
+    table.add_row("connections", str(s["connections"]))
+    table.add_row("opened by", kv(s["by_open"]))
+    table.add_row("closed by", kv(s["by_close"]))
+    sev = s["anomalies_by_severity"]
+    table.add_row("anomalies", " ".join(
+        f"[{_SEVERITY_STYLE[k]}]{k} {v}[/]" for k, v in sev.items()) or "none")
+    table.add_row("by code", kv(s["anomalies_by_code"]))
+    if s["warnings"]:
+        table.add_row("warnings", f"[yellow]{s['warnings']}[/] (see standard error)")
+    console.print(table)
+
+
+# --------------------------------------------------------------------------- anomalies
+@main.command(epilog=EXIT_CODES_HELP)
 @click.argument("files", nargs=-1, required=True)
-@click.option("--format", "fmt", type=_FORMATS, default="table", show_default=True)
-@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), default=None)
-@click.option("--strict", is_flag=True, help="Treat a damaged capture as an error (exit 2).")
-@click.option("-q", "--quiet", is_flag=True, help="No warnings on standard error.")
-def anomalies(files: tuple[str, ...], fmt: str, output: str | None, strict: bool,
-              quiet: bool) -> None:
+@_common
+def anomalies(files: tuple[str, ...], fmt: str, output: str | None, states: tuple[str, ...],
+              closes: tuple[str, ...], codes: tuple[str, ...], hosts: tuple[str, ...],
+              ports: tuple[int, ...], flow_ids: tuple[int, ...], sort_key: str | None,
+              reverse: bool, fail_on: str | None, config: str | None, params: tuple[str, ...],
+              time_wait_s: float | None, idle_timeout_s: float | None,
+              max_connections: int | None, strict: bool, quiet: bool) -> None:
     """List every anomaly found, with its evidence.
+
+    Connection filters (--state, --host...) keep the anomalies of matching connections and
+    hide capture-wide ones; --anomaly CODE keeps only that code. --sort takes an anomaly field
+    (severity, code, flow_id, ts...). zeek writes a weird.log.
 
     \b
     Examples:
       tcptrace-py anomalies capture.pcap
       tcptrace-py anomalies capture.pcap --format jsonl | jq 'select(.severity=="error")'
+      tcptrace-py anomalies capture.pcap --anomaly rst_storm --format csv -o rst.csv
+      tcptrace-py anomalies capture.pcap --fail-on warning -q --format jsonl >/dev/null
     """
-    out: IO[str] = open(output, "w", encoding="utf-8") if output else sys.stdout  # noqa: SIM115
-    found: list[dict[str, Any]] = []
+    _need_pkg(fmt)
+    options = build_options(config, params, time_wait_s, idle_timeout_s, max_connections)
+    filters = Filters(states, closes, codes, hosts, ports, flow_ids)
+    out = _open_out(output, fmt)
     try:
-        for path, engine, result in _run(files, Options(), strict):
-            items = result.anomalies if result is not None else engine.summary.anomalies
-            if result is None:
-                _report_diag(engine.diag, quiet)
-            for a in items:
-                d = anomaly_dict(a)
-                if len(files) > 1:
-                    d = {"capture": path, **d}
-                if fmt == "jsonl":
-                    out.write(json.dumps(d, default=_json_default) + "\n")
+        run = _run(files, options, strict, quiet, filters)
+        items = run.anomalies
+        if sort_key is not None:
+            try:
+                probe = anomaly_dict(items[0][1]) if items else {}
+                if items and sort_key not in probe:
+                    raise click.BadParameter(f"no anomaly field {sort_key!r}",
+                                             param_hint="--sort")
+                if sort_key == "severity":
+                    items.sort(key=lambda x: SEVERITY_RANK.get(x[1].severity, 0),
+                               reverse=not reverse)
                 else:
-                    found.append(d)
-    except CaptureError as exc:
-        _err(str(exc))
-        sys.exit(EXIT_BAD_INPUT)
+                    items.sort(key=lambda x: (anomaly_dict(x[1])[sort_key] is None,
+                                              anomaly_dict(x[1])[sort_key]), reverse=reverse)
+            except TypeError:
+                raise click.BadParameter(f"cannot sort by {sort_key!r}",
+                                         param_hint="--sort") from None
+        caps = [c for c, _a in items]
+        anoms = [a for _c, a in items]
+        if fmt == "table":
+            assert out is not None
+            console = _console(out)
+            console.print(_anomaly_table(anoms, f"{len(anoms)} anomalies",
+                                         caps if run.multi else None))
+        else:
+            from tcptrace_py.export import write_anomalies
+
+            recs = {(r.get("capture"), r["flow_id"]): r for r in run.records}
+            write_anomalies(anoms, fmt, out, output, captures=caps if run.multi else None,
+                            records=recs, diag=run.diag)
+    finally:
+        if out is not None and out is not sys.stdout:
+            out.close()
+    _exit_for(run, fail_on)
+
+
+# --------------------------------------------------------------------------- summary
+@main.command(epilog=EXIT_CODES_HELP)
+@click.argument("files", nargs=-1, required=True)
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
+              show_default=True, help="Output format.")
+@click.option("--strict", is_flag=True, help="Treat a damaged capture as an error (exit 2).")
+@click.option("-q", "--quiet", is_flag=True, help="No warnings on standard error.")
+def summary(files: tuple[str, ...], fmt: str, strict: bool, quiet: bool) -> None:
+    """The capture at a glance: frames, link types, time span, skipped frames by reason,
+    connections by how they opened and closed, anomalies by code and severity.
+
+    \b
+    Examples:
+      tcptrace-py summary capture.pcap
+      tcptrace-py summary a.pcap b.pcap --format json | jq .by_close
+    """
+    run = _run(files, Options(keep_events=False), strict, quiet, Filters())
+    s = capture_summary(run.diag, run.records, (a for _c, a in run.anomalies))
     if fmt == "json":
-        json.dump(found, out, default=_json_default, indent=1)
-        out.write("\n")
-    elif fmt == "table":
-        from rich.console import Console
-        from rich.table import Table
-
-        table = Table(title=f"{len(found)} anomalies")
-        for col in ("severity", "code", "flow", "frames", "summary"):
-            table.add_column(col)
-        style = {"error": "red", "warning": "yellow", "info": "cyan"}
-        for d in found:
-            table.add_row(f"[{style.get(d['severity'], '')}]{d['severity']}[/]", d["code"],
-                          "" if d["flow_id"] is None else str(d["flow_id"]),
-                          f"{d['first_frame']}-{d['last_frame']}", d["summary"])
-        Console(file=out).print(table)
-    if output:
-        out.close()
+        click.echo(dumps(s))
+    else:
+        _print_summary(_console(sys.stdout), s)
 
 
-@main.command()
+# --------------------------------------------------------------------------- flow
+@main.command(epilog=EXIT_CODES_HELP)
 @click.argument("file")
 @click.argument("flow_id", type=int)
 @click.option("--strict", is_flag=True, help="Treat a damaged capture as an error (exit 2).")
@@ -214,26 +641,18 @@ def flow(file: str, flow_id: int, strict: bool) -> None:
     Example:
       tcptrace-py flow capture.pcap 0
     """
-    from rich.console import Console
     from rich.table import Table
 
     from tcptrace_py.analysis import flag_names
     from tcptrace_py.segment import flags_text
 
-    options = Options(keep_packets=True)
-    target: FlowResult | None = None
-    try:
-        for _path, _engine, result in _run((file,), options, strict):
-            if result is not None and result.record["flow_id"] == flow_id:
-                target = result
-    except CaptureError as exc:
-        _err(str(exc))
-        sys.exit(EXIT_BAD_INPUT)
+    run = _run((file,), Options(keep_packets=True), strict, False, Filters(flows=(flow_id,)))
+    target = run.results.get((None, flow_id))
     if target is None:
-        _err(f"{file}: no connection with flow_id {flow_id}")
-        sys.exit(EXIT_BAD_INPUT)
+        _fail(f"{file}: no connection with flow_id {flow_id}")
+        return
     rec = target.record
-    console = Console()
+    console = _console(sys.stdout)
     console.print(f"[bold]flow {flow_id}[/]: {rec['client_ip']}:{rec['client_port']} (client) "
                   f"<-> {rec['server_ip']}:{rec['server_port']} (server); open={rec['open']} "
                   f"close={rec['close']}; final states client={rec['client_state']} "
@@ -256,3 +675,59 @@ def flow(file: str, flow_id: int, strict: bool) -> None:
     console.print(table)
     for frame, lines in sorted(events_by_frame.items()):
         console.print(f"frame {frame}: " + "; ".join(lines))
+    for a in target.anomalies:
+        console.print(f"[{_SEVERITY_STYLE.get(a.severity, '')}]{a.severity}[/] {a.code}: "
+                      f"{a.summary} (frames {a.first_frame}-{a.last_frame})")
+
+
+# --------------------------------------------------------------------------- plot
+PLOT_KINDS = ("tsg", "rtt", "throughput", "window", "timeline")
+
+
+@main.command(epilog=EXIT_CODES_HELP)
+@click.argument("file")
+@click.option("--flow", "flow_id", type=int, default=None, metavar="ID",
+              help="Connection to plot (required except for --kind timeline).")
+@click.option("--kind", type=click.Choice(PLOT_KINDS), default="tsg", show_default=True,
+              help="tsg: time-sequence graph; rtt: RTT samples; throughput; window: "
+                   "advertised window and bytes in flight; timeline: every connection.")
+@click.option("--direction", type=click.Choice(["auto", "client", "server"]), default="auto",
+              show_default=True, help="Sender whose data a tsg/rtt/window plot follows "
+                                      "(auto: the one that sent more).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), required=True,
+              help="Image file to write (.png, .svg, .pdf).")
+@click.option("--strict", is_flag=True, help="Treat a damaged capture as an error (exit 2).")
+def plot(file: str, flow_id: int | None, kind: str, direction: str, output: str,
+         strict: bool) -> None:
+    """Draw a connection (time-sequence graph, RTT, throughput, window) or the capture's
+    connection timeline, with matplotlib, to an image file.
+
+    \b
+    Examples:
+      tcptrace-py plot capture.pcap --flow 3 --kind tsg -o flow3.png
+      tcptrace-py plot capture.pcap --flow 3 --kind rtt -o rtt.svg
+      tcptrace-py plot capture.pcap --kind timeline -o timeline.png
+    """
+    if kind != "timeline" and flow_id is None:
+        raise click.UsageError(f"--kind {kind} needs --flow ID")
+    if importlib.util.find_spec("matplotlib") is None:
+        _fail("plot needs matplotlib (pip install tcptrace-py[plot])")
+    from tcptrace_py import plots
+    from tcptrace_py.frames import analyze as analyze_api
+
+    try:
+        result = analyze_api(file if file != "-" else sys.stdin.buffer.read(), name=file,
+                             strict=strict, packets=True)
+        if kind == "timeline":
+            fig = plots.plot_timeline(result).figure
+        else:
+            assert flow_id is not None
+            fig = plots.plot_flow(result, flow_id, kind, direction=direction).figure
+        fig.savefig(output, dpi=120)
+    except CaptureError as exc:
+        _fail(str(exc))
+    except KeyError as exc:
+        _fail(f"{file}: {exc.args[0]}")
+    except (OSError, ValueError) as exc:
+        _fail(f"{output}: {exc}")
+    _report_diag(result.diagnostics, False)

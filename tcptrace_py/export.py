@@ -1,0 +1,282 @@
+"""File sinks: JSON, JSON Lines, CSV, Parquet and Zeek TSV for flows and anomalies.
+
+Why one module: the CLI and the API write the same files, and tests read every one of them
+back. JSON/JSONL and Zeek are written straight from the records (no pandas: a terminal user
+piping jsonl should not pay pandas' import); CSV and Parquet go through the typed DataFrame of
+:mod:`tcptrace_py.frames` so that a file read back gives the same dtypes.
+
+Zeek's conn.log follows ``scripts/base/protocols/conn/main.zeek`` and the ASCII writer's
+header (``#separator``, ``#set_separator``, ``#empty_field``, ``#unset_field``, ``#path``,
+``#open``, ``#fields``, ``#types``, ``#close``) so that ``zeek-cut`` reads it. It is
+deterministic: ``#open``/``#close`` are the capture's first/last packet times (not the wall
+clock) and the ``uid`` is a hash of the connection's identity.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from typing import IO, Any
+
+from tcptrace_py.diagnostics import Diagnostics
+from tcptrace_py.events import SEVERITIES, Anomaly
+
+FORMATS = ("table", "json", "jsonl", "csv", "parquet", "zeek")
+"""Output formats of ``analyze``/``anomalies`` (``table`` is the CLI's rich rendering)."""
+
+# LINKTYPE_* names (tcpdump.org/linktypes.html) for the capture summary.
+LINKTYPE_NAMES = {0: "NULL", 1: "ETHERNET", 12: "RAW", 101: "RAW", 108: "LOOP",
+                  113: "LINUX_SLL", 127: "IEEE802_11_RADIOTAP", 228: "IPV4", 229: "IPV6",
+                  276: "LINUX_SLL2"}
+
+
+def _json_default(obj: object) -> object:
+    if isinstance(obj, (set, tuple)):
+        return list(obj)
+    return str(obj)
+
+
+def dumps(obj: object) -> str:
+    """One JSON value on one line (JSONL), non-JSON values as text."""
+    return json.dumps(obj, default=_json_default)
+
+
+def anomaly_dict(a: Anomaly, capture: str | None = None) -> dict[str, Any]:
+    """An anomaly as the JSON object of ``anomalies --format jsonl``.
+
+    ``ts`` is float epoch seconds (what jq users compare); ``ts_ns`` the exact integer.
+    """
+    d: dict[str, Any] = {} if capture is None else {"capture": capture}
+    d.update({"code": a.code, "severity": a.severity, "category": a.category,
+              "flow_id": a.flow_id, "first_frame": a.first_frame, "last_frame": a.last_frame,
+              "ts": a.ts_ns / 1e9, "ts_ns": a.ts_ns, "summary": a.summary,
+              "details": a.details})
+    return d
+
+
+# --------------------------------------------------------------------------- flows
+def write_flows(records: Sequence[Mapping[str, Any]], fmt: str, out: IO[str] | None = None,
+                path: str | None = None, *, diag: Diagnostics | None = None) -> None:
+    """Write flow records in ``fmt`` to ``out`` (text stream) or ``path`` (parquet: path only).
+
+    ``json`` is one array, ``jsonl`` one object per line (same field names), ``csv``/``parquet``
+    the typed DataFrame, ``zeek`` a conn.log (``diag`` gives the capture's time span).
+    """
+    if fmt == "jsonl":
+        assert out is not None
+        for rec in records:
+            out.write(dumps(rec) + "\n")
+    elif fmt == "json":
+        assert out is not None
+        json.dump(list(records), out, default=_json_default, indent=1)
+        out.write("\n")
+    elif fmt == "zeek":
+        assert out is not None
+        write_zeek_conn(records, out, diag)
+    elif fmt in ("csv", "parquet"):
+        from tcptrace_py.frames import flows_frame
+
+        _write_frame(flows_frame(records), fmt, out, path)
+    else:
+        raise ValueError(f"format {fmt!r} cannot be written to a file")
+
+
+def _write_frame(df: Any, fmt: str, out: IO[str] | None, path: str | None) -> None:
+    if fmt == "csv":
+        df.to_csv(out if out is not None else path, index=False)
+    else:
+        if path is None:
+            raise ValueError("parquet needs an output path (-o FILE)")
+        df.to_parquet(path, engine="pyarrow", index=False)
+
+
+# --------------------------------------------------------------------------- anomalies
+def write_anomalies(anomalies: Sequence[Anomaly], fmt: str, out: IO[str] | None = None,
+                    path: str | None = None, *, captures: Sequence[str | None] | None = None,
+                    records: Mapping[tuple[str | None, int], Mapping[str, Any]] | None = None,
+                    diag: Diagnostics | None = None) -> None:
+    """Write anomalies in ``fmt``. ``captures`` (parallel to ``anomalies``) adds a ``capture``
+    column for multi-file runs; ``records`` (by (capture, flow_id)) gives zeek's weird.log the
+    connection's endpoints and uid."""
+    caps: Sequence[str | None] = captures or [None] * len(anomalies)
+    if fmt in ("json", "jsonl"):
+        assert out is not None
+        dicts = [anomaly_dict(a, c) for a, c in zip(anomalies, caps, strict=True)]
+        if fmt == "jsonl":
+            for d in dicts:
+                out.write(dumps(d) + "\n")
+        else:
+            json.dump(dicts, out, default=_json_default, indent=1)
+            out.write("\n")
+    elif fmt == "zeek":
+        assert out is not None
+        write_zeek_weird(anomalies, caps, records or {}, out, diag)
+    elif fmt in ("csv", "parquet"):
+        from tcptrace_py.frames import anomalies_frame
+
+        df = anomalies_frame(anomalies)
+        if any(c is not None for c in caps):
+            df.insert(0, "capture", list(caps))
+            df["capture"] = df["capture"].astype("string")
+        _write_frame(df, fmt, out, path)
+    else:
+        raise ValueError(f"format {fmt!r} cannot be written to a file")
+
+
+# --------------------------------------------------------------------------- zeek
+ZEEK_CONN_FIELDS: tuple[tuple[str, str], ...] = (
+    ("ts", "time"), ("uid", "string"), ("id.orig_h", "addr"), ("id.orig_p", "port"),
+    ("id.resp_h", "addr"), ("id.resp_p", "port"), ("proto", "enum"), ("service", "string"),
+    ("duration", "interval"), ("orig_bytes", "count"), ("resp_bytes", "count"),
+    ("conn_state", "string"), ("local_orig", "bool"), ("local_resp", "bool"),
+    ("missed_bytes", "count"), ("history", "string"), ("orig_pkts", "count"),
+    ("orig_ip_bytes", "count"), ("resp_pkts", "count"), ("resp_ip_bytes", "count"),
+    ("tunnel_parents", "set[string]"),
+)
+"""conn.log columns and Zeek types, in Zeek's order (base/protocols/conn/main.zeek)."""
+
+ZEEK_WEIRD_FIELDS: tuple[tuple[str, str], ...] = (
+    ("ts", "time"), ("uid", "string"), ("id.orig_h", "addr"), ("id.orig_p", "port"),
+    ("id.resp_h", "addr"), ("id.resp_p", "port"), ("name", "string"), ("addl", "string"),
+    ("notice", "bool"), ("peer", "string"), ("source", "string"),
+)
+"""weird.log columns (base/frameworks/notice/weird.zeek)."""
+
+_B62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+UNSET = "-"
+EMPTY = "(empty)"
+
+
+def zeek_uid(record: Mapping[str, Any], capture: str | None = None) -> str:
+    """A Zeek-style uid (``C`` + base62) derived from the connection's identity.
+
+    Zeek draws uids at random; ours hash (capture, flow_id, 4-tuple, start) so the same
+    capture always gives the same log and conn.log/weird.log rows join on ``uid``.
+    """
+    key = (f"{capture or ''}|{record['flow_id']}|{record['client_ip']}|"
+           f"{record['client_port']}|{record['server_ip']}|{record['server_port']}|"
+           f"{record['start_ts']!r}")
+    n = int.from_bytes(hashlib.blake2b(key.encode(), digest_size=12).digest(), "big")
+    chars = []
+    while n:
+        n, r = divmod(n, 62)
+        chars.append(_B62[r])
+    return "C" + "".join(reversed(chars)).rjust(17, "0")[:17]
+
+
+def _zeek_time(ts_s: float) -> str:
+    """``#open``/``#close`` stamp as Zeek writes it (``%Y-%m-%d-%H-%M-%S``, UTC here)."""
+    return time.strftime("%Y-%m-%d-%H-%M-%S", time.gmtime(ts_s))
+
+
+def _zeek_value(v: object) -> str:
+    if v is None:
+        return UNSET
+    if isinstance(v, bool):
+        return "T" if v else "F"
+    if isinstance(v, str):
+        if v == "":
+            return EMPTY
+        # The ASCII writer escapes the separator and non-printables as \xNN.
+        return "".join(c if c.isprintable() and c not in "\t\\" else f"\\x{ord(c):02x}"
+                       for c in v)
+    return str(v)
+
+
+def _zeek_header(out: IO[str], path: str, fields_: Sequence[tuple[str, str]],
+                 open_s: float) -> None:
+    out.write("#separator \\x09\n#set_separator\t,\n#empty_field\t(empty)\n"
+              "#unset_field\t-\n")
+    out.write(f"#path\t{path}\n#open\t{_zeek_time(open_s)}\n")
+    out.write("#fields\t" + "\t".join(f for f, _ in fields_) + "\n")
+    out.write("#types\t" + "\t".join(t for _, t in fields_) + "\n")
+
+
+def _span(diag: Diagnostics | None, starts: Iterable[float]) -> tuple[float, float]:
+    if diag is not None and diag.first_ts_ns is not None and diag.last_ts_ns is not None:
+        return diag.first_ts_ns / 1e9, diag.last_ts_ns / 1e9
+    s = list(starts)
+    return (min(s), max(s)) if s else (0.0, 0.0)
+
+
+def zeek_conn_row(rec: Mapping[str, Any], capture: str | None = None) -> list[str]:
+    """One conn.log row. Byte counts are unique payload bytes per direction (Zeek counts
+    sequence space, which is the same when nothing was missed); IP-level byte counts are
+    unset: the record does not keep header lengths."""
+    values: list[object] = [
+        f"{rec['start_ts']:.6f}", zeek_uid(rec, capture), rec["client_ip"], rec["client_port"],
+        rec["server_ip"], rec["server_port"], "tcp", None, f"{rec['duration_s']:.6f}",
+        rec.get("client_unique_bytes"), rec.get("server_unique_bytes"),
+        rec.get("conn_state") or None, None, None,
+        int(rec.get("client_missed_bytes") or 0) + int(rec.get("server_missed_bytes") or 0),
+        rec.get("history") or None, rec.get("client_packets"), None, rec.get("server_packets"),
+        None, None,
+    ]
+    return [_zeek_value(v) for v in values]
+
+
+def write_zeek_conn(records: Sequence[Mapping[str, Any]], out: IO[str],
+                    diag: Diagnostics | None = None) -> None:
+    """A Zeek conn.log (TSV with header lines) of the records, ordered by start time."""
+    open_s, close_s = _span(diag, (r["start_ts"] for r in records))
+    _zeek_header(out, "conn", ZEEK_CONN_FIELDS, open_s)
+    for rec in sorted(records, key=lambda r: (r["start_ts"], r.get("capture", ""),
+                                              r["flow_id"])):
+        out.write("\t".join(zeek_conn_row(rec, rec.get("capture"))) + "\n")
+    out.write(f"#close\t{_zeek_time(close_s)}\n")
+
+
+def write_zeek_weird(anomalies: Sequence[Anomaly], captures: Sequence[str | None],
+                     records: Mapping[tuple[str | None, int], Mapping[str, Any]],
+                     out: IO[str], diag: Diagnostics | None = None) -> None:
+    """Anomalies as a Zeek weird.log: ``name`` is the anomaly code, ``addl`` its summary."""
+    open_s, close_s = _span(diag, (a.ts_ns / 1e9 for a in anomalies))
+    _zeek_header(out, "weird", ZEEK_WEIRD_FIELDS, open_s)
+    for a, cap in sorted(zip(anomalies, captures, strict=True),
+                         key=lambda x: (x[0].ts_ns, x[1] or "", x[0].code)):
+        rec = records.get((cap, a.flow_id)) if a.flow_id is not None else None
+        ident: list[object] = ([zeek_uid(rec, cap), rec["client_ip"], rec["client_port"],
+                                rec["server_ip"], rec["server_port"]]
+                               if rec is not None else [None] * 5)
+        row = [f"{a.ts_ns / 1e9:.6f}", *ident, a.code, a.summary, False, "tcptrace-py",
+               a.category]
+        out.write("\t".join(_zeek_value(v) for v in row) + "\n")
+    out.write(f"#close\t{_zeek_time(close_s)}\n")
+
+
+# --------------------------------------------------------------------------- summary
+def capture_summary(diag: Diagnostics, records: Iterable[Mapping[str, Any]],
+                    anomalies: Iterable[Anomaly]) -> dict[str, Any]:
+    """The capture at a glance, as plain JSON-ready values (the ``summary`` command)."""
+    by_open: Counter[str] = Counter()
+    by_close: Counter[str] = Counter()
+    n = 0
+    for r in records:
+        n += 1
+        by_open[r["open"]] += 1
+        by_close[r["close"]] += 1
+    by_code: Counter[str] = Counter()
+    by_sev: Counter[str] = Counter()
+    for a in anomalies:
+        by_code[a.code] += 1
+        by_sev[a.severity] += 1
+    first, last = diag.first_ts_ns, diag.last_ts_ns
+    return {
+        "frames": diag.frames,
+        "tcp_segments": diag.tcp_segments,
+        "link_types": {LINKTYPE_NAMES.get(k, str(k)): v
+                       for k, v in sorted(diag.link_types.items())},
+        "first_ts": None if first is None else first / 1e9,
+        "last_ts": None if last is None else last / 1e9,
+        "span_s": None if first is None or last is None else (last - first) / 1e9,
+        "skipped": dict(sorted(diag.skipped.items())),
+        "warnings": len(diag.warnings) + diag.warnings_dropped,
+        "connections": n,
+        "by_open": dict(by_open.most_common()),
+        "by_close": dict(by_close.most_common()),
+        "anomalies_by_code": dict(by_code.most_common()),
+        "anomalies_by_severity": {s: by_sev[s] for s in reversed(SEVERITIES) if by_sev[s]},
+    }

@@ -1,0 +1,403 @@
+"""Plots with matplotlib (Agg backend): one connection in detail, or a whole capture.
+
+Kinds for one connection (:func:`plot_flow`):
+
+* ``tsg`` -- time-sequence graph in the manner of tcptrace's xplot output: each data segment
+  a vertical bar from its first to its last sequence number at the time it was seen, the
+  receiver's ACK line (green) and ACK + advertised window line (yellow, the most the sender may
+  send), retransmissions in red, SACK blocks in purple, zero windows, RST and FIN marked;
+* ``rtt`` -- RTT samples (ACK time minus the time of the segment it acknowledges exactly, only
+  for segments sent once: Karn's rule, RFC 6298 section 3);
+* ``throughput`` -- payload bytes per second per direction in time bins, and the average;
+* ``window`` -- the receiver's advertised window (scaled) and the sender's bytes in flight.
+
+``timeline`` (:func:`plot_timeline`) draws every connection as a horizontal bar from its first
+to its last packet, coloured by how it ended, over the rate of RST segments.
+
+Sequence/ACK/window values are not in the engine's packet rows (they would cost memory on
+every run), so plots re-read the capture once for the one flow: frames between its first and
+last frame with its 4-tuple, decoded by the same Decoder the engine uses.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from tcptrace_py.analysis import flags as af
+from tcptrace_py.capture import read_frames
+from tcptrace_py.decode import Decoder
+from tcptrace_py.diagnostics import Diagnostics
+from tcptrace_py.segment import ACK, FIN, RST, SYN, Segment
+
+if TYPE_CHECKING:
+    from tcptrace_py.frames import AnalysisResult
+
+_SEQ_MOD = 1 << 32
+
+CLOSE_COLOURS = {
+    "graceful": "tab:green", "rst_by_client": "tab:red", "rst_by_server": "tab:orange",
+    "refused": "darkred", "unanswered": "tab:gray", "half_closed_at_capture_end": "gold",
+    "open_at_capture_end": "tab:blue",
+}
+"""Timeline bar colour per ``close`` value."""
+
+FLOW_KINDS = ("tsg", "rtt", "throughput", "window")
+
+
+def _plt() -> Any:
+    """pyplot with the non-interactive Agg backend (no display needed, no GUI imports)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _as_result(result_or_path: Any) -> AnalysisResult:
+    from tcptrace_py.frames import AnalysisResult, analyze
+
+    if isinstance(result_or_path, AnalysisResult):
+        return result_or_path
+    return analyze(result_or_path, packets=True)
+
+
+@dataclass(frozen=True)
+class FlowPackets:
+    """One connection's segments in capture order, split by sender, for plotting."""
+
+    record: dict[str, Any]
+    segments: list[tuple[Segment, bool, int]]
+    """(segment, from_client, analysis flags) in capture order."""
+
+    def sender_is_client(self, direction: str) -> bool:
+        """``auto``: the endpoint that sent more payload (the interesting direction)."""
+        if direction == "auto":
+            r = self.record
+            return int(r["client_payload_bytes"]) >= int(r["server_payload_bytes"])
+        return direction == "client"
+
+    def base_seq(self, from_client: bool) -> int:
+        """First sequence number seen from that sender (its ISN when the SYN was seen)."""
+        for seg, fc, _m in self.segments:
+            if fc == from_client:
+                return seg.seq
+        return 0
+
+    def wscale(self, from_client: bool) -> int:
+        """Window shift of that endpoint's windows (RFC 7323: only when both SYNs had it)."""
+        shift = {True: -1, False: -1}
+        for seg, fc, _m in self.segments:
+            if seg.flags & SYN and shift[fc] < 0:
+                shift[fc] = seg.wscale
+        if shift[True] < 0 or shift[False] < 0:
+            return 0
+        return min(shift[from_client], 14)
+
+
+def flow_packets(result_or_path: Any, flow_id: int) -> FlowPackets:
+    """Re-read the capture for one flow's segments (seq/ack/window/SACK included)."""
+    res = _as_result(result_or_path)
+    rec = next((r for r in res.records if r["flow_id"] == flow_id), None)
+    if rec is None:
+        raise KeyError(f"no connection with flow_id {flow_id}")
+    masks = {row[0]: row[5] for row in res.packet_rows() if row[2] == flow_id}
+    c_addr = ipaddress.ip_address(rec["client_ip"]).packed
+    s_addr = ipaddress.ip_address(rec["server_ip"]).packed
+    c_port, s_port = int(rec["client_port"]), int(rec["server_port"])
+    first, last = int(rec["first_frame"]), int(rec["last_frame"])
+    diag = Diagnostics()
+    decode = Decoder(diag).decode
+    segs: list[tuple[Segment, bool, int]] = []
+    for frame_no, ts_ns, linktype, data, wire_len in read_frames(res.reopen(), diag):
+        if frame_no < first:
+            continue
+        if frame_no > last:
+            break
+        seg = decode(linktype, data, frame_no, ts_ns, wire_len)
+        if seg is None:
+            continue
+        if (seg.src, seg.sport, seg.dst, seg.dport) == (c_addr, c_port, s_addr, s_port):
+            segs.append((seg, True, masks.get(frame_no, 0)))
+        elif (seg.src, seg.sport, seg.dst, seg.dport) == (s_addr, s_port, c_addr, c_port):
+            segs.append((seg, False, masks.get(frame_no, 0)))
+    return FlowPackets(rec, segs)
+
+
+def _new_ax(ax: Any, size: tuple[float, float] = (10, 6)) -> Any:
+    if ax is not None:
+        return ax
+    fig, new = _plt().subplots(figsize=size, layout="constrained")
+    return new
+
+
+def _rel(value: int, base: int) -> int:
+    return (value - base) % _SEQ_MOD
+
+
+def _times(fp: FlowPackets) -> Iterator[tuple[float, Segment, bool, int]]:
+    t0 = fp.segments[0][0].ts_ns if fp.segments else 0
+    for seg, fc, mask in fp.segments:
+        yield (seg.ts_ns - t0) / 1e9, seg, fc, mask
+
+
+def _title(fp: FlowPackets, what: str, sender_client: bool | None = None) -> str:
+    r = fp.record
+    c = f"{r['client_ip']}:{r['client_port']}"
+    s = f"{r['server_ip']}:{r['server_port']}"
+    if sender_client is None:
+        return f"flow {r['flow_id']} {what}: {c} <-> {s}"
+    a, b = (c, s) if sender_client else (s, c)
+    return f"flow {r['flow_id']} {what}: {a} -> {b}"
+
+
+def _tsg(fp: FlowPackets, ax: Any, sender_client: bool) -> None:
+    base_snd = fp.base_seq(sender_client)
+    shift = fp.wscale(not sender_client)
+    data_x: list[float] = []
+    data_lo: list[int] = []
+    data_hi: list[int] = []
+    rx_x: list[float] = []
+    rx_lo: list[int] = []
+    rx_hi: list[int] = []
+    ack_t: list[float] = []
+    ack_v: list[int] = []
+    win_v: list[int] = []
+    sack_x: list[float] = []
+    sack_lo: list[int] = []
+    sack_hi: list[int] = []
+    zw: list[tuple[float, int]] = []
+    rst: list[tuple[float, int]] = []
+    fin: list[tuple[float, int]] = []
+    for t, seg, fc, mask in _times(fp):
+        if fc == sender_client:
+            lo = _rel(seg.seq, base_snd)
+            if seg.payload_len:
+                retx = mask & (af.RETRANSMISSION | af.FAST_RETRANSMISSION |
+                               af.RTO_RETRANSMISSION | af.TAIL_LOSS_PROBE)
+                (rx_x if retx else data_x).append(t)
+                (rx_lo if retx else data_lo).append(lo)
+                (rx_hi if retx else data_hi).append(lo + seg.payload_len)
+            if seg.flags & FIN:
+                fin.append((t, lo + seg.payload_len))
+            if seg.flags & RST:
+                rst.append((t, lo))
+        else:
+            if seg.flags & ACK:
+                ack = _rel(seg.ack, base_snd)
+                ack_t.append(t)
+                ack_v.append(ack)
+                win = seg.window if seg.flags & SYN else seg.window << shift
+                win_v.append(ack + win)
+                if seg.window == 0 and not seg.flags & (SYN | FIN | RST):
+                    zw.append((t, ack))
+                for left, right in seg.sack:
+                    sack_x.append(t)
+                    sack_lo.append(_rel(left, base_snd))
+                    sack_hi.append(_rel(right, base_snd))
+            if seg.flags & RST:
+                rst.append((t, _rel(seg.ack, base_snd) if seg.flags & ACK else 0))
+    if ack_t:
+        ax.step(ack_t, ack_v, where="post", color="tab:green", lw=1, label="ACK")
+        ax.step(ack_t, win_v, where="post", color="goldenrod", lw=1,
+                label="ACK + advertised window")
+    if data_x:
+        ax.vlines(data_x, data_lo, data_hi, color="black", lw=1.2, label="data segment")
+    if rx_x:
+        ax.vlines(rx_x, rx_lo, rx_hi, color="tab:red", lw=2, label="retransmission")
+        ax.scatter(rx_x, rx_hi, marker="$R$", color="tab:red", s=40, zorder=3)
+    if sack_x:
+        ax.vlines(sack_x, sack_lo, sack_hi, color="tab:purple", lw=2.5, alpha=0.7,
+                  label="SACK block")
+    if zw:
+        ax.scatter(*zip(*zw, strict=True), marker="x", color="magenta", s=50, zorder=3,
+                   label="zero window")
+    if fin:
+        ax.scatter(*zip(*fin, strict=True), marker="D", color="tab:blue", s=40, zorder=3,
+                   label="FIN")
+    if rst:
+        ax.scatter(*zip(*rst, strict=True), marker="*", color="darkred", s=120, zorder=4,
+                   label="RST")
+    ax.set_xlabel("time since first packet (s)")
+    ax.set_ylabel("relative sequence number (bytes)")
+    ax.set_title(_title(fp, "time-sequence graph", sender_client))
+    ax.ticklabel_format(axis="y", style="plain", useOffset=False)
+    ax.grid(True, alpha=0.3)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(loc="upper left", fontsize="small")
+
+
+def rtt_samples(fp: FlowPackets, sender_client: bool) -> list[tuple[float, float]]:
+    """(time s, RTT ms) for each ACK that exactly acknowledges a segment sent once (Karn)."""
+    sent: dict[int, tuple[float, bool]] = {}
+    out: list[tuple[float, float]] = []
+    for t, seg, fc, _mask in _times(fp):
+        if fc == sender_client:
+            length = seg.payload_len + (1 if seg.flags & (SYN | FIN) else 0)
+            if length:
+                end = (seg.seq + length) % _SEQ_MOD
+                sent[end] = (sent[end][0], True) if end in sent else (t, False)
+        elif seg.flags & ACK and seg.ack in sent:
+            t_sent, again = sent.pop(seg.ack)
+            if not again:
+                out.append((t, (t - t_sent) * 1e3))
+    return out
+
+
+def _rtt(fp: FlowPackets, ax: Any, sender_client: bool) -> None:
+    samples = rtt_samples(fp, sender_client)
+    if samples:
+        ax.plot(*zip(*samples, strict=True), "o", ms=3, color="tab:blue", label="RTT sample")
+    p = "client_" if sender_client else "server_"
+    srtt = fp.record.get(p + "srtt_ms")
+    if srtt is not None:
+        ax.axhline(float(srtt), color="tab:orange", ls="--", lw=1,
+                   label=f"final SRTT {float(srtt):.3f} ms")
+    ax.set_xlabel("time since first packet (s)")
+    ax.set_ylabel("RTT (ms)")
+    ax.set_title(_title(fp, "RTT samples (Karn)", sender_client))
+    ax.grid(True, alpha=0.3)
+    ax.set_ylim(bottom=0)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(loc="upper right", fontsize="small")
+
+
+def _throughput(fp: FlowPackets, ax: Any) -> None:
+    pts = list(_times(fp))
+    span = pts[-1][0] if pts else 0.0
+    bin_s = max(span / 100, 0.001)
+    nbins = int(span / bin_s) + 1
+    for fc, label, colour in ((True, "client -> server", "tab:blue"),
+                              (False, "server -> client", "tab:orange")):
+        counts = [0] * nbins
+        total = 0
+        for t, seg, c, mask in pts:
+            if c == fc and seg.payload_len and not mask & af.RETRANSMISSION:
+                counts[min(int(t / bin_s), nbins - 1)] += seg.payload_len
+                total += seg.payload_len
+        if not total:
+            continue
+        xs = [i * bin_s for i in range(nbins)]
+        ax.step(xs, [c / bin_s for c in counts], where="post", color=colour, label=label)
+        if span > 0:
+            ax.axhline(total / span, color=colour, ls="--", lw=1,
+                       label=f"{label} average {total / span:,.0f} B/s")
+    ax.set_xlabel("time since first packet (s)")
+    ax.set_ylabel(f"payload bytes/s ({bin_s * 1e3:.3g} ms bins)")
+    ax.set_title(_title(fp, "throughput"))
+    ax.grid(True, alpha=0.3)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(loc="upper right", fontsize="small")
+
+
+def _window(fp: FlowPackets, ax: Any, sender_client: bool) -> None:
+    shift = fp.wscale(not sender_client)
+    base = fp.base_seq(sender_client)
+    win_t: list[float] = []
+    win_v: list[int] = []
+    fl_t: list[float] = []
+    fl_v: list[int] = []
+    zw: list[float] = []
+    high = 0
+    acked = 0
+    for t, seg, fc, _mask in _times(fp):
+        if fc == sender_client:
+            end = _rel(seg.seq, base) + seg.payload_len
+            if end > high and end - high < _SEQ_MOD // 2:
+                high = end
+        elif seg.flags & ACK:
+            acked = max(acked, _rel(seg.ack, base))
+            win = seg.window if seg.flags & SYN else seg.window << shift
+            win_t.append(t)
+            win_v.append(win)
+            if seg.window == 0 and not seg.flags & (SYN | FIN | RST):
+                zw.append(t)
+        fl_t.append(t)
+        fl_v.append(max(high - acked, 0))
+    if win_t:
+        ax.step(win_t, win_v, where="post", color="goldenrod", label="advertised window")
+    if fl_t:
+        ax.step(fl_t, fl_v, where="post", color="tab:blue", label="bytes in flight")
+    if zw:
+        ax.scatter(zw, [0] * len(zw), marker="x", color="magenta", s=50, zorder=3,
+                   label="zero window")
+    ax.set_xlabel("time since first packet (s)")
+    ax.set_ylabel("bytes")
+    ax.set_title(_title(fp, "window", sender_client))
+    ax.grid(True, alpha=0.3)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(loc="upper right", fontsize="small")
+
+
+def plot_flow(result_or_path: Any, flow_id: int, kind: str = "tsg", ax: Any = None, *,
+              direction: str = "auto") -> Any:
+    """Plot one connection; returns the matplotlib Axes (``.figure.savefig(...)``).
+
+    ``result_or_path`` is an ``AnalysisResult`` or anything ``analyze`` accepts;
+    ``direction`` (``auto``/``client``/``server``) picks the data sender for tsg/rtt/window.
+
+    >>> ax = plot_flow("capture.pcap", 0, "tsg")  # doctest: +SKIP
+    >>> ax.figure.savefig("flow0.png")            # doctest: +SKIP
+    """
+    if kind not in FLOW_KINDS:
+        raise ValueError(f"unknown plot kind {kind!r} (one of {', '.join(FLOW_KINDS)})")
+    fp = flow_packets(result_or_path, flow_id)
+    sender_client = fp.sender_is_client(direction)
+    ax = _new_ax(ax)
+    if kind == "tsg":
+        _tsg(fp, ax, sender_client)
+    elif kind == "rtt":
+        _rtt(fp, ax, sender_client)
+    elif kind == "throughput":
+        _throughput(fp, ax)
+    else:
+        _window(fp, ax, sender_client)
+    return ax
+
+
+def plot_timeline(result_or_path: Any, ax: Any = None) -> Any:
+    """Every connection as a bar over time, coloured by outcome, with the RST rate below.
+
+    Returns the Axes holding the bars. With ``ax`` given, the RST rate goes on a twin axis.
+    """
+    res = _as_result(result_or_path)
+    records = sorted(res.records, key=lambda r: (r["start_ts"], r["flow_id"]))
+    rows = res.packet_rows()
+    t0 = min((r["start_ts"] for r in records), default=0.0)
+    if ax is None:
+        fig, (ax, ax_rst) = _plt().subplots(
+            2, 1, figsize=(11, 7), sharex=True, height_ratios=(4, 1), layout="constrained")
+    else:
+        ax_rst = ax.twinx()
+    seen: set[str] = set()
+    for i, r in enumerate(records):
+        close = str(r["close"])
+        width = max(float(r["duration_s"]), 1e-6)
+        ax.barh(i, width, left=r["start_ts"] - t0, height=0.8,
+                color=CLOSE_COLOURS.get(close, "tab:gray"),
+                label=close if close not in seen else None)
+        seen.add(close)
+    ax.set_ylabel("connection (by start time)")
+    ax.set_title(f"{len(records)} TCP connections")
+    ax.grid(True, axis="x", alpha=0.3)
+    if len(records) <= 40:
+        ax.set_yticks(range(len(records)), [str(r["flow_id"]) for r in records])
+    ax.invert_yaxis()
+    if seen:
+        ax.legend(loc="best", fontsize="small", title="close")
+    rst_ts = sorted(ts / 1e9 - t0 for _f, ts, _fid, _c, tf, _m, _p in rows if tf & RST)
+    span = max((r["end_ts"] for r in records), default=t0) - t0
+    bin_s = max(span / 100, 0.001)
+    nbins = int(span / bin_s) + 1
+    counts = [0] * nbins
+    for t in rst_ts:
+        counts[min(max(int(t / bin_s), 0), nbins - 1)] += 1
+    ax_rst.step([i * bin_s for i in range(nbins)], [c / bin_s for c in counts], where="post",
+                color="darkred", label="RST/s")
+    ax_rst.set_ylabel("RST segments/s")
+    ax_rst.set_xlabel("time since first connection (s)")
+    ax_rst.grid(True, alpha=0.3)
+    return ax
