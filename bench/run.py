@@ -85,6 +85,9 @@ class Run:
     max_rss_kib: int
     returncode: int
     stderr_tail: str = ""
+    #: user + system CPU seconds of the tool (less sensitive than wall time to other work
+    #: on a shared machine, as long as the tool is single-threaded).
+    cpu_s: float = 0.0
 
 
 @dataclass
@@ -96,6 +99,7 @@ class Result:
     packets: int
     runs: list[Run] = field(default_factory=list)
     median_wall_s: float | None = None
+    median_cpu_s: float | None = None
     packets_per_s: float | None = None
     max_rss_mib: float | None = None
     ok: bool = True
@@ -228,7 +232,10 @@ def run_once(cmd: str, file: Path, timeout_s: float = RUN_TIMEOUT_S) -> Run:
             lines = Path(rss_file.name).read_text().split()
             if lines and lines[-1].isdigit():
                 max_rss_kib = int(lines[-1])
-    return Run(round(wall, 4), max_rss_kib, p.returncode, tail)
+    # Linux's wait4 reports the child plus its reaped descendants, so wrapping in GNU time
+    # still counts the tool's CPU.
+    cpu = ru.ru_utime + ru.ru_stime
+    return Run(round(wall, 4), max_rss_kib, p.returncode, tail, round(cpu, 4))
 
 
 def first_output_s(cmd: str, file: Path) -> tuple[float | None, Run]:
@@ -318,15 +325,19 @@ def benchmark(
                 if log:
                     print(
                         f"[{cap.name}] round {r + 1}/{rounds} {t.name}: {run.wall_s:.3f} s, "
-                        f"{run.max_rss_kib / 1024:.1f} MiB, rc={run.returncode}",
+                        f"cpu {run.cpu_s:.3f} s, {run.max_rss_kib / 1024:.1f} MiB, "
+                        f"rc={run.returncode}",
                         file=sys.stderr,
                     )
         for res in by_tool.values():
             res.ok = all(x.returncode == 0 for x in res.runs)
-            walls = [x.wall_s for x in res.runs]
-            res.median_wall_s = round(statistics.median(walls), 4)
-            res.packets_per_s = round(n / res.median_wall_s) if res.median_wall_s else None
-            res.max_rss_mib = round(max(x.max_rss_kib for x in res.runs) / 1024, 1)
+            # A failed run (e.g. a crash after 0.1 s) is no timing: summarize good runs only.
+            good = [x for x in res.runs if x.returncode == 0]
+            if good:
+                res.median_wall_s = round(statistics.median(x.wall_s for x in good), 4)
+                res.median_cpu_s = round(statistics.median(x.cpu_s for x in good), 4)
+                res.packets_per_s = round(n / res.median_wall_s) if res.median_wall_s else None
+                res.max_rss_mib = round(max(x.max_rss_kib for x in good) / 1024, 1)
             results.append(res)
     return results
 
@@ -355,19 +366,23 @@ def startup(tools: list[Tool], tiny: Path, rounds: int) -> dict[str, dict[str, o
 
 
 def ratios(results: list[Result]) -> dict[str, dict[str, float]]:
-    """ours/tcptrace and ours/tshark wall-time ratios per capture (>1 means we are slower)."""
+    """ours/tcptrace and ours/tshark ratios per capture, of median wall time and of median
+    CPU time (>1 means we are slower)."""
     out: dict[str, dict[str, float]] = {}
-    caps = {r.capture for r in results}
-    for cap in sorted(caps):
-        row = {r.tool: r.median_wall_s for r in results if r.capture == cap}
+    for cap in sorted({r.capture for r in results}):
+        row = {r.tool: r for r in results if r.capture == cap}
         ours = row.get("tcptrace-py")
-        if not ours:
+        if ours is None or not ours.median_wall_s:
             continue
-        out[cap] = {
-            f"ours/{name}": round(ours / other, 2)
-            for name, other in row.items()
-            if name != "tcptrace-py" and other
-        }
+        d: dict[str, float] = {}
+        for name, other in row.items():
+            if name == "tcptrace-py":
+                continue
+            if other.median_wall_s:
+                d[f"ours/{name} (wall time)"] = round(ours.median_wall_s / other.median_wall_s, 2)
+            if other.median_cpu_s and ours.median_cpu_s:
+                d[f"ours/{name} (CPU time)"] = round(ours.median_cpu_s / other.median_cpu_s, 2)
+        out[cap] = d
     return out
 
 
@@ -381,20 +396,27 @@ def markdown(
     lines = [
         f"Median of {rounds} alternating run(s) per tool; peak RSS is the largest over runs.",
         "",
-        "| capture | packets | tool | median wall (s) | packets/s | peak RSS (MiB) | ok |",
-        "| --- | ---: | --- | ---: | ---: | ---: | --- |",
+        "| capture | packets | tool | median wall (s) | median CPU (s) | packets/s "
+        "| peak RSS (MiB) | ok |",
+        "| --- | ---: | --- | ---: | ---: | ---: | ---: | --- |",
     ]
     for r in results:
+        n_ok = sum(x.returncode == 0 for x in r.runs)
+        wall = "-" if r.median_wall_s is None else f"{r.median_wall_s:.3f}"
+        cpu = "-" if r.median_cpu_s is None else f"{r.median_cpu_s:.3f}"
+        pps = "-" if r.packets_per_s is None else f"{r.packets_per_s:,}"
+        rss = "-" if r.max_rss_mib is None else str(r.max_rss_mib)
+        ok = "yes" if r.ok else f"NO ({n_ok}/{len(r.runs)} runs ok)"
         lines.append(
-            f"| {Path(r.capture).name} | {r.packets:,} | {r.tool} | {r.median_wall_s:.3f} | "
-            f"{r.packets_per_s or 0:,} | {r.max_rss_mib} | {'yes' if r.ok else 'NO'} |"
+            f"| {Path(r.capture).name} | {r.packets:,} | {r.tool} | {wall} | {cpu} | {pps} "
+            f"| {rss} | {ok} |"
         )
     rat = ratios(results)
     if rat:
         lines += ["", "| capture | ratio | value |", "| --- | --- | ---: |"]
         for cap, d in rat.items():
             for k, v in d.items():
-                lines.append(f"| {Path(cap).name} | {k} (wall time) | {v} |")
+                lines.append(f"| {Path(cap).name} | {k} | {v} |")
     if start:
         lines += [
             "",
