@@ -202,7 +202,16 @@ class Connection:
         if send_in is Input.SEND_SYN_ACK and snd.state is TcpState.ESTABLISHED \
                 and snd.handshake_ack >= 0:
             snd.synack_after_ack = True
+        if send_in is Input.SEND_FIN_CROSSED:
+            snd.peer_fin_pending = True
+        elif (snd.peer_fin_pending and flags & ACK and rcv.fin_sent
+              and not _seq_lt(seg.ack, (rcv.fin_seq + 1) & _MASK)):
+            # It now acknowledges the peer's crossed FIN: deliver that FIN first (rule 4).
+            snd.peer_fin_pending = False
+            self._step(snd, Input.RECV_FIN, seg, sender, "received", 1 - side)
         self._step(snd, send_in, seg, sender, "sent", side)
+        if recv_in in (Input.RECV_FIN, Input.RECV_FIN_ACK_OF_FIN):
+            rcv.peer_fin_pending = False
         if recv_in is Input.RECV_ACK and rcv.state is TcpState.SYN_RECEIVED \
                 and rcv.handshake_ack < 0 and flags & ACK:
             rcv.handshake_ack = seg.ack
@@ -301,6 +310,9 @@ class Connection:
             fin_seq = (seg.seq + seg.payload_len) & _MASK
             send = Input.SEND_FIN_AGAIN if snd.fin_sent and fin_seq == snd.fin_seq \
                 else Input.SEND_FIN
+            if (send is Input.SEND_FIN and snd.state is TcpState.CLOSE_WAIT and rcv.fin_sent
+                    and flags & ACK and _seq_lt(seg.ack, (rcv.fin_seq + 1) & _MASK)):
+                send = Input.SEND_FIN_CROSSED
             return send, (Input.RECV_FIN_ACK_OF_FIN if acks_rcv_fin else Input.RECV_FIN)
         if acks_rcv_fin:
             return Input.SEND_ACK, Input.RECV_ACK_OF_FIN

@@ -57,6 +57,9 @@ class Input(str, Enum):
     SEND_FIN = "send FIN"
     SEND_FIN_AGAIN = "send FIN again"
     """A FIN at the same sequence number as a FIN this endpoint already sent."""
+    SEND_FIN_CROSSED = "send FIN not acking the peer's FIN"
+    """A FIN whose ACK number does not cover the FIN the peer already sent: the endpoint closed
+    before the peer's FIN reached it (the two FINs crossed: simultaneous close)."""
     SEND_RST = "send RST"
     RECV_SYN = "receive SYN"
     RECV_SYN_ACK = "receive SYN-ACK"
@@ -259,6 +262,11 @@ TRANSITIONS: dict[tuple[TcpState, Input], Row] = {
                                             "peer retransmitted its FIN"),
     (S.CLOSE_WAIT, I.SEND_FIN): (A.OK, S.LAST_ACK, "CLOSE after the peer's FIN (RFC 9293 3.6)"),
     (S.CLOSE_WAIT, I.SEND_FIN_AGAIN): (A.OK, S.LAST_ACK, "CLOSE after the peer's FIN"),
+    (S.CLOSE_WAIT, I.SEND_FIN_CROSSED): (A.INFER, S.FIN_WAIT_1,
+                                         "its FIN does not acknowledge the peer's FIN: it "
+                                         "closed before that FIN arrived (simultaneous close, "
+                                         "RFC 9293 figure 13); the peer's FIN is delivered "
+                                         "when the endpoint acknowledges it"),
     (S.CLOSE_WAIT, I.SEND_RST): (A.OK, S.CLOSED, _SENT_RST),
     (S.CLOSE_WAIT, I.RECV_RST): (A.OK, S.CLOSED, _RST_CLOSES),
     (S.CLOSE_WAIT, I.RECV_RST_OUT_OF_WINDOW): (A.IGNORED, S.CLOSE_WAIT, "RFC 5961 3.2"),
@@ -329,7 +337,7 @@ class EndpointMachine:
     """One endpoint's state and the RFC 9293 variables a passive observer can follow."""
 
     __slots__ = ("state", "iss", "snd_max", "fin_seq", "fin_sent", "entered_ns",
-                 "time_wait_since_ns", "synack_after_ack", "handshake_ack")
+                 "time_wait_since_ns", "synack_after_ack", "handshake_ack", "peer_fin_pending")
 
     def __init__(self) -> None:
         self.state: TcpState = S.INACTIVE
@@ -348,6 +356,8 @@ class EndpointMachine:
         """It retransmitted a SYN-ACK after a handshake ACK reached it (that ACK was lost)."""
         self.handshake_ack: int = -1
         """Ack number of the first handshake ACK it received, -1 if none yet."""
+        self.peer_fin_pending: bool = False
+        """The peer's FIN crossed this endpoint's own FIN and has not been acknowledged yet."""
 
     def apply(self, inp: Input, ts_ns: int) -> Row:
         """Move by the table and return the row used (the caller records the event)."""

@@ -79,6 +79,8 @@ def classify_close(conn: Connection, open_kind: str) -> str:
     """How the connection ended (or stood at capture end)."""
     c_fin = conn.fin_frame[0] >= 0
     s_fin = conn.fin_frame[1] >= 0
+    if conn.self_connect:
+        s_fin = c_fin  # one socket: its FIN is sent and received by the same endpoint
     rst_sender = conn.first_rst_sender
     rst_frame = conn.first_rst_frame
     if open_kind == "not_established" and not conn.synack_sent[1] and not conn.packets[1] \

@@ -126,7 +126,7 @@ class SenderState:
     Relative offsets are unwrapped 64-bit integers: 0 is the ISN, so the first data byte is 1.
     """
 
-    __slots__ = ("base", "snd_una", "snd_nxt", "fin_rel", "syn_seen", "ranges", "by_start",
+    __slots__ = ("base", "snd_una", "snd_nxt", "fin_rel", "syn_seen", "synack_sent", "ranges", "by_start",
                  "by_end", "order", "last_ack_raw", "last_win_raw", "win_scaled", "win_known",
                  "shift", "dupacks", "sack_high", "recovery_end", "zwp_rel", "pending_ack",
                  "pending_index", "iw_done", "syn_rec", "fin_rec", "est", "zw_open_index",
@@ -142,6 +142,8 @@ class SenderState:
         self.fin_rel = -1
         """Relative sequence number of the FIN (-1 until one is seen)."""
         self.syn_seen = False
+        self.synack_sent = False
+        """A SYN-ACK was sent (its first one after a pure SYN is a simultaneous open's step)."""
         self.ranges = RangeSet()
         """Payload sequence ranges seen sent (tcptrace rexmit.c's segment list)."""
         self.by_start: dict[int, SentSegment] = {}

@@ -372,9 +372,17 @@ class SequenceAnalyzer:
             if srec is None:
                 srec = SentSegment(rel, rel + 1, seg.frame, ts, "syn")
                 snd.syn_rec = srec
+                if fl & ACK:
+                    snd.synack_sent = True
                 snd.by_end[rel + 1] = srec
                 if rel + 1 > snd.snd_nxt:
                     snd.snd_nxt = rel + 1
+            elif (rel == srec.start and fl & ACK and not snd.synack_sent
+                  and (rcv.syn_seen or (seg.sport == seg.dport and seg.src == seg.dst))):
+                # Simultaneous open (RFC 9293 figure 8): SYN-SENT got the peer's SYN and answers
+                # with SYN,ACK at the same ISN. A new step, not a retransmission (Wireshark and
+                # tcptrace both miscount it); a self-connect does the same with itself.
+                snd.synack_sent = True
             elif rel == srec.start:
                 retrans = True
                 rec = srec
