@@ -18,6 +18,7 @@ import io
 import lzma
 import os
 import sys
+import zlib
 from pathlib import Path
 from typing import IO, Any, Protocol
 
@@ -97,7 +98,10 @@ def source_name(source: object, name: str | None = None) -> str:
 
 def decompression_errors() -> tuple[type[BaseException], ...]:
     """Exceptions a decompressing reader raises on damaged input (caught as damage)."""
-    errs: list[type[BaseException]] = [OSError, EOFError, lzma.LZMAError, ValueError]
+    # zlib.error is what gzip raises on corrupt deflate data ("invalid distance too far
+    # back"): it is not an OSError (found by tests/fuzz/fuzz_reader.py).
+    errs: list[type[BaseException]] = [OSError, EOFError, lzma.LZMAError, ValueError,
+                                       zlib.error]
     try:
         import zstandard
 
