@@ -132,6 +132,11 @@ def read_pcapng(stream: Any, head: bytes, display: str, diag: Diagnostics,
     try:
         while True:
             if not fb.fill(8):
+                if fb.remaining() and sections == 0:
+                    # Cut inside the first block header: nothing readable, like a pcap file
+                    # shorter than its global header.
+                    raise CaptureError(f"{display}: pcapng section header cut short "
+                                       f"({fb.remaining()} bytes), not a capture")
                 if fb.remaining():
                     damage(diag, display, f"file ends in the middle of a block header "
                            f"({fb.remaining()} bytes left over; {frame_no} frames read)",
@@ -143,6 +148,9 @@ def read_pcapng(stream: Any, head: bytes, display: str, diag: Diagnostics,
             btype = u32(buf, pos)[0]
             if btype == SHB:
                 if not fb.fill(12):
+                    if sections == 0:
+                        raise CaptureError(f"{display}: pcapng section header cut short "
+                                           f"({fb.remaining()} bytes), not a capture")
                     damage(diag, display, "file ends inside a section header block",
                            offset=fb.offset, frame=frame_no + 1, strict=strict,
                            code="truncated_record")
