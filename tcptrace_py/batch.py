@@ -25,8 +25,10 @@ Theory of operation:
    same file system); Dask itself retries a task whose worker died, then reports
    ``KilledWorker``, which is recorded like any other failure.
 
-This is a sink (like cli.py): it reads the clock for elapsed times. It imports pyarrow at
-use, and pandas/dask only in :func:`analyze_many`, so worker processes stay light.
+This is a sink (like cli.py): it reads the clock for elapsed times. The tables are
+frames.py's DataFrames (so a batch's flows table has exactly the dtypes of
+``tcptrace_py.analyze(...).flows``, plus ``capture``); pandas, pyarrow and dask are imported
+at use, never by the core.
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -51,7 +53,6 @@ from tcptrace_py.capture.pcapng import is_pcapng
 from tcptrace_py.capture.source import open_source
 from tcptrace_py.diagnostics import CaptureError
 from tcptrace_py.options import Options
-from tcptrace_py.report import LIFECYCLE_COLUMNS
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -76,6 +77,9 @@ CAPTURE_ID_HEX_CHARS = 16
 realistic archive, short enough for a directory name."""
 
 BeforeCapture = Callable[[str], None]
+
+WORKER_PRELOAD = ("tcptrace_py.engine", "tcptrace_py.frames", "pyarrow.parquet")
+"""Modules the forkserver imports once for all local workers."""
 
 
 # --------------------------------------------------------------------------- discovery
@@ -134,92 +138,59 @@ def capture_id(path: str) -> str:
 
 
 # --------------------------------------------------------------------------- schemas
-_KIND_TYPES = {"int": "int64", "int?": "int64", "float": "float64", "float?": "float64",
-               "str": "string", "category": "string", "bool": "bool", "ts": "float64"}
-_FLOAT_SUFFIXES = ("_ms", "_s", "_avg_bytes", "_per_s", "_avg")
-
-
-def flow_column_kinds() -> dict[str, str]:
-    """Every flows column and its kind (report.LIFECYCLE_COLUMNS vocabulary).
-
-    Lifecycle kinds come from report.py; analysis columns are named by a fresh analyzer and
-    typed by value, or by unit suffix when the fresh value is a placeholder (``None``, or 0
-    for an average), so the schema does not depend on which captures were seen.
-    """
-    from tcptrace_py.analysis import AnalysisOptions, SequenceAnalyzer
-
-    kinds: dict[str, str] = {"capture": "str"}
-    kinds.update(LIFECYCLE_COLUMNS)
-    for name, value in SequenceAnalyzer(AnalysisOptions()).columns().items():
-        if name in kinds:
-            continue
-        if isinstance(value, bool):
-            kinds[name] = "bool"
-        elif isinstance(value, float) or name.endswith(_FLOAT_SUFFIXES):
-            kinds[name] = "float?"
-        else:
-            kinds[name] = "int?"
-    kinds["anomalies"] = "list"
-    return kinds
-
-
-def _arrow_type(kind: str) -> pa.DataType:
-    import pyarrow as pa
-
-    if kind == "list":
-        return pa.list_(pa.string())
-    return pa.type_for_alias(_KIND_TYPES[kind])
-
-
-def flows_schema() -> pa.Schema:
-    """Arrow schema of the flows table (kept equal to frames.py's DataFrame columns)."""
-    import pyarrow as pa
-
-    return pa.schema([pa.field(n, _arrow_type(k)) for n, k in flow_column_kinds().items()])
-
-
-ANOMALY_COLUMN_KINDS: dict[str, str] = {
-    "capture": "str", "flow_id": "int?", "code": "category", "severity": "category",
-    "category": "category", "first_frame": "int", "last_frame": "int", "ts_ns": "int",
-    "summary": "str", "details": "str",
-}
-"""Anomalies table; ``details`` is the evidence dict as a JSON string (free-form shape)."""
-
-EVENT_COLUMN_KINDS: dict[str, str] = {
-    "capture": "str", "flow_id": "int", "frame": "int", "ts_ns": "int",
-    "endpoint": "category", "kind": "category", "old_state": "category",
-    "new_state": "category", "direction": "category", "flags": "str", "seq": "int",
-    "ack": "int", "payload_len": "int", "reason": "str",
-}
-
+# The per-capture tables are frames.py's DataFrames (same columns, same dtypes) with a
+# ``capture`` column in front, stored through Arrow; reading them back gives those dtypes.
 CAPTURE_COLUMN_KINDS: dict[str, str] = {
     "path": "str", "capture_id": "str", "size_bytes": "int", "mtime_ns": "int",
     "frames": "int", "tcp_segments": "int", "connections": "int", "anomalies": "int",
     "events": "int", "warnings": "int", "first_warning": "str", "status": "category",
     "error": "str", "elapsed_s": "float",
 }
-"""The captures table: one row per capture ever processed into this directory."""
+"""The captures table (frames.py kinds): one row per capture processed into the directory."""
+
+_ARROW_ALIASES = {"int": "int64", "float": "float64", "str": "string", "category": "string"}
 
 
-def table_kinds(table: str) -> dict[str, str]:
-    """Column kinds of a table by name (``flows``, ``anomalies``, ``events``, ``captures``)."""
+def captures_schema() -> pa.Schema:
+    import pyarrow as pa
+
+    return pa.schema([pa.field(n, pa.type_for_alias(_ARROW_ALIASES[k]))
+                      for n, k in CAPTURE_COLUMN_KINDS.items()])
+
+
+def table_kinds(table: str, columns: Sequence[str] | None = None) -> dict[str, str]:
+    """frames.py kinds of a table (``flows``, ``anomalies``, ``events``, ``captures``)."""
+    from tcptrace_py import frames
+
     if table == "flows":
-        return flow_column_kinds()
-    return {"anomalies": ANOMALY_COLUMN_KINDS, "events": EVENT_COLUMN_KINDS,
-            "captures": CAPTURE_COLUMN_KINDS}[table]
+        cols = None if columns is None else [c for c in columns if c != "capture"]
+        return {"capture": "str", **frames.flow_schema(cols)}
+    if table == "captures":
+        return dict(CAPTURE_COLUMN_KINDS)
+    return {"capture": "str",
+            **{"anomalies": frames.ANOMALY_SCHEMA, "events": frames.EVENT_SCHEMA}[table]}
 
 
-def table_schema(table: str) -> pa.Schema:
-    import pyarrow as pa
+def capture_frames(capture: str, results: Sequence[Any], capture_anomalies: Sequence[Any]
+                   ) -> dict[str, Any]:
+    """One capture's flows/anomalies/events DataFrames, each with the ``capture`` column."""
+    from tcptrace_py import frames
 
-    return pa.schema([pa.field(n, _arrow_type(k)) for n, k in table_kinds(table).items()])
+    records = [{"capture": capture, **r.record} for r in results]
+    flows = frames.flows_frame(records) if records else _with_capture(
+        frames.empty_frame(frames.flow_schema()), capture)
+    anomalies = _with_capture(frames.anomalies_frame(
+        [a for r in results for a in r.anomalies] + list(capture_anomalies)), capture)
+    events = _with_capture(frames.events_frame([e for r in results for e in r.events]),
+                           capture)
+    return {"flows": flows, "anomalies": anomalies, "events": events}
 
 
-def _to_table(rows: list[dict[str, Any]], schema: pa.Schema) -> pa.Table:
-    import pyarrow as pa
+def _with_capture(df: Any, capture: str) -> Any:
+    import pandas as pd
 
-    cols = {f.name: [r.get(f.name) for r in rows] for f in schema}
-    return pa.table(cols, schema=schema)
+    df.insert(0, "capture", pd.Series([capture] * len(df), index=df.index, dtype="string"))
+    return df
 
 
 # --------------------------------------------------------------------------- worker
@@ -285,23 +256,18 @@ def analyze_capture(task: CaptureTask) -> dict[str, Any]:
     start_s = time.perf_counter()
     row = base_row(task.path)
     cid = row["capture_id"]
-    flows: list[dict[str, Any]] = []
-    anomalies: list[dict[str, Any]] = []
-    events: list[dict[str, Any]] = []
+    results: list[Any] = []
+    tables: dict[str, Any] = {}
     engine = Engine(task.options)
     try:
         if task.before_capture is not None:
             task.before_capture(task.path)
-        for result in engine.run(task.path, name=task.path, strict=task.strict):
-            flows.append({"capture": task.path, **result.record})
-            anomalies.extend(_anomaly_row(task.path, a) for a in result.anomalies)
-            events.extend({"capture": task.path, **asdict(e)} for e in result.events)
-        anomalies.extend(_anomaly_row(task.path, a) for a in engine.summary.anomalies)
+        results.extend(engine.run(task.path, name=task.path, strict=task.strict))
+        tables = capture_frames(task.path, results, engine.summary.anomalies)
         tmp_dir = os.path.join(task.out_dir, TMP_DIR_NAME)
         os.makedirs(tmp_dir, exist_ok=True)
-        for name, rows in (("flows", flows), ("anomalies", anomalies), ("events", events)):
-            _write_atomic(_to_table(rows, table_schema(name)), part_path(task.out_dir, name, cid),
-                          tmp_dir)
+        for name in TABLES:
+            _write_atomic(_arrow(tables[name]), part_path(task.out_dir, name, cid), tmp_dir)
     except CaptureError as exc:
         row["error"] = str(exc)
     except Exception as exc:  # noqa: BLE001 - one bad capture must not stop the batch
@@ -310,18 +276,19 @@ def analyze_capture(task: CaptureTask) -> dict[str, Any]:
         row["status"] = STATUS_OK
     diag = engine.diag
     row.update(frames=diag.frames, tcp_segments=diag.tcp_segments,
-               connections=engine.summary.connections, anomalies=len(anomalies),
-               events=len(events), warnings=len(diag.warnings) + diag.warnings_dropped,
+               connections=engine.summary.connections,
+               anomalies=len(tables["anomalies"]) if tables else 0,
+               events=len(tables["events"]) if tables else 0,
+               warnings=len(diag.warnings) + diag.warnings_dropped,
                first_warning=str(diag.warnings[0]) if diag.warnings else None,
                elapsed_s=round(time.perf_counter() - start_s, 6))
     return row
 
 
-def _anomaly_row(capture: str, a: Any) -> dict[str, Any]:
-    return {"capture": capture, "flow_id": a.flow_id, "code": a.code, "severity": a.severity,
-            "category": a.category, "first_frame": a.first_frame, "last_frame": a.last_frame,
-            "ts_ns": a.ts_ns, "summary": a.summary,
-            "details": json.dumps(a.details, sort_keys=True, default=str)}
+def _arrow(df: Any) -> pa.Table:
+    import pyarrow as pa
+
+    return pa.Table.from_pandas(df, preserve_index=False)
 
 
 # --------------------------------------------------------------------------- manifest
@@ -373,7 +340,11 @@ def write_captures_table(out_dir: str, rows: Iterable[dict[str, Any]]) -> str:
     os.makedirs(tmp_dir, exist_ok=True)
     final = os.path.join(out_dir, CAPTURES_NAME)
     ordered = sorted(rows, key=lambda r: str(r["path"]))
-    _write_atomic(_to_table(ordered, table_schema("captures")), final, tmp_dir)
+    import pyarrow as pa
+
+    schema = captures_schema()
+    table = pa.table({f.name: [r.get(f.name) for r in ordered] for f in schema}, schema=schema)
+    _write_atomic(table, final, tmp_dir)
     return final
 
 
@@ -437,6 +408,9 @@ def run_local(tasks: Sequence[CaptureTask], jobs: int) -> Iterator[dict[str, Any
     is rerun alone to find the culprit and the pool is rebuilt for the rest.
     """
     ctx = mp.get_context("forkserver")
+    # Workers fork from a server that has already imported the analysis stack, so a new pool
+    # (after a worker died, or the next batch in this process) starts in milliseconds.
+    ctx.set_forkserver_preload(list(WORKER_PRELOAD))
     queue = list(reversed(tasks))
     while queue:
         suspects: list[CaptureTask] = []
@@ -562,38 +536,32 @@ class BatchResult:
     summary: BatchSummary | None = None
 
 
-def _to_pandas(table: pa.Table, kinds: dict[str, str]) -> Any:
-    import pandas as pd
-    import pyarrow as pa
-
-    # Nullable pandas dtypes: an int column with a missing value stays int (``Int64``).
-    mapping = {pa.int64(): pd.Int64Dtype(), pa.bool_(): pd.BooleanDtype(),
-               pa.string(): pd.StringDtype()}
-    df = table.to_pandas(types_mapper=mapping.get)
-    for name, kind in kinds.items():
-        if kind == "category" and name in df:
-            df[name] = df[name].astype("category")
-    return df
-
-
 def read_table(out_dir: str | Path, table: str, captures: Sequence[str] | None = None) -> Any:
-    """One table of a batch directory as a pandas DataFrame (optionally some captures only).
+    """One table of a batch directory as a typed pandas DataFrame (frames.py dtypes).
 
-    Only captures whose latest manifest status is ``ok`` are read, so partitions of a
-    capture that has since failed or vanished from the inputs never leak in.
+    Only captures whose latest manifest status is ``ok`` are read (optionally only
+    ``captures``), so partitions of a capture that has since failed never leak in.
     """
-    import pyarrow as pa
-    import pyarrow.parquet as pq
+    import pandas as pd
+
+    from tcptrace_py import frames
 
     out = os.path.abspath(out_dir)
     if table == "captures":
-        return _to_pandas(pq.read_table(os.path.join(out, CAPTURES_NAME),
-                                        schema=table_schema("captures")), CAPTURE_COLUMN_KINDS)
-    files = _part_files(out, table, captures)
-    schema = table_schema(table)
-    parts = [pq.read_table(f, schema=schema) for f in files]
-    data = pa.concat_tables(parts) if parts else schema.empty_table()
-    return _to_pandas(data, table_kinds(table))
+        df = pd.read_parquet(os.path.join(out, CAPTURES_NAME))
+        return frames.coerce(df, CAPTURE_COLUMN_KINDS)
+    parts = [pd.read_parquet(f) for f in _part_files(out, table, captures)]
+    if not parts:
+        return _empty(table)
+    df = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+    # Re-coerce: categoricals of different captures may have met different extra values.
+    return frames.coerce(df, table_kinds(table, list(df.columns)))
+
+
+def _empty(table: str) -> Any:
+    from tcptrace_py import frames
+
+    return frames.empty_frame(table_kinds(table))
 
 
 def _part_files(out: str, table: str, captures: Sequence[str] | None) -> list[str]:
@@ -611,24 +579,27 @@ def _part_files(out: str, table: str, captures: Sequence[str] | None) -> list[st
 
 
 def _read_dask(out: str, table: str) -> Any:
+    """A dask DataFrame with one lazily read partition per capture."""
     dd: Any = importlib.import_module("dask.dataframe")
     delayed: Any = importlib.import_module("dask").delayed
 
     if table == "captures":
         return dd.from_pandas(read_table(out, "captures"), npartitions=1)
     files = _part_files(out, table, None)
-    meta = read_table(out, table, captures=[])
+    meta = _empty(table)
     if not files:
         return dd.from_pandas(meta, npartitions=1)
-    # One partition per capture, loaded lazily with the same dtypes as the pandas reader.
-    parts = [delayed(_read_one)(f, table) for f in files]
+    parts = [delayed(_read_one)(f, table, list(meta.columns)) for f in files]
     return dd.from_delayed(parts, meta=meta, verify_meta=False)
 
 
-def _read_one(file: str, table: str) -> Any:
-    import pyarrow.parquet as pq
+def _read_one(file: str, table: str, columns: list[str]) -> Any:
+    import pandas as pd
 
-    return _to_pandas(pq.read_table(file, schema=table_schema(table)), table_kinds(table))
+    from tcptrace_py import frames
+
+    df = pd.read_parquet(file)
+    return frames.coerce(df, table_kinds(table, list(df.columns)))[columns]
 
 
 def analyze_many(paths: Iterable[str | Path] | str | Path, jobs: int | None = None,

@@ -1,0 +1,294 @@
+"""Batch processing (tcptrace_py/batch.py, batch_cli.py) on a directory of mixed captures.
+
+The directory holds good captures (the real-kernel scenarios in ../shared when present, else
+captures written here), compressed ones (gzip with a capture name, xz with a meaningless
+name: found by bytes), broken ones (text named .pcap, a pcap cut inside its header) and a
+capture cut mid-record (kept, with a warning). It is processed on the local process pool and
+on a real dask.distributed LocalCluster, and both datasets must be identical.
+"""
+
+from __future__ import annotations
+
+import gzip
+import lzma
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+from captures_util import tcp_frame, write_pcap
+from click.testing import CliRunner
+
+from tcptrace_py.batch import (
+    CAPTURES_NAME,
+    MANIFEST_NAME,
+    TMP_DIR_NAME,
+    analyze_many,
+    capture_id,
+    discover,
+    part_path,
+    read_manifest,
+    read_table,
+    run_batch,
+)
+from tcptrace_py.batch_cli import batch
+from tcptrace_py.engine import Engine
+from tcptrace_py.segment import ACK, FIN, PSH, SYN
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+SCENARIOS = SHARED / "scenarios"
+# Small scenarios (enough variety; the 200 KB ones would only slow the suite down).
+SCENARIO_NAMES = ("normal.pcap", "refused.pcap", "rst_abort.pcap", "half_close.pcap",
+                  "zero_window.pcap", "port_reuse_time_wait.pcap")
+
+
+def _conversation(port: int) -> list[tuple[int, bytes]]:
+    """One complete connection: handshake, 100 bytes each way, FIN/FIN."""
+    c, s = "10.0.0.1", "10.0.0.2"
+    t = 1_700_000_000_000_000_000
+    ms = 1_000_000
+    frames = [
+        tcp_frame(c, s, port, 80, 1000, 0, SYN),
+        tcp_frame(s, c, 80, port, 5000, 1001, SYN | ACK),
+        tcp_frame(c, s, port, 80, 1001, 5001, ACK),
+        tcp_frame(c, s, port, 80, 1001, 5001, PSH | ACK, payload=b"q" * 100),
+        tcp_frame(s, c, 80, port, 5001, 1101, PSH | ACK, payload=b"r" * 100),
+        tcp_frame(c, s, port, 80, 1101, 5101, FIN | ACK),
+        tcp_frame(s, c, 80, port, 5101, 1102, FIN | ACK),
+        tcp_frame(c, s, port, 80, 1102, 5102, ACK),
+    ]
+    return [(t + i * ms, f) for i, f in enumerate(frames)]
+
+
+def _good_sources(tmp: Path) -> list[Path]:
+    if SCENARIOS.is_dir():
+        return [SCENARIOS / n for n in SCENARIO_NAMES if (SCENARIOS / n).exists()]
+    return [write_pcap(tmp / f"conv{i}.pcap", _conversation(40000 + i) + _conversation(41000 + i))
+            for i in range(4)]
+
+
+@pytest.fixture(scope="module")
+def mixed_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    src = tmp_path_factory.mktemp("src")
+    d = tmp_path_factory.mktemp("mixed")
+    goods = _good_sources(src)
+    (d / "sub" / "deeper").mkdir(parents=True)
+    for i, g in enumerate(goods):
+        target = d / ("sub/deeper" if i % 2 else "") / g.name
+        shutil.copyfile(g, target)
+    data = goods[0].read_bytes()
+    (d / "sub" / "rotated.pcap.gz").write_bytes(gzip.compress(data))
+    (d / "blob.0001").write_bytes(lzma.compress(data))  # no capture name: found by bytes
+    (d / "text.pcap").write_text("this is not a capture\n")
+    (d / "header_cut.pcap").write_bytes(data[:10])
+    (d / "mid_record_cut.pcap").write_bytes(data[: 24 + 16 + 30])
+    (d / "README.txt").write_text("notes, not a capture\n")
+    return d
+
+
+BROKEN = {"text.pcap", "header_cut.pcap"}
+NO_FLOWS = BROKEN | {"mid_record_cut.pcap"}  # cut before its first whole frame
+
+
+def _sorted(df: pd.DataFrame) -> pd.DataFrame:
+    keys = [c for c in ("capture", "flow_id", "frame", "first_frame", "code", "kind",
+                        "endpoint", "path") if c in df.columns]
+    return df.sort_values(keys, kind="stable").reset_index(drop=True)
+
+
+def _tables(out: Path) -> dict[str, pd.DataFrame]:
+    tables = {t: _sorted(read_table(out, t)) for t in ("flows", "anomalies", "events")}
+    tables["captures"] = _sorted(read_table(out, "captures").drop(columns=["elapsed_s"]))
+    return tables
+
+
+def test_discover_by_bytes_and_name(mixed_dir: Path) -> None:
+    found = {os.path.relpath(p, mixed_dir) for p in discover([mixed_dir])}
+    assert "blob.0001" in found                  # xz-wrapped pcap without a capture name
+    assert "sub/rotated.pcap.gz" in found
+    assert BROKEN <= found                       # named like captures: reported, not skipped
+    assert "README.txt" not in found
+    assert len(found) == len(_good_sources(mixed_dir)) + 5
+    # Globs and explicit files; duplicates collapse.
+    pattern = str(mixed_dir / "**" / "*.pcap*")
+    globbed = discover([pattern, mixed_dir / "text.pcap"])
+    assert str(mixed_dir / "sub" / "rotated.pcap.gz") in globbed
+    assert len(globbed) == len(set(globbed))
+    with pytest.raises(FileNotFoundError):
+        discover([mixed_dir / "nope.pcap"])
+    with pytest.raises(FileNotFoundError):
+        discover([str(mixed_dir / "*.nothing")])
+
+
+@pytest.fixture(scope="module")
+def local_out(mixed_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("out_local")
+    run_batch([mixed_dir], out, jobs=2)
+    return out
+
+
+def test_local_batch_outputs(mixed_dir: Path, local_out: Path) -> None:
+    caps = read_table(local_out, "captures").set_index("path")
+    assert len(caps) == len(discover([mixed_dir]))
+    for name in BROKEN:
+        row = caps.loc[str(mixed_dir / name)]
+        assert row["status"] == "failed"
+        assert str(mixed_dir / name) in row["error"]   # the reason names the file
+    assert "text file" in caps.loc[str(mixed_dir / "text.pcap"), "error"]
+    assert "cut short" in caps.loc[str(mixed_dir / "header_cut.pcap"), "error"]
+    cut = caps.loc[str(mixed_dir / "mid_record_cut.pcap")]
+    assert cut["status"] == "ok" and cut["warnings"] >= 1 and cut["first_warning"]
+    ok = caps[caps["status"] == "ok"]
+    assert len(ok) == len(caps) - len(BROKEN)
+
+    flows = read_table(local_out, "flows")
+    assert list(flows.columns[:2]) == ["capture", "flow_id"]
+    assert flows["flow_id"].dtype == "int64" and flows["close"].dtype == "category"
+    assert (flows.groupby("capture").size() == ok["connections"][ok["connections"] > 0]
+            ).all()
+    # The compressed copies give exactly what the original gives, read directly by Engine.
+    direct = [r.record for r in Engine().run(str(mixed_dir / "blob.0001"))]
+    for copy in ("blob.0001", "sub/rotated.pcap.gz"):
+        got = flows[flows["capture"] == str(mixed_dir / copy)].sort_values("flow_id")
+        assert got["flow_id"].tolist() == [r["flow_id"] for r in direct]
+        assert got["close"].astype(str).tolist() == [r["close"] for r in direct]
+        assert got["server_payload_bytes"].tolist() == [r["server_payload_bytes"]
+                                                        for r in direct]
+    events = read_table(local_out, "events")
+    assert len(events) == int(ok["events"].sum()) > 0
+
+    # One capture's partition can be read alone and carries its path.
+    one = str(mixed_dir / "blob.0001")
+    part = pq.read_table(part_path(str(local_out), "flows", capture_id(one))).to_pandas()
+    assert set(part["capture"]) == {one} and len(part) == len(direct)
+    # No partitions for failed captures, no leftover temp files.
+    assert not os.path.exists(part_path(str(local_out), "flows",
+                                        capture_id(str(mixed_dir / "text.pcap"))))
+    assert os.listdir(local_out / TMP_DIR_NAME) == []
+
+
+@pytest.fixture(scope="module")
+def dask_cluster() -> Iterator[Any]:
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(n_workers=2, processes=False, threads_per_worker=1,
+                                  dashboard_address=None) as cluster:
+        yield cluster
+
+
+def test_dask_cluster_gives_identical_outputs(mixed_dir: Path, local_out: Path,
+                                              dask_cluster: Any,
+                                              tmp_path: Path) -> None:
+    out = tmp_path / "out_dask"
+    summary = run_batch([mixed_dir], out, scheduler=dask_cluster.scheduler_address)
+    assert {Path(r["path"]).name for r in summary.failed} == BROKEN
+    local, remote = _tables(local_out), _tables(out)
+    for name in ("flows", "anomalies", "events", "captures"):
+        pd.testing.assert_frame_equal(local[name], remote[name], obj=name)
+    assert len(local["flows"]) > 0
+
+
+def test_rerun_does_no_work_and_resumes(mixed_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    seen: list[str] = []
+    # An interruption after the first finished capture (a KeyboardInterrupt in the parent).
+    def stop_after_first(row: dict[str, Any]) -> None:
+        seen.append(row["path"])
+        raise KeyboardInterrupt
+
+    (out / TMP_DIR_NAME).mkdir(parents=True)
+    (out / TMP_DIR_NAME / "stale.parquet").write_bytes(b"half written by a killed run")
+    with pytest.raises(KeyboardInterrupt):
+        run_batch([mixed_dir], out, jobs=2, on_done=stop_after_first)
+    assert list(read_manifest(str(out))) == seen
+    assert read_table(out, "captures")["path"].tolist() == seen  # written even when stopped
+
+    total = len(discover([mixed_dir]))
+    resumed = run_batch([mixed_dir], out, jobs=2)
+    assert len(resumed.analysed) == total - 1 and resumed.skipped == seen
+    assert not (out / TMP_DIR_NAME / "stale.parquet").exists()
+
+    parts = sorted(out.glob("*/capture_id=*/part.parquet"))
+    mtimes = [p.stat().st_mtime_ns for p in parts]
+    manifest_lines = (out / MANIFEST_NAME).read_text().count("\n")
+    done: list[str] = []
+    again = run_batch([mixed_dir], out, jobs=2, on_done=lambda r: done.append(r["path"]))
+    assert again.analysed == [] and done == [] and len(again.skipped) == total
+    assert [p.stat().st_mtime_ns for p in parts] == mtimes          # nothing rewritten
+    assert (out / MANIFEST_NAME).read_text().count("\n") == manifest_lines
+    assert len(again.failed) == len(BROKEN)  # failures stay failures on a rerun
+
+    # A changed capture (new mtime) is redone, alone; --force redoes everything.
+    touched = mixed_dir / "blob.0001"
+    st = touched.stat()
+    os.utime(touched, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+    changed = run_batch([mixed_dir], out, jobs=1)
+    assert changed.analysed == [str(touched)]
+    forced = run_batch([mixed_dir / "sub"], out, jobs=2, force=True)
+    assert len(forced.analysed) == len(discover([mixed_dir / "sub"]))
+
+
+def die_on_crash_name(path: str) -> None:
+    """Fault injection: the worker process exits abruptly, as an OOM kill would."""
+    if "crash" in os.path.basename(path):
+        os._exit(3)
+
+
+def test_dying_worker_is_recorded_not_fatal(mixed_dir: Path, tmp_path: Path) -> None:
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    goods = [p for p in discover([mixed_dir]) if Path(p).name not in NO_FLOWS][:3]
+    for i, g in enumerate(goods):
+        shutil.copyfile(g, inputs / f"good{i}.pcap")
+    shutil.copyfile(goods[0], inputs / "crash.pcap")
+    summary = run_batch([inputs], tmp_path / "out", jobs=2, before_capture=die_on_crash_name)
+    rows = {Path(r["path"]).name: r for r in summary.captures}
+    assert rows["crash.pcap"]["status"] == "failed"
+    assert rows["crash.pcap"]["error"] == "worker process died (exit code 3)"
+    assert all(rows[f"good{i}.pcap"]["status"] == "ok" for i in range(len(goods)))
+    flows = read_table(tmp_path / "out", "flows")
+    assert set(flows["capture"]) == {str(inputs / f"good{i}.pcap") for i in range(len(goods))}
+
+
+def test_cli_exit_codes(mixed_dir: Path, tmp_path: Path) -> None:
+    runner = CliRunner()
+    out = tmp_path / "out"
+    res = runner.invoke(batch, [str(mixed_dir), "-o", str(out), "--jobs", "2"])
+    assert res.exit_code == 1, res.output          # broken captures present
+    assert "failed" in res.output and (out / CAPTURES_NAME).exists()
+    good = str(mixed_dir / "sub" / "rotated.pcap.gz")
+    res = runner.invoke(batch, [good, "-o", str(tmp_path / "good"), "-j", "1"])
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(batch, [good, "-o", str(tmp_path / "good"), "-j", "1"])
+    assert res.exit_code == 0 and "already done" in res.output
+    # --strict: damage after valid frames fails the capture.
+    cut = str(mixed_dir / "mid_record_cut.pcap")
+    res = runner.invoke(batch, [cut, "-o", str(tmp_path / "strict"), "--strict"])
+    assert res.exit_code == 1
+    assert read_table(tmp_path / "strict", "captures")["status"].tolist() == ["failed"]
+    # Bad usage: nothing there, output is a file, missing -o.
+    assert runner.invoke(batch, [str(tmp_path / "nope"), "-o", str(out)]).exit_code == 2
+    (tmp_path / "file").write_text("x")
+    assert runner.invoke(batch, [good, "-o", str(tmp_path / "file")]).exit_code == 2
+    assert runner.invoke(batch, [good]).exit_code == 2
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert runner.invoke(batch, [str(empty), "-o", str(out)]).exit_code == 2
+
+
+def test_analyze_many_pandas_and_dask(mixed_dir: Path, local_out: Path,
+                                      dask_cluster: Any) -> None:
+    goods = [p for p in discover([mixed_dir]) if Path(p).name not in NO_FLOWS]
+    res = analyze_many(goods, scheduler=dask_cluster.scheduler_address)
+    expected = read_table(local_out, "flows")
+    expected = _sorted(expected[expected["capture"].isin(goods)]).reset_index(drop=True)
+    pd.testing.assert_frame_equal(_sorted(res.flows), expected)
+    assert not os.path.exists(res.out_dir)       # temporary dataset removed
+    lazy = analyze_many(goods[:2], jobs=1, dask=True, keep_events=False)
+    flows = lazy.flows.compute()
+    assert sorted(set(flows["capture"])) == sorted(goods[:2])
+    assert len(lazy.events.compute()) == 0      # Options field passed through
+    assert lazy.captures.compute()["status"].tolist() == ["ok", "ok"]
