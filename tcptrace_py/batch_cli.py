@@ -133,3 +133,7 @@ def batch(inputs: tuple[str, ...], out_dir: str, jobs: int | None, scheduler: st
         _err(f"{len(summary.analysed)} analysed, {len(summary.skipped)} skipped, "
              f"{len(failed)} failed -> {summary.out_dir}")
     sys.exit(EXIT_FAILED_CAPTURES if failed else EXIT_OK)
+
+
+if __name__ == "__main__":  # python -m tcptrace_py.batch_cli (before cli.py registers it)
+    batch()
