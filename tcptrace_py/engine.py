@@ -58,7 +58,7 @@ class Engine:
         self.options = options or Options()
         self.diag = diag or Diagnostics()
         self.table = FlowTable(self.options)
-        self.detectors = DetectorSet(self.options)
+        self.detectors = DetectorSet(self.options, self.diag)
         self.summary = CaptureSummary(self.diag)
 
     def _result(self, conn: Connection) -> FlowResult:

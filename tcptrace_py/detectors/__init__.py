@@ -1,26 +1,192 @@
-"""Detectors: findings with evidence. (Framework being written; see issue 10.)"""
+"""Detectors: findings with evidence, one module per family, registered by name.
+
+The engine builds one :class:`DetectorSet` per capture and calls it for every finished
+connection (``on_connection``), after the record is built (``on_record``) and once at the end
+(``on_end``) for capture-wide findings. Every threshold is a named :class:`~.base.Param` with a
+documented default; :func:`parameters` lists them for docs and the CLI. Settings come from
+``Options.detector_params`` (``{"rst_storm.min_rsts": 50}``), from a TOML file
+(:func:`load_config`, one section per detector) or from ``--param NAME=VALUE``
+(:func:`parse_param`). Unknown names raise ``ValueError`` (the CLI exits 2).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
-from tcptrace_py.connection import Connection
+import sys
+
+# Importing the family modules registers their detectors (order = report order).
+from tcptrace_py.detectors import (  # noqa: F401  (imported for registration)
+    capture,
+    close,
+    handshake,
+    protocol,
+    resets,
+    retransmission,
+    window,
+)
+from tcptrace_py.detectors.base import REGISTRY, Code, Detector, Param, ParamValue, register
 from tcptrace_py.diagnostics import Diagnostics
 from tcptrace_py.events import Anomaly
 from tcptrace_py.options import Options
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10: the same parser, packaged as tomli
+    import tomli as tomllib
+
+__all__ = ["CODES", "DEFAULTS", "REGISTRY", "Code", "Detector", "DetectorSet", "Param",
+           "codes", "load_config", "parameters", "parse_param", "register", "resolve_params"]
+
+DEFAULTS: dict[str, ParamValue] = {
+    f"{name}.{p.name}": p.default for name, cls in REGISTRY.items() for p in cls.params}
+"""Every parameter's default by full key ``detector.name``."""
+
+CODES: dict[str, Code] = {c.code: c for cls in REGISTRY.values() for c in cls.codes}
+"""Every anomaly code the detectors can emit."""
+
+
+def parameters() -> list[tuple[str, str, ParamValue, str]]:
+    """(detector, name, default, doc) for every parameter, in registry order."""
+    return [(name, p.name, p.default, p.doc) for name, cls in REGISTRY.items()
+            for p in cls.params]
+
+
+def codes() -> list[tuple[str, str, str, str, str]]:
+    """(detector, code, severity, category, doc) for every anomaly code."""
+    return [(name, c.code, c.severity, c.category, c.doc) for name, cls in REGISTRY.items()
+            for c in cls.codes]
+
+
+def _known_key(key: str) -> str:
+    if key in DEFAULTS:
+        return key
+    det = key.split(".", 1)[0]
+    if det not in REGISTRY:
+        raise ValueError(f"unknown detector parameter {key!r}: no detector {det!r} "
+                         f"(detectors: {', '.join(REGISTRY)})")
+    names = ", ".join(p.name for p in REGISTRY[det].params) or "none"
+    raise ValueError(f"unknown detector parameter {key!r} (parameters of {det}: {names})")
+
+
+def _coerce(key: str, value: Any) -> ParamValue:
+    """Convert ``value`` (str from the CLI, or a TOML value) to the default's type."""
+    default = DEFAULTS[key]
+    try:
+        if isinstance(default, bool):
+            if isinstance(value, bool):
+                return value
+            text = str(value).strip().lower()
+            if text in ("1", "true", "yes", "on"):
+                return True
+            if text in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(text)
+        if isinstance(default, int):
+            if isinstance(value, bool):
+                raise ValueError(value)
+            if isinstance(value, float):
+                if not value.is_integer():
+                    raise ValueError(value)
+                return int(value)
+            return int(str(value).strip())
+        if isinstance(default, float):
+            if isinstance(value, bool):
+                raise ValueError(value)
+            return float(value)
+        return str(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"bad value {value!r} for detector parameter {key!r} "
+                         f"(expected {type(default).__name__})") from None
+
+
+def parse_param(text: str) -> tuple[str, ParamValue]:
+    """``"rst_storm.min_rsts=50"`` -> ``("rst_storm.min_rsts", 50)`` (typed by the default)."""
+    key, sep, value = text.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise ValueError(f"bad detector parameter {text!r}: expected NAME=VALUE, "
+                         "e.g. rst_storm.min_rsts=50")
+    _known_key(key)
+    return key, _coerce(key, value)
+
+
+def load_config(path: str | Path) -> dict[str, ParamValue]:
+    """Read detector parameters from a TOML file: one table per detector.
+
+    Example::
+
+        [rst_storm]
+        min_rsts = 50
+        window_s = 2.0
+
+    The tables may also sit under a ``[detectors]`` table (``[detectors.rst_storm]``).
+    """
+    try:
+        with open(path, "rb") as fh:
+            data = tomllib.load(fh)
+    except OSError as exc:
+        raise ValueError(f"cannot read detector config {str(path)!r}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ValueError(f"bad TOML in detector config {str(path)!r}: {exc}") from None
+    section = data.get("detectors", data)
+    if not isinstance(section, dict):
+        raise ValueError(f"detector config {str(path)!r}: [detectors] must be a table")
+    out: dict[str, ParamValue] = {}
+    for det, table in section.items():
+        if not isinstance(table, dict):
+            raise ValueError(f"detector config {str(path)!r}: {det!r} must be a table "
+                             "of parameters")
+        for name, value in table.items():
+            key = _known_key(f"{det}.{name}")
+            out[key] = _coerce(key, value)
+    return out
+
+
+def resolve_params(params: Mapping[str, Any]) -> dict[str, ParamValue]:
+    """Defaults overlaid with ``params`` (validated and typed)."""
+    values = dict(DEFAULTS)
+    for key, value in params.items():
+        values[_known_key(key)] = _coerce(key, value)
+    return values
 
 
 class DetectorSet:
     """All enabled detectors, fed every finished connection and the capture end."""
 
-    def __init__(self, options: Options) -> None:
+    def __init__(self, options: Options, diag: Diagnostics | None = None) -> None:
         self.options = options
+        self.diag = diag
+        values = resolve_params(options.detector_params)
+        for name in options.disabled_detectors:
+            if name not in REGISTRY:
+                raise ValueError(f"cannot disable unknown detector {name!r} "
+                                 f"(detectors: {', '.join(REGISTRY)})")
+        self.detectors: list[Detector] = []
+        for name, cls in REGISTRY.items():
+            if name in options.disabled_detectors:
+                continue
+            mine = {p.name: values[f"{name}.{p.name}"] for p in cls.params}
+            det = cls(mine, options)
+            det.diag = diag
+            self.detectors.append(det)
 
-    def on_connection(self, conn: Connection) -> list[Anomaly]:
-        return []
+    def on_connection(self, conn: Any) -> list[Anomaly]:
+        """Findings on one finished connection."""
+        out: list[Anomaly] = []
+        for det in self.detectors:
+            out.extend(det.on_connection(conn))
+        return out
 
-    def on_record(self, conn: Connection, record: dict[str, Any]) -> None:
+    def on_record(self, conn: Any, record: dict[str, Any]) -> None:
+        """Hook after the record is built (no detector needs it yet)."""
         return None
 
     def on_end(self, end_ns: int, diag: Diagnostics) -> list[Anomaly]:
-        return []
+        """Capture-wide findings."""
+        out: list[Anomaly] = []
+        for det in self.detectors:
+            out.extend(det.on_end(end_ns, diag))
+        return out

@@ -1,0 +1,131 @@
+"""Detector framework: parameters, the registry and the base class every detector extends.
+
+Theory of operation
+-------------------
+1. A detector is a small class registered by name with :func:`register`. It declares its
+   thresholds as :class:`Param` (name, default, why) and the codes it can emit as
+   :class:`Code` (code, severity, category, meaning). Docs and the CLI list both.
+2. The engine calls, through :class:`tcptrace_py.detectors.DetectorSet`, ``on_connection`` once
+   per *finished* connection (never per packet: detectors read the evidence the connection and
+   the sequence analyzer already kept) and ``on_end`` once at capture end for capture-wide
+   findings. Detectors that need cross-connection state (RST storms, TIME_WAIT reuse) keep it
+   bounded: a sliding window or a per-key memo that is popped when used.
+3. Parameters are looked up as ``detector.name``; unknown names raise ``ValueError`` so a typo
+   in a config file or on the command line is an error, not a silently ignored setting.
+4. Anomalies carry evidence (frames, times, counts) in JSON-serialisable ``details``; capture
+   artifacts are category ``capture`` and never severity ``error``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from tcptrace_py.connection import Connection
+from tcptrace_py.diagnostics import Diagnostics
+from tcptrace_py.events import Anomaly
+from tcptrace_py.options import Options
+
+NS_PER_S = 1_000_000_000
+
+ParamValue = int | float | bool | str
+
+
+@dataclass(frozen=True, slots=True)
+class Param:
+    """One named threshold of a detector."""
+
+    name: str
+    """Parameter name inside its detector (the full key is ``detector.name``)."""
+    default: ParamValue
+    """Default value; its type is the type a setting is converted to."""
+    doc: str
+    """What it means and why the default is what it is."""
+
+
+@dataclass(frozen=True, slots=True)
+class Code:
+    """One anomaly code a detector can emit."""
+
+    code: str
+    """Stable snake_case code (the public contract scripts filter on)."""
+    severity: str
+    """Default severity: ``info``, ``warning`` or ``error``."""
+    category: str
+    """``network``, ``capture``, ``protocol`` or ``lifecycle``."""
+    doc: str
+    """What the finding means."""
+
+
+class Detector:
+    """Base class: override ``on_connection`` and/or ``on_end``."""
+
+    name: ClassVar[str] = ""
+    """Registry name (also the TOML section and the prefix of parameter keys)."""
+    params: ClassVar[tuple[Param, ...]] = ()
+    codes: ClassVar[tuple[Code, ...]] = ()
+
+    def __init__(self, values: Mapping[str, ParamValue], options: Options) -> None:
+        self.p: dict[str, Any] = dict(values)
+        """Resolved parameter values by short name."""
+        self.options = options
+        self.diag: Diagnostics | None = None
+        """The run's diagnostics, when the engine passes them (capture end time)."""
+        self._codes = {c.code: c for c in self.codes}
+
+    def end_ns_of(self, conn: Connection) -> int:
+        """Packet time the connection was observed until.
+
+        The capture end for connections still open when the capture ended (``end_reason ==
+        capture_end``), else its last segment (plus the idle timeout for connections that
+        expired idle). "Stuck" findings need it: their duration runs to the capture end.
+        """
+        if conn.end_reason == "capture_end" and self.diag is not None \
+                and self.diag.last_ts_ns is not None:
+            return max(self.diag.last_ts_ns, conn.last_ts_ns)
+        if conn.end_reason == "idle_timeout":
+            return conn.last_ts_ns + self.options.idle_timeout_ns
+        return conn.last_ts_ns
+
+    def on_connection(self, conn: Connection) -> Iterable[Anomaly]:
+        """Findings on one finished connection."""
+        return ()
+
+    def on_end(self, end_ns: int, diag: Diagnostics) -> Iterable[Anomaly]:
+        """Capture-wide findings, once, after the last connection."""
+        return ()
+
+    def make(self, code: str, flow_id: int | None, first_frame: int, last_frame: int,
+             ts_ns: int, summary: str, details: dict[str, Any] | None = None, *,
+             severity: str | None = None) -> Anomaly:
+        """An anomaly under one of this detector's declared codes (severity/category from it)."""
+        spec = self._codes[code]
+        return Anomaly(code, severity or spec.severity, flow_id, first_frame, last_frame, ts_ns,
+                       summary, details or {}, spec.category)
+
+
+REGISTRY: dict[str, type[Detector]] = {}
+"""Detector classes by name, in registration order."""
+
+
+def register(cls: type[Detector]) -> type[Detector]:
+    """Class decorator: add a detector to :data:`REGISTRY` under ``cls.name``."""
+    if not cls.name or cls.name in REGISTRY:
+        raise ValueError(f"detector name missing or registered twice: {cls.name!r}")
+    seen = {c.code for other in REGISTRY.values() for c in other.codes}
+    dup = seen & {c.code for c in cls.codes}
+    if dup:
+        raise ValueError(f"anomaly codes already owned by another detector: {sorted(dup)}")
+    REGISTRY[cls.name] = cls
+    return cls
+
+
+def seconds(ns: int) -> float:
+    """Integer nanoseconds -> seconds rounded to the microsecond (for details)."""
+    return round(ns / NS_PER_S, 6)
+
+
+def intervals_s(ts_ns: list[int]) -> list[float]:
+    """Gaps between consecutive timestamps, in seconds."""
+    return [seconds(b - a) for a, b in zip(ts_ns, ts_ns[1:], strict=False)]

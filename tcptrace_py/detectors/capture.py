@@ -1,0 +1,124 @@
+"""Capture artifacts: what the capture missed or distorted, kept apart from network faults.
+
+All findings here have category ``capture`` and severity ``info`` (never ``error``): they say
+how far the capture can be trusted, not that the network failed. Per-connection ones come from
+the analyzer's counters (segments never captured, ACKs of data never seen, duplicated frames);
+capture-wide ones from the diagnostics (timestamps going backwards, truncated frames).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+from tcptrace_py.connection import Connection
+from tcptrace_py.detectors.base import (
+    Code,
+    Detector,
+    Param,
+    ParamValue,
+    register,
+)
+from tcptrace_py.diagnostics import Diagnostics
+from tcptrace_py.events import Anomaly
+from tcptrace_py.options import Options
+
+SIDES = ("client", "server")
+_TRUNCATED_CODES = ("truncated_record", "bad_record_length")
+_MAX_FRAMES = 20
+
+
+@register
+class CaptureArtifacts(Detector):
+    """Segments not captured, ACKs of unseen data, duplicated frames, clock and snaplen issues."""
+
+    name = "capture"
+    params = (
+        Param("duplicate_max_interval_us", 10.0, "A re-sent segment this soon after the "
+              "original is a duplicated frame (span port or a capture on two interfaces), not "
+              "a retransmission: no stack retransmits within 10 us (it needs an RTO, >= 200 "
+              "ms, or three dup ACKs, which take at least an RTT)."),
+    )
+    codes = (
+        Code("segments_not_captured", "info", "capture",
+             "Sequence space was skipped: segments the capture missed (drops, or the path "
+             "split them elsewhere)."),
+        Code("acks_of_unseen_data", "info", "capture",
+             "ACKs covered data the capture never saw sent."),
+        Code("duplicate_frames", "info", "capture",
+             "The same segment appears twice within microseconds: a capture artifact."),
+        Code("truncated_frames", "info", "capture",
+             "Frames cut by the snaplen or a damaged file: payload or records incomplete."),
+        Code("timestamps_backwards", "info", "capture",
+             "Capture timestamps went backwards (clock step, merged files)."),
+    )
+
+    def __init__(self, values: Mapping[str, ParamValue], options: Options) -> None:
+        super().__init__(values, options)
+        self.truncated_pkts = 0
+        self.truncated_conns = 0
+        self.truncated_first_frame = -1
+        self.truncated_ts_ns = -1
+
+    def on_connection(self, conn: Connection) -> Iterable[Anomaly]:
+        a = conn.analyzer
+        out: list[Anomaly] = []
+        stats = (a.client, a.server)
+        lost = {n: (s.lost_segments, s.missed_bytes) for n, s in zip(SIDES, stats, strict=True)
+                if s.lost_segments}
+        if lost:
+            out.append(self.make(
+                "segments_not_captured", conn.flow_id, conn.first_frame, conn.last_frame,
+                conn.first_ts_ns, "segments missing from the capture: "
+                + ", ".join(f"{n} {c} gap(s), {b} bytes" for n, (c, b) in lost.items()),
+                {n + "_gaps": c for n, (c, _) in lost.items()}
+                | {n + "_missed_bytes": b for n, (_, b) in lost.items()}))
+        unseen = {n: s.acks_unseen for n, s in zip(SIDES, stats, strict=True) if s.acks_unseen}
+        if unseen:
+            out.append(self.make(
+                "acks_of_unseen_data", conn.flow_id, conn.first_frame, conn.last_frame,
+                conn.first_ts_ns, "ACKs of data the capture never saw: "
+                + ", ".join(f"{n} sent {c}" for n, c in unseen.items()),
+                {n + "_acks": c for n, c in unseen.items()}))
+        max_ns = int(float(self.p["duplicate_max_interval_us"]) * 1000)
+        dups = [r for r in a.retransmissions if 0 <= r.interval_ns <= max_ns]
+        if dups:
+            out.append(self.make(
+                "duplicate_frames", conn.flow_id, dups[0].frame, dups[-1].frame, dups[0].ts_ns,
+                f"{len(dups)} duplicated frame(s)",
+                {"count": len(dups), "frames": [r.frame for r in dups[:_MAX_FRAMES]],
+                 "original_frames": [r.original_frame for r in dups[:_MAX_FRAMES]]}))
+        cut = a.client.truncated_pkts + a.server.truncated_pkts
+        if cut:
+            self.truncated_pkts += cut
+            self.truncated_conns += 1
+            if self.truncated_first_frame < 0:
+                self.truncated_first_frame = conn.first_frame
+                self.truncated_ts_ns = conn.first_ts_ns
+        return out
+
+    def on_end(self, end_ns: int, diag: Diagnostics) -> Iterable[Anomaly]:
+        out: list[Anomaly] = []
+        damaged = [w for w in diag.warnings if w.code in _TRUNCATED_CODES]
+        if self.truncated_pkts or damaged:
+            frames = [w.frame for w in damaged if w.frame is not None]
+            first = self.truncated_first_frame if self.truncated_first_frame >= 0 else \
+                (frames[0] if frames else 0)
+            out.append(self.make(
+                "truncated_frames", None, first, max(frames + [first]),
+                self.truncated_ts_ns if self.truncated_ts_ns >= 0 else (diag.first_ts_ns or 0),
+                f"{self.truncated_pkts} TCP segment(s) cut by the snaplen in "
+                f"{self.truncated_conns} connection(s)"
+                + (f"; {len(damaged)} damaged record(s)" if damaged else ""),
+                {"snaplen_truncated_segments": self.truncated_pkts,
+                 "connections": self.truncated_conns, "damaged_records": len(damaged),
+                 "damaged_frames": frames[:_MAX_FRAMES]}))
+        back = diag.notes.get("timestamp_backwards", 0)
+        warned = [w.frame for w in diag.warnings
+                  if w.code == "timestamp_backwards" and w.frame is not None]
+        if back or warned:
+            out.append(self.make(
+                "timestamps_backwards", None, warned[0] if warned else 0,
+                warned[-1] if warned else 0, diag.first_ts_ns or 0,
+                f"capture timestamps went backwards {max(back, len(warned))} time(s)",
+                {"count": max(back, len(warned)), "frames": warned[:_MAX_FRAMES]}))
+        return out

@@ -1,0 +1,209 @@
+"""Close detectors: lost final ACK, FIN retransmissions, CLOSE_WAIT stuck, half and simultaneous
+close.
+
+Evidence: ``conn.fin_frame`` and the ``notable`` FIN packets (raw seq/ack), the analyzer's
+``retransmissions`` of kind ``fin`` with their intervals, the state machines' final states
+and events. Bytes sent after a FIN come from sequence numbers: the FIN's ACK field is how far
+its sender had received, the peer's highest sequence number sent (``snd_max``) how far it sent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from tcptrace_py.connection import Connection, NotablePacket
+from tcptrace_py.detectors.base import Code, Detector, Param, register, seconds
+from tcptrace_py.events import Anomaly
+from tcptrace_py.fsm import EndpointMachine, TcpState
+from tcptrace_py.segment import ACK, FIN, RST
+
+_MASK = 0xFFFFFFFF
+_HALF = 1 << 31
+SIDES = ("client", "server")
+
+
+def first_fin(conn: Connection, side: int) -> NotablePacket | None:
+    """The first FIN segment a side sent (None when it sent none)."""
+    frame = conn.fin_frame[side]
+    if frame < 0:
+        return None
+    return next((p for p in conn.notable if p.frame == frame and p.flags & FIN
+                 and not p.flags & RST), None)
+
+
+def sent_after(machine: EndpointMachine, peer_fin: NotablePacket | None) -> int:
+    """Payload bytes ``machine``'s side sent beyond what the peer had received when it sent
+    ``peer_fin`` (its ACK field); 0 when unknown. A FIN's own sequence number is excluded."""
+    if peer_fin is None or not peer_fin.flags & ACK or machine.snd_max < 0:
+        return 0
+    d = (machine.snd_max - peer_fin.ack) & _MASK
+    if d >= _HALF:
+        return 0
+    if machine.fin_sent:
+        d -= 1
+    return max(d, 0)
+
+
+@register
+class LostFinalAck(Detector):
+    """The passive closer retransmits its FIN in LAST_ACK: the final ACK never reached it."""
+
+    name = "lost_final_ack"
+    params = (
+        Param("min_wait_s", 1.0, "Without FIN retransmissions, how long after its FIN a side "
+              "must still sit in LAST_ACK at capture end (no final ACK seen) to be reported: "
+              "longer than Linux's 200 ms minimum RTO, so a live stack would have re-sent."),
+    )
+    codes = (
+        Code("lost_final_ack", "warning", "network",
+             "The passive closer re-sent its FIN from LAST_ACK (the active closer's final ACK "
+             "was lost, possibly after the capture point), or the capture ended without it."),
+        Code("fin_retransmission", "warning", "network",
+             "An active closer re-sent its FIN (the FIN or its ACK was lost)."),
+    )
+
+    def on_connection(self, conn: Connection) -> Iterable[Anomaly]:
+        out: list[Anomaly] = []
+        machines = (conn.client, conn.server)
+        for side, name in enumerate(SIDES):
+            fin = first_fin(conn, side)
+            if fin is None:
+                continue
+            peer_fin_frame = conn.fin_frame[1 - side]
+            passive = 0 <= peer_fin_frame < fin.frame
+            rex = [r for r in conn.analyzer.retransmissions if r.kind == "fin"
+                   and r.sender == name]
+            acks = [e.frame for e in conn.events if e.endpoint == name
+                    and e.direction == "received" and e.old_state == "LAST_ACK"
+                    and e.new_state == "CLOSED"]
+            if passive and rex:
+                details = {
+                    "by": name,
+                    "fin_frame": fin.frame,
+                    "fin_retransmissions": len(rex),
+                    "frames": [r.frame for r in rex],
+                    "intervals_s": [seconds(r.interval_ns) for r in rex],
+                    "final_ack_seen": bool(acks),
+                    "final_ack_frames": acks,
+                    "ended_in": machines[side].state.value,
+                }
+                where = " (ACKs seen: lost after the capture point)" if acks else ""
+                out.append(self.make(
+                    "lost_final_ack", conn.flow_id, fin.frame, rex[-1].frame, fin.ts_ns,
+                    f"{name} re-sent its FIN {len(rex)} time(s) from LAST_ACK: the final ACK "
+                    f"never reached it{where}", details))
+            elif passive and machines[side].state is TcpState.LAST_ACK and not acks \
+                    and self.end_ns_of(conn) - fin.ts_ns >= \
+                    int(float(self.p["min_wait_s"]) * 1e9):
+                out.append(self.make(
+                    "lost_final_ack", conn.flow_id, fin.frame, conn.last_frame, fin.ts_ns,
+                    f"{name} still in LAST_ACK at capture end: final ACK never seen",
+                    {"by": name, "fin_frame": fin.frame, "fin_retransmissions": 0,
+                     "frames": [], "intervals_s": [], "final_ack_seen": False,
+                     "final_ack_frames": [], "ended_in": "LAST_ACK",
+                     "waited_s": seconds(self.end_ns_of(conn) - fin.ts_ns)}))
+            elif rex:
+                out.append(self.make(
+                    "fin_retransmission", conn.flow_id, fin.frame, rex[-1].frame, fin.ts_ns,
+                    f"{name} re-sent its FIN {len(rex)} time(s)",
+                    {"by": name, "fin_frame": fin.frame, "count": len(rex),
+                     "frames": [r.frame for r in rex],
+                     "intervals_s": [seconds(r.interval_ns) for r in rex]}))
+        return out
+
+
+@register
+class CloseWaitStuck(Detector):
+    """One side received the peer's FIN and never closed: an application that leaks sockets."""
+
+    name = "close_wait_stuck"
+    params = (
+        Param("min_stuck_s", 2.0, "Time in CLOSE_WAIT the capture must show (peer FIN to the "
+              "capture's last frame, nothing sent after it) for severity warning; shorter is "
+              "reported as info, since a capture shows nothing after its last frame. An "
+              "application closes within milliseconds of reading EOF: 2 s is far beyond "
+              "scheduling delays yet fits short captures."),
+        Param("max_close_delay_s", 60.0, "A side that did close, but this long after the "
+              "peer's FIN without sending data meanwhile, is reported too (a slow leak): "
+              "longer than any request a server finishes after the client's EOF."),
+    )
+    codes = (Code("close_wait_stuck", "warning", "network",
+                  "One side closed; the other acknowledged the FIN but never sent its own (by "
+                  "capture end, or not within max_close_delay_s)."),)
+
+    def on_connection(self, conn: Connection) -> Iterable[Anomaly]:
+        out: list[Anomaly] = []
+        machines = (conn.client, conn.server)
+        for side, name in enumerate(SIDES):
+            peer_fin = first_fin(conn, 1 - side)
+            if peer_fin is None or conn.first_rst_frame >= 0:
+                continue
+            m = machines[side]
+            extra = sent_after(m, peer_fin)
+            own_fin = first_fin(conn, side)
+            if m.state is TcpState.CLOSE_WAIT and own_fin is None and extra == 0:
+                # A capture has no end marker after its last frame: the time we can show runs
+                # to the last frame. Stuck by capture end is the finding; warning once the
+                # capture shows it for min_stuck_s, info when it ended too soon to be sure.
+                stuck_ns = self.end_ns_of(conn) - peer_fin.ts_ns
+                long_enough = stuck_ns >= int(float(self.p["min_stuck_s"]) * 1e9)
+                out.append(self.make(
+                    "close_wait_stuck", conn.flow_id, peer_fin.frame, conn.last_frame,
+                    peer_fin.ts_ns, f"{name} never closed after the peer's FIN (CLOSE_WAIT "
+                    f"for at least {seconds(stuck_ns):g} s, to the capture end)",
+                    {"by": name, "peer_fin_frame": peer_fin.frame,
+                     "stuck_s_at_least": seconds(stuck_ns), "closed": False},
+                    severity=None if long_enough else "info"))
+            elif own_fin is not None and own_fin.frame > peer_fin.frame and extra == 0:
+                delay_ns = own_fin.ts_ns - peer_fin.ts_ns
+                if delay_ns >= int(float(self.p["max_close_delay_s"]) * 1e9):
+                    out.append(self.make(
+                        "close_wait_stuck", conn.flow_id, peer_fin.frame, own_fin.frame,
+                        peer_fin.ts_ns, f"{name} closed {seconds(delay_ns):g} s after the "
+                        "peer's FIN", {"by": name, "peer_fin_frame": peer_fin.frame,
+                                       "fin_frame": own_fin.frame,
+                                       "stuck_s_at_least": seconds(delay_ns),
+                                       "closed": True}))
+        return out
+
+
+@register
+class CloseKinds(Detector):
+    """Notable but legal closes: half close (RFC 9293 3.6) and simultaneous close."""
+
+    name = "close_kinds"
+    codes = (
+        Code("half_close", "info", "lifecycle",
+             "One side sent FIN (shutdown(SHUT_WR)) and the other kept sending data after it."),
+        Code("simultaneous_close", "info", "lifecycle",
+             "Both sides sent FIN before receiving the other's (CLOSING state, RFC 9293 3.6)."),
+    )
+
+    def on_connection(self, conn: Connection) -> Iterable[Anomaly]:
+        out: list[Anomaly] = []
+        fins = [conn.fin_frame[0], conn.fin_frame[1]]
+        if fins[0] >= 0 or fins[1] >= 0:
+            side = 0 if fins[1] < 0 or 0 <= fins[0] < fins[1] else 1
+            fin = first_fin(conn, side)
+            peer = (conn.client, conn.server)[1 - side]
+            extra = sent_after(peer, fin)
+            if fin is not None and extra > 0:
+                peer_fin = first_fin(conn, 1 - side)
+                until = peer_fin.ts_ns if peer_fin is not None else self.end_ns_of(conn)
+                name, other = SIDES[side], SIDES[1 - side]
+                out.append(self.make(
+                    "half_close", conn.flow_id, fin.frame,
+                    peer_fin.frame if peer_fin is not None else conn.last_frame, fin.ts_ns,
+                    f"half close: {name} sent FIN, {other} then sent {extra} more bytes",
+                    {"by": name, "fin_frame": fin.frame, f"{other}_bytes_after_fin": extra,
+                     "bytes_after_fin": extra,
+                     "peer_fin_frame": peer_fin.frame if peer_fin is not None else None,
+                     "half_closed_s": seconds(until - fin.ts_ns)}))
+        closing = [e.frame for e in conn.events if e.new_state == "CLOSING"
+                   and e.kind == "transition"]
+        if closing:
+            out.append(self.make(
+                "simultaneous_close", conn.flow_id, min(f for f in fins if f >= 0), closing[-1],
+                conn.first_ts_ns, "simultaneous close: both sides sent FIN before receiving "
+                "the other's", {"fin_frames": fins, "closing_frames": closing}))
+        return out

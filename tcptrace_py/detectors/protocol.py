@@ -1,0 +1,87 @@
+"""Protocol-violation detectors, from the frames the connection collected while replaying.
+
+``conn.invalid_flags``, ``syn_with_data``, ``data_after_fin``, ``after_rst`` and
+``out_of_window_rsts`` are capped frame lists (``max_evidence_items``); these detectors only
+turn them into findings, so the per-connection cost is a few list checks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from tcptrace_py.connection import Connection
+from tcptrace_py.detectors.base import Code, Detector, register
+from tcptrace_py.events import Anomaly
+from tcptrace_py.segment import ACK, SYN, flags_text
+
+_MASK = 0xFFFFFFFF
+_MAX_FRAMES = 20
+
+
+@register
+class ProtocolViolations(Detector):
+    """Segments no conforming stack sends in that state (RFC 9293 3.10)."""
+
+    name = "protocol"
+    codes = (
+        Code("invalid_flags", "warning", "protocol",
+             "Invalid flag combinations (SYN+FIN, SYN+RST, no flags, ...): scans (OS "
+             "fingerprinting, null/Xmas scans) or broken middleboxes."),
+        Code("syn_with_data", "warning", "protocol",
+             "A SYN carrying data: info when it is a client SYN (TCP Fast Open, RFC 7413), "
+             "warning for a SYN-ACK with data."),
+        Code("data_after_fin", "warning", "protocol",
+             "New data sent after the sender's own FIN (RFC 9293 3.10.7: no data after FIN)."),
+        Code("data_after_rst", "warning", "protocol",
+             "Data or FIN sent by an endpoint after it sent or obeyed a RST."),
+        Code("out_of_window_rst", "warning", "network",
+             "A RST outside the receiver's window, not obeyed (RFC 5961 3.2): a stale RST or "
+             "an injection attempt."),
+    )
+
+    def _frames(self, code: str, conn: Connection, frames: list[int], summary: str,
+                extra: dict[str, object] | None = None,
+                severity: str | None = None) -> Anomaly:
+        ts = next((p.ts_ns for p in conn.notable if p.frame == frames[0]), conn.first_ts_ns)
+        details: dict[str, object] = {"count": len(frames), "frames": frames[:_MAX_FRAMES]}
+        details.update(extra or {})
+        return self.make(code, conn.flow_id, frames[0], frames[-1], ts, summary, dict(details),
+                         severity=severity)
+
+    def on_connection(self, conn: Connection) -> Iterable[Anomaly]:
+        out: list[Anomaly] = []
+        if conn.invalid_flags:
+            frames = sorted(set(conn.invalid_flags))
+            kinds = sorted({flags_text(p.flags) for p in conn.notable if p.frame in frames})
+            out.append(self._frames("invalid_flags", conn, frames,
+                                    f"{len(frames)} segment(s) with invalid flag combinations",
+                                    {"flags": kinds}))
+        if conn.syn_with_data:
+            by_frame = {p.frame: p for p in conn.notable}
+            for frame in conn.syn_with_data[:1]:
+                p = by_frame.get(frame)
+                client_syn = p is not None and p.flags & (SYN | ACK) == SYN
+                acked = False
+                if client_syn and p is not None:
+                    sa = next((q for q in conn.notable if q.flags & (SYN | ACK) == SYN | ACK),
+                              None)
+                    acked = sa is not None and sa.ack == (p.seq + 1 + p.payload_len) & _MASK
+                out.append(self._frames(
+                    "syn_with_data", conn, conn.syn_with_data,
+                    ("SYN with data (TCP Fast Open)" if client_syn else "SYN-ACK with data"),
+                    {"tcp_fast_open": client_syn, "data_acknowledged": acked,
+                     "payload_bytes": p.payload_len if p is not None else None},
+                    severity="info" if client_syn else None))
+        if conn.data_after_fin:
+            out.append(self._frames("data_after_fin", conn, conn.data_after_fin,
+                                    f"{len(conn.data_after_fin)} segment(s) of new data after "
+                                    "their sender's FIN"))
+        if conn.after_rst:
+            out.append(self._frames("data_after_rst", conn, conn.after_rst,
+                                    f"{len(conn.after_rst)} segment(s) with data or FIN after "
+                                    "a RST"))
+        if conn.out_of_window_rsts:
+            out.append(self._frames("out_of_window_rst", conn, conn.out_of_window_rsts,
+                                    f"{len(conn.out_of_window_rsts)} RST(s) outside the "
+                                    "receiver's window, not obeyed (possible injection)"))
+        return out

@@ -1,0 +1,121 @@
+"""Retransmission timing detectors, from the analyzer's classified ``retransmissions``.
+
+SYN, SYN-ACK and FIN retransmissions belong to the handshake and close detectors; these look
+at data only (kinds ``rto``, ``fast``, ``tail_loss_probe``, ``spurious``, ``other``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from tcptrace_py.analysis.evidence import Retransmission
+from tcptrace_py.connection import Connection
+from tcptrace_py.detectors.base import Code, Detector, Param, register, seconds
+from tcptrace_py.events import Anomaly
+
+SIDES = ("client", "server")
+_CONTROL = ("syn", "synack", "fin")
+_MAX_FRAMES = 20
+
+
+def data_retransmissions(conn: Connection) -> list[Retransmission]:
+    return [r for r in conn.analyzer.retransmissions if r.kind not in _CONTROL]
+
+
+@register
+class RetransmissionTiming(Detector):
+    """Timeouts, exponential backoff, too many and spurious retransmissions."""
+
+    name = "retransmission"
+    params = (
+        Param("min_backoffs", 2, "Timer retransmissions of one segment needed for rto_backoff: "
+              "the second timeout is the first that shows the RTO doubling (RFC 6298 5.5)."),
+        Param("backoff_min_ratio", 1.5, "Smallest ratio between consecutive timeout intervals "
+              "counted as backoff (2.0 is RFC 6298; timers fire late, Linux caps at rto_max)."),
+        Param("excessive_ratio", 0.1, "Share of a side's data segments retransmitted for "
+              "excessive_retransmissions: 10% loss cuts Reno/CUBIC throughput by an order of "
+              "magnitude (Mathis et al.); a few percent is an ordinary lossy path."),
+        Param("excessive_min_count", 10, "Retransmitted segments needed as well, so a short "
+              "connection losing 1 of 5 segments is not called excessive."),
+    )
+    codes = (
+        Code("retransmission_timeout", "warning", "network",
+             "Data re-sent after the retransmission timer expired (no dup-ACK or SACK "
+             "evidence): a stall of at least one RTO."),
+        Code("rto_backoff", "warning", "network",
+             "The same data timed out repeatedly with growing intervals (RFC 6298 5.5 "
+             "backoff): the path or the peer is unreachable for seconds."),
+        Code("excessive_retransmissions", "warning", "network",
+             "A side retransmitted more than excessive_ratio of its data segments."),
+        Code("spurious_retransmission", "info", "network",
+             "Data re-sent although it had been acknowledged (or a D-SACK proved it arrived): "
+             "an RTO or TLP fired too early, or ACKs were delayed or lost."),
+    )
+
+    def on_connection(self, conn: Connection) -> Iterable[Anomaly]:
+        rex = data_retransmissions(conn)
+        if not rex:
+            return ()
+        out: list[Anomaly] = []
+        stats = (conn.analyzer.client, conn.analyzer.server)
+        for side, name in enumerate(SIDES):
+            mine = [r for r in rex if r.sender == name]
+            if not mine:
+                continue
+            rto = [r for r in mine if r.kind == "rto"]
+            if rto:
+                out.append(self.make(
+                    "retransmission_timeout", conn.flow_id, rto[0].frame, rto[-1].frame,
+                    rto[0].ts_ns, f"{len(rto)} timeout retransmission(s) by {name}",
+                    {"by": name, "count": len(rto),
+                     "frames": [r.frame for r in rto[:_MAX_FRAMES]],
+                     "original_frames": [r.original_frame for r in rto[:_MAX_FRAMES]],
+                     "intervals_s": [seconds(r.interval_ns) for r in rto[:_MAX_FRAMES]],
+                     "max_interval_s": seconds(max(r.interval_ns for r in rto))}))
+            out.extend(self._backoff(conn, name, mine))
+            st = stats[side]
+            count = sum(1 for r in mine if r.kind != "spurious")
+            if st.data_pkts and count >= int(self.p["excessive_min_count"]) and \
+                    count / st.data_pkts >= float(self.p["excessive_ratio"]):
+                out.append(self.make(
+                    "excessive_retransmissions", conn.flow_id, mine[0].frame, mine[-1].frame,
+                    mine[0].ts_ns, f"{name} retransmitted {count} of {st.data_pkts} data "
+                    "segments", {"by": name, "count": count, "data_pkts": st.data_pkts,
+                                 "ratio": round(count / st.data_pkts, 3),
+                                 "by_kind": {k: sum(1 for r in mine if r.kind == k)
+                                             for k in sorted({r.kind for r in mine})}}))
+            spurious = [r for r in mine if r.spurious]
+            if spurious:
+                out.append(self.make(
+                    "spurious_retransmission", conn.flow_id, spurious[0].frame,
+                    spurious[-1].frame, spurious[0].ts_ns,
+                    f"{len(spurious)} spurious retransmission(s) by {name}",
+                    {"by": name, "count": len(spurious),
+                     "frames": [r.frame for r in spurious[:_MAX_FRAMES]],
+                     "triggers": sorted({r.trigger for r in spurious if r.trigger})}))
+        return out
+
+    def _backoff(self, conn: Connection, name: str,
+                 mine: list[Retransmission]) -> list[Anomaly]:
+        by_seq: dict[int, list[Retransmission]] = {}
+        for r in mine:
+            if r.trigger == "rto" or r.kind == "rto":
+                by_seq.setdefault(r.seq, []).append(r)
+        worst: list[Retransmission] = []
+        for chain in by_seq.values():
+            if len(chain) > len(worst):
+                worst = chain
+        if len(worst) < int(self.p["min_backoffs"]):
+            return []
+        gaps = [r.interval_ns for r in worst if r.interval_ns > 0]
+        ratios = [round(b / a, 2) for a, b in zip(gaps, gaps[1:], strict=False) if a > 0]
+        if not ratios or min(ratios) < float(self.p["backoff_min_ratio"]):
+            return []
+        return [self.make(
+            "rto_backoff", conn.flow_id, worst[0].frame, worst[-1].frame, worst[0].ts_ns,
+            f"{name} timed out {len(worst)} times on the same data (seq {worst[0].seq}), "
+            f"intervals {', '.join(f'{seconds(g):g}' for g in gaps)} s",
+            {"by": name, "seq": worst[0].seq, "timeouts": len(worst),
+             "original_frame": worst[0].original_frame, "frames": [r.frame for r in worst],
+             "intervals_s": [seconds(g) for g in gaps], "ratios": ratios,
+             "total_s": seconds(worst[-1].since_original_ns)})]
