@@ -77,6 +77,7 @@ LIKELY_SERVER_PORTS = frozenset({
 Used only for Zeek's role-flip heuristic on connections that do not start with a SYN."""
 
 _MASK32 = 0xFFFFFFFF
+_HALF32 = 0x80000000
 
 
 def _delta(a: int, b: int) -> int:
@@ -324,11 +325,21 @@ class PeerSummary:
                 or (st in (SYN_SENT, SYN_ACK_SENT) and seq != e.start_seq)  # SYN_seq_jump
                 or (st == RESET and e.prev_state == INACTIVE)):  # earlier RST was spoofed?
             e.init_seqs(seq, end)
-        rel_seq = _delta(seq, e.start_seq)
+        # Signed 32-bit deltas are inlined below (``_delta``): this runs for every segment.
+        rel_seq = ((seq - e.start_seq + _HALF32) & _MASK32) - _HALF32
         underflow = rel_seq < 0
         # update_history
-        bits = (1 if flags & SYN else 0) + (1 if flags & FIN else 0) + (1 if flags & RST else 0)
-        if bits > 1:
+        ctrl = flags & (SYN | FIN | RST)
+        bits = 0 if not ctrl else (
+            (1 if flags & SYN else 0) + (1 if flags & FIN else 0) + (1 if flags & RST else 0))
+        if not bits:
+            # Data / ACK letters: once per endpoint, so test the bit before calling _check.
+            if plen:
+                if not e.hist & _HIST_DATA:
+                    self._check(e, side, _HIST_DATA, "D")
+            elif flags & ACK and not e.hist & _HIST_ACK:
+                self._check(e, side, _HIST_ACK, "A")
+        elif bits > 1:
             if flags & FIN and flags & RST:
                 self._check(e, side, _HIST_FIN_RST, "I")
             else:
@@ -347,10 +358,6 @@ class PeerSummary:
                 if self._check(e, side, _HIST_RST, "R") and rel_seq != e.last_rst:
                     self._letters.append(("R", side))
                 e.last_rst = rel_seq
-        elif plen:
-            self._check(e, side, _HIST_DATA, "D")
-        elif flags & ACK:
-            self._check(e, side, _HIST_ACK, "A")
         # update_window: zero windows count unless RST, peer closed, or we were reset.
         if seg.window == 0 and not flags & RST and p.state != CLOSED and e.state != RESET:
             e.win0_cnt += 1
@@ -369,15 +376,15 @@ class PeerSummary:
                 rel_ack = 1
                 p.init_seqs((ack - 1) & _MASK32, (ack - 1) & _MASK32)
             else:
-                rel_ack = _delta(ack, p.start_seq)
+                rel_ack = ((ack - p.start_seq + _HALF32) & _MASK32) - _HALF32
                 if rel_ack < 0:
                     rel_ack = 0
                 elif not flags & RST:
-                    d_ack = _delta(ack, p.ack_seq)
+                    d_ack = ((ack - p.ack_seq + _HALF32) & _MASK32) - _HALF32
                     if not (ack == 0 and d_ack > TOO_LARGE_SEQ_DELTA) and d_ack > 0:
                         p.ack_seq = ack
         # update_last_seq (also Zeek's retransmission rule for 't')
-        delta_last = _delta(end, e.last_seq)
+        delta_last = ((end - e.last_seq + _HALF32) & _MASK32) - _HALF32
         if flags & (SYN | RST) and (delta_last > TOO_LARGE_SEQ_DELTA
                                     or delta_last < -TOO_LARGE_SEQ_DELTA):
             pass
@@ -392,8 +399,12 @@ class PeerSummary:
             if e.rxmt_cnt == e.rxmt_thresh:
                 self._letters.append(("T", side))
                 e.rxmt_thresh *= SCALED_HISTORY_BASE
-        self._state_machine(e, p, side, is_orig, flags, plen, seq)
-        if flags & ACK:
+        if ctrl or e.state == INACTIVE:
+            # Without SYN/FIN/RST the state machine only moves an INACTIVE endpoint.
+            self._state_machine(e, p, side, is_orig, flags, plen, seq)
+        if flags & ACK and rel_ack > p.trim_seq:
+            # _ack_received returns at once unless the ACK moves past trim_seq (its FIN clamp
+            # only lowers the value), so the common repeated ACK skips the call.
             self._ack_received(p, 1 - side, rel_ack)
         if plen > 0 and seg.captured_payload >= plen and not flags & RST and not underflow:
             self._data_sent(e, rel_seq + 1 if flags & SYN else rel_seq, plen)
@@ -450,7 +461,7 @@ class PeerSummary:
     # ------------------------------------------------------------------ reassembly gaps
     def _data_sent(self, e: _Endpoint, seq: int, length: int) -> None:
         """TCP_Reassembler::DataSent: remember which bytes were seen (relative seqs)."""
-        ack = _delta(e.ack_seq, e.start_seq)
+        ack = ((e.ack_seq - e.start_seq + _HALF32) & _MASK32) - _HALF32  # _delta, inlined
         upper = seq + length
         if seq < ack:
             if upper <= ack:
