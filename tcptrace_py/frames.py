@@ -10,7 +10,7 @@ kind       dtype                         used for
 =========  ============================  ===============================================
 int        ``int64``                     counters, ports, frame numbers
 int?       ``Int64`` (nullable)          frames that may not exist (``rst_frame``...)
-float      ``float64``                   durations in seconds, ``*_ms`` figures (NaN when
+float(?)   ``float64``                   durations in seconds, ``*_ms`` figures (NaN when
                                          there is no sample)
 bool       ``bool``                      flags (``sack_permitted``...)
 str        ``string``                    addresses, ``history``, comma-joined anomaly codes
@@ -156,16 +156,17 @@ def coerce(df: pd.DataFrame, schema: Schema) -> pd.DataFrame:
         if col not in df.columns:
             continue
         s = df[col]
-        if s.dtype == object and kind in ("int", "int?", "float", "ts"):
+        texty = s.dtype == object or pd.api.types.is_string_dtype(s.dtype)
+        if texty and kind in ("int", "int?", "float", "float?", "ts"):
             s = s.where(s != "", None)  # CSV's empty cell: missing
         if kind == "int":
             out[col] = pd.to_numeric(s).astype("int64")
         elif kind == "int?":
             out[col] = pd.to_numeric(s).astype("Int64")
-        elif kind == "float":
+        elif kind in ("float", "float?"):
             out[col] = pd.to_numeric(s).astype("float64")
         elif kind == "bool":
-            if s.dtype == object:
+            if texty:
                 s = s.map(lambda v: v if isinstance(v, bool) else str(v).lower() in
                           ("true", "t", "1"))
             out[col] = s.astype("bool")
@@ -174,7 +175,7 @@ def coerce(df: pd.DataFrame, schema: Schema) -> pd.DataFrame:
         elif kind == "ts":
             if pd.api.types.is_datetime64_any_dtype(s):
                 out[col] = pd.to_datetime(s, utc=True).astype("datetime64[ns, UTC]")
-            elif s.dtype == object and s.map(lambda v: isinstance(v, str)).any():
+            elif texty and s.map(lambda v: isinstance(v, str)).any():
                 as_num = pd.to_numeric(s, errors="coerce")
                 out[col] = (_ts_from_seconds(as_num) if as_num.notna().all()
                             else pd.to_datetime(s, utc=True).astype("datetime64[ns, UTC]"))

@@ -1,0 +1,173 @@
+"""File sinks: every format written and read back equal to the DataFrame; Zeek conn.log."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from outputs_util import SCENARIOS, write_mixed
+
+import tcptrace_py
+from tcptrace_py.export import (
+    ZEEK_CONN_FIELDS,
+    capture_summary,
+    write_anomalies,
+    write_flows,
+    zeek_uid,
+)
+from tcptrace_py.frames import read_table, read_zeek
+
+FILE_FORMATS = ("csv", "json", "jsonl", "parquet")
+
+
+@pytest.fixture(scope="module")
+def result(tmp_path_factory: pytest.TempPathFactory) -> tcptrace_py.AnalysisResult:
+    return tcptrace_py.analyze(write_mixed(tmp_path_factory.mktemp("export") / "mixed.pcap"))
+
+
+def _write(fmt: str, path: Path, writer: object, *args: object, **kw: object) -> None:
+    if fmt == "parquet":
+        writer(*args, fmt, None, str(path), **kw)  # type: ignore[operator]
+    else:
+        with open(path, "w", encoding="utf-8", newline="") as f:
+            writer(*args, fmt, f, None, **kw)  # type: ignore[operator]
+
+
+@pytest.mark.parametrize("fmt", FILE_FORMATS)
+def test_flows_round_trip(result: tcptrace_py.AnalysisResult, tmp_path: Path,
+                          fmt: str) -> None:
+    path = tmp_path / f"flows.{fmt}"
+    _write(fmt, path, write_flows, result.records, diag=result.diagnostics)
+    back = read_table(path, fmt, "flows")
+    pd.testing.assert_frame_equal(back, result.flows)
+
+
+@pytest.mark.parametrize("fmt", FILE_FORMATS)
+def test_anomalies_round_trip(result: tcptrace_py.AnalysisResult, tmp_path: Path,
+                              fmt: str) -> None:
+    assert len(result.anomalies) >= 2
+    path = tmp_path / f"anomalies.{fmt}"
+    _write(fmt, path, write_anomalies, result.all_anomalies)
+    back = read_table(path, fmt, "anomalies")
+    pd.testing.assert_frame_equal(back, result.anomalies)
+
+
+def test_jsonl_keeps_record_field_names(result: tcptrace_py.AnalysisResult) -> None:
+    out = io.StringIO()
+    write_flows(result.records, "jsonl", out)
+    lines = [json.loads(x) for x in out.getvalue().splitlines()]
+    assert [list(x) for x in lines] == [list(r) for r in result.records]
+    assert lines[1]["anomalies"] == result.records[1]["anomalies"]  # a list, as before
+
+
+def test_parquet_schema_is_the_dataframe_schema(result: tcptrace_py.AnalysisResult,
+                                                tmp_path: Path) -> None:
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "f.parquet"
+    write_flows(result.records, "parquet", None, str(path))
+    schema = pq.read_schema(path)
+    assert str(schema.field("start_ts").type) == "timestamp[ns, tz=UTC]"
+    assert str(schema.field("close").type).startswith("dictionary")
+    assert str(schema.field("rst_frame").type) == "int64" and schema.field("rst_frame").nullable
+    with pytest.raises(ValueError, match="path"):
+        write_flows(result.records, "parquet", io.StringIO(), None)
+
+
+def test_zeek_conn_log(result: tcptrace_py.AnalysisResult) -> None:
+    out = io.StringIO()
+    write_flows(result.records, "zeek", out, diag=result.diagnostics)
+    text = out.getvalue()
+    lines = text.splitlines()
+    assert lines[0] == "#separator \\x09"
+    assert lines[1] == "#set_separator\t,"
+    assert lines[2] == "#empty_field\t(empty)"
+    assert lines[3] == "#unset_field\t-"
+    assert lines[4] == "#path\tconn"
+    assert lines[5] == "#open\t2023-11-14-22-13-20"  # the capture's first packet, not now
+    assert lines[6].split("\t")[1:] == [f for f, _ in ZEEK_CONN_FIELDS]
+    assert lines[7].split("\t")[0] == "#types"
+    assert lines[-1] == "#close\t2023-11-14-22-13-23"
+    rows = [x.split("\t") for x in lines[8:-1]]
+    assert len(rows) == 4 and all(len(r) == len(ZEEK_CONN_FIELDS) for r in rows)
+    again = io.StringIO()
+    write_flows(result.records, "zeek", again, diag=result.diagnostics)
+    assert again.getvalue() == text  # deterministic
+
+
+def _zeek_cut(text: str, *columns: str) -> list[list[str]]:
+    """What ``zeek-cut col...`` prints: the named columns of each data line, in order."""
+    fields: list[str] = []
+    out = []
+    for line in text.splitlines():
+        if line.startswith("#fields"):
+            fields = line.split("\t")[1:]
+        elif not line.startswith("#"):
+            cells = line.split("\t")
+            out.append([cells[fields.index(c)] for c in columns])
+    return out
+
+
+def test_zeek_parsed_back(result: tcptrace_py.AnalysisResult, tmp_path: Path) -> None:
+    path = tmp_path / "conn.log"
+    with open(path, "w", encoding="utf-8") as f:
+        write_flows(result.records, "zeek", f, diag=result.diagnostics)
+    log = read_zeek(path)
+    flows = result.flows.sort_values("start_ts", kind="stable").reset_index(drop=True)
+    assert log["id.orig_h"].tolist() == flows["client_ip"].tolist()
+    assert log["id.resp_p"].tolist() == flows["server_port"].tolist()
+    assert log["ts"].tolist() == flows["start_ts"].tolist()
+    assert log["duration"].tolist() == pytest.approx(flows["duration_s"].tolist())
+    assert log["conn_state"].astype(str).tolist() == flows["conn_state"].astype(str).tolist()
+    assert log["history"].tolist() == [h or "" for h in flows["history"]]
+    assert log["orig_pkts"].tolist() == flows["client_packets"].tolist()
+    assert log["orig_bytes"].tolist() == flows["client_unique_bytes"].tolist()
+    assert log["service"].isna().all()  # unset '-'
+    uids = [zeek_uid(r) for r in sorted(result.records, key=lambda r: r["start_ts"])]
+    assert log["uid"].tolist() == uids and len(set(uids)) == 4
+    assert all(u.startswith("C") and len(u) == 18 for u in uids)
+    cut = _zeek_cut(path.read_text(), "id.orig_h", "id.resp_p", "conn_state")
+    assert cut[0] == ["10.0.0.1", "80", str(flows.loc[0, "conn_state"])]
+
+
+def test_zeek_weird_log_joins_conn_uid(result: tcptrace_py.AnalysisResult) -> None:
+    out = io.StringIO()
+    recs = {(None, r["flow_id"]): r for r in result.records}
+    write_anomalies(result.all_anomalies, "zeek", out, records=recs, diag=result.diagnostics)
+    rows = _zeek_cut(out.getvalue(), "uid", "name", "id.resp_p")
+    by_code = {name: (uid, port) for uid, name, port in rows}
+    refused = next(r for r in result.records if r["close"] == "refused")
+    assert by_code["connection_refused"] == (zeek_uid(refused), "443")
+    assert "#path\tweird" in out.getvalue()
+
+
+def test_capture_summary(result: tcptrace_py.AnalysisResult) -> None:
+    s = capture_summary(result.diagnostics, result.records, result.all_anomalies)
+    assert s["frames"] == 21 and s["tcp_segments"] == 20
+    assert s["skipped"] == {"not_tcp": 1}
+    assert s["link_types"] == {"ETHERNET": 21}
+    assert s["span_s"] == pytest.approx(3.61)
+    assert s["by_close"]["refused"] == 1 and s["connections"] == 4
+    assert s["anomalies_by_code"]["unanswered_syn"] == 1
+    assert s["anomalies_by_severity"]["error"] >= 2
+    json.dumps(s)  # JSON-ready
+
+
+@pytest.mark.skipif(not SCENARIOS.is_dir(), reason="../shared/scenarios absent")
+@pytest.mark.parametrize("pcap", sorted(SCENARIOS.glob("*.pcap")) if SCENARIOS.is_dir() else [],
+                         ids=lambda p: p.stem)
+def test_scenarios_round_trip(pcap: Path, tmp_path: Path) -> None:
+    res = tcptrace_py.analyze(pcap)
+    for fmt in FILE_FORMATS:
+        path = tmp_path / f"flows.{fmt}"
+        _write(fmt, path, write_flows, res.records, diag=res.diagnostics)
+        pd.testing.assert_frame_equal(read_table(path, fmt, "flows"), res.flows)
+        apath = tmp_path / f"anomalies.{fmt}"
+        _write(fmt, apath, write_anomalies, res.all_anomalies)
+        pd.testing.assert_frame_equal(read_table(apath, fmt, "anomalies"), res.anomalies)
+    zpath = tmp_path / "conn.log"
+    _write("zeek", zpath, write_flows, res.records, diag=res.diagnostics)
+    assert len(read_zeek(zpath)) == len(res.flows)
