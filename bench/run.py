@@ -101,6 +101,7 @@ class Result:
     median_wall_s: float | None = None
     median_cpu_s: float | None = None
     packets_per_s: float | None = None
+    packets_per_cpu_s: float | None = None
     max_rss_mib: float | None = None
     ok: bool = True
 
@@ -337,6 +338,8 @@ def benchmark(
                 res.median_wall_s = round(statistics.median(x.wall_s for x in good), 4)
                 res.median_cpu_s = round(statistics.median(x.cpu_s for x in good), 4)
                 res.packets_per_s = round(n / res.median_wall_s) if res.median_wall_s else None
+                if res.median_cpu_s:
+                    res.packets_per_cpu_s = round(n / res.median_cpu_s)
                 res.max_rss_mib = round(max(x.max_rss_kib for x in good) / 1024, 1)
             results.append(res)
     return results
@@ -396,20 +399,21 @@ def markdown(
     lines = [
         f"Median of {rounds} alternating run(s) per tool; peak RSS is the largest over runs.",
         "",
-        "| capture | packets | tool | median wall (s) | median CPU (s) | packets/s "
-        "| peak RSS (MiB) | ok |",
-        "| --- | ---: | --- | ---: | ---: | ---: | ---: | --- |",
+        "| capture | packets | tool | median wall (s) | median CPU (s) | packets/s (wall) "
+        "| packets/CPU-s | peak RSS (MiB) | ok |",
+        "| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
     for r in results:
         n_ok = sum(x.returncode == 0 for x in r.runs)
         wall = "-" if r.median_wall_s is None else f"{r.median_wall_s:.3f}"
         cpu = "-" if r.median_cpu_s is None else f"{r.median_cpu_s:.3f}"
         pps = "-" if r.packets_per_s is None else f"{r.packets_per_s:,}"
+        ppc = "-" if r.packets_per_cpu_s is None else f"{r.packets_per_cpu_s:,}"
         rss = "-" if r.max_rss_mib is None else str(r.max_rss_mib)
         ok = "yes" if r.ok else f"NO ({n_ok}/{len(r.runs)} runs ok)"
         lines.append(
             f"| {Path(r.capture).name} | {r.packets:,} | {r.tool} | {wall} | {cpu} | {pps} "
-            f"| {rss} | {ok} |"
+            f"| {ppc} | {rss} | {ok} |"
         )
     rat = ratios(results)
     if rat:
