@@ -11,11 +11,10 @@ documented default; :func:`parameters` lists them for docs and the CLI. Settings
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
-
-import sys
 
 # Importing the family modules registers their detectors (order = report order).
 from tcptrace_py.detectors import (  # noqa: F401  (imported for registration)
@@ -131,11 +130,12 @@ def load_config(path: str | Path) -> dict[str, ParamValue]:
         raise ValueError(f"cannot read detector config {str(path)!r}: {exc.strerror}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ValueError(f"bad TOML in detector config {str(path)!r}: {exc}") from None
-    section = data.get("detectors", data)
-    if not isinstance(section, dict):
+    nested = data.get("detectors", {})
+    if not isinstance(nested, dict):
         raise ValueError(f"detector config {str(path)!r}: [detectors] must be a table")
+    tables = [(k, v) for k, v in data.items() if k != "detectors"] + list(nested.items())
     out: dict[str, ParamValue] = {}
-    for det, table in section.items():
+    for det, table in tables:
         if not isinstance(table, dict):
             raise ValueError(f"detector config {str(path)!r}: {det!r} must be a table "
                              "of parameters")
@@ -149,7 +149,8 @@ def resolve_params(params: Mapping[str, Any]) -> dict[str, ParamValue]:
     """Defaults overlaid with ``params`` (validated and typed)."""
     values = dict(DEFAULTS)
     for key, value in params.items():
-        values[_known_key(key)] = _coerce(key, value)
+        known = _known_key(key)
+        values[known] = _coerce(known, value)
     return values
 
 

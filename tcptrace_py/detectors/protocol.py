@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from tcptrace_py.connection import Connection
-from tcptrace_py.detectors.base import Code, Detector, register
+from tcptrace_py.detectors.base import Code, Detector, Param, register
 from tcptrace_py.events import Anomaly
 from tcptrace_py.segment import ACK, SYN, flags_text
 
@@ -23,6 +23,11 @@ class ProtocolViolations(Detector):
     """Segments no conforming stack sends in that state (RFC 9293 3.10)."""
 
     name = "protocol"
+    params = (
+        Param("crossing_s", 0.25, "Data or FIN from the RST's receiver this soon after the "
+              "RST may have crossed it in flight (sent before the RST arrived): not counted "
+              "as data_after_rst. 250 ms covers intercontinental RTTs."),
+    )
     codes = (
         Code("invalid_flags", "warning", "protocol",
              "Invalid flag combinations (SYN+FIN, SYN+RST, no flags, ...): scans (OS "
@@ -47,6 +52,22 @@ class ProtocolViolations(Detector):
         details.update(extra or {})
         return self.make(code, conn.flow_id, frames[0], frames[-1], ts, summary, dict(details),
                          severity=severity)
+
+    def _after_rst(self, conn: Connection) -> list[int]:
+        """Frames of ``conn.after_rst`` that are violations, not crossings: the RST's sender
+        going on, or its peer sending more than crossing_s after the RST (before that, the
+        segment may have left before the RST arrived: the capture point is not the peer)."""
+        rst = next((p for p in conn.notable if p.frame == conn.first_rst_frame), None)
+        if rst is None:
+            return list(conn.after_rst)
+        limit_ns = rst.ts_ns + int(float(self.p["crossing_s"]) * 1e9)
+        sent = {e.frame: (e.endpoint, e.ts_ns) for e in conn.events if e.direction == "sent"}
+        out = []
+        for frame in conn.after_rst:
+            who, ts = sent.get(frame, ("", -1))
+            if who == rst.sender or ts < 0 or ts > limit_ns:
+                out.append(frame)
+        return out
 
     def on_connection(self, conn: Connection) -> Iterable[Anomaly]:
         out: list[Anomaly] = []
@@ -77,9 +98,11 @@ class ProtocolViolations(Detector):
                                     f"{len(conn.data_after_fin)} segment(s) of new data after "
                                     "their sender's FIN"))
         if conn.after_rst:
-            out.append(self._frames("data_after_rst", conn, conn.after_rst,
-                                    f"{len(conn.after_rst)} segment(s) with data or FIN after "
-                                    "a RST"))
+            frames = self._after_rst(conn)
+            if frames:
+                out.append(self._frames("data_after_rst", conn, frames,
+                                        f"{len(frames)} segment(s) with data or FIN after "
+                                        "a RST"))
         if conn.out_of_window_rsts:
             out.append(self._frames("out_of_window_rst", conn, conn.out_of_window_rsts,
                                     f"{len(conn.out_of_window_rsts)} RST(s) outside the "
