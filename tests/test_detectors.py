@@ -97,7 +97,7 @@ def test_unanswered_syn_counts_attempts_and_names_backoff(tmp_path: Path,
     assert a.severity == "error"
     assert a.details["attempts"] == len(times)
     assert a.details["pattern"] == pattern
-    assert a.details["intervals_s"] == [b - a_ for a_, b in zip(times, times[1:])]
+    assert a.details["intervals_s"] == [b - a_ for a_, b in zip(times, times[1:], strict=False)]
     assert a.details["gave_up"] is True and a.details["gave_up_inferred"] is True
     assert (a.first_frame, a.last_frame) == (1, len(times))
 
