@@ -1,0 +1,238 @@
+"""CLI: formats, filters, exit codes (click.testing.CliRunner), never a traceback."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+from outputs_util import SCENARIOS, SHARED, write_mixed
+
+import tcptrace_py
+from tcptrace_py import detectors
+from tcptrace_py.cli import main
+from tcptrace_py.frames import read_table, read_zeek
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def mixed(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_mixed(tmp_path_factory.mktemp("cli") / "mixed.pcap")
+
+
+def run(*args: str) -> tuple[int, str, str]:
+    res = CliRunner().invoke(main, [str(a) for a in args])
+    if res.exception and not isinstance(res.exception, SystemExit):
+        raise res.exception
+    return res.exit_code, res.stdout, res.stderr
+
+
+def jsonl(text: str) -> list[dict[str, object]]:
+    return [json.loads(x) for x in text.splitlines() if x.strip()]
+
+
+def test_jsonl_fields_and_exit_0(mixed: Path) -> None:
+    code, out, _ = run("analyze", mixed, "--format", "jsonl")
+    assert code == 0
+    recs = jsonl(out)
+    assert [r["close"] for r in recs] == ["graceful", "refused", "unanswered",
+                                          "open_at_capture_end"]
+    assert recs == list(tcptrace_py.iter_flows(mixed))
+
+
+def test_table_has_connections_anomalies_and_summary(mixed: Path) -> None:
+    code, out, _ = run("analyze", mixed)
+    assert code == 0
+    assert "4 TCP connections" in out and "10.0.0.3:443" in out
+    assert "unanswered_syn" in out  # the connection's anomalies beside it
+    assert "capture summary" in out and "not_tcp 1" in out and "ETHERNET 21" in out
+    code, out, _ = run("summary", mixed, "--format", "json")
+    s = json.loads(out)
+    assert code == 0 and s["connections"] == 4 and s["by_close"]["refused"] == 1
+
+
+@pytest.mark.parametrize("args,closes", [
+    (["--close", "refused"], ["refused"]),
+    (["--close", "refused", "--close", "unanswered"], ["refused", "unanswered"]),
+    (["--state", "time_wait"], ["graceful"]),
+    (["--anomaly", "unanswered_syn"], ["unanswered"]),
+    (["--host", "10.0.0.3"], ["refused"]),
+    (["--port", "22"], ["unanswered"]),
+    (["--flow", "0"], ["graceful"]),
+    (["--host", "10.0.0.1", "--port", "80"], ["graceful"]),
+])
+def test_filters(mixed: Path, args: list[str], closes: list[str]) -> None:
+    code, out, _ = run("analyze", mixed, "--format", "jsonl", *args)
+    assert code == 0
+    assert [r["close"] for r in jsonl(out)] == closes
+
+
+def test_sort(mixed: Path) -> None:
+    _, out, _ = run("analyze", mixed, "--format", "jsonl", "--sort", "duration_s",
+                    "--reverse")
+    durations = [r["duration_s"] for r in jsonl(out)]
+    assert durations == sorted(durations, reverse=True)
+    code, _, err = run("analyze", mixed, "--format", "json", "--sort", "no_such_column")
+    assert code == 2 and "no_such_column" in err
+
+
+def test_anomalies_filters_and_fail_on(mixed: Path) -> None:
+    code, out, _ = run("anomalies", mixed, "--format", "jsonl", "--anomaly",
+                       "connection_refused")
+    assert code == 0 and [a["code"] for a in jsonl(out)] == ["connection_refused"]
+    assert jsonl(out)[0]["ts"] == pytest.approx(1_700_000_000.4)
+    code, out, _ = run("anomalies", mixed, "--format", "jsonl", "--fail-on", "error")
+    assert code == 1 and out  # results written, then exit 1
+    code, _, _ = run("analyze", mixed, "--format", "jsonl", "--fail-on", "warning")
+    assert code == 1
+    # Only the graceful connection: nothing at error level.
+    code, _, _ = run("analyze", mixed, "--format", "jsonl", "--flow", "0",
+                     "--fail-on", "error")
+    assert code == 0
+
+
+@pytest.mark.parametrize("fmt", ["csv", "json", "jsonl", "parquet"])
+def test_output_files_read_back(mixed: Path, tmp_path: Path, fmt: str) -> None:
+    path = tmp_path / f"flows.{fmt}"
+    code, out, _ = run("analyze", mixed, "--format", fmt, "-o", path)
+    assert code == 0 and out == ""
+    pd.testing.assert_frame_equal(read_table(path, fmt), tcptrace_py.analyze(mixed).flows)
+    apath = tmp_path / f"anomalies.{fmt}"
+    code, _, _ = run("anomalies", mixed, "--format", fmt, "-o", apath)
+    assert code == 0
+    pd.testing.assert_frame_equal(read_table(apath, fmt, "anomalies"),
+                                  tcptrace_py.analyze(mixed).anomalies)
+
+
+def test_zeek_and_parquet_usage(mixed: Path, tmp_path: Path) -> None:
+    code, out, _ = run("analyze", mixed, "--format", "zeek")
+    assert code == 0 and out.startswith("#separator \\x09\n") and "#path\tconn" in out
+    path = tmp_path / "conn.log"
+    path.write_text(out)
+    assert len(read_zeek(path)) == 4
+    code, out, _ = run("anomalies", mixed, "--format", "zeek")
+    assert code == 0 and "#path\tweird" in out and "unanswered_syn" in out
+    code, _, err = run("analyze", mixed, "--format", "parquet")
+    assert code == 2 and "-o" in err
+
+
+def test_multiple_files_get_a_capture_column(mixed: Path) -> None:
+    code, out, _ = run("analyze", mixed, mixed, "--format", "jsonl")
+    recs = jsonl(out)
+    assert code == 0 and len(recs) == 8 and recs[0]["capture"] == str(mixed)
+
+
+def test_bad_input_is_one_line_exit_2(tmp_path: Path) -> None:
+    text = tmp_path / "notes.txt"
+    text.write_text("this is not a capture\n" * 10)
+    for bad in (tmp_path / "missing.pcap", tmp_path, text):
+        code, out, err = run("analyze", bad, "--format", "jsonl")
+        assert code == 2, bad
+        assert out == "" and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+        assert str(bad) in err
+    code, _, err = run("analyze", text)
+    assert code == 2 and "Traceback" not in err
+
+
+def test_damaged_capture_warns_exit_0_unless_strict(mixed: Path, tmp_path: Path) -> None:
+    cut = tmp_path / "cut.pcap"
+    cut.write_bytes(mixed.read_bytes()[:-30])
+    code, out, err = run("analyze", cut, "--format", "jsonl")
+    assert code == 0 and jsonl(out) and "warning" in err
+    code, _, err = run("analyze", cut, "--format", "jsonl", "--strict")
+    assert code == 2 and "Traceback" not in err
+    code, _, err = run("analyze", cut, "--format", "jsonl", "--quiet")
+    assert code == 0 and err == ""
+
+
+def test_usage_errors_exit_2(mixed: Path, tmp_path: Path) -> None:
+    assert run("analyze", mixed, "--format", "xml")[0] == 2
+    assert run("analyze")[0] == 2
+    code, _, err = run("analyze", mixed, "--param", "no_such_detector.x=1")
+    assert code == 2 and "no_such_detector" in err
+    code, _, err = run("analyze", mixed, "--param", "nonsense")
+    assert code == 2
+    bad_toml = tmp_path / "bad.toml"
+    bad_toml.write_text("[rst_storm\n")
+    assert run("analyze", mixed, "--config", bad_toml)[0] == 2
+    assert run("analyze", mixed, "--time-wait", "-1")[0] == 2
+
+
+def test_params_and_options_reach_the_engine(mixed: Path, tmp_path: Path) -> None:
+    det, name, default, _doc = detectors.parameters()[0]
+    value = (not default) if isinstance(default, bool) else default
+    code, _, _ = run("analyze", mixed, "--format", "jsonl", "--param", f"{det}.{name}={value}")
+    assert code == 0
+    cfg = tmp_path / "d.toml"
+    cfg.write_text(f"[{det}]\n{name} = {json.dumps(value)}\n")
+    assert run("analyze", mixed, "--format", "jsonl", "--config", cfg)[0] == 0
+    # A TIME_WAIT of 1 ms: the graceful connection's client has left TIME_WAIT at the end.
+    _, out, _ = run("analyze", mixed, "--format", "jsonl")
+    assert jsonl(out)[0]["client_state"] == "TIME_WAIT"
+    _, out, _ = run("analyze", mixed, "--format", "jsonl", "--time-wait", "0.001")
+    assert jsonl(out)[0]["client_state"] == "CLOSED"
+    # 50 ms idle timeout: the SYN retries 1 s apart become separate connections.
+    _, out, _ = run("analyze", mixed, "--format", "jsonl", "--idle-timeout", "0.05")
+    recs = jsonl(out)
+    assert len(recs) == 6 and recs[0]["end_reason"] == "idle_timeout"
+    _, out, _ = run("analyze", mixed, "--format", "jsonl", "--max-connections", "1", "-q")
+    assert any(r["end_reason"] == "table_full" for r in jsonl(out))
+
+
+def test_help_shows_examples_and_exit_codes() -> None:
+    for cmd in ([], ["analyze"], ["anomalies"], ["summary"], ["flow"], ["plot"]):
+        code, out, _ = run(*cmd, "--help")
+        assert code == 0 and "Example" in out, cmd
+        assert "Exit codes" in out, cmd
+
+
+def test_flow_ladder(mixed: Path) -> None:
+    code, out, _ = run("flow", mixed, "0")
+    assert code == 0 and "TIME_WAIT" in out and "retransmission" in out
+    code, _, err = run("flow", mixed, "99")
+    assert code == 2 and "99" in err
+
+
+def test_startup_is_light(mixed: Path) -> None:
+    """Running the CLI on a tiny capture in jsonl imports neither pandas nor rich."""
+    code = ("import sys\nfrom tcptrace_py.cli import main\n"
+            f"sys.argv = ['tcptrace-py', 'analyze', {str(mixed)!r}, '--format', 'jsonl']\n"
+            "try:\n    main()\nexcept SystemExit:\n    pass\n"
+            "bad = [m for m in ('pandas', 'pyarrow', 'matplotlib', 'rich') if m in sys.modules]\n"
+            "assert not bad, bad\n")
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO, capture_output=True,
+                   env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert time.perf_counter() - t0 < 5.0  # generous: shared CI machines are noisy
+
+
+@pytest.mark.skipif(not SCENARIOS.is_dir(), reason="../shared/scenarios absent")
+def test_scenarios_all_commands(tmp_path: Path) -> None:
+    for pcap in sorted(SCENARIOS.glob("*.pcap")):
+        for fmt in ("table", "jsonl", "zeek"):
+            assert run("analyze", pcap, "--format", fmt)[0] == 0, (pcap, fmt)
+        assert run("anomalies", pcap)[0] == 0, pcap
+        assert run("summary", pcap)[0] == 0, pcap
+        code, _, _ = run("analyze", pcap, "--format", "parquet", "-o", tmp_path / "f.parquet")
+        assert code == 0
+
+
+@pytest.mark.skipif(not (SHARED / "score_scenarios.py").is_file() or not SCENARIOS.is_dir(),
+                    reason="../shared/score_scenarios.py absent")
+def test_scorer_reads_our_jsonl(tmp_path: Path) -> None:
+    """The scorer's contract: it runs BIN/tcptrace-py and parses our JSON fields."""
+    shim = tmp_path / "tcptrace-py"
+    shim.write_text(f"#!/bin/sh\nPYTHONPATH={REPO} exec {sys.executable} -m tcptrace_py \"$@\"\n")
+    shim.chmod(0o755)
+    res = subprocess.run([sys.executable, str(SHARED / "score_scenarios.py"), str(tmp_path),
+                          str(SCENARIOS), "--check", "lifecycle"],
+                         capture_output=True, text=True, timeout=300)
+    assert "analyze failed" not in res.stdout
+    assert "conn_count" in res.stdout

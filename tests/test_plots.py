@@ -1,0 +1,113 @@
+"""Plots: every kind produces a PNG, from the API and from the CLI."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from outputs_util import SCENARIOS, write_mixed
+
+import tcptrace_py
+from tcptrace_py import plots
+from tcptrace_py.cli import main
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def result(tmp_path_factory: pytest.TempPathFactory) -> tcptrace_py.AnalysisResult:
+    path = write_mixed(tmp_path_factory.mktemp("plots") / "mixed.pcap")
+    return tcptrace_py.analyze(path, packets=True)
+
+
+def _png(path: Path) -> None:
+    data = path.read_bytes()
+    assert len(data) > 1000 and data[:8] == PNG_MAGIC
+
+
+@pytest.mark.parametrize("kind", plots.FLOW_KINDS)
+def test_flow_plot_kinds(result: tcptrace_py.AnalysisResult, tmp_path: Path,
+                         kind: str) -> None:
+    ax = plots.plot_flow(result, 0, kind)
+    out = tmp_path / f"{kind}.png"
+    ax.figure.savefig(out)
+    _png(out)
+    assert ax.get_title().startswith("flow 0")
+
+
+def test_tsg_marks_retransmission_sack_and_fin(result: tcptrace_py.AnalysisResult) -> None:
+    ax = plots.plot_flow(result, 0, "tsg")
+    labels = set(ax.get_legend_handles_labels()[1])
+    assert {"data segment", "retransmission", "SACK block", "FIN", "ACK"} <= labels
+    assert "10.0.0.2:80 -> 10.0.0.1:40000" in ax.get_title()  # auto: the bigger sender
+
+
+def test_flow_packets_and_rtt(result: tcptrace_py.AnalysisResult) -> None:
+    fp = plots.flow_packets(result, 0)
+    assert len(fp.segments) == 13  # the flow's segments only, UDP and other flows left out
+    samples = plots.rtt_samples(fp, sender_client=True)
+    # SYN acknowledged after 10 ms, the 100-byte request after 9 ms (frame 4 -> frame 5).
+    assert [round(ms, 3) for _t, ms in samples] == [10.0, 9.0, 10.0]
+    with pytest.raises(KeyError):
+        plots.flow_packets(result, 42)
+
+
+def test_plot_into_given_axes_and_from_path(result: tcptrace_py.AnalysisResult) -> None:
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots()
+    assert plots.plot_flow(result.source, 1, "tsg", ax=ax) is ax
+    assert plots.plot_timeline(result, ax=ax) is ax
+    plt.close(fig)
+
+
+def test_timeline(result: tcptrace_py.AnalysisResult, tmp_path: Path) -> None:
+    ax = plots.plot_timeline(result)
+    assert set(ax.get_legend_handles_labels()[1]) == {
+        "graceful", "refused", "unanswered", "open_at_capture_end"}
+    out = tmp_path / "timeline.png"
+    ax.figure.savefig(out)
+    _png(out)
+
+
+@pytest.mark.parametrize("args", [["--flow", "0", "--kind", "tsg"],
+                                  ["--flow", "0", "--kind", "rtt", "--direction", "client"],
+                                  ["--flow", "0", "--kind", "throughput"],
+                                  ["--flow", "0", "--kind", "window"],
+                                  ["--kind", "timeline"]])
+def test_cli_plot(result: tcptrace_py.AnalysisResult, tmp_path: Path, args: list[str]) -> None:
+    out = tmp_path / "p.png"
+    res = CliRunner().invoke(main, ["plot", str(result.source), *args, "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    _png(out)
+
+
+def test_cli_plot_errors(result: tcptrace_py.AnalysisResult, tmp_path: Path) -> None:
+    runner = CliRunner()
+    res = runner.invoke(main, ["plot", str(result.source), "--kind", "tsg", "-o",
+                               str(tmp_path / "x.png")])
+    assert res.exit_code == 2  # tsg needs --flow
+    res = runner.invoke(main, ["plot", str(result.source), "--flow", "9", "-o",
+                               str(tmp_path / "x.png")])
+    assert res.exit_code == 2 and "flow_id 9" in res.stderr
+    res = runner.invoke(main, ["plot", str(tmp_path / "none.pcap"), "--kind", "timeline",
+                               "-o", str(tmp_path / "x.png")])
+    assert res.exit_code == 2 and "Traceback" not in res.stderr
+
+
+@pytest.mark.skipif(not SCENARIOS.is_dir(), reason="../shared/scenarios absent")
+@pytest.mark.parametrize("pcap", sorted(SCENARIOS.glob("*.pcap")) if SCENARIOS.is_dir() else [],
+                         ids=lambda p: p.stem)
+def test_scenarios_plots(pcap: Path, tmp_path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    res = tcptrace_py.analyze(pcap, packets=True)
+    flow_id = int(res.flows["flow_id"].iloc[0])
+    for kind in (*plots.FLOW_KINDS, "timeline"):
+        ax = (plots.plot_timeline(res) if kind == "timeline"
+              else plots.plot_flow(res, flow_id, kind))
+        out = tmp_path / f"{kind}.png"
+        ax.figure.savefig(out, dpi=50)
+        plt.close(ax.figure)
+        _png(out)
