@@ -35,6 +35,8 @@ MAX_CLOCK_JUMP_NS = 86_400 * 1_000_000_000
 segment confirms it: one corrupt timestamp (seen in real pcapng files) must not expire every
 live connection."""
 
+_TIME_WAIT = TcpState.TIME_WAIT  # bound once: Enum class attribute lookups are slow (3.11)
+
 EVICTION_SCAN = 64
 """When the table is full, how many of the oldest entries are searched for a half-open one."""
 
@@ -114,8 +116,8 @@ class FlowTable:
         else:
             conn = self._open(key, seg, finished, previous=None)
         conn.on_segment(seg)
-        if conn.is_done() or conn.client.state is TcpState.TIME_WAIT or \
-                conn.server.state is TcpState.TIME_WAIT:
+        if conn.is_done() or conn.client.state is _TIME_WAIT or \
+                conn.server.state is _TIME_WAIT:
             heapq.heappush(self._deadlines, (conn.quiet_deadline_ns(), conn.flow_id, key))
         return conn
 
