@@ -36,7 +36,7 @@ def generate(directory: Path, captures: int, packets: int) -> list[Path]:
         out = directory / f"gen_{packets}_{seed}.pcap"
         subprocess.run([sys.executable, str(BENCH / "gen_capture.py"), "--packets",
                         str(packets), "--seed", str(seed), "-o", str(out), "--no-meta"],
-                       check=True, stdout=subprocess.DEVNULL)
+                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         paths.append(out)
     return paths
 
@@ -53,6 +53,14 @@ def time_batch(inputs: Path, out: Path, jobs: int) -> float:
     if proc.returncode != 0:
         raise SystemExit(f"batch --jobs {jobs} failed ({proc.returncode}): {proc.stderr}")
     return elapsed_s
+
+
+def worker_seconds(out: Path) -> tuple[float, float]:
+    """Sum of the workers' (wall, CPU) seconds over the captures table of a batch."""
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(out / "captures.parquet", columns=["elapsed_s", "cpu_s"]).to_pydict()
+    return sum(table["elapsed_s"]), sum(table["cpu_s"])
 
 
 def main() -> None:
@@ -72,9 +80,15 @@ def main() -> None:
         paths = generate(inputs, args.captures, args.packets)
         total_bytes = sum(p.stat().st_size for p in paths)
         times: dict[int, list[float]] = {1: [], 2: []}
+        # Per round: (workers' wall s, workers' CPU s). CPU well under wall = the workers
+        # waited for a core (a loaded machine), which caps any speed-up.
+        worker: dict[int, list[tuple[float, float]]] = {1: [], 2: []}
+        load: list[float] = []
         for rnd in range(args.rounds):
             for jobs in (1, 2) if rnd % 2 == 0 else (2, 1):
+                load.append(os.getloadavg()[0])
                 times[jobs].append(time_batch(inputs, work / f"out_j{jobs}", jobs))
+                worker[jobs].append(worker_seconds(work / f"out_j{jobs}"))
         med = {j: statistics.median(t) for j, t in times.items()}
         result = {
             "captures": args.captures, "packets_per_capture": args.packets,
@@ -83,13 +97,20 @@ def main() -> None:
             "median_s_jobs1": round(med[1], 3), "median_s_jobs2": round(med[2], 3),
             "speedup": round(med[1] / med[2], 2),
             "packets_per_s_jobs2": round(args.captures * args.packets / med[2]),
-            "cpus": os.cpu_count(), "load_avg_1m": round(os.getloadavg()[0], 2),
+            "worker_wall_cpu_s_jobs1": worker[1], "worker_wall_cpu_s_jobs2": worker[2],
+            "cpus": os.cpu_count(), "load_avg_1m_before_runs": [round(x, 2) for x in load],
             "python": platform.python_version(), "machine": platform.machine(),
         }
     print(f"{args.captures} captures x {args.packets} packets ({total_bytes / 1e6:.0f} MB), "
           f"{args.rounds} rounds, {os.cpu_count()} CPUs")
     print(f"--jobs 1: median {med[1]:.2f} s   --jobs 2: median {med[2]:.2f} s   "
           f"speed-up {med[1] / med[2]:.2f}x")
+    for jobs in (1, 2):
+        wall = statistics.median(w for w, _ in worker[jobs])
+        cpu = statistics.median(c for _, c in worker[jobs])
+        print(f"--jobs {jobs}: workers' CPU {cpu:.2f} s of {wall:.2f} s worker wall "
+              f"({cpu / wall:.0%} on a core)")
+    print(f"load average (1 min) before each run: {', '.join(f'{x:.1f}' for x in load)}")
     if args.json:
         args.json.write_text(json.dumps(result, indent=1) + "\n")
 

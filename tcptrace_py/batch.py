@@ -144,7 +144,7 @@ CAPTURE_COLUMN_KINDS: dict[str, str] = {
     "path": "str", "capture_id": "str", "size_bytes": "int", "mtime_ns": "int",
     "frames": "int", "tcp_segments": "int", "connections": "int", "anomalies": "int",
     "events": "int", "warnings": "int", "first_warning": "str", "status": "category",
-    "error": "str", "elapsed_s": "float",
+    "error": "str", "elapsed_s": "float", "cpu_s": "float",
 }
 """The captures table (frames.py kinds): one row per capture processed into the directory."""
 
@@ -242,7 +242,7 @@ def base_row(path: str) -> dict[str, Any]:
             "mtime_ns": mtime_ns, "frames": 0, "tcp_segments": 0, "connections": 0,
             "anomalies": 0, "events": 0, "warnings": 0, "first_warning": None,
             "status": STATUS_FAILED,
-            "error": None, "elapsed_s": 0.0}
+            "error": None, "elapsed_s": 0.0, "cpu_s": 0.0}
 
 
 def analyze_capture(task: CaptureTask) -> dict[str, Any]:
@@ -254,6 +254,7 @@ def analyze_capture(task: CaptureTask) -> dict[str, Any]:
     from tcptrace_py.engine import Engine
 
     start_s = time.perf_counter()
+    start_cpu_s = time.process_time()
     row = base_row(task.path)
     cid = row["capture_id"]
     results: list[Any] = []
@@ -281,7 +282,8 @@ def analyze_capture(task: CaptureTask) -> dict[str, Any]:
                events=len(tables["events"]) if tables else 0,
                warnings=len(diag.warnings) + diag.warnings_dropped,
                first_warning=str(diag.warnings[0]) if diag.warnings else None,
-               elapsed_s=round(time.perf_counter() - start_s, 6))
+               elapsed_s=round(time.perf_counter() - start_s, 6),
+               cpu_s=round(time.process_time() - start_cpu_s, 6))
     return row
 
 

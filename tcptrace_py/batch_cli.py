@@ -129,6 +129,11 @@ def batch(inputs: tuple[str, ...], out_dir: str, jobs: int | None, scheduler: st
         _err("no captures found in the inputs")
         sys.exit(EXIT_USAGE)
     failed = summary.failed
+    if progress.enabled:  # the bar did not print them one by one
+        analysed = set(summary.analysed)
+        for row in failed:
+            if row["path"] in analysed:
+                _err(f"failed: {row['error']}")
     if not quiet:
         _err(f"{len(summary.analysed)} analysed, {len(summary.skipped)} skipped, "
              f"{len(failed)} failed -> {summary.out_dir}")

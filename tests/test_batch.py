@@ -102,7 +102,7 @@ def _sorted(df: pd.DataFrame) -> pd.DataFrame:
 
 def _tables(out: Path) -> dict[str, pd.DataFrame]:
     tables = {t: _sorted(read_table(out, t)) for t in ("flows", "anomalies", "events")}
-    tables["captures"] = _sorted(read_table(out, "captures").drop(columns=["elapsed_s"]))
+    tables["captures"] = _sorted(read_table(out, "captures").drop(columns=["elapsed_s", "cpu_s"]))
     return tables
 
 
