@@ -331,8 +331,8 @@ def _run(files: Sequence[str], options: Options, strict: bool, quiet: bool,
         except OSError as exc:  # e.g. a pipe closed under us, a file vanishing mid-read
             _fail(f"{path}: {exc.strerror or exc}")
         for a in engine.summary.anomalies:
-            rec = recs.get(a.flow_id) if a.flow_id is not None else None
-            if filters.anomaly_ok(a, rec):
+            owner = recs.get(a.flow_id) if a.flow_id is not None else None
+            if filters.anomaly_ok(a, owner):
                 run.anomalies.append((cap, a))
                 run.worst = max(run.worst, SEVERITY_RANK.get(a.severity, 0))
         _report_diag(engine.diag, quiet)
@@ -423,8 +423,10 @@ def analyze(files: tuple[str, ...], fmt: str, output: str | None, states: tuple[
     try:
         if stream:
             assert out is not None
-            run = _run(files, options, strict, quiet, filters,
-                       on_record=lambda r: out.write(dumps(r) + "\n"), keep=False)
+            def emit(rec: dict[str, Any]) -> None:
+                out.write(dumps(rec) + "\n")
+
+            run = _run(files, options, strict, quiet, filters, on_record=emit, keep=False)
         else:
             run = _run(files, options, strict, quiet, filters)
             _sort(run.records, sort_key, reverse)

@@ -235,7 +235,7 @@ def anomaly_record(a: Anomaly) -> dict[str, Any]:
 
 
 def _ns_frame(rows: list[dict[str, Any]] | list[tuple[Any, ...]], schema: Schema,
-              columns: Sequence[str] | None = None) -> pd.DataFrame:
+              columns: list[str] | None = None) -> pd.DataFrame:
     """Rows whose ``ts`` is integer nanoseconds -> typed frame (exact timestamps)."""
     if not rows:
         return empty_frame(schema)
@@ -420,7 +420,9 @@ def read_table(path: str | Path, fmt: str, table: str = "flows") -> pd.DataFrame
     if table == "flows":
         if df.empty:
             return empty_frame(flow_schema())
-        return coerce(df, flow_schema(list(df.columns), df.to_dict("records")))
+        records: list[dict[str, Any]] = [{str(k): v for k, v in r.items()}
+                                         for r in df.to_dict("records")]
+        return coerce(df, flow_schema([str(c) for c in df.columns], records))
     if "ts_ns" in df.columns:  # exact timestamps written beside the float seconds
         df["ts"] = pd.to_datetime(pd.to_numeric(df.pop("ts_ns")).astype("int64"), unit="ns",
                                   utc=True)
