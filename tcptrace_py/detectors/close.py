@@ -202,8 +202,10 @@ class CloseKinds(Detector):
         closing = [e.frame for e in conn.events if e.new_state == "CLOSING"
                    and e.kind == "transition"]
         if closing:
+            first = min(f for f in fins if f >= 0)
+            ts = next((p.ts_ns for p in conn.notable if p.frame == first), conn.first_ts_ns)
             out.append(self.make(
-                "simultaneous_close", conn.flow_id, min(f for f in fins if f >= 0), closing[-1],
-                conn.first_ts_ns, "simultaneous close: both sides sent FIN before receiving "
-                "the other's", {"fin_frames": fins, "closing_frames": closing}))
+                "simultaneous_close", conn.flow_id, first, closing[-1], ts,
+                "simultaneous close: both sides sent FIN before receiving the other's",
+                {"fin_frames": fins, "closing_frames": closing}))
         return out

@@ -157,7 +157,6 @@ class RstStorm(Detector):
         top = int(self.p["top_peers"])
         out: list[Anomaly] = []
         # Capture-wide: report each storm once (the best window, then skip overlapping ones).
-        used_until = -1
         storms: list[tuple[int, int, list[_Bin]]] = []
         for total, start, bins in sorted(windows, key=lambda w: (-w[0], w[1])):
             if total < int(self.p["min_rsts"]):
@@ -165,7 +164,6 @@ class RstStorm(Detector):
             if any(abs(start - s) < _BINS_PER_WINDOW for _, s, _ in storms):
                 continue
             storms.append((total, start, bins))
-        del used_until
         covered: set[tuple[str, int]] = set()
         for total, start, bins in sorted(storms, key=lambda w: w[1]):
             senders: Counter[str] = Counter()
