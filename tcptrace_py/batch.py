@@ -78,6 +78,10 @@ realistic archive, short enough for a directory name."""
 
 BeforeCapture = Callable[[str], None]
 
+FLUSH_FLOWS = 20_000
+"""Connections buffered per capture before their rows are written (bounds worker memory:
+a record is ~180 columns, so ~100 MB of Python objects at most, events included)."""
+
 WORKER_PRELOAD = ("tcptrace_py.engine", "tcptrace_py.frames", "pyarrow.parquet")
 """Modules the forkserver imports once for all local workers."""
 
@@ -257,29 +261,31 @@ def analyze_capture(task: CaptureTask) -> dict[str, Any]:
     start_cpu_s = time.process_time()
     row = base_row(task.path)
     cid = row["capture_id"]
-    results: list[Any] = []
-    tables: dict[str, Any] = {}
     engine = Engine(task.options)
+    parts = _PartWriter(task.out_dir, cid)
     try:
         if task.before_capture is not None:
             task.before_capture(task.path)
-        results.extend(engine.run(task.path, name=task.path, strict=task.strict))
-        tables = capture_frames(task.path, results, engine.summary.anomalies)
-        tmp_dir = os.path.join(task.out_dir, TMP_DIR_NAME)
-        os.makedirs(tmp_dir, exist_ok=True)
-        for name in TABLES:
-            _write_atomic(_arrow(tables[name]), part_path(task.out_dir, name, cid), tmp_dir)
+        chunk: list[Any] = []
+        for result in engine.run(task.path, name=task.path, strict=task.strict):
+            chunk.append(result)
+            if len(chunk) >= FLUSH_FLOWS:
+                parts.write(capture_frames(task.path, chunk, []))
+                chunk.clear()
+        parts.write(capture_frames(task.path, chunk, engine.summary.anomalies))
+        parts.commit()
     except CaptureError as exc:
         row["error"] = str(exc)
     except Exception as exc:  # noqa: BLE001 - one bad capture must not stop the batch
         row["error"] = f"{type(exc).__name__}: {exc}"
     else:
         row["status"] = STATUS_OK
+    finally:
+        parts.abort()
     diag = engine.diag
     row.update(frames=diag.frames, tcp_segments=diag.tcp_segments,
                connections=engine.summary.connections,
-               anomalies=len(tables["anomalies"]) if tables else 0,
-               events=len(tables["events"]) if tables else 0,
+               anomalies=parts.rows["anomalies"], events=parts.rows["events"],
                warnings=len(diag.warnings) + diag.warnings_dropped,
                first_warning=str(diag.warnings[0]) if diag.warnings else None,
                elapsed_s=round(time.perf_counter() - start_s, 6),
@@ -287,10 +293,77 @@ def analyze_capture(task: CaptureTask) -> dict[str, Any]:
     return row
 
 
-def _arrow(df: Any) -> pa.Table:
+def _stable_types(table: pa.Table) -> pa.Table:
+    """Arrow types that do not depend on a chunk's values, so chunks share one schema.
+
+    pandas gives a categorical without categories a ``dictionary<null>`` and picks the
+    narrowest index type; both would change from one chunk to the next.
+    """
     import pyarrow as pa
 
-    return pa.Table.from_pandas(df, preserve_index=False)
+    fields = []
+    for f in table.schema:
+        t = f.type
+        if pa.types.is_dictionary(t):
+            value_type = pa.large_string() if pa.types.is_null(t.value_type) else t.value_type
+            t = pa.dictionary(pa.int32(), value_type, t.ordered)
+        fields.append(f.with_type(t))
+    schema = pa.schema(fields, metadata=table.schema.metadata)
+    return table if schema.equals(table.schema) else table.cast(schema)
+
+
+class _PartWriter:
+    """A capture's three partitions, streamed chunk by chunk into temporary files and renamed
+    into place together at :meth:`commit` (memory bounded by FLUSH_FLOWS, not the capture)."""
+
+    def __init__(self, out_dir: str, cid: str) -> None:
+        self.out_dir = out_dir
+        self.cid = cid
+        self.tmp_dir = os.path.join(out_dir, TMP_DIR_NAME)
+        self.writers: dict[str, Any] = {}
+        self.tmp: dict[str, str] = {}
+        self.rows = dict.fromkeys(TABLES, 0)
+
+    def write(self, tables: dict[str, Any]) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        for name in TABLES:
+            table = _stable_types(pa.Table.from_pandas(tables[name], preserve_index=False))
+            writer = self.writers.get(name)
+            if writer is None:
+                os.makedirs(self.tmp_dir, exist_ok=True)
+                self.tmp[name] = os.path.join(self.tmp_dir, f"{uuid.uuid4().hex}.parquet")
+                writer = self.writers[name] = pq.ParquetWriter(self.tmp[name], table.schema)
+            elif not table.num_rows:
+                continue
+            else:
+                table = table.cast(writer.schema)
+            writer.write_table(table)
+            self.rows[name] += table.num_rows
+
+    def commit(self) -> None:
+        """Close every file, then rename each over its partition (os.replace is atomic)."""
+        for writer in self.writers.values():
+            writer.close()
+        for name, tmp in self.tmp.items():
+            final = part_path(self.out_dir, name, self.cid)
+            os.makedirs(os.path.dirname(final), exist_ok=True)
+            os.replace(tmp, final)
+        self.tmp.clear()
+
+    def abort(self) -> None:
+        """Remove what was not committed (a failed or interrupted capture)."""
+        for writer in self.writers.values():
+            try:
+                writer.close()
+            except Exception:  # noqa: BLE001, S110 - already failing; cleanup only
+                pass
+        for tmp in self.tmp.values():
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        self.writers.clear()
+        self.tmp.clear()
 
 
 # --------------------------------------------------------------------------- manifest
@@ -434,7 +507,14 @@ def run_local(tasks: Sequence[CaptureTask], jobs: int) -> Iterator[dict[str, Any
                     except Exception as exc:  # noqa: BLE001
                         yield _died_row(t.path, f"{type(exc).__name__}: {exc}")
             if broken:
-                suspects.extend(inflight.values())
+                # Futures that finished before the break keep their results; the rest are
+                # suspects (the pool fails every unfinished future at once).
+                wait(inflight)
+                for fut, t in inflight.items():
+                    if fut.exception() is None:
+                        yield fut.result()
+                    else:
+                        suspects.append(t)
         for t in sorted(suspects, key=lambda t: t.path):
             yield _run_isolated(t, ctx)
 

@@ -292,3 +292,27 @@ def test_analyze_many_pandas_and_dask(mixed_dir: Path, local_out: Path,
     assert sorted(set(flows["capture"])) == sorted(goods[:2])
     assert len(lazy.events.compute()) == 0      # Options field passed through
     assert lazy.captures.compute()["status"].tolist() == ["ok", "ok"]
+
+
+def test_large_capture_is_written_in_chunks(mixed_dir: Path, tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rows are streamed to the partition every FLUSH_FLOWS connections (bounded memory);
+    the result is the same table as one write."""
+    from tcptrace_py import batch as batch_mod
+
+    path = max((p for p in discover([mixed_dir]) if Path(p).name not in NO_FLOWS),
+               key=lambda p: len(list(Engine().run(p))))
+    whole = batch_mod.analyze_capture(batch_mod.CaptureTask(path, str(tmp_path / "a")))
+    monkeypatch.setattr(batch_mod, "FLUSH_FLOWS", 1)
+    chunked = batch_mod.analyze_capture(batch_mod.CaptureTask(path, str(tmp_path / "b")))
+    assert whole["connections"] >= 2 and chunked["status"] == "ok"
+    for name in ("flows", "anomalies", "events"):
+        cols = list(batch_mod._empty(name).columns)
+        a = batch_mod._read_one(part_path(str(tmp_path / "a"), name, capture_id(path)), name,
+                                cols)
+        b = batch_mod._read_one(part_path(str(tmp_path / "b"), name, capture_id(path)), name,
+                                cols)
+        assert len(a) == len(b) == whole[name if name != "flows" else "connections"]
+        pd.testing.assert_frame_equal(a, b)
+    assert pq.ParquetFile(part_path(str(tmp_path / "b"), "flows", capture_id(path))
+                          ).num_row_groups == whole["connections"]
