@@ -42,8 +42,8 @@ from tcptrace_py.segment import ACK, FIN, PSH, SYN
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 SCENARIOS = SHARED / "scenarios"
 # Small scenarios (enough variety; the 200 KB ones would only slow the suite down).
-SCENARIO_NAMES = ("normal.pcap", "refused.pcap", "rst_abort.pcap", "half_close.pcap",
-                  "zero_window.pcap", "port_reuse_time_wait.pcap")
+SCENARIO_NAMES = ("normal.pcap", "refused.pcap", "rst_abort.pcap",
+                  "port_reuse_time_wait.pcap")
 
 
 def _conversation(port: int) -> list[tuple[int, bytes]]:
