@@ -5,7 +5,7 @@ Kinds for one connection (:func:`plot_flow`):
 * ``tsg`` -- time-sequence graph in the manner of tcptrace's xplot output: each data segment
   a vertical bar from its first to its last sequence number at the time it was seen, the
   receiver's ACK line (green) and ACK + advertised window line (yellow, the most the sender may
-  send), retransmissions in red, SACK blocks in purple, zero windows, RST and FIN marked;
+  send), retransmissions in red, SACK blocks in purple, zero windows, SYN, RST and FIN marked;
 * ``rtt`` -- RTT samples (ACK time minus the time of the segment it acknowledges exactly, only
   for segments sent once: Karn's rule, RFC 6298 section 3);
 * ``throughput`` -- payload bytes per second per direction in time bins, and the average;
@@ -172,9 +172,12 @@ def _tsg(fp: FlowPackets, ax: Any, sender_client: bool) -> None:
     zw: list[tuple[float, int]] = []
     rst: list[tuple[float, int]] = []
     fin: list[tuple[float, int]] = []
+    syn: list[tuple[float, int]] = []
     for t, seg, fc, mask in _times(fp):
         if fc == sender_client:
             lo = _rel(seg.seq, base_snd)
+            if seg.flags & SYN:
+                syn.append((t, lo))
             if seg.payload_len:
                 retx = mask & (af.RETRANSMISSION | af.FAST_RETRANSMISSION |
                                af.RTO_RETRANSMISSION | af.TAIL_LOSS_PROBE)
@@ -215,6 +218,9 @@ def _tsg(fp: FlowPackets, ax: Any, sender_client: bool) -> None:
     if zw:
         ax.scatter(*zip(*zw, strict=True), marker="x", color="magenta", s=50, zorder=3,
                    label="zero window")
+    if syn:
+        ax.scatter(*zip(*syn, strict=True), marker=">", color="tab:green", s=40, zorder=3,
+                   label="SYN")
     if fin:
         ax.scatter(*zip(*fin, strict=True), marker="D", color="tab:blue", s=40, zorder=3,
                    label="FIN")
