@@ -236,3 +236,28 @@ def test_scorer_reads_our_jsonl(tmp_path: Path) -> None:
                          capture_output=True, text=True, timeout=300)
     assert "analyze failed" not in res.stdout
     assert "conn_count" in res.stdout
+
+
+def test_progress_bar_only_on_a_terminal(mixed: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+
+    from tcptrace_py import cli
+
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    monkeypatch.setattr(cli, "PROGRESS_MIN_BYTES", 0)
+    # Not a terminal: the path itself is analysed (errors keep naming the file).
+    monkeypatch.setattr(cli.sys, "stderr", io.StringIO())
+    assert list(cli._with_progress(str(mixed), quiet=False)) == [str(mixed)]
+    tty = Tty()
+    monkeypatch.setattr(cli.sys, "stderr", tty)
+    assert list(cli._with_progress(str(mixed), quiet=True)) == [str(mixed)]
+    gen = cli._with_progress(str(mixed), quiet=False)
+    reader = next(gen)
+    assert reader.read() == mixed.read_bytes()  # a counting reader under the bar
+    with pytest.raises(StopIteration):
+        next(gen)
+    code, out, _ = run("analyze", mixed, "--format", "jsonl")
+    assert code == 0 and len(jsonl(out)) == 4
