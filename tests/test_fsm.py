@@ -492,3 +492,10 @@ def test_any_segment_sequence_replays_with_consistent_events(
                 continue
             chain = path_of(r, side)  # asserts old_state follows the previous new_state
             assert chain[-1] == r.record[f"{side}_state"]
+
+
+def test_docs_state_machine_table_is_current() -> None:
+    """docs/state-machine.md embeds the generated table; regenerate it when the table changes
+    (``python -m tcptrace_py.fsm --markdown``)."""
+    doc = Path(__file__).resolve().parents[1] / "docs" / "state-machine.md"
+    assert fsm.transitions_markdown() in doc.read_text()
