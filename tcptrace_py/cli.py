@@ -272,7 +272,7 @@ def _with_progress(path: str, quiet: bool) -> Iterator[Any]:
             size = os.path.getsize(path) if os.path.isfile(path) else 0
         except OSError:
             size = 0
-    if size < PROGRESS_MIN_BYTES:
+    if not size or size < PROGRESS_MIN_BYTES:
         yield sys.stdin.buffer if path == "-" else path
         return
     from rich.console import Console
