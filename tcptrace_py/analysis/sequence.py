@@ -46,6 +46,29 @@ from tcptrace_py.segment import ACK, FIN, PSH, RST, SYN, Segment
 _MASK = 0xFFFFFFFF
 _HALF = 1 << 31
 _CTRL = SYN | FIN | RST
+# Flag bits as module globals for the per-segment methods (one global read instead of a
+# global plus a module attribute read per use).
+_ACK_UNSEEN = F.ACK_UNSEEN
+_AMBIGUOUS_ACK = F.AMBIGUOUS_ACK
+_DSACK = F.DSACK
+_DUP_ACK = F.DUP_ACK
+_FIN_RETRANSMISSION = F.FIN_RETRANSMISSION
+_KEEPALIVE = F.KEEPALIVE
+_KEEPALIVE_ACK = F.KEEPALIVE_ACK
+_LOST_SEGMENT = F.LOST_SEGMENT
+_OUT_OF_ORDER = F.OUT_OF_ORDER
+_RETRANSMISSION = F.RETRANSMISSION
+_RTT_SAMPLE = F.RTT_SAMPLE
+_SACK = F.SACK
+_SYN_RETRANSMISSION = F.SYN_RETRANSMISSION
+_TRIPLE_DUP_ACK = F.TRIPLE_DUP_ACK
+_TRUNCATED = F.TRUNCATED
+_TSO_SUPERSEGMENT = F.TSO_SUPERSEGMENT
+_WINDOW_FULL = F.WINDOW_FULL
+_WINDOW_UPDATE = F.WINDOW_UPDATE
+_ZERO_WINDOW = F.ZERO_WINDOW
+_ZERO_WINDOW_PROBE = F.ZERO_WINDOW_PROBE
+_ZERO_WINDOW_PROBE_ACK = F.ZERO_WINDOW_PROBE_ACK
 _T = TypeVar("_T")
 
 
@@ -142,7 +165,22 @@ class SequenceAnalyzer:
         # ---------------------------------------------------------------- ACK side
         if fl & ACK:
             st.ack_pkts += 1
-            mask |= self._on_ack(seg, snd, rcv, st, rst_, plen, fl, ts)
+            ack = seg.ack
+            base = rcv.base
+            nxt = rcv.snd_nxt
+            una = rcv.snd_una
+            if (base >= 0 and una <= nxt and not snd.pending_ack and not seg.sack
+                    and nxt + ((ack - base - nxt + _HALF) & _MASK) - _HALF == una
+                    and (plen or fl & _CTRL or ack != snd.last_ack_raw
+                         or not snd.last_sent_ack)):
+                # The common ACK that acknowledges nothing new, nothing unseen, and cannot be
+                # a duplicate ACK (it carries data, or its ACK number changed): of _on_ack
+                # only the bookkeeping of the last ACK sent applies.
+                snd.last_ack_raw = ack
+                snd.last_win_raw = seg.window
+                snd.last_sent_ack = True
+            else:
+                mask |= self._on_ack(seg, snd, rcv, st, rst_, plen, fl, ts)
         if fl & RST:
             st.rst_pkts += 1
         else:
@@ -157,7 +195,7 @@ class SequenceAnalyzer:
             st.win_sum += win
             st.win_n += 1
             if win == 0 and not fl & _CTRL:
-                mask |= F.ZERO_WINDOW
+                mask |= _ZERO_WINDOW
                 st.zero_window_advs += 1
                 if snd.zw_open_index < 0:
                     snd.zw_open_index = self._keep(
@@ -190,7 +228,7 @@ class SequenceAnalyzer:
                 st.pure_acks += 1 if fl & ACK else 0
 
         if seg.captured_payload < plen:
-            mask |= F.TRUNCATED
+            mask |= _TRUNCATED
             st.truncated_pkts += 1
             st.truncated_bytes += plen - seg.captured_payload
         return mask
@@ -233,7 +271,7 @@ class SequenceAnalyzer:
         una = rcv.snd_una
         if snd.pending_ack and not plen:
             mask |= snd.pending_ack
-            if snd.pending_ack == F.KEEPALIVE_ACK:
+            if snd.pending_ack == _KEEPALIVE_ACK:
                 st.keepalive_acks += 1
                 self._amend(self.keepalives, snd.pending_index,
                             lambda k: replace(k, answered_by_frame=seg.frame))
@@ -243,7 +281,7 @@ class SequenceAnalyzer:
                             lambda k: replace(k, answered_by_frame=seg.frame))
             snd.pending_ack = 0
         if ack_rel > nxt:
-            mask |= F.ACK_UNSEEN
+            mask |= _ACK_UNSEEN
             st.acks_unseen += 1
         if ack_rel > una:
             rcv.snd_una = ack_rel
@@ -253,12 +291,12 @@ class SequenceAnalyzer:
             rec = rcv.by_end.get(ack_rel)
             if rec is not None:
                 if rec.tx > 1:
-                    mask |= F.AMBIGUOUS_ACK
+                    mask |= _AMBIGUOUS_ACK
                     rst_.ambiguous_acks += 1
                 else:
                     sample = ts - rec.ts_ns
                     if sample >= 0:
-                        mask |= F.RTT_SAMPLE
+                        mask |= _RTT_SAMPLE
                         rst_.rtt.add(float(sample))
                         rcv.est.update(sample)
                 if rec.control == "syn" and rst_.handshake_rtt_ns < 0:
@@ -273,12 +311,12 @@ class SequenceAnalyzer:
                     # RFC 5681 section 2 "duplicate acknowledgment" with data outstanding.
                     snd.dupacks += 1
                     st.dup_acks += 1
-                    mask |= F.DUP_ACK
+                    mask |= _DUP_ACK
                     if snd.dupacks == self._thresh:
-                        mask |= F.TRIPLE_DUP_ACK
+                        mask |= _TRIPLE_DUP_ACK
                         st.triple_dup_acks += 1
             elif seg.window:
-                mask |= F.WINDOW_UPDATE
+                mask |= _WINDOW_UPDATE
                 st.window_updates += 1
         snd.last_ack_raw = seg.ack
         snd.last_win_raw = seg.window
@@ -289,7 +327,7 @@ class SequenceAnalyzer:
 
     def _on_sack(self, seg: Segment, snd: SenderState, rcv: SenderState, st: DirectionStats,
                  ack_rel: int) -> int:
-        mask = F.SACK
+        mask = _SACK
         st.sack_pkts += 1
         blocks = seg.sack
         if len(blocks) > st.max_sack_blocks:
@@ -304,7 +342,7 @@ class SequenceAnalyzer:
         dsack = first_l < ack_rel or (
             len(rel_blocks) > 1 and rel_blocks[1][0] <= first_l and first_r <= rel_blocks[1][1])
         if dsack:
-            mask |= F.DSACK
+            mask |= _DSACK
             st.dsack_pkts += 1
             self._mark_dsack(rcv, first_l, first_r)
         for _left, right in (rel_blocks[1:] if dsack else rel_blocks):
@@ -339,12 +377,12 @@ class SequenceAnalyzer:
         idx = self._keep("zero_window_probes", self.zero_window_probes,
                          ZeroWindowProbe(seg.frame, seg.ts_ns,
                                          "client" if from_client else "server", style, rel))
-        rcv.pending_ack = F.ZERO_WINDOW_PROBE_ACK
+        rcv.pending_ack = _ZERO_WINDOW_PROBE_ACK
         rcv.pending_index = idx
         if rcv.zw_open_index >= 0:
             self._amend(self.zero_window_periods, rcv.zw_open_index,
                         lambda p: replace(p, probes=p.probes + 1))
-        return F.ZERO_WINDOW_PROBE
+        return _ZERO_WINDOW_PROBE
 
     def _keepalive(self, seg: Segment, snd: SenderState, rcv: SenderState, st: DirectionStats,
                    rel: int, from_client: bool, idle_ns: int) -> int:
@@ -352,9 +390,9 @@ class SequenceAnalyzer:
         idx = self._keep("keepalives", self.keepalives,
                          KeepAlive(seg.frame, seg.ts_ns, "client" if from_client else "server",
                                    seg.payload_len, idle_ns))
-        rcv.pending_ack = F.KEEPALIVE_ACK
+        rcv.pending_ack = _KEEPALIVE_ACK
         rcv.pending_index = idx
-        return F.KEEPALIVE
+        return _KEEPALIVE
 
     def _on_data(self, seg: Segment, snd: SenderState, rcv: SenderState, st: DirectionStats,
                  plen: int, fl: int, ts: int, from_client: bool, idle_ns: int) -> int:
@@ -387,7 +425,7 @@ class SequenceAnalyzer:
                 retrans = True
                 rec = srec
                 kind = "synack" if fl & ACK else "syn"
-                mask |= F.SYN_RETRANSMISSION
+                mask |= _SYN_RETRANSMISSION
                 st.syn_rexmt += 1
         end = data_rel + plen
         if plen:
@@ -413,10 +451,10 @@ class SequenceAnalyzer:
                 st.pushed_pkts += 1
             peer_mss = (self.server if from_client else self.client).mss
             if peer_mss > 0 and plen > peer_mss:
-                mask |= F.TSO_SUPERSEGMENT
+                mask |= _TSO_SUPERSEGMENT
                 st.tso_pkts += 1
             if data_rel > snd.snd_nxt:
-                mask |= F.LOST_SEGMENT
+                mask |= _LOST_SEGMENT
                 st.lost_segments += 1
                 st.missed_bytes += data_rel - snd.snd_nxt
             overlap = snd.ranges.add(data_rel, end)
@@ -430,7 +468,7 @@ class SequenceAnalyzer:
                         rec = self._overlapping(snd, data_rel, end, seg.frame, ts, rec)
             else:
                 if data_rel < snd.snd_nxt:
-                    mask |= F.OUT_OF_ORDER
+                    mask |= _OUT_OF_ORDER
                     st.ooo_pkts += 1
                 new = SentSegment(data_rel, end, seg.frame, ts, "")
                 snd.by_start[data_rel] = new
@@ -440,7 +478,7 @@ class SequenceAnalyzer:
                     st.iw_bytes += plen
                     st.iw_pkts += 1
             if rcv.win_known and rcv.win_scaled and end == snd.snd_una + rcv.win_scaled:
-                mask |= F.WINDOW_FULL
+                mask |= _WINDOW_FULL
                 st.window_full += 1
                 self._keep("window_full_events", self.window_full_events,
                            WindowFull(seg.frame, ts, "client" if from_client else "server",
@@ -463,13 +501,13 @@ class SequenceAnalyzer:
                     rec = frec
                 retrans = True
                 kind = "fin"
-                mask |= F.FIN_RETRANSMISSION
+                mask |= _FIN_RETRANSMISSION
                 st.fin_rexmt += 1
                 if rec is not frec:
                     frec.tx += 1
                     frec.last_ts_ns = ts
         if retrans:
-            mask |= F.RETRANSMISSION | self._classify(seg, snd, rcv, st, rec, kind, data_rel,
+            mask |= _RETRANSMISSION | self._classify(seg, snd, rcv, st, rec, kind, data_rel,
                                                       end, from_client)
         return mask
 
