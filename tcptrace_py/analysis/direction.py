@@ -126,11 +126,11 @@ class SenderState:
     Relative offsets are unwrapped 64-bit integers: 0 is the ISN, so the first data byte is 1.
     """
 
-    __slots__ = ("base", "snd_una", "snd_nxt", "fin_rel", "syn_seen", "synack_sent", "ranges", "by_start",
-                 "by_end", "order", "last_ack_raw", "last_win_raw", "win_scaled", "win_known",
-                 "shift", "dupacks", "sack_high", "recovery_end", "zwp_rel", "pending_ack",
-                 "pending_index", "iw_done", "syn_rec", "fin_rec", "est", "zw_open_index",
-                 "last_ts_ns", "last_sent_ack")
+    __slots__ = ("base", "snd_una", "snd_nxt", "fin_rel", "syn_seen", "synack_sent", "ranges",
+                 "by_start", "by_end", "order", "last_ack_raw", "last_win_raw", "win_scaled",
+                 "win_known", "shift", "dupacks", "sack_high", "recovery_end", "zwp_rel",
+                 "pending_ack", "pending_index", "iw_done", "syn_rec", "fin_rec", "est",
+                 "zw_open_index", "last_ts_ns", "last_sent_ack")
 
     def __init__(self, est: RttEstimator) -> None:
         self.base = -1
