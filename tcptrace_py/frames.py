@@ -173,7 +173,12 @@ def coerce(df: pd.DataFrame, schema: Schema) -> pd.DataFrame:
         elif kind == "category":
             out[col] = _categorical(col, s)
         elif kind == "ts":
-            if pd.api.types.is_datetime64_any_dtype(s):
+            exact = df.get(f"{col}_ns")
+            if exact is not None and not exact.isna().any():
+                # The record carries exact integer nanoseconds beside the float seconds.
+                out[col] = pd.to_datetime(pd.to_numeric(exact).astype("int64"), unit="ns",
+                                          utc=True)
+            elif pd.api.types.is_datetime64_any_dtype(s):
                 out[col] = pd.to_datetime(s, utc=True).astype("datetime64[ns, UTC]")
             elif texty and s.map(lambda v: isinstance(v, str)).any():
                 as_num = pd.to_numeric(s, errors="coerce")
