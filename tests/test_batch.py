@@ -173,9 +173,13 @@ def test_local_batch_outputs(mixed_dir: Path, local_out: Path) -> None:
 
 @pytest.fixture(scope="module")
 def dask_cluster() -> Iterator[Any]:
+    """Two worker processes; a task whose worker dies is failed at once (no retry), so the
+    dead-worker test is quick."""
+    dask = pytest.importorskip("dask")
     distributed = pytest.importorskip("distributed")
-    with distributed.LocalCluster(n_workers=2, processes=False, threads_per_worker=1,
-                                  dashboard_address=None) as cluster:
+    with dask.config.set({"distributed.scheduler.allowed-failures": 0}), \
+            distributed.LocalCluster(n_workers=2, processes=True, threads_per_worker=1,
+                                     dashboard_address=None) as cluster:
         yield cluster
 
 
@@ -319,3 +323,20 @@ def test_large_capture_is_written_in_chunks(mixed_dir: Path, tmp_path: Path,
         pd.testing.assert_frame_equal(a, b)
     assert pq.ParquetFile(part_path(str(tmp_path / "b"), "flows", capture_id(path))
                           ).num_row_groups == whole["connections"]
+
+
+def test_dying_dask_worker_is_recorded(mixed_dir: Path, tmp_path: Path,
+                                       dask_cluster: Any) -> None:
+    """On Dask a dead worker surfaces as KilledWorker (after Dask's own retries, none here):
+    recorded like any other failure, and the other captures finish."""
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    good = next(p for p in discover([mixed_dir]) if Path(p).name not in NO_FLOWS)
+    shutil.copyfile(good, inputs / "good.pcap")
+    shutil.copyfile(good, inputs / "crash.pcap")
+    summary = run_batch([inputs], tmp_path / "out", scheduler=dask_cluster.scheduler_address,
+                        before_capture=die_on_crash_name)
+    rows = {Path(r["path"]).name: r for r in summary.captures}
+    assert rows["good.pcap"]["status"] == "ok"
+    assert rows["crash.pcap"]["status"] == "failed"
+    assert rows["crash.pcap"]["error"].startswith("KilledWorker")
