@@ -220,3 +220,23 @@ def test_rss_is_the_tools_own_not_the_runners() -> None:
     run = runner.run_once(f"{sys.executable} -c pass", Path("/dev/null"))
     assert run.returncode == 0 and 0 < run.max_rss_kib < 100 * 1024
     del ballast
+
+
+def _records(data: bytes) -> list[tuple[int, int, int, bytes]]:
+    out = []
+    off = 24
+    while off < len(data):
+        sec, usec, caplen, wire = struct.unpack_from("<IIII", data, off)
+        out.append((sec * 1_000_000 + usec, caplen, wire, data[off + 16 : off + 16 + caplen]))
+        off += 16 + caplen
+    return out
+
+
+def test_snaplen_truncates_frames_but_keeps_wire_length() -> None:
+    full = _records(_generate(1500, seed=8))
+    snap = _records(_generate(1500, seed=8, snaplen=96))
+    assert len(full) == len(snap) == 1500
+    assert any(f[2] > 96 for f in full)
+    for (ts_f, _, wire_f, data_f), (ts_s, cap_s, wire_s, data_s) in zip(full, snap, strict=True):
+        assert (ts_s, wire_s) == (ts_f, wire_f)
+        assert cap_s == min(wire_f, 96) and data_s == data_f[:96]
