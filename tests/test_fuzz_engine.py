@@ -17,6 +17,7 @@ Properties, for every stream:
 from __future__ import annotations
 
 import json
+import os
 from typing import Any
 
 from captures_util import opt_mss, opt_sack, opt_ts, opt_wscale, pcap_bytes, tcp_frame
@@ -26,7 +27,9 @@ from hypothesis import strategies as st
 from tcptrace_py.engine import Engine, FlowResult
 from tcptrace_py.options import Options
 
-FUZZ = settings(max_examples=50, deadline=None,
+FUZZ_SCALE = int(os.environ.get("FUZZ_SCALE", "1"))
+"""Multiply example counts for a longer local run (``FUZZ_SCALE=50 pytest ...``)."""
+FUZZ = settings(max_examples=50 * FUZZ_SCALE, deadline=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 HOSTS = ("10.0.0.1", "10.0.0.2")
@@ -121,7 +124,7 @@ def test_random_segment_streams(frames: list[tuple[int, bytes]], max_connections
     assert canonical(again) == canonical(results)
 
 
-@settings(FUZZ, max_examples=25)
+@settings(FUZZ, max_examples=25 * FUZZ_SCALE)
 @given(segment_streams())
 def test_streams_cut_anywhere(frames: list[tuple[int, bytes]]) -> None:
     """A stream cut mid-record keeps every complete frame; the cut is one warning."""

@@ -15,6 +15,7 @@ few seconds. The long-running coverage-guided fuzzer is tests/fuzz/fuzz_reader.p
 from __future__ import annotations
 
 import importlib
+import os
 import struct
 import sys
 from pathlib import Path
@@ -54,7 +55,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent / "fuzz"))
 fuzz_reader = importlib.import_module("fuzz_reader")
 seeds = importlib.import_module("seeds")
 
-FUZZ = settings(max_examples=100, deadline=None,
+FUZZ_SCALE = int(os.environ.get("FUZZ_SCALE", "1"))
+"""Multiply example counts for a longer local run (``FUZZ_SCALE=50 pytest ...``)."""
+FUZZ = settings(max_examples=100 * FUZZ_SCALE, deadline=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 SYN, ACK = 0x02, 0x10
 
