@@ -311,7 +311,10 @@ def _run(files: Sequence[str], options: Options, strict: bool, quiet: bool,
             for src in _with_progress(path, quiet):
                 for result in engine.run(src, name=path, strict=strict):
                     rec = result.record
-                    recs[rec["flow_id"]] = rec
+                    if filters.on_connections:
+                        # Owners are only consulted by connection filters (anomaly_ok); keeping
+                        # every record otherwise made streamed runs grow with connections.
+                        recs[rec["flow_id"]] = rec
                     if not filters.flow_ok(rec):
                         continue
                     if cap is not None:
