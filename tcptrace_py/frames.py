@@ -145,6 +145,28 @@ def _ts_from_seconds(values: pd.Series) -> pd.Series:
     return pd.to_datetime(us.astype("Int64"), unit="us", utc=True).astype("datetime64[ns, UTC]")
 
 
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+_TS_NS_MAX = 9_223_372_036_000_000_000  # datetime64[ns] ends in 2262; beyond it: NaT
+
+
+def _int64_or_na(values: pd.Series) -> pd.Series:
+    """Integers that fit int64; NA for the rest (a corrupt capture timestamp can lie 580,000
+    years ahead -- pcapng-example.pcapng's second interface -- which no int64 holds)."""
+    def fit(v: Any) -> Any:
+        if v is None or (isinstance(v, float) and v != v):
+            return None
+        iv = int(v)
+        return iv if _INT64_MIN <= iv <= _INT64_MAX else None
+    return pd.Series([fit(v) for v in values], index=values.index, dtype="Int64")
+
+
+def _ts_from_ns(values: pd.Series) -> pd.Series:
+    """Exact integer nanoseconds -> UTC timestamps; NaT where datetime64[ns] cannot hold it."""
+    ns = _int64_or_na(values)
+    ns = ns.where((ns > -_TS_NS_MAX) & (ns < _TS_NS_MAX))
+    return pd.to_datetime(ns, unit="ns", utc=True).astype("datetime64[ns, UTC]")
+
+
 def coerce(df: pd.DataFrame, schema: Schema) -> pd.DataFrame:
     """Give each column of ``df`` the dtype of its kind (raw values or text from a file).
 
@@ -160,9 +182,15 @@ def coerce(df: pd.DataFrame, schema: Schema) -> pd.DataFrame:
         if texty and kind in ("int", "int?", "float", "float?", "ts"):
             s = s.where(s != "", None)  # CSV's empty cell: missing
         if kind == "int":
-            out[col] = pd.to_numeric(s).astype("int64")
+            try:
+                out[col] = pd.to_numeric(s).astype("int64")
+            except (OverflowError, ValueError, TypeError):
+                out[col] = _int64_or_na(s)
         elif kind == "int?":
-            out[col] = pd.to_numeric(s).astype("Int64")
+            try:
+                out[col] = pd.to_numeric(s).astype("Int64")
+            except (OverflowError, ValueError, TypeError):
+                out[col] = _int64_or_na(s)
         elif kind in ("float", "float?"):
             out[col] = pd.to_numeric(s).astype("float64")
         elif kind == "bool":
@@ -176,8 +204,7 @@ def coerce(df: pd.DataFrame, schema: Schema) -> pd.DataFrame:
             exact = df.get(f"{col}_ns")
             if exact is not None and not exact.isna().any():
                 # The record carries exact integer nanoseconds beside the float seconds.
-                out[col] = pd.to_datetime(pd.to_numeric(exact).astype("int64"), unit="ns",
-                                          utc=True)
+                out[col] = _ts_from_ns(exact)
             elif pd.api.types.is_datetime64_any_dtype(s):
                 out[col] = pd.to_datetime(s, utc=True).astype("datetime64[ns, UTC]")
             elif texty and s.map(lambda v: isinstance(v, str)).any():

@@ -171,3 +171,27 @@ def test_scenarios_round_trip(pcap: Path, tmp_path: Path) -> None:
     zpath = tmp_path / "conn.log"
     _write("zeek", zpath, write_flows, res.records, diag=res.diagnostics)
     assert len(read_zeek(zpath)) == len(res.flows)
+
+
+def test_parquet_survives_timestamps_beyond_datetime64(tmp_path: Path) -> None:
+    """A corrupt pcapng timestamp can put frames 580,000 years ahead (the public
+    pcapplusplus/pcapng-example.pcapng does: microsecond units near 2**64): those timestamps
+    become NaT/NA in the DataFrame and Parquet, never a crash."""
+    from captures_util import ng_epb, ng_idb, ng_shb, tcp_frame
+    from click.testing import CliRunner
+
+    from tcptrace_py.cli import main
+    from tcptrace_py.segment import ACK, SYN
+
+    syn = tcp_frame("10.0.0.1", "10.0.0.2", 40000, 80, 1, 0, SYN)
+    ack = tcp_frame("10.0.0.3", "10.0.0.2", 40001, 80, 1, 0, ACK)
+    src = tmp_path / "wild.pcapng"
+    src.write_bytes(ng_shb() + ng_idb(1) + ng_epb(0, 1_000_000, syn)
+                    + ng_epb(0, 18_446_744_073_204_126_329, ack))
+    out = tmp_path / "wild.parquet"
+    result = CliRunner().invoke(main, ["analyze", str(src), "--format", "parquet", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    back = pd.read_parquet(out)
+    assert len(back) == 2
+    assert str(back["start_ts_ns"].dtype) == "Int64"
+    assert back["start_ts"].isna().sum() == 1
