@@ -183,7 +183,7 @@ def _common(f: F) -> F:
                      default=None, metavar="SECONDS",
                      help="Emit a connection idle this long (default 3600)."),
         click.option("--max-connections", type=click.IntRange(min=1), default=None,
-                     metavar="N", help="Live connections kept at most (default 1000000)."),
+                     metavar="N", help="Live connections kept at most (default 100000)."),
         click.option("--strict", is_flag=True,
                      help="Treat a damaged capture as an error (exit 2)."),
         click.option("-q", "--quiet", is_flag=True,
