@@ -26,6 +26,7 @@ Theory of operation
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable
 from dataclasses import replace
 from typing import TypeVar
@@ -70,6 +71,12 @@ _ZERO_WINDOW = F.ZERO_WINDOW
 _ZERO_WINDOW_PROBE = F.ZERO_WINDOW_PROBE
 _ZERO_WINDOW_PROBE_ACK = F.ZERO_WINDOW_PROBE_ACK
 _T = TypeVar("_T")
+
+COMPACT_TAIL_SEGMENTS = 2
+"""Acknowledged segments with the highest sequence numbers kept by :meth:`compact`: when the
+final ACK is lost after the capture point, the peer re-sends its last segment (often data
+and FIN together, one unit); keeping the last two names the original of that re-send and of
+a re-send of the segment before it."""
 
 
 class SequenceAnalyzer:
@@ -302,7 +309,8 @@ class SequenceAnalyzer:
                 if rec.control == "syn" and rst_.handshake_rtt_ns < 0:
                     # Handshake RTT from the last (re)transmission of the SYN / SYN-ACK.
                     rst_.handshake_rtt_ns = ts - rec.last_ts_ns
-            if len(rcv.order) > self.options.max_tracked_segments:
+            order = rcv.order
+            if order is not None and len(order) > self.options.max_tracked_segments:
                 self._prune(rcv)
         elif (ack_rel == una and not plen and not fl & _CTRL
               and seg.ack == snd.last_ack_raw and snd.last_sent_ack):
@@ -354,7 +362,7 @@ class SequenceAnalyzer:
         """A D-SACK proves the retransmission of [left, right) was spurious (RFC 3708)."""
         rec = rcv.by_start.get(left)
         if rec is None or rec.rexmit_index < 0:
-            for cand in reversed(rcv.order):
+            for cand in reversed(rcv.order or ()):
                 if cand.start <= left < cand.end and cand.rexmit_index >= 0:
                     rec = cand
                     break
@@ -473,7 +481,10 @@ class SequenceAnalyzer:
                 new = SentSegment(data_rel, end, seg.frame, ts, "")
                 snd.by_start[data_rel] = new
                 snd.by_end[end] = new
-                snd.order.append(new)
+                order = snd.order
+                if order is None:
+                    order = snd.order = deque()
+                order.append(new)
                 if not snd.iw_done:
                     st.iw_bytes += plen
                     st.iw_pkts += 1
@@ -594,7 +605,7 @@ class SequenceAnalyzer:
         does, remember the new range as already retransmitted (tx=2) so its ACK is ambiguous.
         Returns the earliest overlapped segment (its frame is the original).
         """
-        hit = [c for c in snd.order if c.start < end and start < c.end]
+        hit = [c for c in snd.order or () if c.start < end and start < c.end]
         first = exact
         for cand in hit:
             if first is None or cand.ts_ns < first.ts_ns:
@@ -607,13 +618,18 @@ class SequenceAnalyzer:
             extra = SentSegment(start, end, frame, ts, "")
             extra.tx = 2
             snd.by_end[end] = extra
-            snd.order.append(extra)
+            order = snd.order
+            if order is None:
+                order = snd.order = deque()
+            order.append(extra)
         return first
 
     @staticmethod
     def _prune(state: SenderState) -> None:
         """Forget acknowledged segments beyond the tracking cap (bounded memory)."""
         order = state.order
+        if order is None:
+            return
         una = state.snd_una
         keep = len(order) // 2
         while len(order) > keep and order[0].end <= una:
@@ -622,6 +638,49 @@ class SequenceAnalyzer:
                 del state.by_start[old.start]
             if state.by_end.get(old.end) is old:
                 del state.by_end[old.end]
+
+    def compact(self) -> int:
+        """Forget per-segment history no later segment can use; return records dropped.
+
+        Called once when both endpoints are closed or in TIME_WAIT (``Connection.compact``):
+        the connection may still sit in the flow table for 2*MSL of packet time so late FIN
+        retransmissions and re-ACKs land in it, but its acknowledged segments only serve to
+        name the original frame of a late re-send of old data. What stays, per direction:
+
+        - the range set of sent bytes, so any late data re-send is still a retransmission
+          (tcptrace rexmit.c's rule) with the same byte counts;
+        - ``syn_rec`` / ``fin_rec``, so SYN/FIN re-sends keep their original frame and kind;
+        - every segment not yet acknowledged (``end > snd_una``) and its ``by_end`` key, so a
+          later ACK samples RTT or is ambiguous (Karn) exactly as before;
+        - every segment whose retransmission was recorded (``rexmit_index >= 0``), so a late
+          D-SACK still marks that retransmission spurious (RFC 3708);
+        - the :data:`COMPACT_TAIL_SEGMENTS` highest segments (in the start/end indexes only),
+          which a peer whose final ACK was lost re-sends with its FIN.
+
+        Only a late re-send of other acknowledged data can differ: no remembered original, so
+        its ``original_frame`` is -1 and its trigger is judged without ``since_original_ns``
+        (docs/sequence-analysis.md, "Compaction").
+        """
+        return self._compact_sender(self._c) + self._compact_sender(self._s)
+
+    @staticmethod
+    def _compact_sender(state: SenderState) -> int:
+        order = state.order
+        una = state.snd_una
+        by_end = state.by_end
+        tracked = len(order) if order is not None else 0
+        # In transmission order: what later ACKs, D-SACKs and repacketised re-sends scan.
+        keep = [r for r in order if r.end > una or r.rexmit_index >= 0] if order else []
+        # The tail is only looked up by exact start/end (a re-send of the same unit), so it
+        # needs no deque: most closed connections then hold none (760 bytes each).
+        tail = sorted(order, key=lambda r: r.end)[-COMPACT_TAIL_SEGMENTS:] if order else []
+        kept_ids = {id(r) for r in keep}
+        kept_ids.update(id(r) for r in tail)
+        # Fresh containers: a dict or deque never gives memory back when emptied in place.
+        state.by_end = {k: r for k, r in by_end.items() if k > una or id(r) in kept_ids}
+        state.by_start = {k: r for k, r in state.by_start.items() if id(r) in kept_ids}
+        state.order = deque(keep) if keep else None
+        return tracked - len(kept_ids)
 
     # ------------------------------------------------------------------ results
     def _finish(self) -> None:
