@@ -23,6 +23,8 @@ _MASK = 0xFFFFFFFF
 _HALF = 1 << 31
 _CONTROL = SYN | FIN | RST
 _DONE_STATES = (TcpState.CLOSED, TcpState.INACTIVE)
+_QUIET_STATES = (TcpState.TIME_WAIT, TcpState.CLOSED, TcpState.INACTIVE)
+"""Endpoint states after which an endpoint is not expected to send new data (compaction)."""
 _RETRANSMISSION = AF.RETRANSMISSION
 _NOT_DATA_AFTER_FIN = AF.RETRANSMISSION | AF.KEEPALIVE | AF.ZERO_WINDOW_PROBE
 # Enum members bound once: ``TcpState.X`` is a class-attribute lookup through EnumType that
@@ -90,7 +92,7 @@ class Connection:
         "first_rst_frame", "fin_frame", "base_seq", "win_raw", "wscale", "finished",
         "end_reason", "packet_rows", "rst_count", "data_after_fin", "after_rst",
         "invalid_flags", "syn_with_data", "out_of_window_rsts", "time_wait_expired",
-        "incarnation", "previous_end_ts_ns", "previous_states",
+        "incarnation", "previous_end_ts_ns", "previous_states", "compacted",
     )
 
     def __init__(self, flow_id: int, key: tuple[bytes, int, bytes, int], seg: Segment,
@@ -167,6 +169,8 @@ class Connection:
         """Last packet time of the previous incarnation on this 4-tuple, -1 if none."""
         self.previous_states: tuple[str, str] | None = None
         """(client_state, server_state) of the previous incarnation when this one began."""
+        self.compacted = False
+        """Per-segment history already dropped (:meth:`compact`); set once."""
 
     # -- evidence helpers -------------------------------------------------------------------
     def _event(self, endpoint: str, seg: Segment, old: TcpState, new: TcpState, kind: str,
@@ -435,6 +439,21 @@ class Connection:
                             self.base_seq[1 - side])
             if self.self_connect:
                 break
+
+    def compact(self) -> bool:
+        """Drop per-segment history once both ends are closed or in TIME_WAIT; True if done.
+
+        Such a connection stays in the flow table for TIME_WAIT (2*MSL of packet time) so a
+        late FIN re-send or re-ACK still lands in it, but it sends no new data: holding every
+        acknowledged segment for that minute made memory follow connections closed per
+        minute (docs/benchmarks.md). See ``SequenceAnalyzer.compact`` for what is kept.
+        """
+        if self.compacted or self.client.state not in _QUIET_STATES \
+                or self.server.state not in _QUIET_STATES:
+            return self.compacted
+        self.analyzer.compact()
+        self.compacted = True
+        return True
 
     def is_done(self) -> bool:
         """No segment can change this connection any more (both ends closed)."""

@@ -119,6 +119,9 @@ class FlowTable:
         if conn.is_done() or conn.client.state is _TIME_WAIT or \
                 conn.server.state is _TIME_WAIT:
             heapq.heappush(self._deadlines, (conn.quiet_deadline_ns(), conn.flow_id, key))
+            if not conn.compacted:
+                # Closing: it may wait out TIME_WAIT here; drop its per-segment history.
+                conn.compact()
         return conn
 
     def _new_incarnation(self, conn: Connection, seg: Segment) -> bool:
