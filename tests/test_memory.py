@@ -1,0 +1,225 @@
+"""Memory of connections waiting out TIME_WAIT: compaction of their per-segment history.
+
+A closed connection stays in the flow table for TIME_WAIT (2*MSL of packet time) so late FIN
+re-sends and re-ACKs land in it. Before compaction it also kept every acknowledged
+``SentSegment`` for that minute, so memory followed connections closed per minute (issue 7,
+docs/benchmarks.md "Memory: compaction of closed connections"). These tests write captures of
+many connections closing inside one TIME_WAIT window and check that compaction runs, what it
+keeps, that results do not change, and how many bytes a waiting connection still holds.
+"""
+
+from __future__ import annotations
+
+import tracemalloc
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import pytest
+from captures_util import tcp_frame, write_pcap
+
+from tcptrace_py.analysis.sequence import COMPACT_TAIL_SEGMENTS
+from tcptrace_py.capture import read_frames
+from tcptrace_py.connection import Connection
+from tcptrace_py.decode import Decoder
+from tcptrace_py.diagnostics import Diagnostics
+from tcptrace_py.engine import Engine
+from tcptrace_py.flowtable import FlowTable
+from tcptrace_py.options import Options
+from tcptrace_py.segment import Segment
+
+FIN, SYN, RST, PSH, ACK = 0x01, 0x02, 0x04, 0x08, 0x10
+START_NS = 1_700_000_000 * 10**9
+GAP_NS = 1_000_000  # 1 ms between packets: 200 connections close within ~10 s, < TIME_WAIT
+SEG_BYTES = 1000
+CLIENT_ISN, SERVER_ISN = 1000, 50_000
+
+CLOSED_WAITING_BYTES_BOUND = 14_000
+"""Bytes a compacted connection waiting out TIME_WAIT may hold (tracemalloc over the whole
+flow table, divided by connections). Measured 11.8-12.5 KB on CPython 3.11 whether the
+connection sent 5 or 60 segments: the connection, two endpoint machines, analyzer counters
+and RTT statistics, events and notable packets (the evidence), the range set and the kept
+SYN/FIN/tail records. Uncompacted the same connections held 13.8 KB (5 segments), 20.2 KB
+(30) and 28.0 KB (60): every acknowledged segment stayed, up to max_tracked_segments."""
+
+GROWTH_PER_SEGMENT_BYTES_BOUND = 40
+"""Growth of the bytes a compacted waiting connection holds per extra segment it sent.
+Measured ~13 B (Zeek history letters repeat at 10^n counts, the flow table's key tuples);
+uncompacted it was ~257 B (a SentSegment plus two index entries)."""
+
+
+def _connection(i: int, data_segments: int) -> list[bytes]:
+    """Client request, server response of ``data_segments`` segments, the last carrying the
+    server's FIN; the client answers with its FIN, the server sends the final ACK (server in
+    TIME_WAIT, client CLOSED)."""
+    c, s = f"10.1.{i // 250}.{i % 250 + 1}", "10.2.0.1"
+    cp = 40000 + i
+    cseq, sseq = CLIENT_ISN, SERVER_ISN
+    frames = [
+        tcp_frame(c, s, cp, 80, cseq, 0, SYN),
+        tcp_frame(s, c, 80, cp, sseq, cseq + 1, SYN | ACK),
+        tcp_frame(c, s, cp, 80, cseq + 1, sseq + 1, ACK),
+        tcp_frame(c, s, cp, 80, cseq + 1, sseq + 1, PSH | ACK, payload=b"G" * 100),
+    ]
+    cseq += 101
+    sseq += 1
+    for k in range(data_segments):
+        last = k == data_segments - 1
+        frames.append(tcp_frame(s, c, 80, cp, sseq, cseq, (FIN | PSH | ACK) if last else ACK,
+                                payload=b"d" * SEG_BYTES))
+        sseq += SEG_BYTES
+        if not last:
+            frames.append(tcp_frame(c, s, cp, 80, cseq, sseq, ACK))
+    sseq += 1  # the FIN
+    frames.append(tcp_frame(c, s, cp, 80, cseq, sseq, FIN | ACK))
+    frames.append(tcp_frame(s, c, 80, cp, sseq, cseq + 1, ACK))
+    return frames
+
+
+def _write(path: Path, frames: list[bytes]) -> Path:
+    return write_pcap(path, [(START_NS + i * GAP_NS, f) for i, f in enumerate(frames)])
+
+
+def _segments(path: Path) -> list[Segment]:
+    diag = Diagnostics()
+    decode = Decoder(diag).decode
+    segs = [decode(lt, data, no, ts, wl) for no, ts, lt, data, wl in read_frames(path, diag)]
+    return [s for s in segs if s is not None]
+
+
+def _table_after(segs: list[Segment]) -> tuple[FlowTable, list[Connection], int]:
+    """Feed the segments to a flow table (no drain); also return traced bytes it holds."""
+    tracemalloc.start()
+    try:
+        table = FlowTable(Options())
+        finished: list[Connection] = []
+        for seg in segs:
+            table.on_segment(seg, finished)
+        held = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    return table, finished, held
+
+
+def _no_compaction(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(Connection, "compact", lambda self: False)
+
+
+def _dump(path: Path) -> list[Any]:
+    eng = Engine(Options(keep_packets=True))
+    out: list[Any] = []
+    for r in eng.run(path):
+        out.append((r.record, [asdict(a) for a in r.anomalies], [asdict(e) for e in r.events],
+                    r.packets))
+    out.append([asdict(a) for a in eng.summary.anomalies])
+    return out
+
+
+def test_connections_waiting_in_time_wait_are_compacted(tmp_path: Path) -> None:
+    n, data_segments = 40, 12
+    frames = [f for i in range(n) for f in _connection(i, data_segments)]
+    table, finished, _ = _table_after(_segments(_write(tmp_path / "close.pcap", frames)))
+    assert not finished  # all inside one TIME_WAIT window
+    assert len(table.live) == n
+    for conn in table.live.values():
+        assert (conn.client.state.value, conn.server.state.value) == ("CLOSED", "TIME_WAIT")
+        assert conn.compacted
+        sender = conn.analyzer._s  # what the server sent: data_segments acknowledged segments
+        assert sender.order is None  # nothing unacknowledged or retransmitted
+        assert sorted(sender.by_start) == [1 + SEG_BYTES * k for k in
+                                           range(data_segments - COMPACT_TAIL_SEGMENTS,
+                                                 data_segments)]
+        assert sender.syn_rec is not None and sender.fin_rec is not None
+        assert sender.ranges.covered() == data_segments * SEG_BYTES  # bytes sent stay known
+
+
+def test_syn_only_connections_never_allocate_segment_deques(tmp_path: Path) -> None:
+    frames = [tcp_frame(f"10.3.0.{i + 1}", "10.2.0.1", 30000 + i, 80, 7 + i, 0, SYN)
+              for i in range(20)]
+    table, _, _ = _table_after(_segments(_write(tmp_path / "syns.pcap", frames)))
+    assert len(table.live) == 20
+    for conn in table.live.values():
+        assert conn.analyzer._c.order is None and conn.analyzer._s.order is None
+        assert conn.analyzer._c.syn_rec is not None
+
+
+def test_bytes_held_per_closed_waiting_connection(tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    n, few, many = 100, 5, 60
+    held: dict[int, float] = {}
+    segs: dict[int, list[Segment]] = {}
+    for k in (few, many):
+        frames = [f for i in range(n) for f in _connection(i, k)]
+        segs[k] = _segments(_write(tmp_path / f"close{k}.pcap", frames))
+        table, finished, total = _table_after(segs[k])
+        assert len(table.live) == n and not finished
+        assert all(c.compacted for c in table.live.values())
+        held[k] = total / n
+    assert held[many] < CLOSED_WAITING_BYTES_BOUND, held
+    assert held[many] - held[few] < GROWTH_PER_SEGMENT_BYTES_BOUND * (many - few), held
+    # The same capture without compaction: memory follows the segments each connection
+    # sent, and the bound is not met (so the capture exercises what compaction frees).
+    _no_compaction(monkeypatch)
+    table, _, total = _table_after(segs[many])
+    assert not any(c.compacted for c in table.live.values())
+    assert total / n > CLOSED_WAITING_BYTES_BOUND
+    assert total / n - held[many] > 100 * many  # >= ~100 B per forgotten segment
+
+
+def test_results_identical_with_and_without_compaction(tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    frames = [f for i in range(30) for f in _connection(i, 6)]
+    path = _write(tmp_path / "close.pcap", frames)
+    compacted = _dump(path)
+    _no_compaction(monkeypatch)
+    assert _dump(path) == compacted
+
+
+def test_late_resends_after_both_ends_closed(tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """The final ACK is lost beyond the capture point: the server re-sends its last data+FIN
+    segment (kept tail: same original frame as without compaction), then an old segment from
+    the middle (still a retransmission with the same byte counts; its original is forgotten,
+    as docs/sequence-analysis.md "Compaction" documents)."""
+    data_segments = 8
+    frames = _connection(0, data_segments)
+    c, s, cp = "10.1.0.1", "10.2.0.1", 40000
+    fin_seg_seq = SERVER_ISN + 1 + SEG_BYTES * (data_segments - 1)
+    mid_seq = SERVER_ISN + 1 + SEG_BYTES * 2
+    cseq = CLIENT_ISN + 101
+    frames.append(tcp_frame(s, c, 80, cp, fin_seg_seq, cseq, FIN | PSH | ACK,
+                            payload=b"d" * SEG_BYTES))
+    frames.append(tcp_frame(c, s, cp, 80, cseq + 1, fin_seg_seq + SEG_BYTES + 1, ACK))
+    frames.append(tcp_frame(s, c, 80, cp, mid_seq, cseq, ACK, payload=b"d" * SEG_BYTES))
+    path = _write(tmp_path / "late.pcap", frames)
+    original_fin_frame = 4 + 2 * (data_segments - 1) + 1
+    original_mid_frame = 4 + 2 * 2 + 1
+
+    def run() -> tuple[dict[str, Any], list[Any]]:
+        eng = Engine(Options())
+        (res,) = list(eng.run(path))
+        segs = _segments(path)
+        table = FlowTable(Options())
+        for seg in segs:
+            table.on_segment(seg, [])
+        (conn,) = table.live.values()
+        return res.record, conn.analyzer.retransmissions
+
+    record, rexmits = run()
+    _no_compaction(monkeypatch)
+    record_full, rexmits_full = run()
+
+    assert [r.frame for r in rexmits] == [len(frames) - 2, len(frames)]
+    fin_r, mid_r = rexmits
+    assert fin_r == rexmits_full[0]  # tail kept: identical, original frame included
+    assert fin_r.original_frame == original_fin_frame and fin_r.kind == "fin"
+    assert rexmits_full[1].original_frame == original_mid_frame
+    assert mid_r.original_frame == -1 and mid_r.since_original_ns == -1  # documented
+    assert (mid_r.kind, mid_r.seq, mid_r.payload_len, mid_r.spurious) == (
+        rexmits_full[1].kind, rexmits_full[1].seq, rexmits_full[1].payload_len, True)
+    differs = {k for k in record if record[k] != record_full[k]}
+    assert differs <= {"server_rexmit_interval_min_ms", "server_rexmit_interval_max_ms",
+                       "server_rexmit_interval_avg_ms"}
+    assert record["server_rexmt_data_pkts"] == 2
+    assert record["server_rexmt_data_bytes"] == 2 * SEG_BYTES
+    assert record["server_retransmitted_segments"] == 2
