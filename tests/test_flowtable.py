@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from captures_util import pcap_bytes, tcp_frame
+
 from tcptrace_py.engine import Engine
 from tcptrace_py.options import Options
 from tcptrace_py.segment import ACK, FIN, RST, SYN
-from captures_util import pcap_bytes, tcp_frame
 
 C, S = "10.0.0.1", "10.0.0.2"
 NS = 1_000_000_000
