@@ -27,6 +27,14 @@ _QUIET_STATES = (TcpState.TIME_WAIT, TcpState.CLOSED, TcpState.INACTIVE)
 """Endpoint states after which an endpoint is not expected to send new data (compaction)."""
 _RETRANSMISSION = AF.RETRANSMISSION
 _NOT_DATA_AFTER_FIN = AF.RETRANSMISSION | AF.KEEPALIVE | AF.ZERO_WINDOW_PROBE
+_PROBE = (AF.RETRANSMISSION | AF.SYN_RETRANSMISSION | AF.FIN_RETRANSMISSION | AF.KEEPALIVE
+          | AF.ZERO_WINDOW_PROBE)
+"""Segments that ask the peer for an answer: retransmissions and probes."""
+
+SILENT_PROBES_FOR_UNCONFIRMED_RST = 2
+"""Unanswered probes/retransmissions after which the sender's RST is not assumed delivered:
+one lost answer is common, two in a row mean the receiver (or the path to it) is gone, as
+when keep-alives to a dead peer end in a RST (Linux tcp_keepalive_timer)."""
 # Enum members bound once: ``TcpState.X`` is a class-attribute lookup through EnumType that
 # costs about ten times a global read on CPython 3.11, and these run for every segment.
 _ESTABLISHED = TcpState.ESTABLISHED
@@ -92,7 +100,7 @@ class Connection:
         "first_rst_frame", "fin_frame", "base_seq", "win_raw", "wscale", "finished",
         "end_reason", "packet_rows", "rst_count", "data_after_fin", "after_rst",
         "invalid_flags", "syn_with_data", "out_of_window_rsts", "time_wait_expired",
-        "incarnation", "previous_end_ts_ns", "previous_states", "compacted",
+        "incarnation", "previous_end_ts_ns", "previous_states", "silent_probes", "compacted",
     )
 
     def __init__(self, flow_id: int, key: tuple[bytes, int, bytes, int], seg: Segment,
@@ -167,6 +175,8 @@ class Connection:
         """0 for the first connection on this 4-tuple in the capture, then 1, 2..."""
         self.previous_end_ts_ns = -1
         """Last packet time of the previous incarnation on this 4-tuple, -1 if none."""
+        self.silent_probes = [0, 0]
+        """Probes/retransmissions sent by [client, server] since the peer last sent anything."""
         self.previous_states: tuple[str, str] | None = None
         """(client_state, server_state) of the previous incarnation when this one began."""
         self.compacted = False
@@ -214,6 +224,10 @@ class Connection:
         if flags & _CONTROL:
             self._note_control(seg, side, snd, rcv)
         amask = self.analyzer.on_segment(seg, from_client)
+        silent = self.silent_probes
+        silent[1 - side] = 0
+        if amask & _PROBE:
+            silent[side] += 1
         self.peer.on_segment(seg, from_client, amask & _RETRANSMISSION != 0)
         if self.packet_rows is not None:
             self.packet_rows.append((seg.frame, ts, self.flow_id, from_client, flags, amask,
@@ -329,6 +343,10 @@ class Connection:
                 return Input.INVALID_FLAGS, Input.INVALID_FLAGS
             recv = Input.RECV_RST if self._rst_acceptable(seg, rcv) else \
                 Input.RECV_RST_OUT_OF_WINDOW
+            if recv is Input.RECV_RST and rcv.state is not TcpState.SYN_SENT and \
+                    self.silent_probes[0 if snd is self.client else 1] \
+                    >= SILENT_PROBES_FOR_UNCONFIRMED_RST:
+                recv = Input.RECV_RST_UNCONFIRMED
             if recv is Input.RECV_RST_OUT_OF_WINDOW:
                 self._keep(self.out_of_window_rsts, seg.frame)
             return Input.SEND_RST, recv

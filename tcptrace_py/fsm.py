@@ -73,6 +73,10 @@ class Input(str, Enum):
     RECV_RST = "receive RST"
     RECV_RST_OUT_OF_WINDOW = "receive out-of-window RST"
     """RFC 5961 section 3.2: a RST whose sequence number is outside the window is not obeyed."""
+    RECV_RST_UNCONFIRMED = "receive RST sent into silence"
+    """A RST from an endpoint whose last probes or retransmissions the receiver never
+    answered (keep-alive to a dead peer, a path gone black): the receiver was not receiving,
+    so whether this RST reached it cannot be known and its state is kept (rule 4)."""
     INVALID_FLAGS = "invalid flag combination"
     NEW_INCARNATION = "new incarnation"
     """A SYN reopened the 4-tuple: the old connection's endpoints are done (RFC 9293 3.10.7.4)."""
@@ -320,6 +324,9 @@ for _state in TcpState:
     if _state not in (S.CLOSED, S.INACTIVE):
         TRANSITIONS[(_state, I.NEW_INCARNATION)] = (
             A.OK, S.CLOSED, "a new SYN reopened the 4-tuple: this incarnation is over")
+    TRANSITIONS[(_state, I.RECV_RST_UNCONFIRMED)] = (
+        A.IGNORED, _state, "the receiver stopped answering before this RST: its delivery is "
+        "unknown (peer gone or path black), so its state is kept (rule 4)")
     # Invalid flag combinations never move a state (RFC 9293 3.10.7: such segments are dropped).
     TRANSITIONS[(_state, I.INVALID_FLAGS)] = (A.UNEXPECTED, _state,
                                               "invalid flag combination: dropped")

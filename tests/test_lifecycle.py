@@ -52,9 +52,6 @@ def test_ipv6_endpoints_are_matched_in_brackets() -> None:
 
 # (sample, connection index, field) -> why the observer cannot agree with the kernel's `ss`.
 KNOWN_SAMPLE_DIFFS = {
-    ("keepalive_dead_peer", 0, "server_state"):
-        "the client's RST is dropped after the capture point (the path is dead), so the "
-        "server stays ESTABLISHED; an in-window RST on the wire is taken as delivered",
     ("syn_backlog_overflow", 2, "client_state"):
         "three SYNs at 0, 1, 3 s, no answer: the same packets as ../shared/scenarios "
         "syn_backlog_overflow (labelled CLOSED: connect() timed out) -- we follow that label",
