@@ -1168,7 +1168,7 @@ def scn_half_open(env: Env) -> list[Conn]:
         pass
     c.close()
     return [Conn(caddr, env.server_addr(), "three_way_handshake", "rst_by_server",
-                 ["reset_on_data"], allowed=["half_open", "abortive_close"],
+                 ["half_open", "reset_on_data"], allowed=["abortive_close"],
                  note="after the exchange the server aborts and its RST is lost before the "
                       "capture point, so the client still believes it is ESTABLISHED; 0.8 s later "
                       "the client sends 30 B and the server kernel, which has no such "

@@ -132,10 +132,8 @@ def test_required_behaviours_are_covered() -> None:
     codes |= {c for s in SAMPLES.values() for conn in s["connections"] for c in conn["anomalies"]}
     allowed = {c for s in SAMPLES.values() for conn in s["connections"]
                for c in conn["anomalies_allowed"]}
-    # The `half_open` sample is, in the vocabulary, a reset_on_data case (the server
-    # lost an established connection); a handshake left half-open on the server (half_open)
-    # and RTO backoff appear only as allowed codes here.
-    assert codes == ANOMALY_CODES - {"half_open", "rto_backoff"}
+    # RTO backoff appears only as an allowed code here.
+    assert codes == ANOMALY_CODES - {"rto_backoff"}
     assert codes | allowed == ANOMALY_CODES
 
 

@@ -175,9 +175,12 @@ class SynAckTrouble(Detector):
              "The server retransmitted its SYN-ACK: the SYN-ACK or the client's ACK was lost, "
              "or the server ignored the ACK (accept queue full)."),
         Code("half_open", "error", "network",
-             "The server never completed the handshake (still SYN_RECEIVED after SYN-ACK "
-             "retransmissions) while the client sent its ACK or vanished; aggregated per "
-             "server when many (SYN flood, accept-queue overflow)."),
+             "A half-open connection (RFC 9293 3.5.2): the server never completed the "
+             "handshake (still SYN_RECEIVED after SYN-ACK retransmissions) while the client "
+             "sent its ACK or vanished, aggregated per server when many (SYN flood, "
+             "accept-queue overflow); or, reported by the resets detector beside "
+             "reset_on_data, one end had lost an established connection and answered the "
+             "other's data with a bare RST."),
     )
 
     def __init__(self, values: Mapping[str, ParamValue], options: Options) -> None:

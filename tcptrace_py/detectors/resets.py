@@ -282,6 +282,14 @@ class ResetKinds(Detector):
                 f"{name} answered {peer}'s segments with a bare RST: it had no state for the "
                 "connection", {"by": name, "rst_frame": rst.frame,
                                "peer_payload_bytes": conn.payload_bytes[1 - side]}))
+            # RFC 9293 3.5.2 names this a half-open connection: the peer still believed it
+            # was established and sent data into a connection the other end had forgotten.
+            # The code is declared (and documented for both cases) by the synack detector.
+            out.append(Anomaly(
+                "half_open", "error", conn.flow_id, rst.frame, rst.frame, rst.ts_ns,
+                f"half-open (RFC 9293 3.5.2): {peer} sent data on a connection {name} no "
+                "longer had", {"by": name, "believed_established": peer, "rst_frame": rst.frame,
+                               "evidence": "reset_on_data"}, "network"))
         idle_ns = min(conn.analyzer.client.idle_max_ns, conn.analyzer.server.idle_max_ns)
         if idle_ns >= int(float(self.p["min_idle_s"]) * NS_PER_S) and \
                 conn.last_ts_ns - rst.ts_ns < idle_ns:
