@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
+from conformance.peers import parse_zeek
 
 from tcptrace_py.capture import read_frames
 from tcptrace_py.compat import PeerSummary
@@ -186,26 +187,9 @@ def summarize(segs: list[Segment]) -> PeerSummary:
 
 
 def zeek_expectations(log: Path) -> list[dict[str, str]]:
-    """Rows of the first baseline section that has a history column."""
-    rows: list[dict[str, str]] = []
-    cols: list[str] | None = None
-    for line in log.read_text().splitlines():
-        if line.startswith("# === baseline") and rows:
-            break
-        if line.startswith("#fields"):
-            cols = line.split("\t")[1:]
-            continue
-        if not line or line.startswith("#"):
-            continue
-        fields = line.split("\t")
-        if cols is None:
-            if "history" in fields:
-                cols = fields
-            continue
-        row = dict(zip(cols, fields, strict=False))
-        if row.get("proto", "tcp") == "tcp" and "history" in row:
-            rows.append(row)
-    return rows
+    """Rows of the first baseline section that has a history column (one parser for the
+    conformance suite and these tests)."""
+    return parse_zeek(log)
 
 
 # Documented exceptions (docs/compat.md, "Known differences"): capture -> reason.
