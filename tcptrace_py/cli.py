@@ -671,19 +671,32 @@ def flow(file: str, flow_id: int, strict: bool) -> None:
                   f"close={rec['close']}; final states client={rec['client_state']} "
                   f"server={rec['server_state']}; anomalies: {', '.join(rec['anomalies'])}")
     events_by_frame: dict[int, list[str]] = {}
+    # Each endpoint's state after every frame: replay the events' new states in order (a
+    # frame without an event leaves both states as they were).
+    after: dict[int, dict[str, str]] = {}
+    current = {"client": "INACTIVE", "server": "INACTIVE"}
     for ev in target.events:
         events_by_frame.setdefault(ev.frame, []).append(
             f"{ev.endpoint}: {ev.old_state} -> {ev.new_state} ({ev.kind}; {ev.reason})")
+        if ev.endpoint in current:
+            current[ev.endpoint] = ev.new_state
+            if rec["client_port"] == rec["server_port"] and \
+                    rec["client_ip"] == rec["server_ip"]:
+                current = {"client": ev.new_state, "server": ev.new_state}  # self-connect
+        after[ev.frame] = dict(current)
     table = Table()
-    for col in ("frame", "t (s)", "client", "", "server", "len", "analysis", "transitions"):
+    for col in ("frame", "t (s)", "client", "", "server", "len", "analysis", "client state",
+                "server state", "transitions"):
         table.add_column(col)
     t0 = rec["start_ts"]
+    states = {"client": "INACTIVE", "server": "INACTIVE"}
     for frame, ts_ns, _fid, from_client, tflags, amask, plen in target.packets or []:
         arrow = "──▶" if from_client else "◀──"
+        states = after.get(frame, states)
         table.add_row(str(frame), f"{ts_ns / 1e9 - t0:.6f}",
                       flags_text(tflags) if from_client else "", arrow,
                       "" if from_client else flags_text(tflags), str(plen),
-                      " ".join(flag_names(amask)).lower(),
+                      " ".join(flag_names(amask)).lower(), states["client"], states["server"],
                       "\n".join(events_by_frame.pop(frame, [])))
     console.print(table)
     for frame, lines in sorted(events_by_frame.items()):
