@@ -261,3 +261,15 @@ def test_progress_bar_only_on_a_terminal(mixed: Path, monkeypatch: pytest.Monkey
         next(gen)
     code, out, _ = run("analyze", mixed, "--format", "jsonl")
     assert code == 0 and len(jsonl(out)) == 4
+
+
+@pytest.mark.skipif(not (Path(__file__).resolve().parents[1] / "samples").exists(),
+                    reason="samples/ absent")
+def test_flow_ladder_shows_each_endpoint_state_after_every_segment() -> None:
+    sample = Path(__file__).resolve().parents[1] / "samples" / "simultaneous_close.pcap"
+    code, out, _ = run("flow", sample, "0")
+    assert code == 0
+    assert "client state" in out and "server state" in out
+    # The FINs crossed: after the server's FIN the client is CLOSING, the server FIN_WAIT_1.
+    rows = [line for line in out.splitlines() if "CLOSING" in line and "FIN_WAIT_1" in line]
+    assert rows, out
