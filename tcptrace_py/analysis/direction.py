@@ -32,6 +32,26 @@ class SentSegment:
         self.control = control  # "syn", "fin" or "" (data)
 
 
+FreshSegment = tuple[int, int, int, int]
+"""A first transmission never retransmitted: ``(start, end, frame, ts_ns)``.
+
+Why not a :class:`SentSegment`: most data segments are sent once, and a tuple of ints costs a
+quarter of the time to build and is untracked by CPython's cyclic GC after its first
+collection, whereas ~10^5 live ``SentSegment`` objects made the GC a third of the analyzer's
+time (docs/benchmarks.md, rounds 2 and 3). It stands for ``SentSegment(start, end, frame,
+ts_ns, "")`` with ``tx == 1`` and no retransmission recorded, the only state such a segment
+has; :meth:`SenderState.make_mutable` turns every one into a ``SentSegment`` once the
+direction retransmits data (the only path that mutates data records)."""
+
+SegmentRecord = SentSegment | FreshSegment
+"""What ``by_start``, ``by_end`` and ``order`` hold."""
+
+
+def record_end(rec: SegmentRecord) -> int:
+    """End (exclusive) of either kind of record."""
+    return rec[1] if type(rec) is tuple else rec.end  # type: ignore[union-attr]
+
+
 class DirectionStats:
     """Counters for the segments one side sent (tcptrace's per-direction block)."""
 
@@ -130,7 +150,7 @@ class SenderState:
                  "by_start", "by_end", "order", "last_ack_raw", "last_win_raw", "win_scaled",
                  "win_known", "shift", "dupacks", "sack_high", "recovery_end", "zwp_rel",
                  "pending_ack", "pending_index", "iw_done", "syn_rec", "fin_rec", "est",
-                 "zw_open_index", "last_ts_ns", "last_sent_ack")
+                 "zw_open_index", "last_ts_ns", "last_sent_ack", "mutable")
 
     def __init__(self, est: RttEstimator) -> None:
         self.base = -1
@@ -146,9 +166,11 @@ class SenderState:
         """A SYN-ACK was sent (its first one after a pure SYN is a simultaneous open's step)."""
         self.ranges = RangeSet()
         """Payload sequence ranges seen sent (tcptrace rexmit.c's segment list)."""
-        self.by_start: dict[int, SentSegment] = {}
-        self.by_end: dict[int, SentSegment] = {}
-        self.order: deque[SentSegment] | None = None
+        self.by_start: dict[int, SegmentRecord] = {}
+        """Data segments by start offset. Each data record's start byte is in ``ranges``, so
+        a later record never reuses a key (no overwrite)."""
+        self.by_end: dict[int, SegmentRecord] = {}
+        self.order: deque[SegmentRecord] | None = None
         """Remembered segments in transmission order; created with the first data segment
         (an empty deque is 760 bytes on CPython 3.11, and SYN-only or reset connections, the
         bulk of a SYN flood, never need one)."""
@@ -180,3 +202,34 @@ class SenderState:
         """Index of this side's open ZeroWindowPeriod in the evidence list (-1 if none)."""
         self.last_ts_ns = -1
         self.last_sent_ack = False
+        self.mutable = False
+        """Data records are ``SentSegment`` objects (set at this side's first data
+        retransmission by :meth:`make_mutable`); until then they are ``FreshSegment`` tuples."""
+
+    def make_mutable(self) -> None:
+        """Replace every ``FreshSegment`` by an equivalent ``SentSegment``, in place.
+
+        Called once, when this side first re-sends data: retransmission handling mutates
+        records (``tx``, ``rexmit_index``...) and scans ``order``, and from then on it sees
+        only ``SentSegment`` objects, exactly as before tuples existed. Positions in
+        ``order`` and the keys of both indexes are kept; a tuple shared by several
+        containers becomes one shared object.
+        """
+        self.mutable = True
+        made: dict[int, SentSegment] = {}
+
+        def conv(rec: SegmentRecord) -> SentSegment:
+            if type(rec) is not tuple:
+                return rec  # type: ignore[return-value]
+            new = made.get(id(rec))
+            if new is None:
+                new = made[id(rec)] = SentSegment(rec[0], rec[1], rec[2], rec[3], "")
+            return new
+
+        # ``made`` is keyed by id(): the old containers are held in locals until all three
+        # are rebuilt, so no tuple is freed (and its id reused) in between.
+        old_order, old_start, old_end = self.order, self.by_start, self.by_end
+        if old_order is not None:
+            self.order = deque(conv(r) for r in old_order)
+        self.by_start = {k: conv(r) for k, r in old_start.items()}
+        self.by_end = {k: conv(r) for k, r in old_end.items()}

@@ -32,7 +32,13 @@ from dataclasses import replace
 from typing import TypeVar
 
 from tcptrace_py.analysis import flags as F
-from tcptrace_py.analysis.direction import DirectionStats, SenderState, SentSegment
+from tcptrace_py.analysis.direction import (
+    DirectionStats,
+    SegmentRecord,
+    SenderState,
+    SentSegment,
+    record_end,
+)
 from tcptrace_py.analysis.evidence import (
     KeepAlive,
     Retransmission,
@@ -220,7 +226,47 @@ class SequenceAnalyzer:
             snd.win_known = True
 
         # ---------------------------------------------------------------- sequence side
-        if plen or fl & (FIN | SYN):
+        nxt = snd.snd_nxt
+        if (plen > 1 and not fl & _CTRL
+                and nxt + ((seg.seq - snd.base - nxt + _HALF) & _MASK) - _HALF == nxt):
+            # In-order data, the bulk of all segments: _on_data's rules reduced to what can
+            # apply. At SND.NXT and more than one byte, it is neither a zero-window probe nor
+            # a keep-alive (rule 4), nor out of order or after a gap, and it overlaps nothing
+            # sent (every range ends at or below SND.NXT), so it is not a retransmission.
+            end = nxt + plen
+            st.data_pkts += 1
+            st.data_bytes += plen
+            if st.seg_max == 0 or plen < st.seg_min:
+                st.seg_min = plen
+            if plen > st.seg_max:
+                st.seg_max = plen
+            if fl & PSH:
+                st.pushed_pkts += 1
+            peer_mss = rst_.mss
+            if peer_mss > 0 and plen > peer_mss:
+                mask |= _TSO_SUPERSEGMENT
+                st.tso_pkts += 1
+            snd.ranges.add(nxt, end)
+            new: SegmentRecord = (SentSegment(nxt, end, seg.frame, ts, "") if snd.mutable
+                                  else (nxt, end, seg.frame, ts))  # see direction.py
+            snd.by_start[nxt] = new
+            snd.by_end[end] = new
+            order = snd.order
+            if order is None:
+                order = snd.order = deque()
+            order.append(new)
+            if not snd.iw_done:
+                st.iw_bytes += plen
+                st.iw_pkts += 1
+            win = rcv.win_scaled
+            if win and rcv.win_known and end == snd.snd_una + win:
+                mask |= _WINDOW_FULL
+                st.window_full += 1
+                self._keep("window_full_events", self.window_full_events,
+                           WindowFull(seg.frame, ts, "client" if from_client else "server",
+                                      nxt, win))
+            snd.snd_nxt = end
+        elif plen or fl & (FIN | SYN):
             if not fl & RST:
                 mask |= self._on_data(seg, snd, rcv, st, plen, fl, ts, from_client, idle_ns)
         elif not fl & RST and snd.base >= 0:
@@ -296,7 +342,15 @@ class SequenceAnalyzer:
             if ack_rel > 1:
                 rcv.iw_done = True
             rec = rcv.by_end.get(ack_rel)
-            if rec is not None:
+            if type(rec) is tuple:
+                # A FreshSegment: sent once, so always a Karn-clean sample, never a SYN.
+                sample = ts - rec[3]
+                if sample >= 0:
+                    mask |= _RTT_SAMPLE
+                    rst_.rtt.add(float(sample))
+                    rcv.est.update(sample)
+            elif rec is not None:
+                assert isinstance(rec, SentSegment)
                 if rec.tx > 1:
                     mask |= _AMBIGUOUS_ACK
                     rst_.ambiguous_acks += 1
@@ -360,9 +414,12 @@ class SequenceAnalyzer:
 
     def _mark_dsack(self, rcv: SenderState, left: int, right: int) -> None:
         """A D-SACK proves the retransmission of [left, right) was spurious (RFC 3708)."""
+        if not rcv.mutable:
+            return  # no data retransmitted yet: no record has a retransmission to mark
         rec = rcv.by_start.get(left)
+        assert rec is None or isinstance(rec, SentSegment)  # rcv.mutable: no tuples left
         if rec is None or rec.rexmit_index < 0:
-            for cand in reversed(rcv.order or ()):
+            for cand in reversed(_records(rcv.order)):
                 if cand.start <= left < cand.end and cand.rexmit_index >= 0:
                     rec = cand
                     break
@@ -471,14 +528,18 @@ class SequenceAnalyzer:
                 st.rexmt_data_pkts += 1
                 st.rexmt_data_bytes += overlap
                 if rec is None:
-                    rec = snd.by_start.get(data_rel)
+                    if not snd.mutable:
+                        snd.make_mutable()  # records get mutated from here on
+                    rec = snd.by_start.get(data_rel)  # type: ignore[assignment]
                     if rec is None or rec.end != end:
                         rec = self._overlapping(snd, data_rel, end, seg.frame, ts, rec)
             else:
                 if data_rel < snd.snd_nxt:
                     mask |= _OUT_OF_ORDER
                     st.ooo_pkts += 1
-                new = SentSegment(data_rel, end, seg.frame, ts, "")
+                new: SegmentRecord = (
+                    SentSegment(data_rel, end, seg.frame, ts, "") if snd.mutable
+                    else (data_rel, end, seg.frame, ts))  # FreshSegment: see direction.py
                 snd.by_start[data_rel] = new
                 snd.by_end[end] = new
                 order = snd.order
@@ -605,7 +666,7 @@ class SequenceAnalyzer:
         does, remember the new range as already retransmitted (tx=2) so its ACK is ambiguous.
         Returns the earliest overlapped segment (its frame is the original).
         """
-        hit = [c for c in snd.order or () if c.start < end and start < c.end]
+        hit = [c for c in _records(snd.order) if c.start < end and start < c.end]
         first = exact
         for cand in hit:
             if first is None or cand.ts_ns < first.ts_ns:
@@ -632,12 +693,14 @@ class SequenceAnalyzer:
             return
         una = state.snd_una
         keep = len(order) // 2
-        while len(order) > keep and order[0].end <= una:
+        while len(order) > keep and record_end(order[0]) <= una:
             old = order.popleft()
-            if state.by_start.get(old.start) is old:
-                del state.by_start[old.start]
-            if state.by_end.get(old.end) is old:
-                del state.by_end[old.end]
+            start = old[0] if type(old) is tuple else old.start  # type: ignore[union-attr]
+            end = record_end(old)
+            if state.by_start.get(start) is old:
+                del state.by_start[start]
+            if state.by_end.get(end) is old:
+                del state.by_end[end]
 
     def compact(self) -> int:
         """Forget per-segment history no later segment can use; return records dropped.
@@ -670,10 +733,13 @@ class SequenceAnalyzer:
         by_end = state.by_end
         tracked = len(order) if order is not None else 0
         # In transmission order: what later ACKs, D-SACKs and repacketised re-sends scan.
-        keep = [r for r in order if r.end > una or r.rexmit_index >= 0] if order else []
+        # FreshSegment tuples have no retransmission (rexmit_index -1).
+        keep = [r for r in order if record_end(r) > una
+                or (type(r) is not tuple and r.rexmit_index >= 0)  # type: ignore[union-attr]
+                ] if order else []
         # The tail is only looked up by exact start/end (a re-send of the same unit), so it
         # needs no deque: most closed connections then hold none (760 bytes each).
-        tail = sorted(order, key=lambda r: r.end)[-COMPACT_TAIL_SEGMENTS:] if order else []
+        tail = sorted(order, key=record_end)[-COMPACT_TAIL_SEGMENTS:] if order else []
         kept_ids = {id(r) for r in keep}
         kept_ids.update(id(r) for r in tail)
         # Fresh containers: a dict or deque never gives memory back when emptied in place.
@@ -703,6 +769,11 @@ class SequenceAnalyzer:
         out["window_scaling"] = self._both_syn_ws
         out["evidence_dropped"] = sum(self.evidence_dropped.values())
         return out
+
+
+def _records(order: deque[SegmentRecord] | None) -> deque[SentSegment] | tuple[()]:
+    """``order`` of a side whose records are all ``SentSegment`` (``SenderState.mutable``)."""
+    return order or ()  # type: ignore[return-value]
 
 
 def _ms(ns: float) -> float:
