@@ -74,8 +74,16 @@ _TCP_UNPACK = _TCP.unpack_from
 _ETH_IPV4_TCP = struct.Struct("!12xHBxHHHBB2x4s4sHHIIHHHH")
 """Ethernet type + a 20-byte IPv4 header + the fixed TCP header in one unpack (54 bytes):
 the fast path for the overwhelmingly common frame."""
-_ETH_IPV4_TCP_UNPACK = _ETH_IPV4_TCP.unpack_from
+ETH_IPV4_TCP_UNPACK = _ETH_IPV4_TCP_UNPACK = _ETH_IPV4_TCP.unpack_from
+ETH_IPV6_TCP_UNPACK = struct.Struct("!14xIHBB16s16sHHIIHHHH").unpack_from
+"""The fixed IPv6 header and the fixed TCP header of an Ethernet frame in one unpack (74
+bytes): the fast path for IPv6 carrying TCP directly (no extension headers). The ethertype
+is skipped: the IPv4 unpack above has already read it."""
 _NOP_NOP_TS = b"\x01\x01\x08\x0a"  # the usual 12-byte option block of established Linux flows
+NOP_NOP_TS_WORD = 0x0101080A
+"""``_NOP_NOP_TS`` as the big-endian word read by ``TCP_TS_BLOCK_UNPACK``."""
+TCP_TS_BLOCK_UNPACK = struct.Struct("!III").unpack_from
+"""A 12-byte option block: its first word (NOP NOP kind len) and the tsval/tsecr after it."""
 
 _LinkHandler = Callable[[bytes, int, int], "Segment | None"]
 
@@ -178,6 +186,21 @@ class Decoder:
                                    -1, -1, False, (), tsval, tsecr, ip_id, ttl, False, (),
                                    csum)
                 return self._tcp(data, 34, ip_end, src, dst, ip_id, ttl, frame_no, ts_ns)
+            elif et == 0x86DD and n >= 74:
+                # Fast path for IPv6 carrying TCP directly: same rules as _ipv6 + _tcp when
+                # the payload length is set (0 means jumbogram/TSO) and covers the TCP header.
+                (vtcfl, plen, nh, hlim, src, dst, sport, dport, seq, ack, off_flags, window,
+                 csum, urp) = ETH_IPV6_TCP_UNPACK(data, 0)
+                if vtcfl >> 28 == 6 and nh == 6 and plen >= 20:
+                    thl = (off_flags >> 12) << 2
+                    ip_end = 54 + plen
+                    if thl == 20:
+                        self.diag.tcp_segments += 1
+                        return Segment(frame_no, ts_ns, src, dst, sport, dport, seq, ack,
+                                       off_flags & 0x1FF, window, plen - 20,
+                                       (ip_end if ip_end < n else n) - 74, urp, -1, -1, False,
+                                       (), -1, -1, -1, hlim, False, (), csum)
+                    return self._tcp(data, 54, ip_end, src, dst, -1, hlim, frame_no, ts_ns)
         handler = self._link.get(linktype)
         if handler is None:
             return self._link_dpkt(linktype, data, frame_no, ts_ns)

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
-from tcptrace_py.capture import read_frames
+from tcptrace_py.capture import read_segments
 from tcptrace_py.connection import Connection
 from tcptrace_py.decode import Decoder
 from tcptrace_py.detectors import DetectorSet
@@ -73,15 +73,13 @@ class Engine:
             strict: bool = False) -> Iterator[FlowResult]:
         """Yield each connection's result as it finishes; capture-wide ones in ``summary``."""
         diag = self.diag
-        decode = Decoder(diag).decode
         on_segment = self.table.on_segment
         finished: list[Connection] = []
         last_ts = -1
-        for frame_no, ts_ns, linktype, data, wire_len in read_frames(source, diag, strict=strict,
-                                                                     name=name):
-            seg = decode(linktype, data, frame_no, ts_ns, wire_len)
-            if seg is None:
-                continue
+        # read_segments fuses reading and decoding for classic pcap (no per-frame bytes copy,
+        # tuple or decoder call) and yields only frames that decoded to a segment.
+        for seg in read_segments(source, diag, Decoder(diag), strict=strict, name=name):
+            ts_ns = seg.ts_ns
             if ts_ns > last_ts:
                 last_ts = ts_ns
             on_segment(seg, finished)

@@ -5,13 +5,23 @@ with one precompiled ``struct.Struct.unpack_from`` per record header. Only the t
 record of a chunk is copied forward. Lengths come from the file, so each captured length is
 checked against ``MAX_RECORD_BYTES`` and the header's snaplen *before* we wait for that many
 bytes (a corrupted length must not make us buffer gigabytes).
+
+The same record loop also serves :func:`read_pcap_segments`, the fused reader+decoder the
+engine uses: for the overwhelmingly common frame (Ethernet, IPv4 without options or IPv6
+without extension headers, TCP with no options or NOP NOP timestamp) the headers are unpacked
+straight from the chunk at the record's offset and the :class:`Segment` is built there. That
+saves, per frame, a copy of the frame's bytes, the frame tuple, a generator hop and the
+decoder call (~20 % of read+decode). Every other frame is handed to ``Decoder.decode`` with a
+bytes slice, exactly as :func:`read_frames` + ``Decoder.decode`` would, so the fast path only
+has to agree with ``Decoder.decode`` on the frames it accepts (tests/test_capture_fused.py
+checks that on every capture it can find).
 """
 
 from __future__ import annotations
 
 import struct
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, cast
 
 from tcptrace_py.capture.common import (
     CHUNK_BYTES,
@@ -21,7 +31,15 @@ from tcptrace_py.capture.common import (
     note_backwards,
     update_ts_range,
 )
+from tcptrace_py.decode import (
+    ETH_IPV4_TCP_UNPACK,
+    ETH_IPV6_TCP_UNPACK,
+    NOP_NOP_TS_WORD,
+    TCP_TS_BLOCK_UNPACK,
+    Decoder,
+)
 from tcptrace_py.diagnostics import CaptureError, Diagnostics
+from tcptrace_py.segment import Segment
 
 # Magic numbers as read little-endian from the first four bytes of the file.
 MAGIC_USEC = 0xA1B2C3D4
@@ -74,6 +92,26 @@ def parse_header(head: bytes, display: str) -> dict[str, Any]:
 def read_pcap(stream: Any, head: bytes, display: str, diag: Diagnostics,
               strict: bool) -> Iterator[Frame]:
     """Yield frames from a classic pcap stream whose first bytes (``head``) were sniffed."""
+    return cast(Iterator[Frame], _records(stream, head, display, diag, strict, None))
+
+
+def read_pcap_segments(stream: Any, head: bytes, display: str, diag: Diagnostics,
+                       strict: bool, decoder: Decoder) -> Iterator[Segment]:
+    """Yield the TCP segments of a classic pcap stream: :func:`read_pcap` followed by
+    ``decoder.decode`` on every frame, fused (see the module docstring). Frames that do not
+    decode are counted in ``diag`` by the decoder and not yielded."""
+    return cast(Iterator[Segment], _records(stream, head, display, diag, strict, decoder))
+
+
+def _records(stream: Any, head: bytes, display: str, diag: Diagnostics, strict: bool,
+             decoder: Decoder | None) -> Iterator[Frame | Segment]:
+    """The record loop: frames when ``decoder`` is None, else segments (fused decoding).
+
+    One loop for both so the damage, timestamp and counting rules cannot drift apart; the
+    per-record test of ``frames_only`` costs a few ns."""
+    frames_only = decoder is None
+    # Never called when ``frames_only``; Decoder(diag) only gives the name a callable type.
+    decode = (decoder or Decoder(diag)).decode
     buf = head
     while len(buf) < GLOBAL_HEADER_BYTES:
         chunk = stream.read(CHUNK_BYTES)
@@ -92,6 +130,14 @@ def read_pcap(stream: Any, head: bytes, display: str, diag: Diagnostics,
     max_cap = min(snaplen, MAX_RECORD_BYTES) if snaplen > 0 else MAX_RECORD_BYTES
     unpack_rec = struct.Struct(order + "IIII").unpack_from
     frac_limit = 1_000_000_000 // frac_ns  # fraction must be < 1 s
+    # The fused fast path is only for Ethernet files; other link types always go through
+    # ``decode`` (which has its own dispatch). Bound once: globals cost a dict lookup.
+    ethernet = linktype == 1 and not frames_only
+    eth4 = ETH_IPV4_TCP_UNPACK
+    eth6 = ETH_IPV6_TCP_UNPACK
+    ts_block = TCP_TS_BLOCK_UNPACK
+    nop_nop_ts = NOP_NOP_TS_WORD
+    tcp_segments = 0  # segments built by the fast path, added to diag once per chunk
 
     pos = GLOBAL_HEADER_BYTES
     base = 0  # stream offset of buf[0]
@@ -136,8 +182,69 @@ def read_pcap(stream: Any, head: bytes, display: str, diag: Diagnostics,
                         min_ts = ts
                     last_ts = ts
                 frame_no += 1
-                yield (frame_no, ts, linktype, buf[start:end], wire_len)
                 pos = end
+                if frames_only:
+                    yield (frame_no, ts, linktype, buf[start:end], wire_len)
+                    continue
+                if ethernet and caplen >= 54:
+                    # Fused decoding: the same rules as Decoder.decode's Ethernet fast path
+                    # (read there for the why of each test); lengths from the IP header,
+                    # ``caplen`` playing the part of ``len(data)``.
+                    (et, vihl, total_len, ip_id, frag, ttl, proto, src, dst, sport, dport,
+                     seq, ack, off_flags, window, csum, urp) = eth4(buf, start)
+                    if et == 0x0800:
+                        if vihl == 0x45 and proto == 6 and not frag & 0x1FFF \
+                                and total_len >= 40:
+                            thl = (off_flags >> 12) << 2
+                            ip_end = 14 + total_len
+                            if thl == 20:
+                                tcp_segments += 1
+                                yield Segment(frame_no, ts, src, dst, sport, dport, seq, ack,
+                                              off_flags & 0x1FF, window, total_len - 40,
+                                              (ip_end if ip_end < caplen else caplen) - 54,
+                                              urp, -1, -1, False, (), -1, -1, ip_id, ttl,
+                                              False, (), csum)
+                                continue
+                            if thl == 32 and total_len >= 52 and ip_end <= caplen:
+                                word, tsval, tsecr = ts_block(buf, start + 54)
+                                if word == nop_nop_ts:
+                                    tcp_segments += 1
+                                    yield Segment(frame_no, ts, src, dst, sport, dport, seq,
+                                                  ack, off_flags & 0x1FF, window,
+                                                  total_len - 52, total_len - 52, urp, -1,
+                                                  -1, False, (), tsval, tsecr, ip_id, ttl,
+                                                  False, (), csum)
+                                    continue
+                    elif et == 0x86DD and caplen >= 74:
+                        (vtcfl, plen, nh, hlim, src, dst, sport, dport, seq, ack, off_flags,
+                         window, csum, urp) = eth6(buf, start)
+                        # Payload length 0 (jumbogram/TSO) and extension headers: slow path.
+                        if vtcfl >> 28 == 6 and nh == 6 and plen >= 20:
+                            thl = (off_flags >> 12) << 2
+                            ip_end = 54 + plen
+                            if thl == 20:
+                                tcp_segments += 1
+                                yield Segment(frame_no, ts, src, dst, sport, dport, seq, ack,
+                                              off_flags & 0x1FF, window, plen - 20,
+                                              (ip_end if ip_end < caplen else caplen) - 74,
+                                              urp, -1, -1, False, (), -1, -1, -1, hlim,
+                                              False, (), csum)
+                                continue
+                            if thl == 32 and plen >= 32 and ip_end <= caplen:
+                                word, tsval, tsecr = ts_block(buf, start + 74)
+                                if word == nop_nop_ts:
+                                    tcp_segments += 1
+                                    yield Segment(frame_no, ts, src, dst, sport, dport, seq,
+                                                  ack, off_flags & 0x1FF, window, plen - 32,
+                                                  plen - 32, urp, -1, -1, False, (), tsval,
+                                                  tsecr, -1, hlim, False, (), csum)
+                                    continue
+                seg = decode(linktype, buf[start:end], frame_no, ts, wire_len)
+                if seg is not None:
+                    yield seg
+            if tcp_segments:
+                diag.tcp_segments += tcp_segments
+                tcp_segments = 0
             # Flush counters once per chunk so diag is roughly live and cheap to keep.
             if frame_no != flushed:
                 diag.frames += frame_no - flushed
@@ -158,6 +265,8 @@ def read_pcap(stream: Any, head: bytes, display: str, diag: Diagnostics,
             base += pos
             pos = 0
     finally:
+        if tcp_segments:
+            diag.tcp_segments += tcp_segments
         if frame_no != flushed:
             diag.frames += frame_no - flushed
             diag.link_types[linktype] += frame_no - flushed

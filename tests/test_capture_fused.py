@@ -1,0 +1,207 @@
+"""The fused pcap reader+decoder (``read_segments``) against ``read_frames`` + ``Decoder``.
+
+The fused path re-implements the decoder's Ethernet fast path inside the pcap record loop
+(capture/pcap.py), so the property that matters is equivalence: for every capture, the same
+segments (every field), the same counters and the same warnings as decoding each frame of
+``read_frames`` separately. Checked on frames built here for each branch of the fast path and
+its edges, on mutated frames (Hypothesis), on damaged files, and on the shared captures.
+"""
+
+from __future__ import annotations
+
+import csv
+import struct
+from pathlib import Path
+from typing import Any
+
+import pytest
+from captures_util import (
+    NOP,
+    ethernet,
+    ip_packet,
+    ipv4_header,
+    ipv6_ext,
+    opt_mss,
+    opt_sack,
+    opt_ts,
+    pcap_bytes,
+    tcp_frame,
+    tcp_segment,
+    write_pcapng,
+)
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tcptrace_py.capture import read_frames, read_segments
+from tcptrace_py.decode import Decoder
+from tcptrace_py.diagnostics import CaptureError, Diagnostics
+from tcptrace_py.segment import ACK, FIN, PSH, SYN, Segment
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+T0 = 1_700_000_000_000_000_000
+V4A, V4B = "192.0.2.1", "198.51.100.2"
+V6A, V6B = "2001:db8::1", "2001:db8::2"
+TS_BLOCK = NOP + NOP + opt_ts(7, 9)
+
+
+def _fields(seg: Segment) -> tuple[Any, ...]:
+    return tuple(getattr(seg, name) for name in Segment.__slots__)
+
+
+def _diag_view(diag: Diagnostics) -> tuple[Any, ...]:
+    return (diag.frames, diag.tcp_segments, dict(diag.skipped), dict(diag.link_types),
+            diag.warnings, diag.warnings_dropped, diag.first_ts_ns, diag.last_ts_ns,
+            dict(diag.notes))
+
+
+def _separate(source: object, strict: bool = False) -> tuple[list[tuple[Any, ...]],
+                                                               tuple[Any, ...]]:
+    diag = Diagnostics()
+    dec = Decoder(diag)
+    segs = [dec.decode(lt, data, no, ts, wl)
+            for no, ts, lt, data, wl in read_frames(source, diag, strict=strict)]
+    return [_fields(s) for s in segs if s is not None], _diag_view(diag)
+
+
+def _fused(source: object, strict: bool = False) -> tuple[list[tuple[Any, ...]],
+                                                            tuple[Any, ...]]:
+    diag = Diagnostics()
+    segs = list(read_segments(source, diag, Decoder(diag), strict=strict))
+    return [_fields(s) for s in segs], _diag_view(diag)
+
+
+def _assert_same(source: object) -> list[tuple[Any, ...]]:
+    fused = _fused(source)
+    assert fused == _separate(source)
+    return fused[0]
+
+
+def _variants() -> list[bytes]:
+    """One frame per branch of the fast path, and the frames just outside it."""
+    f: list[bytes] = []
+    for ipv6 in (False, True):
+        a, b = (V6A, V6B) if ipv6 else (V4A, V4B)
+        f += [
+            tcp_frame(a, b, 1234, 80, 1, 0, SYN, options=opt_mss(1460), ipv6=ipv6),
+            tcp_frame(a, b, 1234, 80, 1, 2, ACK, ipv6=ipv6),  # no options, no payload
+            tcp_frame(a, b, 1234, 80, 1, 2, ACK | PSH, payload=b"x" * 100, ipv6=ipv6),
+            tcp_frame(a, b, 1234, 80, 1, 2, ACK, payload=b"y" * 3, padding=20, ipv6=ipv6),
+            tcp_frame(a, b, 1234, 80, 1, 2, ACK | FIN, options=TS_BLOCK, payload=b"z" * 9,
+                      ipv6=ipv6),  # NOP NOP timestamp
+            tcp_frame(a, b, 1234, 80, 1, 2, ACK, options=TS_BLOCK, ipv6=ipv6, padding=6),
+            tcp_frame(a, b, 1234, 80, 1, 2, ACK, options=NOP + NOP + opt_sack([(5, 9)]),
+                      ipv6=ipv6),  # 32-byte header that is not a timestamp block
+            tcp_frame(a, b, 1234, 80, 1, 2, ACK, options=TS_BLOCK + NOP + NOP
+                      + opt_sack([(5, 9)]), ipv6=ipv6),
+            tcp_frame(a, b, 1234, 80, 1, 2, ACK, vlans=(7,), ipv6=ipv6),
+        ]
+    seg = tcp_segment(1, 2, 3, 4, ACK, payload=b"p" * 10)
+    f += [
+        ethernet(ip_packet(V4A, V4B, 6, seg, total_len=0)),  # TSO: IPv4 total length 0
+        ethernet(ip_packet(V4A, V4B, 6, seg, total_len=30)),  # shorter than IP + TCP
+        ethernet(ip_packet(V4A, V4B, 6, seg, flags_frag=0x2000 | 10)),  # non-first fragment
+        ethernet(ipv4_header(V4A, V4B, 6, len(seg), options=b"\x01" * 4) + seg),  # IP options
+        ethernet(ip_packet(V6A, V6B, 6, seg, ipv6=True, ext=ipv6_ext(6), ext_first=0)),
+        ethernet(ip_packet(V4A, V4B, 17, b"\x00" * 12)),  # UDP
+        ethernet(b"\x00" * 40, 0x0806),  # ARP
+        b"\x00" * 10,  # shorter than an Ethernet header
+    ]
+    v6 = bytearray(tcp_frame(V6A, V6B, 1, 2, 3, 4, ACK, payload=b"q" * 8, ipv6=True))
+    v6[18:20] = b"\x00\x00"  # IPv6 payload length 0 (jumbogram / TSO)
+    f.append(bytes(v6))
+    v6[18:20] = struct.pack("!H", 12)  # payload length shorter than the TCP header
+    f.append(bytes(v6))
+    return f
+
+
+@pytest.mark.parametrize("big_endian", [False, True])
+@pytest.mark.parametrize("nanosecond", [False, True])
+def test_every_fast_path_branch_and_edge(big_endian: bool, nanosecond: bool) -> None:
+    frames = _variants()
+    raw = pcap_bytes([(T0 + i * 1_000, d) for i, d in enumerate(frames)],
+                     big_endian=big_endian, nanosecond=nanosecond)
+    segs = _assert_same(raw)
+    assert 20 <= len(segs) < len(frames)  # most decode, the non-TCP ones are skipped
+
+
+@pytest.mark.parametrize("snaplen", [54, 60, 66, 74, 80, 90])
+def test_frames_cut_by_the_snaplen(snaplen: int) -> None:
+    """Captured length below the IP length: payload and options cut at every boundary."""
+    frames = [d[:snaplen] for d in _variants()]
+    _assert_same(pcap_bytes([(T0, d, len(d) + 100) for d in frames], snaplen=snaplen))
+
+
+def test_other_link_types_and_kuznetsov_records() -> None:
+    pkt = ip_packet(V4A, V4B, 6, tcp_segment(1, 2, 3, 4, ACK, options=TS_BLOCK))
+    assert len(_assert_same(pcap_bytes([(T0, pkt)], linktype=101))) == 1  # raw IP
+    assert len(_assert_same(pcap_bytes([(T0, d) for d in _variants()], modified=True))) > 20
+
+
+def test_damage_backwards_time_and_strict() -> None:
+    frames = _variants()
+    spec = [(T0 - i * 1_000 if i % 3 else T0 + i, d) for i, d in enumerate(frames)]
+    raw = pcap_bytes(spec)
+    _assert_same(raw)  # timestamps going backwards: warning and counters
+    _assert_same(raw[:-7])  # cut mid record
+    bad = bytearray(raw)
+    struct.pack_into("<I", bad, 24 + 16 + len(frames[0]) + 8, 1 << 30)  # absurd caplen
+    _assert_same(bytes(bad))
+    with pytest.raises(CaptureError) as fused_err:
+        list(read_segments(raw[:-7], Diagnostics(), Decoder(Diagnostics()), strict=True))
+    with pytest.raises(CaptureError) as frames_err:
+        list(read_frames(raw[:-7], Diagnostics(), strict=True))
+    assert str(fused_err.value) == str(frames_err.value)
+
+
+def test_pcapng_goes_through_the_decoder(tmp_path: Path) -> None:
+    p = write_pcapng(tmp_path / "a.pcapng", [(T0 + i, d) for i, d in enumerate(_variants())])
+    assert len(_assert_same(p)) > 20
+
+
+def test_counters_span_chunks(tmp_path: Path) -> None:
+    """More than one 1 MiB chunk: per-chunk counter flushes add up to the same totals."""
+    frame = tcp_frame(V4A, V4B, 1, 2, 3, 4, ACK, payload=b"d" * 1400, options=TS_BLOCK)
+    p = tmp_path / "big.pcap"
+    p.write_bytes(pcap_bytes([(T0 + i, frame) for i in range(1600)]))
+    assert len(_assert_same(p)) == 1600
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, len(_variants()) - 1), st.integers(0, 90),
+                          st.integers(0, 255)), min_size=1, max_size=12))
+def test_mutated_headers(edits: list[tuple[int, int, int]]) -> None:
+    """Any byte of the first 91 of a frame overwritten: still the same as the decoder."""
+    frames = _variants()
+    out = []
+    for idx, pos, value in edits:
+        frame = bytearray(frames[idx])
+        if pos < len(frame):
+            frame[pos] = value
+        out.append((T0, bytes(frame)))
+    _assert_same(pcap_bytes(out))
+
+
+def _shared_pcaps() -> list[Path]:
+    if not SHARED.is_dir():
+        return []
+    files = sorted((SHARED / "scenarios").glob("*.pcap"))
+    manifest = SHARED / "captures" / "MANIFEST.tsv"
+    if manifest.is_file():
+        with manifest.open() as fh:
+            files += [SHARED / "captures" / row["file"]
+                      for row in csv.DictReader(fh, delimiter="\t")]
+    return [f for f in files if f.is_file() and f.stat().st_size < 4_000_000]
+
+
+@pytest.mark.skipif(not SHARED.is_dir(), reason="../shared not present")
+def test_shared_captures() -> None:
+    files = _shared_pcaps()
+    assert files
+    for path in files:
+        try:
+            fused = _fused(path)
+        except CaptureError as exc:
+            with pytest.raises(CaptureError, match=str(exc).split(":")[0]):
+                _separate(path)
+            continue
+        assert fused == _separate(path), path
