@@ -192,6 +192,29 @@ class SequenceAnalyzer:
                 snd.last_ack_raw = ack
                 snd.last_win_raw = seg.window
                 snd.last_sent_ack = True
+            elif (base >= 0 and una < (ack_rel := nxt + ((ack - base - nxt + _HALF) & _MASK)
+                                       - _HALF) <= nxt
+                  and not snd.pending_ack and not seg.sack
+                  and not isinstance(rec := rcv.by_end.get(ack_rel), SentSegment)):
+                # The common ACK of new, seen data whose segment (if remembered) was sent
+                # once: _on_ack reduced to what can apply (no probe answer pending, no SACK,
+                # nothing unseen, no duplicate since it moves SND.UNA).
+                rcv.snd_una = ack_rel
+                snd.dupacks = 0
+                if ack_rel > 1:
+                    rcv.iw_done = True
+                if rec is not None:
+                    sample = ts - rec[3]  # a FreshSegment: Karn-clean, never a SYN
+                    if sample >= 0:
+                        mask |= _RTT_SAMPLE
+                        rst_.rtt.add(float(sample))
+                        rcv.est.update(sample)
+                order = rcv.order
+                if order is not None and len(order) > self.options.max_tracked_segments:
+                    self._prune(rcv)
+                snd.last_ack_raw = ack
+                snd.last_win_raw = seg.window
+                snd.last_sent_ack = True
             else:
                 mask |= self._on_ack(seg, snd, rcv, st, rst_, plen, fl, ts)
         if fl & RST:
