@@ -36,6 +36,7 @@ segment confirms it: one corrupt timestamp (seen in real pcapng files) must not 
 live connection."""
 
 _TIME_WAIT = TcpState.TIME_WAIT  # bound once: Enum class attribute lookups are slow (3.11)
+_ESTABLISHED = TcpState.ESTABLISHED
 
 EVICTION_SCAN = 64
 """When the table is full, how many of the oldest entries are searched for a half-open one."""
@@ -63,6 +64,13 @@ class FlowTable:
     def __init__(self, options: Options) -> None:
         self.options = options
         self.live: OrderedDict[Key, Connection] = OrderedDict()
+        """Live connections by normalised key, least recently active first (idle expiry and
+        eviction under ``max_connections`` follow this order)."""
+        self._by_dir: dict[Key, Connection] = {}
+        """The same connections under both directional keys (src, sport, dst, dport): a
+        segment finds its connection with the tuple it carries, without the ordering compare
+        that builds the normalised key (~120 ns of the per-segment path). Kept in step with
+        ``live`` by :meth:`_add` and :meth:`_remove`."""
         self.next_flow_id = 0
         self._deadlines: list[tuple[int, int, Key]] = []
         self._last_sweep_ns = -1
@@ -86,36 +94,38 @@ class FlowTable:
     def on_segment(self, seg: Segment, finished: list[Connection]) -> Connection:
         """Route one segment; connections that finish are appended to ``finished``."""
         ts = seg.ts_ns
-        if ts > self._clock_ns:
-            if ts - self._clock_ns <= MAX_CLOCK_JUMP_NS or self._jump_pending \
-                    or self._clock_ns < 0:
-                self._clock_ns = ts
+        clock = self._clock_ns
+        if ts > clock:
+            if ts - clock <= MAX_CLOCK_JUMP_NS or self._jump_pending or clock < 0:
+                self._clock_ns = clock = ts
                 self._jump_pending = False
             else:
                 self._jump_pending = True
         else:
             self._jump_pending = False
-        if self._clock_ns - self._last_sweep_ns >= SWEEP_INTERVAL_NS:
-            self._sweep(self._clock_ns, finished)
-        src, sport, dst, dport = seg.src, seg.sport, seg.dst, seg.dport
-        key = (src, sport, dst, dport) if (src, sport) <= (dst, dport) else \
-            (dst, dport, src, sport)
-        live = self.live
-        conn = live.get(key)
+        if clock - self._last_sweep_ns >= SWEEP_INTERVAL_NS:
+            self._sweep(clock, finished)
+        conn = self._by_dir.get((seg.src, seg.sport, seg.dst, seg.dport))
         if conn is not None:
+            key = conn.key
             if seg.flags & (SYN | ACK | RST) == SYN and self._new_incarnation(conn, seg):
                 conn.finalize(seg.ts_ns)
                 conn.end_incarnation(seg)
                 conn.end_reason = "new_incarnation"
-                del live[key]
+                self._remove(key)
                 self._remember_end(key, conn)
                 finished.append(conn)
                 conn = self._open(key, seg, finished, previous=conn)
             else:
-                live.move_to_end(key)
+                self.live.move_to_end(key)
         else:
+            key = self.key_of(seg)
             conn = self._open(key, seg, finished, previous=None)
         conn.on_segment(seg)
+        # Both ends ESTABLISHED (most segments of a capture): neither done nor in TIME_WAIT,
+        # so the checks below cannot fire; testing that first skips a method call per segment.
+        if conn.client.state is _ESTABLISHED and conn.server.state is _ESTABLISHED:
+            return conn
         if conn.is_done() or conn.client.state is _TIME_WAIT or \
                 conn.server.state is _TIME_WAIT:
             heapq.heappush(self._deadlines, (conn.quiet_deadline_ns(), conn.flow_id, key))
@@ -148,11 +158,24 @@ class FlowTable:
                 conn.incarnation = 1
                 conn.previous_end_ts_ns = last[0]
                 conn.previous_states = (last[1], last[2])
-        self.live[key] = conn
+        self._add(key, conn)
         if len(self.live) > self.peak_live:
             self.peak_live = len(self.live)
         if len(self.live) > self.options.max_connections:
             self._evict_one(key, finished)
+        return conn
+
+    def _add(self, key: Key, conn: Connection) -> None:
+        self.live[key] = conn
+        by_dir = self._by_dir
+        by_dir[key] = conn
+        by_dir[(key[2], key[3], key[0], key[1])] = conn
+
+    def _remove(self, key: Key) -> Connection:
+        conn = self.live.pop(key)
+        by_dir = self._by_dir
+        del by_dir[key]
+        by_dir.pop((key[2], key[3], key[0], key[1]), None)  # absent for a self-connect
         return conn
 
     def _remember_end(self, key: Key, conn: Connection) -> None:
@@ -173,7 +196,7 @@ class FlowTable:
             victim_key = next(iter(self.live))
             if victim_key == keep:
                 return
-        conn = self.live.pop(victim_key)
+        conn = self._remove(victim_key)
         conn.end_reason = "table_full"
         self.evicted_table_full += 1
         finished.append(conn)
@@ -193,7 +216,7 @@ class FlowTable:
                 continue
             conn.check_timers(now_ns)
             conn.end_reason = "time_wait_expired" if conn.time_wait_expired else "closed"
-            del live[key]
+            self._remove(key)
             self._remember_end(key, conn)
             finished.append(conn)
         idle_ns = self.options.idle_timeout_ns
@@ -203,7 +226,7 @@ class FlowTable:
                 break
             conn.finalize(now_ns)
             conn.end_reason = "idle_timeout"
-            del live[key]
+            self._remove(key)
             finished.append(conn)
         # Forget ended 4-tuples once a reuse could no longer hit their TIME_WAIT.
         if len(self._last_end) > 4096:
@@ -214,6 +237,7 @@ class FlowTable:
         """At capture end: every live connection, in flow_id order."""
         conns = sorted(self.live.values(), key=lambda c: c.flow_id)
         self.live.clear()
+        self._by_dir.clear()
         for conn in conns:
             conn.finalize(end_ns)
             yield conn

@@ -122,3 +122,26 @@ def test_rst_refusal_and_trailing_segments_stay_in_one_flow() -> None:
     (rec,) = _run(frames)
     assert rec["open"] == "not_established" and rec["close"] == "refused"
     assert rec["client_state"] == "CLOSED" and rec["server_state"] == "CLOSED"
+
+
+def test_directional_index_follows_the_table() -> None:
+    """Every live connection is found under both directional 4-tuples, and nothing else is,
+    through evictions (cap 3), idle expiry, closes, a new incarnation and a self-connect."""
+    frames: list[tuple[int, bytes]] = []
+    for i in range(8):
+        frames += _conn(NS + i * 10 * NS, 40000 + i)
+    frames += _conn(200 * NS, 40000, isn=77_000)  # the first 4-tuple again, new ISN
+    frames.append((201 * NS, tcp_frame(C, C, 5000, 5000, 1, 0, SYN)))  # self-connect
+    frames.append((202 * NS, tcp_frame(C, S, 41000, 80, 1, 0, SYN)))  # stays half-open
+    frames.sort(key=lambda f: f[0])
+    engine = Engine(Options(max_connections=3, idle_timeout_s=5.0))
+    table = engine.table
+    seen = 0
+    for _ in engine.run(pcap_bytes(frames, nanosecond=True)):
+        seen += 1
+        expect = {}
+        for key, conn in table.live.items():
+            expect[key] = conn
+            expect[(key[2], key[3], key[0], key[1])] = conn
+        assert table._by_dir == expect
+    assert seen == 11 and not table._by_dir
