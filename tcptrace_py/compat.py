@@ -263,6 +263,14 @@ class PeerSummary:
         # ---- Zeek
         side = 0 if from_client else 1
         self._n += 1
+        if not flags & (SYN | FIN | RST) and self._orig >= 0:
+            eps = self._eps
+            e = eps[side]
+            p = eps[1 - side]
+            if (e.state == ESTABLISHED and p.state == ESTABLISHED and e.first_seen
+                    and e.hist & (_HIST_DATA if plen else _HIST_ACK)):
+                self._steady(seg, e, p, side, flags, plen)
+                return
         if self._orig < 0:
             self._orig = side
             # WantConnection(): a connection not opened by a plain SYN may be flipped by port.
@@ -284,6 +292,60 @@ class PeerSummary:
                 o.set_state(ESTABLISHED)
                 self._partial = False
         self._zeek(seg, side, flags, plen)
+
+    def _steady(self, seg: Segment, e: _Endpoint, p: _Endpoint, side: int, flags: int,
+                plen: int) -> None:
+        """:meth:`_zeek` for the bulk of segments: data or an ACK without SYN/FIN/RST between
+        two ESTABLISHED endpoints, from a sender already seen that already has this kind's
+        history letter ('d' for data, 'a' for a pure ACK).
+
+        What can still change then is exactly what follows: no role flip (that needs a
+        SYN_ACK_SENT originator), no partial status (first segment only), no endpoint
+        re-init or state change (SYN/FIN/RST or INACTIVE only), no d/a letter; only the
+        scaled 'w' (zero window), 't' (Zeek's retransmission: payload not past last_seq)
+        and 'g' (an ACK above the bytes seen) letters, and the sequence bookkeeping behind
+        them and behind ``Size()``. Each line is the same arithmetic as in :meth:`_zeek`,
+        with the branches these states rule out removed.
+        """
+        seq = seg.seq
+        end = (seq + plen) & _MASK32
+        rel_seq = ((seq - e.start_seq + _HALF32) & _MASK32) - _HALF32
+        if seg.window == 0:  # update_window: not RST, peer not CLOSED, we are not RESET
+            e.win0_cnt += 1
+            if e.win0_cnt == e.win0_thresh:
+                self._letters.append(("W", side))
+                e.win0_thresh *= SCALED_HISTORY_BASE
+        rel_ack = 0
+        if flags & ACK:
+            ack = seg.ack
+            rel_ack = ((ack - p.start_seq + _HALF32) & _MASK32) - _HALF32
+            if rel_ack < 0:
+                rel_ack = 0
+            else:
+                d_ack = ((ack - p.ack_seq + _HALF32) & _MASK32) - _HALF32
+                if not (ack == 0 and d_ack > TOO_LARGE_SEQ_DELTA) and d_ack > 0:
+                    p.ack_seq = ack
+        # update_last_seq: neither SYN/RST nor FIN, and not RESET
+        if ((end - e.last_seq + _HALF32) & _MASK32) - _HALF32 > 0:
+            e.last_seq = end
+        elif plen > 0:
+            e.rxmt_cnt += 1
+            if e.rxmt_cnt == e.rxmt_thresh:
+                self._letters.append(("T", side))
+                e.rxmt_thresh *= SCALED_HISTORY_BASE
+        if flags & ACK and rel_ack > p.trim_seq:
+            if not p.fin_cnt and rel_ack <= p.reassem_seq:
+                p.trim_seq = rel_ack  # _ack_received with no FIN clamp and no gap
+            else:
+                self._ack_received(p, 1 - side, rel_ack)
+        if plen > 0 and seg.captured_payload >= plen and rel_seq >= 0:
+            upper = rel_seq + plen
+            if (not e.blocks
+                    and ((e.ack_seq - e.start_seq + _HALF32) & _MASK32) - _HALF32 <= rel_seq
+                    <= e.reassem_seq < upper):
+                e.reassem_seq = upper  # _data_sent: in order, nothing buffered above
+            else:
+                self._data_sent(e, rel_seq, plen)
 
     def _flip(self) -> None:
         self._orig = 1 - self._orig
