@@ -1,0 +1,126 @@
+"""Segment records: ``FreshSegment`` tuples give exactly the answers ``SentSegment`` gave.
+
+Why: since round 3 of issue 7 (docs/benchmarks.md) a data segment sent once is remembered as
+a plain ``(start, end, frame, ts_ns)`` tuple, and a side's records become ``SentSegment``
+objects only at its first data retransmission (``SenderState.make_mutable``). These tests
+run the same captures twice, once as shipped and once with every side mutable from the start
+(the pre-round-3 representation), and require identical results: columns, evidence, per-frame
+flags, and what pruning and compaction keep.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import pytest
+from analysis_feed import SHARED, FedConnection, Pkt, feed, read_segments, write_pcap
+
+from tcptrace_py.analysis import AnalysisOptions
+from tcptrace_py.analysis.direction import SenderState
+from tcptrace_py.segment import ACK, FIN, PSH, SYN
+
+C, S, MSS = 1000, 5000, 1000
+SMALL_TRACKING = AnalysisOptions(max_tracked_segments=8)
+"""Prune often: acknowledged tuples and records are dropped from the left many times."""
+
+
+def _conversation() -> list[Pkt]:
+    """Bulk client data with ACKs every other segment, an RTO re-send, a spurious re-send of
+    acknowledged data answered by a D-SACK (RFC 2883), more data, and a FIN exchange."""
+    pkts = [Pkt(0.0, True, SYN, C, 0, mss=MSS, sack_permitted=True),
+            Pkt(0.01, False, SYN | ACK, S, C + 1, mss=MSS, sack_permitted=True),
+            Pkt(0.02, True, ACK, C + 1, S + 1)]
+    t = 0.03
+    for n in range(30):
+        pkts.append(Pkt(t, True, ACK | PSH, C + 1 + n * MSS, S + 1, MSS))
+        if n % 2 and n < 20:  # from segment 20 on, the ACKs are lost
+            pkts.append(Pkt(t + 0.005, False, ACK, S + 1, C + 1 + (n + 1) * MSS))
+        t += 0.01
+    # No ACK for segment 20 on: RTO re-send of it, then the ACK jumps to the end.
+    pkts.append(Pkt(t + 1.0, True, ACK, C + 1 + 20 * MSS, S + 1, MSS))
+    pkts.append(Pkt(t + 1.01, False, ACK, S + 1, C + 1 + 30 * MSS))
+    # Spurious re-send of segment 5 (acknowledged long ago), reported by a D-SACK.
+    old = C + 1 + 5 * MSS
+    pkts.append(Pkt(t + 1.1, True, ACK, old, S + 1, MSS))
+    pkts.append(Pkt(t + 1.11, False, ACK, S + 1, C + 1 + 30 * MSS,
+                    sack=((old, old + MSS),)))
+    t += 1.2
+    for n in range(30, 50):
+        pkts.append(Pkt(t, True, ACK | PSH, C + 1 + n * MSS, S + 1, MSS))
+        pkts.append(Pkt(t + 0.005, False, ACK, S + 1, C + 1 + (n + 1) * MSS))
+        t += 0.01
+    end = C + 1 + 50 * MSS
+    pkts += [Pkt(t, True, FIN | ACK, end, S + 1), Pkt(t + 0.01, False, FIN | ACK, S + 1, end + 1),
+             Pkt(t + 0.02, True, ACK, end + 1, S + 2)]
+    return pkts
+
+
+def _all_mutable(monkeypatch: pytest.MonkeyPatch) -> None:
+    init = SenderState.__init__
+
+    def mutable_init(self: SenderState, *args: Any, **kwargs: Any) -> None:
+        init(self, *args, **kwargs)
+        self.mutable = True
+
+    monkeypatch.setattr(SenderState, "__init__", mutable_init)
+
+
+def _result(conns: list[FedConnection]) -> list[Any]:
+    out: list[Any] = []
+    for c in conns:
+        a = c.analyzer
+        out.append((a.columns(), [asdict(r) for r in a.retransmissions],
+                    [asdict(k) for k in a.keepalives], [asdict(z) for z in a.zero_window_probes],
+                    [asdict(w) for w in a.window_full_events], c.masks,
+                    a.compact(), sorted(a._c.by_start), sorted(a._c.by_end),
+                    sorted(a._s.by_start), sorted(a._s.by_end)))
+    return out
+
+
+@pytest.mark.parametrize("options", [None, SMALL_TRACKING], ids=["default", "pruning"])
+def test_tuple_records_answer_as_sent_segments(tmp_path: Path, options: AnalysisOptions | None,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    segs = read_segments(write_pcap(tmp_path / "conv.pcap", _conversation()))
+    fast = feed(segs, options)
+    (conn,) = fast
+    rexmits = conn.analyzer.retransmissions
+    # The capture exercises what it claims: an RTO re-send naming its original frame, a
+    # spurious one whose original is a record that was a tuple until then, marked by D-SACK.
+    assert [(r.trigger, r.spurious) for r in rexmits] == [("rto", False), ("rto", True)]
+    if options is None:
+        assert all(r.original_frame > 0 for r in rexmits)
+    else:  # segment 5 was pruned long before its re-send: no original to name
+        assert rexmits[0].original_frame > 0 and rexmits[1].original_frame == -1
+    assert conn.analyzer._c.mutable and not conn.analyzer._s.mutable
+    fast_result = _result(fast)
+    _all_mutable(monkeypatch)
+    assert _result(feed(segs, options)) == fast_result
+
+
+def test_fresh_segments_are_tuples_until_a_data_retransmission(tmp_path: Path) -> None:
+    pkts = _conversation()
+    first_rexmit = next(i for i, p in enumerate(pkts) if p.t_s > 1.0)
+    (conn,) = feed(read_segments(write_pcap(tmp_path / "a.pcap", pkts[:first_rexmit])))
+    sender = conn.analyzer._c
+    assert not sender.mutable
+    assert sender.order is not None and all(type(r) is tuple for r in sender.order)
+    (conn,) = feed(read_segments(write_pcap(tmp_path / "b.pcap", pkts[:first_rexmit + 1])))
+    sender = conn.analyzer._c
+    assert sender.mutable
+    assert sender.order is not None and not any(type(r) is tuple for r in sender.order)
+    # One object per segment, shared by the two indexes and the order (as before tuples).
+    assert all(sender.by_start[r.start] is r for r in sender.order  # type: ignore[union-attr]
+               if r.start in sender.by_start)  # type: ignore[union-attr]
+
+
+@pytest.mark.skipif(not (SHARED / "scenarios").is_dir(), reason="../shared absent")
+def test_scenario_captures_identical_with_tuple_records(monkeypatch: pytest.MonkeyPatch) -> None:
+    paths = sorted((SHARED / "scenarios").glob("*.pcap"))
+    assert paths
+    segs = {p.name: read_segments(p) for p in paths}
+    fast = {name: _result(feed(s, SMALL_TRACKING)) for name, s in segs.items()}
+    _all_mutable(monkeypatch)
+    for name, s in segs.items():
+        assert _result(feed(s, SMALL_TRACKING)) == fast[name], name
