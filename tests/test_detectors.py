@@ -561,3 +561,24 @@ def test_disabled_detector_is_not_run(tmp_path: Path) -> None:
     path = write_pcap(tmp_path / "t.pcap", frames)
     engine = Engine(Options(disabled_detectors=("connection_refused",)))
     assert [a for r in engine.run(str(path)) for a in r.anomalies] == []
+
+
+def test_truncated_frames_evidence_names_the_cut_frames(tmp_path: Path) -> None:
+    frames: list[tuple[int, bytes]] = []
+    t = Talk(frames)
+    t.handshake()
+    t.c(0.1, ACK | PSH, 1000)  # frame 4: cut by a 100-byte snaplen below
+    t.s(0.11, ACK)
+    t.c(0.2, ACK | PSH, 1000)  # frame 6: cut too
+    t.s(0.21, ACK)
+    t.close_by_client(0.3)
+    cut = [(ts, data[:100], len(data)) if len(data) > 100 else (ts, data)
+           for ts, data in frames]
+    path = write_pcap(tmp_path / "cut.pcap", cut, snaplen=100)
+    engine = Engine()
+    list(engine.run(str(path)))
+    a = only(engine.summary.anomalies, "truncated_frames")
+    assert (a.first_frame, a.last_frame) == (4, 6)
+    assert a.ts_ns == int(round(0.1 * NS))
+    assert a.details["snaplen_truncated_segments"] == 2
+    assert a.severity == "info" and a.category == "capture"

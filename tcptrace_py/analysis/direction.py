@@ -64,7 +64,8 @@ class DirectionStats:
         "zwp_pkts", "zwp_bytes", "keepalives", "keepalive_acks", "zwp_acks", "window_updates",
         "window_full", "pushed_pkts", "mss", "wscale", "sack_permitted", "timestamps",
         "iw_bytes", "iw_pkts", "seg_min", "seg_max", "win_min", "win_max", "win_sum", "win_n",
-        "idle_max_ns", "truncated_bytes", "truncated_pkts", "tso_pkts", "rtt",
+        "idle_max_ns", "truncated_bytes", "truncated_pkts", "truncated_first_frame",
+        "truncated_first_ts_ns", "truncated_last_frame", "tso_pkts", "rtt",
         "ambiguous_acks", "handshake_rtt_ns", "rexmit_interval", "backoff_ratio",
         "unique_bytes", "first_ts_ns", "last_ts_ns", "isn", "midstream",
     )
@@ -120,6 +121,10 @@ class DirectionStats:
         self.idle_max_ns = 0
         self.truncated_bytes = 0
         self.truncated_pkts = 0
+        self.truncated_first_frame = -1
+        """First and last frame cut by the snaplen (evidence for the capture detector)."""
+        self.truncated_last_frame = -1
+        self.truncated_first_ts_ns = -1
         self.tso_pkts = 0
         self.rtt = RunningStats()
         """Per-segment RTT samples (ns) under Karn's rule, for data this side sent."""

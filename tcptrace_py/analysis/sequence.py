@@ -307,6 +307,10 @@ class SequenceAnalyzer:
             mask |= _TRUNCATED
             st.truncated_pkts += 1
             st.truncated_bytes += plen - seg.captured_payload
+            if st.truncated_first_frame < 0:
+                st.truncated_first_frame = seg.frame
+                st.truncated_first_ts_ns = seg.ts_ns
+            st.truncated_last_frame = seg.frame
         return mask
 
     # ------------------------------------------------------------------ pieces

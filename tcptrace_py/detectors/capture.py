@@ -57,6 +57,7 @@ class CaptureArtifacts(Detector):
         self.truncated_pkts = 0
         self.truncated_conns = 0
         self.truncated_first_frame = -1
+        self.truncated_last_frame = -1
         self.truncated_ts_ns = -1
 
     def on_connection(self, conn: Connection) -> Iterable[Anomaly]:
@@ -91,9 +92,15 @@ class CaptureArtifacts(Detector):
         if cut:
             self.truncated_pkts += cut
             self.truncated_conns += 1
-            if self.truncated_first_frame < 0:
-                self.truncated_first_frame = conn.first_frame
-                self.truncated_ts_ns = conn.first_ts_ns
+            cut_frames = [f for st in (a.client, a.server)
+                          for f in (st.truncated_first_frame, st.truncated_last_frame) if f >= 0]
+            firsts = [(st.truncated_first_frame, st.truncated_first_ts_ns)
+                      for st in (a.client, a.server) if st.truncated_first_frame >= 0]
+            first, first_ts = min(firsts, default=(conn.first_frame, conn.first_ts_ns))
+            if self.truncated_first_frame < 0 or first < self.truncated_first_frame:
+                self.truncated_first_frame = first
+                self.truncated_ts_ns = first_ts
+            self.truncated_last_frame = max([self.truncated_last_frame, *cut_frames])
         return out
 
     def on_end(self, end_ns: int, diag: Diagnostics) -> Iterable[Anomaly]:
@@ -104,7 +111,7 @@ class CaptureArtifacts(Detector):
             first = self.truncated_first_frame if self.truncated_first_frame >= 0 else \
                 (frames[0] if frames else 0)
             out.append(self.make(
-                "truncated_frames", None, first, max(frames + [first]),
+                "truncated_frames", None, first, max(frames + [first, self.truncated_last_frame]),
                 self.truncated_ts_ns if self.truncated_ts_ns >= 0 else (diag.first_ts_ns or 0),
                 f"{self.truncated_pkts} TCP segment(s) cut by the snaplen in "
                 f"{self.truncated_conns} connection(s)"
