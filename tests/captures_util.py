@@ -21,7 +21,7 @@ import ipaddress
 import struct
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import TypeAlias
+from typing import Any, TypeAlias
 
 FrameSpec: TypeAlias = (
     bytes | tuple[int, bytes] | tuple[int, bytes, int] | tuple[int, bytes, int, int])
@@ -44,7 +44,7 @@ def _checksum(data: bytes) -> int:
     total = sum(struct.unpack(f"!{len(data) // 2}H", data))
     while total >> 16:
         total = (total & 0xFFFF) + (total >> 16)
-    return ~total & 0xFFFF
+    return int(~total & 0xFFFF)
 
 
 # --------------------------------------------------------------------------- TCP options
@@ -127,11 +127,11 @@ def ipv6_ah(next_header: int, icv: bytes = b"\x00" * 12) -> bytes:
 
 def ip_packet(src: str | bytes, dst: str | bytes, proto: int, payload: bytes, *,
               ipv6: bool = False, ext: bytes = b"", ext_first: int | None = None,
-              **ip_kw: int) -> bytes:
+              **ip_kw: Any) -> bytes:
     """IPv4 or IPv6 packet around ``payload``; ``ext`` is a prebuilt IPv6 extension chain
     whose first header type is ``ext_first`` (its last header must name ``proto``)."""
     if ipv6:
-        nh = ext_first if ext else proto
+        nh = ext_first if ext and ext_first is not None else proto
         return ipv6_header(src, dst, nh, len(ext) + len(payload), **ip_kw) + ext + payload
     return ipv4_header(src, dst, proto, len(payload), **ip_kw) + payload
 
@@ -154,7 +154,7 @@ def tcp_segment(sport: int, dport: int, seq: int, ack: int, flags: int, *,
 
 def tcp_packet(src: str, dst: str, sport: int, dport: int, seq: int, ack: int, flags: int,
                *, window: int = 65535, payload: bytes = b"", options: bytes = b"",
-               ipv6: bool = False, **ip_kw: int) -> bytes:
+               ipv6: bool = False, **ip_kw: Any) -> bytes:
     """An IP packet (no link layer) carrying one TCP segment."""
     seg = tcp_segment(sport, dport, seq, ack, flags, window=window, payload=payload,
                       options=options)
@@ -164,7 +164,7 @@ def tcp_packet(src: str, dst: str, sport: int, dport: int, seq: int, ack: int, f
 def tcp_frame(src: str, dst: str, sport: int, dport: int, seq: int, ack: int, flags: int,
               *, window: int = 65535, payload: bytes = b"", options: bytes = b"",
               ipv6: bool = False, vlans: Sequence[int] = (), vlan_tpid: int = 0x8100,
-              padding: int = 0, **ip_kw: int) -> bytes:
+              padding: int = 0, **ip_kw: Any) -> bytes:
     """An Ethernet frame carrying one TCP segment; ``padding`` zero bytes after the IP
     packet mimic Ethernet minimum-size padding."""
     pkt = tcp_packet(src, dst, sport, dport, seq, ack, flags, window=window, payload=payload,
@@ -183,7 +183,7 @@ def _norm(frames: Iterable[FrameSpec]) -> list[tuple[int, bytes, int, int]]:
         elif len(f) == 3:
             out.append((f[0], f[1], f[2], 0))
         else:
-            out.append((f[0], f[1], f[2], f[3]))  # type: ignore[misc]
+            out.append((f[0], f[1], f[2], f[3]))
     return out
 
 
