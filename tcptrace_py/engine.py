@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, BinaryIO
 
 from tcptrace_py.capture import read_segments
@@ -21,7 +22,8 @@ from tcptrace_py.flowtable import FlowTable
 from tcptrace_py.options import Options
 from tcptrace_py.report import flow_record
 
-Source = str | bytes | BinaryIO
+# Path is accepted at run time by capture.source.open_source; the alias says so.
+Source = str | bytes | Path | BinaryIO
 
 PacketRow = tuple[int, int, int, bool, int, int, int]
 

@@ -49,7 +49,7 @@ def _csum_ok(data: bytes) -> bool:
     """RFC 1071: the one's-complement sum over a segment including its checksum is 0xffff."""
     if len(data) % 2:
         data += b"\0"
-    s = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    s: int = sum(struct.unpack(f"!{len(data) // 2}H", data))
     while s >> 16:
         s = (s & 0xFFFF) + (s >> 16)
     return s == 0xFFFF

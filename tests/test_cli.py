@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -27,14 +28,14 @@ def mixed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_mixed(tmp_path_factory.mktemp("cli") / "mixed.pcap")
 
 
-def run(*args: str) -> tuple[int, str, str]:
+def run(*args: str | Path) -> tuple[int, str, str]:
     res = CliRunner().invoke(main, [str(a) for a in args])
     if res.exception and not isinstance(res.exception, SystemExit):
         raise res.exception
     return res.exit_code, res.stdout, res.stderr
 
 
-def jsonl(text: str) -> list[dict[str, object]]:
+def jsonl(text: str) -> list[dict[str, Any]]:
     return [json.loads(x) for x in text.splitlines() if x.strip()]
 
 
@@ -249,10 +250,10 @@ def test_progress_bar_only_on_a_terminal(mixed: Path, monkeypatch: pytest.Monkey
 
     monkeypatch.setattr(cli, "PROGRESS_MIN_BYTES", 0)
     # Not a terminal: the path itself is analysed (errors keep naming the file).
-    monkeypatch.setattr(cli.sys, "stderr", io.StringIO())
+    monkeypatch.setattr("tcptrace_py.cli.sys.stderr", io.StringIO())
     assert list(cli._with_progress(str(mixed), quiet=False)) == [str(mixed)]
     tty = Tty()
-    monkeypatch.setattr(cli.sys, "stderr", tty)
+    monkeypatch.setattr("tcptrace_py.cli.sys.stderr", tty)
     assert list(cli._with_progress(str(mixed), quiet=True)) == [str(mixed)]
     gen = cli._with_progress(str(mixed), quiet=False)
     reader = next(gen)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -172,8 +173,9 @@ def test_ipv4_fragments() -> None:
 @pytest.mark.parametrize("chain", ["hop", "routing", "dstopts", "ah", "frag0", "all"])
 def test_ipv6_extension_headers(chain: str) -> None:
     seg_bytes = tcp_segment(1234, 80, 1000, 2000, ACK | PSH, payload=b"data")
-    builders = {"hop": (0, ipv6_ext), "routing": (43, ipv6_ext), "dstopts": (60, ipv6_ext),
-                "ah": (51, ipv6_ah), "frag0": (44, ipv6_frag)}
+    builders: dict[str, tuple[int, Callable[[int], bytes]]] = {
+        "hop": (0, ipv6_ext), "routing": (43, ipv6_ext), "dstopts": (60, ipv6_ext),
+        "ah": (51, ipv6_ah), "frag0": (44, ipv6_frag)}
     names = list(builders) if chain == "all" else [chain]
     ext = b""
     nxt = 6

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -135,7 +136,8 @@ def test_zeek_parsed_back(result: tcptrace_py.AnalysisResult, tmp_path: Path) ->
 
 def test_zeek_weird_log_joins_conn_uid(result: tcptrace_py.AnalysisResult) -> None:
     out = io.StringIO()
-    recs = {(None, r["flow_id"]): r for r in result.records}
+    recs: dict[tuple[str | None, int], dict[str, Any]] = {
+        (None, r["flow_id"]): r for r in result.records}
     write_anomalies(result.all_anomalies, "zeek", out, records=recs, diag=result.diagnostics)
     rows = _zeek_cut(out.getvalue(), "uid", "name", "id.resp_p")
     by_code = {name: (uid, port) for uid, name, port in rows}

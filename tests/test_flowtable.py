@@ -15,7 +15,7 @@ NS = 1_000_000_000
 def _run(frames: list[tuple[int, bytes]], **opts: object) -> list[dict[str, object]]:
     engine = Engine(Options(**opts))  # type: ignore[arg-type]
     records = [r.record for r in engine.run(pcap_bytes(frames, nanosecond=True))]
-    return sorted(records, key=lambda r: int(r["flow_id"]))  # type: ignore[call-overload]
+    return sorted(records, key=lambda r: int(r["flow_id"]))
 
 
 def _conn(t0: int, cport: int, isn: int = 1000, sisn: int = 5000) -> list[tuple[int, bytes]]:

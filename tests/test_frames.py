@@ -102,7 +102,7 @@ def test_sources_path_bytes_file_object(mixed: Path) -> None:
         assert len(res.packets) == 20  # seekable: the second pass re-reads it
     pd.testing.assert_frame_equal(by_path, by_bytes)
     pd.testing.assert_frame_equal(by_path, by_file)
-    stream = io.BufferedReader(io.BytesIO(mixed.read_bytes()))  # type: ignore[arg-type]
+    stream = io.BufferedReader(io.BytesIO(mixed.read_bytes()))
     assert len(tcptrace_py.analyze(stream).flows) == 4
 
 
@@ -143,7 +143,7 @@ def test_lazy_public_names() -> None:
     assert callable(tcptrace_py.analyze_many)
     assert tcptrace_py.Options().time_wait_s == 60.0
     with pytest.raises(AttributeError):
-        _ = tcptrace_py.no_such_name  # type: ignore[attr-defined]
+        _ = tcptrace_py.no_such_name
 
 
 def test_failed_connections_sample(mixed: Path) -> None:

@@ -57,8 +57,17 @@ def test_every_pair_applies_without_raising(pair: tuple[TcpState, Input], ts_ns:
             assert m.entered_ns == ts_ns
 
 
-@pytest.mark.parametrize("pair", sorted(fsm.TRANSITIONS, key=lambda p: (p[0].value, p[1].value)),
-                         ids=lambda p: f"{p[0].value}|{p[1].value}")
+# Sorted outside parametrize: inside its argument (typed Iterable[object]) mypy would
+# infer sorted()'s element type, and so the lambdas' parameter, as object.
+_PAIRS: list[tuple[TcpState, Input]] = sorted(fsm.TRANSITIONS,
+                                              key=lambda p: (p[0].value, p[1].value))
+
+
+def _pair_id(p: tuple[TcpState, Input]) -> str:
+    return f"{p[0].value}|{p[1].value}"
+
+
+@pytest.mark.parametrize("pair", _PAIRS, ids=_pair_id)
 def test_every_row_is_well_formed(pair: tuple[TcpState, Input]) -> None:
     action, new, reason = fsm.TRANSITIONS[pair]
     assert isinstance(pair[0], TcpState) and isinstance(pair[1], Input)
@@ -344,7 +353,8 @@ def _rst_cases() -> dict[str, tuple[Talk, str, int, int, str]]:
 
 
 def _receiver_state(r: FlowResult, rst_sender: str) -> str:
-    return r.record["server_state" if rst_sender == "c" else "client_state"]
+    state: str = r.record["server_state" if rst_sender == "c" else "client_state"]
+    return state
 
 
 @pytest.mark.parametrize("state", list(_rst_cases()))
