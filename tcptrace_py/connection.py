@@ -24,6 +24,8 @@ _HALF = 1 << 31
 _CONTROL = SYN | FIN | RST
 _DONE_STATES = (TcpState.CLOSED, TcpState.INACTIVE)
 _QUIET_STATES = (TcpState.TIME_WAIT, TcpState.CLOSED, TcpState.INACTIVE)
+_ATTEMPT_STATES = (TcpState.INACTIVE, TcpState.SYN_SENT, TcpState.SYN_RECEIVED)
+"""States of a connection attempt nobody has completed (see Options.attempt_timeout_s)."""
 """Endpoint states after which an endpoint is not expected to send new data (compaction)."""
 _RETRANSMISSION = AF.RETRANSMISSION
 _NOT_DATA_AFTER_FIN = AF.RETRANSMISSION | AF.KEEPALIVE | AF.ZERO_WINDOW_PROBE
@@ -154,7 +156,7 @@ class Connection:
         self.finished = False
         self.end_reason = "capture_end"
         """Why the record was emitted: capture_end, closed, time_wait_expired, idle_timeout,
-        new_incarnation, table_full."""
+        attempt_timeout, new_incarnation, table_full."""
         self.packet_rows: list[tuple[int, int, int, bool, int, int, int]] | None = (
             [] if options.keep_packets else None)
         """Per-packet rows (frame, ts_ns, flow_id, from_client, tcp flags, analysis flags,
@@ -478,12 +480,19 @@ class Connection:
         return self.client.state in _DONE_STATES and self.server.state in _DONE_STATES \
             and (self.client.state is TcpState.CLOSED or self.server.state is TcpState.CLOSED)
 
+    def is_attempt(self) -> bool:
+        """A connection attempt nobody completed: no endpoint ever reached ESTABLISHED."""
+        return self.client.state in _ATTEMPT_STATES and self.server.state in _ATTEMPT_STATES
+
     def quiet_deadline_ns(self) -> int:
         """Packet time after which the connection can be emitted if nothing else arrives."""
         opts = self.options
         if self.is_done():
             return self.last_ts_ns + opts.closed_linger_ns
         deadlines = []
+        if self.is_attempt():
+            # Nobody reached ESTABLISHED: an attempt, which stacks give up within minutes.
+            return self.last_ts_ns + min(opts.attempt_timeout_ns, opts.idle_timeout_ns)
         for m in (self.client, self.server):
             if m.state is TcpState.TIME_WAIT and m.time_wait_since_ns >= 0:
                 deadlines.append(m.time_wait_since_ns + opts.time_wait_ns)

@@ -132,6 +132,10 @@ class FlowTable:
             if not conn.compacted:
                 # Closing: it may wait out TIME_WAIT here; drop its per-segment history.
                 conn.compact()
+        elif conn.packets[0] + conn.packets[1] == 1:
+            # A new connection: if it stays an unanswered attempt, the attempt timeout (not the
+            # hour-long idle timeout) lets it go; the sweep re-reads the real deadline.
+            heapq.heappush(self._deadlines, (conn.quiet_deadline_ns(), conn.flow_id, key))
         return conn
 
     def _new_incarnation(self, conn: Connection, seg: Segment) -> bool:
@@ -212,10 +216,17 @@ class FlowTable:
                 continue
             deadline = conn.quiet_deadline_ns()
             if deadline > now_ns:
-                heapq.heappush(heap, (deadline, flow_id, key))
+                # Idle-timeout deadlines are the LRU scan's job below; keep the heap for the
+                # short timers (linger, TIME_WAIT, attempts) so it stays small.
+                if deadline < conn.last_ts_ns + self.options.idle_timeout_ns:
+                    heapq.heappush(heap, (deadline, flow_id, key))
                 continue
             conn.check_timers(now_ns)
-            conn.end_reason = "time_wait_expired" if conn.time_wait_expired else "closed"
+            if conn.is_done() or conn.time_wait_expired:
+                conn.end_reason = "time_wait_expired" if conn.time_wait_expired else "closed"
+            else:
+                conn.finalize(now_ns)
+                conn.end_reason = "attempt_timeout" if conn.is_attempt() else "idle_timeout"
             self._remove(key)
             self._remember_end(key, conn)
             finished.append(conn)

@@ -49,7 +49,7 @@ STATE_VALUES = tuple(s.value for s in TcpState)
 CONN_STATE_VALUES = ("S0", "S1", "SF", "REJ", "S2", "S3", "RSTO", "RSTR", "RSTOS0", "RSTRH",
                      "SH", "SHR", "OTH", "")
 END_REASON_VALUES = ("capture_end", "closed", "time_wait_expired", "idle_timeout",
-                     "new_incarnation", "table_full")
+                     "attempt_timeout", "new_incarnation", "table_full")
 
 CATEGORIES: dict[str, tuple[str, ...]] = {
     "open": OPEN_VALUES,

@@ -25,6 +25,12 @@ class Options:
     """A connection with no segment for this long is emitted and leaves the table (a later
     segment starts a mid-stream connection). One hour: longer than Linux's 2 h keep-alive
     is rare in captures, and Zeek's 5 min split connections users consider one."""
+    attempt_timeout_s: float = 300.0
+    """A connection attempt never answered (no endpoint ESTABLISHED: SYNs unanswered, a
+    SYN-ACK never acknowledged) with no segment for this long is emitted and leaves the table.
+    Linux gives up a connect() after ~127 s (tcp_syn_retries=6) and a half-open request after
+    ~63 s (tcp_synack_retries=5); 300 s leaves room for slower stacks while keeping scans and
+    floods from holding memory for the whole idle timeout."""
     closed_linger_s: float = 10.0
     """A connection whose endpoints are both closed stays this long (packet time) to absorb
     trailing segments (RSTs answering in-flight data arrive within a few RTTs)."""
@@ -56,6 +62,10 @@ class Options:
     @property
     def idle_timeout_ns(self) -> int:
         return int(self.idle_timeout_s * _NS)
+
+    @property
+    def attempt_timeout_ns(self) -> int:
+        return int(self.attempt_timeout_s * _NS)
 
     @property
     def closed_linger_ns(self) -> int:

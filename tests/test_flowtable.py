@@ -145,3 +145,17 @@ def test_directional_index_follows_the_table() -> None:
             expect[(key[2], key[3], key[0], key[1])] = conn
         assert table._by_dir == expect
     assert seen == 11 and not table._by_dir
+
+
+def test_unanswered_attempts_leave_after_the_attempt_timeout() -> None:
+    # A scan: single SYNs to many ports, never answered. They leave the table after
+    # attempt_timeout_s of silence, long before the hour-long idle timeout, and are reported
+    # as the unanswered attempts they are.
+    frames = [((i * 10 + 1) * NS, tcp_frame(C, S, 40000, 1000 + i, 1, 0, SYN)) for i in range(40)]
+    engine = Engine(Options(attempt_timeout_s=60.0))
+    recs = [r.record for r in engine.run(pcap_bytes(frames, nanosecond=True))]
+    assert len(recs) == 40
+    assert engine.table.peak_live <= 8
+    early = [r for r in recs if r["end_reason"] == "attempt_timeout"]
+    assert len(early) >= 33
+    assert all(r["close"] == "unanswered" and r["client_state"] == "SYN_SENT" for r in early)
