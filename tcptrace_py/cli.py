@@ -190,6 +190,10 @@ def _common(f: F) -> F:
         click.option("--idle-timeout", "idle_timeout_s", type=click.FloatRange(min=0),
                      default=None, metavar="SECONDS",
                      help="Emit a connection idle this long (default 3600)."),
+        click.option("--attempt-timeout", "attempt_timeout_s", type=click.FloatRange(min=0),
+                     default=None, metavar="SECONDS",
+                     help="Emit a never-completed connection attempt silent this long "
+                          "(default 300)."),
         click.option("--max-connections", type=click.IntRange(min=1), default=None,
                      metavar="N", help="Live connections kept at most (default 100000)."),
         click.option("--strict", is_flag=True,
@@ -204,7 +208,8 @@ def _common(f: F) -> F:
 
 def build_options(config: str | None = None, params: Sequence[str] = (),
                   time_wait_s: float | None = None, idle_timeout_s: float | None = None,
-                  max_connections: int | None = None, **extra: Any) -> Options:
+                  max_connections: int | None = None, attempt_timeout_s: float | None = None,
+                  **extra: Any) -> Options:
     """Options from CLI values; a bad config file or parameter is a click.UsageError (2)."""
     from tcptrace_py import detectors
 
@@ -237,6 +242,8 @@ def build_options(config: str | None = None, params: Sequence[str] = (),
         kw["idle_timeout_s"] = idle_timeout_s
     if max_connections is not None:
         kw["max_connections"] = max_connections
+    if attempt_timeout_s is not None:
+        kw["attempt_timeout_s"] = attempt_timeout_s
     try:
         options = replace(Options(), **kw)
         if detector_params:  # validate names now: a typo is exit 2, not a silent default
@@ -409,7 +416,8 @@ def analyze(files: tuple[str, ...], fmt: str, output: str | None, states: tuple[
             ports: tuple[int, ...], flow_ids: tuple[int, ...], sort_key: str | None,
             reverse: bool, fail_on: str | None, config: str | None, params: tuple[str, ...],
             time_wait_s: float | None, idle_timeout_s: float | None,
-            max_connections: int | None, strict: bool, quiet: bool) -> None:
+            attempt_timeout_s: float | None, max_connections: int | None, strict: bool,
+            quiet: bool) -> None:
     """Analyse captures: one record per TCP connection.
 
     The table shows each connection coloured by the worst severity of its anomalies, the
@@ -427,7 +435,8 @@ def analyze(files: tuple[str, ...], fmt: str, output: str | None, states: tuple[
       tcptrace-py analyze - < capture.pcap
     """
     _need_pkg(fmt)
-    options = build_options(config, params, time_wait_s, idle_timeout_s, max_connections)
+    options = build_options(config, params, time_wait_s, idle_timeout_s, max_connections,
+                            attempt_timeout_s)
     filters = Filters(states, closes, codes, hosts, ports, flow_ids)
     out = _open_out(output, fmt)
     stream = fmt == "jsonl" and sort_key is None
@@ -563,7 +572,8 @@ def anomalies(files: tuple[str, ...], fmt: str, output: str | None, states: tupl
               ports: tuple[int, ...], flow_ids: tuple[int, ...], sort_key: str | None,
               reverse: bool, fail_on: str | None, config: str | None, params: tuple[str, ...],
               time_wait_s: float | None, idle_timeout_s: float | None,
-              max_connections: int | None, strict: bool, quiet: bool) -> None:
+              attempt_timeout_s: float | None, max_connections: int | None, strict: bool,
+              quiet: bool) -> None:
     """List every anomaly found, with its evidence.
 
     Connection filters (--state, --host...) keep the anomalies of matching connections and
@@ -578,7 +588,8 @@ def anomalies(files: tuple[str, ...], fmt: str, output: str | None, states: tupl
       tcptrace-py anomalies capture.pcap --fail-on warning -q --format jsonl >/dev/null
     """
     _need_pkg(fmt)
-    options = build_options(config, params, time_wait_s, idle_timeout_s, max_connections)
+    options = build_options(config, params, time_wait_s, idle_timeout_s, max_connections,
+                            attempt_timeout_s)
     filters = Filters(states, closes, codes, hosts, ports, flow_ids)
     out = _open_out(output, fmt)
     try:

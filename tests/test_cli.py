@@ -182,7 +182,8 @@ def test_params_and_options_reach_the_engine(mixed: Path, tmp_path: Path) -> Non
     # 50 ms idle timeout: the SYN retries 1 s apart become separate connections.
     _, out, _ = run("analyze", mixed, "--format", "jsonl", "--idle-timeout", "0.05")
     recs = jsonl(out)
-    assert len(recs) == 6 and recs[0]["end_reason"] == "idle_timeout"
+    # (an unanswered attempt: the shorter of the attempt and idle timeouts let it go)
+    assert len(recs) == 6 and recs[0]["end_reason"] == "attempt_timeout"
     _, out, _ = run("analyze", mixed, "--format", "jsonl", "--max-connections", "1", "-q")
     assert any(r["end_reason"] == "table_full" for r in jsonl(out))
 
@@ -274,3 +275,18 @@ def test_flow_ladder_shows_each_endpoint_state_after_every_segment() -> None:
     # The FINs crossed: after the server's FIN the client is CLOSING, the server FIN_WAIT_1.
     rows = [line for line in out.splitlines() if "CLOSING" in line and "FIN_WAIT_1" in line]
     assert rows, out
+
+
+def test_attempt_timeout_option_reaches_the_engine(tmp_path: Path) -> None:
+    from captures_util import pcap_bytes, tcp_frame
+
+    from tcptrace_py.segment import SYN
+
+    ns = 1_000_000_000
+    frames = [(ns, tcp_frame("10.0.0.1", "10.0.0.2", 40000, 80, 7, 0, SYN)),
+              (200 * ns, tcp_frame("10.0.0.1", "10.0.0.2", 40001, 81, 9, 0, SYN))]
+    cap = tmp_path / "scan.pcap"
+    cap.write_bytes(pcap_bytes(frames, nanosecond=True))
+    code, out, _ = run("analyze", cap, "--format", "jsonl", "--attempt-timeout", "60")
+    assert code == 0
+    assert [r["end_reason"] for r in jsonl(out)] == ["attempt_timeout", "capture_end"]
