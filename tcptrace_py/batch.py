@@ -489,13 +489,23 @@ def run_local(tasks: Sequence[CaptureTask], jobs: int) -> Iterator[dict[str, Any
     queue = list(reversed(tasks))
     while queue:
         suspects: list[CaptureTask] = []
+        broken = False
         with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool:
             inflight: dict[Future[dict[str, Any]], CaptureTask] = {}
             broken = False
             while (queue or inflight) and not broken:
                 while queue and len(inflight) < jobs:
                     t = queue.pop()
-                    inflight[pool.submit(analyze_capture, t)] = t
+                    try:
+                        inflight[pool.submit(analyze_capture, t)] = t
+                    except BrokenProcessPool:
+                        # A worker died after the last wait(): this task never started, so it
+                        # goes back to the queue for the next pool, not among the suspects.
+                        queue.append(t)
+                        broken = True
+                        break
+                if broken:
+                    break
                 done, _ = wait(inflight, return_when=FIRST_COMPLETED)
                 for fut in done:
                     t = inflight.pop(fut)
@@ -517,6 +527,10 @@ def run_local(tasks: Sequence[CaptureTask], jobs: int) -> Iterator[dict[str, Any
                         suspects.append(t)
         for t in sorted(suspects, key=lambda t: t.path):
             yield _run_isolated(t, ctx)
+        if broken and not suspects and queue:
+            # The pool broke with nothing in flight to blame: make progress one capture at a
+            # time in its own process, so a pool that cannot start never loops forever.
+            yield _run_isolated(queue.pop(), ctx)
 
 
 def run_dask(tasks: Sequence[CaptureTask], scheduler: Any) -> Iterator[dict[str, Any]]:

@@ -260,6 +260,37 @@ def test_dying_worker_is_recorded_not_fatal(mixed_dir: Path, tmp_path: Path) -> 
     assert set(flows["capture"]) == {str(inputs / f"good{i}.pcap") for i in range(len(goods))}
 
 
+def test_pool_breaking_between_submissions_loses_nothing(mixed_dir: Path, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch
+                                                         ) -> None:
+    """A worker can die after wait() returned and before the next submit(): submit() then
+    raises BrokenProcessPool itself (a race seen in CI). The task it was given never ran; it
+    must go back to the queue, and every capture must still be analysed once."""
+    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
+
+    real_submit = ProcessPoolExecutor.submit
+    calls = {"n": 0}
+
+    def flaky_submit(self: ProcessPoolExecutor, fn: Any, /, *args: Any,
+                     **kwargs: Any) -> Any:
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise BrokenProcessPool("simulated: a worker died between submissions")
+        return real_submit(self, fn, *args, **kwargs)
+
+    monkeypatch.setattr(ProcessPoolExecutor, "submit", flaky_submit)
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    goods = [p for p in discover([mixed_dir]) if Path(p).name not in NO_FLOWS][:3]
+    for i, g in enumerate(goods):
+        shutil.copyfile(g, inputs / f"good{i}.pcap")
+    summary = run_batch([inputs], tmp_path / "out", jobs=1)
+    rows = {Path(r["path"]).name: r for r in summary.captures}
+    assert sorted(rows) == [f"good{i}.pcap" for i in range(len(goods))]
+    assert all(r["status"] == "ok" for r in rows.values())
+
+
 def test_cli_exit_codes(mixed_dir: Path, tmp_path: Path) -> None:
     runner = CliRunner()
     out = tmp_path / "out"
