@@ -60,6 +60,10 @@ _HIST_FIN_RST = 0x8
 _HIST_DATA = 0x10
 _HIST_ACK = 0x20
 _HIST_MULTI_FLAG = 0x100
+HIST_DATA = _HIST_DATA
+"""History bit of a side's first data segment ('d'); read by the fast path (fastpath.py)."""
+HIST_ACK = _HIST_ACK
+"""History bit of a side's first pure ACK ('a')."""
 
 TOO_LARGE_SEQ_DELTA = 1048576
 """Zeek ignores SYN/RST sequence jumps larger than this (bytes) when tracking last_seq."""
@@ -213,6 +217,13 @@ class PeerSummary:
         if os_ == ESTABLISHED and rs == ESTABLISHED:
             return "S1"
         return "OTH"
+
+    def steady(self) -> bool:
+        """Both Zeek endpoints seen and ESTABLISHED: ``_steady`` applies to any plain data or
+        ACK segment of a side that already has its 'd'/'a' letter (fastpath.py)."""
+        o, r = self._eps
+        return (self._orig >= 0 and self._n > 0 and o.state == ESTABLISHED
+                and r.state == ESTABLISHED and o.first_seen and r.first_seen)
 
     def completeness(self) -> int:
         """Wireshark's ``tcp.completeness`` bitmask over every packet seen."""

@@ -103,6 +103,7 @@ class Connection:
         "end_reason", "packet_rows", "rst_count", "data_after_fin", "after_rst",
         "invalid_flags", "syn_with_data", "out_of_window_rsts", "time_wait_expired",
         "incarnation", "previous_end_ts_ns", "previous_states", "silent_probes", "compacted",
+        "steady", "_fast",
     )
 
     def __init__(self, flow_id: int, key: tuple[bytes, int, bytes, int], seg: Segment,
@@ -183,6 +184,9 @@ class Connection:
         """(client_state, server_state) of the previous incarnation when this one began."""
         self.compacted = False
         """Per-segment history already dropped (:meth:`compact`); set once."""
+        self.steady = False
+        """Segments may go through ``fastpath.steady_segment`` (see :meth:`update_steady`)."""
+        self._fast = options.fast_path
 
     # -- evidence helpers -------------------------------------------------------------------
     def _event(self, endpoint: str, seg: Segment, old: TcpState, new: TcpState, kind: str,
@@ -265,7 +269,22 @@ class Connection:
                      or _seq_lt((self.server.iss + 1) & _MASK, seg.ack))):
             self.handshake_done_frame = seg.frame
             self.handshake_done_ts_ns = ts
+        if self._fast:
+            self.update_steady()
         return amask
+
+    def update_steady(self) -> None:
+        """Set :attr:`steady`: the conditions of ``fastpath.steady_segment`` that hold for
+        the whole connection rather than one segment. They change only through a segment
+        the full path takes (timers act on TIME_WAIT and SYN_SENT endpoints, never on two
+        ESTABLISHED ones), so recomputing here after each such segment is enough."""
+        c = self.client
+        s = self.server
+        self.steady = (c.state is _ESTABLISHED and s.state is _ESTABLISHED and _FAST_ESTABLISHED
+                       and not c.fin_sent and not s.fin_sent and c.time_wait_since_ns < 0
+                       and s.time_wait_since_ns < 0 and not self.self_connect
+                       and (self.handshake_done_frame >= 0 or not self.synack_sent[1])
+                       and self.peer.steady())
 
     def _replay_states(self, seg: Segment, from_client: bool, side: int,
                        snd: EndpointMachine, rcv: EndpointMachine, amask: int) -> None:

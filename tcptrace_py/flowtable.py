@@ -18,6 +18,7 @@ from collections import OrderedDict
 from collections.abc import Iterator
 
 from tcptrace_py.connection import Connection
+from tcptrace_py.fastpath import steady_segment
 from tcptrace_py.fsm import TcpState
 from tcptrace_py.options import Options
 from tcptrace_py.segment import ACK, RST, SYN, Segment
@@ -118,6 +119,8 @@ class FlowTable:
                 conn = self._open(key, seg, finished, previous=conn)
             else:
                 self.live.move_to_end(key)
+                if conn.steady and steady_segment(conn, seg) >= 0:
+                    return conn  # still steady: both ESTABLISHED, nothing for the checks below
         else:
             key = self.key_of(seg)
             conn = self._open(key, seg, finished, previous=None)

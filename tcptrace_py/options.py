@@ -48,6 +48,9 @@ class Options:
     """Build the per-packet table (frame, flow, flags, analysis flags): costs memory."""
     keep_events: bool = True
     """Keep per-connection events (state transitions) in results."""
+    fast_path: bool = True
+    """Apply steady segments through ``fastpath.steady_segment``. Results are the same either
+    way (tests/test_fastpath.py compares them); off only to check that, or to profile."""
     analysis: AnalysisOptions = field(default_factory=AnalysisOptions)
     """Sequence-analysis thresholds."""
     detector_params: dict[str, Any] = field(default_factory=dict)

@@ -1,0 +1,214 @@
+"""The steady-state fast path: one function for the bulk of a capture's segments.
+
+Why it exists
+-------------
+Most segments of a capture are data or pure ACKs between two ESTABLISHED endpoints. The full
+path hands each one through three layers (``Connection.on_segment``, then
+``SequenceAnalyzer.on_segment`` and ``PeerSummary.on_segment``), and each layer re-derives
+the sender, re-reads the segment and re-tests conditions the others already settled. For a
+*steady* segment almost none of that work can change anything, so :func:`steady_segment`
+does only what remains, in one frame, with the segment's fields read once.
+
+The contract
+------------
+:func:`steady_segment` either applies a segment with exactly the effect of the full path, or
+returns ``-1`` having changed nothing, and the caller takes the full path. It first tests
+every condition under which the full path would do something it does not do (a zero window,
+SACK blocks, a truncated payload, a duplicate ACK candidate, an ACK of unseen or re-sent
+data, out-of-order or 1-byte data, a window-full mark, a pending probe answer...), and only
+then writes. The connection-wide conditions (both endpoints ESTABLISHED with no FIN sent, not
+a self-connect, handshake settled, Zeek's endpoints ESTABLISHED) are summed up in
+``Connection.steady``, recomputed after every segment the full path takes
+(``Connection.update_steady``).
+
+``tests/test_fastpath.py`` checks the equivalence on every capture the tests can reach by
+running each with the fast path on and off and comparing every output.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import TYPE_CHECKING
+
+from tcptrace_py.analysis import flags as AF
+from tcptrace_py.analysis.direction import SegmentRecord, SentSegment
+from tcptrace_py.compat import HIST_ACK, HIST_DATA, WS_ACK, WS_DATA
+from tcptrace_py.segment import ACK, FIN, PSH, RST, SYN, Segment
+
+if TYPE_CHECKING:
+    from tcptrace_py.connection import Connection
+
+_MASK = 0xFFFFFFFF
+_HALF = 1 << 31
+_NOT_STEADY = SYN | FIN | RST | ACK
+"""A steady segment has ACK and none of SYN/FIN/RST: ``flags & _NOT_STEADY == ACK``."""
+_RTT_SAMPLE = AF.RTT_SAMPLE
+_TSO_SUPERSEGMENT = AF.TSO_SUPERSEGMENT
+
+
+def steady_segment(conn: Connection, seg: Segment) -> int:
+    """Apply ``seg`` to a ``conn.steady`` connection; its analysis flags, or -1 if not taken.
+
+    Each block names the full-path code it stands for; the tests compare the two paths.
+    """
+    flags = seg.flags
+    plen = seg.payload_len
+    window = seg.window
+    if flags & _NOT_STEADY != ACK or not window or seg.sack or seg.captured_payload < plen:
+        return -1
+    from_client = seg.sport == conn.client_port and seg.src == conn.client_addr
+    an = conn.analyzer
+    if from_client:
+        side = 0
+        snd = an._c
+        rcv = an._s
+        st = an.client
+        rst_ = an.server
+    else:
+        side = 1
+        snd = an._s
+        rcv = an._c
+        st = an.server
+        rst_ = an.client
+    peer = conn.peer
+    eps = peer._eps
+    e = eps[side]
+    if not e.hist & (HIST_DATA if plen else HIST_ACK):
+        return -1  # Zeek's first 'd' or 'a' of this side: a history letter to write.
+    base = snd.base
+    last = snd.last_ts_ns
+    if base < 0 or last < 0 or snd.pending_ack or snd.zw_open_index != -1:
+        # This side's first segment, a probe answer due, or a zero-window period to close.
+        return -1
+    ts = seg.ts_ns
+
+    # -- SequenceAnalyzer.on_segment's two common ACK branches: the tests, no writes yet.
+    ack = seg.ack
+    rbase = rcv.base
+    nxt = rcv.snd_nxt
+    una = rcv.snd_una
+    if rbase < 0 or una > nxt:
+        return -1
+    ack_rel = nxt + ((ack - rbase - nxt + _HALF) & _MASK) - _HALF
+    rec: SegmentRecord | None = None  # a FreshSegment tuple when set (tested below)
+    if ack_rel == una:
+        if not plen and ack == snd.last_ack_raw and snd.last_sent_ack:
+            return -1  # a duplicate-ACK or window-update candidate
+        new_ack = False
+    elif una < ack_rel <= nxt:
+        rec = rcv.by_end.get(ack_rel)
+        if isinstance(rec, SentSegment):
+            return -1  # ACK of a segment that was re-sent (Karn) or of the SYN
+        new_ack = True
+    else:
+        return -1  # ACK of data never seen, or behind SND.UNA
+
+    # -- the sequence side: in-order data of more than one byte, or a plain 0-byte ACK.
+    s_nxt = snd.snd_nxt
+    rel = s_nxt + ((seg.seq - base - s_nxt + _HALF) & _MASK) - _HALF
+    if rel != s_nxt:
+        return -1  # out of order, a re-send, a probe or a keep-alive
+    end = s_nxt + plen
+    rwin = rcv.win_scaled
+    if plen:
+        if plen == 1 or (rwin and rcv.win_known and end == snd.snd_una + rwin):
+            return -1  # a possible 1-byte probe, or a window-full mark to record
+    elif rel == snd.snd_una - 1 and rcv.win_known and rwin == 0:
+        return -1  # never true when rel == SND.NXT >= SND.UNA; kept as the full path reads
+
+    # ===================================================================== writes
+    # Connection.on_segment, before the analyzer.
+    conn.last_frame = seg.frame
+    conn.last_ts_ns = ts
+    conn.packets[side] += 1
+    conn.payload_bytes[side] += plen
+    conn.win_raw[side] = window
+
+    # SequenceAnalyzer.on_segment: timing.
+    mask = 0
+    st.packets += 1
+    an.last_ts_ns = ts
+    idle_ns = ts - last
+    if idle_ns > st.idle_max_ns:
+        st.idle_max_ns = idle_ns
+    snd.last_ts_ns = ts
+    st.last_ts_ns = ts
+
+    # ACK side.
+    st.ack_pkts += 1
+    if new_ack:
+        rcv.snd_una = ack_rel
+        snd.dupacks = 0
+        if ack_rel > 1:
+            rcv.iw_done = True
+        if rec is not None:
+            sample = ts - rec[3]  # type: ignore[index]  # FreshSegment: sent once, Karn-clean
+            if sample >= 0:
+                mask = _RTT_SAMPLE
+                rst_.rtt.add(float(sample))
+                rcv.est.update(sample)
+        order = rcv.order
+        if order is not None and len(order) > an.options.max_tracked_segments:
+            an._prune(rcv)
+    snd.last_ack_raw = ack
+    snd.last_win_raw = window
+    snd.last_sent_ack = True
+
+    # Window advertisement (never zero here).
+    win = window << snd.shift
+    if st.win_min < 0 or win < st.win_min:
+        st.win_min = win
+    if win > st.win_max:
+        st.win_max = win
+    st.win_sum += win
+    st.win_n += 1
+    snd.win_scaled = win
+    snd.win_known = True
+
+    # Sequence side.
+    if plen:
+        st.data_pkts += 1
+        st.data_bytes += plen
+        if st.seg_max == 0 or plen < st.seg_min:
+            st.seg_min = plen
+        if plen > st.seg_max:
+            st.seg_max = plen
+        if flags & PSH:
+            st.pushed_pkts += 1
+        peer_mss = rst_.mss
+        if peer_mss > 0 and plen > peer_mss:
+            mask |= _TSO_SUPERSEGMENT
+            st.tso_pkts += 1
+        snd.ranges.add(s_nxt, end)
+        new: SegmentRecord = (SentSegment(s_nxt, end, seg.frame, ts, "") if snd.mutable
+                              else (s_nxt, end, seg.frame, ts))
+        snd.by_start[s_nxt] = new
+        snd.by_end[end] = new
+        sorder = snd.order
+        if sorder is None:
+            sorder = snd.order = deque()
+        sorder.append(new)
+        if not snd.iw_done:
+            st.iw_bytes += plen
+            st.iw_pkts += 1
+        snd.snd_nxt = end
+    else:
+        st.pure_acks += 1
+
+    # Connection.on_segment, after the analyzer: the peer's silence count, then Zeek and
+    # Wireshark, then the sender's SND.MAX (no FIN, no SYN: the end is seq + payload).
+    conn.silent_probes[1 - side] = 0
+    ws = peer._ws
+    peer._ws_prev = ws
+    peer._ws = ws | (WS_DATA if plen else WS_ACK)
+    peer._n += 1
+    peer._steady(seg, e, eps[1 - side], side, flags, plen)
+    rows = conn.packet_rows
+    if rows is not None:
+        rows.append((seg.frame, ts, conn.flow_id, from_client, flags, mask, plen))
+    machine = conn.client if from_client else conn.server
+    raw_end = (seg.seq + plen) & _MASK
+    snd_max = machine.snd_max
+    if snd_max < 0 or (((snd_max - raw_end) & _MASK) >= _HALF and snd_max != raw_end):
+        machine.snd_max = raw_end
+    return mask
