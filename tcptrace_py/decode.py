@@ -79,6 +79,38 @@ ETH_IPV6_TCP_UNPACK = struct.Struct("!14xIHBB16s16sHHIIHHHH").unpack_from
 """The fixed IPv6 header and the fixed TCP header of an Ethernet frame in one unpack (74
 bytes): the fast path for IPv6 carrying TCP directly (no extension headers). The ethertype
 is skipped: the IPv4 unpack above has already read it."""
+FUSED_LINK_OFFSETS: dict[int, tuple[int, int]] = {
+    1: (12, 14),  # Ethernet: type at 12, IP at 14 (what _link_ethernet hands to _ether)
+    113: (14, 16),  # Linux cooked v1 (tcpdump -i any): protocol at 14, IP at 16
+    276: (0, 20),  # Linux cooked v2: protocol at 0, IP at 20
+}
+"""Link types whose frames carry an ethertype at a fixed offset before the IP header:
+(ethertype offset, IP header offset). The decoder hands all three to ``_ether`` with that
+IP offset, so the fused pcap reader can treat them alike (see :func:`fused_unpackers`)."""
+
+
+Unpackers = tuple[int, Callable[[Any, int], tuple[Any, ...]],
+                  Callable[[Any, int], tuple[Any, ...]]]
+"""(IP offset, IPv4+TCP unpack, IPv6+TCP unpack) of one link type (:func:`fused_unpackers`)."""
+
+
+def _unpackers(et_off: int, ip_off: int) -> Unpackers:
+    v4 = struct.Struct(f"!{et_off}xH{ip_off - et_off - 2}xBxHHHBB2x4s4sHHIIHHHH")
+    v6 = struct.Struct(f"!{ip_off}xIHBB16s16sHHIIHHHH")
+    return ip_off, v4.unpack_from, v6.unpack_from
+
+
+def fused_unpackers(linktype: int) -> Unpackers | None:
+    """The unpackers for a link type of :data:`FUSED_LINK_OFFSETS`, else None. The IPv4
+    unpack reads the ethertype and the same fields as ``ETH_IPV4_TCP_UNPACK``; the IPv6 one,
+    those of ``ETH_IPV6_TCP_UNPACK``, at the link type's offsets."""
+    offsets = FUSED_LINK_OFFSETS.get(linktype)
+    return None if offsets is None else _unpackers(*offsets)
+
+
+ETHERNET_UNPACKERS = _unpackers(*FUSED_LINK_OFFSETS[1])
+
+
 _NOP_NOP_TS = b"\x01\x01\x08\x0a"  # the usual 12-byte option block of established Linux flows
 NOP_NOP_TS_WORD = 0x0101080A
 """``_NOP_NOP_TS`` as the big-endian word read by ``TCP_TS_BLOCK_UNPACK``."""

@@ -153,6 +153,48 @@ def test_damage_backwards_time_and_strict() -> None:
     assert str(fused_err.value) == str(frames_err.value)
 
 
+def _linux_cooked(frame: bytes, version: int) -> bytes:
+    """An Ethernet frame re-framed as Linux cooked v1 (SLL) or v2 (SLL2), as ``tcpdump -i
+    any`` writes it: the same ethertype and everything after the Ethernet header."""
+    if len(frame) < 14:
+        return frame  # too short for either header: skipped like the Ethernet one
+    proto, rest = frame[12:14], frame[14:]
+    if version == 1:  # pkttype, ARPHRD_ETHER, address length, address, protocol
+        return struct.pack("!HHH8s", 0, 1, 6, b"\x02" * 6 + b"\0\0") + proto + rest
+    # protocol, reserved, ifindex, ARPHRD_ETHER, pkttype, address length, address
+    return proto + struct.pack("!HIHBB8s", 0, 2, 1, 0, 6, b"\x02" * 6 + b"\0\0") + rest
+
+
+@pytest.mark.parametrize(("linktype", "version"), [(113, 1), (276, 2)])
+@pytest.mark.parametrize("snaplen", [0, 60, 70, 80, 96])
+def test_linux_cooked_frames_take_the_same_fast_path(linktype: int, version: int,
+                                                     snaplen: int) -> None:
+    """SLL and SLL2 (``tcpdump -i any``) are fused like Ethernet, at their own offsets."""
+    frames = [_linux_cooked(d, version) for d in _variants()]
+    if snaplen:
+        frames = [d[:snaplen] for d in frames]
+    raw = pcap_bytes([(T0 + i, d, len(d) + 50) for i, d in enumerate(frames)],
+                     linktype=linktype, snaplen=snaplen or 65535)
+    segs = _assert_same(raw)
+    assert len(segs) >= (20 if not snaplen else 1)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, len(_variants()) - 1), st.integers(0, 96),
+                          st.integers(0, 255)), min_size=1, max_size=8),
+       st.sampled_from([(113, 1), (276, 2)]))
+def test_mutated_linux_cooked_headers(edits: list[tuple[int, int, int]],
+                                      link: tuple[int, int]) -> None:
+    frames = [_linux_cooked(d, link[1]) for d in _variants()]
+    out = []
+    for idx, pos, value in edits:
+        frame = bytearray(frames[idx])
+        if pos < len(frame):
+            frame[pos] = value
+        out.append((T0, bytes(frame)))
+    _assert_same(pcap_bytes(out, linktype=link[0]))
+
+
 def test_pcapng_goes_through_the_decoder(tmp_path: Path) -> None:
     p = write_pcapng(tmp_path / "a.pcapng", [(T0 + i, d) for i, d in enumerate(_variants())])
     assert len(_assert_same(p)) > 20

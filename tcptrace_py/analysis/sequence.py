@@ -803,82 +803,106 @@ def _records(order: deque[SegmentRecord] | None) -> deque[SentSegment] | tuple[(
     return order or ()  # type: ignore[return-value]
 
 
-def _ms(ns: float) -> float:
-    return round(ns / 1e6, 3)
+DIRECTION_COLUMNS = (
+    "packets", "ack_pkts", "pure_acks", "rst_pkts", "data_pkts", "data_bytes", "unique_bytes",
+    "retransmitted_segments", "rexmt_data_pkts", "rexmt_data_bytes", "syn_pkts", "fin_pkts",
+    "syn_retransmissions", "fin_retransmissions", "rto_retransmissions", "fast_retransmissions",
+    "tail_loss_probes", "spurious_retransmissions", "out_of_order_pkts", "lost_segments",
+    "missed_bytes", "acks_of_unseen_data", "dup_acks", "triple_dup_acks", "sack_pkts",
+    "dsack_pkts", "max_sack_blocks", "zero_window_advs", "zero_window_probes",
+    "zero_window_probe_bytes", "zero_window_probe_acks", "keepalives", "keepalive_acks",
+    "window_updates", "window_full", "pushed_pkts", "mss_bytes", "window_scale", "sack_permitted",
+    "timestamps", "initial_window_bytes", "initial_window_pkts", "segment_min_bytes",
+    "segment_max_bytes", "segment_avg_bytes", "window_min_bytes", "window_max_bytes",
+    "window_avg_bytes", "idle_max_ms", "throughput_bytes_per_s", "truncated_bytes",
+    "truncated_pkts", "tso_supersegments", "rtt_samples", "rtt_ambiguous_acks", "rtt_min_ms",
+    "rtt_avg_ms", "rtt_max_ms", "rtt_stdev_ms", "handshake_rtt_ms", "srtt_ms", "rttvar_ms",
+    "rto_ms", "rexmit_interval_min_ms", "rexmit_interval_max_ms", "rexmit_interval_avg_ms",
+    "rto_backoff_ratio_avg", "isn", "midstream",
+)
+"""Per-direction record columns, without their ``client_``/``server_`` prefix, in order."""
+_PREFIXED = {p: tuple(p + name for name in DIRECTION_COLUMNS) for p in ("client_", "server_")}
 
 
 def _direction_columns(p: str, st: DirectionStats, state: SenderState,
                        duration_ns: int) -> dict[str, object]:
+    """One direction's columns. Built as one tuple zipped with prebuilt names: a record
+    is made per connection, and for captures of many short connections (scans, floods)
+    this was a third of the time (139 prefixed string concatenations and 21 calls)."""
     est = state.est
-    return {
-        p + "packets": st.packets,
-        p + "ack_pkts": st.ack_pkts,
-        p + "pure_acks": st.pure_acks,
-        p + "rst_pkts": st.rst_pkts,
-        p + "data_pkts": st.data_pkts,
-        p + "data_bytes": st.data_bytes,
-        p + "unique_bytes": st.unique_bytes,
-        p + "retransmitted_segments": st.retransmitted_segments,
-        p + "rexmt_data_pkts": st.rexmt_data_pkts,
-        p + "rexmt_data_bytes": st.rexmt_data_bytes,
-        p + "syn_pkts": st.syn_pkts,
-        p + "fin_pkts": st.fin_pkts,
-        p + "syn_retransmissions": st.syn_rexmt,
-        p + "fin_retransmissions": st.fin_rexmt,
-        p + "rto_retransmissions": st.rexmt_rto,
-        p + "fast_retransmissions": st.rexmt_fast,
-        p + "tail_loss_probes": st.rexmt_tlp,
-        p + "spurious_retransmissions": st.rexmt_spurious,
-        p + "out_of_order_pkts": st.ooo_pkts,
-        p + "lost_segments": st.lost_segments,
-        p + "missed_bytes": st.missed_bytes,
-        p + "acks_of_unseen_data": st.acks_unseen,
-        p + "dup_acks": st.dup_acks,
-        p + "triple_dup_acks": st.triple_dup_acks,
-        p + "sack_pkts": st.sack_pkts,
-        p + "dsack_pkts": st.dsack_pkts,
-        p + "max_sack_blocks": st.max_sack_blocks,
-        p + "zero_window_advs": st.zero_window_advs,
-        p + "zero_window_probes": st.zwp_pkts,
-        p + "zero_window_probe_bytes": st.zwp_bytes,
-        p + "zero_window_probe_acks": st.zwp_acks,
-        p + "keepalives": st.keepalives,
-        p + "keepalive_acks": st.keepalive_acks,
-        p + "window_updates": st.window_updates,
-        p + "window_full": st.window_full,
-        p + "pushed_pkts": st.pushed_pkts,
-        p + "mss_bytes": st.mss,
-        p + "window_scale": st.wscale,
-        p + "sack_permitted": st.sack_permitted,
-        p + "timestamps": st.timestamps,
-        p + "initial_window_bytes": st.iw_bytes,
-        p + "initial_window_pkts": st.iw_pkts,
-        p + "segment_min_bytes": st.seg_min,
-        p + "segment_max_bytes": st.seg_max,
-        p + "segment_avg_bytes": round(st.data_bytes / st.data_pkts, 1) if st.data_pkts else 0,
-        p + "window_min_bytes": max(st.win_min, 0),
-        p + "window_max_bytes": st.win_max,
-        p + "window_avg_bytes": round(st.win_sum / st.win_n, 1) if st.win_n else 0,
-        p + "idle_max_ms": _ms(st.idle_max_ns),
-        p + "throughput_bytes_per_s": (round(st.unique_bytes * 1e9 / duration_ns, 1)
-                                       if duration_ns > 0 else 0.0),
-        p + "truncated_bytes": st.truncated_bytes,
-        p + "truncated_pkts": st.truncated_pkts,
-        p + "tso_supersegments": st.tso_pkts,
-        p + "rtt_samples": st.rtt.count,
-        p + "rtt_ambiguous_acks": st.ambiguous_acks,
-        p + "rtt_min_ms": _ms(st.rtt.min),
-        p + "rtt_avg_ms": _ms(st.rtt.mean),
-        p + "rtt_max_ms": _ms(st.rtt.max),
-        p + "rtt_stdev_ms": _ms(st.rtt.stdev),
-        p + "handshake_rtt_ms": _ms(st.handshake_rtt_ns) if st.handshake_rtt_ns >= 0 else None,
-        p + "srtt_ms": _ms(est.srtt_ns) if est.srtt_ns is not None else None,
-        p + "rttvar_ms": _ms(est.rttvar_ns) if est.rttvar_ns is not None else None,
-        p + "rto_ms": _ms(est.rto_ns),
-        p + "rexmit_interval_min_ms": _ms(st.rexmit_interval.min),
-        p + "rexmit_interval_max_ms": _ms(st.rexmit_interval.max),
-        p + "rexmit_interval_avg_ms": _ms(st.rexmit_interval.mean),
-        p + "rto_backoff_ratio_avg": round(st.backoff_ratio.mean, 3),
-        p + "isn": st.isn,
-        p + "midstream": st.midstream,
-    }
+    rtt = st.rtt
+    rxi = st.rexmit_interval
+    values = (
+        st.packets,  # packets
+        st.ack_pkts,  # ack_pkts
+        st.pure_acks,  # pure_acks
+        st.rst_pkts,  # rst_pkts
+        st.data_pkts,  # data_pkts
+        st.data_bytes,  # data_bytes
+        st.unique_bytes,  # unique_bytes
+        st.retransmitted_segments,  # retransmitted_segments
+        st.rexmt_data_pkts,  # rexmt_data_pkts
+        st.rexmt_data_bytes,  # rexmt_data_bytes
+        st.syn_pkts,  # syn_pkts
+        st.fin_pkts,  # fin_pkts
+        st.syn_rexmt,  # syn_retransmissions
+        st.fin_rexmt,  # fin_retransmissions
+        st.rexmt_rto,  # rto_retransmissions
+        st.rexmt_fast,  # fast_retransmissions
+        st.rexmt_tlp,  # tail_loss_probes
+        st.rexmt_spurious,  # spurious_retransmissions
+        st.ooo_pkts,  # out_of_order_pkts
+        st.lost_segments,  # lost_segments
+        st.missed_bytes,  # missed_bytes
+        st.acks_unseen,  # acks_of_unseen_data
+        st.dup_acks,  # dup_acks
+        st.triple_dup_acks,  # triple_dup_acks
+        st.sack_pkts,  # sack_pkts
+        st.dsack_pkts,  # dsack_pkts
+        st.max_sack_blocks,  # max_sack_blocks
+        st.zero_window_advs,  # zero_window_advs
+        st.zwp_pkts,  # zero_window_probes
+        st.zwp_bytes,  # zero_window_probe_bytes
+        st.zwp_acks,  # zero_window_probe_acks
+        st.keepalives,  # keepalives
+        st.keepalive_acks,  # keepalive_acks
+        st.window_updates,  # window_updates
+        st.window_full,  # window_full
+        st.pushed_pkts,  # pushed_pkts
+        st.mss,  # mss_bytes
+        st.wscale,  # window_scale
+        st.sack_permitted,  # sack_permitted
+        st.timestamps,  # timestamps
+        st.iw_bytes,  # initial_window_bytes
+        st.iw_pkts,  # initial_window_pkts
+        st.seg_min,  # segment_min_bytes
+        st.seg_max,  # segment_max_bytes
+        round(st.data_bytes / st.data_pkts, 1) if st.data_pkts else 0,  # segment_avg_bytes
+        max(st.win_min, 0),  # window_min_bytes
+        st.win_max,  # window_max_bytes
+        round(st.win_sum / st.win_n, 1) if st.win_n else 0,  # window_avg_bytes
+        round(st.idle_max_ns / 1e6, 3) if st.idle_max_ns else 0.0,  # idle_max_ms
+        # throughput_bytes_per_s:
+        (round(st.unique_bytes * 1e9 / duration_ns, 1) if duration_ns > 0 else 0.0),
+        st.truncated_bytes,  # truncated_bytes
+        st.truncated_pkts,  # truncated_pkts
+        st.tso_pkts,  # tso_supersegments
+        rtt.count,  # rtt_samples
+        st.ambiguous_acks,  # rtt_ambiguous_acks
+        round(rtt.min / 1e6, 3) if rtt.count else 0.0,  # rtt_min_ms
+        round(rtt.mean / 1e6, 3) if rtt.count else 0.0,  # rtt_avg_ms
+        round(rtt.max / 1e6, 3) if rtt.count else 0.0,  # rtt_max_ms
+        round(rtt.stdev / 1e6, 3) if rtt.count > 1 else 0.0,  # rtt_stdev_ms
+        # handshake_rtt_ms:
+        round(st.handshake_rtt_ns / 1e6, 3) if st.handshake_rtt_ns >= 0 else None,
+        round(est.srtt_ns / 1e6, 3) if est.srtt_ns is not None else None,  # srtt_ms
+        round(est.rttvar_ns / 1e6, 3) if est.rttvar_ns is not None else None,  # rttvar_ms
+        round(est.rto_ns / 1e6, 3),  # rto_ms
+        round(rxi.min / 1e6, 3) if rxi.count else 0.0,  # rexmit_interval_min_ms
+        round(rxi.max / 1e6, 3) if rxi.count else 0.0,  # rexmit_interval_max_ms
+        round(rxi.mean / 1e6, 3) if rxi.count else 0.0,  # rexmit_interval_avg_ms
+        round(st.backoff_ratio.mean, 3) if st.backoff_ratio.count else 0.0,  # rto_backoff_ratio_avg
+        st.isn,  # isn
+        st.midstream,  # midstream
+    )
+    return dict(zip(_PREFIXED[p], values, strict=True))

@@ -7,14 +7,14 @@ checked against ``MAX_RECORD_BYTES`` and the header's snaplen *before* we wait f
 bytes (a corrupted length must not make us buffer gigabytes).
 
 The same record loop also serves :func:`read_pcap_segments`, the fused reader+decoder the
-engine uses: for the overwhelmingly common frame (Ethernet, IPv4 without options or IPv6
-without extension headers, TCP with no options or NOP NOP timestamp) the headers are unpacked
-straight from the chunk at the record's offset and the :class:`Segment` is built there. That
-saves, per frame, a copy of the frame's bytes, the frame tuple, a generator hop and the
-decoder call (~20 % of read+decode). Every other frame is handed to ``Decoder.decode`` with a
-bytes slice, exactly as :func:`read_frames` + ``Decoder.decode`` would, so the fast path only
-has to agree with ``Decoder.decode`` on the frames it accepts (tests/test_capture_fused.py
-checks that on every capture it can find).
+engine uses: for the overwhelmingly common frame (Ethernet or Linux cooked, IPv4 without
+options or IPv6 without extension headers, TCP with no options or NOP NOP timestamp) the
+headers are unpacked straight from the chunk at the record's offset and the :class:`Segment`
+is built there. That saves, per frame, a copy of the frame's bytes, the frame tuple, a
+generator hop and the decoder call (~20 % of read+decode). Every other frame is handed to
+``Decoder.decode`` with a bytes slice, exactly as :func:`read_frames` + ``Decoder.decode``
+would, so the fast path only has to agree with ``Decoder.decode`` on the frames it accepts
+(tests/test_capture_fused.py checks that on every capture it can find).
 """
 
 from __future__ import annotations
@@ -32,11 +32,11 @@ from tcptrace_py.capture.common import (
     update_ts_range,
 )
 from tcptrace_py.decode import (
-    ETH_IPV4_TCP_UNPACK,
-    ETH_IPV6_TCP_UNPACK,
+    ETHERNET_UNPACKERS,
     NOP_NOP_TS_WORD,
     TCP_TS_BLOCK_UNPACK,
     Decoder,
+    fused_unpackers,
 )
 from tcptrace_py.diagnostics import CaptureError, Diagnostics
 from tcptrace_py.segment import Segment
@@ -130,11 +130,17 @@ def _records(stream: Any, head: bytes, display: str, diag: Diagnostics, strict: 
     max_cap = min(snaplen, MAX_RECORD_BYTES) if snaplen > 0 else MAX_RECORD_BYTES
     unpack_rec = struct.Struct(order + "IIII").unpack_from
     frac_limit = 1_000_000_000 // frac_ns  # fraction must be < 1 s
-    # The fused fast path is only for Ethernet files; other link types always go through
-    # ``decode`` (which has its own dispatch). Bound once: globals cost a dict lookup.
-    ethernet = linktype == 1 and not frames_only
-    eth4 = ETH_IPV4_TCP_UNPACK
-    eth6 = ETH_IPV6_TCP_UNPACK
+    # The fused fast path is for link types with an ethertype at a fixed offset (Ethernet,
+    # Linux cooked v1/v2); other link types always go through ``decode`` (which has its own
+    # dispatch). ``l2`` is the IP header's offset in the frame; ``v4_min``/``v6_min`` the
+    # length of link + IP + fixed TCP header (54 and 74 for Ethernet). Bound once: globals
+    # cost a dict lookup.
+    unpackers = None if frames_only else fused_unpackers(linktype)
+    fused = unpackers is not None
+    # When not fused, Ethernet's stand in: always bound, never called.
+    l2, eth4, eth6 = unpackers or ETHERNET_UNPACKERS
+    v4_min = l2 + 40
+    v6_min = l2 + 60
     ts_block = TCP_TS_BLOCK_UNPACK
     nop_nop_ts = NOP_NOP_TS_WORD
     tcp_segments = 0  # segments built by the fast path, added to diag once per chunk
@@ -186,7 +192,7 @@ def _records(stream: Any, head: bytes, display: str, diag: Diagnostics, strict: 
                 if frames_only:
                     yield (frame_no, ts, linktype, buf[start:end], wire_len)
                     continue
-                if ethernet and caplen >= 54:
+                if fused and caplen >= v4_min:
                     # Fused decoding: the same rules as Decoder.decode's Ethernet fast path
                     # (read there for the why of each test); lengths from the IP header,
                     # ``caplen`` playing the part of ``len(data)``.
@@ -196,17 +202,17 @@ def _records(stream: Any, head: bytes, display: str, diag: Diagnostics, strict: 
                         if vihl == 0x45 and proto == 6 and not frag & 0x1FFF \
                                 and total_len >= 40:
                             thl = (off_flags >> 12) << 2
-                            ip_end = 14 + total_len
+                            ip_end = l2 + total_len
                             if thl == 20:
                                 tcp_segments += 1
                                 yield Segment(frame_no, ts, src, dst, sport, dport, seq, ack,
                                               off_flags & 0x1FF, window, total_len - 40,
-                                              (ip_end if ip_end < caplen else caplen) - 54,
+                                              (ip_end if ip_end < caplen else caplen) - v4_min,
                                               urp, -1, -1, False, (), -1, -1, ip_id, ttl,
                                               False, (), csum)
                                 continue
                             if thl == 32 and total_len >= 52 and ip_end <= caplen:
-                                word, tsval, tsecr = ts_block(buf, start + 54)
+                                word, tsval, tsecr = ts_block(buf, start + v4_min)
                                 if word == nop_nop_ts:
                                     tcp_segments += 1
                                     yield Segment(frame_no, ts, src, dst, sport, dport, seq,
@@ -215,23 +221,23 @@ def _records(stream: Any, head: bytes, display: str, diag: Diagnostics, strict: 
                                                   -1, False, (), tsval, tsecr, ip_id, ttl,
                                                   False, (), csum)
                                     continue
-                    elif et == 0x86DD and caplen >= 74:
+                    elif et == 0x86DD and caplen >= v6_min:
                         (vtcfl, plen, nh, hlim, src, dst, sport, dport, seq, ack, off_flags,
                          window, csum, urp) = eth6(buf, start)
                         # Payload length 0 (jumbogram/TSO) and extension headers: slow path.
                         if vtcfl >> 28 == 6 and nh == 6 and plen >= 20:
                             thl = (off_flags >> 12) << 2
-                            ip_end = 54 + plen
+                            ip_end = l2 + 40 + plen
                             if thl == 20:
                                 tcp_segments += 1
                                 yield Segment(frame_no, ts, src, dst, sport, dport, seq, ack,
                                               off_flags & 0x1FF, window, plen - 20,
-                                              (ip_end if ip_end < caplen else caplen) - 74,
+                                              (ip_end if ip_end < caplen else caplen) - v6_min,
                                               urp, -1, -1, False, (), -1, -1, -1, hlim,
                                               False, (), csum)
                                 continue
                             if thl == 32 and plen >= 32 and ip_end <= caplen:
-                                word, tsval, tsecr = ts_block(buf, start + 74)
+                                word, tsval, tsecr = ts_block(buf, start + v6_min)
                                 if word == nop_nop_ts:
                                     tcp_segments += 1
                                     yield Segment(frame_no, ts, src, dst, sport, dport, seq,
