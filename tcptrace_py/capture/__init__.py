@@ -17,7 +17,12 @@ from typing import Any, TypeVar
 
 from tcptrace_py.capture.common import CHUNK_BYTES, MAX_RECORD_BYTES, Frame
 from tcptrace_py.capture.pcap import is_pcap, parse_header, read_pcap, read_pcap_segments
-from tcptrace_py.capture.pcapng import describe_pcapng, is_pcapng, read_pcapng
+from tcptrace_py.capture.pcapng import (
+    describe_pcapng,
+    is_pcapng,
+    read_pcapng,
+    read_pcapng_segments,
+)
 from tcptrace_py.capture.source import (
     LFS_POINTER_PREFIX,
     OpenedSource,
@@ -78,18 +83,11 @@ def read_segments(source: object, diag: Diagnostics, decoder: Decoder, *,
                   strict: bool = False, name: str | None = None) -> Iterator[Segment]:
     """Yield the TCP segment of every frame that decodes to one: the same segments, warnings
     and counters as ``decoder.decode`` over :func:`read_frames`, faster for classic pcap."""
-    def pcapng_segments(stream: Any, display: str) -> Iterator[Segment]:
-        decode = decoder.decode
-        for frame_no, ts_ns, linktype, data, wire_len in read_pcapng(stream, b"", display,
-                                                                     diag, strict):
-            seg = decode(linktype, data, frame_no, ts_ns, wire_len)
-            if seg is not None:
-                yield seg
-
     return _read(source, diag, strict, name,
                  lambda stream, display: read_pcap_segments(stream, b"", display, diag,
                                                             strict, decoder),
-                 pcapng_segments)
+                 lambda stream, display: read_pcapng_segments(stream, b"", display, diag,
+                                                              strict, decoder))
 
 
 def _read(source: object, diag: Diagnostics, strict: bool, name: str | None,

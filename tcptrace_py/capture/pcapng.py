@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, cast
 
 from tcptrace_py.capture.common import (
     MAX_BLOCK_BYTES,
@@ -31,7 +31,9 @@ from tcptrace_py.capture.common import (
     note_backwards,
     update_ts_range,
 )
+from tcptrace_py.decode import Decoder
 from tcptrace_py.diagnostics import CaptureError, Diagnostics
+from tcptrace_py.segment import Segment
 
 SHB = 0x0A0D0D0A
 IDB = 0x00000001
@@ -50,6 +52,11 @@ SHB_MAGIC_BYTES = struct.pack("<I", SHB)  # palindrome: same bytes in both byte 
 OPT_ENDOFOPT = 0
 OPT_IF_TSRESOL = 9
 OPT_IF_TSOFFSET = 14
+
+
+EPB_INNER_LOOP = True
+"""Take the inner loop over whole EPBs (:func:`_blocks`); tests turn it off to check that
+it reads exactly what the general loop reads."""
 
 
 def is_pcapng(head: bytes) -> bool:
@@ -116,11 +123,38 @@ def _make_interface(block: bytes, order: str) -> Interface:
 def read_pcapng(stream: Any, head: bytes, display: str, diag: Diagnostics,
                 strict: bool) -> Iterator[Frame]:
     """Yield frames from a pcapng stream whose first bytes (``head``) were sniffed."""
+    return cast(Iterator[Frame], _blocks(stream, head, display, diag, strict, None))
+
+
+def read_pcapng_segments(stream: Any, head: bytes, display: str, diag: Diagnostics,
+                         strict: bool, decoder: Decoder) -> Iterator[Segment]:
+    """The TCP segments of a pcapng stream: :func:`read_pcapng` followed by ``decoder.decode``
+    on every frame, with the decoder called from the block loop (no frame tuple, no
+    generator hop). Frames that do not decode are counted by the decoder, not yielded."""
+    return cast(Iterator[Segment], _blocks(stream, head, display, diag, strict, decoder))
+
+
+def _blocks(stream: Any, head: bytes, display: str, diag: Diagnostics, strict: bool,
+            decoder: Decoder | None) -> Iterator[Frame | Segment]:
+    """The block loop: frames when ``decoder`` is None, else decoded segments.
+
+    Runs of well-formed Enhanced Packet Blocks that sit whole in the buffer go through a
+    tight inner loop (the bulk of any capture Wireshark or dumpcap writes); it applies the
+    same rules as the general loop below and hands anything else to it (another block type,
+    a block not yet read, any length or interface the general loop would warn about), so
+    every message and counter comes from one place."""
+    frames_only = decoder is None
+    # Never called when ``frames_only``; Decoder(diag) only gives the name a callable type.
+    decode = (decoder or Decoder(diag)).decode
+    inner = EPB_INNER_LOOP
     fb = StreamBuffer(stream, head)
     order = "<"
     u32 = struct.Struct("<I").unpack_from
     epb = struct.Struct("<IIIII").unpack_from
     pb = struct.Struct("<HHIIII").unpack_from
+    epb_fast = struct.Struct("<IIIIIII").unpack_from  # type, length, then the EPB fields
+    pending = 0  # frames counted by the inner loop, added to diag when it exits
+    pending_lt = 0
     interfaces: list[Interface] = []
     frame_no = 0
     sections = 0
@@ -131,6 +165,57 @@ def read_pcapng(stream: Any, head: bytes, display: str, diag: Diagnostics,
     bad_iface_warned = False
     try:
         while True:
+            if interfaces and inner:
+                # ---- the inner loop over whole EPBs (see the docstring)
+                buf = fb.buf
+                pos = fb.pos
+                end = len(buf) - 32
+                n_ifaces = len(interfaces)
+                while pos <= end:
+                    btype, blen, iface_id, ts_hi, ts_lo, caplen, wire_len = epb_fast(buf, pos)
+                    if (btype != EPB or blen < 32 or blen % 4 or blen > MAX_BLOCK_BYTES
+                            or pos + blen > end + 32 or iface_id >= n_ifaces
+                            or caplen > blen - 32 or caplen > MAX_RECORD_BYTES
+                            or u32(buf, pos + blen - 4)[0] != blen):
+                        break
+                    iface = interfaces[iface_id]
+                    units = (ts_hi << 32) | ts_lo
+                    if iface.div == 1 and iface.shift == 0:
+                        ts = units * iface.mul + iface.offset_ns
+                    else:
+                        ts = iface.ts_ns(units)
+                    if ts < last_ts:
+                        backwards_warned = note_backwards(diag, display, backwards_warned,
+                                                          frame_no + 1, ts, last_ts)
+                        if min_ts is None or ts < min_ts:
+                            min_ts = ts
+                    else:
+                        if min_ts is None:
+                            min_ts = ts
+                        last_ts = ts
+                    prev_ts = ts
+                    frame_no += 1
+                    lt = iface.linktype
+                    if lt != pending_lt and pending:
+                        diag.frames += pending
+                        diag.link_types[pending_lt] += pending
+                        pending = 0
+                    pending_lt = lt
+                    pending += 1
+                    data_start = pos + 28
+                    pos += blen
+                    fb.pos = pos
+                    if frames_only:
+                        yield (frame_no, ts, lt, buf[data_start:data_start + caplen], wire_len)
+                    else:
+                        seg = decode(lt, buf[data_start:data_start + caplen], frame_no, ts,
+                                     wire_len)
+                        if seg is not None:
+                            yield seg
+                if pending:
+                    diag.frames += pending
+                    diag.link_types[pending_lt] += pending
+                    pending = 0
             if not fb.fill(8):
                 if fb.remaining() and sections == 0:
                     # Cut inside the first block header: nothing readable, like a pcap file
@@ -173,6 +258,7 @@ def read_pcapng(stream: Any, head: bytes, display: str, diag: Diagnostics,
                 u32 = struct.Struct(order + "I").unpack_from
                 epb = struct.Struct(order + "IIIII").unpack_from
                 pb = struct.Struct(order + "HHIIII").unpack_from
+                epb_fast = struct.Struct(order + "IIIIIII").unpack_from
             blen = u32(buf, pos + 4)[0]
             if blen < 12 or blen % 4 or blen > MAX_BLOCK_BYTES:
                 msg = (f"block length {blen} is invalid (block type 0x{btype:08x}; "
@@ -275,7 +361,13 @@ def read_pcapng(stream: Any, head: bytes, display: str, diag: Diagnostics,
                 lt = iface.linktype
                 diag.frames += 1
                 diag.link_types[lt] += 1
-                yield (frame_no, ts, lt, buf[data_start:data_start + caplen], wire_len)
+                if frames_only:
+                    yield (frame_no, ts, lt, buf[data_start:data_start + caplen], wire_len)
+                else:
+                    seg = decode(lt, buf[data_start:data_start + caplen], frame_no, ts,
+                                 wire_len)
+                    if seg is not None:
+                        yield seg
             elif btype == IDB:
                 if blen < 20:
                     damage(diag, display, f"interface description block too short ({blen})",
@@ -308,6 +400,9 @@ def read_pcapng(stream: Any, head: bytes, display: str, diag: Diagnostics,
             else:
                 diag.notes["pcapng_unknown_block"] += 1
     finally:
+        if pending:
+            diag.frames += pending
+            diag.link_types[pending_lt] += pending
         if frame_no:
             update_ts_range(diag, min_ts, last_ts)
 
