@@ -144,7 +144,7 @@ def test_stream_arriving_in_small_reads(step: int) -> None:
 def test_cut_at_every_offset() -> None:
     raw = _mixed()
     for cut in range(0, len(raw), 13):
-        _same(lambda c=cut: raw[:c])  # type: ignore[misc]
+        _same(lambda c=cut: raw[:c])
     _same(lambda: raw[:-5], strict=True)
 
 
@@ -177,4 +177,4 @@ def _shared_pcapngs() -> list[Path]:
 @pytest.mark.skipif(not _shared_pcapngs(), reason="../shared not present")
 def test_shared_pcapng_captures() -> None:
     for path in _shared_pcapngs():
-        _same(lambda p=path: p, segments=True)  # type: ignore[misc]
+        _same(lambda p=path: p, segments=True)
