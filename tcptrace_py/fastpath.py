@@ -90,15 +90,21 @@ def steady_segment(conn: Connection, seg: Segment) -> int:
     if rbase < 0 or una > nxt:
         return -1
     ack_rel = nxt + ((ack - rbase - nxt + _HALF) & _MASK) - _HALF
-    rec: SegmentRecord | None = None  # a FreshSegment tuple when set (tested below)
+    sent_ts: int | None = None  # send time of the segment this ACK ends at (RTT sample)
     if ack_rel == una:
         if not plen and ack == snd.last_ack_raw and snd.last_sent_ack:
             return -1  # a duplicate-ACK or window-update candidate
         new_ack = False
     elif una < ack_rel <= nxt:
-        rec = rcv.by_end.get(ack_rel)
-        if isinstance(rec, SentSegment):
-            return -1  # ACK of a segment that was re-sent (Karn) or of the SYN
+        rec: SegmentRecord | None = rcv.by_end.get(ack_rel)
+        if rec is not None:
+            if type(rec) is tuple:
+                sent_ts = rec[3]  # a FreshSegment: sent once, Karn-clean
+            else:
+                assert isinstance(rec, SentSegment)
+                if rec.tx > 1 or rec.control == "syn":
+                    return -1  # ACK of re-sent data (Karn) or of the SYN: handshake RTT
+                sent_ts = rec.ts_ns
         new_ack = True
     else:
         return -1  # ACK of data never seen, or behind SND.UNA
@@ -141,8 +147,8 @@ def steady_segment(conn: Connection, seg: Segment) -> int:
         snd.dupacks = 0
         if ack_rel > 1:
             rcv.iw_done = True
-        if rec is not None:
-            sample = ts - rec[3]  # type: ignore[index]  # FreshSegment: sent once, Karn-clean
+        if sent_ts is not None:
+            sample = ts - sent_ts
             if sample >= 0:
                 mask = _RTT_SAMPLE
                 rst_.rtt.add(float(sample))
