@@ -122,6 +122,8 @@ ANOMALY_CODES = (
     "self_connect",
     "reset_on_data",
     "rto_backoff",
+    "port_scan",
+    "syn_flood",
 )
 # ss(8) state names -> RFC 9293 names.  A socket ss does not list is CLOSED.
 SS_TO_RFC = {
@@ -627,6 +629,37 @@ def scn_unanswered_syn(env: Env) -> list[Conn]:
     return [Conn(caddr, env.server_addr(), "not_established", "unanswered", ["unanswered_syn"],
                  note="every SYN dropped after the capture point: SYN at 0, 1, 3 s; connect() "
                       "fails with ETIMEDOUT at ~7 s (tcp_syn_retries=2, no linear timeouts)")]
+
+
+SYN_FLOOD_SOURCES = 60
+SYN_FLOOD_PER_SOURCE = 2
+
+
+def scn_syn_flood(env: Env) -> list[Conn]:
+    """120 connect()s from 60 client addresses to a server whose SYNs are all dropped."""
+    env.relay_policy(lambda s: None if s.direction == "c2s" and s.flags & TH_SYN else 0.0)
+    addrs = [f"10.77.0.{100 + i}" for i in range(SYN_FLOOD_SOURCES)]
+    for a in addrs:
+        nsexec(NS_CLIENT, "ip", "addr", "add", f"{a}/24", "dev", IF_CLIENT)
+    conns: list[Conn] = []
+    socks: list[socket.socket] = []
+    for _round in range(SYN_FLOOD_PER_SOURCE):
+        for a in addrs:
+            c = env.sock(NS_CLIENT)
+            c.setblocking(False)
+            c.bind((a, 0))
+            err = c.connect_ex(env.server_addr())
+            if err not in (0, errno.EINPROGRESS):
+                env.errors.append(f"connect_ex from {a} returned {errno.errorcode.get(err)}")
+            socks.append(c)
+            conns.append(Conn((a, c.getsockname()[1]), env.server_addr(), "not_established",
+                              "unanswered", ["unanswered_syn"],
+                              note="SYN dropped after the capture point; retransmitted once "
+                                   "before the capture ends"))
+    time.sleep(1.6)  # each SYN sent at 0 and retransmitted at ~1 s (initial RTO)
+    for c in socks:
+        c.close()
+    return conns
 
 
 def scn_synack_retransmission(env: Env) -> list[Conn]:
@@ -1194,6 +1227,12 @@ SCENARIOS: list[Scenario] = [
              scn_unanswered_syn, client_sysctls=dict(EXP_SYN),
              loss_location="c2s SYNs dropped by the relay after the capture point (all in the "
              "capture)"),
+    Scenario("syn_flood", f"{SYN_FLOOD_SOURCES * SYN_FLOOD_PER_SOURCE} connect()s from "
+             f"{SYN_FLOOD_SOURCES} client addresses to one server whose SYNs are all dropped: "
+             "every client retries (a server or firewall dropping SYNs, as opposed to a "
+             "spoofed flood's single SYNs).", scn_syn_flood, client_sysctls=dict(EXP_SYN),
+             loss_location="c2s SYNs dropped by the relay after the capture point (all in the "
+             "capture)", capture_anomalies=["syn_flood"]),
     Scenario("synack_retransmission", "The handshake's final ACK is lost: the server "
              "retransmits its SYN-ACK after 1 s.", scn_synack_retransmission,
              loss_location="client's first pure ACK dropped by the relay after the capture "
@@ -1219,7 +1258,7 @@ SCENARIOS: list[Scenario] = [
              link="two TAP devices joined by a userspace relay, 10 ms one-way delay"),
     Scenario("rst_storm", "140 connections well within one second: 100 connect()s to closed ports "
              "(refused) interleaved with 40 connections the server accepts and aborts "
-             "(SO_LINGER 0).", scn_rst_storm, capture_anomalies=["rst_storm"]),
+             "(SO_LINGER 0).", scn_rst_storm, capture_anomalies=["rst_storm", "port_scan"]),
     Scenario("half_close", "Client sends a request and shutdown(SHUT_WR); the server keeps "
              "sending for 0.5 s after the client's FIN, then closes.", scn_half_close),
     Scenario("syn_backlog_overflow", "listen(backlog=1), never accept(): two connections "

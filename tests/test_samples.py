@@ -41,7 +41,8 @@ ANOMALY_CODES = {
     "unanswered_syn", "connection_refused", "synack_retransmission", "half_open", "rst_storm",
     "lost_final_ack", "retransmission_timeout", "zero_window_stall", "close_wait_stuck",
     "half_close", "abortive_close", "keepalive_timeout", "time_wait_reuse", "simultaneous_open",
-    "simultaneous_close", "self_connect", "reset_on_data", "rto_backoff",
+    "simultaneous_close", "self_connect", "reset_on_data", "rto_backoff", "port_scan",
+    "syn_flood",
 }
 RFC9293_STATES = {"CLOSED", "LISTEN", "SYN_SENT", "SYN_RECEIVED", "ESTABLISHED", "FIN_WAIT_1",
                   "FIN_WAIT_2", "CLOSE_WAIT", "CLOSING", "LAST_ACK", "TIME_WAIT"}
@@ -286,7 +287,18 @@ def test_rst_abort_and_rst_storm(packets: dict[str, list[Pkt]]) -> None:
     storm = packets["rst_storm"]
     rsts = [p for p in storm if p.flags & R]
     assert len(rsts) >= 100 and rsts[-1].ts - rsts[0].ts < 2.0
-    assert SAMPLES["rst_storm"]["capture_anomalies"] == ["rst_storm"]
+    assert SAMPLES["rst_storm"]["capture_anomalies"] == ["rst_storm", "port_scan"]
+    ports = {p.dst.rsplit(":", 1)[1] for p in storm if p.flags & S and not p.flags & A}
+    assert len(ports) > 100  # one client probing 100 closed ports and the listener: a scan
+
+
+def test_syn_flood_sample_is_many_sources_retrying(packets: dict[str, list[Pkt]]) -> None:
+    syns = [p for p in packets["syn_flood"] if p.flags & S]
+    sources = {p.src.rsplit(":", 1)[0] for p in syns}
+    targets = {p.dst for p in syns}
+    assert len(sources) == 60 and len(targets) == 1 and len(syns) == 240  # each SYN twice
+    assert not [p for p in packets["syn_flood"] if not p.flags & S]  # nothing answered
+    assert SAMPLES["syn_flood"]["capture_anomalies"] == ["syn_flood"]
 
 
 def test_half_close_server_sends_after_client_fin(packets: dict[str, list[Pkt]]) -> None:

@@ -24,6 +24,7 @@ from tcptrace_py.detectors import (  # noqa: F401  (imported for registration)
     protocol,
     resets,
     retransmission,
+    scans,
     window,
 )
 from tcptrace_py.detectors.base import REGISTRY, Code, Detector, Param, ParamValue, register

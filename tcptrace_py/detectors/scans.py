@@ -1,0 +1,231 @@
+"""Scan and flood detectors: many failed connection attempts seen together.
+
+Each failed attempt is already reported on its own connection (``connection_refused``,
+``unanswered_syn``, ``half_open``); these capture-wide findings say what the attempts have
+in common, which is what an operator asks first when a capture holds thousands of them:
+
+* ``port_scan``: one source address probed many distinct targets (address and port) and
+  most probes failed: refused, never answered, or a SYN-ACK the source abandoned without
+  completing the handshake (what a SYN scan does with open ports). A connect() scan's
+  successful handshakes are counted as open targets but do not make a scan by themselves:
+  health checkers and load balancers complete handshakes to many servers.
+* ``syn_flood``: one server endpoint left connection attempts from many sources unanswered.
+  Spoofed floods send each SYN once from a random source, so the share of attempts with a
+  single SYN is part of the evidence; real clients behind a dead server retry theirs.
+
+Memory is bounded whatever the capture: sources and servers are kept in LRU tables of
+``max_tracked`` entries (a spoofed flood's sources, each seen once, push each other out
+while a scanner, active all along, stays), and each entry keeps at most ``max_targets``
+distinct targets or sources and counts the rest.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, OrderedDict
+from collections.abc import Iterable, Mapping
+
+from tcptrace_py.connection import Connection
+from tcptrace_py.detectors.base import NS_PER_S, Code, Detector, Param, ParamValue, register
+from tcptrace_py.diagnostics import Diagnostics
+from tcptrace_py.events import Anomaly
+from tcptrace_py.options import Options
+from tcptrace_py.report import classify_close, classify_open
+from tcptrace_py.segment import addr_text
+
+OUTCOMES = ("refused", "unanswered", "abandoned", "open")
+"""What a probe found: refused (RST), unanswered (no reply), abandoned (SYN-ACK, then the
+source gave up or reset: a SYN scan's open port) and open (handshake completed, no data)."""
+_FAILED = ("refused", "unanswered", "abandoned")
+_SAMPLE = 20
+
+
+def probe_outcome(conn: Connection) -> str | None:
+    """The outcome of a connection attempt that carried no data, else None."""
+    if not conn.pure_syn_sent[0] or conn.self_connect or conn.payload_bytes[0] \
+            or conn.payload_bytes[1]:
+        return None
+    open_kind = classify_open(conn)
+    close = classify_close(conn, open_kind)
+    if close in ("refused", "unanswered"):
+        return close
+    if conn.handshake_done_frame < 0:
+        return "abandoned" if conn.synack_sent[1] else None
+    return "open"
+
+
+class _Entry:
+    """What one tracked source (or server) was seen doing."""
+
+    __slots__ = ("keys", "overflow", "outcomes", "first_frame", "last_frame", "first_ts_ns",
+                 "last_ts_ns", "ports", "hosts", "single_syn")
+
+    def __init__(self) -> None:
+        self.keys: set[str] = set()
+        """Distinct targets (for a source) or sources (for a server), at most max_targets."""
+        self.overflow = 0
+        """Attempts whose target/source was not kept once ``keys`` was full."""
+        self.outcomes: Counter[str] = Counter()
+        self.first_frame = -1
+        self.last_frame = -1
+        self.first_ts_ns = -1
+        self.last_ts_ns = -1
+        self.ports: set[int] = set()
+        self.hosts: set[str] = set()
+        self.single_syn = 0
+
+    def add(self, key: str, conn: Connection, outcome: str, limit: int) -> None:
+        if key in self.keys:
+            pass
+        elif len(self.keys) < limit:
+            self.keys.add(key)
+        else:
+            self.overflow += 1
+        self.outcomes[outcome] += 1
+        if self.first_frame < 0 or conn.first_frame < self.first_frame:
+            self.first_frame = conn.first_frame
+            self.first_ts_ns = conn.first_ts_ns
+        if conn.last_frame > self.last_frame:
+            self.last_frame = conn.last_frame
+            self.last_ts_ns = conn.last_ts_ns
+        if conn.pure_syn_sent[0] == 1:
+            self.single_syn += 1
+
+    @property
+    def failed(self) -> int:
+        return sum(self.outcomes[o] for o in _FAILED)
+
+    @property
+    def distinct(self) -> int:
+        """Distinct keys (a lower bound once keys overflowed)."""
+        return len(self.keys)
+
+
+def _touch(table: OrderedDict[str, _Entry], key: str, limit: int) -> _Entry:
+    entry = table.get(key)
+    if entry is None:
+        if len(table) >= limit:
+            table.popitem(last=False)
+        entry = table[key] = _Entry()
+    else:
+        table.move_to_end(key)
+    return entry
+
+
+@register
+class Scans(Detector):
+    """Port scans (one source, many failed targets) and SYN floods (one server, many
+    unanswered sources), capture-wide."""
+
+    name = "scan"
+    params = (
+        Param("min_targets", 20, "Distinct targets (address and port) one source must have "
+              "probed, most of them failed, for a port scan. Clients retrying one service, or "
+              "a few replicas of it, stay far below; nmap's fastest scan probes 100 ports."),
+        Param("min_failed_share", 0.5, "Share of the source's probes that failed (refused, "
+              "unanswered, abandoned after the SYN-ACK) for a port scan: a scan finds mostly "
+              "closed or filtered ports, a health checker mostly open ones."),
+        Param("min_sources", 50, "Distinct sources whose attempts to one server went "
+              "unanswered for a SYN flood (fewer are clients of a server that is down)."),
+        Param("min_attempts", 100, "Unanswered attempts to one server for a SYN flood."),
+        Param("max_tracked", 10_000, "Sources and servers tracked at once (LRU); bounds memory "
+              "under floods of spoofed sources."),
+        Param("max_targets", 100, "Distinct targets (or sources) remembered per entry; "
+              "beyond, attempts are counted but not told apart (the evidence says the count "
+              "is capped). With max_tracked it bounds memory to about 1 M short strings."),
+    )
+    codes = (
+        Code("port_scan", "warning", "network",
+             "One source probed many targets and most probes failed (refused, unanswered, or "
+             "a SYN-ACK abandoned as SYN scans do): targets, hosts, ports, outcomes, rate."),
+        Code("syn_flood", "warning", "network",
+             "Connection attempts from many sources to one server went unanswered: a SYN "
+             "flood (spoofed sources send one SYN each) or a server that stopped answering; "
+             "sources, attempts, rate, the share of single-SYN attempts."),
+    )
+
+    def __init__(self, values: Mapping[str, ParamValue], options: Options) -> None:
+        super().__init__(values, options)
+        self.sources: OrderedDict[str, _Entry] = OrderedDict()
+        self.servers: OrderedDict[str, _Entry] = OrderedDict()
+
+    def on_connection(self, conn: Connection) -> Iterable[Anomaly]:
+        outcome = probe_outcome(conn)
+        if outcome is None:
+            return ()
+        limit = int(self.p["max_tracked"])
+        per = int(self.p["max_targets"])
+        client = addr_text(conn.client_addr)
+        server = addr_text(conn.server_addr)
+        target = f"[{server}]:{conn.server_port}" if ":" in server else \
+            f"{server}:{conn.server_port}"
+        src = _touch(self.sources, client, limit)
+        src.add(target, conn, outcome, per)
+        if len(src.ports) < per:
+            src.ports.add(conn.server_port)
+        if len(src.hosts) < per:
+            src.hosts.add(server)
+        if outcome == "unanswered":
+            _touch(self.servers, target, limit).add(client, conn, outcome, per)
+        return ()
+
+    def on_end(self, end_ns: int, diag: Diagnostics) -> Iterable[Anomaly]:
+        out: list[Anomaly] = []
+        for source, e in sorted(self.sources.items(), key=lambda kv: kv[1].first_frame):
+            probes = sum(e.outcomes.values())
+            if e.distinct < int(self.p["min_targets"]) or \
+                    e.failed < float(self.p["min_failed_share"]) * probes:
+                continue
+            span_ns = e.last_ts_ns - e.first_ts_ns
+            kind = ("vertical" if len(e.hosts) == 1 else
+                    "horizontal" if len(e.ports) == 1 else "mixed")
+            details = {
+                "source": source,
+                "kind": kind,
+                "probes": probes,
+                "targets": e.distinct,
+                "targets_capped": e.overflow > 0,
+                "hosts": len(e.hosts),
+                "ports": len(e.ports),
+                "outcomes": {o: e.outcomes[o] for o in OUTCOMES},
+                "span_s": round(span_ns / NS_PER_S, 6),
+                "rate_per_s": round(probes / (span_ns / NS_PER_S), 1) if span_ns > 0 else None,
+                "sample_ports": sorted(e.ports)[:_SAMPLE],
+                "sample_hosts": sorted(e.hosts)[:_SAMPLE],
+            }
+            capped = "+" if e.overflow else ""
+            where = (f"{len(e.ports)}{capped} ports of {next(iter(e.hosts))}"
+                     if kind == "vertical"
+                     else f"port {next(iter(e.ports))} on {len(e.hosts)}{capped} hosts"
+                     if kind == "horizontal"
+                     else f"{len(e.ports)} ports on {len(e.hosts)} hosts")
+            out.append(self.make(
+                "port_scan", None, e.first_frame, e.last_frame, e.first_ts_ns,
+                f"{source} probed {where}: {e.outcomes['refused']} refused, "
+                f"{e.outcomes['unanswered']} unanswered, {e.outcomes['abandoned']} abandoned "
+                f"after SYN-ACK, {e.outcomes['open']} open", details))
+        for server, e in sorted(self.servers.items(), key=lambda kv: kv[1].first_frame):
+            attempts = e.outcomes["unanswered"]
+            if e.distinct < int(self.p["min_sources"]) or attempts < int(self.p["min_attempts"]):
+                continue
+            span_ns = e.last_ts_ns - e.first_ts_ns
+            single_share = round(e.single_syn / attempts, 3)
+            details = {
+                "server": server,
+                "attempts": attempts,
+                "sources": e.distinct,
+                "sources_capped": e.overflow > 0,
+                "single_syn_share": single_share,
+                "span_s": round(span_ns / NS_PER_S, 6),
+                "rate_per_s": round(attempts / (span_ns / NS_PER_S), 1) if span_ns > 0
+                else None,
+                "sample_sources": sorted(e.keys)[:_SAMPLE],
+            }
+            spoofed = single_share >= 0.9
+            out.append(self.make(
+                "syn_flood", None, e.first_frame, e.last_frame, e.first_ts_ns,
+                f"{attempts} connection attempts from {e.distinct}"
+                f"{'+' if e.overflow else ''} sources to {server} never answered"
+                + (" (single SYNs: spoofed sources)" if spoofed
+                   else " (clients retried: the server or a firewall dropped them)"),
+                details))
+        return out
