@@ -52,6 +52,10 @@ Exit codes:
 """
 
 F = TypeVar("F", bound=Callable[..., Any])
+_T = TypeVar("_T")
+TABLE_LIMIT = 1000
+"""Rows the terminal table shows by default: rich renders ~2,000 rows a second here, and a
+screen of failures is what a reader wants first (files get every row)."""
 
 
 def _err(msg: str) -> None:
@@ -178,6 +182,10 @@ def _common(f: F) -> F:
         click.option("--sort", "sort_key", default=None, metavar="COLUMN",
                      help="Sort by this column (e.g. duration_s, start_ts, retransmissions)."),
         click.option("--reverse", is_flag=True, help="Sort in descending order."),
+        click.option("--limit", type=click.IntRange(min=0), default=None, metavar="N",
+                     help=f"Show at most N rows (0: all). Default: {TABLE_LIMIT} for the table, "
+                          "whose rows are then the most severe (or the first of --sort); "
+                          "every row for the other formats."),
         click.option("--fail-on", type=click.Choice(SEVERITIES), default=None,
                      help="Exit 1 when an anomaly at or above this severity is found."),
         click.option("--config", "config", type=click.Path(dir_okay=False), default=None,
@@ -414,8 +422,8 @@ def _need_pkg(fmt: str) -> None:
 def analyze(files: tuple[str, ...], fmt: str, output: str | None, states: tuple[str, ...],
             closes: tuple[str, ...], codes: tuple[str, ...], hosts: tuple[str, ...],
             ports: tuple[int, ...], flow_ids: tuple[int, ...], sort_key: str | None,
-            reverse: bool, fail_on: str | None, config: str | None, params: tuple[str, ...],
-            time_wait_s: float | None, idle_timeout_s: float | None,
+            reverse: bool, limit: int | None, fail_on: str | None, config: str | None,
+            params: tuple[str, ...], time_wait_s: float | None, idle_timeout_s: float | None,
             attempt_timeout_s: float | None, max_connections: int | None, strict: bool,
             quiet: bool) -> None:
     """Analyse captures: one record per TCP connection.
@@ -440,27 +448,68 @@ def analyze(files: tuple[str, ...], fmt: str, output: str | None, states: tuple[
     filters = Filters(states, closes, codes, hosts, ports, flow_ids)
     out = _open_out(output, fmt)
     stream = fmt == "jsonl" and sort_key is None
+    rows = _limit_for(fmt, limit)
     try:
         if stream:
             assert out is not None
+            written = [0]
+
             def emit(rec: dict[str, Any]) -> None:
-                out.write(dumps(rec) + "\n")
+                if rows is None or written[0] < rows:
+                    out.write(dumps(rec) + "\n")
+                    written[0] += 1
 
             run = _run(files, options, strict, quiet, filters, on_record=emit, keep=False)
         else:
             run = _run(files, options, strict, quiet, filters)
             _sort(run.records, sort_key, reverse)
+            worst: dict[tuple[str | None, int], int] = {}
+            for cap, a in run.anomalies:
+                if a.flow_id is not None:
+                    key = (cap, a.flow_id)
+                    worst[key] = max(worst.get(key, -1), SEVERITY_RANK.get(a.severity, 0))
+            shown, omitted = _most_severe(
+                run.records, rows, lambda r: worst.get((r.get("capture"), r["flow_id"]), -1),
+                sort_key is not None)
             if fmt == "table":
                 assert out is not None
-                _print_flows(run, out, quiet)
+                _print_flows(run, shown, omitted, out, quiet)
             else:
                 from tcptrace_py.export import write_flows
 
-                write_flows(run.records, fmt, out, output, diag=run.diag)
+                write_flows(shown, fmt, out, output, diag=run.diag)
     finally:
         if out is not None and out is not sys.stdout:
             out.close()
     _exit_for(run, fail_on)
+
+
+def _limit_for(fmt: str, limit: int | None) -> int | None:
+    """Rows to show: --limit as given (0 = all), else TABLE_LIMIT for the table only."""
+    if limit is None:
+        return TABLE_LIMIT if fmt == "table" else None
+    return limit or None
+
+
+def _most_severe(items: list[_T], limit: int | None, rank: Callable[[_T], int],
+                 sorted_by_user: bool) -> tuple[list[_T], int]:
+    """At most ``limit`` of ``items`` in their order, and how many were left out.
+
+    Without a user sort the kept rows are the most severe (stable: ties keep capture order),
+    so a capture with 50,000 info findings still shows its one error; with --sort they are
+    the first rows of that order, as the user asked."""
+    if limit is None or len(items) <= limit:
+        return items, 0
+    if sorted_by_user:
+        return items[:limit], len(items) - limit
+    order = sorted(range(len(items)), key=lambda i: -rank(items[i]))[:limit]
+    return [items[i] for i in sorted(order)], len(items) - limit
+
+
+def _omitted_note(console: Any, shown: int, omitted: int, what: str) -> None:
+    if omitted:
+        console.print(f"[dim]showing {shown:,} of {shown + omitted:,} {what}; --limit 0 shows "
+                      "all, --format jsonl/csv/parquet writes all[/]")
 
 
 def _console(out: IO[str]) -> Any:
@@ -469,7 +518,10 @@ def _console(out: IO[str]) -> Any:
     return Console(file=out, width=None if out.isatty() else 200)
 
 
-def _print_flows(run: Run, out: IO[str], quiet: bool) -> None:
+def _print_flows(run: Run, records: list[dict[str, Any]], omitted: int, out: IO[str],
+                 quiet: bool) -> None:
+    """The connections table (``records``: the rows to show), capture-wide findings and the
+    capture summary, which counts every connection, shown or not."""
     from rich.table import Table
     from rich.text import Text
 
@@ -486,7 +538,7 @@ def _print_flows(run: Run, out: IO[str], quiet: bool) -> None:
     for col in cols:
         table.add_column(col, no_wrap=col != "anomalies",
                          ratio=1 if col == "anomalies" else None)
-    for r in run.records:
+    for r in records:
         found = sorted(by_flow.get((r.get("capture"), r["flow_id"]), []),
                        key=lambda a: (-SEVERITY_RANK.get(a.severity, 0), a.code))
         worst = max((SEVERITY_RANK.get(a.severity, 0) for a in found), default=-1)
@@ -509,6 +561,7 @@ def _print_flows(run: Run, out: IO[str], quiet: bool) -> None:
             row.insert(0, str(r.get("capture", "")))
         table.add_row(*row, style=style)
     console.print(table)
+    _omitted_note(console, len(records), omitted, "connections")
     wide = [a for cap, a in run.anomalies if a.flow_id is None]
     if wide:
         console.print(_anomaly_table(wide, "capture-wide anomalies"))
@@ -570,8 +623,8 @@ def _print_summary(console: Any, s: dict[str, Any]) -> None:
 def anomalies(files: tuple[str, ...], fmt: str, output: str | None, states: tuple[str, ...],
               closes: tuple[str, ...], codes: tuple[str, ...], hosts: tuple[str, ...],
               ports: tuple[int, ...], flow_ids: tuple[int, ...], sort_key: str | None,
-              reverse: bool, fail_on: str | None, config: str | None, params: tuple[str, ...],
-              time_wait_s: float | None, idle_timeout_s: float | None,
+              reverse: bool, limit: int | None, fail_on: str | None, config: str | None,
+              params: tuple[str, ...], time_wait_s: float | None, idle_timeout_s: float | None,
               attempt_timeout_s: float | None, max_connections: int | None, strict: bool,
               quiet: bool) -> None:
     """List every anomaly found, with its evidence.
@@ -610,13 +663,20 @@ def anomalies(files: tuple[str, ...], fmt: str, output: str | None, states: tupl
             except TypeError:
                 raise click.BadParameter(f"cannot sort by {sort_key!r}",
                                          param_hint="--sort") from None
+        total = len(items)
+        items, omitted = _most_severe(
+            items, _limit_for(fmt, limit),
+            # Capture-wide findings first among equals: they summarise the others.
+            lambda x: 2 * SEVERITY_RANK.get(x[1].severity, 0) + (x[1].flow_id is None),
+            sort_key is not None)
         caps = [c for c, _a in items]
         anoms = [a for _c, a in items]
         if fmt == "table":
             assert out is not None
             console = _console(out)
-            console.print(_anomaly_table(anoms, f"{len(anoms)} anomalies",
+            console.print(_anomaly_table(anoms, f"{total} anomalies",
                                          caps if run.multi else None))
+            _omitted_note(console, len(anoms), omitted, "anomalies")
         else:
             from tcptrace_py.export import write_anomalies
 

@@ -290,3 +290,30 @@ def test_attempt_timeout_option_reaches_the_engine(tmp_path: Path) -> None:
     code, out, _ = run("analyze", cap, "--format", "jsonl", "--attempt-timeout", "60")
     assert code == 0
     assert [r["end_reason"] for r in jsonl(out)] == ["attempt_timeout", "capture_end"]
+
+
+def test_limit_keeps_the_most_severe_rows_and_says_so(mixed: Path) -> None:
+    """The mixed capture: graceful (clean), refused (error), unanswered (info: one SYN),
+    open at capture end. With room for one row, the table shows the refused connection."""
+    code, out, _ = run("analyze", mixed, "--limit", "1")
+    assert code == 0 and "showing 1 of 4 connections" in out
+    table = out.split("showing")[0]
+    assert "connection_refused" in table
+    assert not any(k in table for k in ("graceful", "unanswered", "open_at_capture_end"))
+    assert "capture summary" in out and "refused 1" in out  # the summary counts all four
+    code, out, _ = run("anomalies", mixed, "--limit", "1")
+    assert "connection_refused" in out and "unanswered_syn" not in out
+    assert "showing 1 of" in out
+
+
+def test_limit_with_sort_and_file_formats(mixed: Path) -> None:
+    code, out, _ = run("analyze", mixed, "--format", "jsonl", "--limit", "2")
+    recs = jsonl(out)
+    assert code == 0 and [r["flow_id"] for r in recs] == [0, 1]  # streamed: the first two
+    _, out, _ = run("analyze", mixed, "--format", "jsonl")
+    assert len(jsonl(out)) == 4  # file formats: every row unless --limit is given
+    _, out, _ = run("analyze", mixed, "--format", "jsonl", "--sort", "flow_id", "--reverse",
+                    "--limit", "1")
+    assert [r["flow_id"] for r in jsonl(out)] == [3]  # the first of the user's order
+    _, out, _ = run("analyze", mixed, "--limit", "0")
+    assert "showing" not in out
