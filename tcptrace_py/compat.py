@@ -219,8 +219,9 @@ class PeerSummary:
         return "OTH"
 
     def steady(self) -> bool:
-        """Both Zeek endpoints seen and ESTABLISHED: ``_steady`` applies to any plain data or
-        ACK segment of a side that already has its 'd'/'a' letter (fastpath.py)."""
+        """Both Zeek endpoints seen and ESTABLISHED: for a plain data or ACK segment,
+        :meth:`_zeek` is then its 'd'/'a' history letter (once per side) followed by
+        :meth:`_steady`, which is what fastpath.py applies."""
         o, r = self._eps
         return (self._orig >= 0 and self._n > 0 and o.state == ESTABLISHED
                 and r.state == ESTABLISHED and o.first_seen and r.first_seen)

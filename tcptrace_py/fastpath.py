@@ -73,8 +73,6 @@ def steady_segment(conn: Connection, seg: Segment) -> int:
     peer = conn.peer
     eps = peer._eps
     e = eps[side]
-    if not e.hist & (HIST_DATA if plen else HIST_ACK):
-        return -1  # Zeek's first 'd' or 'a' of this side: a history letter to write.
     base = snd.base
     last = snd.last_ts_ns
     if base < 0 or last < 0 or snd.pending_ack or snd.zw_open_index != -1:
@@ -208,6 +206,11 @@ def steady_segment(conn: Connection, seg: Segment) -> int:
     peer._ws_prev = ws
     peer._ws = ws | (WS_DATA if plen else WS_ACK)
     peer._n += 1
+    if plen:
+        if not e.hist & HIST_DATA:
+            peer._check(e, side, HIST_DATA, "D")  # this side's first data: Zeek's 'd'
+    elif not e.hist & HIST_ACK:
+        peer._check(e, side, HIST_ACK, "A")  # its first pure ACK: 'a'
     peer._steady(seg, e, eps[1 - side], side, flags, plen)
     rows = conn.packet_rows
     if rows is not None:
