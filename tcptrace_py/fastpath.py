@@ -118,7 +118,7 @@ def steady_segment(conn: Connection, seg: Segment) -> int:
         if plen == 1 or (rwin and rcv.win_known and end == snd.snd_una + rwin):
             return -1  # a possible 1-byte probe, or a window-full mark to record
     elif rel == snd.snd_una - 1 and rcv.win_known and rwin == 0:
-        return -1  # never true when rel == SND.NXT >= SND.UNA; kept as the full path reads
+        return -1  # a zero-window probe at SND.UNA - 1 (SND.UNA past SND.NXT: ACK of unseen)
 
     # ===================================================================== writes
     # Connection.on_segment, before the analyzer.

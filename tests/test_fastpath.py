@@ -16,13 +16,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from captures_util import opt_mss, opt_sack, opt_ts, opt_wscale, pcap_bytes, tcp_frame
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import tcptrace_py.fastpath as fastpath
 import tcptrace_py.flowtable as flowtable
 from tcptrace_py.connection import Connection
 from tcptrace_py.engine import Engine
 from tcptrace_py.options import Options
-from tcptrace_py.segment import Segment
+from tcptrace_py.segment import ACK, FIN, PSH, SYN, Segment
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
@@ -106,3 +109,124 @@ def test_generated_capture_same_and_mostly_fast(taken: list[int]) -> None:
 def test_fast_path_off_never_calls_it(taken: list[int]) -> None:
     _outputs(io.BytesIO(_generated(2_000, seed=3)), False)
     assert taken == [0, 0]
+
+
+# ------------------------------------------------------------------ random conversations
+FUZZ = settings(max_examples=120, deadline=None,
+                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+STEPS = ("data", "data", "data", "ack", "ack", "ack_all", "resend", "ahead", "one_byte",
+         "zero_window", "small_window", "sack", "dup_ack", "idle", "ack_unseen", "ack_behind",
+         "wrap_jump", "fill_window", "keepalive", "window_probe", "stall", "odd_seq_ack")
+
+
+@st.composite
+def conversations(draw: st.DrawFn) -> bytes:
+    """A handshake, then random segments between two ESTABLISHED endpoints: mostly what the
+    fast path takes, mixed with everything that must make it hand the segment back."""
+    isn = [draw(st.sampled_from([0, 2**32 - 1, 2**32 - 3000, 2**31, 12345])) for _ in "cs"]
+    nxt = [(isn[0] + 1) % 2**32, (isn[1] + 1) % 2**32]  # next byte each side sends
+    acked = list(nxt)  # highest ACK each side has sent for the other's bytes (by side)
+    ts = 1_700_000_000 * 1_000_000_000
+    hosts = ("10.0.0.1", "10.0.0.2")
+    ports = (40000, 80)
+    opts_ts = draw(st.booleans())
+    frames: list[tuple[int, bytes]] = []
+
+    def emit(side: int, seq: int, ack: int, flags: int, n: int = 0, window: int = 65535,
+             options: bytes = b"") -> None:
+        if opts_ts and not options:
+            options = b"\x01\x01" + opt_ts(ts // 1_000_000 % 2**32, 7)
+        frames.append((ts, tcp_frame(hosts[side], hosts[1 - side], ports[side],
+                                     ports[1 - side], seq % 2**32, ack % 2**32, flags,
+                                     window=window, payload=b"d" * n, options=options)))
+
+    emit(0, isn[0], 0, SYN, options=opt_mss(1460) + opt_wscale(7))
+    ts += 1_000_000
+    emit(1, isn[1], nxt[0], SYN | ACK, options=opt_mss(1460) + opt_wscale(7))
+    ts += 1_000_000
+    emit(0, nxt[0], nxt[1], ACK)
+    for _ in range(draw(st.integers(1, 60))):
+        side = draw(st.integers(0, 1))
+        peer = 1 - side
+        ts += draw(st.sampled_from([0, 1_000, 200_000, 5_000_000]))
+        step = draw(st.sampled_from(STEPS))
+        n = draw(st.sampled_from([2, 100, 1448, 3000]))
+        ack = acked[side]
+        if step == "data":
+            emit(side, nxt[side], ack, ACK | PSH, n)
+            nxt[side] += n
+        elif step == "ack":
+            acked[side] = draw(st.integers(min(acked[side], nxt[peer]), nxt[peer]))
+            emit(side, nxt[side], acked[side], ACK)
+        elif step == "ack_all":
+            acked[side] = nxt[peer]
+            emit(side, nxt[side], acked[side], ACK, window=draw(st.sampled_from([1, 65535])))
+        elif step == "resend":
+            back = draw(st.integers(1, 3000))
+            emit(side, nxt[side] - back, ack, ACK, min(n, back))
+        elif step == "ahead":
+            emit(side, nxt[side] + draw(st.integers(1, 3000)), ack, ACK, n)
+        elif step == "one_byte":
+            emit(side, nxt[side], ack, ACK, 1)
+            nxt[side] += 1
+        elif step == "zero_window":
+            emit(side, nxt[side], ack, ACK, 0, window=0)
+        elif step == "small_window":
+            emit(side, nxt[side], ack, ACK, draw(st.sampled_from([0, 100])), window=3)
+        elif step == "sack":
+            left = nxt[peer] + 100
+            emit(side, nxt[side], ack, ACK, options=b"\x01\x01" + opt_sack([(left % 2**32,
+                                                                         (left + 500) % 2**32)]))
+        elif step == "dup_ack":
+            emit(side, nxt[side], ack, ACK)
+            emit(side, nxt[side], ack, ACK)
+        elif step == "idle":
+            ts += draw(st.sampled_from([3_000_000_000, 80_000_000_000]))
+            emit(side, nxt[side] - 1, ack, ACK)  # a keep-alive after idle
+        elif step == "ack_unseen":
+            emit(side, nxt[side], nxt[peer] + draw(st.sampled_from([1, 5000])), ACK,
+                 window=draw(st.sampled_from([0, 65535])))
+        elif step == "odd_seq_ack":
+            # A new ACK on a 0-byte segment whose sequence number is not SND.NXT.
+            acked[side] = draw(st.integers(min(acked[side], nxt[peer]), nxt[peer]))
+            emit(side, nxt[side] - draw(st.integers(1, 3)), acked[side], ACK)
+        elif step == "ack_behind":
+            emit(side, nxt[side], acked[side] - 10, ACK)
+        elif step == "fill_window":
+            # The peer acknowledges everything with a 384-byte window (3 << 7); this side
+            # then sends exactly up to its edge: a window-full mark.
+            acked[peer] = nxt[side]
+            emit(peer, nxt[peer], acked[peer], ACK, window=3)
+            ts += 1_000
+            emit(side, nxt[side], ack, ACK, 384)
+            nxt[side] += 384
+        elif step == "keepalive":
+            acked[peer] = nxt[side]
+            emit(peer, nxt[peer], acked[peer], ACK)
+            ts += draw(st.sampled_from([1_000, 2_000_000_000]))
+            emit(side, nxt[side] - 1, ack, ACK)  # 0 bytes at SND.NXT - 1, all acknowledged
+            ts += 1_000
+            emit(peer, nxt[peer], acked[peer], ACK)
+        elif step == "window_probe":
+            acked[peer] = nxt[side]
+            emit(peer, nxt[peer], acked[peer], ACK, window=0)
+            ts += 200_000_000
+            emit(side, nxt[side] - 1, ack, ACK)  # Linux's 0-byte probe at SND.UNA - 1
+        elif step == "stall":
+            emit(side, nxt[side], ack, ACK, window=0)  # this side's receive window closes
+            ts += 2_500_000_000
+            emit(side, nxt[side], ack, ACK | PSH, n)  # and reopens with new data
+            nxt[side] += n
+        else:  # a sequence jump over 2**31: unwrapping must agree too
+            emit(side, nxt[side] + 2**31 + 5, ack, ACK, n)
+    if draw(st.booleans()):
+        emit(0, nxt[0], acked[0], FIN | ACK)
+        ts += 1_000_000
+        emit(1, nxt[1], nxt[0] + 1, FIN | ACK)
+    return pcap_bytes(frames)
+
+
+@FUZZ
+@given(conversations())
+def test_random_conversations_same_with_and_without_fast_path(data: bytes) -> None:
+    assert _outputs(data, True) == _outputs(data, False)
