@@ -21,8 +21,15 @@ a self-connect, handshake settled, Zeek's endpoints ESTABLISHED) are summed up i
 ``Connection.steady``, recomputed after every segment the full path takes
 (``Connection.update_steady``).
 
-``tests/test_fastpath.py`` checks the equivalence on every capture the tests can reach by
-running each with the fast path on and off and comparing every output.
+``tests/test_fastpath.py`` checks the equivalence on every capture the tests can reach and on
+random conversations (Hypothesis) by running each with the fast path on and off and comparing
+every output; each refusal rule above has a conversation that fails without it.
+
+It reads and writes the private state of ``SequenceAnalyzer`` (``_c``/``_s``, ``_prune``) and
+``PeerSummary`` (``_eps``, ``_ws``, ``_n``, ``_check``, ``_steady``) on purpose: it is those
+classes' per-segment code for one case, kept here so that each class stays readable as the
+full statement of its rules. A change to either class's per-segment rules must be mirrored
+here, and the equivalence tests say where it was not.
 """
 
 from __future__ import annotations
