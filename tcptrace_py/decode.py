@@ -109,6 +109,8 @@ def fused_unpackers(linktype: int) -> Unpackers | None:
 
 
 ETHERNET_UNPACKERS = _unpackers(*FUSED_LINK_OFFSETS[1])
+VLAN_UNPACKERS = _unpackers(16, 18)
+"""Ethernet with one 802.1Q tag: the inner ethertype at 16, IP at 18."""
 
 
 _NOP_NOP_TS = b"\x01\x01\x08\x0a"  # the usual 12-byte option block of established Linux flows

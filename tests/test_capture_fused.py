@@ -94,6 +94,14 @@ def _variants() -> list[bytes]:
             tcp_frame(a, b, 1234, 80, 1, 2, ACK, options=TS_BLOCK + NOP + NOP
                       + opt_sack([(5, 9)]), ipv6=ipv6),
             tcp_frame(a, b, 1234, 80, 1, 2, ACK, vlans=(7,), ipv6=ipv6),
+            # One 802.1Q tag is fused (the same unpacks 4 bytes further); two are not.
+            tcp_frame(a, b, 1234, 80, 1, 2, ACK | PSH, payload=b"v" * 30, vlans=(7,),
+                      ipv6=ipv6, padding=8),
+            tcp_frame(a, b, 1234, 80, 1, 2, ACK, options=TS_BLOCK, payload=b"w" * 5,
+                      vlans=(4094,), ipv6=ipv6),
+            tcp_frame(a, b, 1234, 80, 1, 2, ACK, options=NOP + NOP + opt_sack([(5, 9)]),
+                      vlans=(7,), ipv6=ipv6),
+            tcp_frame(a, b, 1234, 80, 1, 2, ACK, payload=b"q" * 3, vlans=(7, 8), ipv6=ipv6),
         ]
     seg = tcp_segment(1, 2, 3, 4, ACK, payload=b"p" * 10)
     f += [
@@ -247,3 +255,36 @@ def test_shared_captures() -> None:
                 _separate(path)
             continue
         assert fused == _separate(path), path
+
+
+@pytest.mark.parametrize(("linktype", "frame_of"), [
+    (1, lambda d: d),  # untagged and with one 802.1Q tag (the frames below)
+    (113, lambda d: _linux_cooked(d, 1)),
+    (276, lambda d: _linux_cooked(d, 2)),
+])
+def test_common_frames_never_reach_the_decoder(linktype: int, frame_of: Any,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """Equivalence alone would pass if the fused path handed everything to the decoder: the
+    frames it is meant for (no options or NOP NOP timestamp, IPv4 or IPv6, untagged or with
+    one 802.1Q tag) must never reach ``Decoder.decode``."""
+    calls: list[int] = []
+    real = Decoder.decode
+
+    def counting(self: Decoder, *args: Any) -> Segment | None:
+        calls.append(1)
+        return real(self, *args)
+
+    monkeypatch.setattr(Decoder, "decode", counting)
+    frames = []
+    for ipv6 in (False, True):
+        a, b = (V6A, V6B) if ipv6 else (V4A, V4B)
+        for vlans in ((), (7,)) if linktype == 1 else ((),):
+            frames += [
+                tcp_frame(a, b, 1, 2, 3, 4, ACK, vlans=vlans, ipv6=ipv6),
+                tcp_frame(a, b, 1, 2, 3, 4, ACK | PSH, payload=b"p" * 40, padding=6,
+                          vlans=vlans, ipv6=ipv6),
+                tcp_frame(a, b, 1, 2, 3, 4, ACK, options=TS_BLOCK, payload=b"t" * 9,
+                          vlans=vlans, ipv6=ipv6),
+            ]
+    raw = pcap_bytes([(T0 + i, frame_of(d)) for i, d in enumerate(frames)], linktype=linktype)
+    assert len(_fused(raw)[0]) == len(frames) and calls == []

@@ -35,6 +35,7 @@ from tcptrace_py.decode import (
     ETHERNET_UNPACKERS,
     NOP_NOP_TS_WORD,
     TCP_TS_BLOCK_UNPACK,
+    VLAN_UNPACKERS,
     Decoder,
     fused_unpackers,
 )
@@ -132,15 +133,17 @@ def _records(stream: Any, head: bytes, display: str, diag: Diagnostics, strict: 
     frac_limit = 1_000_000_000 // frac_ns  # fraction must be < 1 s
     # The fused fast path is for link types with an ethertype at a fixed offset (Ethernet,
     # Linux cooked v1/v2); other link types always go through ``decode`` (which has its own
-    # dispatch). ``l2`` is the IP header's offset in the frame; ``v4_min``/``v6_min`` the
-    # length of link + IP + fixed TCP header (54 and 74 for Ethernet). Bound once: globals
-    # cost a dict lookup.
+    # dispatch). ``l2`` is the IP header's offset in the frame (``ip_off`` per frame, 4 more
+    # under a VLAN tag); ``v4_min`` the length of link + IPv4 + fixed TCP header (54 for
+    # Ethernet). Bound once: globals cost a dict lookup.
     unpackers = None if frames_only else fused_unpackers(linktype)
     fused = unpackers is not None
     # When not fused, Ethernet's stand in: always bound, never called.
     l2, eth4, eth6 = unpackers or ETHERNET_UNPACKERS
     v4_min = l2 + 40
-    v6_min = l2 + 60
+    # Ethernet frames with one 802.1Q tag are fused too (the same unpacks, 4 bytes further).
+    vlan = fused and linktype == 1
+    _, vlan4, vlan6 = VLAN_UNPACKERS
     ts_block = TCP_TS_BLOCK_UNPACK
     nop_nop_ts = NOP_NOP_TS_WORD
     tcp_segments = 0  # segments built by the fast path, added to diag once per chunk
@@ -196,23 +199,31 @@ def _records(stream: Any, head: bytes, display: str, diag: Diagnostics, strict: 
                     # Fused decoding: the same rules as Decoder.decode's Ethernet fast path
                     # (read there for the why of each test); lengths from the IP header,
                     # ``caplen`` playing the part of ``len(data)``.
+                    fields = eth4(buf, start)
+                    ip_off = l2
+                    if fields[0] == 0x8100 and vlan and caplen >= v4_min + 4:
+                        # One 802.1Q tag (Ethernet): the same headers 4 bytes further, as
+                        # Decoder._ether skips it. Two tags stay on the decoder.
+                        fields = vlan4(buf, start)
+                        ip_off = l2 + 4
                     (et, vihl, total_len, ip_id, frag, ttl, proto, src, dst, sport, dport,
-                     seq, ack, off_flags, window, csum, urp) = eth4(buf, start)
+                     seq, ack, off_flags, window, csum, urp) = fields
                     if et == 0x0800:
                         if vihl == 0x45 and proto == 6 and not frag & 0x1FFF \
                                 and total_len >= 40:
                             thl = (off_flags >> 12) << 2
-                            ip_end = l2 + total_len
+                            ip_end = ip_off + total_len
                             if thl == 20:
                                 tcp_segments += 1
                                 yield Segment(frame_no, ts, src, dst, sport, dport, seq, ack,
                                               off_flags & 0x1FF, window, total_len - 40,
-                                              (ip_end if ip_end < caplen else caplen) - v4_min,
+                                              (ip_end if ip_end < caplen else caplen) - ip_off
+                                              - 40,
                                               urp, -1, -1, False, (), -1, -1, ip_id, ttl,
                                               False, (), csum)
                                 continue
                             if thl == 32 and total_len >= 52 and ip_end <= caplen:
-                                word, tsval, tsecr = ts_block(buf, start + v4_min)
+                                word, tsval, tsecr = ts_block(buf, start + ip_off + 40)
                                 if word == nop_nop_ts:
                                     tcp_segments += 1
                                     yield Segment(frame_no, ts, src, dst, sport, dport, seq,
@@ -221,23 +232,24 @@ def _records(stream: Any, head: bytes, display: str, diag: Diagnostics, strict: 
                                                   -1, False, (), tsval, tsecr, ip_id, ttl,
                                                   False, (), csum)
                                     continue
-                    elif et == 0x86DD and caplen >= v6_min:
+                    elif et == 0x86DD and caplen >= ip_off + 60:
                         (vtcfl, plen, nh, hlim, src, dst, sport, dport, seq, ack, off_flags,
-                         window, csum, urp) = eth6(buf, start)
+                         window, csum, urp) = (eth6 if ip_off == l2 else vlan6)(buf, start)
                         # Payload length 0 (jumbogram/TSO) and extension headers: slow path.
                         if vtcfl >> 28 == 6 and nh == 6 and plen >= 20:
                             thl = (off_flags >> 12) << 2
-                            ip_end = l2 + 40 + plen
+                            ip_end = ip_off + 40 + plen
                             if thl == 20:
                                 tcp_segments += 1
                                 yield Segment(frame_no, ts, src, dst, sport, dport, seq, ack,
                                               off_flags & 0x1FF, window, plen - 20,
-                                              (ip_end if ip_end < caplen else caplen) - v6_min,
+                                              (ip_end if ip_end < caplen else caplen) - ip_off
+                                              - 60,
                                               urp, -1, -1, False, (), -1, -1, -1, hlim,
                                               False, (), csum)
                                 continue
                             if thl == 32 and plen >= 32 and ip_end <= caplen:
-                                word, tsval, tsecr = ts_block(buf, start + v6_min)
+                                word, tsval, tsecr = ts_block(buf, start + ip_off + 60)
                                 if word == nop_nop_ts:
                                     tcp_segments += 1
                                     yield Segment(frame_no, ts, src, dst, sport, dport, seq,
