@@ -512,6 +512,19 @@ def _omitted_note(console: Any, shown: int, omitted: int, what: str) -> None:
                       "all, --format jsonl/csv/parquet writes all[/]")
 
 
+def _endpoint(ip: str, port: int) -> str:
+    """``ip:port`` for display, an IPv6 address in brackets (RFC 3986) as in the evidence."""
+    return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
+
+
+def escape(text: str) -> str:
+    """Text for a rich table cell or line: brackets (IPv6 endpoints, file names) would
+    otherwise be read as markup and vanish."""
+    from rich.markup import escape as rich_escape
+
+    return rich_escape(text)
+
+
 def _console(out: IO[str]) -> Any:
     from rich.console import Console
 
@@ -551,14 +564,14 @@ def _print_flows(run: Run, records: list[dict[str, Any]], omitted: int, out: IO[
                          if a.severity in _SEVERITY_STYLE else "bold")
             notes.append(f": {a.summary} (frames {a.first_frame}-{a.last_frame})")
         row: list[Any] = [
-            str(r["flow_id"]), f"{r['client_ip']}:{r['client_port']}",
-            f"{r['server_ip']}:{r['server_port']}", r["open"], r["close"],
+            str(r["flow_id"]), escape(_endpoint(r["client_ip"], r["client_port"])),
+            escape(_endpoint(r["server_ip"], r["server_port"])), r["open"], r["close"],
             r["client_state"], r["server_state"],
             f"{r['client_packets']}/{r['server_packets']}",
             f"{r['client_payload_bytes']}/{r['server_payload_bytes']}",
             str(r.get("retransmissions", 0)), f"{r['duration_s']:.3f}", notes]
         if run.multi:
-            row.insert(0, str(r.get("capture", "")))
+            row.insert(0, escape(str(r.get("capture", ""))))
         table.add_row(*row, style=style)
     console.print(table)
     _omitted_note(console, len(records), omitted, "connections")
@@ -583,9 +596,9 @@ def _anomaly_table(items: Sequence[Anomaly], title: str,
         style = _SEVERITY_STYLE.get(a.severity, "")
         row = [f"[{style}]{a.severity}[/]", a.code,
                "" if a.flow_id is None else str(a.flow_id),
-               f"{a.first_frame}-{a.last_frame}", a.summary]
+               f"{a.first_frame}-{a.last_frame}", escape(a.summary)]
         if captures is not None:
-            row.insert(0, captures[i] or "")
+            row.insert(0, escape(captures[i] or ""))
         table.add_row(*row)
     return table
 
@@ -737,8 +750,10 @@ def flow(file: str, flow_id: int, strict: bool) -> None:
         return
     rec = target.record
     console = _console(sys.stdout)
-    console.print(f"[bold]flow {flow_id}[/]: {rec['client_ip']}:{rec['client_port']} (client) "
-                  f"<-> {rec['server_ip']}:{rec['server_port']} (server); open={rec['open']} "
+    client = escape(_endpoint(rec["client_ip"], rec["client_port"]))
+    server = escape(_endpoint(rec["server_ip"], rec["server_port"]))
+    console.print(f"[bold]flow {flow_id}[/]: {client} (client) "
+                  f"<-> {server} (server); open={rec['open']} "
                   f"close={rec['close']}; final states client={rec['client_state']} "
                   f"server={rec['server_state']}; anomalies: {', '.join(rec['anomalies'])}")
     events_by_frame: dict[int, list[str]] = {}
@@ -768,13 +783,13 @@ def flow(file: str, flow_id: int, strict: bool) -> None:
                       flags_text(tflags) if from_client else "", arrow,
                       "" if from_client else flags_text(tflags), str(plen),
                       " ".join(flag_names(amask)).lower(), states["client"], states["server"],
-                      "\n".join(events_by_frame.pop(frame, [])))
+                      escape("\n".join(events_by_frame.pop(frame, []))))
     console.print(table)
     for frame, lines in sorted(events_by_frame.items()):
-        console.print(f"frame {frame}: " + "; ".join(lines))
+        console.print(f"frame {frame}: " + escape("; ".join(lines)))
     for a in target.anomalies:
         console.print(f"[{_SEVERITY_STYLE.get(a.severity, '')}]{a.severity}[/] {a.code}: "
-                      f"{a.summary} (frames {a.first_frame}-{a.last_frame})")
+                      f"{escape(a.summary)} (frames {a.first_frame}-{a.last_frame})")
 
 
 # --------------------------------------------------------------------------- plot

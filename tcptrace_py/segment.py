@@ -38,6 +38,13 @@ def addr_text(addr: bytes) -> str:
     return str(ipaddress.IPv6Address(addr))
 
 
+def endpoint_text(addr: bytes, port: int) -> str:
+    """``addr:port``, with an IPv6 address in brackets (RFC 3986 3.2.2), so the port cannot
+    be read as part of the address: ``10.0.0.1:80``, ``[2001:db8::1]:443``."""
+    text = addr_text(addr)
+    return f"[{text}]:{port}" if len(addr) == 16 else f"{text}:{port}"
+
+
 class Segment:
     """One TCP segment as seen at the capture point.
 

@@ -317,3 +317,19 @@ def test_limit_with_sort_and_file_formats(mixed: Path) -> None:
     assert [r["flow_id"] for r in jsonl(out)] == [3]  # the first of the user's order
     _, out, _ = run("analyze", mixed, "--limit", "0")
     assert "showing" not in out
+
+
+def test_ipv6_endpoints_are_bracketed_and_survive_rich_markup() -> None:
+    """``[fd77::2]:8080`` in a rich cell would be read as a markup tag and vanish."""
+    pcap = REPO / "samples" / "ipv6_normal.pcap"
+    code, out, _ = run("analyze", pcap)
+    assert code == 0 and "[fd77::1]:" in out and "[fd77::2]:8080" in out
+    code, out, _ = run("flow", pcap, "0")
+    assert code == 0 and "[fd77::2]:8080 (server)" in out
+
+
+def test_evidence_brackets_ipv6_servers() -> None:
+    from tcptrace_py.segment import endpoint_text
+
+    assert endpoint_text(bytes(16), 80) == "[::]:80"
+    assert endpoint_text(bytes([10, 0, 0, 1]), 443) == "10.0.0.1:443"

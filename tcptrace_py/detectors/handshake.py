@@ -25,7 +25,7 @@ from tcptrace_py.events import Anomaly
 from tcptrace_py.fsm import TcpState
 from tcptrace_py.options import Options
 from tcptrace_py.report import classify_close, classify_open
-from tcptrace_py.segment import ACK, RST, SYN, addr_text
+from tcptrace_py.segment import ACK, RST, SYN, endpoint_text
 
 
 def backoff_pattern(gaps_s: list[float], tolerance: float) -> str:
@@ -111,7 +111,7 @@ class UnansweredSyn(Detector):
             "pattern": pattern,
             "gave_up": gave_up,
             "gave_up_inferred": gave_up_inferred,
-            "server": f"{addr_text(conn.server_addr)}:{conn.server_port}",
+            "server": endpoint_text(conn.server_addr, conn.server_port),
         }
         summary = (f"{attempts} SYN(s) to {details['server']} never answered"
                    + (f"; retries after {', '.join(f'{g:g}' for g in gaps)} s ({pattern})"
@@ -146,7 +146,7 @@ class ConnectionRefused(Detector):
             "syn_attempts": conn.pure_syn_sent[0],
             "rst_flags": "RA" if rst.flags & ACK else "R",
             "reply_s": seconds(rst.ts_ns - syns[-1].ts_ns),
-            "server": f"{addr_text(conn.server_addr)}:{conn.server_port}",
+            "server": endpoint_text(conn.server_addr, conn.server_port),
         }
         return (self.make("connection_refused", conn.flow_id, syns[0].frame, rst.frame,
                           syns[0].ts_ns, f"connection to {details['server']} refused (RST in "
@@ -202,7 +202,7 @@ class SynAckTrouble(Detector):
         if not conn.synack_sent[1]:
             return ()
         out: list[Anomaly] = []
-        server = f"{addr_text(conn.server_addr)}:{conn.server_port}"
+        server = endpoint_text(conn.server_addr, conn.server_port)
         rex = [r for r in conn.analyzer.retransmissions if r.kind == "synack"
                and r.sender == "server"]
         synacks = [p for p in conn.notable if p.sender == "server"
@@ -281,8 +281,9 @@ class OpenKinds(Detector):
     def on_connection(self, conn: Connection) -> Iterable[Anomaly]:
         if conn.self_connect:
             return (self.make("self_connect", conn.flow_id, conn.first_frame, conn.last_frame,
-                              conn.first_ts_ns, f"self-connect on {addr_text(conn.client_addr)}:"
-                              f"{conn.client_port}", {"port": conn.client_port}),)
+                              conn.first_ts_ns, "self-connect on "
+                              f"{endpoint_text(conn.client_addr, conn.client_port)}",
+                              {"port": conn.client_port}),)
         if conn.pure_syn_sent[0] and conn.pure_syn_sent[1]:
             syns = [p.frame for p in conn.notable if p.flags & (SYN | ACK) == SYN]
             return (self.make("simultaneous_open", conn.flow_id, syns[0] if syns else

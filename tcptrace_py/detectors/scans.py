@@ -30,7 +30,7 @@ from tcptrace_py.diagnostics import Diagnostics
 from tcptrace_py.events import Anomaly
 from tcptrace_py.options import Options
 from tcptrace_py.report import classify_close, classify_open
-from tcptrace_py.segment import addr_text
+from tcptrace_py.segment import addr_text, endpoint_text
 
 OUTCOMES = ("refused", "unanswered", "abandoned", "open")
 """What a probe found: refused (RST), unanswered (no reply), abandoned (SYN-ACK, then the
@@ -156,8 +156,7 @@ class Scans(Detector):
         per = int(self.p["max_targets"])
         client = addr_text(conn.client_addr)
         server = addr_text(conn.server_addr)
-        target = f"[{server}]:{conn.server_port}" if ":" in server else \
-            f"{server}:{conn.server_port}"
+        target = endpoint_text(conn.server_addr, conn.server_port)
         src = _touch(self.sources, client, limit)
         src.add(target, conn, outcome, per)
         if len(src.ports) < per:
