@@ -25,10 +25,17 @@ _FLAG_LETTERS = ((SYN, "S"), (FIN, "F"), (RST, "R"), (PSH, "P"), (ACK, "A"), (UR
                  (ECE, "E"), (CWR, "C"), (AE, "N"))
 
 
+def _letters(flags: int) -> str:
+    return "".join(letter for bit, letter in _FLAG_LETTERS if flags & bit) or "."
+
+
+_FLAG_TEXTS = tuple(_letters(f) for f in range(0x200))
+"""Every 9-bit combination, built once: events name the flags of each segment they record."""
+
+
 def flags_text(flags: int) -> str:
     """Flags as tcpdump-like letters, e.g. ``SA`` for SYN+ACK, ``.`` for none."""
-    out = "".join(letter for bit, letter in _FLAG_LETTERS if flags & bit)
-    return out or "."
+    return _FLAG_TEXTS[flags] if 0 <= flags < 0x200 else _letters(flags)
 
 
 def addr_text(addr: bytes) -> str:
