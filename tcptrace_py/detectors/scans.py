@@ -16,13 +16,15 @@ in common, which is what an operator asks first when a capture holds thousands o
 Memory is bounded whatever the capture: sources and servers are kept in LRU tables of
 ``max_tracked`` entries (a spoofed flood's sources, each seen once, push each other out
 while a scanner, active all along, stays), and each entry keeps at most ``max_targets``
-distinct targets or sources and counts the rest.
+distinct targets or sources and counts the rest. Addresses stay packed until a finding is
+written (about 4 us per attempt under a flood).
 """
 
 from __future__ import annotations
 
-from collections import Counter, OrderedDict
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping
+from typing import Any
 
 from tcptrace_py.connection import Connection
 from tcptrace_py.detectors.base import NS_PER_S, Code, Detector, Param, ParamValue, register
@@ -53,34 +55,40 @@ def probe_outcome(conn: Connection) -> str | None:
     return "open"
 
 
+_OUTCOME_INDEX = {o: i for i, o in enumerate(OUTCOMES)}
+Target = tuple[bytes, int]
+"""A probe target: packed server address and port (text only when reported)."""
+
+
 class _Entry:
-    """What one tracked source (or server) was seen doing."""
+    """What one tracked source (or server) was seen doing. Keys stay packed (bytes, ports)
+    and become text only in a finding: most entries of a flood never make one."""
 
     __slots__ = ("keys", "overflow", "outcomes", "first_frame", "last_frame", "first_ts_ns",
-                 "last_ts_ns", "ports", "hosts", "single_syn")
+                 "last_ts_ns", "single_syn")
 
     def __init__(self) -> None:
-        self.keys: set[str] = set()
-        """Distinct targets (for a source) or sources (for a server), at most max_targets."""
+        self.keys: set[Any] = set()
+        """Distinct targets (for a source) or source addresses (for a server), at most
+        max_targets."""
         self.overflow = 0
         """Attempts whose target/source was not kept once ``keys`` was full."""
-        self.outcomes: Counter[str] = Counter()
+        self.outcomes = [0, 0, 0, 0]
+        """Attempts by outcome, in the order of OUTCOMES."""
         self.first_frame = -1
         self.last_frame = -1
         self.first_ts_ns = -1
         self.last_ts_ns = -1
-        self.ports: set[int] = set()
-        self.hosts: set[str] = set()
         self.single_syn = 0
 
-    def add(self, key: str, conn: Connection, outcome: str, limit: int) -> None:
-        if key in self.keys:
-            pass
-        elif len(self.keys) < limit:
-            self.keys.add(key)
-        else:
-            self.overflow += 1
-        self.outcomes[outcome] += 1
+    def add(self, key: Any, conn: Connection, outcome: str, limit: int) -> None:
+        keys = self.keys
+        if key not in keys:
+            if len(keys) < limit:
+                keys.add(key)
+            else:
+                self.overflow += 1
+        self.outcomes[_OUTCOME_INDEX[outcome]] += 1
         if self.first_frame < 0 or conn.first_frame < self.first_frame:
             self.first_frame = conn.first_frame
             self.first_ts_ns = conn.first_ts_ns
@@ -90,9 +98,12 @@ class _Entry:
         if conn.pure_syn_sent[0] == 1:
             self.single_syn += 1
 
+    def count(self, outcome: str) -> int:
+        return self.outcomes[_OUTCOME_INDEX[outcome]]
+
     @property
     def failed(self) -> int:
-        return sum(self.outcomes[o] for o in _FAILED)
+        return sum(self.count(o) for o in _FAILED)
 
     @property
     def distinct(self) -> int:
@@ -100,7 +111,7 @@ class _Entry:
         return len(self.keys)
 
 
-def _touch(table: OrderedDict[str, _Entry], key: str, limit: int) -> _Entry:
+def _touch(table: OrderedDict[Any, _Entry], key: Any, limit: int) -> _Entry:
     entry = table.get(key)
     if entry is None:
         if len(table) >= limit:
@@ -145,67 +156,65 @@ class Scans(Detector):
 
     def __init__(self, values: Mapping[str, ParamValue], options: Options) -> None:
         super().__init__(values, options)
-        self.sources: OrderedDict[str, _Entry] = OrderedDict()
-        self.servers: OrderedDict[str, _Entry] = OrderedDict()
+        self.sources: OrderedDict[bytes, _Entry] = OrderedDict()
+        self.servers: OrderedDict[Target, _Entry] = OrderedDict()
+        self.limit = int(self.p["max_tracked"])
+        self.per = int(self.p["max_targets"])
 
     def on_connection(self, conn: Connection) -> Iterable[Anomaly]:
         outcome = probe_outcome(conn)
         if outcome is None:
             return ()
-        limit = int(self.p["max_tracked"])
-        per = int(self.p["max_targets"])
-        client = addr_text(conn.client_addr)
-        server = addr_text(conn.server_addr)
-        target = endpoint_text(conn.server_addr, conn.server_port)
-        src = _touch(self.sources, client, limit)
-        src.add(target, conn, outcome, per)
-        if len(src.ports) < per:
-            src.ports.add(conn.server_port)
-        if len(src.hosts) < per:
-            src.hosts.add(server)
+        target = (conn.server_addr, conn.server_port)
+        _touch(self.sources, conn.client_addr, self.limit).add(target, conn, outcome,
+                                                                self.per)
         if outcome == "unanswered":
-            _touch(self.servers, target, limit).add(client, conn, outcome, per)
+            _touch(self.servers, target, self.limit).add(conn.client_addr, conn, outcome,
+                                                          self.per)
         return ()
 
     def on_end(self, end_ns: int, diag: Diagnostics) -> Iterable[Anomaly]:
         out: list[Anomaly] = []
         for source, e in sorted(self.sources.items(), key=lambda kv: kv[1].first_frame):
-            probes = sum(e.outcomes.values())
+            probes = sum(e.outcomes)
             if e.distinct < int(self.p["min_targets"]) or \
                     e.failed < float(self.p["min_failed_share"]) * probes:
                 continue
+            ports = sorted({port for _addr, port in e.keys})
+            hosts = sorted({addr_text(addr) for addr, _port in e.keys})
             span_ns = e.last_ts_ns - e.first_ts_ns
-            kind = ("vertical" if len(e.hosts) == 1 else
-                    "horizontal" if len(e.ports) == 1 else "mixed")
+            kind = ("vertical" if len(hosts) == 1 else
+                    "horizontal" if len(ports) == 1 else "mixed")
+            outcomes = {o: e.count(o) for o in OUTCOMES}
             details = {
-                "source": source,
+                "source": addr_text(source),
                 "kind": kind,
                 "probes": probes,
                 "targets": e.distinct,
                 "targets_capped": e.overflow > 0,
-                "hosts": len(e.hosts),
-                "ports": len(e.ports),
-                "outcomes": {o: e.outcomes[o] for o in OUTCOMES},
+                "hosts": len(hosts),
+                "ports": len(ports),
+                "outcomes": outcomes,
                 "span_s": round(span_ns / NS_PER_S, 6),
                 "rate_per_s": round(probes / (span_ns / NS_PER_S), 1) if span_ns > 0 else None,
-                "sample_ports": sorted(e.ports)[:_SAMPLE],
-                "sample_hosts": sorted(e.hosts)[:_SAMPLE],
+                "sample_ports": ports[:_SAMPLE],
+                "sample_hosts": hosts[:_SAMPLE],
             }
             capped = "+" if e.overflow else ""
-            where = (f"{len(e.ports)}{capped} ports of {next(iter(e.hosts))}"
-                     if kind == "vertical"
-                     else f"port {next(iter(e.ports))} on {len(e.hosts)}{capped} hosts"
+            where = (f"{len(ports)}{capped} ports of {hosts[0]}" if kind == "vertical"
+                     else f"port {ports[0]} on {len(hosts)}{capped} hosts"
                      if kind == "horizontal"
-                     else f"{len(e.ports)} ports on {len(e.hosts)} hosts")
+                     else f"{len(ports)} ports on {len(hosts)} hosts")
             out.append(self.make(
                 "port_scan", None, e.first_frame, e.last_frame, e.first_ts_ns,
-                f"{source} probed {where}: {e.outcomes['refused']} refused, "
-                f"{e.outcomes['unanswered']} unanswered, {e.outcomes['abandoned']} abandoned "
-                f"after SYN-ACK, {e.outcomes['open']} open", details))
-        for server, e in sorted(self.servers.items(), key=lambda kv: kv[1].first_frame):
-            attempts = e.outcomes["unanswered"]
+                f"{details['source']} probed {where}: {outcomes['refused']} refused, "
+                f"{outcomes['unanswered']} unanswered, {outcomes['abandoned']} abandoned "
+                f"after SYN-ACK, {outcomes['open']} open", details))
+        for (addr, port), e in sorted(self.servers.items(), key=lambda kv: kv[1].first_frame):
+            attempts = e.count("unanswered")
             if e.distinct < int(self.p["min_sources"]) or attempts < int(self.p["min_attempts"]):
                 continue
+            server = endpoint_text(addr, port)
             span_ns = e.last_ts_ns - e.first_ts_ns
             single_share = round(e.single_syn / attempts, 3)
             details = {
@@ -217,7 +226,7 @@ class Scans(Detector):
                 "span_s": round(span_ns / NS_PER_S, 6),
                 "rate_per_s": round(attempts / (span_ns / NS_PER_S), 1) if span_ns > 0
                 else None,
-                "sample_sources": sorted(e.keys)[:_SAMPLE],
+                "sample_sources": sorted(addr_text(a) for a in e.keys)[:_SAMPLE],
             }
             spoofed = single_share >= 0.9
             out.append(self.make(
