@@ -82,8 +82,16 @@ def test_spoofed_syn_flood(tmp_path: Path) -> None:
     flood = only(analyse(tmp_path, frames), "syn_flood")
     d = flood.details
     assert (d["server"], d["attempts"], d["single_syn_share"]) == ("192.0.2.80:80", 150, 1.0)
-    assert d["sources"] == 100 and d["sources_capped"]  # max_targets sources remembered
+    assert d["sources"] == 150 and not d["sources_capped"]
     assert "spoofed" in flood.summary and flood.last_frame == 150
+    assert "from 150 sources" in flood.summary
+    # Distinct sources are remembered up to max_targets per server...
+    capped = only(analyse(tmp_path, frames, **{"scan.max_targets": 60}), "syn_flood")
+    assert (capped.details["sources"], capped.details["sources_capped"]) == (60, True)
+    assert "from 60+ sources" in capped.summary and capped.details["attempts"] == 150
+    # ... and up to max_keys over all entries (each source entry holds one target too).
+    tight = only(analyse(tmp_path, frames, **{"scan.max_keys": 200}), "syn_flood")
+    assert tight.details["sources_capped"] and tight.details["sources"] < 150
 
 
 def test_clients_retrying_to_a_dead_server(tmp_path: Path) -> None:

@@ -16,8 +16,8 @@ in common, which is what an operator asks first when a capture holds thousands o
 Memory is bounded whatever the capture: sources and servers are kept in LRU tables of
 ``max_tracked`` entries (a spoofed flood's sources, each seen once, push each other out
 while a scanner, active all along, stays), and each entry keeps at most ``max_targets``
-distinct targets or sources and counts the rest. Addresses stay packed until a finding is
-written (about 4 us per attempt under a flood).
+distinct targets or sources, all entries together at most ``max_keys``, and counts the rest.
+Addresses stay packed until a finding is written (about 4 us per attempt under a flood).
 """
 
 from __future__ import annotations
@@ -81,11 +81,12 @@ class _Entry:
         self.last_ts_ns = -1
         self.single_syn = 0
 
-    def add(self, key: Any, conn: Connection, outcome: str, limit: int) -> None:
+    def add(self, key: Any, conn: Connection, outcome: str, budget: _Budget) -> None:
         keys = self.keys
         if key not in keys:
-            if len(keys) < limit:
+            if len(keys) < budget.per_entry and budget.left > 0:
                 keys.add(key)
+                budget.left -= 1
             else:
                 self.overflow += 1
         self.outcomes[_OUTCOME_INDEX[outcome]] += 1
@@ -111,11 +112,21 @@ class _Entry:
         return len(self.keys)
 
 
-def _touch(table: OrderedDict[Any, _Entry], key: Any, limit: int) -> _Entry:
+class _Budget:
+    """Distinct keys all entries may still remember (``max_keys``), and per entry."""
+
+    __slots__ = ("left", "per_entry")
+
+    def __init__(self, total: int, per_entry: int) -> None:
+        self.left = total
+        self.per_entry = per_entry
+
+
+def _touch(table: OrderedDict[Any, _Entry], key: Any, limit: int, budget: _Budget) -> _Entry:
     entry = table.get(key)
     if entry is None:
         if len(table) >= limit:
-            table.popitem(last=False)
+            budget.left += len(table.popitem(last=False)[1].keys)
         entry = table[key] = _Entry()
     else:
         table.move_to_end(key)
@@ -140,9 +151,12 @@ class Scans(Detector):
         Param("min_attempts", 100, "Unanswered attempts to one server for a SYN flood."),
         Param("max_tracked", 10_000, "Sources and servers tracked at once (LRU); bounds memory "
               "under floods of spoofed sources."),
-        Param("max_targets", 100, "Distinct targets (or sources) remembered per entry; "
+        Param("max_targets", 65_536, "Distinct targets (or sources) remembered per entry; "
               "beyond, attempts are counted but not told apart (the evidence says the count "
-              "is capped). With max_tracked it bounds memory to about 1 M short strings."),
+              "is capped). The default lets a scan of every port of a host be counted."),
+        Param("max_keys", 500_000, "Distinct targets and sources remembered over all "
+              "entries (an evicted entry gives its share back): bounds the detector's memory "
+              "to about 40 MB whatever the capture, e.g. a flood of a million spoofed sources."),
     )
     codes = (
         Code("port_scan", "warning", "network",
@@ -159,18 +173,19 @@ class Scans(Detector):
         self.sources: OrderedDict[bytes, _Entry] = OrderedDict()
         self.servers: OrderedDict[Target, _Entry] = OrderedDict()
         self.limit = int(self.p["max_tracked"])
-        self.per = int(self.p["max_targets"])
+        self.budget = _Budget(int(self.p["max_keys"]), int(self.p["max_targets"]))
 
     def on_connection(self, conn: Connection) -> Iterable[Anomaly]:
         outcome = probe_outcome(conn)
         if outcome is None:
             return ()
         target = (conn.server_addr, conn.server_port)
-        _touch(self.sources, conn.client_addr, self.limit).add(target, conn, outcome,
-                                                                self.per)
+        budget = self.budget
+        _touch(self.sources, conn.client_addr, self.limit, budget).add(target, conn, outcome,
+                                                                        budget)
         if outcome == "unanswered":
-            _touch(self.servers, target, self.limit).add(conn.client_addr, conn, outcome,
-                                                          self.per)
+            _touch(self.servers, target, self.limit, budget).add(conn.client_addr, conn,
+                                                                  outcome, budget)
         return ()
 
     def on_end(self, end_ns: int, diag: Diagnostics) -> Iterable[Anomaly]:
