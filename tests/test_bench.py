@@ -240,3 +240,21 @@ def test_snaplen_truncates_frames_but_keeps_wire_length() -> None:
     for (ts_f, _, wire_f, data_f), (ts_s, cap_s, wire_s, data_s) in zip(full, snap, strict=True):
         assert (ts_s, wire_s) == (ts_f, wire_f)
         assert cap_s == min(wire_f, 96) and data_s == data_f[:96]
+
+
+relink = _load("relink")
+
+
+@pytest.mark.parametrize("to", ["sll", "sll2", "vlan"])
+def test_relinked_capture_gives_the_same_connections(to: str) -> None:
+    """bench/relink.py: the same traffic in another framing analyses to the same records."""
+    from tcptrace_py.engine import Engine
+
+    data = _generate(3_000)
+    out = relink.relink(data, to)
+    assert out[20:24] == struct.pack("<I", relink.LINKTYPES[to])
+
+    def records(raw: bytes) -> list[dict[str, object]]:
+        return [r.record for r in Engine().run(raw)]
+
+    assert records(out) == records(data) and len(records(out)) > 20
