@@ -167,6 +167,6 @@ def flow_record(conn: Connection, anomaly_codes: list[str] | None = None) -> dic
         "server_rst_count": conn.rst_count[1],
         "events_dropped": conn.events_dropped,
     }
-    rec.update(conn.analyzer.columns())
+    conn.analyzer.add_columns(rec)
     rec["anomalies"] = list(anomaly_codes or [])
     return rec
