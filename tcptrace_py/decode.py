@@ -71,14 +71,6 @@ _TS_OPT = struct.Struct("!II").unpack_from
 _IPV4_UNPACK = _IPV4.unpack_from
 _IPV6_UNPACK = _IPV6.unpack_from
 _TCP_UNPACK = _TCP.unpack_from
-_ETH_IPV4_TCP = struct.Struct("!12xHBxHHHBB2x4s4sHHIIHHHH")
-"""Ethernet type + a 20-byte IPv4 header + the fixed TCP header in one unpack (54 bytes):
-the fast path for the overwhelmingly common frame."""
-ETH_IPV4_TCP_UNPACK = _ETH_IPV4_TCP_UNPACK = _ETH_IPV4_TCP.unpack_from
-ETH_IPV6_TCP_UNPACK = struct.Struct("!14xIHBB16s16sHHIIHHHH").unpack_from
-"""The fixed IPv6 header and the fixed TCP header of an Ethernet frame in one unpack (74
-bytes): the fast path for IPv6 carrying TCP directly (no extension headers). The ethertype
-is skipped: the IPv4 unpack above has already read it."""
 FUSED_LINK_OFFSETS: dict[int, tuple[int, int]] = {
     1: (12, 14),  # Ethernet: type at 12, IP at 14 (what _link_ethernet hands to _ether)
     113: (14, 16),  # Linux cooked v1 (tcpdump -i any): protocol at 14, IP at 16
@@ -86,7 +78,8 @@ FUSED_LINK_OFFSETS: dict[int, tuple[int, int]] = {
 }
 """Link types whose frames carry an ethertype at a fixed offset before the IP header:
 (ethertype offset, IP header offset). The decoder hands all three to ``_ether`` with that
-IP offset, so the fused pcap reader can treat them alike (see :func:`fused_unpackers`)."""
+IP offset, so its fast path and the fused pcap reader treat them alike (see
+:func:`fused_unpackers`)."""
 
 
 Unpackers = tuple[int, Callable[[Any, int], tuple[Any, ...]],
@@ -95,15 +88,17 @@ Unpackers = tuple[int, Callable[[Any, int], tuple[Any, ...]],
 
 
 def _unpackers(et_off: int, ip_off: int) -> Unpackers:
+    """One unpack for the ethertype, a 20-byte IPv4 header and the fixed TCP header (the
+    overwhelmingly common frame), and one for the fixed IPv6 and TCP headers (IPv6 carrying
+    TCP directly; the ethertype is skipped, the IPv4 unpack has read it)."""
     v4 = struct.Struct(f"!{et_off}xH{ip_off - et_off - 2}xBxHHHBB2x4s4sHHIIHHHH")
     v6 = struct.Struct(f"!{ip_off}xIHBB16s16sHHIIHHHH")
     return ip_off, v4.unpack_from, v6.unpack_from
 
 
 def fused_unpackers(linktype: int) -> Unpackers | None:
-    """The unpackers for a link type of :data:`FUSED_LINK_OFFSETS`, else None. The IPv4
-    unpack reads the ethertype and the same fields as ``ETH_IPV4_TCP_UNPACK``; the IPv6 one,
-    those of ``ETH_IPV6_TCP_UNPACK``, at the link type's offsets."""
+    """The unpackers (:func:`_unpackers`) for a link type of :data:`FUSED_LINK_OFFSETS` at
+    its offsets, else None."""
     offsets = FUSED_LINK_OFFSETS.get(linktype)
     return None if offsets is None else _unpackers(*offsets)
 
@@ -189,52 +184,64 @@ class Decoder:
             239: self._link_nflog,
         }
         self._dpkt_classes: dict[int, Any] | None = None
+        self._fast: dict[int, Unpackers] = {
+            lt: _unpackers(*offsets) for lt, offsets in FUSED_LINK_OFFSETS.items()}
+        """Link types with an ethertype at a fixed offset: the fast path below serves them
+        all (and Ethernet with one 802.1Q tag), at their own offsets."""
 
     # ------------------------------------------------------------------ entry point
     def decode(self, linktype: int, data: bytes, frame_no: int, ts_ns: int,
                wire_len: int) -> Segment | None:
         """Decode one frame; None when skipped (reason counted in ``diag.skipped``)."""
         n = len(data)
-        if linktype == 1 and n >= 54:
+        fast = self._fast.get(linktype)
+        if fast is not None and n >= fast[0] + 40:
+            l2, v4_unpack, v6_unpack = fast
+            fields = v4_unpack(data, 0)
+            if fields[0] == 0x8100 and linktype == 1 and n >= 58:
+                # One 802.1Q tag: the same headers 4 bytes further (as _ether skips it).
+                l2, v4_unpack, v6_unpack = VLAN_UNPACKERS
+                fields = v4_unpack(data, 0)
             (et, vihl, total_len, ip_id, frag, ttl, proto, src, dst, sport, dport, seq, ack,
-             off_flags, window, csum, urp) = _ETH_IPV4_TCP_UNPACK(data, 0)
+             off_flags, window, csum, urp) = fields
             # Literals, not the named constants: this test runs for every frame.
             if et == 0x0800 and vihl == 0x45 and proto == 6 and not frag & 0x1FFF \
                     and total_len >= 40:
                 # Fast path: same rules as _ipv4 + _tcp, specialised for ihl=20.
                 thl = (off_flags >> 12) << 2
                 payload_len = total_len - 20 - thl
-                ip_end = 14 + total_len
+                ip_end = l2 + total_len
                 if thl == 20:
                     self.diag.tcp_segments += 1
                     return Segment(frame_no, ts_ns, src, dst, sport, dport, seq, ack,
                                    off_flags & 0x1FF, window, payload_len,
-                                   (ip_end if ip_end < n else n) - 54, urp, -1, -1, False, (),
-                                   -1, -1, ip_id, ttl, False, (), csum)
+                                   (ip_end if ip_end < n else n) - l2 - 40, urp, -1, -1, False,
+                                   (), -1, -1, ip_id, ttl, False, (), csum)
                 if thl == 32 and payload_len >= 0 and ip_end <= n \
-                        and data[54:58] == _NOP_NOP_TS:
+                        and data[l2 + 40:l2 + 44] == _NOP_NOP_TS:
                     self.diag.tcp_segments += 1
-                    tsval, tsecr = _TS_OPT(data, 58)
+                    tsval, tsecr = _TS_OPT(data, l2 + 44)
                     return Segment(frame_no, ts_ns, src, dst, sport, dport, seq, ack,
                                    off_flags & 0x1FF, window, payload_len, payload_len, urp,
                                    -1, -1, False, (), tsval, tsecr, ip_id, ttl, False, (),
                                    csum)
-                return self._tcp(data, 34, ip_end, src, dst, ip_id, ttl, frame_no, ts_ns)
-            elif et == 0x86DD and n >= 74:
+                return self._tcp(data, l2 + 20, ip_end, src, dst, ip_id, ttl, frame_no, ts_ns)
+            elif et == 0x86DD and n >= l2 + 60:
                 # Fast path for IPv6 carrying TCP directly: same rules as _ipv6 + _tcp when
                 # the payload length is set (0 means jumbogram/TSO) and covers the TCP header.
                 (vtcfl, plen, nh, hlim, src, dst, sport, dport, seq, ack, off_flags, window,
-                 csum, urp) = ETH_IPV6_TCP_UNPACK(data, 0)
+                 csum, urp) = v6_unpack(data, 0)
                 if vtcfl >> 28 == 6 and nh == 6 and plen >= 20:
                     thl = (off_flags >> 12) << 2
-                    ip_end = 54 + plen
+                    ip_end = l2 + 40 + plen
                     if thl == 20:
                         self.diag.tcp_segments += 1
                         return Segment(frame_no, ts_ns, src, dst, sport, dport, seq, ack,
                                        off_flags & 0x1FF, window, plen - 20,
-                                       (ip_end if ip_end < n else n) - 74, urp, -1, -1, False,
-                                       (), -1, -1, -1, hlim, False, (), csum)
-                    return self._tcp(data, 54, ip_end, src, dst, -1, hlim, frame_no, ts_ns)
+                                       (ip_end if ip_end < n else n) - l2 - 60, urp, -1, -1,
+                                       False, (), -1, -1, -1, hlim, False, (), csum)
+                    return self._tcp(data, l2 + 40, ip_end, src, dst, -1, hlim, frame_no,
+                                     ts_ns)
         handler = self._link.get(linktype)
         if handler is None:
             return self._link_dpkt(linktype, data, frame_no, ts_ns)

@@ -102,6 +102,8 @@ def _variants() -> list[bytes]:
             tcp_frame(a, b, 1234, 80, 1, 2, ACK, options=NOP + NOP + opt_sack([(5, 9)]),
                       vlans=(7,), ipv6=ipv6),
             tcp_frame(a, b, 1234, 80, 1, 2, ACK, payload=b"q" * 3, vlans=(7, 8), ipv6=ipv6),
+            # VLAN 2048: its tag control word reads 0x0800, the IPv4 ethertype, if misplaced.
+            tcp_frame(a, b, 1234, 80, 1, 2, ACK, payload=b"r" * 7, vlans=(2048,), ipv6=ipv6),
         ]
     seg = tcp_segment(1, 2, 3, 4, ACK, payload=b"p" * 10)
     f += [
@@ -288,3 +290,40 @@ def test_common_frames_never_reach_the_decoder(linktype: int, frame_of: Any,
             ]
     raw = pcap_bytes([(T0 + i, frame_of(d)) for i, d in enumerate(frames)], linktype=linktype)
     assert len(_fused(raw)[0]) == len(frames) and calls == []
+
+
+def _decode_both(linktype: int, frame: bytes) -> tuple[Any, Any]:
+    """``Decoder.decode`` (fast path first) and the link handler it would otherwise use."""
+    fast_diag, slow_diag = Diagnostics(), Diagnostics()
+    fast = Decoder(fast_diag).decode(linktype, frame, 1, T0, len(frame))
+    slow = Decoder(slow_diag)._link[linktype](frame, 1, T0)
+    return ((None if fast is None else _fields(fast), _diag_view(fast_diag)),
+            (None if slow is None else _fields(slow), _diag_view(slow_diag)))
+
+
+@pytest.mark.parametrize(("linktype", "version"), [(1, 0), (113, 1), (276, 2)])
+@pytest.mark.parametrize("snaplen", [0, 56, 62, 70, 78, 90])
+def test_decoder_fast_path_matches_its_general_path(linktype: int, version: int,
+                                                    snaplen: int) -> None:
+    """Decoder.decode's own fast path (used for pcapng and every unfused frame) against the
+    link handler it short-cuts, for Ethernet (untagged, one and two VLAN tags), SLL, SLL2."""
+    for frame in _variants():
+        data = frame if version == 0 else _linux_cooked(frame, version)
+        if snaplen:
+            data = data[:snaplen]
+        fast, slow = _decode_both(linktype, data)
+        assert fast == slow, (linktype, data.hex())
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, len(_variants()) - 1), st.sampled_from([(1, 0), (113, 1), (276, 2)]),
+       st.lists(st.tuples(st.integers(0, 96), st.integers(0, 255)), min_size=1, max_size=6))
+def test_decoder_fast_path_on_mutated_frames(idx: int, link: tuple[int, int],
+                                             edits: list[tuple[int, int]]) -> None:
+    frame = _variants()[idx]
+    data = bytearray(frame if link[1] == 0 else _linux_cooked(frame, link[1]))
+    for pos, value in edits:
+        if pos < len(data):
+            data[pos] = value
+    fast, slow = _decode_both(link[0], bytes(data))
+    assert fast == slow
