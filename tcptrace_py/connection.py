@@ -48,6 +48,27 @@ _SEND_FIN_CROSSED = Input.SEND_FIN_CROSSED
 _RECV_FIN = Input.RECV_FIN
 _RECV_FIN_ACK_OF_FIN = Input.RECV_FIN_ACK_OF_FIN
 _OK = Action.OK
+_CLOSED = TcpState.CLOSED
+_CLOSE_WAIT = TcpState.CLOSE_WAIT
+_IGNORED = Action.IGNORED
+_INFER = Action.INFER
+_INVALID_FLAGS = Input.INVALID_FLAGS
+_NEW_INCARNATION = Input.NEW_INCARNATION
+_RECV_ACK_OF_FIN = Input.RECV_ACK_OF_FIN
+_RECV_ACK_UNCONFIRMED = Input.RECV_ACK_UNCONFIRMED
+_RECV_RST = Input.RECV_RST
+_RECV_RST_OUT_OF_WINDOW = Input.RECV_RST_OUT_OF_WINDOW
+_RECV_RST_UNCONFIRMED = Input.RECV_RST_UNCONFIRMED
+_RECV_SYN = Input.RECV_SYN
+_RECV_SYN_ACK = Input.RECV_SYN_ACK
+_A_RETRANSMISSION = Action.RETRANSMISSION
+_SEND_FIN = Input.SEND_FIN
+_SEND_FIN_AGAIN = Input.SEND_FIN_AGAIN
+_SEND_RST = Input.SEND_RST
+_SEND_SYN = Input.SEND_SYN
+_SYN_SENT = TcpState.SYN_SENT
+_TIMEOUT = Input.TIMEOUT
+_TIME_WAIT = TcpState.TIME_WAIT
 
 _FAST_ESTABLISHED = (lookup(_ESTABLISHED, _SEND_ACK)[:2] == (_OK, _ESTABLISHED)
                      and lookup(_ESTABLISHED, _RECV_ACK)[:2] == (_OK, _ESTABLISHED))
@@ -196,8 +217,8 @@ class Connection:
             return
         seq = (seg.seq - base_snd) & _MASK if base_snd >= 0 else seg.seq
         ack = (seg.ack - base_rcv) & _MASK if base_rcv >= 0 and seg.flags & ACK else seg.ack
-        self.events.append(Event(self.flow_id, seg.frame, seg.ts_ns, endpoint, kind, old.value,
-                                 new.value, direction, flags_text(seg.flags), seq, ack,
+        self.events.append(Event(self.flow_id, seg.frame, seg.ts_ns, endpoint, kind, old._value_,
+                                 new._value_, direction, flags_text(seg.flags), seq, ack,
                                  seg.payload_len, reason))
 
     def _keep(self, lst: list[int], frame: int) -> None:
@@ -341,7 +362,7 @@ class Connection:
 
     def _rst_acceptable(self, seg: Segment, rcv: EndpointMachine) -> bool:
         """RFC 5961 3.2 / RFC 9293 3.10.7, from what an observer knows of the receiver."""
-        if rcv.state is TcpState.SYN_SENT:
+        if rcv.state is _SYN_SENT:
             # In SYN-SENT a RST is acceptable only if it acknowledges the SYN.
             return bool(seg.flags & ACK) and (rcv.iss < 0 or seg.ack == (rcv.iss + 1) & _MASK)
         side = 0 if seg.src == self.client_addr and seg.sport == self.client_port else 1
@@ -361,73 +382,73 @@ class Connection:
         flags = seg.flags
         if flags & RST:
             if flags & SYN:
-                return Input.INVALID_FLAGS, Input.INVALID_FLAGS
-            recv = Input.RECV_RST if self._rst_acceptable(seg, rcv) else \
-                Input.RECV_RST_OUT_OF_WINDOW
-            if recv is Input.RECV_RST and rcv.state is not TcpState.SYN_SENT and \
+                return _INVALID_FLAGS, _INVALID_FLAGS
+            recv = _RECV_RST if self._rst_acceptable(seg, rcv) else \
+                _RECV_RST_OUT_OF_WINDOW
+            if recv is _RECV_RST and rcv.state is not _SYN_SENT and \
                     self.silent_probes[0 if snd is self.client else 1] \
                     >= SILENT_PROBES_FOR_UNCONFIRMED_RST:
-                recv = Input.RECV_RST_UNCONFIRMED
-            if recv is Input.RECV_RST_OUT_OF_WINDOW:
+                recv = _RECV_RST_UNCONFIRMED
+            if recv is _RECV_RST_OUT_OF_WINDOW:
                 self._keep(self.out_of_window_rsts, seg.frame)
-            return Input.SEND_RST, recv
+            return _SEND_RST, recv
         if flags & SYN:
             if flags & FIN:
-                return Input.INVALID_FLAGS, Input.INVALID_FLAGS
+                return _INVALID_FLAGS, _INVALID_FLAGS
             if flags & ACK:
-                return Input.SEND_SYN_ACK, Input.RECV_SYN_ACK
-            return Input.SEND_SYN, Input.RECV_SYN
+                return _SEND_SYN_ACK, _RECV_SYN_ACK
+            return _SEND_SYN, _RECV_SYN
         if not flags & (ACK | FIN):
             # No ACK on a non-SYN segment: invalid in every synchronized state (RFC 9293
             # 3.10.7.4 "if the ACK bit is off drop the segment"); a null scan has no flags.
-            return Input.INVALID_FLAGS, Input.INVALID_FLAGS
+            return _INVALID_FLAGS, _INVALID_FLAGS
         acks_rcv_fin = (bool(flags & ACK) and rcv.fin_sent
                         and not _seq_lt(seg.ack, (rcv.fin_seq + 1) & _MASK))
         if flags & FIN:
             fin_seq = (seg.seq + seg.payload_len) & _MASK
-            send = Input.SEND_FIN_AGAIN if snd.fin_sent and fin_seq == snd.fin_seq \
-                else Input.SEND_FIN
-            if (send is Input.SEND_FIN and snd.state is TcpState.CLOSE_WAIT and rcv.fin_sent
+            send = _SEND_FIN_AGAIN if snd.fin_sent and fin_seq == snd.fin_seq \
+                else _SEND_FIN
+            if (send is _SEND_FIN and snd.state is _CLOSE_WAIT and rcv.fin_sent
                     and flags & ACK and _seq_lt(seg.ack, (rcv.fin_seq + 1) & _MASK)):
-                send = Input.SEND_FIN_CROSSED
-            return send, (Input.RECV_FIN_ACK_OF_FIN if acks_rcv_fin else Input.RECV_FIN)
+                send = _SEND_FIN_CROSSED
+            return send, (_RECV_FIN_ACK_OF_FIN if acks_rcv_fin else _RECV_FIN)
         if acks_rcv_fin:
-            return Input.SEND_ACK, Input.RECV_ACK_OF_FIN
-        if rcv.synack_after_ack and rcv.state is TcpState.SYN_RECEIVED \
+            return _SEND_ACK, _RECV_ACK_OF_FIN
+        if rcv.synack_after_ack and rcv.state is _SYN_RECEIVED \
                 and not seg.payload_len and seg.ack == rcv.handshake_ack:
-            return Input.SEND_ACK, Input.RECV_ACK_UNCONFIRMED
-        return Input.SEND_ACK, Input.RECV_ACK
+            return _SEND_ACK, _RECV_ACK_UNCONFIRMED
+        return _SEND_ACK, _RECV_ACK
 
     def _step(self, machine: EndpointMachine, inp: Input, seg: Segment, endpoint: str,
               direction: str, side: int) -> None:
         old = machine.state
         action, new, reason = machine.apply(inp, seg.ts_ns)
-        if action is Action.OK and new is old:
+        if action is _OK and new is old:
             return
-        if inp is Input.RECV_RST or (inp is Input.SEND_RST and old not in _DONE_STATES):
+        if inp is _RECV_RST or (inp is _SEND_RST and old not in _DONE_STATES):
             # Only a RST its receiver obeys decides how the connection ended: an
             # out-of-window one (RFC 5961 3.2) is recorded as ignored, not taken as the close.
-            if not self.first_rst_sender and new is TcpState.CLOSED and old is not new and (
-                    inp is Input.RECV_RST or self._rst_acceptable(
+            if not self.first_rst_sender and new is _CLOSED and old is not new and (
+                    inp is _RECV_RST or self._rst_acceptable(
                         seg, self.server if side == 0 else self.client)):
                 self.first_rst_sender = "client" if side == 0 else "server"
                 self.first_rst_frame = seg.frame
-        if old in (TcpState.CLOSED,) and direction == "sent" and inp in (
-                Input.SEND_ACK, Input.SEND_FIN) and (seg.payload_len or seg.flags & FIN) \
+        if old in (_CLOSED,) and direction == "sent" and inp in (
+                _SEND_ACK, _SEND_FIN) and (seg.payload_len or seg.flags & FIN) \
                 and self.first_rst_frame >= 0:
             self._keep(self.after_rst, seg.frame)
-        if inp is Input.INVALID_FLAGS and direction == "sent" and \
+        if inp is _INVALID_FLAGS and direction == "sent" and \
                 seg.frame not in self.invalid_flags[-1:]:
             self._keep(self.invalid_flags, seg.frame)
         kind = "transition" if new is not old else (
-            "ignored" if action is Action.IGNORED else
-            "retransmission" if action is Action.RETRANSMISSION else "unexpected")
-        if action is Action.INFER:
+            "ignored" if action is _IGNORED else
+            "retransmission" if action is _A_RETRANSMISSION else "unexpected")
+        if action is _INFER:
             kind = "inferred"
         base_snd = self.base_seq[side]
         base_rcv = self.base_seq[1 - side]
         self._event(endpoint, seg, old, new, kind, direction,
-                    f"{inp.value}: {reason}", base_snd, base_rcv)
+                    f"{inp._value_}: {reason}", base_snd, base_rcv)
 
     # -- timers and the end --------------------------------------------------------------------
     def check_timers(self, now_ns: int, seg: Segment | None = None) -> None:
@@ -435,9 +456,9 @@ class Connection:
         tw_ns = self.options.time_wait_ns
         for name, machine in (("client", self.client), ("server", self.server)):
             since = machine.time_wait_since_ns
-            if since >= 0 and machine.state is TcpState.TIME_WAIT and now_ns - since >= tw_ns:
+            if since >= 0 and machine.state is _TIME_WAIT and now_ns - since >= tw_ns:
                 old = machine.state
-                machine.apply(Input.TIMEOUT, since + tw_ns)
+                machine.apply(_TIMEOUT, since + tw_ns)
                 self.time_wait_expired = True
                 if len(self.events) < self.options.max_events_per_connection:
                     self.events.append(Event(
@@ -456,25 +477,25 @@ class Connection:
         """
         self.check_timers(end_ns)
         c = self.client
-        if (c.state is TcpState.SYN_SENT and self.pure_syn_sent[0] > 1 and not self.packets[1]):
+        if (c.state is _SYN_SENT and self.pure_syn_sent[0] > 1 and not self.packets[1]):
             old = c.state
-            c.apply(Input.TIMEOUT, end_ns)
+            c.apply(_TIMEOUT, end_ns)
             if len(self.events) < self.options.max_events_per_connection:
                 self.events.append(Event(
                     self.flow_id, self.last_frame, end_ns, "client", "inferred", old.value,
                     c.state.value, "timer", "", 0, 0, 0,
-                    f"{Input.TIMEOUT.value}: {self.pure_syn_sent[0]} SYNs never answered: the "
+                    f"{_TIMEOUT.value}: {self.pure_syn_sent[0]} SYNs never answered: the "
                     "client gives up after its retries (RFC 9293 3.8.3 R2)"))
 
     def end_incarnation(self, seg: Segment) -> None:
         """A SYN reopened the 4-tuple: this incarnation's endpoints are done."""
         for name, machine in (("client", self.client), ("server", self.server)):
             old = machine.state
-            action, new, reason = machine.apply(Input.NEW_INCARNATION, seg.ts_ns)
+            action, new, reason = machine.apply(_NEW_INCARNATION, seg.ts_ns)
             if new is not old:
                 side = 0 if name == "client" else 1
                 self._event(name, seg, old, new, "transition", "timer",
-                            f"{Input.NEW_INCARNATION.value}: {reason}", self.base_seq[side],
+                            f"{_NEW_INCARNATION.value}: {reason}", self.base_seq[side],
                             self.base_seq[1 - side])
             if self.self_connect:
                 break
@@ -497,7 +518,7 @@ class Connection:
     def is_done(self) -> bool:
         """No segment can change this connection any more (both ends closed)."""
         return self.client.state in _DONE_STATES and self.server.state in _DONE_STATES \
-            and (self.client.state is TcpState.CLOSED or self.server.state is TcpState.CLOSED)
+            and (self.client.state is _CLOSED or self.server.state is _CLOSED)
 
     def is_attempt(self) -> bool:
         """A connection attempt nobody completed: no endpoint ever reached ESTABLISHED."""
@@ -513,7 +534,7 @@ class Connection:
             # Nobody reached ESTABLISHED: an attempt, which stacks give up within minutes.
             return self.last_ts_ns + min(opts.attempt_timeout_ns, opts.idle_timeout_ns)
         for m in (self.client, self.server):
-            if m.state is TcpState.TIME_WAIT and m.time_wait_since_ns >= 0:
+            if m.state is _TIME_WAIT and m.time_wait_since_ns >= 0:
                 deadlines.append(m.time_wait_since_ns + opts.time_wait_ns)
             elif m.state not in _DONE_STATES:
                 return self.last_ts_ns + opts.idle_timeout_ns
