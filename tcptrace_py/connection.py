@@ -78,6 +78,11 @@ records no event, so :meth:`Connection.on_segment` may skip classifying and step
 overwhelmingly common segment of a capture)."""
 
 
+_EVENT_REASONS: dict[tuple[Input, str], str] = {}
+"""Event reason texts by (input, table reason). Bounded: table rows and the few reasons
+``fsm.lookup`` builds for unexpected (state, input) pairs."""
+
+
 def _seq_lt(a: int, b: int) -> bool:
     """a < b in modulo-2**32 sequence space (RFC 9293 3.4)."""
     return ((a - b) & _MASK) >= _HALF and a != b
@@ -447,8 +452,13 @@ class Connection:
             kind = "inferred"
         base_snd = self.base_seq[side]
         base_rcv = self.base_seq[1 - side]
-        self._event(endpoint, seg, old, new, kind, direction,
-                    f"{inp._value_}: {reason}", base_snd, base_rcv)
+        key = (inp, reason)
+        text = _EVENT_REASONS.get(key)
+        if text is None:
+            # One string per (input, table reason): a handful of events per connection, so
+            # sharing them matters when a flood keeps 100 k connections live.
+            text = _EVENT_REASONS[key] = f"{inp._value_}: {reason}"
+        self._event(endpoint, seg, old, new, kind, direction, text, base_snd, base_rcv)
 
     # -- timers and the end --------------------------------------------------------------------
     def check_timers(self, now_ns: int, seg: Segment | None = None) -> None:
