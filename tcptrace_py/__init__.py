@@ -18,7 +18,7 @@ table from the first pass.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Generator
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
@@ -48,7 +48,7 @@ def analyze(source: Source, **options: Any) -> AnalysisResult:
     return _analyze(source, **options)
 
 
-def iter_flows(source: Source, **options: Any) -> Iterator[dict[str, Any]]:
+def iter_flows(source: Source, **options: Any) -> Generator[dict[str, Any], None, None]:
     """Stream connection records (plain dicts, the JSONL objects) as connections finish.
 
     Memory stays bounded by live connections and pandas is never imported.
@@ -67,8 +67,11 @@ def iter_flows(source: Source, **options: Any) -> Iterator[dict[str, Any]]:
     unknown = sorted(set(options) - known)
     if unknown:
         raise TypeError(f"unknown option(s): {', '.join(unknown)}")
-    for result in Engine(replace(Options(), **options)).run(source, strict=strict):
-        yield result.record
+    from tcptrace_py.gcpolicy import fewer_collections
+
+    with fewer_collections():  # restored when the iteration ends or is abandoned
+        for result in Engine(replace(Options(), **options)).run(source, strict=strict):
+            yield result.record
 
 
 def __getattr__(name: str) -> Any:

@@ -256,6 +256,7 @@ def analyze_capture(task: CaptureTask) -> dict[str, Any]:
     with a one-line reason: a batch outlives its worst capture.
     """
     from tcptrace_py.engine import Engine
+    from tcptrace_py.gcpolicy import fewer_collections
 
     start_s = time.perf_counter()
     start_cpu_s = time.process_time()
@@ -267,11 +268,12 @@ def analyze_capture(task: CaptureTask) -> dict[str, Any]:
         if task.before_capture is not None:
             task.before_capture(task.path)
         chunk: list[Any] = []
-        for result in engine.run(task.path, name=task.path, strict=task.strict):
-            chunk.append(result)
-            if len(chunk) >= FLUSH_FLOWS:
-                parts.write(capture_frames(task.path, chunk, []))
-                chunk.clear()
+        with fewer_collections():
+            for result in engine.run(task.path, name=task.path, strict=task.strict):
+                chunk.append(result)
+                if len(chunk) >= FLUSH_FLOWS:
+                    parts.write(capture_frames(task.path, chunk, []))
+                    chunk.clear()
         parts.write(capture_frames(task.path, chunk, engine.summary.anomalies))
         parts.commit()
     except CaptureError as exc:

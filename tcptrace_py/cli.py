@@ -30,6 +30,7 @@ from tcptrace_py.diagnostics import CaptureError, Diagnostics
 from tcptrace_py.engine import Engine, FlowResult
 from tcptrace_py.events import SEVERITIES, SEVERITY_RANK, Anomaly
 from tcptrace_py.export import FORMATS, anomaly_dict, capture_summary, dumps
+from tcptrace_py.gcpolicy import ANALYSIS_THRESHOLDS
 from tcptrace_py.options import Options
 
 __all__ = ["EXIT_BAD_INPUT", "EXIT_FINDINGS", "EXIT_OK", "anomaly_dict", "main"]
@@ -110,7 +111,7 @@ def main() -> None:
     # so it moves start-up objects out of the collector's view and collects less often; the
     # library (engine) leaves the process-wide setting alone.
     gc.freeze()
-    gc.set_threshold(100_000, 50, 100)
+    gc.set_threshold(*ANALYSIS_THRESHOLDS)
 
 
 # --------------------------------------------------------------------------- options

@@ -39,6 +39,7 @@ from tcptrace_py.diagnostics import Diagnostics
 from tcptrace_py.engine import CaptureSummary, Engine, FlowResult, PacketRow, Source
 from tcptrace_py.events import SEVERITIES, Anomaly, Event
 from tcptrace_py.fsm import TcpState
+from tcptrace_py.gcpolicy import fewer_collections
 from tcptrace_py.options import Options
 from tcptrace_py.report import CLOSE_VALUES, LIFECYCLE_COLUMNS, OPEN_VALUES
 
@@ -420,13 +421,15 @@ def analyze(source: Source, *, options: Options | None = None, name: str | None 
         except OSError:
             start = None
     engine = Engine(opts)
-    results = list(engine.run(source, name=name, strict=strict))
+    with fewer_collections():
+        results = list(engine.run(source, name=name, strict=strict))
     return AnalysisResult(source, opts, results, engine.summary, _start_pos=start)
 
 
 def iter_results(source: Source, **kwargs: Any) -> Iterator[FlowResult]:
     """Engine results one by one (no DataFrame)."""
-    yield from Engine(make_options(**kwargs)).run(source)
+    with fewer_collections():
+        yield from Engine(make_options(**kwargs)).run(source)
 
 
 # --------------------------------------------------------------------------- readers
