@@ -731,20 +731,27 @@ def summary(files: tuple[str, ...], fmt: str, strict: bool, quiet: bool) -> None
 @main.command(epilog=EXIT_CODES_HELP)
 @click.argument("file")
 @click.argument("flow_id", type=int)
+@click.option("--frames", "frame_range", default=None, metavar="A-B",
+              help="Only frames A to B (either end may be left out: 100-, -250).")
+@click.option("--limit", type=click.IntRange(min=0), default=TABLE_LIMIT, show_default=True,
+              metavar="N", help="Show at most N packets (0: all).")
 @click.option("--strict", is_flag=True, help="Treat a damaged capture as an error (exit 2).")
-def flow(file: str, flow_id: int, strict: bool) -> None:
+def flow(file: str, flow_id: int, frame_range: str | None, limit: int, strict: bool) -> None:
     """Show one connection packet by packet as a ladder, with every transition explained.
 
     \b
-    Example:
+    Examples:
       tcptrace-py flow capture.pcap 0
+      tcptrace-py flow capture.pcap 12 --frames 1200-1320
     """
+    first, last = _parse_frames(frame_range)
     from rich.table import Table
 
     from tcptrace_py.analysis import flag_names
     from tcptrace_py.segment import flags_text
 
-    run = _run((file,), Options(keep_packets=True), strict, False, Filters(flows=(flow_id,)))
+    run = _run((file,), Options(keep_packets=True, packet_flows=(flow_id,)), strict, False,
+               Filters(flows=(flow_id,)))
     target = run.results.get((None, flow_id))
     if target is None:
         _fail(f"{file}: no connection with flow_id {flow_id}")
@@ -777,20 +784,48 @@ def flow(file: str, flow_id: int, strict: bool) -> None:
         table.add_column(col)
     t0 = rec["start_ts"]
     states = {"client": "INACTIVE", "server": "INACTIVE"}
-    for frame, ts_ns, _fid, from_client, tflags, amask, plen in target.packets or []:
+    packets = target.packets or []
+    in_range = [p for p in packets if first <= p[0] <= last]
+    shown_frames = {p[0] for p in in_range[:limit or None]}
+    for frame, ts_ns, _fid, from_client, tflags, amask, plen in packets:
+        states = after.get(frame, states)  # every packet, shown or not: states carry over
+        if frame not in shown_frames:
+            continue
         arrow = "──▶" if from_client else "◀──"
-        states = after.get(frame, states)
         table.add_row(str(frame), f"{ts_ns / 1e9 - t0:.6f}",
                       flags_text(tflags) if from_client else "", arrow,
                       "" if from_client else flags_text(tflags), str(plen),
                       " ".join(flag_names(amask)).lower(), states["client"], states["server"],
                       escape("\n".join(events_by_frame.pop(frame, []))))
     console.print(table)
+    omitted = len(in_range) - len(shown_frames)
+    if omitted:
+        console.print(f"[dim]showing {len(shown_frames):,} of {len(in_range):,} packets; "
+                      "--limit 0 shows all, --frames A-B another stretch[/]")
+    # Events on frames without a row of their own (timers): those the rows shown reach.
+    reach = max(shown_frames) if omitted and shown_frames else last
     for frame, lines in sorted(events_by_frame.items()):
-        console.print(f"frame {frame}: " + escape("; ".join(lines)))
+        if first <= frame <= reach:
+            console.print(f"frame {frame}: " + escape("; ".join(lines)))
     for a in target.anomalies:
         console.print(f"[{_SEVERITY_STYLE.get(a.severity, '')}]{a.severity}[/] {a.code}: "
                       f"{escape(a.summary)} (frames {a.first_frame}-{a.last_frame})")
+
+
+def _parse_frames(text: str | None) -> tuple[int, int]:
+    """``A-B`` (either end optional) -> inclusive frame bounds; a usage error otherwise."""
+    if text is None:
+        return 0, sys.maxsize
+    lo, sep, hi = text.partition("-")
+    try:
+        first = int(lo) if lo.strip() else 0
+        last = int(hi) if hi.strip() else sys.maxsize
+    except ValueError:
+        first = last = -1
+    if not sep or first < 0 or last < first:
+        raise click.BadParameter(f"{text!r} is not a frame range like 100-250",
+                                 param_hint="--frames")
+    return first, last
 
 
 # --------------------------------------------------------------------------- plot

@@ -185,7 +185,8 @@ class Connection:
         """Why the record was emitted: capture_end, closed, time_wait_expired, idle_timeout,
         attempt_timeout, new_incarnation, table_full."""
         self.packet_rows: list[tuple[int, int, int, bool, int, int, int]] | None = (
-            [] if options.keep_packets else None)
+            [] if options.keep_packets
+            and (not options.packet_flows or flow_id in options.packet_flows) else None)
         """Per-packet rows (frame, ts_ns, flow_id, from_client, tcp flags, analysis flags,
         payload_len) when the packet table was asked for."""
         self.rst_count = [0, 0]

@@ -46,6 +46,9 @@ class Options:
     know RCV.WND exactly; 64 KiB is the largest unscaled window."""
     keep_packets: bool = False
     """Build the per-packet table (frame, flow, flags, analysis flags): costs memory."""
+    packet_flows: tuple[int, ...] = ()
+    """With ``keep_packets``: keep the rows of these flow ids only (empty: every flow). The
+    ``flow`` command's ladder needs one connection's packets, not a whole capture's."""
     keep_events: bool = True
     """Keep per-connection events (state transitions) in results."""
     fast_path: bool = True

@@ -333,3 +333,29 @@ def test_evidence_brackets_ipv6_servers() -> None:
 
     assert endpoint_text(bytes(16), 80) == "[::]:80"
     assert endpoint_text(bytes([10, 0, 0, 1]), 443) == "10.0.0.1:443"
+
+
+def test_flow_ladder_frames_and_limit_keep_the_states_right() -> None:
+    """Rows outside --frames/--limit are not shown but still move the endpoint states."""
+    sample = Path(__file__).resolve().parents[1] / "samples" / "simultaneous_close.pcap"
+    code, out, _ = run("flow", sample, "0", "--frames", "9-10")
+    rows = [line for line in out.splitlines() if line.startswith("│ ") and "──" in line]
+    assert code == 0 and [r.split("│")[1].strip() for r in rows] == ["9", "10"]
+    assert "CLOSING" in rows[0] and "FIN_WAIT_1" in rows[0]  # as in the full ladder
+    code, out, _ = run("flow", sample, "0", "--limit", "3")
+    rows = [line for line in out.splitlines() if line.startswith("│ ") and "──" in line]
+    assert code == 0 and len(rows) == 3 and "showing 3 of 11 packets" in out
+    code, _, err = run("flow", sample, "0", "--frames", "9")
+    assert code == 2 and "frame range" in err
+
+
+def test_packet_rows_only_for_the_flows_asked() -> None:
+    from tcptrace_py.engine import Engine
+    from tcptrace_py.options import Options
+
+    sample = Path(__file__).resolve().parents[1] / "samples" / "rst_storm.pcap"
+    results = list(Engine(Options(keep_packets=True, packet_flows=(3,))).run(str(sample)))
+    assert [r.record["flow_id"] for r in results if r.packets] == [3]
+    everything = list(Engine(Options(keep_packets=True)).run(str(sample)))
+    assert all(r.packets for r in everything)
+    assert results[3].record == everything[3].record  # rows or not, the same analysis
