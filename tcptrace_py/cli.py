@@ -864,8 +864,11 @@ def plot(file: str, flow_id: int | None, kind: str, direction: str, output: str,
     from tcptrace_py.frames import analyze as analyze_api
 
     try:
+        # A flow plot needs that connection's packet rows only; the timeline all of them.
         result = analyze_api(file if file != "-" else sys.stdin.buffer.read(), name=file,
-                             strict=strict, packets=True)
+                             strict=strict, packets=True,
+                             packet_flows=() if kind == "timeline" or flow_id is None
+                             else (flow_id,))
         if kind == "timeline":
             fig = plots.plot_timeline(result).figure
         else:
