@@ -22,11 +22,12 @@ from tcptrace_py.segment import ACK, FIN, RST, SYN, Segment, flags_text
 _MASK = 0xFFFFFFFF
 _HALF = 1 << 31
 _CONTROL = SYN | FIN | RST
+_SYN_RST_ACK = SYN | RST | ACK
 _DONE_STATES = (TcpState.CLOSED, TcpState.INACTIVE)
 _QUIET_STATES = (TcpState.TIME_WAIT, TcpState.CLOSED, TcpState.INACTIVE)
+"""Endpoint states after which an endpoint is not expected to send new data (compaction)."""
 _ATTEMPT_STATES = (TcpState.INACTIVE, TcpState.SYN_SENT, TcpState.SYN_RECEIVED)
 """States of a connection attempt nobody has completed (see Options.attempt_timeout_s)."""
-"""Endpoint states after which an endpoint is not expected to send new data (compaction)."""
 _RETRANSMISSION = AF.RETRANSMISSION
 _NOT_DATA_AFTER_FIN = AF.RETRANSMISSION | AF.KEEPALIVE | AF.ZERO_WINDOW_PROBE
 _PROBE = (AF.RETRANSMISSION | AF.SYN_RETRANSMISSION | AF.FIN_RETRANSMISSION | AF.KEEPALIVE
@@ -129,7 +130,7 @@ class Connection:
         "end_reason", "packet_rows", "rst_count", "data_after_fin", "after_rst",
         "invalid_flags", "syn_with_data", "out_of_window_rsts", "time_wait_expired",
         "incarnation", "previous_end_ts_ns", "previous_states", "silent_probes", "compacted",
-        "steady", "_fast",
+        "steady", "_fast", "answered_frame",
     )
 
     def __init__(self, flow_id: int, key: tuple[bytes, int, bytes, int], seg: Segment,
@@ -211,6 +212,11 @@ class Connection:
         """(client_state, server_state) of the previous incarnation when this one began."""
         self.compacted = False
         """Per-segment history already dropped (:meth:`compact`); set once."""
+        self.answered_frame = [-1, -1]
+        """Frame of the first ACK or data (no SYN, no RST) sent by [client, server] after its own
+        SYN or SYN-ACK: proof that its handshake segment was answered, whether or not the
+        capture holds the answer. Set on the full path, which every segment takes until both
+        ends are ESTABLISHED (the fast path never sees a side's first such segment)."""
         self.steady = False
         """Segments may go through ``fastpath.steady_segment`` (see :meth:`update_steady`)."""
         self._fast = options.fast_path
@@ -256,6 +262,9 @@ class Connection:
 
         if flags & _CONTROL:
             self._note_control(seg, side, snd, rcv)
+        if flags & _SYN_RST_ACK == ACK and self.answered_frame[side] < 0 and (
+                self.pure_syn_sent[side] or self.synack_sent[side]):
+            self.answered_frame[side] = seg.frame
         amask = self.analyzer.on_segment(seg, from_client)
         silent = self.silent_probes
         silent[1 - side] = 0
@@ -525,6 +534,27 @@ class Connection:
         self.analyzer.compact()
         self.compacted = True
         return True
+
+    def missing_side(self) -> int:
+        """The side (0 client, 1 server) the capture holds no packet of although the other
+        side's own segments prove it sent some during the capture, else -1.
+
+        Asymmetric routing, a span port fed one direction, or a capture filter on one host's
+        outgoing traffic all show one side talking to silence. Its segments prove the peer:
+        ACKs of sequence space the capture never saw sent (the peer's data or FIN), or an
+        ACK after its own SYN or SYN-ACK (the handshake was answered). A side that only
+        repeats SYNs, or keeps one ACK number (a peer dead since before the capture), proves
+        nothing, and its peer is not called missing.
+        """
+        if self.self_connect:
+            return -1
+        stats = (self.analyzer.client, self.analyzer.server)
+        for seen in (0, 1):
+            if self.packets[1 - seen] or not self.packets[seen]:
+                continue
+            if stats[seen].acks_unseen or self.answered_frame[seen] >= 0:
+                return 1 - seen
+        return -1
 
     def is_done(self) -> bool:
         """No segment can change this connection any more (both ends closed)."""

@@ -69,12 +69,22 @@ def classify_open(conn: Connection) -> str:
     """How the connection opened, from what the capture shows."""
     if conn.pure_syn_sent[0] and (conn.pure_syn_sent[1] or conn.self_connect):
         return "simultaneous_open"
-    if conn.handshake_done_frame >= 0:
+    if conn.handshake_done_frame >= 0 or handshake_answered(conn):
         return "three_way_handshake"
     if conn.pure_syn_sent[0] or conn.pure_syn_sent[1] or conn.synack_sent[0] or \
             conn.synack_sent[1]:
         return "not_established"
     return "midstream"
+
+
+def handshake_answered(conn: Connection) -> bool:
+    """The handshake completed though the capture lacks part of it: the client sent an ACK
+    after its SYN (only a SYN-ACK makes a SYN_SENT client do that: RFC 9293 3.10.7.3), or,
+    with the client's side missing from the capture, the server sent ACK or data after its
+    SYN-ACK (it did so in ESTABLISHED, after the client's ACK)."""
+    if conn.pure_syn_sent[0] and conn.answered_frame[0] >= 0:
+        return True
+    return bool(conn.synack_sent[1]) and conn.answered_frame[1] >= 0 and not conn.packets[0]
 
 
 def classify_close(conn: Connection, open_kind: str) -> str:

@@ -50,6 +50,11 @@ class CaptureArtifacts(Detector):
              "Frames cut by the snaplen or a damaged file: payload or records incomplete."),
         Code("timestamps_backwards", "info", "capture",
              "Capture timestamps went backwards (clock step, merged files)."),
+        Code("one_sided_capture", "info", "capture",
+             "Only one side's packets are in the capture, yet they prove the other side sent "
+             "(ACKs of unseen data, or an ACK after its own SYN): asymmetric routing, a span "
+             "port fed one direction, or a capture filter. The missing side's states are "
+             "inferred, and retransmission causes (timeout or fast) cannot be told."),
     )
 
     def __init__(self, values: Mapping[str, ParamValue], options: Options) -> None:
@@ -73,13 +78,16 @@ class CaptureArtifacts(Detector):
                 + ", ".join(f"{n} {c} gap(s), {b} bytes" for n, (c, b) in lost.items()),
                 {n + "_gaps": c for n, (c, _) in lost.items()}
                 | {n + "_missed_bytes": b for n, (_, b) in lost.items()}))
+        missing = conn.missing_side()
         unseen = {n: s.acks_unseen for n, s in zip(SIDES, stats, strict=True) if s.acks_unseen}
-        if unseen:
+        if unseen and missing < 0:  # else one_sided_capture, below, counts them
             out.append(self.make(
                 "acks_of_unseen_data", conn.flow_id, conn.first_frame, conn.last_frame,
                 conn.first_ts_ns, "ACKs of data the capture never saw: "
                 + ", ".join(f"{n} sent {c}" for n, c in unseen.items()),
                 {n + "_acks": c for n, c in unseen.items()}))
+        if missing >= 0:
+            out.append(self._one_sided(conn, 1 - missing))
         max_ns = int(float(self.p["duplicate_max_interval_us"]) * 1000)
         dups = [r for r in a.retransmissions if 0 <= r.interval_ns <= max_ns]
         if dups:
@@ -102,6 +110,28 @@ class CaptureArtifacts(Detector):
                 self.truncated_ts_ns = first_ts
             self.truncated_last_frame = max([self.truncated_last_frame, *cut_frames])
         return out
+
+    def _one_sided(self, conn: Connection, seen: int) -> Anomaly:
+        name, other = SIDES[seen], SIDES[1 - seen]
+        st = conn.analyzer.client if seen == 0 else conn.analyzer.server
+        answered = conn.answered_frame[seen]
+        proof = []
+        if st.acks_unseen:
+            proof.append(f"{st.acks_unseen} ACK(s) of {other} data or FIN never captured")
+        if answered >= 0:
+            what = "SYN" if conn.pure_syn_sent[seen] else "SYN-ACK"
+            proof.append(f"an ACK after its {what} (frame {answered})")
+        resent = sum(1 for r in conn.analyzer.retransmissions
+                     if r.sender == name and r.kind not in ("syn", "synack"))
+        return self.make(
+            "one_sided_capture", conn.flow_id, conn.first_frame, conn.last_frame,
+            conn.first_ts_ns, f"only the {name}'s packets are in the capture, yet it answered "
+            f"the {other} ({'; '.join(proof)}): the {other}'s side is missing (asymmetric "
+            f"routing or a one-way capture)",
+            {"seen": name, "missing": other, "seen_packets": conn.packets[seen],
+             "acks_of_unseen_data": st.acks_unseen,
+             "answered_frame": answered if answered >= 0 else None,
+             "retransmissions_unclassified": resent})
 
     def on_end(self, end_ns: int, diag: Diagnostics) -> Iterable[Anomaly]:
         out: list[Anomaly] = []

@@ -136,7 +136,9 @@ class CloseWaitStuck(Detector):
         machines = (conn.client, conn.server)
         for side, name in enumerate(SIDES):
             peer_fin = first_fin(conn, 1 - side)
-            if peer_fin is None or conn.first_rst_frame >= 0:
+            if peer_fin is None or conn.first_rst_frame >= 0 or not conn.packets[side]:
+                # A side the capture holds no packet of never showed it acknowledged the FIN:
+                # whether it closed cannot be known (one-sided capture).
                 continue
             m = machines[side]
             extra = sent_after(m, peer_fin)

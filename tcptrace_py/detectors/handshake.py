@@ -89,7 +89,10 @@ class UnansweredSyn(Detector):
                   "recognised and whether the client gave up."),)
 
     def on_connection(self, conn: Connection) -> Iterable[Anomaly]:
-        if not conn.pure_syn_sent[0] or conn.packets[1] or conn.self_connect:
+        if not conn.pure_syn_sent[0] or conn.packets[1] or conn.self_connect \
+                or conn.answered_frame[0] >= 0:
+            # Answered: the server's packets are in the capture, or the client's own ACK after
+            # its SYN proves a SYN-ACK reached it (one-sided capture: capture.one_sided_capture).
             return ()
         syns = [p for p in conn.notable
                 if p.sender == "client" and p.flags & (SYN | ACK | RST) == SYN]

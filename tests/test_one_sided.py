@@ -1,0 +1,177 @@
+"""One-sided captures: only one direction of each connection was captured.
+
+Asymmetric routing, a span port fed one direction, or ``tcpdump -Q out`` give captures in
+which one side talks to silence. The seen side's own segments still prove the other side
+answered (an ACK after its SYN, ACKs of sequence space never captured), so the analyzer must
+say the capture is one-sided (``one_sided_capture``) rather than blame the network: no
+``unanswered_syn`` for a SYN its sender went on to ACK, no ``close_wait_stuck`` for a side
+never seen, no timeout claimed for retransmissions whose dup ACKs the capture lacks.
+
+The one-sided captures are cut from the project's real-socket samples (each direction kept
+in turn), so every case has a two-sided original with kernel ground truth.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from captures_util import pcap_bytes, tcp_frame
+from tcptrace_py.engine import Engine
+
+SAMPLES = Path(__file__).resolve().parents[1] / "samples"
+EXPECTED: dict[str, Any] = json.loads((SAMPLES / "expected.json").read_text())["samples"]
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "captures"
+
+# Samples whose connections all complete a handshake, carry data and close or reset.
+CUT_SAMPLES = ("normal", "server_closes_first", "data_loss_retrans", "zero_window",
+               "lost_final_ack", "half_close", "keepalive", "retransmission_timeout",
+               "close_wait_stuck", "ipv6_normal", "synack_retransmission", "rst_abort")
+
+
+def _sport(frame: bytes) -> int | None:
+    """TCP source port of an Ethernet frame (IPv4 or IPv6, no options chains), else None."""
+    ethertype = struct.unpack_from("!H", frame, 12)[0]
+    if ethertype == 0x0800 and frame[23] == 6:
+        return int(struct.unpack_from("!H", frame, 14 + (frame[14] & 0x0F) * 4)[0])
+    if ethertype == 0x86DD and frame[20] == 6:
+        return int(struct.unpack_from("!H", frame, 54)[0])
+    return None
+
+
+def cut(pcap: Path, keep_client: bool, client_ports: set[int], out: Path) -> Path:
+    """Write the frames of ``pcap`` sent by clients (or by servers) to ``out``."""
+    data = pcap.read_bytes()
+    assert struct.unpack_from("<I", data, 0)[0] == 0xA1B2C3D4, "samples are µs pcap"
+    frames = []
+    off = 24
+    while off + 16 <= len(data):
+        sec, usec, incl, orig = struct.unpack_from("<IIII", data, off)
+        frame = data[off + 16: off + 16 + incl]
+        off += 16 + incl
+        sport = _sport(frame)
+        if sport is not None and (sport in client_ports) == keep_client:
+            frames.append(((sec * 1_000_000 + usec) * 1000, frame, orig))
+    out.write_bytes(pcap_bytes(frames, snaplen=200))
+    return out
+
+
+def _port(endpoint: str) -> int:
+    return int(endpoint.rsplit(":", 1)[1])
+
+
+def analyze(path: Path) -> tuple[list[dict[str, Any]], list[Any], list[Any]]:
+    engine = Engine()
+    results = list(engine.run(str(path)))
+    return ([r.record for r in results], [a for r in results for a in r.anomalies],
+            list(engine.summary.anomalies))
+
+
+@pytest.mark.parametrize("keep_client", [True, False], ids=["client_only", "server_only"])
+@pytest.mark.parametrize("name", CUT_SAMPLES)
+def test_one_direction_of_a_sample(name: str, keep_client: bool, tmp_path: Path) -> None:
+    sample = EXPECTED[name]
+    client_ports = {_port(c["client"]) for c in sample["connections"]}
+    pcap = cut(SAMPLES / sample["pcap"], keep_client, client_ports, tmp_path / "cut.pcap")
+    records, anomalies, _ = analyze(pcap)
+    seen, missing = ("client", "server") if keep_client else ("server", "client")
+    assert len(records) == len(sample["connections"])
+    for rec in records:
+        # The seen side's ACK after its SYN (or SYN-ACK) proves the handshake completed.
+        assert rec["open"] == "three_way_handshake", rec
+        assert rec[f"{missing}_packets"] == 0
+    codes = [(a.code, a.details.get("by")) for a in anomalies]
+    assert ("unanswered_syn", None) not in codes
+    assert ("close_wait_stuck", missing) not in codes, "a side never seen cannot be stuck"
+    assert ("retransmission_timeout", seen) not in codes, "its dup ACKs are not captured"
+    assert "acks_of_unseen_data" not in {c for c, _ in codes}, "one_sided_capture counts them"
+    one_sided = [a for a in anomalies if a.code == "one_sided_capture"]
+    assert len(one_sided) == len(records)
+    for a in one_sided:
+        assert a.severity == "info" and a.category == "capture"
+        assert (a.details["seen"], a.details["missing"]) == (seen, missing)
+        assert a.details["answered_frame"] is not None or a.details["acks_of_unseen_data"]
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_two_sided_samples_are_never_one_sided(name: str) -> None:
+    _, anomalies, _ = analyze(SAMPLES / EXPECTED[name]["pcap"])
+    assert "one_sided_capture" not in {a.code for a in anomalies}
+
+
+def test_unanswered_syns_stay_unanswered(tmp_path: Path) -> None:
+    """Only SYNs from the client prove nothing about the server: still unanswered."""
+    sample = EXPECTED["unanswered_syn"]
+    client_ports = {_port(c["client"]) for c in sample["connections"]}
+    pcap = cut(SAMPLES / sample["pcap"], True, client_ports, tmp_path / "cut.pcap")
+    records, anomalies, _ = analyze(pcap)
+    assert [r["close"] for r in records] == ["unanswered"]
+    codes = {a.code: a for a in anomalies}
+    assert codes["unanswered_syn"].severity == "error"
+    assert "one_sided_capture" not in codes
+
+
+def test_a_silent_peer_is_not_called_missing(tmp_path: Path) -> None:
+    """Mid-stream keep-alives with one unchanging ACK number prove no peer traffic during the
+    capture (the peer may be dead): no one_sided_capture, and the retries stay timeouts."""
+    c, s = "10.0.0.1", "10.0.0.2"
+    t = 1_700_000_000_000_000_000
+    frames = [(t, tcp_frame(c, s, 40000, 80, 1000, 5000, 0x18, payload=b"x" * 100))]
+    # The same data re-sent with exponential backoff, always acknowledging server byte 5000.
+    for i, gap in enumerate((0.2, 0.4, 0.8, 1.6)):
+        t += int(gap * 1e9)
+        frames.append((t, tcp_frame(c, s, 40000, 80, 1000, 5000, 0x18, payload=b"x" * 100)))
+        assert i < 4
+    path = tmp_path / "silent.pcap"
+    path.write_bytes(pcap_bytes(frames))
+    records, anomalies, _ = analyze(path)
+    codes = {a.code for a in anomalies}
+    assert "one_sided_capture" not in codes
+    assert "retransmission_timeout" in codes and "rto_backoff" in codes
+    assert records[0]["open"] == "midstream"
+
+
+def test_synack_not_captured_two_sided(tmp_path: Path) -> None:
+    """A SYN-ACK lost by the capture (not by the network): the client's ACK after its SYN
+    proves the handshake, so the connection opened with one, and no SYN went unanswered."""
+    c, s = "10.0.0.1", "10.0.0.2"
+    t = 1_700_000_000_000_000_000
+    ms = 1_000_000
+    frames = [
+        (t, tcp_frame(c, s, 40001, 80, 100, 0, 0x02)),
+        # (the server's SYN-ACK, seq 700, is missing from the capture)
+        (t + 2 * ms, tcp_frame(c, s, 40001, 80, 101, 701, 0x10)),
+        (t + 3 * ms, tcp_frame(c, s, 40001, 80, 101, 701, 0x18, payload=b"GET /")),
+        (t + 5 * ms, tcp_frame(s, c, 80, 40001, 701, 106, 0x18, payload=b"200 OK")),
+        (t + 6 * ms, tcp_frame(c, s, 40001, 80, 106, 707, 0x11)),
+        (t + 8 * ms, tcp_frame(s, c, 80, 40001, 707, 107, 0x11)),
+        (t + 9 * ms, tcp_frame(c, s, 40001, 80, 107, 708, 0x10)),
+    ]
+    path = tmp_path / "nosynack.pcap"
+    path.write_bytes(pcap_bytes(frames))
+    records, anomalies, _ = analyze(path)
+    assert (records[0]["open"], records[0]["close"]) == ("three_way_handshake", "graceful")
+    codes = {a.code for a in anomalies}
+    assert "unanswered_syn" not in codes and "one_sided_capture" not in codes
+
+
+@pytest.mark.skipif(not SHARED.is_dir(), reason="../shared/captures not present")
+def test_public_one_sided_captures() -> None:
+    """suricata-verify's one-sided HTTP download (server side only, no SYN) and pcapplusplus'
+    raw-IP capture (clients whose servers were not captured)."""
+    onesided = SHARED / "suricata-verify" / "simple_http_download.onesided.nosyn.pcap"
+    records, anomalies, _ = analyze(onesided)
+    codes = {a.code for a in anomalies}
+    assert "one_sided_capture" in codes and "close_wait_stuck" not in codes
+    raw = SHARED / "pcapplusplus" / "raw_ip.pcap"
+    records, anomalies, _ = analyze(raw)
+    flagged = {a.flow_id for a in anomalies if a.code == "one_sided_capture"}
+    assert flagged, "raw_ip.pcap has clients whose servers are not in the capture"
+    for rec in records:
+        if rec["flow_id"] in flagged:
+            assert rec["open"] == "three_way_handshake" and rec["close"] != "unanswered"
+    assert not [a for a in anomalies if a.code == "unanswered_syn" and a.flow_id in flagged]
