@@ -1414,14 +1414,18 @@ def state_of(socks: list[dict[str, str]], local: str, peer: str) -> str:
     return "CLOSED"
 
 
-def run_scenario(sc: Scenario, out_dir: Path, tmp_dir: Path) -> dict[str, Any]:
+def run_scenario(sc: Scenario, out_dir: Path, tmp_dir: Path,
+                 vantage: str = "client") -> dict[str, Any]:
     env = Env(sc)
     pcap_tmp = tmp_dir / f"{sc.name}.pcap"
     t0 = time.monotonic()
     dump: Tcpdump | None = None
     try:
         env.setup()
-        dump = Tcpdump(NS_CLIENT, sc.capture_if, pcap_tmp)
+        if vantage == "server" and sc.capture_if == IF_CLIENT:
+            dump = Tcpdump(NS_SERVER, IF_SERVER, pcap_tmp)
+        else:
+            dump = Tcpdump(NS_CLIENT, sc.capture_if, pcap_tmp)
         conns = sc.body(env)
         env.join_all()
         time.sleep(SETTLE_S)
@@ -1489,8 +1493,9 @@ def run_scenario(sc: Scenario, out_dir: Path, tmp_dir: Path) -> dict[str, Any]:
         "connections": records,
         "capture_anomalies": sc.capture_anomalies,
         "capture": {
-            "interface": sc.capture_if,
-            "namespace": "client",
+            "interface": IF_SERVER if vantage == "server" and sc.capture_if == IF_CLIENT
+            else sc.capture_if,
+            "namespace": vantage if sc.capture_if == IF_CLIENT else "client",
             "link_type": "EN10MB" if summary["linktype"] == 1 else str(summary["linktype"]),
             "snaplen": SNAPLEN_BYTES,
             "packets": summary["packets"],
@@ -1533,6 +1538,10 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parent)
     ap.add_argument("--only", nargs="*", help="scenario names (default: all)")
+    ap.add_argument("--vantage", choices=("client", "server"), default="client",
+                    help="capture on the client's interface (the committed samples) or on the "
+                    "server's: the relay's drops then fall on the other side of the capture "
+                    "point, and expected anomalies are not adjusted for what it cannot see")
     args = ap.parse_args(argv)
     if os.geteuid() != 0:
         log("must run as root (network namespaces, TAP devices, tcpdump)")
@@ -1554,7 +1563,7 @@ def main(argv: list[str] | None = None) -> int:
         for sc in chosen:
             log(f"[{sc.name}] ...")
             try:
-                entry = run_scenario(sc, out_dir, Path(tmp))
+                entry = run_scenario(sc, out_dir, Path(tmp), args.vantage)
             except Exception as exc:  # noqa: BLE001 - one broken scenario must not stop the rest
                 log(f"[{sc.name}] FAILED: {type(exc).__name__}: {exc}")
                 log(traceback.format_exc())
@@ -1573,7 +1582,8 @@ def main(argv: list[str] | None = None) -> int:
             "kernel": f"Linux {platform.release()}",
             "python": platform.python_version(),
             "tcpdump": run(["tcpdump", "--version"]).stdout.splitlines()[0],
-            "vantage": "tcpdump on the client's interface inside the client namespace",
+            "vantage": f"tcpdump on the {args.vantage}'s interface inside the {args.vantage} "
+                       "namespace",
             "schema": SCHEMA_DOC,
         },
         "samples": dict(sorted(samples.items())),

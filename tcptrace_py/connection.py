@@ -43,6 +43,7 @@ when keep-alives to a dead peer end in a RST (Linux tcp_keepalive_timer)."""
 _ESTABLISHED = TcpState.ESTABLISHED
 _SYN_RECEIVED = TcpState.SYN_RECEIVED
 _SEND_ACK = Input.SEND_ACK
+_SEND_AFTER_LOST_RST = Input.SEND_AFTER_LOST_RST
 _RECV_ACK = Input.RECV_ACK
 _SEND_SYN_ACK = Input.SEND_SYN_ACK
 _SEND_FIN_CROSSED = Input.SEND_FIN_CROSSED
@@ -130,7 +131,7 @@ class Connection:
         "end_reason", "packet_rows", "rst_count", "data_after_fin", "after_rst",
         "invalid_flags", "syn_with_data", "out_of_window_rsts", "time_wait_expired",
         "incarnation", "previous_end_ts_ns", "previous_states", "silent_probes", "compacted",
-        "steady", "_fast", "answered_frame",
+        "steady", "_fast", "answered_frame", "rst_not_taken_frame",
     )
 
     def __init__(self, flow_id: int, key: tuple[bytes, int, bytes, int], seg: Segment,
@@ -217,6 +218,9 @@ class Connection:
         SYN or SYN-ACK: proof that its handshake segment was answered, whether or not the
         capture holds the answer. Set on the full path, which every segment takes until both
         ends are ESTABLISHED (the fast path never sees a side's first such segment)."""
+        self.rst_not_taken_frame = -1
+        """Frame proving the first obeyed RST did not reach its receiver: the receiver sent
+        again after it, later than ``Options.rst_crossing_s`` (fsm SEND_AFTER_LOST_RST)."""
         self.steady = False
         """Segments may go through ``fastpath.steady_segment`` (see :meth:`update_steady`)."""
         self._fast = options.fast_path
@@ -427,6 +431,9 @@ class Connection:
                     and flags & ACK and _seq_lt(seg.ack, (rcv.fin_seq + 1) & _MASK)):
                 send = _SEND_FIN_CROSSED
             return send, (_RECV_FIN_ACK_OF_FIN if acks_rcv_fin else _RECV_FIN)
+        if snd.reset_in_established_ns >= 0 and snd.state is _CLOSED and \
+                seg.ts_ns - snd.reset_in_established_ns > self.options.rst_crossing_ns:
+            return _SEND_AFTER_LOST_RST, _RECV_ACK_OF_FIN if acks_rcv_fin else _RECV_ACK
         if acks_rcv_fin:
             return _SEND_ACK, _RECV_ACK_OF_FIN
         if rcv.synack_after_ack and rcv.state is _SYN_RECEIVED \
@@ -443,7 +450,8 @@ class Connection:
         if inp is _RECV_RST or (inp is _SEND_RST and old not in _DONE_STATES):
             # Only a RST its receiver obeys decides how the connection ended: an
             # out-of-window one (RFC 5961 3.2) is recorded as ignored, not taken as the close.
-            if not self.first_rst_sender and new is _CLOSED and old is not new and (
+            if (not self.first_rst_sender or self.rst_not_taken_frame > self.first_rst_frame) \
+                    and new is _CLOSED and old is not new and (
                     inp is _RECV_RST or self._rst_acceptable(
                         seg, self.server if side == 0 else self.client)):
                 self.first_rst_sender = "client" if side == 0 else "server"
@@ -460,6 +468,14 @@ class Connection:
             "retransmission" if action is _A_RETRANSMISSION else "unexpected")
         if action is _INFER:
             kind = "inferred"
+            if inp is _SEND_AFTER_LOST_RST and self.rst_not_taken_frame < 0:
+                # The RST that seemed to end the connection did not reach this endpoint: a
+                # later obeyed RST, if any, says how it ended (see the RST rule above), and
+                # what this endpoint sent while seemingly closed was no violation.
+                self.rst_not_taken_frame = seg.frame
+                mine = {e.frame for e in self.events
+                        if e.endpoint == endpoint and e.direction == "sent"}
+                self.after_rst[:] = [f for f in self.after_rst if f not in mine]
         base_snd = self.base_seq[side]
         base_rcv = self.base_seq[1 - side]
         key = (inp, reason)

@@ -61,6 +61,10 @@ class Input(str, Enum):
     """A FIN whose ACK number does not cover the FIN the peer already sent: the endpoint closed
     before the peer's FIN reached it (the two FINs crossed: simultaneous close)."""
     SEND_RST = "send RST"
+    SEND_AFTER_LOST_RST = "send after a RST that did not take"
+    """ACK/data from an endpoint that obeyed a RST while ESTABLISHED, sent later than a segment
+    crossing the RST could be: the RST never took effect (lost after the capture point, or
+    answered by an RFC 5961 challenge ACK), so the endpoint is still synchronized."""
     RECV_SYN = "receive SYN"
     RECV_SYN_ACK = "receive SYN-ACK"
     RECV_ACK = "receive ACK/data"
@@ -135,6 +139,12 @@ TRANSITIONS: dict[tuple[TcpState, Input], Row] = {
                                  "SYN-ACK from a closed endpoint: it had a pending handshake"),
     (S.CLOSED, I.SEND_ACK): (A.UNEXPECTED, S.CLOSED, "ACK/data sent after the connection closed"),
     (S.CLOSED, I.SEND_FIN): (A.UNEXPECTED, S.CLOSED, "FIN sent after the connection closed"),
+    (S.CLOSED, I.SEND_AFTER_LOST_RST): (A.INFER, S.ESTABLISHED,
+                                        "sends again well after the peer's RST: the RST never "
+                                        "took effect (lost after the capture point, or not "
+                                        "exact and answered by a challenge ACK, RFC 5961 3.2), "
+                                        "so it is still synchronized (half-open, RFC 9293 "
+                                        "3.5.2)"),
     (S.CLOSED, I.SEND_FIN_AGAIN): (A.INFER, S.LAST_ACK,
                                    "FIN retransmitted: the final ACK never reached it "
                                    "(lost after the capture point), so it is in LAST_ACK"),
@@ -344,7 +354,8 @@ class EndpointMachine:
     """One endpoint's state and the RFC 9293 variables a passive observer can follow."""
 
     __slots__ = ("state", "iss", "snd_max", "fin_seq", "fin_sent", "entered_ns",
-                 "time_wait_since_ns", "synack_after_ack", "handshake_ack", "peer_fin_pending")
+                 "time_wait_since_ns", "synack_after_ack", "handshake_ack", "peer_fin_pending",
+                 "reset_in_established_ns")
 
     def __init__(self) -> None:
         self.state: TcpState = S.INACTIVE
@@ -365,6 +376,9 @@ class EndpointMachine:
         """Ack number of the first handshake ACK it received, -1 if none yet."""
         self.peer_fin_pending: bool = False
         """The peer's FIN crossed this endpoint's own FIN and has not been acknowledged yet."""
+        self.reset_in_established_ns: int = -1
+        """Packet time it obeyed a RST while ESTABLISHED (-1 otherwise, or once it moved on):
+        what it sends long after that proves the RST did not take (SEND_AFTER_LOST_RST)."""
 
     def apply(self, inp: Input, ts_ns: int) -> Row:
         """Move by the table and return the row used (the caller records the event)."""
@@ -381,6 +395,8 @@ class EndpointMachine:
         elif new_state is not self.state:
             self.time_wait_since_ns = -1
         if new_state is not self.state:
+            self.reset_in_established_ns = (
+                ts_ns if inp is I.RECV_RST and self.state is S.ESTABLISHED else -1)
             self.entered_ns = ts_ns
             self.state = new_state
         return row

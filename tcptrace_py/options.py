@@ -44,6 +44,12 @@ class Options:
     rst_min_window_bytes: int = 65535
     """Smallest receive window assumed when judging a RST (RFC 5961 3.2): an observer does not
     know RCV.WND exactly; 64 KiB is the largest unscaled window."""
+    rst_crossing_s: float = 0.25
+    """A segment from a RST's receiver this soon after the RST may have been sent before the
+    RST arrived (they crossed); one sent later proves the RST did not take effect and the
+    receiver is still synchronized (fsm ``SEND_AFTER_LOST_RST``). 250 ms covers
+    intercontinental RTTs; the ``protocol.crossing_s`` detector parameter is the same window
+    for ``data_after_rst``."""
     keep_packets: bool = False
     """Build the per-packet table (frame, flow, flags, analysis flags): costs memory."""
     packet_flows: tuple[int, ...] = ()
@@ -72,6 +78,10 @@ class Options:
     @property
     def attempt_timeout_ns(self) -> int:
         return int(self.attempt_timeout_s * _NS)
+
+    @property
+    def rst_crossing_ns(self) -> int:
+        return int(self.rst_crossing_s * _NS)
 
     @property
     def closed_linger_ns(self) -> int:

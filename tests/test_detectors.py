@@ -69,6 +69,12 @@ def analyse(tmp_path: Path, frames: list[tuple[int, bytes]], **params: Any
     return found + engine.summary.anomalies
 
 
+def analyse_results(tmp_path: Path, frames: list[tuple[int, bytes]]) -> list[Any]:
+    """The engine's per-connection results (record, anomalies, events) for ``frames``."""
+    path = write_pcap(tmp_path / "t.pcap", sorted(frames, key=lambda f: f[0]))
+    return list(Engine(Options()).run(str(path)))
+
+
 def only(found: list[Anomaly], code: str) -> Anomaly:
     hits = [a for a in found if a.code == code]
     assert len(hits) == 1, [(a.code, a.summary) for a in found]
@@ -461,14 +467,39 @@ def test_tcp_fast_open_syn_is_info(tmp_path: Path) -> None:
 
 
 def test_data_after_rst_ignores_crossing_segments(tmp_path: Path) -> None:
+    """The RST's sender going on is a violation; its receiver's segment sent before the RST
+    could arrive is a crossing, not a violation."""
     frames: list[tuple[int, bytes]] = []
     t = Talk(frames)
     t.handshake()
     t.c(0.1, RST | ACK)
     t.s(0.1001, ACK | PSH, 10)   # crossed the RST in flight
-    t.s(2.0, ACK | PSH, 10)      # sent long after the RST arrived
+    t.c(0.2, ACK | PSH, 10, seq=t.nxt[True])  # the RST's sender sends data after its RST
     a = only(analyse(tmp_path, frames), "data_after_rst")
     assert a.details["frames"] == [6]
+
+
+def test_sending_long_after_a_rst_proves_it_never_arrived(tmp_path: Path) -> None:
+    """A receiver that sends data long after an in-window RST never got it (lost after the
+    capture point, or an RFC 5961 challenge): it is still ESTABLISHED, the connection is
+    half-open, and neither its crossing segment nor its later data is a violation."""
+    frames: list[tuple[int, bytes]] = []
+    t = Talk(frames)
+    t.handshake()
+    t.c(0.1, RST | ACK)
+    t.s(0.1001, ACK | PSH, 10)   # crossed the RST in flight
+    t.s(2.0, ACK | PSH, 10)      # sent long after: the RST did not take
+    results = analyse_results(tmp_path, frames)
+    rec = results[0].record
+    assert (rec["client_state"], rec["server_state"]) == ("CLOSED", "ESTABLISHED")
+    assert rec["close"] == "rst_by_client"
+    found = [a for r in results for a in r.anomalies]
+    assert not [a for a in found if a.code == "data_after_rst"]
+    half = only(found, "half_open")
+    assert half.details["evidence"] == "rst_not_taken" and half.details["sent_after_frame"] == 6
+    inferred = [e for e in results[0].events if e.kind == "inferred" and e.endpoint == "server"]
+    assert [(e.frame, e.old_state, e.new_state) for e in inferred] == [
+        (6, "CLOSED", "ESTABLISHED")]
 
 
 # ------------------------------------------------------------------------------ capture

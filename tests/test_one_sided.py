@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from captures_util import pcap_bytes, tcp_frame
+
 from tcptrace_py.engine import Engine
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"

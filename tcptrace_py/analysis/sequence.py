@@ -729,6 +729,19 @@ class SequenceAnalyzer:
             if state.by_end.get(end) is old:
                 del state.by_end[end]
 
+    def unacknowledged(self, from_client: bool, raw_seq: int) -> int:
+        """Bytes of one side's sequence space below ``raw_seq`` (e.g. its RST's sequence
+        number) that the peer had not acknowledged by the last ACK seen: 0 when the peer sent
+        no ACK, or the side was never seen."""
+        snd = self._c if from_client else self._s
+        peer = self.server if from_client else self.client
+        if snd.base < 0 or not peer.ack_pkts:
+            return 0
+        nxt = snd.snd_nxt
+        rel = nxt + ((raw_seq - snd.base - nxt + _HALF) & _MASK) - _HALF
+        d = rel - snd.snd_una
+        return d if 0 < d < _HALF else 0
+
     def compact(self) -> int:
         """Forget per-segment history no later segment can use; return records dropped.
 

@@ -266,6 +266,10 @@ class ResetKinds(Detector):
             d = rst_rel - min(later_acks)
             if 0 < d < _HALF:
                 in_flight = d
+        elif not later_acks:
+            # No peer segment after the RST (a capture near the peer, which obeyed it at
+            # once): the peer's last ACK before the RST says what was still unacknowledged.
+            in_flight = conn.analyzer.unacknowledged(side == 0, rst.seq)
         bare = not rst.flags & ACK
         peer_data = conn.payload_bytes[1 - side] > 0
         if in_flight and not own_fin_before:
@@ -275,7 +279,9 @@ class ResetKinds(Detector):
                 "unacknowledged", {"by": name, "rst_frame": rst.frame,
                                    "rst_flags": "RA" if rst.flags & ACK else "R",
                                    "in_flight_bytes_at_least": in_flight,
-                                   "peer_acks_after_rst": len(later_acks)}))
+                                   "peer_acks_after_rst": len(later_acks),
+                                   "basis": "peer ACKs after the RST" if later_acks
+                                   else "peer's last ACK before the RST"}))
         elif bare and peer_data and not own_fin_before and not rst.flags & (SYN | FIN):
             out.append(self.make(
                 "reset_on_data", conn.flow_id, rst.frame, rst.frame, rst.ts_ns,
@@ -290,6 +296,17 @@ class ResetKinds(Detector):
                 f"half-open (RFC 9293 3.5.2): {peer} sent data on a connection {name} no "
                 "longer had", {"by": name, "believed_established": peer, "rst_frame": rst.frame,
                                "evidence": "reset_on_data"}, "network"))
+        elif conn.rst_not_taken_frame > rst.frame:
+            # The RST never took effect: its receiver went on sending, believing the
+            # connection established, while the RST's sender had dropped it.
+            out.append(Anomaly(
+                "half_open", "error", conn.flow_id, rst.frame, conn.rst_not_taken_frame,
+                rst.ts_ns, f"half-open (RFC 9293 3.5.2): {peer} went on sending after {name}'s "
+                "RST, which never reached it (lost after the capture point, or answered by a "
+                "challenge ACK)", {"by": name, "believed_established": peer,
+                                   "rst_frame": rst.frame,
+                                   "sent_after_frame": conn.rst_not_taken_frame,
+                                   "evidence": "rst_not_taken"}, "network"))
         idle_ns = min(conn.analyzer.client.idle_max_ns, conn.analyzer.server.idle_max_ns)
         if idle_ns >= int(float(self.p["min_idle_s"]) * NS_PER_S) and \
                 conn.last_ts_ns - rst.ts_ns < idle_ns:
