@@ -71,6 +71,8 @@ _TS_OPT = struct.Struct("!II").unpack_from
 _IPV4_UNPACK = _IPV4.unpack_from
 _IPV6_UNPACK = _IPV6.unpack_from
 _TCP_UNPACK = _TCP.unpack_from
+_TCP_CUT_UNPACK = struct.Struct("!HHIIH").unpack_from
+"""The first 14 bytes of a TCP header: ports, SEQ, ACK, data offset and flags."""
 FUSED_LINK_OFFSETS: dict[int, tuple[int, int]] = {
     1: (12, 14),  # Ethernet: type at 12, IP at 14 (what _link_ethernet hands to _ether)
     113: (14, 16),  # Linux cooked v1 (tcpdump -i any): protocol at 14, IP at 16
@@ -600,8 +602,7 @@ class Decoder:
         n = len(data)
         cap_end = ip_end if ip_end < n else n
         if l4 + 20 > cap_end:
-            self.diag.skip("truncated_header")
-            return None
+            return self._tcp_cut(data, l4, ip_end, cap_end, src, dst, ip_id, ttl, frame, ts)
         sport, dport, seq, ack, off_flags, window, csum, urp = _TCP_UNPACK(data, l4)
         thl = (off_flags >> 12) << 2
         if thl < 20:
@@ -634,6 +635,32 @@ class Decoder:
         return Segment(frame, ts, src, dst, sport, dport, seq, ack, off_flags & 0x1FF,
                        window, payload_len, captured, urp, mss, wscale, sack_ok, sack, tsval,
                        tsecr, ip_id, ttl, hdr_trunc, other, csum)
+
+
+    def _tcp_cut(self, data: bytes, l4: int, ip_end: int, cap_end: int, src: bytes,
+                 dst: bytes, ip_id: int, ttl: int, frame: int, ts: int) -> Segment | None:
+        """A TCP header the snaplen cut inside its fixed 20 bytes.
+
+        The old tcpdump default of 68 bytes leaves an IPv6 packet (14 + 40) 14 bytes of TCP:
+        ports, sequence and acknowledgment numbers, data offset and flags, which is all the
+        state machine and the sequence analysis need. Such a segment is kept with the
+        window unknown (-1, or read when its 2 bytes are there), no options and
+        ``header_truncated`` set, so a whole capture at that snaplen is not lost. Fewer than
+        14 bytes (no flags) cannot make a segment.
+        """
+        if l4 + 14 > cap_end:
+            self.diag.skip("truncated_header")
+            return None
+        sport, dport, seq, ack, off_flags = _TCP_CUT_UNPACK(data, l4)
+        thl = (off_flags >> 12) << 2
+        payload_len = ip_end - l4 - thl
+        if thl < 20 or payload_len < 0:
+            self.diag.skip("malformed")
+            return None
+        window = _U16(data, l4 + 14)[0] if l4 + 16 <= cap_end else -1
+        self.diag.tcp_segments += 1
+        return Segment(frame, ts, src, dst, sport, dport, seq, ack, off_flags & 0x1FF, window,
+                       payload_len, 0, 0, -1, -1, False, (), -1, -1, ip_id, ttl, True, (), -1)
 
 
 def _dpkt_link_classes() -> dict[int, Any]:

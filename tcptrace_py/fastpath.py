@@ -13,11 +13,12 @@ The contract
 ------------
 :func:`steady_segment` either applies a segment with exactly the effect of the full path, or
 returns ``-1`` having changed nothing, and the caller takes the full path. It first tests
-every condition under which the full path would do something it does not do (a zero window,
-SACK blocks, a truncated payload, a duplicate ACK candidate, an ACK of unseen or re-sent
-data, out-of-order or 1-byte data, a window-full mark, a pending probe answer...), and only
-then writes. The connection-wide conditions (both endpoints ESTABLISHED with no FIN sent, not
-a self-connect, handshake settled, Zeek's endpoints ESTABLISHED) are summed up in
+every condition under which the full path would do something it does not do (a zero or
+unknown window, SACK blocks, a header or payload cut by the snaplen, a duplicate ACK
+candidate, an ACK of unseen or re-sent data, out-of-order or 1-byte data, a window-full mark,
+a pending probe answer...), and only then writes. The connection-wide conditions (both
+endpoints ESTABLISHED with no FIN sent, not a self-connect, handshake settled, Zeek's
+endpoints ESTABLISHED) are summed up in
 ``Connection.steady``, recomputed after every segment the full path takes
 (``Connection.update_steady``).
 
@@ -61,7 +62,8 @@ def steady_segment(conn: Connection, seg: Segment) -> int:
     flags = seg.flags
     plen = seg.payload_len
     window = seg.window
-    if flags & _NOT_STEADY != ACK or not window or seg.sack or seg.captured_payload < plen:
+    if flags & _NOT_STEADY != ACK or window <= 0 or seg.sack or seg.captured_payload < plen \
+            or seg.header_truncated:
         return -1
     from_client = seg.sport == conn.client_port and seg.src == conn.client_addr
     an = conn.analyzer

@@ -62,7 +62,8 @@ class Segment:
       sport, dport: TCP ports.
       seq, ack: raw 32-bit sequence and acknowledgment numbers.
       flags: bitmask of FIN/SYN/RST/PSH/ACK/URG/ECE/CWR/AE.
-      window: raw (unscaled) advertised window field.
+      window: raw (unscaled) advertised window field; -1 when the snaplen cut the TCP
+        header before it (then ``header_truncated`` too).
       payload_len: TCP payload length taken from the IP header (not from captured bytes).
       captured_payload: payload bytes actually present in the capture (< payload_len when
         the frame was truncated by the snaplen).
@@ -73,7 +74,8 @@ class Segment:
       tsval, tsecr: timestamp option values, -1 when absent.
       ip_id: IPv4 identification (-1 for IPv6), used to spot duplicated frames.
       ttl: IPv4 TTL / IPv6 hop limit.
-      header_truncated: TCP options were cut by the snaplen (options parsed as far as captured).
+      header_truncated: the snaplen cut the TCP header: options parsed as far as captured,
+        or (fixed header cut after the flags) no options and perhaps no window.
       other_options: tuple of (kind, raw bytes) for options not parsed above.
       checksum: the TCP checksum field (kept, not verified: offloads make it unreliable).
     """

@@ -116,7 +116,8 @@ FUZZ = settings(max_examples=120, deadline=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 STEPS = ("data", "data", "data", "ack", "ack", "ack_all", "resend", "ahead", "one_byte",
          "zero_window", "small_window", "sack", "dup_ack", "idle", "ack_unseen", "ack_behind",
-         "wrap_jump", "fill_window", "keepalive", "window_probe", "stall", "odd_seq_ack")
+         "wrap_jump", "fill_window", "keepalive", "window_probe", "stall", "odd_seq_ack",
+         "snap")
 
 
 @st.composite
@@ -130,7 +131,7 @@ def conversations(draw: st.DrawFn) -> bytes:
     hosts = ("10.0.0.1", "10.0.0.2")
     ports = (40000, 80)
     opts_ts = draw(st.booleans())
-    frames: list[tuple[int, bytes]] = []
+    frames: list[tuple[int, bytes] | tuple[int, bytes, int]] = []
 
     def emit(side: int, seq: int, ack: int, flags: int, n: int = 0, window: int = 65535,
              options: bytes = b"") -> None:
@@ -212,6 +213,23 @@ def conversations(draw: st.DrawFn) -> bytes:
             emit(peer, nxt[peer], acked[peer], ACK, window=0)
             ts += 200_000_000
             emit(side, nxt[side] - 1, ack, ACK)  # Linux's 0-byte probe at SND.UNA - 1
+        elif step == "snap":
+            # Data cut by the snaplen: in the payload, in the options, or inside the fixed
+            # TCP header (after the flags, or after the window).
+            # A pure ACK (n = 0) cut in its options has its whole payload: only the cut
+            # header tells the full path to count it.
+            n = draw(st.sampled_from([0, n]))
+            if not n:  # the peer sends, and the cut ACK acknowledges it: a steady segment
+                emit(peer, nxt[peer], acked[peer], ACK | PSH, 100)
+                nxt[peer] += 100
+                ts += 1_000
+                ack = acked[side] = nxt[peer]
+            emit(side, nxt[side], ack, ACK | PSH if n else ACK, n,
+                 options=b"" if n or opts_ts else opt_mss(1460) + opt_wscale(7))
+            nxt[side] += n
+            at, frame = frames.pop()[:2]
+            keep = 34 + draw(st.sampled_from([14, 16, 24, 20 + (12 if opts_ts else 0) + 1]))
+            frames.append((at, frame[:keep], len(frame)))
         elif step == "stall":
             emit(side, nxt[side], ack, ACK, window=0)  # this side's receive window closes
             ts += 2_500_000_000

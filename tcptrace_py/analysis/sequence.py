@@ -219,7 +219,7 @@ class SequenceAnalyzer:
                 mask |= self._on_ack(seg, snd, rcv, st, rst_, plen, fl, ts)
         if fl & RST:
             st.rst_pkts += 1
-        else:
+        elif seg.window >= 0:  # -1: the snaplen cut the header before the window field
             # Window advertisement (RFC 7323 section 2.3: never scaled on SYN segments).
             win = seg.window
             if not fl & SYN:
@@ -303,7 +303,7 @@ class SequenceAnalyzer:
             else:
                 st.pure_acks += 1 if fl & ACK else 0
 
-        if seg.captured_payload < plen:
+        if seg.captured_payload < plen or seg.header_truncated:
             mask |= _TRUNCATED
             st.truncated_pkts += 1
             st.truncated_bytes += plen - seg.captured_payload
