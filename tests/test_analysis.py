@@ -265,6 +265,30 @@ def test_rtt_estimator_follows_rfc6298() -> None:
     assert floor.rto_ns == 1e9  # (2.4) rounded up to 1 s
 
 
+def test_rtt_estimator_equals_the_rfc6298_formulas_on_random_samples() -> None:
+    """update() writes RFC 6298's arithmetic out for speed; every value must still be the
+    formulas' own, bit for bit (granularity and RTO bounds of all kinds included)."""
+    import random
+
+    rng = random.Random(6298)
+    for _ in range(500):
+        g, lo, hi = (rng.choice([0, 1_000_000]), rng.choice([0, 200_000_000, 10**9]),
+                     rng.choice([10**9, 60 * 10**9]))
+        est = RttEstimator(min_rto_ns=lo, max_rto_ns=hi, clock_granularity_ns=g)
+        srtt: float | None = None
+        var = 0.0
+        for _ in range(rng.randint(1, 30)):
+            r = rng.choice([0, 1, rng.randint(0, 10**6), rng.randint(0, 10**11)])
+            if srtt is None:
+                srtt, var = float(r), r / 2.0
+            else:
+                var = (1 - 1 / 4) * var + 1 / 4 * abs(srtt - r)
+                srtt = (1 - 1 / 8) * srtt + 1 / 8 * r
+            rto = min(max(srtt + max(float(g), 4 * var), float(lo)), float(hi))
+            est.update(r)
+            assert (est.srtt_ns, est.rttvar_ns, est.rto_ns) == (srtt, var, rto)
+
+
 def test_flag_names_are_snake_case_in_bit_order() -> None:
     assert flag_names(F.SACK | F.RETRANSMISSION) == ["retransmission", "sack"]
     assert flag_names(0) == []

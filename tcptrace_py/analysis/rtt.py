@@ -16,6 +16,8 @@ BETA = 1.0 / 4.0
 """RFC 6298 section 2: smoothing gain for RTTVAR."""
 K = 4
 """RFC 6298 section 2: RTTVAR multiplier in the RTO."""
+# RttEstimator.update writes these as literals (it runs for a third of all segments).
+assert (1.0 - BETA, BETA, 1.0 - ALPHA, ALPHA, float(K)) == (0.75, 0.25, 0.875, 0.125, 4.0)
 
 
 class RttEstimator:
@@ -37,20 +39,33 @@ class RttEstimator:
         self._max_ns = max_rto_ns
 
     def update(self, r_ns: int) -> None:
-        """Take one RTT measurement R (Karn-clean: the caller excludes retransmitted data)."""
+        """Take one RTT measurement R (Karn-clean: the caller excludes retransmitted data).
+
+        Called for about a third of a capture's segments, so the arithmetic is written out
+        (module constants bound as literals, comparisons instead of ``max``/``min`` calls);
+        every value is the one RFC 6298's formulas give, operation for operation."""
         r = float(r_ns)
-        if self.srtt_ns is None or self.rttvar_ns is None:
+        srtt = self.srtt_ns
+        rttvar = self.rttvar_ns
+        if srtt is None or rttvar is None:
             # (2.2) First measurement: SRTT <- R, RTTVAR <- R/2.
-            self.srtt_ns = r
-            self.rttvar_ns = r / 2.0
+            srtt = self.srtt_ns = r
+            rttvar = self.rttvar_ns = r / 2.0
         else:
-            # (2.3) RTTVAR first, with the *old* SRTT, then SRTT.
-            self.rttvar_ns = (1.0 - BETA) * self.rttvar_ns + BETA * abs(self.srtt_ns - r)
-            self.srtt_ns = (1.0 - ALPHA) * self.srtt_ns + ALPHA * r
+            # (2.3) RTTVAR first, with the *old* SRTT, then SRTT: (1 - BETA) = 0.75,
+            # BETA = 0.25, (1 - ALPHA) = 0.875, ALPHA = 0.125 (exact in binary).
+            d = srtt - r
+            rttvar = self.rttvar_ns = 0.75 * rttvar + 0.25 * (d if d >= 0.0 else -d)
+            srtt = self.srtt_ns = 0.875 * srtt + 0.125 * r
         # (2.2)/(2.3) RTO <- SRTT + max(G, K*RTTVAR)
-        rto = self.srtt_ns + max(float(self._g_ns), K * self.rttvar_ns)
+        kvar = 4.0 * rttvar
+        g = self._g_ns
+        rto = srtt + (kvar if kvar > g else float(g))
         # (2.4) round up to the minimum; (2.5) an upper bound may be placed.
-        self.rto_ns = min(max(rto, float(self._min_ns)), float(self._max_ns))
+        lo = self._min_ns
+        hi = self._max_ns
+        rto = rto if rto > lo else float(lo)
+        self.rto_ns = float(hi) if rto > hi else rto
         self.samples += 1
         self.backoffs = 0
 
