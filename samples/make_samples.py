@@ -365,6 +365,8 @@ class Scenario:
     link: str = "two TAP devices joined by a userspace relay in make_samples.py, ~0 RTT"
     loss_location: str = "no induced loss"
     capture_anomalies: list[str] = field(default_factory=list)
+    vantage: str = "client"
+    """Whose TAP device tcpdump captures on (``--vantage`` overrides it for a whole run)."""
 
 
 class Env:
@@ -1202,8 +1204,9 @@ def scn_half_open(env: Env) -> list[Conn]:
     c.close()
     return [Conn(caddr, env.server_addr(), "three_way_handshake", "rst_by_server",
                  ["half_open", "reset_on_data"], allowed=["abortive_close"],
-                 note="after the exchange the server aborts and its RST is lost before the "
-                      "capture point, so the client still believes it is ESTABLISHED; 0.8 s later "
+                 note="after the exchange the server aborts and its RST is lost on the way to "
+                      "the client (before a client-side capture point, after a server-side "
+                      "one), so the client still believes it is ESTABLISHED; 0.8 s later "
                       "the client sends 30 B and the server kernel, which has no such "
                       "connection, answers with a RST")]
 
@@ -1295,6 +1298,12 @@ SCENARIOS: list[Scenario] = [
              "point (not in the capture)"),
     Scenario("ipv6_normal", "Scenario 'normal' over IPv6 (fd77::1 -> fd77::2).", scn_ipv6_normal,
              family=socket.AF_INET6),
+    Scenario("half_open_server_vantage", "Scenario 'half_open' captured at the server: the "
+             "server's abortive RST is in the capture but lost after it, so the client, still "
+             "ESTABLISHED, sends again 0.8 s later and the server kernel answers with a bare "
+             "RST.", scn_half_open, vantage="server",
+             loss_location="the server's abortive RST dropped by the relay after the capture "
+             "point (in the capture)"),
 ]
 
 
@@ -1415,7 +1424,8 @@ def state_of(socks: list[dict[str, str]], local: str, peer: str) -> str:
 
 
 def run_scenario(sc: Scenario, out_dir: Path, tmp_dir: Path,
-                 vantage: str = "client") -> dict[str, Any]:
+                 vantage: str | None = None) -> dict[str, Any]:
+    vantage = vantage or sc.vantage
     env = Env(sc)
     pcap_tmp = tmp_dir / f"{sc.name}.pcap"
     t0 = time.monotonic()
@@ -1538,10 +1548,11 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parent)
     ap.add_argument("--only", nargs="*", help="scenario names (default: all)")
-    ap.add_argument("--vantage", choices=("client", "server"), default="client",
-                    help="capture on the client's interface (the committed samples) or on the "
-                    "server's: the relay's drops then fall on the other side of the capture "
-                    "point, and expected anomalies are not adjusted for what it cannot see")
+    ap.add_argument("--vantage", choices=("client", "server"), default=None,
+                    help="capture every scenario on the client's or the server's interface "
+                    "(default: each scenario's own, the client's for most): the relay's drops "
+                    "then fall on the other side of the capture point, and expected anomalies "
+                    "are not adjusted for what it cannot see")
     args = ap.parse_args(argv)
     if os.geteuid() != 0:
         log("must run as root (network namespaces, TAP devices, tcpdump)")
@@ -1583,7 +1594,9 @@ def main(argv: list[str] | None = None) -> int:
             "python": platform.python_version(),
             "tcpdump": run(["tcpdump", "--version"]).stdout.splitlines()[0],
             "vantage": f"tcpdump on the {args.vantage}'s interface inside the {args.vantage} "
-                       "namespace",
+                       "namespace" if args.vantage else "tcpdump on the client's interface "
+                       "inside the client namespace, unless a sample's capture.namespace says "
+                       "server",
             "schema": SCHEMA_DOC,
         },
         "samples": dict(sorted(samples.items())),
