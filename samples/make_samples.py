@@ -1211,6 +1211,37 @@ def scn_half_open(env: Env) -> list[Conn]:
                       "connection, answers with a RST")]
 
 
+def scn_close_unread(env: Env) -> list[Conn]:
+    lst = env.listener()
+    got = threading.Event()
+
+    def server() -> None:
+        conn, _ = lst.accept()
+        env.sockets.append(conn)
+        recv_exact(conn, 10)  # reads only the first 10 of the client's 200 bytes
+        time.sleep(0.1)
+        conn.close()  # unread data in the receive queue: the kernel sends RST, not FIN
+        got.set()
+
+    env.spawn(server, "server")
+    c, caddr = env.client()
+    c.connect(env.server_addr())
+    c.sendall(b"r" * 200)
+    got.wait(5)
+    try:
+        c.recv(1)
+        env.errors.append("client read data instead of a reset")
+    except ConnectionResetError:
+        pass
+    c.close()
+    env.join_all()
+    return [Conn(caddr, env.server_addr(), "three_way_handshake", "rst_by_server",
+                 ["abortive_close"],
+                 note="the server reads 10 of the client's 200 bytes and close()s: with unread "
+                      "data in its receive queue the kernel sends RST instead of FIN (RFC 2525 "
+                      "2.17), discarding the 190 bytes")]
+
+
 def scn_ipv6_normal(env: Env) -> list[Conn]:
     return simple_exchange(env, 100, 2000)
 
@@ -1298,6 +1329,9 @@ SCENARIOS: list[Scenario] = [
              "point (not in the capture)"),
     Scenario("ipv6_normal", "Scenario 'normal' over IPv6 (fd77::1 -> fd77::2).", scn_ipv6_normal,
              family=socket.AF_INET6),
+    Scenario("close_unread", "The server closes with 190 bytes of the client's request "
+             "unread: its kernel resets the connection instead of closing it (abortive close).",
+             scn_close_unread),
     Scenario("half_open_server_vantage", "Scenario 'half_open' captured at the server: the "
              "server's abortive RST is in the capture but lost after it, so the client, still "
              "ESTABLISHED, sends again 0.8 s later and the server kernel answers with a bare "

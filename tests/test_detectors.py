@@ -255,6 +255,31 @@ def test_abortive_close_with_data_in_flight(tmp_path: Path) -> None:
     assert "reset_on_data" not in [x.code for x in found]
 
 
+def test_abortive_close_with_unread_data(tmp_path: Path) -> None:
+    """RFC 2525 2.17: the server ACKs the client's request, never answers it, and resets:
+    abortive_close by unread data. The same RST after the server answered with data, or after
+    its keep-alives, is no such finding (it may have read everything; its timer fired)."""
+    def run(answer: str) -> list[Anomaly]:
+        frames: list[tuple[int, bytes]] = []
+        t = Talk(frames)
+        t.handshake()
+        t.c(0.1, ACK | PSH, 200)
+        t.s(0.11, ACK)
+        if answer == "data":
+            t.s(0.15, ACK | PSH, 50)
+            t.c(0.16, ACK)
+        elif answer == "keepalive":
+            t.s(2.0, ACK, seq=t.nxt[False] - 1)  # a keep-alive probe, then the timer's RST
+        t.s(3.0 if answer == "keepalive" else 0.2, RST | ACK)
+        return analyse(tmp_path, frames)
+
+    a = only(run("none"), "abortive_close")
+    assert a.details["by"] == "server" and a.details["unanswered_peer_bytes"] == 200
+    assert a.severity == "warning" and a.first_frame == 6
+    for answer in ("data", "keepalive"):
+        assert "abortive_close" not in [x.code for x in run(answer)], answer
+
+
 def test_reset_on_data_bare_rst(tmp_path: Path) -> None:
     frames: list[tuple[int, bytes]] = []
     t = Talk(frames)

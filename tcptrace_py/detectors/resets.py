@@ -272,6 +272,7 @@ class ResetKinds(Detector):
             in_flight = conn.analyzer.unacknowledged(side == 0, rst.seq)
         bare = not rst.flags & ACK
         peer_data = conn.payload_bytes[1 - side] > 0
+        unanswered = 0 if in_flight or own_fin_before else self._unanswered(conn, side, rst)
         if in_flight and not own_fin_before:
             out.append(self.make(
                 "abortive_close", conn.flow_id, rst.frame, rst.frame, rst.ts_ns,
@@ -282,6 +283,15 @@ class ResetKinds(Detector):
                                    "peer_acks_after_rst": len(later_acks),
                                    "basis": "peer ACKs after the RST" if later_acks
                                    else "peer's last ACK before the RST"}))
+        elif unanswered:
+            out.append(self.make(
+                "abortive_close", conn.flow_id, rst.frame, rst.frame, rst.ts_ns,
+                f"{name} reset the connection without answering the {unanswered} bytes "
+                f"{peer} sent: a close() with them unread (RFC 2525 2.17) or an abort",
+                {"by": name, "rst_frame": rst.frame, "rst_flags": "RA",
+                 "unanswered_peer_bytes": unanswered, "in_flight_bytes_at_least": 0,
+                 "peer_acks_after_rst": len(later_acks),
+                 "basis": "peer data acknowledged by the RST, never answered"}))
         elif bare and peer_data and not own_fin_before and not rst.flags & (SYN | FIN):
             out.append(self.make(
                 "reset_on_data", conn.flow_id, rst.frame, rst.frame, rst.ts_ns,
@@ -315,6 +325,32 @@ class ResetKinds(Detector):
                 f"RST from {name} after the connection sat idle {seconds(idle_ns):g} s",
                 {"by": name, "rst_frame": rst.frame, "idle_s": seconds(idle_ns)}))
         return out
+
+
+    @staticmethod
+    def _unanswered(conn: Connection, side: int, rst: NotablePacket) -> int:
+        """Peer payload bytes the RST acknowledges although its sender never sent any data.
+
+        RFC 2525 2.17: a stack that close()s with received data unread resets instead of
+        closing; so does an abort. An endpoint that received a request and answered nothing
+        but a RST discarded it (the server of ``samples/close_unread.pcap``). Kept narrow on
+        purpose: an endpoint that sent data of its own may have read everything and then
+        reset (SO_LINGER 0 after a complete exchange is common), and one that probed first
+        (keep-alive) was reset by its kernel's timer, not by a close.
+        """
+        peer = 1 - side
+        base = conn.base_seq[peer]
+        if not rst.flags & ACK or conn.payload_bytes[side] or not conn.payload_bytes[peer] \
+                or conn.handshake_done_frame < 0 or conn.pure_syn_sent[peer] + \
+                conn.synack_sent[peer] == 0 or base < 0:
+            return 0
+        st = conn.analyzer.client if side == 0 else conn.analyzer.server
+        if st.keepalives or st.zwp_pkts:
+            return 0
+        acked = (rst.ack - base - 1) & _MASK  # the peer's bytes after its SYN
+        if 0 <= conn.fin_frame[peer] < rst.frame:
+            acked -= 1  # and its FIN
+        return acked if 0 < acked < _HALF else 0
 
 
 @register
