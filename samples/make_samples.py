@@ -124,6 +124,7 @@ ANOMALY_CODES = (
     "rto_backoff",
     "port_scan",
     "syn_flood",
+    "data_after_close",
 )
 # ss(8) state names -> RFC 9293 names.  A socket ss does not list is CLOSED.
 SS_TO_RFC = {
@@ -1242,6 +1243,36 @@ def scn_close_unread(env: Env) -> list[Conn]:
                       "2.17), discarding the 190 bytes")]
 
 
+def scn_late_response(env: Env) -> list[Conn]:
+    lst = env.listener()
+
+    def server() -> None:
+        conn, _ = lst.accept()
+        env.sockets.append(conn)
+        recv_exact(conn, 50)
+        time.sleep(1.0)  # a slow server: the client has given up by the time it answers
+        with contextlib.suppress(OSError):
+            conn.sendall(b"s" * 500)
+        time.sleep(0.3)
+        conn.close()
+
+    env.spawn(server, "server")
+    c, caddr = env.client()
+    c.connect(env.server_addr())
+    c.sendall(b"c" * 50)
+    c.settimeout(0.5)
+    with contextlib.suppress(TimeoutError):
+        c.recv(1)
+    c.close()  # the client's timeout: close() before the response
+    env.join_all()
+    return [Conn(caddr, env.server_addr(), "three_way_handshake", "rst_by_client",
+                 ["data_after_close"], allowed=["half_close"],
+                 note="the client waits 0.5 s for a response and close()s; the server answers "
+                      "after 1 s, and the client kernel, which holds the closed connection only "
+                      "as a FIN_WAIT_2 mini-socket (TcpExtTW), resets it (client TcpOutRsts 1, "
+                      "server TcpEstabResets 1): the response is discarded")]
+
+
 def scn_ipv6_normal(env: Env) -> list[Conn]:
     return simple_exchange(env, 100, 2000)
 
@@ -1332,6 +1363,9 @@ SCENARIOS: list[Scenario] = [
     Scenario("close_unread", "The server closes with 190 bytes of the client's request "
              "unread: its kernel resets the connection instead of closing it (abortive close).",
              scn_close_unread),
+    Scenario("late_response", "The client times out after 0.5 s and closes; the server's "
+             "response 1 s after the request is answered by a RST and discarded.",
+             scn_late_response),
     Scenario("half_open_server_vantage", "Scenario 'half_open' captured at the server: the "
              "server's abortive RST is in the capture but lost after it, so the client, still "
              "ESTABLISHED, sends again 0.8 s later and the server kernel answers with a bare "

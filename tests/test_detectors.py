@@ -366,6 +366,33 @@ def test_close_wait_at_a_capture_that_stops_at_once_is_info(tmp_path: Path) -> N
     assert only(analyse(tmp_path, frames), "close_wait_stuck").severity == "info"
 
 
+def test_data_after_close_is_not_a_half_close(tmp_path: Path) -> None:
+    """Data after a FIN answered by the FIN's sender with a RST: it had close()d, so the data
+    was discarded. A warning when the RST cut the peer off, info when the peer had sent its
+    own FIN right after its data (a TLS close_notify), crossing the RST."""
+    def run(peer_fin: bool) -> list[Anomaly]:
+        frames: list[tuple[int, bytes]] = []
+        t = Talk(frames)
+        t.handshake()
+        t.c(0.1, ACK | PSH, 64)
+        t.s(0.11, ACK)
+        t.c(0.6, FIN | ACK)                       # the client gives up
+        t.s(0.61, ACK)
+        t.s(1.1, ACK | PSH, 500)                  # the late response
+        t.c(1.1001, RST, seq=t.nxt[True])         # the closed socket resets it
+        if peer_fin:
+            t.s(1.1002, FIN | ACK)                # sent before the RST arrived
+        return analyse(tmp_path, frames)
+
+    for peer_fin, severity in ((False, "warning"), (True, "info")):
+        found = run(peer_fin)
+        a = only(found, "data_after_close")
+        assert (a.severity, a.details["by"], a.details["discarded_bytes_at_least"]) == (
+            severity, "client", 500)
+        assert (a.first_frame, a.last_frame) == (6, 9)
+        assert "half_close" not in [x.code for x in found]
+
+
 def test_half_close_counts_bytes_after_fin(tmp_path: Path) -> None:
     frames: list[tuple[int, bytes]] = []
     t = Talk(frames)

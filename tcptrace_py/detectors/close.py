@@ -171,7 +171,8 @@ class CloseWaitStuck(Detector):
 
 @register
 class CloseKinds(Detector):
-    """Notable but legal closes: half close (RFC 9293 3.6) and simultaneous close."""
+    """Notable closes: half close (RFC 9293 3.6), simultaneous close, and data the closer
+    discarded because it had closed for good."""
 
     name = "close_kinds"
     codes = (
@@ -179,6 +180,12 @@ class CloseKinds(Detector):
              "One side sent FIN (shutdown(SHUT_WR)) and the other kept sending data after it."),
         Code("simultaneous_close", "info", "lifecycle",
              "Both sides sent FIN before receiving the other's (CLOSING state, RFC 9293 3.6)."),
+        Code("data_after_close", "warning", "network",
+             "One side closed (FIN), the other sent data afterwards and the closer answered "
+             "with a RST: it had closed its socket, not only its sending side, so that data "
+             "was discarded (a client that timed out before a slow response). Info when the "
+             "peer had closed as well before the RST (parting bytes such as a TLS "
+             "close_notify)."),
     )
 
     def on_connection(self, conn: Connection) -> Iterable[Anomaly]:
@@ -189,10 +196,33 @@ class CloseKinds(Detector):
             fin = first_fin(conn, side)
             peer = (conn.client, conn.server)[1 - side]
             extra = sent_after(peer, fin)
-            if fin is not None and extra > 0:
+            name, other = SIDES[side], SIDES[1 - side]
+            if fin is not None and extra > 0 and conn.first_rst_sender == name \
+                    and conn.first_rst_frame > fin.frame:
+                # A half-closed endpoint (shutdown(SHUT_WR)) accepts data after its FIN; one
+                # that close()d answers it with a RST (Linux: from the socket, TCPAbortOnData,
+                # or from its FIN_WAIT_2 mini-socket). So the RST proves a full close, and the
+                # data after the FIN was thrown away.
+                rst = next(p for p in conn.notable if p.frame == conn.first_rst_frame)
+                # The peer closed too, before the RST could reach it (its FIN came first, or
+                # crossed the RST): the discarded bytes were its parting words (a TLS
+                # close_notify, a QUIT): info. Otherwise the RST cut the peer off: warning.
+                peer_fin = first_fin(conn, 1 - side)
+                peer_closed = peer_fin is not None and \
+                    peer_fin.ts_ns - rst.ts_ns <= conn.options.rst_crossing_ns
+                out.append(self.make(
+                    "data_after_close", conn.flow_id, fin.frame, rst.frame, fin.ts_ns,
+                    f"{name} had closed (FIN) and reset the {extra} bytes {other} sent after "
+                    f"it: {other}'s data was discarded ({seconds(rst.ts_ns - fin.ts_ns):g} s "
+                    "after the close)",
+                    {"by": name, "fin_frame": fin.frame, "rst_frame": rst.frame,
+                     "discarded_bytes_at_least": extra,
+                     "fin_to_rst_s": seconds(rst.ts_ns - fin.ts_ns),
+                     "peer_closed_first": peer_closed},
+                    severity="info" if peer_closed else None))
+            elif fin is not None and extra > 0:
                 peer_fin = first_fin(conn, 1 - side)
                 until = peer_fin.ts_ns if peer_fin is not None else self.end_ns_of(conn)
-                name, other = SIDES[side], SIDES[1 - side]
                 out.append(self.make(
                     "half_close", conn.flow_id, fin.frame,
                     peer_fin.frame if peer_fin is not None else conn.last_frame, fin.ts_ns,
