@@ -481,13 +481,27 @@ def test_zero_window_stall_with_probes(tmp_path: Path) -> None:
 
 
 def test_short_zero_window_is_not_a_stall(tmp_path: Path) -> None:
-    frames: list[tuple[int, bytes]] = []
-    t = Talk(frames)
-    t.handshake()
-    t.c(0.1, ACK | PSH, 1000)
-    t.s(0.11, ACK, window=0)
-    t.s(0.15, ACK, window=65535)
-    assert [a.code for a in analyse(tmp_path, frames)] == []
+    """Below the stall thresholds a zero window is flow control at work: info only, as
+    zero_window (the sender waited) or zero_window_probe (its persist timer probed once)."""
+    def run(probe: bool) -> list[Anomaly]:
+        frames: list[tuple[int, bytes]] = []
+        t = Talk(frames)
+        t.handshake()
+        t.c(0.1, ACK | PSH, 1000)
+        t.s(0.11, ACK, window=0)
+        if probe:
+            t.c(0.31, ACK, seq=t.nxt[True] - 1)  # one Linux probe at SND.UNA - 1
+            t.s(0.311, ACK, window=0)
+        t.s(0.4, ACK, window=65535)
+        return analyse(tmp_path, frames)
+
+    for probe, code in ((False, "zero_window"), (True, "zero_window_probe")):
+        found = run(probe)
+        a = only(found, code)
+        assert a.severity == "info" and a.details["side"] == "server"
+        assert a.details["probes"] == (1 if probe else 0) and a.details["reopened"] is True
+        assert a.details["by"] == ("client" if probe else "server")
+        assert serious(found) == [], "not a stall"
 
 
 # ------------------------------------------------------------------------------ protocol

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from tcptrace_py.analysis.evidence import ZeroWindowPeriod
 from tcptrace_py.connection import Connection
 from tcptrace_py.detectors.base import NS_PER_S, Code, Detector, Param, register, seconds
 from tcptrace_py.events import Anomaly
@@ -34,6 +35,13 @@ class WindowDetector(Detector):
         Code("zero_window_stall", "warning", "network",
              "The receiver advertised a zero window long enough to stall the sender: "
              "duration, probes, whether it reopened."),
+        Code("zero_window", "info", "network",
+             "The receiver closed its window only briefly (below the stall thresholds) and "
+             "the sender waited without probing: flow control at work, worth knowing when a "
+             "transfer is slow."),
+        Code("zero_window_probe", "info", "network",
+             "The receiver closed its window briefly (below the stall thresholds) and the "
+             "sender's persist timer probed it (RFC 9293 3.8.6.1) before it reopened."),
         Code("window_full", "info", "network",
              "The sender repeatedly filled the receiver's advertised window: the transfer is "
              "limited by the receiver (buffer or slow reader), not the network."),
@@ -48,6 +56,7 @@ class WindowDetector(Detector):
             stats = {"client": a.client, "server": a.server}
             for name in SIDES:
                 periods = []
+                brief = []
                 for zp in a.zero_window_periods:
                     if zp.side != name:
                         continue
@@ -55,7 +64,11 @@ class WindowDetector(Detector):
                     dur = end_ts - zp.start_ts_ns
                     if dur >= min_ns or zp.probes >= min_probes:
                         periods.append((zp, dur))
+                    else:
+                        brief.append((zp, dur))
                 if not periods:
+                    if brief:
+                        out.append(self._brief(conn, name, brief))
                     continue
                 sender = "server" if name == "client" else "client"
                 probes = [p for p in a.zero_window_probes if p.sender == sender]
@@ -96,3 +109,20 @@ class WindowDetector(Detector):
                      "frames": [w.frame for w in mine[:_MAX_FRAMES]],
                      "window_bytes_max": max(w.window_bytes for w in mine)}))
         return out
+
+    def _brief(self, conn: Connection, name: str, brief: list[tuple[ZeroWindowPeriod, int]]
+               ) -> Anomaly:
+        """One side's zero windows, all below the stall thresholds."""
+        probes = sum(zp.probes for zp, _ in brief)
+        longest = max(d for _, d in brief)
+        first, last = brief[0][0], brief[-1][0]
+        code = "zero_window_probe" if probes else "zero_window"
+        sender = "server" if name == "client" else "client"
+        what = f"{sender} probed it {probes} time(s)" if probes else f"{sender} waited"
+        return self.make(
+            code, conn.flow_id, first.start_frame,
+            last.end_frame if last.end_frame >= 0 else conn.last_frame, first.start_ts_ns,
+            f"{name} closed its window {len(brief)} time(s), at most {seconds(longest):g} s; "
+            f"{what}", {"side": name, "periods": len(brief), "duration_s": seconds(longest),
+                        "probes": probes, "by": sender if probes else name,
+                        "reopened": all(zp.end_frame >= 0 for zp, _ in brief)})
