@@ -326,7 +326,6 @@ class ResetKinds(Detector):
                 {"by": name, "rst_frame": rst.frame, "idle_s": seconds(idle_ns)}))
         return out
 
-
     @staticmethod
     def _unanswered(conn: Connection, side: int, rst: NotablePacket) -> int:
         """Peer payload bytes the RST acknowledges although its sender never sent any data.
