@@ -125,6 +125,7 @@ ANOMALY_CODES = (
     "port_scan",
     "syn_flood",
     "data_after_close",
+    "icmp_unreachable",
 )
 # ss(8) state names -> RFC 9293 names.  A socket ss does not list is CLOSED.
 SS_TO_RFC = {
@@ -1273,6 +1274,31 @@ def scn_late_response(env: Env) -> list[Conn]:
                       "server TcpEstabResets 1): the response is discarded")]
 
 
+UNROUTED_NET = "10.88.0.0/24"
+UNROUTED_HOST = "10.88.0.5"
+
+
+def scn_net_unreachable(env: Env) -> list[Conn]:
+    """The server namespace routes for the client but has no route onward: its kernel answers
+    the client's SYN with ICMP network unreachable, and connect() fails at once."""
+    nsexec(NS_CLIENT, "ip", "route", "add", UNROUTED_NET, "via", V4_SERVER)
+    c, caddr = env.client()
+    t0 = time.monotonic()
+    try:
+        c.connect((UNROUTED_HOST, 80))
+        env.errors.append("connect through a router with no route succeeded")
+    except OSError as exc:
+        env.notes.append(f"connect() failed after {time.monotonic() - t0:.3f} s with "
+                         f"{errno.errorcode.get(exc.errno or 0, exc.errno)}")
+    c.close()
+    time.sleep(0.5)
+    return [Conn(caddr, (UNROUTED_HOST, 80), "not_established", "unanswered",
+                 ["icmp_unreachable"],
+                 note="the SYN is answered by ICMP destination network unreachable from the "
+                      "router (10.77.0.2); Linux fails connect() with ENETUNREACH at once, with "
+                      "no SYN retransmission")]
+
+
 def scn_ipv6_normal(env: Env) -> list[Conn]:
     return simple_exchange(env, 100, 2000)
 
@@ -1366,6 +1392,10 @@ SCENARIOS: list[Scenario] = [
     Scenario("late_response", "The client times out after 0.5 s and closes; the server's "
              "response 1 s after the request is answered by a RST and discarded.",
              scn_late_response),
+    Scenario("net_unreachable", "connect() through a router (the server namespace, "
+             "forwarding on) that has no route to the destination: ICMP network unreachable "
+             "answers the SYN.", scn_net_unreachable,
+             server_sysctls={"net.ipv4.ip_forward": 1}),
     Scenario("half_open_server_vantage", "Scenario 'half_open' captured at the server: the "
              "server's abortive RST is in the capture but lost after it, so the client, still "
              "ESTABLISHED, sends again 0.8 s later and the server kernel answers with a bare "

@@ -16,8 +16,9 @@ from tcptrace_py.analysis import flags as AF
 from tcptrace_py.compat import PeerSummary
 from tcptrace_py.events import Event
 from tcptrace_py.fsm import Action, EndpointMachine, Input, TcpState, lookup
+from tcptrace_py.icmp import IcmpError
 from tcptrace_py.options import Options
-from tcptrace_py.segment import ACK, FIN, RST, SYN, Segment, flags_text
+from tcptrace_py.segment import ACK, FIN, RST, SYN, Segment, addr_text, flags_text
 
 _MASK = 0xFFFFFFFF
 _HALF = 1 << 31
@@ -44,6 +45,7 @@ _ESTABLISHED = TcpState.ESTABLISHED
 _SYN_RECEIVED = TcpState.SYN_RECEIVED
 _SEND_ACK = Input.SEND_ACK
 _SEND_AFTER_LOST_RST = Input.SEND_AFTER_LOST_RST
+_RECV_ICMP_ERROR = Input.RECV_ICMP_ERROR
 _RECV_ACK = Input.RECV_ACK
 _SEND_SYN_ACK = Input.SEND_SYN_ACK
 _SEND_FIN_CROSSED = Input.SEND_FIN_CROSSED
@@ -131,7 +133,7 @@ class Connection:
         "end_reason", "packet_rows", "rst_count", "data_after_fin", "after_rst",
         "invalid_flags", "syn_with_data", "out_of_window_rsts", "time_wait_expired",
         "incarnation", "previous_end_ts_ns", "previous_states", "silent_probes", "compacted",
-        "steady", "_fast", "answered_frame", "rst_not_taken_frame",
+        "steady", "_fast", "answered_frame", "rst_not_taken_frame", "icmp_errors",
     )
 
     def __init__(self, flow_id: int, key: tuple[bytes, int, bytes, int], seg: Segment,
@@ -221,6 +223,9 @@ class Connection:
         self.rst_not_taken_frame = -1
         """Frame proving the first obeyed RST did not reach its receiver: the receiver sent
         again after it, later than ``Options.rst_crossing_s`` (fsm SEND_AFTER_LOST_RST)."""
+        self.icmp_errors: list[IcmpError] = []
+        """ICMP/ICMPv6 errors quoting one of this connection's segments (at most
+        ``max_evidence_items``): a router or host answering for the peer."""
         self.steady = False
         """Segments may go through ``fastpath.steady_segment`` (see :meth:`update_steady`)."""
         self._fast = options.fast_path
@@ -513,7 +518,17 @@ class Connection:
         """
         self.check_timers(end_ns)
         c = self.client
-        if (c.state is _SYN_SENT and self.pure_syn_sent[0] > 1 and not self.packets[1]):
+        err = self.syn_icmp_error() if self.icmp_errors else None
+        if c.state is _SYN_SENT and err is not None and not self.packets[1]:
+            old = c.state
+            reason = c.apply(_RECV_ICMP_ERROR, err.ts_ns)[2]
+            if len(self.events) < self.options.max_events_per_connection:
+                self.events.append(Event(
+                    self.flow_id, err.frame, err.ts_ns, "client", "inferred", old.value,
+                    c.state.value, "received", "", 0, 0, 0,
+                    f"{_RECV_ICMP_ERROR.value} ({err.name} from {addr_text(err.reporter)}): "
+                    f"{reason}"))
+        elif (c.state is _SYN_SENT and self.pure_syn_sent[0] > 1 and not self.packets[1]):
             old = c.state
             c.apply(_TIMEOUT, end_ns)
             if len(self.events) < self.options.max_events_per_connection:
@@ -550,6 +565,32 @@ class Connection:
         self.analyzer.compact()
         self.compacted = True
         return True
+
+    def on_icmp(self, err: IcmpError) -> None:
+        """Keep an ICMP error about one of this connection's segments as evidence.
+
+        It is not a TCP segment: no counter, state or time of the connection moves here. Its
+        one effect on the replay is at :meth:`finalize`: a client whose SYN drew an error and
+        that sent no SYN after it gave up on it (Linux ends a SYN_SENT socket on the error).
+        """
+        if len(self.icmp_errors) < self.options.analysis.max_evidence_items:
+            self.icmp_errors.append(err)
+
+    def syn_icmp_error(self) -> IcmpError | None:
+        """The last ICMP error (not a packet-too-big) quoting one of the client's SYNs, if no
+        client SYN followed it: the error that ended the connection attempt."""
+        if not self.pure_syn_sent[0] or self.client.iss < 0:
+            return None
+        iss = self.client.iss
+        errs = [e for e in self.icmp_errors
+                if not e.too_big and e.seq == iss and e.src == self.client_addr
+                and e.sport == self.client_port]
+        if not errs:
+            return None
+        last = errs[-1]
+        later_syn = any(p.frame > last.frame and p.sender == "client"
+                        and p.flags & (SYN | ACK) == SYN for p in self.notable)
+        return None if later_syn else last
 
     def missing_side(self) -> int:
         """The side (0 client, 1 server) the capture holds no packet of although the other

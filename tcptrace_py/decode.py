@@ -14,6 +14,10 @@ Theory of operation (this is the hot path, so the rules are about speed as much 
 5. Link types without a fast path go to dpkt (radiotap/802.11, PPPoE): slow but correct;
    anything else is ``unsupported_linktype``.
 
+6. ICMP/ICMPv6 errors quoting a TCP segment are kept (``Decoder(icmp=True)``, see
+   ``tcptrace_py/icmp.py``) for the engine to give to their connection; their frames are
+   still counted as ``not_tcp``.
+
 Skip reasons (``diag.skip``): ``not_ip``, ``not_tcp``, ``ip_fragment``, ``malformed``,
 ``truncated_header``, ``unsupported_linktype``. Notes (``diag.notes``):
 ``malformed_tcp_option``, ``ip_total_length_zero``.
@@ -26,6 +30,7 @@ from collections.abc import Callable
 from typing import Any
 
 from tcptrace_py.diagnostics import Diagnostics
+from tcptrace_py.icmp import PROTO_ICMP, PROTO_ICMPV6, IcmpError, parse_error
 from tcptrace_py.segment import Segment
 
 MAX_ENCAP_DEPTH = 8  # tunnels inside tunnels beyond this are treated as malformed input
@@ -40,6 +45,8 @@ ETH_ERSPAN_II = 0x88BE
 ETH_LLC_MAX = 1500  # ethertype/length field values up to this are 802.3 lengths
 VXLAN_UDP_PORT = 4789  # RFC 7348
 
+MAX_PENDING_ICMP = 4096
+"""ICMP errors kept between two TCP segments; more are counted (``icmp_errors_dropped``)."""
 PROTO_IPIP = 4
 PROTO_TCP = 6
 PROTO_UDP = 17
@@ -169,8 +176,11 @@ def parse_tcp_options(opts: bytes, diag: Diagnostics | None = None) -> tuple[
 class Decoder:
     """Frame -> Segment. One per analysis run; holds only the diagnostics and dispatch table."""
 
-    def __init__(self, diag: Diagnostics) -> None:
+    def __init__(self, diag: Diagnostics, *, icmp: bool = False) -> None:
         self.diag = diag
+        self.icmp_errors: list[IcmpError] | None = [] if icmp else None
+        """With ``icmp``: ICMP/ICMPv6 errors quoting a TCP segment, in frame order, for the
+        engine to take (``tcptrace_py.icmp``); their frames are still ``not_tcp`` skips."""
         raw = self._link_raw
         self._link: dict[int, _LinkHandler] = {
             1: self._link_ethernet,
@@ -507,6 +517,8 @@ class Decoder:
         l4 = off + ihl
         if proto == PROTO_TCP:
             return self._tcp(data, l4, ip_end, src, dst, ip_id, ttl, frame, ts)
+        if proto == PROTO_ICMP and self.icmp_errors is not None:
+            self._icmp(data, l4, ip_end, 4, src, frame, ts)
         return self._l4_other(proto, data, l4, ip_end, frame, ts, depth)
 
     def _ipv6(self, data: bytes, off: int, frame: int, ts: int, depth: int) -> Segment | None:
@@ -543,8 +555,24 @@ class Decoder:
                     return None
                 nh, p = data[p], p + ((data[p + 1] + 2) << 2)  # RFC 4302: 4-octet units
             else:
+                if nh == PROTO_ICMPV6 and self.icmp_errors is not None:
+                    self._icmp(data, p, ip_end, 6, src, frame, ts)
                 return self._l4_other(nh, data, p, ip_end, frame, ts, depth)
         return self._tcp(data, p, ip_end, src, dst, -1, hlim, frame, ts)
+
+    def _icmp(self, data: bytes, l4: int, ip_end: int, version: int, reporter: bytes,
+              frame: int, ts: int) -> None:
+        """Keep an ICMP error quoting TCP for the engine (bounded: a flood of them between
+        two TCP segments is counted, not kept)."""
+        err = parse_error(data, l4, ip_end, version, reporter, frame, ts)
+        if err is None:
+            return
+        pending = self.icmp_errors
+        assert pending is not None
+        if len(pending) < MAX_PENDING_ICMP:
+            pending.append(err)
+        else:
+            self.diag.notes["icmp_errors_dropped"] += 1
 
     def _l4_other(self, proto: int, data: bytes, l4: int, ip_end: int, frame: int, ts: int,
                   depth: int) -> Segment | None:

@@ -19,6 +19,7 @@ from tcptrace_py.detectors import DetectorSet
 from tcptrace_py.diagnostics import Diagnostics
 from tcptrace_py.events import Anomaly, Event
 from tcptrace_py.flowtable import FlowTable
+from tcptrace_py.icmp import IcmpError
 from tcptrace_py.options import Options
 from tcptrace_py.report import flow_record
 
@@ -71,6 +72,17 @@ class Engine:
         events = conn.events if self.options.keep_events else []
         return FlowResult(record, anomalies, events, conn.packet_rows)
 
+    def _icmp(self, pending: list[IcmpError]) -> None:
+        """Hand ICMP errors to the connections of the segments they quote (counted in
+        ``diag.notes``: ``icmp_errors``, and ``icmp_errors_unmatched`` for those whose
+        connection is not live)."""
+        notes = self.diag.notes
+        for err in pending:
+            notes["icmp_errors"] += 1
+            if not self.table.on_icmp(err):
+                notes["icmp_errors_unmatched"] += 1
+        pending.clear()
+
     def run(self, source: Source, *, name: str | None = None,
             strict: bool = False) -> Iterator[FlowResult]:
         """Yield each connection's result as it finishes; capture-wide ones in ``summary``."""
@@ -78,9 +90,15 @@ class Engine:
         on_segment = self.table.on_segment
         finished: list[Connection] = []
         last_ts = -1
+        decoder = Decoder(diag, icmp=True)
+        icmp = decoder.icmp_errors
+        assert icmp is not None
         # read_segments fuses reading and decoding for classic pcap (no per-frame bytes copy,
-        # tuple or decoder call) and yields only frames that decoded to a segment.
-        for seg in read_segments(source, diag, Decoder(diag), strict=strict, name=name):
+        # tuple or decoder call) and yields only frames that decoded to a segment. ICMP errors
+        # the decoder kept came before this segment: they go to their connections first.
+        for seg in read_segments(source, diag, decoder, strict=strict, name=name):
+            if icmp:
+                self._icmp(icmp)
             ts_ns = seg.ts_ns
             if ts_ns > last_ts:
                 last_ts = ts_ns
@@ -89,6 +107,8 @@ class Engine:
                 for conn in finished:
                     yield self._result(conn)
                 finished.clear()
+        if icmp:
+            self._icmp(icmp)
         end_ns = max(last_ts, diag.last_ts_ns or 0)
         for conn in self.table.drain(end_ns):
             yield self._result(conn)

@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from tcptrace_py.connection import Connection
 from tcptrace_py.fastpath import steady_segment
 from tcptrace_py.fsm import TcpState
+from tcptrace_py.icmp import IcmpError
 from tcptrace_py.options import Options
 from tcptrace_py.segment import ACK, RST, SYN, Segment
 
@@ -140,6 +141,15 @@ class FlowTable:
             # hour-long idle timeout) lets it go; the sweep re-reads the real deadline.
             heapq.heappush(self._deadlines, (conn.quiet_deadline_ns(), conn.flow_id, key))
         return conn
+
+    def on_icmp(self, err: IcmpError) -> bool:
+        """Give an ICMP error to the live connection of the segment it quotes; False when no
+        live connection has that 4-tuple (its segment was never captured, or long gone)."""
+        conn = self._by_dir.get((err.src, err.sport, err.dst, err.dport))
+        if conn is None:
+            return False
+        conn.on_icmp(err)
+        return True
 
     def _new_incarnation(self, conn: Connection, seg: Segment) -> bool:
         from_client = conn.is_from_client(seg)

@@ -81,6 +81,9 @@ class Input(str, Enum):
     """A RST from an endpoint whose last probes or retransmissions the receiver never
     answered (keep-alive to a dead peer, a path gone black): the receiver was not receiving,
     so whether this RST reached it cannot be known and its state is kept (rule 4)."""
+    RECV_ICMP_ERROR = "receive ICMP error for its SYN"
+    """An ICMP destination-unreachable or time-exceeded error quoting the endpoint's SYN, with
+    no SYN sent after it (fed at the end of the connection: ``Connection.finalize``)."""
     INVALID_FLAGS = "invalid flag combination"
     NEW_INCARNATION = "new incarnation"
     """A SYN reopened the 4-tuple: the old connection's endpoints are done (RFC 9293 3.10.7.4)."""
@@ -189,6 +192,11 @@ TRANSITIONS: dict[tuple[TcpState, Input], Row] = {
                               "connection attempt abandoned: every SYN went unanswered and the "
                               "client gives up after its retries (RFC 9293 3.8.3 R2; Linux "
                               "tcp_syn_retries)"),
+    (S.SYN_SENT, I.RECV_ICMP_ERROR): (A.INFER, S.CLOSED,
+                                      "an ICMP error (destination unreachable, time exceeded) "
+                                      "answered its SYN and no SYN followed: the attempt ended "
+                                      "there (RFC 1122 4.2.3.9; Linux tcp_v4_err/tcp_v6_err "
+                                      "close a SYN_SENT socket on the error)"),
     (S.SYN_SENT, I.RECV_ACK): (A.UNEXPECTED, S.SYN_SENT,
                                "segment without SYN or RST in SYN-SENT is dropped "
                                "(RFC 9293 3.10.7.3)"),

@@ -90,9 +90,10 @@ class UnansweredSyn(Detector):
 
     def on_connection(self, conn: Connection) -> Iterable[Anomaly]:
         if not conn.pure_syn_sent[0] or conn.packets[1] or conn.self_connect \
-                or conn.answered_frame[0] >= 0:
-            # Answered: the server's packets are in the capture, or the client's own ACK after
-            # its SYN proves a SYN-ACK reached it (one-sided capture: capture.one_sided_capture).
+                or conn.answered_frame[0] >= 0 or conn.syn_icmp_error() is not None:
+            # Answered: the server's packets are in the capture, the client's own ACK after its
+            # SYN proves a SYN-ACK reached it (one-sided capture: capture.one_sided_capture), or
+            # an ICMP error answered its last SYN (icmp.icmp_unreachable).
             return ()
         syns = [p for p in conn.notable
                 if p.sender == "client" and p.flags & (SYN | ACK | RST) == SYN]
