@@ -14,6 +14,8 @@ from typing import Any
 
 import pytest
 from captures_util import ethernet, ip_packet, pcap_bytes, tcp_frame, tcp_packet
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tcptrace_py.decode import Decoder
 from tcptrace_py.diagnostics import Diagnostics
@@ -154,3 +156,19 @@ def test_real_router_net_unreachable_sample() -> None:
     (a,) = [x for x in res.anomalies if x.code == "icmp_unreachable"]
     assert a.severity == "error" and a.details["kinds"] == ["network unreachable"]
     assert a.details["by"] == "10.77.0.2"
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(min_size=0, max_size=120), st.integers(0, 119), st.booleans())
+def test_damaged_errors_never_raise(tail: bytes, cut: int, ipv6: bool) -> None:
+    """Any bytes after an ICMP(v6) error header, cut anywhere: the decoder keeps a valid quote
+    or nothing, and always counts the frame as one skip."""
+    frame = icmp_error(R6 if ipv6 else R, C6 if ipv6 else C, 1 if ipv6 else 3, 3,
+                       syn_packet(ipv6=ipv6)[:20] + tail, ipv6=ipv6)
+    frame = frame[:len(frame) - cut] if cut < len(frame) else frame
+    diag = Diagnostics()
+    dec = Decoder(diag, icmp=True)
+    assert dec.decode(1, frame, 1, 0, len(frame)) is None
+    assert sum(diag.skipped.values()) == 1
+    for err in dec.icmp_errors or []:
+        assert 0 <= err.sport < 65536 and 0 <= err.dport < 65536 and 0 <= err.seq < 2**32
