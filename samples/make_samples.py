@@ -126,6 +126,8 @@ ANOMALY_CODES = (
     "syn_flood",
     "data_after_close",
     "icmp_unreachable",
+    "pmtu_black_hole",
+    "excessive_retransmissions",
 )
 # ss(8) state names -> RFC 9293 names.  A socket ss does not list is CLOSED.
 SS_TO_RFC = {
@@ -1274,6 +1276,72 @@ def scn_late_response(env: Env) -> list[Conn]:
                       "server TcpEstabResets 1): the response is discarded")]
 
 
+BLACK_HOLE_PAYLOAD = 1000
+"""Client segments with more payload than this vanish in the relay (a smaller-MTU link that
+sends no ICMP): the handshake, ACKs and small segments pass."""
+
+
+def black_hole_exchange(env: Env, probing: bool) -> list[Conn]:
+    env.relay_policy(lambda s: None if s.direction == "c2s"
+                     and s.payload_len > BLACK_HOLE_PAYLOAD else 0.005)
+    lst = env.listener()
+    size = 20_000
+    got = [0]
+
+    def server() -> None:
+        conn, _ = lst.accept()
+        env.sockets.append(conn)
+        conn.settimeout(12.0 if probing else 2.0)
+        with contextlib.suppress(OSError):
+            while got[0] < size:
+                chunk = conn.recv(65536)
+                if not chunk:
+                    return
+                got[0] += len(chunk)
+        if got[0] < size:
+            # Still nothing: a small "waiting" message passes where the upload does not.
+            with contextlib.suppress(OSError):
+                conn.sendall(b"w")
+            return
+        conn.sendall(b"ok")
+        recv_to_eof(conn)
+        conn.close()
+
+    env.spawn(server, "server")
+    c, caddr = env.client()
+    c.connect(env.server_addr())
+    c.sendall(b"u" * size)
+    if probing:
+        recv_exact(c, 2)
+        c.close()
+    else:
+        time.sleep(5.0)  # timeouts at ~0.25, 0.7, 1.6, 3.3 s, all of full-size segments
+        set_linger0(c)
+        c.close()
+    env.join_all()
+    env.notes.append(f"server received {got[0]} of {size} bytes")
+    if probing:
+        return [Conn(caddr, env.server_addr(), "three_way_handshake", "graceful",
+                     ["pmtu_black_hole", "excessive_retransmissions"],
+                     allowed=["rto_backoff", "simultaneous_close"],
+                     note="a 20000-byte upload whose 1448-byte segments vanish (no ICMP); after "
+                          "three timeouts Linux MTU probing (tcp_mtu_probing=1) re-sends in "
+                          "smaller segments, which get through, and the transfer completes")]
+    return [Conn(caddr, env.server_addr(), "three_way_handshake", "rst_by_client",
+                 ["pmtu_black_hole"], allowed=["rto_backoff", "abortive_close"],
+                 note="a 20000-byte upload whose 1448-byte segments vanish (no ICMP, "
+                      "tcp_mtu_probing=0): four timeouts with backoff, while the server's "
+                      "1-byte message gets through; the client aborts after 5 s")]
+
+
+def scn_pmtu_black_hole(env: Env) -> list[Conn]:
+    return black_hole_exchange(env, probing=False)
+
+
+def scn_pmtu_black_hole_probing(env: Env) -> list[Conn]:
+    return black_hole_exchange(env, probing=True)
+
+
 UNROUTED_NET = "10.88.0.0/24"
 UNROUTED_HOST = "10.88.0.5"
 
@@ -1396,6 +1464,20 @@ SCENARIOS: list[Scenario] = [
              "forwarding on) that has no route to the destination: ICMP network unreachable "
              "answers the SYN.", scn_net_unreachable,
              server_sysctls={"net.ipv4.ip_forward": 1}),
+    Scenario("pmtu_black_hole", "A path-MTU black hole: the client's full-size segments "
+             "vanish without ICMP while small packets pass; no MTU probing, the upload never "
+             "gets through.", scn_pmtu_black_hole,
+             client_sysctls={"net.ipv4.tcp_mtu_probing": 0},
+             link="two TAP devices joined by a userspace relay, 5 ms one-way delay",
+             loss_location="client segments with more than 1000 payload bytes dropped by the "
+             "relay after the capture point"),
+    Scenario("pmtu_black_hole_probing", "The same black hole with Linux MTU probing on: "
+             "after timeouts the client re-sends in smaller segments and the upload "
+             "completes.", scn_pmtu_black_hole_probing,
+             client_sysctls={"net.ipv4.tcp_mtu_probing": 1},
+             link="two TAP devices joined by a userspace relay, 5 ms one-way delay",
+             loss_location="client segments with more than 1000 payload bytes dropped by the "
+             "relay after the capture point"),
     Scenario("half_open_server_vantage", "Scenario 'half_open' captured at the server: the "
              "server's abortive RST is in the capture but lost after it, so the client, still "
              "ESTABLISHED, sends again 0.8 s later and the server kernel answers with a bare "

@@ -280,6 +280,37 @@ def test_abortive_close_with_unread_data(tmp_path: Path) -> None:
         assert "abortive_close" not in [x.code for x in run(answer)], answer
 
 
+def test_pmtu_black_hole_needs_full_size_segments_and_a_live_peer(tmp_path: Path) -> None:
+    """Full-size segments timing out while the peer's small packets still arrive: a path-MTU
+    black hole (suspected). Small segments timing out, or a peer silent since (a dead path),
+    are ordinary timeouts. Re-sent smaller and acknowledged: proven."""
+    def run(size: int, peer_alive: bool, shrink: bool = False) -> list[Anomaly]:
+        frames: list[tuple[int, bytes]] = []
+        t = Talk(frames)
+        t.handshake()
+        start = t.nxt[True]
+        t.c(0.1, ACK | PSH, size)
+        at = 0.1
+        for gap in (0.25, 0.5, 1.0, 2.0):
+            at += gap
+            t.c(at, ACK | PSH, size, seq=start)
+        if shrink:  # MTU probing: the same bytes in two smaller segments get through
+            t.c(at + 4.0, ACK, 512, seq=start)
+            t.s(at + 4.01, ACK, ack=start + 512)
+        if peer_alive:
+            t.s(at + 4.5, ACK | PSH, 1, ack=start + (512 if shrink else 0))
+        return analyse(tmp_path, frames)
+
+    a = only(run(1448, True), "pmtu_black_hole")
+    assert a.details["proven"] is False and a.details["segment_bytes"] == 1448
+    # The first re-send of the last segment sent is a tail-loss probe, the next three timeouts.
+    assert a.details["timeouts"] == 3 and a.severity == "warning"
+    b = only(run(1448, True, shrink=True), "pmtu_black_hole")
+    assert b.details["proven"] is True and b.details["smaller_bytes"] == 512
+    assert "pmtu_black_hole" not in [x.code for x in run(300, True)]
+    assert "pmtu_black_hole" not in [x.code for x in run(1448, False)]
+
+
 def test_reset_on_data_bare_rst(tmp_path: Path) -> None:
     frames: list[tuple[int, bytes]] = []
     t = Talk(frames)

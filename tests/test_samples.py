@@ -42,7 +42,8 @@ ANOMALY_CODES = {
     "lost_final_ack", "retransmission_timeout", "zero_window_stall", "close_wait_stuck",
     "half_close", "abortive_close", "keepalive_timeout", "time_wait_reuse", "simultaneous_open",
     "simultaneous_close", "self_connect", "reset_on_data", "rto_backoff", "port_scan",
-    "syn_flood", "data_after_close", "icmp_unreachable",
+    "syn_flood", "data_after_close", "icmp_unreachable", "pmtu_black_hole",
+    "excessive_retransmissions",
 }
 RFC9293_STATES = {"CLOSED", "LISTEN", "SYN_SENT", "SYN_RECEIVED", "ESTABLISHED", "FIN_WAIT_1",
                   "FIN_WAIT_2", "CLOSE_WAIT", "CLOSING", "LAST_ACK", "TIME_WAIT"}

@@ -729,6 +729,12 @@ class SequenceAnalyzer:
             if state.by_end.get(end) is old:
                 del state.by_end[end]
 
+    def acked(self, from_client: bool) -> int:
+        """The side's SND.UNA as the peer's ACKs moved it: relative sequence number (1 = its
+        first data byte) up to which its data was acknowledged; -1 when it was never seen."""
+        snd = self._c if from_client else self._s
+        return snd.snd_una if snd.base >= 0 else -1
+
     def unacknowledged(self, from_client: bool, raw_seq: int) -> int:
         """Bytes of one side's sequence space below ``raw_seq`` (e.g. its RST's sequence
         number) that the peer had not acknowledged by the last ACK seen: 0 when the peer sent

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
+from tcptrace_py.analysis.evidence import Retransmission
 from tcptrace_py.connection import Connection
 from tcptrace_py.detectors.base import (
     Code,
@@ -88,8 +89,7 @@ class CaptureArtifacts(Detector):
                 {n + "_acks": c for n, c in unseen.items()}))
         if missing >= 0:
             out.append(self._one_sided(conn, 1 - missing))
-        max_ns = int(float(self.p["duplicate_max_interval_us"]) * 1000)
-        dups = [r for r in a.retransmissions if 0 <= r.interval_ns <= max_ns]
+        dups = self._duplicates(a.retransmissions)
         if dups:
             out.append(self.make(
                 "duplicate_frames", conn.flow_id, dups[0].frame, dups[-1].frame, dups[0].ts_ns,
@@ -109,6 +109,26 @@ class CaptureArtifacts(Detector):
                 self.truncated_first_frame = first
                 self.truncated_ts_ns = first_ts
             self.truncated_last_frame = max([self.truncated_last_frame, *cut_frames])
+        return out
+
+    def _duplicates(self, rexmits: list[Retransmission]) -> list[Retransmission]:
+        """Re-sends that are the same frame again: within the interval of the segment's
+        previous transmission, and of the very same bytes. A stack that cuts a lost segment
+        into smaller pieces (Linux MTU probing after a black hole, a shrunken MSS) sends the
+        pieces microseconds apart: each re-sends *other* bytes of one original, which is a
+        retransmission, not a duplicate. So the re-send must come that soon after the first
+        transmission itself, or after an earlier re-send of the same sequence number and
+        length."""
+        max_ns = int(float(self.p["duplicate_max_interval_us"]) * 1000)
+        out = []
+        last: dict[tuple[str, int, int], int] = {}
+        for r in rexmits:
+            key = (r.sender, r.seq, r.payload_len)
+            if 0 <= r.interval_ns <= max_ns and (
+                    0 <= r.since_original_ns <= max_ns
+                    or 0 <= r.ts_ns - last.get(key, -(1 << 62)) <= max_ns):
+                out.append(r)
+            last[key] = r.ts_ns
         return out
 
     def _one_sided(self, conn: Connection, seen: int) -> Anomaly:

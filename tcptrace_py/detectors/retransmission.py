@@ -35,6 +35,11 @@ class RetransmissionTiming(Detector):
         Param("excessive_ratio", 0.1, "Share of a side's data segments retransmitted for "
               "excessive_retransmissions: 10% loss cuts Reno/CUBIC throughput by an order of "
               "magnitude (Mathis et al.); a few percent is an ordinary lossy path."),
+        Param("black_hole_min_bytes", 1200, "Payload a re-sent segment needs to count as "
+              "full-size for pmtu_black_hole: segments much smaller pass every path (IPv6 "
+              "guarantees a 1280-byte MTU), Ethernet's are 1448-1460 bytes."),
+        Param("black_hole_min_timeouts", 3, "Timer re-sends of the same full-size segment "
+              "needed for pmtu_black_hole: one or two timeouts are ordinary loss."),
         Param("excessive_min_count", 10, "Retransmitted segments needed as well, so a short "
               "connection losing 1 of 5 segments is not called excessive."),
     )
@@ -47,6 +52,12 @@ class RetransmissionTiming(Detector):
              "backoff): the path or the peer is unreachable for seconds."),
         Code("excessive_retransmissions", "warning", "network",
              "A side retransmitted more than excessive_ratio of its data segments."),
+        Code("pmtu_black_hole", "warning", "network",
+             "Full-size segments timed out again and again and were never acknowledged while "
+             "the path still carried smaller packets: a path-MTU black hole (a link with a "
+             "smaller MTU drops them and no ICMP fragmentation-needed comes back). Proven when "
+             "the sender then re-sent the same data in smaller segments that got through "
+             "(Linux MTU probing), suspected otherwise."),
         Code("spurious_retransmission", "info", "network",
              "Data re-sent although it had been acknowledged (or a D-SACK proved it arrived): "
              "an RTO or TLP fired too early, or ACKs were delayed or lost."),
@@ -77,6 +88,7 @@ class RetransmissionTiming(Detector):
                      "intervals_s": [seconds(r.interval_ns) for r in rto[:_MAX_FRAMES]],
                      "max_interval_s": seconds(max(r.interval_ns for r in rto))}))
             out.extend(self._backoff(conn, name, mine))
+            out.extend(self._black_hole(conn, side, mine))
             st = stats[side]
             count = sum(1 for r in mine if r.kind != "spurious")
             if st.data_pkts and count >= int(self.p["excessive_min_count"]) and \
@@ -98,6 +110,50 @@ class RetransmissionTiming(Detector):
                      "frames": [r.frame for r in spurious[:_MAX_FRAMES]],
                      "triggers": sorted({r.trigger for r in spurious if r.trigger})}))
         return out
+
+    def _black_hole(self, conn: Connection, side: int,
+                    mine: list[Retransmission]) -> list[Anomaly]:
+        """Timer re-sends of one sequence number, all full-size, never acknowledged by their
+        full size: then either smaller re-sends that got through (proven: the stack lowered
+        its MSS, Linux ``tcp_mtu_probing``), or nothing acknowledged at all while the peer
+        kept sending (suspected: small packets pass, large ones vanish)."""
+        name = SIDES[side]
+        by_seq: dict[int, list[Retransmission]] = {}
+        for r in mine:
+            if r.trigger == "rto":
+                by_seq.setdefault(r.seq, []).append(r)
+        min_full = int(self.p["black_hole_min_bytes"])
+        acked = conn.analyzer.acked(side == 0)
+        peer = conn.analyzer.server if side == 0 else conn.analyzer.client
+        for seq, chain in sorted(by_seq.items()):
+            full = [r for r in chain if r.payload_len >= min_full]
+            if len(full) < int(self.p["black_hole_min_timeouts"]):
+                continue
+            size = max(r.payload_len for r in full)
+            smaller = [r for r in chain if r.ts_ns > full[-1].ts_ns
+                       and r.payload_len < full[-1].payload_len]
+            if smaller and acked > seq:
+                proven = True
+            elif not smaller and acked <= seq and peer.last_ts_ns > full[0].ts_ns:
+                proven = False
+            else:
+                continue
+            details = {"by": name, "seq": seq, "segment_bytes": size,
+                       "timeouts": len(full), "frames": [r.frame for r in full],
+                       "proven": proven,
+                       "smaller_bytes": smaller[-1].payload_len if smaller else None}
+            if proven:
+                summary = (f"{name}'s {size}-byte segments timed out {len(full)} times, then "
+                           f"got through re-sent as {details['smaller_bytes']}-byte segments: "
+                           "a path-MTU black hole (large packets dropped, no ICMP)")
+            else:
+                summary = (f"{name}'s {size}-byte segments timed out {len(full)} times and "
+                           f"were never acknowledged while {SIDES[1 - side]}'s packets still "
+                           "arrived: a path-MTU black hole is likely (large packets dropped, "
+                           "no ICMP)")
+            return [self.make("pmtu_black_hole", conn.flow_id, full[0].frame,
+                              (smaller or full)[-1].frame, full[0].ts_ns, summary, details)]
+        return []
 
     def _backoff(self, conn: Connection, name: str,
                  mine: list[Retransmission]) -> list[Anomaly]:
