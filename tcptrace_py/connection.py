@@ -134,6 +134,7 @@ class Connection:
         "invalid_flags", "syn_with_data", "out_of_window_rsts", "time_wait_expired",
         "incarnation", "previous_end_ts_ns", "previous_states", "silent_probes", "compacted",
         "steady", "_fast", "answered_frame", "rst_not_taken_frame", "icmp_errors",
+        "peer_sent_at_fin",
     )
 
     def __init__(self, flow_id: int, key: tuple[bytes, int, bytes, int], seg: Segment,
@@ -223,6 +224,10 @@ class Connection:
         self.rst_not_taken_frame = -1
         """Frame proving the first obeyed RST did not reach its receiver: the receiver sent
         again after it, later than ``Options.rst_crossing_s`` (fsm SEND_AFTER_LOST_RST)."""
+        self.peer_sent_at_fin = [-1, -1]
+        """The peer's raw SND.MAX when [client, server] sent its first FIN (-1: the peer had
+        sent nothing): what the peer sends *after* a FIN is beyond it, what it had sent
+        before (in flight, or lost) is not."""
         self.icmp_errors: list[IcmpError] = []
         """ICMP/ICMPv6 errors quoting one of this connection's segments (at most
         ``max_evidence_items``): a router or host answering for the peer."""
@@ -305,6 +310,7 @@ class Connection:
                 snd.fin_sent = True
                 snd.fin_seq = fin_seq
                 self.fin_frame[side] = seg.frame
+                self.peer_sent_at_fin[side] = rcv.snd_max
         elif seg.payload_len and snd.fin_sent and _seq_lt(snd.fin_seq, seg.seq + 1) \
                 and not amask & _NOT_DATA_AFTER_FIN:
             self._keep(self.data_after_fin, seg.frame)

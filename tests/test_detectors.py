@@ -424,6 +424,21 @@ def test_data_after_close_is_not_a_half_close(tmp_path: Path) -> None:
         assert "half_close" not in [x.code for x in found]
 
 
+def test_data_in_flight_at_a_fin_is_not_a_half_close(tmp_path: Path) -> None:
+    """The client's upload is lost (never acknowledged) when the server closes; the client only
+    re-sends it afterwards. It sent nothing new after the FIN: no half_close."""
+    frames: list[tuple[int, bytes]] = []
+    t = Talk(frames)
+    t.handshake()
+    start = t.nxt[True]
+    t.c(0.1, ACK | PSH, 1448)
+    t.c(0.1001, ACK | PSH, 1448)
+    t.s(1.0, FIN | ACK, ack=start)          # the server gives up, having received nothing
+    t.c(1.2, ACK | PSH, 1448, seq=start)    # a re-send of what was sent before the FIN
+    found = analyse(tmp_path, frames)
+    assert "half_close" not in [a.code for a in found]
+
+
 def test_half_close_counts_bytes_after_fin(tmp_path: Path) -> None:
     frames: list[tuple[int, bytes]] = []
     t = Talk(frames)

@@ -31,16 +31,28 @@ def first_fin(conn: Connection, side: int) -> NotablePacket | None:
                  and not p.flags & RST), None)
 
 
-def sent_after(machine: EndpointMachine, peer_fin: NotablePacket | None) -> int:
+def sent_after(machine: EndpointMachine, peer_fin: NotablePacket | None,
+               sent_before: int = -1) -> int:
     """Payload bytes ``machine``'s side sent beyond what the peer had received when it sent
-    ``peer_fin`` (its ACK field); 0 when unknown. A FIN's own sequence number is excluded."""
+    ``peer_fin`` (its ACK field); 0 when unknown. A FIN's own sequence number is excluded.
+
+    With ``sent_before`` (the side's raw SND.MAX at the peer's FIN, see
+    ``Connection.peer_sent_at_fin``) only bytes sent after the FIN count: data already in
+    flight or lost when the FIN left was not sent after it."""
     if peer_fin is None or not peer_fin.flags & ACK or machine.snd_max < 0:
         return 0
-    d = (machine.snd_max - peer_fin.ack) & _MASK
+    start = peer_fin.ack
+    d = (machine.snd_max - start) & _MASK
     if d >= _HALF:
         return 0
-    if machine.fin_sent:
-        d -= 1
+    if sent_before >= 0:
+        later = (machine.snd_max - sent_before) & _MASK
+        if later >= _HALF:
+            return 0
+        if later < d:
+            d, start = later, sent_before
+    if machine.fin_sent and ((machine.fin_seq - start) & _MASK) < d:
+        d -= 1  # its own FIN, inside the counted span, is not a byte
     return max(d, 0)
 
 
@@ -141,7 +153,7 @@ class CloseWaitStuck(Detector):
                 # whether it closed cannot be known (one-sided capture).
                 continue
             m = machines[side]
-            extra = sent_after(m, peer_fin)
+            extra = sent_after(m, peer_fin, conn.peer_sent_at_fin[1 - side])
             own_fin = first_fin(conn, side)
             if m.state is TcpState.CLOSE_WAIT and own_fin is None and extra == 0:
                 # A capture has no end marker after its last frame: the time we can show runs
@@ -195,9 +207,10 @@ class CloseKinds(Detector):
             side = 0 if fins[1] < 0 or 0 <= fins[0] < fins[1] else 1
             fin = first_fin(conn, side)
             peer = (conn.client, conn.server)[1 - side]
-            extra = sent_after(peer, fin)
+            arrived = sent_after(peer, fin)  # bytes the closer had not received at its FIN
+            extra = sent_after(peer, fin, conn.peer_sent_at_fin[side])  # sent after it
             name, other = SIDES[side], SIDES[1 - side]
-            if fin is not None and extra > 0 and conn.first_rst_sender == name \
+            if fin is not None and arrived > 0 and conn.first_rst_sender == name \
                     and conn.first_rst_frame > fin.frame:
                 # A half-closed endpoint (shutdown(SHUT_WR)) accepts data after its FIN; one
                 # that close()d answers it with a RST (Linux: from the socket, TCPAbortOnData,
@@ -212,11 +225,11 @@ class CloseKinds(Detector):
                     peer_fin.ts_ns - rst.ts_ns <= conn.options.rst_crossing_ns
                 out.append(self.make(
                     "data_after_close", conn.flow_id, fin.frame, rst.frame, fin.ts_ns,
-                    f"{name} had closed (FIN) and reset the {extra} bytes {other} sent after "
-                    f"it: {other}'s data was discarded ({seconds(rst.ts_ns - fin.ts_ns):g} s "
-                    "after the close)",
+                    f"{name} had closed (FIN) and reset the {arrived} bytes {other} sent that "
+                    f"reached it after its FIN: {other}'s data was discarded "
+                    f"({seconds(rst.ts_ns - fin.ts_ns):g} s after the close)",
                     {"by": name, "fin_frame": fin.frame, "rst_frame": rst.frame,
-                     "discarded_bytes_at_least": extra,
+                     "discarded_bytes_at_least": arrived,
                      "fin_to_rst_s": seconds(rst.ts_ns - fin.ts_ns),
                      "peer_closed_first": peer_closed},
                     severity="info" if peer_closed else None))
