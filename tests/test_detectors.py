@@ -255,6 +255,25 @@ def test_abortive_close_with_data_in_flight(tmp_path: Path) -> None:
     assert "reset_on_data" not in [x.code for x in found]
 
 
+def test_abortive_close_seen_from_the_peer(tmp_path: Path) -> None:
+    """Captured at the server: its ACKs precede the client's abort in the capture, but the
+    client's bare RSTs answering them afterwards echo their ACK numbers (RFC 9293 3.10.7.1):
+    those ACKs were still in flight at the abort, and so was the data beyond them."""
+    frames: list[tuple[int, bytes]] = []
+    t = Talk(frames)
+    t.handshake()
+    start = t.nxt[True]
+    for i in range(4):
+        t.c(0.1 + i * 0.001, ACK | PSH, 1000)
+        t.s(0.1005 + i * 0.001, ACK, ack=start + 1000 * (i + 1))
+    t.c(0.11, RST | ACK)                           # SO_LINGER 0 at SND.NXT = start + 4000
+    t.c(0.115, RST, seq=start + 1000)              # answers the server's first ACK
+    t.c(0.1151, RST, seq=start + 2000)
+    a = only(analyse(tmp_path, frames), "abortive_close")
+    assert a.details["in_flight_bytes_at_least"] == 3000
+    assert a.details["basis"].startswith("its own RSTs") and a.first_frame == 12
+
+
 def test_abortive_close_with_unread_data(tmp_path: Path) -> None:
     """RFC 2525 2.17: the server ACKs the client's request, never answers it, and resets:
     abortive_close by unread data. The same RST after the server answered with data, or after

@@ -262,14 +262,27 @@ class ResetKinds(Detector):
         later_acks = [e.ack for e in conn.events if e.endpoint == peer and e.direction == "sent"
                       and e.frame > rst.frame and "A" in e.flags]
         in_flight = 0
+        basis = "peer ACKs after the RST"
         if rst_rel > 0 and later_acks:
             d = rst_rel - min(later_acks)
             if 0 < d < _HALF:
                 in_flight = d
         elif not later_acks:
             # No peer segment after the RST (a capture near the peer, which obeyed it at
-            # once): the peer's last ACK before the RST says what was still unacknowledged.
-            in_flight = conn.analyzer.unacknowledged(side == 0, rst.seq)
+            # once). The RST sender's own bare RSTs afterwards answer peer ACKs that reached it
+            # after its abort: each echoes that ACK's number as its sequence number (RFC 9293
+            # 3.10.7.1), so those ACKs, and that much data, were in flight at the abort.
+            echoes = [(p.seq - base) & _MASK for p in conn.notable
+                      if p.sender == name and p.frame > rst.frame
+                      and p.flags & (RST | ACK | SYN | FIN) == RST] if base >= 0 else []
+            d = rst_rel - min(echoes) if rst_rel > 0 and echoes else 0
+            if 0 < d < _HALF:
+                in_flight = d
+                basis = "its own RSTs answering peer ACKs sent before the abort arrived"
+            else:
+                # Else the peer's last ACK before the RST says what was unacknowledged.
+                in_flight = conn.analyzer.unacknowledged(side == 0, rst.seq)
+                basis = "peer's last ACK before the RST"
         bare = not rst.flags & ACK
         peer_data = conn.payload_bytes[1 - side] > 0
         unanswered = 0 if in_flight or own_fin_before else self._unanswered(conn, side, rst)
@@ -281,8 +294,7 @@ class ResetKinds(Detector):
                                    "rst_flags": "RA" if rst.flags & ACK else "R",
                                    "in_flight_bytes_at_least": in_flight,
                                    "peer_acks_after_rst": len(later_acks),
-                                   "basis": "peer ACKs after the RST" if later_acks
-                                   else "peer's last ACK before the RST"}))
+                                   "basis": basis}))
         elif unanswered:
             out.append(self.make(
                 "abortive_close", conn.flow_id, rst.frame, rst.frame, rst.ts_ns,
