@@ -25,7 +25,7 @@ from typing import IO, Any, TypeVar
 
 import click
 
-from tcptrace_py import __version__
+from tcptrace_py import __version__, implementation
 from tcptrace_py.diagnostics import CaptureError, Diagnostics
 from tcptrace_py.engine import Engine, FlowResult
 from tcptrace_py.events import SEVERITIES, SEVERITY_RANK, Anomaly
@@ -91,7 +91,8 @@ class _LazyGroup(click.Group):
 
 @click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]},
              epilog=EXIT_CODES_HELP)
-@click.version_option(__version__, prog_name="tcptrace-py")
+@click.version_option(__version__, prog_name="tcptrace-py",
+                      message=f"%(prog)s %(version)s\n{implementation.describe()}")
 def main() -> None:
     """Reconstruct the life of every TCP connection in packet captures.
 
@@ -112,6 +113,9 @@ def main() -> None:
     # library (engine) leaves the process-wide setting alone.
     gc.freeze()
     gc.set_threshold(*ANALYSIS_THRESHOLDS)
+    notice = implementation.warn_once_if_missing()
+    if notice:
+        click.echo(notice, err=True)
 
 
 # --------------------------------------------------------------------------- options

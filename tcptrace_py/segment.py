@@ -156,3 +156,17 @@ class Segment:
         return (f"Segment(frame={self.frame}, {addr_text(self.src)}:{self.sport} > "
                 f"{addr_text(self.dst)}:{self.dport} [{flags_text(self.flags)}] seq={self.seq} "
                 f"ack={self.ack} win={self.window} len={self.payload_len})")
+
+
+FIELDS: tuple[str, ...] = Segment.__slots__
+"""The field names in constructor order (the same for the compiled twin)."""
+
+ReferenceSegment = Segment
+"""The pure-Python class, whichever engine runs (tests compare the two)."""
+
+# The compiled engine's extension type replaces the class for the whole process (every
+# decoder, test and caller then builds the same type); see tcptrace_py/implementation.py.
+from tcptrace_py import implementation as _implementation  # noqa: E402
+
+if _implementation.compiled is not None:
+    Segment = _implementation.compiled.Segment  # type: ignore[misc]

@@ -35,7 +35,7 @@ from hypothesis import strategies as st
 from tcptrace_py.capture import read_frames, read_segments
 from tcptrace_py.decode import Decoder
 from tcptrace_py.diagnostics import CaptureError, Diagnostics
-from tcptrace_py.segment import ACK, FIN, PSH, SYN, Segment
+from tcptrace_py.segment import ACK, FIELDS, FIN, PSH, SYN, Segment
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 T0 = 1_700_000_000_000_000_000
@@ -45,7 +45,7 @@ TS_BLOCK = NOP + NOP + opt_ts(7, 9)
 
 
 def _fields(seg: Segment) -> tuple[Any, ...]:
-    return tuple(getattr(seg, name) for name in Segment.__slots__)
+    return tuple(getattr(seg, name) for name in FIELDS)
 
 
 def _diag_view(diag: Diagnostics) -> tuple[Any, ...]:

@@ -36,7 +36,7 @@ import tcptrace_py.capture.pcapng as pcapng
 from tcptrace_py.capture import read_frames, read_segments
 from tcptrace_py.decode import Decoder
 from tcptrace_py.diagnostics import CaptureError, Diagnostics
-from tcptrace_py.segment import ACK, Segment
+from tcptrace_py.segment import ACK, FIELDS
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 T0 = 1_700_000_000_000_000
@@ -111,7 +111,7 @@ def _read(source: Any, inner: bool, segments: bool = False,
                              if segments else read_frames(source, diag, strict=strict))
         try:
             for x in it:
-                out.append(tuple(getattr(x, f) for f in Segment.__slots__)
+                out.append(tuple(getattr(x, f) for f in FIELDS)
                            if segments else x)
         except CaptureError as exc:
             out.append(("error", str(exc)))

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
+from tcptrace_py import implementation
 from tcptrace_py.capture.common import CHUNK_BYTES, MAX_RECORD_BYTES, Frame
 from tcptrace_py.capture.pcap import is_pcap, parse_header, read_pcap, read_pcap_segments
 from tcptrace_py.capture.pcapng import (
@@ -83,6 +84,16 @@ def read_segments(source: object, diag: Diagnostics, decoder: Decoder, *,
                   strict: bool = False, name: str | None = None) -> Iterator[Segment]:
     """Yield the TCP segment of every frame that decodes to one: the same segments, warnings
     and counters as ``decoder.decode`` over :func:`read_frames`, faster for classic pcap."""
+    compiled = implementation.compiled
+    if compiled is not None:
+        # The compiled twins: the pcap record loop and the decoder's common cases in C, the
+        # reference decoder behind them for every other frame (tcptrace_py/_engine.pyx).
+        fast = compiled.Decoder(decoder)
+        return _read(source, diag, strict, name,
+                     lambda stream, display: compiled.read_pcap_segments(
+                         stream, b"", display, diag, strict, fast),
+                     lambda stream, display: read_pcapng_segments(stream, b"", display, diag,
+                                                                  strict, fast))
     return _read(source, diag, strict, name,
                  lambda stream, display: read_pcap_segments(stream, b"", display, diag,
                                                             strict, decoder),
