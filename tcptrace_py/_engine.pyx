@@ -34,10 +34,14 @@ from libc.limits cimport LLONG_MIN
 from libc.stdint cimport uint8_t, uint32_t
 
 # ---------------------------------------------------------------- constants (segment.py)
-DEF FIN = 0x01
-DEF SYN = 0x02
+cdef long long FIN = 0x01
+cdef long long SYN = 0x02
 
 cdef object _EMPTY = ()
+
+API_VERSION = 3
+"""Bumped with every change of what this module offers; ``implementation`` refuses a build
+whose number differs from its own (a stale extension beside newer Python sources)."""
 
 
 cdef inline uint32_t be16(const uint8_t* p) noexcept nogil:
@@ -500,3 +504,595 @@ def read_pcap_segments(stream, bytes head, str display, diag, bint strict, decod
             diag.notes["invalid_timestamp_fraction"] += bad_frac
             diag.warn(display, f"{bad_frac} record(s) have a timestamp fraction of 1 s or "
                       "more (kept, added as is)", code="invalid_timestamp")
+
+
+# ================================================================ the steady path
+# Compiled bases of the per-connection classes. Each holds, as C fields, exactly the
+# attributes the steady path reads or writes; ``implementation.twin`` builds the class the
+# engine uses as a Python subclass of the base with the reference class's methods and its
+# remaining slots, so everything else (the full path, detectors, reports) runs the
+# reference's code unchanged on the same objects.
+
+cdef class RunningStatsBase:
+    """Typed fields and ``add`` of ``analysis.rtt.RunningStats``."""
+
+    cdef public long long count
+    cdef public double min
+    cdef public double max
+    cdef public double _mean
+    cdef public double _m2
+
+    cpdef add(self, double x):
+        self.count += 1
+        if self.count == 1:
+            self.min = x
+            self.max = x
+        elif x < self.min:
+            self.min = x
+        elif x > self.max:
+            self.max = x
+        cdef double delta = x - self._mean
+        self._mean += delta / self.count
+        self._m2 += delta * (x - self._mean)
+
+
+cdef class RttEstimatorBase:
+    """Typed fields and ``update`` of ``analysis.rtt.RttEstimator`` (RFC 6298 section 2);
+    ``srtt_ns``/``rttvar_ns`` are None until the first sample, as in the reference."""
+
+    cdef double _srtt
+    cdef double _rttvar
+    cdef bint _has_srtt
+    cdef bint _has_rttvar
+    cdef public double rto_ns
+    cdef public long long samples
+    cdef public long long backoffs
+    cdef public long long _g_ns
+    cdef public long long _min_ns
+    cdef public long long _max_ns
+
+    @property
+    def srtt_ns(self):
+        return self._srtt if self._has_srtt else None
+
+    @srtt_ns.setter
+    def srtt_ns(self, value):
+        self._has_srtt = value is not None
+        self._srtt = value if value is not None else 0.0
+
+    @property
+    def rttvar_ns(self):
+        return self._rttvar if self._has_rttvar else None
+
+    @rttvar_ns.setter
+    def rttvar_ns(self, value):
+        self._has_rttvar = value is not None
+        self._rttvar = value if value is not None else 0.0
+
+    cpdef update(self, long long r_ns):
+        cdef double r = <double>r_ns
+        cdef double srtt, rttvar, d, kvar, rto
+        if not self._has_srtt or not self._has_rttvar:
+            srtt = r
+            rttvar = r / 2.0
+        else:
+            d = self._srtt - r
+            rttvar = 0.75 * self._rttvar + 0.25 * (d if d >= 0.0 else -d)
+            srtt = 0.875 * self._srtt + 0.125 * r
+        self._srtt = srtt
+        self._rttvar = rttvar
+        self._has_srtt = True
+        self._has_rttvar = True
+        kvar = 4.0 * rttvar
+        rto = srtt + (kvar if kvar > self._g_ns else <double>self._g_ns)
+        rto = rto if rto > self._min_ns else <double>self._min_ns
+        self.rto_ns = <double>self._max_ns if rto > self._max_ns else rto
+        self.samples += 1
+        self.backoffs = 0
+
+
+cdef Py_ssize_t _bisect_left(list a, long long x):
+    cdef Py_ssize_t lo = 0, hi = len(a), mid
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if <long long>a[mid] < x:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+cdef Py_ssize_t _bisect_right(list a, long long x):
+    cdef Py_ssize_t lo = 0, hi = len(a), mid
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if x < <long long>a[mid]:
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
+
+
+cdef class RangeSetBase:
+    """Typed fields and ``add`` of ``analysis.rangeset.RangeSet``."""
+
+    cdef public list _starts
+    cdef public list _ends
+
+    cpdef long long add(self, long long start, long long end) except? -1:
+        if end <= start:
+            return 0
+        cdef list starts = self._starts
+        cdef list ends = self._ends
+        cdef Py_ssize_t n = len(starts)
+        if n == 0 or start >= <long long>ends[n - 1]:
+            if n and start == <long long>ends[n - 1]:
+                ends[n - 1] = end
+            else:
+                starts.append(start)
+                ends.append(end)
+            return 0
+        cdef Py_ssize_t lo = _bisect_left(ends, start)
+        cdef Py_ssize_t hi = _bisect_right(starts, end)
+        cdef long long overlap = 0, new_start = start, new_end = end, s, e, ov
+        cdef Py_ssize_t i
+        for i in range(lo, hi):
+            s = starts[i]
+            e = ends[i]
+            ov = (e if e < end else end) - (s if s > start else start)
+            if ov > 0:
+                overlap += ov
+            if s < new_start:
+                new_start = s
+            if e > new_end:
+                new_end = e
+        starts[lo:hi] = [new_start]
+        ends[lo:hi] = [new_end]
+        return overlap
+
+
+cdef class SentSegment:
+    """Twin of ``analysis.direction.SentSegment`` (complete: it has no other methods)."""
+
+    cdef public long long start
+    cdef public long long end
+    cdef public object frame
+    cdef public object ts_ns
+    cdef public object last_ts_ns
+    cdef public long long tx
+    cdef public long long last_interval_ns
+    cdef public long long rexmit_index
+    cdef public object control
+
+    def __init__(self, long long start, long long end, frame, ts_ns, control):
+        self.start = start
+        self.end = end
+        self.frame = frame
+        self.ts_ns = ts_ns
+        self.last_ts_ns = ts_ns
+        self.tx = 1
+        self.last_interval_ns = -1
+        self.rexmit_index = -1
+        self.control = control
+
+
+cdef class DirectionStatsBase:
+    """The steady path's fields of ``analysis.direction.DirectionStats``."""
+
+    cdef public long long packets
+    cdef public long long ack_pkts
+    cdef public long long pure_acks
+    cdef public long long data_pkts
+    cdef public long long data_bytes
+    cdef public long long pushed_pkts
+    cdef public long long tso_pkts
+    cdef public long long iw_bytes
+    cdef public long long iw_pkts
+    cdef public long long seg_min
+    cdef public long long seg_max
+    cdef public long long win_min
+    cdef public long long win_max
+    cdef public long long win_sum
+    cdef public long long win_n
+    cdef public long long mss
+    cdef public object idle_max_ns
+    cdef public object last_ts_ns
+    cdef public object rtt
+
+
+cdef class SenderStateBase:
+    """The steady path's fields of ``analysis.direction.SenderState``."""
+
+    cdef public long long base
+    cdef public long long snd_una
+    cdef public long long snd_nxt
+    cdef public long long last_ack_raw
+    cdef public long long last_win_raw
+    cdef public long long win_scaled
+    cdef public long long shift
+    cdef public long long dupacks
+    cdef public long long zw_open_index
+    cdef public long long pending_ack
+    cdef public bint win_known
+    cdef public bint iw_done
+    cdef public bint last_sent_ack
+    cdef public bint mutable
+    cdef public object ranges
+    cdef public object by_start
+    cdef public object by_end
+    cdef public object order
+    cdef public object est
+    cdef public object last_ts_ns
+
+
+cdef class SequenceAnalyzerBase:
+    """The steady path's fields of ``analysis.sequence.SequenceAnalyzer``."""
+
+    cdef public object client
+    cdef public object server
+    cdef public object _c
+    cdef public object _s
+    cdef public object last_ts_ns
+    cdef public object options
+
+
+cdef class EndpointBase:
+    """The steady path's fields of ``compat._Endpoint`` (Zeek's TCP_Endpoint)."""
+
+    cdef public long long state
+    cdef public long long prev_state
+    cdef public long long hist
+    cdef public long long start_seq
+    cdef public long long last_seq
+    cdef public long long ack_seq
+    cdef public long long fin_cnt
+    cdef public long long win0_cnt
+    cdef public long long win0_thresh
+    cdef public long long rxmt_cnt
+    cdef public long long rxmt_thresh
+    cdef public long long trim_seq
+    cdef public long long reassem_seq
+    cdef public bint first_seen
+    cdef public object blocks
+
+
+cdef class PeerSummaryBase:
+    """The steady path's fields of ``compat.PeerSummary``."""
+
+    cdef public object _eps
+    cdef public object _letters
+    cdef public long long _n
+    cdef public long long _ws
+    cdef public long long _ws_prev
+
+
+cdef class ConnectionBase:
+    """The steady path's fields of ``connection.Connection``."""
+
+    cdef public object flow_id
+    cdef public object key
+    cdef public object client_addr
+    cdef public long long client_port
+    cdef public object client
+    cdef public object server
+    cdef public object analyzer
+    cdef public object peer
+    cdef public object packets
+    cdef public object payload_bytes
+    cdef public object win_raw
+    cdef public object silent_probes
+    cdef public object packet_rows
+    cdef public object last_frame
+    cdef public object last_ts_ns
+    cdef public bint steady
+
+
+# Constants of the reference modules (checked equal at import by tests/test_engines.py).
+cdef long long _MASK = 0xFFFFFFFF
+cdef long long _HALF = 0x80000000
+cdef long long ACK_BIT = 0x10
+cdef long long PSH_BIT = 0x08
+cdef long long NOT_STEADY = 0x02 | 0x01 | 0x04 | 0x10
+cdef long long RTT_SAMPLE = 1 << 24
+cdef long long TSO_SUPERSEGMENT = 1 << 21
+cdef long long WS_ACK = 4
+cdef long long WS_DATA = 8
+cdef long long HIST_DATA = 0x10
+cdef long long HIST_ACK = 0x20
+cdef long long Z_ESTABLISHED = 4
+cdef long long TOO_LARGE_SEQ_DELTA = 1048576
+cdef long long SCALED_HISTORY_BASE = 10
+
+CONSTANTS = {
+    "MASK": _MASK, "HALF": _HALF, "ACK": ACK_BIT, "PSH": PSH_BIT, "RTT_SAMPLE": RTT_SAMPLE,
+    "TSO_SUPERSEGMENT": TSO_SUPERSEGMENT, "WS_ACK": WS_ACK, "WS_DATA": WS_DATA,
+    "HIST_DATA": HIST_DATA, "HIST_ACK": HIST_ACK, "ESTABLISHED": Z_ESTABLISHED,
+    "TOO_LARGE_SEQ_DELTA": TOO_LARGE_SEQ_DELTA, "SCALED_HISTORY_BASE": SCALED_HISTORY_BASE,
+}
+"""The reference's values of the constants compiled in above (a test compares them)."""
+
+
+cdef inline long long _sdelta(long long a, long long b) noexcept nogil:
+    """Signed 32-bit distance a - b (compat's inlined ``_delta``)."""
+    return ((a - b + _HALF) & _MASK) - _HALF
+
+
+cpdef long long steady_segment(object conn_obj, Segment seg) except? -2:
+    """Twin of ``fastpath.steady_segment``: apply a steady segment, or return -1 having
+    changed nothing (the caller takes the full path). Every block names its reference."""
+    cdef int flags = seg.flags
+    cdef long long plen = seg.payload_len
+    cdef long long window = seg.window
+    if flags & NOT_STEADY != ACK_BIT or window <= 0 or seg.sack or \
+            seg.captured_payload < plen or seg.header_truncated:
+        return -1
+    cdef ConnectionBase conn = <ConnectionBase?>conn_obj
+    cdef bint from_client = seg.sport == conn.client_port and seg.src == conn.client_addr
+    cdef SequenceAnalyzerBase an = <SequenceAnalyzerBase?>conn.analyzer
+    cdef Py_ssize_t side
+    cdef SenderStateBase snd, rcv
+    cdef DirectionStatsBase st, rst_
+    if from_client:
+        side = 0
+        snd = <SenderStateBase?>an._c
+        rcv = <SenderStateBase?>an._s
+        st = <DirectionStatsBase?>an.client
+        rst_ = <DirectionStatsBase?>an.server
+    else:
+        side = 1
+        snd = <SenderStateBase?>an._s
+        rcv = <SenderStateBase?>an._c
+        st = <DirectionStatsBase?>an.server
+        rst_ = <DirectionStatsBase?>an.client
+    cdef PeerSummaryBase peer = <PeerSummaryBase?>conn.peer
+    cdef tuple eps = peer._eps
+    cdef EndpointBase e = <EndpointBase?>eps[side]
+    cdef long long base = snd.base
+    last = snd.last_ts_ns
+    if base < 0 or last < 0 or snd.pending_ack or snd.zw_open_index != -1:
+        return -1
+    ts = seg.ts_ns
+
+    # -- SequenceAnalyzer.on_segment's two common ACK branches: the tests, no writes yet.
+    cdef long long ack = seg.ack
+    cdef long long rbase = rcv.base
+    cdef long long nxt = rcv.snd_nxt
+    cdef long long una = rcv.snd_una
+    if rbase < 0 or una > nxt:
+        return -1
+    cdef long long ack_rel = nxt + ((ack - rbase - nxt + _HALF) & _MASK) - _HALF
+    sent_ts = None
+    cdef bint new_ack
+    cdef SentSegment srec
+    if ack_rel == una:
+        if not plen and ack == snd.last_ack_raw and snd.last_sent_ack:
+            return -1
+        new_ack = False
+    elif una < ack_rel <= nxt:
+        rec = (<dict?>rcv.by_end).get(ack_rel)
+        if rec is not None:
+            if type(rec) is tuple:
+                sent_ts = (<tuple>rec)[3]
+            else:
+                srec = <SentSegment?>rec
+                if srec.tx > 1 or srec.control == "syn":
+                    return -1
+                sent_ts = srec.ts_ns
+        new_ack = True
+    else:
+        return -1
+
+    # -- the sequence side.
+    cdef long long s_nxt = snd.snd_nxt
+    cdef long long rel = s_nxt + ((seg.seq - base - s_nxt + _HALF) & _MASK) - _HALF
+    if rel != s_nxt:
+        return -1
+    cdef long long end = s_nxt + plen
+    cdef long long rwin = rcv.win_scaled
+    if plen:
+        if plen == 1 or (rwin and rcv.win_known and end == snd.snd_una + rwin):
+            return -1
+    elif rel == snd.snd_una - 1 and rcv.win_known and rwin == 0:
+        return -1
+
+    # ===================================================================== writes
+    frame = seg.frame
+    conn.last_frame = frame
+    conn.last_ts_ns = ts
+    cdef list packets = conn.packets
+    packets[side] += 1
+    cdef list payload_bytes = conn.payload_bytes
+    payload_bytes[side] += plen
+    cdef list win_raw = conn.win_raw
+    win_raw[side] = window
+
+    cdef long long mask = 0
+    st.packets += 1
+    an.last_ts_ns = ts
+    idle_ns = ts - last
+    if idle_ns > st.idle_max_ns:
+        st.idle_max_ns = idle_ns
+    snd.last_ts_ns = ts
+    st.last_ts_ns = ts
+
+    st.ack_pkts += 1
+    if new_ack:
+        rcv.snd_una = ack_rel
+        snd.dupacks = 0
+        if ack_rel > 1:
+            rcv.iw_done = True
+        if sent_ts is not None:
+            sample = ts - sent_ts
+            if sample >= 0:
+                mask = RTT_SAMPLE
+                (<RunningStatsBase?>rst_.rtt).add(<double>sample)
+                (<RttEstimatorBase?>rcv.est).update(sample)
+        order = rcv.order
+        if order is not None and len(order) > an.options.max_tracked_segments:
+            an._prune(rcv)
+    snd.last_ack_raw = ack
+    snd.last_win_raw = window
+    snd.last_sent_ack = True
+
+    cdef long long win = window << snd.shift
+    if st.win_min < 0 or win < st.win_min:
+        st.win_min = win
+    if win > st.win_max:
+        st.win_max = win
+    st.win_sum += win
+    st.win_n += 1
+    snd.win_scaled = win
+    snd.win_known = True
+
+    cdef long long peer_mss
+    if plen:
+        st.data_pkts += 1
+        st.data_bytes += plen
+        if st.seg_max == 0 or plen < st.seg_min:
+            st.seg_min = plen
+        if plen > st.seg_max:
+            st.seg_max = plen
+        if flags & PSH_BIT:
+            st.pushed_pkts += 1
+        peer_mss = rst_.mss
+        if peer_mss > 0 and plen > peer_mss:
+            mask |= TSO_SUPERSEGMENT
+            st.tso_pkts += 1
+        (<RangeSetBase?>snd.ranges).add(s_nxt, end)
+        if snd.mutable:
+            new = SentSegment(s_nxt, end, frame, ts, "")
+        else:
+            new = (s_nxt, end, frame, ts)
+        (<dict?>snd.by_start)[s_nxt] = new
+        (<dict?>snd.by_end)[end] = new
+        sorder = snd.order
+        if sorder is None:
+            sorder = snd.order = _deque()
+        sorder.append(new)
+        if not snd.iw_done:
+            st.iw_bytes += plen
+            st.iw_pkts += 1
+        snd.snd_nxt = end
+    else:
+        st.pure_acks += 1
+
+    # Connection.on_segment after the analyzer; then Zeek (PeerSummary._steady) and
+    # Wireshark; then the sender's SND.MAX.
+    cdef list silent = conn.silent_probes
+    silent[1 - side] = 0
+    cdef long long ws = peer._ws
+    peer._ws_prev = ws
+    peer._ws = ws | (WS_DATA if plen else WS_ACK)
+    peer._n += 1
+    if plen:
+        if not e.hist & HIST_DATA:
+            peer._check(e, side, HIST_DATA, "D")
+    elif not e.hist & HIST_ACK:
+        peer._check(e, side, HIST_ACK, "A")
+    _peer_steady(peer, seg, e, <EndpointBase?>eps[1 - side], side, flags, plen)
+    rows = conn.packet_rows
+    if rows is not None:
+        rows.append((frame, ts, conn.flow_id, from_client, flags, mask, plen))
+    machine = conn.client if from_client else conn.server
+    cdef long long raw_end = (seg.seq + plen) & _MASK
+    cdef long long snd_max = machine.snd_max
+    if snd_max < 0 or (((snd_max - raw_end) & _MASK) >= _HALF and snd_max != raw_end):
+        machine.snd_max = raw_end
+    return mask
+
+
+cdef int _peer_steady(PeerSummaryBase peer, Segment seg, EndpointBase e, EndpointBase p,
+                      Py_ssize_t side, int flags, long long plen) except -1:
+    """Twin of ``compat.PeerSummary._steady``."""
+    cdef long long seq = seg.seq
+    cdef long long end = (seq + plen) & _MASK
+    cdef long long rel_seq = _sdelta(seq, e.start_seq)
+    if seg.window == 0:
+        e.win0_cnt += 1
+        if e.win0_cnt == e.win0_thresh:
+            peer._letters.append(("W", side))
+            e.win0_thresh *= SCALED_HISTORY_BASE
+    cdef long long rel_ack = 0, ack, d_ack, upper
+    if flags & ACK_BIT:
+        ack = seg.ack
+        rel_ack = _sdelta(ack, p.start_seq)
+        if rel_ack < 0:
+            rel_ack = 0
+        else:
+            d_ack = _sdelta(ack, p.ack_seq)
+            if not (ack == 0 and d_ack > TOO_LARGE_SEQ_DELTA) and d_ack > 0:
+                p.ack_seq = ack
+    if _sdelta(end, e.last_seq) > 0:
+        e.last_seq = end
+    elif plen > 0:
+        e.rxmt_cnt += 1
+        if e.rxmt_cnt == e.rxmt_thresh:
+            peer._letters.append(("T", side))
+            e.rxmt_thresh *= SCALED_HISTORY_BASE
+    if flags & ACK_BIT and rel_ack > p.trim_seq:
+        if not p.fin_cnt and rel_ack <= p.reassem_seq:
+            p.trim_seq = rel_ack
+        else:
+            peer._ack_received(p, 1 - side, rel_ack)
+    if plen > 0 and seg.captured_payload >= plen and rel_seq >= 0:
+        upper = rel_seq + plen
+        if (not e.blocks and _sdelta(e.ack_seq, e.start_seq) <= rel_seq
+                and rel_seq <= e.reassem_seq and e.reassem_seq < upper):
+            e.reassem_seq = upper
+        else:
+            peer._data_sent(e, rel_seq, plen)
+    return 0
+
+
+from collections import deque as _deque  # noqa: E402
+
+
+# ================================================================ the flow table
+cdef long long SYN_ACK_RST = 0x02 | 0x10 | 0x04
+
+
+cdef class FlowTableBase:
+    """The per-segment routing of ``flowtable.FlowTable.on_segment``: packet clock, sweep
+    trigger, the 4-tuple lookup and the steady path; every other step is the reference's
+    method on the same object (``_sweep``, ``_new_incarnation``, ``_reincarnate``, ``_open``,
+    ``_full_path``)."""
+
+    cdef public object live
+    cdef public object _by_dir
+    cdef public object _clock_ns
+    cdef public object _last_sweep_ns
+    cdef public bint _jump_pending
+
+    def on_segment(self, Segment seg, list finished):
+        """Route one segment; connections that finish are appended to ``finished``."""
+        ts = seg.ts_ns
+        clock = self._clock_ns
+        if ts > clock:
+            if ts - clock <= MAX_CLOCK_JUMP_NS or self._jump_pending or clock < 0:
+                self._clock_ns = clock = ts
+                self._jump_pending = False
+            else:
+                self._jump_pending = True
+        else:
+            self._jump_pending = False
+        if clock - self._last_sweep_ns >= SWEEP_INTERVAL_NS:
+            self._sweep(clock, finished)
+        conn = (<dict?>self._by_dir).get((seg.src, seg.sport, seg.dst, seg.dport))
+        if conn is not None:
+            key = (<ConnectionBase?>conn).key
+            if seg.flags & SYN_ACK_RST == SYN and self._new_incarnation(conn, seg):
+                conn = self._reincarnate(conn, key, seg, finished)
+            else:
+                self.live.move_to_end(key)
+                if (<ConnectionBase>conn).steady and steady_segment(conn, seg) >= 0:
+                    return conn
+        else:
+            key = self.key_of(seg)
+            conn = self._open(key, seg, finished, None)
+        return self._full_path(conn, key, seg)
+
+
+cdef object MAX_CLOCK_JUMP_NS = 86_400 * 1_000_000_000
+cdef object SWEEP_INTERVAL_NS = 1_000_000_000
+CONSTANTS["MAX_CLOCK_JUMP_NS"] = MAX_CLOCK_JUMP_NS
+CONSTANTS["SWEEP_INTERVAL_NS"] = SWEEP_INTERVAL_NS

@@ -601,3 +601,10 @@ def _rstos0_history(history: str) -> bool:
         if ch in "HAFGIQ":
             return False
     return False
+
+
+# The compiled engine's twins (tcptrace_py/implementation.py, tcptrace_py/_engine.pyx).
+from tcptrace_py.implementation import twin  # noqa: E402
+
+_Endpoint = twin(_Endpoint, "EndpointBase")  # type: ignore[misc]
+PeerSummary = twin(PeerSummary, "PeerSummaryBase")  # type: ignore[misc]

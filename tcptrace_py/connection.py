@@ -643,3 +643,9 @@ class Connection:
             elif m.state not in _DONE_STATES:
                 return self.last_ts_ns + opts.idle_timeout_ns
         return max(deadlines + [self.last_ts_ns + opts.closed_linger_ns])
+
+
+# The compiled engine's twins (tcptrace_py/implementation.py, tcptrace_py/_engine.pyx).
+from tcptrace_py.implementation import twin  # noqa: E402
+
+Connection = twin(Connection, "ConnectionBase")  # type: ignore[misc]

@@ -230,3 +230,10 @@ def steady_segment(conn: Connection, seg: Segment) -> int:
     if snd_max < 0 or (((snd_max - raw_end) & _MASK) >= _HALF and snd_max != raw_end):
         machine.snd_max = raw_end
     return mask
+
+
+# The compiled engine's twin of steady_segment (tcptrace_py/_engine.pyx).
+from tcptrace_py.implementation import compiled as _compiled  # noqa: E402
+
+if _compiled is not None:
+    steady_segment = _compiled.steady_segment  # noqa: F811

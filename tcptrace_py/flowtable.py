@@ -111,13 +111,7 @@ class FlowTable:
         if conn is not None:
             key = conn.key
             if seg.flags & (SYN | ACK | RST) == SYN and self._new_incarnation(conn, seg):
-                conn.finalize(seg.ts_ns)
-                conn.end_incarnation(seg)
-                conn.end_reason = "new_incarnation"
-                self._remove(key)
-                self._remember_end(key, conn)
-                finished.append(conn)
-                conn = self._open(key, seg, finished, previous=conn)
+                conn = self._reincarnate(conn, key, seg, finished)
             else:
                 self.live.move_to_end(key)
                 if conn.steady and steady_segment(conn, seg) >= 0:
@@ -125,6 +119,21 @@ class FlowTable:
         else:
             key = self.key_of(seg)
             conn = self._open(key, seg, finished, previous=None)
+        return self._full_path(conn, key, seg)
+
+    def _reincarnate(self, conn: Connection, key: Key, seg: Segment,
+                     finished: list[Connection]) -> Connection:
+        """A SYN with a new ISN on a live 4-tuple: the old incarnation ends, a new one opens."""
+        conn.finalize(seg.ts_ns)
+        conn.end_incarnation(seg)
+        conn.end_reason = "new_incarnation"
+        self._remove(key)
+        self._remember_end(key, conn)
+        finished.append(conn)
+        return self._open(key, seg, finished, previous=conn)
+
+    def _full_path(self, conn: Connection, key: Key, seg: Segment) -> Connection:
+        """Replay a segment through the connection's full path, then schedule its timers."""
         conn.on_segment(seg)
         # Both ends ESTABLISHED (most segments of a capture): neither done nor in TIME_WAIT,
         # so the checks below cannot fire; testing that first skips a method call per segment.
@@ -265,3 +274,11 @@ class FlowTable:
         for conn in conns:
             conn.finalize(end_ns)
             yield conn
+
+
+# The compiled engine's twin (tcptrace_py/implementation.py, tcptrace_py/_engine.pyx).
+from tcptrace_py.implementation import twin  # noqa: E402
+
+ReferenceFlowTable = FlowTable
+"""The pure-Python class, whichever engine runs (tests patch the steady path through it)."""
+FlowTable = twin(FlowTable, "FlowTableBase")  # type: ignore[misc]

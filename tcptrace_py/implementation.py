@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import importlib
 import os
-from types import ModuleType
+from types import MemberDescriptorType, ModuleType
+from typing import Any, TypeVar, cast
 
 PURE_ENV = "TCPTRACE_PY_PURE"
 """Environment variable that forces the pure-Python reference engine."""
@@ -30,11 +31,51 @@ compiled: ModuleType | None = None
 missing_reason = ""
 """Why the compiled module is absent although not forced off (the ImportError's text)."""
 
+API_VERSION = 3
+"""The ``_engine.API_VERSION`` these sources expect (see tcptrace_py/_engine.pyx)."""
+
 if not forced_pure:
     try:
         compiled = importlib.import_module("tcptrace_py._engine")
     except ImportError as exc:  # not built: a checkout without a compiler, for instance
         missing_reason = str(exc)
+    else:
+        if getattr(compiled, "API_VERSION", None) != API_VERSION:
+            # A stale build beside newer sources: never mix the two.
+            compiled = None
+            missing_reason = "the built extension is stale (rebuild: pip install -e .)"
+
+T = TypeVar("T")
+
+
+def twin(reference: type[T], base_name: str) -> type[T]:
+    """The class the engine uses for ``reference``: the reference itself, or, when the
+    compiled engine runs, a subclass of its compiled base ``base_name`` (which holds the
+    attributes the compiled steady path touches as C fields, and compiled versions of the
+    methods it defines) carrying every other method and slot of the reference unchanged.
+
+    So the full path, the detectors and the reports run the reference's code on the same
+    objects the compiled path updates, and a reference method can only be shadowed by a
+    base that defines the same name (its twin).
+    """
+    if compiled is None:
+        return reference
+    base = getattr(compiled, base_name)
+    own = vars(base)
+    ns: dict[str, Any] = {}
+    for name, value in vars(reference).items():
+        if name in ("__slots__", "__dict__", "__weakref__"):
+            continue
+        if isinstance(value, MemberDescriptorType):
+            continue  # a reference slot: re-declared below unless the base has it
+        if name in own and not (name.startswith("__") and name.endswith("__")):
+            continue  # compiled twin of this method or property
+        ns[name] = value
+    ns["__reference__"] = reference
+    if "__slots__" in vars(reference):  # else the subclass keeps a __dict__, as the reference
+        ns["__slots__"] = tuple(s for s in vars(reference)["__slots__"] if s not in own)
+    return cast("type[T]", type(reference.__name__, (base,), ns))
+
 
 ENGINE = "compiled (Cython)" if compiled is not None else "pure Python"
 """What ``tcptrace-py --version`` reports."""

@@ -16,15 +16,19 @@ Two ways of running the reference:
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
+import struct
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given
+from captures_util import ethernet, opt_mss, opt_sack, opt_ts, opt_wscale, tcp_packet
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from test_fastpath import FUZZ, _captures, _generated, conversations
 
 from tcptrace_py import implementation
@@ -34,6 +38,9 @@ from tcptrace_py.options import Options
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
+
+sys.path.insert(0, str(REPO / "tests" / "fuzz"))
+fuzz_reader = importlib.import_module("fuzz_reader")
 
 needs_compiled = pytest.mark.skipif(
     implementation.compiled is None and not implementation.forced_pure,
@@ -146,3 +153,107 @@ def test_reference_process_agrees_with_compiled(tmp_path: Path) -> None:
     reference = json.loads(done.stdout)
     for p in paths:
         assert outputs(p) == reference[p], p
+
+
+@needs_compiled
+def test_compiled_constants_are_the_references() -> None:
+    """The flag bits and Zeek constants compiled into the steady path are the reference's."""
+    if implementation.compiled is None:
+        pytest.skip("reference engine forced")
+    from tcptrace_py import compat, flowtable
+    from tcptrace_py.analysis import flags as af
+    from tcptrace_py.segment import ACK, PSH
+
+    assert implementation.compiled.CONSTANTS == {
+        "MASK": 0xFFFFFFFF, "HALF": 1 << 31, "ACK": ACK, "PSH": PSH,
+        "RTT_SAMPLE": af.RTT_SAMPLE, "TSO_SUPERSEGMENT": af.TSO_SUPERSEGMENT,
+        "WS_ACK": compat.WS_ACK, "WS_DATA": compat.WS_DATA, "HIST_DATA": compat.HIST_DATA,
+        "HIST_ACK": compat.HIST_ACK, "ESTABLISHED": compat.ESTABLISHED,
+        "TOO_LARGE_SEQ_DELTA": compat.TOO_LARGE_SEQ_DELTA,
+        "SCALED_HISTORY_BASE": compat.SCALED_HISTORY_BASE,
+        "MAX_CLOCK_JUMP_NS": flowtable.MAX_CLOCK_JUMP_NS,
+        "SWEEP_INTERVAL_NS": flowtable.SWEEP_INTERVAL_NS,
+    }
+
+
+@needs_compiled
+def test_twins_keep_every_reference_attribute() -> None:
+    """Each twin class offers every slot and method of its reference (a field added to the
+    reference appears in the twin; a compiled base shadows only what it re-implements)."""
+    if implementation.compiled is None:
+        pytest.skip("reference engine forced")
+    from tcptrace_py import compat, connection, flowtable
+    from tcptrace_py.analysis import direction, rangeset, rtt, sequence
+
+    for module, name in ((rtt, "RttEstimator"), (rtt, "RunningStats"),
+                         (rangeset, "RangeSet"), (direction, "DirectionStats"),
+                         (direction, "SenderState"), (sequence, "SequenceAnalyzer"),
+                         (compat, "_Endpoint"), (compat, "PeerSummary"),
+                         (connection, "Connection"), (flowtable, "FlowTable")):
+        cls = getattr(module, name)
+        reference = cls.__reference__
+        assert cls.__mro__[1].__module__ == "tcptrace_py._engine", name
+        assert reference.__module__ == module.__name__
+        for attr in (*vars(reference), *vars(reference).get("__slots__", ())):
+            assert hasattr(cls, attr) or attr in ("__dict__", "__weakref__"), (name, attr)
+
+
+# ------------------------------------------------------------------ the compiled decoder
+@st.composite
+def tcp_frames(draw: st.DrawFn) -> tuple[int, bytes]:
+    """(link type, frame): a valid TCP/IP frame with random header fields and options,
+    under a random link layer, then possibly cut and with a few bytes flipped."""
+    ipv6 = draw(st.booleans())
+    src, dst = ("2001:db8::1", "2001:db8::2") if ipv6 else ("10.0.0.1", "10.0.0.2")
+    opts = draw(st.lists(st.sampled_from([
+        b"\x01", b"\x00", opt_mss(1460), opt_wscale(7), b"\x04\x02", opt_ts(1, 2),
+        opt_sack([(100, 200)]), opt_sack([(1, 2), (3, 4), (5, 6)]), b"\x22\x04ab",
+        b"\x05\x03x", b"\x08", b"\x02\x01", b"\xfe\x00"]), max_size=6))
+    options = b"".join(opts)
+    options += b"\x00" * (-len(options) % 4)
+    options = options[:40]
+    pkt = tcp_packet(src, dst, draw(st.integers(0, 65535)), draw(st.integers(0, 65535)),
+                     draw(st.integers(0, 2**32 - 1)), draw(st.integers(0, 2**32 - 1)),
+                     draw(st.integers(0, 0x1FF)), window=draw(st.integers(0, 65535)),
+                     payload=b"p" * draw(st.sampled_from([0, 1, 10, 1400])),
+                     options=options, ipv6=ipv6)
+    link = draw(st.sampled_from(["eth", "vlan", "qinq", "raw", "null", "sll", "sll2"]))
+    et = b"\x86\xdd" if ipv6 else b"\x08\x00"
+    if link == "eth":
+        linktype, frame = 1, ethernet(pkt, 0x86DD if ipv6 else 0x0800)
+    elif link == "vlan":
+        linktype, frame = 1, ethernet(pkt, 0x86DD if ipv6 else 0x0800, [7])
+    elif link == "qinq":
+        linktype, frame = 1, ethernet(pkt, 0x86DD if ipv6 else 0x0800, [7, 8], 0x88A8)
+    elif link == "raw":
+        linktype, frame = draw(st.sampled_from([101, 12, 14, 229 if ipv6 else 228])), pkt
+    elif link == "null":
+        family = draw(st.sampled_from([10, 24, 28, 30])) if ipv6 else 2
+        order = draw(st.sampled_from(["<", ">"]))
+        linktype, frame = draw(st.sampled_from([0, 108])), struct.pack(order + "I",
+                                                                       family) + pkt
+    elif link == "sll":
+        linktype, frame = 113, b"\x00" * 14 + et + pkt
+    else:
+        linktype, frame = 276, et + b"\x00" * 18 + pkt
+    frame = frame + b"\x00" * draw(st.sampled_from([0, 0, 6]))  # Ethernet padding
+    if draw(st.booleans()):
+        frame = frame[:draw(st.integers(0, len(frame)))]
+    for _ in range(draw(st.integers(0, 3))):
+        if frame:
+            i = draw(st.integers(0, len(frame) - 1))
+            frame = frame[:i] + bytes([draw(st.integers(0, 255))]) + frame[i + 1:]
+    return linktype, frame
+
+
+@needs_compiled
+@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(tcp_frames())
+def test_compiled_decoder_matches_reference(case: tuple[int, bytes]) -> None:
+    """Differential: every structured frame (cut, flipped) decodes to the same segment,
+    field for field, with the same counters, in both decoders."""
+    if implementation.compiled is None:
+        pytest.skip("reference engine forced")
+    linktype, frame = case
+    index = fuzz_reader.LINKTYPES.index(linktype)
+    fuzz_reader.check_frame(bytes([index]) + frame)

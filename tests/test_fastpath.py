@@ -20,6 +20,7 @@ from captures_util import opt_mss, opt_sack, opt_ts, opt_wscale, pcap_bytes, tcp
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import tcptrace_py.engine as engine_module
 import tcptrace_py.fastpath as fastpath
 import tcptrace_py.flowtable as flowtable
 from tcptrace_py.connection import Connection
@@ -92,6 +93,9 @@ def taken(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
         return mask
 
     monkeypatch.setattr(flowtable, "steady_segment", counting)
+    # The compiled flow table calls its compiled steady path directly: count through the
+    # reference's routing, which looks ``steady_segment`` up in its module.
+    monkeypatch.setattr(engine_module, "FlowTable", flowtable.ReferenceFlowTable)
     yield counts
 
 

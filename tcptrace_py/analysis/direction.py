@@ -238,3 +238,13 @@ class SenderState:
             self.order = deque(conv(r) for r in old_order)
         self.by_start = {k: conv(r) for k, r in old_start.items()}
         self.by_end = {k: conv(r) for k, r in old_end.items()}
+
+
+# The compiled engine's twins (tcptrace_py/implementation.py, tcptrace_py/_engine.pyx).
+from tcptrace_py.implementation import compiled as _compiled  # noqa: E402
+from tcptrace_py.implementation import twin  # noqa: E402
+
+if _compiled is not None:
+    SentSegment = _compiled.SentSegment  # type: ignore[misc]  # complete twin
+DirectionStats = twin(DirectionStats, "DirectionStatsBase")  # type: ignore[misc]
+SenderState = twin(SenderState, "SenderStateBase")  # type: ignore[misc]

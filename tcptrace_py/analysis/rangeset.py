@@ -102,3 +102,9 @@ class RangeSet:
 
     def __repr__(self) -> str:
         return f"RangeSet({list(self)})"
+
+
+# The compiled engine's twins (tcptrace_py/implementation.py, tcptrace_py/_engine.pyx).
+from tcptrace_py.implementation import twin  # noqa: E402
+
+RangeSet = twin(RangeSet, "RangeSetBase")  # type: ignore[misc]

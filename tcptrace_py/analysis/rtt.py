@@ -109,3 +109,10 @@ class RunningStats:
         if self.count < 2:
             return 0.0
         return math.sqrt(self._m2 / (self.count - 1))
+
+
+# The compiled engine's twins (tcptrace_py/implementation.py, tcptrace_py/_engine.pyx).
+from tcptrace_py.implementation import twin  # noqa: E402
+
+RttEstimator = twin(RttEstimator, "RttEstimatorBase")  # type: ignore[misc]
+RunningStats = twin(RunningStats, "RunningStatsBase")  # type: ignore[misc]

@@ -932,3 +932,9 @@ def _direction_values(st: DirectionStats, state: SenderState,
         st.midstream,  # midstream
     )
     return values
+
+
+# The compiled engine's twins (tcptrace_py/implementation.py, tcptrace_py/_engine.pyx).
+from tcptrace_py.implementation import twin  # noqa: E402
+
+SequenceAnalyzer = twin(SequenceAnalyzer, "SequenceAnalyzerBase")  # type: ignore[misc]

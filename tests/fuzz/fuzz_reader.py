@@ -4,6 +4,10 @@ Why a second fuzzer beside the Hypothesis tests: Hypothesis runs a bounded numbe
 structured examples in CI; libFuzzer runs for hours and steers by coverage into branches
 nobody thought to generate (tcptrace's own crash reports came from exactly such runs).
 
+With the compiled engine built, both uses run through it (it is what the engine selects)
+and each raw frame is also decoded by the reference decoder: the two must agree field for
+field (differential fuzzing of the compiled decoder).
+
 One input is used twice:
 1. as a whole capture file (pcap, pcapng, compressed or garbage) through
    ``Engine.run(bytes)``, which drives ``read_frames`` -> ``Decoder`` -> flow table ->
@@ -33,7 +37,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from tcptrace_py.decode import Decoder  # noqa: E402
 from tcptrace_py.diagnostics import CaptureError, Diagnostics  # noqa: E402
 from tcptrace_py.engine import Engine  # noqa: E402
+from tcptrace_py.implementation import compiled  # noqa: E402
 from tcptrace_py.options import Options  # noqa: E402
+from tcptrace_py.segment import FIELDS  # noqa: E402
 
 LINKTYPES = (1, 0, 108, 101, 12, 14, 228, 229, 113, 276, 9, 50, 104, 239, 127, 105, 51, 147)
 """Every link type the decoder has a path for (fast or dpkt), plus one it does not (147)."""
@@ -60,18 +66,30 @@ def check_capture(data: bytes) -> None:
 
 
 def check_frame(data: bytes) -> None:
-    """Decode ``data[1:]`` as one frame of the link type picked by ``data[0]``."""
+    """Decode ``data[1:]`` as one frame of the link type picked by ``data[0]``; with the
+    compiled engine built, its decoder must give the reference's segment and counters."""
     if not data:
         return
+    linktype = LINKTYPES[data[0] % len(LINKTYPES)]
     diag = Diagnostics()
-    seg = Decoder(diag).decode(LINKTYPES[data[0] % len(LINKTYPES)], data[1:], 1, 0,
-                               len(data) - 1)
+    seg = Decoder(diag).decode(linktype, data[1:], 1, 0, len(data) - 1)
     if seg is None:
         assert sum(diag.skipped.values()) == 1 and diag.tcp_segments == 0, dict(diag.skipped)
     else:
         assert diag.tcp_segments == 1 and not diag.skipped
         assert 0 <= seg.captured_payload <= seg.payload_len, (seg.captured_payload,
                                                               seg.payload_len)
+    if compiled is not None:
+        cdiag = Diagnostics()
+        cseg = compiled.Decoder(Decoder(cdiag)).decode(linktype, data[1:], 1, 0,
+                                                       len(data) - 1)
+        assert _fields(cseg) == _fields(seg), (_fields(cseg), _fields(seg))
+        assert (cdiag.tcp_segments, dict(cdiag.skipped), dict(cdiag.notes)) == (
+            diag.tcp_segments, dict(diag.skipped), dict(diag.notes))
+
+
+def _fields(seg: object) -> tuple[object, ...] | None:
+    return None if seg is None else tuple(getattr(seg, f) for f in FIELDS)
 
 
 def TestOneInput(data: bytes) -> None:  # noqa: N802 - the name libFuzzer/atheris expect
