@@ -21,6 +21,11 @@ from pathlib import Path
 
 import pytest
 
+from tcptrace_py import implementation
+
+pytestmark = pytest.mark.skipif(implementation.forced_pure,
+                                reason="the sanitizer build tests the compiled engine")
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 

@@ -1,0 +1,85 @@
+"""Packaging of the compiled engine: sdist -> wheel with the extension, and an install
+without a C compiler that still works (the pure engine, said once on stderr).
+
+Why: the compiled core is a build requirement for speed, not for correctness. A user on a
+machine without gcc must still get a working tool, and a wheel built from our sdist must
+carry the extension (issue: "pip wheel . and an sdist build work").
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from tcptrace_py import implementation
+
+pytestmark = pytest.mark.skipif(implementation.forced_pure,
+                                reason="packaging is tested once, in the compiled run")
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLE = REPO / "samples" / "normal.pcap"
+
+# The test environment holds an editable install of this checkout, whose import hook would
+# answer for a package missing a module (``tcptrace_py._engine``): drop it in the child.
+_RUN = r"""
+import sys
+sys.meta_path[:] = [f for f in sys.meta_path if "editable" not in repr(f).lower()]
+sys.path.insert(0, sys.argv.pop(1))
+sys.argv[0] = "tcptrace-py"
+from tcptrace_py.cli import main
+main()
+"""
+
+
+def _pip(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "pip", *args], capture_output=True,
+                          text=True, env=env, timeout=900)
+
+
+def _cli(target: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "TCPTRACE_PY_PURE"}
+    return subprocess.run([sys.executable, "-c", _RUN, str(target), *args],
+                          capture_output=True, text=True, env=env, cwd=target)
+
+
+def test_install_without_compiler_runs_pure_engine(tmp_path: Path) -> None:
+    target = tmp_path / "site"
+    env = dict(os.environ, CC="/bin/false", CXX="/bin/false")
+    done = _pip("install", "--no-deps", "--target", str(target), str(REPO), env=env)
+    if done.returncode != 0 and "Could not find a version" in done.stderr:
+        pytest.skip("build requirements not installable here (no package index)")
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
+    assert not list((target / "tcptrace_py").glob("_engine*.so"))
+    version = _cli(target, "--version")
+    assert "engine: pure Python (the compiled extension is not built)" in version.stdout
+    run = _cli(target, "analyze", str(SAMPLE), "--format", "jsonl")
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.count("\n") >= 1
+    assert run.stderr.count("compiled engine not available") == 1
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="checks a Linux extension module")
+def test_sdist_builds_a_wheel_with_the_extension(tmp_path: Path) -> None:
+    pytest.importorskip("build")
+    dist = tmp_path / "dist"
+    sdist = subprocess.run([sys.executable, "-m", "build", "--sdist", "--outdir", str(dist),
+                            str(REPO)], capture_output=True, text=True, timeout=900)
+    if sdist.returncode != 0 and "Could not find a version" in sdist.stderr + sdist.stdout:
+        pytest.skip("build requirements not installable here (no package index)")
+    assert sdist.returncode == 0, sdist.stdout[-2000:] + sdist.stderr[-4000:]
+    (tarball,) = dist.glob("*.tar.gz")
+    wheel = _pip("wheel", "--no-deps", "-w", str(dist), str(tarball))
+    assert wheel.returncode == 0, wheel.stdout[-2000:] + wheel.stderr[-4000:]
+    (whl,) = dist.glob("*.whl")
+    names = zipfile.ZipFile(whl).namelist()
+    assert any(n.startswith("tcptrace_py/_engine.") and n.endswith(".so") for n in names)
+    target = tmp_path / "site"
+    with zipfile.ZipFile(whl) as z:
+        z.extractall(target)
+    version = _cli(target, "--version")
+    assert "engine: compiled (Cython)" in version.stdout, version.stdout + version.stderr
