@@ -12,7 +12,10 @@ Theory of operation (this is the hot path, so the rules are about speed as much 
    are followed down to the innermost IP header that carries TCP; its addresses are the
    segment's. Nesting deeper than MAX_ENCAP_DEPTH is counted as ``malformed``.
 5. Link types without a fast path go to dpkt (radiotap/802.11, PPPoE): slow but correct;
-   anything else is ``unsupported_linktype``.
+   anything else is ``unsupported_linktype``, and its first frame a warning (``Decoder(strict=
+   True)``: a ``CaptureError``), so a capture nobody can read does not pass for an empty one.
+   Every link type tcptrace reads is decoded (its tcpdump.c: Ethernet, IEEE 802 token ring,
+   SLIP, PPP, FDDI, null/loopback, ATM RFC 1483, raw IP, Linux SLL, 802.11, Cisco HDLC).
 
 6. ICMP/ICMPv6 errors quoting a TCP segment are kept (``Decoder(icmp=True)``, see
    ``tcptrace_py/icmp.py``) for the engine to give to their connection; their frames are
@@ -29,7 +32,7 @@ import struct
 from collections.abc import Callable
 from typing import Any
 
-from tcptrace_py.diagnostics import Diagnostics
+from tcptrace_py.diagnostics import CaptureError, Diagnostics
 from tcptrace_py.icmp import PROTO_ICMP, PROTO_ICMPV6, IcmpError, parse_error
 from tcptrace_py.segment import Segment
 
@@ -66,6 +69,13 @@ AF_INET = 2
 AF_INET6_VALUES = frozenset({10, 24, 28, 30})
 
 NFULA_PAYLOAD = 9
+
+FDDI_HEADER_BYTES = 13  # frame control(1) + destination(6) + source(6); LLC/SNAP follows
+TOKEN_RING_HEADER_BYTES = 14  # access control(1) + frame control(1) + destination + source
+SLIP_HEADER_BYTES = 16  # libpcap's DLT_SLIP pseudo-header (direction + compression history)
+LLC_FOLLOWS = 0
+"""An 802.3 length in place of an ethertype: :meth:`Decoder._ether` then reads the LLC/SNAP
+header at the offset (FDDI, token ring and ATM RFC 1483 frames carry IP that way)."""
 
 _U16 = struct.Struct("!H").unpack_from
 _U32 = struct.Struct("!I").unpack_from
@@ -176,8 +186,15 @@ def parse_tcp_options(opts: bytes, diag: Diagnostics | None = None) -> tuple[
 class Decoder:
     """Frame -> Segment. One per analysis run; holds only the diagnostics and dispatch table."""
 
-    def __init__(self, diag: Diagnostics, *, icmp: bool = False) -> None:
+    def __init__(self, diag: Diagnostics, *, icmp: bool = False, strict: bool = False,
+                 source: str = "capture") -> None:
         self.diag = diag
+        self.strict = strict
+        """An unsupported link type raises ``CaptureError`` instead of a warning."""
+        self.source = source
+        """File name for warnings (``capture.source_name``)."""
+        self.unsupported: set[int] = set()
+        """Link types met that no decoder reads (each warned about once)."""
         self.icmp_errors: list[IcmpError] | None = [] if icmp else None
         """With ``icmp``: ICMP/ICMPv6 errors quoting a TCP segment, in frame order, for the
         engine to take (``tcptrace_py.icmp``); their frames are still ``not_tcp`` skips."""
@@ -194,6 +211,10 @@ class Decoder:
             9: self._link_ppp, 50: self._link_ppp,
             104: self._link_chdlc,
             239: self._link_nflog,
+            10: self._link_fddi,
+            6: self._link_token_ring,
+            8: self._link_slip,
+            100: self._link_atm_rfc1483, 11: self._link_atm_rfc1483,
         }
         self._dpkt_classes: dict[int, Any] | None = None
         self._fast: dict[int, Unpackers] = {
@@ -316,6 +337,33 @@ class Decoder:
             return None
         return self._ether(_U16(data, 2)[0], data, 4, frame, ts, 0)
 
+    def _link_fddi(self, data: bytes, frame: int, ts: int) -> Segment | None:
+        # FDDI (LINKTYPE_FDDI 10): frame control, destination, source, then 802.2 LLC/SNAP.
+        if len(data) < FDDI_HEADER_BYTES:
+            self.diag.skip("truncated_header")
+            return None
+        return self._ether(LLC_FOLLOWS, data, FDDI_HEADER_BYTES, frame, ts, 0)
+
+    def _link_token_ring(self, data: bytes, frame: int, ts: int) -> Segment | None:
+        # IEEE 802.5 (LINKTYPE_IEEE802_5 6): AC, FC, destination, source; a source address
+        # with its top bit set is followed by a routing information field whose length is
+        # the low 5 bits of its first byte (802.5 source routing); then 802.2 LLC/SNAP.
+        off = TOKEN_RING_HEADER_BYTES
+        if len(data) < off + 1:
+            self.diag.skip("truncated_header")
+            return None
+        if data[8] & 0x80:
+            off += data[off] & 0x1F
+        return self._ether(LLC_FOLLOWS, data, off, frame, ts, 0)
+
+    def _link_slip(self, data: bytes, frame: int, ts: int) -> Segment | None:
+        # LINKTYPE_SLIP 8: libpcap's 16-byte pseudo-header, then the IP packet.
+        return self._ip_by_version(data, SLIP_HEADER_BYTES, frame, ts, 0)
+
+    def _link_atm_rfc1483(self, data: bytes, frame: int, ts: int) -> Segment | None:
+        # LINKTYPE_ATM_RFC1483 100 (DLT 11 on old systems): an 802.2 LLC/SNAP header, then IP.
+        return self._ether(LLC_FOLLOWS, data, 0, frame, ts, 0)
+
     def _link_nflog(self, data: bytes, frame: int, ts: int) -> Segment | None:
         # NFLOG: family(1) version(1) resource_id(2), then TLVs whose length/type fields are
         # in host byte order (little-endian on every capture we know; big-endian accepted).
@@ -351,6 +399,8 @@ class Decoder:
         cls = classes.get(linktype)
         if cls is None:
             self.diag.skip("unsupported_linktype")
+            if linktype not in self.unsupported:
+                self._unsupported(linktype, frame)
             return None
         import dpkt
 
@@ -384,6 +434,16 @@ class Decoder:
             self.diag.skip("malformed")
             return None
         return self._ip_by_version(data, idx, frame, ts, 0)
+
+    def _unsupported(self, linktype: int, frame: int) -> None:
+        """The first frame of a link type no decoder reads: a warning naming it (its frames
+        are counted as ``unsupported_linktype`` skips), or ``CaptureError`` when strict."""
+        self.unsupported.add(linktype)
+        msg = (f"link type {linktype} is not supported: its frames are not decoded "
+               "(see tcptrace-py summary for the count)")
+        if self.strict:
+            raise CaptureError(f"{self.source} (frame {frame}): {msg}")
+        self.diag.warn(self.source, msg, frame=frame, code="unsupported_linktype")
 
     # ------------------------------------------------------------------ layer 2.5
     def _ether(self, et: int, data: bytes, off: int, frame: int, ts: int,
