@@ -15,6 +15,7 @@ from tcptrace_py.analysis import SequenceAnalyzer
 from tcptrace_py.analysis import flags as AF
 from tcptrace_py.compat import PeerSummary
 from tcptrace_py.events import Event
+from tcptrace_py.facts import ECN_FLAGS, ProtocolFacts
 from tcptrace_py.fsm import Action, EndpointMachine, Input, TcpState, lookup
 from tcptrace_py.icmp import IcmpError
 from tcptrace_py.options import Options
@@ -134,7 +135,7 @@ class Connection:
         "invalid_flags", "syn_with_data", "out_of_window_rsts", "time_wait_expired",
         "incarnation", "previous_end_ts_ns", "previous_states", "silent_probes", "compacted",
         "steady", "_fast", "answered_frame", "rst_not_taken_frame", "icmp_errors",
-        "peer_sent_at_fin",
+        "peer_sent_at_fin", "facts",
     )
 
     def __init__(self, flow_id: int, key: tuple[bytes, int, bytes, int], seg: Segment,
@@ -231,6 +232,8 @@ class Connection:
         self.icmp_errors: list[IcmpError] = []
         """ICMP/ICMPv6 errors quoting one of this connection's segments (at most
         ``max_evidence_items``): a router or host answering for the peer."""
+        self.facts = ProtocolFacts()
+        """ECN and TCP Fast Open facts (``facts.py``)."""
         self.steady = False
         """Segments may go through ``fastpath.steady_segment`` (see :meth:`update_steady`)."""
         self._fast = options.fast_path
@@ -276,6 +279,8 @@ class Connection:
 
         if flags & _CONTROL:
             self._note_control(seg, side, snd, rcv)
+        if seg.ecn or flags & ECN_FLAGS:
+            self.facts.on_marked(seg, side)
         if flags & _SYN_RST_ACK == ACK and self.answered_frame[side] < 0 and (
                 self.pure_syn_sent[side] or self.synack_sent[side]):
             self.answered_frame[side] = seg.frame
@@ -377,6 +382,8 @@ class Connection:
                 self.base_seq[side] = seg.seq
             if seg.wscale >= 0:
                 self.wscale[side] = seg.wscale
+            if not flags & (RST | FIN):
+                self.facts.on_handshake(seg, side)
             if seg.payload_len:
                 self._keep(self.syn_with_data, seg.frame)
             if flags & (FIN | RST):

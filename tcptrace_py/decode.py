@@ -81,7 +81,7 @@ _U16 = struct.Struct("!H").unpack_from
 _U32 = struct.Struct("!I").unpack_from
 _U32LE = struct.Struct("<I").unpack_from
 _U16LE = struct.Struct("<H").unpack_from
-_IPV4 = struct.Struct("!2xHHHBB2x4s4s")  # total_len, id, frag, ttl, proto, src, dst
+_IPV4 = struct.Struct("!xBHHHBB2x4s4s")  # tos, total_len, id, frag, ttl, proto, src, dst
 _IPV6 = struct.Struct("!IHBB16s16s")  # vtcfl, payload_len, next_header, hop_limit, src, dst
 _TCP = struct.Struct("!HHIIHHHH")  # sport, dport, seq, ack, off_flags, window, csum, urp
 _TS_OPT = struct.Struct("!II").unpack_from
@@ -107,10 +107,11 @@ Unpackers = tuple[int, Callable[[Any, int], tuple[Any, ...]],
 
 
 def _unpackers(et_off: int, ip_off: int) -> Unpackers:
-    """One unpack for the ethertype, a 20-byte IPv4 header and the fixed TCP header (the
-    overwhelmingly common frame), and one for the fixed IPv6 and TCP headers (IPv6 carrying
-    TCP directly; the ethertype is skipped, the IPv4 unpack has read it)."""
-    v4 = struct.Struct(f"!{et_off}xH{ip_off - et_off - 2}xBxHHHBB2x4s4sHHIIHHHH")
+    """One unpack for the ethertype, a 20-byte IPv4 header (its TOS byte for the ECN field)
+    and the fixed TCP header (the overwhelmingly common frame), and one for the fixed IPv6
+    and TCP headers (IPv6 carrying TCP directly; the ethertype is skipped, the IPv4 unpack
+    has read it)."""
+    v4 = struct.Struct(f"!{et_off}xH{ip_off - et_off - 2}xBBHHHBB2x4s4sHHIIHHHH")
     v6 = struct.Struct(f"!{ip_off}xIHBB16s16sHHIIHHHH")
     return ip_off, v4.unpack_from, v6.unpack_from
 
@@ -235,8 +236,8 @@ class Decoder:
                 # One 802.1Q tag: the same headers 4 bytes further (as _ether skips it).
                 l2, v4_unpack, v6_unpack = VLAN_UNPACKERS
                 fields = v4_unpack(data, 0)
-            (et, vihl, total_len, ip_id, frag, ttl, proto, src, dst, sport, dport, seq, ack,
-             off_flags, window, csum, urp) = fields
+            (et, vihl, tos, total_len, ip_id, frag, ttl, proto, src, dst, sport, dport, seq,
+             ack, off_flags, window, csum, urp) = fields
             # Literals, not the named constants: this test runs for every frame.
             if et == 0x0800 and vihl == 0x45 and proto == 6 and not frag & 0x1FFF \
                     and total_len >= 40:
@@ -249,7 +250,7 @@ class Decoder:
                     return Segment(frame_no, ts_ns, src, dst, sport, dport, seq, ack,
                                    off_flags & 0x1FF, window, payload_len,
                                    (ip_end if ip_end < n else n) - l2 - 40, urp, -1, -1, False,
-                                   (), -1, -1, ip_id, ttl, False, (), csum)
+                                   (), -1, -1, ip_id, ttl, False, (), csum, tos & 3)
                 if thl == 32 and payload_len >= 0 and ip_end <= n \
                         and data[l2 + 40:l2 + 44] == _NOP_NOP_TS:
                     self.diag.tcp_segments += 1
@@ -257,8 +258,9 @@ class Decoder:
                     return Segment(frame_no, ts_ns, src, dst, sport, dport, seq, ack,
                                    off_flags & 0x1FF, window, payload_len, payload_len, urp,
                                    -1, -1, False, (), tsval, tsecr, ip_id, ttl, False, (),
-                                   csum)
-                return self._tcp(data, l2 + 20, ip_end, src, dst, ip_id, ttl, frame_no, ts_ns)
+                                   csum, tos & 3)
+                return self._tcp(data, l2 + 20, ip_end, src, dst, ip_id, ttl, frame_no, ts_ns,
+                                 tos & 3)
             elif et == 0x86DD and n >= l2 + 60:
                 # Fast path for IPv6 carrying TCP directly: same rules as _ipv6 + _tcp when
                 # the payload length is set (0 means jumbogram/TSO) and covers the TCP header.
@@ -272,9 +274,10 @@ class Decoder:
                         return Segment(frame_no, ts_ns, src, dst, sport, dport, seq, ack,
                                        off_flags & 0x1FF, window, plen - 20,
                                        (ip_end if ip_end < n else n) - l2 - 60, urp, -1, -1,
-                                       False, (), -1, -1, -1, hlim, False, (), csum)
+                                       False, (), -1, -1, -1, hlim, False, (), csum,
+                                       (vtcfl >> 20) & 3)
                     return self._tcp(data, l2 + 40, ip_end, src, dst, -1, hlim, frame_no,
-                                     ts_ns)
+                                     ts_ns, (vtcfl >> 20) & 3)
         handler = self._link.get(linktype)
         if handler is None:
             return self._link_dpkt(linktype, data, frame_no, ts_ns)
@@ -559,7 +562,7 @@ class Decoder:
         if b0 >> 4 != 4 or ihl < 20:
             self.diag.skip("malformed")
             return None
-        total_len, ip_id, frag, ttl, proto, src, dst = _IPV4_UNPACK(data, off)
+        tos, total_len, ip_id, frag, ttl, proto, src, dst = _IPV4_UNPACK(data, off)
         if frag & 0x1FFF:
             # Non-first fragment: no TCP header here. Like tcptrace we do not reassemble.
             self.diag.skip("ip_fragment")
@@ -576,7 +579,7 @@ class Decoder:
             ip_end = off + total_len
         l4 = off + ihl
         if proto == PROTO_TCP:
-            return self._tcp(data, l4, ip_end, src, dst, ip_id, ttl, frame, ts)
+            return self._tcp(data, l4, ip_end, src, dst, ip_id, ttl, frame, ts, tos & 3)
         if proto == PROTO_ICMP and self.icmp_errors is not None:
             self._icmp(data, l4, ip_end, 4, src, frame, ts)
         return self._l4_other(proto, data, l4, ip_end, frame, ts, depth)
@@ -618,7 +621,7 @@ class Decoder:
                 if nh == PROTO_ICMPV6 and self.icmp_errors is not None:
                     self._icmp(data, p, ip_end, 6, src, frame, ts)
                 return self._l4_other(nh, data, p, ip_end, frame, ts, depth)
-        return self._tcp(data, p, ip_end, src, dst, -1, hlim, frame, ts)
+        return self._tcp(data, p, ip_end, src, dst, -1, hlim, frame, ts, (vtcfl >> 20) & 3)
 
     def _icmp(self, data: bytes, l4: int, ip_end: int, version: int, reporter: bytes,
               frame: int, ts: int) -> None:
@@ -686,11 +689,12 @@ class Decoder:
 
     # ------------------------------------------------------------------ TCP
     def _tcp(self, data: bytes, l4: int, ip_end: int, src: bytes, dst: bytes, ip_id: int,
-             ttl: int, frame: int, ts: int) -> Segment | None:
+             ttl: int, frame: int, ts: int, ecn: int = 0) -> Segment | None:
         n = len(data)
         cap_end = ip_end if ip_end < n else n
         if l4 + 20 > cap_end:
-            return self._tcp_cut(data, l4, ip_end, cap_end, src, dst, ip_id, ttl, frame, ts)
+            return self._tcp_cut(data, l4, ip_end, cap_end, src, dst, ip_id, ttl, frame, ts,
+                                 ecn)
         sport, dport, seq, ack, off_flags, window, csum, urp = _TCP_UNPACK(data, l4)
         thl = (off_flags >> 12) << 2
         if thl < 20:
@@ -711,22 +715,23 @@ class Decoder:
         if thl == 20:
             return Segment(frame, ts, src, dst, sport, dport, seq, ack, off_flags & 0x1FF,
                            window, payload_len, captured, urp, -1, -1, False, (), -1, -1,
-                           ip_id, ttl, hdr_trunc, (), csum)
+                           ip_id, ttl, hdr_trunc, (), csum, ecn)
         opt_end = data_start if data_start <= cap_end else cap_end
         if thl == 32 and not hdr_trunc and data[l4 + 20:l4 + 24] == _NOP_NOP_TS:
             tsval, tsecr = _TS_OPT(data, l4 + 24)
             return Segment(frame, ts, src, dst, sport, dport, seq, ack, off_flags & 0x1FF,
                            window, payload_len, captured, urp, -1, -1, False, (), tsval, tsecr,
-                           ip_id, ttl, hdr_trunc, (), csum)
+                           ip_id, ttl, hdr_trunc, (), csum, ecn)
         mss, wscale, sack_ok, sack, tsval, tsecr, other = parse_tcp_options(
             data[l4 + 20:opt_end], None if hdr_trunc else diag)
         return Segment(frame, ts, src, dst, sport, dport, seq, ack, off_flags & 0x1FF,
                        window, payload_len, captured, urp, mss, wscale, sack_ok, sack, tsval,
-                       tsecr, ip_id, ttl, hdr_trunc, other, csum)
+                       tsecr, ip_id, ttl, hdr_trunc, other, csum, ecn)
 
 
     def _tcp_cut(self, data: bytes, l4: int, ip_end: int, cap_end: int, src: bytes,
-                 dst: bytes, ip_id: int, ttl: int, frame: int, ts: int) -> Segment | None:
+                 dst: bytes, ip_id: int, ttl: int, frame: int, ts: int,
+                 ecn: int = 0) -> Segment | None:
         """A TCP header the snaplen cut inside its fixed 20 bytes.
 
         The old tcpdump default of 68 bytes leaves an IPv6 packet (14 + 40) 14 bytes of TCP:
@@ -748,7 +753,8 @@ class Decoder:
         window = _U16(data, l4 + 14)[0] if l4 + 16 <= cap_end else -1
         self.diag.tcp_segments += 1
         return Segment(frame, ts, src, dst, sport, dport, seq, ack, off_flags & 0x1FF, window,
-                       payload_len, 0, 0, -1, -1, False, (), -1, -1, ip_id, ttl, True, (), -1)
+                       payload_len, 0, 0, -1, -1, False, (), -1, -1, ip_id, ttl, True, (), -1,
+                       ecn)
 
 
 def _dpkt_link_classes() -> dict[int, Any]:
