@@ -20,6 +20,7 @@ from typing import Any
 from tcptrace_py.detectors import (  # noqa: F401  (imported for registration)
     capture,
     close,
+    connect,
     handshake,
     icmp,
     protocol,
