@@ -21,6 +21,7 @@ from tcptrace_py.detectors import (  # noqa: F401  (imported for registration)
     capture,
     close,
     connect,
+    giveup,
     handshake,
     icmp,
     protocol,
