@@ -24,7 +24,7 @@ from tcptrace_py.decode import Decoder
 from tcptrace_py.diagnostics import Diagnostics
 from tcptrace_py.engine import Engine
 from tcptrace_py.options import Options
-from tcptrace_py.segment import ACK, CWR, ECE, FIN, PSH, SYN, Segment
+from tcptrace_py.segment import ACK, AE, CWR, ECE, FIN, PSH, SYN, Segment
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "shared" / "scenarios"
 CLIENT, SERVER = "192.0.2.10", "198.51.100.20"
@@ -52,6 +52,7 @@ def test_ecn_scenario_counts_match_the_labels(fast: bool) -> None:
     by_type = {a["type"]: a for a in expected["anomalies"]}
     (rec,) = records(SCENARIOS / "ecn_negotiated.pcap", fast)
     assert rec["ecn_negotiated"] is by_type["ecn"]["negotiated"] is True
+    assert rec["ecn_mode"] == "classic"
     assert rec["server_ecn_ce_segments"] == by_type["ecn_ce_mark"]["count"] == 4
     assert rec["client_ecn_ece_segments"] == by_type["ecn_echo"]["count"] == 77
     assert rec["server_ecn_cwr_segments"] == by_type["ecn_cwr"]["count"] == 3
@@ -61,6 +62,21 @@ def test_ecn_scenario_counts_match_the_labels(fast: bool) -> None:
     assert rec["client_ecn_ect_segments"] == by_type["ecn"]["client_data_segments_ect"]
     assert (rec["client_ecn_ce_segments"], rec["server_ecn_ece_segments"],
             rec["client_ecn_cwr_segments"]) == (0, 0, 0)
+
+
+ACCECN = SCENARIOS.parent / "captures" / "tcpdump" / "accecn_handshake.pcap"
+
+
+@pytest.mark.skipif(not ACCECN.exists(), reason="shared captures absent")
+def test_accurate_ecn_handshake() -> None:
+    """tcpdump's AccECN capture: SYN with AE+CWR+ECE, SYN-ACK with CWR only (RFC 9768 table
+    2: AccECN, the SYN arrived not-ECT); afterwards the ACE bits count CE marks, and reading
+    them as ECE/CWR flags would invent echoes and window reductions."""
+    (rec,) = records(ACCECN)
+    assert (rec["ecn_negotiated"], rec["ecn_mode"]) == (True, "accecn")
+    assert [rec[f"{side}_ecn_{k}_segments"] for side in ("client", "server")
+            for k in ("ece", "cwr")] == [0, 0, 0, 0]
+    assert (rec["client_ecn_ect_segments"], rec["server_ecn_ect_segments"]) == (1, 2)
 
 
 @pytest.mark.skipif(not (SCENARIOS / "tfo.pcap").exists(), reason="shared scenarios absent")
@@ -153,10 +169,20 @@ def test_ecn_marks_on_steady_segments_both_paths(ipv6: bool,
     (SYN, SYN | ACK | ECE),  # the client did not ask
     (SYN | ECE | CWR, SYN | ACK),  # the server declined
     (SYN | ECE | CWR, SYN | ACK | ECE | CWR),  # not an ECN-setup SYN-ACK (RFC 3168 6.1.1)
+    (SYN | ECE | CWR, SYN | ACK | CWR),  # an AccECN answer to a SYN that did not ask for it
 ])
 def test_ecn_not_negotiated(syn: int, synack: int) -> None:
     (rec,) = records(io.BytesIO(ecn_conversation(syn_flags=syn, synack_flags=synack)))
     assert rec["ecn_negotiated"] is False
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_accurate_ecn_bits_are_not_counted_as_flags(fast: bool) -> None:
+    (rec,) = records(io.BytesIO(ecn_conversation(syn_flags=SYN | AE | CWR | ECE,
+                                                 synack_flags=SYN | ACK | AE)), fast)
+    assert (rec["ecn_negotiated"], rec["ecn_mode"]) == (True, "accecn")
+    assert (rec["server_ecn_ce_segments"], rec["client_ecn_ece_segments"],
+            rec["server_ecn_cwr_segments"]) == (2, 0, 0)
 
 
 def test_decoder_keeps_the_ip_ecn_field() -> None:
