@@ -344,8 +344,8 @@ TRANSITIONS: dict[tuple[TcpState, Input], Row] = {
 # sends data ends the connection without FIN or RST (RFC 9293 3.8.3 R2: "close the
 # connection" once R2 is reached; RFC 1122 4.2.3.5; Linux tcp_write_timeout -> tcp_write_err
 # -> tcp_done sends nothing). The peer is not told: it keeps its state (half-open, 3.5.2).
-_GAVE_UP = ("retransmissions exhausted: its data went unanswered through RTO backoff and no "
-            "retransmission came when the next was due, so it gave up and closed without FIN "
+_GAVE_UP = ("its data went unanswered through RTO backoff and no retransmission came "
+            "when the next was due: it gave up and closed without FIN "
             "or RST (RFC 9293 3.8.3 R2; Linux tcp_retries2, TCP_USER_TIMEOUT); the peer was "
             "not told (half-open, RFC 9293 3.5.2)")
 for _state in (S.ESTABLISHED, S.FIN_WAIT_1, S.CLOSE_WAIT, S.CLOSING, S.LAST_ACK):
