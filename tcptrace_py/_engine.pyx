@@ -806,12 +806,14 @@ cdef long long HIST_ACK = 0x20
 cdef long long Z_ESTABLISHED = 4
 cdef long long TOO_LARGE_SEQ_DELTA = 1048576
 cdef long long SCALED_HISTORY_BASE = 10
+cdef long long ECN_FLAGS = 0x40 | 0x80
 
 CONSTANTS = {
     "MASK": _MASK, "HALF": _HALF, "ACK": ACK_BIT, "PSH": PSH_BIT, "RTT_SAMPLE": RTT_SAMPLE,
     "TSO_SUPERSEGMENT": TSO_SUPERSEGMENT, "WS_ACK": WS_ACK, "WS_DATA": WS_DATA,
     "HIST_DATA": HIST_DATA, "HIST_ACK": HIST_ACK, "ESTABLISHED": Z_ESTABLISHED,
     "TOO_LARGE_SEQ_DELTA": TOO_LARGE_SEQ_DELTA, "SCALED_HISTORY_BASE": SCALED_HISTORY_BASE,
+    "ECN_FLAGS": ECN_FLAGS,
 }
 """The reference's values of the constants compiled in above (a test compares them)."""
 
@@ -909,6 +911,10 @@ cpdef long long steady_segment(object conn_obj, Segment seg) except? -2:
     payload_bytes[side] += plen
     cdef list win_raw = conn.win_raw
     win_raw[side] = window
+    if seg.ecn or flags & ECN_FLAGS:
+        # ECN marks and echoes ride on steady segments too (facts.ProtocolFacts.on_marked,
+        # a reference slot of the Connection twin: rare, so a Python call is fine).
+        conn_obj.facts.on_marked(seg, side)
 
     cdef long long mask = 0
     st.packets += 1

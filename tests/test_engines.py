@@ -160,7 +160,7 @@ def test_compiled_constants_are_the_references() -> None:
     """The flag bits and Zeek constants compiled into the steady path are the reference's."""
     if implementation.compiled is None:
         pytest.skip("reference engine forced")
-    from tcptrace_py import compat, flowtable
+    from tcptrace_py import compat, facts, flowtable
     from tcptrace_py.analysis import flags as af
     from tcptrace_py.segment import ACK, PSH
 
@@ -171,6 +171,7 @@ def test_compiled_constants_are_the_references() -> None:
         "HIST_ACK": compat.HIST_ACK, "ESTABLISHED": compat.ESTABLISHED,
         "TOO_LARGE_SEQ_DELTA": compat.TOO_LARGE_SEQ_DELTA,
         "SCALED_HISTORY_BASE": compat.SCALED_HISTORY_BASE,
+        "ECN_FLAGS": facts.ECN_FLAGS,
         "MAX_CLOCK_JUMP_NS": flowtable.MAX_CLOCK_JUMP_NS,
         "SWEEP_INTERVAL_NS": flowtable.SWEEP_INTERVAL_NS,
     }
