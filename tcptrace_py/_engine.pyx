@@ -89,13 +89,14 @@ cdef class Segment:
     cdef public bint header_truncated
     cdef public object other_options
     cdef public long long checksum
+    cdef public int ecn
 
     def __init__(self, frame, ts_ns, src, dst, int sport, int dport, long long seq,
                  long long ack, int flags, int window, long long payload_len,
                  long long captured_payload=-1, int urgent=0, int mss=-1, int wscale=-1,
                  bint sack_permitted=False, sack=(), long long tsval=-1,
                  long long tsecr=-1, int ip_id=-1, int ttl=64, bint header_truncated=False,
-                 other_options=(), long long checksum=0):
+                 other_options=(), long long checksum=0, int ecn=0):
         self.frame = frame
         self.ts_ns = ts_ns
         self.src = src
@@ -120,6 +121,7 @@ cdef class Segment:
         self.header_truncated = header_truncated
         self.other_options = other_options
         self.checksum = checksum
+        self.ecn = ecn
 
     @property
     def truncated(self):
@@ -147,7 +149,7 @@ cdef inline bint _is_vlan(uint32_t et) noexcept nogil:
 
 cdef Segment _tcp(const uint8_t* d, Py_ssize_t n, Py_ssize_t l4, Py_ssize_t ip_end,
                   const uint8_t* src, const uint8_t* dst, Py_ssize_t alen, int ip_id,
-                  int ttl, object frame, object ts):
+                  int ttl, object frame, object ts, int ecn):
     """Twin of ``Decoder._tcp`` for a complete fixed header (None: the reference decides)."""
     cdef Py_ssize_t cap_end = ip_end if ip_end < n else n
     if l4 + 20 > cap_end:
@@ -175,6 +177,7 @@ cdef Segment _tcp(const uint8_t* d, Py_ssize_t n, Py_ssize_t l4, Py_ssize_t ip_e
     seg.flags = off_flags & 0x1FF
     seg.window = be16(t + 14)
     seg.checksum = be16(t + 16)
+    seg.ecn = ecn
     seg.urgent = be16(t + 18)
     seg.payload_len = payload_len
     seg.captured_payload = cap_end - data_start
@@ -262,7 +265,7 @@ cdef Segment _ipv4(const uint8_t* d, Py_ssize_t n, Py_ssize_t off, object frame,
     if h[9] != 6:
         return None  # not TCP: tunnels, ICMP errors and skips are the reference's
     return _tcp(d, n, off + ihl, off + total_len, h + 12, h + 16, 4, <int>be16(h + 4),
-                h[8], frame, ts)
+                h[8], frame, ts, h[1] & 3)
 
 
 cdef Segment _ipv6(const uint8_t* d, Py_ssize_t n, Py_ssize_t off, object frame, object ts):
@@ -274,7 +277,8 @@ cdef Segment _ipv6(const uint8_t* d, Py_ssize_t n, Py_ssize_t off, object frame,
         return None  # malformed, or extension headers / another protocol
     cdef Py_ssize_t plen = be16(h + 4)
     cdef Py_ssize_t ip_end = off + 40 + plen if plen else n
-    return _tcp(d, n, off + 40, ip_end, h + 8, h + 24, 16, -1, h[7], frame, ts)
+    return _tcp(d, n, off + 40, ip_end, h + 8, h + 24, 16, -1, h[7], frame, ts,
+                (be32(h) >> 20) & 3)
 
 
 cdef Segment _ip_by_version(const uint8_t* d, Py_ssize_t n, Py_ssize_t off, object frame,
@@ -802,12 +806,14 @@ cdef long long HIST_ACK = 0x20
 cdef long long Z_ESTABLISHED = 4
 cdef long long TOO_LARGE_SEQ_DELTA = 1048576
 cdef long long SCALED_HISTORY_BASE = 10
+cdef long long ECN_FLAGS = 0x40 | 0x80
 
 CONSTANTS = {
     "MASK": _MASK, "HALF": _HALF, "ACK": ACK_BIT, "PSH": PSH_BIT, "RTT_SAMPLE": RTT_SAMPLE,
     "TSO_SUPERSEGMENT": TSO_SUPERSEGMENT, "WS_ACK": WS_ACK, "WS_DATA": WS_DATA,
     "HIST_DATA": HIST_DATA, "HIST_ACK": HIST_ACK, "ESTABLISHED": Z_ESTABLISHED,
     "TOO_LARGE_SEQ_DELTA": TOO_LARGE_SEQ_DELTA, "SCALED_HISTORY_BASE": SCALED_HISTORY_BASE,
+    "ECN_FLAGS": ECN_FLAGS,
 }
 """The reference's values of the constants compiled in above (a test compares them)."""
 
@@ -905,6 +911,10 @@ cpdef long long steady_segment(object conn_obj, Segment seg) except? -2:
     payload_bytes[side] += plen
     cdef list win_raw = conn.win_raw
     win_raw[side] = window
+    if seg.ecn or flags & ECN_FLAGS:
+        # ECN marks and echoes ride on steady segments too (facts.ProtocolFacts.on_marked,
+        # a reference slot of the Connection twin: rare, so a Python call is fine).
+        conn_obj.facts.on_marked(seg, side)
 
     cdef long long mask = 0
     st.packets += 1

@@ -1,7 +1,8 @@
 """Command line: the only module that imports click (rich only for table output).
 
 Exit codes (every command):
-  0  success (warnings about a damaged capture included, unless ``--strict``);
+  0  success (warnings about a damaged capture or a link type no decoder reads included,
+     unless ``--strict``);
   1  ``--fail-on SEVERITY`` and an anomaly at or above that severity was found;
   2  bad usage (unknown option or parameter, bad value) or unreadable input (missing file,
      a directory, not a capture, damaged with ``--strict``).
@@ -47,7 +48,8 @@ _SEVERITY_STYLE = {"error": "red", "warning": "yellow", "info": "cyan"}
 EXIT_CODES_HELP = """
 \b
 Exit codes:
-  0  success (a damaged capture gives warnings and results, unless --strict)
+  0  success (a damaged capture, or frames of a link type no decoder reads, give
+     warnings and results, unless --strict)
   1  --fail-on SEVERITY matched an anomaly
   2  bad usage or unreadable input (missing file, directory, not a capture)
 """

@@ -15,7 +15,9 @@ from tcptrace_py.analysis import SequenceAnalyzer
 from tcptrace_py.analysis import flags as AF
 from tcptrace_py.compat import PeerSummary
 from tcptrace_py.events import Event
+from tcptrace_py.facts import ECN_FLAGS, ProtocolFacts
 from tcptrace_py.fsm import Action, EndpointMachine, Input, TcpState, lookup
+from tcptrace_py.giveup import RetransmissionRun
 from tcptrace_py.icmp import IcmpError
 from tcptrace_py.options import Options
 from tcptrace_py.segment import ACK, FIN, RST, SYN, Segment, addr_text, flags_text
@@ -72,6 +74,7 @@ _SEND_RST = Input.SEND_RST
 _SEND_SYN = Input.SEND_SYN
 _SYN_SENT = TcpState.SYN_SENT
 _TIMEOUT = Input.TIMEOUT
+_RETRIES_EXHAUSTED = Input.RETRIES_EXHAUSTED
 _TIME_WAIT = TcpState.TIME_WAIT
 
 _FAST_ESTABLISHED = (lookup(_ESTABLISHED, _SEND_ACK)[:2] == (_OK, _ESTABLISHED)
@@ -134,7 +137,7 @@ class Connection:
         "invalid_flags", "syn_with_data", "out_of_window_rsts", "time_wait_expired",
         "incarnation", "previous_end_ts_ns", "previous_states", "silent_probes", "compacted",
         "steady", "_fast", "answered_frame", "rst_not_taken_frame", "icmp_errors",
-        "peer_sent_at_fin",
+        "peer_sent_at_fin", "facts", "retx_runs", "gave_up",
     )
 
     def __init__(self, flow_id: int, key: tuple[bytes, int, bytes, int], seg: Segment,
@@ -231,6 +234,14 @@ class Connection:
         self.icmp_errors: list[IcmpError] = []
         """ICMP/ICMPv6 errors quoting one of this connection's segments (at most
         ``max_evidence_items``): a router or host answering for the peer."""
+        self.retx_runs: list[RetransmissionRun | None] = [None, None]
+        """[client, server]: the side's data retransmissions since the peer last sent
+        anything (``giveup.py``), None until its first."""
+        self.gave_up: tuple[int, int] | None = None
+        """(side, time) when :meth:`finalize` inferred that side gave up retransmitting
+        (fsm ``RETRIES_EXHAUSTED``); its run is ``retx_runs[side]``."""
+        self.facts = ProtocolFacts()
+        """ECN and TCP Fast Open facts (``facts.py``)."""
         self.steady = False
         """Segments may go through ``fastpath.steady_segment`` (see :meth:`update_steady`)."""
         self._fast = options.fast_path
@@ -276,6 +287,8 @@ class Connection:
 
         if flags & _CONTROL:
             self._note_control(seg, side, snd, rcv)
+        if seg.ecn or flags & ECN_FLAGS:
+            self.facts.on_marked(seg, side)
         if flags & _SYN_RST_ACK == ACK and self.answered_frame[side] < 0 and (
                 self.pure_syn_sent[side] or self.synack_sent[side]):
             self.answered_frame[side] = seg.frame
@@ -284,6 +297,8 @@ class Connection:
         silent[1 - side] = 0
         if amask & _PROBE:
             silent[side] += 1
+            if amask & _RETRANSMISSION and seg.payload_len:
+                self._note_retransmission(seg, side)
         self.peer.on_segment(seg, from_client, amask & _RETRANSMISSION != 0)
         if self.packet_rows is not None:
             self.packet_rows.append((seg.frame, ts, self.flow_id, from_client, flags, amask,
@@ -323,6 +338,18 @@ class Connection:
         if self._fast:
             self.update_steady()
         return amask
+
+    def _note_retransmission(self, seg: Segment, side: int) -> None:
+        """A data retransmission into the peer's silence: extend the side's run, or start one
+        when other probes (or the peer) came since (``giveup.py`` rule 1)."""
+        run = self.retx_runs[side]
+        if run is None or run.count != self.silent_probes[side] - 1:
+            run = self.retx_runs[side] = RetransmissionRun()
+        rec = self.analyzer.retransmissions[-1:] if run.count == 0 else ()
+        if rec and rec[0].frame == seg.frame:
+            run.add(seg.frame, seg.ts_ns, rec[0].original_frame, rec[0].since_original_ns)
+        else:
+            run.add(seg.frame, seg.ts_ns, -1, -1)
 
     def update_steady(self) -> None:
         """Set :attr:`steady`: the conditions of ``fastpath.steady_segment`` that hold for
@@ -377,6 +404,8 @@ class Connection:
                 self.base_seq[side] = seg.seq
             if seg.wscale >= 0:
                 self.wscale[side] = seg.wscale
+            if not flags & (RST | FIN):
+                self.facts.on_handshake(seg, side)
             if seg.payload_len:
                 self._keep(self.syn_with_data, seg.frame)
             if flags & (FIN | RST):
@@ -543,6 +572,34 @@ class Connection:
                     c.state.value, "timer", "", 0, 0, 0,
                     f"{_TIMEOUT.value}: {self.pure_syn_sent[0]} SYNs never answered: the "
                     "client gives up after its retries (RFC 9293 3.8.3 R2)"))
+        if not self.self_connect and self.gave_up is None:
+            self._infer_give_up(end_ns)
+
+    def _infer_give_up(self, end_ns: int) -> None:
+        """A side that retransmitted into silence and stopped although the capture went on
+        past its next due retransmission gave up (``giveup.py``; fsm RETRIES_EXHAUSTED)."""
+        opts = self.options
+        for side, name, machine in ((0, "client", self.client), (1, "server", self.server)):
+            run = self.retx_runs[side]
+            if run is None or run.last_frame != self.last_frame \
+                    or run.count != self.silent_probes[side] \
+                    or lookup(machine.state, _RETRIES_EXHAUSTED)[0] is not _INFER:
+                continue
+            at = run.give_up_ns(end_ns, opts.give_up_min_retransmissions,
+                                opts.give_up_rto_max_ns)
+            if at < 0:
+                continue
+            old = machine.state
+            reason = machine.apply(_RETRIES_EXHAUSTED, at)[2]
+            self.gave_up = (side, at)
+            span = at - (run.original_ts_ns if run.original_ts_ns >= 0 else run.times_ns[0])
+            if len(self.events) < opts.max_events_per_connection:
+                self.events.append(Event(
+                    self.flow_id, self.last_frame, at, name, "inferred", old.value,
+                    machine.state.value, "timer", "", 0, 0, 0,
+                    f"{_RETRIES_EXHAUSTED.value}: gave up after {run.count} retransmissions "
+                    f"over {span / 1e9:.1f} s: {reason}"))
+            return
 
     def end_incarnation(self, seg: Segment) -> None:
         """A SYN reopened the 4-tuple: this incarnation's endpoints are done."""

@@ -12,7 +12,10 @@ Theory of operation (this is the hot path, so the rules are about speed as much 
    are followed down to the innermost IP header that carries TCP; its addresses are the
    segment's. Nesting deeper than MAX_ENCAP_DEPTH is counted as ``malformed``.
 5. Link types without a fast path go to dpkt (radiotap/802.11, PPPoE): slow but correct;
-   anything else is ``unsupported_linktype``.
+   anything else is ``unsupported_linktype``, and its first frame a warning (``Decoder(strict=
+   True)``: a ``CaptureError``), so a capture nobody can read does not pass for an empty one.
+   Every link type tcptrace reads is decoded (its tcpdump.c: Ethernet, IEEE 802 token ring,
+   SLIP, PPP, FDDI, null/loopback, ATM RFC 1483, raw IP, Linux SLL, 802.11, Cisco HDLC).
 
 6. ICMP/ICMPv6 errors quoting a TCP segment are kept (``Decoder(icmp=True)``, see
    ``tcptrace_py/icmp.py``) for the engine to give to their connection; their frames are
@@ -29,7 +32,7 @@ import struct
 from collections.abc import Callable
 from typing import Any
 
-from tcptrace_py.diagnostics import Diagnostics
+from tcptrace_py.diagnostics import CaptureError, Diagnostics
 from tcptrace_py.icmp import PROTO_ICMP, PROTO_ICMPV6, IcmpError, parse_error
 from tcptrace_py.segment import Segment
 
@@ -67,11 +70,18 @@ AF_INET6_VALUES = frozenset({10, 24, 28, 30})
 
 NFULA_PAYLOAD = 9
 
+FDDI_HEADER_BYTES = 13  # frame control(1) + destination(6) + source(6); LLC/SNAP follows
+TOKEN_RING_HEADER_BYTES = 14  # access control(1) + frame control(1) + destination + source
+SLIP_HEADER_BYTES = 16  # libpcap's DLT_SLIP pseudo-header (direction + compression history)
+LLC_FOLLOWS = 0
+"""An 802.3 length in place of an ethertype: :meth:`Decoder._ether` then reads the LLC/SNAP
+header at the offset (FDDI, token ring and ATM RFC 1483 frames carry IP that way)."""
+
 _U16 = struct.Struct("!H").unpack_from
 _U32 = struct.Struct("!I").unpack_from
 _U32LE = struct.Struct("<I").unpack_from
 _U16LE = struct.Struct("<H").unpack_from
-_IPV4 = struct.Struct("!2xHHHBB2x4s4s")  # total_len, id, frag, ttl, proto, src, dst
+_IPV4 = struct.Struct("!xBHHHBB2x4s4s")  # tos, total_len, id, frag, ttl, proto, src, dst
 _IPV6 = struct.Struct("!IHBB16s16s")  # vtcfl, payload_len, next_header, hop_limit, src, dst
 _TCP = struct.Struct("!HHIIHHHH")  # sport, dport, seq, ack, off_flags, window, csum, urp
 _TS_OPT = struct.Struct("!II").unpack_from
@@ -97,10 +107,11 @@ Unpackers = tuple[int, Callable[[Any, int], tuple[Any, ...]],
 
 
 def _unpackers(et_off: int, ip_off: int) -> Unpackers:
-    """One unpack for the ethertype, a 20-byte IPv4 header and the fixed TCP header (the
-    overwhelmingly common frame), and one for the fixed IPv6 and TCP headers (IPv6 carrying
-    TCP directly; the ethertype is skipped, the IPv4 unpack has read it)."""
-    v4 = struct.Struct(f"!{et_off}xH{ip_off - et_off - 2}xBxHHHBB2x4s4sHHIIHHHH")
+    """One unpack for the ethertype, a 20-byte IPv4 header (its TOS byte for the ECN field)
+    and the fixed TCP header (the overwhelmingly common frame), and one for the fixed IPv6
+    and TCP headers (IPv6 carrying TCP directly; the ethertype is skipped, the IPv4 unpack
+    has read it)."""
+    v4 = struct.Struct(f"!{et_off}xH{ip_off - et_off - 2}xBBHHHBB2x4s4sHHIIHHHH")
     v6 = struct.Struct(f"!{ip_off}xIHBB16s16sHHIIHHHH")
     return ip_off, v4.unpack_from, v6.unpack_from
 
@@ -176,8 +187,15 @@ def parse_tcp_options(opts: bytes, diag: Diagnostics | None = None) -> tuple[
 class Decoder:
     """Frame -> Segment. One per analysis run; holds only the diagnostics and dispatch table."""
 
-    def __init__(self, diag: Diagnostics, *, icmp: bool = False) -> None:
+    def __init__(self, diag: Diagnostics, *, icmp: bool = False, strict: bool = False,
+                 source: str = "capture") -> None:
         self.diag = diag
+        self.strict = strict
+        """An unsupported link type raises ``CaptureError`` instead of a warning."""
+        self.source = source
+        """File name for warnings (``capture.source_name``)."""
+        self.unsupported: set[int] = set()
+        """Link types met that no decoder reads (each warned about once)."""
         self.icmp_errors: list[IcmpError] | None = [] if icmp else None
         """With ``icmp``: ICMP/ICMPv6 errors quoting a TCP segment, in frame order, for the
         engine to take (``tcptrace_py.icmp``); their frames are still ``not_tcp`` skips."""
@@ -194,6 +212,10 @@ class Decoder:
             9: self._link_ppp, 50: self._link_ppp,
             104: self._link_chdlc,
             239: self._link_nflog,
+            10: self._link_fddi,
+            6: self._link_token_ring,
+            8: self._link_slip,
+            100: self._link_atm_rfc1483, 11: self._link_atm_rfc1483,
         }
         self._dpkt_classes: dict[int, Any] | None = None
         self._fast: dict[int, Unpackers] = {
@@ -214,8 +236,8 @@ class Decoder:
                 # One 802.1Q tag: the same headers 4 bytes further (as _ether skips it).
                 l2, v4_unpack, v6_unpack = VLAN_UNPACKERS
                 fields = v4_unpack(data, 0)
-            (et, vihl, total_len, ip_id, frag, ttl, proto, src, dst, sport, dport, seq, ack,
-             off_flags, window, csum, urp) = fields
+            (et, vihl, tos, total_len, ip_id, frag, ttl, proto, src, dst, sport, dport, seq,
+             ack, off_flags, window, csum, urp) = fields
             # Literals, not the named constants: this test runs for every frame.
             if et == 0x0800 and vihl == 0x45 and proto == 6 and not frag & 0x1FFF \
                     and total_len >= 40:
@@ -228,7 +250,7 @@ class Decoder:
                     return Segment(frame_no, ts_ns, src, dst, sport, dport, seq, ack,
                                    off_flags & 0x1FF, window, payload_len,
                                    (ip_end if ip_end < n else n) - l2 - 40, urp, -1, -1, False,
-                                   (), -1, -1, ip_id, ttl, False, (), csum)
+                                   (), -1, -1, ip_id, ttl, False, (), csum, tos & 3)
                 if thl == 32 and payload_len >= 0 and ip_end <= n \
                         and data[l2 + 40:l2 + 44] == _NOP_NOP_TS:
                     self.diag.tcp_segments += 1
@@ -236,8 +258,9 @@ class Decoder:
                     return Segment(frame_no, ts_ns, src, dst, sport, dport, seq, ack,
                                    off_flags & 0x1FF, window, payload_len, payload_len, urp,
                                    -1, -1, False, (), tsval, tsecr, ip_id, ttl, False, (),
-                                   csum)
-                return self._tcp(data, l2 + 20, ip_end, src, dst, ip_id, ttl, frame_no, ts_ns)
+                                   csum, tos & 3)
+                return self._tcp(data, l2 + 20, ip_end, src, dst, ip_id, ttl, frame_no, ts_ns,
+                                 tos & 3)
             elif et == 0x86DD and n >= l2 + 60:
                 # Fast path for IPv6 carrying TCP directly: same rules as _ipv6 + _tcp when
                 # the payload length is set (0 means jumbogram/TSO) and covers the TCP header.
@@ -251,9 +274,10 @@ class Decoder:
                         return Segment(frame_no, ts_ns, src, dst, sport, dport, seq, ack,
                                        off_flags & 0x1FF, window, plen - 20,
                                        (ip_end if ip_end < n else n) - l2 - 60, urp, -1, -1,
-                                       False, (), -1, -1, -1, hlim, False, (), csum)
+                                       False, (), -1, -1, -1, hlim, False, (), csum,
+                                       (vtcfl >> 20) & 3)
                     return self._tcp(data, l2 + 40, ip_end, src, dst, -1, hlim, frame_no,
-                                     ts_ns)
+                                     ts_ns, (vtcfl >> 20) & 3)
         handler = self._link.get(linktype)
         if handler is None:
             return self._link_dpkt(linktype, data, frame_no, ts_ns)
@@ -316,6 +340,33 @@ class Decoder:
             return None
         return self._ether(_U16(data, 2)[0], data, 4, frame, ts, 0)
 
+    def _link_fddi(self, data: bytes, frame: int, ts: int) -> Segment | None:
+        # FDDI (LINKTYPE_FDDI 10): frame control, destination, source, then 802.2 LLC/SNAP.
+        if len(data) < FDDI_HEADER_BYTES:
+            self.diag.skip("truncated_header")
+            return None
+        return self._ether(LLC_FOLLOWS, data, FDDI_HEADER_BYTES, frame, ts, 0)
+
+    def _link_token_ring(self, data: bytes, frame: int, ts: int) -> Segment | None:
+        # IEEE 802.5 (LINKTYPE_IEEE802_5 6): AC, FC, destination, source; a source address
+        # with its top bit set is followed by a routing information field whose length is
+        # the low 5 bits of its first byte (802.5 source routing); then 802.2 LLC/SNAP.
+        off = TOKEN_RING_HEADER_BYTES
+        if len(data) < off + 1:
+            self.diag.skip("truncated_header")
+            return None
+        if data[8] & 0x80:
+            off += data[off] & 0x1F
+        return self._ether(LLC_FOLLOWS, data, off, frame, ts, 0)
+
+    def _link_slip(self, data: bytes, frame: int, ts: int) -> Segment | None:
+        # LINKTYPE_SLIP 8: libpcap's 16-byte pseudo-header, then the IP packet.
+        return self._ip_by_version(data, SLIP_HEADER_BYTES, frame, ts, 0)
+
+    def _link_atm_rfc1483(self, data: bytes, frame: int, ts: int) -> Segment | None:
+        # LINKTYPE_ATM_RFC1483 100 (DLT 11 on old systems): an 802.2 LLC/SNAP header, then IP.
+        return self._ether(LLC_FOLLOWS, data, 0, frame, ts, 0)
+
     def _link_nflog(self, data: bytes, frame: int, ts: int) -> Segment | None:
         # NFLOG: family(1) version(1) resource_id(2), then TLVs whose length/type fields are
         # in host byte order (little-endian on every capture we know; big-endian accepted).
@@ -351,6 +402,8 @@ class Decoder:
         cls = classes.get(linktype)
         if cls is None:
             self.diag.skip("unsupported_linktype")
+            if linktype not in self.unsupported:
+                self._unsupported(linktype, frame)
             return None
         import dpkt
 
@@ -384,6 +437,16 @@ class Decoder:
             self.diag.skip("malformed")
             return None
         return self._ip_by_version(data, idx, frame, ts, 0)
+
+    def _unsupported(self, linktype: int, frame: int) -> None:
+        """The first frame of a link type no decoder reads: a warning naming it (its frames
+        are counted as ``unsupported_linktype`` skips), or ``CaptureError`` when strict."""
+        self.unsupported.add(linktype)
+        msg = (f"link type {linktype} is not supported: its frames are not decoded "
+               "(see tcptrace-py summary for the count)")
+        if self.strict:
+            raise CaptureError(f"{self.source} (frame {frame}): {msg}")
+        self.diag.warn(self.source, msg, frame=frame, code="unsupported_linktype")
 
     # ------------------------------------------------------------------ layer 2.5
     def _ether(self, et: int, data: bytes, off: int, frame: int, ts: int,
@@ -499,7 +562,7 @@ class Decoder:
         if b0 >> 4 != 4 or ihl < 20:
             self.diag.skip("malformed")
             return None
-        total_len, ip_id, frag, ttl, proto, src, dst = _IPV4_UNPACK(data, off)
+        tos, total_len, ip_id, frag, ttl, proto, src, dst = _IPV4_UNPACK(data, off)
         if frag & 0x1FFF:
             # Non-first fragment: no TCP header here. Like tcptrace we do not reassemble.
             self.diag.skip("ip_fragment")
@@ -516,7 +579,7 @@ class Decoder:
             ip_end = off + total_len
         l4 = off + ihl
         if proto == PROTO_TCP:
-            return self._tcp(data, l4, ip_end, src, dst, ip_id, ttl, frame, ts)
+            return self._tcp(data, l4, ip_end, src, dst, ip_id, ttl, frame, ts, tos & 3)
         if proto == PROTO_ICMP and self.icmp_errors is not None:
             self._icmp(data, l4, ip_end, 4, src, frame, ts)
         return self._l4_other(proto, data, l4, ip_end, frame, ts, depth)
@@ -558,7 +621,7 @@ class Decoder:
                 if nh == PROTO_ICMPV6 and self.icmp_errors is not None:
                     self._icmp(data, p, ip_end, 6, src, frame, ts)
                 return self._l4_other(nh, data, p, ip_end, frame, ts, depth)
-        return self._tcp(data, p, ip_end, src, dst, -1, hlim, frame, ts)
+        return self._tcp(data, p, ip_end, src, dst, -1, hlim, frame, ts, (vtcfl >> 20) & 3)
 
     def _icmp(self, data: bytes, l4: int, ip_end: int, version: int, reporter: bytes,
               frame: int, ts: int) -> None:
@@ -626,11 +689,12 @@ class Decoder:
 
     # ------------------------------------------------------------------ TCP
     def _tcp(self, data: bytes, l4: int, ip_end: int, src: bytes, dst: bytes, ip_id: int,
-             ttl: int, frame: int, ts: int) -> Segment | None:
+             ttl: int, frame: int, ts: int, ecn: int = 0) -> Segment | None:
         n = len(data)
         cap_end = ip_end if ip_end < n else n
         if l4 + 20 > cap_end:
-            return self._tcp_cut(data, l4, ip_end, cap_end, src, dst, ip_id, ttl, frame, ts)
+            return self._tcp_cut(data, l4, ip_end, cap_end, src, dst, ip_id, ttl, frame, ts,
+                                 ecn)
         sport, dport, seq, ack, off_flags, window, csum, urp = _TCP_UNPACK(data, l4)
         thl = (off_flags >> 12) << 2
         if thl < 20:
@@ -651,22 +715,23 @@ class Decoder:
         if thl == 20:
             return Segment(frame, ts, src, dst, sport, dport, seq, ack, off_flags & 0x1FF,
                            window, payload_len, captured, urp, -1, -1, False, (), -1, -1,
-                           ip_id, ttl, hdr_trunc, (), csum)
+                           ip_id, ttl, hdr_trunc, (), csum, ecn)
         opt_end = data_start if data_start <= cap_end else cap_end
         if thl == 32 and not hdr_trunc and data[l4 + 20:l4 + 24] == _NOP_NOP_TS:
             tsval, tsecr = _TS_OPT(data, l4 + 24)
             return Segment(frame, ts, src, dst, sport, dport, seq, ack, off_flags & 0x1FF,
                            window, payload_len, captured, urp, -1, -1, False, (), tsval, tsecr,
-                           ip_id, ttl, hdr_trunc, (), csum)
+                           ip_id, ttl, hdr_trunc, (), csum, ecn)
         mss, wscale, sack_ok, sack, tsval, tsecr, other = parse_tcp_options(
             data[l4 + 20:opt_end], None if hdr_trunc else diag)
         return Segment(frame, ts, src, dst, sport, dport, seq, ack, off_flags & 0x1FF,
                        window, payload_len, captured, urp, mss, wscale, sack_ok, sack, tsval,
-                       tsecr, ip_id, ttl, hdr_trunc, other, csum)
+                       tsecr, ip_id, ttl, hdr_trunc, other, csum, ecn)
 
 
     def _tcp_cut(self, data: bytes, l4: int, ip_end: int, cap_end: int, src: bytes,
-                 dst: bytes, ip_id: int, ttl: int, frame: int, ts: int) -> Segment | None:
+                 dst: bytes, ip_id: int, ttl: int, frame: int, ts: int,
+                 ecn: int = 0) -> Segment | None:
         """A TCP header the snaplen cut inside its fixed 20 bytes.
 
         The old tcpdump default of 68 bytes leaves an IPv6 packet (14 + 40) 14 bytes of TCP:
@@ -688,7 +753,8 @@ class Decoder:
         window = _U16(data, l4 + 14)[0] if l4 + 16 <= cap_end else -1
         self.diag.tcp_segments += 1
         return Segment(frame, ts, src, dst, sport, dport, seq, ack, off_flags & 0x1FF, window,
-                       payload_len, 0, 0, -1, -1, False, (), -1, -1, ip_id, ttl, True, (), -1)
+                       payload_len, 0, 0, -1, -1, False, (), -1, -1, ip_id, ttl, True, (), -1,
+                       ecn)
 
 
 def _dpkt_link_classes() -> dict[int, Any]:

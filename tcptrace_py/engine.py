@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from tcptrace_py.capture import read_segments
+from tcptrace_py.capture.source import source_name
 from tcptrace_py.connection import Connection
 from tcptrace_py.decode import Decoder
 from tcptrace_py.detectors import DetectorSet
@@ -90,7 +91,7 @@ class Engine:
         on_segment = self.table.on_segment
         finished: list[Connection] = []
         last_ts = -1
-        decoder = Decoder(diag, icmp=True)
+        decoder = Decoder(diag, icmp=True, strict=strict, source=source_name(source, name))
         icmp = decoder.icmp_errors
         assert icmp is not None
         # read_segments fuses reading and decoding for classic pcap (no per-frame bytes copy,

@@ -28,7 +28,8 @@ FORMATS = ("table", "json", "jsonl", "csv", "parquet", "zeek")
 """Output formats of ``analyze``/``anomalies`` (``table`` is the CLI's rich rendering)."""
 
 # LINKTYPE_* names (tcpdump.org/linktypes.html) for the capture summary.
-LINKTYPE_NAMES = {0: "NULL", 1: "ETHERNET", 12: "RAW", 101: "RAW", 108: "LOOP",
+LINKTYPE_NAMES = {0: "NULL", 1: "ETHERNET", 6: "IEEE802_5", 8: "SLIP", 10: "FDDI",
+                  11: "ATM_RFC1483", 100: "ATM_RFC1483", 12: "RAW", 101: "RAW", 108: "LOOP",
                   113: "LINUX_SLL", 127: "IEEE802_11_RADIOTAP", 228: "IPV4", 229: "IPV6",
                   276: "LINUX_SLL2"}
 

@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING
 from tcptrace_py.analysis import flags as AF
 from tcptrace_py.analysis.direction import SegmentRecord, SentSegment
 from tcptrace_py.compat import HIST_ACK, HIST_DATA, WS_ACK, WS_DATA
+from tcptrace_py.facts import ECN_FLAGS
 from tcptrace_py.segment import ACK, FIN, PSH, RST, SYN, Segment
 
 if TYPE_CHECKING:
@@ -136,6 +137,8 @@ def steady_segment(conn: Connection, seg: Segment) -> int:
     conn.packets[side] += 1
     conn.payload_bytes[side] += plen
     conn.win_raw[side] = window
+    if seg.ecn or flags & ECN_FLAGS:
+        conn.facts.on_marked(seg, side)  # ECN marks and echoes ride on steady segments too
 
     # SequenceAnalyzer.on_segment: timing.
     mask = 0

@@ -84,6 +84,10 @@ class Input(str, Enum):
     RECV_ICMP_ERROR = "receive ICMP error for its SYN"
     """An ICMP destination-unreachable or time-exceeded error quoting the endpoint's SYN, with
     no SYN sent after it (fed at the end of the connection: ``Connection.finalize``)."""
+    RETRIES_EXHAUSTED = "retransmissions exhausted"
+    """Observer-inferred: the endpoint's data went unanswered through RTO backoff, then it fell
+    silent although the capture went on past its next retransmission's due time: it gave up
+    (fed at the end of the connection: ``Connection.finalize``, rules in ``giveup.py``)."""
     INVALID_FLAGS = "invalid flag combination"
     NEW_INCARNATION = "new incarnation"
     """A SYN reopened the 4-tuple: the old connection's endpoints are done (RFC 9293 3.10.7.4)."""
@@ -335,6 +339,17 @@ TRANSITIONS: dict[tuple[TcpState, Input], Row] = {
                                 "SYN in TIME-WAIT (a new incarnation when acceptable, RFC 6191)"),
     (S.TIME_WAIT, I.TIMEOUT): (A.OK, S.CLOSED, "2MSL elapsed (RFC 9293 3.10.8)"),
 }
+
+# Retransmissions exhausted (an observer inference, giveup.py): a synchronized endpoint that
+# sends data ends the connection without FIN or RST (RFC 9293 3.8.3 R2: "close the
+# connection" once R2 is reached; RFC 1122 4.2.3.5; Linux tcp_write_timeout -> tcp_write_err
+# -> tcp_done sends nothing). The peer is not told: it keeps its state (half-open, 3.5.2).
+_GAVE_UP = ("its data went unanswered through RTO backoff and no retransmission came "
+            "when the next was due: it gave up and closed without FIN "
+            "or RST (RFC 9293 3.8.3 R2; Linux tcp_retries2, TCP_USER_TIMEOUT); the peer was "
+            "not told (half-open, RFC 9293 3.5.2)")
+for _state in (S.ESTABLISHED, S.FIN_WAIT_1, S.CLOSE_WAIT, S.CLOSING, S.LAST_ACK):
+    TRANSITIONS[(_state, I.RETRIES_EXHAUSTED)] = (A.INFER, S.CLOSED, _GAVE_UP)
 
 # A new incarnation of the 4-tuple ends whatever the old one was doing: the endpoint that
 # accepted or sent the new SYN has forgotten the old connection (RFC 9293 3.10.7.4; RFC 6191).

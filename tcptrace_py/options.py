@@ -50,6 +50,14 @@ class Options:
     receiver is still synchronized (fsm ``SEND_AFTER_LOST_RST``). 250 ms covers
     intercontinental RTTs; the ``protocol.crossing_s`` detector parameter is the same window
     for ``data_after_rst``."""
+    give_up_min_retransmissions: int = 3
+    """Data retransmissions into the peer's silence, backing off, needed before a side that
+    then stays silent past its next due retransmission is inferred to have given up
+    (``giveup.py``). RFC 9293 3.8.3 puts the first threshold R1 at 3 retransmissions; below
+    that a pause is more likely the sender's application than its timer giving up."""
+    give_up_rto_max_s: float = 120.0
+    """Longest wait between two retransmissions assumed when computing when the next one was
+    due: Linux TCP_RTO_MAX (120 s); RFC 6298 2.5 allows a cap of at least 60 s."""
     keep_packets: bool = False
     """Build the per-packet table (frame, flow, flags, analysis flags): costs memory."""
     packet_flows: tuple[int, ...] = ()
@@ -82,6 +90,10 @@ class Options:
     @property
     def rst_crossing_ns(self) -> int:
         return int(self.rst_crossing_s * _NS)
+
+    @property
+    def give_up_rto_max_ns(self) -> int:
+        return int(self.give_up_rto_max_s * _NS)
 
     @property
     def closed_linger_ns(self) -> int:

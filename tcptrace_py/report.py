@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from tcptrace_py.connection import Connection
+from tcptrace_py.facts import FACT_COLUMNS
 from tcptrace_py.fsm import TcpState
 from tcptrace_py.segment import addr_text
 
@@ -62,6 +63,7 @@ LIFECYCLE_COLUMNS: dict[str, str] = {
     "client_rst_count": "int",
     "server_rst_count": "int",
     "events_dropped": "int",
+    **FACT_COLUMNS,
 }
 
 
@@ -177,6 +179,7 @@ def flow_record(conn: Connection, anomaly_codes: list[str] | None = None) -> dic
         "server_rst_count": conn.rst_count[1],
         "events_dropped": conn.events_dropped,
     }
+    conn.facts.add_columns(rec)
     conn.analyzer.add_columns(rec)
     rec["anomalies"] = list(anomaly_codes or [])
     return rec

@@ -78,12 +78,14 @@ class Segment:
         or (fixed header cut after the flags) no options and perhaps no window.
       other_options: tuple of (kind, raw bytes) for options not parsed above.
       checksum: the TCP checksum field (kept, not verified: offloads make it unreliable).
+      ecn: the IP ECN field (RFC 3168 section 5: 0 not-ECT, 1 ECT(1), 2 ECT(0), 3 CE) of
+        the innermost IP header: the low 2 bits of the IPv4 TOS / IPv6 traffic class.
     """
 
     __slots__ = ("frame", "ts_ns", "src", "dst", "sport", "dport", "seq", "ack", "flags",
                  "window", "payload_len", "captured_payload", "urgent", "mss", "wscale",
                  "sack_permitted", "sack", "tsval", "tsecr", "ip_id", "ttl",
-                 "header_truncated", "other_options", "checksum")
+                 "header_truncated", "other_options", "checksum", "ecn")
 
     frame: int
     ts_ns: int
@@ -109,6 +111,7 @@ class Segment:
     header_truncated: bool
     other_options: tuple[tuple[int, bytes], ...]
     checksum: int
+    ecn: int
 
     def __init__(self, frame: int, ts_ns: int, src: bytes, dst: bytes, sport: int, dport: int,
                  seq: int, ack: int, flags: int, window: int, payload_len: int,
@@ -116,7 +119,8 @@ class Segment:
                  sack_permitted: bool = False, sack: tuple[tuple[int, int], ...] = (),
                  tsval: int = -1, tsecr: int = -1, ip_id: int = -1, ttl: int = 64,
                  header_truncated: bool = False,
-                 other_options: tuple[tuple[int, bytes], ...] = (), checksum: int = 0) -> None:
+                 other_options: tuple[tuple[int, bytes], ...] = (), checksum: int = 0,
+                 ecn: int = 0) -> None:
         self.frame = frame
         self.ts_ns = ts_ns
         self.src = src
@@ -141,6 +145,7 @@ class Segment:
         self.header_truncated = header_truncated
         self.other_options = other_options
         self.checksum = checksum
+        self.ecn = ecn
 
     @property
     def truncated(self) -> bool:

@@ -164,7 +164,7 @@ def test_reference_process_agrees_with_compiled(tmp_path: Path) -> None:
 @needs_compiled
 def test_compiled_constants_are_the_references() -> None:
     """The flag bits and Zeek constants compiled into the steady path are the reference's."""
-    from tcptrace_py import compat, flowtable
+    from tcptrace_py import compat, facts, flowtable
     from tcptrace_py.analysis import flags as af
     from tcptrace_py.segment import ACK, PSH
 
@@ -176,6 +176,7 @@ def test_compiled_constants_are_the_references() -> None:
         "HIST_ACK": compat.HIST_ACK, "ESTABLISHED": compat.ESTABLISHED,
         "TOO_LARGE_SEQ_DELTA": compat.TOO_LARGE_SEQ_DELTA,
         "SCALED_HISTORY_BASE": compat.SCALED_HISTORY_BASE,
+        "ECN_FLAGS": facts.ECN_FLAGS,
         "MAX_CLOCK_JUMP_NS": flowtable.MAX_CLOCK_JUMP_NS,
         "SWEEP_INTERVAL_NS": flowtable.SWEEP_INTERVAL_NS,
     }

@@ -206,8 +206,8 @@ def _records(stream: Any, head: bytes, display: str, diag: Diagnostics, strict: 
                         # Decoder._ether skips it. Two tags stay on the decoder.
                         fields = vlan4(buf, start)
                         ip_off = l2 + 4
-                    (et, vihl, total_len, ip_id, frag, ttl, proto, src, dst, sport, dport,
-                     seq, ack, off_flags, window, csum, urp) = fields
+                    (et, vihl, tos, total_len, ip_id, frag, ttl, proto, src, dst, sport,
+                     dport, seq, ack, off_flags, window, csum, urp) = fields
                     if et == 0x0800:
                         if vihl == 0x45 and proto == 6 and not frag & 0x1FFF \
                                 and total_len >= 40:
@@ -220,7 +220,7 @@ def _records(stream: Any, head: bytes, display: str, diag: Diagnostics, strict: 
                                               (ip_end if ip_end < caplen else caplen) - ip_off
                                               - 40,
                                               urp, -1, -1, False, (), -1, -1, ip_id, ttl,
-                                              False, (), csum)
+                                              False, (), csum, tos & 3)
                                 continue
                             if thl == 32 and total_len >= 52 and ip_end <= caplen:
                                 word, tsval, tsecr = ts_block(buf, start + ip_off + 40)
@@ -230,7 +230,7 @@ def _records(stream: Any, head: bytes, display: str, diag: Diagnostics, strict: 
                                                   ack, off_flags & 0x1FF, window,
                                                   total_len - 52, total_len - 52, urp, -1,
                                                   -1, False, (), tsval, tsecr, ip_id, ttl,
-                                                  False, (), csum)
+                                                  False, (), csum, tos & 3)
                                     continue
                     elif et == 0x86DD and caplen >= ip_off + 60:
                         (vtcfl, plen, nh, hlim, src, dst, sport, dport, seq, ack, off_flags,
@@ -246,7 +246,7 @@ def _records(stream: Any, head: bytes, display: str, diag: Diagnostics, strict: 
                                               (ip_end if ip_end < caplen else caplen) - ip_off
                                               - 60,
                                               urp, -1, -1, False, (), -1, -1, -1, hlim,
-                                              False, (), csum)
+                                              False, (), csum, (vtcfl >> 20) & 3)
                                 continue
                             if thl == 32 and plen >= 32 and ip_end <= caplen:
                                 word, tsval, tsecr = ts_block(buf, start + ip_off + 60)
@@ -255,7 +255,8 @@ def _records(stream: Any, head: bytes, display: str, diag: Diagnostics, strict: 
                                     yield Segment(frame_no, ts, src, dst, sport, dport, seq,
                                                   ack, off_flags & 0x1FF, window, plen - 32,
                                                   plen - 32, urp, -1, -1, False, (), tsval,
-                                                  tsecr, -1, hlim, False, (), csum)
+                                                  tsecr, -1, hlim, False, (), csum,
+                                                  (vtcfl >> 20) & 3)
                                     continue
                 seg = decode(linktype, buf[start:end], frame_no, ts, wire_len)
                 if seg is not None:

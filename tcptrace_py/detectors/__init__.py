@@ -20,6 +20,8 @@ from typing import Any
 from tcptrace_py.detectors import (  # noqa: F401  (imported for registration)
     capture,
     close,
+    connect,
+    giveup,
     handshake,
     icmp,
     protocol,
