@@ -43,6 +43,9 @@ ts_ns, "")`` with ``tx == 1`` and no retransmission recorded, the only state suc
 has; :meth:`SenderState.make_mutable` turns every one into a ``SentSegment`` once the
 direction retransmits data (the only path that mutates data records)."""
 
+NO_LATE = 1 << 62
+"""``SenderState.late_low`` when no late transmission is outstanding (above any offset)."""
+
 SegmentRecord = SentSegment | FreshSegment
 """What ``by_start``, ``by_end`` and ``order`` hold."""
 
@@ -155,7 +158,8 @@ class SenderState:
                  "by_start", "by_end", "order", "last_ack_raw", "last_win_raw", "win_scaled",
                  "win_known", "shift", "dupacks", "sack_high", "recovery_end", "zwp_rel",
                  "pending_ack", "pending_index", "iw_done", "syn_rec", "fin_rec", "est",
-                 "zw_open_index", "last_ts_ns", "last_sent_ack", "mutable")
+                 "zw_open_index", "last_ts_ns", "last_sent_ack", "mutable", "late",
+                 "late_low")
 
     def __init__(self, est: RttEstimator) -> None:
         self.base = -1
@@ -210,6 +214,14 @@ class SenderState:
         self.mutable = False
         """Data records are ``SentSegment`` objects (set at this side's first data
         retransmission by :meth:`make_mutable`); until then they are ``FreshSegment`` tuples."""
+        self.late: list[tuple[int, int, int]] | None = None
+        """``(start, end, ts_ns)`` of payload sent *below* SND.NXT and not yet acknowledged:
+        retransmissions and hole fills. In-order data is sent in sequence order, so only these
+        can make a cumulative ACK wait for bytes that passed the capture point after the
+        segment the ACK ends at (Karn's rule on cumulative ACKs, see ``late_low``)."""
+        self.late_low = NO_LATE
+        """Lowest start in ``late`` (:data:`NO_LATE` when empty): an ACK at or below it covers
+        none of them, the one test the common ACK paths pay."""
 
     def make_mutable(self) -> None:
         """Replace every ``FreshSegment`` by an equivalent ``SentSegment``, in place.

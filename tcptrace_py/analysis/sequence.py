@@ -20,8 +20,9 @@ Theory of operation
 6. Every retransmission is classified from what the observer saw before it (see
    ``_classify``) and names the frame of the original transmission.
 7. RTT samples come from ACKs that end exactly at a remembered segment (tcptrace's rule);
-   ACKs of retransmitted segments are ambiguous and skipped (Karn, RFC 6298 section 3). The
-   samples drive one RFC 6298 estimator per side.
+   ACKs of retransmitted segments are ambiguous and skipped (Karn, RFC 6298 section 3), and
+   so are ACKs that also cover bytes below that segment sent after it (a re-send or a late
+   hole fill: the ACK waited for them). The samples drive one RFC 6298 estimator per side.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from typing import Any, TypeVar
 
 from tcptrace_py.analysis import flags as F
 from tcptrace_py.analysis.direction import (
+    NO_LATE,
     DirectionStats,
     SegmentRecord,
     SenderState,
@@ -194,11 +196,12 @@ class SequenceAnalyzer:
                 snd.last_sent_ack = True
             elif (base >= 0 and una < (ack_rel := nxt + ((ack - base - nxt + _HALF) & _MASK)
                                        - _HALF) <= nxt
-                  and not snd.pending_ack and not seg.sack
+                  and not snd.pending_ack and not seg.sack and ack_rel <= rcv.late_low
                   and not isinstance(rec := rcv.by_end.get(ack_rel), SentSegment)):
                 # The common ACK of new, seen data whose segment (if remembered) was sent
                 # once: _on_ack reduced to what can apply (no probe answer pending, no SACK,
-                # nothing unseen, no duplicate since it moves SND.UNA).
+                # nothing unseen, no late re-send or hole fill covered, no duplicate since it
+                # moves SND.UNA).
                 rcv.snd_una = ack_rel
                 snd.dupacks = 0
                 if ack_rel > 1:
@@ -369,16 +372,22 @@ class SequenceAnalyzer:
             if ack_rel > 1:
                 rcv.iw_done = True
             rec = rcv.by_end.get(ack_rel)
+            late_ts = self._covered_late(rcv, ack_rel) if ack_rel > rcv.late_low else -1
             if type(rec) is tuple:
-                # A FreshSegment: sent once, so always a Karn-clean sample, never a SYN.
-                sample = ts - rec[3]
-                if sample >= 0:
-                    mask |= _RTT_SAMPLE
-                    rst_.rtt.add(float(sample))
-                    rcv.est.update(sample)
+                # A FreshSegment: sent once, so Karn-clean unless the ACK also covers bytes
+                # sent after it (a re-send or a hole fill below it); never a SYN.
+                if late_ts > rec[3]:
+                    mask |= _AMBIGUOUS_ACK
+                    rst_.ambiguous_acks += 1
+                else:
+                    sample = ts - rec[3]
+                    if sample >= 0:
+                        mask |= _RTT_SAMPLE
+                        rst_.rtt.add(float(sample))
+                        rcv.est.update(sample)
             elif rec is not None:
                 assert isinstance(rec, SentSegment)
-                if rec.tx > 1:
+                if rec.tx > 1 or late_ts > rec.ts_ns:
                     mask |= _AMBIGUOUS_ACK
                     rst_.ambiguous_acks += 1
                 else:
@@ -550,6 +559,8 @@ class SequenceAnalyzer:
                 st.lost_segments += 1
                 st.missed_bytes += data_rel - snd.snd_nxt
             overlap = snd.ranges.add(data_rel, end)
+            if data_rel < snd.snd_nxt and end > snd.snd_una:
+                self._note_late(snd, data_rel, end, ts)
             if overlap:
                 retrans = True
                 st.rexmt_data_pkts += 1
@@ -682,6 +693,45 @@ class SequenceAnalyzer:
             rec.last_interval_ns = interval if trigger == "rto" else -1
             rec.rexmit_index = idx
         return mask
+
+    def _note_late(self, snd: SenderState, start: int, end: int, ts: int) -> None:
+        """Remember payload sent below SND.NXT (a re-send or a hole fill) until it is acked.
+
+        Bounded: past ``max_tracked_segments`` entries the list folds into one covering
+        entry with the latest time, which can only turn samples into ambiguous ACKs.
+        """
+        late = snd.late
+        if late is None:
+            late = snd.late = []
+        late.append((start, end, ts))
+        if start < snd.late_low:
+            snd.late_low = start
+        if len(late) > self.options.max_tracked_segments:
+            snd.late = [(min(e[0] for e in late), max(e[1] for e in late),
+                         max(e[2] for e in late))]
+
+    @staticmethod
+    def _covered_late(rcv: SenderState, ack_rel: int) -> int:
+        """Latest send time of late transmissions an ACK up to ``ack_rel`` covers (-1: none).
+
+        Karn's rule on cumulative ACKs (tcptrace rexmit.c ``intervening_xmits``): an ACK
+        that ends at a segment but also covers bytes below it which passed the capture point
+        *after* it (a retransmission, or a hole filled late) may have waited for those
+        bytes, so ``ack - sent`` of its segment is no round trip. Called with SND.UNA not yet
+        moved past the entries; forgets those the ACK fully covers.
+        """
+        late = rcv.late
+        assert late is not None
+        newest = -1
+        keep = []
+        for entry in late:
+            if entry[0] < ack_rel and entry[2] > newest:
+                newest = entry[2]
+            if entry[1] > ack_rel:
+                keep.append(entry)
+        rcv.late = keep or None
+        rcv.late_low = min((e[0] for e in keep), default=NO_LATE)
+        return newest
 
     @staticmethod
     def _overlapping(snd: SenderState, start: int, end: int, frame: int, ts: int,
