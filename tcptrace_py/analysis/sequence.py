@@ -36,6 +36,7 @@ from tcptrace_py.analysis import flags as F
 from tcptrace_py.analysis.direction import (
     NO_LATE,
     DirectionStats,
+    Gap,
     SegmentRecord,
     SenderState,
     SentSegment,
@@ -85,6 +86,12 @@ COMPACT_TAIL_SEGMENTS = 2
 final ACK is lost after the capture point, the peer re-sends its last segment (often data
 and FIN together, one unit); keeping the last two names the original of that re-send and of
 a re-send of the segment before it."""
+
+
+MAX_TRACKED_GAPS = 64
+"""Holes remembered per side for telling a late original from a re-send; older ones are
+forgotten (a filler of a forgotten hole stays out of order, the behaviour before holes were
+kept). A connection with more open holes at once has lost the capture, not reordered."""
 
 
 class SequenceAnalyzer:
@@ -503,6 +510,7 @@ class SequenceAnalyzer:
         rel = nxt + ((seg.seq - snd.base - nxt + _HALF) & _MASK) - _HALF
         retrans = False
         rec: SentSegment | None = None
+        resend: SentSegment | None = None  # a re-send of bytes never captured
         kind = ""
         data_rel = rel
         if fl & SYN:
@@ -558,10 +566,18 @@ class SequenceAnalyzer:
                 mask |= _LOST_SEGMENT
                 st.lost_segments += 1
                 st.missed_bytes += data_rel - snd.snd_nxt
+                self._open_gap(seg, snd, st, data_rel)
+            gap: Gap | None = None
+            original: bool | None = None  # a hole's filler: delayed original, re-send, unknown
+            if snd.gaps is not None and data_rel < snd.snd_nxt:
+                gap = _gap_at(snd.gaps, data_rel, end)
+                if gap is not None:
+                    original = self._fill_is_original(
+                        seg, st, self.server if from_client else self.client, gap)
             overlap = snd.ranges.add(data_rel, end)
             if data_rel < snd.snd_nxt and end > snd.snd_una:
                 self._note_late(snd, data_rel, end, ts)
-            if overlap:
+            if overlap and not original:
                 retrans = True
                 st.rexmt_data_pkts += 1
                 st.rexmt_data_bytes += overlap
@@ -572,10 +588,24 @@ class SequenceAnalyzer:
                     if rec is None or rec.end != end:
                         rec = self._overlapping(snd, data_rel, end, seg.frame, ts, rec)
             else:
-                if data_rel < snd.snd_nxt:
+                if original is False:
+                    # Fills a hole with a re-send: its original was lost before the capture
+                    # point (or sent before the capture started). A retransmission, classified
+                    # like any other, whose original frame is unknown.
+                    retrans = True
+                    st.rexmt_data_pkts += 1
+                    st.rexmt_data_bytes += plen
+                    if not snd.mutable:
+                        snd.make_mutable()
+                    resend = SentSegment(data_rel, end, seg.frame, ts, "")
+                    resend.tx = 2  # Karn: its own ACK is ambiguous
+                elif data_rel < snd.snd_nxt:
                     mask |= _OUT_OF_ORDER
                     st.ooo_pkts += 1
-                new: SegmentRecord = (
+                    if original and gap is not None:
+                        self._delayed_original(snd, st, gap, data_rel, end)
+            if not overlap:
+                new: SegmentRecord = resend if resend is not None else (
                     SentSegment(data_rel, end, seg.frame, ts, "") if snd.mutable
                     else (data_rel, end, seg.frame, ts))  # FreshSegment: see direction.py
                 snd.by_start[data_rel] = new
@@ -619,6 +649,9 @@ class SequenceAnalyzer:
         if retrans:
             mask |= _RETRANSMISSION | self._classify(seg, snd, rcv, st, rec, kind, data_rel,
                                                       end, from_client)
+            if resend is not None and self.retransmissions \
+                    and self.retransmissions[-1].frame == seg.frame:
+                resend.rexmit_index = len(self.retransmissions) - 1  # a D-SACK can mark it
         return mask
 
     def _classify(self, seg: Segment, snd: SenderState, rcv: SenderState, st: DirectionStats,
@@ -693,6 +726,64 @@ class SequenceAnalyzer:
             rec.last_interval_ns = interval if trigger == "rto" else -1
             rec.rexmit_index = idx
         return mask
+
+    def _open_gap(self, seg: Segment, snd: SenderState, st: DirectionStats,
+                  data_rel: int) -> None:
+        """Remember the hole ``[SND.NXT, data_rel)`` this segment (G) reveals (bounded)."""
+        gaps = snd.gaps
+        if gaps is None:
+            gaps = snd.gaps = []
+        # G is the side's first packet only when SND.NXT came from the peer's first ACK.
+        gaps.append(Gap(snd.snd_nxt, data_rel, seg.frame, seg.ts_ns, seg.ip_id, seg.tsval,
+                        st.packets, st.packets == 1))
+        if len(gaps) > MAX_TRACKED_GAPS:
+            del gaps[0]
+
+    def _fill_is_original(self, seg: Segment, st: DirectionStats, peer: DirectionStats,
+                          gap: Gap) -> bool | None:
+        """Was this filler of ``gap`` sent before the segment G that opened it?
+
+        True: the delayed original (reordering, nothing lost); False: a re-send (TCP sends new
+        data in sequence order, so bytes below G sent after G are a retransmission); None: no
+        evidence (then it stays out of order, as tcptrace counts it). Evidence, strongest
+        first: TCP timestamps (RFC 7323: TSval never decreases); IPv4 IDs of a counting sender
+        (``reorder_ip_id_window``); timing: a re-send answers the hole, so it needs the path's
+        whole round trip after G passed (the receiver's dup ACK to the sender and the re-send
+        back: the two capture-point RTTs), and a filler sooner than that is the original;
+        later than that it is taken for a re-send. Last, a hole from before the capture
+        started can only be filled by a re-send.
+        """
+        if seg.tsval >= 0 and gap.tsval >= 0 and seg.tsval != gap.tsval:
+            return ((gap.tsval - seg.tsval) & _MASK) < _HALF
+        if seg.ip_id > 0 and gap.ip_id > 0:
+            window = self.options.reorder_ip_id_window
+            if 0 < (gap.ip_id - seg.ip_id) & 0xFFFF <= window:
+                return True
+            seen = st.packets - gap.packets  # this sender's packets since G, this one included
+            if seen <= (seg.ip_id - gap.ip_id) & 0xFFFF <= seen + window:
+                return False
+        to_receiver = _min_rtt_ns(st)  # capture point -> receiver -> capture point
+        to_sender = _min_rtt_ns(peer)  # capture point -> sender -> capture point
+        if to_receiver >= 0 and to_sender >= 0:
+            return seg.ts_ns - gap.ts_ns < to_receiver + to_sender
+        return False if gap.pre_capture else None
+
+    def _delayed_original(self, snd: SenderState, st: DirectionStats, gap: Gap, start: int,
+                          end: int) -> None:
+        """The original of (part of) ``gap`` arrived late: reordering, not loss.
+
+        Its bytes leave ``missed_bytes``; once the whole hole arrived so, the hole leaves
+        ``lost_segments`` (so ``segments_not_captured`` does not report it). A re-send that
+        filled the hole first was spurious: the original got through (marked as a D-SACK
+        would, RFC 3708).
+        """
+        lo, hi = max(start, gap.start), min(end, gap.end)
+        if hi > lo:
+            st.missed_bytes -= (hi - lo) - gap.originals.add(lo, hi)
+            if not gap.retracted and gap.originals.covered() >= gap.end - gap.start:
+                gap.retracted = True
+                st.lost_segments -= 1
+        self._mark_dsack(snd, start, end)
 
     def _note_late(self, snd: SenderState, start: int, end: int, ts: int) -> None:
         """Remember payload sent below SND.NXT (a re-send or a hole fill) until it is acked.
@@ -871,6 +962,23 @@ class SequenceAnalyzer:
                        _direction_values(self.server, self._s, duration_ns), strict=True))
         out["window_scaling"] = self._both_syn_ws
         out["evidence_dropped"] = sum(self.evidence_dropped.values())
+
+
+def _gap_at(gaps: list[Gap], start: int, end: int) -> Gap | None:
+    """The newest hole overlapping ``[start, end)``."""
+    for gap in reversed(gaps):
+        if gap.start < end and start < gap.end:
+            return gap
+    return None
+
+
+def _min_rtt_ns(st: DirectionStats) -> int:
+    """Smallest round trip from the capture point to this side's receiver and back: the
+    handshake RTT or an RTT sample of the side's data (-1 when neither was seen)."""
+    best = st.handshake_rtt_ns
+    if st.rtt.count and (best < 0 or st.rtt.min < best):
+        best = int(st.rtt.min)
+    return best
 
 
 def _records(order: deque[SegmentRecord] | None) -> deque[SentSegment] | tuple[()]:
