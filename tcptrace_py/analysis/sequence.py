@@ -9,8 +9,10 @@ Theory of operation
    byte = 1) next to the highest offset seen, so ISNs near 2**32 and streams past 4 GiB work.
    Without a SYN, the first byte seen (or the first ACK number the peer sends) is offset 1.
 3. As tcptrace's rexmit.c: the payload ranges each side sent are kept in a range set. A
-   segment overlapping it is a retransmission (its bytes are the overlap); new bytes below
-   SND.NXT are out of order; a start beyond SND.NXT means a segment was not captured.
+   segment overlapping it is a retransmission (its bytes are the overlap); a start beyond
+   SND.NXT means a segment was not captured (a hole). New bytes filling a hole are out of
+   order when they are the delayed original (reordering: the hole is no loss), and a
+   retransmission when they were sent after the segment that opened it (``_fill_is_original``).
 4. Probes are not data: a 0-byte segment at SND.UNA - 1 into a zero window (Linux) or 1 byte
    at SND.NXT into a zero window is a zero-window probe; 0/1 byte at SND.NXT - 1 with nothing
    outstanding is a keep-alive. Neither is a retransmission nor goes into the range set.
