@@ -49,8 +49,6 @@ KNOWN_TT = {
     ("6syns.dmp.gz", "b2a", "SYN/FIN pkts sent"): "two incarnations merged by tcptrace",
     ("urgent.dmp.gz", "b2a", "outoforder pkts"):
         "frames 114-118 fill a hole with IP IDs after the segment that opened it: re-sends",
-    ("urgent.dmp.gz", "b2a", "rexmt data pkts"): "same: 4 fast retransmissions added",
-    ("urgent.dmp.gz", "b2a", "rexmt data bytes"): "same: their 5,624 bytes added",
     ("urgent.dmp.gz", "b2a", "RTT samples"): "same: ACKs of re-sends are ambiguous (Karn)",
 }
 

@@ -593,10 +593,10 @@ class SequenceAnalyzer:
                 if original is False:
                     # Fills a hole with a re-send: its original was lost before the capture
                     # point (or sent before the capture started). A retransmission, classified
-                    # like any other, whose original frame is unknown.
+                    # like any other, whose original frame is unknown. Not in rexmt_data_*:
+                    # those count payload the capture saw twice (tcptrace's definition, so
+                    # data_bytes = unique_bytes + rexmt_data_bytes still holds).
                     retrans = True
-                    st.rexmt_data_pkts += 1
-                    st.rexmt_data_bytes += plen
                     if not snd.mutable:
                         snd.make_mutable()
                     resend = SentSegment(data_rel, end, seg.frame, ts, "")
