@@ -234,6 +234,9 @@ def test_segment_delayed_past_fast_retransmit_is_spurious_resend_plus_reordering
     assert (r["retransmissions"], r["client_fast_retransmissions"],
             r["client_spurious_retransmissions"]) == (1, 1, 1)
     assert "segments_not_captured" not in _codes(res)
+    # rexmt_data_* stay tcptrace's "payload the capture saw twice", whichever came first.
+    assert (r["client_rexmt_data_pkts"], r["client_rexmt_data_bytes"]) == (1, MSS)
+    assert r["client_data_bytes"] == r["client_unique_bytes"] + r["client_rexmt_data_bytes"]
 
 
 def test_resend_proven_by_timestamps_is_a_fast_retransmission(tmp_path: Path) -> None:

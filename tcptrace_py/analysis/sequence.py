@@ -606,6 +606,9 @@ class SequenceAnalyzer:
                     st.ooo_pkts += 1
                     if original and gap is not None:
                         self._delayed_original(snd, st, gap, data_rel, end)
+                    if overlap:  # the original after its re-send: payload seen twice
+                        st.rexmt_data_pkts += 1
+                        st.rexmt_data_bytes += overlap
             if not overlap:
                 new: SegmentRecord = resend if resend is not None else (
                     SentSegment(data_rel, end, seg.frame, ts, "") if snd.mutable
