@@ -717,6 +717,7 @@ cdef class SenderStateBase:
     cdef public long long dupacks
     cdef public long long zw_open_index
     cdef public long long pending_ack
+    cdef public long long late_low
     cdef public bint win_known
     cdef public bint iw_done
     cdef public bint last_sent_ack
@@ -875,6 +876,8 @@ cpdef long long steady_segment(object conn_obj, Segment seg) except? -2:
             return -1
         new_ack = False
     elif una < ack_rel <= nxt:
+        if ack_rel > rcv.late_low:
+            return -1  # covers a re-send or hole fill: Karn's rule on cumulative ACKs
         rec = (<dict?>rcv.by_end).get(ack_rel)
         if rec is not None:
             if type(rec) is tuple:

@@ -15,8 +15,9 @@ The contract
 returns ``-1`` having changed nothing, and the caller takes the full path. It first tests
 every condition under which the full path would do something it does not do (a zero or
 unknown window, SACK blocks, a header or payload cut by the snaplen, a duplicate ACK
-candidate, an ACK of unseen or re-sent data, out-of-order or 1-byte data, a window-full mark,
-a pending probe answer...), and only then writes. The connection-wide conditions (both
+candidate, an ACK of unseen or re-sent data or one covering a late re-send or hole fill,
+out-of-order or 1-byte data, a window-full mark, a pending probe answer...), and only then
+writes. The connection-wide conditions (both
 endpoints ESTABLISHED with no FIN sent, not a self-connect, handshake settled, Zeek's
 endpoints ESTABLISHED) are summed up in
 ``Connection.steady``, recomputed after every segment the full path takes
@@ -104,6 +105,8 @@ def steady_segment(conn: Connection, seg: Segment) -> int:
             return -1  # a duplicate-ACK or window-update candidate
         new_ack = False
     elif una < ack_rel <= nxt:
+        if ack_rel > rcv.late_low:
+            return -1  # covers a re-send or hole fill: Karn's rule on cumulative ACKs
         rec: SegmentRecord | None = rcv.by_end.get(ack_rel)
         if rec is not None:
             if type(rec) is tuple:

@@ -46,9 +46,11 @@ def test_rto_retransmission_names_original_and_applies_karn(tmp_path: Path) -> N
     assert (r.kind, r.sender, r.original_frame, r.frame, r.seq) == ("rto", "client", 4, 7, 1)
     assert r.since_original_ns == 1_100_000_000
     assert c.masks[7] & F.RETRANSMISSION and c.masks[7] & F.RTO_RETRANSMISSION
-    # Karn: the ACK covering the retransmitted segment gives no sample (it ends at segment 2,
-    # which was sent once: that one is a sample; the ACK at 0.12 acked nothing new).
-    assert a.client.rtt.count == 2  # SYN (handshake) + segment 2
+    # Karn on cumulative ACKs: the ACK at 1.21 ends at segment 2 (sent once, at 0.1) but also
+    # covers segment 1, re-sent at 1.2 after it, so it waited for the re-send: no sample
+    # (1.11 s would be no round trip). The ACK at 0.12 acked nothing new.
+    assert a.client.rtt.count == 1  # the SYN (handshake) only
+    assert a.client.ambiguous_acks == 1
     cols = a.columns()
     assert cols["retransmissions"] == 1
     assert cols["client_rexmt_data_bytes"] == MSS

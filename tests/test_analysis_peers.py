@@ -47,7 +47,9 @@ KNOWN_TT = {
     ("6syns.dmp.gz", "a2b", "rexmt data bytes"): "same: 1 byte per retransmitted SYN",
     ("6syns.dmp.gz", "a2b", "SYN/FIN pkts sent"): "two incarnations merged by tcptrace",
     ("6syns.dmp.gz", "b2a", "SYN/FIN pkts sent"): "two incarnations merged by tcptrace",
-    ("urgent.dmp.gz", "b2a", "RTT samples"): "ACK ending inside a repacketised segment",
+    ("urgent.dmp.gz", "b2a", "outoforder pkts"):
+        "frames 114-118 fill a hole with IP IDs after the segment that opened it: re-sends",
+    ("urgent.dmp.gz", "b2a", "RTT samples"): "same: ACKs of re-sends are ambiguous (Karn)",
 }
 
 

@@ -32,6 +32,41 @@ class SentSegment:
         self.control = control  # "syn", "fin" or "" (data)
 
 
+class Gap:
+    """A hole in one sender's sequence space, opened by a segment starting beyond SND.NXT.
+
+    Why kept: the segment that later fills the hole is either the original, delayed on the
+    path (reordering: nothing was lost, so the hole is taken back from ``lost_segments`` and
+    ``missed_bytes``), or a re-send of a segment lost before the capture point (a
+    retransmission whose original was never captured). ``SequenceAnalyzer._fill_is_original``
+    tells them apart from what the segment that opened the hole (``G``) carried.
+    """
+
+    __slots__ = ("start", "end", "frame", "ts_ns", "ip_id", "tsval", "packets", "pre_capture",
+                 "originals", "retracted")
+
+    def __init__(self, start: int, end: int, frame: int, ts_ns: int, ip_id: int, tsval: int,
+                 packets: int, pre_capture: bool) -> None:
+        self.start = start
+        self.end = end
+        """The hole ``[start, end)`` (relative offsets)."""
+        self.frame = frame
+        self.ts_ns = ts_ns
+        """Frame and time of G."""
+        self.ip_id = ip_id
+        self.tsval = tsval
+        """G's IPv4 identification and TCP TSval (-1 when absent)."""
+        self.packets = packets
+        """The sender's packet count with G (``DirectionStats.packets``)."""
+        self.pre_capture = pre_capture
+        """G was the first data of a side picked up mid-stream, above the peer's first ACK:
+        the hole was sent before the capture started."""
+        self.originals = RangeSet()
+        """Bytes of the hole seen in their original transmission (delayed, not lost)."""
+        self.retracted = False
+        """The whole hole arrived as originals: its ``lost_segments`` count was taken back."""
+
+
 FreshSegment = tuple[int, int, int, int]
 """A first transmission never retransmitted: ``(start, end, frame, ts_ns)``.
 
@@ -42,6 +77,9 @@ time (docs/benchmarks.md, rounds 2 and 3). It stands for ``SentSegment(start, en
 ts_ns, "")`` with ``tx == 1`` and no retransmission recorded, the only state such a segment
 has; :meth:`SenderState.make_mutable` turns every one into a ``SentSegment`` once the
 direction retransmits data (the only path that mutates data records)."""
+
+NO_LATE = 1 << 62
+"""``SenderState.late_low`` when no late transmission is outstanding (above any offset)."""
 
 SegmentRecord = SentSegment | FreshSegment
 """What ``by_start``, ``by_end`` and ``order`` hold."""
@@ -155,7 +193,8 @@ class SenderState:
                  "by_start", "by_end", "order", "last_ack_raw", "last_win_raw", "win_scaled",
                  "win_known", "shift", "dupacks", "sack_high", "recovery_end", "zwp_rel",
                  "pending_ack", "pending_index", "iw_done", "syn_rec", "fin_rec", "est",
-                 "zw_open_index", "last_ts_ns", "last_sent_ack", "mutable")
+                 "zw_open_index", "last_ts_ns", "last_sent_ack", "mutable", "late",
+                 "late_low", "gaps")
 
     def __init__(self, est: RttEstimator) -> None:
         self.base = -1
@@ -210,6 +249,16 @@ class SenderState:
         self.mutable = False
         """Data records are ``SentSegment`` objects (set at this side's first data
         retransmission by :meth:`make_mutable`); until then they are ``FreshSegment`` tuples."""
+        self.late: list[tuple[int, int, int]] | None = None
+        """``(start, end, ts_ns)`` of payload sent *below* SND.NXT and not yet acknowledged:
+        retransmissions and hole fills. In-order data is sent in sequence order, so only these
+        can make a cumulative ACK wait for bytes that passed the capture point after the
+        segment the ACK ends at (Karn's rule on cumulative ACKs, see ``late_low``)."""
+        self.late_low = NO_LATE
+        """Lowest start in ``late`` (:data:`NO_LATE` when empty): an ACK at or below it covers
+        none of them, the one test the common ACK paths pay."""
+        self.gaps: list[Gap] | None = None
+        """Holes this side's segments revealed, newest last (bounded; see ``Gap``)."""
 
     def make_mutable(self) -> None:
         """Replace every ``FreshSegment`` by an equivalent ``SentSegment``, in place.

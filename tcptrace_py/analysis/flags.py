@@ -23,7 +23,8 @@ SYN_RETRANSMISSION = 1 << 5
 FIN_RETRANSMISSION = 1 << 6
 """FIN whose sequence number was already seen."""
 OUT_OF_ORDER = 1 << 7
-"""New data below the highest sequence number sent (fills a hole seen earlier)."""
+"""New data filling a hole below the highest sequence number sent: the delayed original
+(reordering), or a filler nothing tells from a re-send (a proven re-send is a retransmission)."""
 DUP_ACK = 1 << 8
 """Pure ACK repeating the previous ACK number and window while data is outstanding."""
 TRIPLE_DUP_ACK = 1 << 9

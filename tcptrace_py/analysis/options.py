@@ -38,3 +38,11 @@ class AnalysisOptions:
     max_tracked_segments: int = 4096
     """Acknowledged sent segments remembered per direction (for original frames of late
     retransmissions and spurious detection); older acknowledged ones are forgotten."""
+    reorder_ip_id_window: int = 256
+    """IPv4 IDs tell a delayed original from a re-send when the sender numbers its packets
+    with a counter (Linux per connection, Windows per host): a hole's filler whose ID is at
+    most this far *below* the ID of the segment that opened the hole was sent before it
+    (reordering); one above it by at least the sender's packets seen since, and at most this
+    much more, was sent after it (a re-send). Random IDs fall in either window with
+    probability 2 * 256 / 65536 (under 1 %); a busy host's counter that moved further gives
+    no evidence, and timing decides."""

@@ -9,8 +9,10 @@ Theory of operation
    byte = 1) next to the highest offset seen, so ISNs near 2**32 and streams past 4 GiB work.
    Without a SYN, the first byte seen (or the first ACK number the peer sends) is offset 1.
 3. As tcptrace's rexmit.c: the payload ranges each side sent are kept in a range set. A
-   segment overlapping it is a retransmission (its bytes are the overlap); new bytes below
-   SND.NXT are out of order; a start beyond SND.NXT means a segment was not captured.
+   segment overlapping it is a retransmission (its bytes are the overlap); a start beyond
+   SND.NXT means a segment was not captured (a hole). New bytes filling a hole are out of
+   order when they are the delayed original (reordering: the hole is no loss), and a
+   retransmission when they were sent after the segment that opened it (``_fill_is_original``).
 4. Probes are not data: a 0-byte segment at SND.UNA - 1 into a zero window (Linux) or 1 byte
    at SND.NXT into a zero window is a zero-window probe; 0/1 byte at SND.NXT - 1 with nothing
    outstanding is a keep-alive. Neither is a retransmission nor goes into the range set.
@@ -20,8 +22,9 @@ Theory of operation
 6. Every retransmission is classified from what the observer saw before it (see
    ``_classify``) and names the frame of the original transmission.
 7. RTT samples come from ACKs that end exactly at a remembered segment (tcptrace's rule);
-   ACKs of retransmitted segments are ambiguous and skipped (Karn, RFC 6298 section 3). The
-   samples drive one RFC 6298 estimator per side.
+   ACKs of retransmitted segments are ambiguous and skipped (Karn, RFC 6298 section 3), and
+   so are ACKs that also cover bytes below that segment sent after it (a re-send or a late
+   hole fill: the ACK waited for them). The samples drive one RFC 6298 estimator per side.
 """
 
 from __future__ import annotations
@@ -33,7 +36,9 @@ from typing import Any, TypeVar
 
 from tcptrace_py.analysis import flags as F
 from tcptrace_py.analysis.direction import (
+    NO_LATE,
     DirectionStats,
+    Gap,
     SegmentRecord,
     SenderState,
     SentSegment,
@@ -83,6 +88,12 @@ COMPACT_TAIL_SEGMENTS = 2
 final ACK is lost after the capture point, the peer re-sends its last segment (often data
 and FIN together, one unit); keeping the last two names the original of that re-send and of
 a re-send of the segment before it."""
+
+
+MAX_TRACKED_GAPS = 64
+"""Holes remembered per side for telling a late original from a re-send; older ones are
+forgotten (a filler of a forgotten hole stays out of order, the behaviour before holes were
+kept). A connection with more open holes at once has lost the capture, not reordered."""
 
 
 class SequenceAnalyzer:
@@ -194,11 +205,12 @@ class SequenceAnalyzer:
                 snd.last_sent_ack = True
             elif (base >= 0 and una < (ack_rel := nxt + ((ack - base - nxt + _HALF) & _MASK)
                                        - _HALF) <= nxt
-                  and not snd.pending_ack and not seg.sack
+                  and not snd.pending_ack and not seg.sack and ack_rel <= rcv.late_low
                   and not isinstance(rec := rcv.by_end.get(ack_rel), SentSegment)):
                 # The common ACK of new, seen data whose segment (if remembered) was sent
                 # once: _on_ack reduced to what can apply (no probe answer pending, no SACK,
-                # nothing unseen, no duplicate since it moves SND.UNA).
+                # nothing unseen, no late re-send or hole fill covered, no duplicate since it
+                # moves SND.UNA).
                 rcv.snd_una = ack_rel
                 snd.dupacks = 0
                 if ack_rel > 1:
@@ -369,16 +381,22 @@ class SequenceAnalyzer:
             if ack_rel > 1:
                 rcv.iw_done = True
             rec = rcv.by_end.get(ack_rel)
+            late_ts = self._covered_late(rcv, ack_rel) if ack_rel > rcv.late_low else -1
             if type(rec) is tuple:
-                # A FreshSegment: sent once, so always a Karn-clean sample, never a SYN.
-                sample = ts - rec[3]
-                if sample >= 0:
-                    mask |= _RTT_SAMPLE
-                    rst_.rtt.add(float(sample))
-                    rcv.est.update(sample)
+                # A FreshSegment: sent once, so Karn-clean unless the ACK also covers bytes
+                # sent after it (a re-send or a hole fill below it); never a SYN.
+                if late_ts > rec[3]:
+                    mask |= _AMBIGUOUS_ACK
+                    rst_.ambiguous_acks += 1
+                else:
+                    sample = ts - rec[3]
+                    if sample >= 0:
+                        mask |= _RTT_SAMPLE
+                        rst_.rtt.add(float(sample))
+                        rcv.est.update(sample)
             elif rec is not None:
                 assert isinstance(rec, SentSegment)
-                if rec.tx > 1:
+                if rec.tx > 1 or late_ts > rec.ts_ns:
                     mask |= _AMBIGUOUS_ACK
                     rst_.ambiguous_acks += 1
                 else:
@@ -494,6 +512,7 @@ class SequenceAnalyzer:
         rel = nxt + ((seg.seq - snd.base - nxt + _HALF) & _MASK) - _HALF
         retrans = False
         rec: SentSegment | None = None
+        resend: SentSegment | None = None  # a re-send of bytes never captured
         kind = ""
         data_rel = rel
         if fl & SYN:
@@ -549,8 +568,18 @@ class SequenceAnalyzer:
                 mask |= _LOST_SEGMENT
                 st.lost_segments += 1
                 st.missed_bytes += data_rel - snd.snd_nxt
+                self._open_gap(seg, snd, st, data_rel)
+            gap: Gap | None = None
+            original: bool | None = None  # a hole's filler: delayed original, re-send, unknown
+            if snd.gaps is not None and data_rel < snd.snd_nxt:
+                gap = _gap_at(snd.gaps, data_rel, end)
+                if gap is not None:
+                    original = self._fill_is_original(
+                        seg, st, self.server if from_client else self.client, gap)
             overlap = snd.ranges.add(data_rel, end)
-            if overlap:
+            if data_rel < snd.snd_nxt and end > snd.snd_una:
+                self._note_late(snd, data_rel, end, ts)
+            if overlap and not original:
                 retrans = True
                 st.rexmt_data_pkts += 1
                 st.rexmt_data_bytes += overlap
@@ -561,10 +590,27 @@ class SequenceAnalyzer:
                     if rec is None or rec.end != end:
                         rec = self._overlapping(snd, data_rel, end, seg.frame, ts, rec)
             else:
-                if data_rel < snd.snd_nxt:
+                if original is False:
+                    # Fills a hole with a re-send: its original was lost before the capture
+                    # point (or sent before the capture started). A retransmission, classified
+                    # like any other, whose original frame is unknown. Not in rexmt_data_*:
+                    # those count payload the capture saw twice (tcptrace's definition, so
+                    # data_bytes = unique_bytes + rexmt_data_bytes still holds).
+                    retrans = True
+                    if not snd.mutable:
+                        snd.make_mutable()
+                    resend = SentSegment(data_rel, end, seg.frame, ts, "")
+                    resend.tx = 2  # Karn: its own ACK is ambiguous
+                elif data_rel < snd.snd_nxt:
                     mask |= _OUT_OF_ORDER
                     st.ooo_pkts += 1
-                new: SegmentRecord = (
+                    if original and gap is not None:
+                        self._delayed_original(snd, st, gap, data_rel, end)
+                    if overlap:  # the original after its re-send: payload seen twice
+                        st.rexmt_data_pkts += 1
+                        st.rexmt_data_bytes += overlap
+            if not overlap:
+                new: SegmentRecord = resend if resend is not None else (
                     SentSegment(data_rel, end, seg.frame, ts, "") if snd.mutable
                     else (data_rel, end, seg.frame, ts))  # FreshSegment: see direction.py
                 snd.by_start[data_rel] = new
@@ -608,6 +654,9 @@ class SequenceAnalyzer:
         if retrans:
             mask |= _RETRANSMISSION | self._classify(seg, snd, rcv, st, rec, kind, data_rel,
                                                       end, from_client)
+            if resend is not None and self.retransmissions \
+                    and self.retransmissions[-1].frame == seg.frame:
+                resend.rexmit_index = len(self.retransmissions) - 1  # a D-SACK can mark it
         return mask
 
     def _classify(self, seg: Segment, snd: SenderState, rcv: SenderState, st: DirectionStats,
@@ -682,6 +731,103 @@ class SequenceAnalyzer:
             rec.last_interval_ns = interval if trigger == "rto" else -1
             rec.rexmit_index = idx
         return mask
+
+    def _open_gap(self, seg: Segment, snd: SenderState, st: DirectionStats,
+                  data_rel: int) -> None:
+        """Remember the hole ``[SND.NXT, data_rel)`` this segment (G) reveals (bounded)."""
+        gaps = snd.gaps
+        if gaps is None:
+            gaps = snd.gaps = []
+        # G is the side's first packet only when SND.NXT came from the peer's first ACK.
+        gaps.append(Gap(snd.snd_nxt, data_rel, seg.frame, seg.ts_ns, seg.ip_id, seg.tsval,
+                        st.packets, st.packets == 1))
+        if len(gaps) > MAX_TRACKED_GAPS:
+            del gaps[0]
+
+    def _fill_is_original(self, seg: Segment, st: DirectionStats, peer: DirectionStats,
+                          gap: Gap) -> bool | None:
+        """Was this filler of ``gap`` sent before the segment G that opened it?
+
+        True: the delayed original (reordering, nothing lost); False: a re-send (TCP sends new
+        data in sequence order, so bytes below G sent after G are a retransmission); None: no
+        evidence (then it stays out of order, as tcptrace counts it). Evidence, strongest
+        first: TCP timestamps (RFC 7323: TSval never decreases); IPv4 IDs of a counting sender
+        (``reorder_ip_id_window``); timing: a re-send answers the hole, so it needs the path's
+        whole round trip after G passed (the receiver's dup ACK to the sender and the re-send
+        back: the two capture-point RTTs), and a filler sooner than that is the original;
+        later than that it is taken for a re-send. Last, a hole from before the capture
+        started can only be filled by a re-send.
+        """
+        if seg.tsval >= 0 and gap.tsval >= 0 and seg.tsval != gap.tsval:
+            return ((gap.tsval - seg.tsval) & _MASK) < _HALF
+        if seg.ip_id > 0 and gap.ip_id > 0:
+            window = self.options.reorder_ip_id_window
+            if 0 < (gap.ip_id - seg.ip_id) & 0xFFFF <= window:
+                return True
+            seen = st.packets - gap.packets  # this sender's packets since G, this one included
+            if seen <= (seg.ip_id - gap.ip_id) & 0xFFFF <= seen + window:
+                return False
+        to_receiver = _min_rtt_ns(st)  # capture point -> receiver -> capture point
+        to_sender = _min_rtt_ns(peer)  # capture point -> sender -> capture point
+        if to_receiver >= 0 and to_sender >= 0:
+            return seg.ts_ns - gap.ts_ns < to_receiver + to_sender
+        return False if gap.pre_capture else None
+
+    def _delayed_original(self, snd: SenderState, st: DirectionStats, gap: Gap, start: int,
+                          end: int) -> None:
+        """The original of (part of) ``gap`` arrived late: reordering, not loss.
+
+        Its bytes leave ``missed_bytes``; once the whole hole arrived so, the hole leaves
+        ``lost_segments`` (so ``segments_not_captured`` does not report it). A re-send that
+        filled the hole first was spurious: the original got through (marked as a D-SACK
+        would, RFC 3708).
+        """
+        lo, hi = max(start, gap.start), min(end, gap.end)
+        if hi > lo:
+            st.missed_bytes -= (hi - lo) - gap.originals.add(lo, hi)
+            if not gap.retracted and gap.originals.covered() >= gap.end - gap.start:
+                gap.retracted = True
+                st.lost_segments -= 1
+        self._mark_dsack(snd, start, end)
+
+    def _note_late(self, snd: SenderState, start: int, end: int, ts: int) -> None:
+        """Remember payload sent below SND.NXT (a re-send or a hole fill) until it is acked.
+
+        Bounded: past ``max_tracked_segments`` entries the list folds into one covering
+        entry with the latest time, which can only turn samples into ambiguous ACKs.
+        """
+        late = snd.late
+        if late is None:
+            late = snd.late = []
+        late.append((start, end, ts))
+        if start < snd.late_low:
+            snd.late_low = start
+        if len(late) > self.options.max_tracked_segments:
+            snd.late = [(min(e[0] for e in late), max(e[1] for e in late),
+                         max(e[2] for e in late))]
+
+    @staticmethod
+    def _covered_late(rcv: SenderState, ack_rel: int) -> int:
+        """Latest send time of late transmissions an ACK up to ``ack_rel`` covers (-1: none).
+
+        Karn's rule on cumulative ACKs (tcptrace rexmit.c ``intervening_xmits``): an ACK
+        that ends at a segment but also covers bytes below it which passed the capture point
+        *after* it (a retransmission, or a hole filled late) may have waited for those
+        bytes, so ``ack - sent`` of its segment is no round trip. Called with SND.UNA not yet
+        moved past the entries; forgets those the ACK fully covers.
+        """
+        late = rcv.late
+        assert late is not None
+        newest = -1
+        keep = []
+        for entry in late:
+            if entry[0] < ack_rel and entry[2] > newest:
+                newest = entry[2]
+            if entry[1] > ack_rel:
+                keep.append(entry)
+        rcv.late = keep or None
+        rcv.late_low = min((e[0] for e in keep), default=NO_LATE)
+        return newest
 
     @staticmethod
     def _overlapping(snd: SenderState, start: int, end: int, frame: int, ts: int,
@@ -821,6 +967,23 @@ class SequenceAnalyzer:
                        _direction_values(self.server, self._s, duration_ns), strict=True))
         out["window_scaling"] = self._both_syn_ws
         out["evidence_dropped"] = sum(self.evidence_dropped.values())
+
+
+def _gap_at(gaps: list[Gap], start: int, end: int) -> Gap | None:
+    """The newest hole overlapping ``[start, end)``."""
+    for gap in reversed(gaps):
+        if gap.start < end and start < gap.end:
+            return gap
+    return None
+
+
+def _min_rtt_ns(st: DirectionStats) -> int:
+    """Smallest round trip from the capture point to this side's receiver and back: the
+    handshake RTT or an RTT sample of the side's data (-1 when neither was seen)."""
+    best = st.handshake_rtt_ns
+    if st.rtt.count and (best < 0 or st.rtt.min < best):
+        best = int(st.rtt.min)
+    return best
 
 
 def _records(order: deque[SegmentRecord] | None) -> deque[SentSegment] | tuple[()]:
