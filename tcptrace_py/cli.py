@@ -327,11 +327,25 @@ class Run:
     worst: int = -1
     """Highest severity rank among the anomalies shown (-1: none)."""
 
+    def found(self, cap: str | None, a: Anomaly, keep: bool,
+              on_anomaly: Callable[[str | None, Anomaly], None] | None) -> None:
+        """One anomaly that passed the filters: kept and/or streamed, always ranked."""
+        self.worst = max(self.worst, SEVERITY_RANK.get(a.severity, 0))
+        if keep:
+            self.anomalies.append((cap, a))
+        if on_anomaly is not None:
+            on_anomaly(cap, a)
+
 
 def _run(files: Sequence[str], options: Options, strict: bool, quiet: bool,
          filters: Filters, on_record: Callable[[dict[str, Any]], None] | None = None,
-         keep: bool = True) -> Run:
-    """Analyse each file, filter, and collect (or stream through ``on_record``)."""
+         keep: bool = True,
+         on_anomaly: Callable[[str | None, Anomaly], None] | None = None) -> Run:
+    """Analyse each file, filter, and collect (or stream through ``on_record`` and
+    ``on_anomaly``). With ``keep=False`` neither records nor anomalies are kept (only the
+    worst severity, for ``--fail-on``): a streamed run's memory is then bounded by the
+    engine's live connections, not by the connections or findings of the capture (a SYN
+    flood has one ``unanswered_syn`` per SYN)."""
     run = Run(multi=len(files) > 1)
     for path in files:
         engine = Engine(options)
@@ -351,8 +365,7 @@ def _run(files: Sequence[str], options: Options, strict: bool, quiet: bool,
                         rec = {"capture": cap, **rec}
                     for a in result.anomalies:
                         if filters.anomaly_ok(a, rec):
-                            run.anomalies.append((cap, a))
-                            run.worst = max(run.worst, SEVERITY_RANK.get(a.severity, 0))
+                            run.found(cap, a, keep, on_anomaly)
                     if on_record is not None:
                         on_record(rec)
                     if keep:
@@ -366,8 +379,7 @@ def _run(files: Sequence[str], options: Options, strict: bool, quiet: bool,
         for a in engine.summary.anomalies:
             owner = recs.get(a.flow_id) if a.flow_id is not None else None
             if filters.anomaly_ok(a, owner):
-                run.anomalies.append((cap, a))
-                run.worst = max(run.worst, SEVERITY_RANK.get(a.severity, 0))
+                run.found(cap, a, keep, on_anomaly)
         _report_diag(engine.diag, quiet)
         run.diag.merge(engine.diag)
     return run

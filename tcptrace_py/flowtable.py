@@ -43,6 +43,14 @@ _ESTABLISHED = TcpState.ESTABLISHED
 EVICTION_SCAN = 64
 """When the table is full, how many of the oldest entries are searched for a half-open one."""
 
+DEADLINE_SLACK = 1024
+"""Entries the deadline heap may hold beyond twice its last compacted size before the
+entries of connections that already left the table are dropped. Connections evicted by
+``max_connections`` (a SYN flood) or closed early leave their entries behind until their
+deadline passes (the 300 s attempt timeout: 6 M SYNs of a 20 k/s flood); compacting when
+the heap doubles keeps it proportional to the live table at O(1) amortised cost per push,
+and the slack keeps a small table from compacting on every push."""
+
 
 def guess_client_is_src(seg: Segment) -> tuple[bool, bool]:
     """Decide roles from the first segment: (client_is_src, roles_inferred).
@@ -75,6 +83,10 @@ class FlowTable:
         ``live`` by :meth:`_add` and :meth:`_remove`."""
         self.next_flow_id = 0
         self._deadlines: list[tuple[int, int, Key]] = []
+        """(deadline ns, flow_id, key) of connections waiting for a short timer (attempt,
+        linger, TIME_WAIT); entries of connections gone from ``live`` are skipped when
+        popped and dropped by :meth:`_push_deadline` when they pile up."""
+        self._deadlines_compact_at = DEADLINE_SLACK
         self._last_sweep_ns = -1
         self._clock_ns = -1
         """Packet clock driving expiry: the latest trusted segment time."""
@@ -141,15 +153,29 @@ class FlowTable:
             return conn
         if conn.is_done() or conn.client.state is _TIME_WAIT or \
                 conn.server.state is _TIME_WAIT:
-            heapq.heappush(self._deadlines, (conn.quiet_deadline_ns(), conn.flow_id, key))
+            self._push_deadline(conn.quiet_deadline_ns(), conn.flow_id, key)
             if not conn.compacted:
                 # Closing: it may wait out TIME_WAIT here; drop its per-segment history.
                 conn.compact()
         elif conn.packets[0] + conn.packets[1] == 1:
             # A new connection: if it stays an unanswered attempt, the attempt timeout (not the
             # hour-long idle timeout) lets it go; the sweep re-reads the real deadline.
-            heapq.heappush(self._deadlines, (conn.quiet_deadline_ns(), conn.flow_id, key))
+            self._push_deadline(conn.quiet_deadline_ns(), conn.flow_id, key)
         return conn
+
+    def _push_deadline(self, deadline_ns: int, flow_id: int, key: Key) -> None:
+        heap = self._deadlines
+        heapq.heappush(heap, (deadline_ns, flow_id, key))
+        if len(heap) > self._deadlines_compact_at:
+            # Drop entries whose connection left the table (evicted, ended, or its 4-tuple
+            # reused by a later incarnation): the sweep would skip them anyway, so the pop
+            # order of the rest, and every result, is unchanged.
+            live = self.live
+            kept = [e for e in heap
+                    if (c := live.get(e[2])) is not None and c.flow_id == e[1]]
+            heapq.heapify(kept)
+            self._deadlines = kept
+            self._deadlines_compact_at = 2 * len(kept) + DEADLINE_SLACK
 
     def on_icmp(self, err: IcmpError) -> bool:
         """Give an ICMP error to the live connection of the segment it quotes; False when no
