@@ -30,7 +30,13 @@ from tcptrace_py import __version__, implementation
 from tcptrace_py.diagnostics import CaptureError, Diagnostics
 from tcptrace_py.engine import Engine, FlowResult
 from tcptrace_py.events import SEVERITIES, SEVERITY_RANK, Anomaly
-from tcptrace_py.export import FORMATS, anomaly_dict, capture_summary, dumps
+from tcptrace_py.export import (
+    FORMATS,
+    SummaryCounter,
+    anomaly_dict,
+    capture_summary,
+    dumps,
+)
 from tcptrace_py.gcpolicy import ANALYSIS_THRESHOLDS
 from tcptrace_py.options import Options
 
@@ -726,9 +732,16 @@ def anomalies(files: tuple[str, ...], fmt: str, output: str | None, states: tupl
 @click.argument("files", nargs=-1, required=True)
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
               show_default=True, help="Output format.")
+@click.option("--max-connections", type=click.IntRange(min=1), default=None, metavar="N",
+              help="Live connections kept at most (default 100000), as for analyze.")
+@click.option("--config", "config", type=click.Path(dir_okay=False), default=None,
+              help="Detector parameters from a TOML file.")
+@click.option("--param", "params", multiple=True, metavar="NAME=VALUE",
+              help="Set a detector parameter (e.g. scan.max_tracked=1000). Repeatable.")
 @click.option("--strict", is_flag=True, help="Treat a damaged capture as an error (exit 2).")
 @click.option("-q", "--quiet", is_flag=True, help="No warnings on standard error.")
-def summary(files: tuple[str, ...], fmt: str, strict: bool, quiet: bool) -> None:
+def summary(files: tuple[str, ...], fmt: str, max_connections: int | None, config: str | None,
+            params: tuple[str, ...], strict: bool, quiet: bool) -> None:
     """The capture at a glance: frames, link types, time span, skipped frames by reason,
     connections by how they opened and closed, anomalies by code and severity.
 
@@ -737,8 +750,14 @@ def summary(files: tuple[str, ...], fmt: str, strict: bool, quiet: bool) -> None
       tcptrace-py summary capture.pcap
       tcptrace-py summary a.pcap b.pcap --format json | jq .by_close
     """
-    run = _run(files, Options(keep_events=False), strict, quiet, Filters())
-    s = capture_summary(run.diag, run.records, (a for _c, a in run.anomalies))
+    # Streamed: records and anomalies are counted as they come and dropped, so memory is
+    # bounded by the engine's live connections (--max-connections), as for analyze's jsonl.
+    options = build_options(config, params, max_connections=max_connections,
+                            keep_events=False)
+    counter = SummaryCounter()
+    run = _run(files, options, strict, quiet, Filters(), on_record=counter.add_record,
+               keep=False, on_anomaly=lambda _cap, a: counter.add_anomaly(a))
+    s = counter.summary(run.diag)
     if fmt == "json":
         click.echo(dumps(s))
     else:

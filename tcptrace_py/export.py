@@ -249,35 +249,59 @@ def write_zeek_weird(anomalies: Sequence[Anomaly], captures: Sequence[str | None
 
 
 # --------------------------------------------------------------------------- summary
+class SummaryCounter:
+    """The counts of :func:`capture_summary`, fed one record and one anomaly at a time.
+
+    Why a counter: the ``summary`` command only counts, so it streams records and anomalies
+    through one of these instead of keeping them (a flood of a million SYNs would otherwise
+    hold a million records and a million ``unanswered_syn`` findings)."""
+
+    __slots__ = ("by_close", "by_code", "by_open", "by_sev", "connections")
+
+    def __init__(self) -> None:
+        self.by_open: Counter[str] = Counter()
+        self.by_close: Counter[str] = Counter()
+        self.by_code: Counter[str] = Counter()
+        self.by_sev: Counter[str] = Counter()
+        self.connections = 0
+
+    def add_record(self, rec: Mapping[str, Any]) -> None:
+        self.connections += 1
+        self.by_open[rec["open"]] += 1
+        self.by_close[rec["close"]] += 1
+
+    def add_anomaly(self, a: Anomaly) -> None:
+        self.by_code[a.code] += 1
+        self.by_sev[a.severity] += 1
+
+    def summary(self, diag: Diagnostics) -> dict[str, Any]:
+        """The summary dict (JSON-ready) of what was counted and ``diag``."""
+        first, last = diag.first_ts_ns, diag.last_ts_ns
+        by_sev = self.by_sev
+        return {
+            "frames": diag.frames,
+            "tcp_segments": diag.tcp_segments,
+            "link_types": {LINKTYPE_NAMES.get(k, str(k)): v
+                           for k, v in sorted(diag.link_types.items())},
+            "first_ts": None if first is None else first / 1e9,
+            "last_ts": None if last is None else last / 1e9,
+            "span_s": None if first is None or last is None else (last - first) / 1e9,
+            "skipped": dict(sorted(diag.skipped.items())),
+            "warnings": len(diag.warnings) + diag.warnings_dropped,
+            "connections": self.connections,
+            "by_open": dict(self.by_open.most_common()),
+            "by_close": dict(self.by_close.most_common()),
+            "anomalies_by_code": dict(self.by_code.most_common()),
+            "anomalies_by_severity": {s: by_sev[s] for s in reversed(SEVERITIES) if by_sev[s]},
+        }
+
+
 def capture_summary(diag: Diagnostics, records: Iterable[Mapping[str, Any]],
                     anomalies: Iterable[Anomaly]) -> dict[str, Any]:
     """The capture at a glance, as plain JSON-ready values (the ``summary`` command)."""
-    by_open: Counter[str] = Counter()
-    by_close: Counter[str] = Counter()
-    n = 0
+    counter = SummaryCounter()
     for r in records:
-        n += 1
-        by_open[r["open"]] += 1
-        by_close[r["close"]] += 1
-    by_code: Counter[str] = Counter()
-    by_sev: Counter[str] = Counter()
+        counter.add_record(r)
     for a in anomalies:
-        by_code[a.code] += 1
-        by_sev[a.severity] += 1
-    first, last = diag.first_ts_ns, diag.last_ts_ns
-    return {
-        "frames": diag.frames,
-        "tcp_segments": diag.tcp_segments,
-        "link_types": {LINKTYPE_NAMES.get(k, str(k)): v
-                       for k, v in sorted(diag.link_types.items())},
-        "first_ts": None if first is None else first / 1e9,
-        "last_ts": None if last is None else last / 1e9,
-        "span_s": None if first is None or last is None else (last - first) / 1e9,
-        "skipped": dict(sorted(diag.skipped.items())),
-        "warnings": len(diag.warnings) + diag.warnings_dropped,
-        "connections": n,
-        "by_open": dict(by_open.most_common()),
-        "by_close": dict(by_close.most_common()),
-        "anomalies_by_code": dict(by_code.most_common()),
-        "anomalies_by_severity": {s: by_sev[s] for s in reversed(SEVERITIES) if by_sev[s]},
-    }
+        counter.add_anomaly(a)
+    return counter.summary(diag)

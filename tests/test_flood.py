@@ -187,14 +187,11 @@ _FLAT_CHILD = textwrap.dedent("""
                 if line.startswith("VmHWM:"):
                     return int(line.split()[1]) / 1024
 
-    path, cap, warm, out, mode = sys.argv[1:6]
-    # The scan detector's own bound (max_targets distinct sources per server, ~40 MB at its
-    # default) is lowered so that it is reached within the small flood already.
-    args = ["--max-connections", cap, "-q", "--param", "scan.max_targets=1000"]
+    path, warm, args = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
     # Warm-up on a small flood: imports and caches go into the baseline.
-    main([mode, "--format", "jsonl", "-o", out, *args, warm], standalone_mode=False)
+    main([*args, warm], standalone_mode=False)
     base = peak_mb()
-    main([mode, "--format", "jsonl", "-o", out, *args, path], standalone_mode=False)
+    main([*args, path], standalone_mode=False)
     print(json.dumps({"base_mb": base, "peak_mb": peak_mb()}))
 """)
 
@@ -208,26 +205,83 @@ streamed CLI stopped keeping every anomaly, the 30 k extra SYNs cost ~10 MB in t
 ~37 MB in ``analyze --format jsonl`` (~340 B and ~1.25 KB per SYN)."""
 
 
-def _flat_child(path: Path, warm: Path, out: Path, mode: str) -> dict[str, Any]:
+FLAT_ARGS = ["--max-connections", str(MEMORY_TEST_CAP), "-q",
+             # The scan detector's own bound (max_targets distinct sources per server, ~40 MB
+             # at its default) is lowered so that the small flood already reaches it.
+             "--param", "scan.max_targets=1000"]
+
+
+def _flat_child(path: Path, warm: Path, args: list[str]) -> tuple[dict[str, Any], str]:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    res = subprocess.run([sys.executable, "-c", _FLAT_CHILD, str(path), str(MEMORY_TEST_CAP),
-                          str(warm), str(out), mode],
+    res = subprocess.run([sys.executable, "-c", _FLAT_CHILD, str(path), str(warm),
+                          json.dumps(args)],
                          capture_output=True, text=True, check=True, env=env, timeout=600)
-    result: dict[str, Any] = json.loads(res.stdout.splitlines()[-1])
-    return result
+    *output, last = res.stdout.splitlines()
+    result: dict[str, Any] = json.loads(last)
+    return result, "\n".join(output)
+
+
+def _floods(tmp_path: Path) -> tuple[Path, Path, Path]:
+    return (write_syn_flood(tmp_path / "warm.pcap", 2000, established=2),
+            write_syn_flood(tmp_path / "small.pcap", FLAT_SMALL_SYNS, seed=2),
+            write_syn_flood(tmp_path / "large.pcap", FLAT_LARGE_SYNS, seed=3))
 
 
 def test_streamed_cli_memory_flat_in_flood_size(tmp_path: Path) -> None:
     """``analyze --format jsonl`` (issue 18.1): peak RSS does not grow with SYNs beyond the
     connection cap. Each run in its own process so each peak is its own."""
-    warm = write_syn_flood(tmp_path / "warm.pcap", 2000, established=2)
-    small = write_syn_flood(tmp_path / "small.pcap", FLAT_SMALL_SYNS, seed=2)
-    large = write_syn_flood(tmp_path / "large.pcap", FLAT_LARGE_SYNS, seed=3)
+    warm, small, large = _floods(tmp_path)
     out = tmp_path / "out.jsonl"
     peaks = {}
-    for name, path in (("small", small), ("large", large)):
-        peaks[name] = _flat_child(path, warm, out, "analyze")
-        lines = out.read_text().splitlines()
-        assert len(lines) == (FLAT_SMALL_SYNS if name == "small" else FLAT_LARGE_SYNS)
+    for name, path, syns in (("small", small, FLAT_SMALL_SYNS),
+                             ("large", large, FLAT_LARGE_SYNS)):
+        peaks[name], _ = _flat_child(path, warm,
+                                     ["analyze", "--format", "jsonl", "-o", str(out),
+                                      *FLAT_ARGS])
+        assert len(out.read_text().splitlines()) == syns
     growth = peaks["large"]["peak_mb"] - peaks["small"]["peak_mb"]
     assert growth < FLAT_GROWTH_BOUND_MB, peaks
+
+
+def test_summary_memory_flat_in_flood_size(tmp_path: Path) -> None:
+    """``summary`` (issue 18.3) streams: it counts records and anomalies as they come, so
+    its peak RSS, like analyze's, does not grow with the connections of the capture (it kept
+    every record and finding: ~1.6 KB per SYN)."""
+    warm, small, large = _floods(tmp_path)
+    peaks = {}
+    for name, path, syns in (("small", small, FLAT_SMALL_SYNS),
+                             ("large", large, FLAT_LARGE_SYNS)):
+        peaks[name], out = _flat_child(path, warm, ["summary", "--format", "json",
+                                                    *FLAT_ARGS])
+        summary = json.loads(out.splitlines()[-1])
+        assert summary["connections"] == syns
+        assert summary["by_close"] == {"unanswered": syns}
+        assert summary["anomalies_by_code"]["unanswered_syn"] == syns
+    growth = peaks["large"]["peak_mb"] - peaks["small"]["peak_mb"]
+    assert growth < FLAT_GROWTH_BOUND_MB, peaks
+
+
+def test_summary_takes_max_connections(tmp_path: Path) -> None:
+    """``summary --max-connections`` caps the table as analyze does: the same counts as the
+    records of the API with that cap, and the table_full warning on stderr."""
+    from click.testing import CliRunner
+
+    from tcptrace_py.cli import main
+    from tcptrace_py.export import capture_summary
+
+    syns, cap = 1500, 200
+    path = write_syn_flood(tmp_path / "flood.pcap", syns, established=4)
+    res = CliRunner().invoke(main, ["summary", "--format", "json", "--max-connections",
+                                    str(cap), str(path)])
+    assert res.exit_code == 0, res.output
+    summary = json.loads(res.stdout)
+    engine = Engine(Options(max_connections=cap, keep_events=False))
+    results = list(engine.run(str(path), name=str(path)))
+    expected = capture_summary(engine.diag, [r.record for r in results],
+                               [a for r in results for a in r.anomalies] +
+                               engine.summary.anomalies)
+    assert summary == json.loads(json.dumps(expected))
+    assert summary["connections"] == syns + 4 and summary["warnings"] == 1
+    assert f"connection table full (max {cap}): {syns + 4 - cap} connections" in res.stderr
+    bad = CliRunner().invoke(main, ["summary", "--max-connections", "0", str(path)])
+    assert bad.exit_code == 2
