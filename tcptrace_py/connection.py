@@ -156,7 +156,7 @@ class Connection:
         # A self-connect is one socket talking to itself: one machine plays both ends.
         self.server = self.client if self.self_connect else EndpointMachine()
         self.analyzer = SequenceAnalyzer(options.analysis)
-        self.peer = PeerSummary()
+        self.peer = PeerSummary(options.analysis.max_holes)
         self.options = options
         self.events: list[Event] = []
         self.events_dropped = 0

@@ -53,6 +53,11 @@ class CaptureSummary:
     connections: int = 0
     peak_live_connections: int = 0
     evicted_table_full: int = 0
+    tracking_capped: int = 0
+    """Connections whose per-direction tracking hit ``AnalysisOptions.max_unacked_segments``
+    or ``max_holes`` (their RTT samples, original frames and gap counts are partial)."""
+    tracking_dropped: int = 0
+    """Segments and holes those connections forgot (their ``evidence_dropped`` share)."""
 
 
 class Engine:
@@ -70,6 +75,10 @@ class Engine:
         record = flow_record(conn, sorted({a.code for a in anomalies}))
         self.detectors.on_record(conn, record)
         self.summary.connections += 1
+        capped = conn.analyzer.tracking_capped + conn.peer.holes_filled
+        if capped:
+            self.summary.tracking_capped += 1
+            self.summary.tracking_dropped += capped
         events = conn.events if self.options.keep_events else []
         return FlowResult(record, anomalies, events, conn.packet_rows)
 
@@ -121,4 +130,16 @@ class Engine:
                       f"connection table full (max {self.options.max_connections}): "
                       f"{table.evicted_table_full} connections emitted early "
                       f"({table.evicted_half_open} of them half-open)", code="table_full")
+        summary = self.summary
+        if summary.tracking_capped:
+            a = self.options.analysis
+            n = summary.tracking_capped
+            diag.warn(name or "capture",
+                      f"sequence tracking capped (max {a.max_unacked_segments} segments, "
+                      f"{a.max_holes} holes per direction) on {n} "
+                      f"connection{'s' if n != 1 else ''}: {summary.tracking_dropped} "
+                      "unacknowledged segments and holes forgotten (their ACKs or the other "
+                      "direction are missing from the capture); RTT samples, original frames "
+                      "and gap counts of those connections are partial (evidence_dropped)",
+                      code="tracking_capped")
         self.summary.anomalies = self.detectors.on_end(end_ns, diag)

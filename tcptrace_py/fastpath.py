@@ -207,6 +207,8 @@ def steady_segment(conn: Connection, seg: Segment) -> int:
         if sorder is None:
             sorder = snd.order = deque()
         sorder.append(new)
+        if len(sorder) > an._max_unacked:
+            an._forget_oldest(snd)  # SequenceAnalyzer.on_segment's in-order branch
         if not snd.iw_done:
             st.iw_bytes += plen
             st.iw_pkts += 1

@@ -181,5 +181,8 @@ def flow_record(conn: Connection, anomaly_codes: list[str] | None = None) -> dic
     }
     conn.facts.add_columns(rec)
     conn.analyzer.add_columns(rec)
+    holes = conn.peer.holes_filled
+    if holes:  # Zeek reassembly holes filled to stay within max_holes: tracking dropped too
+        rec["evidence_dropped"] += holes
     rec["anomalies"] = list(anomaly_codes or [])
     return rec

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 from conformance.peers import parse_zeek
+from hypothesis import given, settings
+from hypothesis import strategies as hst
 
 from tcptrace_py.capture import read_frames
 from tcptrace_py.compat import PeerSummary
@@ -279,3 +281,90 @@ def test_matches_tshark_completeness(rel: str) -> None:
         if got != st["completeness"]:
             wrong.append((n, st["completeness"], got))
     assert not wrong, wrong
+
+
+# --------------------------------------------------------------------------- reassembly gaps
+class _ReferenceBlocks:
+    """Zeek's gap bookkeeping as compat.py did it before blocks were merged (one block per
+    out-of-order segment, linear insertion): the model the merged, capped blocks must match."""
+
+    def __init__(self) -> None:
+        self.reassem_seq = 1
+        self.blocks: list[list[int]] = []
+        self.gaps = 0
+
+    def data_sent(self, seq: int, length: int) -> None:
+        upper = seq + length
+        if upper <= self.reassem_seq:
+            return
+        if seq <= self.reassem_seq:
+            self.reassem_seq = upper
+            while self.blocks and self.blocks[0][0] <= self.reassem_seq:
+                lo_hi = self.blocks.pop(0)
+                if lo_hi[1] > self.reassem_seq:
+                    self.reassem_seq = lo_hi[1]
+            return
+        i = 0
+        while i < len(self.blocks) and self.blocks[i][0] < seq:
+            i += 1
+        self.blocks.insert(i, [seq, upper])
+
+    def undelivered(self, up_to: int) -> None:
+        while self.blocks and self.blocks[0][0] < up_to:
+            lo, hi = self.blocks.pop(0)
+            if hi <= self.reassem_seq:
+                continue
+            if lo > self.reassem_seq:
+                self.gaps += 1
+            self.reassem_seq = hi
+        if up_to > self.reassem_seq:
+            self.gaps += 1
+            self.reassem_seq = up_to
+
+
+_block_ops = hst.lists(hst.tuples(hst.booleans(), hst.integers(1, 400), hst.integers(1, 40)),
+                      max_size=60)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_block_ops)
+def test_merged_reassembly_blocks_count_the_same_gaps(ops: list[tuple[bool, int, int]]) -> None:
+    """Merging touching blocks (issue 18.2: one block per hole, not per segment) counts
+    exactly the gaps Zeek's one-block-per-segment list counts, for any mix of data (in any
+    order, overlapping, repeated) and ACKs; and the blocks stay sorted and disjoint."""
+    ps = PeerSummary()
+    e = ps._eps[0]
+    e.state = ps._eps[1].state = 4  # ESTABLISHED: every gap counts (Zeek's is_clean)
+    e.gap_thresh = 1 << 62  # no history letter: compare the raw count
+    ref = _ReferenceBlocks()
+    for is_ack, seq, length in ops:
+        if is_ack:
+            if seq > e.reassem_seq:
+                ps._undelivered(e, 0, seq)
+            if seq > ref.reassem_seq:
+                ref.undelivered(seq)
+        else:
+            ps._data_sent(e, seq, length)
+            ref.data_sent(seq, length)
+        assert e.gap_cnt == ref.gaps
+        assert all(a[1] < b[0] for a, b in zip(e.blocks, e.blocks[1:], strict=False))
+    ps._undelivered(e, 0, 10_000)
+    ref.undelivered(10_000)
+    assert e.gap_cnt == ref.gaps
+    assert e.holes_filled == 0
+
+
+def test_reassembly_blocks_capped_and_counted() -> None:
+    """A direction whose ACKs are never seen, with a hole every other segment, keeps at most
+    max_holes blocks; the oldest holes are filled, and counted."""
+    ps = PeerSummary(max_holes=8)
+    steps: list[Segment] = [seg(True, SYN, CI), seg(True, ACK, CI + 1, SI + 1)]
+    for k in range(100):
+        if k % 2 == 0:
+            steps.append(seg(True, ACK | PSH, CI + 1 + 10 * k, SI + 1, 10))
+    for s in steps:
+        ps.on_segment(s, True)
+    blocks = ps._eps[0].blocks
+    assert len(blocks) <= 8
+    assert ps.holes_filled == 49 - len(blocks)  # 49 blocks above the first segment
+    assert blocks[-1] == [1 + 10 * 98, 1 + 10 * 99]

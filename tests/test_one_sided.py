@@ -14,14 +14,24 @@ in turn), so every case has a two-sided original with kernel ground truth.
 from __future__ import annotations
 
 import json
+import os
 import struct
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 from typing import Any
 
 import pytest
 from captures_util import pcap_bytes, tcp_frame
 
+from tcptrace_py.analysis import AnalysisOptions
+from tcptrace_py.capture import read_frames
+from tcptrace_py.decode import Decoder
+from tcptrace_py.diagnostics import Diagnostics
 from tcptrace_py.engine import Engine
+from tcptrace_py.flowtable import FlowTable
+from tcptrace_py.options import Options
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"
 EXPECTED: dict[str, Any] = json.loads((SAMPLES / "expected.json").read_text())["samples"]
@@ -175,3 +185,126 @@ def test_public_one_sided_captures() -> None:
         if rec["flow_id"] in flagged:
             assert rec["open"] == "three_way_handshake" and rec["close"] != "unanswered"
     assert not [a for a in anomalies if a.code == "unanswered_syn" and a.flow_id in flagged]
+
+
+# --------------------------------------------------------------------------- long one-sided
+REPO = Path(__file__).resolve().parents[1]
+SEG_BYTES = 1000
+
+
+def write_one_sided_stream(path: Path, segments: int, hole_every: int) -> Path:
+    """One connection seen from the client only (asymmetric routing): SYN, ACK, then
+    ``segments`` data segments never acknowledged, every ``hole_every``-th one missing from
+    the capture. Written with ``struct`` (fast enough for 10^5 segments in a test)."""
+    rec = struct.Struct("<IIII")
+    ip = struct.Struct("!BBHHHBBH4s4s")
+    tcp = struct.Struct("!HHIIHHHH")
+    eth = b"\x02\x00\x00\x00\x00\x02\x02\x00\x00\x00\x00\x01\x08\x00"
+    src, dst = bytes([10, 0, 0, 1]), bytes([10, 0, 0, 2])
+    payload = b"x" * SEG_BYTES
+
+    def frame(i: int, seq: int, flags: int, data: bytes) -> bytes:
+        fr = eth + ip.pack(0x45, 0, 40 + len(data), i & 0xFFFF, 0x4000, 64, 6, 0, src, dst) \
+            + tcp.pack(40000, 80, seq & 0xFFFFFFFF, 7777, (5 << 12) | flags, 502, 0, 0) + data
+        us = i * 10
+        return rec.pack(1_700_000_000 + us // 1_000_000, us % 1_000_000, len(fr), len(fr)) + fr
+
+    with path.open("wb") as f:
+        f.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1))
+        out = [frame(0, 1000, 0x02, b""), frame(1, 1001, 0x10, b"")]
+        for k in range(segments):
+            if k % hole_every != hole_every - 1:
+                out.append(frame(k + 2, 1001 + k * SEG_BYTES, 0x18, payload))
+            if len(out) >= 20_000:
+                f.write(b"".join(out))
+                out.clear()
+        f.write(b"".join(out))
+    return path
+
+
+def test_one_sided_tracking_capped_counted_and_reported(tmp_path: Path) -> None:
+    """Issue 18.2: a direction whose data is never acknowledged keeps at most
+    max_unacked_segments segment records and max_holes holes (range set and Zeek blocks);
+    what it forgets is counted in evidence_dropped and reported once per capture, and every
+    other column is what the uncapped analysis gives."""
+    segments, hole_every, max_segs, max_holes = 3000, 10, 256, 64
+    path = write_one_sided_stream(tmp_path / "one_sided.pcap", segments, hole_every)
+    capped = Options(analysis=AnalysisOptions(max_unacked_segments=max_segs,
+                                              max_holes=max_holes))
+
+    diag = Diagnostics()
+    decode = Decoder(diag).decode
+    table = FlowTable(capped)
+    largest = [0, 0, 0]
+    for no, ts, lt, data, wl in read_frames(path, diag):
+        s = decode(lt, data, no, ts, wl)
+        assert s is not None
+        conn = table.on_segment(s, [])
+        snd = conn.analyzer._c
+        largest = [max(largest[0], len(snd.order or ())), max(largest[1], len(snd.ranges)),
+                   max(largest[2], len(conn.peer._eps[0].blocks))]
+    assert largest[0] <= max_segs and largest[1] <= max_holes + 1 and largest[2] <= max_holes
+
+    engine = Engine(capped)
+    (res,) = list(engine.run(str(path)))
+    (full,) = list(Engine(Options()).run(str(path)))
+    rec = res.record
+    data_segments = segments - segments // hole_every
+    holes = (segments - 1) // hole_every  # missing segments below the last one seen
+    assert rec["client_unique_bytes"] == data_segments * SEG_BYTES  # filled holes not counted
+    assert rec["client_lost_segments"] == holes
+    assert full.record["evidence_dropped"] == 0
+    assert {k: v for k, v in rec.items() if k != "evidence_dropped"} == \
+        {k: v for k, v in full.record.items() if k != "evidence_dropped"}
+    dropped = engine.summary.tracking_dropped
+    assert rec["evidence_dropped"] == dropped > data_segments - max_segs
+    assert engine.summary.tracking_capped == 1
+    warnings = [w for w in engine.diag.warnings if w.code == "tracking_capped"]
+    assert len(warnings) == 1 and f"{dropped} unacknowledged segments and holes" in \
+        warnings[0].message
+    assert not any(w.code == "tracking_capped" for w in Engine(Options()).diag.warnings)
+
+
+_ONE_SIDED_CHILD = textwrap.dedent("""
+    import json, sys
+    from tcptrace_py.engine import Engine
+
+    def peak_mb():
+        with open("/proc/self/status") as f:  # VmHWM: this process's own peak (not ru_maxrss)
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+
+    for _ in Engine().run(sys.argv[2]):  # imports and caches into the baseline
+        pass
+    base = peak_mb()
+    (res,) = list(Engine().run(sys.argv[1]))
+    print(json.dumps({"base_mb": base, "peak_mb": peak_mb(),
+                      "dropped": res.record["evidence_dropped"],
+                      "unique": res.record["client_unique_bytes"]}))
+""")
+
+ONE_SIDED_SMALL = 30_000
+ONE_SIDED_LARGE = 120_000
+ONE_SIDED_GROWTH_BOUND_MB = 4.0
+"""Peak RSS difference allowed between a ONE_SIDED_SMALL- and a ONE_SIDED_LARGE-segment
+one-sided connection (default caps; a hole every 50 segments, so 600 and 2,400 holes, both
+under ``max_holes``): both runs reach ``max_unacked_segments`` (16,384 records, ~4.5 MB).
+Measured: ~0.5 MB. Before the caps every unacknowledged segment stayed (~280 B, plus a Zeek
+reassembly block per segment: ~36 MB for the 90 k extra segments, and a quadratic block
+insertion that took 568 s for 100 k segments)."""
+
+
+def test_one_sided_memory_flat_in_segments(tmp_path: Path) -> None:
+    warm = write_one_sided_stream(tmp_path / "warm.pcap", 2000, 50)
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    peaks = {}
+    for n in (ONE_SIDED_SMALL, ONE_SIDED_LARGE):
+        path = write_one_sided_stream(tmp_path / f"one_sided_{n}.pcap", n, 50)
+        out = subprocess.run([sys.executable, "-c", _ONE_SIDED_CHILD, str(path), str(warm)],
+                             capture_output=True, text=True, check=True, env=env, timeout=600)
+        peaks[n] = json.loads(out.stdout)
+        assert peaks[n]["unique"] == (n - n // 50) * SEG_BYTES
+        assert peaks[n]["dropped"] > 0
+    growth = peaks[ONE_SIDED_LARGE]["peak_mb"] - peaks[ONE_SIDED_SMALL]["peak_mb"]
+    assert growth < ONE_SIDED_GROWTH_BOUND_MB, peaks

@@ -194,7 +194,7 @@ class SenderState:
                  "win_known", "shift", "dupacks", "sack_high", "recovery_end", "zwp_rel",
                  "pending_ack", "pending_index", "iw_done", "syn_rec", "fin_rec", "est",
                  "zw_open_index", "last_ts_ns", "last_sent_ack", "mutable", "late",
-                 "late_low", "gaps")
+                 "late_low", "gaps", "filled_bytes")
 
     def __init__(self, est: RttEstimator) -> None:
         self.base = -1
@@ -246,6 +246,9 @@ class SenderState:
         """Index of this side's open ZeroWindowPeriod in the evidence list (-1 if none)."""
         self.last_ts_ns = -1
         self.last_sent_ack = False
+        self.filled_bytes = 0
+        """Bytes of holes ``ranges`` had filled to stay within ``max_holes``: in the set but
+        never seen sent (subtracted from ``unique_bytes``)."""
         self.mutable = False
         """Data records are ``SentSegment`` objects (set at this side's first data
         retransmission by :meth:`make_mutable`); until then they are ``FreshSegment`` tuples."""

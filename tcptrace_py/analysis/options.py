@@ -46,3 +46,20 @@ class AnalysisOptions:
     much more, was sent after it (a re-send). Random IDs fall in either window with
     probability 2 * 256 / 65536 (under 1 %); a busy host's counter that moved further gives
     no evidence, and timing decides."""
+    max_unacked_segments: int = 16384
+    """Sent segments remembered per direction at most, acknowledged or not. Beyond, the oldest
+    are forgotten even unacknowledged (counted in ``evidence_dropped`` as
+    ``unacked_segments``): an ACK of one then gives no RTT sample and a re-send of one no
+    original frame. Without it a direction whose ACKs the capture lacks (asymmetric routing,
+    one direction captured) grew ~280 B per segment for its whole life. Linux's default send
+    buffer cap (tcp_wmem 4 MiB) keeps ~2,900 full segments in flight; 16,384 leaves room for
+    tuned buffers and small segments, and costs at most ~4.5 MB per direction."""
+    max_holes: int = 16384
+    """Holes (stretches of sequence space never captured, below data that was) remembered
+    per direction, in the range set of sent bytes and in Zeek's reassembly bookkeeping
+    (``compat``). Beyond, the oldest hole is filled (counted in ``evidence_dropped`` as
+    ``sequence_holes`` / ``reassembly_holes``): bytes arriving in it later count as
+    retransmitted rather than out of order, and Zeek's gap count (history ``G``) can be one
+    lower. A lossy one-sided capture otherwise grew a range per lost segment. 16,384 holes
+    (~1.2 MB per direction in the range set) is a hole every 60 segments of a million-segment
+    transfer; old holes are the least likely to be filled by a late re-send."""

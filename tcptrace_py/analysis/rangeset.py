@@ -90,6 +90,20 @@ class RangeSet:
             return None
         return self._starts[0], self._ends[-1]
 
+    def merge_lowest(self, n: int) -> int:
+        """Merge the lowest ``n + 1`` ranges into one (fill the ``n`` lowest holes); return
+        how many integers the filled holes held. Bounds the set's size when a caller caps it;
+        the caller owns the meaning of the filled integers."""
+        n = min(n, len(self._starts) - 1)
+        if n <= 0:
+            return 0
+        starts = self._starts
+        ends = self._ends
+        filled = sum(starts[i + 1] - ends[i] for i in range(n))
+        del starts[1:n + 1]
+        ends[0:n + 1] = [ends[n]]
+        return filled
+
     def holes(self) -> int:
         """Number of gaps between the first and the last range."""
         return max(0, len(self._starts) - 1)

@@ -102,7 +102,7 @@ class SequenceAnalyzer:
     __slots__ = ("options", "client", "server", "_c", "_s", "retransmissions",
                  "zero_window_periods", "zero_window_probes", "keepalives",
                  "window_full_events", "evidence_dropped", "first_ts_ns", "last_ts_ns",
-                 "_both_syn_ws", "_thresh")
+                 "_both_syn_ws", "_thresh", "_max_unacked")
 
     def __init__(self, options: AnalysisOptions | None = None) -> None:
         self.options = options if options is not None else AnalysisOptions()
@@ -124,6 +124,7 @@ class SequenceAnalyzer:
         self.last_ts_ns = -1
         self._both_syn_ws = False
         self._thresh = o.dup_ack_threshold
+        self._max_unacked = o.max_unacked_segments
 
     def _estimator(self) -> RttEstimator:
         o = self.options
@@ -290,6 +291,8 @@ class SequenceAnalyzer:
             if order is None:
                 order = snd.order = deque()
             order.append(new)
+            if len(order) > self._max_unacked:
+                self._forget_oldest(snd)
             if not snd.iw_done:
                 st.iw_bytes += plen
                 st.iw_pkts += 1
@@ -630,6 +633,11 @@ class SequenceAnalyzer:
                                       data_rel, rcv.win_scaled))
             if end > snd.snd_nxt:
                 snd.snd_nxt = end
+            order = snd.order
+            if order is not None and len(order) > self._max_unacked:
+                self._forget_oldest(snd)
+            if len(snd.ranges) > self.options.max_holes:
+                self._fill_oldest_holes(snd)
         if fl & FIN:
             st.fin_pkts += 1
             frec = snd.fin_rec
@@ -875,6 +883,50 @@ class SequenceAnalyzer:
             if state.by_end.get(end) is old:
                 del state.by_end[end]
 
+    def _forget_oldest(self, state: SenderState) -> None:
+        """Forget the oldest remembered segments, acknowledged or not, down to three quarters
+        of ``max_unacked_segments`` (bounded memory when the peer's ACKs are not in the
+        capture); the unacknowledged ones forgotten are counted in ``evidence_dropped``."""
+        order = state.order
+        if order is None:
+            return
+        una = state.snd_una
+        keep = self._max_unacked - self._max_unacked // 4
+        by_start = state.by_start
+        by_end = state.by_end
+        forgotten = 0
+        while len(order) > keep:
+            old = order.popleft()
+            start = old[0] if type(old) is tuple else old.start  # type: ignore[union-attr]
+            end = record_end(old)
+            if end > una:
+                forgotten += 1
+            if by_start.get(start) is old:
+                del by_start[start]
+            if by_end.get(end) is old:
+                del by_end[end]
+        if forgotten:
+            dropped = self.evidence_dropped
+            dropped["unacked_segments"] = dropped.get("unacked_segments", 0) + forgotten
+
+    def _fill_oldest_holes(self, state: SenderState) -> None:
+        """Fill the oldest holes of the range set down to three quarters of ``max_holes``
+        (a lossy one-sided capture adds one per lost segment); counted in
+        ``evidence_dropped``, their bytes kept out of ``unique_bytes``."""
+        cap = self.options.max_holes
+        ranges = state.ranges
+        n = len(ranges) - (cap - cap // 4)
+        state.filled_bytes += ranges.merge_lowest(n)
+        dropped = self.evidence_dropped
+        dropped["sequence_holes"] = dropped.get("sequence_holes", 0) + n
+
+    @property
+    def tracking_capped(self) -> int:
+        """Segments and holes forgotten to stay within ``max_unacked_segments`` and
+        ``max_holes`` (0 on any connection whose peer's ACKs were captured)."""
+        dropped = self.evidence_dropped
+        return dropped.get("unacked_segments", 0) + dropped.get("sequence_holes", 0)
+
     def acked(self, from_client: bool) -> int:
         """The side's SND.UNA as the peer's ACKs moved it: relative sequence number (1 = its
         first data byte) up to which its data was acknowledged; -1 when it was never seen."""
@@ -942,8 +994,8 @@ class SequenceAnalyzer:
 
     # ------------------------------------------------------------------ results
     def _finish(self) -> None:
-        self.client.unique_bytes = self._c.ranges.covered()
-        self.server.unique_bytes = self._s.ranges.covered()
+        self.client.unique_bytes = self._c.ranges.covered() - self._c.filled_bytes
+        self.server.unique_bytes = self._s.ranges.covered() - self._s.filled_bytes
 
     @property
     def retransmission_total(self) -> int:
