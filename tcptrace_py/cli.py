@@ -15,6 +15,8 @@ commands that need them.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import gc
 import importlib
 import importlib.util
@@ -39,6 +41,7 @@ from tcptrace_py.export import (
 )
 from tcptrace_py.gcpolicy import ANALYSIS_THRESHOLDS
 from tcptrace_py.options import Options
+from tcptrace_py.outfile import OutputError, OutputFile
 
 __all__ = ["EXIT_BAD_INPUT", "EXIT_FINDINGS", "EXIT_OK", "anomaly_dict", "main"]
 
@@ -302,8 +305,10 @@ class _CountingReader:
 def _with_progress(path: str, quiet: bool) -> Iterator[Any]:
     """Yield the source to analyse: a counting reader under a rich progress bar for big
     files when stderr is a terminal, else the path itself (so errors name it)."""
+    if path == "-" and sys.stdin is None:
+        _fail("-: standard input is closed")
     size = 0
-    if not quiet and path != "-" and sys.stderr.isatty():
+    if not quiet and path != "-" and sys.stderr is not None and sys.stderr.isatty():
         try:
             size = os.path.getsize(path) if os.path.isfile(path) else 0
         except OSError:
@@ -380,6 +385,8 @@ def _run(files: Sequence[str], options: Options, strict: bool, quiet: bool,
         except CaptureError as exc:
             _report_diag(engine.diag, quiet)
             _fail(str(exc))
+        except BrokenPipeError:
+            raise  # writing streamed results: the output's (see _writing), not the input's
         except OSError as exc:  # e.g. a pipe closed under us, a file vanishing mid-read
             _fail(f"{path}: {exc.strerror or exc}")
         for a in engine.summary.anomalies:
@@ -414,19 +421,46 @@ def _sort(records: list[dict[str, Any]], key: str | None, reverse: bool) -> None
     records.sort(key=k, reverse=reverse)
 
 
-def _open_out(output: str | None, fmt: str) -> IO[str] | None:
-    """The text stream to write to (None for parquet, which writes to the path)."""
-    if fmt == "parquet":
-        if not output:
-            raise click.UsageError("--format parquet needs -o FILE")
-        return None
-    if not output:
-        return sys.stdout
+def _open_out(output: str | None, fmt: str) -> tuple[OutputFile, IO[str] | None]:
+    """The output (opened before any input is read: a missing or unwritable directory is
+    exit 2 at once, and an existing file is only replaced once the run succeeded) and the
+    text stream to write to (None for parquet, which writes to ``OutputFile.path``)."""
+    if fmt == "parquet" and not output:
+        raise click.UsageError("--format parquet needs -o FILE")
+    out = OutputFile(output, binary=fmt == "parquet")
     try:
-        return open(output, "w", encoding="utf-8", newline="")  # noqa: SIM115
-    except OSError as exc:
-        _fail(f"{output}: cannot write ({exc.strerror or exc})")
-        raise  # unreachable: _fail exits
+        out.open()
+    except OutputError as exc:
+        _fail(str(exc))
+    return out, None if fmt == "parquet" else out.stream
+
+
+@contextlib.contextmanager
+def _writing(out: OutputFile) -> Iterator[None]:
+    """Run a command's analysis and writing: commit the output on success; on any failure
+    discard it (the target keeps its old content) and report an output error as one line,
+    exit 2, naming the output rather than the input."""
+    try:
+        yield
+        out.commit()
+    except OutputError as exc:
+        out.discard()
+        _fail(str(exc))
+    except BrokenPipeError:
+        # The reader went away (``| head``): what it wanted was written; exit quietly, and
+        # point stdout at /dev/null so the interpreter's final flush does not complain.
+        out.discard()
+        if out.target is None:
+            with contextlib.suppress(OSError, AttributeError, ValueError):
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            sys.exit(EXIT_OK)
+        _fail(str(out.error(BrokenPipeError(errno.EPIPE, os.strerror(errno.EPIPE)))))
+    except OSError as exc:  # input errors are handled in _run: this is the output's
+        out.discard()
+        _fail(str(out.error(exc)))
+    except BaseException:
+        out.discard()
+        raise
 
 
 def _exit_for(run: Run, fail_on: str | None) -> None:
@@ -471,17 +505,22 @@ def analyze(files: tuple[str, ...], fmt: str, output: str | None, states: tuple[
     options = build_options(config, params, time_wait_s, idle_timeout_s, max_connections,
                             attempt_timeout_s)
     filters = Filters(states, closes, codes, hosts, ports, flow_ids)
-    out = _open_out(output, fmt)
+    target, out = _open_out(output, fmt)
     stream = fmt == "jsonl" and sort_key is None
     rows = _limit_for(fmt, limit)
-    try:
+    with _writing(target):
         if stream:
             assert out is not None
             written = [0]
 
             def emit(rec: dict[str, Any]) -> None:
                 if rows is None or written[0] < rows:
-                    out.write(dumps(rec) + "\n")
+                    try:
+                        out.write(dumps(rec) + "\n")
+                    except BrokenPipeError:
+                        raise
+                    except OSError as exc:  # the output's error, not the input's
+                        raise target.error(exc) from None
                     written[0] += 1
 
             run = _run(files, options, strict, quiet, filters, on_record=emit, keep=False)
@@ -502,10 +541,8 @@ def analyze(files: tuple[str, ...], fmt: str, output: str | None, states: tuple[
             else:
                 from tcptrace_py.export import write_flows
 
-                write_flows(shown, fmt, out, output, diag=run.diag)
-    finally:
-        if out is not None and out is not sys.stdout:
-            out.close()
+                write_flows(shown, fmt, out, target.path if out is None else None,
+                            diag=run.diag)
     _exit_for(run, fail_on)
 
 
@@ -682,8 +719,8 @@ def anomalies(files: tuple[str, ...], fmt: str, output: str | None, states: tupl
     options = build_options(config, params, time_wait_s, idle_timeout_s, max_connections,
                             attempt_timeout_s)
     filters = Filters(states, closes, codes, hosts, ports, flow_ids)
-    out = _open_out(output, fmt)
-    try:
+    target, out = _open_out(output, fmt)
+    with _writing(target):
         run = _run(files, options, strict, quiet, filters)
         items = run.anomalies
         if sort_key is not None:
@@ -719,11 +756,9 @@ def anomalies(files: tuple[str, ...], fmt: str, output: str | None, states: tupl
             from tcptrace_py.export import write_anomalies
 
             recs = {(r.get("capture"), r["flow_id"]): r for r in run.records}
-            write_anomalies(anoms, fmt, out, output, captures=caps if run.multi else None,
+            write_anomalies(anoms, fmt, out, target.path if out is None else None,
+                            captures=caps if run.multi else None,
                             records=recs, diag=run.diag)
-    finally:
-        if out is not None and out is not sys.stdout:
-            out.close()
     _exit_for(run, fail_on)
 
 
@@ -750,6 +785,7 @@ def summary(files: tuple[str, ...], fmt: str, max_connections: int | None, confi
       tcptrace-py summary capture.pcap
       tcptrace-py summary a.pcap b.pcap --format json | jq .by_close
     """
+    target, _ = _open_out(None, "json")  # standard output: closed is one line, exit 2
     # Streamed: records and anomalies are counted as they come and dropped, so memory is
     # bounded by the engine's live connections (--max-connections), as for analyze's jsonl.
     options = build_options(config, params, max_connections=max_connections,
@@ -758,10 +794,11 @@ def summary(files: tuple[str, ...], fmt: str, max_connections: int | None, confi
     run = _run(files, options, strict, quiet, Filters(), on_record=counter.add_record,
                keep=False, on_anomaly=lambda _cap, a: counter.add_anomaly(a))
     s = counter.summary(run.diag)
-    if fmt == "json":
-        click.echo(dumps(s))
-    else:
-        _print_summary(_console(sys.stdout), s)
+    with _writing(target):
+        if fmt == "json":
+            target.stream.write(dumps(s) + "\n")
+        else:
+            _print_summary(_console(target.stream), s)
 
 
 # --------------------------------------------------------------------------- flow

@@ -6,12 +6,17 @@ seconds (what users think in) and exposed as integer nanoseconds (what the core 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
 from tcptrace_py.analysis import AnalysisOptions
 
 _NS = 1_000_000_000
+
+MAX_SECONDS = 1e9
+"""Largest time option accepted (~31.7 years): times become integer nanoseconds, and an
+int64 holds 9.2e9 s; infinity, NaN or 1e300 would overflow or poison every comparison."""
 
 
 @dataclass(frozen=True)
@@ -74,6 +79,21 @@ class Options:
     """Detector thresholds by name (``detectors.DEFAULTS`` documents each)."""
     disabled_detectors: tuple[str, ...] = ()
     """Detectors not to run."""
+
+    def __post_init__(self) -> None:
+        """Reject values the engine cannot run with (the CLI turns this into exit 2)."""
+        for name in ("time_wait_s", "idle_timeout_s", "attempt_timeout_s", "closed_linger_s",
+                     "rst_crossing_s"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or \
+                    not math.isfinite(value) or not 0 <= value <= MAX_SECONDS:
+                raise ValueError(f"{name} must be a number of seconds from 0 to "
+                                 f"{MAX_SECONDS:g}, not {value!r}")
+        for name, low in (("max_connections", 1), ("max_events_per_connection", 0),
+                          ("rst_min_window_bytes", 0)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ValueError(f"{name} must be an integer >= {low}, not {value!r}")
 
     @property
     def time_wait_ns(self) -> int:

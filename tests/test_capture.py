@@ -307,3 +307,32 @@ def test_timestamps_backwards_warn_once_and_count() -> None:
     assert diag.warnings[0].frame == 2
     assert diag.notes["timestamp_backwards"] == 2
     assert diag.first_ts_ns == T0 - 9000 and diag.last_ts_ns == T0 + 1000
+
+
+# --------------------------------------------------------------------------- issue 18.11
+@pytest.mark.parametrize("head", [b"\n\r\r\n", b"\n\r\r\n\x1c\x00\x00\x00",
+                                  b"\n\r\r\n" + b"\x00" * 40])
+def test_describe_refuses_a_cut_or_bad_section_header(head: bytes) -> None:
+    """describe() says what read_frames says of the same bytes: not a capture."""
+    with pytest.raises(CaptureError):
+        list(read_frames(head, Diagnostics()))
+    with pytest.raises(CaptureError):
+        describe(head)
+
+
+def test_pcapng_interfaces_capped(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Interface blocks beyond MAX_INTERFACES per section are counted and ignored (one
+    warning); packets of the kept interfaces are read, those naming dropped ones skipped."""
+    from tcptrace_py.capture import pcapng
+
+    monkeypatch.setattr(pcapng, "MAX_INTERFACES", 3)
+    frame = tcp_frame("10.0.0.1", "10.0.0.2", 1000, 80, 1, 0, SYN)
+    data = ng_shb() + b"".join(ng_idb() for _ in range(10)) + ng_epb(2, 5, frame) + \
+        ng_epb(7, 6, frame)
+    diag = Diagnostics()
+    frames = list(read_frames(data, diag))
+    assert len(frames) == 1
+    assert diag.notes["pcapng_interfaces_dropped"] == 7
+    assert diag.notes["pcapng_bad_interface"] == 1
+    capped = [w for w in diag.warnings if "interfaces in a section" in w.message]
+    assert len(capped) == 1 and "more than 3 interfaces" in capped[0].message

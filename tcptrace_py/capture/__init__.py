@@ -150,6 +150,6 @@ def describe(source: object, *, name: str | None = None) -> dict[str, Any]:
     if fmt == "pcap":
         info = {k: v for k, v in parse_header(head, display).items() if not k.startswith("_")}
     else:
-        info = describe_pcapng(head)
+        info = describe_pcapng(head, display)
     info["compression"] = opened.compression
     return info

@@ -59,6 +59,14 @@ EPB_INNER_LOOP = True
 it reads exactly what the general loop reads."""
 
 
+MAX_INTERFACES = 65536
+"""Interfaces kept per section. An IDB costs ~100 bytes, and nothing else bounds their number
+(a crafted file of a million IDBs took ~100 MB); the obsolete Packet Block's interface id is
+16 bits, and no capture tool writes more interfaces. Further IDBs are counted
+(``pcapng_interfaces_dropped``), warned about once, and packets naming them are skipped as
+naming an unknown interface."""
+
+
 def is_pcapng(head: bytes) -> bool:
     return head[:4] == SHB_MAGIC_BYTES
 
@@ -374,7 +382,14 @@ def _blocks(stream: Any, head: bytes, display: str, diag: Diagnostics, strict: b
                            offset=block_off, frame=frame_no + 1, strict=strict,
                            code="bad_block")
                     return
-                interfaces.append(_make_interface(buf[pos:pos + blen], order))
+                if len(interfaces) < MAX_INTERFACES:
+                    interfaces.append(_make_interface(buf[pos:pos + blen], order))
+                else:
+                    if not diag.notes["pcapng_interfaces_dropped"]:
+                        diag.warn(display, f"more than {MAX_INTERFACES} interfaces in a "
+                                  "section: further interface blocks ignored",
+                                  offset=block_off, frame=frame_no + 1, code="bad_block")
+                    diag.notes["pcapng_interfaces_dropped"] += 1
             elif btype == SHB:
                 if blen < 28:
                     msg = f"section header block too short ({blen})"
@@ -407,9 +422,19 @@ def _blocks(stream: Any, head: bytes, display: str, diag: Diagnostics, strict: b
             update_ts_range(diag, min_ts, last_ts)
 
 
-def describe_pcapng(head: bytes) -> dict[str, Any]:
-    """Byte order and interfaces of the first section, from the first bytes of the file."""
-    order = "<" if struct.unpack_from("<I", head, 8)[0] == BYTE_ORDER_MAGIC else ">"
+def describe_pcapng(head: bytes, display: str = "capture") -> dict[str, Any]:
+    """Byte order and interfaces of the first section, from the first bytes of the file.
+    A first section header the reader would refuse is a ``CaptureError`` here too."""
+    if len(head) < 28:
+        raise CaptureError(f"{display}: pcapng section header cut short ({len(head)} bytes), "
+                           "not a capture")
+    if struct.unpack_from("<I", head, 8)[0] == BYTE_ORDER_MAGIC:
+        order = "<"
+    elif struct.unpack_from(">I", head, 8)[0] == BYTE_ORDER_MAGIC:
+        order = ">"
+    else:
+        raise CaptureError(f"{display} (offset 0): section header block has a bad byte-order "
+                           "magic, not a pcapng file")
     info: dict[str, Any] = {"format": "pcapng",
                             "byte_order": "little" if order == "<" else "big",
                             "interfaces": []}

@@ -11,6 +11,7 @@ documented default; :func:`parameters` lists them for docs and the CLI. Settings
 
 from __future__ import annotations
 
+import math
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -74,8 +75,32 @@ def _known_key(key: str) -> str:
     raise ValueError(f"unknown detector parameter {key!r} (parameters of {det}: {names})")
 
 
+MAX_PARAM_VALUE = 1e9
+"""Largest value of a float detector parameter: thresholds in seconds become integer
+nanoseconds (an int64 holds 9.2e9 s), and no share, ratio or factor needs more."""
+
+
 def _coerce(key: str, value: Any) -> ParamValue:
-    """Convert ``value`` (str from the CLI, or a TOML value) to the default's type."""
+    """Convert ``value`` (str from the CLI, or a TOML value) to the default's type; a value
+    the detector cannot run with (negative, not finite, a ``max_*`` bound below 1) is a
+    ``ValueError`` like a wrong type."""
+    out = _convert(key, value)
+    if isinstance(out, bool) or isinstance(out, str):
+        return out
+    if isinstance(out, float):
+        if not (math.isfinite(out) and 0 <= out <= MAX_PARAM_VALUE):
+            raise ValueError(f"bad value {value!r} for detector parameter {key!r} (expected "
+                             f"a finite number from 0 to {MAX_PARAM_VALUE:g})")
+        return out
+    # An integer max_* bounds a table or list (0 would leave nothing to evict from).
+    low = 1 if key.rpartition(".")[2].startswith("max_") else 0
+    if out < low:
+        raise ValueError(f"bad value {value!r} for detector parameter {key!r} (expected an "
+                         f"integer >= {low})")
+    return out
+
+
+def _convert(key: str, value: Any) -> ParamValue:
     default = DEFAULTS[key]
     try:
         if isinstance(default, bool):
