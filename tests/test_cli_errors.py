@@ -139,6 +139,6 @@ def test_api_options_validated() -> None:
                {"attempt_timeout_s": 1e300}, {"max_connections": 0},
                {"closed_linger_s": -1.0}):
         with pytest.raises(ValueError):
-            Options(**kw)  # type: ignore[arg-type]
+            Options(**kw)
     with pytest.raises(ValueError, match="scan.max_tracked"):
         Engine(Options(detector_params={"scan.max_tracked": 0}))
