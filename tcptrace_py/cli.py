@@ -5,7 +5,9 @@ Exit codes (every command):
      unless ``--strict``);
   1  ``--fail-on SEVERITY`` and an anomaly at or above that severity was found;
   2  bad usage (unknown option or parameter, bad value) or unreadable input (missing file,
-     a directory, not a capture, damaged with ``--strict``).
+     a directory, not a capture, damaged with ``--strict``), or an output that cannot be
+     written (disk full, missing directory, closed standard output);
+  130  interrupted (SIGINT): the results of what was read are written, then exit.
 Results go to stdout (or ``-o``), diagnostics to stderr, never a traceback for bad input.
 
 Start-up matters (``tcptrace-py analyze x.pcap --format jsonl | jq`` on a tiny capture should
@@ -48,6 +50,8 @@ __all__ = ["EXIT_BAD_INPUT", "EXIT_FINDINGS", "EXIT_OK", "anomaly_dict", "main"]
 EXIT_OK = 0
 EXIT_FINDINGS = 1
 EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130
+"""Ctrl-C (SIGINT), as shells report a process killed by it (128 + 2)."""
 
 PROGRESS_MIN_BYTES = 32 * 1024 * 1024
 """Files smaller than this get no progress bar: they finish before a bar would be useful."""
@@ -60,7 +64,9 @@ Exit codes:
   0  success (a damaged capture, or frames of a link type no decoder reads, give
      warnings and results, unless --strict)
   1  --fail-on SEVERITY matched an anomaly
-  2  bad usage or unreadable input (missing file, directory, not a capture)
+  2  bad usage or unreadable input (missing file, directory, not a capture), or the
+     output cannot be written (one line naming it; an existing -o file is kept)
+  130  interrupted (Ctrl-C): what was read so far is written out
 """
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -88,6 +94,17 @@ class _LazyGroup(click.Group):
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(set(super().list_commands(ctx)) | set(self.lazy))
+
+    def invoke(self, ctx: click.Context) -> Any:
+        """Ctrl-C anywhere outside the analysis loop (start-up, writing, a second Ctrl-C)
+        ends with exit 130 and one line, not click's "Aborted!" and exit 1 (which
+        ``--fail-on`` uses)."""
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            with contextlib.suppress(Exception):
+                _err("interrupted")
+            sys.exit(EXIT_INTERRUPTED)
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name in self.lazy and cmd_name not in self.commands:
@@ -337,6 +354,8 @@ class Run:
     diag: Diagnostics = field(default_factory=Diagnostics)
     worst: int = -1
     """Highest severity rank among the anomalies shown (-1: none)."""
+    interrupted: bool = False
+    """Ctrl-C stopped the reading: results cover what was read; the command exits 130."""
 
     def found(self, cap: str | None, a: Anomaly, keep: bool,
               on_anomaly: Callable[[str | None, Anomaly], None] | None) -> None:
@@ -362,26 +381,38 @@ def _run(files: Sequence[str], options: Options, strict: bool, quiet: bool,
         engine = Engine(options)
         cap = path if run.multi else None
         recs: dict[int, dict[str, Any]] = {}
+
+        def take(result: FlowResult, cap: str | None = cap,
+                 recs: dict[int, dict[str, Any]] = recs) -> None:
+            rec = result.record
+            if filters.on_connections:
+                # Owners are only consulted by connection filters (anomaly_ok); keeping
+                # every record otherwise made streamed runs grow with connections.
+                recs[rec["flow_id"]] = rec
+            if not filters.flow_ok(rec):
+                return
+            if cap is not None:
+                rec = {"capture": cap, **rec}
+            for a in result.anomalies:
+                if filters.anomaly_ok(a, rec):
+                    run.found(cap, a, keep, on_anomaly)
+            if on_record is not None:
+                on_record(rec)
+            if keep:
+                run.records.append(rec)
+                run.results[(cap, rec["flow_id"])] = result
+
         try:
             for src in _with_progress(path, quiet):
                 for result in engine.run(src, name=path, strict=strict):
-                    rec = result.record
-                    if filters.on_connections:
-                        # Owners are only consulted by connection filters (anomaly_ok); keeping
-                        # every record otherwise made streamed runs grow with connections.
-                        recs[rec["flow_id"]] = rec
-                    if not filters.flow_ok(rec):
-                        continue
-                    if cap is not None:
-                        rec = {"capture": cap, **rec}
-                    for a in result.anomalies:
-                        if filters.anomaly_ok(a, rec):
-                            run.found(cap, a, keep, on_anomaly)
-                    if on_record is not None:
-                        on_record(rec)
-                    if keep:
-                        run.records.append(rec)
-                        run.results[(cap, rec["flow_id"])] = result
+                    take(result)
+        except KeyboardInterrupt:
+            # Ctrl-C: what was read is reported (the live connections as at a cut capture,
+            # capture-wide findings), written out, and the command exits 130; later files
+            # are not read. A second Ctrl-C ends at once (exit 130, see _LazyGroup.invoke).
+            run.interrupted = True
+            for result in engine.finish_early(name=path):
+                take(result)
         except CaptureError as exc:
             _report_diag(engine.diag, quiet)
             _fail(str(exc))
@@ -395,6 +426,9 @@ def _run(files: Sequence[str], options: Options, strict: bool, quiet: bool,
                 run.found(cap, a, keep, on_anomaly)
         _report_diag(engine.diag, quiet)
         run.diag.merge(engine.diag)
+        if run.interrupted:
+            _err(f"interrupted: results cover the frames of {path} read so far")
+            break
     return run
 
 
@@ -464,6 +498,8 @@ def _writing(out: OutputFile) -> Iterator[None]:
 
 
 def _exit_for(run: Run, fail_on: str | None) -> None:
+    if run.interrupted:
+        sys.exit(EXIT_INTERRUPTED)
     if fail_on is not None and run.worst >= SEVERITY_RANK[fail_on]:
         sys.exit(EXIT_FINDINGS)
 
@@ -799,6 +835,7 @@ def summary(files: tuple[str, ...], fmt: str, max_connections: int | None, confi
             target.stream.write(dumps(s) + "\n")
         else:
             _print_summary(_console(target.stream), s)
+    _exit_for(run, None)
 
 
 # --------------------------------------------------------------------------- flow

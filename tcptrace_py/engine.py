@@ -119,7 +119,17 @@ class Engine:
                 finished.clear()
         if icmp:
             self._icmp(icmp)
-        end_ns = max(last_ts, diag.last_ts_ns or 0)
+        yield from self._finish(max(last_ts, diag.last_ts_ns or 0), name)
+
+    def finish_early(self, name: str | None = None) -> Iterator[FlowResult]:
+        """After :meth:`run` stopped before the end of its input (Ctrl-C, a reader that gave
+        up): the connections still live, as at the end of a capture cut where reading
+        stopped, then the capture-wide findings in :attr:`summary`, so that what was read is
+        reported. Yields nothing twice: a connection already yielded has left the table."""
+        yield from self._finish(self.diag.last_ts_ns or 0, name)
+
+    def _finish(self, end_ns: int, name: str | None) -> Iterator[FlowResult]:
+        diag = self.diag
         for conn in self.table.drain(end_ns):
             yield self._result(conn)
         table = self.table
