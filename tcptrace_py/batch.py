@@ -33,12 +33,15 @@ at use, never by the core.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import glob
 import hashlib
 import importlib
 import json
 import multiprocessing as mp
 import os
+import re
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -63,6 +66,17 @@ MANIFEST_NAME = "_manifest.jsonl"
 CAPTURES_NAME = "captures.parquet"
 TMP_DIR_NAME = ".tmp"
 PART_NAME = "part.parquet"
+LOCK_NAME = ".tcptrace-py.lock"
+"""Held (``flock``) by the one batch writing a dataset directory; holds its pid."""
+TMP_PREFIX = "tcptrace-py-"
+"""Our temporary files in ``DIR/.tmp`` are ``tcptrace-py-<pid>-<random>.tmp``: the start-up
+clean-up deletes only those (never another program's files in a ``.tmp`` it happens to
+share), and only under the lock, when none can belong to a live run."""
+
+
+class DatasetDirError(FileExistsError):
+    """The output directory cannot be used: a foreign non-empty directory, or another batch
+    holds its lock. One line; the CLI exits 2."""
 
 STATUS_OK = "ok"
 STATUS_FAILED = "failed"
@@ -104,27 +118,115 @@ def _named_like_capture(name: str) -> bool:
     return any(low.endswith(s + c) for s in CAPTURE_SUFFIXES for c in COMPRESSION_SUFFIXES)
 
 
-def discover(inputs: Iterable[str | Path]) -> list[str]:
+def _glob_regex(pattern: str) -> re.Pattern[str]:
+    """A glob pattern as a regex over whole paths: ``*``, ``?`` and ``[...]`` stay inside one
+    path component, ``**`` as a component matches zero or more directories (as
+    ``glob(recursive=True)``)."""
+    out: list[str] = []
+    parts = pattern.split("/")
+    for i, part in enumerate(parts):
+        last = i == len(parts) - 1
+        if part == "**":
+            out.append(".*" if last else "(?:[^/]*/)*")
+            continue
+        j = 0
+        while j < len(part):
+            c = part[j]
+            if c == "*":
+                out.append("[^/]*")
+            elif c == "?":
+                out.append("[^/]")
+            elif c == "[" and (k := part.find("]", j + 2)) > 0:
+                body = part[j + 1:k]
+                if body.startswith("!"):
+                    body = "^" + body[1:]
+                out.append("[" + body.replace("\\", "\\\\") + "]")
+                j = k
+            else:
+                out.append(re.escape(c))
+            j += 1
+        if not last:
+            out.append("/")
+    return re.compile("".join(out) + r"\Z", re.DOTALL)
+
+
+def _walk(top: str, warn: Callable[[str], None]) -> Iterator[tuple[str, list[str], list[str]]]:
+    """``os.walk`` following directory symlinks, but never into a directory already seen
+    (by device and inode): a ``self -> .`` link or two links pointing at each other cannot
+    loop. Hidden directories are skipped; one that cannot be read is a warning."""
+    seen: set[tuple[int, int]] = set()
+
+    def onerror(exc: OSError) -> None:
+        warn(f"{safe_name(exc.filename or top)}: cannot read ({exc.strerror or exc})")
+
+    for root, dirs, files in os.walk(top, followlinks=True, onerror=onerror):
+        try:
+            st = os.stat(root)
+        except OSError:
+            dirs[:] = []
+            continue
+        ident = (st.st_dev, st.st_ino)
+        if ident in seen:
+            dirs[:] = []
+            continue
+        seen.add(ident)
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        yield root, dirs, files
+
+
+def _expand(pattern: str, warn: Callable[[str], None]) -> list[str]:
+    """Paths matching a glob pattern. Without ``**`` this is :func:`glob.glob`; with it, a
+    walk from the pattern's fixed leading directories that cannot follow a symlink loop
+    (``glob`` follows them: one ``self -> .`` link made it list a capture 41 times, two made
+    it run forever)."""
+    if "**" not in pattern:
+        return sorted(glob.glob(pattern))
+    parts = pattern.split("/")
+    fixed = []
+    for part in parts:
+        if glob.has_magic(part):
+            break
+        fixed.append(part)
+    absolute = pattern.startswith("/")
+    top = "/".join(fixed) or ("/" if absolute else ".")
+    regex = _glob_regex(os.path.normpath(pattern))
+    found = []
+    for root, dirs, files in _walk(top, warn):
+        for name in dirs + files:
+            if name.startswith("."):
+                continue
+            full = os.path.join(root, name)
+            if regex.match(os.path.normpath(full) if absolute else os.path.relpath(full)):
+                found.append(full)
+    return sorted(found)
+
+
+def discover(inputs: Iterable[str | Path],
+             warn: Callable[[str], None] | None = None) -> list[str]:
     """Capture paths (absolute, sorted, unique) for files, directories and glob patterns.
 
     Explicit files are always taken (a broken one is then reported as failed). A name that
     matches nothing raises :class:`FileNotFoundError` (bad usage, not a failed capture).
+    A file reached twice (symlinks, overlapping inputs) is taken once, under its own path
+    when that was reached, else the first in sorted order; directory symlinks are followed
+    but never into a loop; directories that cannot be read are passed to ``warn`` (default:
+    ignored).
     """
+    warn_ = warn if warn is not None else (lambda _msg: None)
     found: set[str] = set()
     for item in inputs:
         text = os.fspath(item)
         if os.path.exists(text):
             candidates = [text]
         elif glob.has_magic(text):
-            candidates = sorted(glob.glob(text, recursive=True))
+            candidates = _expand(text, warn_)
             if not candidates:
                 raise FileNotFoundError(f"{text}: no file matches this pattern")
         else:
             raise FileNotFoundError(f"{text}: no such file or directory")
         for cand in candidates:
             if os.path.isdir(cand):
-                for root, dirs, files in os.walk(cand):
-                    dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+                for root, _dirs, files in _walk(cand, warn_):
                     for name in files:
                         full = os.path.join(root, name)
                         if os.path.isfile(full) and (_named_like_capture(name)
@@ -132,7 +234,13 @@ def discover(inputs: Iterable[str | Path]) -> list[str]:
                             found.add(os.path.abspath(full))
             else:
                 found.add(os.path.abspath(cand))
-    return sorted(found)
+    by_real: dict[str, str] = {}
+    for path in sorted(found):
+        real = os.path.realpath(path)
+        kept = by_real.get(real)
+        if kept is None or (path == real and kept != real):
+            by_real[real] = path  # the file's own path wins over a link's
+    return sorted(by_real.values())
 
 
 def capture_id(path: str) -> str:
@@ -223,13 +331,29 @@ def _write_atomic(table: pa.Table, final: str, tmp_dir: str) -> None:
     import pyarrow.parquet as pq
 
     os.makedirs(os.path.dirname(final), exist_ok=True)
-    tmp = os.path.join(tmp_dir, f"{uuid.uuid4().hex}.parquet")
+    tmp = _tmp_path(tmp_dir)
     try:
         pq.write_table(table, tmp)
         os.replace(tmp, final)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def _tmp_path(tmp_dir: str) -> str:
+    return os.path.join(tmp_dir, f"{TMP_PREFIX}{os.getpid()}-{uuid.uuid4().hex}.tmp")
+
+
+def safe_name(path: str) -> str:
+    """A path as stored in the dataset (manifest, ``path`` and ``capture`` columns, error
+    text): bytes that are not UTF-8 (which ``os`` decodes to lone surrogates) become
+    ``\\xNN`` escapes, since Arrow and JSON consumers cannot store lone surrogates. The same
+    for every name that is valid UTF-8."""
+    try:
+        raw = path.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        return path.encode("utf-8", "backslashreplace").decode("utf-8")
+    return raw.decode("utf-8", "backslashreplace")
 
 
 def _stat(path: str) -> tuple[int, int]:
@@ -242,7 +366,7 @@ def _stat(path: str) -> tuple[int, int]:
 
 def base_row(path: str) -> dict[str, Any]:
     size, mtime_ns = _stat(path)
-    return {"path": path, "capture_id": capture_id(path), "size_bytes": size,
+    return {"path": safe_name(path), "capture_id": capture_id(path), "size_bytes": size,
             "mtime_ns": mtime_ns, "frames": 0, "tcp_segments": 0, "connections": 0,
             "anomalies": 0, "events": 0, "warnings": 0, "first_warning": None,
             "status": STATUS_FAILED,
@@ -264,6 +388,7 @@ def analyze_capture(task: CaptureTask) -> dict[str, Any]:
     cid = row["capture_id"]
     engine = Engine(task.options)
     parts = _PartWriter(task.out_dir, cid)
+    name = row["path"]
     try:
         if task.before_capture is not None:
             task.before_capture(task.path)
@@ -272,14 +397,14 @@ def analyze_capture(task: CaptureTask) -> dict[str, Any]:
             for result in engine.run(task.path, name=task.path, strict=task.strict):
                 chunk.append(result)
                 if len(chunk) >= FLUSH_FLOWS:
-                    parts.write(capture_frames(task.path, chunk, []))
+                    parts.write(capture_frames(name, chunk, []))
                     chunk.clear()
-        parts.write(capture_frames(task.path, chunk, engine.summary.anomalies))
+        parts.write(capture_frames(name, chunk, engine.summary.anomalies))
         parts.commit()
     except CaptureError as exc:
-        row["error"] = str(exc)
+        row["error"] = safe_name(str(exc))
     except Exception as exc:  # noqa: BLE001 - one bad capture must not stop the batch
-        row["error"] = f"{type(exc).__name__}: {exc}"
+        row["error"] = safe_name(f"{type(exc).__name__}: {exc}")
     else:
         row["status"] = STATUS_OK
     finally:
@@ -289,7 +414,7 @@ def analyze_capture(task: CaptureTask) -> dict[str, Any]:
                connections=engine.summary.connections,
                anomalies=parts.rows["anomalies"], events=parts.rows["events"],
                warnings=len(diag.warnings) + diag.warnings_dropped,
-               first_warning=str(diag.warnings[0]) if diag.warnings else None,
+               first_warning=safe_name(str(diag.warnings[0])) if diag.warnings else None,
                elapsed_s=round(time.perf_counter() - start_s, 6),
                cpu_s=round(time.process_time() - start_cpu_s, 6))
     return row
@@ -335,7 +460,7 @@ class _PartWriter:
             writer = self.writers.get(name)
             if writer is None:
                 os.makedirs(self.tmp_dir, exist_ok=True)
-                self.tmp[name] = os.path.join(self.tmp_dir, f"{uuid.uuid4().hex}.parquet")
+                self.tmp[name] = _tmp_path(self.tmp_dir)
                 writer = self.writers[name] = pq.ParquetWriter(self.tmp[name], table.schema)
             elif not table.num_rows:
                 continue
@@ -392,10 +517,24 @@ class Manifest:
     def __init__(self, out_dir: str) -> None:
         self.path = os.path.join(out_dir, MANIFEST_NAME)
         self.rows = read_manifest(out_dir)
+        torn = False
+        with contextlib.suppress(OSError), open(self.path, "rb") as f:
+            if f.seek(0, os.SEEK_END):
+                f.seek(-1, os.SEEK_END)
+                torn = f.read(1) != b"\n"
         self._f = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
+        if torn:
+            # A parent killed mid-write left half a line: end it, or the next row would be
+            # glued to it and lost with it.
+            self._f.write("\n")
+            self._f.flush()
+
+    def row(self, path: str) -> dict[str, Any] | None:
+        """The latest row of a capture path (as found on disk, not yet made safe)."""
+        return self.rows.get(safe_name(path))
 
     def is_done(self, path: str) -> bool:
-        row = self.rows.get(path)
+        row = self.row(path)
         if row is None:
             return False
         size, mtime_ns = _stat(path)
@@ -438,14 +577,47 @@ def _drop_partitions(out_dir: str, cid: str) -> None:
 
 
 def _clean_tmp(out_dir: str) -> None:
-    """Delete temp files left by a killed run (their capture is not in the manifest)."""
+    """Delete our temp files left by a killed run (their capture is not in the manifest).
+    Called under the lock: no live run of ours owns one. Other files are left alone."""
     tmp_dir = os.path.join(out_dir, TMP_DIR_NAME)
     if os.path.isdir(tmp_dir):
         for name in os.listdir(tmp_dir):
-            try:
-                os.unlink(os.path.join(tmp_dir, name))
-            except OSError:
-                pass
+            if name.startswith(TMP_PREFIX) and name.endswith(".tmp"):
+                with contextlib.suppress(OSError):
+                    os.unlink(os.path.join(tmp_dir, name))
+
+
+def _check_dataset_dir(out: str) -> None:
+    """Refuse a directory that holds files but no dataset of ours (``-o .`` in a project):
+    a batch writes and deletes in what it owns only."""
+    try:
+        entries = os.listdir(out)
+    except FileNotFoundError:
+        return
+    ours = (MANIFEST_NAME, CAPTURES_NAME, LOCK_NAME)
+    if entries and not any(name in entries for name in ours):
+        raise DatasetDirError(f"{safe_name(out)}: not empty and not a tcptrace-py dataset "
+                              f"(no {MANIFEST_NAME}); use a new or empty directory")
+
+
+@contextlib.contextmanager
+def _dataset_lock(out: str) -> Iterator[None]:
+    """Hold ``DIR/.tcptrace-py.lock`` for the whole batch; a second batch on the same
+    directory refuses at once (one line) instead of deleting the first one's files."""
+    path = os.path.join(out, LOCK_NAME)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "?"
+            raise DatasetDirError(f"{safe_name(out)}: another batch (pid {holder}) is "
+                                  "writing this dataset; wait for it to finish") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode("ascii"), 0)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 # --------------------------------------------------------------------------- executors
@@ -584,17 +756,31 @@ def run_batch(inputs: Iterable[str | Path], out_dir: str | Path, *, jobs: int | 
               strict: bool = False,
               on_start: Callable[[int, int], None] | None = None,
               on_done: Callable[[dict[str, Any]], None] | None = None,
-              before_capture: BeforeCapture | None = None) -> BatchSummary:
+              before_capture: BeforeCapture | None = None,
+              on_warning: Callable[[str], None] | None = None) -> BatchSummary:
     """Analyse every capture found in ``inputs`` into the dataset at ``out_dir``.
 
-    ``on_start(todo, skipped)`` and ``on_done(row)`` let a front end show progress.
-    Raises FileNotFoundError/NotADirectoryError for bad inputs (usage errors).
+    ``on_start(todo, skipped)`` and ``on_done(row)`` let a front end show progress;
+    ``on_warning(message)`` hears of input directories that cannot be read.
+    Raises FileNotFoundError/NotADirectoryError for bad inputs, :class:`DatasetDirError`
+    for an output directory that is foreign or in use (usage errors).
     """
-    paths = discover(inputs)
+    paths = discover(inputs, on_warning)
     out = os.path.abspath(out_dir)
     if os.path.exists(out) and not os.path.isdir(out):
         raise NotADirectoryError(f"{out}: output exists and is not a directory")
+    _check_dataset_dir(out)
     os.makedirs(out, exist_ok=True)
+    with _dataset_lock(out):
+        return _run_locked(paths, out, jobs, scheduler, force, options, strict, on_start,
+                           on_done, before_capture)
+
+
+def _run_locked(paths: list[str], out: str, jobs: int | None, scheduler: Any, force: bool,
+                options: Options | None, strict: bool,
+                on_start: Callable[[int, int], None] | None,
+                on_done: Callable[[dict[str, Any]], None] | None,
+                before_capture: BeforeCapture | None) -> BatchSummary:
     _clean_tmp(out)
     opts = options or Options()
     manifest = Manifest(out)
@@ -617,8 +803,8 @@ def run_batch(inputs: Iterable[str | Path], out_dir: str | Path, *, jobs: int | 
     finally:
         manifest.close()
         write_captures_table(out, manifest.rows.values())
-    return BatchSummary(out, [manifest.rows[p] for p in paths if p in manifest.rows], todo,
-                        skipped)
+    selected = [manifest.row(p) for p in paths]
+    return BatchSummary(out, [r for r in selected if r is not None], todo, skipped)
 
 
 # --------------------------------------------------------------------------- reading back

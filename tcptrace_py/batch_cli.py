@@ -17,7 +17,7 @@ from typing import Any
 
 import click
 
-from tcptrace_py.batch import STATUS_OK, BatchSummary, run_batch
+from tcptrace_py.batch import STATUS_OK, BatchSummary, run_batch, safe_name
 from tcptrace_py.options import Options
 
 EXIT_OK = 0
@@ -112,8 +112,9 @@ def batch(inputs: tuple[str, ...], out_dir: str, jobs: int | None, scheduler: st
     try:
         summary = run_batch(inputs, out_dir, jobs=jobs, scheduler=scheduler, force=force,
                             options=Options(), strict=strict, on_start=progress.start,
-                            on_done=progress.done)
-    except (FileNotFoundError, NotADirectoryError) as exc:
+                            on_done=progress.done,
+                            on_warning=None if quiet else lambda m: _err(f"warning: {m}"))
+    except (FileNotFoundError, NotADirectoryError, FileExistsError) as exc:
         _err(str(exc))
         sys.exit(EXIT_USAGE)
     except KeyboardInterrupt:
@@ -130,7 +131,7 @@ def batch(inputs: tuple[str, ...], out_dir: str, jobs: int | None, scheduler: st
         sys.exit(EXIT_USAGE)
     failed = summary.failed
     if progress.enabled:  # the bar did not print them one by one
-        analysed = set(summary.analysed)
+        analysed = {safe_name(p) for p in summary.analysed}
         for row in failed:
             if row["path"] in analysed:
                 _err(f"failed: {row['error']}")

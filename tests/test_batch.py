@@ -27,6 +27,7 @@ from tcptrace_py.batch import (
     CAPTURES_NAME,
     MANIFEST_NAME,
     TMP_DIR_NAME,
+    TMP_PREFIX,
     analyze_many,
     capture_id,
     discover,
@@ -206,17 +207,21 @@ def test_rerun_does_no_work_and_resumes(mixed_dir: Path, tmp_path: Path) -> None
         seen.append(row["path"])
         raise KeyboardInterrupt
 
-    (out / TMP_DIR_NAME).mkdir(parents=True)
-    (out / TMP_DIR_NAME / "stale.parquet").write_bytes(b"half written by a killed run")
     with pytest.raises(KeyboardInterrupt):
         run_batch([mixed_dir], out, jobs=2, on_done=stop_after_first)
     assert list(read_manifest(str(out))) == seen
     assert read_table(out, "captures")["path"].tolist() == seen  # written even when stopped
 
+    # What a killed run leaves: one of our temp files (deleted at the next start) beside a
+    # file that is not ours (kept: the batch deletes only what it made).
+    stale = out / TMP_DIR_NAME / f"{TMP_PREFIX}4242-0123456789abcdef.tmp"
+    stale.write_bytes(b"half written by a killed run")
+    foreign = out / TMP_DIR_NAME / "stale.parquet"
+    foreign.write_bytes(b"someone else's")
     total = len(discover([mixed_dir]))
     resumed = run_batch([mixed_dir], out, jobs=2)
     assert len(resumed.analysed) == total - 1 and resumed.skipped == seen
-    assert not (out / TMP_DIR_NAME / "stale.parquet").exists()
+    assert not stale.exists() and foreign.exists()
 
     parts = sorted(out.glob("*/capture_id=*/part.parquet"))
     mtimes = [p.stat().st_mtime_ns for p in parts]
