@@ -96,7 +96,7 @@ def test_name_not_utf8_stored_escaped(inputs: Path, tmp_path: Path) -> None:
     """A capture whose file name is not valid UTF-8 is analysed, stored with the bad bytes
     escaped, and the dataset stays readable and resumable."""
     bad = os.path.join(os.fsencode(inputs), b"caf\xe9-\xff.pcap")
-    shutil.copy(SAMPLES / "half_close.pcap", bad)
+    shutil.copy(os.fsencode(SAMPLES / "half_close.pcap"), bad)
     out = tmp_path / "out"
     summary = run_batch([inputs], out, jobs=1)
     assert len(summary.captures) == 3 and not summary.failed
