@@ -18,6 +18,7 @@ from typing import Any
 import click
 
 from tcptrace_py.batch import STATUS_OK, BatchSummary, run_batch, safe_name
+from tcptrace_py.export import printable
 from tcptrace_py.options import Options
 
 EXIT_OK = 0
@@ -27,7 +28,7 @@ EXIT_INTERRUPTED = 130  # 128 + SIGINT, the shell convention
 
 
 def _err(msg: str) -> None:
-    click.echo(f"tcptrace-py batch: {msg}", err=True)
+    click.echo(f"tcptrace-py batch: {printable(msg)}", err=True)
 
 
 class _Progress:

@@ -40,6 +40,7 @@ from tcptrace_py.export import (
     anomaly_dict,
     capture_summary,
     dumps,
+    printable,
 )
 from tcptrace_py.gcpolicy import ANALYSIS_THRESHOLDS
 from tcptrace_py.options import Options
@@ -77,7 +78,7 @@ screen of failures is what a reader wants first (files get every row)."""
 
 
 def _err(msg: str) -> None:
-    click.echo(f"tcptrace-py: {msg}", err=True)
+    click.echo(f"tcptrace-py: {printable(msg)}", err=True)
 
 
 def _fail(msg: str) -> None:
@@ -617,10 +618,11 @@ def _endpoint(ip: str, port: int) -> str:
 
 def escape(text: str) -> str:
     """Text for a rich table cell or line: brackets (IPv6 endpoints, file names) would
-    otherwise be read as markup and vanish."""
+    otherwise be read as markup and vanish, and control characters (a file name's escape
+    sequences) would reach the terminal: rich escapes markup, not those."""
     from rich.markup import escape as rich_escape
 
-    return rich_escape(text)
+    return rich_escape(printable(text, keep="\n"))
 
 
 def _console(out: IO[str]) -> Any:
@@ -660,7 +662,7 @@ def _print_flows(run: Run, records: list[dict[str, Any]], omitted: int, out: IO[
                 notes.append("\n")
             notes.append(f"{a.severity} {a.code}", style=f"bold {_SEVERITY_STYLE[a.severity]}"
                          if a.severity in _SEVERITY_STYLE else "bold")
-            notes.append(f": {a.summary} (frames {a.first_frame}-{a.last_frame})")
+            notes.append(f": {printable(a.summary)} (frames {a.first_frame}-{a.last_frame})")
         row: list[Any] = [
             str(r["flow_id"]), escape(_endpoint(r["client_ip"], r["client_port"])),
             escape(_endpoint(r["server_ip"], r["server_port"])), r["open"], r["close"],

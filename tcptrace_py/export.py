@@ -85,9 +85,55 @@ def write_flows(records: Sequence[Mapping[str, Any]], fmt: str, out: IO[str] | N
         raise ValueError(f"format {fmt!r} cannot be written to a file")
 
 
+CSV_FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+"""A text cell starting with one of these is read as a formula by spreadsheets (OWASP "CSV
+Injection"): a capture named ``=cmd|calc.pcap`` would run a command when the CSV is opened.
+Such cells get a leading ``'`` (OWASP's escape; spreadsheets then show the text)."""
+
+
+def printable(text: str, keep: str = "") -> str:
+    """``text`` for a terminal: control characters (and lone surrogates from undecodable file
+    names) as Python escapes (``\\x1b``), so a hostile file name cannot move the cursor,
+    recolour or retitle the terminal through a warning, an error or a table cell. Characters
+    in ``keep`` (e.g. a newline between lines of one cell) pass through."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() or c in keep else ascii(c)[1:-1] for c in text)
+
+
+def csv_safe_text(value: object) -> object:
+    """``value`` with OWASP's CSV-injection escape when it is text starting like a formula."""
+    if isinstance(value, str) and value.startswith(CSV_FORMULA_PREFIXES):
+        return "'" + value
+    return value
+
+
+def _csv_safe(df: Any) -> Any:
+    """The frame with every text cell (object, string and categorical columns) escaped by
+    :func:`csv_safe_text`; numbers (a negative value is not a formula) are left alone."""
+    import pandas as pd
+
+    out = None
+    for col in df.columns:
+        series = df[col]
+        if isinstance(series.dtype, pd.CategoricalDtype):
+            cats = series.cat.categories
+            if any(isinstance(c, str) and c.startswith(CSV_FORMULA_PREFIXES) for c in cats):
+                if out is None:
+                    out = df.copy()
+                out[col] = series.cat.rename_categories([csv_safe_text(c) for c in cats])
+        elif series.dtype == object or isinstance(series.dtype, pd.StringDtype):
+            if any(isinstance(v, str) and v.startswith(CSV_FORMULA_PREFIXES)
+                   for v in series):
+                if out is None:
+                    out = df.copy()
+                out[col] = series.map(csv_safe_text)
+    return df if out is None else out
+
+
 def _write_frame(df: Any, fmt: str, out: IO[str] | None, path: str | None) -> None:
     if fmt == "csv":
-        df.to_csv(out if out is not None else path, index=False)
+        _csv_safe(df).to_csv(out if out is not None else path, index=False)
     else:
         if path is None:
             raise ValueError("parquet needs an output path (-o FILE)")
