@@ -982,6 +982,8 @@ cpdef long long steady_segment(object conn_obj, Segment seg) except? -2:
         if sorder is None:
             sorder = snd.order = _deque()
         sorder.append(new)
+        if len(sorder) > an.options.max_unacked_segments:
+            an._forget_oldest(snd)  # SequenceAnalyzer.on_segment's in-order branch (cap)
         if not snd.iw_done:
             st.iw_bytes += plen
             st.iw_pkts += 1

@@ -308,3 +308,44 @@ def test_one_sided_memory_flat_in_segments(tmp_path: Path) -> None:
         assert peaks[n]["dropped"] > 0
     growth = peaks[ONE_SIDED_LARGE]["peak_mb"] - peaks[ONE_SIDED_SMALL]["peak_mb"]
     assert growth < ONE_SIDED_GROWTH_BOUND_MB, peaks
+
+
+def _cap_dump(path: str, fast: bool) -> str:
+    """Every output of ``path`` with a 64-segment unacknowledged cap, as comparable text."""
+    opts = Options(fast_path=fast, keep_packets=True,
+                   analysis=AnalysisOptions(max_unacked_segments=64))
+    engine = Engine(opts)
+    out: list[Any] = [(r.record, r.anomalies, r.events, r.packets)
+                      for r in engine.run(path)]
+    return repr([*out, engine.summary.anomalies, engine.summary.tracking_dropped])
+
+
+def test_unacked_cap_same_on_every_path(tmp_path: Path) -> None:
+    """The cap also applies on the steady path (fastpath.steady_segment and its compiled
+    twin): a two-sided connection whose receiver keeps acknowledging only the first segment
+    gives the same results with the fast path on or off, in this process's engine and in
+    the pure-Python reference (TCPTRACE_PY_PURE=1, in a subprocess)."""
+    c, s = "10.0.0.1", "10.0.0.2"
+    t = 1_700_000_000 * 10**9
+    frames = [(t, tcp_frame(c, s, 40000, 80, 100, 0, 0x02)),
+              (t + 1000, tcp_frame(s, c, 80, 40000, 900, 101, 0x12)),
+              (t + 2000, tcp_frame(c, s, 40000, 80, 101, 901, 0x10))]
+    for k in range(400):
+        t += 10_000
+        frames.append((t, tcp_frame(c, s, 40000, 80, 101 + 100 * k, 901, 0x10,
+                                    payload=b"d" * 100)))
+        if k % 50 == 49:  # the receiver acknowledges the first segment only, again
+            frames.append((t + 1, tcp_frame(s, c, 80, 40000, 901, 201, 0x10)))
+    path = tmp_path / "stuck.pcap"
+    path.write_bytes(pcap_bytes(frames))
+    here = [_cap_dump(str(path), True), _cap_dump(str(path), False)]
+    env = {**os.environ, "PYTHONPATH": str(REPO), "TCPTRACE_PY_PURE": "1"}
+    code = ("import sys; sys.path.insert(0, 'tests'); from test_one_sided import _cap_dump; "
+            "print(_cap_dump(sys.argv[1], True)); print(_cap_dump(sys.argv[1], False))")
+    pure = subprocess.run([sys.executable, "-c", code, str(path)], cwd=REPO, env=env,
+                          capture_output=True, text=True, check=True,
+                          timeout=300).stdout.splitlines()
+    assert here[0] == here[1] == pure[0] == pure[1]
+    (res,) = list(Engine(Options(analysis=AnalysisOptions(max_unacked_segments=64)))
+                  .run(str(path)))
+    assert res.record["evidence_dropped"] > 300
