@@ -634,6 +634,12 @@ class SequenceAnalyzer:
             st.fin_pkts += 1
             frec = snd.fin_rec
             if frec is None:
+                if not plen and end > snd.snd_nxt:
+                    # A bare FIN beyond SND.NXT: the data before it was never captured (rule
+                    # 3; tcptrace, tshark and Zeek count the gap as missed bytes too).
+                    mask |= _LOST_SEGMENT
+                    st.lost_segments += 1
+                    st.missed_bytes += end - snd.snd_nxt
                 frec = SentSegment(end, end + 1, seg.frame, ts, "fin")
                 snd.fin_rec = frec
                 snd.fin_rel = end
@@ -681,7 +687,10 @@ class SequenceAnalyzer:
             interval = ts - rec.last_ts_ns
             first_resend = rec.tx == 1
         o = self.options
-        spurious = end <= snd.snd_una and kind != "syn" and kind != "synack"
+        # A FIN re-send is needless only once the FIN itself (its sequence number + 1) was
+        # acknowledged: data acknowledged up to the FIN does not make it spurious.
+        spurious = (end + (1 if seg.flags & FIN else 0) <= snd.snd_una
+                    and kind != "syn" and kind != "synack")
         if kind in ("syn", "synack"):
             trigger = "rto"
         elif (rcv.dupacks >= self._thresh or snd.sack_high > rel
