@@ -69,7 +69,7 @@ def test_miss_end_data_counts_the_gap_before_the_fin(fast_path: bool) -> None:
 
 @pytest.mark.parametrize("fast_path", [True, False])
 def test_bare_fin_beyond_snd_nxt_is_a_gap_and_one_at_snd_nxt_is_not(fast_path: bool) -> None:
-    base = [
+    base: list[tuple[float, bytes]] = [
         (0, cli(1000, 0, SYN)),
         (10, srv(5000, 1001, SYN | ACK)),
         (20, cli(1001, 5001, ACK)),
