@@ -12,7 +12,9 @@ Theory of operation
    segment overlapping it is a retransmission (its bytes are the overlap); a start beyond
    SND.NXT means a segment was not captured (a hole). New bytes filling a hole are out of
    order when they are the delayed original (reordering: the hole is no loss), and a
-   retransmission when they were sent after the segment that opened it (``_fill_is_original``).
+   retransmission when they were sent after the segment that opened it
+   (``_fill_is_original``). A bare FIN beyond SND.NXT reveals a hole too (the bytes before
+   the FIN count as missed).
 4. Probes are not data: a 0-byte segment at SND.UNA - 1 into a zero window (Linux) or 1 byte
    at SND.NXT into a zero window is a zero-window probe; 0/1 byte at SND.NXT - 1 with nothing
    outstanding is a keep-alive. Neither is a retransmission nor goes into the range set.
