@@ -303,11 +303,16 @@ class Connection:
             snd_max = snd.snd_max
             d = (seg.seq + seg.payload_len - snd_max) & _MASK
             if snd_max >= 0 and (d == 0 or d >= _HALF):
+                # The analyzer's sender state, read as fastpath.py does (same package).
                 last_ack = (self.analyzer._c if from_client else self.analyzer._s).last_ack_raw
                 a = (seg.ack - last_ack) & _MASK
                 if not flags & ACK or last_ack < 0 or a == 0 or a >= _HALF:
+                    an = self.analyzer
+                    rtt = (an.client if from_client else an.server).rtt
                     found = original_of(seg, recent, self.options.duplicate_weak_max_interval_ns,
-                                        self.loss_signal_ns[1 - side])
+                                        self.loss_signal_ns[1 - side],
+                                        (an._s if from_client else an._c).last_ts_ns,
+                                        rtt.min if rtt.count else -1)
                     if found is not None:
                         return self._on_duplicate(seg, found[0], found[1], side, from_client)
             recent[self.packets[side] % self._dup_n] = seg

@@ -21,10 +21,13 @@ RTT, the state machine, findings) would read a healthy connection as a failing o
    0): the whole TCP header and payload must agree, which the window and the checksum (it
    covers the payload and the options) stand for, its TTL must be the original's or a hop or
    two lower (:data:`MAX_HOPS_BETWEEN_COPIES`), and it must come within
-   :attr:`~tcptrace_py.options.Options.duplicate_weak_max_interval_s` with no duplicate ACK or
-   SACK from the peer in between. An identical re-send needs a timer (Linux: >= 2 SRTT for a
-   tail-loss probe, >= 200 ms for an RTO, 1 s for a SYN) or a peer's loss signal (fast
-   retransmit, RACK); both are excluded.
+   :attr:`~tcptrace_py.options.Options.duplicate_weak_max_interval_s`, and nothing that could
+   have made the sender send it again may lie between: an identical data or FIN segment is
+   re-sent by a timer (Linux: >= 2 SRTT for a tail-loss probe, so the copy must come within
+   :data:`TIMER_MIN_RTTS` times the smallest RTT sample of the sender's data; >= 200 ms for an
+   RTO) or for the peer's duplicate ACK or SACK (fast retransmit, RACK: none may come between);
+   a SYN or SYN-ACK by the SYN timer (>= 1 s); a pure ACK or RST only in answer to a peer
+   segment (none may come between).
 4. What is remembered is bounded: the last
    :attr:`~tcptrace_py.options.Options.duplicate_memory_segments` segments of each direction
    (the segments themselves, no copy), so a copy is recognised in order or after a few later
@@ -41,7 +44,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from tcptrace_py.segment import Segment
+from tcptrace_py.segment import FIN, SYN, Segment
 
 MAX_HOPS_BETWEEN_COPIES = 2
 """Weak identity (rule 3): a copy's TTL is its original's, or lower by the routers between
@@ -49,6 +52,13 @@ two capture points (a span port fed before and after one router sees 64 then 63)
 with the same bytes and a TTL higher, or lower by more, came from another origin: a
 middlebox's RST forged with the server's address and sequence number (TTL 59 next to the
 server's 123 in suricata-verify debug-s13.pcap) is no copy of the server's RST."""
+
+TIMER_MIN_RTTS = 2.0
+"""Weak identity (rule 3): the shortest timer re-send, Linux's tail-loss probe, comes 2 SRTT
+(+ 2 jiffies) after the last transmission (RFC 8985 section 7.2, tcp_schedule_loss_probe),
+and the RTT the capture point measures for a sender's data is at most that sender's RTT. So
+on a path with RTT samples, an identical segment this many (smallest) samples after its
+original or later may be a probe, not a copy; on a LAN that is well under the 10 ms default."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,13 +83,15 @@ class DuplicateFrame:
 
 
 def original_of(seg: Segment, recent: Sequence[Segment], weak_max_ns: int,
-                peer_loss_signal_ns: int) -> tuple[Segment, str] | None:
+                peer_loss_signal_ns: int, peer_last_ts_ns: int,
+                min_rtt_ns: float) -> tuple[Segment, str] | None:
     """The earlier segment of the same sender that ``seg`` copies, with the identity that
     proved it (module rules 1-3), or None.
 
-    ``recent`` holds the sender's last segments (rule 4); ``peer_loss_signal_ns`` is the time
-    of the peer's last duplicate ACK or SACK (-1 if none), which an identical re-send may
-    answer (rule 3).
+    ``recent`` holds the sender's last segments (rule 4). For rule 3: ``peer_loss_signal_ns``
+    is the time of the peer's last duplicate ACK or SACK and ``peer_last_ts_ns`` of its last
+    segment (-1 if none), which an identical re-send may answer; ``min_rtt_ns`` the smallest
+    RTT sample of the sender's data (-1 if none).
     """
     seq = seg.seq
     ack = seg.ack
@@ -97,11 +109,25 @@ def original_of(seg: Segment, recent: Sequence[Segment], weak_max_ns: int,
         return None
     if ip_id > 0 and any(r.ip_id != ip_id for r in recent):
         return found, "ip_id"
-    interval = seg.ts_ns - found.ts_ns
-    if (found.window == seg.window and found.checksum == seg.checksum
+    sent_ns = found.ts_ns
+    interval = seg.ts_ns - sent_ns
+    if not (found.window == seg.window and found.checksum == seg.checksum
             and found.urgent == seg.urgent and found.sack == seg.sack
             and 0 <= found.ttl - seg.ttl <= MAX_HOPS_BETWEEN_COPIES
-            and -weak_max_ns <= interval <= weak_max_ns
-            and peer_loss_signal_ns < found.ts_ns):
+            and -weak_max_ns <= interval <= weak_max_ns):
+        return None
+    if flags & SYN:
+        # Re-sent by the SYN timer only (1 s initial RTO, RFC 6298 2.1), or in answer to a
+        # re-sent SYN, which itself waited for that timer.
         return found, "bytes"
-    return None
+    if plen or flags & FIN:
+        # Data or FIN: re-sent by a timer (at least TIMER_MIN_RTTS RTTs) or a loss signal.
+        if peer_loss_signal_ns >= sent_ns or (
+                min_rtt_ns >= 0 and interval >= TIMER_MIN_RTTS * min_rtt_ns):
+            return None
+        return found, "bytes"
+    # A pure ACK or a RST is sent again only in answer to a peer's segment (a duplicate ACK
+    # for out-of-order data, a re-ACK of a re-sent FIN, a RST per segment to a closed port).
+    if peer_last_ts_ns >= sent_ns:
+        return None
+    return found, "bytes"

@@ -339,3 +339,45 @@ def test_forged_rst_with_another_ttl_is_not_a_copy() -> None:
         pytest.skip("shared captures not available")
     rec = next(iter(Engine().run(path))).record
     assert rec["server_rst_count"] == 3 and rec["server_duplicate_frames"] == 0
+
+
+@pytest.mark.parametrize("fast_path", [True, False])
+def test_identical_ipv6_dup_acks_answering_data_are_dup_acks(fast_path: bool) -> None:
+    """IPv6, no timestamps, no SACK: a receiver's duplicate ACKs are byte-identical, each
+    answering an out-of-order segment from the peer that came in between: dup ACKs."""
+    cv = Conv(ipv6=True)
+    cv.pkt(0, True, 1000, 0, SYN)
+    cv.pkt(0.1, False, 5000, 1001, SYN | ACK)
+    cv.pkt(0.2, True, 1001, 5001, ACK)
+    cv.pkt(1.0, True, 1001, 5001, ACK, payload=b"a" * 500)  # lost after the capture point
+    for i in range(1, 4):
+        cv.pkt(1.0 + i * 0.5, True, 1001 + 500 * i, 5001, ACK, payload=b"b" * 500)
+        cv.pkt(1.1 + i * 0.5, False, 5001, 1001, ACK)  # identical each time
+    res = one_flow(cv.capture(), fast_path)
+    assert res.record["server_duplicate_frames"] == 0
+    assert res.record["server_dup_acks"] == 3  # all repeat the SYN-ACK's ACK number
+
+
+@pytest.mark.parametrize("fast_path", [True, False])
+def test_identical_ipv6_tail_loss_probe_on_a_lan_is_a_retransmission(fast_path: bool) -> None:
+    """IPv6, no timestamps, RTT 0.2 ms: Linux probes the tail 2 SRTT + 2 ms after it, the
+    same bytes 2.5 ms later with no dup ACK before it. Within 10 ms, but beyond twice the
+    path's RTT: a probe, not a copy."""
+    cv = Conv(ipv6=True)
+    cv.pkt(0, True, 1000, 0, SYN)
+    cv.pkt(0.2, False, 5000, 1001, SYN | ACK)
+    cv.pkt(0.4, True, 1001, 5001, ACK)
+    cv.pkt(1.0, True, 1001, 5001, ACK, payload=b"a" * 500)
+    cv.pkt(1.2, False, 5001, 1501, ACK)  # RTT sample 0.2 ms
+    tail = cv.pkt(2.0, True, 1501, 5001, PSH | ACK, payload=b"b" * 500)
+    cv.copy(4.5, tail)  # the probe
+    cv.pkt(4.7, False, 5001, 2001, ACK)
+    res = one_flow(cv.capture(), fast_path)
+    assert res.record["client_duplicate_frames"] == 0
+    assert res.record["client_retransmitted_segments"] == 1
+    # The same re-send 0.3 ms after the original (a span port's copy) is a copy.
+    cv.frames = [f for f in cv.frames if f[0] != T0 + int(4.5 * MS)]
+    cv.copy(2.3, tail)
+    res = one_flow(cv.capture(), fast_path)
+    assert res.record["client_duplicate_frames"] == 1
+    assert res.record["client_retransmitted_segments"] == 0
