@@ -299,14 +299,14 @@ class Connection:
             self.recent[side] = [seg] * self._dup_n
         else:
             # A copy repeats an earlier segment, so it neither sends beyond SND.MAX nor
-            # acknowledges beyond its sender's last ACK: only such segments are looked up.
+            # acknowledges beyond the highest ACK its sender sent (the peer's SND.UNA in the
+            # analyzer, read as fastpath.py does): only such segments are looked up.
             snd_max = snd.snd_max
             d = (seg.seq + seg.payload_len - snd_max) & _MASK
             if snd_max >= 0 and (d == 0 or d >= _HALF):
-                # The analyzer's sender state, read as fastpath.py does (same package).
-                last_ack = (self.analyzer._c if from_client else self.analyzer._s).last_ack_raw
-                a = (seg.ack - last_ack) & _MASK
-                if not flags & ACK or last_ack < 0 or a == 0 or a >= _HALF:
+                peer = self.analyzer._s if from_client else self.analyzer._c
+                a = (seg.ack - peer.base - peer.snd_una) & _MASK
+                if not flags & ACK or peer.base < 0 or a == 0 or a >= _HALF:
                     an = self.analyzer
                     rtt = (an.client if from_client else an.server).rtt
                     found = original_of(seg, recent, self.options.duplicate_weak_max_interval_ns,

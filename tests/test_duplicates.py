@@ -381,3 +381,26 @@ def test_identical_ipv6_tail_loss_probe_on_a_lan_is_a_retransmission(fast_path: 
     res = one_flow(cv.capture(), fast_path)
     assert res.record["client_duplicate_frames"] == 1
     assert res.record["client_retransmitted_segments"] == 0
+
+
+def test_copy_of_an_ack_after_a_reordered_older_ack_takes_the_full_path() -> None:
+    """The fast path takes no pure ACK that acknowledges nothing new: after an older ACK
+    arrived late (reordered), a copy of the newest ACK repeats SND.UNA with an ACK number
+    other than the sender's last, and is a copy to look up, not a steady segment."""
+    cv = Conv()
+    cv.pkt(0, True, 1000, 0, SYN)
+    cv.pkt(20, False, 5000, 1001, SYN | ACK)
+    cv.pkt(40, True, 1001, 5001, ACK)
+    for i in range(4):
+        cv.pkt(41 + i * 0.1, True, 1001 + 500 * i, 5001, ACK, payload=b"d" * 500)
+    newest = cv.pkt(60, False, 5001, 3001, ACK, ip_id=0x7102)
+    cv.pkt(60.1, False, 5001, 1501, ACK, ip_id=0x7101)  # sent first, reordered before the tap
+    cv.copy(60.3, newest)
+    cv.pkt(61, True, 3001, 5001, ACK, payload=b"e" * 500)
+    cv.pkt(80, False, 5001, 3501, ACK)
+    results = [one_flow(cv.capture(), fast) for fast in (True, False)]
+    for res in results:
+        assert res.record["server_duplicate_frames"] == 1
+        assert res.record["server_pure_acks"] == 3
+    assert results[0].record == results[1].record
+    assert results[0].packets == results[1].packets
