@@ -3,8 +3,10 @@
 The connection classifies a segment into a *send* input for its sender and a *receive* input
 for its receiver (``fsm.Input``), checks RSTs against the receiver's window (RFC 5961 3.2),
 records every transition and every unexpected segment as an :class:`~tcptrace_py.events.Event`,
-and hands the segment to the sequence analyzer and the peer-tool summary. It keeps small,
-capped evidence lists (handshake/FIN/RST packets) for the detectors; it never raises.
+and hands the segment to the sequence analyzer and the peer-tool summary. A copy of one of
+its sender's last segments (``duplicates.py``: a capture point that holds a packet twice) is
+counted and shown to the peer-tool summary only, before anything else sees it. It keeps
+small, capped evidence lists (handshake/FIN/RST packets) for the detectors; it never raises.
 """
 
 from __future__ import annotations
