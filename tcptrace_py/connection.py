@@ -311,7 +311,9 @@ class Connection:
                 if not flags & ACK or peer.base < 0 or a == 0 or a >= _HALF:
                     an = self.analyzer
                     rtt = (an.client if from_client else an.server).rtt
-                    found = original_of(seg, recent, self.options.duplicate_weak_max_interval_ns,
+                    opts = self.options
+                    found = original_of(seg, recent, opts.duplicate_weak_max_interval_ns,
+                                        opts.duplicate_syn_max_interval_ns,
                                         self.loss_signal_ns[1 - side],
                                         (an._s if from_client else an._c).last_ts_ns,
                                         rtt.min if rtt.count else -1)

@@ -21,7 +21,8 @@ RTT, the state machine, findings) would read a healthy connection as a failing o
    0): the whole TCP header and payload must agree, which the window and the checksum (it
    covers the payload and the options) stand for, its TTL must be the original's or a hop or
    two lower (:data:`MAX_HOPS_BETWEEN_COPIES`), and it must come within
-   :attr:`~tcptrace_py.options.Options.duplicate_weak_max_interval_s`, and nothing that could
+   :attr:`~tcptrace_py.options.Options.duplicate_weak_max_interval_s` (a SYN or SYN-ACK within
+   :attr:`~tcptrace_py.options.Options.duplicate_syn_max_interval_s`), and nothing that could
    have made the sender send it again may lie between: an identical data or FIN segment is
    re-sent by a timer (Linux: >= 2 SRTT for a tail-loss probe, so the copy must come within
    :data:`TIMER_MIN_RTTS` times the smallest RTT sample of the sender's data; >= 200 ms for an
@@ -82,13 +83,14 @@ class DuplicateFrame:
     before and after a router."""
 
 
-def original_of(seg: Segment, recent: Sequence[Segment], weak_max_ns: int,
+def original_of(seg: Segment, recent: Sequence[Segment], weak_max_ns: int, syn_max_ns: int,
                 peer_loss_signal_ns: int, peer_last_ts_ns: int,
                 min_rtt_ns: float) -> tuple[Segment, str] | None:
     """The earlier segment of the same sender that ``seg`` copies, with the identity that
     proved it (module rules 1-3), or None.
 
-    ``recent`` holds the sender's last segments (rule 4). For rule 3: ``peer_loss_signal_ns``
+    ``recent`` holds the sender's last segments (rule 4). For rule 3: ``weak_max_ns`` and
+    ``syn_max_ns`` bound the interval (SYN and SYN-ACK: the latter); ``peer_loss_signal_ns``
     is the time of the peer's last duplicate ACK or SACK and ``peer_last_ts_ns`` of its last
     segment (-1 if none), which an identical re-send may answer; ``min_rtt_ns`` the smallest
     RTT sample of the sender's data (-1 if none).
@@ -111,10 +113,11 @@ def original_of(seg: Segment, recent: Sequence[Segment], weak_max_ns: int,
         return found, "ip_id"
     sent_ns = found.ts_ns
     interval = seg.ts_ns - sent_ns
+    limit = syn_max_ns if flags & SYN else weak_max_ns
     if not (found.window == seg.window and found.checksum == seg.checksum
             and found.urgent == seg.urgent and found.sack == seg.sack
             and 0 <= found.ttl - seg.ttl <= MAX_HOPS_BETWEEN_COPIES
-            and -weak_max_ns <= interval <= weak_max_ns):
+            and -limit <= interval <= limit):
         return None
     if flags & SYN:
         # Re-sent by the SYN timer only (1 s initial RTO, RFC 6298 2.1), or in answer to a
@@ -123,7 +126,7 @@ def original_of(seg: Segment, recent: Sequence[Segment], weak_max_ns: int,
     if plen or flags & FIN:
         # Data or FIN: re-sent by a timer (at least TIMER_MIN_RTTS RTTs) or a loss signal.
         if peer_loss_signal_ns >= sent_ns or (
-                min_rtt_ns >= 0 and interval >= TIMER_MIN_RTTS * min_rtt_ns):
+                min_rtt_ns >= 0 and interval > TIMER_MIN_RTTS * min_rtt_ns):
             return None
         return found, "bytes"
     # A pure ACK or a RST is sent again only in answer to a peer's segment (a duplicate ACK

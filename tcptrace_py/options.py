@@ -71,6 +71,12 @@ class Options:
     interval: an identical re-send needs a timer, and Linux's shortest (a tail-loss probe at
     2 SRTT, with a 10 ms floor on most kernels; RTO >= 200 ms, SYN 1 s) is longer; re-sends
     answering a peer's duplicate ACK or SACK are excluded separately."""
+    duplicate_syn_max_interval_s: float = 0.25
+    """The same bound for a SYN or SYN-ACK repeated byte for byte (Linux SYN-ACKs carry IP ID
+    0, and a sender's first packet shows no other IP ID to judge it by): the SYN timer's
+    first re-send comes 1 s after the SYN (RFC 6298 2.1 and Linux; 3 s on older stacks and
+    Windows), and a SYN-ACK is re-sent by that timer or for such a re-sent SYN; 250 ms is a
+    quarter of that and well beyond the copies seen (span ports: up to ~50 ms)."""
     keep_packets: bool = False
     """Build the per-packet table (frame, flow, flags, analysis flags): costs memory."""
     packet_flows: tuple[int, ...] = ()
@@ -111,6 +117,10 @@ class Options:
     @property
     def duplicate_weak_max_interval_ns(self) -> int:
         return int(self.duplicate_weak_max_interval_s * _NS)
+
+    @property
+    def duplicate_syn_max_interval_ns(self) -> int:
+        return int(self.duplicate_syn_max_interval_s * _NS)
 
     @property
     def closed_linger_ns(self) -> int:

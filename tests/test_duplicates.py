@@ -404,3 +404,22 @@ def test_copy_of_an_ack_after_a_reordered_older_ack_takes_the_full_path() -> Non
         assert res.record["server_pure_acks"] == 3
     assert results[0].record == results[1].record
     assert results[0].packets == results[1].packets
+
+
+@pytest.mark.parametrize("fast_path", [True, False])
+def test_syn_copy_50_ms_later_is_a_copy_and_1_s_later_a_retransmission(fast_path: bool) -> None:
+    """IPv6 (no IP ID): a SYN seen again 50 ms later by a second mirror, before the SYN-ACK,
+    is a copy (the SYN timer's first re-send waits 1 s); the same SYN 1 s later is that
+    re-send."""
+    def capture(delay_ms: float) -> bytes:
+        cv = Conv(ipv6=True)
+        syn = cv.pkt(0, True, 1000, 0, SYN, options=opt_mss(1440))
+        cv.copy(delay_ms, syn, -1)
+        cv.pkt(delay_ms + 20, False, 5000, 1001, SYN | ACK, options=opt_mss(1440))
+        cv.pkt(delay_ms + 40, True, 1001, 5001, ACK)
+        return cv.capture()
+
+    copy = one_flow(capture(50), fast_path).record
+    assert (copy["client_duplicate_frames"], copy["client_syn_retransmissions"]) == (1, 0)
+    resent = one_flow(capture(1000), fast_path).record
+    assert (resent["client_duplicate_frames"], resent["client_syn_retransmissions"]) == (0, 1)
