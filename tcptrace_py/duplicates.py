@@ -24,11 +24,11 @@ RTT, the state machine, findings) would read a healthy connection as a failing o
    :attr:`~tcptrace_py.options.Options.duplicate_weak_max_interval_s` (a SYN or SYN-ACK within
    :attr:`~tcptrace_py.options.Options.duplicate_syn_max_interval_s`), and nothing that could
    have made the sender send it again may lie between: an identical data or FIN segment is
-   re-sent by a timer (Linux: >= 2 SRTT for a tail-loss probe, so the copy must come within
-   :data:`TIMER_MIN_RTTS` times the smallest RTT sample of the sender's data; >= 200 ms for an
-   RTO) or for the peer's duplicate ACK or SACK (fast retransmit, RACK: none may come between);
-   a SYN or SYN-ACK by the SYN timer (>= 1 s); a pure ACK or RST only in answer to a peer
-   segment (none may come between).
+   re-sent by a timer (Linux: >= 2 SRTT + 2 ms for a tail-loss probe, so the copy must come
+   within :data:`TIMER_MIN_RTTS` times the smallest RTT sample of the sender's data plus
+   :data:`TIMER_MIN_EXTRA_NS`; >= 200 ms for an RTO) or for the peer's duplicate ACK or
+   SACK (fast retransmit, RACK: none may come between); a SYN or SYN-ACK by the SYN timer
+   (>= 1 s); a pure ACK or RST only in answer to a peer segment (none may come between).
 4. What is remembered is bounded: the last
    :attr:`~tcptrace_py.options.Options.duplicate_memory_segments` segments of each direction
    (the segments themselves, no copy), so a copy is recognised in order or after a few later
@@ -56,10 +56,15 @@ server's 123 in suricata-verify debug-s13.pcap) is no copy of the server's RST."
 
 TIMER_MIN_RTTS = 2.0
 """Weak identity (rule 3): the shortest timer re-send, Linux's tail-loss probe, comes 2 SRTT
-(+ 2 jiffies) after the last transmission (RFC 8985 section 7.2, tcp_schedule_loss_probe),
-and the RTT the capture point measures for a sender's data is at most that sender's RTT. So
-on a path with RTT samples, an identical segment this many (smallest) samples after its
-original or later may be a probe, not a copy; on a LAN that is well under the 10 ms default."""
+plus :data:`TIMER_MIN_EXTRA_NS` after the last transmission (RFC 8985 section 7.2, Linux
+tcp_schedule_loss_probe; plus 200 ms when it is the only segment in flight), and the RTT the
+capture point measures for a sender's data is at most that sender's RTT. So on a path with
+RTT samples, an identical data segment later than this many (smallest) samples plus that
+floor may be a probe, not a copy; on a LAN that is well under the 10 ms default."""
+
+TIMER_MIN_EXTRA_NS = 2_000_000
+"""Linux's TCP_TIMEOUT_MIN (2 jiffies, 2 ms at HZ=1000, more at lower HZ) added to 2 SRTT
+for a tail-loss probe with several segments in flight."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,7 +131,8 @@ def original_of(seg: Segment, recent: Sequence[Segment], weak_max_ns: int, syn_m
     if plen or flags & FIN:
         # Data or FIN: re-sent by a timer (at least TIMER_MIN_RTTS RTTs) or a loss signal.
         if peer_loss_signal_ns >= sent_ns or (
-                min_rtt_ns >= 0 and interval > TIMER_MIN_RTTS * min_rtt_ns):
+                min_rtt_ns >= 0
+                and interval > TIMER_MIN_RTTS * min_rtt_ns + TIMER_MIN_EXTRA_NS):
             return None
         return found, "bytes"
     # A pure ACK or a RST is sent again only in answer to a peer's segment (a duplicate ACK

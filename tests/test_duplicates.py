@@ -361,8 +361,8 @@ def test_identical_ipv6_dup_acks_answering_data_are_dup_acks(fast_path: bool) ->
 @pytest.mark.parametrize("fast_path", [True, False])
 def test_identical_ipv6_tail_loss_probe_on_a_lan_is_a_retransmission(fast_path: bool) -> None:
     """IPv6, no timestamps, RTT 0.2 ms: Linux probes the tail 2 SRTT + 2 ms after it, the
-    same bytes 2.5 ms later with no dup ACK before it. Within 10 ms, but beyond twice the
-    path's RTT: a probe, not a copy."""
+    same bytes 3 ms later with no dup ACK before it. Within 10 ms, but beyond twice the
+    path's RTT plus Linux's 2 ms floor: a probe, not a copy."""
     cv = Conv(ipv6=True)
     cv.pkt(0, True, 1000, 0, SYN)
     cv.pkt(0.2, False, 5000, 1001, SYN | ACK)
@@ -370,14 +370,14 @@ def test_identical_ipv6_tail_loss_probe_on_a_lan_is_a_retransmission(fast_path: 
     cv.pkt(1.0, True, 1001, 5001, ACK, payload=b"a" * 500)
     cv.pkt(1.2, False, 5001, 1501, ACK)  # RTT sample 0.2 ms
     tail = cv.pkt(2.0, True, 1501, 5001, PSH | ACK, payload=b"b" * 500)
-    cv.copy(4.5, tail)  # the probe
-    cv.pkt(4.7, False, 5001, 2001, ACK)
+    cv.copy(5.0, tail)  # the probe
+    cv.pkt(5.2, False, 5001, 2001, ACK)
     res = one_flow(cv.capture(), fast_path)
     assert res.record["client_duplicate_frames"] == 0
     assert res.record["client_retransmitted_segments"] == 1
     # The same re-send 0.3 ms after the original (a span port's copy) is a copy.
-    cv.frames = [f for f in cv.frames if f[0] != T0 + int(4.5 * MS)]
-    cv.copy(2.3, tail)
+    cv.frames = [f for f in cv.frames if f[0] != T0 + int(5.0 * MS)]
+    cv.copy(3.0, tail)  # a span port's copy 1 ms later: sooner than any probe
     res = one_flow(cv.capture(), fast_path)
     assert res.record["client_duplicate_frames"] == 1
     assert res.record["client_retransmitted_segments"] == 0
