@@ -88,6 +88,30 @@ def test_bare_fin_beyond_snd_nxt_is_a_gap_and_one_at_snd_nxt_is_not(fast_path: b
     assert "segments_not_captured" not in {a.code for a in whole.anomalies}
 
 
+@pytest.mark.parametrize("fast_path", [True, False])
+def test_data_overtaken_by_its_fin_is_reordering_not_a_gap(fast_path: bool) -> None:
+    """The server's last data segment reaches the capture point after its FIN (IP IDs 11
+    then 12 sent, 12 seen first): the FIN's gap is filled by the delayed original, so it is
+    out-of-order delivery, not a segment the capture missed (as for a data gap)."""
+    def s_id(seq: int, ack: int, flags: int, ip_id: int, payload: bytes = b"") -> bytes:
+        return tcp_frame(S, C, 80, 40000, seq, ack, flags, payload=payload, ip_id=ip_id)
+
+    frames: list[tuple[float, bytes]] = [
+        (0, cli(1000, 0, SYN)),
+        (10, s_id(5000, 1001, SYN | ACK, 9)),
+        (20, cli(1001, 5001, ACK)),
+        (21, cli(1001, 5001, PSH | ACK, b"q" * 100)),
+        (30, s_id(5001, 1101, ACK, 10, b"a" * 1000)),
+        (40, s_id(7001, 1101, FIN | ACK, 12)),
+        (40.2, s_id(6001, 1101, PSH | ACK, 11, b"b" * 1000)),
+        (50, cli(1101, 7002, FIN | ACK)),
+        (60, s_id(7002, 1102, ACK, 13)),
+    ]
+    rec = run(frames, fast_path).record
+    assert (rec["server_lost_segments"], rec["server_missed_bytes"]) == (0, 0)
+    assert rec["server_out_of_order_pkts"] == 1 and rec["server_retransmitted_segments"] == 0
+
+
 def lost_final_ack(final_acks_captured: bool) -> list[tuple[float, bytes]]:
     """Client closes first; its final ACK is lost, so the server re-sends its FIN five times
     (RTO backoff from 200 ms), each re-ACKed by the client's TIME_WAIT. Lost after the capture

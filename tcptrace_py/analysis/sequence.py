@@ -642,6 +642,7 @@ class SequenceAnalyzer:
                     mask |= _LOST_SEGMENT
                     st.lost_segments += 1
                     st.missed_bytes += end - snd.snd_nxt
+                    self._open_gap(seg, snd, st, end)  # a late filler may be reordering
                 frec = SentSegment(end, end + 1, seg.frame, ts, "fin")
                 snd.fin_rec = frec
                 snd.fin_rel = end
