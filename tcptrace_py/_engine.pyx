@@ -39,7 +39,7 @@ cdef long long SYN = 0x02
 
 cdef object _EMPTY = ()
 
-API_VERSION = 3
+API_VERSION = 4
 """Bumped with every change of what this module offers; ``implementation`` refuses a build
 whose number differs from its own (a stale extension beside newer Python sources)."""
 
@@ -790,6 +790,8 @@ cdef class ConnectionBase:
     cdef public object last_frame
     cdef public object last_ts_ns
     cdef public bint steady
+    cdef public object recent
+    cdef public long long _dup_n
 
 
 # Constants of the reference modules (checked equal at import by tests/test_engines.py).
@@ -872,7 +874,7 @@ cpdef long long steady_segment(object conn_obj, Segment seg) except? -2:
     cdef bint new_ack
     cdef SentSegment srec
     if ack_rel == una:
-        if not plen and ack == snd.last_ack_raw and snd.last_sent_ack:
+        if not plen:
             return -1
         new_ack = False
     elif una < ack_rel <= nxt:
@@ -910,6 +912,7 @@ cpdef long long steady_segment(object conn_obj, Segment seg) except? -2:
     conn.last_ts_ns = ts
     cdef list packets = conn.packets
     packets[side] += 1
+    (<list?>(<list?>conn.recent)[side])[packets[side] % conn._dup_n] = seg
     cdef list payload_bytes = conn.payload_bytes
     payload_bytes[side] += plen
     cdef list win_raw = conn.win_raw

@@ -3,8 +3,10 @@
 The connection classifies a segment into a *send* input for its sender and a *receive* input
 for its receiver (``fsm.Input``), checks RSTs against the receiver's window (RFC 5961 3.2),
 records every transition and every unexpected segment as an :class:`~tcptrace_py.events.Event`,
-and hands the segment to the sequence analyzer and the peer-tool summary. It keeps small,
-capped evidence lists (handshake/FIN/RST packets) for the detectors; it never raises.
+and hands the segment to the sequence analyzer and the peer-tool summary. A copy of one of
+its sender's last segments (``duplicates.py``: a capture point that holds a packet twice) is
+counted and shown to the peer-tool summary only, before anything else sees it. It keeps
+small, capped evidence lists (handshake/FIN/RST packets) for the detectors; it never raises.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from dataclasses import dataclass
 from tcptrace_py.analysis import SequenceAnalyzer
 from tcptrace_py.analysis import flags as AF
 from tcptrace_py.compat import PeerSummary
+from tcptrace_py.duplicates import DuplicateFrame, original_of
 from tcptrace_py.events import Event
 from tcptrace_py.facts import ECN_FLAGS, ProtocolFacts
 from tcptrace_py.fsm import Action, EndpointMachine, Input, TcpState, lookup
@@ -32,6 +35,9 @@ _QUIET_STATES = (TcpState.TIME_WAIT, TcpState.CLOSED, TcpState.INACTIVE)
 _ATTEMPT_STATES = (TcpState.INACTIVE, TcpState.SYN_SENT, TcpState.SYN_RECEIVED)
 """States of a connection attempt nobody has completed (see Options.attempt_timeout_s)."""
 _RETRANSMISSION = AF.RETRANSMISSION
+_DUPLICATE_FRAME = AF.DUPLICATE_FRAME
+_LOSS_SIGNAL = AF.DUP_ACK | AF.SACK
+"""An ACK that may trigger an identical re-send (fast retransmit, RACK): see duplicates.py."""
 _NOT_DATA_AFTER_FIN = AF.RETRANSMISSION | AF.KEEPALIVE | AF.ZERO_WINDOW_PROBE
 _PROBE = (AF.RETRANSMISSION | AF.SYN_RETRANSMISSION | AF.FIN_RETRANSMISSION | AF.KEEPALIVE
           | AF.ZERO_WINDOW_PROBE)
@@ -137,7 +143,8 @@ class Connection:
         "invalid_flags", "syn_with_data", "out_of_window_rsts", "time_wait_expired",
         "incarnation", "previous_end_ts_ns", "previous_states", "silent_probes", "compacted",
         "steady", "_fast", "answered_frame", "rst_not_taken_frame", "icmp_errors",
-        "peer_sent_at_fin", "facts", "retx_runs", "gave_up",
+        "peer_sent_at_fin", "facts", "retx_runs", "gave_up", "duplicate_frames", "duplicates",
+        "recent", "loss_signal_ns", "_dup_n",
     )
 
     def __init__(self, flow_id: int, key: tuple[bytes, int, bytes, int], seg: Segment,
@@ -242,6 +249,17 @@ class Connection:
         (fsm ``RETRIES_EXHAUSTED``); its run is ``retx_runs[side]``."""
         self.facts = ProtocolFacts()
         """ECN and TCP Fast Open facts (``facts.py``)."""
+        self.duplicate_frames = [0, 0]
+        """Duplicated frames (copies of an earlier frame, ``duplicates.py``) by [client,
+        server]; counted in ``packets`` and nowhere else."""
+        self.duplicates: list[DuplicateFrame] = []
+        """The first ``max_evidence_items`` duplicated frames, for the finding."""
+        self.recent: list[list[Segment] | None] = [None, None]
+        """Last ``Options.duplicate_memory_segments`` segments sent by [client, server], a ring
+        indexed by ``packets[side]`` (``fastpath.steady_segment`` writes it too)."""
+        self.loss_signal_ns = [-1, -1]
+        """Time of the last duplicate ACK or SACK sent by [client, server]."""
+        self._dup_n = max(1, options.duplicate_memory_segments)
         self.steady = False
         """Segments may go through ``fastpath.steady_segment`` (see :meth:`update_steady`)."""
         self._fast = options.fast_path
@@ -277,11 +295,35 @@ class Connection:
         self.packets[side] += 1
         self.payload_bytes[side] += seg.payload_len
         flags = seg.flags
+        snd, rcv = (self.client, self.server) if from_client else (self.server, self.client)
+        recent = self.recent[side]
+        if recent is None:
+            self.recent[side] = [seg] * self._dup_n
+        else:
+            # A copy repeats an earlier segment, so it neither sends beyond SND.MAX nor
+            # acknowledges beyond the highest ACK its sender sent (the peer's SND.UNA in the
+            # analyzer, read as fastpath.py does): only such segments are looked up.
+            snd_max = snd.snd_max
+            d = (seg.seq + seg.payload_len - snd_max) & _MASK
+            if snd_max >= 0 and (d == 0 or d >= _HALF):
+                peer = self.analyzer._s if from_client else self.analyzer._c
+                a = (seg.ack - peer.base - peer.snd_una) & _MASK
+                if not flags & ACK or peer.base < 0 or a == 0 or a >= _HALF:
+                    an = self.analyzer
+                    rtt = (an.client if from_client else an.server).rtt
+                    opts = self.options
+                    found = original_of(seg, recent, opts.duplicate_weak_max_interval_ns,
+                                        opts.duplicate_syn_max_interval_ns,
+                                        self.loss_signal_ns[1 - side],
+                                        (an._s if from_client else an._c).last_ts_ns,
+                                        rtt.min if rtt.count else -1)
+                    if found is not None:
+                        return self._on_duplicate(seg, found[0], found[1], side, from_client)
+            recent[self.packets[side] % self._dup_n] = seg
         if self.base_seq[side] < 0:
             self.base_seq[side] = seg.seq
         if seg.window >= 0:
             self.win_raw[side] = seg.window
-        snd, rcv = (self.client, self.server) if from_client else (self.server, self.client)
         if snd.time_wait_since_ns >= 0 or rcv.time_wait_since_ns >= 0:
             self.check_timers(ts, seg)
 
@@ -293,6 +335,8 @@ class Connection:
                 self.pure_syn_sent[side] or self.synack_sent[side]):
             self.answered_frame[side] = seg.frame
         amask = self.analyzer.on_segment(seg, from_client)
+        if amask & _LOSS_SIGNAL:
+            self.loss_signal_ns[side] = ts
         silent = self.silent_probes
         silent[1 - side] = 0
         if amask & _PROBE:
@@ -350,6 +394,25 @@ class Connection:
             run.add(seg.frame, seg.ts_ns, rec[0].original_frame, rec[0].since_original_ns)
         else:
             run.add(seg.frame, seg.ts_ns, -1, -1)
+
+    def _on_duplicate(self, seg: Segment, original: Segment, identity: str, side: int,
+                      from_client: bool) -> int:
+        """A duplicated frame (``duplicates.py``): counted as a packet of its sender and as a
+        duplicate, shown to the Zeek/Wireshark summaries (which see it too), and kept out of
+        everything else: sequence analysis, state machines, timers and evidence."""
+        self.duplicate_frames[side] += 1
+        if len(self.duplicates) < self.options.analysis.max_evidence_items:
+            self.duplicates.append(DuplicateFrame(
+                seg.frame, seg.ts_ns, "client" if from_client else "server", original.frame,
+                seg.ts_ns - original.ts_ns, identity, seg.ttl - original.ttl))
+        (self.analyzer.client if from_client else self.analyzer.server).packets += 1
+        self.peer.on_segment(seg, from_client, False)
+        if self.packet_rows is not None:
+            self.packet_rows.append((seg.frame, seg.ts_ns, self.flow_id, from_client,
+                                     seg.flags, _DUPLICATE_FRAME, seg.payload_len))
+        if self._fast:
+            self.update_steady()
+        return _DUPLICATE_FRAME
 
     def update_steady(self) -> None:
         """Set :attr:`steady`: the conditions of ``fastpath.steady_segment`` that hold for

@@ -14,10 +14,11 @@ The contract
 :func:`steady_segment` either applies a segment with exactly the effect of the full path, or
 returns ``-1`` having changed nothing, and the caller takes the full path. It first tests
 every condition under which the full path would do something it does not do (a zero or
-unknown window, SACK blocks, a header or payload cut by the snaplen, a duplicate ACK
-candidate, an ACK of unseen or re-sent data or one covering a late re-send or hole fill,
-out-of-order or 1-byte data, a window-full mark, a pending probe answer...), and only then
-writes. The connection-wide conditions (both
+unknown window, SACK blocks, a header or payload cut by the snaplen, a pure ACK that
+acknowledges nothing new (a duplicate ACK, a window update or a duplicated frame), an ACK of
+unseen or re-sent data or one covering a late re-send or hole fill, out-of-order or 1-byte
+data, a window-full mark, a pending probe answer...), and only then writes. The
+connection-wide conditions (both
 endpoints ESTABLISHED with no FIN sent, not a self-connect, handshake settled, Zeek's
 endpoints ESTABLISHED) are summed up in
 ``Connection.steady``, recomputed after every segment the full path takes
@@ -101,8 +102,10 @@ def steady_segment(conn: Connection, seg: Segment) -> int:
     ack_rel = nxt + ((ack - rbase - nxt + _HALF) & _MASK) - _HALF
     sent_ts: int | None = None  # send time of the segment this ACK ends at (RTT sample)
     if ack_rel == una:
-        if not plen and ack == snd.last_ack_raw and snd.last_sent_ack:
-            return -1  # a duplicate-ACK or window-update candidate
+        if not plen:
+            # A duplicate-ACK or window-update candidate, or (its ACK number differing from
+            # the sender's last) a copy of an earlier ACK: a duplicated frame to look up.
+            return -1
         new_ack = False
     elif una < ack_rel <= nxt:
         if ack_rel > rcv.late_low:
@@ -137,11 +140,14 @@ def steady_segment(conn: Connection, seg: Segment) -> int:
     # Connection.on_segment, before the analyzer.
     conn.last_frame = seg.frame
     conn.last_ts_ns = ts
-    conn.packets[side] += 1
+    n = conn.packets[side] = conn.packets[side] + 1
     conn.payload_bytes[side] += plen
     conn.win_raw[side] = window
     if seg.ecn or flags & ECN_FLAGS:
         conn.facts.on_marked(seg, side)  # ECN marks and echoes ride on steady segments too
+    # The sender's ring of recent segments (duplicated frames, Connection.on_segment). A
+    # steady segment is never a copy: it sends at SND.NXT and its ACK is new or data-bearing.
+    conn.recent[side][n % conn._dup_n] = seg  # type: ignore[index]
 
     # SequenceAnalyzer.on_segment: timing.
     mask = 0

@@ -63,6 +63,25 @@ class Options:
     give_up_rto_max_s: float = 120.0
     """Longest wait between two retransmissions assumed when computing when the next one was
     due: Linux TCP_RTO_MAX (120 s); RFC 6298 2.5 allows a cap of at least 60 s."""
+    duplicate_memory_segments: int = 8
+    """Segments remembered per direction to recognise duplicated frames (docs/
+    sequence-analysis.md, "Duplicated frames"): a copy is found among its sender's last this
+    many segments. Copies come at the same timestamp or a router hop later (0.3-50 ms in the
+    captures seen), a few packets at most. Memory: the references (120 bytes per direction)
+    keep up to this many decoded segments alive (~0.6 kB each), ~10 kB for a long-lived
+    connection, one segment for a SYN-flood attempt."""
+    duplicate_weak_max_interval_s: float = 0.01
+    """A segment with no informative IP ID (IPv6, IP ID 0 or constant) that repeats an earlier
+    one byte for byte (same TSval, window, checksum) is a duplicated frame only within this
+    interval: an identical re-send needs a timer, and Linux's shortest (a tail-loss probe at
+    2 SRTT, with a 10 ms floor on most kernels; RTO >= 200 ms, SYN 1 s) is longer; re-sends
+    answering a peer's duplicate ACK or SACK are excluded separately."""
+    duplicate_syn_max_interval_s: float = 0.25
+    """The same bound for a SYN or SYN-ACK repeated byte for byte (Linux SYN-ACKs carry IP ID
+    0, and a sender's first packet shows no other IP ID to judge it by): the SYN timer's
+    first re-send comes 1 s after the SYN (RFC 6298 2.1 and Linux; 3 s on older stacks and
+    Windows), and a SYN-ACK is re-sent by that timer or for such a re-sent SYN; 250 ms is a
+    quarter of that and well beyond the copies seen (span ports: up to ~50 ms)."""
     keep_packets: bool = False
     """Build the per-packet table (frame, flow, flags, analysis flags): costs memory."""
     packet_flows: tuple[int, ...] = ()
@@ -114,6 +133,14 @@ class Options:
     @property
     def give_up_rto_max_ns(self) -> int:
         return int(self.give_up_rto_max_s * _NS)
+
+    @property
+    def duplicate_weak_max_interval_ns(self) -> int:
+        return int(self.duplicate_weak_max_interval_s * _NS)
+
+    @property
+    def duplicate_syn_max_interval_ns(self) -> int:
+        return int(self.duplicate_syn_max_interval_s * _NS)
 
     @property
     def closed_linger_ns(self) -> int:

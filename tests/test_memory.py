@@ -191,7 +191,12 @@ def test_late_resends_after_both_ends_closed(tmp_path: Path,
                             payload=b"d" * SEG_BYTES))
     frames.append(tcp_frame(c, s, cp, 80, cseq + 1, fin_seg_seq + SEG_BYTES + 1, ACK))
     frames.append(tcp_frame(s, c, 80, cp, mid_seq, cseq, ACK, payload=b"d" * SEG_BYTES))
-    path = _write(tmp_path / "late.pcap", frames)
+    # The re-sends come by the retransmission timer, 200 ms on: byte-identical frames (IP ID
+    # and checksum fixed by tcp_frame) 1 ms apart would be copies of the originals (see
+    # duplicates.py), not re-sends.
+    path = write_pcap(tmp_path / "late.pcap",
+                      [(START_NS + i * GAP_NS + (200_000_000 if i >= len(frames) - 3 else 0), f)
+                       for i, f in enumerate(frames)])
     original_fin_frame = 4 + 2 * (data_segments - 1) + 1
     original_mid_frame = 4 + 2 * 2 + 1
 

@@ -59,6 +59,9 @@ AMBIGUOUS_ACK = 1 << 23
 """ACK of retransmitted data: no RTT sample under Karn's rule."""
 RTT_SAMPLE = 1 << 24
 """ACK yielded an RTT sample."""
+DUPLICATE_FRAME = 1 << 25
+"""A copy of an earlier frame of the same sender (capture artifact, ``duplicates.py``): set
+alone, the segment took no part in the analysis."""
 
 FLAG_NAMES: tuple[tuple[int, str], ...] = tuple(
     (value, name.lower()) for name, value in list(globals().items())

@@ -12,7 +12,9 @@ Theory of operation
    segment overlapping it is a retransmission (its bytes are the overlap); a start beyond
    SND.NXT means a segment was not captured (a hole). New bytes filling a hole are out of
    order when they are the delayed original (reordering: the hole is no loss), and a
-   retransmission when they were sent after the segment that opened it (``_fill_is_original``).
+   retransmission when they were sent after the segment that opened it
+   (``_fill_is_original``). A bare FIN beyond SND.NXT reveals a hole too (the bytes before
+   the FIN count as missed).
 4. Probes are not data: a 0-byte segment at SND.UNA - 1 into a zero window (Linux) or 1 byte
    at SND.NXT into a zero window is a zero-window probe; 0/1 byte at SND.NXT - 1 with nothing
    outstanding is a keep-alive. Neither is a retransmission nor goes into the range set.
@@ -642,6 +644,13 @@ class SequenceAnalyzer:
             st.fin_pkts += 1
             frec = snd.fin_rec
             if frec is None:
+                if not plen and end > snd.snd_nxt:
+                    # A bare FIN beyond SND.NXT: the data before it was never captured (rule
+                    # 3; tcptrace, tshark and Zeek count the gap as missed bytes too).
+                    mask |= _LOST_SEGMENT
+                    st.lost_segments += 1
+                    st.missed_bytes += end - snd.snd_nxt
+                    self._open_gap(seg, snd, st, end)  # a late filler may be reordering
                 frec = SentSegment(end, end + 1, seg.frame, ts, "fin")
                 snd.fin_rec = frec
                 snd.fin_rel = end
@@ -689,7 +698,10 @@ class SequenceAnalyzer:
             interval = ts - rec.last_ts_ns
             first_resend = rec.tx == 1
         o = self.options
-        spurious = end <= snd.snd_una and kind != "syn" and kind != "synack"
+        # A FIN re-send is needless only once the FIN itself (its sequence number + 1) was
+        # acknowledged: data acknowledged up to the FIN does not make it spurious.
+        spurious = (end + (1 if seg.flags & FIN else 0) <= snd.snd_una
+                    and kind != "syn" and kind != "synack")
         if kind in ("syn", "synack"):
             trigger = "rto"
         elif (rcv.dupacks >= self._thresh or snd.sack_high > rel

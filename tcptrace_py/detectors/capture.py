@@ -10,12 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from tcptrace_py.analysis.evidence import Retransmission
 from tcptrace_py.connection import Connection
 from tcptrace_py.detectors.base import (
     Code,
     Detector,
-    Param,
     ParamValue,
     register,
 )
@@ -33,12 +31,6 @@ class CaptureArtifacts(Detector):
     """Segments not captured, ACKs of unseen data, duplicated frames, clock and snaplen issues."""
 
     name = "capture"
-    params = (
-        Param("duplicate_max_interval_us", 10.0, "A re-sent segment this soon after the "
-              "original is a duplicated frame (span port or a capture on two interfaces), not "
-              "a retransmission: no stack retransmits within 10 us (it needs an RTO, >= 200 "
-              "ms, or three dup ACKs, which take at least an RTT)."),
-    )
     codes = (
         Code("segments_not_captured", "info", "capture",
              "Sequence space was skipped: segments the capture missed (drops, or the path "
@@ -46,7 +38,9 @@ class CaptureArtifacts(Detector):
         Code("acks_of_unseen_data", "info", "capture",
              "ACKs covered data the capture never saw sent."),
         Code("duplicate_frames", "info", "capture",
-             "The same segment appears twice within microseconds: a capture artifact."),
+             "Frames captured more than once (the same IP ID, or the same bytes moments "
+             "apart): a capture artifact, kept out of retransmissions and every other "
+             "finding."),
         Code("truncated_frames", "info", "capture",
              "Frames cut by the snaplen or a damaged file: payload or records incomplete."),
         Code("timestamps_backwards", "info", "capture",
@@ -89,13 +83,22 @@ class CaptureArtifacts(Detector):
                 {n + "_acks": c for n, c in unseen.items()}))
         if missing >= 0:
             out.append(self._one_sided(conn, 1 - missing))
-        dups = self._duplicates(a.retransmissions)
+        dups = conn.duplicates
         if dups:
+            total = conn.duplicate_frames[0] + conn.duplicate_frames[1]
             out.append(self.make(
                 "duplicate_frames", conn.flow_id, dups[0].frame, dups[-1].frame, dups[0].ts_ns,
-                f"{len(dups)} duplicated frame(s)",
-                {"count": len(dups), "frames": [r.frame for r in dups[:_MAX_FRAMES]],
-                 "original_frames": [r.original_frame for r in dups[:_MAX_FRAMES]]}))
+                f"{total} duplicated frame(s): "
+                + ", ".join(f"{n} {c}" for n, c in zip(SIDES, conn.duplicate_frames,
+                                                       strict=True) if c)
+                + f", up to {max(d.interval_ns for d in dups) / 1e6:.3f} ms after the original",
+                {"count": total,
+                 "client": conn.duplicate_frames[0], "server": conn.duplicate_frames[1],
+                 "frames": [d.frame for d in dups[:_MAX_FRAMES]],
+                 "original_frames": [d.original_frame for d in dups[:_MAX_FRAMES]],
+                 "max_interval_us": round(max(d.interval_ns for d in dups) / 1e3, 3),
+                 "identity": sorted({d.identity for d in dups}),
+                 "ttl_changes": sorted({d.ttl_change for d in dups})}))
         cut = a.client.truncated_pkts + a.server.truncated_pkts
         if cut:
             self.truncated_pkts += cut
@@ -109,26 +112,6 @@ class CaptureArtifacts(Detector):
                 self.truncated_first_frame = first
                 self.truncated_ts_ns = first_ts
             self.truncated_last_frame = max([self.truncated_last_frame, *cut_frames])
-        return out
-
-    def _duplicates(self, rexmits: list[Retransmission]) -> list[Retransmission]:
-        """Re-sends that are the same frame again: within the interval of the segment's
-        previous transmission, and of the very same bytes. A stack that cuts a lost segment
-        into smaller pieces (Linux MTU probing after a black hole, a shrunken MSS) sends the
-        pieces microseconds apart: each re-sends *other* bytes of one original, which is a
-        retransmission, not a duplicate. So the re-send must come that soon after the first
-        transmission itself, or after an earlier re-send of the same sequence number and
-        length."""
-        max_ns = int(float(self.p["duplicate_max_interval_us"]) * 1000)
-        out = []
-        last: dict[tuple[str, int, int], int] = {}
-        for r in rexmits:
-            key = (r.sender, r.seq, r.payload_len)
-            if 0 <= r.interval_ns <= max_ns and (
-                    0 <= r.since_original_ns <= max_ns
-                    or 0 <= r.ts_ns - last.get(key, -(1 << 62)) <= max_ns):
-                out.append(r)
-            last[key] = r.ts_ns
         return out
 
     def _one_sided(self, conn: Connection, seen: int) -> Anomaly:
