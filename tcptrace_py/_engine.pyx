@@ -29,6 +29,7 @@ captured length (``n``); Cython's own bounds checking is off. The Hypothesis and
 fuzz targets run against this module as well as the reference.
 """
 
+cimport cython
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from libc.limits cimport LLONG_MIN
 from libc.stdint cimport uint8_t, uint32_t
@@ -61,9 +62,12 @@ cdef inline uint32_t le16(const uint8_t* p) noexcept nogil:
 
 
 # ---------------------------------------------------------------- Segment (segment.py)
+@cython.no_gc
 cdef class Segment:
     """One TCP segment as seen at the capture point (twin of ``segment.Segment``; the field
-    documentation is there)."""
+    documentation is there). Not tracked by the cyclic collector: its fields are ints,
+    bytes and tuples of them, which cannot form a cycle, and one segment is allocated per
+    packet (each would otherwise count towards a young-generation collection)."""
 
     cdef public object frame
     cdef public object ts_ns
