@@ -31,7 +31,7 @@ fuzz targets run against this module as well as the reference.
 
 cimport cython
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
-from libc.limits cimport LLONG_MIN
+from libc.limits cimport LLONG_MAX, LLONG_MIN
 from libc.stdint cimport uint8_t, uint32_t
 
 # ---------------------------------------------------------------- constants (segment.py)
@@ -40,7 +40,7 @@ cdef long long SYN = 0x02
 
 cdef object _EMPTY = ()
 
-API_VERSION = 4
+API_VERSION = 5
 """Bumped with every change of what this module offers; ``implementation`` refuses a build
 whose number differs from its own (a stale extension beside newer Python sources)."""
 
@@ -1118,3 +1118,134 @@ cdef object MAX_CLOCK_JUMP_NS = 86_400 * 1_000_000_000
 cdef object SWEEP_INTERVAL_NS = 1_000_000_000
 CONSTANTS["MAX_CLOCK_JUMP_NS"] = MAX_CLOCK_JUMP_NS
 CONSTANTS["SWEEP_INTERVAL_NS"] = SWEEP_INTERVAL_NS
+
+
+# ================================================================ pcapng (capture/pcapng.py)
+cdef extern from *:
+    bint __builtin_mul_overflow(long long a, long long b, long long* res) nogil
+    bint __builtin_add_overflow(long long a, long long b, long long* res) nogil
+
+
+cdef class EpbState:
+    """The block loop's state that the EPB run reads and leaves updated (the locals of
+    ``capture.pcapng._blocks`` of the same names)."""
+
+    cdef public long long frame_no
+    cdef public object last_ts
+    cdef public object prev_ts
+    cdef public object min_ts
+    cdef public bint backwards_warned
+    cdef public long long pending
+    cdef public long long pending_lt
+
+
+def pcapng_epb_run(fb, list interfaces, bint little, decoder, diag, str display,
+                   EpbState st):
+    """Twin of the inner loop of ``capture.pcapng._blocks`` over whole Enhanced Packet
+    Blocks (segment mode): the same tests for leaving the loop, the same timestamp,
+    counting and backwards rules; frames decoded from a pointer into the buffer, any frame
+    the compiled decoder does not take handed to the reference decoder as a slice."""
+    from tcptrace_py.capture.common import MAX_BLOCK_BYTES, MAX_RECORD_BYTES, note_backwards
+    from tcptrace_py.capture.pcapng import EPB
+
+    reference = decoder.reference if isinstance(decoder, Decoder) else decoder
+    ref_decode = reference.decode
+    cdef bytes buf = fb.buf
+    cdef Py_ssize_t pos = fb.pos
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(buf)
+    cdef Py_ssize_t end = n - 32
+    cdef Py_ssize_t n_ifaces = len(interfaces)
+    cdef const uint8_t* p = <const uint8_t*>PyBytes_AS_STRING(buf)
+    cdef const uint8_t* r
+    cdef uint32_t btype, blen, iface_id, ts_hi, ts_lo, caplen, wire_len, tail
+    cdef uint32_t epb = EPB
+    cdef long long max_block = MAX_BLOCK_BYTES, max_record = MAX_RECORD_BYTES
+    cdef unsigned long long units
+    cdef long long mul, offset, ts_c
+    cdef Py_ssize_t cached_id = -1
+    cdef bint simple = False, c_ok = False
+    cdef int lt = 0
+    cdef Py_ssize_t data_start
+    cdef long long tcp_segments = 0
+    cdef Segment seg
+    iface = None
+    try:
+        while pos <= end:
+            r = p + pos
+            if little:
+                btype = le32(r)
+                blen = le32(r + 4)
+                iface_id = le32(r + 8)
+                ts_hi = le32(r + 12)
+                ts_lo = le32(r + 16)
+                caplen = le32(r + 20)
+                wire_len = le32(r + 24)
+            else:
+                btype = be32(r)
+                blen = be32(r + 4)
+                iface_id = be32(r + 8)
+                ts_hi = be32(r + 12)
+                ts_lo = be32(r + 16)
+                caplen = be32(r + 20)
+                wire_len = be32(r + 24)
+            if (btype != epb or blen < 32 or blen % 4 or blen > max_block
+                    or pos + <Py_ssize_t>blen > end + 32 or iface_id >= n_ifaces
+                    or caplen > blen - 32 or caplen > max_record):
+                break
+            tail = le32(r + blen - 4) if little else be32(r + blen - 4)
+            if tail != blen:
+                break
+            if <Py_ssize_t>iface_id != cached_id:
+                cached_id = iface_id
+                iface = interfaces[iface_id]
+                lt = iface.linktype
+                simple = iface.div == 1 and iface.shift == 0
+                c_ok = False
+                if simple:
+                    try:
+                        mul = iface.mul
+                        offset = iface.offset_ns
+                        c_ok = True
+                    except OverflowError:
+                        c_ok = False
+            units = (<unsigned long long>ts_hi << 32) | ts_lo
+            if c_ok and units <= <unsigned long long>LLONG_MAX and \
+                    not __builtin_mul_overflow(<long long>units, mul, &ts_c) and \
+                    not __builtin_add_overflow(ts_c, offset, &ts_c):
+                ts = ts_c
+            elif simple:
+                ts = units * iface.mul + iface.offset_ns
+            else:
+                ts = iface.ts_ns(units)
+            if ts < st.last_ts:
+                st.backwards_warned = note_backwards(diag, display, st.backwards_warned,
+                                                     st.frame_no + 1, ts, st.last_ts)
+                if st.min_ts is None or ts < st.min_ts:
+                    st.min_ts = ts
+            else:
+                if st.min_ts is None:
+                    st.min_ts = ts
+                st.last_ts = ts
+            st.prev_ts = ts
+            st.frame_no += 1
+            if lt != st.pending_lt and st.pending:
+                diag.frames += st.pending
+                diag.link_types[st.pending_lt] += st.pending
+                st.pending = 0
+            st.pending_lt = lt
+            st.pending += 1
+            data_start = pos + 28
+            pos += blen
+            fb.pos = pos
+            seg = decode_frame(p + data_start, caplen, lt, st.frame_no, ts)
+            if seg is not None:
+                tcp_segments += 1
+                yield seg
+                continue
+            ref_seg = ref_decode(lt, buf[data_start:data_start + caplen], st.frame_no, ts,
+                                 wire_len)
+            if ref_seg is not None:
+                yield ref_seg
+    finally:
+        if tcp_segments:
+            diag.tcp_segments += tcp_segments

@@ -22,6 +22,7 @@ import struct
 from collections.abc import Iterator
 from typing import Any, cast
 
+from tcptrace_py import implementation
 from tcptrace_py.capture.common import (
     MAX_BLOCK_BYTES,
     MAX_RECORD_BYTES,
@@ -155,6 +156,11 @@ def _blocks(stream: Any, head: bytes, display: str, diag: Diagnostics, strict: b
     # Never called when ``frames_only``; Decoder(diag) only gives the name a callable type.
     decode = (decoder or Decoder(diag)).decode
     inner = EPB_INNER_LOOP
+    # The compiled twin of the inner loop, for segments (the compiled engine's decoder).
+    compiled: Any = implementation.compiled
+    fast_run = (compiled.pcapng_epb_run if compiled is not None and not frames_only
+                and isinstance(decoder, compiled.Decoder) else None)
+    run_state: Any = compiled.EpbState() if fast_run is not None else None
     fb = StreamBuffer(stream, head)
     order = "<"
     u32 = struct.Struct("<I").unpack_from
@@ -173,7 +179,25 @@ def _blocks(stream: Any, head: bytes, display: str, diag: Diagnostics, strict: b
     bad_iface_warned = False
     try:
         while True:
-            if interfaces and inner:
+            if interfaces and inner and fast_run is not None:
+                # ---- the same inner loop, compiled (tcptrace_py/_engine.pyx)
+                run_state.frame_no, run_state.last_ts, run_state.prev_ts = (
+                    frame_no, last_ts, prev_ts)
+                run_state.min_ts, run_state.backwards_warned = min_ts, backwards_warned
+                run_state.pending, run_state.pending_lt = pending, pending_lt
+                try:
+                    yield from fast_run(fb, interfaces, order == "<", decoder, diag, display,
+                                        run_state)
+                finally:
+                    frame_no, last_ts, prev_ts = (run_state.frame_no, run_state.last_ts,
+                                                  run_state.prev_ts)
+                    min_ts, backwards_warned = run_state.min_ts, run_state.backwards_warned
+                    pending, pending_lt = run_state.pending, run_state.pending_lt
+                if pending:
+                    diag.frames += pending
+                    diag.link_types[pending_lt] += pending
+                    pending = 0
+            elif interfaces and inner:
                 # ---- the inner loop over whole EPBs (see the docstring)
                 buf = fb.buf
                 pos = fb.pos
