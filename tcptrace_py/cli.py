@@ -665,7 +665,7 @@ def _print_flows(run: Run, records: list[dict[str, Any]], omitted: int, out: IO[
             notes.append(f": {printable(a.summary)} (frames {a.first_frame}-{a.last_frame})")
         row: list[Any] = [
             str(r["flow_id"]), escape(_endpoint(r["client_ip"], r["client_port"])),
-            escape(_endpoint(r["server_ip"], r["server_port"])), r["open"], r["close"],
+            escape(_endpoint(r["server_ip"], r["server_port"])), _open_text(r), r["close"],
             r["client_state"], r["server_state"],
             f"{r['client_packets']}/{r['server_packets']}",
             f"{r['client_payload_bytes']}/{r['server_payload_bytes']}",
@@ -680,6 +680,14 @@ def _print_flows(run: Run, records: list[dict[str, Any]], omitted: int, out: IO[
         console.print(_anomaly_table(wide, "capture-wide anomalies"))
     _print_summary(console, capture_summary(run.diag, run.records,
                                             (a for _c, a in run.anomalies)))
+
+
+def _open_text(rec: dict[str, Any]) -> str:
+    """The ``open`` column, saying when the handshake was inferred rather than captured and
+    which of its segments the capture holds (``handshake_seen``: SYN, SYN-ACK, ACK)."""
+    if rec.get("handshake_inferred"):
+        return f"{rec['open']} (inferred, seen {rec.get('handshake_seen', '?')})"
+    return str(rec["open"])
 
 
 def _anomaly_table(items: Sequence[Anomaly], title: str,
@@ -874,7 +882,7 @@ def flow(file: str, flow_id: int, frame_range: str | None, limit: int, strict: b
     client = escape(_endpoint(rec["client_ip"], rec["client_port"]))
     server = escape(_endpoint(rec["server_ip"], rec["server_port"]))
     console.print(f"[bold]flow {flow_id}[/]: {client} (client) "
-                  f"<-> {server} (server); open={rec['open']} "
+                  f"<-> {server} (server); open={escape(_open_text(rec))} "
                   f"close={rec['close']}; final states client={rec['client_state']} "
                   f"server={rec['server_state']}; anomalies: {', '.join(rec['anomalies'])}")
     events_by_frame: dict[int, list[str]] = {}

@@ -53,6 +53,10 @@ _ESTABLISHED = TcpState.ESTABLISHED
 _SYN_RECEIVED = TcpState.SYN_RECEIVED
 _SEND_ACK = Input.SEND_ACK
 _SEND_AFTER_LOST_RST = Input.SEND_AFTER_LOST_RST
+_SEND_CHALLENGE_ACK = Input.SEND_CHALLENGE_ACK
+_SEND_AFTER_CHALLENGED_RST = Input.SEND_AFTER_CHALLENGED_RST
+_SEND_SYN_NEW_ISN = Input.SEND_SYN_NEW_ISN
+_SEND_SPLIT_SYN = Input.SEND_SPLIT_SYN
 _RECV_ICMP_ERROR = Input.RECV_ICMP_ERROR
 _RECV_ACK = Input.RECV_ACK
 _SEND_SYN_ACK = Input.SEND_SYN_ACK
@@ -127,6 +131,33 @@ class NotablePacket:
     """Payload bytes."""
     obeyed: bool = True
     """For RSTs: False when the RST was outside the receiver's window (RFC 5961)."""
+    since_peer_ns: int = -1
+    """Time since the peer's last segment (-1: the peer had sent none): a RST that answers a
+    segment follows it within a round trip, an abort comes whenever the application acts."""
+
+
+@dataclass(frozen=True, slots=True)
+class Challenge:
+    """An RFC 5961 challenge: a RST or SYN its receiver answered with an ACK instead of obeying
+    (evidence for the ``challenge_ack`` detector)."""
+
+    kind: str
+    """``rst`` (in-window RST not at RCV.NXT, RFC 5961 3.2) or ``syn`` (a SYN with a new ISN
+    on an established connection, RFC 5961 4)."""
+    injected_frames: tuple[int, ...]
+    """Frames of the challenged RST or SYN(s)."""
+    ts_ns: int
+    """Time of the first of them."""
+    challenge_frame: int
+    """Frame of the challenge ACK (-1: the receiver answered with data of the connection)."""
+    challenge_ts_ns: int
+    """Time of the receiver's answer (the challenge ACK)."""
+    by: str
+    """``client`` or ``server``: the receiver that challenged."""
+    seq: int
+    """Raw sequence number of the challenged segment."""
+    rcv_nxt: int
+    """Raw ACK number of the challenge ACK: the receiver's RCV.NXT (-1 without one)."""
 
 
 class Connection:
@@ -145,6 +176,7 @@ class Connection:
         "steady", "_fast", "answered_frame", "rst_not_taken_frame", "icmp_errors",
         "peer_sent_at_fin", "facts", "retx_runs", "gave_up", "duplicate_frames", "duplicates",
         "recent", "loss_signal_ns", "_dup_n",
+        "inexact_rst", "challenged_rst_sender", "challenges",
     )
 
     def __init__(self, flow_id: int, key: tuple[bytes, int, bytes, int], seg: Segment,
@@ -238,6 +270,15 @@ class Connection:
         """The peer's raw SND.MAX when [client, server] sent its first FIN (-1: the peer had
         sent nothing): what the peer sends *after* a FIN is beyond it, what it had sent
         before (in flight, or lost) is not."""
+        self.inexact_rst: list[tuple[int, int, int] | None] = [None, None]
+        """(frame, raw seq, ts_ns) of the in-window RST received by [client, server] while
+        ESTABLISHED whose sequence number was not at its RCV.NXT: below its last ACK number or
+        beyond what the sender had sent (RFC 5961 3.2 wants a challenge ACK for it)."""
+        self.challenged_rst_sender = -1
+        """Side (0 client, 1 server) whose RST the peer challenged, -1 if none: ACK/data it
+        sends while seemingly CLOSED proves the RST was not its own abort."""
+        self.challenges: list[Challenge] = []
+        """RSTs and SYNs answered by RFC 5961 challenge ACKs (at most max_evidence_items)."""
         self.icmp_errors: list[IcmpError] = []
         """ICMP/ICMPv6 errors quoting one of this connection's segments (at most
         ``max_evidence_items``): a router or host answering for the peer."""
@@ -360,8 +401,10 @@ class Connection:
         end = (seg.seq + seg.payload_len + (1 if flags & SYN else 0)
                + (1 if flags & FIN else 0)) & _MASK
         snd_max = snd.snd_max
-        # _seq_lt(snd_max, end), inlined.
-        if snd_max < 0 or (((snd_max - end) & _MASK) >= _HALF and snd_max != end):
+        # _seq_lt(snd_max, end), inlined. A RST occupies no sequence space and a spoofed one
+        # carries any number (RFC 5961): it never advances SND.MAX, only starts it.
+        if snd_max < 0 or (((snd_max - end) & _MASK) >= _HALF and snd_max != end
+                           and not flags & RST):
             snd.snd_max = end
         if flags & FIN and not flags & RST:
             fin_seq = (seg.seq + seg.payload_len) & _MASK
@@ -445,6 +488,12 @@ class Connection:
             # It now acknowledges the peer's crossed FIN: deliver that FIN first (rule 4).
             snd.peer_fin_pending = False
             self._step(snd, _RECV_FIN, seg, sender, "received", 1 - side)
+        if flags & (FIN | RST | SYN) == FIN and self.challenged_rst_sender == side \
+                and snd.state is _CLOSED:
+            # Its first segment after the peer challenged its RST is a FIN: it was still
+            # synchronized (rule 7 of docs/state-machine.md), then it closes.
+            self._step(snd, _SEND_AFTER_CHALLENGED_RST, seg, sender, "sent", side)
+            send_in = self._classify(seg, snd, rcv, amask)[0]
         self._step(snd, send_in, seg, sender, "sent", side)
         if recv_in is _RECV_FIN or recv_in is _RECV_FIN_ACK_OF_FIN:
             rcv.peer_fin_pending = False
@@ -476,9 +525,11 @@ class Connection:
         if flags & RST:
             self.rst_count[side] += 1
         if len(self.notable) < self.options.analysis.max_evidence_items:
+            peer_ts = (self.analyzer.server if side == 0 else self.analyzer.client).last_ts_ns
             self.notable.append(NotablePacket(seg.frame, seg.ts_ns, sender, flags, seg.seq,
                                               seg.ack, seg.payload_len,
-                                              not flags & RST or self._rst_acceptable(seg, rcv)))
+                                              not flags & RST or self._rst_acceptable(seg, rcv),
+                                              seg.ts_ns - peer_ts if peer_ts >= 0 else -1))
         else:
             self.notable_dropped += 1
 
@@ -499,6 +550,65 @@ class Connection:
         # the observer accepts the span [snd_max - window, snd_max + window].
         return abs(_seq_diff(seg.seq, snd.snd_max)) <= window
 
+    def _note_inexact_rst(self, seg: Segment, snd: EndpointMachine,
+                          rcv: EndpointMachine) -> None:
+        """Remember an obeyed in-window RST that cannot be at the receiver's RCV.NXT.
+
+        The receiver's RCV.NXT lies between its last ACK number and what the sender had sent
+        (SND.MAX): a RST outside that span is in the window yet not exact, and an RFC 5961
+        receiver answers it with a challenge ACK instead of closing (Linux since 3.6). Whether
+        this one did is only known from what it sends next (fsm rule 4).
+        """
+        rcv_side = 0 if rcv is self.client else 1
+        low = self.analyzer.last_ack_sent(rcv_side == 0)
+        high = snd.snd_max
+        if high < 0:
+            return
+        seq = seg.seq
+        exact = seq == high if low < 0 else (
+            not _seq_lt(seq, low) and not _seq_lt(high, seq))
+        self.inexact_rst[rcv_side] = None if exact else (seg.frame, seq, seg.ts_ns)
+
+    def on_challenged_syn(self, syns: list[Segment], answer: Segment) -> None:
+        """SYNs with a new ISN that the receiver answered as the established connection (a
+        challenge ACK, RFC 5961 4) instead of with a SYN-ACK: they belong to this connection.
+
+        The flow table held them until that answer (``FlowTable``). They move no sequence
+        state: a foreign ISN is not this connection's sequence space, so neither the analyzer
+        nor the peer-tool summary sees them; counters, evidence and the state machines do.
+        """
+        first = syns[0]
+        side = 0 if self.is_from_client(first) else 1
+        snd, rcv = (self.client, self.server) if side == 0 else (self.server, self.client)
+        sender, receiver = ("client", "server") if side == 0 else ("server", "client")
+        stats = self.analyzer.client if side == 0 else self.analyzer.server
+        for seg in syns:
+            self.packets[side] += 1
+            self.payload_bytes[side] += seg.payload_len
+            stats.packets += 1  # counted, as a SYN, but no sequence number moves
+            stats.syn_pkts += 1
+            if len(self.notable) < self.options.analysis.max_evidence_items:
+                self.notable.append(NotablePacket(seg.frame, seg.ts_ns, sender, seg.flags,
+                                                  seg.seq, seg.ack, seg.payload_len))
+            else:
+                self.notable_dropped += 1
+            if self.packet_rows is not None:
+                self.packet_rows.append((seg.frame, seg.ts_ns, self.flow_id, side == 0,
+                                         seg.flags, 0, seg.payload_len))
+            self._step(snd, _SEND_SYN_NEW_ISN, seg, sender, "sent", side)
+            self._step(rcv, _RECV_SYN, seg, receiver, "received", side)
+        if self.last_frame > first.frame:
+            # Segments of the connection passed while the SYNs were held: keep frame order.
+            self.events.sort(key=lambda e: e.frame)
+            if self.packet_rows is not None:
+                self.packet_rows.sort(key=lambda r: r[0])
+        pure_ack = answer.flags & (_CONTROL | ACK) == ACK and not answer.payload_len
+        if len(self.challenges) < self.options.analysis.max_evidence_items:
+            self.challenges.append(Challenge(
+                "syn", tuple(s.frame for s in syns), first.ts_ns,
+                answer.frame if pure_ack else -1, answer.ts_ns, receiver, first.seq,
+                answer.ack if pure_ack else -1))
+
     def _classify(self, seg: Segment, snd: EndpointMachine, rcv: EndpointMachine,
                   amask: int) -> tuple[Input, Input]:
         flags = seg.flags
@@ -513,12 +623,17 @@ class Connection:
                 recv = _RECV_RST_UNCONFIRMED
             if recv is _RECV_RST_OUT_OF_WINDOW:
                 self._keep(self.out_of_window_rsts, seg.frame)
+            elif recv is _RECV_RST and rcv.state is _ESTABLISHED:
+                self._note_inexact_rst(seg, snd, rcv)
             return _SEND_RST, recv
         if flags & SYN:
             if flags & FIN:
                 return _INVALID_FLAGS, _INVALID_FLAGS
             if flags & ACK:
                 return _SEND_SYN_ACK, _RECV_SYN_ACK
+            if snd.state is _ESTABLISHED and rcv.state is _SYN_SENT and \
+                    self.pure_syn_sent[0 if snd is self.client else 1] == 1:
+                return _SEND_SPLIT_SYN, _RECV_SYN  # see FlowTable._new_incarnation
             return _SEND_SYN, _RECV_SYN
         if not flags & (ACK | FIN):
             # No ACK on a non-SYN segment: invalid in every synchronized state (RFC 9293
@@ -534,9 +649,19 @@ class Connection:
                     and flags & ACK and _seq_lt(seg.ack, (rcv.fin_seq + 1) & _MASK)):
                 send = _SEND_FIN_CROSSED
             return send, (_RECV_FIN_ACK_OF_FIN if acks_rcv_fin else _RECV_FIN)
-        if snd.reset_in_established_ns >= 0 and snd.state is _CLOSED and \
-                seg.ts_ns - snd.reset_in_established_ns > self.options.rst_crossing_ns:
-            return _SEND_AFTER_LOST_RST, _RECV_ACK_OF_FIN if acks_rcv_fin else _RECV_ACK
+        if snd.state is _CLOSED:
+            side = 0 if snd is self.client else 1
+            inexact = self.inexact_rst[side]
+            if inexact is not None and snd.reset_in_established_ns >= 0 \
+                    and not seg.payload_len and flags & ACK and seg.ack != inexact[1]:
+                # RFC 5961 3.2: its RCV.NXT (this ACK number) is not the RST's sequence number.
+                return _SEND_CHALLENGE_ACK, _RECV_ACK_OF_FIN if acks_rcv_fin else _RECV_ACK
+            if self.challenged_rst_sender == side:
+                return _SEND_AFTER_CHALLENGED_RST, (_RECV_ACK_OF_FIN if acks_rcv_fin
+                                                    else _RECV_ACK)
+            if snd.reset_in_established_ns >= 0 and \
+                    seg.ts_ns - snd.reset_in_established_ns > self.options.rst_crossing_ns:
+                return _SEND_AFTER_LOST_RST, _RECV_ACK_OF_FIN if acks_rcv_fin else _RECV_ACK
         if acks_rcv_fin:
             return _SEND_ACK, _RECV_ACK_OF_FIN
         if rcv.synack_after_ack and rcv.state is _SYN_RECEIVED \
@@ -571,6 +696,10 @@ class Connection:
             "retransmission" if action is _A_RETRANSMISSION else "unexpected")
         if action is _INFER:
             kind = "inferred"
+            if inp is _SEND_CHALLENGE_ACK:
+                self._challenged_rst(seg, side)
+            elif inp is _SEND_AFTER_CHALLENGED_RST:
+                self.challenged_rst_sender = -1
             if inp is _SEND_AFTER_LOST_RST and self.rst_not_taken_frame < 0:
                 # The RST that seemed to end the connection did not reach this endpoint: a
                 # later obeyed RST, if any, says how it ended (see the RST rule above), and
@@ -588,6 +717,25 @@ class Connection:
             # sharing them matters when a flood keeps 100 k connections live.
             text = _EVENT_REASONS[key] = f"{inp._value_}: {reason}"
         self._event(endpoint, seg, old, new, kind, direction, text, base_snd, base_rcv)
+
+    def _challenged_rst(self, ack: Segment, side: int) -> None:
+        """``side`` answered the RST in ``inexact_rst`` with a challenge ACK: the RST did not
+        end the connection, so it does not decide its close, and what either end sent while
+        it seemed closed was no violation."""
+        inexact = self.inexact_rst[side]
+        self.inexact_rst[side] = None
+        if inexact is None:
+            return
+        rst_frame, rst_seq, rst_ts = inexact
+        if self.first_rst_frame == rst_frame:
+            self.first_rst_sender = ""
+            self.first_rst_frame = -1
+        self.after_rst[:] = [f for f in self.after_rst if f <= rst_frame]
+        self.challenged_rst_sender = 1 - side
+        if len(self.challenges) < self.options.analysis.max_evidence_items:
+            self.challenges.append(Challenge("rst", (rst_frame,), rst_ts, ack.frame, ack.ts_ns,
+                                             "client" if side == 0 else "server", rst_seq,
+                                             ack.ack))
 
     # -- timers and the end --------------------------------------------------------------------
     def check_timers(self, now_ns: int, seg: Segment | None = None) -> None:

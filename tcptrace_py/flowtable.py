@@ -4,7 +4,23 @@ Connections are keyed by the 4-tuple in either direction. A pure SYN whose seque
 differs from the first sequence number its sender used in the current incarnation starts a
 new incarnation (a new ``flow_id``), as Wireshark's ``tcp.stream`` does (packet-tcp.c: a SYN
 with a different base sequence number opens a new conversation); a SYN retransmission (same
-ISN) or the peer's SYN of a simultaneous open stays in the same connection.
+ISN) or the peer's SYN of a simultaneous open stays in the same connection, and so does the
+first SYN of an endpoint that had only sent ACKs while its peer waits in SYN_SENT (the "split
+handshake" SYN / ACK / SYN / SYN-ACK / ACK, Beardsley and Qian 2010).
+
+A SYN with a new ISN while both ends are ESTABLISHED is *held* (``_reincarnate``) until its
+receiver answers, because only the answer tells a new incarnation from an RFC 5961 section 4
+challenge: a SYN-ACK (or RST) acknowledging it opens the new incarnation as above; anything
+else (the challenge ACK, data of the connection) proves the receiver kept the connection, and
+the SYN joins it (``Connection.on_challenged_syn``). Meanwhile the connection takes the full
+path (``_full_path`` sees every segment). The held SYN's ``flow_id`` is reserved when it
+arrives, so the numbering still follows ``tcp.stream`` (which opens a stream for every such
+SYN); a challenged SYN leaves its number unused unless its sender re-sends it to open a new
+connection later (a host that lost the connection resets at the challenge ACK, then its SYN
+is retransmitted: ``tcp.stream`` holds both in one stream, so the new incarnation takes the
+reserved number). At capture end or expiry a held SYN with no answer opens its new
+incarnation. An old incarnation ended by an answer leaves through the next call that hands
+over finished connections (the sweep, a reincarnation, an open, the drain).
 
 Memory stays bounded: a connection leaves the table as soon as nothing can change it (closed
 and past its linger or TIME_WAIT by packet time), when idle past the timeout, or, when the
@@ -24,6 +40,8 @@ from tcptrace_py.icmp import IcmpError
 from tcptrace_py.options import Options
 from tcptrace_py.segment import ACK, RST, SYN, Segment
 
+_MASK = 0xFFFFFFFF
+
 Key = tuple[bytes, int, bytes, int]
 
 WELL_KNOWN_PORT_LIMIT = 1024
@@ -39,6 +57,7 @@ live connection."""
 
 _TIME_WAIT = TcpState.TIME_WAIT  # bound once: Enum class attribute lookups are slow (3.11)
 _ESTABLISHED = TcpState.ESTABLISHED
+_SYN_SENT = TcpState.SYN_SENT
 
 EVICTION_SCAN = 64
 """When the table is full, how many of the oldest entries are searched for a half-open one."""
@@ -94,6 +113,17 @@ class FlowTable:
         self.evicted_table_full = 0
         self.evicted_half_open = 0
         self.peak_live = 0
+        self._held: dict[Key, tuple[int, list[Segment]]] = {}
+        """Per 4-tuple: (reserved flow_id, SYNs) of a SYN with a new ISN on an established
+        connection, waiting for its receiver's answer (see the module docstring)."""
+        self._reserved = -1
+        """flow_id the next :meth:`_open` takes instead of a new one (a released held SYN)."""
+        self._challenged: dict[Key, tuple[int, int, int]] = {}
+        """Per 4-tuple: (reserved flow_id, raw seq, ts_ns) of the last challenged SYN: a new
+        incarnation opened by a re-send of it takes that flow_id (pruned on sweeps)."""
+        self._deferred: list[Connection] = []
+        """Old incarnations a held SYN's answer ended in :meth:`_full_path`, which has no
+        ``finished`` list: handed over by the next method that has one."""
         self._last_end: dict[Key, tuple[int, str, str]] = {}
         """Per 4-tuple: (last ts, client state, server state) of the last emitted incarnation,
         kept only for 4-tuples still within TIME_WAIT reach (pruned on sweeps)."""
@@ -135,7 +165,32 @@ class FlowTable:
 
     def _reincarnate(self, conn: Connection, key: Key, seg: Segment,
                      finished: list[Connection]) -> Connection:
-        """A SYN with a new ISN on a live 4-tuple: the old incarnation ends, a new one opens."""
+        """A SYN with a new ISN on a live 4-tuple: the old incarnation ends, a new one opens.
+
+        Unless both ends are ESTABLISHED: then the SYN is held until its receiver answers (RFC
+        5961 4 challenge or new incarnation, see the module docstring).
+        """
+        if self._deferred and finished is not self._deferred:
+            self._hand_over(finished)
+        held = self._held.get(key) if self._held else None
+        if held is not None:
+            first = held[1][0]
+            if seg.src == first.src and seg.sport == first.sport and seg.seq == first.seq:
+                held[1].append(seg)  # its re-send waits with it (_full_path skips it)
+                return conn
+            # Another ISN: the held SYN was a new attempt after all, and this one is judged
+            # against the incarnation it opened.
+            self._release(key, finished)
+            conn = self._by_dir[(seg.src, seg.sport, seg.dst, seg.dport)]
+            if not self._new_incarnation(conn, seg):
+                return conn
+            return self._reincarnate(conn, key, seg, finished)
+        if self._reserved < 0 and conn.client.state is _ESTABLISHED and \
+                conn.server.state is _ESTABLISHED and not conn.self_connect:
+            self._held[key] = (self.next_flow_id, [seg])
+            self.next_flow_id += 1
+            conn.steady = False  # every segment to _full_path until the answer
+            return conn
         conn.finalize(seg.ts_ns)
         conn.end_incarnation(seg)
         conn.end_reason = "new_incarnation"
@@ -146,6 +201,15 @@ class FlowTable:
 
     def _full_path(self, conn: Connection, key: Key, seg: Segment) -> Connection:
         """Replay a segment through the connection's full path, then schedule its timers."""
+        if self._held and key in self._held:
+            syns = self._held[key][1]
+            if seg is syns[-1]:
+                return conn  # a SYN _reincarnate just held
+            conn = self._on_held(conn, key, seg)
+            if key in self._held:
+                conn.on_segment(seg)
+                conn.steady = False  # still waiting for the answer
+                return conn
         conn.on_segment(seg)
         # Both ends ESTABLISHED (most segments of a capture): neither done nor in TIME_WAIT,
         # so the checks below cannot fire; testing that first skips a method call per segment.
@@ -186,17 +250,65 @@ class FlowTable:
         conn.on_icmp(err)
         return True
 
+    def _on_held(self, conn: Connection, key: Key, seg: Segment) -> Connection:
+        """A segment (not a held SYN) on a 4-tuple with a held SYN; returns the connection it
+        belongs to.
+
+        From the SYN's sender it is the established connection's own segment (its real
+        sender going on). From the receiver, an ACK of the SYN (SYN-ACK, or RST refusing it)
+        releases it as a new incarnation; anything else is the connection answering as
+        itself, RFC 5961 4, and the SYNs join it.
+        """
+        flow_id, syns = self._held[key]
+        first = syns[0]
+        if seg.src == first.src and seg.sport == first.sport:
+            return conn
+        if seg.flags & ACK and seg.ack == (first.seq + 1) & _MASK:
+            self._release(key, self._deferred)
+            return self._by_dir[(seg.src, seg.sport, seg.dst, seg.dport)]
+        del self._held[key]
+        self._challenged[key] = (flow_id, first.seq, seg.ts_ns)
+        conn.on_challenged_syn(syns, seg)
+        return conn
+
+    def _hand_over(self, finished: list[Connection]) -> None:
+        """Give the deferred old incarnations (see :attr:`_deferred`) to ``finished``."""
+        finished.extend(self._deferred)
+        self._deferred.clear()
+
+    def _release(self, key: Key, finished: list[Connection]) -> None:
+        """Open the new incarnation a held SYN started, under the flow_id reserved for it."""
+        flow_id, syns = self._held.pop(key)
+        self._reserved = flow_id  # taken by the first SYN's _open
+        for syn in syns:
+            self.on_segment(syn, finished)
+
     def _new_incarnation(self, conn: Connection, seg: Segment) -> bool:
         from_client = conn.is_from_client(seg)
         side = 0 if from_client or conn.self_connect else 1
         base = conn.base_seq[side]
-        return base >= 0 and seg.seq != base
+        if base < 0 or seg.seq == base:
+            return False
+        snd, rcv = (conn.client, conn.server) if side == 0 else (conn.server, conn.client)
+        # Split handshake: its first SYN, after only ACKs, to a peer still in SYN_SENT joins
+        # the peer's attempt (RFC 9293 3.10.7.3: a SYN in SYN-SENT is a simultaneous open).
+        return not (snd.iss < 0 and rcv.state is _SYN_SENT and not conn.payload_bytes[side])
 
     def _open(self, key: Key, seg: Segment, finished: list[Connection],
               previous: Connection | None) -> Connection:
+        if self._deferred and finished is not self._deferred:
+            self._hand_over(finished)
         client_is_src, inferred = guess_client_is_src(seg)
-        conn = Connection(self.next_flow_id, key, seg, client_is_src, inferred, self.options)
-        self.next_flow_id += 1
+        challenged = self._challenged.pop(key, None) if self._challenged else None
+        if self._reserved >= 0:
+            flow_id, self._reserved = self._reserved, -1
+        elif challenged is not None and challenged[1] == seg.seq \
+                and seg.flags & (SYN | ACK | RST) == SYN:
+            flow_id = challenged[0]
+        else:
+            flow_id = self.next_flow_id
+            self.next_flow_id += 1
+        conn = Connection(flow_id, key, seg, client_is_src, inferred, self.options)
         if previous is not None:
             conn.incarnation = previous.incarnation + 1
             conn.previous_end_ts_ns = previous.last_ts_ns
@@ -249,12 +361,15 @@ class FlowTable:
             if victim_key == keep:
                 return
         conn = self._remove(victim_key)
+        self._held.pop(victim_key, None)  # a held SYN goes with it (the table is overrun)
         conn.end_reason = "table_full"
         self.evicted_table_full += 1
         finished.append(conn)
 
     def _sweep(self, now_ns: int, finished: list[Connection]) -> None:
         self._last_sweep_ns = now_ns
+        if self._deferred:
+            self._hand_over(finished)
         live = self.live
         heap = self._deadlines
         while heap and heap[0][0] <= now_ns:
@@ -268,6 +383,9 @@ class FlowTable:
                 # short timers (linger, TIME_WAIT, attempts) so it stays small.
                 if deadline < conn.last_ts_ns + self.options.idle_timeout_ns:
                     heapq.heappush(heap, (deadline, flow_id, key))
+                continue
+            if self._held and key in self._held:
+                self._release(key, finished)  # never answered: its new incarnation opens
                 continue
             conn.check_timers(now_ns)
             if conn.is_done() or conn.time_wait_expired:
@@ -283,10 +401,16 @@ class FlowTable:
             key, conn = next(iter(live.items()))
             if now_ns - conn.last_ts_ns < idle_ns:
                 break
+            if self._held and key in self._held:
+                self._release(key, finished)
+                continue
             conn.finalize(now_ns)
             conn.end_reason = "idle_timeout"
             self._remove(key)
             finished.append(conn)
+        if self._challenged:
+            horizon = now_ns - self.options.attempt_timeout_ns
+            self._challenged = {k: v for k, v in self._challenged.items() if v[2] >= horizon}
         # Forget ended 4-tuples once a reuse could no longer hit their TIME_WAIT.
         if len(self._last_end) > 4096:
             horizon = now_ns - self.options.time_wait_ns
@@ -294,6 +418,11 @@ class FlowTable:
 
     def drain(self, end_ns: int) -> Iterator[Connection]:
         """At capture end: every live connection, in flow_id order."""
+        released: list[Connection] = []
+        for key in list(self._held):
+            self._release(key, released)  # no answer came: each opens its new incarnation
+        yield from self._deferred + released
+        self._deferred.clear()
         conns = sorted(self.live.values(), key=lambda c: c.flow_id)
         self.live.clear()
         self._by_dir.clear()

@@ -65,6 +65,19 @@ class Input(str, Enum):
     """ACK/data from an endpoint that obeyed a RST while ESTABLISHED, sent later than a segment
     crossing the RST could be: the RST never took effect (lost after the capture point, or
     answered by an RFC 5961 challenge ACK), so the endpoint is still synchronized."""
+    SEND_CHALLENGE_ACK = "send challenge ACK"
+    """A pure ACK from an endpoint that obeyed an in-window RST not at its RCV.NXT, whose ACK
+    number is not the RST's sequence number: the RFC 5961 3.2 challenge ACK, sent instead of
+    closing; the RST never took effect."""
+    SEND_AFTER_CHALLENGED_RST = "send after its RST was challenged"
+    """ACK/data from an endpoint whose RST the peer answered with a challenge ACK: the RST was
+    not this endpoint's abort (injected by a third party), so it is still synchronized."""
+    SEND_SYN_NEW_ISN = "send SYN with a new ISN, challenged"
+    """A SYN with another ISN on an established connection that the peer answered with an ACK
+    of that connection, not a SYN-ACK (RFC 5961 4 challenge ACK): no new incarnation."""
+    SEND_SPLIT_SYN = "send its first SYN after ACKing the peer's"
+    """A first SYN from an endpoint that had only acknowledged its peer's SYN while that peer
+    waits in SYN_SENT: the split handshake (SYN / ACK / SYN / SYN-ACK / ACK)."""
     RECV_SYN = "receive SYN"
     RECV_SYN_ACK = "receive SYN-ACK"
     RECV_ACK = "receive ACK/data"
@@ -152,6 +165,14 @@ TRANSITIONS: dict[tuple[TcpState, Input], Row] = {
                                         "exact and answered by a challenge ACK, RFC 5961 3.2), "
                                         "so it is still synchronized (half-open, RFC 9293 "
                                         "3.5.2)"),
+    (S.CLOSED, I.SEND_CHALLENGE_ACK): (A.INFER, S.ESTABLISHED,
+                                       "answers an in-window RST that was not at its RCV.NXT "
+                                       "with a challenge ACK (RFC 5961 3.2): the RST did not "
+                                       "close it, it is still synchronized"),
+    (S.CLOSED, I.SEND_AFTER_CHALLENGED_RST): (A.INFER, S.ESTABLISHED,
+                                              "sends ACK/data after the peer challenged its "
+                                              "RST (RFC 5961 3.2): that RST was not its abort "
+                                              "(injected), it is still synchronized"),
     (S.CLOSED, I.SEND_FIN_AGAIN): (A.INFER, S.LAST_ACK,
                                    "FIN retransmitted: the final ACK never reached it "
                                    "(lost after the capture point), so it is in LAST_ACK"),
@@ -246,6 +267,16 @@ TRANSITIONS: dict[tuple[TcpState, Input], Row] = {
                                   "SYN retransmitted: the SYN-ACK never reached it"),
     (S.ESTABLISHED, I.RECV_SYN): (A.UNEXPECTED, S.ESTABLISHED,
                                   "SYN in a synchronized state: challenge ACK (RFC 5961 4)"),
+    (S.ESTABLISHED, I.SEND_SPLIT_SYN): (A.INFER, S.SYN_SENT,
+                                        "split handshake (Beardsley and Qian 2010): it ACKed "
+                                        "the peer's SYN without a SYN of its own, now sends "
+                                        "one: a simultaneous open (RFC 9293 3.5), not "
+                                        "synchronized yet"),
+    (S.ESTABLISHED, I.SEND_SYN_NEW_ISN): (A.IGNORED, S.ESTABLISHED,
+                                          "a SYN with a new ISN the peer answered with a "
+                                          "challenge ACK (RFC 5961 4), not a SYN-ACK: not a "
+                                          "new connection (injected, or from a host that lost "
+                                          "it: its next segments tell)"),
     (S.ESTABLISHED, I.RECV_SYN_ACK): (A.OK, S.ESTABLISHED,
                                       "duplicate SYN-ACK: re-acknowledged (RFC 9293 3.10.7.4)"),
     (S.ESTABLISHED, I.SEND_RST): (A.OK, S.CLOSED, "abort: RST sent (RFC 9293 3.10.5)"),

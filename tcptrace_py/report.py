@@ -50,6 +50,8 @@ LIFECYCLE_COLUMNS: dict[str, str] = {
     "synack_frame": "int?",
     "handshake_ack_frame": "int?",
     "handshake_s": "float?",
+    "handshake_inferred": "bool",
+    "handshake_seen": "str",
     "client_fin_frame": "int?",
     "server_fin_frame": "int?",
     "rst_frame": "int?",
@@ -89,6 +91,22 @@ def handshake_answered(conn: Connection) -> bool:
     if conn.pure_syn_sent[0] and conn.answered_frame[0] >= 0:
         return True
     return bool(conn.synack_sent[1]) and conn.answered_frame[1] >= 0 and not conn.packets[0]
+
+
+def handshake_seen(conn: Connection) -> str:
+    """Which segments of the three-way handshake the capture holds: three marks, the client's
+    SYN (``S``), the server's SYN-ACK (``S``) and the client's handshake ACK (``A``), each
+    ``-`` when not captured: ``SSA`` all seen, ``-SA`` the capture began at the SYN-ACK,
+    ``S-A`` the SYN-ACK was missed, ``---`` a connection picked up mid-stream."""
+    syn = "S" if conn.pure_syn_sent[0] else "-"
+    synack = "S" if conn.synack_sent[1] else "-"
+    # Without the SYN-ACK, the client's ACK after its SYN (only a SYN-ACK makes a SYN_SENT
+    # client send one). Not in a simultaneous open, where the client may be ESTABLISHED
+    # before its first ACK (whose frame the fast path does not record).
+    ack = "A" if conn.handshake_done_frame >= 0 or (
+        conn.pure_syn_sent[0] and not conn.pure_syn_sent[1]
+        and conn.answered_frame[0] >= 0) else "-"
+    return syn + synack + ack
 
 
 def classify_close(conn: Connection, open_kind: str) -> str:
@@ -134,6 +152,7 @@ def flow_record(conn: Connection, anomaly_codes: list[str] | None = None) -> dic
             synack_frame = p.frame
     if conn.first_rst_frame >= 0:
         rst_frame = conn.first_rst_frame
+    seen = handshake_seen(conn)
     handshake_s = None
     if conn.handshake_done_frame >= 0 and syn_frame is not None:
         syn_ts = next(p.ts_ns for p in conn.notable if p.frame == syn_frame)
@@ -167,6 +186,10 @@ def flow_record(conn: Connection, anomaly_codes: list[str] | None = None) -> dic
         "handshake_ack_frame": conn.handshake_done_frame if conn.handshake_done_frame >= 0
         else None,
         "handshake_s": handshake_s,
+        # ``open`` says three_way_handshake when later segments prove the handshake; these say
+        # whether the capture showed it or it was inferred, and which segments it holds.
+        "handshake_inferred": open_kind == "three_way_handshake" and seen != "SSA",
+        "handshake_seen": seen,
         "client_fin_frame": conn.fin_frame[0] if conn.fin_frame[0] >= 0 else None,
         "server_fin_frame": conn.fin_frame[1] if conn.fin_frame[1] >= 0 else None,
         "rst_frame": rst_frame,

@@ -945,6 +945,12 @@ class SequenceAnalyzer:
         snd = self._c if from_client else self._s
         return snd.snd_una if snd.base >= 0 else -1
 
+    def last_ack_sent(self, from_client: bool) -> int:
+        """The raw ACK number of the side's last ACK (its RCV.NXT then), -1 if it sent none:
+        a RST below it or beyond what the peer sent is not at the side's RCV.NXT (RFC 5961)."""
+        snd = self._c if from_client else self._s
+        return snd.last_ack_raw if snd.last_sent_ack else -1
+
     def unacknowledged(self, from_client: bool, raw_seq: int) -> int:
         """Bytes of one side's sequence space below ``raw_seq`` (e.g. its RST's sequence
         number) that the peer had not acknowledged by the last ACK seen: 0 when the peer sent

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from tcptrace_py.connection import Connection
 from tcptrace_py.detectors.base import Code, Detector, Param, register
 from tcptrace_py.events import Anomaly
-from tcptrace_py.segment import ACK, SYN, flags_text
+from tcptrace_py.segment import ACK, RST, SYN, flags_text
 
 _MASK = 0xFFFFFFFF
 _MAX_FRAMES = 20
@@ -108,3 +108,56 @@ class ProtocolViolations(Detector):
                                     f"{len(conn.out_of_window_rsts)} RST(s) outside the "
                                     "receiver's window, not obeyed (possible injection)"))
         return out
+
+
+@register
+class ChallengeAcks(Detector):
+    """RSTs and SYNs answered by RFC 5961 challenge ACKs: the connection went on."""
+
+    name = "challenge_ack"
+    params = ()
+    codes = (
+        Code("challenge_ack", "warning", "network",
+             "An in-window RST not at the receiver's RCV.NXT (RFC 5961 3.2), or a SYN with a "
+             "new ISN on an established connection (RFC 5961 4), was answered by a challenge "
+             "ACK and did not end the connection: a blind injection attempt (RST or SYN "
+             "spoofed by a third party), or a stale segment of a peer that lost the "
+             "connection (it then resets at RCV.NXT)."),
+    )
+
+    def on_connection(self, conn: Connection) -> Iterable[Anomaly]:
+        if not conn.challenges:
+            return ()
+        chs = conn.challenges
+        injected = [f for c in chs for f in c.injected_frames]
+        acks = [c.challenge_frame for c in chs if c.challenge_frame >= 0]
+        kinds = sorted({c.kind for c in chs})
+        apparent = sorted({"server" if c.by == "client" else "client" for c in chs})
+        # What followed tells an injection from a peer that lost the connection: the apparent
+        # sender going on with the connection never sent that segment; one that answers the
+        # challenge ACK with a RST at RCV.NXT did (RFC 5961 3.2's legitimate reset).
+        last_ack = max(acks) if acks else max(injected)
+        answered_ns = max(c.challenge_ts_ns for c in chs)
+        reset_after = any(p.flags & RST and p.sender in apparent and p.frame > last_ack
+                          for p in conn.notable)
+        stats = {"client": conn.analyzer.client, "server": conn.analyzer.server}
+        went_on = not reset_after and any(stats[s].last_ts_ns > answered_ns for s in apparent)
+        details: dict[str, object] = {
+            "kinds": kinds,
+            "by": sorted({c.by for c in chs}),
+            "apparent_sender": apparent,
+            "injected_frames": injected[:_MAX_FRAMES],
+            "challenge_ack_frames": acks[:_MAX_FRAMES],
+            "count": len(chs),
+            "sender_went_on": went_on,
+            "reset_at_rcv_nxt_after": reset_after,
+        }
+        what = " and ".join({"rst": "in-window RST(s) not at RCV.NXT",
+                             "syn": "SYN(s) with a new ISN"}[k] for k in kinds)
+        verdict = ("possible injection: the apparent sender went on with the connection"
+                   if went_on else "the peer then reset at RCV.NXT" if reset_after
+                   else "possible injection")
+        return (self.make("challenge_ack", conn.flow_id, min(injected),
+                          max(acks + injected), chs[0].ts_ns,
+                          f"{what} answered by challenge ACK(s) (RFC 5961): {verdict}",
+                          details),)

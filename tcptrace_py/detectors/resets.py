@@ -228,6 +228,17 @@ class ResetKinds(Detector):
         Param("min_idle_s", 300.0, "Silence in both directions before a RST for "
               "reset_after_idle: firewalls and NATs drop idle flows after 5 min to 1 h (AWS "
               "NLB 350 s, Linux conntrack 5 days, many firewalls 300-3600 s)."),
+        Param("answer_max_rtts", 2.0, "A bare RST answers a peer segment (reset_on_data, "
+              "half_open) only when it follows the peer's last segment within this many round "
+              "trips at the capture point: a stack with no state resets at once on the "
+              "segment, so the RST trails it by at most one round trip wherever the capture "
+              "sits; twice allows for jitter. A later RST nothing prompted is an abort."),
+        Param("answer_min_s", 0.05, "Smallest answer window, whatever the round trip: on a "
+              "LAN (round trips of microseconds) scheduling delays of a loaded host would "
+              "otherwise make an answering RST look unprompted."),
+        Param("unknown_rtt_s", 0.25, "Round trip assumed when the capture shows none (no "
+              "handshake, no RTT sample): 250 ms covers intercontinental paths, as "
+              "Options.rst_crossing_s does."),
     )
     codes = (
         Code("abortive_close", "warning", "network",
@@ -285,6 +296,8 @@ class ResetKinds(Detector):
                 basis = "peer's last ACK before the RST"
         bare = not rst.flags & ACK
         peer_data = conn.payload_bytes[1 - side] > 0
+        window_ns = self._answer_window_ns(conn)
+        prompted = 0 <= rst.since_peer_ns <= window_ns
         unanswered = 0 if in_flight or own_fin_before else self._unanswered(conn, side, rst)
         if in_flight and not own_fin_before:
             out.append(self.make(
@@ -304,6 +317,21 @@ class ResetKinds(Detector):
                  "unanswered_peer_bytes": unanswered, "in_flight_bytes_at_least": 0,
                  "peer_acks_after_rst": len(later_acks),
                  "basis": "peer data acknowledged by the RST, never answered"}))
+        elif bare and peer_data and not own_fin_before and not rst.flags & (SYN | FIN) \
+                and not prompted:
+            # Nothing prompted it: the peer's last segment is long past (more than a round
+            # trip), so this is not a stack answering a segment it has no state for but an
+            # abort (an application's close with SO_LINGER 0, a process killed); the peer was
+            # not sending into a forgotten connection (suricata-verify tcp-opt.pcap frame 42).
+            out.append(self.make(
+                "abortive_close", conn.flow_id, rst.frame, rst.frame, rst.ts_ns,
+                f"{name} aborted with a bare RST {seconds(rst.since_peer_ns):g} s after "
+                f"{peer}'s last segment: no segment prompted it",
+                {"by": name, "rst_frame": rst.frame, "rst_flags": "R",
+                 "in_flight_bytes_at_least": 0, "peer_acks_after_rst": len(later_acks),
+                 "since_peer_segment_s": seconds(rst.since_peer_ns),
+                 "answer_window_s": seconds(window_ns),
+                 "basis": "unprompted: no peer segment within the answer window"}))
         elif bare and peer_data and not own_fin_before and not rst.flags & (SYN | FIN):
             out.append(self.make(
                 "reset_on_data", conn.flow_id, rst.frame, rst.frame, rst.ts_ns,
@@ -337,6 +365,23 @@ class ResetKinds(Detector):
                 f"RST from {name} after the connection sat idle {seconds(idle_ns):g} s",
                 {"by": name, "rst_frame": rst.frame, "idle_s": seconds(idle_ns)}))
         return out
+
+    def _answer_window_ns(self, conn: Connection) -> int:
+        """How long after a peer segment a RST may come and still answer it.
+
+        The round trip at the capture point is the sum of both directions' handshake RTTs
+        (SYN to SYN-ACK, SYN-ACK to ACK: one of them is near zero next to a host), else of
+        their mean RTT samples, else ``unknown_rtt_s``.
+        """
+        c, s = conn.analyzer.client, conn.analyzer.server
+        if c.handshake_rtt_ns >= 0 and s.handshake_rtt_ns >= 0:
+            rtt_ns = c.handshake_rtt_ns + s.handshake_rtt_ns
+        elif c.rtt.count or s.rtt.count:
+            rtt_ns = int((c.rtt.mean if c.rtt.count else 0) + (s.rtt.mean if s.rtt.count else 0))
+        else:
+            rtt_ns = int(float(self.p["unknown_rtt_s"]) * NS_PER_S)
+        return max(int(float(self.p["answer_max_rtts"]) * rtt_ns),
+                   int(float(self.p["answer_min_s"]) * NS_PER_S))
 
     @staticmethod
     def _unanswered(conn: Connection, side: int, rst: NotablePacket) -> int:
