@@ -202,15 +202,14 @@ class FlowTable:
     def _full_path(self, conn: Connection, key: Key, seg: Segment) -> Connection:
         """Replay a segment through the connection's full path, then schedule its timers."""
         if self._held and key in self._held:
-            syns = self._held[key][1]
-            if seg is syns[-1]:
+            if seg is self._held[key][1][-1]:
                 return conn  # a SYN _reincarnate just held
             conn = self._on_held(conn, key, seg)
+            conn.on_segment(seg)
             if key in self._held:
-                conn.on_segment(seg)
-                conn.steady = False  # still waiting for the answer
-                return conn
-        conn.on_segment(seg)
+                conn.steady = False  # still waiting for the answer: no steady path
+        else:
+            conn.on_segment(seg)
         # Both ends ESTABLISHED (most segments of a capture): neither done nor in TIME_WAIT,
         # so the checks below cannot fire; testing that first skips a method call per segment.
         if conn.client.state is _ESTABLISHED and conn.server.state is _ESTABLISHED:

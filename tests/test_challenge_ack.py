@@ -363,3 +363,29 @@ def test_same_in_both_engines(tmp_path: Path, monkeypatch: Any) -> None:
         path = write_pcap(tmp_path / "t.pcap", sorted(frames, key=lambda f: f[0]))
         compiled, reference = both(str(path), monkeypatch)
         assert compiled == reference
+
+
+def test_connection_closing_while_a_syn_is_held(tmp_path: Path) -> None:
+    """The old connection closes while the SYN waits: the receiver's FIN is no SYN-ACK, so
+    the SYN joins the connection, which then leaves the table after its TIME_WAIT."""
+    from captures_util import write_pcap
+
+    from tcptrace_py.engine import Engine
+    from tcptrace_py.options import Options
+
+    frames: list[tuple[int, bytes]] = []
+    t = Talk(frames)
+    _exchange(t)
+    t.c(0.2, SYN, seq=987654)                # frame 7: held
+    t.c(0.21, FIN | ACK)                     # frame 8: the real client closes
+    t.s(0.22, FIN | ACK)                     # frame 9: the server's answer
+    t.c(0.23, ACK)
+    other = Talk(frames, cport=40001)
+    other.handshake(100.0)                   # packet time passes TIME_WAIT (60 s)
+    path = write_pcap(tmp_path / "t.pcap", sorted(frames, key=lambda f: f[0]))
+    results = list(Engine(Options()).run(str(path)))
+    first = results[0].record
+    assert first["flow_id"] == 0 and first["close"] == "graceful"
+    assert first["end_reason"] == "time_wait_expired"   # emitted before the capture's end
+    assert only(results[0].anomalies, "challenge_ack").details["injected_frames"] == [7]
+    assert sorted(r.record["flow_id"] for r in results) == [0, 2]
