@@ -96,16 +96,17 @@ def handshake_answered(conn: Connection) -> bool:
 def handshake_seen(conn: Connection) -> str:
     """Which segments of the three-way handshake the capture holds: three marks, the client's
     SYN (``S``), the server's SYN-ACK (``S``) and the client's handshake ACK (``A``), each
-    ``-`` when not captured: ``SSA`` all seen, ``-SA`` the capture began at the SYN-ACK,
-    ``S-A`` the SYN-ACK was missed, ``---`` a connection picked up mid-stream."""
-    syn = "S" if conn.pure_syn_sent[0] else "-"
-    synack = "S" if conn.synack_sent[1] else "-"
+    ``.`` when not captured: ``SSA`` all seen, ``.SA`` the capture began at the SYN-ACK,
+    ``S.A`` the SYN-ACK was missed, ``...`` a connection picked up mid-stream. (``.``, not
+    ``-``: a CSV cell starting with ``-`` would be escaped as a formula, export.py.)"""
+    syn = "S" if conn.pure_syn_sent[0] else "."
+    synack = "S" if conn.synack_sent[1] else "."
     # Without the SYN-ACK, the client's ACK after its SYN (only a SYN-ACK makes a SYN_SENT
     # client send one). Not in a simultaneous open, where the client may be ESTABLISHED
     # before its first ACK (whose frame the fast path does not record).
     ack = "A" if conn.handshake_done_frame >= 0 or (
         conn.pure_syn_sent[0] and not conn.pure_syn_sent[1]
-        and conn.answered_frame[0] >= 0) else "-"
+        and conn.answered_frame[0] >= 0) else "."
     return syn + synack + ack
 
 

@@ -42,7 +42,7 @@ def test_whole_handshake_is_observed(tmp_path: Path) -> None:
     assert rec["handshake_seen"] == "SSA" and rec["handshake_inferred"] is False
 
 
-@pytest.mark.parametrize(("skip", "seen"), [({1}, "-SA"), ({2}, "S-A")])
+@pytest.mark.parametrize(("skip", "seen"), [({1}, ".SA"), ({2}, "S.A")])
 def test_missing_handshake_segment_is_inferred(tmp_path: Path, skip: set[int],
                                                seen: str) -> None:
     rec = _talk(tmp_path, skip)
@@ -54,13 +54,13 @@ def test_one_sided_capture_is_inferred(tmp_path: Path) -> None:
     """Only the client's packets (asymmetric routing): its ACK after its SYN proves it."""
     rec = _talk(tmp_path, set(), one_sided=True)
     assert rec["open"] == "three_way_handshake" and rec["server_packets"] == 0
-    assert rec["handshake_seen"] == "S-A" and rec["handshake_inferred"] is True
+    assert rec["handshake_seen"] == "S.A" and rec["handshake_inferred"] is True
 
 
 def test_midstream_is_not_a_handshake(tmp_path: Path) -> None:
     rec = _talk(tmp_path, {1, 2, 3})
     assert rec["open"] == "midstream"
-    assert rec["handshake_seen"] == "---" and rec["handshake_inferred"] is False
+    assert rec["handshake_seen"] == "..." and rec["handshake_inferred"] is False
 
 
 def test_terminal_table_says_inferred(tmp_path: Path) -> None:
@@ -71,18 +71,18 @@ def test_terminal_table_says_inferred(tmp_path: Path) -> None:
     path = write_pcap(tmp_path / "t.pcap", frames[1:])  # the capture starts at the SYN-ACK
     res = CliRunner().invoke(main, ["analyze", str(path)])
     assert res.exit_code == 0, res.output
-    assert "three_way_handshake (inferred, seen -SA)" in res.output
+    assert "three_way_handshake (inferred, seen .SA)" in res.output
     res = CliRunner().invoke(main, ["flow", str(path), "0"])
     assert res.exit_code == 0, res.output
-    assert "open=three_way_handshake (inferred, seen -SA)" in res.output
+    assert "open=three_way_handshake (inferred, seen .SA)" in res.output
     assert SYN
 
 
 @pytest.mark.parametrize(("name", "flow", "seen"), [
-    ("arkime/http-syn-ack.pcap", 0, "-SA"),          # starts at the SYN-ACK
-    ("zeek/missing-syn.pcap", 0, "-SA"),
-    ("pcapplusplus/raw_ip.pcap", 2, "S-A"),          # one-sided: the server never seen
-    ("suricata-verify/input.pcap", 0, "-S-"),        # only the server side
+    ("arkime/http-syn-ack.pcap", 0, ".SA"),          # starts at the SYN-ACK
+    ("zeek/missing-syn.pcap", 0, ".SA"),
+    ("pcapplusplus/raw_ip.pcap", 2, "S.A"),          # one-sided: the server never seen
+    ("suricata-verify/input.pcap", 0, ".S."),        # only the server side
 ])
 def test_real_captures_with_an_inferred_handshake(name: str, flow: int, seen: str) -> None:
     path = SHARED / name
