@@ -90,6 +90,7 @@ PACKET_SCHEMA: Schema = {
 def _analysis_kinds() -> Schema:
     """Kinds of the sequence-analysis columns, from a fresh analyzer's values."""
     from tcptrace_py.analysis import AnalysisOptions, SequenceAnalyzer
+    from tcptrace_py.analysis.sequence import NULLABLE_INT_COLUMNS
 
     out: Schema = {}
     for name, value in SequenceAnalyzer(AnalysisOptions()).columns().items():
@@ -97,7 +98,9 @@ def _analysis_kinds() -> Schema:
             out[name] = "bool"
         elif isinstance(value, int):
             out[name] = "int"
-        else:  # float, or None for figures without a sample (srtt before any RTT sample)
+        elif value is None and name.split("_", 1)[1] in NULLABLE_INT_COLUMNS:
+            out[name] = "int?"
+        else:  # float, or None for figures without a sample (no RTT sample, no data)
             out[name] = "float"
     return out
 
