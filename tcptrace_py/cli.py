@@ -23,8 +23,11 @@ import gc
 import importlib
 import importlib.util
 import os
+import signal
 import sys
+import threading
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import IO, Any, TypeVar
 
@@ -46,7 +49,8 @@ from tcptrace_py.gcpolicy import ANALYSIS_THRESHOLDS
 from tcptrace_py.options import Options
 from tcptrace_py.outfile import OutputError, OutputFile
 
-__all__ = ["EXIT_BAD_INPUT", "EXIT_FINDINGS", "EXIT_OK", "anomaly_dict", "main"]
+__all__ = ["EXIT_BAD_INPUT", "EXIT_FINDINGS", "EXIT_INTERRUPTED", "EXIT_OK", "anomaly_dict",
+           "main"]
 
 EXIT_OK = 0
 EXIT_FINDINGS = 1
@@ -129,7 +133,7 @@ def main() -> None:
     Examples:
       tcptrace-py analyze capture.pcap
       tcptrace-py analyze capture.pcapng.gz --format jsonl -o flows.jsonl
-      tcpdump -w - -i any | tcptrace-py analyze -
+      tcpdump -U -w - -i any | tcptrace-py analyze - --format jsonl
       tcptrace-py anomalies capture.pcap --fail-on warning
       tcptrace-py summary capture.pcap
       tcptrace-py flow capture.pcap 3
@@ -320,9 +324,77 @@ class _CountingReader:
         self._f.close()
 
 
-def _with_progress(path: str, quiet: bool) -> Iterator[Any]:
-    """Yield the source to analyse: a counting reader under a rich progress bar for big
-    files when stderr is a terminal, else the path itself (so errors name it)."""
+class _InterruptGate:
+    """Ctrl-C takes effect only where the input is read.
+
+    Why: a KeyboardInterrupt raised at any bytecode could stop a connection half-way
+    through a segment, and the records written after it would be wrong. While the gate is
+    installed, SIGINT interrupts at once when the analysis is blocked reading (a quiet live
+    capture), else at the next read (within one chunk of input); what was read so far is
+    then analysed to the end (``Engine.finish``).
+    """
+
+    def __init__(self) -> None:
+        self.pending = False
+        """A SIGINT arrived."""
+        self.reading = False
+        """The analysis is inside a read of the input."""
+
+    def _on_sigint(self, _signum: int, _frame: Any) -> None:
+        if self.reading or self.pending:  # blocked reading, or a second Ctrl-C: at once
+            self.pending = True
+            raise KeyboardInterrupt
+        self.pending = True
+
+    @contextmanager
+    def installed(self) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield  # signal handlers belong to the main thread (e.g. a test runner's thread)
+            return
+        previous = signal.signal(signal.SIGINT, self._on_sigint)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, previous)
+
+    def wrap(self, f: Any) -> _GatedReader:
+        return _GatedReader(f, self)
+
+
+class _GatedReader:
+    """A binary stream whose reads are the points where a Ctrl-C stops the analysis."""
+
+    def __init__(self, f: Any, gate: _InterruptGate) -> None:
+        self._f = f
+        self._gate = gate
+
+    def _call(self, fn: Callable[[int], Any], n: int) -> bytes:
+        gate = self._gate
+        gate.reading = True
+        try:
+            if gate.pending:
+                raise KeyboardInterrupt
+            return bytes(fn(n))
+        finally:
+            gate.reading = False
+
+    def read(self, n: int = -1, /) -> bytes:
+        return self._call(self._f.read, n)
+
+    def read1(self, n: int = -1, /) -> bytes:
+        return self._call(self._f.read1, n)
+
+    def readable(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        """The opener closes the file."""
+
+
+def _with_progress(path: str, quiet: bool, gate: _InterruptGate) -> Iterator[Any]:
+    """Yield the source to analyse, read through ``gate``: a counting reader under a rich
+    progress bar for big files when stderr is a terminal, else the open file (a path that
+    is not a regular file is yielded as is, so the reader's one-line error names it)."""
     if path == "-" and sys.stdin is None:
         _fail("-: standard input is closed")
     size = 0
@@ -332,7 +404,18 @@ def _with_progress(path: str, quiet: bool) -> Iterator[Any]:
         except OSError:
             size = 0
     if not size or size < PROGRESS_MIN_BYTES:
-        yield sys.stdin.buffer if path == "-" else path
+        if path == "-":
+            yield gate.wrap(sys.stdin.buffer)
+        elif not os.path.isfile(path):
+            yield path
+        else:
+            try:
+                f = open(path, "rb")  # noqa: SIM115 - closed below
+            except OSError as exc:
+                _fail(f"{path}: cannot open ({exc.strerror or exc})")
+                return
+            with f:
+                yield gate.wrap(f)
         return
     from rich.console import Console
     from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
@@ -341,7 +424,7 @@ def _with_progress(path: str, quiet: bool) -> Iterator[Any]:
                   TimeRemainingColumn(), console=Console(stderr=True), transient=True) as bar:
         task = bar.add_task(os.path.basename(path), total=size)
         with open(path, "rb") as f:
-            yield _CountingReader(f, lambda n: bar.advance(task, n))
+            yield gate.wrap(_CountingReader(f, lambda n: bar.advance(task, n)))
 
 
 @dataclass
@@ -376,61 +459,77 @@ def _run(files: Sequence[str], options: Options, strict: bool, quiet: bool,
     ``on_anomaly``). With ``keep=False`` neither records nor anomalies are kept (only the
     worst severity, for ``--fail-on``): a streamed run's memory is then bounded by the
     engine's live connections, not by the connections or findings of the capture (a SYN
-    flood has one ``unanswered_syn`` per SYN)."""
+    flood has one ``unanswered_syn`` per SYN).
+
+    Ctrl-C stops reading (at a read, see _InterruptGate); the connections read so far are
+    finished as at capture end and handed over like the others, later files are skipped
+    and ``run.interrupted`` is set (the command writes its output, then exits 130)."""
     run = Run(multi=len(files) > 1)
-    for path in files:
-        engine = Engine(options)
-        cap = path if run.multi else None
-        recs: dict[int, dict[str, Any]] = {}
-
-        def take(result: FlowResult, cap: str | None = cap,
-                 recs: dict[int, dict[str, Any]] = recs) -> None:
-            rec = result.record
-            if filters.on_connections:
-                # Owners are only consulted by connection filters (anomaly_ok); keeping
-                # every record otherwise made streamed runs grow with connections.
-                recs[rec["flow_id"]] = rec
-            if not filters.flow_ok(rec):
-                return
-            if cap is not None:
-                rec = {"capture": cap, **rec}
-            for a in result.anomalies:
-                if filters.anomaly_ok(a, rec):
-                    run.found(cap, a, keep, on_anomaly)
-            if on_record is not None:
-                on_record(rec)
-            if keep:
-                run.records.append(rec)
-                run.results[(cap, rec["flow_id"])] = result
-
-        try:
-            for src in _with_progress(path, quiet):
-                for result in engine.run(src, name=path, strict=strict):
-                    take(result)
-        except KeyboardInterrupt:
-            # Ctrl-C: what was read is reported (the live connections as at a cut capture,
-            # capture-wide findings), written out, and the command exits 130; later files
-            # are not read. A second Ctrl-C ends at once (exit 130, see _LazyGroup.invoke).
-            run.interrupted = True
-            for result in engine.finish_early(name=path):
-                take(result)
-        except CaptureError as exc:
-            _report_diag(engine.diag, quiet)
-            _fail(str(exc))
-        except BrokenPipeError:
-            raise  # writing streamed results: the output's (see _writing), not the input's
-        except OSError as exc:  # e.g. a pipe closed under us, a file vanishing mid-read
-            _fail(f"{path}: {exc.strerror or exc}")
-        for a in engine.summary.anomalies:
-            owner = recs.get(a.flow_id) if a.flow_id is not None else None
-            if filters.anomaly_ok(a, owner):
-                run.found(cap, a, keep, on_anomaly)
-        _report_diag(engine.diag, quiet)
-        run.diag.merge(engine.diag)
-        if run.interrupted:
-            _err(f"interrupted: results cover the frames of {path} read so far")
-            break
+    gate = _InterruptGate()
+    with gate.installed():
+        for path in files:
+            _run_one(run, path, options, strict, quiet, filters, on_record, keep, gate,
+                     on_anomaly)
+            if run.interrupted:
+                _err(f"interrupted: results cover the frames of {printable(path)} read "
+                     "so far")
+                break
+    run.interrupted = run.interrupted or gate.pending
     return run
+
+
+def _run_one(run: Run, path: str, options: Options, strict: bool, quiet: bool,
+             filters: Filters, on_record: Callable[[dict[str, Any]], None] | None,
+             keep: bool, gate: _InterruptGate,
+             on_anomaly: Callable[[str | None, Anomaly], None] | None = None) -> None:
+    """One input file of :func:`_run`."""
+    engine = Engine(options)
+    cap = path if run.multi else None
+    recs: dict[int, dict[str, Any]] = {}
+    try:
+        for src in _with_progress(path, quiet, gate):
+            results = engine.run(src, name=path, strict=strict)
+            while True:
+                try:
+                    result = next(results)
+                except StopIteration:
+                    break
+                except KeyboardInterrupt:  # raised by a read: no connection was cut short
+                    if run.interrupted:
+                        raise  # a second Ctrl-C: stop now (exit 130, _LazyGroup.invoke)
+                    run.interrupted = True
+                    results = engine.finish(name=path)
+                    continue
+                rec = result.record
+                if filters.on_connections:
+                    # Owners are only consulted by connection filters (anomaly_ok); keeping
+                    # every record otherwise made streamed runs grow with connections.
+                    recs[rec["flow_id"]] = rec
+                if not filters.flow_ok(rec):
+                    continue
+                if cap is not None:
+                    rec = {"capture": cap, **rec}
+                for a in result.anomalies:
+                    if filters.anomaly_ok(a, rec):
+                        run.found(cap, a, keep, on_anomaly)
+                if on_record is not None:
+                    on_record(rec)
+                if keep:
+                    run.records.append(rec)
+                    run.results[(cap, rec["flow_id"])] = result
+    except CaptureError as exc:
+        _report_diag(engine.diag, quiet)
+        _fail(str(exc))
+    except BrokenPipeError:
+        raise  # writing streamed results: the output's (see _writing), not the input's
+    except OSError as exc:  # e.g. a pipe closed under us, a file vanishing mid-read
+        _fail(f"{path}: {exc.strerror or exc}")
+    for a in engine.summary.anomalies:
+        owner = recs.get(a.flow_id) if a.flow_id is not None else None
+        if filters.anomaly_ok(a, owner):
+            run.found(cap, a, keep, on_anomaly)
+    _report_diag(engine.diag, quiet)
+    run.diag.merge(engine.diag)
 
 
 def _report_diag(diag: Diagnostics, quiet: bool) -> None:
@@ -550,6 +649,10 @@ def analyze(files: tuple[str, ...], fmt: str, output: str | None, states: tuple[
             assert out is not None
             written = [0]
 
+            # Live input: each connection reaches the reader (jq, a log shipper) as soon as
+            # it is finished, not when a block buffer fills.
+            live = "-" in files
+
             def emit(rec: dict[str, Any]) -> None:
                 if rows is None or written[0] < rows:
                     try:
@@ -559,6 +662,8 @@ def analyze(files: tuple[str, ...], fmt: str, output: str | None, states: tuple[
                     except OSError as exc:  # the output's error, not the input's
                         raise target.error(exc) from None
                     written[0] += 1
+                    if live:
+                        out.flush()
 
             run = _run(files, options, strict, quiet, filters, on_record=emit, keep=False)
         else:

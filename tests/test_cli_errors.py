@@ -205,7 +205,7 @@ def test_ctrl_c_writes_what_was_read_and_exits_130(tmp_path: Path, cmd: str, fmt
         exp_args += ["-o", tmp_path / "exp"]
     expected = run(*exp_args)
     monkeypatch.setattr(cli, "_with_progress",
-                        lambda path, quiet: iter([_InterruptedReader(prefix)]))
+                        lambda path, quiet, *_gate: iter([_InterruptedReader(prefix)]))
     res = CliRunner().invoke(main, args)
     assert res.exit_code == 130, res.output
     assert "Aborted" not in res.output
