@@ -432,6 +432,8 @@ class Run:
     """Everything one command collected over its input files."""
 
     multi: bool
+    files: list[str] = field(default_factory=list)
+    """The input files, in the order given."""
     records: list[dict[str, Any]] = field(default_factory=list)
     anomalies: list[tuple[str | None, Anomaly]] = field(default_factory=list)
     results: dict[tuple[str | None, int], FlowResult] = field(default_factory=dict)
@@ -464,7 +466,7 @@ def _run(files: Sequence[str], options: Options, strict: bool, quiet: bool,
     Ctrl-C stops reading (at a read, see _InterruptGate); the connections read so far are
     finished as at capture end and handed over like the others, later files are skipped
     and ``run.interrupted`` is set (the command writes its output, then exits 130)."""
-    run = Run(multi=len(files) > 1)
+    run = Run(multi=len(files) > 1, files=list(files))
     gate = _InterruptGate()
     with gate.installed():
         for path in files:
@@ -730,32 +732,121 @@ def escape(text: str) -> str:
     return rich_escape(printable(text, keep="\n"))
 
 
+LADDER_WIDE_MIN = 140
+"""Narrowest console for the ladder's one-column-per-field layout: its fixed columns take
+~100 and the transitions need ~40 to read; below, the stacked layout is used."""
+PIPE_WIDTH = 200
+"""Width of tables written to a file or pipe when ``COLUMNS`` does not say: wide enough for
+the full connections table, so ``> report.txt`` keeps every column on one line."""
+ANOMALY_MIN_WIDTH = 36
+"""Narrowest anomalies column a table layout may leave (about five words a line): below it
+the connections are listed as blocks instead (see _FLOW_LAYOUTS)."""
+
+
 def _console(out: IO[str]) -> Any:
+    """A rich console for ``out``: a terminal's own width (rich also honours ``COLUMNS``);
+    else ``COLUMNS`` when set (``COLUMNS=80 tcptrace-py analyze x | less``), else PIPE_WIDTH."""
     from rich.console import Console
 
-    return Console(file=out, width=None if out.isatty() else 200)
+    if out.isatty():
+        return Console(file=out)
+    cols = os.environ.get("COLUMNS", "").strip()
+    width = int(cols) if cols.isdigit() and int(cols) > 0 else PIPE_WIDTH
+    return Console(file=out, width=width)
+
+
+def _capture_labels(run: Run) -> dict[str | None, str]:
+    """Short labels (1, 2, ...) for the input files of a multi-capture run, in input order:
+    a full-path column took the table's room; a legend names them once."""
+    if not run.multi:
+        return {}
+    return {path: str(i) for i, path in enumerate(run.files, 1)}
+
+
+def _print_legend(console: Any, labels: dict[str | None, str]) -> None:
+    for path, n in labels.items():
+        console.print(f"[bold]cap {n}[/]: {escape(str(path))}", overflow="fold")
+
+
+def _flow_cells(r: dict[str, Any], layout: str) -> list[str]:
+    """The fixed (non-anomaly) cells of one connection in ``layout`` (plain text)."""
+    client = _endpoint(r["client_ip"], r["client_port"])
+    server = _endpoint(r["server_ip"], r["server_port"])
+    pkts = f"{r['client_packets']}/{r['server_packets']}"
+    payload = f"{r['client_payload_bytes']}/{r['server_payload_bytes']}"
+    retx = str(r.get("retransmissions", 0))
+    dur = f"{r['duration_s']:.3f}"
+    states = f"{r['client_state']}/{r['server_state']}"
+    if layout == "wide":
+        return [str(r["flow_id"]), client, server, r["open"], r["close"], r["client_state"],
+                r["server_state"], pkts, payload, retx, dur]
+    if layout == "compact":
+        return [str(r["flow_id"]), f"{client}\n→ {server}",
+                f"{r['close']}\n{r['open']}\n{states}",
+                f"{pkts} pkts\n{payload} B\n{retx} retx\n{dur} s"]
+    # list: one text block per connection, wrapped at the console's width.
+    return [str(r["flow_id"]), f"{client} → {server}\nclose {r['close']} (open {r['open']}; "
+            f"states {states}); pkts {pkts}, bytes {payload}, retx {retx}, {dur} s"]
+
+
+_FLOW_LAYOUTS: dict[str, tuple[str, ...]] = {
+    "wide": ("flow", "client", "server", "open", "close", "client\nstate", "server\nstate",
+             "packets\ncli/srv", "payload B\ncli/srv", "retrans-\nmissions", "duration\n(s)"),
+    "compact": ("flow", "client\n→ server", "close\nopen\nstates cli/srv",
+                "traffic\ncli/srv"),
+    "list": ("flow", "connection"),
+}
+"""Connections table layouts, widest first, by their fixed columns (the anomalies column
+follows them). The first whose fixed columns, measured on the rows shown, leave at least
+ANOMALY_MIN_WIDTH for the anomalies is used; "list" always fits: flow id, endpoints, close
+and anomalies are never dropped, the rest is stacked or wrapped."""
+
+
+def _choose_layout(rows: Sequence[dict[str, Any]], width: int, multi: bool) -> str:
+    for layout in ("wide", "compact"):
+        heads = _FLOW_LAYOUTS[layout]
+        widths = [max(len(line) for line in h.split("\n")) for h in heads]
+        for r in rows:
+            for i, cell in enumerate(_flow_cells(r, layout)):
+                widths[i] = max(widths[i], max(len(line) for line in cell.split("\n")))
+        if multi:
+            widths.append(3)
+        # rich: one space of padding each side of a cell and a rule between/around columns.
+        need = sum(widths) + 3 * (len(widths) + 1) + 1
+        if need + ANOMALY_MIN_WIDTH <= width:
+            return layout
+    return "list"
 
 
 def _print_flows(run: Run, records: list[dict[str, Any]], omitted: int, out: IO[str],
                  quiet: bool) -> None:
     """The connections table (``records``: the rows to show), capture-wide findings and the
-    capture summary, which counts every connection, shown or not."""
+    capture summary, which counts every connection, shown or not. The layout follows the
+    console's width (_FLOW_LAYOUTS)."""
+    from rich import box
     from rich.table import Table
     from rich.text import Text
 
     console = _console(out)
+    labels = _capture_labels(run)
     by_flow: dict[tuple[str | None, int], list[Anomaly]] = {}
     for cap, a in run.anomalies:
         if a.flow_id is not None:
             by_flow.setdefault((cap, a.flow_id), []).append(a)
-    table = Table(title=f"{len(run.records)} TCP connections", show_lines=bool(by_flow))
-    cols = ["flow", "client", "server", "open", "close", "client state", "server state",
-            "pkts c/s", "bytes c/s", "retx", "dur s", "anomalies"]
+    layout = _choose_layout(records, console.width, run.multi)
+    _print_legend(console, labels)
+    table = Table(title=f"{len(run.records)} TCP connections",
+                  show_lines=bool(by_flow) or layout != "wide",
+                  box=box.SIMPLE_HEAD if layout == "list" else box.HEAVY_HEAD)
+    cols = list(_FLOW_LAYOUTS[layout])
+    if layout != "list":
+        cols.append("anomalies")
     if run.multi:
-        cols.insert(0, "capture")
+        cols.insert(0, "cap")
     for col in cols:
-        table.add_column(col, no_wrap=col != "anomalies",
-                         ratio=1 if col == "anomalies" else None)
+        flexible = col in ("anomalies", "connection")
+        table.add_column(col, no_wrap=not flexible, ratio=1 if flexible else None,
+                         overflow="fold")
     for r in records:
         found = sorted(by_flow.get((r.get("capture"), r["flow_id"]), []),
                        key=lambda a: (-SEVERITY_RANK.get(a.severity, 0), a.code))
@@ -768,21 +859,22 @@ def _print_flows(run: Run, records: list[dict[str, Any]], omitted: int, out: IO[
             notes.append(f"{a.severity} {a.code}", style=f"bold {_SEVERITY_STYLE[a.severity]}"
                          if a.severity in _SEVERITY_STYLE else "bold")
             notes.append(f": {printable(a.summary)} (frames {a.first_frame}-{a.last_frame})")
-        row: list[Any] = [
-            str(r["flow_id"]), escape(_endpoint(r["client_ip"], r["client_port"])),
-            escape(_endpoint(r["server_ip"], r["server_port"])), r["open"], r["close"],
-            r["client_state"], r["server_state"],
-            f"{r['client_packets']}/{r['server_packets']}",
-            f"{r['client_payload_bytes']}/{r['server_payload_bytes']}",
-            str(r.get("retransmissions", 0)), f"{r['duration_s']:.3f}", notes]
+        cells: list[Any] = [Text(c) for c in _flow_cells(r, layout)]
+        if layout == "list":
+            if found:
+                cells[-1].append("\n")
+                cells[-1].append_text(notes)
+        else:
+            cells.append(notes)
         if run.multi:
-            row.insert(0, escape(str(r.get("capture", ""))))
-        table.add_row(*row, style=style)
+            cells.insert(0, labels.get(r.get("capture"), ""))
+        table.add_row(*cells, style=style)
     console.print(table)
     _omitted_note(console, len(records), omitted, "connections")
-    wide = [a for cap, a in run.anomalies if a.flow_id is None]
+    wide = [(cap, a) for cap, a in run.anomalies if a.flow_id is None]
     if wide:
-        console.print(_anomaly_table(wide, "capture-wide anomalies"))
+        console.print(_anomaly_table([a for _c, a in wide], "capture-wide anomalies",
+                                     [labels.get(c) for c, _a in wide] if run.multi else None))
     _print_summary(console, capture_summary(run.diag, run.records,
                                             (a for _c, a in run.anomalies)))
 
@@ -794,9 +886,9 @@ def _anomaly_table(items: Sequence[Anomaly], title: str,
     table = Table(title=title)
     cols = ["severity", "code", "flow", "frames", "summary"]
     if captures is not None:
-        cols.insert(0, "capture")
+        cols.insert(0, "cap")
     for col in cols:
-        table.add_column(col)
+        table.add_column(col, ratio=1 if col == "summary" else None, overflow="fold")
     for i, a in enumerate(items):
         style = _SEVERITY_STYLE.get(a.severity, "")
         row = [f"[{style}]{a.severity}[/]", a.code,
@@ -892,8 +984,10 @@ def anomalies(files: tuple[str, ...], fmt: str, output: str | None, states: tupl
         if fmt == "table":
             assert out is not None
             console = _console(out)
+            labels = _capture_labels(run)
+            _print_legend(console, labels)
             console.print(_anomaly_table(anoms, f"{total} anomalies",
-                                         caps if run.multi else None))
+                                         [labels.get(c) for c in caps] if run.multi else None))
             _omitted_note(console, len(anoms), omitted, "anomalies")
         else:
             from tcptrace_py.export import write_anomalies
@@ -996,10 +1090,17 @@ def flow(file: str, flow_id: int, frame_range: str | None, limit: int, strict: b
                     rec["client_ip"] == rec["server_ip"]:
                 current = {"client": ev.new_state, "server": ev.new_state}  # self-connect
         after[ev.frame] = dict(current)
-    table = Table()
-    for col in ("frame", "t (s)", "client", "", "server", "len", "analysis", "client state",
-                "server state", "transitions"):
-        table.add_column(col)
+    # Below LADDER_WIDE_MIN columns the ladder stacks frame/time, segment/length and the two
+    # states, and puts analysis flags and transitions in one wrapping column.
+    narrow = console.width < LADDER_WIDE_MIN
+    table = Table(show_lines=narrow)
+    cols = (("frame\nt (s)", "segment\nlen", "states\ncli/srv", "analysis, transitions")
+            if narrow else ("frame", "t (s)", "client", "", "server", "len", "analysis",
+                            "client state", "server state", "transitions"))
+    for col in cols:
+        last_col = col in ("transitions", "analysis, transitions")
+        table.add_column(col, no_wrap=not last_col, ratio=1 if last_col else None,
+                         overflow="fold")
     t0 = rec["start_ts"]
     states = {"client": "INACTIVE", "server": "INACTIVE"}
     packets = target.packets or []
@@ -1010,11 +1111,19 @@ def flow(file: str, flow_id: int, frame_range: str | None, limit: int, strict: b
         if frame not in shown_frames:
             continue
         arrow = "──▶" if from_client else "◀──"
+        analysis = " ".join(flag_names(amask)).lower()
+        transitions = escape("\n".join(events_by_frame.pop(frame, [])))
+        if narrow:
+            segment = (f"{flags_text(tflags)} {arrow}" if from_client
+                       else f"{arrow} {flags_text(tflags)}")
+            table.add_row(f"{frame}\n{ts_ns / 1e9 - t0:.6f}", f"{segment}\n{plen} B",
+                          f"{states['client']}\n{states['server']}",
+                          "\n".join(x for x in (analysis, transitions) if x))
+            continue
         table.add_row(str(frame), f"{ts_ns / 1e9 - t0:.6f}",
                       flags_text(tflags) if from_client else "", arrow,
                       "" if from_client else flags_text(tflags), str(plen),
-                      " ".join(flag_names(amask)).lower(), states["client"], states["server"],
-                      escape("\n".join(events_by_frame.pop(frame, []))))
+                      analysis, states["client"], states["server"], transitions)
     console.print(table)
     omitted = len(in_range) - len(shown_frames)
     if omitted:

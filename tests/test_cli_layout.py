@@ -1,0 +1,109 @@
+"""The terminal table and ladder at fixed widths (``COLUMNS``, stdout not a terminal).
+
+At any width the connections table keeps each connection's flow id, both endpoints, how it
+closed and its anomalies, whole; a wider console only spreads them out. The captures are the
+bundled samples (real Linux stacks), IPv6 included for the widest endpoints.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+import tcptrace_py
+from tcptrace_py.cli import main
+
+SAMPLES = Path(__file__).resolve().parents[1] / "samples"
+NAMES = ("rst_abort.pcap", "refused.pcap", "ipv6_normal.pcap", "half_open.pcap")
+
+pytestmark = pytest.mark.skipif(not SAMPLES.exists(), reason="samples/ absent")
+
+
+def _invoke(width: int | None, *args: str) -> str:
+    env = {"COLUMNS": str(width)} if width is not None else {"COLUMNS": ""}
+    res = CliRunner().invoke(main, list(args), env=env)
+    assert res.exit_code == 0, res.output
+    return res.stdout
+
+
+def _words(text: str) -> str:
+    """The table's text with borders removed and wrapped lines joined (a value split over
+    two lines by the wrapping must still be found whole: rich folds at spaces)."""
+    body = re.sub(r"[│┃┏┓┗┛┡┩└┘├┤┼╇╋━─┳┻┬┴═╪]", " ", text)
+    return re.sub(r"\s+", " ", body)
+
+
+def _expected() -> list[tuple[str, dict[str, object], list[str]]]:
+    out = []
+    for name in NAMES:
+        res = tcptrace_py.analyze(SAMPLES / name)
+        for rec in res.records:
+            out.append((name, rec, list(rec["anomalies"])))
+    return out
+
+
+@pytest.mark.parametrize("width", [80, 100, 120, 160, 200])
+def test_connections_table_fits_and_keeps_what_matters(width: int) -> None:
+    paths = [str(SAMPLES / n) for n in NAMES]
+    text = _invoke(width, "analyze", *paths)
+    lines = text.splitlines()
+    assert max(len(line) for line in lines) <= width
+    words = _words(text)
+    for name, rec, codes in _expected():
+        client = f"{rec['client_ip']}:{rec['client_port']}"
+        if ":" in str(rec["client_ip"]):
+            client = f"[{rec['client_ip']}]:{rec['client_port']}"
+        assert client in words, (width, name, client)
+        assert str(rec["close"]) in words
+        for code in codes:
+            assert code in words, (width, name, code)
+    # Several inputs: a short label per capture and one legend line each, not a path column.
+    for i, name in enumerate(NAMES, 1):
+        legend = [line for line in lines if line.startswith(f"cap {i}: ")]
+        assert legend and legend[0].endswith(name), (width, lines[:6])
+    assert sum(str(SAMPLES) in line for line in lines) == len(NAMES)
+
+
+def test_layout_follows_the_width() -> None:
+    """80: one block per connection; 120: stacked columns with the anomalies beside them;
+    a pipe without COLUMNS: the full table, one column per field."""
+    one = [str(SAMPLES / "rst_abort.pcap")]
+    narrow = _invoke(80, "analyze", *one)
+    assert "connection" in narrow and "traffic" not in narrow and "retrans-" not in narrow
+    assert "close rst_by_client" in _words(narrow)
+    mid = _invoke(120, "analyze", *one)
+    assert "traffic" in mid and "anomalies" in mid and "→ 10.77.0.2:8080" in mid
+    assert "retrans-" not in mid
+    wide = _invoke(None, "analyze", *one)
+    assert max(len(line) for line in wide.splitlines()) <= 200
+    # One column per field, the retransmissions one (squeezed to nothing before) included.
+    assert "retrans-" in wide and "anomalies" in wide and "traffic" not in wide
+
+
+@pytest.mark.parametrize("width", [80, 120])
+def test_flow_ladder_readable_at_width(width: int) -> None:
+    text = _invoke(width, "flow", str(SAMPLES / "half_close.pcap"), "0")
+    assert max(len(line) for line in text.splitlines()) <= width
+    words = _words(text)
+    res = tcptrace_py.analyze(SAMPLES / "half_close.pcap", packets=True)
+    frames = res.packets["frame"].tolist()
+    for frame in frames:
+        assert re.search(rf"\b{frame}\b", words)
+    # Every transition of the connection is spelled out with its states.
+    for ev in res.events.itertuples():
+        assert f"{ev.endpoint}: {ev.old_state} -> {ev.new_state}" in words
+    assert "half_close" in words
+
+
+def test_anomalies_table_uses_capture_labels_at_80() -> None:
+    paths = [str(SAMPLES / n) for n in ("refused.pcap", "half_open.pcap")]
+    text = _invoke(80, "anomalies", *paths)
+    assert max(len(line) for line in text.splitlines()) <= 80
+    words = _words(text)
+    for code in ("connection_refused", "half_open", "reset_on_data"):
+        assert code in words
+    assert [line for line in text.splitlines() if line.startswith("cap ")] == [
+        f"cap 1: {paths[0]}", f"cap 2: {paths[1]}"]
