@@ -676,9 +676,20 @@ def analyze(files: tuple[str, ...], fmt: str, output: str | None, states: tuple[
                 if a.flow_id is not None:
                     key = (cap, a.flow_id)
                     worst[key] = max(worst.get(key, -1), SEVERITY_RANK.get(a.severity, 0))
-            shown, omitted = _most_severe(
-                run.records, rows, lambda r: worst.get((r.get("capture"), r["flow_id"]), -1),
-                sort_key is not None)
+
+            def rank(r: dict[str, Any]) -> int:
+                return worst.get((r.get("capture"), r["flow_id"]), -1)
+
+            # The table, unless --sort: the worst first, then by start time, so a scan's one
+            # port_scan warning is not line 4,022 (files keep flow order, stable for diffs).
+            by_severity = fmt == "table" and sort_key is None
+            if by_severity:
+                order = {path: i for i, path in enumerate(run.files)}
+                run.records.sort(key=lambda r: (-rank(r), r["start_ts"],
+                                                order.get(r.get("capture", ""), 0),
+                                                r["flow_id"]))
+            shown, omitted = _most_severe(run.records, rows, rank,
+                                          sort_key is not None or by_severity)
             if fmt == "table":
                 assert out is not None
                 _print_flows(run, shown, omitted, out, quiet)
@@ -835,6 +846,12 @@ def _print_flows(run: Run, records: list[dict[str, Any]], omitted: int, out: IO[
             by_flow.setdefault((cap, a.flow_id), []).append(a)
     layout = _choose_layout(records, console.width, run.multi)
     _print_legend(console, labels)
+    # Capture-wide findings first: a scan or flood explains the rows that follow.
+    wide = sorted(((cap, a) for cap, a in run.anomalies if a.flow_id is None),
+                  key=lambda x: (-SEVERITY_RANK.get(x[1].severity, 0), x[1].ts_ns))
+    if wide:
+        console.print(_anomaly_table([a for _c, a in wide], "capture-wide anomalies",
+                                     [labels.get(c) for c, _a in wide] if run.multi else None))
     table = Table(title=f"{len(run.records)} TCP connections",
                   show_lines=bool(by_flow) or layout != "wide",
                   box=box.SIMPLE_HEAD if layout == "list" else box.HEAVY_HEAD)
@@ -871,10 +888,6 @@ def _print_flows(run: Run, records: list[dict[str, Any]], omitted: int, out: IO[
         table.add_row(*cells, style=style)
     console.print(table)
     _omitted_note(console, len(records), omitted, "connections")
-    wide = [(cap, a) for cap, a in run.anomalies if a.flow_id is None]
-    if wide:
-        console.print(_anomaly_table([a for _c, a in wide], "capture-wide anomalies",
-                                     [labels.get(c) for c, _a in wide] if run.multi else None))
     _print_summary(console, capture_summary(run.diag, run.records,
                                             (a for _c, a in run.anomalies)))
 
@@ -973,6 +986,11 @@ def anomalies(files: tuple[str, ...], fmt: str, output: str | None, states: tupl
             except TypeError:
                 raise click.BadParameter(f"cannot sort by {sort_key!r}",
                                          param_hint="--sort") from None
+        if sort_key is None and fmt == "table":
+            # Worst first, capture-wide findings first among equals (they summarise the
+            # others), then by time.
+            items.sort(key=lambda x: (-SEVERITY_RANK.get(x[1].severity, 0),
+                                      x[1].flow_id is not None, x[1].ts_ns))
         total = len(items)
         items, omitted = _most_severe(
             items, _limit_for(fmt, limit),

@@ -107,3 +107,61 @@ def test_anomalies_table_uses_capture_labels_at_80() -> None:
         assert code in words
     assert [line for line in text.splitlines() if line.startswith("cap ")] == [
         f"cap 1: {paths[0]}", f"cap 2: {paths[1]}"]
+
+
+# --------------------------------------------------------------------------- order
+SEVERITY_ORDER = {"error": 2, "warning": 1, "info": 0}
+
+
+def _cap_column(text: str) -> list[str]:
+    """The ``cap`` cell of each connection row of a wide table (its first line only)."""
+    rows = []
+    for line in text.splitlines():
+        cells = [c.strip() for c in line.strip("│").split("│")]
+        if line.startswith("│") and len(cells) > 2 and cells[0].isdigit() and cells[1].isdigit():
+            rows.append(cells[0])
+    return rows
+
+
+def test_table_rows_by_severity_then_start_time() -> None:
+    """Four samples, given in an order that is neither: the rows come worst first, equal
+    severities by start time (rst_storm's info and half_close's info are ordered by time)."""
+    names = ("normal.pcap", "half_close.pcap", "rst_abort.pcap", "refused.pcap",
+             "zero_window.pcap")
+    paths = [str(SAMPLES / n) for n in names]
+    expected = []
+    for i, p in enumerate(paths, 1):
+        res = tcptrace_py.analyze(p)
+        for rec in res.records:
+            sevs = [a.severity for a in res.all_anomalies if a.flow_id == rec["flow_id"]]
+            worst = max((SEVERITY_ORDER[s] for s in sevs), default=-1)
+            expected.append((-worst, rec["start_ts"], str(i)))
+    expected.sort()
+    text = _invoke(250, "analyze", *paths)
+    assert _cap_column(text) == [cap for _w, _t, cap in expected]
+    assert len({w for w, _t, _c in expected}) >= 3   # the samples do span the severities
+
+
+SYNSCAN = Path(__file__).resolve().parents[2] / "shared" / "captures" / "packets" / \
+    "synscan.pcapng"
+
+
+@pytest.mark.skipif(not SYNSCAN.exists(), reason="../shared captures absent")
+def test_scan_finding_leads_the_table() -> None:
+    """nmap's SYN scan of 1,000 ports: the one port_scan warning is printed before the
+    1,994 connections (it was line 4,022 of 4,035), and the first connection rows are the
+    errors."""
+    text = _invoke(250, "analyze", str(SYNSCAN))
+    lines = text.splitlines()
+    scan = next(i for i, line in enumerate(lines) if "port_scan" in line)
+    table = next(i for i, line in enumerate(lines) if "TCP connections" in line)
+    assert scan < table
+    first_row = next(line for line in lines[table:] if line.startswith("│"))
+    assert "error" in first_row
+    text = _invoke(250, "anomalies", str(SYNSCAN))
+    rows = [line for line in text.splitlines() if line.startswith("│")]
+    severities = [r.split("│")[1].strip() for r in rows if r.split("│")[1].strip()]
+    ranks = [SEVERITY_ORDER[s] for s in severities]
+    assert ranks == sorted(ranks, reverse=True)
+    first_warning = next(r for r in rows if r.split("│")[1].strip() == "warning")
+    assert "port_scan" in first_warning           # capture-wide first among equals
