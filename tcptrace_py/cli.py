@@ -48,6 +48,7 @@ from tcptrace_py.export import (
 from tcptrace_py.gcpolicy import ANALYSIS_THRESHOLDS
 from tcptrace_py.options import Options
 from tcptrace_py.outfile import OutputError, OutputFile
+from tcptrace_py.report import CLOSE_VALUES
 
 __all__ = ["EXIT_BAD_INPUT", "EXIT_FINDINGS", "EXIT_INTERRUPTED", "EXIT_OK", "anomaly_dict",
            "main"]
@@ -63,16 +64,25 @@ PROGRESS_MIN_BYTES = 32 * 1024 * 1024
 
 _SEVERITY_STYLE = {"error": "red", "warning": "yellow", "info": "cyan"}
 
-EXIT_CODES_HELP = """
-\b
-Exit codes:
-  0  success (a damaged capture, or frames of a link type no decoder reads, give
-     warnings and results, unless --strict)
-  1  --fail-on SEVERITY matched an anomaly
-  2  bad usage or unreadable input (missing file, directory, not a capture), or the
-     output cannot be written (one line naming it; an existing -o file is kept)
-  130  interrupted (Ctrl-C): what was read so far is written out
-"""
+_EXIT_LINES = {
+    0: "  0    success (a damaged capture, or frames of a link type no decoder reads, give\n"
+       "       warnings and results, unless --strict)",
+    1: "  1    --fail-on SEVERITY matched an anomaly",
+    2: "  2    bad usage or unreadable input (missing file, directory, not a capture), or the\n"
+       "       output cannot be written (one line naming it; an existing -o file is kept)",
+    130: "  130  interrupted (Ctrl-C); what was read until then is written first",
+}
+
+
+def _exit_help(*codes: int) -> str:
+    """The ``Exit codes:`` epilog of a command, listing only the codes it can return."""
+    return "\n\b\nExit codes:\n" + "\n".join(_EXIT_LINES[c] for c in codes) + "\n"
+
+
+EXIT_CODES_HELP = _exit_help(0, 1, 2, 130)
+"""Every code (the group's help; analyze and anomalies, which have --fail-on)."""
+NO_FAIL_ON_HELP = _exit_help(0, 2, 130)
+"""Commands without --fail-on (summary, flow, plot)."""
 
 F = TypeVar("F", bound=Callable[..., Any])
 _T = TypeVar("_T")
@@ -110,6 +120,12 @@ class _LazyGroup(click.Group):
             with contextlib.suppress(Exception):
                 _err("interrupted")
             sys.exit(EXIT_INTERRUPTED)
+        except BrokenPipeError:
+            # The reader left (``| head``) outside a command's _writing (the flow ladder,
+            # help...): what it wanted was written. Exit 0 without "Broken pipe", stdout
+            # pointed at /dev/null so the interpreter's final flush does not fail again.
+            _silence_stdout()
+            sys.exit(EXIT_OK)
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name in self.lazy and cmd_name not in self.commands:
@@ -149,6 +165,14 @@ def main() -> None:
     notice = implementation.warn_once_if_missing()
     if notice:
         click.echo(notice, err=True)
+
+
+def _silence_stdout() -> None:
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # not a real file (a test runner's)
+        pass
 
 
 # --------------------------------------------------------------------------- options
@@ -196,36 +220,49 @@ class Filters:
         return self.flow_ok({**rec, "anomalies": [a.code]})
 
 
-def _common(f: F) -> F:
-    """Options shared by analyze, anomalies and summary (applied bottom-up)."""
+def _choices(valid: Sequence[str], upper: bool = False) -> Callable[..., tuple[str, ...]]:
+    """A click callback accepting only ``valid`` values (case-folded to upper for states):
+    a typo (``--close refuse``) is exit 2 naming the valid values, not an empty result."""
+
+    def check(_ctx: click.Context, param: click.Parameter,
+              values: tuple[str, ...]) -> tuple[str, ...]:
+        for v in values:
+            key = v.upper().replace("-", "_") if upper else v
+            if key not in valid:
+                raise click.BadParameter(f"{v!r} is not one of: {', '.join(valid)}",
+                                         param_hint=param.opts[0])
+        return values
+
+    return check
+
+
+def _state_values() -> tuple[str, ...]:
+    from tcptrace_py.fsm import TcpState
+
+    return tuple(s.value for s in TcpState)
+
+
+def _code_values() -> tuple[str, ...]:
+    from tcptrace_py.detectors import CODES
+
+    return tuple(sorted(CODES))
+
+
+def _lazy_choices(values: Callable[[], tuple[str, ...]],
+                  upper: bool = False) -> Callable[..., tuple[str, ...]]:
+    """:func:`_choices` whose list is computed only when the option is used."""
+
+    def check(ctx: click.Context, param: click.Parameter,
+              given: tuple[str, ...]) -> tuple[str, ...]:
+        return _choices(values(), upper)(ctx, param, given) if given else given
+
+    return check
+
+
+def engine_options(f: F) -> F:
+    """Engine and detector settings shared by analyze, anomalies and batch (values go to
+    :func:`build_options`)."""
     decorators = [
-        click.option("--format", "fmt", type=click.Choice(FORMATS), default="table",
-                     show_default=True, help="Output format (parquet needs -o)."),
-        click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
-                     help="Write to this file instead of standard output."),
-        click.option("--state", "states", multiple=True, metavar="STATE",
-                     help="Only connections where either endpoint ended in STATE "
-                          "(e.g. TIME_WAIT, CLOSE_WAIT). Repeatable."),
-        click.option("--close", "closes", multiple=True, metavar="HOW",
-                     help="Only connections that ended this way (graceful, rst_by_client, "
-                          "rst_by_server, refused, unanswered, ...). Repeatable."),
-        click.option("--anomaly", "codes", multiple=True, metavar="CODE",
-                     help="Only connections/anomalies with this anomaly code. Repeatable."),
-        click.option("--host", "hosts", multiple=True, metavar="IP",
-                     help="Only connections with this address at either end. Repeatable."),
-        click.option("--port", "ports", multiple=True, type=int, metavar="PORT",
-                     help="Only connections with this port at either end. Repeatable."),
-        click.option("--flow", "flow_ids", multiple=True, type=int, metavar="ID",
-                     help="Only this flow_id. Repeatable."),
-        click.option("--sort", "sort_key", default=None, metavar="COLUMN",
-                     help="Sort by this column (e.g. duration_s, start_ts, retransmissions)."),
-        click.option("--reverse", is_flag=True, help="Sort in descending order."),
-        click.option("--limit", type=click.IntRange(min=0), default=None, metavar="N",
-                     help=f"Show at most N rows (0: all). Default: {TABLE_LIMIT} for the table, "
-                          "whose rows are then the most severe (or the first of --sort); "
-                          "every row for the other formats."),
-        click.option("--fail-on", type=click.Choice(SEVERITIES), default=None,
-                     help="Exit 1 when an anomaly at or above this severity is found."),
         click.option("--config", "config", type=click.Path(dir_okay=False), default=None,
                      help="Detector parameters from a TOML file."),
         click.option("--param", "params", multiple=True, metavar="NAME=VALUE",
@@ -242,6 +279,47 @@ def _common(f: F) -> F:
                           "(default 300)."),
         click.option("--max-connections", type=click.IntRange(min=1), default=None,
                      metavar="N", help="Live connections kept at most (default 100000)."),
+    ]
+    for deco in reversed(decorators):
+        f = deco(f)
+    return f
+
+
+def _common(f: F) -> F:
+    """Options shared by analyze, anomalies and summary (applied bottom-up)."""
+    decorators = [
+        click.option("--format", "fmt", type=click.Choice(FORMATS), default="table",
+                     show_default=True, help="Output format (parquet needs -o)."),
+        click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
+                     help="Write to this file instead of standard output."),
+        click.option("--state", "states", multiple=True, metavar="STATE",
+                     callback=_lazy_choices(_state_values, upper=True),
+                     help="Only connections where either endpoint ended in STATE "
+                          "(e.g. TIME_WAIT, CLOSE_WAIT). Repeatable."),
+        click.option("--close", "closes", multiple=True, metavar="HOW",
+                     callback=_choices(CLOSE_VALUES),
+                     help=f"Only connections that ended this way ({', '.join(CLOSE_VALUES)})."
+                          " Repeatable."),
+        click.option("--anomaly", "codes", multiple=True, metavar="CODE",
+                     callback=_lazy_choices(_code_values),
+                     help="Only connections/anomalies with this anomaly code (see "
+                          "docs/anomalies.md). Repeatable."),
+        click.option("--host", "hosts", multiple=True, metavar="IP",
+                     help="Only connections with this address at either end. Repeatable."),
+        click.option("--port", "ports", multiple=True, type=int, metavar="PORT",
+                     help="Only connections with this port at either end. Repeatable."),
+        click.option("--flow", "flow_ids", multiple=True, type=int, metavar="ID",
+                     help="Only this flow_id. Repeatable."),
+        click.option("--sort", "sort_key", default=None, metavar="COLUMN",
+                     help="Sort by this column (e.g. duration_s, start_ts, retransmissions)."),
+        click.option("--reverse", is_flag=True, help="Sort in descending order."),
+        click.option("--limit", type=click.IntRange(min=0), default=None, metavar="N",
+                     help=f"Show at most N rows (0: all). Default: {TABLE_LIMIT} for the table, "
+                          "whose rows are then the most severe (or the first of --sort); "
+                          "every row for the other formats."),
+        click.option("--fail-on", type=click.Choice(SEVERITIES), default=None,
+                     help="Exit 1 when an anomaly at or above this severity is found."),
+        engine_options,
         click.option("--strict", is_flag=True,
                      help="Treat a damaged capture as an error (exit 2)."),
         click.option("-q", "--quiet", is_flag=True,
@@ -759,11 +837,18 @@ def _console(out: IO[str]) -> Any:
     else ``COLUMNS`` when set (``COLUMNS=80 tcptrace-py analyze x | less``), else PIPE_WIDTH."""
     from rich.console import Console
 
+    class _Console(Console):
+        def on_broken_pipe(self) -> None:
+            """rich exits 1 here; the command's reader left (``| head``): exit 0 through
+            the group's BrokenPipeError handler instead."""
+            self.quiet = True
+            raise BrokenPipeError
+
     if out.isatty():
-        return Console(file=out)
+        return _Console(file=out)
     cols = os.environ.get("COLUMNS", "").strip()
     width = int(cols) if cols.isdigit() and int(cols) > 0 else PIPE_WIDTH
-    return Console(file=out, width=width)
+    return _Console(file=out, width=width)
 
 
 def _capture_labels(run: Run) -> dict[str | None, str]:
@@ -1017,8 +1102,30 @@ def anomalies(files: tuple[str, ...], fmt: str, output: str | None, states: tupl
     _exit_for(run, fail_on)
 
 
+ANOMALY_SORT_FIELDS = ("severity", "code", "category", "flow_id", "first_frame", "last_frame",
+                       "ts", "summary")
+"""What ``anomalies --sort`` accepts (the fields of an anomaly record but ``details``)."""
+
+
+def _option(cmd: click.Command, name: str) -> click.Parameter:
+    return next(p for p in cmd.params if p.name == name)
+
+
+# The shared --sort option names connection columns; anomalies sorts anomaly fields.
+_sort_option = _option(anomalies, "sort_key")
+assert isinstance(_sort_option, click.Option)
+_sort_option.help = f"Sort by this anomaly field ({', '.join(ANOMALY_SORT_FIELDS)})."
+_sort_option.callback = lambda _ctx, _param, value: (
+    value if value is None or value in ANOMALY_SORT_FIELDS else _bad_sort(value))
+
+
+def _bad_sort(value: str) -> str:
+    raise click.BadParameter(f"{value!r} is not one of: {', '.join(ANOMALY_SORT_FIELDS)}",
+                             param_hint="--sort")
+
+
 # --------------------------------------------------------------------------- summary
-@main.command(epilog=EXIT_CODES_HELP)
+@main.command(epilog=NO_FAIL_ON_HELP)
 @click.argument("files", nargs=-1, required=True)
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
               show_default=True, help="Output format.")
@@ -1058,7 +1165,7 @@ def summary(files: tuple[str, ...], fmt: str, max_connections: int | None, confi
 
 
 # --------------------------------------------------------------------------- flow
-@main.command(epilog=EXIT_CODES_HELP)
+@main.command(epilog=NO_FAIL_ON_HELP)
 @click.argument("file")
 @click.argument("flow_id", type=int)
 @click.option("--frames", "frame_range", default=None, metavar="A-B",
@@ -1083,6 +1190,8 @@ def flow(file: str, flow_id: int, frame_range: str | None, limit: int, strict: b
     run = _run((file,), Options(keep_packets=True, packet_flows=(flow_id,)), strict, False,
                Filters(flows=(flow_id,)))
     target = run.results.get((None, flow_id))
+    if target is None and run.interrupted:
+        _exit_for(run, None)
     if target is None:
         _fail(f"{file}: no connection with flow_id {flow_id}")
         return
@@ -1155,6 +1264,7 @@ def flow(file: str, flow_id: int, frame_range: str | None, limit: int, strict: b
     for a in target.anomalies:
         console.print(f"[{_SEVERITY_STYLE.get(a.severity, '')}]{a.severity}[/] {a.code}: "
                       f"{escape(a.summary)} (frames {a.first_frame}-{a.last_frame})")
+    _exit_for(run, None)
 
 
 def _parse_frames(text: str | None) -> tuple[int, int]:
@@ -1177,7 +1287,7 @@ def _parse_frames(text: str | None) -> tuple[int, int]:
 PLOT_KINDS = ("tsg", "rtt", "throughput", "window", "timeline")
 
 
-@main.command(epilog=EXIT_CODES_HELP)
+@main.command(epilog=NO_FAIL_ON_HELP)
 @click.argument("file")
 @click.option("--flow", "flow_id", type=int, default=None, metavar="ID",
               help="Connection to plot (required except for --kind timeline).")
@@ -1190,8 +1300,9 @@ PLOT_KINDS = ("tsg", "rtt", "throughput", "window", "timeline")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), required=True,
               help="Image file to write (.png, .svg, .pdf).")
 @click.option("--strict", is_flag=True, help="Treat a damaged capture as an error (exit 2).")
+@click.option("-q", "--quiet", is_flag=True, help="No warnings on standard error.")
 def plot(file: str, flow_id: int | None, kind: str, direction: str, output: str,
-         strict: bool) -> None:
+         strict: bool, quiet: bool) -> None:
     """Draw a connection (time-sequence graph, RTT, throughput, window) or the capture's
     connection timeline, with matplotlib, to an image file.
 
@@ -1226,4 +1337,4 @@ def plot(file: str, flow_id: int | None, kind: str, direction: str, output: str,
         _fail(f"{file}: {exc.args[0]}")
     except (OSError, ValueError) as exc:
         _fail(f"{output}: {exc}")
-    _report_diag(result.diagnostics, False)
+    _report_diag(result.diagnostics, quiet)

@@ -1,0 +1,125 @@
+"""Small things that mislead (issue 17 item 11): ``| head``, unknown filter values, help
+texts' exit codes and sort fields, batch's engine options, plot's ``-q``."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from captures_util import tcp_frame, write_pcap
+from click.testing import CliRunner
+
+from tcptrace_py.batch_cli import batch
+from tcptrace_py.cli import main
+from tcptrace_py.segment import SYN
+
+SAMPLES = Path(__file__).resolve().parents[1] / "samples"
+
+
+def _invoke(*args: str | Path) -> tuple[int, str]:
+    res = CliRunner().invoke(main, [str(a) for a in args])
+    if res.exception and not isinstance(res.exception, SystemExit):
+        raise res.exception
+    return res.exit_code, res.output
+
+
+@pytest.fixture(scope="module")
+def many_syns(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """1,500 unanswered SYNs: every output is far larger than a pipe's 64 KiB buffer."""
+    t0 = 1_700_000_000_000_000_000
+    frames = [(t0 + i * 1_000_000, tcp_frame("10.9.0.1", "10.9.0.2", 20000 + i, 80, i, 0, SYN))
+              for i in range(1500)]
+    return write_pcap(tmp_path_factory.mktemp("syns") / "syns.pcap", frames)
+
+
+@pytest.mark.parametrize("args", [
+    ("analyze",), ("analyze", "--format", "jsonl"), ("analyze", "--format", "csv"),
+    ("anomalies",), ("anomalies", "--format", "jsonl"),
+])
+def test_head_closing_the_pipe_exits_zero_quietly(many_syns: Path, args: tuple[str, ...]) -> None:
+    """``tcptrace-py ... | head -1``: exit 0 and nothing on stderr (was "Broken pipe" blamed
+    on the capture and exit 1 or 2)."""
+    proc = subprocess.Popen([sys.executable, "-m", "tcptrace_py", args[0], str(many_syns),
+                             *args[1:]], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stderr is not None
+    assert proc.stdout.readline()
+    proc.stdout.close()          # what head does after its line
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=300) == 0, err
+    assert err == ""
+
+
+@pytest.mark.parametrize("option,bad,listed,good", [
+    ("--close", "refuse", "refused, unanswered", "refused"),
+    ("--state", "waiting", "CLOSE_WAIT", "closed"),    # states are case-insensitive
+    ("--anomaly", "rst", "rst_storm", "connection_refused"),
+])
+def test_unknown_filter_values_are_rejected_with_the_valid_ones(
+        option: str, bad: str, listed: str, good: str) -> None:
+    """A typo was an empty result (exit 0); now exit 2 naming the valid values."""
+    for cmd in ("analyze", "anomalies"):
+        code, out = _invoke(cmd, SAMPLES / "refused.pcap", option, bad)
+        assert code == 2 and listed in out and repr(bad) in out, out
+    code, out = _invoke("analyze", SAMPLES / "refused.pcap", option, good, "--format",
+                        "jsonl")
+    assert code == 0 and [json.loads(x)["close"] for x in out.splitlines()] == ["refused"]
+
+
+def test_help_lists_only_the_exit_codes_a_command_can_return() -> None:
+    for cmd in ("analyze", "anomalies"):
+        out = _invoke(cmd, "--help")[1]
+        assert "--fail-on SEVERITY matched" in out and "130" in out
+    for cmd in ("summary", "flow", "plot"):
+        out = _invoke(cmd, "--help")[1]
+        assert "Exit codes" in out and "--fail-on SEVERITY matched" not in out, cmd
+    out = CliRunner().invoke(batch, ["--help"]).output
+    assert "Exit codes" in out and "at least one selected capture failed" in out
+    for option in ("--param", "--config", "--time-wait", "--max-connections"):
+        assert option in out
+
+
+def test_anomalies_sort_help_names_anomaly_fields() -> None:
+    out = _invoke("anomalies", "--help")[1]
+    assert "first_frame" in out and "duration_s" not in out
+    code, out = _invoke("anomalies", SAMPLES / "refused.pcap", "--sort", "duration_s")
+    assert code == 2 and "flow_id" in out
+    code, out = _invoke("anomalies", SAMPLES / "rst_abort.pcap", "--sort", "ts",
+                        "--format", "jsonl")
+    ts = [json.loads(x)["ts_ns"] for x in out.splitlines()]
+    assert code == 0 and ts == sorted(ts)
+
+
+def test_batch_takes_detector_parameters(tmp_path: Path) -> None:
+    """rst_abort.pcap's 11 RSTs make an rst_storm at the default connection threshold
+    (10) and none at 50, set with --param as for analyze."""
+    import pandas as pd
+
+    def storms(*extra: str) -> int:
+        out = tmp_path / ("ds" + "".join(extra).replace(".", "_").replace("=", "_"))
+        res = CliRunner().invoke(batch, [str(SAMPLES / "rst_abort.pcap"), "-o", str(out),
+                                         "-j", "1", *extra])
+        assert res.exit_code == 0, res.output
+        df = pd.read_parquet(out / "anomalies")
+        return int((df["code"] == "rst_storm").sum())
+
+    assert storms() == 1
+    assert storms("--param", "rst_storm.connection_min_rsts=50") == 0
+    res = CliRunner().invoke(batch, [str(SAMPLES / "rst_abort.pcap"), "-o",
+                                     str(tmp_path / "bad"), "--param", "nope.x=1"])
+    assert res.exit_code == 2 and "nope" in res.output
+
+
+def test_plot_quiet_silences_warnings(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    data = (SAMPLES / "normal.pcap").read_bytes()
+    cut = tmp_path / "cut.pcap"
+    cut.write_bytes(data[:-10])           # the last record cut: a warning
+    res = CliRunner().invoke(main, ["plot", str(cut), "--kind", "timeline", "-o",
+                                    str(tmp_path / "t.png")])
+    assert res.exit_code == 0 and "warning" in res.stderr
+    res = CliRunner().invoke(main, ["plot", str(cut), "--kind", "timeline", "-o",
+                                    str(tmp_path / "t.png"), "-q"])
+    assert res.exit_code == 0 and res.stderr == ""
