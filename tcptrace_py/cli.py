@@ -33,7 +33,7 @@ from typing import IO, Any, TypeVar
 
 import click
 
-from tcptrace_py import __version__, implementation
+from tcptrace_py import __version__, implementation, units
 from tcptrace_py.diagnostics import CaptureError, Diagnostics
 from tcptrace_py.engine import Engine, FlowResult
 from tcptrace_py.events import SEVERITIES, SEVERITY_RANK, Anomaly
@@ -285,6 +285,11 @@ def engine_options(f: F) -> F:
     return f
 
 
+LOCAL_TIME_OPTION = click.option(
+    "--local-time", "local_time", is_flag=True,
+    help="Show start times in the local time zone instead of UTC (terminal output).")
+
+
 def _common(f: F) -> F:
     """Options shared by analyze, anomalies and summary (applied bottom-up)."""
     decorators = [
@@ -324,6 +329,7 @@ def _common(f: F) -> F:
                      help="Treat a damaged capture as an error (exit 2)."),
         click.option("-q", "--quiet", is_flag=True,
                      help="No warnings, progress or summary on standard error."),
+        LOCAL_TIME_OPTION,
     ]
     for deco in reversed(decorators):
         f = deco(f)
@@ -700,7 +706,7 @@ def analyze(files: tuple[str, ...], fmt: str, output: str | None, states: tuple[
             reverse: bool, limit: int | None, fail_on: str | None, config: str | None,
             params: tuple[str, ...], time_wait_s: float | None, idle_timeout_s: float | None,
             attempt_timeout_s: float | None, max_connections: int | None, strict: bool,
-            quiet: bool) -> None:
+            quiet: bool, local_time: bool) -> None:
     """Analyse captures: one record per TCP connection.
 
     The table shows each connection coloured by the worst severity of its anomalies, the
@@ -770,7 +776,7 @@ def analyze(files: tuple[str, ...], fmt: str, output: str | None, states: tuple[
                                           sort_key is not None or by_severity)
             if fmt == "table":
                 assert out is not None
-                _print_flows(run, shown, omitted, out, quiet)
+                _print_flows(run, shown, omitted, out, quiet, local_time)
             else:
                 from tcptrace_py.export import write_flows
 
@@ -864,32 +870,56 @@ def _print_legend(console: Any, labels: dict[str | None, str]) -> None:
         console.print(f"[bold]cap {n}[/]: {escape(str(path))}", overflow="fold")
 
 
-def _flow_cells(r: dict[str, Any], layout: str) -> list[str]:
+@dataclass(frozen=True)
+class _Clock:
+    """How the table shows start times: the zone, and the date on each row when the rows
+    span several days (else the date is in the table's title)."""
+
+    local: bool = False
+    with_date: bool = False
+
+    @staticmethod
+    def for_rows(rows: Sequence[dict[str, Any]], local: bool) -> _Clock:
+        days = {units.instant(r["start_ts"], local)[:10] for r in rows}
+        return _Clock(local, len(days) > 1)
+
+    def title(self, rows: Sequence[dict[str, Any]]) -> str:
+        if not rows:
+            return ""
+        sample = units.instant(rows[0]["start_ts"], self.local)
+        zone = sample.rsplit(" ", 1)[-1] if self.local else "UTC"
+        return f"start times {zone}" + ("" if self.with_date else f", {sample[:10]}")
+
+
+def _flow_cells(r: dict[str, Any], layout: str, clock: _Clock = _Clock()) -> list[str]:
     """The fixed (non-anomaly) cells of one connection in ``layout`` (plain text)."""
     client = _endpoint(r["client_ip"], r["client_port"])
     server = _endpoint(r["server_ip"], r["server_port"])
     pkts = f"{r['client_packets']}/{r['server_packets']}"
     payload = f"{r['client_payload_bytes']}/{r['server_payload_bytes']}"
     retx = str(r.get("retransmissions", 0))
-    dur = f"{r['duration_s']:.3f}"
+    dur = units.seconds(r["duration_s"])
+    start = units.time_of_day(r["start_ts"], clock.local, clock.with_date)
     states = f"{r['client_state']}/{r['server_state']}"
     if layout == "wide":
         return [str(r["flow_id"]), client, server, r["open"], r["close"], r["client_state"],
-                r["server_state"], pkts, payload, retx, dur]
+                r["server_state"], pkts, payload, retx, f"{start}\n{dur}"]
     if layout == "compact":
         return [str(r["flow_id"]), f"{client}\n→ {server}",
                 f"{r['close']}\n{r['open']}\n{states}",
-                f"{pkts} pkts\n{payload} B\n{retx} retx\n{dur} s"]
+                f"{pkts} pkts\n{payload} B\n{retx} retx\n{start}\n{dur}"]
     # list: one text block per connection, wrapped at the console's width.
     return [str(r["flow_id"]), f"{client} → {server}\nclose {r['close']} (open {r['open']}; "
-            f"states {states}); pkts {pkts}, bytes {payload}, retx {retx}, {dur} s"]
+            f"states {states}); pkts {pkts}, bytes {payload}, retx {retx}; "
+            f"started {start}, lasted {dur}"]
 
 
 _FLOW_LAYOUTS: dict[str, tuple[str, ...]] = {
     "wide": ("flow", "client", "server", "open", "close", "client\nstate", "server\nstate",
-             "packets\ncli/srv", "payload B\ncli/srv", "retrans-\nmissions", "duration\n(s)"),
+             "packets\ncli/srv", "payload B\ncli/srv", "retrans-\nmissions",
+             "start\nduration"),
     "compact": ("flow", "client\n→ server", "close\nopen\nstates cli/srv",
-                "traffic\ncli/srv"),
+                "traffic cli/srv\nstart\nduration"),
     "list": ("flow", "connection"),
 }
 """Connections table layouts, widest first, by their fixed columns (the anomalies column
@@ -898,12 +928,13 @@ ANOMALY_MIN_WIDTH for the anomalies is used; "list" always fits: flow id, endpoi
 and anomalies are never dropped, the rest is stacked or wrapped."""
 
 
-def _choose_layout(rows: Sequence[dict[str, Any]], width: int, multi: bool) -> str:
+def _choose_layout(rows: Sequence[dict[str, Any]], width: int, multi: bool,
+                   clock: _Clock) -> str:
     for layout in ("wide", "compact"):
         heads = _FLOW_LAYOUTS[layout]
         widths = [max(len(line) for line in h.split("\n")) for h in heads]
         for r in rows:
-            for i, cell in enumerate(_flow_cells(r, layout)):
+            for i, cell in enumerate(_flow_cells(r, layout, clock)):
                 widths[i] = max(widths[i], max(len(line) for line in cell.split("\n")))
         if multi:
             widths.append(3)
@@ -915,7 +946,7 @@ def _choose_layout(rows: Sequence[dict[str, Any]], width: int, multi: bool) -> s
 
 
 def _print_flows(run: Run, records: list[dict[str, Any]], omitted: int, out: IO[str],
-                 quiet: bool) -> None:
+                 quiet: bool, local: bool = False) -> None:
     """The connections table (``records``: the rows to show), capture-wide findings and the
     capture summary, which counts every connection, shown or not. The layout follows the
     console's width (_FLOW_LAYOUTS)."""
@@ -929,7 +960,8 @@ def _print_flows(run: Run, records: list[dict[str, Any]], omitted: int, out: IO[
     for cap, a in run.anomalies:
         if a.flow_id is not None:
             by_flow.setdefault((cap, a.flow_id), []).append(a)
-    layout = _choose_layout(records, console.width, run.multi)
+    clock = _Clock.for_rows(records, local)
+    layout = _choose_layout(records, console.width, run.multi, clock)
     _print_legend(console, labels)
     # Capture-wide findings first: a scan or flood explains the rows that follow.
     wide = sorted(((cap, a) for cap, a in run.anomalies if a.flow_id is None),
@@ -937,7 +969,8 @@ def _print_flows(run: Run, records: list[dict[str, Any]], omitted: int, out: IO[
     if wide:
         console.print(_anomaly_table([a for _c, a in wide], "capture-wide anomalies",
                                      [labels.get(c) for c, _a in wide] if run.multi else None))
-    table = Table(title=f"{len(run.records)} TCP connections",
+    when = clock.title(records)
+    table = Table(title=f"{len(run.records)} TCP connections" + (f" ({when})" if when else ""),
                   show_lines=bool(by_flow) or layout != "wide",
                   box=box.SIMPLE_HEAD if layout == "list" else box.HEAVY_HEAD)
     cols = list(_FLOW_LAYOUTS[layout])
@@ -961,7 +994,7 @@ def _print_flows(run: Run, records: list[dict[str, Any]], omitted: int, out: IO[
             notes.append(f"{a.severity} {a.code}", style=f"bold {_SEVERITY_STYLE[a.severity]}"
                          if a.severity in _SEVERITY_STYLE else "bold")
             notes.append(f": {printable(a.summary)} (frames {a.first_frame}-{a.last_frame})")
-        cells: list[Any] = [Text(c) for c in _flow_cells(r, layout)]
+        cells: list[Any] = [Text(c) for c in _flow_cells(r, layout, clock)]
         if layout == "list":
             if found:
                 cells[-1].append("\n")
@@ -974,7 +1007,7 @@ def _print_flows(run: Run, records: list[dict[str, Any]], omitted: int, out: IO[
     console.print(table)
     _omitted_note(console, len(records), omitted, "connections")
     _print_summary(console, capture_summary(run.diag, run.records,
-                                            (a for _c, a in run.anomalies)))
+                                            (a for _c, a in run.anomalies)), local)
 
 
 def _anomaly_table(items: Sequence[Anomaly], title: str,
@@ -998,7 +1031,7 @@ def _anomaly_table(items: Sequence[Anomaly], title: str,
     return table
 
 
-def _print_summary(console: Any, s: dict[str, Any]) -> None:
+def _print_summary(console: Any, s: dict[str, Any], local: bool = False) -> None:
     from rich.table import Table
 
     def kv(d: dict[str, Any]) -> str:
@@ -1007,7 +1040,12 @@ def _print_summary(console: Any, s: dict[str, Any]) -> None:
     table = Table(title="capture summary", show_header=False)
     table.add_column("what", style="bold")
     table.add_column("value")
-    span = "n/a" if s["span_s"] is None else f"{s['span_s']:.6f} s"
+    span = "n/a"
+    if s["span_s"] is not None:
+        first, last = units.instant(s["first_ts"], local), units.instant(s["last_ts"], local)
+        # The end without its date when the capture stays within one day.
+        last = last[11:] if last[:10] == first[:10] else last
+        span = f"{units.seconds(s['span_s'])}, {first} to {last}"
     table.add_row("frames", f"{s['frames']} ({s['tcp_segments']} TCP segments)")
     table.add_row("link types", kv(s["link_types"]))
     table.add_row("time span", span)
@@ -1034,7 +1072,7 @@ def anomalies(files: tuple[str, ...], fmt: str, output: str | None, states: tupl
               reverse: bool, limit: int | None, fail_on: str | None, config: str | None,
               params: tuple[str, ...], time_wait_s: float | None, idle_timeout_s: float | None,
               attempt_timeout_s: float | None, max_connections: int | None, strict: bool,
-              quiet: bool) -> None:
+              quiet: bool, local_time: bool) -> None:
     """List every anomaly found, with its evidence.
 
     Connection filters (--state, --host...) keep the anomalies of matching connections and
@@ -1137,8 +1175,9 @@ def _bad_sort(value: str) -> str:
               help="Set a detector parameter (e.g. scan.max_tracked=1000). Repeatable.")
 @click.option("--strict", is_flag=True, help="Treat a damaged capture as an error (exit 2).")
 @click.option("-q", "--quiet", is_flag=True, help="No warnings on standard error.")
+@LOCAL_TIME_OPTION
 def summary(files: tuple[str, ...], fmt: str, max_connections: int | None, config: str | None,
-            params: tuple[str, ...], strict: bool, quiet: bool) -> None:
+            params: tuple[str, ...], strict: bool, quiet: bool, local_time: bool) -> None:
     """The capture at a glance: frames, link types, time span, skipped frames by reason,
     connections by how they opened and closed, anomalies by code and severity.
 
@@ -1160,7 +1199,7 @@ def summary(files: tuple[str, ...], fmt: str, max_connections: int | None, confi
         if fmt == "json":
             target.stream.write(dumps(s) + "\n")
         else:
-            _print_summary(_console(target.stream), s)
+            _print_summary(_console(target.stream), s, local_time)
     _exit_for(run, None)
 
 
@@ -1173,7 +1212,9 @@ def summary(files: tuple[str, ...], fmt: str, max_connections: int | None, confi
 @click.option("--limit", type=click.IntRange(min=0), default=TABLE_LIMIT, show_default=True,
               metavar="N", help="Show at most N packets (0: all).")
 @click.option("--strict", is_flag=True, help="Treat a damaged capture as an error (exit 2).")
-def flow(file: str, flow_id: int, frame_range: str | None, limit: int, strict: bool) -> None:
+@LOCAL_TIME_OPTION
+def flow(file: str, flow_id: int, frame_range: str | None, limit: int, strict: bool,
+         local_time: bool) -> None:
     """Show one connection packet by packet as a ladder, with every transition explained.
 
     \b
@@ -1200,9 +1241,11 @@ def flow(file: str, flow_id: int, frame_range: str | None, limit: int, strict: b
     client = escape(_endpoint(rec["client_ip"], rec["client_port"]))
     server = escape(_endpoint(rec["server_ip"], rec["server_port"]))
     console.print(f"[bold]flow {flow_id}[/]: {client} (client) "
-                  f"<-> {server} (server); open={rec['open']} "
+                  f"<-> {server} (server); started {units.instant(rec['start_ts'], local_time)}"
+                  f", lasted {units.seconds(rec['duration_s'])}; open={rec['open']} "
                   f"close={rec['close']}; final states client={rec['client_state']} "
-                  f"server={rec['server_state']}; anomalies: {', '.join(rec['anomalies'])}")
+                  f"server={rec['server_state']}; anomalies: "
+                  f"{', '.join(rec['anomalies']) or 'none'}")
     events_by_frame: dict[int, list[str]] = {}
     # Each endpoint's state after every frame: replay the events' new states in order (a
     # frame without an event leaves both states as they were).
