@@ -1326,6 +1326,86 @@ def _parse_frames(text: str | None) -> tuple[int, int]:
     return first, last
 
 
+# --------------------------------------------------------------------------- reference
+@main.command(epilog=_exit_help(0, 2))
+@click.argument("table", required=False, default="flows",
+                type=click.Choice(("flows", "anomalies", "events", "packets", "captures")))
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "markdown"]),
+              default="table", show_default=True,
+              help="markdown: every table, as docs/columns.md.")
+def columns(table: str, fmt: str) -> None:
+    """What each column means: unit, kind, meaning and the tcptrace -l line, tshark field
+    and Zeek conn.log field of the same thing (from tcptrace_py/columns.py).
+
+    \b
+    Examples:
+      tcptrace-py columns                      # the ~180 flow columns
+      tcptrace-py columns anomalies
+      tcptrace-py columns --format json | jq '.[] | select(.unit == "ms")'
+    """
+    from tcptrace_py import columns as ref
+
+    if fmt == "markdown":
+        click.echo(ref.markdown(), nl=False)
+        return
+    rows = ref.rows(table)
+    if fmt == "json":
+        click.echo(dumps(rows))
+        return
+    from rich.table import Table
+
+    out = Table(title=f"{table}: {len(rows)} columns", show_lines=True)
+    for col in ("column", "kind", "unit", "meaning", "tcptrace -l", "tshark", "Zeek"):
+        fixed = col in ("column", "kind", "unit")
+        out.add_column(col, no_wrap=fixed, overflow="fold",
+                       ratio=None if fixed else (3 if col == "meaning" else 1))
+    for r in rows:
+        out.add_row(*(escape(r[k]) for k in ("column", "kind", "unit", "meaning", "tcptrace",
+                                             "tshark", "zeek")))
+    _console(sys.stdout).print(out)
+
+
+@main.command(epilog=_exit_help(0, 2))
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
+              show_default=True, help="Output format.")
+def codes(fmt: str) -> None:
+    """Every anomaly code: severity, category, the detector that raises it, what it means,
+    and that detector's parameters with their defaults (set them with --param
+    DETECTOR.NAME=VALUE or --config).
+
+    \b
+    Examples:
+      tcptrace-py codes
+      tcptrace-py codes --format json | jq '.[] | select(.severity == "error") | .code'
+    """
+    from tcptrace_py import detectors
+
+    params: dict[str, list[dict[str, Any]]] = {}
+    for det, name, default, doc in detectors.parameters():
+        params.setdefault(det, []).append({"name": f"{det}.{name}", "default": default,
+                                           "doc": doc})
+    rows = [{"code": code, "severity": sev, "category": cat, "detector": det, "meaning": doc,
+             "parameters": params.get(det, [])}
+            for det, code, sev, cat, doc in detectors.codes()]
+    if fmt == "json":
+        click.echo(dumps(rows))
+        return
+    from rich.table import Table
+
+    out = Table(title=f"{len(rows)} anomaly codes", show_lines=True)
+    for col in ("code", "severity", "category", "meaning", "parameters (default)"):
+        out.add_column(col, ratio=3 if col == "meaning" else (2 if col.startswith("param")
+                                                                else None),
+                       overflow="fold")
+    for r in rows:
+        style = _SEVERITY_STYLE.get(str(r["severity"]), "")
+        out.add_row(str(r["code"]), f"[{style}]{r['severity']}[/]", str(r["category"]),
+                    escape(str(r["meaning"])),
+                    escape("\n".join(f"{p['name']}={p['default']}" for p in params.get(
+                        str(r["detector"]), []))))
+    _console(sys.stdout).print(out)
+
+
 # --------------------------------------------------------------------------- plot
 PLOT_KINDS = ("tsg", "rtt", "throughput", "window", "timeline")
 

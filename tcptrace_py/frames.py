@@ -88,21 +88,10 @@ PACKET_SCHEMA: Schema = {
 
 
 def _analysis_kinds() -> Schema:
-    """Kinds of the sequence-analysis columns, from a fresh analyzer's values."""
-    from tcptrace_py.analysis import AnalysisOptions, SequenceAnalyzer
-    from tcptrace_py.analysis.sequence import NULLABLE_INT_COLUMNS
+    """Kinds of the sequence-analysis columns (columns.analysis_kinds: one definition)."""
+    from tcptrace_py.columns import analysis_kinds
 
-    out: Schema = {}
-    for name, value in SequenceAnalyzer(AnalysisOptions()).columns().items():
-        if isinstance(value, bool):
-            out[name] = "bool"
-        elif isinstance(value, int):
-            out[name] = "int"
-        elif value is None and name.split("_", 1)[1] in NULLABLE_INT_COLUMNS:
-            out[name] = "int?"
-        else:  # float, or None for figures without a sample (no RTT sample, no data)
-            out[name] = "float"
-    return out
+    return analysis_kinds()
 
 
 def _value_kind(values: Iterable[Any]) -> str:
