@@ -1212,9 +1212,12 @@ def summary(files: tuple[str, ...], fmt: str, max_connections: int | None, confi
 @click.option("--limit", type=click.IntRange(min=0), default=TABLE_LIMIT, show_default=True,
               metavar="N", help="Show at most N packets (0: all).")
 @click.option("--strict", is_flag=True, help="Treat a damaged capture as an error (exit 2).")
+@click.option("--stats", is_flag=True,
+              help="Per-direction statistics side by side (client->server, server->client) "
+                   "with units, as tcptrace's long output, instead of the ladder.")
 @LOCAL_TIME_OPTION
 def flow(file: str, flow_id: int, frame_range: str | None, limit: int, strict: bool,
-         local_time: bool) -> None:
+         stats: bool, local_time: bool) -> None:
     """Show one connection packet by packet as a ladder, with every transition explained.
 
     \b
@@ -1246,6 +1249,13 @@ def flow(file: str, flow_id: int, frame_range: str | None, limit: int, strict: b
                   f"close={rec['close']}; final states client={rec['client_state']} "
                   f"server={rec['server_state']}; anomalies: "
                   f"{', '.join(rec['anomalies']) or 'none'}")
+    if stats:
+        console.print(_stats_table(rec, client, server))
+        for a in target.anomalies:
+            console.print(f"[{_SEVERITY_STYLE.get(a.severity, '')}]{a.severity}[/] {a.code}: "
+                          f"{escape(a.summary)} (frames {a.first_frame}-{a.last_frame})")
+        _exit_for(run, None)
+        return
     events_by_frame: dict[int, list[str]] = {}
     # Each endpoint's state after every frame: replay the events' new states in order (a
     # frame without an event leaves both states as they were).
@@ -1308,6 +1318,45 @@ def flow(file: str, flow_id: int, frame_range: str | None, limit: int, strict: b
         console.print(f"[{_SEVERITY_STYLE.get(a.severity, '')}]{a.severity}[/] {a.code}: "
                       f"{escape(a.summary)} (frames {a.first_frame}-{a.last_frame})")
     _exit_for(run, None)
+
+
+def _stat_value(value: Any, unit: str) -> str:
+    """One statistic for people: missing as "-", times in a reader's units, counts with
+    thousands separators, the unit after the number."""
+    if value is None or (isinstance(value, float) and value != value):
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if unit == "ms":
+        return units.seconds(value / 1000)
+    if unit in ("bytes", "packets", "count") and isinstance(value, (int, float)):
+        text = f"{value:,}" if isinstance(value, int) else f"{value:,.1f}"
+        return f"{text} B" if unit == "bytes" else text
+    if unit == "bytes/s":
+        return f"{value:,.0f} B/s"
+    return str(value)
+
+
+def _stats_table(rec: dict[str, Any], client: str, server: str) -> Any:
+    """tcptrace -l's two columns (a2b, b2a) for one connection, from columns.DIRECTION (the
+    same names, units and tcptrace labels as ``tcptrace-py columns``)."""
+    from rich.table import Table
+
+    from tcptrace_py.columns import DIRECTION
+
+    table = Table(title="per-direction statistics (what each side sent)")
+    table.add_column("statistic", no_wrap=True)
+    table.add_column(f"{client} ->", justify="right", no_wrap=True)
+    table.add_column(f"<- {server}", justify="right", no_wrap=True)
+    table.add_column("tcptrace -l", overflow="fold")
+    absent_if_negative = ("mss_bytes", "window_scale", "isn")  # -1: no such option / SYN
+    for col in DIRECTION:
+        values = [rec[f"{side}_{col.name}"] for side in ("client", "server")]
+        if col.name in absent_if_negative:
+            values = [None if v is not None and v < 0 else v for v in values]
+        table.add_row(col.name.replace("_", " "), *(_stat_value(v, col.unit) for v in values),
+                      escape(col.tcptrace))
+    return table
 
 
 def _parse_frames(text: str | None) -> tuple[int, int]:

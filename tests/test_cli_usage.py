@@ -123,3 +123,26 @@ def test_plot_quiet_silences_warnings(tmp_path: Path) -> None:
     res = CliRunner().invoke(main, ["plot", str(cut), "--kind", "timeline", "-o",
                                     str(tmp_path / "t.png"), "-q"])
     assert res.exit_code == 0 and res.stderr == ""
+
+
+def test_flow_stats_side_by_side_with_units() -> None:
+    """``flow --stats``: tcptrace -l's a2b/b2a columns for one connection, from the record,
+    with units (retransmission_timeout.pcap: the client re-sent 3 of its 4 data segments)."""
+    import tcptrace_py
+
+    sample = SAMPLES / "retransmission_timeout.pcap"
+    (rec,) = tcptrace_py.analyze(sample).records
+    res = CliRunner().invoke(main, ["flow", str(sample), "0", "--stats"],
+                             env={"COLUMNS": "160"})
+    assert res.exit_code == 0
+    rows = {line.split("│")[1].strip(): [c.strip() for c in line.split("│")[2:5]]
+            for line in res.stdout.splitlines() if line.startswith("│")}
+    assert rows["rexmt data pkts"] == ["3", "0", "rexmt data pkts"]
+    assert rows["data bytes"] == ["4,000 B", "300 B", "actual data bytes"]
+    assert rows["unique bytes"][:2] == [f"{rec['client_unique_bytes']:,} B",
+                                        f"{rec['server_unique_bytes']:,} B"]
+    assert rows["rtt samples"][:2] == [str(rec["client_rtt_samples"]),
+                                      str(rec["server_rtt_samples"])]
+    assert rows["rtt min ms"][0].endswith(("ms", "µs", " s"))   # a time, with its unit
+    assert rows["rexmit interval min ms"][1] == "-"               # the server re-sent nothing
+    assert "ladder" not in res.stdout and "analysis, transitions" not in res.stdout
