@@ -840,6 +840,20 @@ def run_dask(tasks: Sequence[CaptureTask], scheduler: Any) -> Iterator[dict[str,
 
 
 # --------------------------------------------------------------------------- the batch
+class MissingExtraError(ImportError):
+    """An optional dependency is missing; the message names the extra that installs it."""
+
+
+def require_extra(module: str, extra: str) -> None:
+    """Raise MissingExtraError when ``module`` cannot be imported."""
+    import importlib.util
+
+    if importlib.util.find_spec(module) is None:
+        raise MissingExtraError(f"needs the {module} package: pip install "
+                                f"'tcptrace-py[{extra}]'")
+
+
+
 @dataclass(slots=True)
 class BatchSummary:
     """What a batch run did."""
@@ -869,8 +883,13 @@ def run_batch(inputs: Iterable[str | Path], out_dir: str | Path, *, jobs: int | 
     ``on_start(todo, skipped)`` and ``on_done(row)`` let a front end show progress;
     ``on_warning(message)`` hears of input directories that cannot be read.
     Raises FileNotFoundError/NotADirectoryError for bad inputs, :class:`DatasetDirError`
-    for an output directory that is foreign or in use (usage errors).
+    for an output directory that is foreign or in use (usage errors), and
+    :class:`MissingExtraError` when a package the run needs is not installed (before the
+    dataset is touched: otherwise every capture would be recorded as failed for good).
     """
+    require_extra("pyarrow", "parquet")
+    if scheduler is not None:
+        require_extra("distributed", "dask")
     paths = discover(inputs, on_warning)
     out = os.path.abspath(out_dir)
     if os.path.exists(out) and not os.path.isdir(out):

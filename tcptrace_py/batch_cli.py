@@ -17,7 +17,7 @@ from typing import Any
 
 import click
 
-from tcptrace_py.batch import STATUS_OK, BatchSummary, run_batch, safe_name
+from tcptrace_py.batch import STATUS_OK, BatchSummary, MissingExtraError, run_batch, safe_name
 from tcptrace_py.cli import build_options, engine_options
 from tcptrace_py.export import printable
 
@@ -131,7 +131,7 @@ def batch(inputs: tuple[str, ...], out_dir: str, jobs: int | None, scheduler: st
                             options=options, strict=strict, on_start=progress.start,
                             on_done=progress.done,
                             on_warning=None if quiet else lambda m: _err(f"warning: {m}"))
-    except (FileNotFoundError, NotADirectoryError, FileExistsError) as exc:
+    except (FileNotFoundError, NotADirectoryError, FileExistsError, MissingExtraError) as exc:
         _err(str(exc))
         sys.exit(EXIT_USAGE)
     except KeyboardInterrupt:

@@ -154,6 +154,13 @@ def main() -> None:
       tcptrace-py summary capture.pcap
       tcptrace-py flow capture.pcap 3
       tcptrace-py plot capture.pcap --flow 3 --kind tsg -o flow3.png
+      tcptrace-py columns; tcptrace-py codes
+
+    \b
+    Extras (pip install 'tcptrace-py[NAME]'):
+      parquet  --format parquet, batch        plot  plot
+      dask     batch --scheduler              zstd  .zst captures
+      all      everything above
     """
     # The analysis allocates many small long-lived objects (per-connection state) and no
     # reference cycles on its per-packet path: the cyclic collector's frequent young-generation

@@ -146,3 +146,41 @@ def test_flow_stats_side_by_side_with_units() -> None:
     assert rows["rtt min ms"][0].endswith(("ms", "µs", " s"))   # a time, with its unit
     assert rows["rexmit interval min ms"][1] == "-"               # the server re-sent nothing
     assert "ladder" not in res.stdout and "analysis, transitions" not in res.stdout
+
+
+def test_batch_without_pyarrow_fails_at_once_naming_the_extra(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without pyarrow every capture used to be recorded as failed (for good: a rerun skipped
+    them). Now: one line naming the extra, exit 2, the output directory untouched; the same
+    for --scheduler without distributed, and analyze_many raises the same error."""
+    import importlib.util
+
+    from tcptrace_py.batch import MissingExtraError, analyze_many
+
+    real = importlib.util.find_spec
+    missing = {"pyarrow"}
+
+    def find_spec(name: str, *args: object, **kw: object) -> object:
+        return None if name in missing else real(name, *args, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(importlib.util, "find_spec", find_spec)
+    out = tmp_path / "ds"
+    res = CliRunner().invoke(batch, [str(SAMPLES / "normal.pcap"), "-o", str(out)])
+    assert res.exit_code == 2
+    assert res.output.strip().splitlines() == [
+        "tcptrace-py batch: needs the pyarrow package: pip install 'tcptrace-py[parquet]'"]
+    assert not out.exists()
+    with pytest.raises(MissingExtraError, match=r"tcptrace-py\[parquet\]"):
+        analyze_many([SAMPLES / "normal.pcap"])
+    missing = {"distributed"}
+    res = CliRunner().invoke(batch, [str(SAMPLES / "normal.pcap"), "-o", str(out),
+                                     "--scheduler", "tcp://127.0.0.1:1"])
+    assert res.exit_code == 2 and "tcptrace-py[dask]" in res.output and not out.exists()
+
+
+def test_help_names_the_extras() -> None:
+    out = _invoke("--help")[1]
+    for extra in ("parquet", "plot", "dask", "zstd", "all"):
+        assert extra in out
+    readme = (SAMPLES.parent / "README.md").read_text()
+    assert "| `parquet` | `--format parquet`, `batch`, `analyze_many` |" in readme
