@@ -1479,9 +1479,12 @@ PLOT_KINDS = ("tsg", "rtt", "throughput", "window", "timeline")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), required=True,
               help="Image file to write (.png, .svg, .pdf).")
 @click.option("--strict", is_flag=True, help="Treat a damaged capture as an error (exit 2).")
+@click.option("--frames", "frame_range", default=None, metavar="A-B",
+              help="Only frames A to B of the connection (100-, -250), on the whole "
+                   "connection's time and sequence origin.")
 @click.option("-q", "--quiet", is_flag=True, help="No warnings on standard error.")
 def plot(file: str, flow_id: int | None, kind: str, direction: str, output: str,
-         strict: bool, quiet: bool) -> None:
+         strict: bool, frame_range: str | None, quiet: bool) -> None:
     """Draw a connection (time-sequence graph, RTT, throughput, window) or the capture's
     connection timeline, with matplotlib, to an image file.
 
@@ -1493,6 +1496,9 @@ def plot(file: str, flow_id: int | None, kind: str, direction: str, output: str,
     """
     if kind != "timeline" and flow_id is None:
         raise click.UsageError(f"--kind {kind} needs --flow ID")
+    if kind == "timeline" and frame_range is not None:
+        raise click.UsageError("--frames applies to a connection's plot, not --kind timeline")
+    frames = _parse_frames(frame_range) if frame_range is not None else None
     if importlib.util.find_spec("matplotlib") is None:
         _fail("plot needs matplotlib (pip install tcptrace-py[plot])")
     from tcptrace_py import plots
@@ -1508,7 +1514,8 @@ def plot(file: str, flow_id: int | None, kind: str, direction: str, output: str,
             fig = plots.plot_timeline(result).figure
         else:
             assert flow_id is not None
-            fig = plots.plot_flow(result, flow_id, kind, direction=direction).figure
+            fig = plots.plot_flow(result, flow_id, kind, direction=direction,
+                                  frames=frames).figure
         fig.savefig(output, dpi=120)
     except CaptureError as exc:
         _fail(str(exc))

@@ -72,6 +72,25 @@ class FlowPackets:
     record: dict[str, Any]
     segments: list[tuple[Segment, bool, int]]
     """(segment, from_client, analysis flags) in capture order."""
+    whole: FlowPackets | None = None
+    """For a stretch of the connection (:meth:`stretch`): the whole of it, which fixes the
+    time origin, the sequence bases and the window scale (a stretch may lack the SYNs)."""
+
+    def stretch(self, first_frame: int, last_frame: int) -> FlowPackets:
+        """Only the segments of frames ``first_frame`` to ``last_frame`` (inclusive), drawn
+        on the whole connection's axes (same time origin and relative sequence numbers)."""
+        segs = [s for s in self.segments if first_frame <= s[0].frame <= last_frame]
+        if not segs:  # KeyError, as for an unknown flow: the input lacks what was asked
+            upper = "" if last_frame >= 1 << 62 else str(last_frame)
+            raise KeyError(f"no packet of flow {self.record['flow_id']} in frames "
+                           f"{first_frame}-{upper}")
+        return FlowPackets(self.record, segs, self.whole or self)
+
+    @property
+    def t0_ns(self) -> int:
+        """Time origin: the connection's first packet."""
+        segs = (self.whole or self).segments
+        return segs[0][0].ts_ns if segs else 0
 
     def sender_is_client(self, direction: str) -> bool:
         """``auto``: the endpoint that sent more payload (the interesting direction)."""
@@ -82,6 +101,8 @@ class FlowPackets:
 
     def base_seq(self, from_client: bool) -> int:
         """First sequence number seen from that sender (its ISN when the SYN was seen)."""
+        if self.whole is not None:
+            return self.whole.base_seq(from_client)
         for seg, fc, _m in self.segments:
             if fc == from_client:
                 return seg.seq
@@ -89,6 +110,8 @@ class FlowPackets:
 
     def wscale(self, from_client: bool) -> int:
         """Window shift of that endpoint's windows (RFC 7323: only when both SYNs had it)."""
+        if self.whole is not None:
+            return self.whole.wscale(from_client)
         shift = {True: -1, False: -1}
         for seg, fc, _m in self.segments:
             if seg.flags & SYN and shift[fc] < 0:
@@ -139,7 +162,7 @@ def _rel(value: int, base: int) -> int:
 
 
 def _times(fp: FlowPackets) -> Iterator[tuple[float, Segment, bool, int]]:
-    t0 = fp.segments[0][0].ts_ns if fp.segments else 0
+    t0 = fp.t0_ns
     for seg, fc, mask in fp.segments:
         yield (seg.ts_ns - t0) / 1e9, seg, fc, mask
 
@@ -339,11 +362,12 @@ def _window(fp: FlowPackets, ax: Any, sender_client: bool) -> None:
 
 
 def plot_flow(result_or_path: Any, flow_id: int, kind: str = "tsg", ax: Any = None, *,
-              direction: str = "auto") -> Any:
+              direction: str = "auto", frames: tuple[int, int] | None = None) -> Any:
     """Plot one connection; returns the matplotlib Axes (``.figure.savefig(...)``).
 
     ``result_or_path`` is an ``AnalysisResult`` or anything ``analyze`` accepts;
-    ``direction`` (``auto``/``client``/``server``) picks the data sender for tsg/rtt/window.
+    ``direction`` (``auto``/``client``/``server``) picks the data sender for tsg/rtt/window;
+    ``frames=(first, last)`` draws only that stretch of the connection (same axes origin).
 
     >>> ax = plot_flow("capture.pcap", 0, "tsg")  # doctest: +SKIP
     >>> ax.figure.savefig("flow0.png")            # doctest: +SKIP
@@ -351,6 +375,8 @@ def plot_flow(result_or_path: Any, flow_id: int, kind: str = "tsg", ax: Any = No
     if kind not in FLOW_KINDS:
         raise ValueError(f"unknown plot kind {kind!r} (one of {', '.join(FLOW_KINDS)})")
     fp = flow_packets(result_or_path, flow_id)
+    if frames is not None:
+        fp = fp.stretch(*frames)
     sender_client = fp.sender_is_client(direction)
     ax = _new_ax(ax)
     if kind == "tsg":

@@ -113,3 +113,35 @@ def test_scenarios_plots(pcap: Path, tmp_path: Path) -> None:
     fig.savefig(out, dpi=40)
     plt.close(fig)
     _png(out)
+
+
+SAMPLE_LOSS = Path(__file__).resolve().parents[1] / "samples" / "data_loss_retrans.pcap"
+
+
+@pytest.mark.skipif(not SAMPLE_LOSS.exists(), reason="samples/ absent")
+def test_frame_window_keeps_the_whole_connections_origin(tmp_path: Path) -> None:
+    """``--frames A-B`` / ``frames=(A, B)``: only that stretch is drawn, at the same times and
+    relative sequence numbers as in the whole plot (the stretch lacks the SYNs)."""
+    res = tcptrace_py.analyze(SAMPLE_LOSS, packets=True)
+    whole = plots.flow_packets(res, 0)
+    part = whole.stretch(40, 80)
+    assert {s.frame for s, _c, _m in part.segments} == \
+        {s.frame for s, _c, _m in whole.segments if 40 <= s.frame <= 80}
+    assert part.t0_ns == whole.t0_ns and part.base_seq(True) == whole.base_seq(True)
+    assert part.wscale(False) == whole.wscale(False) > 0
+    times_whole = {s.frame: t for t, s, _c, _m in plots._times(whole)}
+    for t, seg, _c, _m in plots._times(part):
+        assert t == times_whole[seg.frame]
+    ax = plots.plot_flow(res, 0, "tsg", frames=(40, 80))
+    xs = [x for line in ax.get_lines() for x in line.get_xdata()]
+    assert xs and min(xs) >= times_whole[min(times_whole, key=lambda f: abs(f - 40))] - 1e-9
+    out = tmp_path / "w.png"
+    cli = CliRunner().invoke(main, ["plot", str(SAMPLE_LOSS), "--flow", "0", "--frames",
+                                    "40-80", "-o", str(out)])
+    assert cli.exit_code == 0 and out.stat().st_size > 0
+    cli = CliRunner().invoke(main, ["plot", str(SAMPLE_LOSS), "--flow", "0", "--frames",
+                                    "900000-", "-o", str(out)])
+    assert cli.exit_code == 2 and "no packet of flow 0 in frames 900000-" in cli.output
+    cli = CliRunner().invoke(main, ["plot", str(SAMPLE_LOSS), "--kind", "timeline",
+                                    "--frames", "1-5", "-o", str(out)])
+    assert cli.exit_code == 2
