@@ -1219,12 +1219,15 @@ def summary(files: tuple[str, ...], fmt: str, max_connections: int | None, confi
 @click.option("--limit", type=click.IntRange(min=0), default=TABLE_LIMIT, show_default=True,
               metavar="N", help="Show at most N packets (0: all).")
 @click.option("--strict", is_flag=True, help="Treat a damaged capture as an error (exit 2).")
+@click.option("--interesting", is_flag=True,
+              help="Only packets that changed a state, carry an analysis flag (retransmission,"
+                   " zero window...) or SYN/FIN/RST.")
 @click.option("--stats", is_flag=True,
               help="Per-direction statistics side by side (client->server, server->client) "
                    "with units, as tcptrace's long output, instead of the ladder.")
 @LOCAL_TIME_OPTION
 def flow(file: str, flow_id: int, frame_range: str | None, limit: int, strict: bool,
-         stats: bool, local_time: bool) -> None:
+         interesting: bool, stats: bool, local_time: bool) -> None:
     """Show one connection packet by packet as a ladder, with every transition explained.
 
     \b
@@ -1233,7 +1236,6 @@ def flow(file: str, flow_id: int, frame_range: str | None, limit: int, strict: b
       tcptrace-py flow capture.pcap 12 --frames 1200-1320
     """
     first, last = _parse_frames(frame_range)
-    from rich.table import Table
 
     from tcptrace_py.analysis import flag_names
     from tcptrace_py.segment import flags_text
@@ -1277,41 +1279,27 @@ def flow(file: str, flow_id: int, frame_range: str | None, limit: int, strict: b
                     rec["client_ip"] == rec["server_ip"]:
                 current = {"client": ev.new_state, "server": ev.new_state}  # self-connect
         after[ev.frame] = dict(current)
-    # Below LADDER_WIDE_MIN columns the ladder stacks frame/time, segment/length and the two
-    # states, and puts analysis flags and transitions in one wrapping column.
-    narrow = console.width < LADDER_WIDE_MIN
-    table = Table(show_lines=narrow)
-    cols = (("frame\nt (s)", "segment\nlen", "states\ncli/srv", "analysis, transitions")
-            if narrow else ("frame", "t (s)", "client", "", "server", "len", "analysis",
-                            "client state", "server state", "transitions"))
-    for col in cols:
-        last_col = col in ("transitions", "analysis, transitions")
-        table.add_column(col, no_wrap=not last_col, ratio=1 if last_col else None,
-                         overflow="fold")
     t0 = rec["start_ts"]
     states = {"client": "INACTIVE", "server": "INACTIVE"}
     packets = target.packets or []
-    in_range = [p for p in packets if first <= p[0] <= last]
+    in_range = [p for p in packets if first <= p[0] <= last and
+                (not interesting or p[5] & ~_ROUTINE_ANALYSIS or p[4] & _CONTROL_FLAGS
+                 or p[0] in events_by_frame)]
     shown_frames = {p[0] for p in in_range[:limit or None]}
+    details = _segment_details(file, rec, shown_frames)
+    rows: list[_LadderRow] = []
     for frame, ts_ns, _fid, from_client, tflags, amask, plen in packets:
         states = after.get(frame, states)  # every packet, shown or not: states carry over
         if frame not in shown_frames:
             continue
-        arrow = "──▶" if from_client else "◀──"
-        analysis = " ".join(flag_names(amask)).lower()
-        transitions = escape("\n".join(events_by_frame.pop(frame, [])))
-        if narrow:
-            segment = (f"{flags_text(tflags)} {arrow}" if from_client
-                       else f"{arrow} {flags_text(tflags)}")
-            table.add_row(f"{frame}\n{ts_ns / 1e9 - t0:.6f}", f"{segment}\n{plen} B",
-                          f"{states['client']}\n{states['server']}",
-                          "\n".join(x for x in (analysis, transitions) if x))
-            continue
-        table.add_row(str(frame), f"{ts_ns / 1e9 - t0:.6f}",
-                      flags_text(tflags) if from_client else "", arrow,
-                      "" if from_client else flags_text(tflags), str(plen),
-                      analysis, states["client"], states["server"], transitions)
-    console.print(table)
+        rows.append(_LadderRow(frame, ts_ns / 1e9 - t0, from_client, flags_text(tflags), plen,
+                               details.get(frame), " ".join(flag_names(amask)).lower(),
+                               states["client"], states["server"],
+                               events_by_frame.pop(frame, [])))
+    if len(rows) > PLAIN_LADDER_MIN_ROWS:
+        _plain_ladder(rows)
+    else:
+        console.print(_rich_ladder(rows, console.width < LADDER_WIDE_MIN))
     omitted = len(in_range) - len(shown_frames)
     if omitted:
         console.print(f"[dim]showing {len(shown_frames):,} of {len(in_range):,} packets; "
@@ -1325,6 +1313,152 @@ def flow(file: str, flow_id: int, frame_range: str | None, limit: int, strict: b
         console.print(f"[{_SEVERITY_STYLE.get(a.severity, '')}]{a.severity}[/] {a.code}: "
                       f"{escape(a.summary)} (frames {a.first_frame}-{a.last_frame})")
     _exit_for(run, None)
+
+
+_CONTROL_FLAGS = 0x07  # FIN, SYN, RST
+_ROUTINE_ANALYSIS = (1 << 22) | (1 << 24)
+"""analysis/flags.py TRUNCATED and RTT_SAMPLE: on most packets of a capture, not events
+(``flow --interesting`` ignores them)."""
+PLAIN_LADDER_MIN_ROWS = 2000
+"""Above this many rows the ladder is printed as plain fixed-width lines: rich lays out
+~1,000 table rows a second here (26,686 packets of tcptrace's zwnd.dmp took 50 s), plain
+lines print at once."""
+SEQ_MOD = 1 << 32
+
+
+@dataclass(frozen=True, slots=True)
+class _SegmentDetail:
+    """What the ladder shows of a segment beyond its flags (Wireshark's relative numbers)."""
+
+    seq: int
+    """Sequence number relative to the sender's ISN (0: the SYN; 1: the first data byte)."""
+    ack: int | None
+    """ACK number relative to the peer's ISN (None without ACK or before the peer spoke)."""
+    window: int
+    """Advertised window, scaled (RFC 7323: when both SYNs carried the option, never on a
+    SYN); -1 when the snaplen cut the field."""
+    sack: str
+    """SACK blocks, relative to the peer's ISN, ``left-right`` each."""
+
+    def text(self) -> str:
+        ack = "" if self.ack is None else f" ack {self.ack}"
+        win = "" if self.window < 0 else f" win {self.window}"
+        sack = f" sack {self.sack}" if self.sack else ""
+        return f"seq {self.seq}{ack}{win}{sack}"
+
+
+@dataclass(frozen=True, slots=True)
+class _LadderRow:
+    frame: int
+    t_s: float
+    from_client: bool
+    flags: str
+    payload: int
+    detail: _SegmentDetail | None
+    analysis: str
+    client_state: str
+    server_state: str
+    transitions: list[str]
+
+
+def _segment_details(path: str, rec: dict[str, Any],
+                     wanted: set[int]) -> dict[int, _SegmentDetail]:
+    """Sequence, ACK, window and SACK of the wanted frames of one connection, from a second
+    read of the capture (the engine keeps only flags and lengths per packet, as plots.py
+    does); nothing for standard input, which cannot be read twice."""
+    if path == "-" or not wanted:
+        return {}
+    import ipaddress
+
+    from tcptrace_py.capture import read_frames
+    from tcptrace_py.decode import Decoder
+
+    c_key = (ipaddress.ip_address(rec["client_ip"]).packed, int(rec["client_port"]))
+    s_key = (ipaddress.ip_address(rec["server_ip"]).packed, int(rec["server_port"]))
+    diag = Diagnostics()
+    decode = Decoder(diag).decode
+    base: dict[bool, int] = {}
+    wscale: dict[bool, int] = {}
+    out: dict[int, _SegmentDetail] = {}
+    lo, hi = int(rec["first_frame"]), max(wanted)
+    try:
+        for frame_no, ts_ns, linktype, data, wire_len in read_frames(path, diag):
+            if frame_no < lo:
+                continue
+            if frame_no > hi:
+                break
+            seg = decode(linktype, data, frame_no, ts_ns, wire_len)
+            if seg is None:
+                continue
+            src, dst = (seg.src, seg.sport), (seg.dst, seg.dport)
+            if (src, dst) not in ((c_key, s_key), (s_key, c_key)):
+                continue
+            fc = src == c_key  # (a self-connect has one key: its segments count as client)
+            syn = bool(seg.flags & 0x02)
+            if fc not in base:  # without its SYN the first byte seen is 1
+                base[fc] = seg.seq if syn else (seg.seq - 1) % SEQ_MOD
+            if syn and fc not in wscale:
+                wscale[fc] = seg.wscale
+            if frame_no not in wanted:
+                continue
+            peer = base.get(not fc)
+            ack = (seg.ack - peer) % SEQ_MOD if seg.flags & 0x10 and peer is not None else None
+            win = seg.window
+            if win > 0 and not syn and min(wscale.get(True, -1), wscale.get(False, -1)) >= 0:
+                win <<= min(wscale[fc], 14)
+            sack = " ".join(f"{(left - peer) % SEQ_MOD}-{(right - peer) % SEQ_MOD}"
+                            for left, right in seg.sack) if peer is not None else ""
+            out[frame_no] = _SegmentDetail((seg.seq - base[fc]) % SEQ_MOD, ack, win, sack)
+    except (CaptureError, OSError):
+        return out  # the first read already reported the capture's problems
+    return out
+
+
+def _rich_ladder(rows: Sequence[_LadderRow], narrow: bool) -> Any:
+    """The ladder as a rich table; below LADDER_WIDE_MIN columns it stacks frame/time,
+    segment/numbers and the two states, with analysis and transitions wrapping last."""
+    from rich.table import Table
+
+    table = Table(show_lines=narrow)
+    cols = (("frame\nt (s)", "segment\nseq, ack, win", "states\ncli/srv",
+             "analysis, transitions") if narrow else
+            ("frame", "t (s)", "client", "", "server", "seq / ack / win / sack", "len",
+             "analysis", "client state", "server state", "transitions"))
+    for col in cols:
+        last_col = col in ("transitions", "analysis, transitions")
+        table.add_column(col, no_wrap=not last_col and col != "seq / ack / win / sack",
+                         ratio=1 if last_col else None, overflow="fold")
+    for r in rows:
+        arrow = "──▶" if r.from_client else "◀──"
+        numbers = r.detail.text() if r.detail else ""
+        transitions = escape("\n".join(r.transitions))
+        if narrow:
+            segment = f"{r.flags} {arrow}" if r.from_client else f"{arrow} {r.flags}"
+            table.add_row(f"{r.frame}\n{r.t_s:.6f}",
+                          "\n".join(x for x in (f"{segment} {r.payload} B",
+                                                 numbers.replace(" ack", "\nack")) if x),
+                          f"{r.client_state}\n{r.server_state}",
+                          "\n".join(x for x in (r.analysis, transitions) if x))
+            continue
+        table.add_row(str(r.frame), f"{r.t_s:.6f}", r.flags if r.from_client else "", arrow,
+                      "" if r.from_client else r.flags, numbers, str(r.payload), r.analysis,
+                      r.client_state, r.server_state, transitions)
+    return table
+
+
+def _plain_ladder(rows: Sequence[_LadderRow]) -> None:
+    """The ladder as plain fixed-width lines (many rows): one line per packet, its
+    transitions on indented lines below."""
+    lines = [f"{'frame':>8} {'t (s)':>12}  {'segment':<11} {'len':>5}  "
+             f"{'client/server state':<25}  seq / ack / win / sack; analysis"]
+    for r in rows:
+        seg = f"{r.flags} ──▶" if r.from_client else f"◀── {r.flags}"
+        numbers = r.detail.text() if r.detail else ""
+        tail = "; ".join(x for x in (numbers, r.analysis) if x)
+        lines.append(f"{r.frame:>8} {r.t_s:>12.6f}  {seg:<11} {r.payload:>5}  "
+                     f"{r.client_state + '/' + r.server_state:<25}  {tail}")
+        lines.extend(f"{'':>23}{t}" for t in r.transitions)
+    sys.stdout.write("\n".join(lines) + "\n")
 
 
 def _stat_value(value: Any, unit: str) -> str:
