@@ -1340,6 +1340,17 @@ class _SegmentDetail:
     sack: str
     """SACK blocks, relative to the peer's ISN, ``left-right`` each."""
 
+    def lines(self) -> list[str]:
+        """One number a line (the narrow ladder), each SACK block on its own line."""
+        out = [f"seq {self.seq}"]
+        if self.ack is not None:
+            out.append(f"ack {self.ack}")
+        if self.window >= 0:
+            out.append(f"win {self.window}")
+        out += [("sack " if i == 0 else "     ") + block
+                for i, block in enumerate(self.sack.split())]
+        return out
+
     def text(self) -> str:
         ack = "" if self.ack is None else f" ack {self.ack}"
         win = "" if self.window < 0 else f" win {self.window}"
@@ -1434,9 +1445,10 @@ def _rich_ladder(rows: Sequence[_LadderRow], narrow: bool) -> Any:
         transitions = escape("\n".join(r.transitions))
         if narrow:
             segment = f"{r.flags} {arrow}" if r.from_client else f"{arrow} {r.flags}"
+            # One number per line: the column stays narrow, the transitions get the room.
+            numbers = "\n".join(r.detail.lines()) if r.detail else ""
             table.add_row(f"{r.frame}\n{r.t_s:.6f}",
-                          "\n".join(x for x in (f"{segment} {r.payload} B",
-                                                 numbers.replace(" ack", "\nack")) if x),
+                          "\n".join(x for x in (f"{segment} {r.payload} B", numbers) if x),
                           f"{r.client_state}\n{r.server_state}",
                           "\n".join(x for x in (r.analysis, transitions) if x))
             continue

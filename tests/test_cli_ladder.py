@@ -33,10 +33,11 @@ def test_ladder_numbers_equal_tsharks() -> None:
     (rec,) = tcptrace_py.analyze(LOSS).records
     expected = {}
     for line in out.splitlines():
-        frame, seq, ack, has_ack, win, les, res = line.split("\t")
+        frame_s, seq, ack, has_ack, win, les, res = line.split("\t")
         sack = " ".join(f"{a}-{b}" for a, b in zip(les.split(","), res.split(","),
                                                  strict=True)) if les else ""
-        expected[int(frame)] = (int(seq), int(ack) if has_ack == "1" else None, int(win), sack)
+        expected[int(frame_s)] = (int(seq), int(ack) if has_ack == "1" else None, int(win),
+                                  sack)
     got = cli._segment_details(str(LOSS), rec, set(expected))
     assert len(got) == len(expected) == 96
     for frame, want in expected.items():
