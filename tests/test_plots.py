@@ -145,3 +145,60 @@ def test_frame_window_keeps_the_whole_connections_origin(tmp_path: Path) -> None
     cli = CliRunner().invoke(main, ["plot", str(SAMPLE_LOSS), "--kind", "timeline",
                                     "--frames", "1-5", "-o", str(out)])
     assert cli.exit_code == 2
+
+
+SAMPLES_DIR = Path(__file__).resolve().parents[1] / "samples"
+
+
+@pytest.mark.skipif(not SAMPLES_DIR.exists(), reason="samples/ absent")
+def test_plots_people_can_read() -> None:
+    """Byte axes in kB/MB with the unit in the label, the throughput bin in ms, averages in
+    kB/s, a large advertised window clipped instead of squashing the data, a note instead of
+    an empty panel (issue 17 item 13)."""
+    res = tcptrace_py.analyze(SAMPLES_DIR / "data_loss_retrans.pcap", packets=True)
+    ax = plots.plot_flow(res, 0, "tsg")
+    assert ax.get_ylabel() == "relative sequence number (kB)"
+    assert ax.yaxis.get_major_formatter()(60_000, 0) == "60"
+    labels = ax.get_legend_handles_labels()[1]
+    assert "ACK + advertised window (clipped)" in labels
+    window_line = next(line for line in ax.get_lines()
+                       if line.get_label().startswith("ACK + advertised"))
+    assert max(window_line.get_ydata()) > ax.get_ylim()[1]      # clipped, not squashing
+    data_top = max(res.records[0]["client_unique_bytes"], 1)
+    assert ax.get_ylim()[1] < 1.2 * data_top
+    ax = plots.plot_flow(res, 0, "throughput")
+    assert ax.get_ylabel() == "payload, 1.46 ms bins (MB/s)"
+    assert any(lab.endswith("kB/s") for lab in ax.get_legend_handles_labels()[1])
+    ax = plots.plot_flow(res, 0, "window")
+    assert ax.get_ylabel() == "advertised window, bytes in flight (kB)"
+    refused = tcptrace_py.analyze(SAMPLES_DIR / "refused.pcap", packets=True)
+    ax = plots.plot_flow(refused, 0, "rtt", direction="server")
+    assert [t.get_text() for t in ax.texts] == [
+        "no RTT sample (no ACK acknowledged a segment sent once)"]
+
+
+def test_timeline_shows_zero_length_connections_and_no_empty_panel(tmp_path: Path) -> None:
+    """A one-packet connection (0 s) is still a visible bar; without RSTs there is no RST
+    rate panel; with them there is."""
+    from captures_util import tcp_frame, write_pcap
+
+    from tcptrace_py.segment import ACK, FIN, SYN
+
+    t0 = 1_700_000_000_000_000_000
+    s = 1_000_000_000
+    frames = [(t0, tcp_frame("10.0.0.1", "10.0.0.2", 4000, 80, 1, 0, SYN))]  # alone, 0 s
+    frames += [(t0 + i * s, f) for i, f in enumerate([
+        tcp_frame("10.0.0.1", "10.0.0.2", 4001, 80, 100, 0, SYN),
+        tcp_frame("10.0.0.2", "10.0.0.1", 80, 4001, 500, 101, SYN | ACK),
+        tcp_frame("10.0.0.1", "10.0.0.2", 4001, 80, 101, 501, ACK),
+        tcp_frame("10.0.0.1", "10.0.0.2", 4001, 80, 101, 501, FIN | ACK),
+        tcp_frame("10.0.0.2", "10.0.0.1", 80, 4001, 501, 102, FIN | ACK),
+        tcp_frame("10.0.0.1", "10.0.0.2", 4001, 80, 102, 502, ACK)], 1)]
+    pcap = write_pcap(tmp_path / "t.pcap", frames)
+    ax = plots.plot_timeline(pcap)
+    widths = sorted(p.get_width() for p in ax.patches)
+    span = 6.0
+    assert widths[0] >= span * plots.ZERO_LENGTH_MIN_FRACTION
+    assert len(ax.figure.axes) == 1
+    ax = plots.plot_timeline(SAMPLES_DIR / "rst_abort.pcap")
+    assert len(ax.figure.axes) == 2
