@@ -145,6 +145,7 @@ def test_frame_window_keeps_the_whole_connections_origin(tmp_path: Path) -> None
     cli = CliRunner().invoke(main, ["plot", str(SAMPLE_LOSS), "--kind", "timeline",
                                     "--frames", "1-5", "-o", str(out)])
     assert cli.exit_code == 2
+    plots._plt().close("all")
 
 
 SAMPLES_DIR = Path(__file__).resolve().parents[1] / "samples"
@@ -175,6 +176,7 @@ def test_plots_people_can_read() -> None:
     ax = plots.plot_flow(refused, 0, "rtt", direction="server")
     assert [t.get_text() for t in ax.texts] == [
         "no RTT sample (no ACK acknowledged a segment sent once)"]
+    plots._plt().close("all")
 
 
 def test_timeline_shows_zero_length_connections_and_no_empty_panel(tmp_path: Path) -> None:
@@ -202,3 +204,4 @@ def test_timeline_shows_zero_length_connections_and_no_empty_panel(tmp_path: Pat
     assert len(ax.figure.axes) == 1
     ax = plots.plot_timeline(SAMPLES_DIR / "rst_abort.pcap")
     assert len(ax.figure.axes) == 2
+    plots._plt().close("all")
