@@ -117,6 +117,15 @@ FLOW: tuple[Column, ...] = (
        "(RFC 7323: only then are windows scaled)."),
     _c("evidence_dropped", "count", "Evidence items (retransmissions, zero-window periods...) "
        "not kept because a per-connection list was full (max_evidence_items)."),
+    _c("ecn_negotiated", "", "ECN was negotiated (ecn_mode not empty); the last SYN before "
+       "the SYN-ACK decides."),
+    _c("ecn_mode", "", "classic (RFC 3168 6.1.1 setup SYN and SYN-ACK), accecn (Accurate "
+       "ECN, RFC 9768 3.1.1) or empty."),
+    _c("tfo_option", "", "The client SYN's TCP Fast Open option: cookie_request, cookie or "
+       "empty (RFC 7413).", "", "tcp.options.tfo"),
+    _c("tfo_syn_data_bytes", "bytes", "Payload bytes on the client's SYN (TFO data)."),
+    _c("tfo_syn_data_acked", "", "The SYN-ACK acknowledged that data (ACK = ISN + 1 + "
+       "length)."),
     _c("anomalies", "", "Codes of the connection's findings (a list in json/jsonl, comma-joined "
        "in csv/parquet/frames); see `tcptrace-py codes`."),
 )
@@ -236,6 +245,14 @@ DIRECTION: tuple[Column, ...] = (
     _c("rexmit_interval_avg_ms", "ms", "Mean of those times.", "avg retr time"),
     _c("rto_backoff_ratio_avg", "ratio", "Mean ratio of consecutive timer intervals of one "
        "segment (2.0: RFC 6298 5.5 doubling; NaN: no repeated timeout)."),
+    _c("ecn_ect_segments", "packets", "Segments sent with the IP ECN field ECT(0) or "
+       "ECT(1).", "", "ip.dsfield.ecn"),
+    _c("ecn_ce_segments", "packets", "Segments that reached the capture point marked CE (a "
+       "router signalled congestion).", "", "ip.dsfield.ecn == 3"),
+    _c("ecn_ece_segments", "packets", "Non-SYN segments with ECE (echoing CE marks; 0 under "
+       "Accurate ECN).", "", "tcp.flags.ece"),
+    _c("ecn_cwr_segments", "packets", "Non-SYN segments with CWR (congestion window "
+       "reduced; 0 under Accurate ECN).", "", "tcp.flags.cwr"),
     _c("isn", "", "Initial sequence number of this side's SYN (-1: no SYN seen).", "",
        "tcp.seq_raw of the SYN"),
     _c("midstream", "", "True when this side's first segment was not a SYN (picked up "
