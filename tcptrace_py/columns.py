@@ -99,8 +99,8 @@ FLOW: tuple[Column, ...] = (
     _c("client_fin_frame", "frame", "Frame of the client's first FIN."),
     _c("server_fin_frame", "frame", "Frame of the server's first FIN."),
     _c("rst_frame", "frame", "Frame of the first RST, from either side."),
-    _c("client_payload_bytes", "bytes", "TCP payload bytes the client sent, retransmissions "
-       "included.", "actual data bytes", "", "~orig_bytes"),
+    _c("client_payload_bytes", "bytes", "TCP payload bytes of the client's frames, "
+       "retransmissions and duplicated frames included.", "actual data bytes", "", "~orig_bytes"),
     _c("server_payload_bytes", "bytes", "TCP payload bytes the server sent.",
        "actual data bytes", "", "~resp_bytes"),
     _c("client_syn_count", "packets", "Pure SYNs (without ACK) the client sent."),
@@ -108,6 +108,11 @@ FLOW: tuple[Column, ...] = (
     _c("server_synack_count", "packets", "SYN-ACKs the server sent."),
     _c("client_rst_count", "packets", "RSTs the client sent."),
     _c("server_rst_count", "packets", "RSTs the server sent."),
+    _c("client_duplicate_frames", "packets", "Frames of the client that were copies of an "
+       "earlier frame (same IP ID, or the same bytes moments apart): a capture artifact, "
+       "kept out of every statistic and finding."),
+    _c("server_duplicate_frames", "packets", "Frames of the server that were copies of an "
+       "earlier frame."),
     _c("events_dropped", "count", "State-machine events not kept because the connection's "
        "event list was full (Options.max_events_per_connection)."),
     _c("retransmissions", "packets", "Retransmitted segments, both sides (data, SYN, SYN-ACK "
@@ -134,7 +139,8 @@ FLOW: tuple[Column, ...] = (
 _PKTS = "count of tcp.analysis."
 
 DIRECTION: tuple[Column, ...] = (
-    _c("packets", "packets", "Segments this side sent.", "total packets", "", "orig_pkts / "
+    _c("packets", "packets", "Frames of segments this side sent, copies included (see "
+       "*_duplicate_frames).", "total packets", "", "orig_pkts / "
        "resp_pkts"),
     _c("ack_pkts", "packets", "Segments with the ACK flag.", "ack pkts sent"),
     _c("pure_acks", "packets", "ACKs without payload, SYN, FIN or RST that were neither "
