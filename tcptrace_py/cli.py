@@ -22,8 +22,10 @@ import errno
 import gc
 import importlib
 import importlib.util
+import io
 import os
 import signal
+import stat
 import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -419,61 +421,104 @@ class _InterruptGate:
     """Ctrl-C takes effect only where the input is read.
 
     Why: a KeyboardInterrupt raised at any bytecode could stop a connection half-way
-    through a segment, and the records written after it would be wrong. While the gate is
-    installed, SIGINT interrupts at once when the analysis is blocked reading (a quiet live
-    capture), else at the next read (within one chunk of input); what was read so far is
-    then analysed to the end (``Engine.finish``).
+    through a segment (or drop a chunk just read), and the records written after it would
+    be wrong. While the gate is installed, SIGINT only sets ``pending``; a read checks it
+    first. A read that could block (a pipe, a terminal, a socket) first waits with
+    ``select`` on the input and on the signal's wake-up pipe (``signal.set_wakeup_fd``), so
+    a quiet live capture is interrupted at once and no byte read is lost. What was read is
+    then analysed to the end (``Engine.finish``). A second Ctrl-C raises at once.
     """
 
     def __init__(self) -> None:
         self.pending = False
         """A SIGINT arrived."""
-        self.reading = False
-        """The analysis is inside a read of the input."""
+        self._wake_r: int | None = None
+        """Read end of the wake-up pipe (None when not installed: no select)."""
 
     def _on_sigint(self, _signum: int, _frame: Any) -> None:
-        if self.reading or self.pending:  # blocked reading, or a second Ctrl-C: at once
-            self.pending = True
+        if self.pending:  # a second Ctrl-C: stop now
             raise KeyboardInterrupt
         self.pending = True
 
     @contextmanager
     def installed(self) -> Iterator[None]:
-        if threading.current_thread() is not threading.main_thread():
+        if threading.current_thread() is not threading.main_thread() or os.name != "posix":
             yield  # signal handlers belong to the main thread (e.g. a test runner's thread)
             return
+        r, w = os.pipe()
+        os.set_blocking(r, False)
+        os.set_blocking(w, False)
         previous = signal.signal(signal.SIGINT, self._on_sigint)
+        previous_fd = signal.set_wakeup_fd(w)
+        self._wake_r = r
         try:
             yield
         finally:
+            signal.set_wakeup_fd(previous_fd)
             signal.signal(signal.SIGINT, previous)
+            self._wake_r = None
+            os.close(r)
+            os.close(w)
+
+    def check(self) -> None:
+        if self.pending:
+            raise KeyboardInterrupt
+
+    def wait_readable(self, fd: int) -> None:
+        """Block until ``fd`` has data (or end of file) or a SIGINT came (then raise)."""
+        import select
+
+        while True:
+            self.check()
+            if self._wake_r is None:
+                return
+            ready, _, _ = select.select([fd, self._wake_r], [], [])
+            if self._wake_r in ready:
+                with contextlib.suppress(OSError):
+                    os.read(self._wake_r, 512)
+                continue  # a signal: pending says whether it was SIGINT
+            if fd in ready:
+                self.check()
+                return
 
     def wrap(self, f: Any) -> _GatedReader:
         return _GatedReader(f, self)
 
 
+def _stream_fd(f: Any) -> int | None:
+    """The descriptor of a stream whose reads may block (not a regular file), else None."""
+    try:
+        fd = int(f.fileno())
+        return None if stat.S_ISREG(os.fstat(fd).st_mode) else fd
+    except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
+        return None
+
+
 class _GatedReader:
-    """A binary stream whose reads are the points where a Ctrl-C stops the analysis."""
+    """A binary stream whose reads are the points where a Ctrl-C stops the analysis.
+
+    A stream that may block is read through its raw (unbuffered) file, one ``read`` a call,
+    so that waiting for it with select (no hidden buffer holding data) is exact."""
 
     def __init__(self, f: Any, gate: _InterruptGate) -> None:
-        self._f = f
         self._gate = gate
+        self._fd = _stream_fd(f)
+        raw = getattr(f, "raw", None)
+        self._f = raw if self._fd is not None and raw is not None else f
 
     def _call(self, fn: Callable[[int], Any], n: int) -> bytes:
-        gate = self._gate
-        gate.reading = True
-        try:
-            if gate.pending:
-                raise KeyboardInterrupt
-            return bytes(fn(n))
-        finally:
-            gate.reading = False
+        if self._fd is not None:
+            self._gate.wait_readable(self._fd)
+        else:
+            self._gate.check()
+        data = fn(n)
+        return b"" if data is None else bytes(data)
 
     def read(self, n: int = -1, /) -> bytes:
         return self._call(self._f.read, n)
 
     def read1(self, n: int = -1, /) -> bytes:
-        return self._call(self._f.read1, n)
+        return self._call(getattr(self._f, "read1", self._f.read), n)
 
     def readable(self) -> bool:
         return True
