@@ -371,6 +371,10 @@ class Scenario:
     capture_anomalies: list[str] = field(default_factory=list)
     vantage: str = "client"
     """Whose TAP device tcpdump captures on (``--vantage`` overrides it for a whole run)."""
+    snaplen: int = SNAPLEN_BYTES
+    """tcpdump ``-s``: SNAPLEN_BYTES keeps the samples small (payload cut: a
+    ``truncated_frames`` finding); 0 (whole frames) for ``normal``, the README's first
+    example, which must raise no finding at all."""
 
 
 class Env:
@@ -1375,7 +1379,7 @@ EXP_SYN = {"net.ipv4.tcp_syn_retries": 2, "net.ipv4.tcp_syn_linear_timeouts": 0}
 
 SCENARIOS: list[Scenario] = [
     Scenario("normal", "Request (100 B) / response (2000 B) over IPv4, client closes first: "
-             "client TIME_WAIT, server CLOSED.", scn_normal),
+             "client TIME_WAIT, server CLOSED.", scn_normal, snaplen=0),
     Scenario("server_closes_first", "Request (80 B) / response (1500 B); the server closes "
              "first, the client reads EOF and closes: server TIME_WAIT, client CLOSED.",
              scn_server_closes_first),
@@ -1520,10 +1524,10 @@ def read_counters(ns: str) -> dict[str, int]:
 class Tcpdump:
     """tcpdump in a namespace: started before traffic, stopped with SIGINT, bounded waits."""
 
-    def __init__(self, ns: str, ifname: str, path: Path) -> None:
+    def __init__(self, ns: str, ifname: str, path: Path, snaplen: int = SNAPLEN_BYTES) -> None:
         self.proc = subprocess.Popen(
             ["ip", "netns", "exec", ns, "tcpdump", "-i", ifname, "-w", str(path), "-s",
-             str(SNAPLEN_BYTES), "-U", "--immediate-mode", "-n", "-Z", "root"],
+             str(snaplen), "-U", "--immediate-mode", "-n", "-Z", "root"],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         )
         self.stderr = b""
@@ -1613,9 +1617,9 @@ def run_scenario(sc: Scenario, out_dir: Path, tmp_dir: Path,
     try:
         env.setup()
         if vantage == "server" and sc.capture_if == IF_CLIENT:
-            dump = Tcpdump(NS_SERVER, IF_SERVER, pcap_tmp)
+            dump = Tcpdump(NS_SERVER, IF_SERVER, pcap_tmp, sc.snaplen)
         else:
-            dump = Tcpdump(NS_CLIENT, sc.capture_if, pcap_tmp)
+            dump = Tcpdump(NS_CLIENT, sc.capture_if, pcap_tmp, sc.snaplen)
         conns = sc.body(env)
         env.join_all()
         time.sleep(SETTLE_S)
@@ -1687,7 +1691,7 @@ def run_scenario(sc: Scenario, out_dir: Path, tmp_dir: Path,
             else sc.capture_if,
             "namespace": vantage if sc.capture_if == IF_CLIENT else "client",
             "link_type": "EN10MB" if summary["linktype"] == 1 else str(summary["linktype"]),
-            "snaplen": SNAPLEN_BYTES,
+            "snaplen": sc.snaplen,
             "packets": summary["packets"],
             "tcp_packets": summary["tcp_packets"],
             "tcpdump_stats": stats,

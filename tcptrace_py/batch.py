@@ -33,6 +33,7 @@ at use, never by the core.
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import fcntl
 import glob
@@ -42,8 +43,13 @@ import json
 import multiprocessing as mp
 import os
 import re
+import sys
+import threading
 import time
+import tokenize
+import types
 import uuid
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -649,17 +655,117 @@ def _run_isolated(task: CaptureTask, ctx: Any) -> dict[str, Any]:
     return row
 
 
+START_FORKSERVER = "forkserver"
+START_FORK = "fork"
+START_IN_PROCESS = "in-process"
+
+
+def _is_main_guard(test: ast.expr) -> bool:
+    """``__name__ == "__main__"`` (either way round)."""
+    if not (isinstance(test, ast.Compare) and len(test.ops) == 1
+            and isinstance(test.ops[0], ast.Eq)):
+        return False
+    sides = (test.left, test.comparators[0])
+    return ({s.id for s in sides if isinstance(s, ast.Name)} == {"__name__"}
+            and {s.value for s in sides if isinstance(s, ast.Constant)} == {"__main__"})
+
+
+def _line_is_guarded(path: str, lineno: int) -> bool:
+    """True when line ``lineno`` of the script at ``path`` lies inside an
+    ``if __name__ == "__main__":`` block (unreadable source: False, the safe answer)."""
+    try:
+        with tokenize.open(path) as f:
+            tree = ast.parse(f.read(), path)
+    except (OSError, SyntaxError, ValueError):
+        return False
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and _is_main_guard(node.test) and node.body:
+            end = node.body[-1].end_lineno or node.body[-1].lineno
+            if node.body[0].lineno <= lineno <= end:
+                return True
+    return False
+
+
+def _main_reimport_hazard() -> str | None:
+    """Why worker processes started by forkserver/spawn would break, or None.
+
+    Such a worker first imports the parent's ``__main__`` again (as ``__mp_main__``, so that
+    objects defined there can be unpickled; ``multiprocessing.spawn.prepare``). That runs the
+    script's top level once more: without an ``if __name__ == "__main__":`` guard the worker
+    calls ``analyze_many`` itself, multiprocessing refuses ("...before the current process
+    has finished its bootstrapping phase") and every worker dies, and the script's own output
+    repeats per worker. A script read from standard input (``python - < s.py``) has no file
+    to import at all. Both are detected here: the main module's file is missing, or this
+    call comes from its top-level code outside such a guard (the guard is found in the
+    script's syntax tree, at the line of the call).
+    """
+    main = sys.modules.get("__main__")
+    if main is None:
+        return None
+    spec_name = getattr(getattr(main, "__spec__", None), "name", None)
+    path = getattr(main, "__file__", None)
+    if spec_name is not None:
+        if spec_name == "__main__" or spec_name.endswith(".__main__"):
+            return None  # workers skip a package's __main__ (spawn._fixup_main_from_name)
+    elif path is None:
+        return None  # interactive, notebook, python -c: workers import nothing of it
+    elif not os.path.isfile(path):
+        return f"the main module ({path}) has no file worker processes could import"
+    frame: types.FrameType | None = sys._getframe(1)
+    while frame is not None:
+        if frame.f_globals is vars(main) and frame.f_code.co_name == "<module>":
+            if path is None or _line_is_guarded(path, frame.f_lineno):
+                return None
+            return (f"called from the top level of {path} (line {frame.f_lineno}) outside an "
+                    "'if __name__ == \"__main__\":' block")
+        frame = frame.f_back
+    return None
+
+
+def _thread_count() -> int:
+    """Threads of this process, native ones (pyarrow's pool) included where /proc says."""
+    try:
+        return len(os.listdir("/proc/self/task"))
+    except OSError:
+        return threading.active_count()
+
+
+def local_start_method() -> str:
+    """How :func:`run_local` starts workers: ``forkserver`` normally; when the main module
+    cannot be imported again safely (see :func:`_main_reimport_hazard`), ``fork`` (the
+    workers are copies of this process and import nothing) if this process has a single
+    thread (forking a threaded process can copy a lock held by another thread), else the
+    captures are analysed here, one at a time, with a warning."""
+    hazard = _main_reimport_hazard()
+    if hazard is None:
+        return START_FORKSERVER
+    if START_FORK in mp.get_all_start_methods() and _thread_count() == 1:
+        return START_FORK
+    warnings.warn(f"tcptrace-py: analysing captures one at a time in this process: worker "
+                  f"processes cannot start because analyze_many was {hazard} and this process "
+                  "runs threads (fork is unsafe); put the call under 'if __name__ == "
+                  "\"__main__\":' to use every core", RuntimeWarning, stacklevel=2)
+    return START_IN_PROCESS
+
+
 def run_local(tasks: Sequence[CaptureTask], jobs: int) -> Iterator[dict[str, Any]]:
     """Yield status rows as captures finish on a local process pool of ``jobs`` workers.
 
     At most ``jobs`` tasks are in flight, so when a worker dies (the whole pool breaks:
     concurrent.futures cannot tell which task killed it) only those few are suspects; each
-    is rerun alone to find the culprit and the pool is rebuilt for the rest.
+    is rerun alone to find the culprit and the pool is rebuilt for the rest. Workers start
+    as :func:`local_start_method` says.
     """
-    ctx = mp.get_context("forkserver")
-    # Workers fork from a server that has already imported the analysis stack, so a new pool
-    # (after a worker died, or the next batch in this process) starts in milliseconds.
-    ctx.set_forkserver_preload(list(WORKER_PRELOAD))
+    method = local_start_method()
+    if method == START_IN_PROCESS:
+        for t in tasks:
+            yield analyze_capture(t)
+        return
+    ctx = mp.get_context(method)
+    if method == START_FORKSERVER:
+        # Workers fork from a server that has already imported the analysis stack, so a new
+        # pool (after a worker died, or the next batch in this process) starts in milliseconds.
+        ctx.set_forkserver_preload(list(WORKER_PRELOAD))
     queue = list(reversed(tasks))
     while queue:
         suspects: list[CaptureTask] = []
@@ -734,6 +840,20 @@ def run_dask(tasks: Sequence[CaptureTask], scheduler: Any) -> Iterator[dict[str,
 
 
 # --------------------------------------------------------------------------- the batch
+class MissingExtraError(ImportError):
+    """An optional dependency is missing; the message names the extra that installs it."""
+
+
+def require_extra(module: str, extra: str) -> None:
+    """Raise MissingExtraError when ``module`` cannot be imported."""
+    import importlib.util
+
+    if importlib.util.find_spec(module) is None:
+        raise MissingExtraError(f"needs the {module} package: pip install "
+                                f"'tcptrace-py[{extra}]'")
+
+
+
 @dataclass(slots=True)
 class BatchSummary:
     """What a batch run did."""
@@ -763,8 +883,13 @@ def run_batch(inputs: Iterable[str | Path], out_dir: str | Path, *, jobs: int | 
     ``on_start(todo, skipped)`` and ``on_done(row)`` let a front end show progress;
     ``on_warning(message)`` hears of input directories that cannot be read.
     Raises FileNotFoundError/NotADirectoryError for bad inputs, :class:`DatasetDirError`
-    for an output directory that is foreign or in use (usage errors).
+    for an output directory that is foreign or in use (usage errors), and
+    :class:`MissingExtraError` when a package the run needs is not installed (before the
+    dataset is touched: otherwise every capture would be recorded as failed for good).
     """
+    require_extra("pyarrow", "parquet")
+    if scheduler is not None:
+        require_extra("distributed", "dask")
     paths = discover(inputs, on_warning)
     out = os.path.abspath(out_dir)
     if os.path.exists(out) and not os.path.isdir(out):
@@ -886,6 +1011,46 @@ def _read_one(file: str, table: str, columns: list[str]) -> Any:
     return frames.coerce(df, table_kinds(table, list(df.columns)))[columns]
 
 
+class BatchFailedError(RuntimeError):
+    """Every capture of an :func:`analyze_many` call failed: empty frames would look like
+    captures without connections. ``summary`` holds the status rows (``summary.failed``)."""
+
+    def __init__(self, message: str, summary: BatchSummary) -> None:
+        super().__init__(message)
+        self.summary = summary
+
+
+FAILURES_SHOWN = 5
+"""Failed captures named in an analyze_many error or warning; the rest are counted (the
+``captures`` frame has every reason)."""
+
+
+def _failure_lines(failed: Sequence[dict[str, Any]]) -> str:
+    lines = [f"  {r['path']}: {r['error']}" for r in failed[:FAILURES_SHOWN]]
+    if len(failed) > FAILURES_SHOWN:
+        lines.append(f"  ... and {len(failed) - FAILURES_SHOWN} more")
+    return "\n".join(lines)
+
+
+def _raise_or_warn_failures(summary: BatchSummary, tmp: str | None) -> None:
+    """All captures failed: raise :class:`BatchFailedError`; some: a RuntimeWarning naming
+    them (a DataFrame silently missing captures is the error people never see)."""
+    import shutil
+
+    failed = summary.failed
+    if not failed:
+        return
+    total = len(summary.captures)
+    if len(failed) == total:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+        raise BatchFailedError(f"all {total} captures failed:\n{_failure_lines(failed)}",
+                               summary)
+    warnings.warn(f"{len(failed)} of {total} captures failed (their rows are missing; "
+                  f"see result.captures):\n{_failure_lines(failed)}", RuntimeWarning,
+                  stacklevel=3)
+
+
 def analyze_many(paths: Iterable[str | Path] | str | Path, jobs: int | None = None,
                  scheduler: Any = None, dask: bool = False, *, out_dir: str | Path | None = None,
                  force: bool = False, **options: Any) -> BatchResult:
@@ -894,6 +1059,11 @@ def analyze_many(paths: Iterable[str | Path] | str | Path, jobs: int | None = No
     ``out_dir`` keeps the Parquet dataset (and makes reruns incremental); without it a
     temporary directory is used and removed when the result is garbage-collected. Extra
     keyword arguments are :class:`~tcptrace_py.options.Options` fields.
+
+    Raises :class:`BatchFailedError` when every capture failed; warns (RuntimeWarning, with
+    the failed paths and reasons) when some did. Works from a script without an
+    ``if __name__ == "__main__":`` guard and from ``python - < script.py``
+    (:func:`local_start_method`).
     """
     import shutil
     import tempfile
@@ -907,6 +1077,7 @@ def analyze_many(paths: Iterable[str | Path] | str | Path, jobs: int | None = No
         out_dir = tmp
     summary = run_batch(paths, out_dir, jobs=jobs, scheduler=scheduler, force=force,
                         options=Options(**options))
+    _raise_or_warn_failures(summary, tmp)
     out = summary.out_dir
     if dask:
         result = BatchResult(_read_dask(out, "flows"), _read_dask(out, "anomalies"),

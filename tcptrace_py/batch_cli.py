@@ -17,9 +17,9 @@ from typing import Any
 
 import click
 
-from tcptrace_py.batch import STATUS_OK, BatchSummary, run_batch, safe_name
+from tcptrace_py.batch import STATUS_OK, BatchSummary, MissingExtraError, run_batch, safe_name
+from tcptrace_py.cli import build_options, engine_options
 from tcptrace_py.export import printable
-from tcptrace_py.options import Options
 
 EXIT_OK = 0
 EXIT_FAILED_CAPTURES = 1
@@ -81,7 +81,17 @@ class _Progress:
             self._bar.stop()
 
 
-@click.command()
+EXIT_CODES_HELP = """
+\b
+Exit codes:
+  0    every selected capture analysed
+  1    at least one selected capture failed (now or in the run that recorded it)
+  2    bad usage (no input found, output is a file, bad option, unreachable scheduler)
+  130  interrupted (Ctrl-C); finished captures are kept, a rerun resumes
+"""
+
+
+@click.command(epilog=EXIT_CODES_HELP)
 @click.argument("inputs", nargs=-1, required=True)
 @click.option("-o", "--output", "out_dir", required=True,
               type=click.Path(file_okay=False, writable=True),
@@ -93,9 +103,12 @@ class _Progress:
 @click.option("--force", is_flag=True, help="Redo captures already done.")
 @click.option("--strict", is_flag=True,
               help="A capture damaged after valid frames counts as failed.")
+@engine_options
 @click.option("-q", "--quiet", is_flag=True, help="No summary or failure lines on stderr.")
 def batch(inputs: tuple[str, ...], out_dir: str, jobs: int | None, scheduler: str | None,
-          force: bool, strict: bool, quiet: bool) -> None:
+          force: bool, strict: bool, config: str | None, params: tuple[str, ...],
+          time_wait_s: float | None, idle_timeout_s: float | None,
+          attempt_timeout_s: float | None, max_connections: int | None, quiet: bool) -> None:
     """Analyse many captures in parallel into a Parquet dataset.
 
     INPUT is a capture file, a directory (searched recursively; captures are recognised by
@@ -107,15 +120,18 @@ def batch(inputs: tuple[str, ...], out_dir: str, jobs: int | None, scheduler: st
       tcptrace-py batch /data/rings -o results/
       tcptrace-py batch 'dumps/**/*.pcap*' -o results/ --jobs 8
       tcptrace-py batch /shared/pcaps -o /shared/results --scheduler tcp://10.0.0.5:8786
+      tcptrace-py batch /data/rings -o results/ --param rst_storm.min_rsts=50 --time-wait 30
     """
+    options = build_options(config, params, time_wait_s, idle_timeout_s, max_connections,
+                            attempt_timeout_s)
     progress = _Progress(sys.stderr.isatty() and not quiet)
     summary: BatchSummary
     try:
         summary = run_batch(inputs, out_dir, jobs=jobs, scheduler=scheduler, force=force,
-                            options=Options(), strict=strict, on_start=progress.start,
+                            options=options, strict=strict, on_start=progress.start,
                             on_done=progress.done,
                             on_warning=None if quiet else lambda m: _err(f"warning: {m}"))
-    except (FileNotFoundError, NotADirectoryError, FileExistsError) as exc:
+    except (FileNotFoundError, NotADirectoryError, FileExistsError, MissingExtraError) as exc:
         _err(str(exc))
         sys.exit(EXIT_USAGE)
     except KeyboardInterrupt:

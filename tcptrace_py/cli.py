@@ -22,15 +22,20 @@ import errno
 import gc
 import importlib
 import importlib.util
+import io
 import os
+import signal
+import stat
 import sys
+import threading
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import IO, Any, TypeVar
 
 import click
 
-from tcptrace_py import __version__, implementation
+from tcptrace_py import __version__, implementation, units
 from tcptrace_py.diagnostics import CaptureError, Diagnostics
 from tcptrace_py.engine import Engine, FlowResult
 from tcptrace_py.events import SEVERITIES, SEVERITY_RANK, Anomaly
@@ -45,8 +50,10 @@ from tcptrace_py.export import (
 from tcptrace_py.gcpolicy import ANALYSIS_THRESHOLDS
 from tcptrace_py.options import Options
 from tcptrace_py.outfile import OutputError, OutputFile
+from tcptrace_py.report import CLOSE_VALUES
 
-__all__ = ["EXIT_BAD_INPUT", "EXIT_FINDINGS", "EXIT_OK", "anomaly_dict", "main"]
+__all__ = ["EXIT_BAD_INPUT", "EXIT_FINDINGS", "EXIT_INTERRUPTED", "EXIT_OK", "anomaly_dict",
+           "main"]
 
 EXIT_OK = 0
 EXIT_FINDINGS = 1
@@ -59,16 +66,25 @@ PROGRESS_MIN_BYTES = 32 * 1024 * 1024
 
 _SEVERITY_STYLE = {"error": "red", "warning": "yellow", "info": "cyan"}
 
-EXIT_CODES_HELP = """
-\b
-Exit codes:
-  0  success (a damaged capture, or frames of a link type no decoder reads, give
-     warnings and results, unless --strict)
-  1  --fail-on SEVERITY matched an anomaly
-  2  bad usage or unreadable input (missing file, directory, not a capture), or the
-     output cannot be written (one line naming it; an existing -o file is kept)
-  130  interrupted (Ctrl-C): what was read so far is written out
-"""
+_EXIT_LINES = {
+    0: "  0    success (a damaged capture, or frames of a link type no decoder reads, give\n"
+       "       warnings and results, unless --strict)",
+    1: "  1    --fail-on SEVERITY matched an anomaly",
+    2: "  2    bad usage or unreadable input (missing file, directory, not a capture), or the\n"
+       "       output cannot be written (one line naming it; an existing -o file is kept)",
+    130: "  130  interrupted (Ctrl-C); what was read until then is written first",
+}
+
+
+def _exit_help(*codes: int) -> str:
+    """The ``Exit codes:`` epilog of a command, listing only the codes it can return."""
+    return "\n\b\nExit codes:\n" + "\n".join(_EXIT_LINES[c] for c in codes) + "\n"
+
+
+EXIT_CODES_HELP = _exit_help(0, 1, 2, 130)
+"""Every code (the group's help; analyze and anomalies, which have --fail-on)."""
+NO_FAIL_ON_HELP = _exit_help(0, 2, 130)
+"""Commands without --fail-on (summary, flow, plot)."""
 
 F = TypeVar("F", bound=Callable[..., Any])
 _T = TypeVar("_T")
@@ -106,6 +122,12 @@ class _LazyGroup(click.Group):
             with contextlib.suppress(Exception):
                 _err("interrupted")
             sys.exit(EXIT_INTERRUPTED)
+        except BrokenPipeError:
+            # The reader left (``| head``) outside a command's _writing (the flow ladder,
+            # help...): what it wanted was written. Exit 0 without "Broken pipe", stdout
+            # pointed at /dev/null so the interpreter's final flush does not fail again.
+            _silence_stdout()
+            sys.exit(EXIT_OK)
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name in self.lazy and cmd_name not in self.commands:
@@ -129,11 +151,18 @@ def main() -> None:
     Examples:
       tcptrace-py analyze capture.pcap
       tcptrace-py analyze capture.pcapng.gz --format jsonl -o flows.jsonl
-      tcpdump -w - -i any | tcptrace-py analyze -
+      tcpdump -U -w - -i any | tcptrace-py analyze - --format jsonl
       tcptrace-py anomalies capture.pcap --fail-on warning
       tcptrace-py summary capture.pcap
       tcptrace-py flow capture.pcap 3
       tcptrace-py plot capture.pcap --flow 3 --kind tsg -o flow3.png
+      tcptrace-py columns; tcptrace-py codes
+
+    \b
+    Extras (pip install 'tcptrace-py[NAME]'):
+      parquet  --format parquet, batch        plot  plot
+      dask     batch --scheduler              zstd  .zst captures
+      all      everything above
     """
     # The analysis allocates many small long-lived objects (per-connection state) and no
     # reference cycles on its per-packet path: the cyclic collector's frequent young-generation
@@ -145,6 +174,14 @@ def main() -> None:
     notice = implementation.warn_once_if_missing()
     if notice:
         click.echo(notice, err=True)
+
+
+def _silence_stdout() -> None:
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # not a real file (a test runner's)
+        pass
 
 
 # --------------------------------------------------------------------------- options
@@ -192,36 +229,49 @@ class Filters:
         return self.flow_ok({**rec, "anomalies": [a.code]})
 
 
-def _common(f: F) -> F:
-    """Options shared by analyze, anomalies and summary (applied bottom-up)."""
+def _choices(valid: Sequence[str], upper: bool = False) -> Callable[..., tuple[str, ...]]:
+    """A click callback accepting only ``valid`` values (case-folded to upper for states):
+    a typo (``--close refuse``) is exit 2 naming the valid values, not an empty result."""
+
+    def check(_ctx: click.Context, param: click.Parameter,
+              values: tuple[str, ...]) -> tuple[str, ...]:
+        for v in values:
+            key = v.upper().replace("-", "_") if upper else v
+            if key not in valid:
+                raise click.BadParameter(f"{v!r} is not one of: {', '.join(valid)}",
+                                         param_hint=param.opts[0])
+        return values
+
+    return check
+
+
+def _state_values() -> tuple[str, ...]:
+    from tcptrace_py.fsm import TcpState
+
+    return tuple(s.value for s in TcpState)
+
+
+def _code_values() -> tuple[str, ...]:
+    from tcptrace_py.detectors import CODES
+
+    return tuple(sorted(CODES))
+
+
+def _lazy_choices(values: Callable[[], tuple[str, ...]],
+                  upper: bool = False) -> Callable[..., tuple[str, ...]]:
+    """:func:`_choices` whose list is computed only when the option is used."""
+
+    def check(ctx: click.Context, param: click.Parameter,
+              given: tuple[str, ...]) -> tuple[str, ...]:
+        return _choices(values(), upper)(ctx, param, given) if given else given
+
+    return check
+
+
+def engine_options(f: F) -> F:
+    """Engine and detector settings shared by analyze, anomalies and batch (values go to
+    :func:`build_options`)."""
     decorators = [
-        click.option("--format", "fmt", type=click.Choice(FORMATS), default="table",
-                     show_default=True, help="Output format (parquet needs -o)."),
-        click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
-                     help="Write to this file instead of standard output."),
-        click.option("--state", "states", multiple=True, metavar="STATE",
-                     help="Only connections where either endpoint ended in STATE "
-                          "(e.g. TIME_WAIT, CLOSE_WAIT). Repeatable."),
-        click.option("--close", "closes", multiple=True, metavar="HOW",
-                     help="Only connections that ended this way (graceful, rst_by_client, "
-                          "rst_by_server, refused, unanswered, ...). Repeatable."),
-        click.option("--anomaly", "codes", multiple=True, metavar="CODE",
-                     help="Only connections/anomalies with this anomaly code. Repeatable."),
-        click.option("--host", "hosts", multiple=True, metavar="IP",
-                     help="Only connections with this address at either end. Repeatable."),
-        click.option("--port", "ports", multiple=True, type=int, metavar="PORT",
-                     help="Only connections with this port at either end. Repeatable."),
-        click.option("--flow", "flow_ids", multiple=True, type=int, metavar="ID",
-                     help="Only this flow_id. Repeatable."),
-        click.option("--sort", "sort_key", default=None, metavar="COLUMN",
-                     help="Sort by this column (e.g. duration_s, start_ts, retransmissions)."),
-        click.option("--reverse", is_flag=True, help="Sort in descending order."),
-        click.option("--limit", type=click.IntRange(min=0), default=None, metavar="N",
-                     help=f"Show at most N rows (0: all). Default: {TABLE_LIMIT} for the table, "
-                          "whose rows are then the most severe (or the first of --sort); "
-                          "every row for the other formats."),
-        click.option("--fail-on", type=click.Choice(SEVERITIES), default=None,
-                     help="Exit 1 when an anomaly at or above this severity is found."),
         click.option("--config", "config", type=click.Path(dir_okay=False), default=None,
                      help="Detector parameters from a TOML file."),
         click.option("--param", "params", multiple=True, metavar="NAME=VALUE",
@@ -238,10 +288,57 @@ def _common(f: F) -> F:
                           "(default 300)."),
         click.option("--max-connections", type=click.IntRange(min=1), default=None,
                      metavar="N", help="Live connections kept at most (default 100000)."),
+    ]
+    for deco in reversed(decorators):
+        f = deco(f)
+    return f
+
+
+LOCAL_TIME_OPTION = click.option(
+    "--local-time", "local_time", is_flag=True,
+    help="Show start times in the local time zone instead of UTC (terminal output).")
+
+
+def _common(f: F) -> F:
+    """Options shared by analyze, anomalies and summary (applied bottom-up)."""
+    decorators = [
+        click.option("--format", "fmt", type=click.Choice(FORMATS), default="table",
+                     show_default=True, help="Output format (parquet needs -o)."),
+        click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
+                     help="Write to this file instead of standard output."),
+        click.option("--state", "states", multiple=True, metavar="STATE",
+                     callback=_lazy_choices(_state_values, upper=True),
+                     help="Only connections where either endpoint ended in STATE "
+                          "(e.g. TIME_WAIT, CLOSE_WAIT). Repeatable."),
+        click.option("--close", "closes", multiple=True, metavar="HOW",
+                     callback=_choices(CLOSE_VALUES),
+                     help=f"Only connections that ended this way ({', '.join(CLOSE_VALUES)})."
+                          " Repeatable."),
+        click.option("--anomaly", "codes", multiple=True, metavar="CODE",
+                     callback=_lazy_choices(_code_values),
+                     help="Only connections/anomalies with this anomaly code (see "
+                          "docs/anomalies.md). Repeatable."),
+        click.option("--host", "hosts", multiple=True, metavar="IP",
+                     help="Only connections with this address at either end. Repeatable."),
+        click.option("--port", "ports", multiple=True, type=int, metavar="PORT",
+                     help="Only connections with this port at either end. Repeatable."),
+        click.option("--flow", "flow_ids", multiple=True, type=int, metavar="ID",
+                     help="Only this flow_id. Repeatable."),
+        click.option("--sort", "sort_key", default=None, metavar="COLUMN",
+                     help="Sort by this column (e.g. duration_s, start_ts, retransmissions)."),
+        click.option("--reverse", is_flag=True, help="Sort in descending order."),
+        click.option("--limit", type=click.IntRange(min=0), default=None, metavar="N",
+                     help=f"Show at most N rows (0: all). Default: {TABLE_LIMIT} for the table, "
+                          "whose rows are then the most severe (or the first of --sort); "
+                          "every row for the other formats."),
+        click.option("--fail-on", type=click.Choice(SEVERITIES), default=None,
+                     help="Exit 1 when an anomaly at or above this severity is found."),
+        engine_options,
         click.option("--strict", is_flag=True,
                      help="Treat a damaged capture as an error (exit 2)."),
         click.option("-q", "--quiet", is_flag=True,
                      help="No warnings, progress or summary on standard error."),
+        LOCAL_TIME_OPTION,
     ]
     for deco in reversed(decorators):
         f = deco(f)
@@ -320,9 +417,120 @@ class _CountingReader:
         self._f.close()
 
 
-def _with_progress(path: str, quiet: bool) -> Iterator[Any]:
-    """Yield the source to analyse: a counting reader under a rich progress bar for big
-    files when stderr is a terminal, else the path itself (so errors name it)."""
+class _InterruptGate:
+    """Ctrl-C takes effect only where the input is read.
+
+    Why: a KeyboardInterrupt raised at any bytecode could stop a connection half-way
+    through a segment (or drop a chunk just read), and the records written after it would
+    be wrong. While the gate is installed, SIGINT only sets ``pending``; a read checks it
+    first. A read that could block (a pipe, a terminal, a socket) first waits with
+    ``select`` on the input and on the signal's wake-up pipe (``signal.set_wakeup_fd``), so
+    a quiet live capture is interrupted at once and no byte read is lost. What was read is
+    then analysed to the end (``Engine.finish``). A second Ctrl-C raises at once.
+    """
+
+    def __init__(self) -> None:
+        self.pending = False
+        """A SIGINT arrived."""
+        self._wake_r: int | None = None
+        """Read end of the wake-up pipe (None when not installed: no select)."""
+
+    def _on_sigint(self, _signum: int, _frame: Any) -> None:
+        if self.pending:  # a second Ctrl-C: stop now
+            raise KeyboardInterrupt
+        self.pending = True
+
+    @contextmanager
+    def installed(self) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread() or os.name != "posix":
+            yield  # signal handlers belong to the main thread (e.g. a test runner's thread)
+            return
+        r, w = os.pipe()
+        os.set_blocking(r, False)
+        os.set_blocking(w, False)
+        previous = signal.signal(signal.SIGINT, self._on_sigint)
+        previous_fd = signal.set_wakeup_fd(w)
+        self._wake_r = r
+        try:
+            yield
+        finally:
+            signal.set_wakeup_fd(previous_fd)
+            signal.signal(signal.SIGINT, previous)
+            self._wake_r = None
+            os.close(r)
+            os.close(w)
+
+    def check(self) -> None:
+        if self.pending:
+            raise KeyboardInterrupt
+
+    def wait_readable(self, fd: int) -> None:
+        """Block until ``fd`` has data (or end of file) or a SIGINT came (then raise)."""
+        import select
+
+        while True:
+            self.check()
+            if self._wake_r is None:
+                return
+            ready, _, _ = select.select([fd, self._wake_r], [], [])
+            if self._wake_r in ready:
+                with contextlib.suppress(OSError):
+                    os.read(self._wake_r, 512)
+                continue  # a signal: pending says whether it was SIGINT
+            if fd in ready:
+                self.check()
+                return
+
+    def wrap(self, f: Any) -> _GatedReader:
+        return _GatedReader(f, self)
+
+
+def _stream_fd(f: Any) -> int | None:
+    """The descriptor of a stream whose reads may block (not a regular file), else None."""
+    try:
+        fd = int(f.fileno())
+        return None if stat.S_ISREG(os.fstat(fd).st_mode) else fd
+    except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
+        return None
+
+
+class _GatedReader:
+    """A binary stream whose reads are the points where a Ctrl-C stops the analysis.
+
+    A stream that may block is read through its raw (unbuffered) file, one ``read`` a call,
+    so that waiting for it with select (no hidden buffer holding data) is exact."""
+
+    def __init__(self, f: Any, gate: _InterruptGate) -> None:
+        self._gate = gate
+        self._fd = _stream_fd(f)
+        raw = getattr(f, "raw", None)
+        self._f = raw if self._fd is not None and raw is not None else f
+
+    def _call(self, fn: Callable[[int], Any], n: int) -> bytes:
+        if self._fd is not None:
+            self._gate.wait_readable(self._fd)
+        else:
+            self._gate.check()
+        data = fn(n)
+        return b"" if data is None else bytes(data)
+
+    def read(self, n: int = -1, /) -> bytes:
+        return self._call(self._f.read, n)
+
+    def read1(self, n: int = -1, /) -> bytes:
+        return self._call(getattr(self._f, "read1", self._f.read), n)
+
+    def readable(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        """The opener closes the file."""
+
+
+def _with_progress(path: str, quiet: bool, gate: _InterruptGate) -> Iterator[Any]:
+    """Yield the source to analyse, read through ``gate``: a counting reader under a rich
+    progress bar for big files when stderr is a terminal, else the open file (a path that
+    is not a regular file is yielded as is, so the reader's one-line error names it)."""
     if path == "-" and sys.stdin is None:
         _fail("-: standard input is closed")
     size = 0
@@ -332,7 +540,18 @@ def _with_progress(path: str, quiet: bool) -> Iterator[Any]:
         except OSError:
             size = 0
     if not size or size < PROGRESS_MIN_BYTES:
-        yield sys.stdin.buffer if path == "-" else path
+        if path == "-":
+            yield gate.wrap(sys.stdin.buffer)
+        elif not os.path.isfile(path):
+            yield path
+        else:
+            try:
+                f = open(path, "rb")  # noqa: SIM115 - closed below
+            except OSError as exc:
+                _fail(f"{path}: cannot open ({exc.strerror or exc})")
+                return
+            with f:
+                yield gate.wrap(f)
         return
     from rich.console import Console
     from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
@@ -341,7 +560,7 @@ def _with_progress(path: str, quiet: bool) -> Iterator[Any]:
                   TimeRemainingColumn(), console=Console(stderr=True), transient=True) as bar:
         task = bar.add_task(os.path.basename(path), total=size)
         with open(path, "rb") as f:
-            yield _CountingReader(f, lambda n: bar.advance(task, n))
+            yield gate.wrap(_CountingReader(f, lambda n: bar.advance(task, n)))
 
 
 @dataclass
@@ -349,6 +568,8 @@ class Run:
     """Everything one command collected over its input files."""
 
     multi: bool
+    files: list[str] = field(default_factory=list)
+    """The input files, in the order given."""
     records: list[dict[str, Any]] = field(default_factory=list)
     anomalies: list[tuple[str | None, Anomaly]] = field(default_factory=list)
     results: dict[tuple[str | None, int], FlowResult] = field(default_factory=dict)
@@ -376,61 +597,77 @@ def _run(files: Sequence[str], options: Options, strict: bool, quiet: bool,
     ``on_anomaly``). With ``keep=False`` neither records nor anomalies are kept (only the
     worst severity, for ``--fail-on``): a streamed run's memory is then bounded by the
     engine's live connections, not by the connections or findings of the capture (a SYN
-    flood has one ``unanswered_syn`` per SYN)."""
-    run = Run(multi=len(files) > 1)
-    for path in files:
-        engine = Engine(options)
-        cap = path if run.multi else None
-        recs: dict[int, dict[str, Any]] = {}
+    flood has one ``unanswered_syn`` per SYN).
 
-        def take(result: FlowResult, cap: str | None = cap,
-                 recs: dict[int, dict[str, Any]] = recs) -> None:
-            rec = result.record
-            if filters.on_connections:
-                # Owners are only consulted by connection filters (anomaly_ok); keeping
-                # every record otherwise made streamed runs grow with connections.
-                recs[rec["flow_id"]] = rec
-            if not filters.flow_ok(rec):
-                return
-            if cap is not None:
-                rec = {"capture": cap, **rec}
-            for a in result.anomalies:
-                if filters.anomaly_ok(a, rec):
-                    run.found(cap, a, keep, on_anomaly)
-            if on_record is not None:
-                on_record(rec)
-            if keep:
-                run.records.append(rec)
-                run.results[(cap, rec["flow_id"])] = result
-
-        try:
-            for src in _with_progress(path, quiet):
-                for result in engine.run(src, name=path, strict=strict):
-                    take(result)
-        except KeyboardInterrupt:
-            # Ctrl-C: what was read is reported (the live connections as at a cut capture,
-            # capture-wide findings), written out, and the command exits 130; later files
-            # are not read. A second Ctrl-C ends at once (exit 130, see _LazyGroup.invoke).
-            run.interrupted = True
-            for result in engine.finish_early(name=path):
-                take(result)
-        except CaptureError as exc:
-            _report_diag(engine.diag, quiet)
-            _fail(str(exc))
-        except BrokenPipeError:
-            raise  # writing streamed results: the output's (see _writing), not the input's
-        except OSError as exc:  # e.g. a pipe closed under us, a file vanishing mid-read
-            _fail(f"{path}: {exc.strerror or exc}")
-        for a in engine.summary.anomalies:
-            owner = recs.get(a.flow_id) if a.flow_id is not None else None
-            if filters.anomaly_ok(a, owner):
-                run.found(cap, a, keep, on_anomaly)
-        _report_diag(engine.diag, quiet)
-        run.diag.merge(engine.diag)
-        if run.interrupted:
-            _err(f"interrupted: results cover the frames of {path} read so far")
-            break
+    Ctrl-C stops reading (at a read, see _InterruptGate); the connections read so far are
+    finished as at capture end and handed over like the others, later files are skipped
+    and ``run.interrupted`` is set (the command writes its output, then exits 130)."""
+    run = Run(multi=len(files) > 1, files=list(files))
+    gate = _InterruptGate()
+    with gate.installed():
+        for path in files:
+            _run_one(run, path, options, strict, quiet, filters, on_record, keep, gate,
+                     on_anomaly)
+            if run.interrupted:
+                _err(f"interrupted: results cover the frames of {printable(path)} read "
+                     "so far")
+                break
+    run.interrupted = run.interrupted or gate.pending
     return run
+
+
+def _run_one(run: Run, path: str, options: Options, strict: bool, quiet: bool,
+             filters: Filters, on_record: Callable[[dict[str, Any]], None] | None,
+             keep: bool, gate: _InterruptGate,
+             on_anomaly: Callable[[str | None, Anomaly], None] | None = None) -> None:
+    """One input file of :func:`_run`."""
+    engine = Engine(options)
+    cap = path if run.multi else None
+    recs: dict[int, dict[str, Any]] = {}
+    try:
+        for src in _with_progress(path, quiet, gate):
+            results = engine.run(src, name=path, strict=strict)
+            while True:
+                try:
+                    result = next(results)
+                except StopIteration:
+                    break
+                except KeyboardInterrupt:  # raised by a read: no connection was cut short
+                    if run.interrupted:
+                        raise  # a second Ctrl-C: stop now (exit 130, _LazyGroup.invoke)
+                    run.interrupted = True
+                    results = engine.finish(name=path)
+                    continue
+                rec = result.record
+                if filters.on_connections:
+                    # Owners are only consulted by connection filters (anomaly_ok); keeping
+                    # every record otherwise made streamed runs grow with connections.
+                    recs[rec["flow_id"]] = rec
+                if not filters.flow_ok(rec):
+                    continue
+                if cap is not None:
+                    rec = {"capture": cap, **rec}
+                for a in result.anomalies:
+                    if filters.anomaly_ok(a, rec):
+                        run.found(cap, a, keep, on_anomaly)
+                if on_record is not None:
+                    on_record(rec)
+                if keep:
+                    run.records.append(rec)
+                    run.results[(cap, rec["flow_id"])] = result
+    except CaptureError as exc:
+        _report_diag(engine.diag, quiet)
+        _fail(str(exc))
+    except BrokenPipeError:
+        raise  # writing streamed results: the output's (see _writing), not the input's
+    except OSError as exc:  # e.g. a pipe closed under us, a file vanishing mid-read
+        _fail(f"{path}: {exc.strerror or exc}")
+    for a in engine.summary.anomalies:
+        owner = recs.get(a.flow_id) if a.flow_id is not None else None
+        if filters.anomaly_ok(a, owner):
+            run.found(cap, a, keep, on_anomaly)
+    _report_diag(engine.diag, quiet)
+    run.diag.merge(engine.diag)
 
 
 def _report_diag(diag: Diagnostics, quiet: bool) -> None:
@@ -521,7 +758,7 @@ def analyze(files: tuple[str, ...], fmt: str, output: str | None, states: tuple[
             reverse: bool, limit: int | None, fail_on: str | None, config: str | None,
             params: tuple[str, ...], time_wait_s: float | None, idle_timeout_s: float | None,
             attempt_timeout_s: float | None, max_connections: int | None, strict: bool,
-            quiet: bool) -> None:
+            quiet: bool, local_time: bool) -> None:
     """Analyse captures: one record per TCP connection.
 
     The table shows each connection coloured by the worst severity of its anomalies, the
@@ -550,6 +787,10 @@ def analyze(files: tuple[str, ...], fmt: str, output: str | None, states: tuple[
             assert out is not None
             written = [0]
 
+            # Live input: each connection reaches the reader (jq, a log shipper) as soon as
+            # it is finished, not when a block buffer fills.
+            live = "-" in files
+
             def emit(rec: dict[str, Any]) -> None:
                 if rows is None or written[0] < rows:
                     try:
@@ -559,6 +800,8 @@ def analyze(files: tuple[str, ...], fmt: str, output: str | None, states: tuple[
                     except OSError as exc:  # the output's error, not the input's
                         raise target.error(exc) from None
                     written[0] += 1
+                    if live:
+                        out.flush()
 
             run = _run(files, options, strict, quiet, filters, on_record=emit, keep=False)
         else:
@@ -569,12 +812,23 @@ def analyze(files: tuple[str, ...], fmt: str, output: str | None, states: tuple[
                 if a.flow_id is not None:
                     key = (cap, a.flow_id)
                     worst[key] = max(worst.get(key, -1), SEVERITY_RANK.get(a.severity, 0))
-            shown, omitted = _most_severe(
-                run.records, rows, lambda r: worst.get((r.get("capture"), r["flow_id"]), -1),
-                sort_key is not None)
+
+            def rank(r: dict[str, Any]) -> int:
+                return worst.get((r.get("capture"), r["flow_id"]), -1)
+
+            # The table, unless --sort: the worst first, then by start time, so a scan's one
+            # port_scan warning is not line 4,022 (files keep flow order, stable for diffs).
+            by_severity = fmt == "table" and sort_key is None
+            if by_severity:
+                order = {path: i for i, path in enumerate(run.files)}
+                run.records.sort(key=lambda r: (-rank(r), r["start_ts"],
+                                                order.get(r.get("capture", ""), 0),
+                                                r["flow_id"]))
+            shown, omitted = _most_severe(run.records, rows, rank,
+                                          sort_key is not None or by_severity)
             if fmt == "table":
                 assert out is not None
-                _print_flows(run, shown, omitted, out, quiet)
+                _print_flows(run, shown, omitted, out, quiet, local_time)
             else:
                 from tcptrace_py.export import write_flows
 
@@ -625,32 +879,161 @@ def escape(text: str) -> str:
     return rich_escape(printable(text, keep="\n"))
 
 
+LADDER_WIDE_MIN = 140
+"""Narrowest console for the ladder's one-column-per-field layout: its fixed columns take
+~100 and the transitions need ~40 to read; below, the stacked layout is used."""
+PIPE_WIDTH = 200
+"""Width of tables written to a file or pipe when ``COLUMNS`` does not say: wide enough for
+the full connections table, so ``> report.txt`` keeps every column on one line."""
+ANOMALY_MIN_WIDTH = 36
+"""Narrowest anomalies column a table layout may leave (about five words a line): below it
+the connections are listed as blocks instead (see _FLOW_LAYOUTS)."""
+
+
 def _console(out: IO[str]) -> Any:
+    """A rich console for ``out``: a terminal's own width (rich also honours ``COLUMNS``);
+    else ``COLUMNS`` when set (``COLUMNS=80 tcptrace-py analyze x | less``), else PIPE_WIDTH."""
     from rich.console import Console
 
-    return Console(file=out, width=None if out.isatty() else 200)
+    class _Console(Console):
+        def on_broken_pipe(self) -> None:
+            """rich exits 1 here; the command's reader left (``| head``): exit 0 through
+            the group's BrokenPipeError handler instead."""
+            self.quiet = True
+            raise BrokenPipeError
+
+    if out.isatty():
+        return _Console(file=out)
+    cols = os.environ.get("COLUMNS", "").strip()
+    width = int(cols) if cols.isdigit() and int(cols) > 0 else PIPE_WIDTH
+    return _Console(file=out, width=width)
+
+
+def _capture_labels(run: Run) -> dict[str | None, str]:
+    """Short labels (1, 2, ...) for the input files of a multi-capture run, in input order:
+    a full-path column took the table's room; a legend names them once."""
+    if not run.multi:
+        return {}
+    return {path: str(i) for i, path in enumerate(run.files, 1)}
+
+
+def _print_legend(console: Any, labels: dict[str | None, str]) -> None:
+    for path, n in labels.items():
+        console.print(f"[bold]cap {n}[/]: {escape(str(path))}", overflow="fold")
+
+
+@dataclass(frozen=True)
+class _Clock:
+    """How the table shows start times: the zone, and the date on each row when the rows
+    span several days (else the date is in the table's title)."""
+
+    local: bool = False
+    with_date: bool = False
+
+    @staticmethod
+    def for_rows(rows: Sequence[dict[str, Any]], local: bool) -> _Clock:
+        days = {units.instant(r["start_ts"], local)[:10] for r in rows}
+        return _Clock(local, len(days) > 1)
+
+    def title(self, rows: Sequence[dict[str, Any]]) -> str:
+        if not rows:
+            return ""
+        sample = units.instant(rows[0]["start_ts"], self.local)
+        zone = sample.rsplit(" ", 1)[-1] if self.local else "UTC"
+        return f"start times {zone}" + ("" if self.with_date else f", {sample[:10]}")
+
+
+def _flow_cells(r: dict[str, Any], layout: str, clock: _Clock = _Clock()) -> list[str]:
+    """The fixed (non-anomaly) cells of one connection in ``layout`` (plain text)."""
+    client = _endpoint(r["client_ip"], r["client_port"])
+    server = _endpoint(r["server_ip"], r["server_port"])
+    pkts = f"{r['client_packets']}/{r['server_packets']}"
+    payload = f"{r['client_payload_bytes']}/{r['server_payload_bytes']}"
+    retx = str(r.get("retransmissions", 0))
+    dur = units.seconds(r["duration_s"])
+    start = units.time_of_day(r["start_ts"], clock.local, clock.with_date)
+    states = f"{r['client_state']}/{r['server_state']}"
+    if layout == "wide":
+        return [str(r["flow_id"]), client, server, _open_text(r), r["close"], r["client_state"],
+                r["server_state"], pkts, payload, retx, f"{start}\n{dur}"]
+    if layout == "compact":
+        return [str(r["flow_id"]), f"{client}\n→ {server}",
+                f"{r['close']}\n{_open_text(r)}\n{states}",
+                f"{pkts} pkts\n{payload} B\n{retx} retx\n{start}\n{dur}"]
+    # list: one text block per connection, wrapped at the console's width.
+    return [str(r["flow_id"]), f"{client} → {server}\nclose {r['close']} (open {_open_text(r)}; "
+            f"states {states}); pkts {pkts}, bytes {payload}, retx {retx}; "
+            f"started {start}, lasted {dur}"]
+
+
+_FLOW_LAYOUTS: dict[str, tuple[str, ...]] = {
+    "wide": ("flow", "client", "server", "open", "close", "client\nstate", "server\nstate",
+             "packets\ncli/srv", "payload B\ncli/srv", "retrans-\nmissions",
+             "start\nduration"),
+    "compact": ("flow", "client\n→ server", "close\nopen\nstates cli/srv",
+                "traffic cli/srv\nstart\nduration"),
+    "list": ("flow", "connection"),
+}
+"""Connections table layouts, widest first, by their fixed columns (the anomalies column
+follows them). The first whose fixed columns, measured on the rows shown, leave at least
+ANOMALY_MIN_WIDTH for the anomalies is used; "list" always fits: flow id, endpoints, close
+and anomalies are never dropped, the rest is stacked or wrapped."""
+
+
+def _choose_layout(rows: Sequence[dict[str, Any]], width: int, multi: bool,
+                   clock: _Clock) -> str:
+    for layout in ("wide", "compact"):
+        heads = _FLOW_LAYOUTS[layout]
+        widths = [max(len(line) for line in h.split("\n")) for h in heads]
+        for r in rows:
+            for i, cell in enumerate(_flow_cells(r, layout, clock)):
+                widths[i] = max(widths[i], max(len(line) for line in cell.split("\n")))
+        if multi:
+            widths.append(3)
+        # rich: one space of padding each side of a cell and a rule between/around columns.
+        need = sum(widths) + 3 * (len(widths) + 1) + 1
+        if need + ANOMALY_MIN_WIDTH <= width:
+            return layout
+    return "list"
 
 
 def _print_flows(run: Run, records: list[dict[str, Any]], omitted: int, out: IO[str],
-                 quiet: bool) -> None:
+                 quiet: bool, local: bool = False) -> None:
     """The connections table (``records``: the rows to show), capture-wide findings and the
-    capture summary, which counts every connection, shown or not."""
+    capture summary, which counts every connection, shown or not. The layout follows the
+    console's width (_FLOW_LAYOUTS)."""
+    from rich import box
     from rich.table import Table
     from rich.text import Text
 
     console = _console(out)
+    labels = _capture_labels(run)
     by_flow: dict[tuple[str | None, int], list[Anomaly]] = {}
     for cap, a in run.anomalies:
         if a.flow_id is not None:
             by_flow.setdefault((cap, a.flow_id), []).append(a)
-    table = Table(title=f"{len(run.records)} TCP connections", show_lines=bool(by_flow))
-    cols = ["flow", "client", "server", "open", "close", "client state", "server state",
-            "pkts c/s", "bytes c/s", "retx", "dur s", "anomalies"]
+    clock = _Clock.for_rows(records, local)
+    layout = _choose_layout(records, console.width, run.multi, clock)
+    _print_legend(console, labels)
+    # Capture-wide findings first: a scan or flood explains the rows that follow.
+    wide = sorted(((cap, a) for cap, a in run.anomalies if a.flow_id is None),
+                  key=lambda x: (-SEVERITY_RANK.get(x[1].severity, 0), x[1].ts_ns))
+    if wide:
+        console.print(_anomaly_table([a for _c, a in wide], "capture-wide anomalies",
+                                     [labels.get(c) for c, _a in wide] if run.multi else None))
+    when = clock.title(records)
+    table = Table(title=f"{len(run.records)} TCP connections" + (f" ({when})" if when else ""),
+                  show_lines=bool(by_flow) or layout != "wide",
+                  box=box.SIMPLE_HEAD if layout == "list" else box.HEAVY_HEAD)
+    cols = list(_FLOW_LAYOUTS[layout])
+    if layout != "list":
+        cols.append("anomalies")
     if run.multi:
-        cols.insert(0, "capture")
+        cols.insert(0, "cap")
     for col in cols:
-        table.add_column(col, no_wrap=col != "anomalies",
-                         ratio=1 if col == "anomalies" else None)
+        flexible = col in ("anomalies", "connection")
+        table.add_column(col, no_wrap=not flexible, ratio=1 if flexible else None,
+                         overflow="fold")
     for r in records:
         found = sorted(by_flow.get((r.get("capture"), r["flow_id"]), []),
                        key=lambda a: (-SEVERITY_RANK.get(a.severity, 0), a.code))
@@ -663,23 +1046,20 @@ def _print_flows(run: Run, records: list[dict[str, Any]], omitted: int, out: IO[
             notes.append(f"{a.severity} {a.code}", style=f"bold {_SEVERITY_STYLE[a.severity]}"
                          if a.severity in _SEVERITY_STYLE else "bold")
             notes.append(f": {printable(a.summary)} (frames {a.first_frame}-{a.last_frame})")
-        row: list[Any] = [
-            str(r["flow_id"]), escape(_endpoint(r["client_ip"], r["client_port"])),
-            escape(_endpoint(r["server_ip"], r["server_port"])), _open_text(r), r["close"],
-            r["client_state"], r["server_state"],
-            f"{r['client_packets']}/{r['server_packets']}",
-            f"{r['client_payload_bytes']}/{r['server_payload_bytes']}",
-            str(r.get("retransmissions", 0)), f"{r['duration_s']:.3f}", notes]
+        cells: list[Any] = [Text(c) for c in _flow_cells(r, layout, clock)]
+        if layout == "list":
+            if found:
+                cells[-1].append("\n")
+                cells[-1].append_text(notes)
+        else:
+            cells.append(notes)
         if run.multi:
-            row.insert(0, escape(str(r.get("capture", ""))))
-        table.add_row(*row, style=style)
+            cells.insert(0, labels.get(r.get("capture"), ""))
+        table.add_row(*cells, style=style)
     console.print(table)
     _omitted_note(console, len(records), omitted, "connections")
-    wide = [a for cap, a in run.anomalies if a.flow_id is None]
-    if wide:
-        console.print(_anomaly_table(wide, "capture-wide anomalies"))
     _print_summary(console, capture_summary(run.diag, run.records,
-                                            (a for _c, a in run.anomalies)))
+                                            (a for _c, a in run.anomalies)), local)
 
 
 def _open_text(rec: dict[str, Any]) -> str:
@@ -697,9 +1077,9 @@ def _anomaly_table(items: Sequence[Anomaly], title: str,
     table = Table(title=title)
     cols = ["severity", "code", "flow", "frames", "summary"]
     if captures is not None:
-        cols.insert(0, "capture")
+        cols.insert(0, "cap")
     for col in cols:
-        table.add_column(col)
+        table.add_column(col, ratio=1 if col == "summary" else None, overflow="fold")
     for i, a in enumerate(items):
         style = _SEVERITY_STYLE.get(a.severity, "")
         row = [f"[{style}]{a.severity}[/]", a.code,
@@ -711,7 +1091,7 @@ def _anomaly_table(items: Sequence[Anomaly], title: str,
     return table
 
 
-def _print_summary(console: Any, s: dict[str, Any]) -> None:
+def _print_summary(console: Any, s: dict[str, Any], local: bool = False) -> None:
     from rich.table import Table
 
     def kv(d: dict[str, Any]) -> str:
@@ -720,7 +1100,12 @@ def _print_summary(console: Any, s: dict[str, Any]) -> None:
     table = Table(title="capture summary", show_header=False)
     table.add_column("what", style="bold")
     table.add_column("value")
-    span = "n/a" if s["span_s"] is None else f"{s['span_s']:.6f} s"
+    span = "n/a"
+    if s["span_s"] is not None:
+        first, last = units.instant(s["first_ts"], local), units.instant(s["last_ts"], local)
+        # The end without its date when the capture stays within one day.
+        last = last[11:] if last[:10] == first[:10] else last
+        span = f"{units.seconds(s['span_s'])}, {first} to {last}"
     table.add_row("frames", f"{s['frames']} ({s['tcp_segments']} TCP segments)")
     table.add_row("link types", kv(s["link_types"]))
     table.add_row("time span", span)
@@ -747,7 +1132,7 @@ def anomalies(files: tuple[str, ...], fmt: str, output: str | None, states: tupl
               reverse: bool, limit: int | None, fail_on: str | None, config: str | None,
               params: tuple[str, ...], time_wait_s: float | None, idle_timeout_s: float | None,
               attempt_timeout_s: float | None, max_connections: int | None, strict: bool,
-              quiet: bool) -> None:
+              quiet: bool, local_time: bool) -> None:
     """List every anomaly found, with its evidence.
 
     Connection filters (--state, --host...) keep the anomalies of matching connections and
@@ -784,6 +1169,11 @@ def anomalies(files: tuple[str, ...], fmt: str, output: str | None, states: tupl
             except TypeError:
                 raise click.BadParameter(f"cannot sort by {sort_key!r}",
                                          param_hint="--sort") from None
+        if sort_key is None and fmt == "table":
+            # Worst first, capture-wide findings first among equals (they summarise the
+            # others), then by time.
+            items.sort(key=lambda x: (-SEVERITY_RANK.get(x[1].severity, 0),
+                                      x[1].flow_id is not None, x[1].ts_ns))
         total = len(items)
         items, omitted = _most_severe(
             items, _limit_for(fmt, limit),
@@ -795,8 +1185,10 @@ def anomalies(files: tuple[str, ...], fmt: str, output: str | None, states: tupl
         if fmt == "table":
             assert out is not None
             console = _console(out)
+            labels = _capture_labels(run)
+            _print_legend(console, labels)
             console.print(_anomaly_table(anoms, f"{total} anomalies",
-                                         caps if run.multi else None))
+                                         [labels.get(c) for c in caps] if run.multi else None))
             _omitted_note(console, len(anoms), omitted, "anomalies")
         else:
             from tcptrace_py.export import write_anomalies
@@ -808,8 +1200,30 @@ def anomalies(files: tuple[str, ...], fmt: str, output: str | None, states: tupl
     _exit_for(run, fail_on)
 
 
+ANOMALY_SORT_FIELDS = ("severity", "code", "category", "flow_id", "first_frame", "last_frame",
+                       "ts", "summary")
+"""What ``anomalies --sort`` accepts (the fields of an anomaly record but ``details``)."""
+
+
+def _option(cmd: click.Command, name: str) -> click.Parameter:
+    return next(p for p in cmd.params if p.name == name)
+
+
+# The shared --sort option names connection columns; anomalies sorts anomaly fields.
+_sort_option = _option(anomalies, "sort_key")
+assert isinstance(_sort_option, click.Option)
+_sort_option.help = f"Sort by this anomaly field ({', '.join(ANOMALY_SORT_FIELDS)})."
+_sort_option.callback = lambda _ctx, _param, value: (
+    value if value is None or value in ANOMALY_SORT_FIELDS else _bad_sort(value))
+
+
+def _bad_sort(value: str) -> str:
+    raise click.BadParameter(f"{value!r} is not one of: {', '.join(ANOMALY_SORT_FIELDS)}",
+                             param_hint="--sort")
+
+
 # --------------------------------------------------------------------------- summary
-@main.command(epilog=EXIT_CODES_HELP)
+@main.command(epilog=NO_FAIL_ON_HELP)
 @click.argument("files", nargs=-1, required=True)
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
               show_default=True, help="Output format.")
@@ -821,8 +1235,9 @@ def anomalies(files: tuple[str, ...], fmt: str, output: str | None, states: tupl
               help="Set a detector parameter (e.g. scan.max_tracked=1000). Repeatable.")
 @click.option("--strict", is_flag=True, help="Treat a damaged capture as an error (exit 2).")
 @click.option("-q", "--quiet", is_flag=True, help="No warnings on standard error.")
+@LOCAL_TIME_OPTION
 def summary(files: tuple[str, ...], fmt: str, max_connections: int | None, config: str | None,
-            params: tuple[str, ...], strict: bool, quiet: bool) -> None:
+            params: tuple[str, ...], strict: bool, quiet: bool, local_time: bool) -> None:
     """The capture at a glance: frames, link types, time span, skipped frames by reason,
     connections by how they opened and closed, anomalies by code and severity.
 
@@ -844,12 +1259,12 @@ def summary(files: tuple[str, ...], fmt: str, max_connections: int | None, confi
         if fmt == "json":
             target.stream.write(dumps(s) + "\n")
         else:
-            _print_summary(_console(target.stream), s)
+            _print_summary(_console(target.stream), s, local_time)
     _exit_for(run, None)
 
 
 # --------------------------------------------------------------------------- flow
-@main.command(epilog=EXIT_CODES_HELP)
+@main.command(epilog=NO_FAIL_ON_HELP)
 @click.argument("file")
 @click.argument("flow_id", type=int)
 @click.option("--frames", "frame_range", default=None, metavar="A-B",
@@ -857,7 +1272,15 @@ def summary(files: tuple[str, ...], fmt: str, max_connections: int | None, confi
 @click.option("--limit", type=click.IntRange(min=0), default=TABLE_LIMIT, show_default=True,
               metavar="N", help="Show at most N packets (0: all).")
 @click.option("--strict", is_flag=True, help="Treat a damaged capture as an error (exit 2).")
-def flow(file: str, flow_id: int, frame_range: str | None, limit: int, strict: bool) -> None:
+@click.option("--interesting", is_flag=True,
+              help="Only packets that changed a state, carry an analysis flag (retransmission,"
+                   " zero window...) or SYN/FIN/RST.")
+@click.option("--stats", is_flag=True,
+              help="Per-direction statistics side by side (client->server, server->client) "
+                   "with units, as tcptrace's long output, instead of the ladder.")
+@LOCAL_TIME_OPTION
+def flow(file: str, flow_id: int, frame_range: str | None, limit: int, strict: bool,
+         interesting: bool, stats: bool, local_time: bool) -> None:
     """Show one connection packet by packet as a ladder, with every transition explained.
 
     \b
@@ -866,7 +1289,6 @@ def flow(file: str, flow_id: int, frame_range: str | None, limit: int, strict: b
       tcptrace-py flow capture.pcap 12 --frames 1200-1320
     """
     first, last = _parse_frames(frame_range)
-    from rich.table import Table
 
     from tcptrace_py.analysis import flag_names
     from tcptrace_py.segment import flags_text
@@ -874,6 +1296,8 @@ def flow(file: str, flow_id: int, frame_range: str | None, limit: int, strict: b
     run = _run((file,), Options(keep_packets=True, packet_flows=(flow_id,)), strict, False,
                Filters(flows=(flow_id,)))
     target = run.results.get((None, flow_id))
+    if target is None and run.interrupted:
+        _exit_for(run, None)
     if target is None:
         _fail(f"{file}: no connection with flow_id {flow_id}")
         return
@@ -882,9 +1306,19 @@ def flow(file: str, flow_id: int, frame_range: str | None, limit: int, strict: b
     client = escape(_endpoint(rec["client_ip"], rec["client_port"]))
     server = escape(_endpoint(rec["server_ip"], rec["server_port"]))
     console.print(f"[bold]flow {flow_id}[/]: {client} (client) "
-                  f"<-> {server} (server); open={escape(_open_text(rec))} "
+                  f"<-> {server} (server); started {units.instant(rec['start_ts'], local_time)}"
+                  f", lasted {units.seconds(rec['duration_s'])}; "
+                  f"open={escape(_open_text(rec))} "
                   f"close={rec['close']}; final states client={rec['client_state']} "
-                  f"server={rec['server_state']}; anomalies: {', '.join(rec['anomalies'])}")
+                  f"server={rec['server_state']}; anomalies: "
+                  f"{', '.join(rec['anomalies']) or 'none'}")
+    if stats:
+        console.print(_stats_table(rec, client, server))
+        for a in target.anomalies:
+            console.print(f"[{_SEVERITY_STYLE.get(a.severity, '')}]{a.severity}[/] {a.code}: "
+                          f"{escape(a.summary)} (frames {a.first_frame}-{a.last_frame})")
+        _exit_for(run, None)
+        return
     events_by_frame: dict[int, list[str]] = {}
     # Each endpoint's state after every frame: replay the events' new states in order (a
     # frame without an event leaves both states as they were).
@@ -899,26 +1333,27 @@ def flow(file: str, flow_id: int, frame_range: str | None, limit: int, strict: b
                     rec["client_ip"] == rec["server_ip"]:
                 current = {"client": ev.new_state, "server": ev.new_state}  # self-connect
         after[ev.frame] = dict(current)
-    table = Table()
-    for col in ("frame", "t (s)", "client", "", "server", "len", "analysis", "client state",
-                "server state", "transitions"):
-        table.add_column(col)
     t0 = rec["start_ts"]
     states = {"client": "INACTIVE", "server": "INACTIVE"}
     packets = target.packets or []
-    in_range = [p for p in packets if first <= p[0] <= last]
+    in_range = [p for p in packets if first <= p[0] <= last and
+                (not interesting or p[5] & ~_ROUTINE_ANALYSIS or p[4] & _CONTROL_FLAGS
+                 or p[0] in events_by_frame)]
     shown_frames = {p[0] for p in in_range[:limit or None]}
+    details = _segment_details(file, rec, shown_frames)
+    rows: list[_LadderRow] = []
     for frame, ts_ns, _fid, from_client, tflags, amask, plen in packets:
         states = after.get(frame, states)  # every packet, shown or not: states carry over
         if frame not in shown_frames:
             continue
-        arrow = "──▶" if from_client else "◀──"
-        table.add_row(str(frame), f"{ts_ns / 1e9 - t0:.6f}",
-                      flags_text(tflags) if from_client else "", arrow,
-                      "" if from_client else flags_text(tflags), str(plen),
-                      " ".join(flag_names(amask)).lower(), states["client"], states["server"],
-                      escape("\n".join(events_by_frame.pop(frame, []))))
-    console.print(table)
+        rows.append(_LadderRow(frame, ts_ns / 1e9 - t0, from_client, flags_text(tflags), plen,
+                               details.get(frame), " ".join(flag_names(amask)).lower(),
+                               states["client"], states["server"],
+                               events_by_frame.pop(frame, [])))
+    if len(rows) > PLAIN_LADDER_MIN_ROWS:
+        _plain_ladder(rows)
+    else:
+        console.print(_rich_ladder(rows, console.width < LADDER_WIDE_MIN))
     omitted = len(in_range) - len(shown_frames)
     if omitted:
         console.print(f"[dim]showing {len(shown_frames):,} of {len(in_range):,} packets; "
@@ -931,6 +1366,204 @@ def flow(file: str, flow_id: int, frame_range: str | None, limit: int, strict: b
     for a in target.anomalies:
         console.print(f"[{_SEVERITY_STYLE.get(a.severity, '')}]{a.severity}[/] {a.code}: "
                       f"{escape(a.summary)} (frames {a.first_frame}-{a.last_frame})")
+    _exit_for(run, None)
+
+
+_CONTROL_FLAGS = 0x07  # FIN, SYN, RST
+_ROUTINE_ANALYSIS = (1 << 22) | (1 << 24)
+"""analysis/flags.py TRUNCATED and RTT_SAMPLE: on most packets of a capture, not events
+(``flow --interesting`` ignores them)."""
+PLAIN_LADDER_MIN_ROWS = 2000
+"""Above this many rows the ladder is printed as plain fixed-width lines: rich lays out
+~1,000 table rows a second here (26,686 packets of tcptrace's zwnd.dmp took 50 s), plain
+lines print at once."""
+SEQ_MOD = 1 << 32
+
+
+@dataclass(frozen=True, slots=True)
+class _SegmentDetail:
+    """What the ladder shows of a segment beyond its flags (Wireshark's relative numbers)."""
+
+    seq: int
+    """Sequence number relative to the sender's ISN (0: the SYN; 1: the first data byte)."""
+    ack: int | None
+    """ACK number relative to the peer's ISN (None without ACK or before the peer spoke)."""
+    window: int
+    """Advertised window, scaled (RFC 7323: when both SYNs carried the option, never on a
+    SYN); -1 when the snaplen cut the field."""
+    sack: str
+    """SACK blocks, relative to the peer's ISN, ``left-right`` each."""
+
+    def lines(self) -> list[str]:
+        """One number a line (the narrow ladder), each SACK block on its own line."""
+        out = [f"seq {self.seq}"]
+        if self.ack is not None:
+            out.append(f"ack {self.ack}")
+        if self.window >= 0:
+            out.append(f"win {self.window}")
+        out += [("sack " if i == 0 else "     ") + block
+                for i, block in enumerate(self.sack.split())]
+        return out
+
+    def text(self) -> str:
+        ack = "" if self.ack is None else f" ack {self.ack}"
+        win = "" if self.window < 0 else f" win {self.window}"
+        sack = f" sack {self.sack}" if self.sack else ""
+        return f"seq {self.seq}{ack}{win}{sack}"
+
+
+@dataclass(frozen=True, slots=True)
+class _LadderRow:
+    frame: int
+    t_s: float
+    from_client: bool
+    flags: str
+    payload: int
+    detail: _SegmentDetail | None
+    analysis: str
+    client_state: str
+    server_state: str
+    transitions: list[str]
+
+
+def _segment_details(path: str, rec: dict[str, Any],
+                     wanted: set[int]) -> dict[int, _SegmentDetail]:
+    """Sequence, ACK, window and SACK of the wanted frames of one connection, from a second
+    read of the capture (the engine keeps only flags and lengths per packet, as plots.py
+    does); nothing for standard input, which cannot be read twice."""
+    if path == "-" or not wanted:
+        return {}
+    import ipaddress
+
+    from tcptrace_py.capture import read_frames
+    from tcptrace_py.decode import Decoder
+
+    c_key = (ipaddress.ip_address(rec["client_ip"]).packed, int(rec["client_port"]))
+    s_key = (ipaddress.ip_address(rec["server_ip"]).packed, int(rec["server_port"]))
+    diag = Diagnostics()
+    decode = Decoder(diag).decode
+    base: dict[bool, int] = {}
+    wscale: dict[bool, int] = {}
+    out: dict[int, _SegmentDetail] = {}
+    lo, hi = int(rec["first_frame"]), max(wanted)
+    try:
+        for frame_no, ts_ns, linktype, data, wire_len in read_frames(path, diag):
+            if frame_no < lo:
+                continue
+            if frame_no > hi:
+                break
+            seg = decode(linktype, data, frame_no, ts_ns, wire_len)
+            if seg is None:
+                continue
+            src, dst = (seg.src, seg.sport), (seg.dst, seg.dport)
+            if (src, dst) not in ((c_key, s_key), (s_key, c_key)):
+                continue
+            fc = src == c_key  # (a self-connect has one key: its segments count as client)
+            syn = bool(seg.flags & 0x02)
+            if fc not in base:  # without its SYN the first byte seen is 1
+                base[fc] = seg.seq if syn else (seg.seq - 1) % SEQ_MOD
+            if syn and fc not in wscale:
+                wscale[fc] = seg.wscale
+            if frame_no not in wanted:
+                continue
+            peer = base.get(not fc)
+            ack = (seg.ack - peer) % SEQ_MOD if seg.flags & 0x10 and peer is not None else None
+            win = seg.window
+            if win > 0 and not syn and min(wscale.get(True, -1), wscale.get(False, -1)) >= 0:
+                win <<= min(wscale[fc], 14)
+            sack = " ".join(f"{(left - peer) % SEQ_MOD}-{(right - peer) % SEQ_MOD}"
+                            for left, right in seg.sack) if peer is not None else ""
+            out[frame_no] = _SegmentDetail((seg.seq - base[fc]) % SEQ_MOD, ack, win, sack)
+    except (CaptureError, OSError):
+        return out  # the first read already reported the capture's problems
+    return out
+
+
+def _rich_ladder(rows: Sequence[_LadderRow], narrow: bool) -> Any:
+    """The ladder as a rich table; below LADDER_WIDE_MIN columns it stacks frame/time,
+    segment/numbers and the two states, with analysis and transitions wrapping last."""
+    from rich.table import Table
+
+    table = Table(show_lines=narrow)
+    cols = (("frame\nt (s)", "segment\nseq, ack, win", "states\ncli/srv",
+             "analysis, transitions") if narrow else
+            ("frame", "t (s)", "client", "", "server", "seq / ack / win / sack", "len",
+             "analysis", "client state", "server state", "transitions"))
+    for col in cols:
+        last_col = col in ("transitions", "analysis, transitions")
+        table.add_column(col, no_wrap=not last_col and col != "seq / ack / win / sack",
+                         ratio=1 if last_col else None, overflow="fold")
+    for r in rows:
+        arrow = "──▶" if r.from_client else "◀──"
+        numbers = r.detail.text() if r.detail else ""
+        transitions = escape("\n".join(r.transitions))
+        if narrow:
+            segment = f"{r.flags} {arrow}" if r.from_client else f"{arrow} {r.flags}"
+            # One number per line: the column stays narrow, the transitions get the room.
+            numbers = "\n".join(r.detail.lines()) if r.detail else ""
+            table.add_row(f"{r.frame}\n{r.t_s:.6f}",
+                          "\n".join(x for x in (f"{segment} {r.payload} B", numbers) if x),
+                          f"{r.client_state}\n{r.server_state}",
+                          "\n".join(x for x in (r.analysis, transitions) if x))
+            continue
+        table.add_row(str(r.frame), f"{r.t_s:.6f}", r.flags if r.from_client else "", arrow,
+                      "" if r.from_client else r.flags, numbers, str(r.payload), r.analysis,
+                      r.client_state, r.server_state, transitions)
+    return table
+
+
+def _plain_ladder(rows: Sequence[_LadderRow]) -> None:
+    """The ladder as plain fixed-width lines (many rows): one line per packet, its
+    transitions on indented lines below."""
+    lines = [f"{'frame':>8} {'t (s)':>12}  {'segment':<11} {'len':>5}  "
+             f"{'client/server state':<25}  seq / ack / win / sack; analysis"]
+    for r in rows:
+        seg = f"{r.flags} ──▶" if r.from_client else f"◀── {r.flags}"
+        numbers = r.detail.text() if r.detail else ""
+        tail = "; ".join(x for x in (numbers, r.analysis) if x)
+        lines.append(f"{r.frame:>8} {r.t_s:>12.6f}  {seg:<11} {r.payload:>5}  "
+                     f"{r.client_state + '/' + r.server_state:<25}  {tail}")
+        lines.extend(f"{'':>23}{t}" for t in r.transitions)
+    sys.stdout.write("\n".join(lines) + "\n")
+
+
+def _stat_value(value: Any, unit: str) -> str:
+    """One statistic for people: missing as "-", times in a reader's units, counts with
+    thousands separators, the unit after the number."""
+    if value is None or (isinstance(value, float) and value != value):
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if unit == "ms":
+        return units.seconds(value / 1000)
+    if unit in ("bytes", "packets", "count") and isinstance(value, (int, float)):
+        text = f"{value:,}" if isinstance(value, int) else f"{value:,.1f}"
+        return f"{text} B" if unit == "bytes" else text
+    if unit == "bytes/s":
+        return f"{value:,.0f} B/s"
+    return str(value)
+
+
+def _stats_table(rec: dict[str, Any], client: str, server: str) -> Any:
+    """tcptrace -l's two columns (a2b, b2a) for one connection, from columns.DIRECTION (the
+    same names, units and tcptrace labels as ``tcptrace-py columns``)."""
+    from rich.table import Table
+
+    from tcptrace_py.columns import DIRECTION
+
+    table = Table(title="per-direction statistics (what each side sent)")
+    table.add_column("statistic", no_wrap=True)
+    table.add_column(f"{client} ->", justify="right", no_wrap=True)
+    table.add_column(f"<- {server}", justify="right", no_wrap=True)
+    table.add_column("tcptrace -l", overflow="fold")
+    absent_if_negative = ("mss_bytes", "window_scale", "isn")  # -1: no such option / SYN
+    for col in DIRECTION:
+        values = [rec[f"{side}_{col.name}"] for side in ("client", "server")]
+        if col.name in absent_if_negative:
+            values = [None if v is not None and v < 0 else v for v in values]
+        table.add_row(col.name.replace("_", " "), *(_stat_value(v, col.unit) for v in values),
+                      escape(col.tcptrace))
+    return table
 
 
 def _parse_frames(text: str | None) -> tuple[int, int]:
@@ -949,11 +1582,91 @@ def _parse_frames(text: str | None) -> tuple[int, int]:
     return first, last
 
 
+# --------------------------------------------------------------------------- reference
+@main.command(epilog=_exit_help(0, 2))
+@click.argument("table", required=False, default="flows",
+                type=click.Choice(("flows", "anomalies", "events", "packets", "captures")))
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "markdown"]),
+              default="table", show_default=True,
+              help="markdown: every table, as docs/columns.md.")
+def columns(table: str, fmt: str) -> None:
+    """What each column means: unit, kind, meaning and the tcptrace -l line, tshark field
+    and Zeek conn.log field of the same thing (from tcptrace_py/columns.py).
+
+    \b
+    Examples:
+      tcptrace-py columns                      # the ~180 flow columns
+      tcptrace-py columns anomalies
+      tcptrace-py columns --format json | jq '.[] | select(.unit == "ms")'
+    """
+    from tcptrace_py import columns as ref
+
+    if fmt == "markdown":
+        click.echo(ref.markdown(), nl=False)
+        return
+    rows = ref.rows(table)
+    if fmt == "json":
+        click.echo(dumps(rows))
+        return
+    from rich.table import Table
+
+    out = Table(title=f"{table}: {len(rows)} columns", show_lines=True)
+    for col in ("column", "kind", "unit", "meaning", "tcptrace -l", "tshark", "Zeek"):
+        fixed = col in ("column", "kind", "unit")
+        out.add_column(col, no_wrap=fixed, overflow="fold",
+                       ratio=None if fixed else (3 if col == "meaning" else 1))
+    for r in rows:
+        out.add_row(*(escape(r[k]) for k in ("column", "kind", "unit", "meaning", "tcptrace",
+                                             "tshark", "zeek")))
+    _console(sys.stdout).print(out)
+
+
+@main.command(epilog=_exit_help(0, 2))
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
+              show_default=True, help="Output format.")
+def codes(fmt: str) -> None:
+    """Every anomaly code: severity, category, the detector that raises it, what it means,
+    and that detector's parameters with their defaults (set them with --param
+    DETECTOR.NAME=VALUE or --config).
+
+    \b
+    Examples:
+      tcptrace-py codes
+      tcptrace-py codes --format json | jq '.[] | select(.severity == "error") | .code'
+    """
+    from tcptrace_py import detectors
+
+    params: dict[str, list[dict[str, Any]]] = {}
+    for det, name, default, doc in detectors.parameters():
+        params.setdefault(det, []).append({"name": f"{det}.{name}", "default": default,
+                                           "doc": doc})
+    rows = [{"code": code, "severity": sev, "category": cat, "detector": det, "meaning": doc,
+             "parameters": params.get(det, [])}
+            for det, code, sev, cat, doc in detectors.codes()]
+    if fmt == "json":
+        click.echo(dumps(rows))
+        return
+    from rich.table import Table
+
+    out = Table(title=f"{len(rows)} anomaly codes", show_lines=True)
+    for col in ("code", "severity", "category", "meaning", "parameters (default)"):
+        out.add_column(col, ratio=3 if col == "meaning" else (2 if col.startswith("param")
+                                                                else None),
+                       overflow="fold")
+    for r in rows:
+        style = _SEVERITY_STYLE.get(str(r["severity"]), "")
+        out.add_row(str(r["code"]), f"[{style}]{r['severity']}[/]", str(r["category"]),
+                    escape(str(r["meaning"])),
+                    escape("\n".join(f"{p['name']}={p['default']}" for p in params.get(
+                        str(r["detector"]), []))))
+    _console(sys.stdout).print(out)
+
+
 # --------------------------------------------------------------------------- plot
 PLOT_KINDS = ("tsg", "rtt", "throughput", "window", "timeline")
 
 
-@main.command(epilog=EXIT_CODES_HELP)
+@main.command(epilog=NO_FAIL_ON_HELP)
 @click.argument("file")
 @click.option("--flow", "flow_id", type=int, default=None, metavar="ID",
               help="Connection to plot (required except for --kind timeline).")
@@ -966,8 +1679,12 @@ PLOT_KINDS = ("tsg", "rtt", "throughput", "window", "timeline")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), required=True,
               help="Image file to write (.png, .svg, .pdf).")
 @click.option("--strict", is_flag=True, help="Treat a damaged capture as an error (exit 2).")
+@click.option("--frames", "frame_range", default=None, metavar="A-B",
+              help="Only frames A to B of the connection (100-, -250), on the whole "
+                   "connection's time and sequence origin.")
+@click.option("-q", "--quiet", is_flag=True, help="No warnings on standard error.")
 def plot(file: str, flow_id: int | None, kind: str, direction: str, output: str,
-         strict: bool) -> None:
+         strict: bool, frame_range: str | None, quiet: bool) -> None:
     """Draw a connection (time-sequence graph, RTT, throughput, window) or the capture's
     connection timeline, with matplotlib, to an image file.
 
@@ -979,6 +1696,9 @@ def plot(file: str, flow_id: int | None, kind: str, direction: str, output: str,
     """
     if kind != "timeline" and flow_id is None:
         raise click.UsageError(f"--kind {kind} needs --flow ID")
+    if kind == "timeline" and frame_range is not None:
+        raise click.UsageError("--frames applies to a connection's plot, not --kind timeline")
+    frames = _parse_frames(frame_range) if frame_range is not None else None
     if importlib.util.find_spec("matplotlib") is None:
         _fail("plot needs matplotlib (pip install tcptrace-py[plot])")
     from tcptrace_py import plots
@@ -994,7 +1714,8 @@ def plot(file: str, flow_id: int | None, kind: str, direction: str, output: str,
             fig = plots.plot_timeline(result).figure
         else:
             assert flow_id is not None
-            fig = plots.plot_flow(result, flow_id, kind, direction=direction).figure
+            fig = plots.plot_flow(result, flow_id, kind, direction=direction,
+                                  frames=frames).figure
         fig.savefig(output, dpi=120)
     except CaptureError as exc:
         _fail(str(exc))
@@ -1002,4 +1723,4 @@ def plot(file: str, flow_id: int | None, kind: str, direction: str, output: str,
         _fail(f"{file}: {exc.args[0]}")
     except (OSError, ValueError) as exc:
         _fail(f"{output}: {exc}")
-    _report_diag(result.diagnostics, False)
+    _report_diag(result.diagnostics, quiet)

@@ -69,6 +69,7 @@ class Engine:
         self.table = FlowTable(self.options)
         self.detectors = DetectorSet(self.options, self.diag)
         self.summary = CaptureSummary(self.diag)
+        self._finished = False
 
     def _result(self, conn: Connection) -> FlowResult:
         anomalies = self.detectors.on_connection(conn)
@@ -119,17 +120,29 @@ class Engine:
                 finished.clear()
         if icmp:
             self._icmp(icmp)
-        yield from self._finish(max(last_ts, diag.last_ts_ns or 0), name)
+        yield from self.finish(max(last_ts, diag.last_ts_ns or 0), name=name)
 
     def finish_early(self, name: str | None = None) -> Iterator[FlowResult]:
         """After :meth:`run` stopped before the end of its input (Ctrl-C, a reader that gave
-        up): the connections still live, as at the end of a capture cut where reading
-        stopped, then the capture-wide findings in :attr:`summary`, so that what was read is
-        reported. Yields nothing twice: a connection already yielded has left the table."""
-        yield from self._finish(self.diag.last_ts_ns or 0, name)
+        up): :meth:`finish` at the last packet time the reader saw."""
+        return self.finish(name=name)
 
-    def _finish(self, end_ns: int, name: str | None) -> Iterator[FlowResult]:
+    def finish(self, end_ns: int | None = None, *,
+               name: str | None = None) -> Iterator[FlowResult]:
+        """Hand over the connections still live and compute the capture-wide findings, as
+        at the end of the capture (once; later calls yield nothing).
+
+        :meth:`run` ends with it. A caller whose :meth:`run` stopped early (Ctrl-C on a live
+        capture: the exception left the generator) calls it to keep what was read so far:
+        the connections then end as open at capture end, at ``end_ns`` (default: the last
+        packet time the reader saw).
+        """
+        if self._finished:
+            return
+        self._finished = True
         diag = self.diag
+        if end_ns is None:
+            end_ns = diag.last_ts_ns or 0
         for conn in self.table.drain(end_ns):
             yield self._result(conn)
         table = self.table

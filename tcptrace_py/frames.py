@@ -88,18 +88,10 @@ PACKET_SCHEMA: Schema = {
 
 
 def _analysis_kinds() -> Schema:
-    """Kinds of the sequence-analysis columns, from a fresh analyzer's values."""
-    from tcptrace_py.analysis import AnalysisOptions, SequenceAnalyzer
+    """Kinds of the sequence-analysis columns (columns.analysis_kinds: one definition)."""
+    from tcptrace_py.columns import analysis_kinds
 
-    out: Schema = {}
-    for name, value in SequenceAnalyzer(AnalysisOptions()).columns().items():
-        if isinstance(value, bool):
-            out[name] = "bool"
-        elif isinstance(value, int):
-            out[name] = "int"
-        else:  # float, or None for figures without a sample (srtt before any RTT sample)
-            out[name] = "float"
-    return out
+    return analysis_kinds()
 
 
 def _value_kind(values: Iterable[Any]) -> str:

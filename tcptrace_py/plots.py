@@ -26,6 +26,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from tcptrace_py import units
 from tcptrace_py.analysis import flags as af
 from tcptrace_py.capture import read_frames
 from tcptrace_py.decode import Decoder
@@ -45,6 +46,39 @@ CLOSE_COLOURS = {
 """Timeline bar colour per ``close`` value."""
 
 FLOW_KINDS = ("tsg", "rtt", "throughput", "window")
+
+
+_BYTE_UNITS = ((1e9, "GB"), (1e6, "MB"), (1e3, "kB"), (1.0, "B"))
+"""Decimal byte units for axes (as network rates are quoted; 1 kB = 1000 bytes)."""
+ZERO_LENGTH_MIN_FRACTION = 1 / 400
+"""A timeline bar is at least this fraction of the capture's span wide: a one-packet
+connection (a SYN of a scan or flood) lasts 0 s and would be invisible."""
+CLIP_WINDOW_FACTOR = 1.5
+"""The tsg's ACK + window line is clipped when it rises above this many times the highest
+data, ACK or SACK value: a large advertised window would otherwise squash the data."""
+
+
+def _byte_axis(ax: Any, label: str, per_second: bool = False) -> None:
+    """Label the y axis in B, kB, MB or GB (by the axis' top) and format ticks in that unit."""
+    from matplotlib.ticker import FuncFormatter
+
+    top = max(abs(v) for v in ax.get_ylim())
+    scale, unit = next(((f, u) for f, u in _BYTE_UNITS if top >= f), (1.0, "B"))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v / scale:g}"))
+    ax.set_ylabel(f"{label} ({unit}{'/s' if per_second else ''})")
+
+
+def _rate_text(bytes_per_s: float) -> str:
+    """``410 kB/s``: three significant digits in the largest decimal unit."""
+    scale, unit = next(((f, u) for f, u in _BYTE_UNITS if bytes_per_s >= f), (1.0, "B"))
+    return f"{bytes_per_s / scale:.3g} {unit}/s"
+
+
+def _note_if_empty(ax: Any, what: str) -> None:
+    """An empty panel says why instead of showing bare axes."""
+    if not ax.get_lines() and not ax.collections:
+        ax.text(0.5, 0.5, what, transform=ax.transAxes, ha="center", va="center",
+                color="gray")
 
 
 def _plt() -> Any:
@@ -72,6 +106,25 @@ class FlowPackets:
     record: dict[str, Any]
     segments: list[tuple[Segment, bool, int]]
     """(segment, from_client, analysis flags) in capture order."""
+    whole: FlowPackets | None = None
+    """For a stretch of the connection (:meth:`stretch`): the whole of it, which fixes the
+    time origin, the sequence bases and the window scale (a stretch may lack the SYNs)."""
+
+    def stretch(self, first_frame: int, last_frame: int) -> FlowPackets:
+        """Only the segments of frames ``first_frame`` to ``last_frame`` (inclusive), drawn
+        on the whole connection's axes (same time origin and relative sequence numbers)."""
+        segs = [s for s in self.segments if first_frame <= s[0].frame <= last_frame]
+        if not segs:  # KeyError, as for an unknown flow: the input lacks what was asked
+            upper = "" if last_frame >= 1 << 62 else str(last_frame)
+            raise KeyError(f"no packet of flow {self.record['flow_id']} in frames "
+                           f"{first_frame}-{upper}")
+        return FlowPackets(self.record, segs, self.whole or self)
+
+    @property
+    def t0_ns(self) -> int:
+        """Time origin: the connection's first packet."""
+        segs = (self.whole or self).segments
+        return segs[0][0].ts_ns if segs else 0
 
     def sender_is_client(self, direction: str) -> bool:
         """``auto``: the endpoint that sent more payload (the interesting direction)."""
@@ -82,6 +135,8 @@ class FlowPackets:
 
     def base_seq(self, from_client: bool) -> int:
         """First sequence number seen from that sender (its ISN when the SYN was seen)."""
+        if self.whole is not None:
+            return self.whole.base_seq(from_client)
         for seg, fc, _m in self.segments:
             if fc == from_client:
                 return seg.seq
@@ -89,6 +144,8 @@ class FlowPackets:
 
     def wscale(self, from_client: bool) -> int:
         """Window shift of that endpoint's windows (RFC 7323: only when both SYNs had it)."""
+        if self.whole is not None:
+            return self.whole.wscale(from_client)
         shift = {True: -1, False: -1}
         for seg, fc, _m in self.segments:
             if seg.flags & SYN and shift[fc] < 0:
@@ -139,7 +196,7 @@ def _rel(value: int, base: int) -> int:
 
 
 def _times(fp: FlowPackets) -> Iterator[tuple[float, Segment, bool, int]]:
-    t0 = fp.segments[0][0].ts_ns if fp.segments else 0
+    t0 = fp.t0_ns
     for seg, fc, mask in fp.segments:
         yield (seg.ts_ns - t0) / 1e9, seg, fc, mask
 
@@ -203,10 +260,12 @@ def _tsg(fp: FlowPackets, ax: Any, sender_client: bool) -> None:
                     sack_hi.append(_rel(right, base_snd))
             if seg.flags & RST:
                 rst.append((t, _rel(seg.ack, base_snd) if seg.flags & ACK else 0))
+    top = max([*data_hi, *rx_hi, *ack_v, *sack_hi, 0])
+    clipped = bool(win_v) and top > 0 and max(win_v) > CLIP_WINDOW_FACTOR * top
     if ack_t:
         ax.step(ack_t, ack_v, where="post", color="tab:green", lw=1, label="ACK")
         ax.step(ack_t, win_v, where="post", color="goldenrod", lw=1,
-                label="ACK + advertised window")
+                label="ACK + advertised window" + (" (clipped)" if clipped else ""))
     if data_x:
         ax.vlines(data_x, data_lo, data_hi, color="black", lw=1.2, label="data segment")
     if rx_x:
@@ -227,10 +286,12 @@ def _tsg(fp: FlowPackets, ax: Any, sender_client: bool) -> None:
     if rst:
         ax.scatter(*zip(*rst, strict=True), marker="*", color="darkred", s=120, zorder=4,
                    label="RST")
+    if clipped:  # the window line leaves the top: the data keeps the height
+        ax.set_ylim(min(0, ax.get_ylim()[0]), top * 1.1)
     ax.set_xlabel("time since first packet (s)")
-    ax.set_ylabel("relative sequence number (bytes)")
     ax.set_title(_title(fp, "time-sequence graph", sender_client))
-    ax.ticklabel_format(axis="y", style="plain", useOffset=False)
+    _note_if_empty(ax, "no segment from this sender")
+    _byte_axis(ax, "relative sequence number")
     ax.grid(True, alpha=0.3)
     if ax.get_legend_handles_labels()[0]:
         ax.legend(loc="upper left", fontsize="small")
@@ -267,6 +328,7 @@ def _rtt(fp: FlowPackets, ax: Any, sender_client: bool) -> None:
     ax.set_title(_title(fp, "RTT samples (Karn)", sender_client))
     ax.grid(True, alpha=0.3)
     ax.set_ylim(bottom=0)
+    _note_if_empty(ax, "no RTT sample (no ACK acknowledged a segment sent once)")
     if ax.get_legend_handles_labels()[0]:
         ax.legend(loc="upper right", fontsize="small")
 
@@ -290,9 +352,10 @@ def _throughput(fp: FlowPackets, ax: Any) -> None:
         ax.step(xs, [c / bin_s for c in counts], where="post", color=colour, label=label)
         if span > 0:
             ax.axhline(total / span, color=colour, ls="--", lw=1,
-                       label=f"{label} average {total / span:,.0f} B/s")
+                       label=f"{label} average {_rate_text(total / span)}")
     ax.set_xlabel("time since first packet (s)")
-    ax.set_ylabel(f"payload bytes/s ({bin_s * 1e3:.3g} ms bins)")
+    _note_if_empty(ax, "no payload sent")
+    _byte_axis(ax, f"payload, {units.seconds(bin_s)} bins", per_second=True)
     ax.set_title(_title(fp, "throughput"))
     ax.grid(True, alpha=0.3)
     if ax.get_legend_handles_labels()[0]:
@@ -331,7 +394,8 @@ def _window(fp: FlowPackets, ax: Any, sender_client: bool) -> None:
         ax.scatter(zw, [0] * len(zw), marker="x", color="magenta", s=50, zorder=3,
                    label="zero window")
     ax.set_xlabel("time since first packet (s)")
-    ax.set_ylabel("bytes")
+    _note_if_empty(ax, "no ACK from the receiver")
+    _byte_axis(ax, "advertised window, bytes in flight")
     ax.set_title(_title(fp, "window", sender_client))
     ax.grid(True, alpha=0.3)
     if ax.get_legend_handles_labels()[0]:
@@ -339,11 +403,12 @@ def _window(fp: FlowPackets, ax: Any, sender_client: bool) -> None:
 
 
 def plot_flow(result_or_path: Any, flow_id: int, kind: str = "tsg", ax: Any = None, *,
-              direction: str = "auto") -> Any:
+              direction: str = "auto", frames: tuple[int, int] | None = None) -> Any:
     """Plot one connection; returns the matplotlib Axes (``.figure.savefig(...)``).
 
     ``result_or_path`` is an ``AnalysisResult`` or anything ``analyze`` accepts;
-    ``direction`` (``auto``/``client``/``server``) picks the data sender for tsg/rtt/window.
+    ``direction`` (``auto``/``client``/``server``) picks the data sender for tsg/rtt/window;
+    ``frames=(first, last)`` draws only that stretch of the connection (same axes origin).
 
     >>> ax = plot_flow("capture.pcap", 0, "tsg")  # doctest: +SKIP
     >>> ax.figure.savefig("flow0.png")            # doctest: +SKIP
@@ -351,6 +416,8 @@ def plot_flow(result_or_path: Any, flow_id: int, kind: str = "tsg", ax: Any = No
     if kind not in FLOW_KINDS:
         raise ValueError(f"unknown plot kind {kind!r} (one of {', '.join(FLOW_KINDS)})")
     fp = flow_packets(result_or_path, flow_id)
+    if frames is not None:
+        fp = fp.stretch(*frames)
     sender_client = fp.sender_is_client(direction)
     ax = _new_ax(ax)
     if kind == "tsg":
@@ -373,15 +440,21 @@ def plot_timeline(result_or_path: Any, ax: Any = None) -> Any:
     records = sorted(res.records, key=lambda r: (r["start_ts"], r["flow_id"]))
     rows = res.packet_rows()
     t0 = min((r["start_ts"] for r in records), default=0.0)
-    if ax is None:
+    span = max((r["end_ts"] for r in records), default=t0) - t0
+    rst_ts = sorted(ts / 1e9 - t0 for _f, ts, _fid, _c, tf, _m, _p in rows if tf & RST)
+    ax_rst: Any = None
+    if ax is None and rst_ts:
         fig, (ax, ax_rst) = _plt().subplots(
             2, 1, figsize=(11, 7), sharex=True, height_ratios=(4, 1), layout="constrained")
-    else:
+    elif ax is None:  # no RST at all: no empty rate panel
+        fig, ax = _plt().subplots(figsize=(11, 6), layout="constrained")
+    elif rst_ts:
         ax_rst = ax.twinx()
+    min_width = max(span * ZERO_LENGTH_MIN_FRACTION, 1e-6)
     seen: set[str] = set()
     for i, r in enumerate(records):
         close = str(r["close"])
-        width = max(float(r["duration_s"]), 1e-6)
+        width = max(float(r["duration_s"]), min_width)
         ax.barh(i, width, left=r["start_ts"] - t0, height=0.8,
                 color=CLOSE_COLOURS.get(close, "tab:gray"),
                 label=close if close not in seen else None)
@@ -394,8 +467,9 @@ def plot_timeline(result_or_path: Any, ax: Any = None) -> Any:
     ax.invert_yaxis()
     if seen:
         ax.legend(loc="best", fontsize="small", title="close")
-    rst_ts = sorted(ts / 1e9 - t0 for _f, ts, _fid, _c, tf, _m, _p in rows if tf & RST)
-    span = max((r["end_ts"] for r in records), default=t0) - t0
+    if ax_rst is None:
+        ax.set_xlabel("time since first connection (s)")
+        return ax
     bin_s = max(span / 100, 0.001)
     nbins = int(span / bin_s) + 1
     counts = [0] * nbins

@@ -376,3 +376,105 @@ def test_dying_dask_worker_is_recorded(mixed_dir: Path, tmp_path: Path,
     assert rows["good.pcap"]["status"] == "ok"
     assert rows["crash.pcap"]["status"] == "failed"
     assert rows["crash.pcap"]["error"].startswith("KilledWorker")
+
+
+# --------------------------------------------------------------------------- scripts
+SAMPLES = Path(__file__).resolve().parents[1] / "samples"
+SCRIPT_CAPTURES = [str(SAMPLES / "normal.pcap"), str(SAMPLES / "refused.pcap")]
+
+
+def _script(body: str) -> str:
+    """A user's script analysing two samples with ``analyze_many`` (body: how it is called);
+    it prints TOP once at its top level and then the result."""
+    return (
+        "import sys, tcptrace_py, tcptrace_py.batch as b\n"
+        "print('TOP', flush=False)\n"
+        f"paths = {SCRIPT_CAPTURES!r}\n"
+        + body +
+        "def show(res):\n"
+        "    print('STATUS', ','.join(res.captures['status']))\n"
+        "    print('FLOWS', len(res.flows))\n"
+    )
+
+
+def _run_script(code: str, tmp_path: Path, stdin: bool = False) -> Any:
+    import subprocess
+    import sys
+
+    path = tmp_path / "user_script.py"
+    path.write_text(code)
+    args = [sys.executable, "-"] if stdin else [sys.executable, str(path)]
+    return subprocess.run(args, input=code if stdin else None, capture_output=True,
+                          text=True, cwd=tmp_path, timeout=300, check=False)
+
+
+def _expected_flows() -> int:
+    return sum(len(list(Engine().run(p))) for p in SCRIPT_CAPTURES)
+
+
+UNGUARDED = ("print('METHOD', b.local_start_method())\n"
+             "res = tcptrace_py.analyze_many(paths, jobs=2)\n"
+             "print('STATUS', ','.join(res.captures['status']))\n"
+             "print('FLOWS', len(res.flows))\n")
+
+
+def test_analyze_many_from_script_without_main_guard(tmp_path: Path) -> None:
+    """A plain script without ``if __name__ == "__main__":``: workers used to re-run it and
+    die in multiprocessing's bootstrapping check, every capture "failed" and the frames were
+    empty. Its top-level output (stdout a pipe: block buffered) appears once."""
+    res = _run_script(_script(UNGUARDED), tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.count("TOP") == 1, res.stdout
+    assert "METHOD fork" in res.stdout
+    assert "STATUS ok,ok" in res.stdout
+    assert f"FLOWS {_expected_flows()}" in res.stdout
+    assert "bootstrapping" not in res.stderr
+
+
+def test_analyze_many_from_standard_input(tmp_path: Path) -> None:
+    """``python - < script.py``: there is no main file for workers to import."""
+    res = _run_script(_script(UNGUARDED), tmp_path, stdin=True)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.count("TOP") == 1
+    assert "STATUS ok,ok" in res.stdout and f"FLOWS {_expected_flows()}" in res.stdout
+
+
+def test_analyze_many_unguarded_with_threads_runs_in_process(tmp_path: Path) -> None:
+    """A threaded process is never forked: the captures are analysed in the caller, with a
+    warning that says how to get the workers back."""
+    body = ("import threading\n"
+            "stop = threading.Event()\n"
+            "threading.Thread(target=stop.wait, daemon=True).start()\n" + UNGUARDED +
+            "stop.set()\n")
+    res = _run_script(_script(body), tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert "METHOD in-process" in res.stdout and "STATUS ok,ok" in res.stdout
+    assert f"FLOWS {_expected_flows()}" in res.stdout and res.stdout.count("TOP") == 1
+    assert "RuntimeWarning" in res.stderr and "__name__" in res.stderr
+
+
+def test_guarded_script_keeps_forkserver(tmp_path: Path) -> None:
+    """With the guard, workers may import the script again (multiprocessing's documented
+    rule): the forkserver, whose workers start with the analysis stack imported, stays."""
+    body = ("if __name__ == '__main__':\n"
+            "    print('METHOD', b.local_start_method())\n"
+            "    res = tcptrace_py.analyze_many(paths, jobs=2)\n"
+            "    print('STATUS', ','.join(res.captures['status']))\n")
+    res = _run_script(_script(body), tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert "METHOD forkserver" in res.stdout and "STATUS ok,ok" in res.stdout
+
+
+def test_analyze_many_all_failed_raises_some_failed_warns(mixed_dir: Path) -> None:
+    from tcptrace_py.batch import BatchFailedError
+
+    broken = sorted(str(mixed_dir / n) for n in BROKEN)
+    with pytest.raises(BatchFailedError, match="all 2 captures failed") as info:
+        analyze_many(broken, jobs=1)
+    assert all(p in str(info.value) for p in broken)   # each failure named, with its reason
+    assert len(info.value.summary.failed) == 2
+    good = str(mixed_dir / "sub" / "rotated.pcap.gz")
+    with pytest.warns(RuntimeWarning, match="1 of 2 captures failed") as rec:
+        res = analyze_many([good, broken[0]], jobs=1)
+    assert broken[0] in str(rec[0].message)
+    assert set(res.flows["capture"]) == {good}

@@ -250,13 +250,19 @@ def test_progress_bar_only_on_a_terminal(mixed: Path, monkeypatch: pytest.Monkey
             return True
 
     monkeypatch.setattr(cli, "PROGRESS_MIN_BYTES", 0)
-    # Not a terminal: the path itself is analysed (errors keep naming the file).
+    gate = cli._InterruptGate()
+
+    def plain(quiet: bool) -> bool:
+        (src,) = list(cli._with_progress(str(mixed), quiet, gate))
+        return isinstance(src, cli._GatedReader) and isinstance(src._f, io.BufferedReader)
+
+    # Not a terminal: the file itself, read through the Ctrl-C gate, without a bar.
     monkeypatch.setattr("tcptrace_py.cli.sys.stderr", io.StringIO())
-    assert list(cli._with_progress(str(mixed), quiet=False)) == [str(mixed)]
+    assert plain(quiet=False)
     tty = Tty()
     monkeypatch.setattr("tcptrace_py.cli.sys.stderr", tty)
-    assert list(cli._with_progress(str(mixed), quiet=True)) == [str(mixed)]
-    gen = cli._with_progress(str(mixed), quiet=False)
+    assert plain(quiet=True)
+    gen = cli._with_progress(str(mixed), False, gate)
     reader = next(gen)
     assert reader.read() == mixed.read_bytes()  # a counting reader under the bar
     with pytest.raises(StopIteration):

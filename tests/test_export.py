@@ -22,6 +22,7 @@ from tcptrace_py.export import (
 from tcptrace_py.frames import read_table, read_zeek
 
 FILE_FORMATS = ("csv", "json", "jsonl", "parquet")
+SAMPLES = Path(__file__).resolve().parents[1] / "samples"
 
 
 @pytest.fixture(scope="module")
@@ -197,3 +198,53 @@ def test_parquet_survives_timestamps_beyond_datetime64(tmp_path: Path) -> None:
     assert len(back) == 2
     assert str(back["start_ts_ns"].dtype) == "Int64"
     assert back["start_ts"].isna().sum() == 1
+
+
+NO_SAMPLE_COLUMNS = ("rtt_min_ms", "rtt_avg_ms", "rtt_max_ms", "rtt_stdev_ms", "srtt_ms",
+                     "segment_min_bytes", "segment_max_bytes", "segment_avg_bytes",
+                     "window_min_bytes", "window_max_bytes", "window_avg_bytes", "idle_max_ms",
+                     "rexmit_interval_min_ms", "rexmit_interval_max_ms",
+                     "rexmit_interval_avg_ms", "rto_backoff_ratio_avg")
+
+
+@pytest.mark.parametrize("fmt", FILE_FORMATS)
+def test_missing_statistics_are_missing_everywhere(tmp_path: Path, fmt: str) -> None:
+    """samples/refused.pcap: a SYN answered by a RST. The server sent one packet (a RST,
+    whose window the analysis does not count as an advertisement), no data, no RTT sample,
+    nothing retransmitted: its statistics are missing (None / NaN / <NA> / null / an empty
+    cell), never 0, in the record, the DataFrame and every export, as srtt_ms already was.
+    The client's SYN window is a real sample and stays."""
+    res = tcptrace_py.analyze(SAMPLES / "refused.pcap")
+    (rec,) = res.records
+    for col in NO_SAMPLE_COLUMNS:
+        assert rec[f"server_{col}"] is None, col
+    assert rec["client_window_max_bytes"] == 64240           # real samples stay
+    assert rec["client_rtt_samples"] == 1 and rec["client_rtt_min_ms"] == 0.224
+    assert rec["client_rtt_stdev_ms"] is None                 # a sample stdev needs two
+    assert rec["server_throughput_bytes_per_s"] == 0.0        # 0 bytes over 224 us: a rate
+    df = res.flows
+    assert str(df["server_segment_max_bytes"].dtype) == "Int64"
+    assert str(df["server_segment_avg_bytes"].dtype) == "float64"   # was int64 (truncated)
+    assert df["server_segment_max_bytes"].isna().all()
+    assert df["server_rtt_avg_ms"].isna().all()
+    path = tmp_path / f"flows.{fmt}"
+    _write(fmt, path, write_flows, res.records, diag=res.diagnostics)
+    if fmt in ("json", "jsonl"):
+        text = path.read_text()
+        loaded = json.loads(text)[0] if fmt == "json" else json.loads(text.splitlines()[0])
+        assert loaded["server_rtt_avg_ms"] is None and loaded["server_segment_min_bytes"] is None
+    back = read_table(path, fmt, "flows")
+    pd.testing.assert_frame_equal(back, df)
+    assert back[[f"server_{c}" for c in NO_SAMPLE_COLUMNS]].isna().all().all()
+
+
+def test_median_rtt_over_a_capture_ignores_connections_without_samples(
+        result: tcptrace_py.AnalysisResult) -> None:
+    """The mixed capture: one graceful exchange with RTT samples beside a refused, an
+    unanswered and an open connection. The median RTT is that of the measured connections,
+    not pulled to 0 by those that had no sample."""
+    df = result.flows
+    rtt = df["server_rtt_avg_ms"]
+    measured = df["server_rtt_samples"] > 0
+    assert rtt[~measured].isna().all() and rtt[measured].notna().all()
+    assert rtt.median() == rtt[measured].median() > 0

@@ -113,3 +113,95 @@ def test_scenarios_plots(pcap: Path, tmp_path: Path) -> None:
     fig.savefig(out, dpi=40)
     plt.close(fig)
     _png(out)
+
+
+SAMPLE_LOSS = Path(__file__).resolve().parents[1] / "samples" / "data_loss_retrans.pcap"
+
+
+@pytest.mark.skipif(not SAMPLE_LOSS.exists(), reason="samples/ absent")
+def test_frame_window_keeps_the_whole_connections_origin(tmp_path: Path) -> None:
+    """``--frames A-B`` / ``frames=(A, B)``: only that stretch is drawn, at the same times and
+    relative sequence numbers as in the whole plot (the stretch lacks the SYNs)."""
+    res = tcptrace_py.analyze(SAMPLE_LOSS, packets=True)
+    whole = plots.flow_packets(res, 0)
+    part = whole.stretch(40, 80)
+    assert {s.frame for s, _c, _m in part.segments} == \
+        {s.frame for s, _c, _m in whole.segments if 40 <= s.frame <= 80}
+    assert part.t0_ns == whole.t0_ns and part.base_seq(True) == whole.base_seq(True)
+    assert part.wscale(False) == whole.wscale(False) > 0
+    times_whole = {s.frame: t for t, s, _c, _m in plots._times(whole)}
+    for t, seg, _c, _m in plots._times(part):
+        assert t == times_whole[seg.frame]
+    ax = plots.plot_flow(res, 0, "tsg", frames=(40, 80))
+    xs = [x for line in ax.get_lines() for x in line.get_xdata()]
+    assert xs and min(xs) >= times_whole[min(times_whole, key=lambda f: abs(f - 40))] - 1e-9
+    out = tmp_path / "w.png"
+    cli = CliRunner().invoke(main, ["plot", str(SAMPLE_LOSS), "--flow", "0", "--frames",
+                                    "40-80", "-o", str(out)])
+    assert cli.exit_code == 0 and out.stat().st_size > 0
+    cli = CliRunner().invoke(main, ["plot", str(SAMPLE_LOSS), "--flow", "0", "--frames",
+                                    "900000-", "-o", str(out)])
+    assert cli.exit_code == 2 and "no packet of flow 0 in frames 900000-" in cli.output
+    cli = CliRunner().invoke(main, ["plot", str(SAMPLE_LOSS), "--kind", "timeline",
+                                    "--frames", "1-5", "-o", str(out)])
+    assert cli.exit_code == 2
+    plots._plt().close("all")
+
+
+SAMPLES_DIR = Path(__file__).resolve().parents[1] / "samples"
+
+
+@pytest.mark.skipif(not SAMPLES_DIR.exists(), reason="samples/ absent")
+def test_plots_people_can_read() -> None:
+    """Byte axes in kB/MB with the unit in the label, the throughput bin in ms, averages in
+    kB/s, a large advertised window clipped instead of squashing the data, a note instead of
+    an empty panel (issue 17 item 13)."""
+    res = tcptrace_py.analyze(SAMPLES_DIR / "data_loss_retrans.pcap", packets=True)
+    ax = plots.plot_flow(res, 0, "tsg")
+    assert ax.get_ylabel() == "relative sequence number (kB)"
+    assert ax.yaxis.get_major_formatter()(60_000, 0) == "60"
+    labels = ax.get_legend_handles_labels()[1]
+    assert "ACK + advertised window (clipped)" in labels
+    window_line = next(line for line in ax.get_lines()
+                       if line.get_label().startswith("ACK + advertised"))
+    assert max(window_line.get_ydata()) > ax.get_ylim()[1]      # clipped, not squashing
+    data_top = max(res.records[0]["client_unique_bytes"], 1)
+    assert ax.get_ylim()[1] < 1.2 * data_top
+    ax = plots.plot_flow(res, 0, "throughput")
+    assert ax.get_ylabel() == "payload, 1.46 ms bins (MB/s)"
+    assert any(lab.endswith("kB/s") for lab in ax.get_legend_handles_labels()[1])
+    ax = plots.plot_flow(res, 0, "window")
+    assert ax.get_ylabel() == "advertised window, bytes in flight (kB)"
+    refused = tcptrace_py.analyze(SAMPLES_DIR / "refused.pcap", packets=True)
+    ax = plots.plot_flow(refused, 0, "rtt", direction="server")
+    assert [t.get_text() for t in ax.texts] == [
+        "no RTT sample (no ACK acknowledged a segment sent once)"]
+    plots._plt().close("all")
+
+
+def test_timeline_shows_zero_length_connections_and_no_empty_panel(tmp_path: Path) -> None:
+    """A one-packet connection (0 s) is still a visible bar; without RSTs there is no RST
+    rate panel; with them there is."""
+    from captures_util import tcp_frame, write_pcap
+
+    from tcptrace_py.segment import ACK, FIN, SYN
+
+    t0 = 1_700_000_000_000_000_000
+    s = 1_000_000_000
+    frames = [(t0, tcp_frame("10.0.0.1", "10.0.0.2", 4000, 80, 1, 0, SYN))]  # alone, 0 s
+    frames += [(t0 + i * s, f) for i, f in enumerate([
+        tcp_frame("10.0.0.1", "10.0.0.2", 4001, 80, 100, 0, SYN),
+        tcp_frame("10.0.0.2", "10.0.0.1", 80, 4001, 500, 101, SYN | ACK),
+        tcp_frame("10.0.0.1", "10.0.0.2", 4001, 80, 101, 501, ACK),
+        tcp_frame("10.0.0.1", "10.0.0.2", 4001, 80, 101, 501, FIN | ACK),
+        tcp_frame("10.0.0.2", "10.0.0.1", 80, 4001, 501, 102, FIN | ACK),
+        tcp_frame("10.0.0.1", "10.0.0.2", 4001, 80, 102, 502, ACK)], 1)]
+    pcap = write_pcap(tmp_path / "t.pcap", frames)
+    ax = plots.plot_timeline(pcap)
+    widths = sorted(p.get_width() for p in ax.patches)
+    span = 6.0
+    assert widths[0] >= span * plots.ZERO_LENGTH_MIN_FRACTION
+    assert len(ax.figure.axes) == 1
+    ax = plots.plot_timeline(SAMPLES_DIR / "rst_abort.pcap")
+    assert len(ax.figure.axes) == 2
+    plots._plt().close("all")

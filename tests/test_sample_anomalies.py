@@ -48,3 +48,17 @@ def test_sample_anomalies(name: str) -> None:
     capture_codes = {a.code for a in engine.summary.anomalies if a.flow_id is None}
     missing_capture = set(sample["capture_anomalies"]) - capture_codes
     assert not problems and not missing_capture, (problems, missing_capture)
+
+
+def test_normal_sample_raises_no_finding_at_all() -> None:
+    """The README's first command (``tcptrace-py analyze samples/normal.pcap``) shows a
+    healthy connection: no finding of any severity, connection or capture-wide, and no
+    warning. The sample is captured whole (``snaplen`` 0 in expected.json): the other
+    samples' 200-byte snaplen cuts payloads, a ``truncated_frames`` info finding."""
+    assert EXPECTED["normal"]["capture"]["snaplen"] == 0
+    engine = Engine()
+    results = list(engine.run(str(SAMPLES / "normal.pcap")))
+    assert len(results) == 1 and results[0].record["close"] == "graceful"
+    assert [a.code for r in results for a in r.anomalies] == []
+    assert engine.summary.anomalies == []
+    assert engine.diag.warnings == []

@@ -1079,6 +1079,11 @@ DIRECTION_COLUMNS = (
     "rto_backoff_ratio_avg", "isn", "midstream",
 )
 """Per-direction record columns, without their ``client_``/``server_`` prefix, in order."""
+NULLABLE_INT_COLUMNS = frozenset({"segment_min_bytes", "segment_max_bytes",
+                                  "window_min_bytes", "window_max_bytes"})
+"""Integer columns that are None without a sample (a direction that sent no data, no
+window field): frames.py gives them a nullable integer dtype. Every other column that can
+be None (RTT, intervals, averages, rates) is a float, NaN when missing."""
 _PREFIXED = {p: tuple(p + name for name in DIRECTION_COLUMNS) for p in ("client_", "server_")}
 
 
@@ -1134,33 +1139,38 @@ def _direction_values(st: DirectionStats, state: SenderState,
         st.timestamps,  # timestamps
         st.iw_bytes,  # initial_window_bytes
         st.iw_pkts,  # initial_window_pkts
-        st.seg_min,  # segment_min_bytes
-        st.seg_max,  # segment_max_bytes
-        round(st.data_bytes / st.data_pkts, 1) if st.data_pkts else 0,  # segment_avg_bytes
-        max(st.win_min, 0),  # window_min_bytes
-        st.win_max,  # window_max_bytes
-        round(st.win_sum / st.win_n, 1) if st.win_n else 0,  # window_avg_bytes
-        round(st.idle_max_ns / 1e6, 3) if st.idle_max_ns else 0.0,  # idle_max_ms
-        # throughput_bytes_per_s:
-        (round(st.unique_bytes * 1e9 / duration_ns, 1) if duration_ns > 0 else 0.0),
+        # Figures without a sample are None (NaN/<NA> in frames, null in JSON), never 0: a
+        # 0 would read as a measurement (a zero window, a 0 ms RTT) and pull medians down.
+        st.seg_min if st.seg_max else None,  # segment_min_bytes
+        st.seg_max if st.seg_max else None,  # segment_max_bytes
+        round(st.data_bytes / st.data_pkts, 1) if st.data_pkts else None,  # segment_avg_bytes
+        st.win_min if st.win_n else None,  # window_min_bytes
+        st.win_max if st.win_n else None,  # window_max_bytes
+        round(st.win_sum / st.win_n, 1) if st.win_n else None,  # window_avg_bytes
+        # idle_max_ms: a gap needs two packets of this direction.
+        round(st.idle_max_ns / 1e6, 3) if st.packets > 1 else None,
+        # throughput_bytes_per_s: no rate over a zero-length connection.
+        (round(st.unique_bytes * 1e9 / duration_ns, 1) if duration_ns > 0 else None),
         st.truncated_bytes,  # truncated_bytes
         st.truncated_pkts,  # truncated_pkts
         st.tso_pkts,  # tso_supersegments
         rtt.count,  # rtt_samples
         st.ambiguous_acks,  # rtt_ambiguous_acks
-        round(rtt.min / 1e6, 3) if rtt.count else 0.0,  # rtt_min_ms
-        round(rtt.mean / 1e6, 3) if rtt.count else 0.0,  # rtt_avg_ms
-        round(rtt.max / 1e6, 3) if rtt.count else 0.0,  # rtt_max_ms
-        round(rtt.stdev / 1e6, 3) if rtt.count > 1 else 0.0,  # rtt_stdev_ms
+        round(rtt.min / 1e6, 3) if rtt.count else None,  # rtt_min_ms
+        round(rtt.mean / 1e6, 3) if rtt.count else None,  # rtt_avg_ms
+        round(rtt.max / 1e6, 3) if rtt.count else None,  # rtt_max_ms
+        # rtt_stdev_ms: the sample standard deviation needs two samples.
+        round(rtt.stdev / 1e6, 3) if rtt.count > 1 else None,
         # handshake_rtt_ms:
         round(st.handshake_rtt_ns / 1e6, 3) if st.handshake_rtt_ns >= 0 else None,
         round(est.srtt_ns / 1e6, 3) if est.srtt_ns is not None else None,  # srtt_ms
         round(est.rttvar_ns / 1e6, 3) if est.rttvar_ns is not None else None,  # rttvar_ms
         round(est.rto_ns / 1e6, 3),  # rto_ms
-        round(rxi.min / 1e6, 3) if rxi.count else 0.0,  # rexmit_interval_min_ms
-        round(rxi.max / 1e6, 3) if rxi.count else 0.0,  # rexmit_interval_max_ms
-        round(rxi.mean / 1e6, 3) if rxi.count else 0.0,  # rexmit_interval_avg_ms
-        round(st.backoff_ratio.mean, 3) if st.backoff_ratio.count else 0.0,  # rto_backoff_ratio_avg
+        round(rxi.min / 1e6, 3) if rxi.count else None,  # rexmit_interval_min_ms
+        round(rxi.max / 1e6, 3) if rxi.count else None,  # rexmit_interval_max_ms
+        round(rxi.mean / 1e6, 3) if rxi.count else None,  # rexmit_interval_avg_ms
+        # rto_backoff_ratio_avg:
+        round(st.backoff_ratio.mean, 3) if st.backoff_ratio.count else None,
         st.isn,  # isn
         st.midstream,  # midstream
     )

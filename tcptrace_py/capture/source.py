@@ -160,7 +160,10 @@ def open_source(source: object, display: str) -> OpenedSource:
         for f in to_close:
             f.close()
         raise CaptureError(f"{display}: cannot read ({exc})") from None
-    stream: Any = _Prefixed(head, raw)
+    # A stream handed to us (standard input, a pipe, a socket) is read with read1: read(n)
+    # would wait for n bytes (1 MiB), so a live ``tcpdump -U -w - | tcptrace-py analyze -``
+    # would analyse nothing until a mebibyte had arrived. Files we opened keep read(n).
+    stream: Any = _Prefixed(head, raw, partial_reads=not to_close)
     compression: str | None = None
     inner: IO[bytes] | Any
     if head.startswith(GZIP_MAGIC):

@@ -22,6 +22,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from tcptrace_py import units
 from tcptrace_py.connection import Connection
 from tcptrace_py.diagnostics import Diagnostics
 from tcptrace_py.events import Anomaly
@@ -124,6 +125,12 @@ def register(cls: type[Detector]) -> type[Detector]:
 def seconds(ns: int) -> float:
     """Integer nanoseconds -> seconds rounded to the microsecond (for details)."""
     return round(ns / NS_PER_S, 6)
+
+
+def human(ns: int) -> str:
+    """Integer nanoseconds as a reader's duration (``175 ms``, ``2 min 5 s``) for summaries;
+    details keep :func:`seconds`."""
+    return units.seconds(ns / NS_PER_S)
 
 
 def intervals_s(ts_ns: list[int]) -> list[float]:

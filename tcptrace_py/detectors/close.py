@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from tcptrace_py.connection import Connection, NotablePacket
-from tcptrace_py.detectors.base import Code, Detector, Param, register, seconds
+from tcptrace_py.detectors.base import Code, Detector, Param, human, register, seconds
 from tcptrace_py.events import Anomaly
 from tcptrace_py.fsm import EndpointMachine, TcpState
 from tcptrace_py.segment import ACK, FIN, RST
@@ -164,7 +164,7 @@ class CloseWaitStuck(Detector):
                 out.append(self.make(
                     "close_wait_stuck", conn.flow_id, peer_fin.frame, conn.last_frame,
                     peer_fin.ts_ns, f"{name} never closed after the peer's FIN (CLOSE_WAIT "
-                    f"for at least {seconds(stuck_ns):g} s, to the capture end)",
+                    f"for at least {human(stuck_ns)}, to the capture end)",
                     {"by": name, "peer_fin_frame": peer_fin.frame,
                      "stuck_s_at_least": seconds(stuck_ns), "closed": False},
                     severity=None if long_enough else "info"))
@@ -173,7 +173,7 @@ class CloseWaitStuck(Detector):
                 if delay_ns >= int(float(self.p["max_close_delay_s"]) * 1e9):
                     out.append(self.make(
                         "close_wait_stuck", conn.flow_id, peer_fin.frame, own_fin.frame,
-                        peer_fin.ts_ns, f"{name} closed {seconds(delay_ns):g} s after the "
+                        peer_fin.ts_ns, f"{name} closed {human(delay_ns)} after the "
                         "peer's FIN", {"by": name, "peer_fin_frame": peer_fin.frame,
                                        "fin_frame": own_fin.frame,
                                        "stuck_s_at_least": seconds(delay_ns),
@@ -227,7 +227,7 @@ class CloseKinds(Detector):
                     "data_after_close", conn.flow_id, fin.frame, rst.frame, fin.ts_ns,
                     f"{name} had closed (FIN) and reset the {arrived} bytes {other} sent that "
                     f"reached it after its FIN: {other}'s data was discarded "
-                    f"({seconds(rst.ts_ns - fin.ts_ns):g} s after the close)",
+                    f"({human(rst.ts_ns - fin.ts_ns)} after the close)",
                     {"by": name, "fin_frame": fin.frame, "rst_frame": rst.frame,
                      "discarded_bytes_at_least": arrived,
                      "fin_to_rst_s": seconds(rst.ts_ns - fin.ts_ns),

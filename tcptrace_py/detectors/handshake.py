@@ -10,12 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
+from tcptrace_py import units
 from tcptrace_py.connection import Connection
 from tcptrace_py.detectors.base import (
     Code,
     Detector,
     Param,
     ParamValue,
+    human,
     intervals_s,
     register,
     seconds,
@@ -118,7 +120,7 @@ class UnansweredSyn(Detector):
             "server": endpoint_text(conn.server_addr, conn.server_port),
         }
         summary = (f"{attempts} SYN(s) to {details['server']} never answered"
-                   + (f"; retries after {', '.join(f'{g:g}' for g in gaps)} s ({pattern})"
+                   + (f"; retries after {units.seconds_list(gaps)} ({pattern})"
                       if gaps else "")
                    + ("; client gave up" if gave_up else ""))
         return (self.make("unanswered_syn", conn.flow_id, syns[0].frame, syns[-1].frame,
@@ -340,7 +342,7 @@ class TimeWaitReuse(Detector):
                 }
                 out.append(self.make(
                     "time_wait_reuse", conn.flow_id, conn.first_frame, conn.first_frame,
-                    conn.first_ts_ns, f"new SYN reuses the 4-tuple {seconds(gap_ns):g} s after "
+                    conn.first_ts_ns, f"new SYN reuses the 4-tuple {human(gap_ns)} after "
                     f"the previous incarnation, whose {tw_side} was in TIME_WAIT", details,
                     severity="warning" if failed else None))
         if conn.end_reason == "new_incarnation":

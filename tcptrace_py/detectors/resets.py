@@ -19,6 +19,7 @@ from tcptrace_py.detectors.base import (
     Detector,
     Param,
     ParamValue,
+    human,
     register,
     seconds,
 )
@@ -362,7 +363,7 @@ class ResetKinds(Detector):
                 conn.last_ts_ns - rst.ts_ns < idle_ns:
             out.append(self.make(
                 "reset_after_idle", conn.flow_id, rst.frame, rst.frame, rst.ts_ns,
-                f"RST from {name} after the connection sat idle {seconds(idle_ns):g} s",
+                f"RST from {name} after the connection sat idle {human(idle_ns)}",
                 {"by": name, "rst_frame": rst.frame, "idle_s": seconds(idle_ns)}))
         return out
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from tcptrace_py import units
 from tcptrace_py.analysis.evidence import Retransmission
 from tcptrace_py.connection import Connection
 from tcptrace_py.detectors.base import Code, Detector, Param, register, seconds
@@ -174,7 +175,7 @@ class RetransmissionTiming(Detector):
         return [self.make(
             "rto_backoff", conn.flow_id, worst[0].frame, worst[-1].frame, worst[0].ts_ns,
             f"{name} timed out {len(worst)} times on the same data (seq {worst[0].seq}), "
-            f"intervals {', '.join(f'{seconds(g):g}' for g in gaps)} s",
+            f"intervals {units.seconds_list([g / 1e9 for g in gaps])}",
             {"by": name, "seq": worst[0].seq, "timeouts": len(worst),
              "original_frame": worst[0].original_frame, "frames": [r.frame for r in worst],
              "intervals_s": [seconds(g) for g in gaps], "ratios": ratios,

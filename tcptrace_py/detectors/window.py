@@ -10,7 +10,7 @@ from collections.abc import Iterable
 
 from tcptrace_py.analysis.evidence import ZeroWindowPeriod
 from tcptrace_py.connection import Connection
-from tcptrace_py.detectors.base import NS_PER_S, Code, Detector, Param, register, seconds
+from tcptrace_py.detectors.base import NS_PER_S, Code, Detector, Param, human, register, seconds
 from tcptrace_py.events import Anomaly
 
 SIDES = ("client", "server")
@@ -94,7 +94,7 @@ class WindowDetector(Detector):
                     "zero_window_stall", conn.flow_id, first.start_frame,
                     last.end_frame if last.end_frame >= 0 else conn.last_frame,
                     first.start_ts_ns, f"{name} advertised a zero window for "
-                    f"{seconds(longest):g} s ({total_probes} probes)"
+                    f"{human(longest)} ({total_probes} probes)"
                     + ("" if reopened else ", never reopened"), details))
         full = a.window_full_events
         if len(full) >= int(self.p["window_full_min_events"]):
@@ -122,7 +122,7 @@ class WindowDetector(Detector):
         return self.make(
             code, conn.flow_id, first.start_frame,
             last.end_frame if last.end_frame >= 0 else conn.last_frame, first.start_ts_ns,
-            f"{name} closed its window {len(brief)} time(s), at most {seconds(longest):g} s; "
+            f"{name} closed its window {len(brief)} time(s), at most {human(longest)}; "
             f"{what}", {"side": name, "periods": len(brief), "duration_s": seconds(longest),
                         "probes": probes, "by": sender if probes else name,
                         "reopened": all(zp.end_frame >= 0 for zp, _ in brief)})
