@@ -138,11 +138,9 @@ cdef class Segment:
         return self.payload_len + (1 if self.flags & SYN else 0) + (1 if self.flags & FIN else 0)
 
     def __repr__(self):
-        from tcptrace_py.segment import addr_text, flags_text
+        from tcptrace_py.segment import ReferenceSegment
 
-        return (f"Segment(frame={self.frame}, {addr_text(self.src)}:{self.sport} > "
-                f"{addr_text(self.dst)}:{self.dport} [{flags_text(self.flags)}] "
-                f"seq={self.seq} ack={self.ack} win={self.window} len={self.payload_len})")
+        return ReferenceSegment.__repr__(self)  # the same text: it reads only the fields
 
 
 # ---------------------------------------------------------------- decoding (decode.py)
@@ -989,7 +987,7 @@ cpdef long long steady_segment(object conn_obj, Segment seg) except? -2:
         if sorder is None:
             sorder = snd.order = _deque()
         sorder.append(new)
-        if len(sorder) > an.options.max_unacked_segments:
+        if len(sorder) > an._max_unacked:
             an._forget_oldest(snd)  # SequenceAnalyzer.on_segment's in-order branch (cap)
         if not snd.iw_done:
             st.iw_bytes += plen

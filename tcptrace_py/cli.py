@@ -1433,32 +1433,14 @@ def _segment_details(path: str, rec: dict[str, Any],
     does); nothing for standard input, which cannot be read twice."""
     if path == "-" or not wanted:
         return {}
-    import ipaddress
+    from tcptrace_py.capture import read_flow_segments
 
-    from tcptrace_py.capture import read_frames
-    from tcptrace_py.decode import Decoder
-
-    c_key = (ipaddress.ip_address(rec["client_ip"]).packed, int(rec["client_port"]))
-    s_key = (ipaddress.ip_address(rec["server_ip"]).packed, int(rec["server_port"]))
-    diag = Diagnostics()
-    decode = Decoder(diag).decode
     base: dict[bool, int] = {}
     wscale: dict[bool, int] = {}
     out: dict[int, _SegmentDetail] = {}
-    lo, hi = int(rec["first_frame"]), max(wanted)
     try:
-        for frame_no, ts_ns, linktype, data, wire_len in read_frames(path, diag):
-            if frame_no < lo:
-                continue
-            if frame_no > hi:
-                break
-            seg = decode(linktype, data, frame_no, ts_ns, wire_len)
-            if seg is None:
-                continue
-            src, dst = (seg.src, seg.sport), (seg.dst, seg.dport)
-            if (src, dst) not in ((c_key, s_key), (s_key, c_key)):
-                continue
-            fc = src == c_key  # (a self-connect has one key: its segments count as client)
+        for seg, fc in read_flow_segments(path, rec, max(wanted)):
+            frame_no = seg.frame
             syn = bool(seg.flags & 0x02)
             if fc not in base:  # without its SYN the first byte seen is 1
                 base[fc] = seg.seq if syn else (seg.seq - 1) % SEQ_MOD

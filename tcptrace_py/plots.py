@@ -21,16 +21,13 @@ last frame with its 4-tuple, decoded by the same Decoder the engine uses.
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from tcptrace_py import units
 from tcptrace_py.analysis import flags as af
-from tcptrace_py.capture import read_frames
-from tcptrace_py.decode import Decoder
-from tcptrace_py.diagnostics import Diagnostics
+from tcptrace_py.capture import read_flow_segments
 from tcptrace_py.segment import ACK, FIN, RST, SYN, Segment
 
 if TYPE_CHECKING:
@@ -162,25 +159,8 @@ def flow_packets(result_or_path: Any, flow_id: int) -> FlowPackets:
     if rec is None:
         raise KeyError(f"no connection with flow_id {flow_id}")
     masks = {row[0]: row[5] for row in res.packet_rows() if row[2] == flow_id}
-    c_addr = ipaddress.ip_address(rec["client_ip"]).packed
-    s_addr = ipaddress.ip_address(rec["server_ip"]).packed
-    c_port, s_port = int(rec["client_port"]), int(rec["server_port"])
-    first, last = int(rec["first_frame"]), int(rec["last_frame"])
-    diag = Diagnostics()
-    decode = Decoder(diag).decode
-    segs: list[tuple[Segment, bool, int]] = []
-    for frame_no, ts_ns, linktype, data, wire_len in read_frames(res.reopen(), diag):
-        if frame_no < first:
-            continue
-        if frame_no > last:
-            break
-        seg = decode(linktype, data, frame_no, ts_ns, wire_len)
-        if seg is None:
-            continue
-        if (seg.src, seg.sport, seg.dst, seg.dport) == (c_addr, c_port, s_addr, s_port):
-            segs.append((seg, True, masks.get(frame_no, 0)))
-        elif (seg.src, seg.sport, seg.dst, seg.dport) == (s_addr, s_port, c_addr, c_port):
-            segs.append((seg, False, masks.get(frame_no, 0)))
+    segs = [(seg, fc, masks.get(seg.frame, 0))
+            for seg, fc in read_flow_segments(res.reopen(), rec, int(rec["last_frame"]))]
     return FlowPackets(rec, segs)
 
 

@@ -12,7 +12,8 @@ with the two fused for classic pcap (see capture/pcap.py): what the engine itera
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import ipaddress
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, TypeVar
 
 from tcptrace_py import implementation
@@ -36,7 +37,8 @@ from tcptrace_py.decode import Decoder
 from tcptrace_py.diagnostics import CaptureError, Diagnostics
 from tcptrace_py.segment import Segment
 
-__all__ = ["CaptureError", "Frame", "read_frames", "read_segments", "describe",
+__all__ = ["CaptureError", "Frame", "read_frames", "read_segments", "read_flow_segments",
+           "describe",
            "MAX_RECORD_BYTES", "CHUNK_BYTES"]
 
 _T = TypeVar("_T")
@@ -88,17 +90,39 @@ def read_segments(source: object, diag: Diagnostics, decoder: Decoder, *,
     if compiled is not None:
         # The compiled twins: the pcap record loop and the decoder's common cases in C, the
         # reference decoder behind them for every other frame (tcptrace_py/_engine.pyx).
-        fast = compiled.Decoder(decoder)
-        return _read(source, diag, strict, name,
-                     lambda stream, display: compiled.read_pcap_segments(
-                         stream, b"", display, diag, strict, fast),
-                     lambda stream, display: read_pcapng_segments(stream, b"", display, diag,
-                                                                  strict, fast))
+        decoder = compiled.Decoder(decoder)
+    pcap_segments = compiled.read_pcap_segments if compiled is not None else read_pcap_segments
     return _read(source, diag, strict, name,
-                 lambda stream, display: read_pcap_segments(stream, b"", display, diag,
-                                                            strict, decoder),
+                 lambda stream, display: pcap_segments(stream, b"", display, diag, strict,
+                                                       decoder),
                  lambda stream, display: read_pcapng_segments(stream, b"", display, diag,
                                                               strict, decoder))
+
+
+def read_flow_segments(source: object, rec: Mapping[str, Any], last_frame: int,
+                       diag: Diagnostics | None = None) -> Iterator[tuple[Segment, bool]]:
+    """One connection's segments, ``(segment, from_client)``, re-read from the capture: the
+    frames between the record's ``first_frame`` and ``last_frame`` whose 4-tuple is the
+    record's, in either direction (a self-connect's segments count as the client's). For
+    views that need per-packet detail the engine does not keep (the ladder, the plots)."""
+    client = (ipaddress.ip_address(rec["client_ip"]).packed, int(rec["client_port"]))
+    server = (ipaddress.ip_address(rec["server_ip"]).packed, int(rec["server_port"]))
+    diag = diag if diag is not None else Diagnostics()
+    decode = Decoder(diag).decode
+    first = int(rec["first_frame"])
+    for frame_no, ts_ns, linktype, data, wire_len in read_frames(source, diag):
+        if frame_no < first:
+            continue
+        if frame_no > last_frame:
+            break
+        seg = decode(linktype, data, frame_no, ts_ns, wire_len)
+        if seg is None:
+            continue
+        src, dst = (seg.src, seg.sport), (seg.dst, seg.dport)
+        if src == client and dst == server:
+            yield seg, True
+        elif src == server and dst == client:
+            yield seg, False
 
 
 def _read(source: object, diag: Diagnostics, strict: bool, name: str | None,
