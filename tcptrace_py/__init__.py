@@ -21,7 +21,13 @@ from __future__ import annotations
 from collections.abc import Generator
 from typing import TYPE_CHECKING, Any
 
+from tcptrace_py import compiled_modules
+
 __version__ = "0.1.0"
+
+# Before any engine module loads: the reference's source where it was asked for or where the
+# compiled copy is stale (compiled_modules.py says why).
+compiled_modules.install()
 
 if TYPE_CHECKING:
     from tcptrace_py.engine import Source

@@ -40,9 +40,29 @@ def _json_default(obj: object) -> object:
     return str(obj)
 
 
+try:
+    import orjson as _orjson
+except ImportError:  # pragma: no cover - orjson is a dependency; json is the fallback
+    _orjson = None  # type: ignore[assignment]
+
+_ORJSON_OPTS = 0 if _orjson is None else _orjson.OPT_NON_STR_KEYS
+
+
 def dumps(obj: object) -> str:
-    """One JSON value on one line (JSONL), non-JSON values as text."""
-    return json.dumps(obj, default=_json_default)
+    """One JSON value on one line (JSONL), non-JSON values as text, compact.
+
+    orjson encodes a record about four times faster than ``json`` (a third of the Python
+    time of an uneventful connection went to ``json.dumps``, issue 16). The ``json``
+    fallback (orjson absent, or an integer beyond 64 bits, which orjson refuses) writes the
+    same compact form, so the output does not depend on which encoder ran.
+    """
+    if _orjson is not None:
+        try:
+            return _orjson.dumps(obj, default=_json_default, option=_ORJSON_OPTS).decode()
+        except TypeError:
+            pass
+    return json.dumps(obj, default=_json_default, separators=(",", ":"),
+                      ensure_ascii=False)
 
 
 def anomaly_dict(a: Anomaly, capture: str | None = None) -> dict[str, Any]:

@@ -15,15 +15,13 @@ Both engines give identical records, events, anomalies and diagnostics on every 
 from __future__ import annotations
 
 import importlib
-import os
 from types import MemberDescriptorType, ModuleType
 from typing import Any, TypeVar, cast
 
-PURE_ENV = "TCPTRACE_PY_PURE"
-"""Environment variable that forces the pure-Python reference engine."""
+from tcptrace_py.compiled_modules import PURE_ENV, forced_pure
 
-forced_pure = os.environ.get(PURE_ENV, "") not in ("", "0")
-"""True when the user asked for the reference engine."""
+__all__ = ["API_VERSION", "ENGINE", "PURE_ENV", "compiled", "describe", "forced_pure",
+           "missing_reason", "twin", "warn_once_if_missing"]
 
 compiled: ModuleType | None = None
 """The compiled module, or None when the reference engine runs."""
@@ -84,6 +82,12 @@ ENGINE = "compiled (Cython)" if compiled is not None else "pure Python"
 def describe() -> str:
     """One line for ``--version``: which engine runs and, for the reference, why."""
     if compiled is not None:
+        from tcptrace_py import compiled_modules
+
+        stale = compiled_modules.install().stale
+        if stale:
+            return (f"engine: {ENGINE}; {len(stale)} module(s) edited since the build run "
+                    "from source (rebuild: pip install -e .)")
         return f"engine: {ENGINE}"
     why = f"{PURE_ENV} is set" if forced_pure else "the compiled extension is not built"
     return f"engine: {ENGINE} ({why})"

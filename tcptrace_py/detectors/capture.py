@@ -111,7 +111,7 @@ class CaptureArtifacts(Detector):
             if self.truncated_first_frame < 0 or first < self.truncated_first_frame:
                 self.truncated_first_frame = first
                 self.truncated_ts_ns = first_ts
-            self.truncated_last_frame = max([self.truncated_last_frame, *cut_frames])
+            self.truncated_last_frame = max([self.truncated_last_frame] + cut_frames)
         return out
 
     def _one_sided(self, conn: Connection, seen: int) -> Anomaly:
