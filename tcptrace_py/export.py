@@ -14,7 +14,6 @@ clock) and the ``uid`` is a hash of the connection's identity.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from collections import Counter
@@ -226,6 +225,8 @@ def zeek_uid(record: Mapping[str, Any], capture: str | None = None) -> str:
     key = (f"{capture or ''}|{record['flow_id']}|{record['client_ip']}|"
            f"{record['client_port']}|{record['server_ip']}|{record['server_port']}|"
            f"{record['start_ts']!r}")
+    import hashlib  # here: only Zeek output needs it, and its import is a start-up cost
+
     n = int.from_bytes(hashlib.blake2b(key.encode(), digest_size=12).digest(), "big")
     chars = []
     while n:

@@ -102,12 +102,11 @@ def decompression_errors() -> tuple[type[BaseException], ...]:
     # back"): it is not an OSError (found by tests/fuzz/fuzz_reader.py).
     errs: list[type[BaseException]] = [OSError, EOFError, lzma.LZMAError, ValueError,
                                        zlib.error]
-    try:
-        import zstandard
-
+    # A zstd stream was opened through ``zstandard`` (imported then): only then can its
+    # error occur, so a start-up that reads no zstd capture does not import it.
+    zstandard = sys.modules.get("zstandard")
+    if zstandard is not None:
         errs.append(zstandard.ZstdError)
-    except ImportError:  # pragma: no cover - zstandard is optional
-        pass
     return tuple(errs)
 
 

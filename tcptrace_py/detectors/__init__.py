@@ -36,11 +36,6 @@ from tcptrace_py.diagnostics import Diagnostics
 from tcptrace_py.events import Anomaly
 from tcptrace_py.options import Options
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - Python 3.10: the same parser, packaged as tomli
-    import tomli as tomllib
-
 __all__ = ["CODES", "DEFAULTS", "REGISTRY", "Code", "Detector", "DetectorSet", "Param",
            "codes", "load_config", "parameters", "parse_param", "register", "resolve_params"]
 
@@ -152,6 +147,11 @@ def load_config(path: str | Path) -> dict[str, ParamValue]:
 
     The tables may also sit under a ``[detectors]`` table (``[detectors.rst_storm]``).
     """
+    # Imported here, not at start-up: only --config reads TOML.
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - Python 3.10: the same parser, packaged as tomli
+        import tomli as tomllib
     try:
         with open(path, "rb") as fh:
             data = tomllib.load(fh)
