@@ -16,14 +16,19 @@ Theory of operation:
 3. The parent appends each status row to ``DIR/_manifest.jsonl`` as soon as it arrives
    (one flushed, fsync'ed line per capture), and rewrites ``DIR/captures.parquet`` from the
    manifest at the end (also when interrupted). A rerun skips captures whose path, size and
-   mtime match a manifest row (``force`` redoes them), so an interrupted batch resumes.
+   mtime match a manifest row (``force`` redoes them), so an interrupted batch resumes; a
+   failure recorded as transient (the environment's: disk full, out of memory, a missing
+   module, a lost worker; :func:`failure_kind`) is retried.
 4. Executors: a local :class:`~concurrent.futures.ProcessPoolExecutor` (forkserver, so the
    parent's threads are never forked) with at most ``jobs`` tasks in flight; when a worker
    dies the pool breaks, and the captures that were in flight are rerun one by one in their
    own process, which names the culprit (its exit code is recorded) and saves the others.
    With ``scheduler`` the same task runs on a dask.distributed cluster (workers must see the
    same file system); Dask itself retries a task whose worker died, then reports
-   ``KilledWorker``, which is recorded like any other failure.
+   ``KilledWorker`` (a transient failure). A cluster left without any worker fails the
+   batch after ``worker_timeout_s`` instead of waiting forever.
+5. Nothing outlives the batch: local workers exit when the batch process ends, however it
+   ends (:func:`_exit_with_batch`), and an interrupted pool is stopped, not waited for.
 
 This is a sink (like cli.py): it reads the clock for elapsed times. The tables are
 frames.py's DataFrames (so a batch's flows table has exactly the dtypes of
@@ -1060,10 +1065,10 @@ def require_extra(module: str, extra: str) -> None:
     import importlib.util
 
     try:
-        # Imported, not only found: a broken install (a missing shared library, an ABI
-        # mismatch) would otherwise fail every capture in the workers.
-        found = importlib.util.find_spec(module) is not None and bool(
-            importlib.import_module(module))
+        # Found, not imported: importing pyarrow starts threads (jemalloc's), and a process
+        # with threads cannot fork its workers (local_start_method). A meta-path finder
+        # that hides the module raises ImportError from find_spec itself.
+        found = importlib.util.find_spec(module) is not None
     except ImportError:
         found = False
     if not found:

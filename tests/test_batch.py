@@ -426,6 +426,7 @@ def test_analyze_many_from_script_without_main_guard(tmp_path: Path) -> None:
     assert res.returncode == 0, res.stderr
     assert res.stdout.count("TOP") == 1, res.stdout
     assert "METHOD fork" in res.stdout
+    assert "RuntimeWarning" not in res.stderr  # really forked, not analysed in-process
     assert "STATUS ok,ok" in res.stdout
     assert f"FLOWS {_expected_flows()}" in res.stdout
     assert "bootstrapping" not in res.stderr

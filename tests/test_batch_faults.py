@@ -162,6 +162,18 @@ if __name__ == "__main__":
 """``tcptrace-py batch`` in its own process with a fault-injection hook of this module."""
 
 
+UNGUARDED_WITH_HOOK = """\
+import sys
+from tcptrace_py.batch import local_start_method, run_batch
+import test_batch_faults
+
+assert local_start_method() == "fork"  # top level, no main guard: forked workers
+run_batch([sys.argv[2]], sys.argv[4], jobs=int(sys.argv[6]),
+          before_capture=getattr(test_batch_faults, sys.argv[1]))
+"""
+"""The same arguments, through ``run_batch`` called from a script's top level."""
+
+
 def _hook_command(tmp_path: Path, hook: str, *args: str) -> list[str]:
     script = tmp_path / "batch_with_hook.py"
     script.write_text(RUN_WITH_HOOK)
@@ -213,20 +225,26 @@ def marker() -> Iterator[str]:
 
 
 @pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="needs /proc")
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["TERM", "KILL"])
-def test_killed_batch_leaves_no_process_behind(sig: signal.Signals, tmp_path: Path,
-                                               marker: str) -> None:
+@pytest.mark.parametrize(("sig", "forked"), [(signal.SIGTERM, False), (signal.SIGKILL, False),
+                                             (signal.SIGKILL, True)],
+                         ids=["TERM", "KILL", "KILL-fork"])
+def test_killed_batch_leaves_no_process_behind(sig: signal.Signals, forked: bool,
+                                               tmp_path: Path, marker: str) -> None:
     """SIGTERM or kill -9 of the batch while a worker is busy: the forkserver, the workers
     and the resource tracker are all gone shortly after (they used to wait forever); with
-    SIGTERM the batch also writes captures.parquet with what was done and exits 143."""
+    SIGTERM the batch also writes captures.parquet with what was done and exits 143. The
+    same with workers forked from the batch itself (a script without a main guard)."""
     inputs = _copy_inputs(tmp_path / "in", {"a.pcap": "normal.pcap", "b.pcap": "refused.pcap",
                                             "stall.pcap": "half_close.pcap"})
     flags = tmp_path / "flags"
     flags.mkdir()
     out = tmp_path / "out"
     env = _env(**{MARKER_VAR: marker, "TCPTRACE_PY_TEST_FLAGS": str(flags)})
-    proc = subprocess.Popen(_hook_command(tmp_path, "stall_named_stall", str(inputs),
-                                          "-o", str(out), "-j", "2"),
+    cmd = _hook_command(tmp_path, "stall_named_stall", str(inputs), "-o", str(out), "-j", "2")
+    if forked:
+        (tmp_path / "unguarded.py").write_text(UNGUARDED_WITH_HOOK)
+        cmd[1] = str(tmp_path / "unguarded.py")
+    proc = subprocess.Popen(cmd,
                             env=env, start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
@@ -234,8 +252,8 @@ def test_killed_batch_leaves_no_process_behind(sig: signal.Signals, tmp_path: Pa
             assert proc.poll() is None, proc.communicate()[1]
             return any(flags.iterdir()) and len(read_manifest(str(out))) == 2
         _wait_for(busy, 120, "a and b done, stall in flight")
-        # batch, forkserver, resource tracker and the workers (at least the busy one)
-        assert len(_marked(marker)) >= 4
+        # batch, forkserver, resource tracker and the workers (forked: batch and workers)
+        assert len(_marked(marker)) >= (3 if forked else 4)
         os.kill(proc.pid, sig)
         _, stderr = proc.communicate(timeout=60)
         _wait_for(lambda: not _marked(marker), 10, "every process of the batch to end")
