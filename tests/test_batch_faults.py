@@ -71,10 +71,12 @@ def test_transient_failures_are_retried_permanent_ones_are_not(tmp_path: Path,
         "nomodule.pcap": "refused.pcap", "oomkill.pcap": "half_close.pcap",
         "segv.pcap": "rst_abort.pcap"})
     (inputs / "text.pcap").write_text("not a capture\n")
+    (inputs / "bad.pcap.gz").write_bytes(b"\x1f\x8b" + b"not deflate" * 4)
     out = tmp_path / "out"
     monkeypatch.setattr(batch_cli, "run_batch",
                         functools.partial(run_batch, before_capture=environment_faults))
-    res = CliRunner().invoke(batch, [str(inputs), "-o", str(out), "-j", "2"])
+    # /proc/self/mem: a real I/O error (EIO) when the reader reads its first bytes.
+    res = CliRunner().invoke(batch, [str(inputs), "/proc/self/mem", "-o", str(out), "-j", "2"])
     assert res.exit_code == 1, res.output
     rows = {Path(p).name: r for p, r in read_manifest(str(out)).items()}
     kinds = {n: (r["status"], r["failure"]) for n, r in rows.items()}
@@ -82,19 +84,22 @@ def test_transient_failures_are_retried_permanent_ones_are_not(tmp_path: Path,
                      "nomem.pcap": ("failed", FAILURE_TRANSIENT),
                      "nomodule.pcap": ("failed", FAILURE_TRANSIENT),
                      "oomkill.pcap": ("failed", FAILURE_TRANSIENT),
+                     "mem": ("failed", FAILURE_TRANSIENT),
                      "segv.pcap": ("failed", FAILURE_PERMANENT),
-                     "text.pcap": ("failed", FAILURE_PERMANENT)}
+                     "text.pcap": ("failed", FAILURE_PERMANENT),
+                     "bad.pcap.gz": ("failed", FAILURE_PERMANENT)}
     assert rows["nomodule.pcap"]["error"].startswith("ModuleNotFoundError")
     assert rows["oomkill.pcap"]["error"] == "worker process died (exit code -9)"
     assert rows["segv.pcap"]["error"] == "worker process died (exit code -11)"
+    assert "Input/output error" in rows["mem"]["error"]
+    assert "damaged gzip data" in rows["bad.pcap.gz"]["error"]  # an OSError without errno
     # Each failure is one line naming its capture; the transient ones say a rerun retries.
     failed = [ln for ln in res.stderr.splitlines() if "failed: " in ln]
-    assert len(failed) == 5
-    for name in ("nomem", "nomodule", "oomkill"):
-        (line,) = [ln for ln in failed if f"{name}.pcap" in ln]
+    assert len(failed) == 7
+    for name in ("nomem.pcap", "nomodule.pcap", "oomkill.pcap", "/proc/self/mem"):
+        (line,) = [ln for ln in failed if name in ln]
         assert line.endswith("(transient: a rerun retries it)")
-    assert not any(ln.endswith("retries it)") for ln in failed
-                   if "segv" in ln or "text.pcap" in ln)
+    assert sum(ln.endswith("retries it)") for ln in failed) == 4
     captures = read_table(out, "captures").set_index("path")
     assert captures.loc[str(inputs / "nomem.pcap"), "failure"] == FAILURE_TRANSIENT
     assert captures["failure"].dtype == "category"
@@ -102,8 +107,8 @@ def test_transient_failures_are_retried_permanent_ones_are_not(tmp_path: Path,
     # The environment is fixed: a rerun without --force redoes exactly the transient ones.
     monkeypatch.undo()
     res = CliRunner().invoke(batch, [str(inputs), "-o", str(out), "-j", "2"])
-    assert res.exit_code == 1  # segv.pcap and text.pcap are still failed
-    assert "3 analysed, 3 skipped, 2 failed" in res.stderr
+    assert res.exit_code == 1  # segv.pcap, text.pcap and bad.pcap.gz are still failed
+    assert "3 analysed, 4 skipped, 3 failed" in res.stderr
     rows = {Path(p).name: r for p, r in read_manifest(str(out)).items()}
     assert all(rows[n]["status"] == "ok" for n in ("nomem.pcap", "nomodule.pcap",
                                                    "oomkill.pcap"))
