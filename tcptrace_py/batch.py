@@ -1164,6 +1164,10 @@ def _run_locked(paths: list[str], out: str, jobs: int | None, scheduler: Any, fo
         if close is not None:
             close()
         manifest.close()
+        # From the file, not memory: an interruption (a signal raises between any two
+        # bytecodes) can fall inside record(), after the line was written, before ``rows``
+        # learnt it.
+        manifest.rows = read_manifest(out)
         write_captures_table(out, manifest.rows.values())
     selected = [manifest.row(p) for p in paths]
     return BatchSummary(out, [r for r in selected if r is not None], todo, skipped)
