@@ -376,6 +376,7 @@ def test_dying_dask_worker_is_recorded(mixed_dir: Path, tmp_path: Path,
     assert rows["good.pcap"]["status"] == "ok"
     assert rows["crash.pcap"]["status"] == "failed"
     assert rows["crash.pcap"]["error"].startswith("KilledWorker")
+    assert rows["crash.pcap"]["failure"] == "transient"   # a rerun retries it
 
 
 # --------------------------------------------------------------------------- scripts
