@@ -376,6 +376,13 @@ def test_batch_without_pyarrow_in_a_real_process(tmp_path: Path) -> None:
     assert res.returncode == 0 and json.loads(res.stdout.splitlines()[0])["flow_id"] == 0
 
 
-def test_batch_help_names_its_extras() -> None:
+def test_each_help_names_the_extra_it_needs() -> None:
+    from tcptrace_py.cli import main
+
     res = CliRunner().invoke(batch, ["--help"])
     assert "tcptrace-py[parquet]" in res.output and "tcptrace-py[dask]" in res.output
+    for command, extra in (("analyze", "parquet"), ("anomalies", "parquet"),
+                           ("plot", "plot")):
+        res = CliRunner().invoke(main, [command, "--help"])
+        # wrapped anywhere, even after the hyphen: compare without white space
+        assert f"pipinstall'tcptrace-py[{extra}]'" in "".join(res.output.split()), command
