@@ -1199,7 +1199,10 @@ def read_table(out_dir: str | Path, table: str, captures: Sequence[str] | None =
     out = os.path.abspath(out_dir)
     if table == "captures":
         df = pd.read_parquet(os.path.join(out, CAPTURES_NAME))
-        return frames.coerce(df, CAPTURE_COLUMN_KINDS)
+        for name in CAPTURE_COLUMN_KINDS:  # a dataset of an older version (no ``failure``)
+            if name not in df.columns:
+                df[name] = None
+        return frames.coerce(df[list(CAPTURE_COLUMN_KINDS)], CAPTURE_COLUMN_KINDS)
     parts = [pd.read_parquet(f) for f in _part_files(out, table, captures)]
     if not parts:
         return _empty(table)

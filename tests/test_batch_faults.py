@@ -386,3 +386,24 @@ def test_each_help_names_the_extra_it_needs() -> None:
         res = CliRunner().invoke(main, [command, "--help"])
         # wrapped anywhere, even after the hyphen: compare without white space
         assert f"pipinstall'tcptrace-py[{extra}]'" in "".join(res.output.split()), command
+
+
+def test_dataset_of_an_older_version(tmp_path: Path) -> None:
+    """A dataset written before the ``failure`` column: its captures table still reads
+    (failure null), and its failed rows stay failed for good on a rerun, as they were."""
+    import pandas as pd
+
+    inputs = _copy_inputs(tmp_path / "in", {"good.pcap": "normal.pcap"})
+    (inputs / "text.pcap").write_text("not a capture\n")
+    out = tmp_path / "out"
+    run_batch([inputs], out, jobs=1)
+    manifest = out / MANIFEST_NAME
+    old_rows = [{k: v for k, v in json.loads(ln).items() if k != "failure"}
+                for ln in manifest.read_text().splitlines()]
+    manifest.write_text("".join(json.dumps(r) + "\n" for r in old_rows))
+    pd.read_parquet(out / CAPTURES_NAME).drop(columns=["failure"]).to_parquet(
+        out / CAPTURES_NAME)
+    captures = read_table(out, "captures")
+    assert captures["failure"].isna().all() and len(captures) == 2
+    again = run_batch([inputs], out, jobs=1)
+    assert again.analysed == [] and len(again.failed) == 1
