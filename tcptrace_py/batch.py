@@ -16,14 +16,19 @@ Theory of operation:
 3. The parent appends each status row to ``DIR/_manifest.jsonl`` as soon as it arrives
    (one flushed, fsync'ed line per capture), and rewrites ``DIR/captures.parquet`` from the
    manifest at the end (also when interrupted). A rerun skips captures whose path, size and
-   mtime match a manifest row (``force`` redoes them), so an interrupted batch resumes.
+   mtime match a manifest row (``force`` redoes them), so an interrupted batch resumes; a
+   failure recorded as transient (the environment's: disk full, out of memory, a missing
+   module, a lost worker; :func:`failure_kind`) is retried.
 4. Executors: a local :class:`~concurrent.futures.ProcessPoolExecutor` (forkserver, so the
    parent's threads are never forked) with at most ``jobs`` tasks in flight; when a worker
    dies the pool breaks, and the captures that were in flight are rerun one by one in their
    own process, which names the culprit (its exit code is recorded) and saves the others.
    With ``scheduler`` the same task runs on a dask.distributed cluster (workers must see the
    same file system); Dask itself retries a task whose worker died, then reports
-   ``KilledWorker``, which is recorded like any other failure.
+   ``KilledWorker`` (a transient failure). A cluster left without any worker fails the
+   batch after ``worker_timeout_s`` instead of waiting forever.
+5. Nothing outlives the batch: local workers exit when the batch process ends, however it
+   ends (:func:`_exit_with_batch`), and an interrupted pool is stopped, not waited for.
 
 This is a sink (like cli.py): it reads the clock for elapsed times. The tables are
 frames.py's DataFrames (so a batch's flows table has exactly the dtypes of
@@ -40,9 +45,11 @@ import glob
 import hashlib
 import importlib
 import json
+import math
 import multiprocessing as mp
 import os
 import re
+import signal
 import sys
 import threading
 import time
@@ -50,7 +57,7 @@ import tokenize
 import types
 import uuid
 import warnings
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
@@ -61,7 +68,7 @@ from tcptrace_py.capture.pcap import is_pcap
 from tcptrace_py.capture.pcapng import is_pcapng
 from tcptrace_py.capture.source import open_source
 from tcptrace_py.diagnostics import CaptureError
-from tcptrace_py.options import Options
+from tcptrace_py.options import MAX_SECONDS, Options
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -86,6 +93,20 @@ class DatasetDirError(FileExistsError):
 
 STATUS_OK = "ok"
 STATUS_FAILED = "failed"
+
+FAILURE_TRANSIENT = "transient"
+"""A failure of the environment, not of the capture (disk full, out of memory, a missing
+module, a worker killed from outside, a Dask worker lost): a rerun retries it without
+``--force``."""
+FAILURE_PERMANENT = "permanent"
+"""A failure of the capture itself (not a capture, damaged, a crash on its contents): a rerun
+skips it until the file changes or ``--force``."""
+
+CRASH_SIGNALS = frozenset({signal.SIGSEGV, signal.SIGBUS, signal.SIGILL, signal.SIGFPE,
+                           signal.SIGABRT})
+"""A local worker killed by one of these crashed on the capture's contents (the same input
+crashes it again): permanent. Any other death (SIGKILL from the OOM killer, SIGTERM from an
+operator, an exit status) is the environment's: transient."""
 
 CAPTURE_SUFFIXES = (".pcap", ".pcapng", ".cap", ".dmp", ".ntar", ".trace")
 """Names that say "capture": taken inside directories even when the bytes do not agree, so
@@ -262,7 +283,7 @@ CAPTURE_COLUMN_KINDS: dict[str, str] = {
     "path": "str", "capture_id": "str", "size_bytes": "int", "mtime_ns": "int",
     "frames": "int", "tcp_segments": "int", "connections": "int", "anomalies": "int",
     "events": "int", "warnings": "int", "first_warning": "str", "status": "category",
-    "error": "str", "elapsed_s": "float", "cpu_s": "float",
+    "failure": "category", "error": "str", "elapsed_s": "float", "cpu_s": "float",
 }
 """The captures table (frames.py kinds): one row per capture processed into the directory."""
 
@@ -375,27 +396,52 @@ def base_row(path: str) -> dict[str, Any]:
     return {"path": safe_name(path), "capture_id": capture_id(path), "size_bytes": size,
             "mtime_ns": mtime_ns, "frames": 0, "tcp_segments": 0, "connections": 0,
             "anomalies": 0, "events": 0, "warnings": 0, "first_warning": None,
-            "status": STATUS_FAILED,
+            "status": STATUS_FAILED, "failure": None,
             "error": None, "elapsed_s": 0.0, "cpu_s": 0.0}
+
+
+def failure_kind(exc: BaseException) -> str:
+    """:data:`FAILURE_TRANSIENT` when ``exc`` is the environment's fault, else permanent.
+
+    The reader turns everything wrong with a capture's bytes into :class:`CaptureError`
+    (permanent), except a system call that failed while opening or reading it (permission
+    denied, I/O error: the CaptureError's cause is an OSError with an errno; damaged
+    compressed data raises OSErrors without one). Any other OSError (ENOSPC or EDQUOT while
+    writing partitions, a read-only or vanished output directory), MemoryError and
+    ImportError (a module missing on a worker) are the machine's. Everything else (an
+    exception of the analysis on this input) is the capture's. (A worker that gives no row
+    at all is judged by :func:`_died_row`.)
+    """
+    if isinstance(exc, CaptureError):
+        cause = exc.__cause__ or exc.__context__
+        if isinstance(cause, OSError) and cause.errno is not None:
+            return FAILURE_TRANSIENT
+        return FAILURE_PERMANENT
+    if isinstance(exc, (OSError, MemoryError, ImportError)):
+        return FAILURE_TRANSIENT
+    return FAILURE_PERMANENT
 
 
 def analyze_capture(task: CaptureTask) -> dict[str, Any]:
     """Analyse one capture, write its partitions, return its status row (never raises).
 
     Runs in a worker process (or a Dask worker). Any exception becomes ``status=failed``
-    with a one-line reason: a batch outlives its worst capture.
+    with a one-line reason and its :func:`failure_kind`: a batch outlives its worst capture.
     """
-    from tcptrace_py.engine import Engine
-    from tcptrace_py.gcpolicy import fewer_collections
-
     start_s = time.perf_counter()
     start_cpu_s = time.process_time()
     row = base_row(task.path)
     cid = row["capture_id"]
-    engine = Engine(task.options)
     parts = _PartWriter(task.out_dir, cid)
     name = row["path"]
+    engine: Any = None
     try:
+        # Imported here, inside the try: a module missing on a (Dask) worker is a transient
+        # failure of this row, not an exception that would lose the row's counters.
+        from tcptrace_py.engine import Engine
+        from tcptrace_py.gcpolicy import fewer_collections
+
+        engine = Engine(task.options)
         if task.before_capture is not None:
             task.before_capture(task.path)
         chunk: list[Any] = []
@@ -409,18 +455,21 @@ def analyze_capture(task: CaptureTask) -> dict[str, Any]:
         parts.commit()
     except CaptureError as exc:
         row["error"] = safe_name(str(exc))
+        row["failure"] = failure_kind(exc)
     except Exception as exc:  # noqa: BLE001 - one bad capture must not stop the batch
         row["error"] = safe_name(f"{type(exc).__name__}: {exc}")
+        row["failure"] = failure_kind(exc)
     else:
         row["status"] = STATUS_OK
     finally:
         parts.abort()
-    diag = engine.diag
-    row.update(frames=diag.frames, tcp_segments=diag.tcp_segments,
-               connections=engine.summary.connections,
-               anomalies=parts.rows["anomalies"], events=parts.rows["events"],
-               warnings=len(diag.warnings) + diag.warnings_dropped,
-               first_warning=safe_name(str(diag.warnings[0])) if diag.warnings else None,
+    if engine is not None:
+        diag = engine.diag
+        row.update(frames=diag.frames, tcp_segments=diag.tcp_segments,
+                   connections=engine.summary.connections,
+                   warnings=len(diag.warnings) + diag.warnings_dropped,
+                   first_warning=safe_name(str(diag.warnings[0])) if diag.warnings else None)
+    row.update(anomalies=parts.rows["anomalies"], events=parts.rows["events"],
                elapsed_s=round(time.perf_counter() - start_s, 6),
                cpu_s=round(time.process_time() - start_cpu_s, 6))
     return row
@@ -540,8 +589,11 @@ class Manifest:
         return self.rows.get(safe_name(path))
 
     def is_done(self, path: str) -> bool:
+        """Skipped by a rerun: recorded ``ok`` or failed for good, with the same size and
+        mtime. A transient failure is not done (rows of older versions, without
+        ``failure``, count as permanent, as they did then)."""
         row = self.row(path)
-        if row is None:
+        if row is None or row.get("failure") == FAILURE_TRANSIENT:
             return False
         size, mtime_ns = _stat(path)
         return bool(row.get("size_bytes") == size and row.get("mtime_ns") == mtime_ns)
@@ -627,13 +679,78 @@ def _dataset_lock(out: str) -> Iterator[None]:
 
 
 # --------------------------------------------------------------------------- executors
-def _died_row(path: str, reason: str) -> dict[str, Any]:
+def _died_row(path: str, reason: str, failure: str = FAILURE_TRANSIENT) -> dict[str, Any]:
+    """The row of a capture whose worker gave no row: the worker or the executor failed
+    (:func:`analyze_capture` itself never raises), so by default the failure is transient."""
     row = base_row(path)
     row["error"] = reason
+    row["failure"] = failure
     return row
 
 
-def _isolated_child(task: CaptureTask, conn: Any) -> None:
+def _death_kind(exitcode: int | None) -> str:
+    """A dead local worker: permanent when a crash signal killed it (see CRASH_SIGNALS)."""
+    if exitcode is not None and exitcode < 0 and -exitcode in CRASH_SIGNALS:
+        return FAILURE_PERMANENT
+    return FAILURE_TRANSIENT
+
+
+ORPHAN_POLL_S = 1.0
+"""Where ``os.pidfd_open`` is missing (Linux before 5.3, other systems), how often a worker
+checks that its batch process is still alive: an orphan lingers at most this long."""
+POOL_STOP_WAIT_S = 5.0
+"""How long an interrupted batch waits for a terminated worker before killing it."""
+ORPHAN_EXIT_CODE = 70
+"""Exit status of a worker that stopped because its batch process was gone."""
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+def _exit_with_batch(batch_pid: int) -> None:
+    """Worker initializer: end this worker as soon as the batch process that started it is
+    gone, however it died (SIGKILL included).
+
+    Without it a killed batch leaves everything behind: its pool workers wait forever on
+    the task queue (each holds the queue's write end itself, so no end of file comes), the
+    forkserver lives while a process it forked holds its "alive" pipe, and multiprocessing's
+    resource tracker while any of them holds its pipe. Two guards, so both start methods are
+    covered: the kernel kills the worker when its parent dies (``PR_SET_PDEATHSIG``; the
+    parent is the batch with ``fork``, the forkserver otherwise), and a daemon thread waits on
+    a pidfd of the batch process itself and exits the worker when it becomes readable (the
+    process ended). Once the workers are gone the forkserver and the tracker see end of file
+    on their pipes and exit by themselves.
+    """
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    threading.Thread(target=_watch_batch, args=(batch_pid,), daemon=True,
+                     name="tcptrace-py-batch-watch").start()
+
+
+def _watch_batch(batch_pid: int) -> None:
+    """Return never; ``os._exit`` when process ``batch_pid`` has ended."""
+    import select
+
+    try:
+        fd = os.pidfd_open(batch_pid)
+    except ProcessLookupError:
+        os._exit(ORPHAN_EXIT_CODE)  # already gone before we started
+    except (AttributeError, OSError):
+        while True:  # no pidfd: poll (a reused pid could only delay the exit)
+            try:
+                os.kill(batch_pid, 0)
+            except ProcessLookupError:
+                os._exit(ORPHAN_EXIT_CODE)
+            except OSError:
+                pass
+            time.sleep(ORPHAN_POLL_S)
+    select.select([fd], [], [])
+    os._exit(ORPHAN_EXIT_CODE)
+
+
+def _isolated_child(task: CaptureTask, conn: Any, batch_pid: int) -> None:
+    _exit_with_batch(batch_pid)
     conn.send(analyze_capture(task))
     conn.close()
 
@@ -641,18 +758,41 @@ def _isolated_child(task: CaptureTask, conn: Any) -> None:
 def _run_isolated(task: CaptureTask, ctx: Any) -> dict[str, Any]:
     """Rerun one suspect capture alone in a fresh process: a death is then its own."""
     parent_conn, child_conn = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=_isolated_child, args=(task, child_conn), daemon=True)
+    proc = ctx.Process(target=_isolated_child, args=(task, child_conn, os.getpid()),
+                       daemon=True)
     proc.start()
     child_conn.close()
     try:
         row: dict[str, Any] = parent_conn.recv()
     except EOFError:
         proc.join()
-        return _died_row(task.path, f"worker process died (exit code {proc.exitcode})")
+        return _died_row(task.path, f"worker process died (exit code {proc.exitcode})",
+                         _death_kind(proc.exitcode))
+    except BaseException:
+        proc.kill()  # interrupted: the capture is not recorded, the next run redoes it
+        proc.join()
+        raise
     finally:
         parent_conn.close()
     proc.join()
     return row
+
+
+def _stop_pool(pool: ProcessPoolExecutor) -> None:
+    """Stop an interrupted pool at once: cancel what has not started and end the workers
+    (``shutdown`` alone would wait for the captures in flight, minutes for a big one).
+    What they were writing stays in ``.tmp`` under a name of ours, deleted by the next run."""
+    # Private, but stable from Python 3.8 to 3.13 (3.14 adds terminate_workers()).
+    procs = list((getattr(pool, "_processes", None) or {}).values())
+    for proc in procs:
+        with contextlib.suppress(Exception):
+            proc.terminate()
+    pool.shutdown(wait=False, cancel_futures=True)
+    for proc in procs:
+        with contextlib.suppress(Exception):
+            proc.join(POOL_STOP_WAIT_S)
+            if proc.is_alive():
+                proc.kill()
 
 
 START_FORKSERVER = "forkserver"
@@ -769,42 +909,15 @@ def run_local(tasks: Sequence[CaptureTask], jobs: int) -> Iterator[dict[str, Any
     queue = list(reversed(tasks))
     while queue:
         suspects: list[CaptureTask] = []
-        broken = False
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool:
-            inflight: dict[Future[dict[str, Any]], CaptureTask] = {}
-            broken = False
-            while (queue or inflight) and not broken:
-                while queue and len(inflight) < jobs:
-                    t = queue.pop()
-                    try:
-                        inflight[pool.submit(analyze_capture, t)] = t
-                    except BrokenProcessPool:
-                        # A worker died after the last wait(): this task never started, so it
-                        # goes back to the queue for the next pool, not among the suspects.
-                        queue.append(t)
-                        broken = True
-                        break
-                if broken:
-                    break
-                done, _ = wait(inflight, return_when=FIRST_COMPLETED)
-                for fut in done:
-                    t = inflight.pop(fut)
-                    try:
-                        yield fut.result()
-                    except BrokenProcessPool:
-                        broken = True
-                        suspects.append(t)
-                    except Exception as exc:  # noqa: BLE001
-                        yield _died_row(t.path, f"{type(exc).__name__}: {exc}")
-            if broken:
-                # Futures that finished before the break keep their results; the rest are
-                # suspects (the pool fails every unfinished future at once).
-                wait(inflight)
-                for fut, t in inflight.items():
-                    if fut.exception() is None:
-                        yield fut.result()
-                    else:
-                        suspects.append(t)
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx,
+                                 initializer=_exit_with_batch,
+                                 initargs=(os.getpid(),)) as pool:
+            try:
+                broken = yield from _drain_pool(pool, jobs, queue, suspects)
+            except BaseException:
+                # Interrupted, here or in the consumer (GeneratorExit from close()).
+                _stop_pool(pool)
+                raise
         for t in sorted(suspects, key=lambda t: t.path):
             yield _run_isolated(t, ctx)
         if broken and not suspects and queue:
@@ -813,30 +926,133 @@ def run_local(tasks: Sequence[CaptureTask], jobs: int) -> Iterator[dict[str, Any
             yield _run_isolated(queue.pop(), ctx)
 
 
-def run_dask(tasks: Sequence[CaptureTask], scheduler: Any) -> Iterator[dict[str, Any]]:
+def _drain_pool(pool: ProcessPoolExecutor, jobs: int, queue: list[CaptureTask],
+                suspects: list[CaptureTask]) -> Generator[dict[str, Any], None, bool]:
+    """Feed ``queue`` to ``pool`` (at most ``jobs`` in flight) and yield rows until the
+    queue is empty or the pool breaks; the captures in flight at the break are appended to
+    ``suspects``. Returns whether it broke."""
+    inflight: dict[Future[dict[str, Any]], CaptureTask] = {}
+    broken = False
+    while (queue or inflight) and not broken:
+        while queue and len(inflight) < jobs:
+            t = queue.pop()
+            try:
+                inflight[pool.submit(analyze_capture, t)] = t
+            except BrokenProcessPool:
+                # A worker died after the last wait(): this task never started, so it
+                # goes back to the queue for the next pool, not among the suspects.
+                queue.append(t)
+                broken = True
+                break
+        if broken:
+            break
+        done, _ = wait(inflight, return_when=FIRST_COMPLETED)
+        for fut in done:
+            t = inflight.pop(fut)
+            try:
+                yield fut.result()
+            except BrokenProcessPool:
+                broken = True
+                suspects.append(t)
+            except Exception as exc:  # noqa: BLE001
+                yield _died_row(t.path, f"{type(exc).__name__}: {exc}")
+    if broken:
+        # Futures that finished before the break keep their results; the rest are
+        # suspects (the pool fails every unfinished future at once).
+        wait(inflight)
+        for fut, t in inflight.items():
+            if fut.exception() is None:
+                yield fut.result()
+            else:
+                suspects.append(t)
+    return broken
+
+
+DASK_WORKER_TIMEOUT_S = 120.0
+"""How long a Dask batch waits while its cluster has no worker at all before it fails
+(``--worker-timeout``). Long enough for a Nanny to restart a dead worker (seconds) or a
+cloud autoscaler to bring a node (one to two minutes); without a bound, a cluster whose
+workers all died left the batch waiting forever. Raise it for batch-queue clusters
+(dask-jobqueue) whose workers wait in a queue."""
+DASK_POLL_S = 0.1
+"""Wait between looks for finished captures (as ``distributed.as_completed`` itself
+polls)."""
+DASK_WORKER_CHECK_S = 1.0
+"""How often the scheduler is asked how many workers it has while nothing finishes."""
+
+
+class ClusterLostError(RuntimeError):
+    """The Dask cluster had no worker for longer than the timeout; the captures not yet
+    analysed are not recorded (a rerun does them). One line; the CLI exits 2."""
+
+
+def run_dask(tasks: Sequence[CaptureTask], scheduler: Any,
+             worker_timeout_s: float = DASK_WORKER_TIMEOUT_S) -> Iterator[dict[str, Any]]:
     """Yield status rows as captures finish on a dask.distributed cluster.
 
     ``scheduler`` is an address (``tcp://host:8786``) or an existing ``Client``/cluster.
+    Raises :class:`ClusterLostError` when the cluster has had no worker for
+    ``worker_timeout_s`` while captures were waiting (Dask itself would wait forever).
     """
     # Typed as Any: distributed ships no type hints (mypy --strict would flag every call).
     distributed: Any = importlib.import_module("distributed")
-    as_completed = distributed.as_completed
     own = not isinstance(scheduler, distributed.Client)
     client = distributed.Client(scheduler) if own else scheduler
+    futures: dict[Any, CaptureTask] = {}
     try:
         futures = {client.submit(analyze_capture, t, pure=False,
                                  key=f"tcptrace-py-{capture_id(t.path)}-{uuid.uuid4().hex[:8]}"):
                    t for t in tasks}
-        for fut in as_completed(futures):
-            t = futures[fut]
-            try:
-                yield fut.result()
-            except Exception as exc:  # noqa: BLE001 - KilledWorker and friends
-                yield _died_row(t.path, f"{type(exc).__name__}: {exc}")
-            fut.release()
+        # with_results: the results are gathered in the client's event loop, not here. A
+        # finished capture whose worker died before its row was fetched is recomputed, and
+        # fut.result() would block for that with no worker left, out of the watch below.
+        pending = distributed.as_completed(futures, with_results=True, raise_errors=False)
+        no_worker_since: float | None = None
+        next_check = time.monotonic() + DASK_WORKER_CHECK_S
+        while not pending.is_empty():
+            if pending.has_ready():
+                for fut, result in pending.next_batch(block=False):
+                    t = futures.pop(fut)
+                    if fut.status == "finished":
+                        yield result
+                    else:  # KilledWorker and friends: (type, exception, traceback)
+                        exc = result[1] if isinstance(result, tuple) else result
+                        yield _died_row(t.path, f"{type(exc).__name__}: {exc}")
+                    fut.release()
+                no_worker_since = None
+                continue
+            now = time.monotonic()
+            if now >= next_check:
+                next_check = now + DASK_WORKER_CHECK_S
+                if _dask_workers(client):
+                    no_worker_since = None
+                elif no_worker_since is None:
+                    no_worker_since = now
+                elif now - no_worker_since >= worker_timeout_s:
+                    left = len(futures)
+                    raise ClusterLostError(
+                        f"no Dask worker on {_dask_address(client)} for "
+                        f"{worker_timeout_s:g} s; {left} capture{'s' if left != 1 else ''} "
+                        "not analysed (rerun to resume; --worker-timeout waits longer)")
+            time.sleep(DASK_POLL_S)
     finally:
+        if futures:  # interrupted or failed: leave nothing of ours queued on the cluster
+            with contextlib.suppress(Exception):
+                client.cancel(list(futures))
         if own:
             client.close()
+
+
+def _dask_workers(client: Any) -> int:
+    """Workers the scheduler knows (0 when it cannot be asked)."""
+    try:
+        return len(client.nthreads())
+    except Exception:  # noqa: BLE001 - a scheduler that does not answer has no workers for us
+        return 0
+
+
+def _dask_address(client: Any) -> str:
+    return str(getattr(client, "scheduler", None) and client.scheduler.address or "the cluster")
 
 
 # --------------------------------------------------------------------------- the batch
@@ -848,7 +1064,14 @@ def require_extra(module: str, extra: str) -> None:
     """Raise MissingExtraError when ``module`` cannot be imported."""
     import importlib.util
 
-    if importlib.util.find_spec(module) is None:
+    try:
+        # Found, not imported: importing pyarrow starts threads (jemalloc's), and a process
+        # with threads cannot fork its workers (local_start_method). A meta-path finder
+        # that hides the module raises ImportError from find_spec itself.
+        found = importlib.util.find_spec(module) is not None
+    except ImportError:
+        found = False
+    if not found:
         raise MissingExtraError(f"needs the {module} package: pip install "
                                 f"'tcptrace-py[{extra}]'")
 
@@ -877,7 +1100,8 @@ def run_batch(inputs: Iterable[str | Path], out_dir: str | Path, *, jobs: int | 
               on_start: Callable[[int, int], None] | None = None,
               on_done: Callable[[dict[str, Any]], None] | None = None,
               before_capture: BeforeCapture | None = None,
-              on_warning: Callable[[str], None] | None = None) -> BatchSummary:
+              on_warning: Callable[[str], None] | None = None,
+              worker_timeout_s: float = DASK_WORKER_TIMEOUT_S) -> BatchSummary:
     """Analyse every capture found in ``inputs`` into the dataset at ``out_dir``.
 
     ``on_start(todo, skipped)`` and ``on_done(row)`` let a front end show progress;
@@ -886,7 +1110,12 @@ def run_batch(inputs: Iterable[str | Path], out_dir: str | Path, *, jobs: int | 
     for an output directory that is foreign or in use (usage errors), and
     :class:`MissingExtraError` when a package the run needs is not installed (before the
     dataset is touched: otherwise every capture would be recorded as failed for good).
+    With ``scheduler``, :class:`ClusterLostError` when the cluster stays without any worker
+    for ``worker_timeout_s`` (what was done is recorded; a rerun resumes).
     """
+    if not (math.isfinite(worker_timeout_s) and 0 < worker_timeout_s <= MAX_SECONDS):
+        raise ValueError(f"worker_timeout_s must be a number of seconds above 0 and at most "
+                         f"{MAX_SECONDS:g}, not {worker_timeout_s!r}")
     require_extra("pyarrow", "parquet")
     if scheduler is not None:
         require_extra("distributed", "dask")
@@ -898,14 +1127,15 @@ def run_batch(inputs: Iterable[str | Path], out_dir: str | Path, *, jobs: int | 
     os.makedirs(out, exist_ok=True)
     with _dataset_lock(out):
         return _run_locked(paths, out, jobs, scheduler, force, options, strict, on_start,
-                           on_done, before_capture)
+                           on_done, before_capture, worker_timeout_s)
 
 
 def _run_locked(paths: list[str], out: str, jobs: int | None, scheduler: Any, force: bool,
                 options: Options | None, strict: bool,
                 on_start: Callable[[int, int], None] | None,
                 on_done: Callable[[dict[str, Any]], None] | None,
-                before_capture: BeforeCapture | None) -> BatchSummary:
+                before_capture: BeforeCapture | None,
+                worker_timeout_s: float) -> BatchSummary:
     _clean_tmp(out)
     opts = options or Options()
     manifest = Manifest(out)
@@ -915,9 +1145,10 @@ def _run_locked(paths: list[str], out: str, jobs: int | None, scheduler: Any, fo
     if on_start is not None:
         on_start(len(todo), len(skipped))
     tasks = [CaptureTask(p, out, opts, before_capture, strict) for p in todo]
+    rows: Iterator[dict[str, Any]] = iter(())
     try:
         if tasks:
-            rows = (run_dask(tasks, scheduler) if scheduler is not None
+            rows = (run_dask(tasks, scheduler, worker_timeout_s) if scheduler is not None
                     else run_local(tasks, max(1, min(jobs or os.cpu_count() or 1, len(tasks)))))
             for row in rows:
                 if row["status"] != STATUS_OK:
@@ -926,7 +1157,17 @@ def _run_locked(paths: list[str], out: str, jobs: int | None, scheduler: Any, fo
                 if on_done is not None:
                     on_done(row)
     finally:
+        # Interrupted (Ctrl-C, SIGTERM through the CLI, an exception in on_done): stop the
+        # executor now (its workers are killed, not waited for) rather than when the
+        # generator is garbage-collected, then record what was done.
+        close = getattr(rows, "close", None)
+        if close is not None:
+            close()
         manifest.close()
+        # From the file, not memory: an interruption (a signal raises between any two
+        # bytecodes) can fall inside record(), after the line was written, before ``rows``
+        # learnt it.
+        manifest.rows = read_manifest(out)
         write_captures_table(out, manifest.rows.values())
     selected = [manifest.row(p) for p in paths]
     return BatchSummary(out, [r for r in selected if r is not None], todo, skipped)
@@ -958,7 +1199,10 @@ def read_table(out_dir: str | Path, table: str, captures: Sequence[str] | None =
     out = os.path.abspath(out_dir)
     if table == "captures":
         df = pd.read_parquet(os.path.join(out, CAPTURES_NAME))
-        return frames.coerce(df, CAPTURE_COLUMN_KINDS)
+        for name in CAPTURE_COLUMN_KINDS:  # a dataset of an older version (no ``failure``)
+            if name not in df.columns:
+                df[name] = None
+        return frames.coerce(df[list(CAPTURE_COLUMN_KINDS)], CAPTURE_COLUMN_KINDS)
     parts = [pd.read_parquet(f) for f in _part_files(out, table, captures)]
     if not parts:
         return _empty(table)
@@ -1053,7 +1297,8 @@ def _raise_or_warn_failures(summary: BatchSummary, tmp: str | None) -> None:
 
 def analyze_many(paths: Iterable[str | Path] | str | Path, jobs: int | None = None,
                  scheduler: Any = None, dask: bool = False, *, out_dir: str | Path | None = None,
-                 force: bool = False, **options: Any) -> BatchResult:
+                 force: bool = False, worker_timeout_s: float = DASK_WORKER_TIMEOUT_S,
+                 **options: Any) -> BatchResult:
     """Analyse many captures in parallel; return flows/anomalies/events/captures DataFrames.
 
     ``out_dir`` keeps the Parquet dataset (and makes reruns incremental); without it a
@@ -1061,7 +1306,8 @@ def analyze_many(paths: Iterable[str | Path] | str | Path, jobs: int | None = No
     keyword arguments are :class:`~tcptrace_py.options.Options` fields.
 
     Raises :class:`BatchFailedError` when every capture failed; warns (RuntimeWarning, with
-    the failed paths and reasons) when some did. Works from a script without an
+    the failed paths and reasons) when some did; :class:`ClusterLostError` when the Dask
+    cluster stays without workers for ``worker_timeout_s``. Works from a script without an
     ``if __name__ == "__main__":`` guard and from ``python - < script.py``
     (:func:`local_start_method`).
     """
@@ -1075,8 +1321,13 @@ def analyze_many(paths: Iterable[str | Path] | str | Path, jobs: int | None = No
     if out_dir is None:
         tmp = tempfile.mkdtemp(prefix="tcptrace-py-batch-")
         out_dir = tmp
-    summary = run_batch(paths, out_dir, jobs=jobs, scheduler=scheduler, force=force,
-                        options=Options(**options))
+    try:
+        summary = run_batch(paths, out_dir, jobs=jobs, scheduler=scheduler, force=force,
+                            options=Options(**options), worker_timeout_s=worker_timeout_s)
+    except BaseException:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+        raise
     _raise_or_warn_failures(summary, tmp)
     out = summary.out_dir
     if dask:

@@ -6,29 +6,78 @@ registers it with ``main.add_command(batch)``.
 Exit codes follow cli.py: 0 every capture analysed; 1 at least one selected capture failed
 (now or in the run that recorded it: a rerun does not turn a failure green); 2 bad usage
 (no input found, output is a file, unreachable scheduler). 130 when interrupted (the
-finished captures are kept and the next run resumes).
+finished captures are kept and the next run resumes), 143 on SIGTERM (the same).
 """
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import sys
+import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import click
 
-from tcptrace_py.batch import STATUS_OK, BatchSummary, MissingExtraError, run_batch, safe_name
+from tcptrace_py.batch import (
+    DASK_WORKER_TIMEOUT_S,
+    FAILURE_TRANSIENT,
+    STATUS_OK,
+    BatchSummary,
+    ClusterLostError,
+    MissingExtraError,
+    run_batch,
+    safe_name,
+)
 from tcptrace_py.cli import build_options, engine_options
 from tcptrace_py.export import printable
+from tcptrace_py.options import MAX_SECONDS
 
 EXIT_OK = 0
 EXIT_FAILED_CAPTURES = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, the shell convention
+EXIT_TERMINATED = 143  # 128 + SIGTERM
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM (``kill``, systemd, a job scheduler's time limit), handled as Ctrl-C is: the
+    workers are stopped, ``captures.parquet`` is written with what was done, exit 143."""
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise _Terminated
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """While the batch runs, SIGTERM raises :class:`_Terminated` in the main thread (the
+    default action would end the process without writing ``captures.parquet``). Outside
+    the main thread (a test runner's) signals cannot be handled: nothing is changed."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _err(msg: str) -> None:
     click.echo(f"tcptrace-py batch: {printable(msg)}", err=True)
+
+
+def _failure_line(row: dict[str, Any]) -> str:
+    """One line per failed capture, naming it (a dead worker's reason does not) and saying
+    whether a rerun retries it."""
+    error = str(row["error"])
+    text = error if error.startswith(str(row["path"])) else f"{row['path']}: {error}"
+    if row.get("failure") == FAILURE_TRANSIENT:
+        text += " (transient: a rerun retries it)"
+    return f"failed: {text}"
 
 
 class _Progress:
@@ -71,7 +120,7 @@ class _Progress:
         if row["status"] != STATUS_OK:
             self.failed += 1
             if not self.enabled:
-                _err(f"failed: {row['error']}")
+                _err(_failure_line(row))
         if self._bar is not None:
             rate = self.frames / max(time.monotonic() - self.start_s, 1e-9)
             self._bar.update(self._task, advance=1, pps=f"{rate:,.0f}", failed=self.failed)
@@ -81,13 +130,22 @@ class _Progress:
             self._bar.stop()
 
 
+def _finite(ctx: click.Context, param: click.Parameter, value: float) -> float:
+    """FloatRange lets NaN through (every comparison with it is false)."""
+    if value != value:
+        raise click.BadParameter("must be a number of seconds, not nan")
+    return value
+
+
 EXIT_CODES_HELP = """
 \b
 Exit codes:
   0    every selected capture analysed
   1    at least one selected capture failed (now or in the run that recorded it)
-  2    bad usage (no input found, output is a file, bad option, unreachable scheduler)
+  2    bad usage (no input found, output is a file, bad option, a missing extra), an
+       unreachable scheduler or a Dask cluster left without workers (--worker-timeout)
   130  interrupted (Ctrl-C); finished captures are kept, a rerun resumes
+  143  terminated (SIGTERM): the same, workers stopped, captures.parquet written
 """
 
 
@@ -100,20 +158,31 @@ Exit codes:
               help="Local worker processes [default: the CPU count].")
 @click.option("--scheduler", default=None, metavar="ADDRESS",
               help="Run on this dask.distributed scheduler (e.g. tcp://host:8786) instead.")
+@click.option("--worker-timeout", "worker_timeout_s", default=DASK_WORKER_TIMEOUT_S,
+              show_default=True, metavar="SECONDS",
+              type=click.FloatRange(min=0, max=MAX_SECONDS, min_open=True),
+              callback=_finite,
+              help="With --scheduler: fail (exit 2) when the cluster has had no worker "
+                   "for this long.")
 @click.option("--force", is_flag=True, help="Redo captures already done.")
 @click.option("--strict", is_flag=True,
               help="A capture damaged after valid frames counts as failed.")
 @engine_options
 @click.option("-q", "--quiet", is_flag=True, help="No summary or failure lines on stderr.")
 def batch(inputs: tuple[str, ...], out_dir: str, jobs: int | None, scheduler: str | None,
-          force: bool, strict: bool, config: str | None, params: tuple[str, ...],
-          time_wait_s: float | None, idle_timeout_s: float | None,
+          worker_timeout_s: float, force: bool, strict: bool, config: str | None,
+          params: tuple[str, ...], time_wait_s: float | None, idle_timeout_s: float | None,
           attempt_timeout_s: float | None, max_connections: int | None, quiet: bool) -> None:
     """Analyse many captures in parallel into a Parquet dataset.
 
     INPUT is a capture file, a directory (searched recursively; captures are recognised by
     their bytes, compressed ones included) or a glob pattern. Captures already in DIR's
-    manifest with the same size and mtime are skipped, so an interrupted batch resumes.
+    manifest with the same size and mtime are skipped, so an interrupted batch resumes;
+    so are failures of the capture itself, while transient ones (disk full, out of memory,
+    a missing module, a lost worker) are retried.
+
+    Needs the parquet extra (pip install 'tcptrace-py[parquet]'); --scheduler needs the
+    dask extra (pip install 'tcptrace-py[dask]').
 
     \b
     Examples:
@@ -127,17 +196,23 @@ def batch(inputs: tuple[str, ...], out_dir: str, jobs: int | None, scheduler: st
     progress = _Progress(sys.stderr.isatty() and not quiet)
     summary: BatchSummary
     try:
-        summary = run_batch(inputs, out_dir, jobs=jobs, scheduler=scheduler, force=force,
-                            options=options, strict=strict, on_start=progress.start,
-                            on_done=progress.done,
-                            on_warning=None if quiet else lambda m: _err(f"warning: {m}"))
+        with _sigterm_as_interrupt():
+            summary = run_batch(inputs, out_dir, jobs=jobs, scheduler=scheduler, force=force,
+                                options=options, strict=strict, on_start=progress.start,
+                                on_done=progress.done, worker_timeout_s=worker_timeout_s,
+                                on_warning=None if quiet else lambda m: _err(f"warning: {m}"))
     except (FileNotFoundError, NotADirectoryError, FileExistsError, MissingExtraError) as exc:
         _err(str(exc))
         sys.exit(EXIT_USAGE)
-    except KeyboardInterrupt:
+    except ClusterLostError as exc:  # what was done is recorded; a rerun resumes
         progress.stop()
-        _err("interrupted; finished captures are kept, rerun to resume")
-        sys.exit(EXIT_INTERRUPTED)
+        _err(str(exc))
+        sys.exit(EXIT_USAGE)
+    except KeyboardInterrupt as exc:
+        progress.stop()
+        what = "terminated" if isinstance(exc, _Terminated) else "interrupted"
+        _err(f"{what}; finished captures are kept, rerun to resume")
+        sys.exit(EXIT_TERMINATED if isinstance(exc, _Terminated) else EXIT_INTERRUPTED)
     except OSError as exc:  # e.g. an unreachable scheduler address
         progress.stop()
         _err(str(exc))
@@ -151,7 +226,7 @@ def batch(inputs: tuple[str, ...], out_dir: str, jobs: int | None, scheduler: st
         analysed = {safe_name(p) for p in summary.analysed}
         for row in failed:
             if row["path"] in analysed:
-                _err(f"failed: {row['error']}")
+                _err(_failure_line(row))
     if not quiet:
         _err(f"{len(summary.analysed)} analysed, {len(summary.skipped)} skipped, "
              f"{len(failed)} failed -> {summary.out_dir}")

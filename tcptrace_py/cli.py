@@ -303,7 +303,9 @@ def _common(f: F) -> F:
     """Options shared by analyze, anomalies and summary (applied bottom-up)."""
     decorators = [
         click.option("--format", "fmt", type=click.Choice(FORMATS), default="table",
-                     show_default=True, help="Output format (parquet needs -o)."),
+                     show_default=True,
+                     help="Output format (parquet needs -o and the parquet extra: "
+                          "pip install 'tcptrace-py[parquet]')."),
         click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
                      help="Write to this file instead of standard output."),
         click.option("--state", "states", multiple=True, metavar="STATE",
@@ -1668,7 +1670,8 @@ PLOT_KINDS = ("tsg", "rtt", "throughput", "window", "timeline")
 def plot(file: str, flow_id: int | None, kind: str, direction: str, output: str,
          strict: bool, frame_range: str | None, quiet: bool) -> None:
     """Draw a connection (time-sequence graph, RTT, throughput, window) or the capture's
-    connection timeline, with matplotlib, to an image file.
+    connection timeline, with matplotlib, to an image file. Needs the plot extra
+    (pip install 'tcptrace-py[plot]').
 
     \b
     Examples:

@@ -329,6 +329,9 @@ OTHER_TABLES: dict[str, tuple[Column, ...]] = {
         _c("warnings", "count", "Warnings about the capture (damage, ...)."),
         _c("first_warning", "", "The first of them."),
         _c("status", "", "ok or failed."),
+        _c("failure", "", "When failed: transient (disk full, out of memory, missing module, "
+           "worker lost: a rerun retries it) or permanent (the capture itself: skipped "
+           "until it changes or --force)."),
         _c("error", "", "Why it failed, one line naming the file."),
         _c("elapsed_s", "s", "Wall time of the worker on this capture."),
         _c("cpu_s", "s", "CPU time of the worker on this capture."),

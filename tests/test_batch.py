@@ -376,6 +376,7 @@ def test_dying_dask_worker_is_recorded(mixed_dir: Path, tmp_path: Path,
     assert rows["good.pcap"]["status"] == "ok"
     assert rows["crash.pcap"]["status"] == "failed"
     assert rows["crash.pcap"]["error"].startswith("KilledWorker")
+    assert rows["crash.pcap"]["failure"] == "transient"   # a rerun retries it
 
 
 # --------------------------------------------------------------------------- scripts
@@ -426,6 +427,7 @@ def test_analyze_many_from_script_without_main_guard(tmp_path: Path) -> None:
     assert res.returncode == 0, res.stderr
     assert res.stdout.count("TOP") == 1, res.stdout
     assert "METHOD fork" in res.stdout
+    assert "RuntimeWarning" not in res.stderr  # really forked, not analysed in-process
     assert "STATUS ok,ok" in res.stdout
     assert f"FLOWS {_expected_flows()}" in res.stdout
     assert "bootstrapping" not in res.stderr

@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -133,3 +134,36 @@ def test_torn_manifest_line_does_not_swallow_the_next_row(inputs: Path,
     assert str(inputs / "refused.pcap") in rows
     assert read_table(out, "captures")["path"].tolist() == sorted(
         [str(inputs / "normal.pcap"), str(inputs / "refused.pcap")])
+
+
+def test_unreadable_sub_directory_is_a_warning(inputs: Path, tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """A sub-directory that cannot be listed is named in a warning (stderr, one line), not
+    skipped in silence; the rest is analysed."""
+    locked = inputs / "locked"
+    locked.mkdir()
+    shutil.copy(SAMPLES / "half_close.pcap", locked / "hidden_from_us.pcap")
+    locked.chmod(0)
+    try:
+        if os.access(locked, os.R_OK):
+            # root reads through permissions: make the listing fail as it would for a user
+            real_scandir = os.scandir
+
+            def scandir(path: Any = ".") -> Any:
+                if os.fspath(path) == str(locked):
+                    raise PermissionError(13, "Permission denied", str(locked))
+                return real_scandir(path)
+
+            monkeypatch.setattr(os, "scandir", scandir)
+        warned: list[str] = []
+        found = discover([inputs], warned.append)
+        assert found == [str(inputs / "normal.pcap"), str(inputs / "refused.pcap")]
+        assert warned == [f"{locked}: cannot read (Permission denied)"]
+        assert discover([f"{inputs}/**/*.pcap"], warned.append) == found
+        assert len(warned) == 2 and warned[1] == warned[0]
+        res = CliRunner().invoke(batch, [str(inputs), "-o", str(tmp_path / "out"), "-j", "1"])
+        assert res.exit_code == 0, res.output
+        assert f"tcptrace-py batch: warning: {locked}: cannot read (Permission denied)" in (
+            res.stderr.splitlines())
+    finally:
+        locked.chmod(0o755)
