@@ -40,7 +40,7 @@ cdef long long SYN = 0x02
 
 cdef object _EMPTY = ()
 
-API_VERSION = 5
+API_VERSION = 6
 """Bumped with every change of what this module offers; ``implementation`` refuses a build
 whose number differs from its own (a stale extension beside newer Python sources)."""
 
@@ -373,9 +373,42 @@ cdef class Decoder:
 
 
 # ---------------------------------------------------------------- pcap (capture/pcap.py)
-def read_pcap_segments(stream, bytes head, str display, diag, bint strict, decoder):
+cdef class FlowTableBase  # defined with the flow table below
+
+
+cdef class Router:
+    """What ``engine.Engine.run`` does with each segment, done inside the compiled pcap loop
+    so that a segment costs no generator step and no Python loop iteration: keep the latest
+    segment time and hand the segment to the flow table. The loop yields (``None``) only
+    when the engine has something to do: connections in ``finished``, or ICMP errors the
+    reference decoder kept (which must reach their connections before the next segment)."""
+
+    cdef FlowTableBase table
+    cdef list finished
+    cdef list icmp
+    cdef public object last_ts
+
+    def __init__(self, FlowTableBase table, list finished, list icmp):
+        self.table = table
+        self.finished = finished
+        self.icmp = icmp
+        self.last_ts = -1
+
+    cdef inline bint route(self, Segment seg) except -1:
+        ts = seg.ts_ns
+        if ts > self.last_ts:
+            self.last_ts = ts
+        self.table.on_segment(seg, self.finished)
+        return len(self.finished) > 0
+
+
+def read_pcap_segments(stream, bytes head, str display, diag, bint strict, decoder,
+                       Router router=None):
     """Twin of ``capture.pcap.read_pcap_segments``: the TCP segments of a classic pcap
-    stream, with the reference's damage, timestamp and counting rules."""
+    stream, with the reference's damage, timestamp and counting rules.
+
+    With a ``router`` the segments go to the engine's flow table from here (see
+    :class:`Router`) and the generator yields ``None`` when the engine has work to do."""
     from tcptrace_py.capture.common import (
         CHUNK_BYTES,
         MAX_RECORD_BYTES,
@@ -474,11 +507,20 @@ def read_pcap_segments(stream, bytes head, str display, diag, bint strict, decod
                 seg = decode_frame(p + start, caplen, linktype, frame_no, ts)
                 if seg is not None:
                     tcp_segments += 1
-                    yield seg
+                    if router is None:
+                        yield seg
+                    elif router.route(seg):
+                        yield None
                     continue
                 ref_seg = ref_decode(linktype, buf[start:end], frame_no, ts, wire_len)
-                if ref_seg is not None:
-                    yield ref_seg
+                if router is None:
+                    if ref_seg is not None:
+                        yield ref_seg
+                elif ref_seg is not None:
+                    if router.route(ref_seg):
+                        yield None
+                elif router.icmp:
+                    yield None
             if tcp_segments:
                 diag.tcp_segments += tcp_segments
                 tcp_segments = 0
@@ -1083,7 +1125,7 @@ cdef class FlowTableBase:
     cdef public object _last_sweep_ns
     cdef public bint _jump_pending
 
-    def on_segment(self, Segment seg, list finished):
+    cpdef object on_segment(self, Segment seg, list finished):
         """Route one segment; connections that finish are appended to ``finished``."""
         ts = seg.ts_ns
         clock = self._clock_ns

@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from tcptrace_py.capture import read_segments
+from tcptrace_py import implementation
+from tcptrace_py.capture import route_segments
 from tcptrace_py.capture.source import source_name
 from tcptrace_py.connection import Connection
 from tcptrace_py.decode import Decoder
@@ -104,22 +105,32 @@ class Engine:
         decoder = Decoder(diag, icmp=True, strict=strict, source=source_name(source, name))
         icmp = decoder.icmp_errors
         assert icmp is not None
+        # With the compiled engine, its pcap loop does this loop's per-segment work itself
+        # (keep the latest time, route to the table) and yields None only when connections
+        # finished or ICMP errors wait; every other reader yields each segment.
+        router = None
+        compiled = implementation.compiled
+        if compiled is not None and isinstance(self.table, compiled.FlowTableBase):
+            router = compiled.Router(self.table, finished, icmp)
         # read_segments fuses reading and decoding for classic pcap (no per-frame bytes copy,
         # tuple or decoder call) and yields only frames that decoded to a segment. ICMP errors
         # the decoder kept came before this segment: they go to their connections first.
-        for seg in read_segments(source, diag, decoder, strict=strict, name=name):
+        for seg in route_segments(source, diag, decoder, router, strict=strict, name=name):
             if icmp:
                 self._icmp(icmp)
-            ts_ns = seg.ts_ns
-            if ts_ns > last_ts:
-                last_ts = ts_ns
-            on_segment(seg, finished)
+            if seg is not None:
+                ts_ns = seg.ts_ns
+                if ts_ns > last_ts:
+                    last_ts = ts_ns
+                on_segment(seg, finished)
             if finished:
                 for conn in finished:
                     yield self._result(conn)
                 finished.clear()
         if icmp:
             self._icmp(icmp)
+        if router is not None and router.last_ts > last_ts:
+            last_ts = router.last_ts
         yield from self.finish(max(last_ts, diag.last_ts_ns or 0), name=name)
 
     def finish_early(self, name: str | None = None) -> Iterator[FlowResult]:

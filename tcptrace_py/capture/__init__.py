@@ -38,6 +38,7 @@ from tcptrace_py.diagnostics import CaptureError, Diagnostics
 from tcptrace_py.segment import Segment
 
 __all__ = ["CaptureError", "Frame", "read_frames", "read_segments", "read_flow_segments",
+           "route_segments",
            "describe",
            "MAX_RECORD_BYTES", "CHUNK_BYTES"]
 
@@ -86,15 +87,34 @@ def read_segments(source: object, diag: Diagnostics, decoder: Decoder, *,
                   strict: bool = False, name: str | None = None) -> Iterator[Segment]:
     """Yield the TCP segment of every frame that decodes to one: the same segments, warnings
     and counters as ``decoder.decode`` over :func:`read_frames`, faster for classic pcap."""
+    return _segments(source, diag, decoder, strict, name, None)  # type: ignore[return-value]
+
+
+def route_segments(source: object, diag: Diagnostics, decoder: Decoder, router: object, *,
+                   strict: bool = False, name: str | None = None) -> Iterator[Segment | None]:
+    """:func:`read_segments` for ``Engine.run`` with the compiled engine's ``Router``: the
+    compiled pcap loop hands each segment to the flow table itself and yields ``None`` when
+    the engine has work to do (finished connections, ICMP errors); other readers yield
+    every segment, as :func:`read_segments`."""
+    return _segments(source, diag, decoder, strict, name, router)
+
+
+def _segments(source: object, diag: Diagnostics, decoder: Decoder, strict: bool,
+              name: str | None, router: object) -> Iterator[Segment | None]:
     compiled = implementation.compiled
     if compiled is not None:
         # The compiled twins: the pcap record loop and the decoder's common cases in C, the
         # reference decoder behind them for every other frame (tcptrace_py/_engine.pyx).
         decoder = compiled.Decoder(decoder)
     pcap_segments = compiled.read_pcap_segments if compiled is not None else read_pcap_segments
-    return _read(source, diag, strict, name,
-                 lambda stream, display: pcap_segments(stream, b"", display, diag, strict,
-                                                       decoder),
+    if compiled is None or router is None:
+        def pcap(stream: Any, display: str) -> Iterator[Segment | None]:
+            return pcap_segments(stream, b"", display, diag, strict, decoder)
+    else:
+        def pcap(stream: Any, display: str) -> Iterator[Segment | None]:
+            return compiled.read_pcap_segments(  # type: ignore[no-any-return]
+                stream, b"", display, diag, strict, decoder, router)
+    return _read(source, diag, strict, name, pcap,
                  lambda stream, display: read_pcapng_segments(stream, b"", display, diag,
                                                               strict, decoder))
 
