@@ -40,7 +40,7 @@ cdef long long SYN = 0x02
 
 cdef object _EMPTY = ()
 
-API_VERSION = 5
+API_VERSION = 6
 """Bumped with every change of what this module offers; ``implementation`` refuses a build
 whose number differs from its own (a stale extension beside newer Python sources)."""
 
@@ -1071,6 +1071,18 @@ from collections import deque as _deque  # noqa: E402
 cdef long long SYN_ACK_RST = 0x02 | 0x10 | 0x04
 
 
+cdef inline long long shard_index(Segment seg, long long shards):
+    """``flowtable.shard_of`` on a segment: integer operations on the ports and the last
+    byte of each address."""
+    cdef bytes src = <bytes?>seg.src
+    cdef bytes dst = <bytes?>seg.dst
+    cdef unsigned long long x = <unsigned long long>(
+        seg.sport ^ seg.dport ^ (((<const uint8_t*>PyBytes_AS_STRING(src))[
+            PyBytes_GET_SIZE(src) - 1] ^ (<const uint8_t*>PyBytes_AS_STRING(dst))[
+            PyBytes_GET_SIZE(dst) - 1]) << 16))
+    return <long long>(((x * 0x9E3779B1ULL) >> 20) % <unsigned long long>shards)
+
+
 cdef class FlowTableBase:
     """The per-segment routing of ``flowtable.FlowTable.on_segment``: packet clock, sweep
     trigger, the 4-tuple lookup and the steady path; every other step is the reference's
@@ -1082,6 +1094,8 @@ cdef class FlowTableBase:
     cdef public object _clock_ns
     cdef public object _last_sweep_ns
     cdef public bint _jump_pending
+    cdef public long long shards
+    cdef public long long shard
 
     def on_segment(self, Segment seg, list finished):
         """Route one segment; connections that finish are appended to ``finished``."""
@@ -1097,6 +1111,8 @@ cdef class FlowTableBase:
             self._jump_pending = False
         if clock - self._last_sweep_ns >= SWEEP_INTERVAL_NS:
             self._sweep(clock, finished)
+        if self.shards > 1 and shard_index(seg, self.shards) != self.shard:
+            return None  # another worker's connection (flowtable.shard_of)
         conn = (<dict?>self._by_dir).get((seg.src, seg.sport, seg.dst, seg.dport))
         if conn is not None:
             key = (<ConnectionBase?>conn).key
