@@ -44,6 +44,7 @@ from __future__ import annotations
 import heapq
 import multiprocessing as mp
 import os
+import resource
 import signal
 import sys
 import threading
@@ -74,7 +75,7 @@ ENGINE_NOTES = ("icmp_errors", "icmp_errors_unmatched")
 Item = tuple[Any, ...]
 """A worker's output: ``("a", key, shard, flow_id, live)`` (a flow id allocated),
 ``("r", key, shard, FlowResult, shares, live)`` (a connection finished) or
-``("e", key, shard, diag, summary, evicted_half_open, end_ns)`` (its end)."""
+``("e", key, shard, diag, summary, evicted_half_open, end_ns, peak RSS KiB)`` (its end)."""
 
 
 def can_split(source: Source) -> bool:
@@ -85,6 +86,15 @@ def can_split(source: Source) -> bool:
         return Path(source).is_file()
     except OSError:
         return False
+
+
+def engine_for(options: Options, jobs: int, source: Source) -> Engine | ParallelEngine:
+    """The engine to analyse ``source`` with ``jobs`` processes: a :class:`ParallelEngine`
+    when ``jobs`` > 1 and the source is a file several processes can read, else one
+    :class:`Engine` (standard input, a file object and bytes are read once)."""
+    if jobs > 1 and can_split(source):
+        return ParallelEngine(options, jobs)
+    return Engine(options)
 
 
 def shard_items(engine: Engine, source: Source, name: str | None,
@@ -159,7 +169,8 @@ def shard_items(engine: Engine, source: Source, name: str | None,
         phase = 0 if conn.end_reason == "new_incarnation" else 1
         yield result((END, phase, alloc.get(conn.flow_id, (END, 0))), conn)
     engine.close_summary()
-    yield ("e", (END + 1,), shard, diag, engine.summary, table.evicted_half_open, end_ns)
+    yield ("e", (END + 1,), shard, diag, engine.summary, table.evicted_half_open, end_ns,
+           resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 
 
 def _worker(path: str, options: Options, shard: int, shards: int, strict: bool,
@@ -227,6 +238,9 @@ class ParallelEngine:
         self.summary = CaptureSummary(self.diag)
         self.detectors = DetectorSet(self.options, self.diag)
         self._finished = False
+        self.worker_peak_rss_kib: list[int] = []
+        """Peak resident set of each worker process (KiB, ``getrusage``), after :meth:`run`
+        (worker 0 is the calling process: its peak so far)."""
 
     def finish(self, end_ns: int | None = None, *,
                name: str | None = None) -> Iterator[FlowResult]:
@@ -241,7 +255,7 @@ class ParallelEngine:
         if not can_split(source):
             raise ValueError("ParallelEngine reads a capture file by path")
         path = str(source)
-        ctx = mp.get_context(start_method())
+        ctx: Any = mp.get_context(start_method())
         sys.stdout.flush()
         sys.stderr.flush()
         procs = []
@@ -301,6 +315,7 @@ class ParallelEngine:
             else:
                 diag: Diagnostics = item[3]
                 summary: CaptureSummary = item[4]
+                self.worker_peak_rss_kib.append(item[7])
                 if shard:
                     for note in ENGINE_NOTES:
                         if diag.notes.get(note):
@@ -344,4 +359,4 @@ def _renumber(res: FlowResult, flow_id: int, shard: int,
     for e in res.events:
         set_attr(e, "flow_id", flow_id)
     if res.packets:
-        res.packets = [(r[0], r[1], flow_id, *r[3:]) for r in res.packets]  # type: ignore[misc]
+        res.packets = [(r[0], r[1], flow_id, *r[3:]) for r in res.packets]
