@@ -54,7 +54,7 @@ def everything(engine: Engine | ParallelEngine, path: Path,
     except Exception as exc:  # noqa: BLE001 - the same error is the same output
         return {"error": f"{type(exc).__name__}: {exc}"}
     s, d = engine.summary, engine.diag
-    return json.loads(json.dumps({
+    out: dict[str, Any] = json.loads(json.dumps({
         "records": [r.record for r in results],
         "anomalies": [[asdict(a) for a in r.anomalies] for r in results],
         "events": [[asdict(e) for e in r.events] for r in results],
@@ -66,6 +66,7 @@ def everything(engine: Engine | ParallelEngine, path: Path,
                  sorted(d.link_types.items()), [(str(w), w.code) for w in d.warnings],
                  d.warnings_dropped, d.first_ts_ns, d.last_ts_ns, sorted(d.notes.items())],
     }, default=repr))
+    return out
 
 
 def _same_for_jobs(path: Path, options: Options | None = None,
@@ -168,7 +169,7 @@ def test_each_worker_analyses_only_its_own_connections() -> None:
 def test_icmp_error_counted_once_by_its_connections_worker() -> None:
     path = REPO / "samples" / "net_unreachable.pcap"
     one = _same_for_jobs(path)
-    assert dict(map(tuple, one["diag"][-1]))["icmp_errors"] == 1  # type: ignore[arg-type]
+    assert dict(map(tuple, one["diag"][-1]))["icmp_errors"] == 1
     assert [a["code"] for a in one["anomalies"][0]] == ["icmp_unreachable"]
 
 
