@@ -645,7 +645,8 @@ def _run_one(run: Run, path: str, options: Options, strict: bool, quiet: bool,
     recs: dict[int, dict[str, Any]] = {}
     try:
         for src in [path] if parallel else _with_progress(path, quiet, gate):
-            results = engine.run(src, name=path, strict=strict)
+            results = _gated(engine.run(src, name=path, strict=strict), gate) if parallel \
+                else engine.run(src, name=path, strict=strict)
             while True:
                 try:
                     result = next(results)
@@ -687,6 +688,19 @@ def _run_one(run: Run, path: str, options: Options, strict: bool, quiet: bool,
             run.found(cap, a, keep, on_anomaly)
     _report_diag(engine.diag, quiet)
     run.diag.merge(engine.diag)
+
+
+def _gated(results: Iterator[FlowResult], gate: _InterruptGate) -> Iterator[FlowResult]:
+    """A ``--jobs`` run's results, stopped by Ctrl-C between two of them (its reads are
+    the workers', not gated): the workers are stopped, the results handed over stay."""
+    try:
+        for result in results:
+            gate.check()
+            yield result
+    finally:
+        close = getattr(results, "close", None)
+        if close is not None:
+            close()
 
 
 def _report_diag(diag: Diagnostics, quiet: bool) -> None:
