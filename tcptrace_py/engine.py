@@ -19,7 +19,7 @@ from tcptrace_py.decode import Decoder
 from tcptrace_py.detectors import DetectorSet
 from tcptrace_py.diagnostics import Diagnostics
 from tcptrace_py.events import Anomaly, Event
-from tcptrace_py.flowtable import FlowTable, shard_of
+from tcptrace_py.flowtable import FlowTable, slot_of
 from tcptrace_py.icmp import IcmpError
 from tcptrace_py.options import Options
 from tcptrace_py.report import flow_record
@@ -68,16 +68,17 @@ class Engine:
     """Analyse one capture: iterate :meth:`run`, then read :attr:`summary`."""
 
     def __init__(self, options: Options | None = None, diag: Diagnostics | None = None, *,
-                 shard: tuple[int, int] | None = None) -> None:
+                 shard: tuple[int, int, int] | None = None) -> None:
         self.options = options or Options()
         self.diag = diag or Diagnostics()
         self.table = FlowTable(self.options)
         self.shard = shard
-        """(this shard, shards) in a ``--jobs`` worker (tcptrace_py/parallel.py): only the
-        connections of this shard are analysed, capture-wide detectors only summarize,
-        and :meth:`finish` leaves the capture-wide warnings and findings to the parent."""
+        """(worker index, first slot, end slot) in a ``--jobs`` worker
+        (tcptrace_py/parallel.py): only the connections whose ``flowtable.slot_of`` is in
+        the slot range are analysed, capture-wide detectors only summarize, and
+        :meth:`finish` leaves the capture-wide warnings and findings to the parent."""
         if shard is not None:
-            self.table.shard, self.table.shards = shard
+            _, self.table.slot_lo, self.table.slot_hi = shard
             self.table.sweep_tags = []
             self.table.allocated = []
         self.detectors = DetectorSet(self.options, self.diag, sharded=shard is not None)
@@ -104,7 +105,7 @@ class Engine:
         shard = self.shard
         for err in pending:
             if shard is not None and \
-                    shard_of(err.src, err.sport, err.dst, err.dport, shard[1]) != shard[0]:
+                    not shard[1] <= slot_of(err.src, err.sport, err.dst, err.dport) < shard[2]:
                 continue  # counted by the worker of the connection it quotes
             notes["icmp_errors"] += 1
             if not self.table.on_icmp(err):

@@ -88,20 +88,27 @@ def guess_client_is_src(seg: Segment) -> tuple[bool, bool]:
 
 
 SHARD_MIX = 0x9E3779B1
-"""Fibonacci-hashing multiplier (2**32 / golden ratio) of :func:`shard_of`: spreads the
+"""Fibonacci-hashing multiplier (2**32 / golden ratio) of :func:`slot_of`: spreads the
 xor of ports and address bytes, which clusters (one server port, sequential client ports),
-over the shards."""
+over the slots."""
+
+SHARD_SLOTS = 4096
+"""Slots the 4-tuples hash to; a ``--jobs`` worker owns a range of them, so workers can
+take unequal shares (tcptrace_py/parallel.py gives the parent, which also merges, less)
+in steps of 1/4096. A power of two: the slot is a mask, not a division."""
 
 
-def shard_of(src: bytes, sport: int, dst: bytes, dport: int, shards: int) -> int:
-    """Which of ``shards`` workers owns the connection of this 4-tuple (``--jobs``).
+def slot_of(src: bytes, sport: int, dst: bytes, dport: int) -> int:
+    """The slot (``0 <= slot < SHARD_SLOTS``) of the connection of this 4-tuple: the
+    worker owning the slot analyses it (``--jobs``).
 
     Symmetric (both directions of a connection, and an ICMP error quoting one of its
     segments, land on the same worker) and the same in every process (no salted ``hash``).
     The flow tables inline it (``FlowTable.on_segment``, ``_engine.FlowTableBase``): a few
     integer operations per segment, no call.
     """
-    return (((sport ^ dport ^ ((src[-1] ^ dst[-1]) << 16)) * SHARD_MIX) >> 20) % shards
+    return (((sport ^ dport ^ ((src[-1] ^ dst[-1]) << 16)) * SHARD_MIX) >> 20) \
+        & (SHARD_SLOTS - 1)
 
 
 class FlowTable:
@@ -144,18 +151,17 @@ class FlowTable:
         self._last_end: dict[Key, tuple[int, str, str]] = {}
         """Per 4-tuple: (last ts, client state, server state) of the last emitted incarnation,
         kept only for 4-tuples still within TIME_WAIT reach (pruned on sweeps)."""
-        self.shards = 1
-        """Workers sharing the capture (``--jobs``, see tcptrace_py/parallel.py); above 1 this
-        table routes only the segments of its shard (:func:`shard_of`), after the packet
-        clock and the sweep saw every segment, so expiry runs at the same packet times in
-        every worker as in one table."""
-        self.shard = 0
-        """This table's shard, ``0 <= shard < shards``."""
+        self.slot_lo = 0
+        self.slot_hi = 0
+        """In a ``--jobs`` worker (see tcptrace_py/parallel.py), ``slot_hi > 0``: this table
+        routes only the segments whose :func:`slot_of` is in ``[slot_lo, slot_hi)``, after
+        the packet clock and the sweep saw every segment, so expiry runs at the same packet
+        times in every worker as in one table. 0: every segment."""
         self.allocated: list[int] | None = None
         """In a worker: the flow ids allocated since the caller last cleared it (the parent
         numbers the flows of every worker in the order of their allocations)."""
         self.sweep_tags: list[tuple[int, ...]] | None = None
-        """In a worker (``shards > 1``): for each connection :meth:`_sweep` hands over, its
+        """In a worker (``slot_hi > 0``): for each connection :meth:`_sweep` hands over, its
         place in the sweep's order (see :meth:`_sweep`), so the parent can interleave the
         workers' sweeps as one table's sweep would have ordered them."""
 
@@ -168,7 +174,7 @@ class FlowTable:
 
     def on_segment(self, seg: Segment, finished: list[Connection]) -> Connection | None:
         """Route one segment; connections that finish are appended to ``finished``. None
-        when the segment belongs to another shard's worker (``shards > 1``)."""
+        when the segment belongs to another worker's slots (``slot_hi > 0``)."""
         ts = seg.ts_ns
         clock = self._clock_ns
         if ts > clock:
@@ -181,10 +187,12 @@ class FlowTable:
             self._jump_pending = False
         if clock - self._last_sweep_ns >= SWEEP_INTERVAL_NS:
             self._sweep(clock, finished)
-        shards = self.shards
-        if shards > 1 and (((seg.sport ^ seg.dport ^ ((seg.src[-1] ^ seg.dst[-1]) << 16))
-                            * SHARD_MIX) >> 20) % shards != self.shard:
-            return None  # another worker's connection (shard_of, inlined)
+        hi = self.slot_hi
+        if hi:
+            slot = (((seg.sport ^ seg.dport ^ ((seg.src[-1] ^ seg.dst[-1]) << 16))
+                     * SHARD_MIX) >> 20) & (SHARD_SLOTS - 1)  # slot_of, inlined
+            if slot < self.slot_lo or slot >= hi:
+                return None  # another worker's connection
         conn = self._by_dir.get((seg.src, seg.sport, seg.dst, seg.dport))
         if conn is not None:
             key = conn.key

@@ -24,9 +24,9 @@ from click.testing import CliRunner
 
 from tcptrace_py.cli import main
 from tcptrace_py.engine import Engine
-from tcptrace_py.flowtable import shard_of
+from tcptrace_py.flowtable import slot_of
 from tcptrace_py.options import Options
-from tcptrace_py.parallel import ParallelEngine, shard_items
+from tcptrace_py.parallel import ParallelEngine, shard_items, shard_ranges
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(__file__).resolve().parents[2] / "shared"
@@ -146,7 +146,9 @@ def _shard(rec: dict[str, Any], shards: int) -> int:
 
     c = ipaddress.ip_address(rec["client_ip"]).packed
     s = ipaddress.ip_address(rec["server_ip"]).packed
-    return shard_of(c, rec["client_port"], s, rec["server_port"], shards)
+    slot = slot_of(c, rec["client_port"], s, rec["server_port"])
+    assert slot == slot_of(s, rec["server_port"], c, rec["client_port"])  # symmetric
+    return next(k for k, (lo, hi) in enumerate(shard_ranges(shards)) if lo <= slot < hi)
 
 
 def test_each_worker_analyses_only_its_own_connections() -> None:
@@ -157,7 +159,7 @@ def test_each_worker_analyses_only_its_own_connections() -> None:
     by_start = {(r["first_frame"], r["client_port"]): r for r in one["records"]}
     seen: list[tuple[int, int]] = []
     for k in range(3):
-        engine = Engine(shard=(k, 3))
+        engine = Engine(shard=(k, *shard_ranges(3)[k]))
         mine = [it[3].record for it in shard_items(engine, str(path), None, False)
                 if it[0] == "r"]
         assert mine and all(_shard(r, 3) == k for r in mine)
