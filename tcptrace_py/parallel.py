@@ -149,6 +149,11 @@ def shard_items(engine: Engine, source: Source, name: str | None,
 
     allocated = table.allocated
     assert allocated is not None
+    # Old incarnations a held SYN's answer ended wait in the table's ``_deferred`` until
+    # its next sweep, open or new incarnation, which hands them over before anything else:
+    # so handing them over at once, after this segment's own work, is one table's order
+    # (another worker's open would have been that next step).
+    deferred = table._deferred
     for seg in read_segments(source, diag, decoder, strict=strict, name=name):
         if icmp:
             engine._icmp(icmp)
@@ -156,8 +161,10 @@ def shard_items(engine: Engine, source: Source, name: str | None,
         if ts_ns > last_ts:
             last_ts = ts_ns
         on_segment(seg, finished)
-        if not (finished or allocated):
+        if not (finished or allocated or deferred):
             continue
+        if deferred:
+            table._hand_over(finished)
         i = seg.frame  # the segment's index: frame numbers increase, the same in every worker
         # The sweep's connections (first in ``finished``, tagged) come before the
         # segment's own work: its new flow ids, then what it ended.

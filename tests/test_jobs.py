@@ -168,6 +168,46 @@ def test_each_worker_analyses_only_its_own_connections() -> None:
     assert sorted(seen) == sorted(by_start)
 
 
+def test_incarnation_ended_by_a_held_syns_answer_keeps_its_place(tmp_path: Path) -> None:
+    """A SYN with a new ISN on an established connection is held until the server answers;
+    a SYN-ACK ends the old incarnation, which one flow table hands over at its next step
+    (here: another connection's new incarnation, in another worker). The workers must put
+    it first, as one table does."""
+    import ipaddress
+
+    def worker(c: str, cp: int, n: int) -> int:
+        slot = slot_of(ipaddress.ip_address(c).packed, cp, ipaddress.ip_address(srv).packed,
+                       80)
+        return next(k for k, (lo, hi) in enumerate(shard_ranges(n)) if lo <= slot < hi)
+
+    srv, ca, cf, pa = "10.0.0.1", "10.0.0.2", "10.0.0.3", 40000
+    pf = next(p for p in range(41000, 42000)
+              if all(worker(cf, p, n) != worker(ca, pa, n) for n in (2, 3)))
+    ms, t0 = 1_000_000, 1_700_000_000 * 10**9
+    frames = [
+        (0, tcp_frame(ca, srv, pa, 80, 1000, 0, SYN)),
+        (1, tcp_frame(srv, ca, 80, pa, 5000, 1001, SYN | ACK)),
+        (2, tcp_frame(ca, srv, pa, 80, 1001, 5001, ACK, payload=b"x" * 10)),
+        (3, tcp_frame(srv, ca, 80, pa, 5001, 1011, ACK)),
+        (10, tcp_frame(cf, srv, pf, 80, 100, 0, SYN)),
+        (11, tcp_frame(srv, cf, 80, pf, 700, 101, SYN | ACK)),
+        (12, tcp_frame(cf, srv, pf, 80, 101, 701, ACK)),
+        (13, tcp_frame(cf, srv, pf, 80, 101, 701, FIN | ACK)),
+        (14, tcp_frame(srv, cf, 80, pf, 701, 102, FIN | ACK)),
+        (15, tcp_frame(cf, srv, pf, 80, 102, 702, ACK)),  # the client in TIME_WAIT
+        (500, tcp_frame(ca, srv, pa, 80, 90000, 0, SYN)),  # new ISN: held
+        (501, tcp_frame(srv, ca, 80, pa, 77000, 90001, SYN | ACK)),  # answered: released
+        (502, tcp_frame(cf, srv, pf, 80, 5555, 0, SYN)),  # TIME_WAIT reuse: ends F
+        (503, tcp_frame(srv, cf, 80, pf, 8888, 5556, SYN | ACK)),
+        (504, tcp_frame(cf, srv, pf, 80, 5556, 8889, ACK)),
+    ]
+    path = write_pcap(tmp_path / "held.pcap", [(t0 + t * ms, f) for t, f in frames])
+    one = _same_for_jobs(path)
+    assert [(r["client_port"], r["incarnation"], r["end_reason"]) for r in one["records"]] \
+        == [(pa, 0, "new_incarnation"), (pf, 0, "new_incarnation"), (pa, 1, "capture_end"),
+            (pf, 1, "capture_end")]
+
+
 def test_icmp_error_counted_once_by_its_connections_worker() -> None:
     path = REPO / "samples" / "net_unreachable.pcap"
     one = _same_for_jobs(path)
