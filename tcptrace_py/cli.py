@@ -636,11 +636,10 @@ def _run_one(run: Run, path: str, options: Options, strict: bool, quiet: bool,
              on_anomaly: Callable[[str | None, Anomaly], None] | None = None,
              jobs: int = 1) -> None:
     """One input file of :func:`_run`."""
-    from tcptrace_py.parallel import ParallelEngine, can_split
+    from tcptrace_py.parallel import ParallelEngine, engine_for
 
-    parallel = jobs > 1 and can_split(path)
-    engine: Engine | ParallelEngine = ParallelEngine(options, jobs) if parallel \
-        else Engine(options)
+    engine = engine_for(options, jobs, path)
+    parallel = isinstance(engine, ParallelEngine)
     cap = path if run.multi else None
     recs: dict[int, dict[str, Any]] = {}
     try:

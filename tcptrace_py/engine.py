@@ -84,6 +84,8 @@ class Engine:
         self.detectors = DetectorSet(self.options, self.diag, sharded=shard is not None)
         self.summary = CaptureSummary(self.diag)
         self._finished = False
+        self.end_ns = 0
+        """Packet time :meth:`finish` ended the capture at."""
 
     def _result(self, conn: Connection) -> FlowResult:
         anomalies = self.detectors.on_connection(conn)
@@ -169,9 +171,6 @@ class Engine:
             capture_warnings(diag, self.options, self.summary, self.table.evicted_half_open,
                              name)
             self.summary.anomalies = self.detectors.on_end(end_ns, diag)
-
-    end_ns = 0
-    """Packet time :meth:`finish` ended the capture at."""
 
     def close_summary(self) -> None:
         """Copy the flow table's counters into :attr:`summary` (after the drain)."""

@@ -114,8 +114,10 @@ def can_split(source: Source) -> bool:
 def engine_for(options: Options, jobs: int, source: Source) -> Engine | ParallelEngine:
     """The engine to analyse ``source`` with ``jobs`` processes: a :class:`ParallelEngine`
     when ``jobs`` > 1 and the source is a file several processes can read, else one
-    :class:`Engine` (standard input, a file object and bytes are read once)."""
-    if jobs > 1 and can_split(source):
+    :class:`Engine` (standard input, a file object and bytes are read once; so is a run
+    keeping the packets of chosen flows, ``Options.packet_flows``: flow ids are only known
+    after the merge)."""
+    if jobs > 1 and can_split(source) and not options.packet_flows:
         return ParallelEngine(options, jobs)
     return Engine(options)
 
@@ -262,6 +264,9 @@ class ParallelEngine:
                  diag: Diagnostics | None = None) -> None:
         if jobs < 2:
             raise ValueError("ParallelEngine needs jobs >= 2 (use Engine)")
+        if options is not None and options.packet_flows:
+            raise ValueError("packet_flows names flow ids, known only after the merge: "
+                             "use Engine")
         self.options = options or Options()
         self.jobs = jobs
         self.diag = diag or Diagnostics()

@@ -26,7 +26,7 @@ from tcptrace_py.cli import main
 from tcptrace_py.engine import Engine
 from tcptrace_py.flowtable import slot_of
 from tcptrace_py.options import Options
-from tcptrace_py.parallel import ParallelEngine, shard_items, shard_ranges
+from tcptrace_py.parallel import ParallelEngine, engine_for, shard_items, shard_ranges
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(__file__).resolve().parents[2] / "shared"
@@ -235,6 +235,18 @@ def test_api_jobs_keyword(tmp_path: Path) -> None:
     assert res.flows.flow_id.tolist() == [r["flow_id"] for r in one]
     # Bytes and file objects are read once: jobs is then ignored, never an error.
     assert list(tcptrace_py.iter_flows(path.read_bytes(), jobs=2)) == one
+
+
+def test_packet_rows_renumbered_and_packet_flows_run_once(tmp_path: Path) -> None:
+    path = _merge_capture(tmp_path / "merge.pcap")
+    one = _same_for_jobs(path, Options(keep_packets=True), jobs=(2,))
+    assert all(row[2] == rec["flow_id"] for rec, rows in zip(one["records"], one["packets"],
+                                                            strict=True) for row in rows)
+    # packet_flows names flow ids, which a worker does not know: one process runs it.
+    chosen = Options(keep_packets=True, packet_flows=(7,))
+    assert type(engine_for(chosen, 2, path)) is Engine
+    with pytest.raises(ValueError, match="packet_flows"):
+        ParallelEngine(chosen, 2)
 
 
 GENERATED_PACKETS = 200_000
