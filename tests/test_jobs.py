@@ -290,3 +290,19 @@ def test_generated_capture_same_output_and_memory(tmp_path: Path) -> None:
         runs[jobs] = json.loads(out)
     assert runs[2]["digest"] == runs[1]["digest"]
     assert runs[2]["rss_kib"] <= MEMORY_RATIO_BOUND * runs[1]["rss_kib"], runs
+
+
+def test_full_connection_table_is_said_to_differ() -> None:
+    """Evictions when the table is full depend on every live connection; a worker only sees
+    its own, so the run says its early emissions may differ from --jobs 1."""
+    path = REPO / "samples" / "syn_flood.pcap"
+    small = Options(max_connections=20)
+    engine = ParallelEngine(small, 2)
+    results = list(engine.run(str(path)))
+    codes = [w.code for w in engine.diag.warnings]
+    assert "table_full" in codes and "jobs_table_full" in codes
+    assert sum(r.record["end_reason"] == "table_full" for r in results) == \
+        engine.summary.evicted_table_full > 0
+    roomy = ParallelEngine(Options(), 2)
+    list(roomy.run(str(path)))
+    assert "jobs_table_full" not in [w.code for w in roomy.diag.warnings]
