@@ -235,16 +235,19 @@ def _worker(path: str, options: Options, shard: tuple[int, int, int], strict: bo
 
 def _received(pipe: Pipe) -> Iterator[Item]:
     """A worker process's items, as its batches arrive."""
-    while True:
-        try:
-            batch = pipe.recv()
-        except EOFError:
-            raise RuntimeError("a --jobs worker process died") from None
-        if isinstance(batch, tuple):
-            raise batch[1]
-        yield from batch
-        if batch and batch[-1][0] == "e":
-            return
+    try:
+        while True:
+            try:
+                batch = pipe.recv()
+            except EOFError:
+                raise RuntimeError("a --jobs worker process died") from None
+            if isinstance(batch, tuple):
+                raise batch[1]
+            yield from batch
+            if batch and batch[-1][0] == "e":
+                return
+    finally:
+        pipe.close()
 
 
 def start_method() -> str:

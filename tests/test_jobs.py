@@ -306,3 +306,21 @@ def test_full_connection_table_is_said_to_differ() -> None:
     roomy = ParallelEngine(Options(), 2)
     list(roomy.run(str(path)))
     assert "jobs_table_full" not in [w.code for w in roomy.diag.warnings]
+
+
+def test_damaged_capture_same_warning_or_error(tmp_path: Path) -> None:
+    """A capture cut mid-record: the same warning (counted once) without --strict, the
+    same CaptureError with it, from the calling process or a worker."""
+    from tcptrace_py.diagnostics import CaptureError
+
+    data = _merge_capture(tmp_path / "merge.pcap").read_bytes()
+    cut = tmp_path / "cut.pcap"
+    cut.write_bytes(data[: len(data) - 30])
+    one = _same_for_jobs(cut)
+    assert [c for _, c in one["diag"][4]] == ["truncated_record"]
+    with pytest.raises(CaptureError) as single:
+        list(Engine().run(str(cut), strict=True))
+    for n in (2, 3):
+        with pytest.raises(CaptureError) as split:
+            list(ParallelEngine(None, n).run(str(cut), strict=True))
+        assert str(split.value) == str(single.value)
