@@ -72,11 +72,12 @@ BATCH_ITEMS = 256
 """Items a worker process sends at once: large enough that pickling and the pipe cost little
 per item, small enough that the parent's merge is not starved (a few hundred connections)."""
 
-PARENT_SHARE = 0.9
+PARENT_SHARE = 0.75
 """The calling process's share of the connections, relative to each other worker's: it also
-unpickles the workers' results, merges, renumbers and (in the CLI) writes the output, which
-measured ~10 % of its time on the 2 M-packet capture (``--jobs 2``: 13.1 s of CPU for the
-parent against 11.0 s for the worker at equal shares)."""
+unpickles the workers' results, merges, renumbers and (in the CLI) writes the output. On the
+2 M-packet capture with ``--jobs 2`` (CPU seconds, bench/jobs_speedup.py): equal shares,
+parent 13.1 against worker 11.0; at 0.9 (47 % of the slots), 15.0-16.0 against 12.8-13.4;
+the parent's extra work is ~10 % of one engine's time, hence 0.75 (43 %)."""
 
 ENGINE_NOTES = ("icmp_errors", "icmp_errors_unmatched")
 """``Diagnostics.notes`` that the engine (not the reader) counts, per worker."""
