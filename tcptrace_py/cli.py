@@ -808,8 +808,10 @@ def analyze(files: tuple[str, ...], fmt: str, output: str | None, states: tuple[
       tcptrace-py analyze - < capture.pcap
     """
     _need_pkg(fmt)
+    # Events (state transitions) are never written by this command: not kept, so results
+    # hold less memory and --jobs workers do not send them.
     options = build_options(config, params, time_wait_s, idle_timeout_s, max_connections,
-                            attempt_timeout_s)
+                            attempt_timeout_s, keep_events=False)
     filters = Filters(states, closes, codes, hosts, ports, flow_ids)
     target, out = _open_out(output, fmt)
     stream = fmt == "jsonl" and sort_key is None
@@ -1180,8 +1182,10 @@ def anomalies(files: tuple[str, ...], fmt: str, output: str | None, states: tupl
       tcptrace-py anomalies capture.pcap --fail-on warning -q --format jsonl >/dev/null
     """
     _need_pkg(fmt)
+    # Events (state transitions) are never written by this command: not kept, so results
+    # hold less memory and --jobs workers do not send them.
     options = build_options(config, params, time_wait_s, idle_timeout_s, max_connections,
-                            attempt_timeout_s)
+                            attempt_timeout_s, keep_events=False)
     filters = Filters(states, closes, codes, hosts, ports, flow_ids)
     target, out = _open_out(output, fmt)
     with _writing(target):
