@@ -33,7 +33,7 @@ from tcptrace_py.gcpolicy import fewer_collections
 from tcptrace_py.options import Options
 from tcptrace_py.parallel import ParallelEngine, engine_for
 path, jobs = sys.argv[1], int(sys.argv[2])
-engine = engine_for(Options(), jobs, path)
+engine = engine_for(Options(keep_events=False), jobs, path)  # as analyze and anomalies
 h = hashlib.sha256()
 n = 0
 with fewer_collections():
