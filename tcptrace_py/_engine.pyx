@@ -1113,6 +1113,24 @@ from collections import deque as _deque  # noqa: E402
 cdef long long SYN_ACK_RST = 0x02 | 0x10 | 0x04
 
 
+cdef unsigned long long SHARD_MIX = 0x9E3779B1ULL
+cdef unsigned long long SHARD_SLOTS = 4096
+CONSTANTS["SHARD_MIX"] = SHARD_MIX
+CONSTANTS["SHARD_SLOTS"] = SHARD_SLOTS
+
+
+cdef inline long long slot_of(Segment seg) except -1:
+    """``flowtable.slot_of`` on a segment: integer operations on the ports and the last
+    byte of each address."""
+    cdef bytes src = <bytes?>seg.src
+    cdef bytes dst = <bytes?>seg.dst
+    cdef unsigned long long x = <unsigned long long>(
+        seg.sport ^ seg.dport ^ (((<const uint8_t*>PyBytes_AS_STRING(src))[
+            PyBytes_GET_SIZE(src) - 1] ^ (<const uint8_t*>PyBytes_AS_STRING(dst))[
+            PyBytes_GET_SIZE(dst) - 1]) << 16))
+    return <long long>(((x * SHARD_MIX) >> 20) & (SHARD_SLOTS - 1))
+
+
 cdef class FlowTableBase:
     """The per-segment routing of ``flowtable.FlowTable.on_segment``: packet clock, sweep
     trigger, the 4-tuple lookup and the steady path; every other step is the reference's
@@ -1124,6 +1142,8 @@ cdef class FlowTableBase:
     cdef public object _clock_ns
     cdef public object _last_sweep_ns
     cdef public bint _jump_pending
+    cdef public long long slot_lo
+    cdef public long long slot_hi
 
     cpdef object on_segment(self, Segment seg, list finished):
         """Route one segment; connections that finish are appended to ``finished``."""
@@ -1139,6 +1159,11 @@ cdef class FlowTableBase:
             self._jump_pending = False
         if clock - self._last_sweep_ns >= SWEEP_INTERVAL_NS:
             self._sweep(clock, finished)
+        cdef long long slot
+        if self.slot_hi:
+            slot = slot_of(seg)
+            if slot < self.slot_lo or slot >= self.slot_hi:
+                return None  # another worker's connection (flowtable.slot_of)
         conn = (<dict?>self._by_dir).get((seg.src, seg.sport, seg.dst, seg.dport))
         if conn is not None:
             key = (<ConnectionBase?>conn).key

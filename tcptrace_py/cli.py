@@ -294,6 +294,12 @@ def engine_options(f: F) -> F:
     return f
 
 
+JOBS_OPTION = click.option(
+    "-j", "--jobs", type=click.IntRange(min=1), default=1, show_default=True, metavar="N",
+    help="Analyse each capture file with N processes, split by connection (same output as "
+         "1; standard input and live reads use 1). Worth it for large captures: each worker "
+         "reads the whole file.")
+
 LOCAL_TIME_OPTION = click.option(
     "--local-time", "local_time", is_flag=True,
     help="Show start times in the local time zone instead of UTC (terminal output).")
@@ -340,6 +346,7 @@ def _common(f: F) -> F:
                      help="Treat a damaged capture as an error (exit 2)."),
         click.option("-q", "--quiet", is_flag=True,
                      help="No warnings, progress or summary on standard error."),
+        JOBS_OPTION,
         LOCAL_TIME_OPTION,
     ]
     for deco in reversed(decorators):
@@ -594,7 +601,8 @@ class Run:
 def _run(files: Sequence[str], options: Options, strict: bool, quiet: bool,
          filters: Filters, on_record: Callable[[dict[str, Any]], None] | None = None,
          keep: bool = True,
-         on_anomaly: Callable[[str | None, Anomaly], None] | None = None) -> Run:
+         on_anomaly: Callable[[str | None, Anomaly], None] | None = None,
+         jobs: int = 1) -> Run:
     """Analyse each file, filter, and collect (or stream through ``on_record`` and
     ``on_anomaly``). With ``keep=False`` neither records nor anomalies are kept (only the
     worst severity, for ``--fail-on``): a streamed run's memory is then bounded by the
@@ -603,13 +611,17 @@ def _run(files: Sequence[str], options: Options, strict: bool, quiet: bool,
 
     Ctrl-C stops reading (at a read, see _InterruptGate); the connections read so far are
     finished as at capture end and handed over like the others, later files are skipped
-    and ``run.interrupted`` is set (the command writes its output, then exits 130)."""
+    and ``run.interrupted`` is set (the command writes its output, then exits 130).
+
+    ``jobs`` > 1 analyses each regular file with that many processes
+    (:class:`~tcptrace_py.parallel.ParallelEngine`: the same results, no progress bar; a
+    Ctrl-C stops it at once, keeping nothing of that file)."""
     run = Run(multi=len(files) > 1, files=list(files))
     gate = _InterruptGate()
     with gate.installed():
         for path in files:
             _run_one(run, path, options, strict, quiet, filters, on_record, keep, gate,
-                     on_anomaly)
+                     on_anomaly, jobs)
             if run.interrupted:
                 _err(f"interrupted: results cover the frames of {printable(path)} read "
                      "so far")
@@ -621,14 +633,19 @@ def _run(files: Sequence[str], options: Options, strict: bool, quiet: bool,
 def _run_one(run: Run, path: str, options: Options, strict: bool, quiet: bool,
              filters: Filters, on_record: Callable[[dict[str, Any]], None] | None,
              keep: bool, gate: _InterruptGate,
-             on_anomaly: Callable[[str | None, Anomaly], None] | None = None) -> None:
+             on_anomaly: Callable[[str | None, Anomaly], None] | None = None,
+             jobs: int = 1) -> None:
     """One input file of :func:`_run`."""
-    engine = Engine(options)
+    from tcptrace_py.parallel import ParallelEngine, engine_for
+
+    engine = engine_for(options, jobs, path)
+    parallel = isinstance(engine, ParallelEngine)
     cap = path if run.multi else None
     recs: dict[int, dict[str, Any]] = {}
     try:
-        for src in _with_progress(path, quiet, gate):
-            results = engine.run(src, name=path, strict=strict)
+        for src in [path] if parallel else _with_progress(path, quiet, gate):
+            results = _gated(engine.run(src, name=path, strict=strict), gate) if parallel \
+                else engine.run(src, name=path, strict=strict)
             while True:
                 try:
                     result = next(results)
@@ -670,6 +687,19 @@ def _run_one(run: Run, path: str, options: Options, strict: bool, quiet: bool,
             run.found(cap, a, keep, on_anomaly)
     _report_diag(engine.diag, quiet)
     run.diag.merge(engine.diag)
+
+
+def _gated(results: Iterator[FlowResult], gate: _InterruptGate) -> Iterator[FlowResult]:
+    """A ``--jobs`` run's results, stopped by Ctrl-C between two of them (its reads are
+    the workers', not gated): the workers are stopped, the results handed over stay."""
+    try:
+        for result in results:
+            gate.check()
+            yield result
+    finally:
+        close = getattr(results, "close", None)
+        if close is not None:
+            close()
 
 
 def _report_diag(diag: Diagnostics, quiet: bool) -> None:
@@ -760,7 +790,7 @@ def analyze(files: tuple[str, ...], fmt: str, output: str | None, states: tuple[
             reverse: bool, limit: int | None, fail_on: str | None, config: str | None,
             params: tuple[str, ...], time_wait_s: float | None, idle_timeout_s: float | None,
             attempt_timeout_s: float | None, max_connections: int | None, strict: bool,
-            quiet: bool, local_time: bool) -> None:
+            quiet: bool, jobs: int, local_time: bool) -> None:
     """Analyse captures: one record per TCP connection.
 
     The table shows each connection coloured by the worst severity of its anomalies, the
@@ -778,8 +808,10 @@ def analyze(files: tuple[str, ...], fmt: str, output: str | None, states: tuple[
       tcptrace-py analyze - < capture.pcap
     """
     _need_pkg(fmt)
+    # Events (state transitions) are never written by this command: not kept, so results
+    # hold less memory and --jobs workers do not send them.
     options = build_options(config, params, time_wait_s, idle_timeout_s, max_connections,
-                            attempt_timeout_s)
+                            attempt_timeout_s, keep_events=False)
     filters = Filters(states, closes, codes, hosts, ports, flow_ids)
     target, out = _open_out(output, fmt)
     stream = fmt == "jsonl" and sort_key is None
@@ -805,9 +837,10 @@ def analyze(files: tuple[str, ...], fmt: str, output: str | None, states: tuple[
                     if live:
                         out.flush()
 
-            run = _run(files, options, strict, quiet, filters, on_record=emit, keep=False)
+            run = _run(files, options, strict, quiet, filters, on_record=emit, keep=False,
+                       jobs=jobs)
         else:
-            run = _run(files, options, strict, quiet, filters)
+            run = _run(files, options, strict, quiet, filters, jobs=jobs)
             _sort(run.records, sort_key, reverse)
             worst: dict[tuple[str | None, int], int] = {}
             for cap, a in run.anomalies:
@@ -1134,7 +1167,7 @@ def anomalies(files: tuple[str, ...], fmt: str, output: str | None, states: tupl
               reverse: bool, limit: int | None, fail_on: str | None, config: str | None,
               params: tuple[str, ...], time_wait_s: float | None, idle_timeout_s: float | None,
               attempt_timeout_s: float | None, max_connections: int | None, strict: bool,
-              quiet: bool, local_time: bool) -> None:
+              quiet: bool, jobs: int, local_time: bool) -> None:
     """List every anomaly found, with its evidence.
 
     Connection filters (--state, --host...) keep the anomalies of matching connections and
@@ -1149,12 +1182,14 @@ def anomalies(files: tuple[str, ...], fmt: str, output: str | None, states: tupl
       tcptrace-py anomalies capture.pcap --fail-on warning -q --format jsonl >/dev/null
     """
     _need_pkg(fmt)
+    # Events (state transitions) are never written by this command: not kept, so results
+    # hold less memory and --jobs workers do not send them.
     options = build_options(config, params, time_wait_s, idle_timeout_s, max_connections,
-                            attempt_timeout_s)
+                            attempt_timeout_s, keep_events=False)
     filters = Filters(states, closes, codes, hosts, ports, flow_ids)
     target, out = _open_out(output, fmt)
     with _writing(target):
-        run = _run(files, options, strict, quiet, filters)
+        run = _run(files, options, strict, quiet, filters, jobs=jobs)
         items = run.anomalies
         if sort_key is not None:
             try:
@@ -1237,9 +1272,11 @@ def _bad_sort(value: str) -> str:
               help="Set a detector parameter (e.g. scan.max_tracked=1000). Repeatable.")
 @click.option("--strict", is_flag=True, help="Treat a damaged capture as an error (exit 2).")
 @click.option("-q", "--quiet", is_flag=True, help="No warnings on standard error.")
+@JOBS_OPTION
 @LOCAL_TIME_OPTION
 def summary(files: tuple[str, ...], fmt: str, max_connections: int | None, config: str | None,
-            params: tuple[str, ...], strict: bool, quiet: bool, local_time: bool) -> None:
+            params: tuple[str, ...], strict: bool, quiet: bool, jobs: int,
+            local_time: bool) -> None:
     """The capture at a glance: frames, link types, time span, skipped frames by reason,
     connections by how they opened and closed, anomalies by code and severity.
 
@@ -1255,7 +1292,7 @@ def summary(files: tuple[str, ...], fmt: str, max_connections: int | None, confi
                             keep_events=False)
     counter = SummaryCounter()
     run = _run(files, options, strict, quiet, Filters(), on_record=counter.add_record,
-               keep=False, on_anomaly=lambda _cap, a: counter.add_anomaly(a))
+               keep=False, on_anomaly=lambda _cap, a: counter.add_anomaly(a), jobs=jobs)
     s = counter.summary(run.diag)
     with _writing(target):
         if fmt == "json":

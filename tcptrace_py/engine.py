@@ -20,7 +20,7 @@ from tcptrace_py.decode import Decoder
 from tcptrace_py.detectors import DetectorSet
 from tcptrace_py.diagnostics import Diagnostics
 from tcptrace_py.events import Anomaly, Event
-from tcptrace_py.flowtable import FlowTable
+from tcptrace_py.flowtable import FlowTable, slot_of
 from tcptrace_py.icmp import IcmpError
 from tcptrace_py.options import Options
 from tcptrace_py.report import flow_record
@@ -44,6 +44,10 @@ class FlowResult:
     packets: list[PacketRow] | None = None
     """Per-packet rows when ``Options.keep_packets``."""
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # A constructor call, as Event's (fast to unpickle in the parent of --jobs workers).
+        return (FlowResult, (self.record, self.anomalies, self.events, self.packets))
+
 
 @dataclass(slots=True)
 class CaptureSummary:
@@ -64,13 +68,25 @@ class CaptureSummary:
 class Engine:
     """Analyse one capture: iterate :meth:`run`, then read :attr:`summary`."""
 
-    def __init__(self, options: Options | None = None, diag: Diagnostics | None = None) -> None:
+    def __init__(self, options: Options | None = None, diag: Diagnostics | None = None, *,
+                 shard: tuple[int, int, int] | None = None) -> None:
         self.options = options or Options()
         self.diag = diag or Diagnostics()
         self.table = FlowTable(self.options)
-        self.detectors = DetectorSet(self.options, self.diag)
+        self.shard = shard
+        """(worker index, first slot, end slot) in a ``--jobs`` worker
+        (tcptrace_py/parallel.py): only the connections whose ``flowtable.slot_of`` is in
+        the slot range are analysed, capture-wide detectors only summarize, and
+        :meth:`finish` leaves the capture-wide warnings and findings to the parent."""
+        if shard is not None:
+            _, self.table.slot_lo, self.table.slot_hi = shard
+            self.table.sweep_tags = []
+            self.table.allocated = []
+        self.detectors = DetectorSet(self.options, self.diag, sharded=shard is not None)
         self.summary = CaptureSummary(self.diag)
         self._finished = False
+        self.end_ns = 0
+        """Packet time :meth:`finish` ended the capture at."""
 
     def _result(self, conn: Connection) -> FlowResult:
         anomalies = self.detectors.on_connection(conn)
@@ -89,7 +105,11 @@ class Engine:
         ``diag.notes``: ``icmp_errors``, and ``icmp_errors_unmatched`` for those whose
         connection is not live)."""
         notes = self.diag.notes
+        shard = self.shard
         for err in pending:
+            if shard is not None and \
+                    not shard[1] <= slot_of(err.src, err.sport, err.dst, err.dport) < shard[2]:
+                continue  # counted by the worker of the connection it quotes
             notes["icmp_errors"] += 1
             if not self.table.on_icmp(err):
                 notes["icmp_errors_unmatched"] += 1
@@ -154,26 +174,38 @@ class Engine:
         diag = self.diag
         if end_ns is None:
             end_ns = diag.last_ts_ns or 0
+        self.end_ns = end_ns
         for conn in self.table.drain(end_ns):
             yield self._result(conn)
-        table = self.table
-        self.summary.peak_live_connections = table.peak_live
-        self.summary.evicted_table_full = table.evicted_table_full
-        if table.evicted_table_full:
-            diag.warn(name or "capture",
-                      f"connection table full (max {self.options.max_connections}): "
-                      f"{table.evicted_table_full} connections emitted early "
-                      f"({table.evicted_half_open} of them half-open)", code="table_full")
-        summary = self.summary
-        if summary.tracking_capped:
-            a = self.options.analysis
-            n = summary.tracking_capped
-            diag.warn(name or "capture",
-                      f"sequence tracking capped (max {a.max_unacked_segments} segments, "
-                      f"{a.max_holes} holes per direction) on {n} "
-                      f"connection{'s' if n != 1 else ''}: {summary.tracking_dropped} "
-                      "unacknowledged segments and holes forgotten (their ACKs or the other "
-                      "direction are missing from the capture); RTT samples, original frames "
-                      "and gap counts of those connections are partial (evidence_dropped)",
-                      code="tracking_capped")
-        self.summary.anomalies = self.detectors.on_end(end_ns, diag)
+        self.close_summary()
+        if self.shard is None:
+            capture_warnings(diag, self.options, self.summary, self.table.evicted_half_open,
+                             name)
+            self.summary.anomalies = self.detectors.on_end(end_ns, diag)
+
+    def close_summary(self) -> None:
+        """Copy the flow table's counters into :attr:`summary` (after the drain)."""
+        self.summary.peak_live_connections = self.table.peak_live
+        self.summary.evicted_table_full = self.table.evicted_table_full
+
+
+def capture_warnings(diag: Diagnostics, options: Options, summary: CaptureSummary,
+                     evicted_half_open: int, name: str | None) -> None:
+    """The capture-wide warnings of :meth:`Engine.finish`, from the summary's counters
+    (also the parent's of ``--jobs`` workers, over their summed counters)."""
+    if summary.evicted_table_full:
+        diag.warn(name or "capture",
+                  f"connection table full (max {options.max_connections}): "
+                  f"{summary.evicted_table_full} connections emitted early "
+                  f"({evicted_half_open} of them half-open)", code="table_full")
+    if summary.tracking_capped:
+        a = options.analysis
+        n = summary.tracking_capped
+        diag.warn(name or "capture",
+                  f"sequence tracking capped (max {a.max_unacked_segments} segments, "
+                  f"{a.max_holes} holes per direction) on {n} "
+                  f"connection{'s' if n != 1 else ''}: {summary.tracking_dropped} "
+                  "unacknowledged segments and holes forgotten (their ACKs or the other "
+                  "direction are missing from the capture); RTT samples, original frames "
+                  "and gap counts of those connections are partial (evidence_dropped)",
+                  code="tracking_capped")

@@ -87,6 +87,30 @@ def guess_client_is_src(seg: Segment) -> tuple[bool, bool]:
     return seg.sport >= seg.dport, True
 
 
+SHARD_MIX = 0x9E3779B1
+"""Fibonacci-hashing multiplier (2**32 / golden ratio) of :func:`slot_of`: spreads the
+xor of ports and address bytes, which clusters (one server port, sequential client ports),
+over the slots."""
+
+SHARD_SLOTS = 4096
+"""Slots the 4-tuples hash to; a ``--jobs`` worker owns a range of them, so workers can
+take unequal shares (tcptrace_py/parallel.py gives the parent, which also merges, less)
+in steps of 1/4096. A power of two: the slot is a mask, not a division."""
+
+
+def slot_of(src: bytes, sport: int, dst: bytes, dport: int) -> int:
+    """The slot (``0 <= slot < SHARD_SLOTS``) of the connection of this 4-tuple: the
+    worker owning the slot analyses it (``--jobs``).
+
+    Symmetric (both directions of a connection, and an ICMP error quoting one of its
+    segments, land on the same worker) and the same in every process (no salted ``hash``).
+    The flow tables inline it (``FlowTable.on_segment``, ``_engine.FlowTableBase``): a few
+    integer operations per segment, no call.
+    """
+    return (((sport ^ dport ^ ((src[-1] ^ dst[-1]) << 16)) * SHARD_MIX) >> 20) \
+        & (SHARD_SLOTS - 1)
+
+
 class FlowTable:
     """Live connections, keyed by 4-tuple; emits finished ones through :meth:`on_segment`."""
 
@@ -127,6 +151,19 @@ class FlowTable:
         self._last_end: dict[Key, tuple[int, str, str]] = {}
         """Per 4-tuple: (last ts, client state, server state) of the last emitted incarnation,
         kept only for 4-tuples still within TIME_WAIT reach (pruned on sweeps)."""
+        self.slot_lo = 0
+        self.slot_hi = 0
+        """In a ``--jobs`` worker (see tcptrace_py/parallel.py), ``slot_hi > 0``: this table
+        routes only the segments whose :func:`slot_of` is in ``[slot_lo, slot_hi)``, after
+        the packet clock and the sweep saw every segment, so expiry runs at the same packet
+        times in every worker as in one table. 0: every segment."""
+        self.allocated: list[int] | None = None
+        """In a worker: the flow ids allocated since the caller last cleared it (the parent
+        numbers the flows of every worker in the order of their allocations)."""
+        self.sweep_tags: list[tuple[int, ...]] | None = None
+        """In a worker (``slot_hi > 0``): for each connection :meth:`_sweep` hands over, its
+        place in the sweep's order (see :meth:`_sweep`), so the parent can interleave the
+        workers' sweeps as one table's sweep would have ordered them."""
 
     @staticmethod
     def key_of(seg: Segment) -> Key:
@@ -135,8 +172,9 @@ class FlowTable:
         return (seg.src, seg.sport, seg.dst, seg.dport) if a <= b else \
             (seg.dst, seg.dport, seg.src, seg.sport)
 
-    def on_segment(self, seg: Segment, finished: list[Connection]) -> Connection:
-        """Route one segment; connections that finish are appended to ``finished``."""
+    def on_segment(self, seg: Segment, finished: list[Connection]) -> Connection | None:
+        """Route one segment; connections that finish are appended to ``finished``. None
+        when the segment belongs to another worker's slots (``slot_hi > 0``)."""
         ts = seg.ts_ns
         clock = self._clock_ns
         if ts > clock:
@@ -149,6 +187,12 @@ class FlowTable:
             self._jump_pending = False
         if clock - self._last_sweep_ns >= SWEEP_INTERVAL_NS:
             self._sweep(clock, finished)
+        hi = self.slot_hi
+        if hi:
+            slot = (((seg.sport ^ seg.dport ^ ((seg.src[-1] ^ seg.dst[-1]) << 16))
+                     * SHARD_MIX) >> 20) & (SHARD_SLOTS - 1)  # slot_of, inlined
+            if slot < self.slot_lo or slot >= hi:
+                return None  # another worker's connection
         conn = self._by_dir.get((seg.src, seg.sport, seg.dst, seg.dport))
         if conn is not None:
             key = conn.key
@@ -188,6 +232,8 @@ class FlowTable:
         if self._reserved < 0 and conn.client.state is _ESTABLISHED and \
                 conn.server.state is _ESTABLISHED and not conn.self_connect:
             self._held[key] = (self.next_flow_id, [seg])
+            if self.allocated is not None:
+                self.allocated.append(self.next_flow_id)
             self.next_flow_id += 1
             conn.steady = False  # every segment to _full_path until the answer
             return conn
@@ -307,6 +353,8 @@ class FlowTable:
         else:
             flow_id = self.next_flow_id
             self.next_flow_id += 1
+            if self.allocated is not None:
+                self.allocated.append(flow_id)
         conn = Connection(flow_id, key, seg, client_is_src, inferred, self.options)
         if previous is not None:
             conn.incarnation = previous.incarnation + 1
@@ -366,47 +414,45 @@ class FlowTable:
         finished.append(conn)
 
     def _sweep(self, now_ns: int, finished: list[Connection]) -> None:
+        """Hand over what packet time ``now_ns`` ended: deferred old incarnations, then
+        the short timers in deadline order, then the idle connections, least recently
+        active first.
+
+        In a worker (``sweep_tags`` set) each handed-over connection gets its place in that
+        order: ``(0, flow_id)``, ``(1, deadline, flow_id)`` (the heap entry that ended it)
+        or ``(2, last_frame)`` (its LRU place: the frame that last moved it).
+        """
         self._last_sweep_ns = now_ns
+        tags = self.sweep_tags
         if self._deferred:
+            if tags is not None:
+                tags.extend((0, c.flow_id) for c in self._deferred)
             self._hand_over(finished)
         live = self.live
         heap = self._deadlines
         while heap and heap[0][0] <= now_ns:
-            _, flow_id, key = heapq.heappop(heap)
-            conn = live.get(key)
-            if conn is None or conn.flow_id != flow_id:
-                continue
-            deadline = conn.quiet_deadline_ns()
-            if deadline > now_ns:
-                # Idle-timeout deadlines are the LRU scan's job below; keep the heap for the
-                # short timers (linger, TIME_WAIT, attempts) so it stays small.
-                if deadline < conn.last_ts_ns + self.options.idle_timeout_ns:
-                    heapq.heappush(heap, (deadline, flow_id, key))
-                continue
-            if self._held and key in self._held:
-                self._release(key, finished)  # never answered: its new incarnation opens
-                continue
-            conn.check_timers(now_ns)
-            if conn.is_done() or conn.time_wait_expired:
-                conn.end_reason = "time_wait_expired" if conn.time_wait_expired else "closed"
+            entry = heapq.heappop(heap)
+            if tags is not None:
+                done = len(finished)
+                self._sweep_entry(now_ns, entry, finished)
+                tags.extend((1, entry[0], entry[1]) for _ in range(len(finished) - done))
             else:
-                conn.finalize(now_ns)
-                conn.end_reason = "attempt_timeout" if conn.is_attempt() else "idle_timeout"
-            self._remove(key)
-            self._remember_end(key, conn)
-            finished.append(conn)
+                self._sweep_entry(now_ns, entry, finished)
         idle_ns = self.options.idle_timeout_ns
         while live:
             key, conn = next(iter(live.items()))
             if now_ns - conn.last_ts_ns < idle_ns:
                 break
+            done = len(finished)
             if self._held and key in self._held:
                 self._release(key, finished)
-                continue
-            conn.finalize(now_ns)
-            conn.end_reason = "idle_timeout"
-            self._remove(key)
-            finished.append(conn)
+            else:
+                conn.finalize(now_ns)
+                conn.end_reason = "idle_timeout"
+                self._remove(key)
+                finished.append(conn)
+            if tags is not None:
+                tags.extend((2, conn.last_frame) for _ in range(len(finished) - done))
         if self._challenged:
             horizon = now_ns - self.options.attempt_timeout_ns
             self._challenged = {k: v for k, v in self._challenged.items() if v[2] >= horizon}
@@ -414,6 +460,35 @@ class FlowTable:
         if len(self._last_end) > 4096:
             horizon = now_ns - self.options.time_wait_ns
             self._last_end = {k: v for k, v in self._last_end.items() if v[0] >= horizon}
+
+    def _sweep_entry(self, now_ns: int, entry: tuple[int, int, Key],
+                     finished: list[Connection]) -> None:
+        """One deadline-heap entry due at ``now_ns`` (see :meth:`_sweep`)."""
+        live = self.live
+        heap = self._deadlines
+        _, flow_id, key = entry
+        conn = live.get(key)
+        if conn is None or conn.flow_id != flow_id:
+            return
+        deadline = conn.quiet_deadline_ns()
+        if deadline > now_ns:
+            # Idle-timeout deadlines are the LRU scan's job; keep the heap for the short
+            # timers (linger, TIME_WAIT, attempts) so it stays small.
+            if deadline < conn.last_ts_ns + self.options.idle_timeout_ns:
+                heapq.heappush(heap, (deadline, flow_id, key))
+            return
+        if self._held and key in self._held:
+            self._release(key, finished)  # never answered: its new incarnation opens
+            return
+        conn.check_timers(now_ns)
+        if conn.is_done() or conn.time_wait_expired:
+            conn.end_reason = "time_wait_expired" if conn.time_wait_expired else "closed"
+        else:
+            conn.finalize(now_ns)
+            conn.end_reason = "attempt_timeout" if conn.is_attempt() else "idle_timeout"
+        self._remove(key)
+        self._remember_end(key, conn)
+        finished.append(conn)
 
     def drain(self, end_ns: int) -> Iterator[Connection]:
         """At capture end: every live connection, in flow_id order."""

@@ -36,7 +36,7 @@ from typing import Any
 import pandas as pd
 
 from tcptrace_py.diagnostics import Diagnostics
-from tcptrace_py.engine import CaptureSummary, Engine, FlowResult, PacketRow, Source
+from tcptrace_py.engine import CaptureSummary, FlowResult, PacketRow, Source
 from tcptrace_py.events import SEVERITIES, Anomaly, Event
 from tcptrace_py.fsm import TcpState
 from tcptrace_py.gcpolicy import fewer_collections
@@ -403,8 +403,11 @@ class AnalysisResult:
 
 
 def analyze(source: Source, *, options: Options | None = None, name: str | None = None,
-            strict: bool = False, **kwargs: Any) -> AnalysisResult:
-    """Analyse one capture into an :class:`AnalysisResult` (see ``tcptrace_py.analyze``)."""
+            strict: bool = False, jobs: int = 1, **kwargs: Any) -> AnalysisResult:
+    """Analyse one capture into an :class:`AnalysisResult` (see ``tcptrace_py.analyze``);
+    ``jobs`` > 1 splits a capture file over that many processes (same results)."""
+    from tcptrace_py.parallel import engine_for
+
     opts = make_options(options, **kwargs)
     start = None
     if hasattr(source, "read") and hasattr(source, "tell"):
@@ -412,16 +415,18 @@ def analyze(source: Source, *, options: Options | None = None, name: str | None 
             start = source.tell()
         except OSError:
             start = None
-    engine = Engine(opts)
+    engine = engine_for(opts, jobs, source)
     with fewer_collections():
         results = list(engine.run(source, name=name, strict=strict))
     return AnalysisResult(source, opts, results, engine.summary, _start_pos=start)
 
 
-def iter_results(source: Source, **kwargs: Any) -> Iterator[FlowResult]:
-    """Engine results one by one (no DataFrame)."""
+def iter_results(source: Source, jobs: int = 1, **kwargs: Any) -> Iterator[FlowResult]:
+    """Engine results one by one (no DataFrame); ``jobs`` as for :func:`analyze`."""
+    from tcptrace_py.parallel import engine_for
+
     with fewer_collections():
-        yield from Engine(make_options(**kwargs)).run(source)
+        yield from engine_for(make_options(**kwargs), jobs, source).run(source)
 
 
 # --------------------------------------------------------------------------- readers

@@ -240,6 +240,7 @@ def test_one_sided_tracking_capped_counted_and_reported(tmp_path: Path) -> None:
         s = decode(lt, data, no, ts, wl)
         assert s is not None
         conn = table.on_segment(s, [])
+        assert conn is not None
         snd = conn.analyzer._c
         largest = [max(largest[0], len(snd.order or ())), max(largest[1], len(snd.ranges)),
                    max(largest[2], len(conn.peer._eps[0].blocks))]

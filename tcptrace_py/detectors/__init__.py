@@ -186,9 +186,16 @@ def resolve_params(params: Mapping[str, Any]) -> dict[str, ParamValue]:
 class DetectorSet:
     """All enabled detectors, fed every finished connection and the capture end."""
 
-    def __init__(self, options: Options, diag: Diagnostics | None = None) -> None:
+    def __init__(self, options: Options, diag: Diagnostics | None = None, *,
+                 sharded: bool = False) -> None:
         self.options = options
         self.diag = diag
+        self.sharded = sharded
+        """In a ``--jobs`` worker: capture-wide detectors only summarize (see
+        :attr:`Detector.capture_wide`); :attr:`shares` holds the last connection's."""
+        self.shares: list[tuple[int, Any, int, int]] = []
+        """(detector index, share, start, end) per capture-wide detector with a share of the
+        last connection: its findings are ``anomalies[start:end]`` of that connection."""
         values = resolve_params(options.detector_params)
         for name in options.disabled_detectors:
             if name not in REGISTRY:
@@ -201,13 +208,40 @@ class DetectorSet:
             mine = {p.name: values[f"{name}.{p.name}"] for p in cls.params}
             det = cls(mine, options)
             det.diag = diag
+            det.sharded = sharded
             self.detectors.append(det)
 
     def on_connection(self, conn: Any) -> list[Anomaly]:
         """Findings on one finished connection."""
         out: list[Anomaly] = []
+        if self.sharded:
+            shares = self.shares = []
+            for i, det in enumerate(self.detectors):
+                start = len(out)
+                out.extend(det.on_connection(conn))
+                if det.capture_wide:
+                    share = det.summarize(conn)
+                    if share is not None:
+                        shares.append((i, share, start, len(out)))
+            return out
         for det in self.detectors:
             out.extend(det.on_connection(conn))
+        return out
+
+    def fold(self, shares: list[tuple[int, Any, int, int]],
+             anomalies: list[Anomaly]) -> list[Anomaly]:
+        """In the parent of ``--jobs`` workers: fold one connection's :attr:`shares` (taken
+        in a worker) into the capture-wide detectors; returns the connection's findings
+        that stand (``anomalies`` itself when all do)."""
+        if not shares:
+            return anomalies
+        out: list[Anomaly] = []
+        done = 0
+        for i, share, start, end in shares:
+            out.extend(anomalies[done:start])
+            out.extend(self.detectors[i].fold(share, anomalies[start:end]))
+            done = end
+        out.extend(anomalies[done:])
         return out
 
     def on_record(self, conn: Any, record: dict[str, Any]) -> None:

@@ -66,6 +66,13 @@ class Detector:
     """Registry name (also the TOML section and the prefix of parameter keys)."""
     params: ClassVar[tuple[Param, ...]] = ()
     codes: ClassVar[tuple[Code, ...]] = ()
+    capture_wide: ClassVar[bool] = False
+    """True for a detector whose findings depend on more than one connection (state kept
+    across ``on_connection`` calls, read in order, or findings in ``on_end``). With
+    ``--jobs`` (tcptrace_py/parallel.py) such a detector runs split: each worker's copy is
+    ``sharded`` and only :meth:`summarize` s each connection; the parent's copy
+    :meth:`fold` s those shares in the order one engine would have finished the
+    connections, then runs ``on_end``, so the findings are the same as with one worker."""
 
     def __init__(self, values: Mapping[str, ParamValue], options: Options) -> None:
         self.p: dict[str, Any] = dict(values)
@@ -74,6 +81,19 @@ class Detector:
         self.diag: Diagnostics | None = None
         """The run's diagnostics, when the engine passes them (capture end time)."""
         self._codes = {c.code: c for c in self.codes}
+        self.sharded = False
+        """In a ``--jobs`` worker: keep no capture-wide state (see :attr:`capture_wide`)."""
+
+    def summarize(self, conn: Connection) -> Any:
+        """In a worker (``sharded``), after :meth:`on_connection`: this connection's share
+        of the capture-wide state (picklable, compact), or None when it has none."""
+        return None
+
+    def fold(self, share: Any, anomalies: list[Anomaly]) -> list[Anomaly]:
+        """In the parent: fold one connection's :meth:`summarize` share into the
+        capture-wide state; returns which of this detector's ``anomalies`` on that
+        connection stand (a detector that caps its per-connection findings decides here)."""
+        return anomalies
 
     def end_ns_of(self, conn: Connection) -> int:
         """Packet time the connection was observed until.

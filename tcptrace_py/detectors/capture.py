@@ -9,6 +9,7 @@ capture-wide ones from the diagnostics (timestamps going backwards, truncated fr
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from typing import Any
 
 from tcptrace_py.connection import Connection
 from tcptrace_py.detectors.base import (
@@ -51,6 +52,8 @@ class CaptureArtifacts(Detector):
              "port fed one direction, or a capture filter. The missing side's states are "
              "inferred, and retransmission causes (timeout or fast) cannot be told."),
     )
+
+    capture_wide = True  # truncated_frames counts over every connection
 
     def __init__(self, values: Mapping[str, ParamValue], options: Options) -> None:
         super().__init__(values, options)
@@ -99,20 +102,35 @@ class CaptureArtifacts(Detector):
                  "max_interval_us": round(max(d.interval_ns for d in dups) / 1e3, 3),
                  "identity": sorted({d.identity for d in dups}),
                  "ttl_changes": sorted({d.ttl_change for d in dups})}))
-        cut = a.client.truncated_pkts + a.server.truncated_pkts
-        if cut:
-            self.truncated_pkts += cut
-            self.truncated_conns += 1
-            cut_frames = [f for st in (a.client, a.server)
-                          for f in (st.truncated_first_frame, st.truncated_last_frame) if f >= 0]
-            firsts = [(st.truncated_first_frame, st.truncated_first_ts_ns)
-                      for st in (a.client, a.server) if st.truncated_first_frame >= 0]
-            first, first_ts = min(firsts, default=(conn.first_frame, conn.first_ts_ns))
-            if self.truncated_first_frame < 0 or first < self.truncated_first_frame:
-                self.truncated_first_frame = first
-                self.truncated_ts_ns = first_ts
-            self.truncated_last_frame = max([self.truncated_last_frame] + cut_frames)
+        if not self.sharded:
+            share = self.summarize(conn)
+            if share is not None:
+                self.fold(share, [])
         return out
+
+    def summarize(self, conn: Connection) -> tuple[int, int, int, int] | None:
+        """(segments cut, last cut frame, first cut frame, its time) of a connection with
+        snaplen-truncated segments."""
+        a = conn.analyzer
+        cut = a.client.truncated_pkts + a.server.truncated_pkts
+        if not cut:
+            return None
+        cut_frames = [f for st in (a.client, a.server)
+                      for f in (st.truncated_first_frame, st.truncated_last_frame) if f >= 0]
+        firsts = [(st.truncated_first_frame, st.truncated_first_ts_ns)
+                  for st in (a.client, a.server) if st.truncated_first_frame >= 0]
+        first, first_ts = min(firsts, default=(conn.first_frame, conn.first_ts_ns))
+        return cut, max(cut_frames, default=-1), first, first_ts
+
+    def fold(self, share: Any, anomalies: list[Anomaly]) -> list[Anomaly]:
+        cut, last, first, first_ts = share
+        self.truncated_pkts += cut
+        self.truncated_conns += 1
+        if self.truncated_first_frame < 0 or first < self.truncated_first_frame:
+            self.truncated_first_frame = first
+            self.truncated_ts_ns = first_ts
+        self.truncated_last_frame = max(self.truncated_last_frame, last)
+        return anomalies
 
     def _one_sided(self, conn: Connection, seen: int) -> Anomaly:
         name, other = SIDES[seen], SIDES[1 - seen]

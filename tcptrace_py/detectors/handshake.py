@@ -9,6 +9,7 @@ ignored a handshake ACK, fsm rule 4).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from typing import Any
 
 from tcptrace_py import units
 from tcptrace_py.connection import Connection
@@ -193,9 +194,26 @@ class SynAckTrouble(Detector):
         super().__init__(values, options)
         self.per_server: dict[str, dict[str, list[int]]] = {}
         """server -> code -> [count, first_frame, last_frame, first_ts_ns, suppressed]."""
+        self._gates: list[tuple[str, str, int, int, int]] = []
+        """In a worker (``sharded``): the :meth:`_count` calls of the last connection, one
+        per finding made, for the parent to count in the order of one engine."""
+
+    capture_wide = True  # findings per server are capped over every connection
+
+    def summarize(self, conn: Connection) -> Any:
+        gates, self._gates = self._gates, []
+        return gates or None
+
+    def fold(self, share: Any, anomalies: list[Anomaly]) -> list[Anomaly]:
+        # One finding per _count call, in order: keep those within max_per_server.
+        return [a for gate, a in zip(share, anomalies, strict=True) if self._count(*gate)]
 
     def _count(self, server: str, code: str, frame: int, last: int, ts: int) -> bool:
-        """Count a finding for a server; False when it is beyond max_per_server."""
+        """Count a finding for a server; False when it is beyond max_per_server (in a
+        worker: always True, the call is recorded for the parent's :meth:`fold`)."""
+        if self.sharded:
+            self._gates.append((server, code, frame, last, ts))
+            return True
         rec = self.per_server.setdefault(server, {}).setdefault(code, [0, frame, last, ts, 0])
         rec[0] += 1
         rec[2] = max(rec[2], last)

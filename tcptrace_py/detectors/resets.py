@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from tcptrace_py.connection import Connection, NotablePacket
 from tcptrace_py.detectors.base import (
@@ -84,6 +85,8 @@ class RstStorm(Detector):
                   "Many RSTs in a short window (scope capture, host or connection): count, "
                   "rate, top peers, frames."),)
 
+    capture_wide = True  # capture-wide and per-host storms count RSTs of every connection
+
     def __init__(self, values: Mapping[str, ParamValue], options: Options) -> None:
         super().__init__(values, options)
         self.window_ns = max(int(float(self.p["window_s"]) * NS_PER_S), _BINS_PER_WINDOW)
@@ -94,13 +97,8 @@ class RstStorm(Detector):
         packets = rsts(conn)
         if not packets:
             return ()
-        addrs = {"client": addr_text(conn.client_addr), "server": addr_text(conn.server_addr)}
-        for p in packets:
-            b = self.bins.get(p.ts_ns // self.bin_ns)
-            if b is None:
-                b = self.bins[p.ts_ns // self.bin_ns] = _Bin()
-            other = "server" if p.sender == "client" else "client"
-            b.add(p.frame, p.ts_ns, addrs[p.sender], addrs[other])
+        if not self.sharded:
+            self.fold(self.summarize(conn), [])
         need = int(self.p["connection_min_rsts"])
         if len(packets) < need:
             return ()
@@ -133,6 +131,28 @@ class RstStorm(Detector):
                           packets[0].ts_ns, f"burst of {len(packets)} RSTs on one connection"
                           + (" answering segments after its abort" if aftermath else ""),
                           details, severity="info" if aftermath else None),)
+
+    def summarize(self, conn: Connection) -> Any:
+        """(client address, server address, [(frame, ts_ns, sender)] of its RSTs)."""
+        packets = rsts(conn)
+        if not packets:
+            return None
+        return (addr_text(conn.client_addr), addr_text(conn.server_addr),
+                [(p.frame, p.ts_ns, p.sender) for p in packets])
+
+    def fold(self, share: Any, anomalies: list[Anomaly]) -> list[Anomaly]:
+        client, server, packets = share
+        bins = self.bins
+        bin_ns = self.bin_ns
+        for frame, ts_ns, sender in packets:
+            b = bins.get(ts_ns // bin_ns)
+            if b is None:
+                b = bins[ts_ns // bin_ns] = _Bin()
+            if sender == "client":
+                b.add(frame, ts_ns, client, server)
+            else:
+                b.add(frame, ts_ns, server, client)
+        return anomalies
 
     def _windows(self) -> list[tuple[int, int, list[_Bin]]]:
         """Non-overlapping windows of maximal count: (count, start bin, bins), greedy."""

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 from tcptrace_py.connection import Connection
 from tcptrace_py.detectors.base import NS_PER_S, Code, Detector, Param, ParamValue, register
@@ -60,6 +60,21 @@ Target = tuple[bytes, int]
 """A probe target: packed server address and port (text only when reported)."""
 
 
+class Probe(NamedTuple):
+    """What the detector keeps of one connection attempt (its ``--jobs`` share)."""
+
+    outcome: str
+    client_addr: bytes
+    server_addr: bytes
+    server_port: int
+    first_frame: int
+    first_ts_ns: int
+    last_frame: int
+    last_ts_ns: int
+    single_syn: bool
+    """The client sent exactly one SYN (spoofed flood sources do)."""
+
+
 class _Entry:
     """What one tracked source (or server) was seen doing. Keys stay packed (bytes, ports)
     and become text only in a finding: most entries of a flood never make one."""
@@ -81,7 +96,7 @@ class _Entry:
         self.last_ts_ns = -1
         self.single_syn = 0
 
-    def add(self, key: Any, conn: Connection, outcome: str, budget: _Budget) -> None:
+    def add(self, key: Any, conn: Probe, outcome: str, budget: _Budget) -> None:
         keys = self.keys
         if key not in keys:
             if len(keys) < budget.per_entry and budget.left > 0:
@@ -96,7 +111,7 @@ class _Entry:
         if conn.last_frame > self.last_frame:
             self.last_frame = conn.last_frame
             self.last_ts_ns = conn.last_ts_ns
-        if conn.pure_syn_sent[0] == 1:
+        if conn.single_syn:
             self.single_syn += 1
 
     def count(self, outcome: str) -> int:
@@ -168,6 +183,8 @@ class Scans(Detector):
              "sources, attempts, rate, the share of single-SYN attempts."),
     )
 
+    capture_wide = True  # sources and servers are tracked over every connection
+
     def __init__(self, values: Mapping[str, ParamValue], options: Options) -> None:
         super().__init__(values, options)
         self.sources: OrderedDict[bytes, _Entry] = OrderedDict()
@@ -176,17 +193,31 @@ class Scans(Detector):
         self.budget = _Budget(int(self.p["max_keys"]), int(self.p["max_targets"]))
 
     def on_connection(self, conn: Connection) -> Iterable[Anomaly]:
+        if not self.sharded:
+            probe = self.summarize(conn)
+            if probe is not None:
+                self.fold(probe, [])
+        return ()
+
+    def summarize(self, conn: Connection) -> Probe | None:
         outcome = probe_outcome(conn)
         if outcome is None:
-            return ()
-        target = (conn.server_addr, conn.server_port)
+            return None
+        return Probe(outcome, conn.client_addr, conn.server_addr, conn.server_port,
+                     conn.first_frame, conn.first_ts_ns, conn.last_frame, conn.last_ts_ns,
+                     conn.pure_syn_sent[0] == 1)
+
+    def fold(self, share: Any, anomalies: list[Anomaly]) -> list[Anomaly]:
+        probe: Probe = share
+        outcome = probe.outcome
+        target = (probe.server_addr, probe.server_port)
         budget = self.budget
-        _touch(self.sources, conn.client_addr, self.limit, budget).add(target, conn, outcome,
-                                                                        budget)
+        _touch(self.sources, probe.client_addr, self.limit, budget).add(target, probe,
+                                                                         outcome, budget)
         if outcome == "unanswered":
-            _touch(self.servers, target, self.limit, budget).add(conn.client_addr, conn,
+            _touch(self.servers, target, self.limit, budget).add(probe.client_addr, probe,
                                                                   outcome, budget)
-        return ()
+        return anomalies
 
     def on_end(self, end_ns: int, diag: Diagnostics) -> Iterable[Anomaly]:
         out: list[Anomaly] = []

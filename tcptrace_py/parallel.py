@@ -1,0 +1,402 @@
+"""One capture on several cores (``--jobs N``): workers split by connection, one output.
+
+Each worker process reads and decodes the whole capture (cheap next to the analysis) but
+routes only the segments of its own connections: the flow table drops the others after its
+packet clock and sweep saw them (``FlowTable.slot_lo/slot_hi``, :func:`flowtable.slot_of`, a
+symmetric hash of the 4-tuple into ``SHARD_SLOTS`` slots, each worker owning a range, so
+both directions and the ICMP errors quoting a connection reach one worker; the calling
+process takes a smaller range, :data:`PARENT_SHARE`). Expiry therefore runs at the same
+packet times in every worker as in a single table, and each worker holds only its own live
+connections.
+
+The output is the one ``--jobs 1`` gives, in the same order:
+
+* Every item a worker produces carries a sort key saying where one engine would have
+  produced it: ``(segment index, phase, ...)``. Within the segment, a sweep hands over its
+  deferred incarnations (phase 0), its short timers in ``(deadline, flow)`` order (phase 1)
+  and its idle connections in LRU order (phase 2) before the segment's own work (phase 3:
+  new flow ids, incarnations it ended); the drain at capture end comes last. A flow is
+  ordered by where its id was allocated (``(segment index, n)``), which is the order of
+  flow ids. The parent merges the workers' streams by these keys (``heapq.merge``).
+* Flow ids: a worker numbers its own connections; the parent numbers the allocations in
+  merged order, which is Wireshark's ``tcp.stream`` order of one engine, and rewrites the
+  records, anomalies, events and packet rows.
+* Capture-wide detectors (RST storms, scans and floods, SYN-ACK trouble per server,
+  truncation) do not run in the workers: each worker sends every connection's compact share
+  (``Detector.summarize``) and the parent folds the shares in merged order, then runs
+  ``on_end`` (``Detector.capture_wide``).
+* Diagnostics come from the reading of worker 0 (every worker reads the same frames: counted
+  once); the ICMP counts of every worker are added and the capture-wide warnings are made
+  from the summed counters.
+
+Processes, not threads: the compiled engine holds the GIL. Worker 0 runs in the calling
+process, pulled by the merge, so ``--jobs 2`` starts one process.
+
+Known limits, where one table's behaviour depends on connections of other shards: when the
+connection table fills (``max_connections``, a SYN flood past 100 000 live connections) the
+evictions differ (each worker evicts among its own; a warning says so); the LRU idle scan
+stops at the first connection still active, so with timestamps going backwards across
+connections one table may keep an idle connection a sweep longer; the memory of ended
+4-tuples (TIME_WAIT reuse) is pruned when a table holds over 4096 of them, which a worker
+reaches later than one table.
+"""
+
+from __future__ import annotations
+
+import heapq
+import multiprocessing as mp
+import os
+import resource
+import signal
+import sys
+import threading
+from collections.abc import Iterator
+from multiprocessing.connection import Connection as Pipe
+from operator import itemgetter
+from pathlib import Path
+from typing import Any
+
+from tcptrace_py.capture import read_segments
+from tcptrace_py.capture.source import source_name
+from tcptrace_py.decode import Decoder
+from tcptrace_py.detectors import DetectorSet
+from tcptrace_py.diagnostics import Diagnostics
+from tcptrace_py.engine import CaptureSummary, Engine, FlowResult, Source, capture_warnings
+from tcptrace_py.flowtable import SHARD_SLOTS
+from tcptrace_py.options import Options
+
+END = 1 << 62
+"""Segment index of the items of the capture-end drain (after every real segment)."""
+
+BATCH_ITEMS = 256
+"""Items a worker process sends at once: large enough that pickling and the pipe cost little
+per item, small enough that the parent's merge is not starved (a few hundred connections)."""
+
+PARENT_SHARE = 0.75
+"""The calling process's share of the connections, relative to each other worker's: it also
+unpickles the workers' results, merges, renumbers and (in the CLI) writes the output. On the
+2 M-packet capture with ``--jobs 2`` (CPU seconds, bench/jobs_speedup.py): equal shares,
+parent 13.1 against worker 11.0; at 0.9 (47 % of the slots), 15.0-16.0 against 12.8-13.4;
+the parent's extra work is ~10 % of one engine's time, hence 0.75 (43 %)."""
+
+ENGINE_NOTES = ("icmp_errors", "icmp_errors_unmatched")
+"""``Diagnostics.notes`` that the engine (not the reader) counts, per worker."""
+
+Item = tuple[Any, ...]
+"""A worker's output: ``("a", key, shard, flow_id, live)`` (a flow id allocated),
+``("r", key, shard, FlowResult, shares, live)`` (a connection finished) or
+``("e", key, shard, diag, summary, evicted_half_open, end_ns, peak RSS KiB)`` (its end)."""
+
+
+def shard_ranges(jobs: int) -> list[tuple[int, int]]:
+    """Slot range ``[lo, hi)`` of each of ``jobs`` workers (worker 0, the calling process,
+    weighted by :data:`PARENT_SHARE`): consecutive, covering every slot."""
+    weights = [PARENT_SHARE] + [1.0] * (jobs - 1)
+    total = sum(weights)
+    bounds = [0]
+    acc = 0.0
+    for w in weights:
+        acc += w
+        bounds.append(round(SHARD_SLOTS * acc / total))
+    bounds[-1] = SHARD_SLOTS
+    return list(zip(bounds, bounds[1:], strict=False))
+
+
+def can_split(source: Source) -> bool:
+    """True when ``source`` can be read by several processes: a path to a regular file."""
+    if not isinstance(source, str | Path) or str(source) == "-":
+        return False
+    try:
+        return Path(source).is_file()
+    except OSError:
+        return False
+
+
+def engine_for(options: Options, jobs: int, source: Source) -> Engine | ParallelEngine:
+    """The engine to analyse ``source`` with ``jobs`` processes: a :class:`ParallelEngine`
+    when ``jobs`` > 1 and the source is a file several processes can read, else one
+    :class:`Engine` (standard input, a file object and bytes are read once; so is a run
+    keeping the packets of chosen flows, ``Options.packet_flows``: flow ids are only known
+    after the merge)."""
+    if jobs > 1 and can_split(source) and not options.packet_flows:
+        return ParallelEngine(options, jobs)
+    return Engine(options)
+
+
+def shard_items(engine: Engine, source: Source, name: str | None,
+                strict: bool) -> Iterator[Item]:
+    """Run ``engine`` (built with ``shard=``) over ``source``; yield its items in key order.
+
+    The loop of :meth:`Engine.run`, plus the bookkeeping of the sort keys (see the module
+    docstring): where each flow id was allocated, and each finished connection's place.
+    """
+    assert engine.shard is not None
+    shard = engine.shard[0]
+    table = engine.table
+    tags = table.sweep_tags
+    assert tags is not None
+    diag = engine.diag
+    on_segment = table.on_segment
+    finished: list[Any] = []
+    alloc: dict[int, tuple[int, int]] = {}
+    """Local flow id -> (segment index, n) of its allocation, while the flow is live."""
+    decoder = Decoder(diag, icmp=True, strict=strict, source=source_name(source, name))
+    icmp = decoder.icmp_errors
+    assert icmp is not None
+    last_ts = -1
+
+    def result(key: tuple[Any, ...], conn: Any) -> Item:
+        alloc.pop(conn.flow_id, None)
+        res = engine._result(conn)
+        return ("r", key, shard, res, engine.detectors.shares, len(table.live))
+
+    allocated = table.allocated
+    assert allocated is not None
+    # Old incarnations a held SYN's answer ended wait in the table's ``_deferred`` until
+    # its next sweep, open or new incarnation, which hands them over before anything else:
+    # so handing them over at once, after this segment's own work, is one table's order
+    # (another worker's open would have been that next step).
+    deferred = table._deferred
+    for seg in read_segments(source, diag, decoder, strict=strict, name=name):
+        if icmp:
+            engine._icmp(icmp)
+        ts_ns = seg.ts_ns
+        if ts_ns > last_ts:
+            last_ts = ts_ns
+        on_segment(seg, finished)
+        if not (finished or allocated or deferred):
+            continue
+        if deferred:
+            table._hand_over(finished)
+        i = seg.frame  # the segment's index: frame numbers increase, the same in every worker
+        # The sweep's connections (first in ``finished``, tagged) come before the
+        # segment's own work: its new flow ids, then what it ended.
+        n_tags = len(tags)
+        if n_tags:
+            for k in range(n_tags):
+                tag = tags[k]
+                if tag[0] == 0:
+                    key: tuple[Any, ...] = (i, 0, alloc[tag[1]])
+                elif tag[0] == 1:
+                    key = (i, 1, tag[1], alloc[tag[2]])
+                else:
+                    key = (i, 2, tag[1])
+                yield result(key, finished[k])
+            tags.clear()
+        if allocated:
+            live = len(table.live)
+            for j, fid in enumerate(allocated):
+                alloc[fid] = (i, j)
+                yield ("a", (i, 3, -1, j), shard, fid, live)
+            allocated.clear()
+        if finished:
+            for k in range(n_tags, len(finished)):
+                yield result((i, 3, k), finished[k])
+            finished.clear()
+    if icmp:
+        engine._icmp(icmp)
+    end_ns = max(last_ts, diag.last_ts_ns or 0)
+    engine._finished = True
+    engine.end_ns = end_ns
+    for conn in table.drain(end_ns):
+        phase = 0 if conn.end_reason == "new_incarnation" else 1
+        yield result((END, phase, alloc.get(conn.flow_id, (END, 0))), conn)
+    engine.close_summary()
+    yield ("e", (END + 1,), shard, diag, engine.summary, table.evicted_half_open, end_ns,
+           resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+
+
+def _worker(path: str, options: Options, shard: tuple[int, int, int], strict: bool,
+            name: str | None, pipe: Pipe) -> None:
+    """A worker process: its shard's items to ``pipe`` in batches; an exception as
+    ``("x", exc)``."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides what Ctrl-C does
+    # A forked child inherits the parent's unflushed standard streams: never flush them.
+    sys.stdout = sys.stderr = open(os.devnull, "w")  # noqa: SIM115
+    from tcptrace_py.gcpolicy import fewer_collections
+
+    batch: list[Item] = []
+    try:
+        with fewer_collections():
+            engine = Engine(options, shard=shard)
+            for item in shard_items(engine, path, name, strict):
+                batch.append(item)
+                if len(batch) >= BATCH_ITEMS:
+                    pipe.send(batch)
+                    batch = []
+        pipe.send(batch)
+    except BaseException as exc:  # noqa: BLE001 - handed to the parent, which raises it
+        try:
+            pipe.send(("x", exc))
+        except Exception:  # noqa: BLE001 - unpicklable: say what it was
+            pipe.send(("x", RuntimeError(f"{type(exc).__name__}: {exc}")))
+    finally:
+        pipe.close()
+
+
+def _received(pipe: Pipe) -> Iterator[Item]:
+    """A worker process's items, as its batches arrive."""
+    try:
+        while True:
+            try:
+                batch = pipe.recv()
+            except EOFError:
+                raise RuntimeError("a --jobs worker process died") from None
+            if isinstance(batch, tuple):
+                raise batch[1]
+            yield from batch
+            if batch and batch[-1][0] == "e":
+                return
+    finally:
+        pipe.close()
+
+
+def start_method() -> str:
+    """fork while this process runs no other thread (cheapest: the analysis stack is already
+    imported), else forkserver (forking a threaded process is unsafe)."""
+    methods = mp.get_all_start_methods()
+    if "fork" in methods and threading.active_count() == 1:
+        return "fork"
+    return "forkserver" if "forkserver" in methods else "spawn"
+
+
+class ParallelEngine:
+    """:class:`Engine`'s interface (:meth:`run`, :attr:`summary`, :attr:`diag`) over
+    ``jobs`` workers; the results are those of one engine (see the module docstring)."""
+
+    def __init__(self, options: Options | None = None, jobs: int = 2,
+                 diag: Diagnostics | None = None) -> None:
+        if jobs < 2:
+            raise ValueError("ParallelEngine needs jobs >= 2 (use Engine)")
+        if options is not None and options.packet_flows:
+            raise ValueError("packet_flows names flow ids, known only after the merge: "
+                             "use Engine")
+        self.options = options or Options()
+        self.jobs = jobs
+        self.diag = diag or Diagnostics()
+        self.summary = CaptureSummary(self.diag)
+        self.detectors = DetectorSet(self.options, self.diag)
+        self._finished = False
+        self.worker_peak_rss_kib: list[int] = []
+        """Peak resident set of each worker process (KiB, ``getrusage``), after :meth:`run`
+        (worker 0 is the calling process: its peak so far)."""
+
+    def finish(self, end_ns: int | None = None, *,
+               name: str | None = None) -> Iterator[FlowResult]:
+        """Nothing: :meth:`run` finishes the capture (an interrupted run keeps what it had
+        handed over; the workers are stopped)."""
+        return iter(())
+
+    def run(self, source: Source, *, name: str | None = None,
+            strict: bool = False) -> Iterator[FlowResult]:
+        """Yield each connection's result in the order and with the flow ids of
+        :meth:`Engine.run`; capture-wide ones in :attr:`summary` at the end."""
+        if not can_split(source):
+            raise ValueError("ParallelEngine reads a capture file by path")
+        path = str(source)
+        ctx: Any = mp.get_context(start_method())
+        sys.stdout.flush()
+        sys.stderr.flush()
+        procs = []
+        streams: list[Iterator[Item]] = []
+        ranges = shard_ranges(self.jobs)
+        try:
+            for k in range(1, self.jobs):
+                recv, send = ctx.Pipe(duplex=False)
+                proc = ctx.Process(target=_worker, args=(path, self.options, (k, *ranges[k]),
+                                                         strict, name, send), daemon=True)
+                proc.start()
+                send.close()
+                procs.append(proc)
+                streams.append(_received(recv))
+            local = Engine(self.options, self.diag, shard=(0, *ranges[0]))
+            streams.insert(0, shard_items(local, path, name, strict))
+            yield from self._merge(streams, name)
+        finally:
+            for proc in procs:
+                if proc.is_alive():
+                    proc.terminate()
+                proc.join()
+
+    def _merge(self, streams: list[Iterator[Item]], name: str | None) -> Iterator[FlowResult]:
+        gid: dict[tuple[int, int], int] = {}
+        """(shard, local flow id) -> flow id, from allocation to result."""
+        ended: dict[tuple[int, int], int] = {}
+        """The same for incarnations a new SYN ended (a ``time_wait_reuse`` of the next
+        incarnation names them as ``previous_flow_id``)."""
+        next_id = 0
+        live = [0] * self.jobs
+        peak = 0
+        total = CaptureSummary(self.diag)
+        evicted_half_open = 0
+        end_ns = 0
+        fold = self.detectors.fold
+        for item in heapq.merge(*streams, key=itemgetter(1)):
+            kind = item[0]
+            shard = item[2]
+            if kind == "a":
+                gid[(shard, item[3])] = next_id
+                next_id += 1
+                live[shard] = item[4]
+                peak = max(peak, sum(live))
+            elif kind == "r":
+                res: FlowResult = item[3]
+                live[shard] = item[5]
+                local = res.record["flow_id"]
+                flow_id = gid.pop((shard, local))
+                if res.record.get("end_reason") == "new_incarnation":
+                    ended[(shard, local)] = flow_id
+                kept = fold(item[4], res.anomalies)
+                if kept is not res.anomalies:
+                    res.anomalies = kept
+                    res.record["anomalies"] = sorted({a.code for a in kept})
+                _renumber(res, flow_id, shard, ended)
+                yield res
+            else:
+                diag: Diagnostics = item[3]
+                summary: CaptureSummary = item[4]
+                self.worker_peak_rss_kib.append(item[7])
+                if shard:
+                    for note in ENGINE_NOTES:
+                        if diag.notes.get(note):
+                            self.diag.notes[note] += diag.notes[note]
+                else:
+                    end_ns = item[6]
+                total.connections += summary.connections
+                total.tracking_capped += summary.tracking_capped
+                total.tracking_dropped += summary.tracking_dropped
+                total.evicted_table_full += summary.evicted_table_full
+                evicted_half_open += item[5]
+        total.peak_live_connections = peak
+        self.summary.connections = total.connections
+        self.summary.tracking_capped = total.tracking_capped
+        self.summary.tracking_dropped = total.tracking_dropped
+        self.summary.evicted_table_full = total.evicted_table_full
+        self.summary.peak_live_connections = peak
+        capture_warnings(self.diag, self.options, self.summary, evicted_half_open, name)
+        if total.evicted_table_full:
+            self.diag.warn(name or "capture",
+                           f"with --jobs {self.jobs} each worker evicts among its own "
+                           "connections when the table is full: which connections were "
+                           "emitted early may differ from --jobs 1", code="jobs_table_full")
+        self.summary.anomalies = self.detectors.on_end(end_ns, self.diag)
+        self._finished = True
+
+
+def _renumber(res: FlowResult, flow_id: int, shard: int,
+              ended: dict[tuple[int, int], int]) -> None:
+    """Give a worker's result the flow id of one engine (records, anomalies, events, packet
+    rows; a ``time_wait_reuse``'s ``previous_flow_id``)."""
+    local = res.record["flow_id"]
+    res.record["flow_id"] = flow_id
+    set_attr = object.__setattr__  # Event and Anomaly are frozen: rewritten in place
+    for a in res.anomalies:
+        if a.flow_id == local:
+            set_attr(a, "flow_id", flow_id)
+        prev = a.details.get("previous_flow_id") if a.code == "time_wait_reuse" else None
+        if prev is not None:
+            a.details["previous_flow_id"] = ended.pop((shard, prev), prev)
+    for e in res.events:
+        set_attr(e, "flow_id", flow_id)
+    if res.packets:
+        res.packets = [(r[0], r[1], flow_id, *r[3:]) for r in res.packets]
