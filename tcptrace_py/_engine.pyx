@@ -1202,6 +1202,8 @@ cdef class EpbState:
     cdef public bint backwards_warned
     cdef public long long pending
     cdef public long long pending_lt
+    cdef public object out_of_range
+    cdef public long long section
 
 
 def pcapng_epb_run(fb, list interfaces, bint little, decoder, diag, str display,
@@ -1210,8 +1212,14 @@ def pcapng_epb_run(fb, list interfaces, bint little, decoder, diag, str display,
     Blocks (segment mode): the same tests for leaving the loop, the same timestamp,
     counting and backwards rules; frames decoded from a pointer into the buffer, any frame
     the compiled decoder does not take handed to the reference decoder as a slice."""
-    from tcptrace_py.capture.common import MAX_BLOCK_BYTES, MAX_RECORD_BYTES, note_backwards
+    from tcptrace_py.capture.common import (
+        MAX_BLOCK_BYTES,
+        MAX_RECORD_BYTES,
+        note_backwards,
+        note_out_of_range,
+    )
     from tcptrace_py.capture.pcapng import EPB
+    from tcptrace_py.segment import TS_NS_MAX, TS_NS_MIN
 
     reference = decoder.reference if isinstance(decoder, Decoder) else decoder
     ref_decode = reference.decode
@@ -1228,7 +1236,7 @@ def pcapng_epb_run(fb, list interfaces, bint little, decoder, diag, str display,
     cdef unsigned long long units
     cdef long long mul, offset, ts_c
     cdef Py_ssize_t cached_id = -1
-    cdef bint simple = False, c_ok = False
+    cdef bint simple = False, c_ok = False, in_range
     cdef int lt = 0
     cdef Py_ssize_t data_start
     cdef long long tcp_segments = 0
@@ -1274,15 +1282,22 @@ def pcapng_epb_run(fb, list interfaces, bint little, decoder, diag, str display,
                     except OverflowError:
                         c_ok = False
             units = (<unsigned long long>ts_hi << 32) | ts_lo
+            # A time in 0..LLONG_MAX (segment.TS_NS_MIN..TS_NS_MAX) is computed in C; any
+            # other goes through Python's integers and the explicit range check.
             if c_ok and units <= <unsigned long long>LLONG_MAX and \
                     not __builtin_mul_overflow(<long long>units, mul, &ts_c) and \
-                    not __builtin_add_overflow(ts_c, offset, &ts_c):
+                    not __builtin_add_overflow(ts_c, offset, &ts_c) and ts_c >= 0:
                 ts = ts_c
-            elif simple:
-                ts = units * iface.mul + iface.offset_ns
+                in_range = True
             else:
-                ts = iface.ts_ns(units)
-            if ts < st.last_ts:
+                if simple:
+                    ts = units * iface.mul + iface.offset_ns
+                else:
+                    ts = iface.ts_ns(units)
+                in_range = TS_NS_MIN <= ts <= TS_NS_MAX
+            if not in_range:
+                note_out_of_range(st.out_of_range, st.section, iface_id, st.frame_no + 1, ts)
+            elif ts < st.last_ts:
                 st.backwards_warned = note_backwards(diag, display, st.backwards_warned,
                                                      st.frame_no + 1, ts, st.last_ts)
                 if st.min_ts is None or ts < st.min_ts:

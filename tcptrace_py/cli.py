@@ -856,7 +856,9 @@ def analyze(files: tuple[str, ...], fmt: str, output: str | None, states: tuple[
             by_severity = fmt == "table" and sort_key is None
             if by_severity:
                 order = {path: i for i, path in enumerate(run.files)}
-                run.records.sort(key=lambda r: (-rank(r), r["start_ts"],
+                # A start time no output can hold is null: such rows sort last.
+                run.records.sort(key=lambda r: (-rank(r), r["start_ts"] is None,
+                                                r["start_ts"] or 0.0,
                                                 order.get(r.get("capture", ""), 0),
                                                 r["flow_id"]))
             shown, omitted = _most_severe(run.records, rows, rank,
@@ -967,13 +969,17 @@ class _Clock:
 
     @staticmethod
     def for_rows(rows: Sequence[dict[str, Any]], local: bool) -> _Clock:
-        days = {units.instant(r["start_ts"], local)[:10] for r in rows}
+        days = {units.instant(r["start_ts"], local)[:10] for r in rows
+                if r["start_ts"] is not None}
         return _Clock(local, len(days) > 1)
 
     def title(self, rows: Sequence[dict[str, Any]]) -> str:
         if not rows:
             return ""
-        sample = units.instant(rows[0]["start_ts"], self.local)
+        known = [r["start_ts"] for r in rows if r["start_ts"] is not None]
+        if not known:
+            return ""
+        sample = units.instant(known[0], self.local)
         zone = sample.rsplit(" ", 1)[-1] if self.local else "UTC"
         return f"start times {zone}" + ("" if self.with_date else f", {sample[:10]}")
 
@@ -1372,9 +1378,12 @@ def flow(file: str, flow_id: int, frame_range: str | None, limit: int, strict: b
                     rec["client_ip"] == rec["server_ip"]:
                 current = {"client": ev.new_state, "server": ev.new_state}  # self-connect
         after[ev.frame] = dict(current)
-    t0 = rec["start_ts"]
     states = {"client": "INACTIVE", "server": "INACTIVE"}
     packets = target.packets or []
+    # Times relative to the first packet; a start time no output can hold (null) still has
+    # exact packet times, whose differences are right.
+    t0_ns = rec["start_ts_ns"] if rec["start_ts_ns"] is not None else \
+        min((p[1] for p in packets), default=0)
     in_range = [p for p in packets if first <= p[0] <= last and
                 (not interesting or p[5] & ~_ROUTINE_ANALYSIS or p[4] & _CONTROL_FLAGS
                  or p[0] in events_by_frame)]
@@ -1385,7 +1394,7 @@ def flow(file: str, flow_id: int, frame_range: str | None, limit: int, strict: b
         states = after.get(frame, states)  # every packet, shown or not: states carry over
         if frame not in shown_frames:
             continue
-        rows.append(_LadderRow(frame, ts_ns / 1e9 - t0, from_client, flags_text(tflags), plen,
+        rows.append(_LadderRow(frame, (ts_ns - t0_ns) / 1e9, from_client, flags_text(tflags), plen,
                                details.get(frame), " ".join(flag_names(amask)).lower(),
                                states["client"], states["server"],
                                events_by_frame.pop(frame, [])))

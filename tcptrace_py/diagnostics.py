@@ -11,6 +11,12 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 MAX_KEPT_WARNINGS = 1000  # warnings kept verbatim; later ones are only counted (bounded memory)
+MAX_KEPT_BACKWARDS = 20
+"""Timestamp steps backwards kept with their frame and time (the ``timestamps_backwards``
+finding lists them); later ones are counted in ``notes`` and only the largest is kept."""
+
+Backwards = tuple[int, int, int]
+"""A timestamp step backwards: (frame, ts_ns of that frame, how far back in ns)."""
 
 
 class CaptureError(Exception):
@@ -65,6 +71,10 @@ class Diagnostics:
     last_ts_ns: int | None = None
     notes: Counter[str] = field(default_factory=Counter)
     """Non-fatal observations counted per code (``truncated_frame``, ``unknown_block``...)."""
+    backwards: list[Backwards] = field(default_factory=list)
+    """The first MAX_KEPT_BACKWARDS timestamp steps backwards (``notes`` counts them all)."""
+    backwards_max: Backwards | None = None
+    """The largest timestamp step backwards."""
 
     def skip(self, reason: str, n: int = 1) -> None:
         self.skipped[reason] += n
@@ -75,6 +85,14 @@ class Diagnostics:
             self.warnings.append(CaptureWarning(source, message, offset, frame, code))
         else:
             self.warnings_dropped += 1
+
+    def note_backwards(self, frame: int, ts_ns: int, back_ns: int) -> None:
+        """Remember a timestamp step backwards (the reader counts it in ``notes``)."""
+        step = (frame, ts_ns, back_ns)
+        if len(self.backwards) < MAX_KEPT_BACKWARDS:
+            self.backwards.append(step)
+        if self.backwards_max is None or back_ns > self.backwards_max[2]:
+            self.backwards_max = step
 
     def merge(self, other: Diagnostics) -> None:
         """Fold another run's diagnostics into this one (multi-file and batch runs)."""
@@ -89,6 +107,10 @@ class Diagnostics:
             else:
                 self.warnings_dropped += 1
         self.warnings_dropped += other.warnings_dropped
+        self.backwards.extend(other.backwards[:MAX_KEPT_BACKWARDS - len(self.backwards)])
+        if other.backwards_max is not None and (
+                self.backwards_max is None or other.backwards_max[2] > self.backwards_max[2]):
+            self.backwards_max = other.backwards_max
         for ts in (other.first_ts_ns, other.last_ts_ns):
             if ts is None:
                 continue

@@ -22,6 +22,7 @@ from typing import IO, Any
 
 from tcptrace_py.diagnostics import Diagnostics
 from tcptrace_py.events import SEVERITIES, Anomaly
+from tcptrace_py.segment import ts_or_none
 
 FORMATS = ("table", "json", "jsonl", "csv", "parquet", "zeek")
 """Output formats of ``analyze``/``anomalies`` (``table`` is the CLI's rich rendering)."""
@@ -67,12 +68,15 @@ def dumps(obj: object) -> str:
 def anomaly_dict(a: Anomaly, capture: str | None = None) -> dict[str, Any]:
     """An anomaly as the JSON object of ``anomalies --format jsonl``.
 
-    ``ts`` is float epoch seconds (what jq users compare); ``ts_ns`` the exact integer.
+    ``ts`` is float epoch seconds (what jq users compare); ``ts_ns`` the exact integer; both
+    null for a time outside 1970-2262 (``segment.TS_NS_MIN..TS_NS_MAX``).
     """
+    ts_ns = ts_or_none(a.ts_ns)
     d: dict[str, Any] = {} if capture is None else {"capture": capture}
     d.update({"code": a.code, "severity": a.severity, "category": a.category,
               "flow_id": a.flow_id, "first_frame": a.first_frame, "last_frame": a.last_frame,
-              "ts": a.ts_ns / 1e9, "ts_ns": a.ts_ns, "summary": a.summary,
+              "ts": None if ts_ns is None else ts_ns / 1e9, "ts_ns": ts_ns,
+              "summary": a.summary,
               "details": a.details})
     return d
 
@@ -263,11 +267,18 @@ def _zeek_header(out: IO[str], path: str, fields_: Sequence[tuple[str, str]],
     out.write("#types\t" + "\t".join(t for _, t in fields_) + "\n")
 
 
-def _span(diag: Diagnostics | None, starts: Iterable[float]) -> tuple[float, float]:
+def _span(diag: Diagnostics | None, starts: Iterable[float | None]) -> tuple[float, float]:
+    """``#open``/``#close`` times: the capture's span (the readers keep times no output can
+    hold out of it), else the known start times."""
     if diag is not None and diag.first_ts_ns is not None and diag.last_ts_ns is not None:
         return diag.first_ts_ns / 1e9, diag.last_ts_ns / 1e9
-    s = list(starts)
+    s = [t for t in starts if t is not None]
     return (min(s), max(s)) if s else (0.0, 0.0)
+
+
+def _zeek_ts(ts_s: float | None) -> str | None:
+    """A Zeek ``time``/``interval`` value; None (unset ``-``) for a missing one."""
+    return None if ts_s is None else f"{ts_s:.6f}"
 
 
 def zeek_conn_row(rec: Mapping[str, Any], capture: str | None = None) -> list[str]:
@@ -275,8 +286,9 @@ def zeek_conn_row(rec: Mapping[str, Any], capture: str | None = None) -> list[st
     sequence space, which is the same when nothing was missed); IP-level byte counts are
     unset: the record does not keep header lengths."""
     values: list[object] = [
-        f"{rec['start_ts']:.6f}", zeek_uid(rec, capture), rec["client_ip"], rec["client_port"],
-        rec["server_ip"], rec["server_port"], "tcp", None, f"{rec['duration_s']:.6f}",
+        _zeek_ts(rec["start_ts"]), zeek_uid(rec, capture), rec["client_ip"],
+        rec["client_port"], rec["server_ip"], rec["server_port"], "tcp", None,
+        _zeek_ts(rec["duration_s"]),
         rec.get("client_unique_bytes"), rec.get("server_unique_bytes"),
         rec.get("conn_state") or None, None, None,
         int(rec.get("client_missed_bytes") or 0) + int(rec.get("server_missed_bytes") or 0),
@@ -288,11 +300,12 @@ def zeek_conn_row(rec: Mapping[str, Any], capture: str | None = None) -> list[st
 
 def write_zeek_conn(records: Sequence[Mapping[str, Any]], out: IO[str],
                     diag: Diagnostics | None = None) -> None:
-    """A Zeek conn.log (TSV with header lines) of the records, ordered by start time."""
+    """A Zeek conn.log (TSV with header lines) of the records, ordered by start time (an
+    unknown one, ``-``, last)."""
     open_s, close_s = _span(diag, (r["start_ts"] for r in records))
     _zeek_header(out, "conn", ZEEK_CONN_FIELDS, open_s)
-    for rec in sorted(records, key=lambda r: (r["start_ts"], r.get("capture", ""),
-                                              r["flow_id"])):
+    for rec in sorted(records, key=lambda r: (r["start_ts"] is None, r["start_ts"] or 0.0,
+                                              r.get("capture", ""), r["flow_id"])):
         out.write("\t".join(zeek_conn_row(rec, rec.get("capture"))) + "\n")
     out.write(f"#close\t{_zeek_time(close_s)}\n")
 
@@ -301,16 +314,18 @@ def write_zeek_weird(anomalies: Sequence[Anomaly], captures: Sequence[str | None
                      records: Mapping[tuple[str | None, int], Mapping[str, Any]],
                      out: IO[str], diag: Diagnostics | None = None) -> None:
     """Anomalies as a Zeek weird.log: ``name`` is the anomaly code, ``addl`` its summary."""
-    open_s, close_s = _span(diag, (a.ts_ns / 1e9 for a in anomalies))
+    times = [ts_or_none(a.ts_ns) for a in anomalies]
+    open_s, close_s = _span(diag, (None if t is None else t / 1e9 for t in times))
     _zeek_header(out, "weird", ZEEK_WEIRD_FIELDS, open_s)
-    for a, cap in sorted(zip(anomalies, captures, strict=True),
-                         key=lambda x: (x[0].ts_ns, x[1] or "", x[0].code)):
+    for ts_ns, a, cap in sorted(zip(times, anomalies, captures, strict=True),
+                                key=lambda x: (x[0] is None, x[0] or 0, x[2] or "",
+                                               x[1].code)):
         rec = records.get((cap, a.flow_id)) if a.flow_id is not None else None
         ident: list[object] = ([zeek_uid(rec, cap), rec["client_ip"], rec["client_port"],
                                 rec["server_ip"], rec["server_port"]]
                                if rec is not None else [None] * 5)
-        row = [f"{a.ts_ns / 1e9:.6f}", *ident, a.code, a.summary, False, "tcptrace-py",
-               a.category]
+        row = [_zeek_ts(None if ts_ns is None else ts_ns / 1e9), *ident, a.code, a.summary,
+               False, "tcptrace-py", a.category]
         out.write("\t".join(_zeek_value(v) for v in row) + "\n")
     out.write(f"#close\t{_zeek_time(close_s)}\n")
 

@@ -42,6 +42,7 @@ from tcptrace_py.fsm import TcpState
 from tcptrace_py.gcpolicy import fewer_collections
 from tcptrace_py.options import Options
 from tcptrace_py.report import CLOSE_VALUES, LIFECYCLE_COLUMNS, OPEN_VALUES
+from tcptrace_py.segment import TS_NS_MIN
 
 _NS = 1_000_000_000
 
@@ -139,14 +140,13 @@ def _ts_from_seconds(values: pd.Series) -> pd.Series:
 
 
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
-_TS_NS_MAX = 9_223_372_036_000_000_000  # datetime64[ns] ends in 2262; beyond it: NaT
 
 
 def _int64_or_na(values: pd.Series) -> pd.Series:
     """Integers that fit int64; NA for the rest (a corrupt capture timestamp can lie 580,000
     years ahead -- pcapng-example.pcapng's second interface -- which no int64 holds)."""
     def fit(v: Any) -> Any:
-        if v is None or (isinstance(v, float) and v != v):
+        if v is None or v is pd.NA or (isinstance(v, float) and v != v):
             return None
         iv = int(v)
         return iv if _INT64_MIN <= iv <= _INT64_MAX else None
@@ -154,9 +154,15 @@ def _int64_or_na(values: pd.Series) -> pd.Series:
 
 
 def _ts_from_ns(values: pd.Series) -> pd.Series:
-    """Exact integer nanoseconds -> UTC timestamps; NaT where datetime64[ns] cannot hold it."""
-    ns = _int64_or_na(values)
-    ns = ns.where((ns > -_TS_NS_MAX) & (ns < _TS_NS_MAX))
+    """Exact integer nanoseconds -> UTC timestamps; NaT outside 1970-2262
+    (``segment.TS_NS_MIN..TS_NS_MAX``, which the capture's warnings count)."""
+    if values.dtype == "int64" or values.dtype == "Int64":
+        ns = values.astype("Int64")  # the common case, vectorised
+    else:
+        # uint64 (2**63..2**64: must not wrap to 1969), object (Python ints beyond 2**64,
+        # None), text from a file.
+        ns = _int64_or_na(values)
+    ns = ns.where(ns >= TS_NS_MIN)
     return pd.to_datetime(ns, unit="ns", utc=True).astype("datetime64[ns, UTC]")
 
 
@@ -195,8 +201,9 @@ def coerce(df: pd.DataFrame, schema: Schema) -> pd.DataFrame:
             out[col] = _categorical(col, s)
         elif kind == "ts":
             exact = df.get(f"{col}_ns")
-            if exact is not None and not exact.isna().any():
-                # The record carries exact integer nanoseconds beside the float seconds.
+            if exact is not None and (exact.notna() | s.isna()).all():
+                # The record carries exact integer nanoseconds beside the float seconds (both
+                # null for a time no output can hold).
                 out[col] = _ts_from_ns(exact)
             elif pd.api.types.is_datetime64_any_dtype(s):
                 out[col] = pd.to_datetime(s, utc=True).astype("datetime64[ns, UTC]")
@@ -265,7 +272,7 @@ def _ns_frame(rows: list[dict[str, Any]] | list[tuple[Any, ...]], schema: Schema
     if not rows:
         return empty_frame(schema)
     df = pd.DataFrame.from_records(rows, columns=columns)
-    ts = pd.to_datetime(df["ts"].astype("int64"), unit="ns", utc=True)
+    ts = _ts_from_ns(df["ts"])
     df = coerce(df.drop(columns=["ts"]), {k: v for k, v in schema.items() if k != "ts"})
     df.insert(list(schema).index("ts"), "ts", ts)
     return df[list(schema)]
@@ -456,8 +463,7 @@ def read_table(path: str | Path, fmt: str, table: str = "flows") -> pd.DataFrame
                                          for r in df.to_dict("records")]
         return coerce(df, flow_schema([str(c) for c in df.columns], records))
     if "ts_ns" in df.columns:  # exact timestamps written beside the float seconds
-        df["ts"] = pd.to_datetime(pd.to_numeric(df.pop("ts_ns")).astype("int64"), unit="ns",
-                                  utc=True)
+        df["ts"] = _ts_from_ns(df.pop("ts_ns"))
     if df.empty:
         return empty_frame(ANOMALY_SCHEMA)
     if "details" in df.columns:

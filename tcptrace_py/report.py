@@ -12,7 +12,7 @@ from typing import Any
 from tcptrace_py.connection import Connection
 from tcptrace_py.facts import FACT_COLUMNS
 from tcptrace_py.fsm import TcpState
-from tcptrace_py.segment import addr_text
+from tcptrace_py.segment import addr_text, ts_or_none
 
 _NS = 1_000_000_000
 
@@ -158,6 +158,12 @@ def flow_record(conn: Connection, anomaly_codes: list[str] | None = None) -> dic
     if conn.handshake_done_frame >= 0 and syn_frame is not None:
         syn_ts = next(p.ts_ns for p in conn.notable if p.frame == syn_frame)
         handshake_s = (conn.handshake_done_ts_ns - syn_ts) / _NS
+    # Times no output can hold (segment.TS_NS_MIN..TS_NS_MAX: a pcapng interface's bad
+    # if_tsoffset) are null; the duration stays when both ends are such times (one
+    # interface's units are consistent), not when only one is (its offset is not).
+    start_ns, end_ns = ts_or_none(conn.first_ts_ns), ts_or_none(conn.last_ts_ns)
+    duration_s = ((conn.last_ts_ns - conn.first_ts_ns) / _NS
+                  if (start_ns is None) == (end_ns is None) else None)
     rec: dict[str, Any] = {
         "flow_id": conn.flow_id,
         "client_ip": addr_text(conn.client_addr),
@@ -169,11 +175,11 @@ def flow_record(conn: Connection, anomaly_codes: list[str] | None = None) -> dic
         "incarnation": conn.incarnation,
         "first_frame": conn.first_frame,
         "last_frame": conn.last_frame,
-        "start_ts": conn.first_ts_ns / _NS,
-        "end_ts": conn.last_ts_ns / _NS,
-        "start_ts_ns": conn.first_ts_ns,
-        "end_ts_ns": conn.last_ts_ns,
-        "duration_s": (conn.last_ts_ns - conn.first_ts_ns) / _NS,
+        "start_ts": None if start_ns is None else start_ns / _NS,
+        "end_ts": None if end_ns is None else end_ns / _NS,
+        "start_ts_ns": start_ns,
+        "end_ts_ns": end_ns,
+        "duration_s": duration_s,
         "open": open_kind,
         "close": classify_close(conn, open_kind),
         "client_state": state_name(conn.client.state),

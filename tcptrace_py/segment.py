@@ -21,6 +21,28 @@ ECE = 0x40
 CWR = 0x80
 AE = 0x100
 
+TS_NS_MIN = 0
+TS_NS_MAX = (1 << 63) - 1
+"""The times every output can hold: 1970-01-01 up to 2262-04-11 23:47:16.854775807 UTC, the
+range of a signed 64-bit count of nanoseconds (numpy/pandas ``datetime64[ns]``, Arrow
+``timestamp[ns]``, Parquet INT64). A pcapng interface's ``if_tsresol``/``if_tsoffset`` can
+give a packet any time at all (PcapPlusPlus's ``pcapng-example.pcapng``: year 586524, a
+timestamp near 2**64 units); before 1970 is no capture's time either (pcapng and pcap count
+unsigned from the epoch; only a negative ``if_tsoffset`` gets there). Such times stay exact
+inside the engine, where intervals between packets of one interface are still right, and
+every output shows them as null/NaT (docs/robustness.md)."""
+
+
+def ts_in_range(ts_ns: int) -> bool:
+    """Whether ``ts_ns`` is a time the outputs can hold (:data:`TS_NS_MIN`..:data:`TS_NS_MAX`)."""
+    return TS_NS_MIN <= ts_ns <= TS_NS_MAX
+
+
+def ts_or_none(ts_ns: int | None) -> int | None:
+    """``ts_ns`` when the outputs can hold it, else None (what every sink writes as null)."""
+    return ts_ns if ts_ns is not None and TS_NS_MIN <= ts_ns <= TS_NS_MAX else None
+
+
 _FLAG_LETTERS = ((SYN, "S"), (FIN, "F"), (RST, "R"), (PSH, "P"), (ACK, "A"), (URG, "U"),
                  (ECE, "E"), (CWR, "C"), (AE, "N"))
 

@@ -97,22 +97,35 @@ def seconds_list(values: Sequence[float]) -> str:
     return ", ".join(f"{v / scale:.{places}f}" for v in values) + f" {unit}"
 
 
-def _moment(ts_s: float, local: bool) -> datetime:
-    utc = datetime.fromtimestamp(ts_s, tz=timezone.utc)
-    return utc.astimezone() if local else utc
+UNKNOWN_TIME = "n/a"
+"""An instant that cannot be shown: null in the record (a timestamp outside 1970-2262,
+segment.TS_NS_MIN..TS_NS_MAX, which the capture's warnings count)."""
 
 
-def instant(ts_s: float, local: bool = False) -> str:
-    """``2026-11-21 09:41:06.798866 UTC`` (rule 4; local: the zone's abbreviation)."""
-    moment = _moment(ts_s, local)
+def _moment(ts_s: float, local: bool) -> datetime | None:
+    try:
+        utc = datetime.fromtimestamp(ts_s, tz=timezone.utc)
+        return utc.astimezone() if local else utc
+    except (OverflowError, OSError, ValueError):  # beyond year 9999, or before year 1
+        return None
+
+
+def instant(ts_s: float | None, local: bool = False) -> str:
+    """``2026-11-21 09:41:06.798866 UTC`` (rule 4; local: the zone's abbreviation);
+    ``n/a`` for a missing time."""
+    moment = None if ts_s is None else _moment(ts_s, local)
+    if moment is None:
+        return UNKNOWN_TIME
     zone = (moment.tzname() or "") if local else "UTC"
     return f"{moment:%Y-%m-%d %H:%M:%S.%f} {zone}".rstrip()
 
 
-def time_of_day(ts_s: float, local: bool = False, with_date: bool = False) -> str:
+def time_of_day(ts_s: float | None, local: bool = False, with_date: bool = False) -> str:
     """``09:41:06.798`` (milliseconds: a table column), or ``11-21 09:41:06`` when rows span
-    several days (``with_date``)."""
-    moment = _moment(ts_s, local)
+    several days (``with_date``); ``n/a`` for a missing time."""
+    moment = None if ts_s is None else _moment(ts_s, local)
+    if moment is None:
+        return UNKNOWN_TIME
     if with_date:
         return f"{moment:%m-%d %H:%M:%S}"
     return f"{moment:%H:%M:%S}.{moment.microsecond // 1000:03d}"

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from tcptrace_py import units
 from tcptrace_py.diagnostics import CaptureError, Diagnostics
 
 # One frame as handed to the decoder: (frame_no, ts_ns, linktype, data, wire_len).
 Frame = tuple[int, int, int, bytes, int]
+
+# Frames whose timestamp the outputs cannot hold, per (section, interface): [count, first
+# frame, first ts_ns] (see note_out_of_range).
+OutOfRange = dict[tuple[int, int], list[int]]
 
 CHUNK_BYTES = 1 << 20
 """Read size. Slicing records out of a 1 MiB buffer is ~10x faster than a read() per record,
@@ -74,13 +79,57 @@ def damage(diag: Diagnostics, display: str, message: str, *, offset: int | None,
 def note_backwards(diag: Diagnostics, display: str, warned: bool, frame_no: int,
                    ts_ns: int, last_ts_ns: int) -> bool:
     """Timestamps going backwards: keep the frame (Wireshark does too), warn once per file
-    and count every occurrence in ``diag.notes``. Returns the new ``warned`` flag."""
+    and count every occurrence in ``diag.notes``; the first occurrences and the largest step
+    are kept for the ``timestamps_backwards`` finding. Returns the new ``warned`` flag."""
     diag.notes["timestamp_backwards"] += 1
+    diag.note_backwards(frame_no, ts_ns, last_ts_ns - ts_ns)
     if not warned:
-        diag.warn(display, f"timestamp goes backwards by {last_ts_ns - ts_ns} ns "
+        diag.warn(display, f"timestamp goes backwards by "
+                  f"{units.seconds((last_ts_ns - ts_ns) / 1e9)} "
                   "(frames kept in file order; later occurrences only counted)",
                   frame=frame_no, code="timestamp_backwards")
     return True
+
+
+NS_PER_YEAR = 31_556_952 * 1_000_000_000
+"""A mean Gregorian year (365.2425 days), to say roughly where an impossible time lies."""
+
+
+def note_out_of_range(seen: OutOfRange, section: int, interface: int, frame_no: int,
+                      ts_ns: int) -> None:
+    """Count a frame whose timestamp lies outside ``segment.TS_NS_MIN..TS_NS_MAX``.
+
+    Why not a warning per frame: such a time comes from the interface's description (a bad
+    ``if_tsoffset``/``if_tsresol``) or a writer's bug, so it hits every frame of the
+    interface; :func:`report_out_of_range` warns once per interface with the count. Called
+    only for such frames: the common path pays two integer comparisons."""
+    entry = seen.get((section, interface))
+    if entry is None:
+        seen[(section, interface)] = [1, frame_no, ts_ns]
+    else:
+        entry[0] += 1
+
+
+def describe_time(ts_ns: int) -> str:
+    """Where an out-of-range time lies, for a warning (``year 586524``, ``8 min 25 s before
+    1970``): a date cannot be printed for it."""
+    if ts_ns < 0:
+        return f"{units.seconds(-ts_ns / 1e9)} before 1970"
+    return f"year {1970 + ts_ns // NS_PER_YEAR}"
+
+
+def report_out_of_range(diag: Diagnostics, display: str, seen: OutOfRange,
+                        several_sections: bool) -> None:
+    """One ``timestamp_out_of_range`` warning per interface that had such frames, with the
+    count (also summed in ``diag.notes``)."""
+    for (section, interface), (count, first_frame, first_ts) in sorted(seen.items()):
+        diag.notes["timestamp_out_of_range"] += count
+        where = f"interface {interface}" + (f" of section {section}" if several_sections
+                                            else "")
+        diag.warn(display, f"{where}: {count} frame(s) with a timestamp outside 1970-2262 "
+                  f"(the first one in {describe_time(first_ts)}): analysed, their times "
+                  "are null in every output", frame=first_frame,
+                  code="timestamp_out_of_range")
 
 
 def update_ts_range(diag: Diagnostics, min_ts_ns: int | None, max_ts_ns: int | None) -> None:

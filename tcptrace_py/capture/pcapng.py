@@ -9,6 +9,11 @@ Theory of operation:
 3. Packet blocks (Enhanced 6, Simple 3, obsolete Packet 2) each count as one frame, as in
    Wireshark's numbering. Simple Packet Blocks have no timestamp and belong to interface 0:
    we reuse the previous frame's timestamp and count a ``pcapng_spb_no_timestamp`` note.
+   A timestamp outside what the outputs can hold (``segment.TS_NS_MIN..TS_NS_MAX``: a bad
+   ``if_tsoffset``/``if_tsresol`` or a timestamp near 2**64 units) keeps its frame, exact,
+   but stays out of the backwards check and the capture's time span; the frames are counted
+   per interface and warned about once per interface when the file ends
+   (``timestamp_out_of_range``).
 4. Known non-packet blocks (name resolution, statistics, decryption secrets, custom...) are
    skipped; unknown block types are skipped and counted (``pcapng_unknown_block``).
 5. A block whose total length is not a multiple of 4, is below 12, above MAX_BLOCK_BYTES,
@@ -27,14 +32,17 @@ from tcptrace_py.capture.common import (
     MAX_BLOCK_BYTES,
     MAX_RECORD_BYTES,
     Frame,
+    OutOfRange,
     StreamBuffer,
     damage,
     note_backwards,
+    note_out_of_range,
+    report_out_of_range,
     update_ts_range,
 )
 from tcptrace_py.decode import Decoder
 from tcptrace_py.diagnostics import CaptureError, Diagnostics
-from tcptrace_py.segment import Segment
+from tcptrace_py.segment import TS_NS_MAX, TS_NS_MIN, Segment
 
 SHB = 0x0A0D0D0A
 IDB = 0x00000001
@@ -177,6 +185,8 @@ def _blocks(stream: Any, head: bytes, display: str, diag: Diagnostics, strict: b
     min_ts: int | None = None
     backwards_warned = False
     bad_iface_warned = False
+    out_of_range: OutOfRange = {}
+    ts_min, ts_max = TS_NS_MIN, TS_NS_MAX
     try:
         while True:
             if interfaces and inner and fast_run is not None:
@@ -185,6 +195,7 @@ def _blocks(stream: Any, head: bytes, display: str, diag: Diagnostics, strict: b
                     frame_no, last_ts, prev_ts)
                 run_state.min_ts, run_state.backwards_warned = min_ts, backwards_warned
                 run_state.pending, run_state.pending_lt = pending, pending_lt
+                run_state.out_of_range, run_state.section = out_of_range, sections
                 try:
                     yield from fast_run(fb, interfaces, order == "<", decoder, diag, display,
                                         run_state)
@@ -216,7 +227,9 @@ def _blocks(stream: Any, head: bytes, display: str, diag: Diagnostics, strict: b
                         ts = units * iface.mul + iface.offset_ns
                     else:
                         ts = iface.ts_ns(units)
-                    if ts < last_ts:
+                    if ts < ts_min or ts > ts_max:
+                        note_out_of_range(out_of_range, sections, iface_id, frame_no + 1, ts)
+                    elif ts < last_ts:
                         backwards_warned = note_backwards(diag, display, backwards_warned,
                                                           frame_no + 1, ts, last_ts)
                         if min_ts is None or ts < min_ts:
@@ -379,7 +392,9 @@ def _blocks(stream: Any, head: bytes, display: str, diag: Diagnostics, strict: b
                         ts = units * iface.mul + iface.offset_ns
                     else:
                         ts = iface.ts_ns(units)
-                if ts < last_ts:
+                if ts < ts_min or ts > ts_max:
+                    note_out_of_range(out_of_range, sections, iface_id, frame_no + 1, ts)
+                elif ts < last_ts:
                     backwards_warned = note_backwards(diag, display, backwards_warned,
                                                       frame_no + 1, ts, last_ts)
                     if min_ts is None or ts < min_ts:
@@ -442,8 +457,10 @@ def _blocks(stream: Any, head: bytes, display: str, diag: Diagnostics, strict: b
         if pending:
             diag.frames += pending
             diag.link_types[pending_lt] += pending
-        if frame_no:
+        if frame_no and min_ts is not None:
             update_ts_range(diag, min_ts, last_ts)
+        if out_of_range:
+            report_out_of_range(diag, display, out_of_range, sections > 1)
 
 
 def describe_pcapng(head: bytes, display: str = "capture") -> dict[str, Any]:
