@@ -1150,7 +1150,8 @@ cdef class FlowTableBase:
         ts = seg.ts_ns
         clock = self._clock_ns
         if ts > clock:
-            if ts - clock <= MAX_CLOCK_JUMP_NS or self._jump_pending or clock < 0:
+            if ts - clock <= MAX_CLOCK_JUMP_NS or clock < 0 or (
+                    self._jump_pending and (ts <= TS_NS_MAX or clock > TS_NS_MAX)):
                 self._clock_ns = clock = ts
                 self._jump_pending = False
             else:
@@ -1181,8 +1182,10 @@ cdef class FlowTableBase:
 
 cdef object MAX_CLOCK_JUMP_NS = 86_400 * 1_000_000_000
 cdef object SWEEP_INTERVAL_NS = 1_000_000_000
+cdef object TS_NS_MAX = (1 << 63) - 1
 CONSTANTS["MAX_CLOCK_JUMP_NS"] = MAX_CLOCK_JUMP_NS
 CONSTANTS["SWEEP_INTERVAL_NS"] = SWEEP_INTERVAL_NS
+CONSTANTS["TS_NS_MAX"] = TS_NS_MAX
 
 
 # ================================================================ pcapng (capture/pcapng.py)

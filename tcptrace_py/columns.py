@@ -68,13 +68,18 @@ FLOW: tuple[Column, ...] = (
        "", "frame.number"),
     _c("last_frame", "frame", "Frame number of the last packet.", "", "frame.number"),
     _c("start_ts", "UTC", "Time of the first packet (epoch seconds in json/jsonl, "
-       "datetime64[ns, UTC] in frames, rounded to the microsecond).", "first packet",
-       "frame.time_epoch", "ts"),
-    _c("end_ts", "UTC", "Time of the last packet.", "last packet", "frame.time_epoch"),
-    _c("start_ts_ns", "ns", "start_ts in exact integer nanoseconds since the epoch."),
-    _c("end_ts_ns", "ns", "end_ts in exact integer nanoseconds since the epoch."),
-    _c("duration_s", "s", "Last packet time minus first packet time.", "elapsed time", "",
-       "duration"),
+       "datetime64[ns, UTC] in frames, rounded to the microsecond); null when that time lies "
+       "outside 1970-2262 (a pcapng interface's bad if_tsoffset/if_tsresol: warning "
+       "timestamp_out_of_range).", "first packet", "frame.time_epoch", "ts"),
+    _c("end_ts", "UTC", "Time of the last packet (null as start_ts).", "last packet",
+       "frame.time_epoch"),
+    _c("start_ts_ns", "ns", "start_ts in exact integer nanoseconds since the epoch (null "
+       "as start_ts)."),
+    _c("end_ts_ns", "ns", "end_ts in exact integer nanoseconds since the epoch (null as "
+       "end_ts)."),
+    _c("duration_s", "s", "Last packet time minus first packet time; null when only one of "
+       "the two lies outside 1970-2262 (both outside: the interval of one interface's "
+       "timestamps, kept).", "elapsed time", "", "duration"),
     _c("open", "", "How the connection opened: three_way_handshake, simultaneous_open, "
        "midstream (no handshake in the capture) or not_established."),
     _c("close", "", "How it ended: graceful, rst_by_client, rst_by_server, refused, "
@@ -283,7 +288,8 @@ OTHER_TABLES: dict[str, tuple[Column, ...]] = {
         _c("flow_id", "", "Connection (<NA>: capture-wide finding).", "", "tcp.stream"),
         _c("first_frame", "frame", "First frame of the evidence."),
         _c("last_frame", "frame", "Last frame of the evidence."),
-        _c("ts", "UTC", "Time of the first evidence frame (exact; ts_ns in json/jsonl)."),
+        _c("ts", "UTC", "Time of the first evidence frame (exact; ts_ns in json/jsonl); null "
+           "outside 1970-2262."),
         _c("summary", "", "One line for people (durations in a reader's units)."),
         _c("details", "", "Structured evidence, JSON text (json.loads); exact values."),
     ),
@@ -291,7 +297,7 @@ OTHER_TABLES: dict[str, tuple[Column, ...]] = {
         _c("capture", "", "Input file (several inputs, batch)."),
         _c("flow_id", "", "Connection."),
         _c("frame", "frame", "Frame of the segment (or timer) causing the event."),
-        _c("ts", "UTC", "Its time."),
+        _c("ts", "UTC", "Its time (null outside 1970-2262)."),
         _c("endpoint", "", "client or server: whose state machine moved."),
         _c("kind", "", "transition, unexpected, ignored or timeout."),
         _c("old_state", "", "RFC 9293 state before."),
@@ -305,7 +311,7 @@ OTHER_TABLES: dict[str, tuple[Column, ...]] = {
     ),
     "packets": (
         _c("frame", "frame", "Frame number.", "", "frame.number"),
-        _c("ts", "UTC", "Frame time.", "", "frame.time_epoch"),
+        _c("ts", "UTC", "Frame time (null outside 1970-2262).", "", "frame.time_epoch"),
         _c("flow_id", "", "Connection.", "", "tcp.stream"),
         _c("from_client", "", "True when the client sent it."),
         _c("tcp_flags", "bitmask", "TCP flag bits (FIN 1, SYN 2, RST 4, PSH 8, ACK 16...).",

@@ -75,6 +75,8 @@ class Diagnostics:
     """The first MAX_KEPT_BACKWARDS timestamp steps backwards (``notes`` counts them all)."""
     backwards_max: Backwards | None = None
     """The largest timestamp step backwards."""
+    backwards_last: Backwards | None = None
+    """The last timestamp step backwards."""
 
     def skip(self, reason: str, n: int = 1) -> None:
         self.skipped[reason] += n
@@ -93,6 +95,7 @@ class Diagnostics:
             self.backwards.append(step)
         if self.backwards_max is None or back_ns > self.backwards_max[2]:
             self.backwards_max = step
+        self.backwards_last = step
 
     def merge(self, other: Diagnostics) -> None:
         """Fold another run's diagnostics into this one (multi-file and batch runs)."""
@@ -111,6 +114,8 @@ class Diagnostics:
         if other.backwards_max is not None and (
                 self.backwards_max is None or other.backwards_max[2] > self.backwards_max[2]):
             self.backwards_max = other.backwards_max
+        if other.backwards_last is not None:
+            self.backwards_last = other.backwards_last
         for ts in (other.first_ts_ns, other.last_ts_ns):
             if ts is None:
                 continue

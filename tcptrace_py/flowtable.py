@@ -38,7 +38,7 @@ from tcptrace_py.fastpath import steady_segment
 from tcptrace_py.fsm import TcpState
 from tcptrace_py.icmp import IcmpError
 from tcptrace_py.options import Options
-from tcptrace_py.segment import ACK, RST, SYN, Segment
+from tcptrace_py.segment import ACK, RST, SYN, TS_NS_MAX, Segment
 
 _MASK = 0xFFFFFFFF
 
@@ -53,7 +53,10 @@ SWEEP_INTERVAL_NS = 1_000_000_000
 MAX_CLOCK_JUMP_NS = 86_400 * 1_000_000_000
 """A forward jump of packet time by more than a day is only trusted for expiry once the next
 segment confirms it: one corrupt timestamp (seen in real pcapng files) must not expire every
-live connection."""
+live connection. A jump from a time the outputs can hold to one beyond ``TS_NS_MAX`` (2262:
+a pcapng interface with a bad ``if_tsoffset``, interleaved with good ones) is never
+confirmed: the good interfaces' connections would all expire mid-stream. A capture whose
+times all lie beyond it still runs its clock on them (the first segment sets it)."""
 
 _TIME_WAIT = TcpState.TIME_WAIT  # bound once: Enum class attribute lookups are slow (3.11)
 _ESTABLISHED = TcpState.ESTABLISHED
@@ -178,7 +181,8 @@ class FlowTable:
         ts = seg.ts_ns
         clock = self._clock_ns
         if ts > clock:
-            if ts - clock <= MAX_CLOCK_JUMP_NS or self._jump_pending or clock < 0:
+            if ts - clock <= MAX_CLOCK_JUMP_NS or clock < 0 or (
+                    self._jump_pending and (ts <= TS_NS_MAX or clock > TS_NS_MAX)):
                 self._clock_ns = clock = ts
                 self._jump_pending = False
             else:

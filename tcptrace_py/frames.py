@@ -146,7 +146,7 @@ def _int64_or_na(values: pd.Series) -> pd.Series:
     """Integers that fit int64; NA for the rest (a corrupt capture timestamp can lie 580,000
     years ahead -- pcapng-example.pcapng's second interface -- which no int64 holds)."""
     def fit(v: Any) -> Any:
-        if v is None or v is pd.NA or (isinstance(v, float) and v != v):
+        if v is None or v is pd.NA or v == "" or (isinstance(v, float) and v != v):
             return None
         iv = int(v)
         return iv if _INT64_MIN <= iv <= _INT64_MAX else None
@@ -209,7 +209,9 @@ def coerce(df: pd.DataFrame, schema: Schema) -> pd.DataFrame:
                 out[col] = pd.to_datetime(s, utc=True).astype("datetime64[ns, UTC]")
             elif texty and s.map(lambda v: isinstance(v, str)).any():
                 as_num = pd.to_numeric(s, errors="coerce")
-                out[col] = (_ts_from_seconds(as_num) if as_num.notna().all()
+                # Numbers (epoch seconds), some missing (Zeek's "-": a time no output can
+                # hold), or ISO text.
+                out[col] = (_ts_from_seconds(as_num) if (as_num.notna() | s.isna()).all()
                             else pd.to_datetime(s, utc=True).astype("datetime64[ns, UTC]"))
             else:
                 out[col] = _ts_from_seconds(s)

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 from tcptrace_py import units
 from tcptrace_py.analysis import flags as af
 from tcptrace_py.capture import read_flow_segments
-from tcptrace_py.segment import ACK, FIN, RST, SYN, Segment
+from tcptrace_py.segment import ACK, FIN, RST, SYN, Segment, ts_in_range
 
 if TYPE_CHECKING:
     from tcptrace_py.frames import AnalysisResult
@@ -313,9 +313,27 @@ def _rtt(fp: FlowPackets, ax: Any, sender_client: bool) -> None:
         ax.legend(loc="upper right", fontsize="small")
 
 
+def backwards_frames(fp: FlowPackets) -> list[int]:
+    """Frames whose timestamp is earlier than the one before them in the connection."""
+    out: list[int] = []
+    last = None
+    for seg, _fc, _m in fp.segments:
+        if last is not None and seg.ts_ns < last:
+            out.append(seg.frame)
+        last = seg.ts_ns if last is None else max(last, seg.ts_ns)
+    return out
+
+
 def _throughput(fp: FlowPackets, ax: Any) -> None:
+    """Payload per time bin. Bins cover the earliest to the latest timestamp, not the first
+    to the last packet: with timestamps going backwards (a clock step, merged files) a
+    packet can lie before the first one or the last one before others, and binning from
+    the first packet would index before the first bin or past the last. Such a connection
+    is said so in the title, as its rate is then only as good as its timestamps."""
     pts = list(_times(fp))
-    span = pts[-1][0] if pts else 0.0
+    t_min = min((p[0] for p in pts), default=0.0)
+    t_max = max((p[0] for p in pts), default=0.0)
+    span = t_max - t_min
     bin_s = max(span / 100, 0.001)
     nbins = int(span / bin_s) + 1
     for fc, label, colour in ((True, "client -> server", "tab:blue"),
@@ -324,11 +342,11 @@ def _throughput(fp: FlowPackets, ax: Any) -> None:
         total = 0
         for t, seg, c, mask in pts:
             if c == fc and seg.payload_len and not mask & af.RETRANSMISSION:
-                counts[min(int(t / bin_s), nbins - 1)] += seg.payload_len
+                counts[min(max(int((t - t_min) / bin_s), 0), nbins - 1)] += seg.payload_len
                 total += seg.payload_len
         if not total:
             continue
-        xs = [i * bin_s for i in range(nbins)]
+        xs = [t_min + i * bin_s for i in range(nbins)]
         ax.step(xs, [c / bin_s for c in counts], where="post", color=colour, label=label)
         if span > 0:
             ax.axhline(total / span, color=colour, ls="--", lw=1,
@@ -336,7 +354,12 @@ def _throughput(fp: FlowPackets, ax: Any) -> None:
     ax.set_xlabel("time since first packet (s)")
     _note_if_empty(ax, "no payload sent")
     _byte_axis(ax, f"payload, {units.seconds(bin_s)} bins", per_second=True)
-    ax.set_title(_title(fp, "throughput"))
+    back = backwards_frames(fp)
+    title = _title(fp, "throughput")
+    if back:
+        title += (f"\ntimestamps go backwards at {len(back)} packet(s) (first: frame "
+                  f"{back[0]}): binned by timestamp, not capture order")
+    ax.set_title(title)
     ax.grid(True, alpha=0.3)
     if ax.get_legend_handles_labels()[0]:
         ax.legend(loc="upper right", fontsize="small")
@@ -417,8 +440,13 @@ def plot_timeline(result_or_path: Any, ax: Any = None) -> Any:
     Returns the Axes holding the bars. With ``ax`` given, the RST rate goes on a twin axis.
     """
     res = _as_result(result_or_path)
-    records = sorted(res.records, key=lambda r: (r["start_ts"], r["flow_id"]))
-    rows = res.packet_rows()
+    # A connection whose times no output can hold (null start_ts: segment.TS_NS_MIN..MAX)
+    # has no place on a time axis: left out, and the title says how many.
+    undrawable = sum(1 for r in res.records if r["start_ts"] is None or r["end_ts"] is None)
+    records = sorted((r for r in res.records
+                      if r["start_ts"] is not None and r["end_ts"] is not None),
+                     key=lambda r: (r["start_ts"], r["flow_id"]))
+    rows = [row for row in res.packet_rows() if ts_in_range(row[1])]
     t0 = min((r["start_ts"] for r in records), default=0.0)
     span = max((r["end_ts"] for r in records), default=t0) - t0
     rst_ts = sorted(ts / 1e9 - t0 for _f, ts, _fid, _c, tf, _m, _p in rows if tf & RST)
@@ -440,7 +468,9 @@ def plot_timeline(result_or_path: Any, ax: Any = None) -> Any:
                 label=close if close not in seen else None)
         seen.add(close)
     ax.set_ylabel("connection (by start time)")
-    ax.set_title(f"{len(records)} TCP connections")
+    ax.set_title(f"{len(records)} TCP connections" + (
+        f" ({undrawable} more with timestamps outside 1970-2262 not drawn)"
+        if undrawable else ""))
     ax.grid(True, axis="x", alpha=0.3)
     if len(records) <= 40:
         ax.set_yticks(range(len(records)), [str(r["flow_id"]) for r in records])

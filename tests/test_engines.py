@@ -164,7 +164,7 @@ def test_reference_process_agrees_with_compiled(tmp_path: Path) -> None:
 @needs_compiled
 def test_compiled_constants_are_the_references() -> None:
     """The flag bits and Zeek constants compiled into the steady path are the reference's."""
-    from tcptrace_py import compat, facts, flowtable
+    from tcptrace_py import compat, facts, flowtable, segment
     from tcptrace_py.analysis import flags as af
     from tcptrace_py.segment import ACK, PSH
 
@@ -180,6 +180,7 @@ def test_compiled_constants_are_the_references() -> None:
         "MAX_CLOCK_JUMP_NS": flowtable.MAX_CLOCK_JUMP_NS,
         "SWEEP_INTERVAL_NS": flowtable.SWEEP_INTERVAL_NS,
         "SHARD_MIX": flowtable.SHARD_MIX, "SHARD_SLOTS": flowtable.SHARD_SLOTS,
+        "TS_NS_MAX": segment.TS_NS_MAX,
     }
 
 

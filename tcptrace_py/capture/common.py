@@ -112,9 +112,11 @@ def note_out_of_range(seen: OutOfRange, section: int, interface: int, frame_no: 
 
 def describe_time(ts_ns: int) -> str:
     """Where an out-of-range time lies, for a warning (``year 586524``, ``8 min 25 s before
-    1970``): a date cannot be printed for it."""
+    1970``, ``63,323 years before 1970``): a date cannot be printed for it."""
     if ts_ns < 0:
-        return f"{units.seconds(-ts_ns / 1e9)} before 1970"
+        if -ts_ns < NS_PER_YEAR:
+            return f"{units.seconds(-ts_ns / 1e9)} before 1970"
+        return f"{-ts_ns // NS_PER_YEAR:,} years before 1970"
     return f"year {1970 + ts_ns // NS_PER_YEAR}"
 
 

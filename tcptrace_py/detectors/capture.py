@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from tcptrace_py import units
 from tcptrace_py.connection import Connection
 from tcptrace_py.detectors.base import (
     Code,
@@ -21,6 +22,7 @@ from tcptrace_py.detectors.base import (
 from tcptrace_py.diagnostics import Diagnostics
 from tcptrace_py.events import Anomaly
 from tcptrace_py.options import Options
+from tcptrace_py.segment import ts_or_none
 
 SIDES = ("client", "server")
 _TRUNCATED_CODES = ("truncated_record", "bad_record_length")
@@ -174,9 +176,30 @@ class CaptureArtifacts(Detector):
         warned = [w.frame for w in diag.warnings
                   if w.code == "timestamp_backwards" and w.frame is not None]
         if back or warned:
-            out.append(self.make(
-                "timestamps_backwards", None, warned[0] if warned else 0,
-                warned[-1] if warned else 0, diag.first_ts_ns or 0,
-                f"capture timestamps went backwards {max(back, len(warned))} time(s)",
-                {"count": max(back, len(warned)), "frames": warned[:_MAX_FRAMES]}))
+            steps = diag.backwards
+            count = max(back, len(warned), len(steps))
+            if steps:
+                # Where it happened: the first step's frame and time, and how far back it and
+                # the largest step went, in units a reader takes in (a clock reset reads
+                # "17037 d 2 h", not 1472003999360380631 ns).
+                frame, ts_ns, back_ns = steps[0]
+                big = diag.backwards_max or steps[0]
+                last = diag.backwards_last or steps[-1]
+                known = ts_or_none(ts_ns)
+                when = units.instant(None if known is None else known / 1e9)
+                summary = (f"capture timestamps went backwards {count} time(s), first at "
+                           f"frame {frame} ({when}) by {units.seconds(back_ns / 1e9)}")
+                if big[2] > back_ns:
+                    summary += f"; largest {units.seconds(big[2] / 1e9)} at frame {big[0]}"
+                out.append(self.make(
+                    "timestamps_backwards", None, frame, last[0], ts_ns, summary,
+                    {"count": count, "frames": [f for f, _, _ in steps],
+                     "backwards_s": [b / 1e9 for _, _, b in steps],
+                     "max_backwards_s": big[2] / 1e9, "max_backwards_frame": big[0]}))
+            else:  # diagnostics merged from a run that did not keep the steps
+                out.append(self.make(
+                    "timestamps_backwards", None, warned[0] if warned else 0,
+                    warned[-1] if warned else 0, diag.first_ts_ns or 0,
+                    f"capture timestamps went backwards {count} time(s)",
+                    {"count": count, "frames": warned[:_MAX_FRAMES]}))
         return out
