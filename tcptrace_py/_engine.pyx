@@ -617,8 +617,10 @@ cdef class RttEstimatorBase:
         self._has_rttvar = value is not None
         self._rttvar = value if value is not None else 0.0
 
-    cpdef update(self, long long r_ns):
-        cdef double r = <double>r_ns
+    cpdef update(self, double r_ns):
+        # A double, as the reference's float(r_ns): a sample between a time in 1970-2262 and
+        # one beyond it (a pcapng interface's bad if_tsoffset) exceeds a long long.
+        cdef double r = r_ns
         cdef double srtt, rttvar, d, kvar, rto
         if not self._has_srtt or not self._has_rttvar:
             srtt = r

@@ -339,3 +339,16 @@ def test_sequence_wrap_at_2_32(workdir: Path, before_c: int, before_s: int, coun
     assert rec["client_unique_bytes"] == count * size
     assert rec["retransmissions"] == 0 and rec["client_lost_segments"] == 0
     assert rec["client_out_of_order_pkts"] == 0
+
+
+def test_finding_rtt_sample_beyond_64_bits(workdir: Path) -> None:
+    """Found by test_pcapng_blocks_and_timestamps: a SYN at time 0 and its SYN-ACK at
+    2**63-1 microseconds (year ~292 million) made an RTT sample no C long long holds; the
+    compiled RTT estimator raised OverflowError where the reference computed in floats."""
+    frames = conversation(data_segments=1)
+    blob = ng_shb() + ng_idb(1) + _epb(0, 0, frames[0]) + _epb(0, 2**63 - 1, frames[1])
+    run_everywhere(blob, workdir, outputs=True)
+    [result] = list(Engine(Options()).run(blob))
+    assert result.record["client_rtt_samples"] == 1
+    assert result.record["start_ts"] == 0.0 and result.record["end_ts"] is None
+    assert result.record["duration_s"] is None  # one end in range, the other not
