@@ -372,3 +372,15 @@ def test_throughput_plot_on_backwards_timestamps(tmp_path: Path) -> None:
     assert sum(rates) * bin_s == pytest.approx(300)  # every payload byte in some bin
     plots._plt().close("all")
 
+
+
+def test_timeline_leaves_out_connections_with_out_of_range_times(capture: Path) -> None:
+    """Connections with null start times have no place on a time axis: left out, counted."""
+    pytest.importorskip("matplotlib")
+    from tcptrace_py import plots
+
+    ax = plots.plot_timeline(tcptrace_py.analyze(capture, packets=True))
+    assert ax.get_title() == ("1 TCP connections (3 more with timestamps outside 1970-2262 "
+                              "not drawn)")
+    assert len(ax.patches) == 1
+    plots._plt().close("all")
