@@ -238,12 +238,12 @@ def test_batch_keeps_capture_with_bad_times(capture: Path, tmp_path: Path) -> No
 def test_batch_failure_lines_name_the_capture(tmp_path: Path) -> None:
     """Whatever the reason says, the line names the capture (a worker's exception does
     not)."""
-    from tcptrace_py.batch_cli import failure_line
+    from tcptrace_py.batch_cli import _failure_line
 
     row = {"path": "/data/x.pcap", "error": "OverflowError: int too large"}
-    assert failure_line(row) == "failed: /data/x.pcap: OverflowError: int too large"
+    assert _failure_line(row) == "failed: /data/x.pcap: OverflowError: int too large"
     row = {"path": "/data/x.pcap", "error": "/data/x.pcap: not a capture"}
-    assert failure_line(row) == "failed: /data/x.pcap: not a capture"
+    assert _failure_line(row) == "failed: /data/x.pcap: not a capture"
     bad = tmp_path / "in" / "bad.pcap"
     bad.parent.mkdir()
     bad.write_bytes(b"not a capture at all, really")
