@@ -48,6 +48,7 @@ from tcptrace_py.export import (
     printable,
 )
 from tcptrace_py.gcpolicy import ANALYSIS_THRESHOLDS
+from tcptrace_py.ladder import LadderRow, SegmentDetail, ladder_rows, segment_details
 from tcptrace_py.options import Options
 from tcptrace_py.outfile import OutputError, OutputFile
 from tcptrace_py.report import CLOSE_VALUES
@@ -1335,9 +1336,6 @@ def flow(file: str, flow_id: int, frame_range: str | None, limit: int, strict: b
     """
     first, last = _parse_frames(frame_range)
 
-    from tcptrace_py.analysis import flag_names
-    from tcptrace_py.segment import flags_text
-
     run = _run((file,), Options(keep_packets=True, packet_flows=(flow_id,)), strict, False,
                Filters(flows=(flow_id,)))
     target = run.results.get((None, flow_id))
@@ -1364,40 +1362,14 @@ def flow(file: str, flow_id: int, frame_range: str | None, limit: int, strict: b
                           f"{escape(a.summary)} (frames {a.first_frame}-{a.last_frame})")
         _exit_for(run, None)
         return
-    events_by_frame: dict[int, list[str]] = {}
-    # Each endpoint's state after every frame: replay the events' new states in order (a
-    # frame without an event leaves both states as they were).
-    after: dict[int, dict[str, str]] = {}
-    current = {"client": "INACTIVE", "server": "INACTIVE"}
-    for ev in target.events:
-        events_by_frame.setdefault(ev.frame, []).append(
-            f"{ev.endpoint}: {ev.old_state} -> {ev.new_state} ({ev.kind}; {ev.reason})")
-        if ev.endpoint in current:
-            current[ev.endpoint] = ev.new_state
-            if rec["client_port"] == rec["server_port"] and \
-                    rec["client_ip"] == rec["server_ip"]:
-                current = {"client": ev.new_state, "server": ev.new_state}  # self-connect
-        after[ev.frame] = dict(current)
-    states = {"client": "INACTIVE", "server": "INACTIVE"}
+    events_frames = {ev.frame for ev in target.events}
     packets = target.packets or []
-    # Times relative to the first packet; a start time no output can hold (null) still has
-    # exact packet times, whose differences are right.
-    t0_ns = rec["start_ts_ns"] if rec["start_ts_ns"] is not None else \
-        min((p[1] for p in packets), default=0)
     in_range = [p for p in packets if first <= p[0] <= last and
                 (not interesting or p[5] & ~_ROUTINE_ANALYSIS or p[4] & _CONTROL_FLAGS
-                 or p[0] in events_by_frame)]
+                 or p[0] in events_frames)]
     shown_frames = {p[0] for p in in_range[:limit or None]}
     details = _segment_details(file, rec, shown_frames)
-    rows: list[_LadderRow] = []
-    for frame, ts_ns, _fid, from_client, tflags, amask, plen in packets:
-        states = after.get(frame, states)  # every packet, shown or not: states carry over
-        if frame not in shown_frames:
-            continue
-        rows.append(_LadderRow(frame, (ts_ns - t0_ns) / 1e9, from_client, flags_text(tflags), plen,
-                               details.get(frame), " ".join(flag_names(amask)).lower(),
-                               states["client"], states["server"],
-                               events_by_frame.pop(frame, [])))
+    rows, events_by_frame = ladder_rows(rec, target.events, packets, details, shown_frames)
     if len(rows) > PLAIN_LADDER_MIN_ROWS:
         _plain_ladder(rows)
     else:
@@ -1425,57 +1397,10 @@ PLAIN_LADDER_MIN_ROWS = 2000
 """Above this many rows the ladder is printed as plain fixed-width lines: rich lays out
 ~1,000 table rows a second here (26,686 packets of tcptrace's zwnd.dmp took 50 s), plain
 lines print at once."""
-SEQ_MOD = 1 << 32
-
-
-@dataclass(frozen=True, slots=True)
-class _SegmentDetail:
-    """What the ladder shows of a segment beyond its flags (Wireshark's relative numbers)."""
-
-    seq: int
-    """Sequence number relative to the sender's ISN (0: the SYN; 1: the first data byte)."""
-    ack: int | None
-    """ACK number relative to the peer's ISN (None without ACK or before the peer spoke)."""
-    window: int
-    """Advertised window, scaled (RFC 7323: when both SYNs carried the option, never on a
-    SYN); -1 when the snaplen cut the field."""
-    sack: str
-    """SACK blocks, relative to the peer's ISN, ``left-right`` each."""
-
-    def lines(self) -> list[str]:
-        """One number a line (the narrow ladder), each SACK block on its own line."""
-        out = [f"seq {self.seq}"]
-        if self.ack is not None:
-            out.append(f"ack {self.ack}")
-        if self.window >= 0:
-            out.append(f"win {self.window}")
-        out += [("sack " if i == 0 else "     ") + block
-                for i, block in enumerate(self.sack.split())]
-        return out
-
-    def text(self) -> str:
-        ack = "" if self.ack is None else f" ack {self.ack}"
-        win = "" if self.window < 0 else f" win {self.window}"
-        sack = f" sack {self.sack}" if self.sack else ""
-        return f"seq {self.seq}{ack}{win}{sack}"
-
-
-@dataclass(frozen=True, slots=True)
-class _LadderRow:
-    frame: int
-    t_s: float
-    from_client: bool
-    flags: str
-    payload: int
-    detail: _SegmentDetail | None
-    analysis: str
-    client_state: str
-    server_state: str
-    transitions: list[str]
 
 
 def _segment_details(path: str, rec: dict[str, Any],
-                     wanted: set[int]) -> dict[int, _SegmentDetail]:
+                     wanted: set[int]) -> dict[int, SegmentDetail]:
     """Sequence, ACK, window and SACK of the wanted frames of one connection, from a second
     read of the capture (the engine keeps only flags and lengths per packet, as plots.py
     does); nothing for standard input, which cannot be read twice."""
@@ -1483,33 +1408,15 @@ def _segment_details(path: str, rec: dict[str, Any],
         return {}
     from tcptrace_py.capture import read_flow_segments
 
-    base: dict[bool, int] = {}
-    wscale: dict[bool, int] = {}
-    out: dict[int, _SegmentDetail] = {}
-    try:
-        for seg, fc in read_flow_segments(path, rec, max(wanted)):
-            frame_no = seg.frame
-            syn = bool(seg.flags & 0x02)
-            if fc not in base:  # without its SYN the first byte seen is 1
-                base[fc] = seg.seq if syn else (seg.seq - 1) % SEQ_MOD
-            if syn and fc not in wscale:
-                wscale[fc] = seg.wscale
-            if frame_no not in wanted:
-                continue
-            peer = base.get(not fc)
-            ack = (seg.ack - peer) % SEQ_MOD if seg.flags & 0x10 and peer is not None else None
-            win = seg.window
-            if win > 0 and not syn and min(wscale.get(True, -1), wscale.get(False, -1)) >= 0:
-                win <<= min(wscale[fc], 14)
-            sack = " ".join(f"{(left - peer) % SEQ_MOD}-{(right - peer) % SEQ_MOD}"
-                            for left, right in seg.sack) if peer is not None else ""
-            out[frame_no] = _SegmentDetail((seg.seq - base[fc]) % SEQ_MOD, ack, win, sack)
+    out: dict[int, SegmentDetail] = {}
+    try:  # what was read before a damaged stretch stays in ``out``
+        segment_details(read_flow_segments(path, rec, max(wanted)), wanted, out)
     except (CaptureError, OSError):
-        return out  # the first read already reported the capture's problems
+        pass  # the first read already reported the capture's problems
     return out
 
 
-def _rich_ladder(rows: Sequence[_LadderRow], narrow: bool) -> Any:
+def _rich_ladder(rows: Sequence[LadderRow], narrow: bool) -> Any:
     """The ladder as a rich table; below LADDER_WIDE_MIN columns it stacks frame/time,
     segment/numbers and the two states, with analysis and transitions wrapping last."""
     from rich.table import Table
@@ -1542,7 +1449,7 @@ def _rich_ladder(rows: Sequence[_LadderRow], narrow: bool) -> Any:
     return table
 
 
-def _plain_ladder(rows: Sequence[_LadderRow]) -> None:
+def _plain_ladder(rows: Sequence[LadderRow]) -> None:
     """The ladder as plain fixed-width lines (many rows): one line per packet, its
     transitions on indented lines below."""
     lines = [f"{'frame':>8} {'t (s)':>12}  {'segment':<11} {'len':>5}  "

@@ -400,6 +400,22 @@ class AnalysisResult:
             self.options = again.options
         return [row for r in self.results for row in (r.packets or ())]
 
+    def to_html(self, path: str | Path, *, title: str | None = None,
+                largest: int | None = None, max_detail_bytes: int | None = None) -> Path:
+        """Write the interactive HTML report of this capture to ``path``: one self-contained
+        file (docs/report.md). ``largest`` and ``max_detail_bytes`` change which connections
+        carry packet detail (default: those with findings and the 20 largest, 40 MB at most).
+        Needs the capture again (a path, bytes or a seekable file object) for the segments'
+        numbers. Returns the path written."""
+        from tcptrace_py.htmlreport import ReportLimits, write_html
+
+        limits = ReportLimits()
+        if largest is not None:
+            limits = replace(limits, largest=largest)
+        if max_detail_bytes is not None:
+            limits = replace(limits, detail_budget_bytes=max_detail_bytes)
+        return write_html(self, path, title=title, limits=limits)
+
     def reopen(self) -> Source:
         """The source again, for a second pass (plots, packets)."""
         src = self.source

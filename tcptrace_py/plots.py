@@ -191,83 +191,125 @@ def _title(fp: FlowPackets, what: str, sender_client: bool | None = None) -> str
     return f"flow {r['flow_id']} {what}: {a} -> {b}"
 
 
-def _tsg(fp: FlowPackets, ax: Any, sender_client: bool) -> None:
+RETRANSMISSION_CLASSES = ("spurious", "fast", "rto", "tail_loss_probe", "other")
+"""Classes a data retransmission is shown under (the first that applies): spurious (the data
+was already acknowledged, or a D-SACK said so), fast (dup ACKs or SACK evidence), rto (timer
+expiry), tail-loss probe, other (a re-send none of those explains)."""
+_CLASS_BITS = ((af.SPURIOUS_RETRANSMISSION, "spurious"), (af.FAST_RETRANSMISSION, "fast"),
+               (af.RTO_RETRANSMISSION, "rto"), (af.TAIL_LOSS_PROBE, "tail_loss_probe"),
+               (af.RETRANSMISSION, "other"))
+
+
+def retransmission_class(mask: int) -> str | None:
+    """The class of a data segment's retransmission from its analysis flags, or None when
+    the segment is not a retransmission."""
+    return next((name for bit, name in _CLASS_BITS if mask & bit), None)
+
+
+@dataclass
+class TsgSeries:
+    """What a time-sequence graph shows for one sender, as plain numbers (seconds since the
+    connection's first packet; sequence numbers relative to the sender's first one), for
+    matplotlib here and the HTML report alike."""
+
+    data: list[tuple[float, int, int, int]]
+    """(t, first, end, frame) of each data segment sent once."""
+    retx: list[tuple[float, int, int, int, str]]
+    """(t, first, end, frame, class) of each retransmitted data segment
+    (:data:`RETRANSMISSION_CLASSES`)."""
+    ack: list[tuple[float, int, int, int]]
+    """(t, ack, ack + scaled window, frame) of each ACK from the receiver."""
+    sack: list[tuple[float, int, int, int]]
+    """(t, left, right, frame) of each SACK block the receiver reported."""
+    zero_window: list[tuple[float, int, int]]
+    """(t, ack, frame) of each zero window advertised."""
+    syn: list[tuple[float, int, int]]
+    fin: list[tuple[float, int, int]]
+    rst: list[tuple[float, int, int]]
+    """(t, sequence number, frame) of SYN, FIN (at its sequence number) and RST segments."""
+
+    @property
+    def top(self) -> int:
+        """Highest data, ACK or SACK value (the height the window line is clipped to)."""
+        return max([*(d[2] for d in self.data), *(r[2] for r in self.retx),
+                    *(a[1] for a in self.ack), *(s[2] for s in self.sack), 0])
+
+    @property
+    def window_clipped(self) -> bool:
+        """The ACK + window line rises above CLIP_WINDOW_FACTOR times :attr:`top`."""
+        top = self.top
+        return bool(self.ack) and top > 0 and \
+            max(a[2] for a in self.ack) > CLIP_WINDOW_FACTOR * top
+
+
+def tsg_series(fp: FlowPackets, sender_client: bool) -> TsgSeries:
+    """The time-sequence graph of the data ``sender_client`` sends (tcptrace's xplot)."""
     base_snd = fp.base_seq(sender_client)
     shift = fp.wscale(not sender_client)
-    data_x: list[float] = []
-    data_lo: list[int] = []
-    data_hi: list[int] = []
-    rx_x: list[float] = []
-    rx_lo: list[int] = []
-    rx_hi: list[int] = []
-    ack_t: list[float] = []
-    ack_v: list[int] = []
-    win_v: list[int] = []
-    sack_x: list[float] = []
-    sack_lo: list[int] = []
-    sack_hi: list[int] = []
-    zw: list[tuple[float, int]] = []
-    rst: list[tuple[float, int]] = []
-    fin: list[tuple[float, int]] = []
-    syn: list[tuple[float, int]] = []
+    out = TsgSeries([], [], [], [], [], [], [], [])
     for t, seg, fc, mask in _times(fp):
+        frame = seg.frame
         if fc == sender_client:
             lo = _rel(seg.seq, base_snd)
             if seg.flags & SYN:
-                syn.append((t, lo))
+                out.syn.append((t, lo, frame))
             if seg.payload_len:
-                retx = mask & (af.RETRANSMISSION | af.FAST_RETRANSMISSION |
-                               af.RTO_RETRANSMISSION | af.TAIL_LOSS_PROBE)
-                (rx_x if retx else data_x).append(t)
-                (rx_lo if retx else data_lo).append(lo)
-                (rx_hi if retx else data_hi).append(lo + seg.payload_len)
+                cls = retransmission_class(mask)
+                if cls is None:
+                    out.data.append((t, lo, lo + seg.payload_len, frame))
+                else:
+                    out.retx.append((t, lo, lo + seg.payload_len, frame, cls))
             if seg.flags & FIN:
-                fin.append((t, lo + seg.payload_len))
+                out.fin.append((t, lo + seg.payload_len, frame))
             if seg.flags & RST:
-                rst.append((t, lo))
+                out.rst.append((t, lo, frame))
         else:
             if seg.flags & ACK:
                 ack = _rel(seg.ack, base_snd)
-                ack_t.append(t)
-                ack_v.append(ack)
                 win = seg.window if seg.flags & SYN else seg.window << shift
-                win_v.append(ack + win)
+                out.ack.append((t, ack, ack + win, frame))
                 if seg.window == 0 and not seg.flags & (SYN | FIN | RST):
-                    zw.append((t, ack))
+                    out.zero_window.append((t, ack, frame))
                 for left, right in seg.sack:
-                    sack_x.append(t)
-                    sack_lo.append(_rel(left, base_snd))
-                    sack_hi.append(_rel(right, base_snd))
+                    out.sack.append((t, _rel(left, base_snd), _rel(right, base_snd), frame))
             if seg.flags & RST:
-                rst.append((t, _rel(seg.ack, base_snd) if seg.flags & ACK else 0))
-    top = max([*data_hi, *rx_hi, *ack_v, *sack_hi, 0])
-    clipped = bool(win_v) and top > 0 and max(win_v) > CLIP_WINDOW_FACTOR * top
-    if ack_t:
-        ax.step(ack_t, ack_v, where="post", color="tab:green", lw=1, label="ACK")
-        ax.step(ack_t, win_v, where="post", color="goldenrod", lw=1,
+                out.rst.append((t, _rel(seg.ack, base_snd) if seg.flags & ACK else 0, frame))
+    return out
+
+
+def _tsg(fp: FlowPackets, ax: Any, sender_client: bool) -> None:
+    s = tsg_series(fp, sender_client)
+    clipped = s.window_clipped
+    if s.ack:
+        ack_t = [a[0] for a in s.ack]
+        ax.step(ack_t, [a[1] for a in s.ack], where="post", color="tab:green", lw=1,
+                label="ACK")
+        ax.step(ack_t, [a[2] for a in s.ack], where="post", color="goldenrod", lw=1,
                 label="ACK + advertised window" + (" (clipped)" if clipped else ""))
-    if data_x:
-        ax.vlines(data_x, data_lo, data_hi, color="black", lw=1.2, label="data segment")
-    if rx_x:
-        ax.vlines(rx_x, rx_lo, rx_hi, color="tab:red", lw=2, label="retransmission")
-        ax.scatter(rx_x, rx_hi, marker="$R$", color="tab:red", s=40, zorder=3)
-    if sack_x:
-        ax.vlines(sack_x, sack_lo, sack_hi, color="tab:purple", lw=2.5, alpha=0.7,
-                  label="SACK block")
-    if zw:
-        ax.scatter(*zip(*zw, strict=True), marker="x", color="magenta", s=50, zorder=3,
-                   label="zero window")
-    if syn:
-        ax.scatter(*zip(*syn, strict=True), marker=">", color="tab:green", s=40, zorder=3,
-                   label="SYN")
-    if fin:
-        ax.scatter(*zip(*fin, strict=True), marker="D", color="tab:blue", s=40, zorder=3,
-                   label="FIN")
-    if rst:
-        ax.scatter(*zip(*rst, strict=True), marker="*", color="darkred", s=120, zorder=4,
-                   label="RST")
+    if s.data:
+        ax.vlines([d[0] for d in s.data], [d[1] for d in s.data], [d[2] for d in s.data],
+                  color="black", lw=1.2, label="data segment")
+    if s.retx:
+        rx_x = [r[0] for r in s.retx]
+        ax.vlines(rx_x, [r[1] for r in s.retx], [r[2] for r in s.retx], color="tab:red",
+                  lw=2, label="retransmission")
+        ax.scatter(rx_x, [r[2] for r in s.retx], marker="$R$", color="tab:red", s=40,
+                   zorder=3)
+    if s.sack:
+        ax.vlines([b[0] for b in s.sack], [b[1] for b in s.sack], [b[2] for b in s.sack],
+                  color="tab:purple", lw=2.5, alpha=0.7, label="SACK block")
+    for points, kw in ((s.zero_window, {"marker": "x", "color": "magenta", "s": 50,
+                                        "zorder": 3, "label": "zero window"}),
+                       (s.syn, {"marker": ">", "color": "tab:green", "s": 40, "zorder": 3,
+                                "label": "SYN"}),
+                       (s.fin, {"marker": "D", "color": "tab:blue", "s": 40, "zorder": 3,
+                                "label": "FIN"}),
+                       (s.rst, {"marker": "*", "color": "darkred", "s": 120, "zorder": 4,
+                                "label": "RST"})):
+        if points:
+            ax.scatter([p[0] for p in points], [p[1] for p in points], **kw)
     if clipped:  # the window line leaves the top: the data keeps the height
-        ax.set_ylim(min(0, ax.get_ylim()[0]), top * 1.1)
+        ax.set_ylim(min(0, ax.get_ylim()[0]), s.top * 1.1)
     ax.set_xlabel("time since first packet (s)")
     ax.set_title(_title(fp, "time-sequence graph", sender_client))
     _note_if_empty(ax, "no segment from this sender")
@@ -313,6 +355,25 @@ def _rtt(fp: FlowPackets, ax: Any, sender_client: bool) -> None:
         ax.legend(loc="upper right", fontsize="small")
 
 
+@dataclass
+class ThroughputSeries:
+    """Payload bytes per second of each direction in equal time bins (retransmissions left
+    out: goodput as the receiver gets it)."""
+
+    bin_s: float
+    """Bin width: 1/100 of the connection's span, at least 1 ms."""
+    t_min: float
+    """Start of the first bin: the earliest timestamp (not the first packet's: with
+    timestamps going backwards a packet can lie before the first one)."""
+    client: list[float]
+    """Bytes per second sent by the client in each bin (empty: it sent no payload)."""
+    server: list[float]
+    """Same for the server."""
+    client_avg: float | None
+    server_avg: float | None
+    """Average over the connection's span (None when nothing was sent or it lasted 0 s)."""
+
+
 def backwards_frames(fp: FlowPackets) -> list[int]:
     """Frames whose timestamp is earlier than the one before them in the connection."""
     out: list[int] = []
@@ -324,36 +385,48 @@ def backwards_frames(fp: FlowPackets) -> list[int]:
     return out
 
 
-def _throughput(fp: FlowPackets, ax: Any) -> None:
-    """Payload per time bin. Bins cover the earliest to the latest timestamp, not the first
-    to the last packet: with timestamps going backwards (a clock step, merged files) a
-    packet can lie before the first one or the last one before others, and binning from
-    the first packet would index before the first bin or past the last. Such a connection
-    is said so in the title, as its rate is then only as good as its timestamps."""
+def throughput_series(fp: FlowPackets) -> ThroughputSeries:
+    """Binned goodput of both directions. Bins cover the earliest to the latest timestamp,
+    not the first to the last packet: with timestamps going backwards (a clock step, merged
+    files) a packet can lie before the first one or the last one before others, and binning
+    from the first packet would index before the first bin or past the last."""
     pts = list(_times(fp))
     t_min = min((p[0] for p in pts), default=0.0)
     t_max = max((p[0] for p in pts), default=0.0)
     span = t_max - t_min
     bin_s = max(span / 100, 0.001)
     nbins = int(span / bin_s) + 1
-    for fc, label, colour in ((True, "client -> server", "tab:blue"),
-                              (False, "server -> client", "tab:orange")):
+    rates: dict[bool, list[float]] = {}
+    avgs: dict[bool, float | None] = {}
+    for fc in (True, False):
         counts = [0] * nbins
         total = 0
         for t, seg, c, mask in pts:
             if c == fc and seg.payload_len and not mask & af.RETRANSMISSION:
                 counts[min(max(int((t - t_min) / bin_s), 0), nbins - 1)] += seg.payload_len
                 total += seg.payload_len
-        if not total:
+        rates[fc] = [c / bin_s for c in counts] if total else []
+        avgs[fc] = total / span if total and span > 0 else None
+    return ThroughputSeries(bin_s, t_min, rates[True], rates[False], avgs[True], avgs[False])
+
+
+def _throughput(fp: FlowPackets, ax: Any) -> None:
+    """Payload per time bin (:func:`throughput_series`). A connection whose timestamps go
+    backwards is said so in the title, as its rate is then only as good as its timestamps."""
+    s = throughput_series(fp)
+    for rates, avg, label, colour in ((s.client, s.client_avg, "client -> server", "tab:blue"),
+                                      (s.server, s.server_avg, "server -> client",
+                                       "tab:orange")):
+        if not rates:
             continue
-        xs = [t_min + i * bin_s for i in range(nbins)]
-        ax.step(xs, [c / bin_s for c in counts], where="post", color=colour, label=label)
-        if span > 0:
-            ax.axhline(total / span, color=colour, ls="--", lw=1,
-                       label=f"{label} average {_rate_text(total / span)}")
+        ax.step([s.t_min + i * s.bin_s for i in range(len(rates))], rates, where="post",
+                color=colour, label=label)
+        if avg is not None:
+            ax.axhline(avg, color=colour, ls="--", lw=1,
+                       label=f"{label} average {_rate_text(avg)}")
     ax.set_xlabel("time since first packet (s)")
     _note_if_empty(ax, "no payload sent")
-    _byte_axis(ax, f"payload, {units.seconds(bin_s)} bins", per_second=True)
+    _byte_axis(ax, f"payload, {units.seconds(s.bin_s)} bins", per_second=True)
     back = backwards_frames(fp)
     title = _title(fp, "throughput")
     if back:
@@ -365,14 +438,23 @@ def _throughput(fp: FlowPackets, ax: Any) -> None:
         ax.legend(loc="upper right", fontsize="small")
 
 
-def _window(fp: FlowPackets, ax: Any, sender_client: bool) -> None:
+@dataclass
+class WindowSeries:
+    """The receiver's advertised window against the sender's bytes in flight."""
+
+    window: list[tuple[float, int]]
+    """(t, scaled window) of each ACK from the receiver."""
+    in_flight: list[tuple[float, int]]
+    """(t, highest byte sent minus highest byte acknowledged) after every segment."""
+    zero_window: list[float]
+    """Times of zero windows advertised."""
+
+
+def window_series(fp: FlowPackets, sender_client: bool) -> WindowSeries:
+    """Window and bytes in flight of the data ``sender_client`` sends."""
     shift = fp.wscale(not sender_client)
     base = fp.base_seq(sender_client)
-    win_t: list[float] = []
-    win_v: list[int] = []
-    fl_t: list[float] = []
-    fl_v: list[int] = []
-    zw: list[float] = []
+    out = WindowSeries([], [], [])
     high = 0
     acked = 0
     for t, seg, fc, _mask in _times(fp):
@@ -383,19 +465,24 @@ def _window(fp: FlowPackets, ax: Any, sender_client: bool) -> None:
         elif seg.flags & ACK:
             acked = max(acked, _rel(seg.ack, base))
             win = seg.window if seg.flags & SYN else seg.window << shift
-            win_t.append(t)
-            win_v.append(win)
+            out.window.append((t, win))
             if seg.window == 0 and not seg.flags & (SYN | FIN | RST):
-                zw.append(t)
-        fl_t.append(t)
-        fl_v.append(max(high - acked, 0))
-    if win_t:
-        ax.step(win_t, win_v, where="post", color="goldenrod", label="advertised window")
-    if fl_t:
-        ax.step(fl_t, fl_v, where="post", color="tab:blue", label="bytes in flight")
-    if zw:
-        ax.scatter(zw, [0] * len(zw), marker="x", color="magenta", s=50, zorder=3,
-                   label="zero window")
+                out.zero_window.append(t)
+        out.in_flight.append((t, max(high - acked, 0)))
+    return out
+
+
+def _window(fp: FlowPackets, ax: Any, sender_client: bool) -> None:
+    s = window_series(fp, sender_client)
+    if s.window:
+        ax.step(*zip(*s.window, strict=True), where="post", color="goldenrod",
+                label="advertised window")
+    if s.in_flight:
+        ax.step(*zip(*s.in_flight, strict=True), where="post", color="tab:blue",
+                label="bytes in flight")
+    if s.zero_window:
+        ax.scatter(s.zero_window, [0] * len(s.zero_window), marker="x", color="magenta",
+                   s=50, zorder=3, label="zero window")
     ax.set_xlabel("time since first packet (s)")
     _note_if_empty(ax, "no ACK from the receiver")
     _byte_axis(ax, "advertised window, bytes in flight")

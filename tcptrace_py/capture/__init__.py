@@ -13,7 +13,7 @@ with the two fused for classic pcap (see capture/pcap.py): what the engine itera
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
 from tcptrace_py import implementation
@@ -38,7 +38,7 @@ from tcptrace_py.diagnostics import CaptureError, Diagnostics
 from tcptrace_py.segment import Segment
 
 __all__ = ["CaptureError", "Frame", "read_frames", "read_segments", "read_flow_segments",
-           "route_segments",
+           "read_flows_segments", "route_segments",
            "describe",
            "MAX_RECORD_BYTES", "CHUNK_BYTES"]
 
@@ -125,24 +125,58 @@ def read_flow_segments(source: object, rec: Mapping[str, Any], last_frame: int,
     frames between the record's ``first_frame`` and ``last_frame`` whose 4-tuple is the
     record's, in either direction (a self-connect's segments count as the client's). For
     views that need per-packet detail the engine does not keep (the ladder, the plots)."""
-    client = (ipaddress.ip_address(rec["client_ip"]).packed, int(rec["client_port"]))
-    server = (ipaddress.ip_address(rec["server_ip"]).packed, int(rec["server_port"]))
+    for _i, seg, fc in _flows_segments(source, [rec], [last_frame], diag):
+        yield seg, fc
+
+
+def read_flows_segments(source: object, recs: Sequence[Mapping[str, Any]],
+                        diag: Diagnostics | None = None,
+                        ) -> dict[int, list[tuple[Segment, bool]]]:
+    """:func:`read_flow_segments` for several connections in one read of the capture (the
+    HTML report's connections), by ``flow_id``; each connection's frames are those between
+    its record's ``first_frame`` and ``last_frame``, which also tells incarnations of one
+    4-tuple apart."""
+    out: dict[int, list[tuple[Segment, bool]]] = {int(r["flow_id"]): [] for r in recs}
+    for i, seg, fc in _flows_segments(source, recs, [int(r["last_frame"]) for r in recs],
+                                      diag):
+        out[int(recs[i]["flow_id"])].append((seg, fc))
+    return out
+
+
+def _flows_segments(source: object, recs: Sequence[Mapping[str, Any]],
+                    last_frames: Sequence[int], diag: Diagnostics | None,
+                    ) -> Iterator[tuple[int, Segment, bool]]:
+    """``(index into recs, segment, from_client)`` of the segments of those connections."""
+    if not recs:
+        return
+    # 4-tuple as sent -> [(first frame, last frame, index, from_client)]
+    by_tuple: dict[tuple[bytes, int, bytes, int], list[tuple[int, int, int, bool]]] = {}
+    for i, (rec, last) in enumerate(zip(recs, last_frames, strict=True)):
+        client = (ipaddress.ip_address(rec["client_ip"]).packed, int(rec["client_port"]))
+        server = (ipaddress.ip_address(rec["server_ip"]).packed, int(rec["server_port"]))
+        first = int(rec["first_frame"])
+        by_tuple.setdefault((*client, *server), []).append((first, last, i, True))
+        if client != server:  # a self-connect's segments count as the client's
+            by_tuple.setdefault((*server, *client), []).append((first, last, i, False))
     diag = diag if diag is not None else Diagnostics()
     decode = Decoder(diag).decode
-    first = int(rec["first_frame"])
+    first_wanted = min(int(r["first_frame"]) for r in recs)
+    last_wanted = max(last_frames)
     for frame_no, ts_ns, linktype, data, wire_len in read_frames(source, diag):
-        if frame_no < first:
+        if frame_no < first_wanted:
             continue
-        if frame_no > last_frame:
+        if frame_no > last_wanted:
             break
         seg = decode(linktype, data, frame_no, ts_ns, wire_len)
         if seg is None:
             continue
-        src, dst = (seg.src, seg.sport), (seg.dst, seg.dport)
-        if src == client and dst == server:
-            yield seg, True
-        elif src == server and dst == client:
-            yield seg, False
+        spans = by_tuple.get((seg.src, seg.sport, seg.dst, seg.dport))
+        if spans is None:
+            continue
+        for first, last, i, fc in spans:
+            if first <= frame_no <= last:
+                yield i, seg, fc
+                break
 
 
 def _read(source: object, diag: Diagnostics, strict: bool, name: str | None,
