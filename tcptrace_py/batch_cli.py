@@ -168,11 +168,15 @@ Exit codes:
 @click.option("--strict", is_flag=True,
               help="A capture damaged after valid frames counts as failed.")
 @engine_options
+@click.option("--report", "html_report", is_flag=True,
+              help="Also write an HTML report per capture and an index page to "
+                   "DIR/reports/ (docs/report.md).")
 @click.option("-q", "--quiet", is_flag=True, help="No summary or failure lines on stderr.")
 def batch(inputs: tuple[str, ...], out_dir: str, jobs: int | None, scheduler: str | None,
           worker_timeout_s: float, force: bool, strict: bool, config: str | None,
           params: tuple[str, ...], time_wait_s: float | None, idle_timeout_s: float | None,
-          attempt_timeout_s: float | None, max_connections: int | None, quiet: bool) -> None:
+          attempt_timeout_s: float | None, max_connections: int | None, html_report: bool,
+          quiet: bool) -> None:
     """Analyse many captures in parallel into a Parquet dataset.
 
     INPUT is a capture file, a directory (searched recursively; captures are recognised by
@@ -190,6 +194,7 @@ def batch(inputs: tuple[str, ...], out_dir: str, jobs: int | None, scheduler: st
       tcptrace-py batch 'dumps/**/*.pcap*' -o results/ --jobs 8
       tcptrace-py batch /shared/pcaps -o /shared/results --scheduler tcp://10.0.0.5:8786
       tcptrace-py batch /data/rings -o results/ --param rst_storm.min_rsts=50 --time-wait 30
+      tcptrace-py batch captures/ -o results/ --report    # + results/reports/index.html
     """
     options = build_options(config, params, time_wait_s, idle_timeout_s, max_connections,
                             attempt_timeout_s)
@@ -227,6 +232,22 @@ def batch(inputs: tuple[str, ...], out_dir: str, jobs: int | None, scheduler: st
         for row in failed:
             if row["path"] in analysed:
                 _err(_failure_line(row))
+    if html_report:
+        from tcptrace_py.htmlreport import write_batch_reports
+
+        failed_paths = {row["path"] for row in failed}
+        errors = {p: next(r["error"] or "failed" for r in failed if r["path"] == safe_name(p))
+                  for p in (*summary.analysed, *summary.skipped)
+                  if safe_name(p) in failed_paths}
+        try:
+            index = write_batch_reports(
+                [p for p in (*summary.analysed, *summary.skipped) if p not in errors],
+                out_dir, options=options, strict=strict, failed=errors)
+        except OSError as exc:
+            _err(f"reports: {exc}")
+            sys.exit(EXIT_USAGE)
+        if not quiet:
+            _err(f"reports -> {index}")
     if not quiet:
         _err(f"{len(summary.analysed)} analysed, {len(summary.skipped)} skipped, "
              f"{len(failed)} failed -> {summary.out_dir}")

@@ -157,6 +157,7 @@ def main() -> None:
       tcptrace-py summary capture.pcap
       tcptrace-py flow capture.pcap 3
       tcptrace-py plot capture.pcap --flow 3 --kind tsg -o flow3.png
+      tcptrace-py report capture.pcap -o report.html
       tcptrace-py columns; tcptrace-py codes
 
     \b
@@ -1661,4 +1662,58 @@ def plot(file: str, flow_id: int | None, kind: str, direction: str, output: str,
         _fail(f"{file}: {exc.args[0]}")
     except (OSError, ValueError) as exc:
         _fail(f"{output}: {exc}")
+    _report_diag(result.diagnostics, quiet)
+
+
+# --------------------------------------------------------------------------- report
+@main.command(epilog=NO_FAIL_ON_HELP)
+@click.argument("file")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), required=True,
+              help="HTML file to write (one self-contained file; replaced when complete).")
+@click.option("--title", default=None, help="Page title (default: the capture's file name).")
+@click.option("--largest", type=click.IntRange(min=0), default=None, metavar="N",
+              help="Embed packet detail for the N largest connections besides those with "
+                   "findings (default 20).")
+@click.option("--max-detail-mb", type=click.FloatRange(min=0), default=None, metavar="MB",
+              help="Most packet detail embedded, in MB (default 40); what is left out is "
+                   "named in the report.")
+@engine_options
+@click.option("--strict", is_flag=True, help="Treat a damaged capture as an error (exit 2).")
+@click.option("-q", "--quiet", is_flag=True, help="No warnings on standard error.")
+def report(file: str, output: str, title: str | None, largest: int | None,
+           max_detail_mb: float | None, config: str | None, params: tuple[str, ...],
+           time_wait_s: float | None, idle_timeout_s: float | None,
+           attempt_timeout_s: float | None, max_connections: int | None, strict: bool,
+           quiet: bool) -> None:
+    """Write an interactive HTML report of a capture: summary, findings with evidence,
+    the connection table, and per connection its lifecycle, ladder and zoomable
+    time-sequence, RTT, throughput and window graphs (docs/report.md).
+
+    The file is self-contained (no network request; open it offline, mail it, attach it).
+
+    \b
+    Examples:
+      tcptrace-py report capture.pcap -o report.html
+      tcptrace-py report big.pcapng --largest 50 --max-detail-mb 100 -o big.html
+    """
+    options = build_options(config, params, time_wait_s, idle_timeout_s, max_connections,
+                            attempt_timeout_s)
+    from tcptrace_py.frames import analyze as analyze_api
+
+    try:
+        # Standard input cannot be read twice: keep it in memory for the second pass.
+        result = analyze_api(file if file != "-" else sys.stdin.buffer.read(), name=file,
+                             strict=strict, options=options)
+    except CaptureError as exc:
+        _fail(str(exc))
+        return
+    name = title if title is not None else ("stdin" if file == "-" else os.path.basename(file))
+    try:
+        result.to_html(output, title=name, largest=largest,
+                       max_detail_bytes=None if max_detail_mb is None
+                       else int(max_detail_mb * 1_000_000))
+    except CaptureError as exc:
+        _fail(str(exc))
+    except OSError as exc:
+        _fail(f"{output}: {exc.strerror or exc}")
     _report_diag(result.diagnostics, quiet)

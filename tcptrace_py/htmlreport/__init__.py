@@ -407,3 +407,55 @@ def index_html(entries: Sequence[Mapping[str, Any]], title: str = "tcptrace-py r
         f'<script type="application/json" id="report-data">{json_for_script(data)}</script>',
         f"<script>{script}</script></body></html>\n",
     ])
+
+
+REPORTS_DIR = "reports"
+"""``batch --report`` writes ``DIR/reports/<capture>.html`` and ``DIR/reports/index.html``."""
+
+
+def report_file_name(path: str) -> str:
+    """A report's file name for a capture path: its base name with every byte outside
+    ``[A-Za-z0-9._-]`` as ``_`` (safe in any file system and as a relative link), plus a
+    short hash of the whole path so captures of one name in two folders do not collide."""
+    raw = path.encode("utf-8", "surrogateescape")
+    base = "".join(c if c.isascii() and (c.isalnum() or c in "._-") else "_"
+                   for c in Path(path).name)[:80].lstrip(".") or "capture"
+    return f"{base}-{hashlib.sha256(raw).hexdigest()[:8]}.html"
+
+
+def write_batch_reports(paths: Sequence[str], out_dir: str | Path, *,
+                        options: Any = None, strict: bool = False,
+                        limits: ReportLimits | None = None,
+                        failed: Mapping[str, str] | None = None) -> Path:
+    """One report per capture in ``out_dir/reports/`` and an index page linking them (the
+    captures in ``failed``, path -> error, are listed with their error instead). Returns
+    the index's path. A capture that cannot be read is listed as failed, not raised."""
+    from tcptrace_py.batch import safe_name
+    from tcptrace_py.frames import analyze
+
+    target = Path(out_dir) / REPORTS_DIR
+    target.mkdir(parents=True, exist_ok=True)
+    entries: list[dict[str, Any]] = []
+    failed = dict(failed or {})
+    for path in sorted(set(paths) | set(failed)):
+        name = safe_name(path)
+        entry: dict[str, Any] = {"name": name, "href": None, "connections": None,
+                                 "findings": {}, "error": failed.get(path)}
+        if path not in failed:
+            try:
+                result = analyze(path, options=options, strict=strict)
+                href = report_file_name(path)
+                write_html(result, target / href, title=name, limits=limits)
+            except (CaptureError, OSError, ValueError) as exc:
+                entry["error"] = safe_name(str(exc))
+            else:
+                by_sev: dict[str, int] = {}
+                for a in result.all_anomalies:
+                    by_sev[a.severity] = by_sev.get(a.severity, 0) + 1
+                entry.update(href=href, connections=len(result.results), findings=by_sev)
+        entries.append(entry)
+    index = target / "index.html"
+    tmp = index.with_name("index.html.part")
+    tmp.write_text(index_html(entries), encoding="utf-8")
+    tmp.replace(index)
+    return index
