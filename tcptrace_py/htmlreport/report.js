@@ -204,11 +204,13 @@
     el('p', { cls: 'note', text: 'Click a column heading to sort, a row to open the connection. ' +
       'Flow ids are Wireshark\'s tcp.stream numbers (filter: tcp.stream eq ID).' }));
   var NUMERIC = { flow_id: 1, start_s: 1, duration_s: 1, packets: 1, bytes: 1, retransmissions: 1 };
+  /* Sizes sort largest first on the first click; ids, times and text ascending. */
+  var DESC_FIRST = { duration_s: 1, packets: 1, bytes: 1, retransmissions: 1 };
   var sortKey = 'flow_id', sortDir = 1, page = 0, view = [];
   var head = el('tr');
   D.columns.forEach(function (c) {
     head.append(el('th', { cls: 'sortable' + (NUMERIC[c[0]] ? ' num' : ''), 'data-key': c[0], text: c[1],
-      onclick: function () { if (sortKey === c[0]) sortDir = -sortDir; else { sortKey = c[0]; sortDir = NUMERIC[c[0]] ? -1 : 1; } applySort(); render(); } }));
+      onclick: function () { if (sortKey === c[0]) sortDir = -sortDir; else { sortKey = c[0]; sortDir = DESC_FIRST[c[0]] ? -1 : 1; } page = 0; applySort(); render(); } }));
   });
   var thead = el('thead', null, head), tbody = el('tbody');
   connTable.append(thead, tbody);
