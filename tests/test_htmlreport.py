@@ -260,17 +260,23 @@ class Page:
                 ("error", "warning") else None)
         page.on("pageerror", lambda e: self.errors.append(str(e)))
         page.on("request", lambda r: self.requests.append(r.url))
-        page.on("dialog", lambda d: (self.dialogs.append(d.message), d.dismiss()))
+        page.on("dialog", self._dialog)
         self.url = path.resolve().as_uri()
         page.goto(self.url)
         page.wait_for_selector("#conn-table tbody tr")
+
+    def _dialog(self, dialog: Any) -> None:
+        self.dialogs.append(dialog.message)
+        dialog.dismiss()
 
     def flows_shown(self) -> list[int]:
         return [int(x) for x in self.page.eval_on_selector_all(
             "#conn-table tbody tr", "rows => rows.map(r => r.dataset.flow)")]
 
     def view(self, plot: str) -> list[float]:
-        return json.loads(self.page.get_attribute(f"[data-plot={plot}] canvas", "data-view"))
+        view: list[float] = json.loads(
+            self.page.get_attribute(f"[data-plot={plot}] canvas", "data-view"))
+        return view
 
     def close(self) -> None:
         self.page.close()

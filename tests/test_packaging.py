@@ -78,6 +78,9 @@ def test_sdist_builds_a_wheel_with_the_extension(tmp_path: Path) -> None:
     (whl,) = dist.glob("*.whl")
     names = zipfile.ZipFile(whl).namelist()
     assert any(n.startswith("tcptrace_py/_engine.") and n.endswith(".so") for n in names)
+    # The HTML report's script and style travel with the package (package-data).
+    assert {"tcptrace_py/htmlreport/report.js", "tcptrace_py/htmlreport/index.js",
+            "tcptrace_py/htmlreport/report.css"} <= set(names)
     target = tmp_path / "site"
     with zipfile.ZipFile(whl) as z:
         z.extractall(target)
