@@ -133,6 +133,26 @@ def test_detail_limits_are_kept_and_said(result: tcptrace_py.AnalysisResult) -> 
            if r["client_packets"] + r["server_packets"] > 7}
     assert set(data["detail"]["too_many_packets"]) == big
     assert not big & {int(m) for m in re.findall(r'id="flow-(\d+)"', small)}
+    # At most max_connections built, the most severe first; the rest named.
+    few = build_html(result, limits=ReportLimits(max_connections=3))
+    data = page_data(few)
+    embedded = [int(m) for m in re.findall(r'id="flow-(\d+)"', few)]
+    assert len(embedded) == 3
+    assert len(data["detail"]["over_budget"]) == full["detail"]["embedded"] - 3
+    worst = max(result.results, key=lambda r: max(
+        (("info", "warning", "error").index(a.severity) for a in r.anomalies), default=-1))
+    assert worst.record["flow_id"] in embedded
+    # Findings: at most N of a code listed, the rest counted by code.
+    data = page_data(build_html(result, limits=ReportLimits(max_findings_per_code=2)))
+    codes: dict[str, int] = {}
+    for a in result.all_anomalies:
+        codes[a.code] = codes.get(a.code, 0) + 1
+    listed: dict[str, int] = {}
+    for f in data["findings"]:
+        listed[f["code"]] = listed.get(f["code"], 0) + 1
+    assert listed == {c: min(n, 2) for c, n in codes.items()}
+    assert data["findings_left_out"] == {c: n - 2 for c, n in codes.items() if n > 2}
+    assert data["findings_left_out"]["connection_refused"] > 30
 
 
 def test_read_flows_segments_is_one_pass_of_read_flow_segments(

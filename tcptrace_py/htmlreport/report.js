@@ -117,7 +117,7 @@
     noteBox.append(el('br'), 'Left out ' + why + ': flows ' + shown + '.');
   }
   listOut(det.too_many_packets, 'because they have more than ' + fmtInt(det.limits.max_flow_packets) + ' packets');
-  listOut(det.over_budget, 'by the size limit of ' + fmtBytes(det.limits.budget_bytes));
+  listOut(det.over_budget, 'by the size limit of ' + fmtBytes(det.limits.budget_bytes) + ' or of ' + fmtInt(det.limits.max_connections) + ' connections');
   listOut(det.unreadable, 'because the capture could not be read a second time');
   noteBox.append(el('br'), 'Other connections show their record only; `tcptrace-py flow CAPTURE ID` ' +
     'and `tcptrace-py plot` show any of them.');
@@ -129,6 +129,12 @@
   var bySev = { error: [], warning: [], info: [] };
   D.findings.forEach(function (f) { (bySev[f.severity] || bySev.info).push(f); });
   if (!D.findings.length) findSec.append(el('p', { cls: 'note', text: 'No findings.' }));
+  var codesOut = Object.keys(D.findings_left_out || {});
+  if (codesOut.length) {
+    findSec.append(el('p', { cls: 'warnbox', id: 'findings-left-out', text: 'Listed: the first ' + fmtInt(det.limits.max_findings_per_code) +
+      ' findings of each code. Left out: ' + codesOut.map(function (c) { return fmtInt(D.findings_left_out[c]) + ' more ' + c; }).join(', ') +
+      ' (the connection table\'s finding filter shows every connection with a code).' }));
+  }
   var FIND_PAGE = 200;
   ['error', 'warning', 'info'].forEach(function (sev) {
     var list = bySev[sev];
