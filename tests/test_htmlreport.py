@@ -25,7 +25,8 @@ from tcptrace_py import plots
 from tcptrace_py.analysis import flags as af
 from tcptrace_py.capture import read_flow_segments, read_flows_segments
 from tcptrace_py.cli import main
-from tcptrace_py.htmlreport import ReportLimits, build_html, json_for_script
+from tcptrace_py.events import Anomaly
+from tcptrace_py.htmlreport import ReportLimits, build_html, choose_flows, json_for_script
 from tcptrace_py.segment import ACK, FIN, PSH, RST, SYN
 
 MS = 1_000_000
@@ -153,6 +154,34 @@ def test_detail_limits_are_kept_and_said(result: tcptrace_py.AnalysisResult) -> 
     assert listed == {c: min(n, 2) for c, n in codes.items()}
     assert data["findings_left_out"] == {c: n - 2 for c, n in codes.items() if n > 2}
     assert data["findings_left_out"]["connection_refused"] > 30
+
+
+def test_unreadable_source_and_non_finite_evidence(capture: Path) -> None:
+    """A capture that cannot be read twice (a pipe) gives a report without detail that
+    says so; NaN or infinite evidence becomes null instead of breaking the page's JSON."""
+    import io
+
+    class Pipe(io.RawIOBase):
+        def __init__(self, data: bytes) -> None:
+            self.data = io.BytesIO(data)
+
+        def readable(self) -> bool:
+            return True
+
+        def readinto(self, b: Any) -> int:
+            chunk = self.data.read(len(b))
+            b[:len(chunk)] = chunk
+            return len(chunk)
+
+    res = tcptrace_py.analyze(io.BufferedReader(Pipe(capture.read_bytes())))
+    data = page_data(build_html(res))
+    assert data["detail"]["embedded"] == 0
+    assert len(data["detail"]["unreadable"]) == len(choose_flows(res.results, ReportLimits()))
+    a = Anomaly("x", "info", 0, 1, 1, 0, "s", {"ratio": float("nan"), "l": [float("inf"), 1.5]})
+    res.results[0].anomalies.append(a)
+    data = page_data(build_html(res))
+    (mine,) = [f for f in data["findings"] if f["code"] == "x"]
+    assert mine["details"] == {"ratio": None, "l": [None, 1.5]}
 
 
 def test_read_flows_segments_is_one_pass_of_read_flow_segments(

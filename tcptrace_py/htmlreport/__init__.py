@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 from tcptrace_py import __version__
 from tcptrace_py.capture import read_flows_segments
 from tcptrace_py.diagnostics import CaptureError
-from tcptrace_py.engine import FlowResult, PacketRow
+from tcptrace_py.engine import Engine, FlowResult, PacketRow
 from tcptrace_py.events import SEVERITY_RANK, Anomaly
 from tcptrace_py.export import anomaly_dict, capture_summary
 from tcptrace_py.ladder import flow_t0_ns, ladder_rows, segment_details
@@ -277,7 +277,20 @@ def flow_detail(result: FlowResult, segments: list[tuple[Any, bool]],
 def _finding(a: Anomaly) -> dict[str, Any]:
     d = anomaly_dict(a)
     d.pop("capture", None)
-    return d
+    cleaned: dict[str, Any] = _finite(d)
+    return cleaned
+
+
+def _finite(obj: Any) -> Any:
+    """``obj`` with NaN and infinities as None (JSON has neither; the page's JSON.parse
+    would reject the whole block)."""
+    if isinstance(obj, float):
+        return obj if obj == obj and obj not in (float("inf"), float("-inf")) else None
+    if isinstance(obj, dict):
+        return {str(k): _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple, set, frozenset)):
+        return [_finite(v) for v in obj]
+    return obj
 
 
 def _asset(name: str) -> str:
@@ -326,7 +339,7 @@ def build_html(result: AnalysisResult, *, title: str | None = None,
                if int(r.record["client_packets"]) + int(r.record["server_packets"])
                > limits.max_flow_packets]
     diag = result.diagnostics
-    summary = capture_summary(diag, records, result.all_anomalies)
+    summary = _finite(capture_summary(diag, records, result.all_anomalies))
     t0 = summary["first_ts"] if summary["first_ts"] is not None else \
         min((float(r["start_ts"]) for r in records if _num(r["start_ts"]) is not None),
             default=0.0)
@@ -429,13 +442,18 @@ def _packet_rows(result: AnalysisResult, flows: Sequence[int]) -> dict[int, list
                 out[int(r.record["flow_id"])] = r.packets
         if all(f in out for f in flows):
             return out
-    from tcptrace_py.frames import analyze
+    from tcptrace_py.gcpolicy import fewer_collections
 
-    again = analyze(result.reopen(), options=replace(result.options, keep_packets=True,
-                                                     packet_flows=tuple(flows)))
-    for r in again.results:
-        if r.packets:
-            out[int(r.record["flow_id"])] = r.packets
+    wanted = set(flows)
+    engine = Engine(replace(result.options, keep_packets=True, packet_flows=tuple(flows)))
+    try:  # streamed: only the wanted connections' rows are kept, not a second result
+        with fewer_collections():
+            for r in engine.run(result.reopen()):
+                fid = int(r.record["flow_id"])
+                if fid in wanted and r.packets:
+                    out[fid] = r.packets
+    except (CaptureError, OSError, ValueError):  # cannot be read again: no detail
+        return out
     return out
 
 

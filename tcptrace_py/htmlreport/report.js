@@ -141,7 +141,9 @@
     if (!list.length) return;
     var d = el('details', { cls: 'sev', 'data-severity': sev });
     if (sev !== 'info') d.open = true;
-    d.append(el('summary', null, el('span', { cls: 'sev-' + sev, text: sev }), ' · ' + fmtInt(list.length) + ' finding' + (list.length === 1 ? '' : 's')));
+    var total = (S.anomalies_by_severity || {})[sev] || list.length;
+    d.append(el('summary', null, el('span', { cls: 'sev-' + sev, text: sev }), ' · ' + fmtInt(total) + ' finding' + (total === 1 ? '' : 's') +
+      (total > list.length ? ' (' + fmtInt(list.length) + ' listed)' : '')));
     var body = el('div');
     var t = el('table', { cls: 'findings' });
     t.append(el('tr', null, el('th', { text: 'code' }), el('th', { text: 'flow' }),
