@@ -282,7 +282,7 @@
       var chips = el('td', { cls: 'chips' });
       C.anomalies[i].forEach(function (c) { chips.append(el('span', { text: c })); });
       var tr = el('tr', { cls: 'conn' + (C.flow_id[i] === selectedFlow ? ' selected' : ''), 'data-flow': String(C.flow_id[i]) },
-        el('td', { cls: 'num', text: String(C.flow_id[i]) + (C.detail[i] ? '' : '') }),
+        el('td', { cls: 'num', text: String(C.flow_id[i]), title: C.detail[i] ? 'packet detail embedded' : 'record only (detail not embedded)' }),
         el('td', { cls: 'mono', text: endpoint(C.client_ip[i], C.client_port[i]) }),
         el('td', { cls: 'mono', text: endpoint(C.server_ip[i], C.server_port[i]) }),
         el('td', { cls: 'num', text: C.start_s[i] === null ? '-' : C.start_s[i].toFixed(6) }),
