@@ -258,18 +258,23 @@ def test_batch_report_index(capture: Path, tmp_path: Path) -> None:
     inputs = tmp_path / "in"
     inputs.mkdir()
     shutil.copy(capture, inputs / "a.pcap")
-    shutil.copy(capture, inputs / "b.pcap")
+    hostile = 'b<img src=x onerror="window.pwned=1">.pcap'
+    shutil.copy(capture, inputs / hostile)
     (inputs / "broken.pcap").write_text("not a capture")
     res = CliRunner().invoke(batch, [str(inputs), "-o", str(tmp_path / "out"), "-j", "1",
                                      "--report", "-q"])
     assert res.exit_code == 1, res.output  # the broken capture failed
     reports = tmp_path / "out" / "reports"
-    data = page_data((reports / "index.html").read_text(encoding="utf-8"))
+    index = (reports / "index.html").read_text(encoding="utf-8")
+    assert "<img" not in index
+    data = page_data(index)
     rows = {Path(c["name"]).name: c for c in data["captures"]}
-    assert set(rows) == {"a.pcap", "b.pcap", "broken.pcap"}
+    assert set(rows) == {"a.pcap", hostile, "broken.pcap"}
     assert rows["broken.pcap"]["href"] is None and "not a capture" in rows["broken.pcap"][
         "error"]
-    for name in ("a.pcap", "b.pcap"):
+    assert re.fullmatch(r"b_img_src_x_onerror__window\.pwned_1__\.pcap-[0-9a-f]{8}\.html",
+                        rows[hostile]["href"])
+    for name in ("a.pcap", hostile):
         page = reports / rows[name]["href"]
         assert page_data(page.read_text(encoding="utf-8"))["summary"]["connections"] == \
             rows[name]["connections"] == MANY + 4
@@ -345,6 +350,10 @@ def test_page_loads_without_errors_or_network(browser: Any, report: Path) -> Non
     assert p.errors == []
     assert p.requests == [p.url]  # the file itself, nothing else
     assert p.page.title() == "mixed.pcap - tcptrace-py report"
+    # What was left out of the detail is said where it is seen first.
+    data = page_data(report.read_text(encoding="utf-8"))
+    note = p.page.inner_text("#left-out")
+    assert f"embedded for {data['detail']['embedded']} of {MANY + 4} connections" in note
     p.close()
 
 
@@ -539,3 +548,26 @@ def test_lossy_transfer_retransmissions_found_zoomed_and_classified(
     _shot(canvas.screenshot(), "loss-tsg-zoomed.png")
     assert p.errors == []
     p.close()
+
+
+def test_batch_index_page(browser: Any, tmp_path: Path) -> None:
+    """The index lists captures as text and links only to files beside it."""
+    from tcptrace_py.htmlreport import index_html
+
+    entries = [{"name": HOSTILE, "href": "javascript:window.pwned=1", "connections": 3,
+                "findings": {"error": 2}, "error": None},
+               {"name": "b.pcap", "href": None, "connections": None, "findings": {},
+                "error": "<b>not a capture</b>"}]
+    out = tmp_path / "index.html"
+    out.write_text(index_html(entries), encoding="utf-8")
+    page = browser.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(out.as_uri())
+    cells = page.eval_on_selector_all("#index td", "tds => tds.map(t => t.textContent)")
+    assert HOSTILE in cells and "failed: <b>not a capture</b>" in cells
+    href = page.get_attribute("#index a", "href")
+    assert href == "./" + "javascript%3Awindow.pwned%3D1"  # a file name, not a scheme
+    assert page.evaluate("window.pwned === undefined")
+    assert errors == []
+    page.close()
