@@ -554,10 +554,11 @@ def test_batch_index_page(browser: Any, tmp_path: Path) -> None:
     """The index lists captures as text and links only to files beside it."""
     from tcptrace_py.htmlreport import index_html
 
-    entries = [{"name": HOSTILE, "href": "javascript:window.pwned=1", "connections": 3,
-                "findings": {"error": 2}, "error": None},
-               {"name": "b.pcap", "href": None, "connections": None, "findings": {},
-                "error": "<b>not a capture</b>"}]
+    entries: list[dict[str, Any]] = [
+        {"name": HOSTILE, "href": "javascript:window.pwned=1", "connections": 3,
+         "findings": {"error": 2}, "error": None},
+        {"name": "b.pcap", "href": None, "connections": None, "findings": {},
+         "error": "<b>not a capture</b>"}]
     out = tmp_path / "index.html"
     out.write_text(index_html(entries), encoding="utf-8")
     page = browser.new_page()
