@@ -354,6 +354,14 @@ def test_page_loads_without_errors_or_network(browser: Any, report: Path) -> Non
     data = page_data(report.read_text(encoding="utf-8"))
     note = p.page.inner_text("#left-out")
     assert f"embedded for {data['detail']['embedded']} of {MANY + 4} connections" in note
+    # Every embedded connection opens without an error (IPv6, midstream, refused,
+    # unanswered: connections with no data, no ACK or one packet).
+    text = report.read_text(encoding="utf-8")
+    for fid in sorted(int(m) for m in re.findall(r'id="flow-(\d+)"', text)):
+        p.page.evaluate(f"window.tcptraceReport.openFlow({fid})")
+        assert p.page.get_attribute("#detail", "data-flow") == str(fid)
+        assert p.page.locator("[data-plot=tsg] canvas").count() == 1
+    assert p.errors == []
     p.close()
 
 
