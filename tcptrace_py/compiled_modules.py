@@ -117,12 +117,3 @@ def install() -> SourceWhenStale:
     sys.meta_path.insert(0, finder)
     return finder
 
-
-def compiled_now() -> list[str]:
-    """The engine modules loaded so far from a compiled extension (for ``--version``)."""
-    out = []
-    for name in MODULES:
-        module = sys.modules.get(name)
-        if module is not None and not str(getattr(module, "__file__", "")).endswith(".py"):
-            out.append(name)
-    return out

@@ -106,14 +106,13 @@ def _segments(source: object, diag: Diagnostics, decoder: Decoder, strict: bool,
         # The compiled twins: the pcap record loop and the decoder's common cases in C, the
         # reference decoder behind them for every other frame (tcptrace_py/_engine.pyx).
         decoder = compiled.Decoder(decoder)
-    pcap_segments = compiled.read_pcap_segments if compiled is not None else read_pcap_segments
-    if compiled is None or router is None:
-        def pcap(stream: Any, display: str) -> Iterator[Segment | None]:
-            return pcap_segments(stream, b"", display, diag, strict, decoder)
-    else:
+
         def pcap(stream: Any, display: str) -> Iterator[Segment | None]:
             return compiled.read_pcap_segments(  # type: ignore[no-any-return]
                 stream, b"", display, diag, strict, decoder, router)
+    else:
+        def pcap(stream: Any, display: str) -> Iterator[Segment | None]:
+            return read_pcap_segments(stream, b"", display, diag, strict, decoder)
     return _read(source, diag, strict, name, pcap,
                  lambda stream, display: read_pcapng_segments(stream, b"", display, diag,
                                                               strict, decoder))
