@@ -33,6 +33,8 @@ cimport cython
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from libc.limits cimport LLONG_MAX, LLONG_MIN
 from libc.stdint cimport uint8_t, uint32_t
+from libc.string cimport memcmp
+from cpython.list cimport PyList_GET_ITEM
 
 # ---------------------------------------------------------------- constants (segment.py)
 cdef long long FIN = 0x01
@@ -149,6 +151,32 @@ cdef inline bint _is_vlan(uint32_t et) noexcept nogil:
     return et == 0x8100 or et == 0x88A8 or et == 0x9100 or et == 0x9200
 
 
+cdef enum:
+    ADDR_CACHE_SLOTS = 4096  # a power of two (the slot is a mask); 4096 x 8 bytes of pointers
+cdef list _addr_cache = [b""] * ADDR_CACHE_SLOTS
+
+
+cdef inline object _addr(const uint8_t* a, Py_ssize_t alen):
+    """The address ``a[:alen]`` as a bytes object, shared with the last segment whose
+    address fell in the same slot of a small direct-mapped cache.
+
+    Why: every segment carries its two addresses, and the flow table finds its connection
+    by a tuple holding them. A fresh bytes object per address per packet costs two
+    allocations and, at the lookup, a SipHash of each (a new object has no cached hash);
+    a shared one is hashed once and compared by identity, and the segments a connection
+    keeps (duplicate detection) share one copy. Values are the same either way."""
+    cdef uint32_t h = (<uint32_t>a[alen - 1] | (<uint32_t>a[alen - 2] << 8)
+                       | (<uint32_t>a[alen - 3] << 16)) ^ (<uint32_t>a[0] << 4)
+    cdef Py_ssize_t slot = (h ^ (h >> 12)) & (ADDR_CACHE_SLOTS - 1)
+    cdef object cached = <object>PyList_GET_ITEM(_addr_cache, slot)
+    if PyBytes_GET_SIZE(cached) == alen and \
+            memcmp(PyBytes_AS_STRING(cached), <const char*>a, alen) == 0:
+        return cached
+    fresh = PyBytes_FromStringAndSize(<const char*>a, alen)
+    _addr_cache[slot] = fresh
+    return fresh
+
+
 cdef Segment _tcp(const uint8_t* d, Py_ssize_t n, Py_ssize_t l4, Py_ssize_t ip_end,
                   const uint8_t* src, const uint8_t* dst, Py_ssize_t alen, int ip_id,
                   int ttl, object frame, object ts, int ecn):
@@ -170,8 +198,8 @@ cdef Segment _tcp(const uint8_t* d, Py_ssize_t n, Py_ssize_t l4, Py_ssize_t ip_e
     cdef Segment seg = Segment.__new__(Segment)
     seg.frame = frame
     seg.ts_ns = ts
-    seg.src = PyBytes_FromStringAndSize(<const char*>src, alen)
-    seg.dst = PyBytes_FromStringAndSize(<const char*>dst, alen)
+    seg.src = _addr(src, alen)
+    seg.dst = _addr(dst, alen)
     seg.sport = be16(t)
     seg.dport = be16(t + 2)
     seg.seq = be32(t + 4)
