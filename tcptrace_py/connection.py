@@ -17,11 +17,12 @@ from tcptrace_py.analysis import SequenceAnalyzer
 from tcptrace_py.analysis import flags as AF
 from tcptrace_py.compat import PeerSummary
 from tcptrace_py.duplicates import DuplicateFrame, original_of
-from tcptrace_py.events import Event
+from tcptrace_py.events import Event, new_event
 from tcptrace_py.facts import ECN_FLAGS, ProtocolFacts
 from tcptrace_py.fsm import Action, EndpointMachine, Input, TcpState, lookup
 from tcptrace_py.giveup import RetransmissionRun
 from tcptrace_py.icmp import IcmpError
+from tcptrace_py.implementation import slots_factory
 from tcptrace_py.options import Options
 from tcptrace_py.segment import ACK, FIN, RST, SYN, Segment, addr_text, flags_text
 
@@ -134,6 +135,10 @@ class NotablePacket:
     since_peer_ns: int = -1
     """Time since the peer's last segment (-1: the peer had sent none): a RST that answers a
     segment follows it within a round trip, an abort comes whenever the application acts."""
+
+
+_new_notable = slots_factory(NotablePacket)
+"""``NotablePacket(...)`` for the per-segment path (see ``events.new_event``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -313,9 +318,10 @@ class Connection:
             return
         seq = (seg.seq - base_snd) & _MASK if base_snd >= 0 else seg.seq
         ack = (seg.ack - base_rcv) & _MASK if base_rcv >= 0 and seg.flags & ACK else seg.ack
-        self.events.append(Event(self.flow_id, seg.frame, seg.ts_ns, endpoint, kind, old._value_,
-                                 new._value_, direction, flags_text(seg.flags), seq, ack,
-                                 seg.payload_len, reason))
+        self.events.append(new_event(self.flow_id, seg.frame, seg.ts_ns, endpoint, kind,
+                                     old._value_, new._value_, direction,
+                                     flags_text(seg.flags), seq, ack, seg.payload_len,
+                                     reason))
 
     def _keep(self, lst: list[int], frame: int) -> None:
         if len(lst) < self.options.analysis.max_evidence_items:
@@ -526,10 +532,10 @@ class Connection:
             self.rst_count[side] += 1
         if len(self.notable) < self.options.analysis.max_evidence_items:
             peer_ts = (self.analyzer.server if side == 0 else self.analyzer.client).last_ts_ns
-            self.notable.append(NotablePacket(seg.frame, seg.ts_ns, sender, flags, seg.seq,
-                                              seg.ack, seg.payload_len,
-                                              not flags & RST or self._rst_acceptable(seg, rcv),
-                                              seg.ts_ns - peer_ts if peer_ts >= 0 else -1))
+            self.notable.append(_new_notable(seg.frame, seg.ts_ns, sender, flags, seg.seq,
+                                             seg.ack, seg.payload_len,
+                                             not flags & RST or self._rst_acceptable(seg, rcv),
+                                             seg.ts_ns - peer_ts if peer_ts >= 0 else -1))
         else:
             self.notable_dropped += 1
 

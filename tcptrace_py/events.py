@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from tcptrace_py.implementation import slots_factory
+
 SEVERITIES = ("info", "warning", "error")
 SEVERITY_RANK = {name: rank for rank, name in enumerate(SEVERITIES)}
 
@@ -53,6 +55,12 @@ class Event:
         return (Event, (self.flow_id, self.frame, self.ts_ns, self.endpoint, self.kind,
                         self.old_state, self.new_state, self.direction, self.flags, self.seq,
                         self.ack, self.payload_len, self.reason))
+
+
+new_event = slots_factory(Event)
+"""``Event(...)`` for the per-segment path (positional arguments): the class under the
+reference engine, a compiled constructor making the same object under the compiled one
+(``implementation.slots_factory``: a dataclass ``__init__`` is interpreted Python)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,14 +14,16 @@ Both engines give identical records, events, anomalies and diagnostics on every 
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
+from collections.abc import Callable
 from types import MemberDescriptorType, ModuleType
 from typing import Any, TypeVar, cast
 
 from tcptrace_py.compiled_modules import PURE_ENV, forced_pure
 
 __all__ = ["API_VERSION", "ENGINE", "PURE_ENV", "compiled", "describe", "forced_pure",
-           "missing_reason", "twin", "warn_once_if_missing"]
+           "missing_reason", "slots_factory", "twin", "warn_once_if_missing"]
 
 compiled: ModuleType | None = None
 """The compiled module, or None when the reference engine runs."""
@@ -29,7 +31,7 @@ compiled: ModuleType | None = None
 missing_reason = ""
 """Why the compiled module is absent although not forced off (the ImportError's text)."""
 
-API_VERSION = 6
+API_VERSION = 7
 """The ``_engine.API_VERSION`` these sources expect (see tcptrace_py/_engine.pyx)."""
 
 if not forced_pure:
@@ -73,6 +75,31 @@ def twin(reference: type[T], base_name: str) -> type[T]:
     if "__slots__" in vars(reference):  # else the subclass keeps a __dict__, as the reference
         ns["__slots__"] = tuple(s for s in vars(reference)["__slots__"] if s not in own)
     return cast("type[T]", type(reference.__name__, (base,), ns))
+
+
+def slots_factory(cls: type[T]) -> Callable[..., T]:
+    """The constructor the per-segment path uses for the slotted dataclass ``cls`` (events,
+    evidence): ``cls`` itself under the reference engine; under the compiled one, a
+    ``_engine.SlotsFactory`` that writes the slots without running the dataclass's
+    generated ``__init__`` (Python code), giving an equal object. Positional arguments
+    only. A class it cannot build that way (a field that is not a plain slot, a default
+    factory, a ``__post_init__``) gets ``cls``."""
+    klass: Any = cls  # not narrowed by is_dataclass: the result keeps cls's type
+    if compiled is None or not dataclasses.is_dataclass(klass) or \
+            hasattr(klass, "__post_init__"):
+        return cls
+    fields = [f for f in dataclasses.fields(klass) if f.init]
+    if len(fields) != len(dataclasses.fields(klass)) or any(
+            f.default_factory is not dataclasses.MISSING for f in fields):
+        return cls
+    defaults = tuple(f.default for f in fields if f.default is not dataclasses.MISSING)
+    if any(f.default is dataclasses.MISSING for f in fields[len(fields) - len(defaults):]):
+        return cls
+    try:
+        return cast("Callable[..., T]", compiled.SlotsFactory(
+            cls, tuple(f.name for f in fields), defaults))
+    except (TypeError, ValueError):
+        return cls
 
 
 ENGINE = "compiled (Cython)" if compiled is not None else "pure Python"

@@ -55,6 +55,7 @@ from tcptrace_py.analysis.evidence import (
 )
 from tcptrace_py.analysis.options import AnalysisOptions
 from tcptrace_py.analysis.rtt import RttEstimator
+from tcptrace_py.implementation import slots_factory
 from tcptrace_py.segment import ACK, FIN, PSH, RST, SYN, Segment
 
 _MASK = 0xFFFFFFFF
@@ -84,6 +85,9 @@ _ZERO_WINDOW = F.ZERO_WINDOW
 _ZERO_WINDOW_PROBE = F.ZERO_WINDOW_PROBE
 _ZERO_WINDOW_PROBE_ACK = F.ZERO_WINDOW_PROBE_ACK
 _T = TypeVar("_T")
+_new_retransmission = slots_factory(Retransmission)
+"""``Retransmission(...)`` with positional arguments, made as ``events.new_event`` makes
+events (the class itself under the reference engine)."""
 
 COMPACT_TAIL_SEGMENTS = 2
 """Acknowledged segments with the highest sequence numbers kept by :meth:`compact`: when the
@@ -740,7 +744,7 @@ class SequenceAnalyzer:
         else:
             mask |= F.RTO_RETRANSMISSION
             st.rexmt_rto += 1
-        idx = self._keep("retransmissions", self.retransmissions, Retransmission(
+        idx = self._keep("retransmissions", self.retransmissions, _new_retransmission(
             seg.frame, ts, "client" if from_client else "server", kind,
             rec.frame if rec is not None else -1, since, rel - (1 if seg.flags & SYN else 0),
             seg.payload_len, trigger, interval, spurious))
