@@ -1061,8 +1061,9 @@ cpdef long long steady_segment(object conn_obj, Segment seg) except? -2:
     conn.last_frame = frame
     conn.last_ts_ns = ts
     cdef list packets = conn.packets
-    packets[side] += 1
-    (<list?>(<list?>conn.recent)[side])[packets[side] % conn._dup_n] = seg
+    cdef long long sent = packets[side] + 1
+    packets[side] = sent
+    (<list?>(<list?>conn.recent)[side])[sent % conn._dup_n] = seg
     cdef list payload_bytes = conn.payload_bytes
     payload_bytes[side] += plen
     cdef list win_raw = conn.win_raw
@@ -1125,12 +1126,14 @@ cpdef long long steady_segment(object conn_obj, Segment seg) except? -2:
             mask |= TSO_SUPERSEGMENT
             st.tso_pkts += 1
         (<RangeSetBase?>snd.ranges).add(s_nxt, end)
+        start_obj = s_nxt  # one int object each for the record and both index keys
+        end_obj = end
         if snd.mutable:
             new = SentSegment(s_nxt, end, frame, ts, "")
         else:
-            new = (s_nxt, end, frame, ts)
-        (<dict?>snd.by_start)[s_nxt] = new
-        (<dict?>snd.by_end)[end] = new
+            new = (start_obj, end_obj, frame, ts)
+        (<dict?>snd.by_start)[start_obj] = new
+        (<dict?>snd.by_end)[end_obj] = new
         sorder = snd.order
         if sorder is None:
             sorder = snd.order = _deque()
