@@ -32,6 +32,7 @@ compiled_modules.install()
 if TYPE_CHECKING:
     from tcptrace_py.engine import Source
     from tcptrace_py.frames import AnalysisResult
+    from tcptrace_py.parallel import ParallelEngine
 
 __all__ = ["AnalysisResult", "Options", "__version__", "analyze", "analyze_many",
            "iter_flows"]
@@ -76,11 +77,17 @@ def iter_flows(source: Source, **options: Any) -> Generator[dict[str, Any], None
     unknown = sorted(set(options) - known)
     if unknown:
         raise TypeError(f"unknown option(s): {', '.join(unknown)}")
+    from tcptrace_py.engine import Engine
     from tcptrace_py.gcpolicy import fewer_collections
-    from tcptrace_py.parallel import engine_for
 
     with fewer_collections():  # restored when the iteration ends or is abandoned
-        engine = engine_for(replace(Options(), **options), jobs, source)
+        opts = replace(Options(), **options)
+        if jobs > 1:  # multiprocessing loads only for jobs > 1 (start-up of the common case)
+            from tcptrace_py.parallel import engine_for
+
+            engine: Engine | ParallelEngine = engine_for(opts, jobs, source)
+        else:
+            engine = Engine(opts)
         for result in engine.run(source, strict=strict):
             yield result.record
 

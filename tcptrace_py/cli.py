@@ -31,7 +31,7 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from typing import IO, Any, TypeVar
+from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -48,10 +48,13 @@ from tcptrace_py.export import (
     printable,
 )
 from tcptrace_py.gcpolicy import ANALYSIS_THRESHOLDS
-from tcptrace_py.ladder import LadderRow, SegmentDetail, ladder_rows, segment_details
 from tcptrace_py.options import Options
 from tcptrace_py.outfile import OutputError, OutputFile
 from tcptrace_py.report import CLOSE_VALUES
+
+if TYPE_CHECKING:  # imported where used: only ``flow`` draws a ladder (start-up cost)
+    from tcptrace_py.ladder import LadderRow, SegmentDetail
+    from tcptrace_py.parallel import ParallelEngine
 
 __all__ = ["EXIT_BAD_INPUT", "EXIT_FINDINGS", "EXIT_INTERRUPTED", "EXIT_OK", "anomaly_dict",
            "main"]
@@ -638,10 +641,14 @@ def _run_one(run: Run, path: str, options: Options, strict: bool, quiet: bool,
              on_anomaly: Callable[[str | None, Anomaly], None] | None = None,
              jobs: int = 1) -> None:
     """One input file of :func:`_run`."""
-    from tcptrace_py.parallel import ParallelEngine, engine_for
+    engine: Engine | ParallelEngine
+    if jobs > 1:  # multiprocessing loads only for --jobs (start-up of the common case)
+        from tcptrace_py.parallel import engine_for
 
-    engine = engine_for(options, jobs, path)
-    parallel = isinstance(engine, ParallelEngine)
+        engine = engine_for(options, jobs, path)
+    else:
+        engine = Engine(options)
+    parallel = not isinstance(engine, Engine)
     cap = path if run.multi else None
     recs: dict[int, dict[str, Any]] = {}
     try:
@@ -1369,6 +1376,8 @@ def flow(file: str, flow_id: int, frame_range: str | None, limit: int, strict: b
                 (not interesting or p[5] & ~_ROUTINE_ANALYSIS or p[4] & _CONTROL_FLAGS
                  or p[0] in events_frames)]
     shown_frames = {p[0] for p in in_range[:limit or None]}
+    from tcptrace_py.ladder import ladder_rows
+
     details = _segment_details(file, rec, shown_frames)
     rows, events_by_frame = ladder_rows(rec, target.events, packets, details, shown_frames)
     if len(rows) > PLAIN_LADDER_MIN_ROWS:
@@ -1408,6 +1417,7 @@ def _segment_details(path: str, rec: dict[str, Any],
     if path == "-" or not wanted:
         return {}
     from tcptrace_py.capture import read_flow_segments
+    from tcptrace_py.ladder import segment_details
 
     out: dict[int, SegmentDetail] = {}
     try:  # what was read before a damaged stretch stays in ``out``

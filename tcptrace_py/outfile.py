@@ -19,7 +19,6 @@ import contextlib
 import os
 import stat
 import sys
-import tempfile
 from typing import IO
 
 
@@ -76,6 +75,8 @@ class OutputFile:
             except OSError as exc:
                 raise OutputError(f"{target}: cannot write ({describe(exc)})") from None
             return
+        import tempfile  # here: standard output and devices never need it (start-up)
+
         directory = os.path.dirname(os.path.abspath(target))
         try:
             fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(target)}.",

@@ -12,10 +12,7 @@ in large chunks, so nothing ever allocates by a length found in the file.
 
 from __future__ import annotations
 
-import bz2
-import gzip
 import io
-import lzma
 import os
 import sys
 import zlib
@@ -100,10 +97,13 @@ def decompression_errors() -> tuple[type[BaseException], ...]:
     """Exceptions a decompressing reader raises on damaged input (caught as damage)."""
     # zlib.error is what gzip raises on corrupt deflate data ("invalid distance too far
     # back"): it is not an OSError (found by tests/fuzz/fuzz_reader.py).
-    errs: list[type[BaseException]] = [OSError, EOFError, lzma.LZMAError, ValueError,
-                                       zlib.error]
-    # A zstd stream was opened through ``zstandard`` (imported then): only then can its
-    # error occur, so a start-up that reads no zstd capture does not import it.
+    errs: list[type[BaseException]] = [OSError, EOFError, ValueError, zlib.error]
+    # An xz or zstd stream was opened through ``lzma`` or ``zstandard`` (imported then, by
+    # open_source): only then can its error occur, so a start-up that reads no such capture
+    # imports neither.
+    lzma = sys.modules.get("lzma")
+    if lzma is not None:
+        errs.append(lzma.LZMAError)
     zstandard = sys.modules.get("zstandard")
     if zstandard is not None:
         errs.append(zstandard.ZstdError)
@@ -165,13 +165,21 @@ def open_source(source: object, display: str) -> OpenedSource:
     stream: Any = _Prefixed(head, raw, partial_reads=not to_close)
     compression: str | None = None
     inner: IO[bytes] | Any
+    # Each decompressor is imported when a capture needs it: most are not compressed, and
+    # the three modules cost a start-up ~1 ms (docs/benchmarks.md, "Start-up").
     if head.startswith(GZIP_MAGIC):
+        import gzip
+
         compression = "gzip"
         inner = gzip.GzipFile(fileobj=stream, mode="rb")
     elif head.startswith(BZIP2_MAGIC):
+        import bz2
+
         compression = "bzip2"
         inner = bz2.BZ2File(stream, mode="rb")
     elif head.startswith(XZ_MAGIC):
+        import lzma
+
         compression = "xz"
         inner = lzma.LZMAFile(stream, mode="rb")
     elif head.startswith(ZSTD_MAGIC):
