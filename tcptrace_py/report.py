@@ -182,8 +182,8 @@ def flow_record(conn: Connection, anomaly_codes: list[str] | None = None) -> dic
         "duration_s": duration_s,
         "open": open_kind,
         "close": classify_close(conn, open_kind),
-        "client_state": state_name(conn.client.state),
-        "server_state": state_name(conn.server.state),
+        "client_state": conn.client.state._value_,  # state_name(), without a call
+        "server_state": conn.server.state._value_,
         "conn_state": conn.peer.conn_state(),
         "history": conn.peer.history(),
         "completeness": conn.peer.completeness(),
