@@ -200,8 +200,10 @@ class PeerSummary:
     def history(self) -> str:
         """Zeek's history string; the originator's letters are upper case."""
         o = self._orig
+        # A list, not a generator, for join(): built once per record, and a compiled
+        # generator costs a closure and a generator object per call.
         return "^" * self._flips + "".join(
-            ch if side == o else ch.lower() for ch, side in self._letters)
+            [ch if side == o else ch.lower() for ch, side in self._letters])
 
     def conn_state(self) -> str:
         """Zeek's ``Conn::conn_state`` (scripts/base/protocols/conn/main.zeek) for TCP."""

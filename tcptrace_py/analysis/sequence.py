@@ -1090,28 +1090,44 @@ window field): frames.py gives them a nullable integer dtype. Every other column
 be None (RTT, intervals, averages, rates) is a float, NaN when missing."""
 _PREFIXED = {p: tuple(p + name for name in DIRECTION_COLUMNS) for p in ("client_", "server_")}
 
-MS_EXACT_BELOW_NS = 10**15
-"""Whole nanosecond counts below this (11.6 days) convert to milliseconds without round()
-(see :func:`ms3`): their double is then within 1.2e-7 ms of the exact quotient."""
+_EXACT_BELOW = 4503599627370496.0
+"""2**52: below it a double's fractional part is exact and ``int()`` of it is too."""
+_MARGIN = 2.3e-16
+"""Relative distance from a rounding boundary that decides without round() (see
+:func:`round3`): above 2**-52, twice the error of the one multiplication."""
 
 
-def ms3(ns: float) -> float:
-    """``round(ns / 1e6, 3)``, bit for bit: nanoseconds to milliseconds, three decimals.
+def round3(x: float) -> float:
+    """``round(x, 3)``, bit for bit, without round()'s decimal string where it can.
 
-    Why not round() always: ``round(x, 3)`` goes through a correctly rounded decimal string
-    (about 2,500 instructions) and a record takes a dozen such columns per direction. For a
-    whole number of nanoseconds ``0 < n < MS_EXACT_BELOW_NS`` with ``n % 1000 != 500`` the
-    answer is known in integers: the double ``n / 1e6`` is within half an ulp (below
-    1.2e-7 there) of the exact n / 10**6, which lies at least 1e-6 away from every rounding
-    boundary (k + 0.5) / 1000, so round() keeps k = the integer nearest to n / 1000 and
-    returns the double nearest to k / 1000: what the correctly rounded ``k / 1000`` gives.
-    Ties, fractions, 0, negative values (round keeps -0.0) and NaN go through round().
+    Why: ``round(x, 3)`` converts through a correctly rounded decimal string (about 2,500
+    instructions) and a record takes a dozen such columns per direction. round() rounds the
+    exact binary value v = x * 1000 to the nearest integer k (half to even) and returns the
+    double nearest to k / 1000. Here y = x * 1000 is computed in doubles, within
+    ``y * 2**-53`` of v. When y's fractional part ``f`` (exact below 2**52) is farther than
+    ``_MARGIN * y`` from 0.5, v lies on the same side of the same half-integer, so k is
+    ``int(y)`` or ``int(y) + 1``, and ``k / 1000`` (Python's correctly rounded integer
+    division) is round()'s double. Ties, near-ties, 0, negative values (round keeps -0.0),
+    huge values and NaN go through round().
     """
-    if 0 < ns < MS_EXACT_BELOW_NS:
-        n = int(ns)
-        if n == ns and n % 1000 != 500:
-            return ((n + 500) // 1000) / 1000
-    return round(ns / 1e6, 3)
+    y = x * 1000.0
+    if 0.0 < y < _EXACT_BELOW:
+        k = int(y)
+        f = y - k
+        if abs(f - 0.5) > y * _MARGIN:
+            return (k + 1 if f > 0.5 else k) / 1000
+    return round(x, 3)
+
+
+def round1(x: float) -> float:
+    """``round(x, 1)``, bit for bit: :func:`round3`'s argument with 10 for 1000."""
+    y = x * 10.0
+    if 0.0 < y < _EXACT_BELOW:
+        k = int(y)
+        f = y - k
+        if abs(f - 0.5) > y * _MARGIN:
+            return (k + 1 if f > 0.5 else k) / 10
+    return round(x, 1)
 
 
 def _direction_values(st: DirectionStats, state: SenderState,
@@ -1170,34 +1186,34 @@ def _direction_values(st: DirectionStats, state: SenderState,
         # 0 would read as a measurement (a zero window, a 0 ms RTT) and pull medians down.
         st.seg_min if st.seg_max else None,  # segment_min_bytes
         st.seg_max if st.seg_max else None,  # segment_max_bytes
-        round(st.data_bytes / st.data_pkts, 1) if st.data_pkts else None,  # segment_avg_bytes
+        round1(st.data_bytes / st.data_pkts) if st.data_pkts else None,  # segment_avg_bytes
         st.win_min if st.win_n else None,  # window_min_bytes
         st.win_max if st.win_n else None,  # window_max_bytes
-        round(st.win_sum / st.win_n, 1) if st.win_n else None,  # window_avg_bytes
+        round1(st.win_sum / st.win_n) if st.win_n else None,  # window_avg_bytes
         # idle_max_ms: a gap needs two packets of this direction.
-        ms3(st.idle_max_ns) if st.packets > 1 else None,
+        round3(st.idle_max_ns / 1e6) if st.packets > 1 else None,
         # throughput_bytes_per_s: no rate over a zero-length connection.
-        (round(st.unique_bytes * 1e9 / duration_ns, 1) if duration_ns > 0 else None),
+        (round1(st.unique_bytes * 1e9 / duration_ns) if duration_ns > 0 else None),
         st.truncated_bytes,  # truncated_bytes
         st.truncated_pkts,  # truncated_pkts
         st.tso_pkts,  # tso_supersegments
         rtt.count,  # rtt_samples
         st.ambiguous_acks,  # rtt_ambiguous_acks
-        ms3(rtt.min) if rtt.count else None,  # rtt_min_ms
-        round(rtt.mean / 1e6, 3) if rtt.count else None,  # rtt_avg_ms
-        ms3(rtt.max) if rtt.count else None,  # rtt_max_ms
+        round3(rtt.min / 1e6) if rtt.count else None,  # rtt_min_ms
+        round3(rtt.mean / 1e6) if rtt.count else None,  # rtt_avg_ms
+        round3(rtt.max / 1e6) if rtt.count else None,  # rtt_max_ms
         # rtt_stdev_ms: the sample standard deviation needs two samples.
-        round(rtt.stdev / 1e6, 3) if rtt.count > 1 else None,
+        round3(rtt.stdev / 1e6) if rtt.count > 1 else None,
         # handshake_rtt_ms:
-        ms3(st.handshake_rtt_ns) if st.handshake_rtt_ns >= 0 else None,
-        round(est.srtt_ns / 1e6, 3) if est.srtt_ns is not None else None,  # srtt_ms
-        round(est.rttvar_ns / 1e6, 3) if est.rttvar_ns is not None else None,  # rttvar_ms
-        ms3(est.rto_ns),  # rto_ms
-        ms3(rxi.min) if rxi.count else None,  # rexmit_interval_min_ms
-        ms3(rxi.max) if rxi.count else None,  # rexmit_interval_max_ms
-        round(rxi.mean / 1e6, 3) if rxi.count else None,  # rexmit_interval_avg_ms
+        round3(st.handshake_rtt_ns / 1e6) if st.handshake_rtt_ns >= 0 else None,
+        round3(est.srtt_ns / 1e6) if est.srtt_ns is not None else None,  # srtt_ms
+        round3(est.rttvar_ns / 1e6) if est.rttvar_ns is not None else None,  # rttvar_ms
+        round3(est.rto_ns / 1e6),  # rto_ms
+        round3(rxi.min / 1e6) if rxi.count else None,  # rexmit_interval_min_ms
+        round3(rxi.max / 1e6) if rxi.count else None,  # rexmit_interval_max_ms
+        round3(rxi.mean / 1e6) if rxi.count else None,  # rexmit_interval_avg_ms
         # rto_backoff_ratio_avg:
-        round(st.backoff_ratio.mean, 3) if st.backoff_ratio.count else None,
+        round3(st.backoff_ratio.mean) if st.backoff_ratio.count else None,
         st.isn,  # isn
         st.midstream,  # midstream
     )
