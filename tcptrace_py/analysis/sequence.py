@@ -1139,12 +1139,17 @@ def _direction_values(st: DirectionStats, state: SenderState,
     est = state.est
     rtt = st.rtt
     rxi = st.rexmit_interval
+    bor = st.backoff_ratio
+    # Fields read more than once, read once (each read of a slot is a descriptor call).
+    packets, data_pkts, seg_max, win_n = st.packets, st.data_pkts, st.seg_max, st.win_n
+    rtt_n, rxi_n, hs_ns = rtt.count, rxi.count, st.handshake_rtt_ns
+    srtt, rttvar = est.srtt_ns, est.rttvar_ns
     values = (
-        st.packets,  # packets
+        packets,  # packets
         st.ack_pkts,  # ack_pkts
         st.pure_acks,  # pure_acks
         st.rst_pkts,  # rst_pkts
-        st.data_pkts,  # data_pkts
+        data_pkts,  # data_pkts
         st.data_bytes,  # data_bytes
         st.unique_bytes,  # unique_bytes
         st.retransmitted_segments,  # retransmitted_segments
@@ -1184,36 +1189,36 @@ def _direction_values(st: DirectionStats, state: SenderState,
         st.iw_pkts,  # initial_window_pkts
         # Figures without a sample are None (NaN/<NA> in frames, null in JSON), never 0: a
         # 0 would read as a measurement (a zero window, a 0 ms RTT) and pull medians down.
-        st.seg_min if st.seg_max else None,  # segment_min_bytes
-        st.seg_max if st.seg_max else None,  # segment_max_bytes
-        round1(st.data_bytes / st.data_pkts) if st.data_pkts else None,  # segment_avg_bytes
-        st.win_min if st.win_n else None,  # window_min_bytes
-        st.win_max if st.win_n else None,  # window_max_bytes
-        round1(st.win_sum / st.win_n) if st.win_n else None,  # window_avg_bytes
+        st.seg_min if seg_max else None,  # segment_min_bytes
+        seg_max if seg_max else None,  # segment_max_bytes
+        round1(st.data_bytes / data_pkts) if data_pkts else None,  # segment_avg_bytes
+        st.win_min if win_n else None,  # window_min_bytes
+        st.win_max if win_n else None,  # window_max_bytes
+        round1(st.win_sum / win_n) if win_n else None,  # window_avg_bytes
         # idle_max_ms: a gap needs two packets of this direction.
-        round3(st.idle_max_ns / 1e6) if st.packets > 1 else None,
+        round3(st.idle_max_ns / 1e6) if packets > 1 else None,
         # throughput_bytes_per_s: no rate over a zero-length connection.
         (round1(st.unique_bytes * 1e9 / duration_ns) if duration_ns > 0 else None),
         st.truncated_bytes,  # truncated_bytes
         st.truncated_pkts,  # truncated_pkts
         st.tso_pkts,  # tso_supersegments
-        rtt.count,  # rtt_samples
+        rtt_n,  # rtt_samples
         st.ambiguous_acks,  # rtt_ambiguous_acks
-        round3(rtt.min / 1e6) if rtt.count else None,  # rtt_min_ms
-        round3(rtt.mean / 1e6) if rtt.count else None,  # rtt_avg_ms
-        round3(rtt.max / 1e6) if rtt.count else None,  # rtt_max_ms
+        round3(rtt.min / 1e6) if rtt_n else None,  # rtt_min_ms
+        round3(rtt.mean / 1e6) if rtt_n else None,  # rtt_avg_ms
+        round3(rtt.max / 1e6) if rtt_n else None,  # rtt_max_ms
         # rtt_stdev_ms: the sample standard deviation needs two samples.
-        round3(rtt.stdev / 1e6) if rtt.count > 1 else None,
+        round3(rtt.stdev / 1e6) if rtt_n > 1 else None,
         # handshake_rtt_ms:
-        round3(st.handshake_rtt_ns / 1e6) if st.handshake_rtt_ns >= 0 else None,
-        round3(est.srtt_ns / 1e6) if est.srtt_ns is not None else None,  # srtt_ms
-        round3(est.rttvar_ns / 1e6) if est.rttvar_ns is not None else None,  # rttvar_ms
+        round3(hs_ns / 1e6) if hs_ns >= 0 else None,
+        round3(srtt / 1e6) if srtt is not None else None,  # srtt_ms
+        round3(rttvar / 1e6) if rttvar is not None else None,  # rttvar_ms
         round3(est.rto_ns / 1e6),  # rto_ms
-        round3(rxi.min / 1e6) if rxi.count else None,  # rexmit_interval_min_ms
-        round3(rxi.max / 1e6) if rxi.count else None,  # rexmit_interval_max_ms
-        round3(rxi.mean / 1e6) if rxi.count else None,  # rexmit_interval_avg_ms
+        round3(rxi.min / 1e6) if rxi_n else None,  # rexmit_interval_min_ms
+        round3(rxi.max / 1e6) if rxi_n else None,  # rexmit_interval_max_ms
+        round3(rxi.mean / 1e6) if rxi_n else None,  # rexmit_interval_avg_ms
         # rto_backoff_ratio_avg:
-        round3(st.backoff_ratio.mean) if st.backoff_ratio.count else None,
+        round3(bor.mean) if bor.count else None,
         st.isn,  # isn
         st.midstream,  # midstream
     )
