@@ -195,3 +195,21 @@ def test_server_in_syn_received_without_any_retransmission(tmp_path: Path) -> No
     assert "synack_retransmission" not in codes(found)
     h = only(found, "half_open")
     assert h.details["inferred_frames"] == [4]
+
+
+# -- connection_refused (ConnectionRefused): a first obeyed RST from the server -----------------
+def test_one_syn_refused_by_the_server(tmp_path: Path) -> None:
+    frames: list[tuple[int, bytes]] = []
+    t = Talk(frames)
+    t.c(0, SYN)
+    t.s(0.001, RST | ACK, seq=0)
+    r = only(analyse(tmp_path, frames), "connection_refused")
+    assert r.details["syn_attempts"] == 1 and r.details["rst_flags"] == "RA"
+
+
+def test_a_client_rst_to_its_own_syn_is_no_refusal(tmp_path: Path) -> None:
+    frames: list[tuple[int, bytes]] = []
+    t = Talk(frames)
+    t.c(0, SYN)
+    t.c(0.5, RST, seq=t.nxt[True])
+    assert "connection_refused" not in codes(analyse(tmp_path, frames))

@@ -140,6 +140,10 @@ class ConnectionRefused(Detector):
                   "The server answered the SYN with a RST (nothing listening, or rejected)."),)
 
     def on_connection(self, conn: Connection) -> Iterable[Anomaly]:
+        # Pre-check: classify_close says "refused" only for a first obeyed RST from the
+        # server; most connections have none and skip both classifications.
+        if conn.first_rst_sender != "server":
+            return ()
         open_kind = classify_open(conn)
         if classify_close(conn, open_kind) != "refused":
             return ()
