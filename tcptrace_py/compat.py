@@ -200,8 +200,10 @@ class PeerSummary:
     def history(self) -> str:
         """Zeek's history string; the originator's letters are upper case."""
         o = self._orig
+        # A list, not a generator, for join(): built once per record, and a compiled
+        # generator costs a closure and a generator object per call.
         return "^" * self._flips + "".join(
-            ch if side == o else ch.lower() for ch, side in self._letters)
+            [ch if side == o else ch.lower() for ch, side in self._letters])
 
     def conn_state(self) -> str:
         """Zeek's ``Conn::conn_state`` (scripts/base/protocols/conn/main.zeek) for TCP."""
@@ -392,24 +394,31 @@ class PeerSummary:
         p = eps[1 - side]
         is_orig = side == self._orig
         seq = seg.seq
+        # Flag bits and both endpoints' states read once: nothing below changes a state
+        # before _state_machine (init_seqs and _check touch sequence numbers and history).
+        syn = flags & SYN
+        fin = flags & FIN
+        rst = flags & RST
+        ackf = flags & ACK
+        st = e.state
+        pst = p.state
         # SetPartialStatus
         if is_orig:
             if not e.first_seen:
-                self._partial = not flags & SYN or bool(flags & ACK)
+                self._partial = not syn or bool(ackf)
         elif not e.first_seen and not self._partial:
-            self._partial = not flags & SYN
-        seg_len = plen + (1 if flags & SYN else 0) + (1 if flags & FIN else 0)
-        if flags & RST:
+            self._partial = not syn
+        seg_len = plen + (1 if syn else 0) + (1 if fin else 0)
+        if rst:
             seg_len -= plen  # RST payload is not stream data (Zeek get_segment_len)
         end = (seq + seg_len) & _MASK32
         # init_endpoint
-        st = e.state
         if st == INACTIVE:
-            if flags & SYN:
+            if syn:
                 e.init_seqs(seq, end)
             else:
                 e.init_seqs((seq - 1) & _MASK32, seq)
-        elif flags & SYN and (
+        elif syn and (
                 st in (ESTABLISHED, PARTIAL)  # "SYN inside connection": re-base
                 or (st in (SYN_SENT, SYN_ACK_SENT) and seq != e.start_seq)  # SYN_seq_jump
                 or (st == RESET and e.prev_state == INACTIVE)):  # earlier RST was spoofed?
@@ -420,26 +429,26 @@ class PeerSummary:
         # update_history
         ctrl = flags & (SYN | FIN | RST)
         bits = 0 if not ctrl else (
-            (1 if flags & SYN else 0) + (1 if flags & FIN else 0) + (1 if flags & RST else 0))
+            (1 if syn else 0) + (1 if fin else 0) + (1 if rst else 0))
         if not bits:
             # Data / ACK letters: once per endpoint, so test the bit before calling _check.
             if plen:
                 if not e.hist & _HIST_DATA:
                     self._check(e, side, _HIST_DATA, "D")
-            elif flags & ACK and not e.hist & _HIST_ACK:
+            elif ackf and not e.hist & _HIST_ACK:
                 self._check(e, side, _HIST_ACK, "A")
         elif bits > 1:
-            if flags & FIN and flags & RST:
+            if fin and rst:
                 self._check(e, side, _HIST_FIN_RST, "I")
             else:
                 self._check(e, side, _HIST_MULTI_FLAG, "Q")
         elif bits == 1:
-            if flags & SYN:
-                code = "H" if flags & ACK else "S"
+            if syn:
+                code = "H" if ackf else "S"
                 if self._check(e, side, _HIST_SYN, code) and rel_seq != e.last_syn:
                     self._letters.append((code, side))
                 e.last_syn = rel_seq
-            elif flags & FIN:
+            elif fin:
                 if self._check(e, side, _HIST_FIN, "F") and rel_seq + plen != e.last_fin:
                     self._letters.append(("F", side))
                 e.last_fin = rel_seq + plen
@@ -448,38 +457,38 @@ class PeerSummary:
                     self._letters.append(("R", side))
                 e.last_rst = rel_seq
         # update_window: zero windows count unless RST, peer closed, or we were reset.
-        if seg.window == 0 and not flags & RST and p.state != CLOSED and e.state != RESET:
+        if seg.window == 0 and not rst and pst != CLOSED and st != RESET:
             e.win0_cnt += 1
             if e.win0_cnt == e.win0_thresh:
                 self._letters.append(("W", side))
                 e.win0_thresh *= SCALED_HISTORY_BASE
-        if flags & FIN:
+        if fin:
             e.fin_cnt += 1
             e.fin_seq = rel_seq + seg_len
-        if flags & RST:
+        if rst:
             e.rst_cnt += 1
         rel_ack = 0
         ack = seg.ack
-        if flags & ACK:
-            if p.state == INACTIVE:
+        if ackf:
+            if pst == INACTIVE:
                 rel_ack = 1
                 p.init_seqs((ack - 1) & _MASK32, (ack - 1) & _MASK32)
             else:
                 rel_ack = ((ack - p.start_seq + _HALF32) & _MASK32) - _HALF32
                 if rel_ack < 0:
                     rel_ack = 0
-                elif not flags & RST:
+                elif not rst:
                     d_ack = ((ack - p.ack_seq + _HALF32) & _MASK32) - _HALF32
                     if not (ack == 0 and d_ack > TOO_LARGE_SEQ_DELTA) and d_ack > 0:
                         p.ack_seq = ack
         # update_last_seq (also Zeek's retransmission rule for 't')
         delta_last = ((end - e.last_seq + _HALF32) & _MASK32) - _HALF32
-        if flags & (SYN | RST) and (delta_last > TOO_LARGE_SEQ_DELTA
+        if (syn or rst) and (delta_last > TOO_LARGE_SEQ_DELTA
                                     or delta_last < -TOO_LARGE_SEQ_DELTA):
             pass
-        elif flags & FIN and e.last_seq == (e.start_seq + 1) & _MASK32:
+        elif fin and e.last_seq == (e.start_seq + 1) & _MASK32:
             e.last_seq = end
-        elif e.state == RESET:
+        elif st == RESET:
             pass
         elif delta_last > 0:
             e.last_seq = end
@@ -488,15 +497,15 @@ class PeerSummary:
             if e.rxmt_cnt == e.rxmt_thresh:
                 self._letters.append(("T", side))
                 e.rxmt_thresh *= SCALED_HISTORY_BASE
-        if ctrl or e.state == INACTIVE:
+        if ctrl or st == INACTIVE:
             # Without SYN/FIN/RST the state machine only moves an INACTIVE endpoint.
             self._state_machine(e, p, side, is_orig, flags, plen, seq)
-        if flags & ACK and rel_ack > p.trim_seq:
+        if ackf and rel_ack > p.trim_seq:
             # _ack_received returns at once unless the ACK moves past trim_seq (its FIN clamp
             # only lowers the value), so the common repeated ACK skips the call.
             self._ack_received(p, 1 - side, rel_ack)
-        if plen > 0 and seg.captured_payload >= plen and not flags & RST and not underflow:
-            self._data_sent(e, rel_seq + 1 if flags & SYN else rel_seq, plen)
+        if plen > 0 and seg.captured_payload >= plen and not rst and not underflow:
+            self._data_sent(e, rel_seq + 1 if syn else rel_seq, plen)
         e.first_seen = True
 
     # ------------------------------------------------------------------ state machine

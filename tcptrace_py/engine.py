@@ -90,7 +90,7 @@ class Engine:
 
     def _result(self, conn: Connection) -> FlowResult:
         anomalies = self.detectors.on_connection(conn)
-        record = flow_record(conn, sorted({a.code for a in anomalies}))
+        record = flow_record(conn, sorted({a.code for a in anomalies}) if anomalies else [])
         self.detectors.on_record(conn, record)
         self.summary.connections += 1
         capped = conn.analyzer.tracking_capped + conn.peer.holes_filled

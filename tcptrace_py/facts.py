@@ -142,11 +142,16 @@ class ProtocolFacts:
         """Add :data:`FACT_COLUMNS` to a record."""
         rec["ecn_negotiated"] = bool(self.ecn_mode)
         rec["ecn_mode"] = self.ecn_mode
-        for side, prefix in ((0, "client_"), (1, "server_")):
-            rec[prefix + "ecn_ect_segments"] = self.ect[side]
-            rec[prefix + "ecn_ce_segments"] = self.ce[side]
-            rec[prefix + "ecn_ece_segments"] = self.ece[side]
-            rec[prefix + "ecn_cwr_segments"] = self.cwr[side]
+        # Literal keys, not prefix + name: a record is built for every connection.
+        ect, ce, ece, cwr = self.ect, self.ce, self.ece, self.cwr
+        rec["client_ecn_ect_segments"] = ect[0]
+        rec["client_ecn_ce_segments"] = ce[0]
+        rec["client_ecn_ece_segments"] = ece[0]
+        rec["client_ecn_cwr_segments"] = cwr[0]
+        rec["server_ecn_ect_segments"] = ect[1]
+        rec["server_ecn_ce_segments"] = ce[1]
+        rec["server_ecn_ece_segments"] = ece[1]
+        rec["server_ecn_cwr_segments"] = cwr[1]
         rec["tfo_option"] = self.tfo_option
         rec["tfo_syn_data_bytes"] = self.syn_data_bytes
         rec["tfo_syn_data_acked"] = self.syn_data_acked

@@ -141,14 +141,35 @@ def state_name(state: TcpState) -> str:
     return state.value
 
 
+ADDR_TEXT_CACHE_MAX = 4096
+"""Address texts :func:`cached_addr_text` remembers before starting over: captures repeat a
+few servers and clients over many connections, and an IPv6 text costs ~20,000 instructions
+(``ipaddress``); 4096 entries of ~100 bytes bound the memory, and a scan of many addresses
+only pays a dict lookup more per miss."""
+
+_addr_texts: dict[bytes, str] = {}
+
+
+def cached_addr_text(addr: bytes) -> str:
+    """``segment.addr_text(addr)``, remembered (a pure function of the packed address)."""
+    text = _addr_texts.get(addr)
+    if text is None:
+        if len(_addr_texts) >= ADDR_TEXT_CACHE_MAX:
+            _addr_texts.clear()
+        text = _addr_texts[addr] = addr_text(addr)
+    return text
+
+
 def flow_record(conn: Connection, anomaly_codes: list[str] | None = None) -> dict[str, Any]:
     """The flat record of a finished connection."""
     open_kind = classify_open(conn)
     syn_frame = synack_frame = rst_frame = None
+    syn_ts = 0
     for p in conn.notable:
         if p.flags & 0x02 and not p.flags & 0x10 and syn_frame is None and \
                 p.sender == "client":
             syn_frame = p.frame
+            syn_ts = p.ts_ns  # the first notable packet of that frame (one per segment)
         elif p.flags & 0x02 and p.flags & 0x10 and synack_frame is None:
             synack_frame = p.frame
     if conn.first_rst_frame >= 0:
@@ -156,7 +177,6 @@ def flow_record(conn: Connection, anomaly_codes: list[str] | None = None) -> dic
     seen = handshake_seen(conn)
     handshake_s = None
     if conn.handshake_done_frame >= 0 and syn_frame is not None:
-        syn_ts = next(p.ts_ns for p in conn.notable if p.frame == syn_frame)
         handshake_s = (conn.handshake_done_ts_ns - syn_ts) / _NS
     # Times no output can hold (segment.TS_NS_MIN..TS_NS_MAX: a pcapng interface's bad
     # if_tsoffset) are null; the duration stays when both ends are such times (one
@@ -166,9 +186,9 @@ def flow_record(conn: Connection, anomaly_codes: list[str] | None = None) -> dic
                   if (start_ns is None) == (end_ns is None) else None)
     rec: dict[str, Any] = {
         "flow_id": conn.flow_id,
-        "client_ip": addr_text(conn.client_addr),
+        "client_ip": cached_addr_text(conn.client_addr),
         "client_port": conn.client_port,
-        "server_ip": addr_text(conn.server_addr),
+        "server_ip": cached_addr_text(conn.server_addr),
         "server_port": conn.server_port,
         "ip_version": 4 if len(conn.client_addr) == 4 else 6,
         "roles_inferred": conn.roles_inferred,
@@ -182,8 +202,8 @@ def flow_record(conn: Connection, anomaly_codes: list[str] | None = None) -> dic
         "duration_s": duration_s,
         "open": open_kind,
         "close": classify_close(conn, open_kind),
-        "client_state": state_name(conn.client.state),
-        "server_state": state_name(conn.server.state),
+        "client_state": conn.client.state._value_,  # state_name(), without a call
+        "server_state": conn.server.state._value_,
         "conn_state": conn.peer.conn_state(),
         "history": conn.peer.history(),
         "completeness": conn.peer.completeness(),

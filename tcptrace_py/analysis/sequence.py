@@ -1090,6 +1090,45 @@ window field): frames.py gives them a nullable integer dtype. Every other column
 be None (RTT, intervals, averages, rates) is a float, NaN when missing."""
 _PREFIXED = {p: tuple(p + name for name in DIRECTION_COLUMNS) for p in ("client_", "server_")}
 
+_EXACT_BELOW = 4503599627370496.0
+"""2**52: below it a double's fractional part is exact and ``int()`` of it is too."""
+_MARGIN = 2.3e-16
+"""Relative distance from a rounding boundary that decides without round() (see
+:func:`round3`): above 2**-52, twice the error of the one multiplication."""
+
+
+def round3(x: float) -> float:
+    """``round(x, 3)``, bit for bit, without round()'s decimal string where it can.
+
+    Why: ``round(x, 3)`` converts through a correctly rounded decimal string (about 2,500
+    instructions) and a record takes a dozen such columns per direction. round() rounds the
+    exact binary value v = x * 1000 to the nearest integer k (half to even) and returns the
+    double nearest to k / 1000. Here y = x * 1000 is computed in doubles, within
+    ``y * 2**-53`` of v. When y's fractional part ``f`` (exact below 2**52) is farther than
+    ``_MARGIN * y`` from 0.5, v lies on the same side of the same half-integer, so k is
+    ``int(y)`` or ``int(y) + 1``, and ``k / 1000`` (Python's correctly rounded integer
+    division) is round()'s double. Ties, near-ties, 0, negative values (round keeps -0.0),
+    huge values and NaN go through round().
+    """
+    y = x * 1000.0
+    if 0.0 < y < _EXACT_BELOW:
+        k = int(y)
+        f = y - k
+        if abs(f - 0.5) > y * _MARGIN:
+            return (k + 1 if f > 0.5 else k) / 1000
+    return round(x, 3)
+
+
+def round1(x: float) -> float:
+    """``round(x, 1)``, bit for bit: :func:`round3`'s argument with 10 for 1000."""
+    y = x * 10.0
+    if 0.0 < y < _EXACT_BELOW:
+        k = int(y)
+        f = y - k
+        if abs(f - 0.5) > y * _MARGIN:
+            return (k + 1 if f > 0.5 else k) / 10
+    return round(x, 1)
+
 
 def _direction_values(st: DirectionStats, state: SenderState,
                       duration_ns: int) -> tuple[object, ...]:
@@ -1100,12 +1139,17 @@ def _direction_values(st: DirectionStats, state: SenderState,
     est = state.est
     rtt = st.rtt
     rxi = st.rexmit_interval
+    bor = st.backoff_ratio
+    # Fields read more than once, read once (each read of a slot is a descriptor call).
+    packets, data_pkts, seg_max, win_n = st.packets, st.data_pkts, st.seg_max, st.win_n
+    rtt_n, rxi_n, hs_ns = rtt.count, rxi.count, st.handshake_rtt_ns
+    srtt, rttvar = est.srtt_ns, est.rttvar_ns
     values = (
-        st.packets,  # packets
+        packets,  # packets
         st.ack_pkts,  # ack_pkts
         st.pure_acks,  # pure_acks
         st.rst_pkts,  # rst_pkts
-        st.data_pkts,  # data_pkts
+        data_pkts,  # data_pkts
         st.data_bytes,  # data_bytes
         st.unique_bytes,  # unique_bytes
         st.retransmitted_segments,  # retransmitted_segments
@@ -1145,36 +1189,36 @@ def _direction_values(st: DirectionStats, state: SenderState,
         st.iw_pkts,  # initial_window_pkts
         # Figures without a sample are None (NaN/<NA> in frames, null in JSON), never 0: a
         # 0 would read as a measurement (a zero window, a 0 ms RTT) and pull medians down.
-        st.seg_min if st.seg_max else None,  # segment_min_bytes
-        st.seg_max if st.seg_max else None,  # segment_max_bytes
-        round(st.data_bytes / st.data_pkts, 1) if st.data_pkts else None,  # segment_avg_bytes
-        st.win_min if st.win_n else None,  # window_min_bytes
-        st.win_max if st.win_n else None,  # window_max_bytes
-        round(st.win_sum / st.win_n, 1) if st.win_n else None,  # window_avg_bytes
+        st.seg_min if seg_max else None,  # segment_min_bytes
+        seg_max if seg_max else None,  # segment_max_bytes
+        round1(st.data_bytes / data_pkts) if data_pkts else None,  # segment_avg_bytes
+        st.win_min if win_n else None,  # window_min_bytes
+        st.win_max if win_n else None,  # window_max_bytes
+        round1(st.win_sum / win_n) if win_n else None,  # window_avg_bytes
         # idle_max_ms: a gap needs two packets of this direction.
-        round(st.idle_max_ns / 1e6, 3) if st.packets > 1 else None,
+        round3(st.idle_max_ns / 1e6) if packets > 1 else None,
         # throughput_bytes_per_s: no rate over a zero-length connection.
-        (round(st.unique_bytes * 1e9 / duration_ns, 1) if duration_ns > 0 else None),
+        (round1(st.unique_bytes * 1e9 / duration_ns) if duration_ns > 0 else None),
         st.truncated_bytes,  # truncated_bytes
         st.truncated_pkts,  # truncated_pkts
         st.tso_pkts,  # tso_supersegments
-        rtt.count,  # rtt_samples
+        rtt_n,  # rtt_samples
         st.ambiguous_acks,  # rtt_ambiguous_acks
-        round(rtt.min / 1e6, 3) if rtt.count else None,  # rtt_min_ms
-        round(rtt.mean / 1e6, 3) if rtt.count else None,  # rtt_avg_ms
-        round(rtt.max / 1e6, 3) if rtt.count else None,  # rtt_max_ms
+        round3(rtt.min / 1e6) if rtt_n else None,  # rtt_min_ms
+        round3(rtt.mean / 1e6) if rtt_n else None,  # rtt_avg_ms
+        round3(rtt.max / 1e6) if rtt_n else None,  # rtt_max_ms
         # rtt_stdev_ms: the sample standard deviation needs two samples.
-        round(rtt.stdev / 1e6, 3) if rtt.count > 1 else None,
+        round3(rtt.stdev / 1e6) if rtt_n > 1 else None,
         # handshake_rtt_ms:
-        round(st.handshake_rtt_ns / 1e6, 3) if st.handshake_rtt_ns >= 0 else None,
-        round(est.srtt_ns / 1e6, 3) if est.srtt_ns is not None else None,  # srtt_ms
-        round(est.rttvar_ns / 1e6, 3) if est.rttvar_ns is not None else None,  # rttvar_ms
-        round(est.rto_ns / 1e6, 3),  # rto_ms
-        round(rxi.min / 1e6, 3) if rxi.count else None,  # rexmit_interval_min_ms
-        round(rxi.max / 1e6, 3) if rxi.count else None,  # rexmit_interval_max_ms
-        round(rxi.mean / 1e6, 3) if rxi.count else None,  # rexmit_interval_avg_ms
+        round3(hs_ns / 1e6) if hs_ns >= 0 else None,
+        round3(srtt / 1e6) if srtt is not None else None,  # srtt_ms
+        round3(rttvar / 1e6) if rttvar is not None else None,  # rttvar_ms
+        round3(est.rto_ns / 1e6),  # rto_ms
+        round3(rxi.min / 1e6) if rxi_n else None,  # rexmit_interval_min_ms
+        round3(rxi.max / 1e6) if rxi_n else None,  # rexmit_interval_max_ms
+        round3(rxi.mean / 1e6) if rxi_n else None,  # rexmit_interval_avg_ms
         # rto_backoff_ratio_avg:
-        round(st.backoff_ratio.mean, 3) if st.backoff_ratio.count else None,
+        round3(bor.mean) if bor.count else None,
         st.isn,  # isn
         st.midstream,  # midstream
     )

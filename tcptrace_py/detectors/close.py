@@ -20,6 +20,10 @@ from tcptrace_py.segment import ACK, FIN, RST
 _MASK = 0xFFFFFFFF
 _HALF = 1 << 31
 SIDES = ("client", "server")
+# Enum members bound once: read through their class they cost ten global reads, and these
+# tests run for every finished connection.
+_LAST_ACK = TcpState.LAST_ACK
+_CLOSE_WAIT = TcpState.CLOSE_WAIT
 
 
 def first_fin(conn: Connection, side: int) -> NotablePacket | None:
@@ -27,8 +31,12 @@ def first_fin(conn: Connection, side: int) -> NotablePacket | None:
     frame = conn.fin_frame[side]
     if frame < 0:
         return None
-    return next((p for p in conn.notable if p.frame == frame and p.flags & FIN
-                 and not p.flags & RST), None)
+    # A loop, not next() over a generator: it runs for most connections, and a compiled
+    # generator costs a closure and a generator object per call.
+    for p in conn.notable:
+        if p.frame == frame and p.flags & FIN and not p.flags & RST:
+            return p
+    return None
 
 
 def sent_after(machine: EndpointMachine, peer_fin: NotablePacket | None,
@@ -75,8 +83,13 @@ class LostFinalAck(Detector):
     )
 
     def on_connection(self, conn: Connection) -> Iterable[Anomaly]:
-        out: list[Anomaly] = []
         machines = (conn.client, conn.server)
+        # Pre-check (no finding otherwise): both findings need a FIN retransmission (one of
+        # the analyzer's retransmissions) or a side left in LAST_ACK.
+        if not conn.analyzer.retransmissions and machines[0].state is not _LAST_ACK \
+                and machines[1].state is not _LAST_ACK:
+            return []
+        out: list[Anomaly] = []
         for side, name in enumerate(SIDES):
             fin = first_fin(conn, side)
             if fin is None:
@@ -104,7 +117,7 @@ class LostFinalAck(Detector):
                     "lost_final_ack", conn.flow_id, fin.frame, rex[-1].frame, fin.ts_ns,
                     f"{name} re-sent its FIN {len(rex)} time(s) from LAST_ACK: the final ACK "
                     f"never reached it{where}", details))
-            elif passive and machines[side].state is TcpState.LAST_ACK and not acks \
+            elif passive and machines[side].state is _LAST_ACK and not acks \
                     and self.end_ns_of(conn) - fin.ts_ns >= \
                     int(float(self.p["min_wait_s"]) * 1e9):
                 out.append(self.make(
@@ -145,17 +158,27 @@ class CloseWaitStuck(Detector):
 
     def on_connection(self, conn: Connection) -> Iterable[Anomaly]:
         out: list[Anomaly] = []
+        if conn.first_rst_frame >= 0 or (conn.fin_frame[0] < 0 and conn.fin_frame[1] < 0):
+            return out  # no side's loop below gets past its first test
         machines = (conn.client, conn.server)
+        fins = (first_fin(conn, 0), first_fin(conn, 1))
         for side, name in enumerate(SIDES):
-            peer_fin = first_fin(conn, 1 - side)
-            if peer_fin is None or conn.first_rst_frame >= 0 or not conn.packets[side]:
+            peer_fin = fins[1 - side]
+            if peer_fin is None or not conn.packets[side]:
                 # A side the capture holds no packet of never showed it acknowledged the FIN:
                 # whether it closed cannot be known (one-sided capture).
                 continue
             m = machines[side]
+            own_fin = fins[side]
+            stuck = m.state is _CLOSE_WAIT and own_fin is None
+            # Either finding needs extra == 0; the second one a late own FIN. Both tests
+            # come before sent_after's arithmetic, which most graceful closes then skip.
+            if not stuck and (own_fin is None or own_fin.frame <= peer_fin.frame
+                              or own_fin.ts_ns - peer_fin.ts_ns
+                              < int(float(self.p["max_close_delay_s"]) * 1e9)):
+                continue
             extra = sent_after(m, peer_fin, conn.peer_sent_at_fin[1 - side])
-            own_fin = first_fin(conn, side)
-            if m.state is TcpState.CLOSE_WAIT and own_fin is None and extra == 0:
+            if stuck and extra == 0:
                 # A capture has no end marker after its last frame: the time we can show runs
                 # to the last frame. Stuck by capture end is the finding; warning once the
                 # capture shows it for min_stuck_s, info when it ended too soon to be sure.
@@ -168,16 +191,15 @@ class CloseWaitStuck(Detector):
                     {"by": name, "peer_fin_frame": peer_fin.frame,
                      "stuck_s_at_least": seconds(stuck_ns), "closed": False},
                     severity=None if long_enough else "info"))
-            elif own_fin is not None and own_fin.frame > peer_fin.frame and extra == 0:
+            elif own_fin is not None and extra == 0:  # late (above): frame and delay
                 delay_ns = own_fin.ts_ns - peer_fin.ts_ns
-                if delay_ns >= int(float(self.p["max_close_delay_s"]) * 1e9):
-                    out.append(self.make(
-                        "close_wait_stuck", conn.flow_id, peer_fin.frame, own_fin.frame,
-                        peer_fin.ts_ns, f"{name} closed {human(delay_ns)} after the "
-                        "peer's FIN", {"by": name, "peer_fin_frame": peer_fin.frame,
-                                       "fin_frame": own_fin.frame,
-                                       "stuck_s_at_least": seconds(delay_ns),
-                                       "closed": True}))
+                out.append(self.make(
+                    "close_wait_stuck", conn.flow_id, peer_fin.frame, own_fin.frame,
+                    peer_fin.ts_ns, f"{name} closed {human(delay_ns)} after the "
+                    "peer's FIN", {"by": name, "peer_fin_frame": peer_fin.frame,
+                                   "fin_frame": own_fin.frame,
+                                   "stuck_s_at_least": seconds(delay_ns),
+                                   "closed": True}))
         return out
 
 
@@ -207,11 +229,13 @@ class CloseKinds(Detector):
             side = 0 if fins[1] < 0 or 0 <= fins[0] < fins[1] else 1
             fin = first_fin(conn, side)
             peer = (conn.client, conn.server)[1 - side]
-            arrived = sent_after(peer, fin)  # bytes the closer had not received at its FIN
-            extra = sent_after(peer, fin, conn.peer_sent_at_fin[side])  # sent after it
             name, other = SIDES[side], SIDES[1 - side]
-            if fin is not None and arrived > 0 and conn.first_rst_sender == name \
-                    and conn.first_rst_frame > fin.frame:
+            # Bytes the closer had not received at its FIN, needed only when its RST came
+            # after that FIN (most closes have no RST: no arithmetic).
+            arrived = sent_after(peer, fin) if fin is not None \
+                and conn.first_rst_sender == name and conn.first_rst_frame > fin.frame else 0
+            if arrived > 0:
+                assert fin is not None
                 # A half-closed endpoint (shutdown(SHUT_WR)) accepts data after its FIN; one
                 # that close()d answers it with a RST (Linux: from the socket, TCPAbortOnData,
                 # or from its FIN_WAIT_2 mini-socket). So the RST proves a full close, and the
@@ -233,7 +257,9 @@ class CloseKinds(Detector):
                      "fin_to_rst_s": seconds(rst.ts_ns - fin.ts_ns),
                      "peer_closed_first": peer_closed},
                     severity="info" if peer_closed else None))
-            elif fin is not None and extra > 0:
+            elif fin is not None and (
+                    extra := sent_after(peer, fin, conn.peer_sent_at_fin[side])) > 0:
+                # extra: bytes the peer sent after the FIN.
                 peer_fin = first_fin(conn, 1 - side)
                 until = peer_fin.ts_ns if peer_fin is not None else self.end_ns_of(conn)
                 out.append(self.make(

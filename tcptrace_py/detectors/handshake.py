@@ -30,6 +30,9 @@ from tcptrace_py.options import Options
 from tcptrace_py.report import classify_close, classify_open
 from tcptrace_py.segment import ACK, RST, SYN, endpoint_text
 
+_SYN_RECEIVED = TcpState.SYN_RECEIVED
+"""Bound once: an Enum member read through its class costs ten global reads (per connection)."""
+
 
 def backoff_pattern(gaps_s: list[float], tolerance: float) -> str:
     """Name the retry schedule of a series of SYN retransmission intervals (seconds).
@@ -137,6 +140,10 @@ class ConnectionRefused(Detector):
                   "The server answered the SYN with a RST (nothing listening, or rejected)."),)
 
     def on_connection(self, conn: Connection) -> Iterable[Anomaly]:
+        # Pre-check: classify_close says "refused" only for a first obeyed RST from the
+        # server; most connections have none and skip both classifications.
+        if conn.first_rst_sender != "server":
+            return ()
         open_kind = classify_open(conn)
         if classify_close(conn, open_kind) != "refused":
             return ()
@@ -225,10 +232,15 @@ class SynAckTrouble(Detector):
     def on_connection(self, conn: Connection) -> Iterable[Anomaly]:
         if not conn.synack_sent[1]:
             return ()
-        out: list[Anomaly] = []
-        server = endpoint_text(conn.server_addr, conn.server_port)
         rex = [r for r in conn.analyzer.retransmissions if r.kind == "synack"
                and r.sender == "server"]
+        # Pre-check (no finding, no count): both findings below need a SYN-ACK
+        # retransmission, or the server left in SYN_RECEIVED. Most connections with a
+        # SYN-ACK have neither, and skip the evidence scans and the server's text.
+        if not rex and conn.server.state is not _SYN_RECEIVED:
+            return ()
+        out: list[Anomaly] = []
+        server = endpoint_text(conn.server_addr, conn.server_port)
         synacks = [p for p in conn.notable if p.sender == "server"
                    and p.flags & (SYN | ACK | RST) == SYN | ACK]
         ignored = [e.frame for e in conn.events if e.endpoint == "server"
@@ -255,7 +267,7 @@ class SynAckTrouble(Detector):
                     synacks[0].ts_ns, f"server {server} retransmitted its SYN-ACK {len(rex)} "
                     "time(s)" + (" after the client's handshake ACK" if inferred else ""),
                     details))
-        if conn.server.state is TcpState.SYN_RECEIVED and (rex or inferred):
+        if conn.server.state is _SYN_RECEIVED and (rex or inferred):
             reason = "handshake_ack_ignored" if ack_seen else "synack_unacknowledged"
             details = {
                 "reason": reason,

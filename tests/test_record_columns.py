@@ -1,0 +1,123 @@
+"""Record building: the per-connection shortcuts give the columns the plain code gave.
+
+Why: a record is built for every connection, so its builders avoid costly calls (round()
+through a decimal string, per-connection dicts); each shortcut here is checked against the
+plain computation it replaces, on arbitrary values and on a capture.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+from pathlib import Path
+
+import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
+from tcptrace_py import report
+from tcptrace_py.analysis.sequence import round1, round3
+from tcptrace_py.engine import Engine
+from tcptrace_py.options import Options
+from tcptrace_py.segment import addr_text
+
+SAMPLES = Path(__file__).resolve().parents[1] / "samples"
+
+
+def same(a: float, b: float) -> bool:
+    """Bit-identical (repr tells -0.0 from 0.0 and shows NaN)."""
+    return repr(a) == repr(b)
+
+
+def both(x: float) -> None:
+    assert same(round3(x), round(x, 3)), x
+    assert same(round1(x), round(x, 1)), x
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.floats(allow_nan=True, allow_infinity=False))
+@example(0.0)
+@example(-0.0)
+@example(0.0015)
+@example(0.0025)
+@example(0.05)
+@example(0.25)
+@example(-1.5)
+@example(5e-324)
+@example(4503599627370496.0 / 1000)
+@example(1e308)
+def test_round3_and_round1_of_any_float_are_round(x: float) -> None:
+    both(x)
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.integers(min_value=0, max_value=2**60))
+def test_round3_of_whole_nanoseconds_in_ms_is_round(ns: int) -> None:
+    """The record's millisecond columns: whole nanosecond counts over 1e6."""
+    both(ns / 1e6)
+    both(float(ns) / 1e6)
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.integers(min_value=0, max_value=10**12), st.sampled_from((1000, 10)),
+       st.integers(min_value=-3, max_value=3))
+def test_round3_and_round1_next_to_ties_are_round(k: int, scale: int, ulps: int) -> None:
+    """x within a few ulps of a decimal tie (k + 0.5) / scale: the margin sends them to
+    round(), or decides them correctly."""
+    x = (k + 0.5) / scale
+    for _ in range(abs(ulps)):
+        x = math.nextafter(x, math.inf if ulps > 0 else -math.inf)
+    both(x)
+
+
+def test_ms_columns_of_a_capture_are_rounded_milliseconds() -> None:
+    """On a lossy sample: the millisecond columns built with round3 equal round(ns / 1e6, 3)
+    of the connection's own figures."""
+    conns = []
+
+    class Keep(Engine):
+        def _result(self, conn):  # type: ignore[no-untyped-def]
+            conns.append(conn)
+            return super()._result(conn)
+
+    records = [r.record for r in Keep(Options()).run(str(SAMPLES / "data_loss_retrans.pcap"))]
+    assert records and len(records) == len(conns)
+    checked = 0
+    for rec, conn in zip(records, conns, strict=True):
+        for prefix, st_, state in (("client_", conn.analyzer.client, conn.analyzer._c),
+                                   ("server_", conn.analyzer.server, conn.analyzer._s)):
+            assert same(rec[prefix + "rto_ms"], round(state.est.rto_ns / 1e6, 3))
+            if st_.rtt.count:
+                assert same(rec[prefix + "rtt_min_ms"], round(st_.rtt.min / 1e6, 3))
+                assert same(rec[prefix + "rtt_max_ms"], round(st_.rtt.max / 1e6, 3))
+                checked += 1
+            if st_.packets > 1:
+                assert same(rec[prefix + "idle_max_ms"], round(st_.idle_max_ns / 1e6, 3))
+            if st_.handshake_rtt_ns >= 0:
+                assert same(rec[prefix + "handshake_rtt_ms"],
+                            round(st_.handshake_rtt_ns / 1e6, 3))
+            if st_.rexmit_interval.count:
+                assert same(rec[prefix + "rexmit_interval_max_ms"],
+                            round(st_.rexmit_interval.max / 1e6, 3))
+    assert checked
+
+
+def test_cached_addr_text_is_addr_text_and_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The record's address columns come from a bounded memo of ``addr_text``: same text for
+    IPv4 and IPv6 (RFC 5952), and never more than ``ADDR_TEXT_CACHE_MAX`` entries."""
+    monkeypatch.setattr(report, "ADDR_TEXT_CACHE_MAX", 3)
+    report._addr_texts.clear()
+    addrs = [bytes([10, 0, 0, i]) for i in range(5)] + [
+        bytes.fromhex("20010db8000000000000000000000001"), bytes(16)]
+    for addr in addrs + addrs:
+        assert report.cached_addr_text(addr) == addr_text(addr)
+        assert len(report._addr_texts) <= 3
+    report._addr_texts.clear()
+
+
+def test_ipv6_record_addresses() -> None:
+    records = [r.record for r in Engine(Options()).run(str(SAMPLES / "ipv6_normal.pcap"))]
+    assert records
+    for rec in records:
+        assert ":" in rec["client_ip"] and ":" in rec["server_ip"]
+        assert addr_text(ipaddress.IPv6Address(rec["client_ip"]).packed) == rec["client_ip"]
