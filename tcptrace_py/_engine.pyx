@@ -31,6 +31,7 @@ fuzz targets run against this module as well as the reference.
 
 cimport cython
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from cpython.long cimport PyLong_AsLongLongAndOverflow, PyLong_CheckExact
 from libc.limits cimport LLONG_MAX, LLONG_MIN
 from libc.stdint cimport uint8_t, uint32_t
 from libc.string cimport memcmp
@@ -146,6 +147,11 @@ cdef class Segment:
         return ReferenceSegment.__repr__(self)  # the same text: it reads only the fields
 
 
+cdef Segment _FOREIGN = Segment.__new__(Segment)
+"""What the decoding functions return for a segment of another ``--jobs`` worker's
+connection: decoded as far as the reference would, never built (see :func:`_tcp`)."""
+
+
 # ---------------------------------------------------------------- decoding (decode.py)
 cdef inline bint _is_vlan(uint32_t et) noexcept nogil:
     # decode.ETH_VLAN_TAGS: 802.1Q, 802.1ad, old QinQ.
@@ -180,8 +186,13 @@ cdef inline object _addr(const uint8_t* a, Py_ssize_t alen):
 
 cdef Segment _tcp(const uint8_t* d, Py_ssize_t n, Py_ssize_t l4, Py_ssize_t ip_end,
                   const uint8_t* src, const uint8_t* dst, Py_ssize_t alen, int ip_id,
-                  int ttl, object frame, object ts, int ecn):
-    """Twin of ``Decoder._tcp`` for a complete fixed header (None: the reference decides)."""
+                  int ttl, object frame, object ts, int ecn, long long lo, long long hi):
+    """Twin of ``Decoder._tcp`` for a complete fixed header (None: the reference decides).
+
+    With ``hi > 0`` (a ``--jobs`` worker's slot range ``[lo, hi)``), a segment the reference
+    would decode and whose connection hashes outside the range is not built: ``_FOREIGN``
+    says so (its options are still checked: a malformed one goes to the reference, which
+    counts it, as for any segment)."""
     cdef Py_ssize_t cap_end = ip_end if ip_end < n else n
     if l4 + 20 > cap_end:
         return None  # _tcp_cut: a header cut inside its fixed 20 bytes
@@ -196,6 +207,16 @@ cdef Segment _tcp(const uint8_t* d, Py_ssize_t n, Py_ssize_t l4, Py_ssize_t ip_e
     cdef Py_ssize_t data_start = l4 + thl
     if data_start > cap_end:
         return None  # header cut inside its options: the reference keeps what it can
+    cdef unsigned long long x
+    cdef long long slot
+    if hi:
+        # flowtable.slot_of from the header bytes (FlowTableBase.on_segment's test)
+        x = <unsigned long long>(be16(t) ^ be16(t + 2) ^ ((src[alen - 1] ^ dst[alen - 1]) << 16))
+        slot = <long long>(((x * SHARD_MIX) >> 20) & (SHARD_SLOTS - 1))
+        if slot < lo or slot >= hi:
+            if thl == 20 or _options_ok(t + 20, thl - 20):
+                return _FOREIGN
+            return None  # malformed option: the reference counts it
     cdef Segment seg = Segment.__new__(Segment)
     seg.frame = frame
     seg.ts_ns = ts
@@ -232,6 +253,27 @@ cdef Segment _tcp(const uint8_t* d, Py_ssize_t n, Py_ssize_t l4, Py_ssize_t ip_e
     if not _options(seg, o, thl - 20):
         return None  # malformed option: the reference counts it and keeps what it parsed
     return seg
+
+
+cdef bint _options_ok(const uint8_t* o, Py_ssize_t n) noexcept nogil:
+    """False where :func:`_options` would find a malformed option (nothing kept)."""
+    cdef Py_ssize_t i = 0
+    cdef Py_ssize_t olen
+    cdef uint8_t kind
+    while i < n:
+        kind = o[i]
+        if kind == 0:
+            return True
+        if kind == 1:
+            i += 1
+            continue
+        if i + 1 >= n:
+            return False
+        olen = o[i + 1]
+        if olen < 2 or i + olen > n:
+            return False
+        i += olen
+    return True
 
 
 cdef bint _options(Segment seg, const uint8_t* o, Py_ssize_t n) except -1:
@@ -279,7 +321,8 @@ cdef bint _options(Segment seg, const uint8_t* o, Py_ssize_t n) except -1:
     return True
 
 
-cdef Segment _ipv4(const uint8_t* d, Py_ssize_t n, Py_ssize_t off, object frame, object ts):
+cdef Segment _ipv4(const uint8_t* d, Py_ssize_t n, Py_ssize_t off, object frame, object ts,
+                   long long lo, long long hi):
     """Twin of ``Decoder._ipv4`` for an unfragmented IPv4 header carrying TCP."""
     if off + 20 > n:
         return None
@@ -296,10 +339,11 @@ cdef Segment _ipv4(const uint8_t* d, Py_ssize_t n, Py_ssize_t off, object frame,
     if h[9] != 6:
         return None  # not TCP: tunnels, ICMP errors and skips are the reference's
     return _tcp(d, n, off + ihl, off + total_len, h + 12, h + 16, 4, <int>be16(h + 4),
-                h[8], frame, ts, h[1] & 3)
+                h[8], frame, ts, h[1] & 3, lo, hi)
 
 
-cdef Segment _ipv6(const uint8_t* d, Py_ssize_t n, Py_ssize_t off, object frame, object ts):
+cdef Segment _ipv6(const uint8_t* d, Py_ssize_t n, Py_ssize_t off, object frame, object ts,
+                   long long lo, long long hi):
     """Twin of ``Decoder._ipv6`` for an IPv6 header carrying TCP directly."""
     if off + 40 > n:
         return None
@@ -309,25 +353,27 @@ cdef Segment _ipv6(const uint8_t* d, Py_ssize_t n, Py_ssize_t off, object frame,
     cdef Py_ssize_t plen = be16(h + 4)
     cdef Py_ssize_t ip_end = off + 40 + plen if plen else n
     return _tcp(d, n, off + 40, ip_end, h + 8, h + 24, 16, -1, h[7], frame, ts,
-                (be32(h) >> 20) & 3)
+                (be32(h) >> 20) & 3, lo, hi)
 
 
 cdef Segment _ip_by_version(const uint8_t* d, Py_ssize_t n, Py_ssize_t off, object frame,
-                            object ts):
+                            object ts, long long lo, long long hi):
     if off >= n:
         return None
     cdef uint8_t version = d[off] >> 4
     if version == 4:
-        return _ipv4(d, n, off, frame, ts)
+        return _ipv4(d, n, off, frame, ts, lo, hi)
     if version == 6:
-        return _ipv6(d, n, off, frame, ts)
+        return _ipv6(d, n, off, frame, ts, lo, hi)
     return None
 
 
 cdef Segment decode_frame(const uint8_t* d, Py_ssize_t n, int linktype, object frame,
-                          object ts):
+                          object ts, long long lo=0, long long hi=0):
     """Twin of ``Decoder.decode`` for the link types and headers named in the module
-    docstring; None hands the frame to the reference decoder (nothing counted here)."""
+    docstring; None hands the frame to the reference decoder (nothing counted here).
+    ``_FOREIGN``: a segment of a connection outside the slot range ``[lo, hi)`` (see
+    :func:`_tcp`; ``hi`` 0: none)."""
     cdef Py_ssize_t off
     cdef uint32_t et, family
     if linktype == 1:  # Ethernet: type at 12, IP at 14
@@ -346,11 +392,11 @@ cdef Segment decode_frame(const uint8_t* d, Py_ssize_t n, int linktype, object f
         et = be16(d)
         off = 20
     elif linktype == 101 or linktype == 12 or linktype == 14:  # raw IP
-        return _ip_by_version(d, n, 0, frame, ts)
+        return _ip_by_version(d, n, 0, frame, ts, lo, hi)
     elif linktype == 228:
-        return _ipv4(d, n, 0, frame, ts)
+        return _ipv4(d, n, 0, frame, ts, lo, hi)
     elif linktype == 229:
-        return _ipv6(d, n, 0, frame, ts)
+        return _ipv6(d, n, 0, frame, ts, lo, hi)
     elif linktype == 0 or linktype == 108:  # BSD loopback: host-order address family
         if n < 4:
             return None
@@ -358,9 +404,9 @@ cdef Segment decode_frame(const uint8_t* d, Py_ssize_t n, int linktype, object f
         if family > 0xFFFF:
             family = be32(d)
         if family == 2:
-            return _ipv4(d, n, 4, frame, ts)
+            return _ipv4(d, n, 4, frame, ts, lo, hi)
         if family == 10 or family == 24 or family == 28 or family == 30:
-            return _ipv6(d, n, 4, frame, ts)
+            return _ipv6(d, n, 4, frame, ts, lo, hi)
         return None
     else:
         return None
@@ -371,9 +417,9 @@ cdef Segment decode_frame(const uint8_t* d, Py_ssize_t n, int linktype, object f
         et = be16(d + off + 2)
         off += 4
     if et == 0x0800:
-        return _ipv4(d, n, off, frame, ts)
+        return _ipv4(d, n, off, frame, ts, lo, hi)
     if et == 0x86DD:
-        return _ipv6(d, n, off, frame, ts)
+        return _ipv6(d, n, off, frame, ts, lo, hi)
     return None
 
 
@@ -410,25 +456,57 @@ cdef class Router:
     so that a segment costs no generator step and no Python loop iteration: keep the latest
     segment time and hand the segment to the flow table. The loop yields (``None``) only
     when the engine has something to do: connections in ``finished``, or ICMP errors the
-    reference decoder kept (which must reach their connections before the next segment)."""
+    reference decoder kept (which must reach their connections before the next segment).
+
+    In a ``--jobs`` worker (the table's ``slot_hi > 0``, ``parallel.shard_items``) the loop
+    also yields when the table allocated flow ids or deferred old incarnations (the worker
+    reports both at once), and the segments of other workers' connections are never built:
+    they only advance the table's packet clock and sweep (:meth:`FlowTableBase._tick`), as
+    ``on_segment`` does before its slot test. ``frame`` is the frame number of the segment
+    last routed (the worker's sort keys)."""
 
     cdef FlowTableBase table
     cdef list finished
     cdef list icmp
-    cdef public object last_ts
+    cdef list allocated
+    cdef list deferred
+    cdef public long long last_ts
+    cdef public long long frame
+    cdef readonly long long slot_lo
+    cdef readonly long long slot_hi
 
     def __init__(self, FlowTableBase table, list finished, list icmp):
         self.table = table
         self.finished = finished
         self.icmp = icmp
         self.last_ts = -1
+        self.frame = 0
+        self.slot_lo = table.slot_lo
+        self.slot_hi = table.slot_hi
+        if self.slot_hi:
+            self.allocated = (<object>table).allocated
+            self.deferred = (<object>table)._deferred
 
-    cdef inline bint route(self, Segment seg) except -1:
-        ts = seg.ts_ns
+    cdef inline bint _pending(self):
+        if len(self.finished) > 0:
+            return True
+        return self.allocated is not None and (len(self.allocated) > 0
+                                               or len(self.deferred) > 0)
+
+    cdef inline bint route(self, Segment seg, long long ts, long long frame) except -1:
         if ts > self.last_ts:
             self.last_ts = ts
+        self.frame = frame
         self.table.on_segment(seg, self.finished)
-        return len(self.finished) > 0
+        return self._pending()
+
+    cdef inline bint foreign(self, object ts_obj, long long ts, long long frame) except -1:
+        """Another worker's segment: the clock and sweep only."""
+        if ts > self.last_ts:
+            self.last_ts = ts
+        self.frame = frame
+        self.table._tick(ts_obj, self.finished)
+        return self._pending()
 
 
 def read_pcap_segments(stream, bytes head, str display, diag, bint strict, decoder,
@@ -483,6 +561,10 @@ def read_pcap_segments(stream, bytes head, str display, diag, bint strict, decod
     cdef const uint8_t* p
     cdef const uint8_t* r
     cdef Segment seg
+    cdef long long lo = 0, hi = 0
+    if router is not None:
+        lo = router.slot_lo
+        hi = router.slot_hi
     read = stream.read
     try:
         while True:
@@ -533,20 +615,24 @@ def read_pcap_segments(stream, bytes head, str display, diag, bint strict, decod
                     last_ts = ts
                 frame_no += 1
                 pos = end
-                seg = decode_frame(p + start, caplen, linktype, frame_no, ts)
+                ts_obj = ts
+                seg = decode_frame(p + start, caplen, linktype, frame_no, ts_obj, lo, hi)
                 if seg is not None:
                     tcp_segments += 1
                     if router is None:
                         yield seg
-                    elif router.route(seg):
+                    elif seg is _FOREIGN:
+                        if router.foreign(ts_obj, ts, frame_no):
+                            yield None
+                    elif router.route(seg, ts, frame_no):
                         yield None
                     continue
-                ref_seg = ref_decode(linktype, buf[start:end], frame_no, ts, wire_len)
+                ref_seg = ref_decode(linktype, buf[start:end], frame_no, ts_obj, wire_len)
                 if router is None:
                     if ref_seg is not None:
                         yield ref_seg
                 elif ref_seg is not None:
-                    if router.route(ref_seg):
+                    if router.route(ref_seg, ts, frame_no):
                         yield None
                 elif router.icmp:
                     yield None
@@ -1254,10 +1340,34 @@ cdef class FlowTableBase:
     cdef public long long slot_lo
     cdef public long long slot_hi
 
-    cpdef object on_segment(self, Segment seg, list finished):
-        """Route one segment; connections that finish are appended to ``finished``."""
-        ts = seg.ts_ns
+    cdef int _tick(self, object ts, list finished) except -1:
+        """The head of ``flowtable.FlowTable.on_segment``: the packet clock and the sweep
+        trigger, which every segment passes (a ``--jobs`` worker's foreign ones too).
+        Computed in C while the times are exact integers within +-2**62 ns (year 2116:
+        every classic pcap time), else on Python integers as the reference."""
+        cdef long long t = 0, c = 0, s = 0
+        cdef int o1 = 1, o2 = 1, o3 = 1
         clock = self._clock_ns
+        last = self._last_sweep_ns
+        if PyLong_CheckExact(ts) and PyLong_CheckExact(clock) and PyLong_CheckExact(last):
+            t = PyLong_AsLongLongAndOverflow(ts, &o1)
+            c = PyLong_AsLongLongAndOverflow(clock, &o2)
+            s = PyLong_AsLongLongAndOverflow(last, &o3)
+        if o1 == 0 and o2 == 0 and o3 == 0 and -_C_TIME_LIMIT < t < _C_TIME_LIMIT and \
+                -_C_TIME_LIMIT < c < _C_TIME_LIMIT and -_C_TIME_LIMIT < s < _C_TIME_LIMIT:
+            # ts <= TS_NS_MAX holds in this range: the reference's test reduces to this
+            if t > c:
+                if t - c <= _C_MAX_CLOCK_JUMP_NS or c < 0 or self._jump_pending:
+                    self._clock_ns = ts
+                    c = t
+                    self._jump_pending = False
+                else:
+                    self._jump_pending = True
+            else:
+                self._jump_pending = False
+            if c - s >= _C_SWEEP_INTERVAL_NS:
+                self._sweep(self._clock_ns, finished)
+            return 0
         if ts > clock:
             if ts - clock <= MAX_CLOCK_JUMP_NS or clock < 0 or (
                     self._jump_pending and (ts <= TS_NS_MAX or clock > TS_NS_MAX)):
@@ -1267,8 +1377,13 @@ cdef class FlowTableBase:
                 self._jump_pending = True
         else:
             self._jump_pending = False
-        if clock - self._last_sweep_ns >= SWEEP_INTERVAL_NS:
+        if clock - last >= SWEEP_INTERVAL_NS:
             self._sweep(clock, finished)
+        return 0
+
+    cpdef object on_segment(self, Segment seg, list finished):
+        """Route one segment; connections that finish are appended to ``finished``."""
+        self._tick(seg.ts_ns, finished)
         cdef long long slot
         if self.slot_hi:
             slot = slot_of(seg)
@@ -1292,6 +1407,9 @@ cdef class FlowTableBase:
 cdef object MAX_CLOCK_JUMP_NS = 86_400 * 1_000_000_000
 cdef object SWEEP_INTERVAL_NS = 1_000_000_000
 cdef object TS_NS_MAX = (1 << 63) - 1
+cdef long long _C_MAX_CLOCK_JUMP_NS = 86_400 * 1_000_000_000
+cdef long long _C_SWEEP_INTERVAL_NS = 1_000_000_000
+cdef long long _C_TIME_LIMIT = 1LL << 62
 CONSTANTS["MAX_CLOCK_JUMP_NS"] = MAX_CLOCK_JUMP_NS
 CONSTANTS["SWEEP_INTERVAL_NS"] = SWEEP_INTERVAL_NS
 CONSTANTS["TS_NS_MAX"] = TS_NS_MAX

@@ -56,7 +56,8 @@ from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
-from tcptrace_py.capture import read_segments
+from tcptrace_py import implementation
+from tcptrace_py.capture import route_segments
 from tcptrace_py.capture.source import source_name
 from tcptrace_py.decode import Decoder
 from tcptrace_py.detectors import DetectorSet
@@ -157,18 +158,31 @@ def shard_items(engine: Engine, source: Source, name: str | None,
     # so handing them over at once, after this segment's own work, is one table's order
     # (another worker's open would have been that next step).
     deferred = table._deferred
-    for seg in read_segments(source, diag, decoder, strict=strict, name=name):
+    # With the compiled engine its pcap loop routes the segments itself (Engine.run), drops
+    # those of other workers' connections before building them (after the clock and the
+    # sweep saw them) and yields None only when this loop has work: finished connections,
+    # allocated flow ids, deferred incarnations, ICMP errors. ``router.frame`` is then the
+    # segment's frame. Other readers yield every segment.
+    router = None
+    compiled = implementation.compiled
+    if compiled is not None and isinstance(table, compiled.FlowTableBase):
+        router = compiled.Router(table, finished, icmp)
+    i = 0
+    for seg in route_segments(source, diag, decoder, router, strict=strict, name=name):
         if icmp:
             engine._icmp(icmp)
-        ts_ns = seg.ts_ns
-        if ts_ns > last_ts:
-            last_ts = ts_ns
-        on_segment(seg, finished)
+        if seg is not None:
+            ts_ns = seg.ts_ns
+            if ts_ns > last_ts:
+                last_ts = ts_ns
+            on_segment(seg, finished)
+            i = seg.frame  # frame numbers increase, the same in every worker
+        elif router is not None:
+            i = router.frame
         if not (finished or allocated or deferred):
             continue
         if deferred:
             table._hand_over(finished)
-        i = seg.frame  # the segment's index: frame numbers increase, the same in every worker
         # The sweep's connections (first in ``finished``, tagged) come before the
         # segment's own work: its new flow ids, then what it ended.
         n_tags = len(tags)
@@ -195,6 +209,8 @@ def shard_items(engine: Engine, source: Source, name: str | None,
             finished.clear()
     if icmp:
         engine._icmp(icmp)
+    if router is not None and router.last_ts > last_ts:
+        last_ts = router.last_ts
     end_ns = max(last_ts, diag.last_ts_ns or 0)
     engine._finished = True
     engine.end_ns = end_ns
