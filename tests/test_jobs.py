@@ -324,3 +324,162 @@ def test_damaged_capture_same_warning_or_error(tmp_path: Path) -> None:
         with pytest.raises(CaptureError) as split:
             list(ParallelEngine(None, n).run(str(cut), strict=True))
         assert str(split.value) == str(single.value)
+
+
+# --------------------------------------------------------------- other workers' segments
+# A worker drops the segments of other workers' connections before building them (the
+# compiled pcap loop) or at the flow table's slot test (the reference); either way after
+# the packet clock and the sweep saw them, and after the decoder counted what it counts.
+
+def _worker_of(c: str, cp: int, s: str, sp: int, n: int) -> int:
+    import ipaddress
+
+    slot = slot_of(ipaddress.ip_address(c).packed, cp, ipaddress.ip_address(s).packed, sp)
+    return next(k for k, (lo, hi) in enumerate(shard_ranges(n)) if lo <= slot < hi)
+
+
+def _odd_frames_capture(path: Path) -> Path:
+    """Connections on every worker whose segments carry what the decoder counts: malformed
+    TCP options (a length below 2, a length past the header), a header cut by the snaplen
+    inside its options, a UDP datagram; and valid options."""
+    from captures_util import ethernet, ip_packet, opt_mss, opt_sack, opt_ts
+
+    t0, ms = 1_700_000_000 * 10**9, 1_000_000
+    frames: list[tuple[int, bytes, int]] = []
+    srv = "10.9.0.1"
+    for i in range(24):
+        c, cp = f"10.9.1.{i + 1}", 50000 + i
+        ts = t0 + i * 10 * ms
+
+        def add(dt: int, frame: bytes, wire: int | None = None, ts: int = ts) -> None:
+            frames.append((ts + dt, frame, len(frame) if wire is None else wire))
+
+        add(0, tcp_frame(c, srv, cp, 80, 100, 0, SYN, options=opt_mss(1460)))
+        add(1, tcp_frame(srv, c, 80, cp, 900, 101, SYN | ACK, options=opt_mss(1400)))
+        add(2, tcp_frame(c, srv, cp, 80, 101, 901, ACK, options=b"\x13\x01\x00\x00"))
+        add(3, tcp_frame(srv, c, 80, cp, 901, 101, ACK, payload=b"y" * 20,
+                         options=b"\x02\x08\x05\xb4"))
+        add(4, tcp_frame(c, srv, cp, 80, 101, 921, ACK,
+                         options=opt_ts(5, 6) + b"\x01\x01" + opt_sack([(1, 2)])
+                         + b"\x00\x00"))
+        cut = tcp_frame(c, srv, cp, 80, 101, 921, ACK | 0x08, payload=b"z" * 30,
+                        options=opt_ts(7, 8) + b"\x01\x01")
+        add(5, cut[:14 + 20 + 26], len(cut))  # header cut inside its options
+        add(6, ethernet(ip_packet(c, srv, 17, b"\x00\x35\x00\x35\x00\x0c\x00\x00abcd")))
+    frames.sort(key=lambda f: f[0])
+    return write_pcap(path, frames)
+
+
+def _diag_without_engine_counts(d: Any) -> list[Any]:
+    """What every worker's reading must count alike (``Diagnostics``, less the engine's
+    ICMP counts and capture-wide warnings, which the parent makes)."""
+    from tcptrace_py.parallel import ENGINE_NOTES
+
+    wide = {"table_full", "tracking_capped"}
+    return [d.frames, d.tcp_segments, sorted(d.skipped.items()), sorted(d.link_types.items()),
+            [(str(w), w.code) for w in d.warnings if w.code not in wide],
+            d.warnings_dropped, d.first_ts_ns, d.last_ts_ns,
+            sorted((k, v) for k, v in d.notes.items() if k not in ENGINE_NOTES and v)]
+
+
+def test_worker_owning_no_connection_counts_what_one_engine_counts(tmp_path: Path) -> None:
+    """A worker whose slots hold no connection builds none of the capture's segments, yet
+    its diagnostics (frames, segments, skips, malformed options, warnings, time range) and
+    its capture end are one engine's: it is worker 0's reading that the output reports."""
+    from tcptrace_py.diagnostics import CaptureError
+
+    built = _odd_frames_capture(tmp_path / "odd.pcap")
+    for path in [built, *CAPTURES]:
+        one = Engine()
+        try:
+            list(one.run(str(path)))
+        except CaptureError:
+            continue  # not a capture (test_damaged_capture_same_warning_or_error)
+        idle = Engine(shard=(0, SHARD_SLOTS_ALL, SHARD_SLOTS_ALL))
+        items = list(shard_items(idle, str(path), None, False))
+        assert [it[0] for it in items] == ["e"], path
+        assert _diag_without_engine_counts(idle.diag) == \
+            _diag_without_engine_counts(one.diag), path
+        assert items[-1][6] == one.end_ns, path
+    counted = Engine()
+    list(counted.run(str(built)))
+    notes = counted.diag.notes
+    assert notes["malformed_tcp_option"] == 48 and counted.diag.skipped, notes
+
+
+def test_odd_frames_same_output_on_1_2_3_jobs(tmp_path: Path) -> None:
+    path = _odd_frames_capture(tmp_path / "odd.pcap")
+    one = _same_for_jobs(path)
+    assert len(one["records"]) == 24
+    assert {_worker_of(r["client_ip"], r["client_port"], r["server_ip"], 80, 2)
+            for r in one["records"]} == {0, 1}
+
+
+def test_other_workers_segment_sweeps_this_workers_connection(tmp_path: Path) -> None:
+    """Connection A goes quiet; only connection B, another worker's, has segments later.
+    One flow table ends A at the sweep one of B's segments triggers (idle timeout): A's
+    worker, which never builds B's segments, must advance its clock and sweep on them."""
+    srv, ca, cb, pa = "10.7.0.1", "10.7.0.2", "10.7.0.3", 40000
+    pb = next(p for p in range(41000, 42000)
+              if all(_worker_of(cb, p, srv, 80, n) != _worker_of(ca, pa, srv, 80, n)
+                     for n in (2, 3)))
+    s, t0 = 1_000_000_000, 1_700_000_000 * 10**9
+    frames = [
+        (0, tcp_frame(ca, srv, pa, 80, 1000, 0, SYN)),
+        (1, tcp_frame(srv, ca, 80, pa, 5000, 1001, SYN | ACK)),
+        (2, tcp_frame(ca, srv, pa, 80, 1001, 5001, ACK, payload=b"a" * 10)),
+        (3, tcp_frame(srv, ca, 80, pa, 5001, 1011, ACK)),
+        (10, tcp_frame(cb, srv, pb, 80, 100, 0, SYN)),
+        (11, tcp_frame(srv, cb, 80, pb, 700, 101, SYN | ACK)),
+        (12, tcp_frame(cb, srv, pb, 80, 101, 701, ACK)),
+    ]
+    for k in range(1, 12):  # B alone, one segment a second
+        frames.append((k * 1000 + 500, tcp_frame(cb, srv, pb, 80, 101 + k, 701, ACK,
+                                                 payload=b"b")))
+    path = write_pcap(tmp_path / "sweep.pcap",
+                      [(t0 + t * s // 1000, f) for t, f in frames])
+    options = Options(idle_timeout_s=5.0)
+    one = _same_for_jobs(path, options)
+    recs = [(r["client_port"], r["end_reason"]) for r in one["records"]]
+    assert recs == [(pa, "idle_timeout"), (pb, "capture_end")]
+    # A's worker alone: A ends in the sweep (its deadline heap: phase 1) of frame 12, B's
+    # segment at 5.5 s, which this worker never built.
+    k = _worker_of(ca, pa, srv, 80, 2)
+    engine = Engine(options, shard=(k, *shard_ranges(2)[k]))
+    ended = [it for it in shard_items(engine, str(path), None, False) if it[0] == "r"]
+    assert [(it[3].record["client_port"], it[1][:2]) for it in ended] == [(pa, (12, 1))]
+
+
+def test_other_workers_segments_never_reach_the_flow_table(tmp_path: Path) -> None:
+    """With the compiled engine a worker's flow table sees only its own connections'
+    segments: the others are dropped in the pcap loop, before a Segment is built."""
+    from tcptrace_py import implementation
+
+    if implementation.compiled is None:
+        pytest.skip("the reference reader builds every segment (its flow table drops them)")
+    path = _merge_capture(tmp_path / "merge.pcap")
+    from tcptrace_py.capture import read_segments
+    from tcptrace_py.decode import Decoder
+    from tcptrace_py.diagnostics import Diagnostics
+
+    diag = Diagnostics()
+    slots = [slot_of(g.src, g.sport, g.dst, g.dport)
+             for g in read_segments(str(path), diag, Decoder(diag))]
+    for k, (lo, hi) in enumerate(shard_ranges(2)):
+        engine = Engine(shard=(k, lo, hi))
+        table = engine.table
+        seen: list[int] = []
+
+        def counting(seg: Any, finished: list[Any], table: Any = table,
+                     seen: list[int] = seen) -> Any:
+            seen.append(slot_of(seg.src, seg.sport, seg.dst, seg.dport))
+            return type(table).on_segment(table, seg, finished)
+
+        table.on_segment = counting  # type: ignore[method-assign]  # the Router's call
+        list(shard_items(engine, str(path), None, False))
+        assert seen == [x for x in slots if lo <= x < hi]
+        assert 0 < len(seen) < len(slots)
+
+
+SHARD_SLOTS_ALL = 4096
+"""``flowtable.SHARD_SLOTS``: a worker whose range is [4096, 4096) owns no slot."""
