@@ -470,7 +470,7 @@ cdef class Router:
     cdef list icmp
     cdef list allocated
     cdef list deferred
-    cdef public long long last_ts
+    cdef public object last_ts
     cdef public long long frame
     cdef readonly long long slot_lo
     cdef readonly long long slot_hi
@@ -493,19 +493,19 @@ cdef class Router:
         return self.allocated is not None and (len(self.allocated) > 0
                                                or len(self.deferred) > 0)
 
-    cdef inline bint route(self, Segment seg, long long ts, long long frame) except -1:
+    cdef inline bint route(self, Segment seg, object ts, long long frame) except -1:
         if ts > self.last_ts:
             self.last_ts = ts
         self.frame = frame
         self.table.on_segment(seg, self.finished)
         return self._pending()
 
-    cdef inline bint foreign(self, object ts_obj, long long ts, long long frame) except -1:
+    cdef inline bint foreign(self, object ts, long long frame) except -1:
         """Another worker's segment: the clock and sweep only."""
         if ts > self.last_ts:
             self.last_ts = ts
         self.frame = frame
-        self.table._tick(ts_obj, self.finished)
+        self.table._tick(ts, self.finished)
         return self._pending()
 
 
@@ -622,9 +622,9 @@ def read_pcap_segments(stream, bytes head, str display, diag, bint strict, decod
                     if router is None:
                         yield seg
                     elif seg is _FOREIGN:
-                        if router.foreign(ts_obj, ts, frame_no):
+                        if router.foreign(ts_obj, frame_no):
                             yield None
-                    elif router.route(seg, ts, frame_no):
+                    elif router.route(seg, ts_obj, frame_no):
                         yield None
                     continue
                 ref_seg = ref_decode(linktype, buf[start:end], frame_no, ts_obj, wire_len)
@@ -632,7 +632,7 @@ def read_pcap_segments(stream, bytes head, str display, diag, bint strict, decod
                     if ref_seg is not None:
                         yield ref_seg
                 elif ref_seg is not None:
-                    if router.route(ref_seg, ts, frame_no):
+                    if router.route(ref_seg, ts_obj, frame_no):
                         yield None
                 elif router.icmp:
                     yield None
@@ -1437,11 +1437,15 @@ cdef class EpbState:
 
 
 def pcapng_epb_run(fb, list interfaces, bint little, decoder, diag, str display,
-                   EpbState st):
+                   EpbState st, Router router=None):
     """Twin of the inner loop of ``capture.pcapng._blocks`` over whole Enhanced Packet
     Blocks (segment mode): the same tests for leaving the loop, the same timestamp,
     counting and backwards rules; frames decoded from a pointer into the buffer, any frame
-    the compiled decoder does not take handed to the reference decoder as a slice."""
+    the compiled decoder does not take handed to the reference decoder as a slice.
+
+    With a ``router``, as :func:`read_pcap_segments`: segments go to the flow table from
+    here, other ``--jobs`` workers' segments only to its clock, and the loop yields
+    ``None`` when the engine has work to do."""
     from tcptrace_py.capture.common import (
         MAX_BLOCK_BYTES,
         MAX_RECORD_BYTES,
@@ -1471,6 +1475,10 @@ def pcapng_epb_run(fb, list interfaces, bint little, decoder, diag, str display,
     cdef Py_ssize_t data_start
     cdef long long tcp_segments = 0
     cdef Segment seg
+    cdef long long lo = 0, hi = 0
+    if router is not None:
+        lo = router.slot_lo
+        hi = router.slot_hi
     iface = None
     try:
         while pos <= end:
@@ -1547,15 +1555,27 @@ def pcapng_epb_run(fb, list interfaces, bint little, decoder, diag, str display,
             data_start = pos + 28
             pos += blen
             fb.pos = pos
-            seg = decode_frame(p + data_start, caplen, lt, st.frame_no, ts)
+            seg = decode_frame(p + data_start, caplen, lt, st.frame_no, ts, lo, hi)
             if seg is not None:
                 tcp_segments += 1
-                yield seg
+                if router is None:
+                    yield seg
+                elif seg is _FOREIGN:
+                    if router.foreign(ts, st.frame_no):
+                        yield None
+                elif router.route(seg, ts, st.frame_no):
+                    yield None
                 continue
             ref_seg = ref_decode(lt, buf[data_start:data_start + caplen], st.frame_no, ts,
                                  wire_len)
-            if ref_seg is not None:
-                yield ref_seg
+            if router is None:
+                if ref_seg is not None:
+                    yield ref_seg
+            elif ref_seg is not None:
+                if router.route(ref_seg, ts, st.frame_no):
+                    yield None
+            elif router.icmp:
+                yield None
     finally:
         if tcp_segments:
             diag.tcp_segments += tcp_segments

@@ -331,6 +331,17 @@ def test_damaged_capture_same_warning_or_error(tmp_path: Path) -> None:
 # compiled pcap loop) or at the flow table's slot test (the reference); either way after
 # the packet clock and the sweep saw them, and after the decoder counted what it counts.
 
+def _as_pcapng(path: Path) -> Path:
+    """The same frames as a pcapng file (Enhanced Packet Blocks: the compiled block loop)."""
+    from captures_util import write_pcapng
+
+    from tcptrace_py.capture import read_frames
+    from tcptrace_py.diagnostics import Diagnostics
+
+    frames = [(ts, data, wire) for _, ts, _, data, wire in read_frames(path, Diagnostics())]
+    return write_pcapng(path.with_suffix(".pcapng"), frames)
+
+
 def _worker_of(c: str, cp: int, s: str, sp: int, n: int) -> int:
     import ipaddress
 
@@ -389,7 +400,7 @@ def test_worker_owning_no_connection_counts_what_one_engine_counts(tmp_path: Pat
     from tcptrace_py.diagnostics import CaptureError
 
     built = _odd_frames_capture(tmp_path / "odd.pcap")
-    for path in [built, *CAPTURES]:
+    for path in [built, _as_pcapng(built), *CAPTURES]:
         one = Engine()
         try:
             list(one.run(str(path)))
@@ -407,15 +418,18 @@ def test_worker_owning_no_connection_counts_what_one_engine_counts(tmp_path: Pat
     assert notes["malformed_tcp_option"] == 48 and counted.diag.skipped, notes
 
 
-def test_odd_frames_same_output_on_1_2_3_jobs(tmp_path: Path) -> None:
+@pytest.mark.parametrize("fmt", ["pcap", "pcapng"])
+def test_odd_frames_same_output_on_1_2_3_jobs(tmp_path: Path, fmt: str) -> None:
     path = _odd_frames_capture(tmp_path / "odd.pcap")
-    one = _same_for_jobs(path)
+    one = _same_for_jobs(path if fmt == "pcap" else _as_pcapng(path))
     assert len(one["records"]) == 24
     assert {_worker_of(r["client_ip"], r["client_port"], r["server_ip"], 80, 2)
             for r in one["records"]} == {0, 1}
 
 
-def test_other_workers_segment_sweeps_this_workers_connection(tmp_path: Path) -> None:
+@pytest.mark.parametrize("fmt", ["pcap", "pcapng"])
+def test_other_workers_segment_sweeps_this_workers_connection(tmp_path: Path,
+                                                              fmt: str) -> None:
     """Connection A goes quiet; only connection B, another worker's, has segments later.
     One flow table ends A at the sweep one of B's segments triggers (idle timeout): A's
     worker, which never builds B's segments, must advance its clock and sweep on them."""
@@ -438,6 +452,8 @@ def test_other_workers_segment_sweeps_this_workers_connection(tmp_path: Path) ->
                                                  payload=b"b")))
     path = write_pcap(tmp_path / "sweep.pcap",
                       [(t0 + t * s // 1000, f) for t, f in frames])
+    if fmt == "pcapng":
+        path = _as_pcapng(path)
     options = Options(idle_timeout_s=5.0)
     one = _same_for_jobs(path, options)
     recs = [(r["client_port"], r["end_reason"]) for r in one["records"]]
@@ -450,14 +466,18 @@ def test_other_workers_segment_sweeps_this_workers_connection(tmp_path: Path) ->
     assert [(it[3].record["client_port"], it[1][:2]) for it in ended] == [(pa, (12, 1))]
 
 
-def test_other_workers_segments_never_reach_the_flow_table(tmp_path: Path) -> None:
+@pytest.mark.parametrize("fmt", ["pcap", "pcapng"])
+def test_other_workers_segments_never_reach_the_flow_table(tmp_path: Path, fmt: str) -> None:
     """With the compiled engine a worker's flow table sees only its own connections'
-    segments: the others are dropped in the pcap loop, before a Segment is built."""
+    segments: the others are dropped in the pcap loop (or pcapng's loop over Enhanced
+    Packet Blocks), before a Segment is built."""
     from tcptrace_py import implementation
 
     if implementation.compiled is None:
         pytest.skip("the reference reader builds every segment (its flow table drops them)")
     path = _merge_capture(tmp_path / "merge.pcap")
+    if fmt == "pcapng":
+        path = _as_pcapng(path)
     from tcptrace_py.capture import read_segments
     from tcptrace_py.decode import Decoder
     from tcptrace_py.diagnostics import Diagnostics

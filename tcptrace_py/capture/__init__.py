@@ -93,9 +93,10 @@ def read_segments(source: object, diag: Diagnostics, decoder: Decoder, *,
 def route_segments(source: object, diag: Diagnostics, decoder: Decoder, router: object, *,
                    strict: bool = False, name: str | None = None) -> Iterator[Segment | None]:
     """:func:`read_segments` for ``Engine.run`` with the compiled engine's ``Router``: the
-    compiled pcap loop hands each segment to the flow table itself and yields ``None`` when
-    the engine has work to do (finished connections, ICMP errors); other readers yield
-    every segment, as :func:`read_segments`."""
+    compiled pcap loop and pcapng's compiled loop over Enhanced Packet Blocks hand each
+    segment to the flow table themselves and yield ``None`` when the engine has work to do
+    (finished connections, ICMP errors; in a ``--jobs`` worker also allocated flow ids and
+    deferred incarnations); other readers yield every segment, as :func:`read_segments`."""
     return _segments(source, diag, decoder, strict, name, router)
 
 
@@ -115,7 +116,7 @@ def _segments(source: object, diag: Diagnostics, decoder: Decoder, strict: bool,
             return read_pcap_segments(stream, b"", display, diag, strict, decoder)
     return _read(source, diag, strict, name, pcap,
                  lambda stream, display: read_pcapng_segments(stream, b"", display, diag,
-                                                              strict, decoder))
+                                                              strict, decoder, router))
 
 
 def read_flow_segments(source: object, rec: Mapping[str, Any], last_frame: int,

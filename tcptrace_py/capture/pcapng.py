@@ -144,15 +144,21 @@ def read_pcapng(stream: Any, head: bytes, display: str, diag: Diagnostics,
 
 
 def read_pcapng_segments(stream: Any, head: bytes, display: str, diag: Diagnostics,
-                         strict: bool, decoder: Decoder) -> Iterator[Segment]:
+                         strict: bool, decoder: Decoder,
+                         router: object = None) -> Iterator[Segment | None]:
     """The TCP segments of a pcapng stream: :func:`read_pcapng` followed by ``decoder.decode``
     on every frame, with the decoder called from the block loop (no frame tuple, no
-    generator hop). Frames that do not decode are counted by the decoder, not yielded."""
-    return cast(Iterator[Segment], _blocks(stream, head, display, diag, strict, decoder))
+    generator hop). Frames that do not decode are counted by the decoder, not yielded.
+
+    ``router``: the compiled engine's (``capture.route_segments``), handed to the compiled
+    inner loop, which then routes its segments itself and yields ``None`` when the engine
+    has work to do; the blocks outside that loop still yield their segments."""
+    return cast(Iterator[Segment | None], _blocks(stream, head, display, diag, strict,
+                                                  decoder, router))
 
 
 def _blocks(stream: Any, head: bytes, display: str, diag: Diagnostics, strict: bool,
-            decoder: Decoder | None) -> Iterator[Frame | Segment]:
+            decoder: Decoder | None, router: object = None) -> Iterator[Frame | Segment | None]:
     """The block loop: frames when ``decoder`` is None, else decoded segments.
 
     Runs of well-formed Enhanced Packet Blocks that sit whole in the buffer go through a
@@ -198,7 +204,7 @@ def _blocks(stream: Any, head: bytes, display: str, diag: Diagnostics, strict: b
                 run_state.out_of_range, run_state.section = out_of_range, sections
                 try:
                     yield from fast_run(fb, interfaces, order == "<", decoder, diag, display,
-                                        run_state)
+                                        run_state, router)
                 finally:
                     frame_no, last_ts, prev_ts = (run_state.frame_no, run_state.last_ts,
                                                   run_state.prev_ts)
