@@ -470,7 +470,8 @@ cdef class Router:
     cdef list icmp
     cdef list allocated
     cdef list deferred
-    cdef public object last_ts
+    cdef long long _last_c
+    cdef object _last_obj
     cdef public long long frame
     cdef readonly long long slot_lo
     cdef readonly long long slot_hi
@@ -479,7 +480,8 @@ cdef class Router:
         self.table = table
         self.finished = finished
         self.icmp = icmp
-        self.last_ts = -1
+        self._last_c = -1
+        self._last_obj = -1
         self.frame = 0
         self.slot_lo = table.slot_lo
         self.slot_hi = table.slot_hi
@@ -493,19 +495,37 @@ cdef class Router:
         return self.allocated is not None and (len(self.allocated) > 0
                                                or len(self.deferred) > 0)
 
+    @property
+    def last_ts(self):
+        """The latest segment time routed (-1: none)."""
+        return self._last_obj if self._last_obj > self._last_c else self._last_c
+
     cdef inline bint route(self, Segment seg, object ts, long long frame) except -1:
-        if ts > self.last_ts:
-            self.last_ts = ts
+        if ts > self._last_obj:
+            self._last_obj = ts
         self.frame = frame
         self.table.on_segment(seg, self.finished)
         return self._pending()
 
-    cdef inline bint foreign(self, object ts, long long frame) except -1:
-        """Another worker's segment: the clock and sweep only."""
-        if ts > self.last_ts:
-            self.last_ts = ts
+    cdef inline bint route_c(self, Segment seg, long long ts, long long frame) except -1:
+        """:meth:`route` for a time the pcap loop holds as a C integer."""
+        if ts > self._last_c:
+            self._last_c = ts
         self.frame = frame
-        self.table._tick(ts, self.finished)
+        self.table.on_segment(seg, self.finished)
+        return self._pending()
+
+    cdef inline bint foreign(self, object ts_obj, long long ts, bint c_time,
+                             long long frame) except -1:
+        """Another worker's segment: the clock and sweep only (``ts`` is the time when
+        ``c_time``, else ``ts_obj`` is)."""
+        if c_time:
+            if ts > self._last_c:
+                self._last_c = ts
+        elif ts_obj > self._last_obj:
+            self._last_obj = ts_obj
+        self.frame = frame
+        self.table._tick(ts_obj, self.finished)
         return self._pending()
 
 
@@ -622,9 +642,9 @@ def read_pcap_segments(stream, bytes head, str display, diag, bint strict, decod
                     if router is None:
                         yield seg
                     elif seg is _FOREIGN:
-                        if router.foreign(ts_obj, frame_no):
+                        if router.foreign(ts_obj, ts, True, frame_no):
                             yield None
-                    elif router.route(seg, ts_obj, frame_no):
+                    elif router.route_c(seg, ts, frame_no):
                         yield None
                     continue
                 ref_seg = ref_decode(linktype, buf[start:end], frame_no, ts_obj, wire_len)
@@ -632,7 +652,7 @@ def read_pcap_segments(stream, bytes head, str display, diag, bint strict, decod
                     if ref_seg is not None:
                         yield ref_seg
                 elif ref_seg is not None:
-                    if router.route(ref_seg, ts_obj, frame_no):
+                    if router.route_c(ref_seg, ts, frame_no):
                         yield None
                 elif router.icmp:
                     yield None
@@ -1561,7 +1581,7 @@ def pcapng_epb_run(fb, list interfaces, bint little, decoder, diag, str display,
                 if router is None:
                     yield seg
                 elif seg is _FOREIGN:
-                    if router.foreign(ts, st.frame_no):
+                    if router.foreign(ts, 0, False, st.frame_no):
                         yield None
                 elif router.route(seg, ts, st.frame_no):
                     yield None
