@@ -1,11 +1,13 @@
 """One capture on several cores (``--jobs N``): workers split by connection, one output.
 
-Each worker process reads and decodes the whole capture (cheap next to the analysis) but
-routes only the segments of its own connections: the flow table drops the others after its
-packet clock and sweep saw them (``FlowTable.slot_lo/slot_hi``, :func:`flowtable.slot_of`, a
-symmetric hash of the 4-tuple into ``SHARD_SLOTS`` slots, each worker owning a range, so
-both directions and the ICMP errors quoting a connection reach one worker; the calling
-process takes a smaller range, :data:`PARENT_SHARE`). Expiry therefore runs at the same
+Each worker process reads the whole capture (cheap next to the analysis) but routes only
+the segments of its own connections (``FlowTable.slot_lo/slot_hi``,
+:func:`flowtable.slot_of`, a symmetric hash of the 4-tuple into ``SHARD_SLOTS`` slots, each
+worker owning a range, so both directions and the ICMP errors quoting a connection reach one
+worker; the calling process takes a smaller range, :data:`PARENT_SHARE`). The others only
+advance its flow table's packet clock and sweep: the compiled pcap and pcapng loops drop
+them before building a segment (``_engine.Router``), the reference's flow table after
+decoding. Expiry therefore runs at the same
 packet times in every worker as in a single table, and each worker holds only its own live
 connections.
 
