@@ -75,16 +75,18 @@ BATCH_ITEMS = 256
 """Items a worker process sends at once: large enough that pickling and the pipe cost little
 per item, small enough that the parent's merge is not starved (a few hundred connections)."""
 
-PARENT_SHARE = 0.7
+PARENT_SHARE = 0.8
 """The calling process's share of the connections, relative to each other worker's: it also
 unpickles the workers' results, merges, renumbers and (in the CLI) writes the output. First
 measured on the 2 M-packet capture with ``--jobs 2`` (CPU seconds, bench/jobs_speedup.py):
 equal shares, parent 13.1 against worker 11.0; at 0.9, 15.0-16.0 against 12.8-13.4; hence
-0.75. Once workers stopped building other workers' segments (the compiled read loops), the
-analysis is a larger part of each process and the parent's serial part weighs more:
+0.75. Once workers stopped building other workers' segments (the compiled read loops):
 instructions of ``tcptrace-py analyze 200k.pcap --format jsonl --jobs 2`` (callgrind,
-parent / worker, millions): 0.75: 4,074 / 3,856; 0.7: 4,058 / 4,012; 0.65: 3,890 / 4,139;
-balanced near 0.69, hence 0.7 (41 % of the slots)."""
+parent / worker, millions) balance near 0.69 (0.75: 4,074 / 3,856; 0.7: 4,058 / 4,012;
+0.65: 3,890 / 4,139), but CPU seconds on 2m.pcap balance higher (instructions miss
+memory stalls, presumably the larger worker's) (load average 1.6-2.5, parent /
+worker): 0.7: 7.3-7.6 / 8.4-8.7; 0.8: 7.6-7.9 / 7.9-8.3; 0.85: 8.5-8.7 / 8.1-8.9. Hence
+0.8 (44 % of the slots at ``--jobs 2``)."""
 
 ENGINE_NOTES = ("icmp_errors", "icmp_errors_unmatched")
 """``Diagnostics.notes`` that the engine (not the reader) counts, per worker."""
