@@ -147,9 +147,9 @@ cdef class Segment:
         return ReferenceSegment.__repr__(self)  # the same text: it reads only the fields
 
 
+# What the decoding functions return for a segment of another ``--jobs`` worker's
+# connection: decoded as far as the reference would, never built (see ``_tcp``).
 cdef Segment _FOREIGN = Segment.__new__(Segment)
-"""What the decoding functions return for a segment of another ``--jobs`` worker's
-connection: decoded as far as the reference would, never built (see :func:`_tcp`)."""
 
 
 # ---------------------------------------------------------------- decoding (decode.py)

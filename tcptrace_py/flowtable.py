@@ -18,9 +18,10 @@ arrives, so the numbering still follows ``tcp.stream`` (which opens a stream for
 SYN); a challenged SYN leaves its number unused unless its sender re-sends it to open a new
 connection later (a host that lost the connection resets at the challenge ACK, then its SYN
 is retransmitted: ``tcp.stream`` holds both in one stream, so the new incarnation takes the
-reserved number). At capture end or expiry a held SYN with no answer opens its new
-incarnation. An old incarnation ended by an answer leaves through the next call that hands
-over finished connections (the sweep, a reincarnation, an open, the drain).
+reserved number). At capture end or expiry, or when a full table evicts its connection, a
+held SYN with no answer opens its new incarnation. An old incarnation ended by an answer
+leaves through the next call that hands over finished connections (the sweep, a
+reincarnation, an open, the drain).
 
 Memory stays bounded: a connection leaves the table as soon as nothing can change it (closed
 and past its linger or TIME_WAIT by packet time), when idle past the timeout, or, when the
@@ -412,10 +413,14 @@ class FlowTable:
             if victim_key == keep:
                 return
         conn = self._remove(victim_key)
-        self._held.pop(victim_key, None)  # a held SYN goes with it (the table is overrun)
         conn.end_reason = "table_full"
         self.evicted_table_full += 1
         finished.append(conn)
+        if self._held and victim_key in self._held:
+            # Its held SYN opens the new incarnation it reserved a flow_id for, as at expiry:
+            # its frames stay in a connection and the numbering stays tcp.stream's.
+            self._remember_end(victim_key, conn)
+            self._release(victim_key, finished)
 
     def _sweep(self, now_ns: int, finished: list[Connection]) -> None:
         """Hand over what packet time ``now_ns`` ended: deferred old incarnations, then

@@ -48,6 +48,8 @@ from __future__ import annotations
 import heapq
 import multiprocessing as mp
 import os
+import pickle
+import queue
 import resource
 import signal
 import sys
@@ -71,11 +73,15 @@ from tcptrace_py.options import Options
 END = 1 << 62
 """Segment index of the items of the capture-end drain (after every real segment)."""
 
+SEND_AHEAD_BATCHES = 4
+"""Batches a worker may have queued for the pipe while it analyses on (:class:`_Sender`):
+a few MB at most, enough to ride out the parent's pauses on its other streams."""
+
 BATCH_ITEMS = 256
 """Items a worker process sends at once: large enough that pickling and the pipe cost little
 per item, small enough that the parent's merge is not starved (a few hundred connections)."""
 
-PARENT_SHARE = 0.8
+PARENT_SHARE = 0.7
 """The calling process's share of the connections, relative to each other worker's: it also
 unpickles the workers' results, merges, renumbers and (in the CLI) writes the output. First
 measured on the 2 M-packet capture with ``--jobs 2`` (CPU seconds, bench/jobs_speedup.py):
@@ -85,8 +91,10 @@ instructions of ``tcptrace-py analyze 200k.pcap --format jsonl --jobs 2`` (callg
 parent / worker, millions) balance near 0.69 (0.75: 4,074 / 3,856; 0.7: 4,058 / 4,012;
 0.65: 3,890 / 4,139), but CPU seconds on 2m.pcap balance higher (instructions miss
 memory stalls, presumably the larger worker's) (load average 1.6-2.5, parent /
-worker): 0.7: 7.3-7.6 / 8.4-8.7; 0.8: 7.6-7.9 / 7.9-8.3; 0.85: 8.5-8.7 / 8.1-8.9. Hence
-0.8 (44 % of the slots at ``--jobs 2``)."""
+worker): 0.7: 7.3-7.6 / 8.4-8.7; 0.8: 7.6-7.9 / 7.9-8.3; 0.85: 8.5-8.7 / 8.1-8.9. With the
+worker's sends in a thread (:class:`_Sender`), on an idle machine (load average 1.1-1.2):
+0.8: parent 7.9-8.2 / worker 7.2-7.5 s; 0.7: 7.3-7.9 / 6.9-7.5 s, wall 7.9-8.5 s against
+12.6-13.9 s for one engine. Hence 0.7 (41 % of the slots at ``--jobs 2``)."""
 
 ENGINE_NOTES = ("icmp_errors", "icmp_errors_unmatched")
 """``Diagnostics.notes`` that the engine (not the reader) counts, per worker."""
@@ -230,6 +238,48 @@ def shard_items(engine: Engine, source: Source, name: str | None,
            resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 
 
+class _Sender:
+    """Sends a worker's batches from a thread, up to :data:`SEND_AHEAD_BATCHES` behind.
+
+    Why: the parent merges in capture order and reads a worker's pipe only when it needs
+    that worker's next item, so a worker that is ahead would block on the full pipe (64 KiB,
+    less than one batch) until the parent caught up: the two processes would take turns
+    instead of running together. The thread blocks on the pipe instead (the write releases
+    the GIL) while the worker analyses on. A failed send (the parent is gone) is kept and
+    raised in the worker at its next batch; the thread then drops what is queued, so the
+    worker never waits on a full queue."""
+
+    _DONE = object()
+
+    def __init__(self, pipe: Pipe) -> None:
+        self.pipe = pipe
+        self.queue: queue.Queue[object] = queue.Queue(maxsize=SEND_AHEAD_BATCHES)
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, name="jobs-sender", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while True:
+            message = self.queue.get()
+            if message is self._DONE:
+                return
+            if self.error is None:
+                try:
+                    self.pipe.send(message)
+                except BaseException as exc:  # noqa: BLE001 - raised in the worker
+                    self.error = exc
+
+    def send(self, message: object) -> None:
+        if self.error is not None:
+            raise self.error
+        self.queue.put(message)
+
+    def close(self) -> None:
+        """Wait until everything queued was sent (or dropped after a failed send)."""
+        self.queue.put(self._DONE)
+        self.thread.join()
+
+
 def _worker(path: str, options: Options, shard: tuple[int, int, int], strict: bool,
             name: str | None, pipe: Pipe) -> None:
     """A worker process: its shard's items to ``pipe`` in batches; an exception as
@@ -239,22 +289,27 @@ def _worker(path: str, options: Options, shard: tuple[int, int, int], strict: bo
     sys.stdout = sys.stderr = open(os.devnull, "w")  # noqa: SIM115
     from tcptrace_py.gcpolicy import fewer_collections
 
+    sender = _Sender(pipe)
     batch: list[Item] = []
     try:
-        with fewer_collections():
-            engine = Engine(options, shard=shard)
-            for item in shard_items(engine, path, name, strict):
-                batch.append(item)
-                if len(batch) >= BATCH_ITEMS:
-                    pipe.send(batch)
-                    batch = []
-        pipe.send(batch)
-    except BaseException as exc:  # noqa: BLE001 - handed to the parent, which raises it
         try:
-            pipe.send(("x", exc))
-        except Exception:  # noqa: BLE001 - unpicklable: say what it was
-            pipe.send(("x", RuntimeError(f"{type(exc).__name__}: {exc}")))
+            with fewer_collections():
+                engine = Engine(options, shard=shard)
+                for item in shard_items(engine, path, name, strict):
+                    batch.append(item)
+                    if len(batch) >= BATCH_ITEMS:
+                        sender.send(batch)
+                        batch = []
+            sender.send(batch)
+        except BaseException as exc:  # noqa: BLE001 - handed to the parent, which raises it
+            try:
+                pickle.dumps(exc)
+            except Exception:  # noqa: BLE001 - unpicklable: say what it was
+                exc = RuntimeError(f"{type(exc).__name__}: {exc}")
+            if sender.error is None:
+                sender.send(("x", exc))
     finally:
+        sender.close()
         pipe.close()
 
 
