@@ -115,6 +115,15 @@ class Engine:
                 notes["icmp_errors_unmatched"] += 1
         pending.clear()
 
+    def router(self, finished: list[Connection], icmp: list[IcmpError]) -> Any:
+        """The compiled engine's ``Router`` of this engine's flow table (its pcap and pcapng
+        loops then route each segment themselves, appending to ``finished`` and ``icmp``),
+        or None when the reference runs."""
+        compiled = implementation.compiled
+        if compiled is not None and isinstance(self.table, compiled.FlowTableBase):
+            return compiled.Router(self.table, finished, icmp)
+        return None
+
     def run(self, source: Source, *, name: str | None = None,
             strict: bool = False) -> Iterator[FlowResult]:
         """Yield each connection's result as it finishes; capture-wide ones in ``summary``."""
@@ -128,10 +137,7 @@ class Engine:
         # With the compiled engine, its pcap loop does this loop's per-segment work itself
         # (keep the latest time, route to the table) and yields None only when connections
         # finished or ICMP errors wait; every other reader yields each segment.
-        router = None
-        compiled = implementation.compiled
-        if compiled is not None and isinstance(self.table, compiled.FlowTableBase):
-            router = compiled.Router(self.table, finished, icmp)
+        router = self.router(finished, icmp)
         # read_segments fuses reading and decoding for classic pcap (no per-frame bytes copy,
         # tuple or decoder call) and yields only frames that decoded to a segment. ICMP errors
         # the decoder kept came before this segment: they go to their connections first.

@@ -60,7 +60,6 @@ from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
-from tcptrace_py import implementation
 from tcptrace_py.capture import route_segments
 from tcptrace_py.capture.source import source_name
 from tcptrace_py.decode import Decoder
@@ -179,10 +178,7 @@ def shard_items(engine: Engine, source: Source, name: str | None,
     # sweep saw them) and yields None only when this loop has work: finished connections,
     # allocated flow ids, deferred incarnations, ICMP errors. ``router.frame`` is then the
     # segment's frame. Other readers yield every segment.
-    router = None
-    compiled = implementation.compiled
-    if compiled is not None and isinstance(table, compiled.FlowTableBase):
-        router = compiled.Router(table, finished, icmp)
+    router = engine.router(finished, icmp)
     i = 0
     for seg in route_segments(source, diag, decoder, router, strict=strict, name=name):
         if icmp:

@@ -173,16 +173,10 @@ def test_incarnation_ended_by_a_held_syns_answer_keeps_its_place(tmp_path: Path)
     a SYN-ACK ends the old incarnation, which one flow table hands over at its next step
     (here: another connection's new incarnation, in another worker). The workers must put
     it first, as one table does."""
-    import ipaddress
-
-    def worker(c: str, cp: int, n: int) -> int:
-        slot = slot_of(ipaddress.ip_address(c).packed, cp, ipaddress.ip_address(srv).packed,
-                       80)
-        return next(k for k, (lo, hi) in enumerate(shard_ranges(n)) if lo <= slot < hi)
-
     srv, ca, cf, pa = "10.0.0.1", "10.0.0.2", "10.0.0.3", 40000
     pf = next(p for p in range(41000, 42000)
-              if all(worker(cf, p, n) != worker(ca, pa, n) for n in (2, 3)))
+              if all(_worker_of(cf, p, srv, 80, n) != _worker_of(ca, pa, srv, 80, n)
+                     for n in (2, 3)))
     ms, t0 = 1_000_000, 1_700_000_000 * 10**9
     frames = [
         (0, tcp_frame(ca, srv, pa, 80, 1000, 0, SYN)),

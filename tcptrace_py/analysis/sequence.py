@@ -1110,24 +1110,23 @@ def round3(x: float) -> float:
     division) is round()'s double. Ties, near-ties, 0, negative values (round keeps -0.0),
     huge values and NaN go through round().
     """
-    y = x * 1000.0
-    if 0.0 < y < _EXACT_BELOW:
-        k = int(y)
-        f = y - k
-        if abs(f - 0.5) > y * _MARGIN:
-            return (k + 1 if f > 0.5 else k) / 1000
-    return round(x, 3)
+    return _round_scaled(x, 1000, 3)
 
 
 def round1(x: float) -> float:
     """``round(x, 1)``, bit for bit: :func:`round3`'s argument with 10 for 1000."""
-    y = x * 10.0
+    return _round_scaled(x, 10, 1)
+
+
+def _round_scaled(x: float, scale: int, digits: int) -> float:
+    """``round(x, digits)`` for ``scale == 10 ** digits``, as :func:`round3` argues."""
+    y = x * scale
     if 0.0 < y < _EXACT_BELOW:
         k = int(y)
         f = y - k
         if abs(f - 0.5) > y * _MARGIN:
-            return (k + 1 if f > 0.5 else k) / 10
-    return round(x, 1)
+            return (k + 1 if f > 0.5 else k) / scale
+    return round(x, digits)
 
 
 def _direction_values(st: DirectionStats, state: SenderState,
