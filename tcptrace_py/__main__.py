@@ -10,11 +10,22 @@ import made goes straight to the permanent generation (``gc.freeze``, which ``cl
 does first anyway): ~10 M instructions fewer, 3 % of a run on a tiny capture
 (docs/benchmarks.md, "Start-up"). A library importing ``tcptrace_py.cli`` keeps the
 interpreter's settings: only this entry point touches them.
+
+For the same reason only this entry point tunes the C allocator (glibc): blocks up to
+:data:`HEAP_BLOCK_BYTES` come from the heap and up to :data:`HEAP_KEEP_BYTES` of freed heap
+stay in the process, instead of every freed mebibyte chunk going back to the kernel and
+being faulted in again (``_engine.keep_heap``).
 """
 
 from __future__ import annotations
 
 import gc
+
+HEAP_BLOCK_BYTES = 32 * 1024 * 1024
+"""Largest block served from the heap: above the 16 MiB of the largest pcapng block."""
+
+HEAP_KEEP_BYTES = 64 * 1024 * 1024
+"""Freed heap kept for reuse rather than returned to the kernel."""
 
 
 def main() -> None:
@@ -22,9 +33,12 @@ def main() -> None:
     gc.disable()
     try:
         from tcptrace_py.cli import main as cli_main
+        from tcptrace_py.implementation import compiled
     finally:
         gc.freeze()
         gc.enable()
+    if compiled is not None:
+        compiled.keep_heap(HEAP_BLOCK_BYTES, HEAP_KEEP_BYTES)
     cli_main()
 
 

@@ -34,7 +34,8 @@ from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes
 from cpython.long cimport PyLong_AsLongLongAndOverflow, PyLong_CheckExact
 from libc.limits cimport LLONG_MAX, LLONG_MIN
 from libc.stdint cimport uint8_t, uint32_t
-from libc.string cimport memcmp
+from libc.string cimport memcmp, memmove
+from cpython.bytearray cimport PyByteArray_AS_STRING
 from cpython.list cimport PyList_GET_ITEM
 from cpython.ref cimport Py_INCREF
 
@@ -44,7 +45,7 @@ cdef long long SYN = 0x02
 
 cdef object _EMPTY = ()
 
-API_VERSION = 8
+API_VERSION = 9
 """Bumped with every change of what this module offers; ``implementation`` refuses a build
 whose number differs from its own (a stale extension beside newer Python sources)."""
 
@@ -586,10 +587,19 @@ def read_pcap_segments(stream, bytes head, str display, diag, bint strict, decod
         lo = router.slot_lo
         hi = router.slot_hi
     read = stream.read
+    # Chunks after the first are read into one reused buffer when the stream can fill one
+    # (``source._Prefixed.readinto``): the same chunks as ``read(CHUNK_BYTES)``, without a
+    # fresh mebibyte (and its page faults) per chunk. ``arena`` holds the left-over bytes of
+    # the previous chunk (less than a record header and the largest record) and then up to
+    # one chunk.
+    readinto = getattr(stream, "readinto", None)
+    cdef bytearray arena = None
+    cdef object view = None
+    cdef Py_ssize_t rem, got
+    n = PyBytes_GET_SIZE(buf)
+    p = <const uint8_t*>PyBytes_AS_STRING(buf)
     try:
         while True:
-            n = PyBytes_GET_SIZE(buf)
-            p = <const uint8_t*>PyBytes_AS_STRING(buf)
             while pos + rec_bytes <= n:
                 r = p + pos
                 if little:
@@ -647,7 +657,8 @@ def read_pcap_segments(stream, bytes head, str display, diag, bint strict, decod
                     elif router.route_c(seg, ts, frame_no):
                         yield None
                     continue
-                ref_seg = ref_decode(linktype, buf[start:end], frame_no, ts_obj, wire_len)
+                ref_seg = ref_decode(linktype, PyBytes_FromStringAndSize(
+                    <const char*>p + start, caplen), frame_no, ts_obj, wire_len)
                 if router is None:
                     if ref_seg is not None:
                         yield ref_seg
@@ -664,16 +675,30 @@ def read_pcap_segments(stream, bytes head, str display, diag, bint strict, decod
                 diag.link_types[linktype] += frame_no - flushed
                 flushed = frame_no
                 update_ts_range(diag, min_ts if have_min else None, last_ts)
-            chunk = read(chunk_bytes)
-            if not chunk:
-                if pos < n:
+            rem = n - pos
+            if readinto is not None:
+                if arena is None:
+                    arena = bytearray(chunk_bytes + rec_bytes + max_cap)
+                    view = memoryview(arena)
+                # The left-over bytes move to the front (regions may overlap: memmove).
+                memmove(PyByteArray_AS_STRING(arena), p + pos, rem)
+                got = readinto(view[rem:rem + chunk_bytes])
+                p = <const uint8_t*>PyByteArray_AS_STRING(arena)
+            else:
+                chunk = read(chunk_bytes)
+                got = len(chunk) if chunk else 0
+                if got:
+                    buf = buf[pos:] + bytes(chunk)
+                    p = <const uint8_t*>PyBytes_AS_STRING(buf)
+            if not got:
+                if rem:
                     damage(diag, display,
-                           f"file ends in the middle of a record ({n - pos} bytes left over; "
+                           f"file ends in the middle of a record ({rem} bytes left over; "
                            f"{frame_no} frames read)",
                            offset=base + pos, frame=frame_no + 1, strict=strict,
                            code="truncated_record")
                 return
-            buf = buf[pos:] + bytes(chunk)
+            n = rem + got
             base += pos
             pos = 0
     finally:
@@ -687,6 +712,37 @@ def read_pcap_segments(stream, bytes head, str display, diag, bint strict, decod
             diag.notes["invalid_timestamp_fraction"] += bad_frac
             diag.warn(display, f"{bad_frac} record(s) have a timestamp fraction of 1 s or "
                       "more (kept, added as is)", code="invalid_timestamp")
+
+
+# ================================================================ the allocator
+cdef extern from *:
+    """
+    #if defined(__GLIBC__)
+    #include <malloc.h>
+    static int tcptrace_keep_heap(int mmap_threshold, int trim_threshold) {
+        return mallopt(M_MMAP_THRESHOLD, mmap_threshold) == 1
+            && mallopt(M_TRIM_THRESHOLD, trim_threshold) == 1;
+    }
+    #else
+    static int tcptrace_keep_heap(int mmap_threshold, int trim_threshold) {
+        (void)mmap_threshold; (void)trim_threshold;
+        return 0;
+    }
+    #endif
+    """
+    int tcptrace_keep_heap(int mmap_threshold, int trim_threshold) nogil
+
+
+def keep_heap(int mmap_threshold, int trim_threshold):
+    """Ask glibc's malloc to serve blocks below ``mmap_threshold`` bytes from its heap and
+    to keep up to ``trim_threshold`` free bytes there; False where that is not glibc.
+
+    Why: by default a freed block of 128 KiB or more goes back to the kernel at once, so a
+    reader cycling 1 MiB chunks (a decompressor's output, a pcapng buffer) page-faults its
+    way through every byte of the capture again: 0.1-0.2 s of system time per 200 k
+    packets (docs/benchmarks.md). Only the console entry point calls this: it is a
+    process-wide setting, not a library's to make."""
+    return tcptrace_keep_heap(mmap_threshold, trim_threshold) != 0
 
 
 # ================================================================ the steady path

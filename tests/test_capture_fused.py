@@ -10,6 +10,7 @@ its edges, on mutated frames (Hypothesis), on damaged files, and on the shared c
 from __future__ import annotations
 
 import csv
+import io
 import struct
 from pathlib import Path
 from typing import Any
@@ -216,6 +217,49 @@ def test_counters_span_chunks(tmp_path: Path) -> None:
     p = tmp_path / "big.pcap"
     p.write_bytes(pcap_bytes([(T0 + i, frame) for i in range(1600)]))
     assert len(_assert_same(p)) == 1600
+
+
+class _ReadOnly:
+    """A stream with ``read`` only (no ``readinto``): the reader's other refill path."""
+
+    def __init__(self, data: bytes) -> None:
+        self._io = io.BytesIO(data)
+
+    def read(self, n: int = -1) -> bytes:
+        return self._io.read(n)
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 100, 1500, 4096])
+def test_records_across_chunk_refills(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                      chunk: int) -> None:
+    """Chunks far smaller than a record: every record is refilled across several reads
+    (the compiled reader reuses one buffer when the stream has ``readinto``), and a file
+    cut inside a record reports the same left-over bytes and offset. Compared with the
+    default 1 MiB chunk, for a path, a stream with ``readinto`` and one without."""
+    frames = [tcp_frame(V4A, V4B, 1, 2, 3 + i, 4, ACK, payload=b"d" * (i * 97 % 1400),
+                        options=TS_BLOCK) for i in range(40)]
+    data = pcap_bytes([(T0 + i, f) for i, f in enumerate(frames + _variants())])
+    cut = data[:len(data) - 30]
+    expected = [_fused(d) for d in (data, cut)]
+    monkeypatch.setattr("tcptrace_py.capture.common.CHUNK_BYTES", chunk)
+    monkeypatch.setattr("tcptrace_py.capture.pcap.CHUNK_BYTES", chunk)
+    for d, want in zip((data, cut), expected, strict=True):
+        path = tmp_path / "c.pcap"
+        path.write_bytes(d)
+        for kind in ("path", "readinto", "read only"):
+            for read in (_fused, _separate):
+                source: object = (path if kind == "path" else io.BytesIO(d)
+                                  if kind == "readinto" else _ReadOnly(d))
+                assert _unnamed(read(source)) == _unnamed(want)
+    assert [w.message for w in expected[1][1][4]] == [
+        "file ends in the middle of a record (68 bytes left over; 77 frames read)"]
+
+
+def _unnamed(result: tuple[Any, Any]) -> tuple[Any, Any]:
+    """A reading's segments and diagnostics without the source's name in its warnings."""
+    segs, view = result
+    warnings = [(w.message, w.offset, w.frame, w.code) for w in view[4]]
+    return segs, (*view[:4], warnings, *view[5:])
 
 
 @settings(max_examples=60, deadline=None)

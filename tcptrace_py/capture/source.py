@@ -49,6 +49,11 @@ class _Prefixed:
         # and lose what they had decoded; read1(n) hands out each decoded piece as it comes,
         # so the frames before the damage are kept.
         self._read = inner.read1 if partial_reads and hasattr(inner, "read1") else inner.read
+        # readinto fills a caller's buffer: the compiled pcap reader reuses one, where
+        # read(n) would allocate a fresh mebibyte per chunk (a page fault per 4 KiB: about
+        # 1 s of system time on a 1.8 GB capture). Same chunks, same partial-read rule.
+        into = "readinto1" if partial_reads and hasattr(inner, "readinto1") else "readinto"
+        self._readinto = getattr(inner, into, None)
 
     def read(self, n: int = -1, /) -> bytes:
         if self._head:
@@ -60,6 +65,14 @@ class _Prefixed:
             self._head = self._head[n:]
             return out
         return bytes(self._read(n))
+
+    def readinto(self, b: Any, /) -> int:
+        """Fill ``b`` as :meth:`read` ``(len(b))`` would return; the count (0 at the end)."""
+        if self._head or self._readinto is None:
+            data = self.read(len(b))
+            b[:len(data)] = data
+            return len(data)
+        return self._readinto(b) or 0
 
     def readable(self) -> bool:  # gzip/bz2/lzma check for this on their fileobj
         return True
