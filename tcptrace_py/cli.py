@@ -424,6 +424,11 @@ class _CountingReader:
         self._advance(len(data))
         return bytes(data)
 
+    def readinto1(self, b: Any, /) -> int:
+        got: int = self._f.readinto1(b)  # type: ignore[attr-defined]
+        self._advance(got)
+        return got
+
     def readable(self) -> bool:
         return True
 
@@ -520,11 +525,14 @@ class _GatedReader:
         raw = getattr(f, "raw", None)
         self._f = raw if self._fd is not None and raw is not None else f
 
-    def _call(self, fn: Callable[[int], Any], n: int) -> bytes:
+    def _wait(self) -> None:
         if self._fd is not None:
             self._gate.wait_readable(self._fd)
         else:
             self._gate.check()
+
+    def _call(self, fn: Callable[[int], Any], n: int) -> bytes:
+        self._wait()
         data = fn(n)
         return b"" if data is None else bytes(data)
 
@@ -533,6 +541,16 @@ class _GatedReader:
 
     def read1(self, n: int = -1, /) -> bytes:
         return self._call(getattr(self._f, "read1", self._f.read), n)
+
+    def readinto1(self, b: Any, /) -> int:
+        """:meth:`read1` into ``b`` (the reader reuses one buffer: no fresh chunk a read)."""
+        fill = getattr(self._f, "readinto1", None) or getattr(self._f, "readinto", None)
+        if fill is None:
+            data = self.read1(len(b))
+            b[:len(data)] = data
+            return len(data)
+        self._wait()
+        return fill(b) or 0
 
     def readable(self) -> bool:
         return True

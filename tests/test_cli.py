@@ -353,6 +353,32 @@ def test_progress_bar_only_on_a_terminal(mixed: Path, monkeypatch: pytest.Monkey
     assert code == 0 and len(jsonl(out)) == 4
 
 
+def test_gated_readers_fill_the_readers_buffer(mixed: Path) -> None:
+    """The reader refills one buffer through ``readinto1``: the plain and the counting
+    (progress bar) reader give the file's bytes, the bar advances by each fill, and a
+    pending Ctrl-C stops the next fill as it stops a read."""
+    from tcptrace_py import cli
+    from tcptrace_py.capture.source import _Prefixed
+
+    data = mixed.read_bytes()
+    advanced: list[int] = []
+    for counting in (False, True):
+        gate = cli._InterruptGate()
+        with mixed.open("rb") as f:
+            inner: Any = cli._CountingReader(f, advanced.append) if counting else f
+            stream = _Prefixed(b"", gate.wrap(inner), partial_reads=True)
+            buf = bytearray(1000)
+            got = b""
+            while n := stream.readinto(memoryview(buf)):
+                got += bytes(buf[:n])
+            assert got == data
+            f.seek(0)
+            gate.pending = True
+            with pytest.raises(KeyboardInterrupt):
+                stream.readinto(memoryview(buf))
+    assert sum(advanced) == len(data) and max(advanced) <= 1000
+
+
 @pytest.mark.skipif(not (Path(__file__).resolve().parents[1] / "samples").exists(),
                     reason="samples/ absent")
 def test_flow_ladder_shows_each_endpoint_state_after_every_segment() -> None:

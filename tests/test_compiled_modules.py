@@ -115,3 +115,17 @@ def test_without_a_record_of_the_build_every_module_loads_from_source(
     files = probe(tmp_path)["files"]
     assert isinstance(files, dict)
     assert all(f.endswith(".py") for f in files.values()), files
+
+
+@pytest.mark.skipif(implementation.compiled is None, reason="compiled engine not built")
+def test_the_console_entry_keeps_freed_heap_on_glibc() -> None:
+    """``_engine.keep_heap`` (called by ``tcptrace_py.__main__`` only): glibc's mallopt
+    accepts both settings; elsewhere it says it did nothing."""
+    import platform
+
+    from tcptrace_py import __main__ as entry
+
+    compiled = implementation.compiled
+    assert compiled is not None
+    ok = compiled.keep_heap(entry.HEAP_BLOCK_BYTES, entry.HEAP_KEEP_BYTES)
+    assert ok is (platform.libc_ver()[0] == "glibc")
