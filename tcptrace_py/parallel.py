@@ -80,7 +80,7 @@ BATCH_ITEMS = 256
 """Items a worker process sends at once: large enough that pickling and the pipe cost little
 per item, small enough that the parent's merge is not starved (a few hundred connections)."""
 
-PARENT_SHARE = 0.7
+PARENT_SHARE = 0.8
 """The calling process's share of the connections, relative to each other worker's: it also
 unpickles the workers' results, merges, renumbers and (in the CLI) writes the output. First
 measured on the 2 M-packet capture with ``--jobs 2`` (CPU seconds, bench/jobs_speedup.py):
@@ -93,7 +93,14 @@ memory stalls, presumably the larger worker's) (load average 1.6-2.5, parent /
 worker): 0.7: 7.3-7.6 / 8.4-8.7; 0.8: 7.6-7.9 / 7.9-8.3; 0.85: 8.5-8.7 / 8.1-8.9. With the
 worker's sends in a thread (:class:`_Sender`), on an idle machine (load average 1.1-1.2):
 0.8: parent 7.9-8.2 / worker 7.2-7.5 s; 0.7: 7.3-7.9 / 6.9-7.5 s, wall 7.9-8.5 s against
-12.6-13.9 s for one engine. Hence 0.7 (41 % of the slots at ``--jobs 2``)."""
+12.6-13.9 s for one engine. Hence 0.7 (41 % of the slots at ``--jobs 2``). Once the
+reader refilled one buffer (no page faults; every process reads the capture in ~0.3 s of
+CPU), the worker became the slower one: ``tcptrace-py analyze 2m.pcap --format jsonl -o
+/dev/null --jobs 2``, parent / worker CPU s and wall: 0.7: 5.3 / 6.0, 6.3-6.4 s; 0.8:
+5.3-5.6 / 5.6-6.0, 6.0-6.4 s; 0.9: 5.7-5.9 / 5.6-5.7, 6.3-6.5 s; 1.0: 5.7-6.0 / 5.0-5.2,
+6.1-6.3 s (load average 1.0-1.4). Hence 0.8 (44 % of the slots). (bench/jobs_speedup.py's
+parent hashes every record through ``json``, slower than the CLI's orjson, so its parent
+is the slower one at any of these shares.)"""
 
 ENGINE_NOTES = ("icmp_errors", "icmp_errors_unmatched")
 """``Diagnostics.notes`` that the engine (not the reader) counts, per worker."""
