@@ -1042,8 +1042,24 @@ cdef class SenderStateBase:
     cdef public object last_ts_ns
 
 
+cdef enum:
+    COMPACT_TAIL = 2  # analysis.sequence.COMPACT_TAIL_SEGMENTS
+
+
+cdef inline long long _record_end(object rec) except? -1:
+    """Twin of ``direction.record_end``."""
+    if type(rec) is tuple:
+        return (<tuple>rec)[1]
+    return (<SentSegment?>rec).end
+
+
+cdef class _Identities  # defined after SequenceAnalyzerBase
+
+
 cdef class SequenceAnalyzerBase:
-    """The steady path's fields of ``analysis.sequence.SequenceAnalyzer``."""
+    """The steady path's fields of ``analysis.sequence.SequenceAnalyzer``, and the twin of
+    its compaction (a loop over every segment a connection sent, once per closed
+    connection)."""
 
     cdef public object client
     cdef public object server
@@ -1051,6 +1067,108 @@ cdef class SequenceAnalyzerBase:
     cdef public object _s
     cdef public object last_ts_ns
     cdef public object options
+
+    @staticmethod
+    def _compact_sender(state_obj):
+        """Twin of ``SequenceAnalyzer._compact_sender``: the same records kept, the same
+        fresh containers, the same count. The tail is the last ``COMPACT_TAIL`` records of
+        ``sorted(order, key=record_end)`` (stable: among equal ends the later ones), found
+        in one pass instead of a sort; kept records are compared by identity, as the
+        reference's ``id()`` set does."""
+        cdef SenderStateBase state = <SenderStateBase?>state_obj
+        order = state.order
+        cdef long long una = state.snd_una
+        cdef Py_ssize_t tracked = len(order) if order is not None else 0
+        cdef list keep = []
+        cdef _Identities kept = _Identities()
+        # tail_end/tail_rec ascending by (end, position); borrowed references (``order``
+        # holds the records until the end of this call).
+        cdef long long tail_end[COMPACT_TAIL]
+        cdef PyObject* tail_rec[COMPACT_TAIL]
+        cdef Py_ssize_t n_tail = 0, j
+        cdef long long end
+        if order:
+            for rec in order:
+                end = _record_end(rec)
+                if end > una or (type(rec) is not tuple
+                                 and (<SentSegment?>rec).rexmit_index >= 0):
+                    keep.append(rec)
+                    kept.add(rec)
+                # A later record ranks above every earlier one with the same end.
+                if n_tail < COMPACT_TAIL:
+                    j = n_tail
+                    n_tail += 1
+                elif end >= tail_end[0]:
+                    j = 0
+                    while j + 1 < COMPACT_TAIL and tail_end[j + 1] <= end:
+                        tail_end[j] = tail_end[j + 1]
+                        tail_rec[j] = tail_rec[j + 1]
+                        j += 1
+                    tail_end[j] = end
+                    tail_rec[j] = <PyObject*>rec
+                    continue
+                else:
+                    continue
+                while j > 0 and tail_end[j - 1] > end:
+                    tail_end[j] = tail_end[j - 1]
+                    tail_rec[j] = tail_rec[j - 1]
+                    j -= 1
+                tail_end[j] = end
+                tail_rec[j] = <PyObject*>rec
+            for j in range(n_tail):
+                kept.add(<object>tail_rec[j])
+        cdef dict by_end = {}
+        cdef dict by_start = {}
+        cdef int overflow
+        for k, rec in (<dict?>state.by_end).items():
+            if PyLong_AsLongLongAndOverflow(k, &overflow) > una or overflow > 0 \
+                    or kept.has(rec):
+                by_end[k] = rec
+        for k, rec in (<dict?>state.by_start).items():
+            if kept.has(rec):
+                by_start[k] = rec
+        state.by_end = by_end
+        state.by_start = by_start
+        state.order = _deque(keep) if keep else None
+        return tracked - kept.count()
+
+
+cdef enum:
+    SMALL_IDENTITIES = 16
+
+
+cdef class _Identities:
+    """A set of objects by identity (the reference's set of ``id()``): a few in a C array,
+    more in a set of ids. Holds no references: its objects must outlive it."""
+
+    cdef PyObject* small[SMALL_IDENTITIES]
+    cdef Py_ssize_t n
+    cdef set ids
+
+    cdef inline bint has(self, object obj) except -1:
+        cdef Py_ssize_t i
+        if self.ids is not None:
+            return id(obj) in self.ids
+        for i in range(self.n):
+            if self.small[i] == <PyObject*>obj:
+                return True
+        return False
+
+    cdef int add(self, object obj) except -1:
+        cdef Py_ssize_t i
+        if self.has(obj):
+            return 0
+        if self.ids is None and self.n < SMALL_IDENTITIES:
+            self.small[self.n] = <PyObject*>obj
+            self.n += 1
+            return 0
+        if self.ids is None:
+            self.ids = {id(<object>self.small[i]) for i in range(self.n)}
+        self.ids.add(id(obj))
+        return 0
+
+    cdef inline Py_ssize_t count(self):
+        return len(self.ids) if self.ids is not None else self.n
 
 
 cdef class EndpointBase:
@@ -1128,7 +1246,7 @@ CONSTANTS = {
     "TSO_SUPERSEGMENT": TSO_SUPERSEGMENT, "WS_ACK": WS_ACK, "WS_DATA": WS_DATA,
     "HIST_DATA": HIST_DATA, "HIST_ACK": HIST_ACK, "ESTABLISHED": Z_ESTABLISHED,
     "TOO_LARGE_SEQ_DELTA": TOO_LARGE_SEQ_DELTA, "SCALED_HISTORY_BASE": SCALED_HISTORY_BASE,
-    "ECN_FLAGS": ECN_FLAGS,
+    "ECN_FLAGS": ECN_FLAGS, "COMPACT_TAIL_SEGMENTS": COMPACT_TAIL,
 }
 """The reference's values of the constants compiled in above (a test compares them)."""
 

@@ -166,6 +166,7 @@ def test_compiled_constants_are_the_references() -> None:
     """The flag bits and Zeek constants compiled into the steady path are the reference's."""
     from tcptrace_py import compat, facts, flowtable, segment
     from tcptrace_py.analysis import flags as af
+    from tcptrace_py.analysis import sequence
     from tcptrace_py.segment import ACK, PSH
 
     assert implementation.compiled is not None
@@ -177,6 +178,7 @@ def test_compiled_constants_are_the_references() -> None:
         "TOO_LARGE_SEQ_DELTA": compat.TOO_LARGE_SEQ_DELTA,
         "SCALED_HISTORY_BASE": compat.SCALED_HISTORY_BASE,
         "ECN_FLAGS": facts.ECN_FLAGS,
+        "COMPACT_TAIL_SEGMENTS": sequence.COMPACT_TAIL_SEGMENTS,
         "MAX_CLOCK_JUMP_NS": flowtable.MAX_CLOCK_JUMP_NS,
         "SWEEP_INTERVAL_NS": flowtable.SWEEP_INTERVAL_NS,
         "SHARD_MIX": flowtable.SHARD_MIX, "SHARD_SLOTS": flowtable.SHARD_SLOTS,

@@ -1,0 +1,87 @@
+"""The compiled twin of ``SequenceAnalyzer._compact_sender`` keeps what the reference keeps.
+
+Compaction runs once per closed connection and changes only what a late segment can find
+(docs/sequence-analysis.md, "Compaction"), so whole-capture equivalence (test_engines) sees
+few of its cases. Here both run on the same sender histories: records of either kind
+(``SentSegment`` and the steady path's tuples), equal ends (the tail's tie rule), re-sent
+records, any SND.UNA, and index keys that miss records.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tcptrace_py import implementation
+from tcptrace_py.analysis import sequence
+from tcptrace_py.analysis.direction import SenderState, SentSegment
+from tcptrace_py.analysis.rtt import RttEstimator
+
+pytestmark = pytest.mark.skipif(implementation.compiled is None,
+                                reason="compiled engine not built or not selected")
+
+record = st.tuples(st.integers(0, 40), st.integers(1, 12), st.booleans(),
+                   st.integers(-1, 2))
+"""(start, length, kept as a tuple, rexmit_index) of one remembered segment; up to 40 a
+sender, past the 16 identities the twin holds without a set."""
+
+
+def _state(specs: list[tuple[int, int, bool, int]], una: int, extra_keys: list[int],
+           empty_order: bool) -> tuple[Any, list[Any]]:
+    state: Any = SenderState(RttEstimator())
+    state.snd_una = una
+    recs: list[Any] = []
+    for i, (start, length, as_tuple, rexmit) in enumerate(specs):
+        rec: Any
+        if as_tuple:
+            rec = (start, start + length, 100 + i, 1000 + i)
+        else:
+            rec = SentSegment(start, start + length, 100 + i, 1000 + i, "")
+            rec.rexmit_index = rexmit
+        recs.append(rec)
+        state.by_start.setdefault(start, rec)
+        state.by_end[start + length] = rec
+    for k in extra_keys:  # an index key whose record is not in ``order``
+        state.by_end.setdefault(k, recs[0] if recs else ("x", k))
+    state.order = None if empty_order and not recs else deque(recs)
+    return state, recs
+
+
+def _view(state: Any, recs: list[Any]) -> tuple[Any, ...]:
+    def ids(d: dict[int, Any]) -> list[tuple[int, int]]:
+        return [(k, next((i for i, r in enumerate(recs) if r is v), -1)) for k, v in d.items()]
+
+    order = state.order
+    return (ids(state.by_end), ids(state.by_start),
+            None if order is None else [next(i for i, r in enumerate(recs) if r is v)
+                                        for v in order], type(order))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(record, max_size=40), st.integers(0, 50), st.lists(st.integers(0, 60),
+                                                                    max_size=3),
+       st.booleans())
+def test_twin_keeps_what_the_reference_keeps(specs: list[tuple[int, int, bool, int]],
+                                             una: int, extra_keys: list[int],
+                                             empty_order: bool) -> None:
+    reference = sequence.SequenceAnalyzer.__reference__._compact_sender  # type: ignore[attr-defined]
+    twin = sequence.SequenceAnalyzer._compact_sender
+    assert twin is not reference
+    a, recs_a = _state(specs, una, extra_keys, empty_order)
+    b, recs_b = _state(specs, una, extra_keys, empty_order)
+    assert twin(a) == reference(b)
+    assert _view(a, recs_a) == _view(b, recs_b)
+
+
+def test_tail_ties_keep_the_later_records() -> None:
+    """Three records ending at the same byte, all acknowledged: the tail keeps the last two
+    sent (stable sort order), as the reference's ``sorted(...)[-2:]``."""
+    specs = [(0, 10, False, -1), (5, 5, False, -1), (8, 2, False, -1), (0, 4, True, -1)]
+    a, recs = _state(specs, 50, [], False)
+    sequence.SequenceAnalyzer._compact_sender(a)
+    kept = {id(r) for r in a.by_start.values()}
+    assert kept == {id(recs[1]), id(recs[2])}
