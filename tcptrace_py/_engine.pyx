@@ -34,6 +34,7 @@ from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes
 from cpython.long cimport PyLong_AsLongLongAndOverflow, PyLong_CheckExact
 from libc.limits cimport LLONG_MAX, LLONG_MIN
 from libc.stdint cimport uint8_t, uint32_t
+from libc.math cimport fabs
 from libc.string cimport memcmp, memmove
 from cpython.bytearray cimport PyByteArray_AS_STRING
 from cpython.list cimport PyList_GET_ITEM
@@ -714,6 +715,48 @@ def read_pcap_segments(stream, bytes head, str display, diag, bint strict, decod
                       "more (kept, added as is)", code="invalid_timestamp")
 
 
+# ================================================================ record rounding
+cdef double EXACT_BELOW = 4503599627370496.0  # analysis.sequence._EXACT_BELOW (2**52)
+cdef double ROUND_MARGIN = 2.3e-16  # analysis.sequence._MARGIN
+
+
+cdef inline object _round_scaled(object x, double scale, int digits):
+    """Twin of ``analysis.sequence._round_scaled`` (see ``round3`` there for why it gives
+    ``round(x, digits)``'s bits): the same double steps for a float (this module is built
+    without fused multiply-add); anything else through the reference's Python steps."""
+    cdef double xd, y, f
+    cdef long long k
+    if type(x) is float:
+        xd = x
+        y = xd * scale
+        if 0.0 < y < EXACT_BELOW:
+            k = <long long>y  # int(y): y is positive and below 2**52
+            f = y - <double>k
+            if fabs(f - 0.5) > y * ROUND_MARGIN:
+                if f > 0.5:
+                    k += 1
+                return <double>k / scale  # both exact: IEEE division is round(k / scale)
+        return round(x, digits)
+    iscale = int(scale)
+    yo = x * iscale
+    if 0.0 < yo < EXACT_BELOW:
+        ko = int(yo)
+        fo = yo - ko
+        if abs(fo - 0.5) > yo * ROUND_MARGIN:
+            return (ko + 1 if fo > 0.5 else ko) / iscale
+    return round(x, digits)
+
+
+def round3(x):
+    """Twin of ``analysis.sequence.round3``: ``round(x, 3)``, bit for bit."""
+    return _round_scaled(x, 1000.0, 3)
+
+
+def round1(x):
+    """Twin of ``analysis.sequence.round1``: ``round(x, 1)``, bit for bit."""
+    return _round_scaled(x, 10.0, 1)
+
+
 # ================================================================ the allocator
 cdef extern from *:
     """
@@ -1247,6 +1290,7 @@ CONSTANTS = {
     "HIST_DATA": HIST_DATA, "HIST_ACK": HIST_ACK, "ESTABLISHED": Z_ESTABLISHED,
     "TOO_LARGE_SEQ_DELTA": TOO_LARGE_SEQ_DELTA, "SCALED_HISTORY_BASE": SCALED_HISTORY_BASE,
     "ECN_FLAGS": ECN_FLAGS, "COMPACT_TAIL_SEGMENTS": COMPACT_TAIL,
+    "EXACT_BELOW": EXACT_BELOW, "ROUND_MARGIN": ROUND_MARGIN,
 }
 """The reference's values of the constants compiled in above (a test compares them)."""
 

@@ -179,6 +179,7 @@ def test_compiled_constants_are_the_references() -> None:
         "SCALED_HISTORY_BASE": compat.SCALED_HISTORY_BASE,
         "ECN_FLAGS": facts.ECN_FLAGS,
         "COMPACT_TAIL_SEGMENTS": sequence.COMPACT_TAIL_SEGMENTS,
+        "EXACT_BELOW": sequence._EXACT_BELOW, "ROUND_MARGIN": sequence._MARGIN,
         "MAX_CLOCK_JUMP_NS": flowtable.MAX_CLOCK_JUMP_NS,
         "SWEEP_INTERVAL_NS": flowtable.SWEEP_INTERVAL_NS,
         "SHARD_MIX": flowtable.SHARD_MIX, "SHARD_SLOTS": flowtable.SHARD_SLOTS,

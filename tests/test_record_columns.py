@@ -70,6 +70,19 @@ def test_round3_and_round1_next_to_ties_are_round(k: int, scale: int, ulps: int)
     both(x)
 
 
+@settings(max_examples=500, deadline=None)
+@given(st.integers(min_value=-10**20, max_value=10**20))
+@example(0)
+@example(2**52)
+def test_round3_and_round1_of_ints_are_the_references(n: int) -> None:
+    """Integers take the reference's Python steps in the compiled twins too (an int
+    argument gives a float, not round()'s int)."""
+    from tcptrace_py.analysis import sequence
+
+    assert same(round3(n), sequence._round_scaled(n, 1000, 3))
+    assert same(round1(n), sequence._round_scaled(n, 10, 1))
+
+
 def test_ms_columns_of_a_capture_are_rounded_milliseconds() -> None:
     """On a lossy sample: the millisecond columns built with round3 equal round(ns / 1e6, 3)
     of the connection's own figures."""

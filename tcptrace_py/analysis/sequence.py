@@ -1225,6 +1225,10 @@ def _direction_values(st: DirectionStats, state: SenderState,
 
 
 # The compiled engine's twins (tcptrace_py/implementation.py, tcptrace_py/_engine.pyx).
+from tcptrace_py.implementation import compiled as _compiled  # noqa: E402
 from tcptrace_py.implementation import twin  # noqa: E402
 
 SequenceAnalyzer = twin(SequenceAnalyzer, "SequenceAnalyzerBase")  # type: ignore[misc]
+if _compiled is not None:  # a dozen calls a record, each a few Python float operations
+    round3 = _compiled.round3
+    round1 = _compiled.round1
