@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from tcptrace_py.analysis import AnalysisOptions
@@ -114,34 +115,37 @@ class Options:
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise ValueError(f"{name} must be an integer >= {low}, not {value!r}")
 
-    @property
+    # The nanosecond forms are computed once per Options (kept in the instance's __dict__;
+    # the fields of a frozen dataclass never change): the engine reads them per connection
+    # and per handshake segment, and this module is not compiled.
+    @cached_property
     def time_wait_ns(self) -> int:
         return int(self.time_wait_s * _NS)
 
-    @property
+    @cached_property
     def idle_timeout_ns(self) -> int:
         return int(self.idle_timeout_s * _NS)
 
-    @property
+    @cached_property
     def attempt_timeout_ns(self) -> int:
         return int(self.attempt_timeout_s * _NS)
 
-    @property
+    @cached_property
     def rst_crossing_ns(self) -> int:
         return int(self.rst_crossing_s * _NS)
 
-    @property
+    @cached_property
     def give_up_rto_max_ns(self) -> int:
         return int(self.give_up_rto_max_s * _NS)
 
-    @property
+    @cached_property
     def duplicate_weak_max_interval_ns(self) -> int:
         return int(self.duplicate_weak_max_interval_s * _NS)
 
-    @property
+    @cached_property
     def duplicate_syn_max_interval_ns(self) -> int:
         return int(self.duplicate_syn_max_interval_s * _NS)
 
-    @property
+    @cached_property
     def closed_linger_ns(self) -> int:
         return int(self.closed_linger_s * _NS)
