@@ -46,7 +46,7 @@ cdef long long SYN = 0x02
 
 cdef object _EMPTY = ()
 
-API_VERSION = 9
+API_VERSION = 10
 """Bumped with every change of what this module offers; ``implementation`` refuses a build
 whose number differs from its own (a stale extension beside newer Python sources)."""
 
@@ -1232,16 +1232,296 @@ cdef class EndpointBase:
     cdef public long long reassem_seq
     cdef public bint first_seen
     cdef public object blocks
+    cdef public long long fin_seq
+    cdef public long long rst_cnt
+    cdef public long long last_syn
+    cdef public long long last_fin
+    cdef public long long last_rst
 
 
 cdef class PeerSummaryBase:
-    """The steady path's fields of ``compat.PeerSummary``."""
+    """The fields of ``compat.PeerSummary`` its per-segment path uses, and the twin of that
+    path (:meth:`on_segment`: Wireshark's completeness, Zeek's endpoint machines and
+    history letters), run for every segment the steady path does not take."""
 
     cdef public object _eps
     cdef public object _letters
     cdef public long long _n
     cdef public long long _ws
     cdef public long long _ws_prev
+    cdef public long long _orig
+    cdef public bint _partial
+    cdef public long long _flips
+
+    def on_segment(self, seg_obj, bint from_client, bint is_retransmission=False):
+        """Twin of ``compat.PeerSummary.on_segment`` (a segment of another class, built by
+        a test, takes the reference)."""
+        if type(seg_obj) is not Segment:
+            return type(self).__reference__.on_segment(self, seg_obj, from_client,
+                                                       is_retransmission)
+        cdef Segment seg = <Segment>seg_obj
+        cdef int flags = seg.flags
+        cdef long long plen = seg.payload_len
+        # ---- Wireshark completeness
+        cdef long long ws = self._ws
+        self._ws_prev = ws
+        if self._n == 0:
+            if flags & SYN and not flags & ACK_BIT:
+                ws |= Z_WS_SYN | (WS_DATA if plen > 0 else 0)
+        else:
+            if flags & SYN:
+                if flags & ACK_BIT:
+                    ws |= Z_WS_SYNACK
+            elif flags & ACK_BIT and plen == 0:
+                ws |= WS_ACK
+            if plen > 0 and not (flags & SYN and flags & ACK_BIT):
+                ws |= WS_DATA
+            if flags & FIN and flags & ACK_BIT:
+                ws |= Z_WS_FIN
+            if flags & RST_BIT:
+                ws |= Z_WS_RST
+        self._ws = ws
+        # ---- Zeek
+        cdef Py_ssize_t side = 0 if from_client else 1
+        self._n += 1
+        cdef tuple eps = self._eps
+        cdef EndpointBase e, p, o
+        cdef bint flip
+        if not flags & (SYN | FIN | RST_BIT) and self._orig >= 0:
+            e = <EndpointBase?>eps[side]
+            p = <EndpointBase?>eps[1 - side]
+            if (e.state == Z_ESTABLISHED and p.state == Z_ESTABLISHED and e.first_seen
+                    and e.hist & (HIST_DATA if plen else HIST_ACK)):
+                _peer_steady(self, seg, e, p, side, flags, plen)
+                return None
+        if self._orig < 0:
+            self._orig = side
+            if not flags & SYN or flags & ACK_BIT:
+                ports = _likely_server_ports()
+                if seg.sport in ports:
+                    if seg.dport in ports:
+                        flip = not flags & SYN and seg.sport < seg.dport
+                    else:
+                        flip = True
+                    if flip:
+                        self._flip_c()
+        else:
+            o = <EndpointBase?>eps[self._orig]
+            if (o.state == Z_SYN_ACK_SENT
+                    and (<EndpointBase?>eps[1 - self._orig]).state == Z_INACTIVE
+                    and not flags & (SYN | FIN | RST_BIT) and (flags & ACK_BIT or plen > 0)):
+                self._flip_c()
+                _set_state(o, Z_ESTABLISHED)
+                self._partial = False
+        self._zeek_c(seg, side, flags, plen)
+        return None
+
+    cdef inline void _flip_c(self):
+        """``_flip``."""
+        self._orig = 1 - self._orig
+        self._flips += 1
+
+    cdef bint _check_c(self, EndpointBase e, Py_ssize_t side, long long mask,
+                       str letter) except -1:
+        """``_check``: record the letter the first time; True if seen before."""
+        if e.hist & mask:
+            return True
+        e.hist |= mask
+        self._letters.append((letter, side))
+        return False
+
+    cdef int _zeek_c(self, Segment seg, Py_ssize_t side, int flags,
+                     long long plen) except -1:
+        """Twin of ``_zeek``."""
+        cdef tuple eps = self._eps
+        cdef EndpointBase e = <EndpointBase?>eps[side]
+        cdef EndpointBase p = <EndpointBase?>eps[1 - side]
+        cdef bint is_orig = side == self._orig
+        cdef long long seq = seg.seq
+        cdef bint syn = flags & SYN
+        cdef bint fin = flags & FIN
+        cdef bint rst = flags & RST_BIT
+        cdef bint ackf = flags & ACK_BIT
+        cdef long long st = e.state
+        cdef long long pst = p.state
+        # SetPartialStatus
+        if is_orig:
+            if not e.first_seen:
+                self._partial = not syn or ackf
+        elif not e.first_seen and not self._partial:
+            self._partial = not syn
+        cdef long long seg_len = plen + (1 if syn else 0) + (1 if fin else 0)
+        if rst:
+            seg_len -= plen
+        cdef long long end = (seq + seg_len) & _MASK
+        # init_endpoint
+        if st == Z_INACTIVE:
+            if syn:
+                _init_seqs(e, seq, end)
+            else:
+                _init_seqs(e, (seq - 1) & _MASK, seq)
+        elif syn and (
+                st == Z_ESTABLISHED or st == Z_PARTIAL
+                or ((st == Z_SYN_SENT or st == Z_SYN_ACK_SENT) and seq != e.start_seq)
+                or (st == Z_RESET and e.prev_state == Z_INACTIVE)):
+            _init_seqs(e, seq, end)
+        cdef long long rel_seq = _sdelta(seq, e.start_seq)
+        cdef bint underflow = rel_seq < 0
+        # update_history
+        cdef int bits = (1 if syn else 0) + (1 if fin else 0) + (1 if rst else 0)
+        cdef str code
+        if not bits:
+            if plen:
+                if not e.hist & HIST_DATA:
+                    self._check_c(e, side, HIST_DATA, "D")
+            elif ackf and not e.hist & HIST_ACK:
+                self._check_c(e, side, HIST_ACK, "A")
+        elif bits > 1:
+            if fin and rst:
+                self._check_c(e, side, Z_HIST_FIN_RST, "I")
+            else:
+                self._check_c(e, side, Z_HIST_MULTI_FLAG, "Q")
+        else:
+            if syn:
+                code = "H" if ackf else "S"
+                if self._check_c(e, side, Z_HIST_SYN, code) and rel_seq != e.last_syn:
+                    self._letters.append((code, side))
+                e.last_syn = rel_seq
+            elif fin:
+                if self._check_c(e, side, Z_HIST_FIN, "F") and rel_seq + plen != e.last_fin:
+                    self._letters.append(("F", side))
+                e.last_fin = rel_seq + plen
+            else:
+                if self._check_c(e, side, Z_HIST_RST, "R") and rel_seq != e.last_rst:
+                    self._letters.append(("R", side))
+                e.last_rst = rel_seq
+        # update_window
+        if seg.window == 0 and not rst and pst != Z_CLOSED and st != Z_RESET:
+            e.win0_cnt += 1
+            if e.win0_cnt == e.win0_thresh:
+                self._letters.append(("W", side))
+                e.win0_thresh *= SCALED_HISTORY_BASE
+        if fin:
+            e.fin_cnt += 1
+            e.fin_seq = rel_seq + seg_len
+        if rst:
+            e.rst_cnt += 1
+        cdef long long rel_ack = 0, d_ack
+        cdef long long ack = seg.ack
+        if ackf:
+            if pst == Z_INACTIVE:
+                rel_ack = 1
+                _init_seqs(p, (ack - 1) & _MASK, (ack - 1) & _MASK)
+            else:
+                rel_ack = _sdelta(ack, p.start_seq)
+                if rel_ack < 0:
+                    rel_ack = 0
+                elif not rst:
+                    d_ack = _sdelta(ack, p.ack_seq)
+                    if not (ack == 0 and d_ack > TOO_LARGE_SEQ_DELTA) and d_ack > 0:
+                        p.ack_seq = ack
+        # update_last_seq
+        cdef long long delta_last = _sdelta(end, e.last_seq)
+        if (syn or rst) and (delta_last > TOO_LARGE_SEQ_DELTA
+                             or delta_last < -TOO_LARGE_SEQ_DELTA):
+            pass
+        elif fin and e.last_seq == (e.start_seq + 1) & _MASK:
+            e.last_seq = end
+        elif st == Z_RESET:
+            pass
+        elif delta_last > 0:
+            e.last_seq = end
+        elif plen > 0:
+            e.rxmt_cnt += 1
+            if e.rxmt_cnt == e.rxmt_thresh:
+                self._letters.append(("T", side))
+                e.rxmt_thresh *= SCALED_HISTORY_BASE
+        if bits or st == Z_INACTIVE:
+            self._state_machine_c(e, p, side, is_orig, flags, plen, seq)
+        if ackf and rel_ack > p.trim_seq:
+            self._ack_received(p, 1 - side, rel_ack)
+        if plen > 0 and seg.captured_payload >= plen and not rst and not underflow:
+            self._data_sent(e, rel_seq + 1 if syn else rel_seq, plen)
+        e.first_seen = True
+        return 0
+
+    cdef int _state_machine_c(self, EndpointBase e, EndpointBase p, Py_ssize_t side,
+                              bint is_orig, int flags, long long plen,
+                              long long seq) except -1:
+        """Twin of ``_state_machine``."""
+        cdef long long st = e.state
+        cdef EndpointBase orig
+        if st == Z_INACTIVE:
+            if flags & SYN:
+                if is_orig:
+                    _set_state(e, Z_SYN_ACK_SENT if flags & ACK_BIT else Z_SYN_SENT)
+                else:
+                    if not flags & ACK_BIT and p.state == Z_SYN_ACK_SENT \
+                            and seq == e.start_seq:
+                        self._partial = False
+                        self._flip_c()
+                        _set_state(p, Z_ESTABLISHED)
+                    if p.state == Z_SYN_SENT:
+                        _set_state(p, Z_ESTABLISHED)
+                    _set_state(e, Z_ESTABLISHED)
+            if flags & FIN:
+                _set_state(e, Z_CLOSED)
+            if flags & RST_BIT:
+                _set_state(e, Z_RESET)
+            if e.state == Z_INACTIVE:
+                orig = <EndpointBase?>(<tuple>self._eps)[self._orig]
+                if not is_orig and plen == 0 and orig.state == Z_SYN_SENT:
+                    pass
+                elif flags & ACK_BIT and p.state == Z_ESTABLISHED:
+                    _set_state(e, Z_ESTABLISHED)
+                    self._partial = False
+                else:
+                    _set_state(e, Z_PARTIAL)
+        elif st == Z_SYN_SENT or st == Z_SYN_ACK_SENT:
+            if flags & FIN:
+                _set_state(e, Z_CLOSED)
+            if flags & RST_BIT:
+                _set_state(e, Z_RESET)
+        elif st == Z_ESTABLISHED or st == Z_PARTIAL:
+            if flags & SYN and st == Z_PARTIAL and p.state == Z_INACTIVE \
+                    and not flags & ACK_BIT:
+                _set_state(e, Z_SYN_SENT)
+            if flags & FIN and not flags & RST_BIT:
+                _set_state(e, Z_CLOSED)
+                if p.state == Z_RESET and p.prev_state == Z_CLOSED:
+                    _set_state(p, Z_CLOSED)
+            if flags & RST_BIT:
+                _set_state(e, Z_RESET)
+        elif st == Z_CLOSED:
+            if flags & RST_BIT and p.state != Z_CLOSED:
+                _set_state(e, Z_RESET)
+        return 0
+
+
+cdef inline void _set_state(EndpointBase e, long long new):
+    """``_Endpoint.set_state``."""
+    if new != e.state:
+        e.prev_state = e.state
+        e.state = new
+
+
+cdef inline void _init_seqs(EndpointBase e, long long seq, long long last):
+    """``_Endpoint.init_seqs``."""
+    e.start_seq = seq
+    e.ack_seq = seq
+    e.last_seq = last
+
+
+cdef object _LIKELY_SERVER_PORTS = None
+
+
+cdef object _likely_server_ports():
+    """``compat.LIKELY_SERVER_PORTS`` (imported at first use: compat imports this module)."""
+    global _LIKELY_SERVER_PORTS
+    if _LIKELY_SERVER_PORTS is None:
+        from tcptrace_py.compat import LIKELY_SERVER_PORTS
+        _LIKELY_SERVER_PORTS = LIKELY_SERVER_PORTS
+    return _LIKELY_SERVER_PORTS
 
 
 cdef class ConnectionBase:
@@ -1280,6 +1560,22 @@ cdef long long WS_DATA = 8
 cdef long long HIST_DATA = 0x10
 cdef long long HIST_ACK = 0x20
 cdef long long Z_ESTABLISHED = 4
+cdef long long Z_INACTIVE = 0
+cdef long long Z_SYN_SENT = 1
+cdef long long Z_SYN_ACK_SENT = 2
+cdef long long Z_PARTIAL = 3
+cdef long long Z_CLOSED = 5
+cdef long long Z_RESET = 6
+cdef long long Z_WS_SYN = 1
+cdef long long Z_WS_SYNACK = 2
+cdef long long Z_WS_FIN = 16
+cdef long long Z_WS_RST = 32
+cdef long long Z_HIST_SYN = 0x1
+cdef long long Z_HIST_FIN = 0x2
+cdef long long Z_HIST_RST = 0x4
+cdef long long Z_HIST_FIN_RST = 0x8
+cdef long long Z_HIST_MULTI_FLAG = 0x100
+cdef long long RST_BIT = 0x04
 cdef long long TOO_LARGE_SEQ_DELTA = 1048576
 cdef long long SCALED_HISTORY_BASE = 10
 cdef long long ECN_FLAGS = 0x40 | 0x80
@@ -1291,6 +1587,11 @@ CONSTANTS = {
     "TOO_LARGE_SEQ_DELTA": TOO_LARGE_SEQ_DELTA, "SCALED_HISTORY_BASE": SCALED_HISTORY_BASE,
     "ECN_FLAGS": ECN_FLAGS, "COMPACT_TAIL_SEGMENTS": COMPACT_TAIL,
     "EXACT_BELOW": EXACT_BELOW, "ROUND_MARGIN": ROUND_MARGIN,
+    "ZEEK_STATES": (Z_INACTIVE, Z_SYN_SENT, Z_SYN_ACK_SENT, Z_PARTIAL, Z_ESTABLISHED,
+                    Z_CLOSED, Z_RESET),
+    "WS_BITS": (Z_WS_SYN, Z_WS_SYNACK, WS_ACK, WS_DATA, Z_WS_FIN, Z_WS_RST),
+    "HIST_BITS": (Z_HIST_SYN, Z_HIST_FIN, Z_HIST_RST, Z_HIST_FIN_RST, HIST_DATA, HIST_ACK,
+                  Z_HIST_MULTI_FLAG),
 }
 """The reference's values of the constants compiled in above (a test compares them)."""
 
