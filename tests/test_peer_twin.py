@@ -40,7 +40,7 @@ segment = st.tuples(
 
 def _state(ps: Any) -> tuple[Any, ...]:
     eps = tuple(tuple(getattr(e, name) if name != "blocks" else [list(b) for b in e.blocks]
-                      for name in compat._Endpoint.__reference__.__slots__)
+                      for name in compat._Endpoint.__reference__.__slots__)  # type: ignore[attr-defined]
                 for e in ps._eps)
     return (eps, list(ps._letters), ps._orig, ps._partial, ps._flips, ps._n, ps._ws,
             ps._ws_prev, ps.history(), ps.conn_state(), ps.completeness())
