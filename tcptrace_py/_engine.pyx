@@ -46,7 +46,7 @@ cdef long long SYN = 0x02
 
 cdef object _EMPTY = ()
 
-API_VERSION = 10
+API_VERSION = 11
 """Bumped with every change of what this module offers; ``implementation`` refuses a build
 whose number differs from its own (a stale extension beside newer Python sources)."""
 
@@ -1525,7 +1525,10 @@ cdef object _likely_server_ports():
 
 
 cdef class ConnectionBase:
-    """The steady path's fields of ``connection.Connection``."""
+    """The fields of ``connection.Connection`` its per-segment path uses, and the twin of
+    that path's frame (:meth:`on_segment`: bookkeeping and dispatch to the analyzer, the
+    peer summaries and the state machines), which every segment the steady path does not
+    take runs."""
 
     cdef public object flow_id
     cdef public object key
@@ -1545,6 +1548,176 @@ cdef class ConnectionBase:
     cdef public bint steady
     cdef public object recent
     cdef public long long _dup_n
+    cdef public bint self_connect
+    cdef public object options
+    cdef public object loss_signal_ns
+    cdef public object base_seq
+    cdef public object facts
+    cdef public object answered_frame
+    cdef public object pure_syn_sent
+    cdef public object synack_sent
+    cdef public object fin_frame
+    cdef public object peer_sent_at_fin
+    cdef public object data_after_fin
+    cdef public object handshake_done_frame
+    cdef public object handshake_done_ts_ns
+    cdef public bint _fast
+
+    def on_segment(self, seg_obj):
+        """Twin of ``Connection.on_segment``: the same steps in the same order; the
+        analyzer, the state replay and the evidence helpers are the same calls (a segment
+        of another class, built by a test, takes the reference)."""
+        if type(seg_obj) is not Segment:
+            return type(self).__reference__.on_segment(self, seg_obj)
+        if _CONN is None:
+            _load_connection_refs()
+        cdef _ConnRefs r = _CONN
+        cdef Segment seg = <Segment>seg_obj
+        cdef bint from_client = self.self_connect or (
+            seg.sport == self.client_port and seg.src == self.client_addr)
+        cdef Py_ssize_t side = 0 if from_client else 1
+        cdef long long plen = seg.payload_len
+        cdef long long flags = seg.flags
+        ts = seg.ts_ns
+        self.last_frame = seg.frame
+        self.last_ts_ns = ts
+        cdef list packets = <list?>self.packets
+        packets[side] = packets[side] + 1
+        cdef list payload_bytes = <list?>self.payload_bytes
+        payload_bytes[side] = payload_bytes[side] + plen
+        if from_client:
+            snd, rcv = self.client, self.server
+        else:
+            snd, rcv = self.server, self.client
+        cdef list recent_all = <list?>self.recent
+        cdef long long snd_max, d, a, end
+        cdef SenderStateBase peer_state
+        cdef SequenceAnalyzerBase an
+        cdef RunningStatsBase rtt
+        recent = recent_all[side]
+        if recent is None:
+            recent_all[side] = [seg] * self._dup_n
+        else:
+            # Only a segment sending nothing beyond SND.MAX and acknowledging nothing
+            # beyond its sender's highest ACK can repeat an earlier one (the reference's
+            # comment says why).
+            snd_max = snd.snd_max
+            d = (seg.seq + plen - snd_max) & _MASK
+            if snd_max >= 0 and (d == 0 or d >= _HALF):
+                an = <SequenceAnalyzerBase?>self.analyzer
+                peer_state = <SenderStateBase?>(an._s if from_client else an._c)
+                a = (seg.ack - peer_state.base - peer_state.snd_una) & _MASK
+                if not flags & ACK_BIT or peer_state.base < 0 or a == 0 or a >= _HALF:
+                    rtt = <RunningStatsBase?>(
+                        (<DirectionStatsBase?>(an.client if from_client else an.server)).rtt)
+                    opts = self.options
+                    found = r.original_of(seg, recent, opts.duplicate_weak_max_interval_ns,
+                                          opts.duplicate_syn_max_interval_ns,
+                                          self.loss_signal_ns[1 - side],
+                                          peer_state.last_ts_ns,
+                                          rtt.min if rtt.count else -1)
+                    if found is not None:
+                        return self._on_duplicate(seg, found[0], found[1], side,
+                                                  from_client)
+            (<list?>recent)[packets[side] % self._dup_n] = seg
+        cdef list base_seq = <list?>self.base_seq
+        if base_seq[side] < 0:
+            base_seq[side] = seg.seq
+        if seg.window >= 0:
+            (<list?>self.win_raw)[side] = seg.window
+        if snd.time_wait_since_ns >= 0 or rcv.time_wait_since_ns >= 0:
+            self.check_timers(ts, seg)
+        if flags & (SYN | FIN | RST_BIT):
+            self._note_control(seg, side, snd, rcv)
+        if seg.ecn or flags & ECN_FLAGS:
+            self.facts.on_marked(seg, side)
+        cdef list answered = <list?>self.answered_frame
+        if flags & (SYN | RST_BIT | ACK_BIT) == ACK_BIT and answered[side] < 0 and (
+                (<list?>self.pure_syn_sent)[side] or (<list?>self.synack_sent)[side]):
+            answered[side] = seg.frame
+        amask_obj = self.analyzer.on_segment(seg, from_client)
+        cdef long long amask = amask_obj
+        if amask & r.loss_signal:
+            (<list?>self.loss_signal_ns)[side] = ts
+        cdef list silent = <list?>self.silent_probes
+        silent[1 - side] = 0
+        if amask & r.probe:
+            silent[side] = silent[side] + 1
+            if amask & r.retransmission and plen:
+                self._note_retransmission(seg, side)
+        self.peer.on_segment(seg, from_client, amask & r.retransmission != 0)
+        rows = self.packet_rows
+        if rows is not None:
+            rows.append((seg.frame, ts, self.flow_id, from_client, flags, amask_obj, plen))
+        established = r.established
+        if not (flags & (SYN | FIN | RST_BIT | ACK_BIT) == ACK_BIT
+                and snd.state is established and rcv.state is established
+                and not rcv.fin_sent and r.fast_established):
+            self._replay_states(seg, from_client, side, snd, rcv, amask_obj)
+        # Sender-side variables follow what it sent.
+        end = (seg.seq + plen + (1 if flags & SYN else 0) + (1 if flags & FIN else 0)) & _MASK
+        snd_max = snd.snd_max
+        if snd_max < 0 or (((snd_max - end) & _MASK) >= _HALF and snd_max != end
+                           and not flags & RST_BIT):
+            snd.snd_max = end
+        cdef long long fin_seq
+        if flags & FIN and not flags & RST_BIT:
+            fin_seq = (seg.seq + plen) & _MASK
+            if not snd.fin_sent:
+                snd.fin_sent = True
+                snd.fin_seq = fin_seq
+                (<list?>self.fin_frame)[side] = seg.frame
+                (<list?>self.peer_sent_at_fin)[side] = rcv.snd_max
+        elif plen and snd.fin_sent and _seq_lt_c(snd.fin_seq, seg.seq + 1) \
+                and not amask & r.not_data_after_fin:
+            self._keep(self.data_after_fin, seg.frame)
+        cdef long long iss
+        if self.handshake_done_frame < 0 and from_client and flags & ACK_BIT \
+                and not flags & (SYN | RST_BIT) and (<list?>self.synack_sent)[1]:
+            iss = self.server.iss
+            if iss < 0 or seg.ack == (iss + 1) & _MASK \
+                    or _seq_lt_c((iss + 1) & _MASK, seg.ack):
+                self.handshake_done_frame = seg.frame
+                self.handshake_done_ts_ns = ts
+        if self._fast:
+            self.update_steady()
+        return amask_obj
+
+
+cdef inline bint _seq_lt_c(long long a, long long b) noexcept:
+    """``connection._seq_lt``: a < b in modulo-2**32 sequence space."""
+    return ((a - b) & 0xFFFFFFFF) >= 0x80000000 and a != b
+
+
+cdef class _ConnRefs:
+    """What ``ConnectionBase.on_segment`` reads from ``tcptrace_py.connection`` (which
+    imports this module, so it is read at the first call)."""
+
+    cdef object original_of
+    cdef object established
+    cdef bint fast_established
+    cdef long long loss_signal
+    cdef long long probe
+    cdef long long retransmission
+    cdef long long not_data_after_fin
+
+
+cdef _ConnRefs _CONN = None
+
+
+cdef int _load_connection_refs() except -1:
+    global _CONN
+    from tcptrace_py import connection as c
+    refs = _ConnRefs()
+    refs.original_of = c.original_of
+    refs.established = c._ESTABLISHED
+    refs.fast_established = c._FAST_ESTABLISHED
+    refs.loss_signal = c._LOSS_SIGNAL
+    refs.probe = c._PROBE
+    refs.retransmission = c._RETRANSMISSION
+    refs.not_data_after_fin = c._NOT_DATA_AFTER_FIN
+    _CONN = refs
+    return 0
 
 
 # Constants of the reference modules (checked equal at import by tests/test_engines.py).
