@@ -80,7 +80,7 @@ BATCH_ITEMS = 256
 """Items a worker process sends at once: large enough that pickling and the pipe cost little
 per item, small enough that the parent's merge is not starved (a few hundred connections)."""
 
-PARENT_SHARE = 0.8
+PARENT_SHARE = 0.85
 """The calling process's share of the connections, relative to each other worker's: it also
 unpickles the workers' results, merges, renumbers and (in the CLI) writes the output. First
 measured on the 2 M-packet capture with ``--jobs 2`` (CPU seconds, bench/jobs_speedup.py):
@@ -100,7 +100,10 @@ CPU), the worker became the slower one: ``tcptrace-py analyze 2m.pcap --format j
 5.3-5.6 / 5.6-6.0, 6.0-6.4 s; 0.9: 5.7-5.9 / 5.6-5.7, 6.3-6.5 s; 1.0: 5.7-6.0 / 5.0-5.2,
 6.1-6.3 s (load average 1.0-1.4). Hence 0.8 (44 % of the slots). (bench/jobs_speedup.py's
 parent hashes every record through ``json``, slower than the CLI's orjson, so its parent
-is the slower one at any of these shares.)"""
+is the slower one at any of these shares.) After this session's faster per-connection
+path (compiled twins of the peer summaries, the connection's frame, compaction), the same
+command: 0.8: parent 4.8 / worker 5.2 s; 0.9: 5.3 / 4.9 s; wall at 0.85 5.2-5.6 s against
+5.6-5.7 s at 0.8 and 8.8-9.2 s for one engine. Hence 0.85 (46 % of the slots)."""
 
 ENGINE_NOTES = ("icmp_errors", "icmp_errors_unmatched")
 """``Diagnostics.notes`` that the engine (not the reader) counts, per worker."""
