@@ -46,7 +46,7 @@ cdef long long SYN = 0x02
 
 cdef object _EMPTY = ()
 
-API_VERSION = 11
+API_VERSION = 12
 """Bumped with every change of what this module offers; ``implementation`` refuses a build
 whose number differs from its own (a stale extension beside newer Python sources)."""
 
@@ -795,6 +795,40 @@ def keep_heap(int mmap_threshold, int trim_threshold):
 # remaining slots, so everything else (the full path, detectors, reports) runs the
 # reference's code unchanged on the same objects.
 
+TWIN_INITS = frozenset({"DirectionStatsBase", "SenderStateBase", "EndpointBase",
+                        "PeerSummaryBase"})
+"""Bases whose ``__init__`` stands for the reference's (``implementation.twin`` keeps it):
+each sets every field, all of them C fields, to the reference's initial value."""
+
+cdef long long NO_LATE = 1LL << 62  # analysis.direction.NO_LATE
+
+
+cdef class _TwinClasses:
+    """The classes the twins' constructors build (``rtt.RunningStats``,
+    ``rangeset.RangeSet``, ``compat._Endpoint``: the engine's, twins themselves), read from
+    their modules at first use (those modules import this one)."""
+
+    cdef object running_stats
+    cdef object range_set
+    cdef object endpoint
+
+
+cdef _TwinClasses _CLASSES = None
+
+
+cdef _TwinClasses _twin_classes():
+    global _CLASSES
+    if _CLASSES is None:
+        from tcptrace_py import compat
+        from tcptrace_py.analysis import rangeset, rtt
+        classes = _TwinClasses()
+        classes.running_stats = rtt.RunningStats
+        classes.range_set = rangeset.RangeSet
+        classes.endpoint = compat._Endpoint
+        _CLASSES = classes
+    return _CLASSES
+
+
 cdef class RunningStatsBase:
     """Typed fields and ``add`` of ``analysis.rtt.RunningStats``."""
 
@@ -1057,6 +1091,119 @@ cdef class DirectionStatsBase:
     cdef public object idle_max_ns
     cdef public object last_ts_ns
     cdef public object rtt
+    cdef public object rst_pkts
+    cdef public object rexmt_data_pkts
+    cdef public object rexmt_data_bytes
+    cdef public object syn_pkts
+    cdef public object fin_pkts
+    cdef public object syn_rexmt
+    cdef public object fin_rexmt
+    cdef public object retransmitted_segments
+    cdef public object rexmt_rto
+    cdef public object rexmt_fast
+    cdef public object rexmt_tlp
+    cdef public object rexmt_spurious
+    cdef public object ooo_pkts
+    cdef public object lost_segments
+    cdef public object missed_bytes
+    cdef public object acks_unseen
+    cdef public object dup_acks
+    cdef public object triple_dup_acks
+    cdef public object sack_pkts
+    cdef public object dsack_pkts
+    cdef public object max_sack_blocks
+    cdef public object zero_window_advs
+    cdef public object zwp_pkts
+    cdef public object zwp_bytes
+    cdef public object keepalives
+    cdef public object keepalive_acks
+    cdef public object zwp_acks
+    cdef public object window_updates
+    cdef public object window_full
+    cdef public object wscale
+    cdef public object sack_permitted
+    cdef public object timestamps
+    cdef public object truncated_bytes
+    cdef public object truncated_pkts
+    cdef public object truncated_first_frame
+    cdef public object truncated_first_ts_ns
+    cdef public object truncated_last_frame
+    cdef public object ambiguous_acks
+    cdef public object handshake_rtt_ns
+    cdef public object rexmit_interval
+    cdef public object backoff_ratio
+    cdef public object unique_bytes
+    cdef public object first_ts_ns
+    cdef public object isn
+    cdef public object midstream
+
+    def __init__(self):
+        """Twin of ``analysis.direction.DirectionStats.__init__`` (the same values; its fields are all C fields, so no attribute lookup each)."""
+        stats = _twin_classes().running_stats
+        self.packets = 0
+        self.ack_pkts = 0
+        self.pure_acks = 0
+        self.rst_pkts = 0
+        self.data_pkts = 0
+        self.data_bytes = 0
+        self.rexmt_data_pkts = 0
+        self.rexmt_data_bytes = 0
+        self.syn_pkts = 0
+        self.fin_pkts = 0
+        self.syn_rexmt = 0
+        self.fin_rexmt = 0
+        self.retransmitted_segments = 0
+        self.rexmt_rto = 0
+        self.rexmt_fast = 0
+        self.rexmt_tlp = 0
+        self.rexmt_spurious = 0
+        self.ooo_pkts = 0
+        self.lost_segments = 0
+        self.missed_bytes = 0
+        self.acks_unseen = 0
+        self.dup_acks = 0
+        self.triple_dup_acks = 0
+        self.sack_pkts = 0
+        self.dsack_pkts = 0
+        self.max_sack_blocks = 0
+        self.zero_window_advs = 0
+        self.zwp_pkts = 0
+        self.zwp_bytes = 0
+        self.keepalives = 0
+        self.keepalive_acks = 0
+        self.zwp_acks = 0
+        self.window_updates = 0
+        self.window_full = 0
+        self.pushed_pkts = 0
+        self.mss = -1
+        self.wscale = -1
+        self.sack_permitted = False
+        self.timestamps = False
+        self.iw_bytes = 0
+        self.iw_pkts = 0
+        self.seg_min = 0
+        self.seg_max = 0
+        self.win_min = -1
+        self.win_max = 0
+        self.win_sum = 0
+        self.win_n = 0
+        self.idle_max_ns = 0
+        self.truncated_bytes = 0
+        self.truncated_pkts = 0
+        self.truncated_first_frame = -1
+        self.truncated_first_ts_ns = -1
+        self.truncated_last_frame = -1
+        self.tso_pkts = 0
+        self.rtt = stats()
+        self.ambiguous_acks = 0
+        self.handshake_rtt_ns = -1
+        self.rexmit_interval = stats()
+        self.backoff_ratio = stats()
+        self.unique_bytes = 0
+        self.first_ts_ns = -1
+        self.last_ts_ns = -1
+        self.isn = -1
+        self.midstream = False
 
 
 cdef class SenderStateBase:
@@ -1083,6 +1230,54 @@ cdef class SenderStateBase:
     cdef public object order
     cdef public object est
     cdef public object last_ts_ns
+    cdef public object fin_rel
+    cdef public object syn_seen
+    cdef public object synack_sent
+    cdef public object sack_high
+    cdef public object recovery_end
+    cdef public object zwp_rel
+    cdef public object pending_index
+    cdef public object syn_rec
+    cdef public object fin_rec
+    cdef public object late
+    cdef public object gaps
+    cdef public object filled_bytes
+
+    def __init__(self, est):
+        """Twin of ``analysis.direction.SenderState.__init__``."""
+        self.base = -1
+        self.snd_una = 0
+        self.snd_nxt = 0
+        self.fin_rel = -1
+        self.syn_seen = False
+        self.synack_sent = False
+        self.ranges = _twin_classes().range_set()
+        self.by_start = {}
+        self.by_end = {}
+        self.order = None
+        self.last_ack_raw = -1
+        self.last_win_raw = -1
+        self.win_scaled = 0
+        self.win_known = False
+        self.shift = 0
+        self.dupacks = 0
+        self.sack_high = -1
+        self.recovery_end = -1
+        self.zwp_rel = -1
+        self.pending_ack = 0
+        self.pending_index = -1
+        self.iw_done = False
+        self.syn_rec = None
+        self.fin_rec = None
+        self.est = est
+        self.zw_open_index = -1
+        self.last_ts_ns = -1
+        self.last_sent_ack = False
+        self.mutable = False
+        self.late = None
+        self.late_low = NO_LATE
+        self.gaps = None
+        self.filled_bytes = 0
 
 
 cdef enum:
@@ -1237,6 +1432,35 @@ cdef class EndpointBase:
     cdef public long long last_syn
     cdef public long long last_fin
     cdef public long long last_rst
+    cdef public object gap_cnt
+    cdef public object gap_thresh
+    cdef public object holes_filled
+
+    def __init__(self):
+        """Twin of ``compat._Endpoint.__init__``."""
+        self.state = 0
+        self.prev_state = 0
+        self.start_seq = 0
+        self.last_seq = 0
+        self.ack_seq = 0
+        self.fin_cnt = 0
+        self.fin_seq = 0
+        self.rst_cnt = 0
+        self.last_syn = 0
+        self.last_fin = 0
+        self.last_rst = 0
+        self.hist = 0
+        self.rxmt_cnt = 0
+        self.rxmt_thresh = 1
+        self.win0_cnt = 0
+        self.win0_thresh = 1
+        self.gap_cnt = 0
+        self.gap_thresh = 1
+        self.reassem_seq = 1
+        self.trim_seq = 0
+        self.blocks = []
+        self.first_seen = False
+        self.holes_filled = 0
 
 
 cdef class PeerSummaryBase:
@@ -1252,6 +1476,20 @@ cdef class PeerSummaryBase:
     cdef public long long _orig
     cdef public bint _partial
     cdef public long long _flips
+    cdef public object _max_holes
+
+    def __init__(self, max_holes=16384):
+        """Twin of ``compat.PeerSummary.__init__``."""
+        self._max_holes = max_holes
+        endpoint = _twin_classes().endpoint
+        self._eps = (endpoint(), endpoint())
+        self._orig = -1
+        self._letters = []
+        self._flips = 0
+        self._partial = False
+        self._n = 0
+        self._ws = 0
+        self._ws_prev = 0
 
     def on_segment(self, seg_obj, bint from_client, bint is_retransmission=False):
         """Twin of ``compat.PeerSummary.on_segment`` (a segment of another class, built by
@@ -1759,7 +1997,7 @@ CONSTANTS = {
     "HIST_DATA": HIST_DATA, "HIST_ACK": HIST_ACK, "ESTABLISHED": Z_ESTABLISHED,
     "TOO_LARGE_SEQ_DELTA": TOO_LARGE_SEQ_DELTA, "SCALED_HISTORY_BASE": SCALED_HISTORY_BASE,
     "ECN_FLAGS": ECN_FLAGS, "COMPACT_TAIL_SEGMENTS": COMPACT_TAIL,
-    "EXACT_BELOW": EXACT_BELOW, "ROUND_MARGIN": ROUND_MARGIN,
+    "EXACT_BELOW": EXACT_BELOW, "ROUND_MARGIN": ROUND_MARGIN, "NO_LATE": NO_LATE,
     "ZEEK_STATES": (Z_INACTIVE, Z_SYN_SENT, Z_SYN_ACK_SENT, Z_PARTIAL, Z_ESTABLISHED,
                     Z_CLOSED, Z_RESET),
     "WS_BITS": (Z_WS_SYN, Z_WS_SYNACK, WS_ACK, WS_DATA, Z_WS_FIN, Z_WS_RST),

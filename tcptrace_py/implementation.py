@@ -31,7 +31,7 @@ compiled: ModuleType | None = None
 missing_reason = ""
 """Why the compiled module is absent although not forced off (the ImportError's text)."""
 
-API_VERSION = 11
+API_VERSION = 12
 """The ``_engine.API_VERSION`` these sources expect (see tcptrace_py/_engine.pyx)."""
 
 if not forced_pure:
@@ -56,7 +56,8 @@ def twin(reference: type[T], base_name: str) -> type[T]:
 
     So the full path, the detectors and the reports run the reference's code on the same
     objects the compiled path updates, and a reference method can only be shadowed by a
-    base that defines the same name (its twin).
+    base that defines the same name (its twin). Dunder methods stay the reference's, except
+    an ``__init__`` of a base listed in ``_engine.TWIN_INITS``.
     """
     if compiled is None:
         return reference
@@ -70,6 +71,8 @@ def twin(reference: type[T], base_name: str) -> type[T]:
             continue  # a reference slot: re-declared below unless the base has it
         if name in own and not (name.startswith("__") and name.endswith("__")):
             continue  # compiled twin of this method or property
+        if name == "__init__" and base_name in getattr(compiled, "TWIN_INITS", ()):
+            continue  # the base's compiled constructor stands for the reference's
         ns[name] = value
     ns["__reference__"] = reference
     if "__slots__" in vars(reference):  # else the subclass keeps a __dict__, as the reference

@@ -165,8 +165,8 @@ def test_reference_process_agrees_with_compiled(tmp_path: Path) -> None:
 def test_compiled_constants_are_the_references() -> None:
     """The flag bits and Zeek constants compiled into the steady path are the reference's."""
     from tcptrace_py import compat, facts, flowtable, segment
+    from tcptrace_py.analysis import direction, sequence
     from tcptrace_py.analysis import flags as af
-    from tcptrace_py.analysis import sequence
     from tcptrace_py.segment import ACK, PSH
 
     assert implementation.compiled is not None
@@ -180,6 +180,7 @@ def test_compiled_constants_are_the_references() -> None:
         "ECN_FLAGS": facts.ECN_FLAGS,
         "COMPACT_TAIL_SEGMENTS": sequence.COMPACT_TAIL_SEGMENTS,
         "EXACT_BELOW": sequence._EXACT_BELOW, "ROUND_MARGIN": sequence._MARGIN,
+        "NO_LATE": direction.NO_LATE,
         "ZEEK_STATES": (compat.INACTIVE, compat.SYN_SENT, compat.SYN_ACK_SENT, compat.PARTIAL,
                         compat.ESTABLISHED, compat.CLOSED, compat.RESET),
         "WS_BITS": (compat.WS_SYN, compat.WS_SYNACK, compat.WS_ACK, compat.WS_DATA,
@@ -192,6 +193,37 @@ def test_compiled_constants_are_the_references() -> None:
         "SHARD_MIX": flowtable.SHARD_MIX, "SHARD_SLOTS": flowtable.SHARD_SLOTS,
         "TS_NS_MAX": segment.TS_NS_MAX,
     }
+
+
+def _fields_of(obj: Any, depth: int = 0) -> Any:
+    """An object's slot values, nested objects by their own slots (for comparing twins)."""
+    if type(obj) in (tuple, list):
+        return (type(obj).__name__, [_fields_of(x, depth + 1) for x in obj])
+    cls = type(obj)
+    ref = getattr(cls, "__reference__", cls)
+    slots = getattr(ref, "__slots__", None)
+    if slots is None or depth > 2:
+        return (type(obj).__name__, obj)
+    return (ref.__name__, tuple((name, _fields_of(getattr(obj, name), depth + 1))
+                                for name in slots))
+
+
+@needs_compiled
+def test_twin_constructors_build_the_references_objects() -> None:
+    """The bases in ``_engine.TWIN_INITS`` construct what the reference ``__init__`` does:
+    every field, its value and its type, nested objects included."""
+    from tcptrace_py import compat
+    from tcptrace_py.analysis import direction, rtt
+
+    assert implementation.compiled is not None
+    cases: list[tuple[Any, tuple[Any, ...]]] = [
+        (direction.DirectionStats, ()), (direction.SenderState, (rtt.RttEstimator(),)),
+        (compat._Endpoint, ()), (compat.PeerSummary, ()), (compat.PeerSummary, (7,))]
+    for cls, args in cases:
+        twin_obj = cls(*args)
+        ref_obj = cls.__new__(cls)
+        cls.__reference__.__init__(ref_obj, *args)
+        assert _fields_of(twin_obj) == _fields_of(ref_obj), cls
 
 
 @needs_compiled
