@@ -46,7 +46,7 @@ cdef long long SYN = 0x02
 
 cdef object _EMPTY = ()
 
-API_VERSION = 12
+API_VERSION = 13
 """Bumped with every change of what this module offers; ``implementation`` refuses a build
 whose number differs from its own (a stale extension beside newer Python sources)."""
 
@@ -1138,7 +1138,8 @@ cdef class DirectionStatsBase:
     cdef public object midstream
 
     def __init__(self):
-        """Twin of ``analysis.direction.DirectionStats.__init__`` (the same values; its fields are all C fields, so no attribute lookup each)."""
+        """Twin of ``analysis.direction.DirectionStats.__init__``: the same values, written
+        into C fields (the reference's 64 attribute stores each look up a descriptor)."""
         stats = _twin_classes().running_stats
         self.packets = 0
         self.ack_pkts = 0
@@ -1762,6 +1763,9 @@ cdef object _likely_server_ports():
     return _LIKELY_SERVER_PORTS
 
 
+cdef class _ConnRefs  # defined after ConnectionBase
+
+
 cdef class ConnectionBase:
     """The fields of ``connection.Connection`` its per-segment path uses, and the twin of
     that path's frame (:meth:`on_segment`: bookkeeping and dispatch to the analyzer, the
@@ -1800,6 +1804,124 @@ cdef class ConnectionBase:
     cdef public object handshake_done_frame
     cdef public object handshake_done_ts_ns
     cdef public bint _fast
+    cdef public object events
+    cdef public object events_dropped
+    cdef public object first_rst_sender
+    cdef public object first_rst_frame
+    cdef public object rst_not_taken_frame
+    cdef public object after_rst
+    cdef public object invalid_flags
+    cdef public object challenged_rst_sender
+
+    def _replay_states(self, seg_obj, from_client, side_obj, snd, rcv, amask):
+        """Twin of ``Connection._replay_states``: classify the segment (the reference's
+        ``_classify``) and step both endpoint machines through the table."""
+        if type(seg_obj) is not Segment:
+            return type(self).__reference__._replay_states(self, seg_obj, from_client,
+                                                           side_obj, snd, rcv, amask)
+        if _CONN is None:
+            _load_connection_refs()
+        cdef _ConnRefs r = _CONN
+        cdef Segment seg = <Segment>seg_obj
+        cdef long long side = side_obj
+        cdef long long flags = seg.flags
+        send_in, recv_in = self._classify(seg, snd, rcv, amask)
+        sender = "client" if from_client else "server"
+        receiver = "server" if from_client else "client"
+        # Fields the table's inference rules rely on (rule 4 of fsm.py).
+        if send_in is r.send_syn_ack and snd.state is r.established \
+                and snd.handshake_ack >= 0:
+            snd.synack_after_ack = True
+        if send_in is r.send_fin_crossed:
+            snd.peer_fin_pending = True
+        elif (snd.peer_fin_pending and flags & ACK_BIT and rcv.fin_sent
+              and not _seq_lt_c(seg.ack, (rcv.fin_seq + 1) & _MASK)):
+            snd.peer_fin_pending = False
+            self._step_c(r, snd, r.recv_fin, seg, sender, False, 1 - side)
+        if flags & (FIN | RST_BIT | SYN) == FIN and self.challenged_rst_sender == side \
+                and snd.state is r.closed:
+            self._step_c(r, snd, r.send_after_challenged_rst, seg, sender, True, side)
+            send_in = self._classify(seg, snd, rcv, amask)[0]
+        self._step_c(r, snd, send_in, seg, sender, True, side)
+        if recv_in is r.recv_fin or recv_in is r.recv_fin_ack_of_fin:
+            rcv.peer_fin_pending = False
+        if recv_in is r.recv_ack and rcv.state is r.syn_received \
+                and rcv.handshake_ack < 0 and flags & ACK_BIT:
+            rcv.handshake_ack = seg.ack
+        self._step_c(r, rcv, recv_in, seg, receiver, False, side)
+        return None
+
+    def _step(self, machine, inp, seg, endpoint, direction, side):
+        """``Connection._step`` (its twin, for the reference's other callers)."""
+        if _CONN is None:
+            _load_connection_refs()
+        if type(seg) is not Segment:
+            return type(self).__reference__._step(self, machine, inp, seg, endpoint,
+                                                  direction, side)
+        self._step_c(_CONN, machine, inp, <Segment>seg, endpoint, direction == "sent",
+                     side)
+        return None
+
+    cdef int _step_c(self, _ConnRefs r, machine, inp, Segment seg, str endpoint,
+                     bint sent, long long side) except -1:
+        """Twin of ``Connection._step``: one endpoint machine through the table, then the
+        RST, after-RST and invalid-flag evidence and the event."""
+        old = machine.state
+        action, new, reason = machine.apply(inp, seg.ts_ns)
+        if action is r.ok and new is old:
+            return 0
+        if inp is r.recv_rst or (inp is r.send_rst and old not in r.done_states):
+            if (not self.first_rst_sender or self.rst_not_taken_frame > self.first_rst_frame) \
+                    and new is r.closed and old is not new and (
+                    inp is r.recv_rst or self._rst_acceptable(
+                        seg, self.server if side == 0 else self.client)):
+                self.first_rst_sender = "client" if side == 0 else "server"
+                self.first_rst_frame = seg.frame
+        if old is r.closed and sent and (inp is r.send_ack or inp is r.send_fin) \
+                and (seg.payload_len or seg.flags & FIN) and self.first_rst_frame >= 0:
+            self._keep(self.after_rst, seg.frame)
+        cdef list invalid = <list?>self.invalid_flags
+        if inp is r.invalid_flags and sent and not (
+                invalid and invalid[len(invalid) - 1] == seg.frame):  # not in [-1:]
+            self._keep(invalid, seg.frame)
+        if new is not old:
+            kind = "transition"
+        elif action is r.ignored:
+            kind = "ignored"
+        elif action is r.retransmission_action:
+            kind = "retransmission"
+        else:
+            kind = "unexpected"
+        if action is r.infer:
+            kind = "inferred"
+            if inp is r.send_challenge_ack:
+                self._challenged_rst(seg, side)
+            elif inp is r.send_after_challenged_rst:
+                self.challenged_rst_sender = -1
+            if inp is r.send_after_lost_rst and self.rst_not_taken_frame < 0:
+                self.rst_not_taken_frame = seg.frame
+                mine = {e.frame for e in self.events
+                        if e.endpoint == endpoint and e.direction == "sent"}
+                self.after_rst[:] = [f for f in self.after_rst if f not in mine]
+        cdef list base_seq = <list?>self.base_seq
+        base_snd = base_seq[side]
+        base_rcv = base_seq[1 - side]
+        key = (inp, reason)
+        text = r.event_reasons.get(key)
+        if text is None:
+            text = r.event_reasons[key] = f"{inp._value_}: {reason}"
+        # _event
+        cdef list events = <list?>self.events
+        if len(events) >= self.options.max_events_per_connection:
+            self.events_dropped += 1
+            return 0
+        seq = (seg.seq - base_snd) & _MASK if base_snd >= 0 else seg.seq
+        ack = (seg.ack - base_rcv) & _MASK if base_rcv >= 0 and seg.flags & ACK_BIT \
+            else seg.ack
+        events.append(r.new_event(self.flow_id, seg.frame, seg.ts_ns, endpoint, kind,
+                                  old._value_, new._value_, "sent" if sent else "received",
+                                  r.flags_text(seg.flags), seq, ack, seg.payload_len, text))
+        return 0
 
     def on_segment(self, seg_obj):
         """Twin of ``Connection.on_segment``: the same steps in the same order; the
@@ -1938,6 +2060,12 @@ cdef class _ConnRefs:
     cdef long long probe
     cdef long long retransmission
     cdef long long not_data_after_fin
+    cdef object send_syn_ack, send_fin_crossed, recv_fin, send_after_challenged_rst
+    cdef object closed, recv_fin_ack_of_fin, recv_ack, syn_received, ok, recv_rst
+    cdef object send_rst, done_states, send_ack, send_fin, invalid_flags, ignored
+    cdef object retransmission_action, infer, send_challenge_ack, send_after_lost_rst
+    cdef dict event_reasons
+    cdef object new_event, flags_text
 
 
 cdef _ConnRefs _CONN = None
@@ -1954,6 +2082,29 @@ cdef int _load_connection_refs() except -1:
     refs.probe = c._PROBE
     refs.retransmission = c._RETRANSMISSION
     refs.not_data_after_fin = c._NOT_DATA_AFTER_FIN
+    refs.send_syn_ack = c._SEND_SYN_ACK
+    refs.send_fin_crossed = c._SEND_FIN_CROSSED
+    refs.recv_fin = c._RECV_FIN
+    refs.send_after_challenged_rst = c._SEND_AFTER_CHALLENGED_RST
+    refs.closed = c._CLOSED
+    refs.recv_fin_ack_of_fin = c._RECV_FIN_ACK_OF_FIN
+    refs.recv_ack = c._RECV_ACK
+    refs.syn_received = c._SYN_RECEIVED
+    refs.ok = c._OK
+    refs.recv_rst = c._RECV_RST
+    refs.send_rst = c._SEND_RST
+    refs.done_states = c._DONE_STATES
+    refs.send_ack = c._SEND_ACK
+    refs.send_fin = c._SEND_FIN
+    refs.invalid_flags = c._INVALID_FLAGS
+    refs.ignored = c._IGNORED
+    refs.retransmission_action = c._A_RETRANSMISSION
+    refs.infer = c._INFER
+    refs.send_challenge_ack = c._SEND_CHALLENGE_ACK
+    refs.send_after_lost_rst = c._SEND_AFTER_LOST_RST
+    refs.event_reasons = c._EVENT_REASONS
+    refs.new_event = c.new_event
+    refs.flags_text = c.flags_text
     _CONN = refs
     return 0
 
