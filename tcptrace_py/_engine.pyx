@@ -34,7 +34,7 @@ from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes
 from cpython.long cimport PyLong_AsLongLongAndOverflow, PyLong_CheckExact
 from libc.limits cimport LLONG_MAX, LLONG_MIN
 from libc.stdint cimport uint8_t, uint32_t
-from libc.math cimport fabs
+from libc.math cimport fabs, sqrt
 from libc.string cimport memcmp, memmove
 from cpython.bytearray cimport PyByteArray_AS_STRING
 from cpython.list cimport PyList_GET_ITEM
@@ -46,7 +46,7 @@ cdef long long SYN = 0x02
 
 cdef object _EMPTY = ()
 
-API_VERSION = 13
+API_VERSION = 14
 """Bumped with every change of what this module offers; ``implementation`` refuses a build
 whose number differs from its own (a stale extension beside newer Python sources)."""
 
@@ -757,6 +757,22 @@ def round1(x):
     return _round_scaled(x, 10.0, 1)
 
 
+# ================================================================ record columns
+cdef inline object _round_d(double x, double scale, int digits):
+    """:func:`_round_scaled` of a C double (the same steps, no float object first)."""
+    cdef double y = x * scale
+    cdef long long k
+    cdef double f
+    if 0.0 < y < EXACT_BELOW:
+        k = <long long>y
+        f = y - <double>k
+        if fabs(f - 0.5) > y * ROUND_MARGIN:
+            if f > 0.5:
+                k += 1
+            return <double>k / scale
+    return round(x, digits)
+
+
 # ================================================================ the allocator
 cdef extern from *:
     """
@@ -1279,6 +1295,129 @@ cdef class SenderStateBase:
         self.late_low = NO_LATE
         self.gaps = None
         self.filled_bytes = 0
+
+
+cdef class DirectionValues:
+    """Twin of ``analysis.sequence._direction_values``: one direction's record columns,
+    read from the C fields of ``DirectionStatsBase`` and its running statistics. Counts
+    whose quotients a double could not hold exactly (2**52 bytes and up) take the
+    reference, given at construction."""
+
+    cdef object reference
+
+    def __init__(self, reference):
+        self.reference = reference
+
+    def __call__(self, st_obj, state_obj, duration_ns):
+        cdef DirectionStatsBase st = <DirectionStatsBase?>st_obj
+        if not (-EXACT_BELOW < st.data_bytes < EXACT_BELOW
+                and -EXACT_BELOW < st.win_sum < EXACT_BELOW):
+            return self.reference(st_obj, state_obj, duration_ns)
+        cdef RttEstimatorBase est = <RttEstimatorBase?>(<SenderStateBase?>state_obj).est
+        cdef RunningStatsBase rtt = <RunningStatsBase?>st.rtt
+        cdef RunningStatsBase rxi = <RunningStatsBase?>st.rexmit_interval
+        cdef RunningStatsBase bor = <RunningStatsBase?>st.backoff_ratio
+        cdef long long packets = st.packets
+        cdef long long data_pkts = st.data_pkts
+        cdef long long seg_max = st.seg_max
+        cdef long long win_n = st.win_n
+        cdef long long rtt_n = rtt.count
+        cdef long long rxi_n = rxi.count
+        hs_ns = st.handshake_rtt_ns
+        srtt = est.srtt_ns
+        rttvar = est.rttvar_ns
+        # The reference's rounded columns, in its order; a RunningStats mean is 0.0 without
+        # samples and its stdev needs two (rtt.RunningStats.mean/stdev).
+        seg_avg = (_round_d(<double>st.data_bytes / <double>data_pkts, 10.0, 1)
+                   if data_pkts else None)
+        win_avg = _round_d(<double>st.win_sum / <double>win_n, 10.0, 1) if win_n else None
+        idle_max = _round_d(<double>st.idle_max_ns / 1e6, 1000.0, 3) if packets > 1 else None
+        throughput = (_round_d(<double>st.unique_bytes * 1e9 / <double>duration_ns, 10.0, 1)
+                      if duration_ns > 0 else None)
+        rtt_min = _round_d(rtt.min / 1e6, 1000.0, 3) if rtt_n else None
+        rtt_avg = _round_d(rtt._mean / 1e6, 1000.0, 3) if rtt_n else None
+        rtt_max = _round_d(rtt.max / 1e6, 1000.0, 3) if rtt_n else None
+        rtt_sd = (_round_d(sqrt(rtt._m2 / <double>(rtt_n - 1)) / 1e6, 1000.0, 3)
+                  if rtt_n > 1 else None)
+        hs_ms = _round_d(<double>hs_ns / 1e6, 1000.0, 3) if hs_ns >= 0 else None
+        srtt_ms = _round_d(<double>srtt / 1e6, 1000.0, 3) if srtt is not None else None
+        rttvar_ms = _round_d(<double>rttvar / 1e6, 1000.0, 3) if rttvar is not None else None
+        rto_ms = _round_d(est.rto_ns / 1e6, 1000.0, 3)
+        rxi_min = _round_d(rxi.min / 1e6, 1000.0, 3) if rxi_n else None
+        rxi_max = _round_d(rxi.max / 1e6, 1000.0, 3) if rxi_n else None
+        rxi_avg = _round_d(rxi._mean / 1e6, 1000.0, 3) if rxi_n else None
+        bor_avg = _round_d(bor._mean, 1000.0, 3) if bor.count else None
+        return (
+            packets,  # packets
+            st.ack_pkts,  # ack_pkts
+            st.pure_acks,  # pure_acks
+            st.rst_pkts,  # rst_pkts
+            data_pkts,  # data_pkts
+            st.data_bytes,  # data_bytes
+            st.unique_bytes,  # unique_bytes
+            st.retransmitted_segments,  # retransmitted_segments
+            st.rexmt_data_pkts,  # rexmt_data_pkts
+            st.rexmt_data_bytes,  # rexmt_data_bytes
+            st.syn_pkts,  # syn_pkts
+            st.fin_pkts,  # fin_pkts
+            st.syn_rexmt,  # syn_retransmissions
+            st.fin_rexmt,  # fin_retransmissions
+            st.rexmt_rto,  # rto_retransmissions
+            st.rexmt_fast,  # fast_retransmissions
+            st.rexmt_tlp,  # tail_loss_probes
+            st.rexmt_spurious,  # spurious_retransmissions
+            st.ooo_pkts,  # out_of_order_pkts
+            st.lost_segments,  # lost_segments
+            st.missed_bytes,  # missed_bytes
+            st.acks_unseen,  # acks_of_unseen_data
+            st.dup_acks,  # dup_acks
+            st.triple_dup_acks,  # triple_dup_acks
+            st.sack_pkts,  # sack_pkts
+            st.dsack_pkts,  # dsack_pkts
+            st.max_sack_blocks,  # max_sack_blocks
+            st.zero_window_advs,  # zero_window_advs
+            st.zwp_pkts,  # zero_window_probes
+            st.zwp_bytes,  # zero_window_probe_bytes
+            st.zwp_acks,  # zero_window_probe_acks
+            st.keepalives,  # keepalives
+            st.keepalive_acks,  # keepalive_acks
+            st.window_updates,  # window_updates
+            st.window_full,  # window_full
+            st.pushed_pkts,  # pushed_pkts
+            st.mss,  # mss_bytes
+            st.wscale,  # window_scale
+            st.sack_permitted,  # sack_permitted
+            st.timestamps,  # timestamps
+            st.iw_bytes,  # initial_window_bytes
+            st.iw_pkts,  # initial_window_pkts
+            st.seg_min if seg_max else None,  # segment_min_bytes
+            seg_max if seg_max else None,  # segment_max_bytes
+            seg_avg,  # segment_avg_bytes
+            st.win_min if win_n else None,  # window_min_bytes
+            st.win_max if win_n else None,  # window_max_bytes
+            win_avg,  # window_avg_bytes
+            idle_max,
+            throughput,
+            st.truncated_bytes,  # truncated_bytes
+            st.truncated_pkts,  # truncated_pkts
+            st.tso_pkts,  # tso_supersegments
+            rtt_n,  # rtt_samples
+            st.ambiguous_acks,  # rtt_ambiguous_acks
+            rtt_min,  # rtt_min_ms
+            rtt_avg,  # rtt_avg_ms
+            rtt_max,  # rtt_max_ms
+            rtt_sd,
+            hs_ms,
+            srtt_ms,  # srtt_ms
+            rttvar_ms,  # rttvar_ms
+            rto_ms,  # rto_ms
+            rxi_min,  # rexmit_interval_min_ms
+            rxi_max,  # rexmit_interval_max_ms
+            rxi_avg,  # rexmit_interval_avg_ms
+            bor_avg,
+            st.isn,  # isn
+            st.midstream,  # midstream
+        )
 
 
 cdef enum:

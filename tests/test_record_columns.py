@@ -83,6 +83,60 @@ def test_round3_and_round1_of_ints_are_the_references(n: int) -> None:
     assert same(round1(n), sequence._round_scaled(n, 10, 1))
 
 
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.integers(0, 2**40), min_size=7, max_size=7),
+       st.lists(st.floats(0, 1e10), max_size=4), st.lists(st.floats(0, 1e10), max_size=3),
+       st.lists(st.floats(0, 8), max_size=3), st.integers(-1, 10**10), st.integers(0, 10**12),
+       st.lists(st.integers(1, 10**9), max_size=3))
+def test_direction_values_twin_is_the_reference(
+        counts: list[int], rtts: list[float], intervals: list[float], ratios: list[float],
+        handshake_ns: int, duration_ns: int, est_samples: list[int]) -> None:
+    """The compiled ``_direction_values`` gives the reference's tuple, bit for bit:
+    counts, the rounded averages and rates, and every RTT figure with and without samples."""
+    from tcptrace_py import implementation
+    from tcptrace_py.analysis import sequence
+    from tcptrace_py.analysis.direction import DirectionStats, SenderState
+    from tcptrace_py.analysis.rtt import RttEstimator
+
+    if implementation.compiled is None:
+        pytest.skip("compiled engine not built or not selected")
+    stats = DirectionStats()
+    (stats.packets, stats.data_pkts, stats.data_bytes, stats.win_n, stats.win_sum,
+     stats.unique_bytes, stats.idle_max_ns) = counts
+    stats.seg_max = stats.seg_min = counts[2] % 1500
+    stats.handshake_rtt_ns = handshake_ns
+    for x in rtts:
+        stats.rtt.add(x)
+    for x in intervals:
+        stats.rexmit_interval.add(x)
+    for x in ratios:
+        stats.backoff_ratio.add(x)
+    state = SenderState(RttEstimator())
+    for ns in est_samples:
+        state.est.update(ns)
+    twin = sequence._direction_values(stats, state, duration_ns)
+    ref = sequence._reference_direction_values(stats, state, duration_ns)
+    assert repr(twin) == repr(ref)
+
+
+def test_direction_values_twin_hands_huge_counts_to_the_reference() -> None:
+    """Byte counts of 2**52 and more (no exact double quotient) take the reference."""
+    from tcptrace_py import implementation
+    from tcptrace_py.analysis import sequence
+    from tcptrace_py.analysis.direction import DirectionStats, SenderState
+    from tcptrace_py.analysis.rtt import RttEstimator
+
+    if implementation.compiled is None:
+        pytest.skip("compiled engine not built or not selected")
+    stats = DirectionStats()
+    stats.data_pkts, stats.data_bytes = 3, 2**60 + 1
+    stats.win_n, stats.win_sum = 7, 2**59 + 3
+    state = SenderState(RttEstimator())
+    twin = sequence._direction_values(stats, state, 10**9)
+    ref = sequence._reference_direction_values(stats, state, 10**9)
+    assert repr(twin) == repr(ref)
+
+
 def test_ms_columns_of_a_capture_are_rounded_milliseconds() -> None:
     """On a lossy sample: the millisecond columns built with round3 equal round(ns / 1e6, 3)
     of the connection's own figures."""

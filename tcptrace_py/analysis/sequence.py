@@ -1229,6 +1229,8 @@ from tcptrace_py.implementation import compiled as _compiled  # noqa: E402
 from tcptrace_py.implementation import twin  # noqa: E402
 
 SequenceAnalyzer = twin(SequenceAnalyzer, "SequenceAnalyzerBase")  # type: ignore[misc]
-if _compiled is not None:  # a dozen calls a record, each a few Python float operations
+if _compiled is not None:  # per record: a dozen roundings and ~70 fields read twice
     round3 = _compiled.round3
     round1 = _compiled.round1
+    _reference_direction_values = _direction_values
+    _direction_values = _compiled.DirectionValues(_direction_values)
