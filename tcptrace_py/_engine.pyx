@@ -46,7 +46,7 @@ cdef long long SYN = 0x02
 
 cdef object _EMPTY = ()
 
-API_VERSION = 14
+API_VERSION = 15
 """Bumped with every change of what this module offers; ``implementation`` refuses a build
 whose number differs from its own (a stale extension beside newer Python sources)."""
 
@@ -1432,6 +1432,7 @@ cdef inline long long _record_end(object rec) except? -1:
 
 
 cdef class _Identities  # defined after SequenceAnalyzerBase
+cdef class _SeqRefs  # likewise
 
 
 cdef class SequenceAnalyzerBase:
@@ -1445,6 +1446,195 @@ cdef class SequenceAnalyzerBase:
     cdef public object _s
     cdef public object last_ts_ns
     cdef public object options
+    cdef public object first_ts_ns
+    cdef public object _max_unacked
+    cdef public object zero_window_periods
+    cdef public object window_full_events
+
+    def on_segment(self, seg_obj, from_client):
+        """Twin of ``SequenceAnalyzer.on_segment``: the frame and its inlined common
+        branches (the ACK of nothing new, the ACK of new data sent once, window accounting,
+        in-order data); every other rule is the reference's method, called as it does."""
+        if type(seg_obj) is not Segment:
+            return type(self).__reference__.on_segment(self, seg_obj, from_client)
+        if _SEQ is None:
+            _load_sequence_refs()
+        cdef _SeqRefs r = _SEQ
+        cdef Segment seg = <Segment>seg_obj
+        cdef SenderStateBase snd, rcv
+        cdef DirectionStatsBase st, rst_
+        if from_client:
+            snd = <SenderStateBase?>self._c
+            rcv = <SenderStateBase?>self._s
+            st = <DirectionStatsBase?>self.client
+            rst_ = <DirectionStatsBase?>self.server
+        else:
+            snd = <SenderStateBase?>self._s
+            rcv = <SenderStateBase?>self._c
+            st = <DirectionStatsBase?>self.server
+            rst_ = <DirectionStatsBase?>self.client
+        ts = seg.ts_ns
+        cdef long long fl = seg.flags
+        cdef long long plen = seg.payload_len
+        cdef long long mask = 0
+        st.packets += 1
+        if self.first_ts_ns < 0:
+            self.first_ts_ns = ts
+        self.last_ts_ns = ts
+        idle_ns = 0
+        if snd.last_ts_ns >= 0:
+            idle_ns = ts - snd.last_ts_ns
+            if idle_ns > st.idle_max_ns:
+                st.idle_max_ns = idle_ns
+        else:
+            st.first_ts_ns = ts
+        snd.last_ts_ns = ts
+        st.last_ts_ns = ts
+
+        if fl & SYN:
+            self._on_syn(seg, snd, rcv, st)
+        elif snd.base < 0:
+            snd.base = (seg.seq - 1) & _MASK
+            snd.snd_nxt = snd.snd_una = 1
+            st.midstream = True
+
+        # ---- ACK side
+        cdef long long ack, base, nxt, una, ack_rel
+        if fl & ACK_BIT:
+            st.ack_pkts += 1
+            ack = seg.ack
+            base = rcv.base
+            nxt = rcv.snd_nxt
+            una = rcv.snd_una
+            ack_rel = nxt + ((ack - base - nxt + _HALF) & _MASK) - _HALF
+            if (base >= 0 and una <= nxt and not snd.pending_ack and not seg.sack
+                    and ack_rel == una
+                    and (plen or fl & (SYN | FIN | RST_BIT) or ack != snd.last_ack_raw
+                         or not snd.last_sent_ack)):
+                snd.last_ack_raw = ack
+                snd.last_win_raw = seg.window
+                snd.last_sent_ack = True
+            elif (base >= 0 and una < ack_rel <= nxt
+                  and not snd.pending_ack and not seg.sack and ack_rel <= rcv.late_low
+                  and not isinstance(rec := (<dict?>rcv.by_end).get(ack_rel), SentSegment)):
+                rcv.snd_una = ack_rel
+                snd.dupacks = 0
+                if ack_rel > 1:
+                    rcv.iw_done = True
+                if rec is not None:
+                    sample = ts - rec[3]
+                    if sample >= 0:
+                        mask |= RTT_SAMPLE
+                        (<RunningStatsBase?>rst_.rtt).add(<double>sample)
+                        (<RttEstimatorBase?>rcv.est).update(sample)
+                order = rcv.order
+                if order is not None and len(order) > self.options.max_tracked_segments:
+                    self._prune(rcv)
+                snd.last_ack_raw = ack
+                snd.last_win_raw = seg.window
+                snd.last_sent_ack = True
+            else:
+                mask |= <long long>self._on_ack(seg, snd, rcv, st, rst_, plen, fl, ts)
+        cdef long long win
+        if fl & RST_BIT:
+            st.rst_pkts += 1
+        elif seg.window >= 0:
+            win = seg.window
+            if not fl & SYN:
+                win <<= snd.shift
+            if st.win_min < 0 or win < st.win_min:
+                st.win_min = win
+            if win > st.win_max:
+                st.win_max = win
+            st.win_sum += win
+            st.win_n += 1
+            if win == 0 and not fl & (SYN | FIN | RST_BIT):
+                mask |= r.zero_window
+                st.zero_window_advs += 1
+                if snd.zw_open_index < 0:
+                    snd.zw_open_index = self._keep(
+                        "zero_window_periods", self.zero_window_periods,
+                        r.zero_window_period("client" if from_client else "server",
+                                             seg.frame, ts, -1, -1, 0))
+                    if snd.zw_open_index < 0:
+                        snd.zw_open_index = -2
+            elif win > 0 and snd.zw_open_index != -1:
+                if snd.zw_open_index >= 0:
+                    replace = r.replace
+                    self._amend(self.zero_window_periods, snd.zw_open_index,
+                                lambda p: replace(p, end_frame=seg.frame, end_ts_ns=ts))
+                snd.zw_open_index = -1
+            snd.win_scaled = win
+            snd.win_known = True
+
+        # ---- sequence side
+        nxt = snd.snd_nxt
+        cdef long long end, peer_mss, rwin, rel
+        if (plen > 1 and not fl & (SYN | FIN | RST_BIT)
+                and nxt + ((seg.seq - snd.base - nxt + _HALF) & _MASK) - _HALF == nxt):
+            end = nxt + plen
+            st.data_pkts += 1
+            st.data_bytes += plen
+            if st.seg_max == 0 or plen < st.seg_min:
+                st.seg_min = plen
+            if plen > st.seg_max:
+                st.seg_max = plen
+            if fl & PSH_BIT:
+                st.pushed_pkts += 1
+            peer_mss = rst_.mss
+            if peer_mss > 0 and plen > peer_mss:
+                mask |= TSO_SUPERSEGMENT
+                st.tso_pkts += 1
+            (<RangeSetBase?>snd.ranges).add(nxt, end)
+            if snd.mutable:
+                new = SentSegment(nxt, end, seg.frame, ts, "")
+            else:
+                new = (nxt, end, seg.frame, ts)
+            (<dict?>snd.by_start)[nxt] = new
+            (<dict?>snd.by_end)[end] = new
+            order = snd.order
+            if order is None:
+                order = snd.order = _deque()
+            order.append(new)
+            if len(order) > self._max_unacked:
+                self._forget_oldest(snd)
+            if not snd.iw_done:
+                st.iw_bytes += plen
+                st.iw_pkts += 1
+            rwin = rcv.win_scaled
+            if rwin and rcv.win_known and end == snd.snd_una + rwin:
+                mask |= r.window_full
+                st.window_full += 1
+                self._keep("window_full_events", self.window_full_events,
+                           r.window_full_event(seg.frame, ts,
+                                               "client" if from_client else "server",
+                                               nxt, rwin))
+            snd.snd_nxt = end
+        elif plen or fl & (FIN | SYN):
+            if not fl & RST_BIT:
+                mask |= <long long>self._on_data(seg, snd, rcv, st, plen, fl, ts, from_client,
+                                                 idle_ns)
+        elif not fl & RST_BIT and snd.base >= 0:
+            rel = snd.snd_nxt + ((seg.seq - snd.base - snd.snd_nxt + _HALF) & _MASK) - _HALF
+            if rel == snd.snd_una - 1 and rcv.win_known and rcv.win_scaled == 0:
+                mask |= <long long>self._zw_probe(seg, snd, rcv, st, rel, "linux_zero_byte",
+                                                  from_client)
+            elif (rel == snd.snd_nxt - 1 and snd.snd_una >= snd.snd_nxt
+                  and idle_ns >= self.options.keepalive_min_idle_ns):
+                mask |= <long long>self._keepalive(seg, snd, rcv, st, rel, from_client,
+                                                   idle_ns)
+            else:
+                st.pure_acks += 1 if fl & ACK_BIT else 0
+
+        if seg.captured_payload < plen or seg.header_truncated:
+            mask |= r.truncated
+            st.truncated_pkts += 1
+            st.truncated_bytes += plen - seg.captured_payload
+            if st.truncated_first_frame < 0:
+                st.truncated_first_frame = seg.frame
+                st.truncated_first_ts_ns = seg.ts_ns
+            st.truncated_last_frame = seg.frame
+        return mask
 
     @staticmethod
     def _compact_sender(state_obj):
@@ -1513,6 +1703,31 @@ cdef class SequenceAnalyzerBase:
 
 cdef enum:
     SMALL_IDENTITIES = 16
+
+
+cdef class _SeqRefs:
+    """What ``SequenceAnalyzerBase.on_segment`` reads from ``analysis.sequence`` (which
+    imports this module, so it is read at the first call)."""
+
+    cdef long long zero_window, window_full, truncated
+    cdef object zero_window_period, window_full_event, replace
+
+
+cdef _SeqRefs _SEQ = None
+
+
+cdef int _load_sequence_refs() except -1:
+    global _SEQ
+    from tcptrace_py.analysis import sequence as q
+    refs = _SeqRefs()
+    refs.zero_window = q._ZERO_WINDOW
+    refs.window_full = q._WINDOW_FULL
+    refs.truncated = q._TRUNCATED
+    refs.zero_window_period = q.ZeroWindowPeriod
+    refs.window_full_event = q.WindowFull
+    refs.replace = q.replace
+    _SEQ = refs
+    return 0
 
 
 cdef class _Identities:
