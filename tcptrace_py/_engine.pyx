@@ -46,7 +46,7 @@ cdef long long SYN = 0x02
 
 cdef object _EMPTY = ()
 
-API_VERSION = 15
+API_VERSION = 16
 """Bumped with every change of what this module offers; ``implementation`` refuses a build
 whose number differs from its own (a stale extension beside newer Python sources)."""
 
@@ -812,7 +812,7 @@ def keep_heap(int mmap_threshold, int trim_threshold):
 # reference's code unchanged on the same objects.
 
 TWIN_INITS = frozenset({"DirectionStatsBase", "SenderStateBase", "EndpointBase",
-                        "PeerSummaryBase"})
+                        "PeerSummaryBase", "SequenceAnalyzerBase", "ConnectionBase"})
 """Bases whose ``__init__`` stands for the reference's (``implementation.twin`` keeps it):
 each sets every field, all of them C fields, to the reference's initial value."""
 
@@ -827,6 +827,13 @@ cdef class _TwinClasses:
     cdef object running_stats
     cdef object range_set
     cdef object endpoint
+    cdef object direction_stats
+    cdef object sender_state
+    cdef object analysis_options
+    cdef object endpoint_machine
+    cdef object sequence_analyzer
+    cdef object peer_summary
+    cdef object protocol_facts
 
 
 cdef _TwinClasses _CLASSES = None
@@ -835,12 +842,19 @@ cdef _TwinClasses _CLASSES = None
 cdef _TwinClasses _twin_classes():
     global _CLASSES
     if _CLASSES is None:
-        from tcptrace_py import compat
-        from tcptrace_py.analysis import rangeset, rtt
+        from tcptrace_py import compat, facts, fsm
+        from tcptrace_py.analysis import direction, options, rangeset, rtt, sequence
         classes = _TwinClasses()
         classes.running_stats = rtt.RunningStats
         classes.range_set = rangeset.RangeSet
         classes.endpoint = compat._Endpoint
+        classes.direction_stats = direction.DirectionStats
+        classes.sender_state = direction.SenderState
+        classes.analysis_options = options.AnalysisOptions
+        classes.endpoint_machine = fsm.EndpointMachine
+        classes.sequence_analyzer = sequence.SequenceAnalyzer
+        classes.peer_summary = compat.PeerSummary
+        classes.protocol_facts = facts.ProtocolFacts
         _CLASSES = classes
     return _CLASSES
 
@@ -1450,6 +1464,33 @@ cdef class SequenceAnalyzerBase:
     cdef public object _max_unacked
     cdef public object zero_window_periods
     cdef public object window_full_events
+    cdef public object retransmissions
+    cdef public object zero_window_probes
+    cdef public object keepalives
+    cdef public object evidence_dropped
+    cdef public object _both_syn_ws
+    cdef public object _thresh
+
+    def __init__(self, options=None):
+        """Twin of ``SequenceAnalyzer.__init__``."""
+        cdef _TwinClasses c = _twin_classes()
+        self.options = options if options is not None else c.analysis_options()
+        o = self.options
+        self.client = c.direction_stats()
+        self.server = c.direction_stats()
+        self._c = c.sender_state(self._estimator())
+        self._s = c.sender_state(self._estimator())
+        self.retransmissions = []
+        self.zero_window_periods = []
+        self.zero_window_probes = []
+        self.keepalives = []
+        self.window_full_events = []
+        self.evidence_dropped = {}
+        self.first_ts_ns = -1
+        self.last_ts_ns = -1
+        self._both_syn_ws = False
+        self._thresh = o.dup_ack_threshold
+        self._max_unacked = o.max_unacked_segments
 
     def on_segment(self, seg_obj, from_client):
         """Twin of ``SequenceAnalyzer.on_segment``: the frame and its inlined common
@@ -2166,6 +2207,105 @@ cdef class ConnectionBase:
     cdef public object after_rst
     cdef public object invalid_flags
     cdef public object challenged_rst_sender
+    cdef public object server_addr
+    cdef public object server_port
+    cdef public object roles_inferred
+    cdef public object notable
+    cdef public object notable_dropped
+    cdef public object first_frame
+    cdef public object first_ts_ns
+    cdef public object wscale
+    cdef public object finished
+    cdef public object end_reason
+    cdef public object rst_count
+    cdef public object syn_with_data
+    cdef public object out_of_window_rsts
+    cdef public object time_wait_expired
+    cdef public object incarnation
+    cdef public object previous_end_ts_ns
+    cdef public object previous_states
+    cdef public object compacted
+    cdef public object icmp_errors
+    cdef public object retx_runs
+    cdef public object gave_up
+    cdef public object duplicate_frames
+    cdef public object duplicates
+    cdef public object inexact_rst
+    cdef public object challenges
+
+    def __init__(self, flow_id, key, seg, client_is_src, roles_inferred, options):
+        """Twin of ``Connection.__init__``: the same fields, in C (the reference's
+        attribute docs say what each holds)."""
+        cdef _TwinClasses c = _twin_classes()
+        self.flow_id = flow_id
+        self.key = key
+        if client_is_src:
+            self.client_addr, self.client_port = seg.src, seg.sport
+            self.server_addr, self.server_port = seg.dst, seg.dport
+        else:
+            self.client_addr, self.client_port = seg.dst, seg.dport
+            self.server_addr, self.server_port = seg.src, seg.sport
+        self.roles_inferred = roles_inferred
+        self.self_connect = seg.src == seg.dst and seg.sport == seg.dport
+        self.client = c.endpoint_machine()
+        self.server = self.client if self.self_connect else c.endpoint_machine()
+        analysis = options.analysis
+        self.analyzer = c.sequence_analyzer(analysis)
+        self.peer = c.peer_summary(analysis.max_holes)
+        self.options = options
+        self.events = []
+        self.events_dropped = 0
+        self.notable = []
+        self.notable_dropped = 0
+        self.first_frame = seg.frame
+        self.last_frame = seg.frame
+        self.first_ts_ns = seg.ts_ns
+        self.last_ts_ns = seg.ts_ns
+        self.packets = [0, 0]
+        self.payload_bytes = [0, 0]
+        self.pure_syn_sent = [0, 0]
+        self.synack_sent = [0, 0]
+        self.handshake_done_frame = -1
+        self.handshake_done_ts_ns = -1
+        self.first_rst_sender = ""
+        self.first_rst_frame = -1
+        self.fin_frame = [-1, -1]
+        self.base_seq = [-1, -1]
+        self.win_raw = [-1, -1]
+        self.wscale = [-1, -1]
+        self.finished = False
+        self.end_reason = "capture_end"
+        self.packet_rows = [] if options.keep_packets and (
+            not options.packet_flows or flow_id in options.packet_flows) else None
+        self.rst_count = [0, 0]
+        self.data_after_fin = []
+        self.after_rst = []
+        self.invalid_flags = []
+        self.syn_with_data = []
+        self.out_of_window_rsts = []
+        self.time_wait_expired = False
+        self.incarnation = 0
+        self.previous_end_ts_ns = -1
+        self.silent_probes = [0, 0]
+        self.previous_states = None
+        self.compacted = False
+        self.answered_frame = [-1, -1]
+        self.rst_not_taken_frame = -1
+        self.peer_sent_at_fin = [-1, -1]
+        self.inexact_rst = [None, None]
+        self.challenged_rst_sender = -1
+        self.challenges = []
+        self.icmp_errors = []
+        self.retx_runs = [None, None]
+        self.gave_up = None
+        self.facts = c.protocol_facts()
+        self.duplicate_frames = [0, 0]
+        self.duplicates = []
+        self.recent = [None, None]
+        self.loss_signal_ns = [-1, -1]
+        self._dup_n = max(1, options.duplicate_memory_segments)
+        self.steady = False
+        self._fast = options.fast_path
 
     def _replay_states(self, seg_obj, from_client, side_obj, snd, rcv, amask):
         """Twin of ``Connection._replay_states``: classify the segment (the reference's

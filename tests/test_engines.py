@@ -202,7 +202,7 @@ def _fields_of(obj: Any, depth: int = 0) -> Any:
     cls = type(obj)
     ref = getattr(cls, "__reference__", cls)
     slots = getattr(ref, "__slots__", None)
-    if slots is None or depth > 2:
+    if slots is None or depth > 8:
         return (type(obj).__name__, obj)
     return (ref.__name__, tuple((name, _fields_of(getattr(obj, name), depth + 1))
                                 for name in slots))
@@ -212,13 +212,27 @@ def _fields_of(obj: Any, depth: int = 0) -> Any:
 def test_twin_constructors_build_the_references_objects() -> None:
     """The bases in ``_engine.TWIN_INITS`` construct what the reference ``__init__`` does:
     every field, its value and its type, nested objects included."""
-    from tcptrace_py import compat
-    from tcptrace_py.analysis import direction, rtt
+    from tcptrace_py import compat, connection
+    from tcptrace_py.analysis import AnalysisOptions, direction, rtt, sequence
+    from tcptrace_py.options import Options
+    from tcptrace_py.segment import Segment
 
     assert implementation.compiled is not None
+    a, b = b"\x0a\x00\x00\x01", b"\x0a\x00\x00\x02"
+    syn = Segment(3, 10**18, a, b, 40000, 80, 1000, 0, 0x02, 65535, 0)
+    self_syn = Segment(4, 10**18, a, a, 5000, 5000, 1000, 0, 0x02, 65535, 0)
     cases: list[tuple[Any, tuple[Any, ...]]] = [
         (direction.DirectionStats, ()), (direction.SenderState, (rtt.RttEstimator(),)),
-        (compat._Endpoint, ()), (compat.PeerSummary, ()), (compat.PeerSummary, (7,))]
+        (compat._Endpoint, ()), (compat.PeerSummary, ()), (compat.PeerSummary, (7,)),
+        (sequence.SequenceAnalyzer, ()),
+        (sequence.SequenceAnalyzer, (AnalysisOptions(dup_ack_threshold=5),)),
+        (connection.Connection, (0, ("k",), syn, True, False, Options())),
+        (connection.Connection, (1, ("k",), syn, False, True,
+                                 Options(keep_packets=True, packet_flows=frozenset({1}))),
+         ),
+        (connection.Connection, (2, ("k",), self_syn, True, False,
+                                 Options(keep_packets=True, packet_flows=frozenset({1})))),
+    ]
     for cls, args in cases:
         twin_obj = cls(*args)
         ref_obj = cls.__new__(cls)
