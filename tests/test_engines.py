@@ -228,10 +228,10 @@ def test_twin_constructors_build_the_references_objects() -> None:
         (sequence.SequenceAnalyzer, (AnalysisOptions(dup_ack_threshold=5),)),
         (connection.Connection, (0, ("k",), syn, True, False, Options())),
         (connection.Connection, (1, ("k",), syn, False, True,
-                                 Options(keep_packets=True, packet_flows=frozenset({1}))),
+                                 Options(keep_packets=True, packet_flows=(1,))),
          ),
         (connection.Connection, (2, ("k",), self_syn, True, False,
-                                 Options(keep_packets=True, packet_flows=frozenset({1})))),
+                                 Options(keep_packets=True, packet_flows=(1,)))),
     ]
     for cls, args in cases:
         twin_obj = cls(*args)
