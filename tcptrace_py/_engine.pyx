@@ -1558,19 +1558,8 @@ cdef class SequenceAnalyzerBase:
             elif (base >= 0 and una < ack_rel <= nxt
                   and not snd.pending_ack and not seg.sack and ack_rel <= rcv.late_low
                   and not isinstance(rec := (<dict?>rcv.by_end).get(ack_rel), SentSegment)):
-                rcv.snd_una = ack_rel
-                snd.dupacks = 0
-                if ack_rel > 1:
-                    rcv.iw_done = True
-                if rec is not None:
-                    sample = ts - rec[3]
-                    if sample >= 0:
-                        mask |= RTT_SAMPLE
-                        (<RunningStatsBase?>rst_.rtt).add(<double>sample)
-                        (<RttEstimatorBase?>rcv.est).update(sample)
-                order = rcv.order
-                if order is not None and len(order) > self.options.max_tracked_segments:
-                    self._prune(rcv)
+                mask |= _ack_new_data(self, snd, rcv, rst_, ack_rel, ts,
+                                      None if rec is None else rec[3])
                 snd.last_ack_raw = ack
                 snd.last_win_raw = seg.window
                 snd.last_sent_ack = True
@@ -1583,12 +1572,7 @@ cdef class SequenceAnalyzerBase:
             win = seg.window
             if not fl & SYN:
                 win <<= snd.shift
-            if st.win_min < 0 or win < st.win_min:
-                st.win_min = win
-            if win > st.win_max:
-                st.win_max = win
-            st.win_sum += win
-            st.win_n += 1
+            _window_stats(st, win)
             if win == 0 and not fl & (SYN | FIN | RST_BIT):
                 mask |= r.zero_window
                 st.zero_window_advs += 1
@@ -1610,38 +1594,11 @@ cdef class SequenceAnalyzerBase:
 
         # ---- sequence side
         nxt = snd.snd_nxt
-        cdef long long end, peer_mss, rwin, rel
+        cdef long long end, rwin, rel
         if (plen > 1 and not fl & (SYN | FIN | RST_BIT)
                 and nxt + ((seg.seq - snd.base - nxt + _HALF) & _MASK) - _HALF == nxt):
             end = nxt + plen
-            st.data_pkts += 1
-            st.data_bytes += plen
-            if st.seg_max == 0 or plen < st.seg_min:
-                st.seg_min = plen
-            if plen > st.seg_max:
-                st.seg_max = plen
-            if fl & PSH_BIT:
-                st.pushed_pkts += 1
-            peer_mss = rst_.mss
-            if peer_mss > 0 and plen > peer_mss:
-                mask |= TSO_SUPERSEGMENT
-                st.tso_pkts += 1
-            (<RangeSetBase?>snd.ranges).add(nxt, end)
-            if snd.mutable:
-                new = SentSegment(nxt, end, seg.frame, ts, "")
-            else:
-                new = (nxt, end, seg.frame, ts)
-            (<dict?>snd.by_start)[nxt] = new
-            (<dict?>snd.by_end)[end] = new
-            order = snd.order
-            if order is None:
-                order = snd.order = _deque()
-            order.append(new)
-            if len(order) > self._max_unacked:
-                self._forget_oldest(snd)
-            if not snd.iw_done:
-                st.iw_bytes += plen
-                st.iw_pkts += 1
+            mask |= _in_order_data(self, snd, st, rst_, nxt, plen, fl, seg.frame, ts)
             rwin = rcv.win_scaled
             if rwin and rcv.win_known and end == snd.snd_una + rwin:
                 mask |= r.window_full
@@ -2657,6 +2614,81 @@ cdef inline long long _sdelta(long long a, long long b) noexcept nogil:
     return ((a - b + _HALF) & _MASK) - _HALF
 
 
+cdef long long _ack_new_data(SequenceAnalyzerBase an, SenderStateBase snd,
+                             SenderStateBase rcv, DirectionStatsBase rst_, long long ack_rel,
+                             object ts, object sent_ts) except -1:
+    """The ACK of new data whose segment was sent once (``SequenceAnalyzer.on_segment``'s
+    second ACK branch; the steady path's too): SND.UNA, the RTT sample (``sent_ts``: None
+    when the segment is not remembered), the prune. Returns RTT_SAMPLE or 0."""
+    cdef long long mask = 0
+    rcv.snd_una = ack_rel
+    snd.dupacks = 0
+    if ack_rel > 1:
+        rcv.iw_done = True
+    if sent_ts is not None:
+        sample = ts - sent_ts
+        if sample >= 0:
+            mask = RTT_SAMPLE
+            (<RunningStatsBase?>rst_.rtt).add(<double>sample)
+            (<RttEstimatorBase?>rcv.est).update(sample)
+    order = rcv.order
+    if order is not None and len(order) > an.options.max_tracked_segments:
+        an._prune(rcv)
+    return mask
+
+
+cdef inline void _window_stats(DirectionStatsBase st, long long win) noexcept:
+    """The window advertisement's counters (``SequenceAnalyzer.on_segment``)."""
+    if st.win_min < 0 or win < st.win_min:
+        st.win_min = win
+    if win > st.win_max:
+        st.win_max = win
+    st.win_sum += win
+    st.win_n += 1
+
+
+cdef long long _in_order_data(SequenceAnalyzerBase an, SenderStateBase snd,
+                              DirectionStatsBase st, DirectionStatsBase rst_, long long nxt,
+                              long long plen, long long flags, object frame,
+                              object ts) except -1:
+    """In-order data at SND.NXT (``SequenceAnalyzer.on_segment``'s in-order branch, which
+    the steady path shares): the counters, the range, the remembered segment. Returns
+    TSO_SUPERSEGMENT or 0; the caller moves SND.NXT."""
+    cdef long long mask = 0
+    cdef long long end = nxt + plen
+    st.data_pkts += 1
+    st.data_bytes += plen
+    if st.seg_max == 0 or plen < st.seg_min:
+        st.seg_min = plen
+    if plen > st.seg_max:
+        st.seg_max = plen
+    if flags & PSH_BIT:
+        st.pushed_pkts += 1
+    cdef long long peer_mss = rst_.mss
+    if peer_mss > 0 and plen > peer_mss:
+        mask = TSO_SUPERSEGMENT
+        st.tso_pkts += 1
+    (<RangeSetBase?>snd.ranges).add(nxt, end)
+    start_obj = nxt  # one int object each for the record and both index keys
+    end_obj = end
+    if snd.mutable:
+        new = SentSegment(nxt, end, frame, ts, "")
+    else:
+        new = (start_obj, end_obj, frame, ts)
+    (<dict?>snd.by_start)[start_obj] = new
+    (<dict?>snd.by_end)[end_obj] = new
+    order = snd.order
+    if order is None:
+        order = snd.order = _deque()
+    order.append(new)
+    if len(order) > an._max_unacked:
+        an._forget_oldest(snd)
+    if not snd.iw_done:
+        st.iw_bytes += plen
+        st.iw_pkts += 1
+    return mask
+
+
 cpdef long long steady_segment(object conn_obj, Segment seg) except? -2:
     """Twin of ``fastpath.steady_segment``: apply a steady segment, or return -1 having
     changed nothing (the caller takes the full path). Every block names its reference."""
@@ -2765,65 +2797,18 @@ cpdef long long steady_segment(object conn_obj, Segment seg) except? -2:
 
     st.ack_pkts += 1
     if new_ack:
-        rcv.snd_una = ack_rel
-        snd.dupacks = 0
-        if ack_rel > 1:
-            rcv.iw_done = True
-        if sent_ts is not None:
-            sample = ts - sent_ts
-            if sample >= 0:
-                mask = RTT_SAMPLE
-                (<RunningStatsBase?>rst_.rtt).add(<double>sample)
-                (<RttEstimatorBase?>rcv.est).update(sample)
-        order = rcv.order
-        if order is not None and len(order) > an.options.max_tracked_segments:
-            an._prune(rcv)
+        mask = _ack_new_data(an, snd, rcv, rst_, ack_rel, ts, sent_ts)
     snd.last_ack_raw = ack
     snd.last_win_raw = window
     snd.last_sent_ack = True
 
     cdef long long win = window << snd.shift
-    if st.win_min < 0 or win < st.win_min:
-        st.win_min = win
-    if win > st.win_max:
-        st.win_max = win
-    st.win_sum += win
-    st.win_n += 1
+    _window_stats(st, win)
     snd.win_scaled = win
     snd.win_known = True
 
-    cdef long long peer_mss
     if plen:
-        st.data_pkts += 1
-        st.data_bytes += plen
-        if st.seg_max == 0 or plen < st.seg_min:
-            st.seg_min = plen
-        if plen > st.seg_max:
-            st.seg_max = plen
-        if flags & PSH_BIT:
-            st.pushed_pkts += 1
-        peer_mss = rst_.mss
-        if peer_mss > 0 and plen > peer_mss:
-            mask |= TSO_SUPERSEGMENT
-            st.tso_pkts += 1
-        (<RangeSetBase?>snd.ranges).add(s_nxt, end)
-        start_obj = s_nxt  # one int object each for the record and both index keys
-        end_obj = end
-        if snd.mutable:
-            new = SentSegment(s_nxt, end, frame, ts, "")
-        else:
-            new = (start_obj, end_obj, frame, ts)
-        (<dict?>snd.by_start)[start_obj] = new
-        (<dict?>snd.by_end)[end_obj] = new
-        sorder = snd.order
-        if sorder is None:
-            sorder = snd.order = _deque()
-        sorder.append(new)
-        if len(sorder) > an._max_unacked:
-            an._forget_oldest(snd)  # SequenceAnalyzer.on_segment's in-order branch (cap)
-        if not snd.iw_done:
-            st.iw_bytes += plen
-            st.iw_pkts += 1
+        mask |= _in_order_data(an, snd, st, rst_, s_nxt, plen, flags, frame, ts)
         snd.snd_nxt = end
     else:
         st.pure_acks += 1
