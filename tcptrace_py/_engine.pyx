@@ -720,23 +720,29 @@ cdef double EXACT_BELOW = 4503599627370496.0  # analysis.sequence._EXACT_BELOW (
 cdef double ROUND_MARGIN = 2.3e-16  # analysis.sequence._MARGIN
 
 
-cdef inline object _round_scaled(object x, double scale, int digits):
-    """Twin of ``analysis.sequence._round_scaled`` (see ``round3`` there for why it gives
-    ``round(x, digits)``'s bits): the same double steps for a float (this module is built
-    without fused multiply-add); anything else through the reference's Python steps."""
-    cdef double xd, y, f
+cdef inline object _round_d(double x, double scale, int digits):
+    """Twin of ``analysis.sequence._round_scaled`` for a float (see ``round3`` there for why
+    it gives ``round(x, digits)``'s bits): the same double steps (this module is built
+    without fused multiply-add), on a C double, so record columns need no float object
+    first."""
+    cdef double y = x * scale
     cdef long long k
+    cdef double f
+    if 0.0 < y < EXACT_BELOW:
+        k = <long long>y
+        f = y - <double>k
+        if fabs(f - 0.5) > y * ROUND_MARGIN:
+            if f > 0.5:
+                k += 1
+            return <double>k / scale
+    return round(x, digits)
+
+
+cdef inline object _round_scaled(object x, double scale, int digits):
+    """Twin of ``analysis.sequence._round_scaled``: a float through :func:`_round_d`,
+    anything else through the reference's Python steps."""
     if type(x) is float:
-        xd = x
-        y = xd * scale
-        if 0.0 < y < EXACT_BELOW:
-            k = <long long>y  # int(y): y is positive and below 2**52
-            f = y - <double>k
-            if fabs(f - 0.5) > y * ROUND_MARGIN:
-                if f > 0.5:
-                    k += 1
-                return <double>k / scale  # both exact: IEEE division is round(k / scale)
-        return round(x, digits)
+        return _round_d(x, scale, digits)
     iscale = int(scale)
     yo = x * iscale
     if 0.0 < yo < EXACT_BELOW:
@@ -755,22 +761,6 @@ def round3(x):
 def round1(x):
     """Twin of ``analysis.sequence.round1``: ``round(x, 1)``, bit for bit."""
     return _round_scaled(x, 10.0, 1)
-
-
-# ================================================================ record columns
-cdef inline object _round_d(double x, double scale, int digits):
-    """:func:`_round_scaled` of a C double (the same steps, no float object first)."""
-    cdef double y = x * scale
-    cdef long long k
-    cdef double f
-    if 0.0 < y < EXACT_BELOW:
-        k = <long long>y
-        f = y - <double>k
-        if fabs(f - 0.5) > y * ROUND_MARGIN:
-            if f > 0.5:
-                k += 1
-            return <double>k / scale
-    return round(x, digits)
 
 
 # ================================================================ the allocator
@@ -819,44 +809,90 @@ each sets every field, all of them C fields, to the reference's initial value.""
 cdef long long NO_LATE = 1LL << 62  # analysis.direction.NO_LATE
 
 
-cdef class _TwinClasses:
-    """The classes the twins' constructors build (``rtt.RunningStats``,
-    ``rangeset.RangeSet``, ``compat._Endpoint``: the engine's, twins themselves), read from
-    their modules at first use (those modules import this one)."""
+cdef class _Refs:
+    """What the twins read from the reference modules: the classes their constructors
+    build (the engine's, twins themselves), the table's members and the flag bits they
+    compare, the evidence types and helpers they call. Those modules import this one, so
+    they are read once, at the first use (:func:`_refs`)."""
 
-    cdef object running_stats
-    cdef object range_set
-    cdef object endpoint
-    cdef object direction_stats
-    cdef object sender_state
-    cdef object analysis_options
-    cdef object endpoint_machine
-    cdef object sequence_analyzer
-    cdef object peer_summary
+    # classes the constructors build
+    cdef object running_stats, range_set, endpoint, direction_stats, sender_state
+    cdef object analysis_options, endpoint_machine, sequence_analyzer, peer_summary
     cdef object protocol_facts
+    # analysis.sequence
+    cdef long long zero_window, window_full, truncated
+    cdef object zero_window_period, window_full_event, replace
+    # connection
+    cdef object original_of, established, new_event, flags_text
+    cdef bint fast_established
+    cdef long long loss_signal, probe, retransmission, not_data_after_fin
+    cdef object send_syn_ack, send_fin_crossed, recv_fin, send_after_challenged_rst
+    cdef object closed, recv_fin_ack_of_fin, recv_ack, syn_received, ok, recv_rst
+    cdef object send_rst, done_states, send_ack, send_fin, invalid_flags, ignored
+    cdef object retransmission_action, infer, send_challenge_ack, send_after_lost_rst
+    cdef dict event_reasons
 
 
-cdef _TwinClasses _CLASSES = None
+cdef _Refs _REFS = None
 
 
-cdef _TwinClasses _twin_classes():
-    global _CLASSES
-    if _CLASSES is None:
-        from tcptrace_py import compat, facts, fsm
-        from tcptrace_py.analysis import direction, options, rangeset, rtt, sequence
-        classes = _TwinClasses()
-        classes.running_stats = rtt.RunningStats
-        classes.range_set = rangeset.RangeSet
-        classes.endpoint = compat._Endpoint
-        classes.direction_stats = direction.DirectionStats
-        classes.sender_state = direction.SenderState
-        classes.analysis_options = options.AnalysisOptions
-        classes.endpoint_machine = fsm.EndpointMachine
-        classes.sequence_analyzer = sequence.SequenceAnalyzer
-        classes.peer_summary = compat.PeerSummary
-        classes.protocol_facts = facts.ProtocolFacts
-        _CLASSES = classes
-    return _CLASSES
+cdef inline _Refs _refs():
+    return _REFS if _REFS is not None else _load_refs()
+
+
+cdef _Refs _load_refs():
+    global _REFS
+    from tcptrace_py import compat, connection as c, facts, fsm
+    from tcptrace_py.analysis import direction, options, rangeset, rtt, sequence as q
+    r = _Refs()
+    r.running_stats = rtt.RunningStats
+    r.range_set = rangeset.RangeSet
+    r.endpoint = compat._Endpoint
+    r.direction_stats = direction.DirectionStats
+    r.sender_state = direction.SenderState
+    r.analysis_options = options.AnalysisOptions
+    r.endpoint_machine = fsm.EndpointMachine
+    r.sequence_analyzer = q.SequenceAnalyzer
+    r.peer_summary = compat.PeerSummary
+    r.protocol_facts = facts.ProtocolFacts
+    r.zero_window = q._ZERO_WINDOW
+    r.window_full = q._WINDOW_FULL
+    r.truncated = q._TRUNCATED
+    r.zero_window_period = q.ZeroWindowPeriod
+    r.window_full_event = q.WindowFull
+    r.replace = q.replace
+    r.original_of = c.original_of
+    r.established = c._ESTABLISHED
+    r.fast_established = c._FAST_ESTABLISHED
+    r.loss_signal = c._LOSS_SIGNAL
+    r.probe = c._PROBE
+    r.retransmission = c._RETRANSMISSION
+    r.not_data_after_fin = c._NOT_DATA_AFTER_FIN
+    r.send_syn_ack = c._SEND_SYN_ACK
+    r.send_fin_crossed = c._SEND_FIN_CROSSED
+    r.recv_fin = c._RECV_FIN
+    r.send_after_challenged_rst = c._SEND_AFTER_CHALLENGED_RST
+    r.closed = c._CLOSED
+    r.recv_fin_ack_of_fin = c._RECV_FIN_ACK_OF_FIN
+    r.recv_ack = c._RECV_ACK
+    r.syn_received = c._SYN_RECEIVED
+    r.ok = c._OK
+    r.recv_rst = c._RECV_RST
+    r.send_rst = c._SEND_RST
+    r.done_states = c._DONE_STATES
+    r.send_ack = c._SEND_ACK
+    r.send_fin = c._SEND_FIN
+    r.invalid_flags = c._INVALID_FLAGS
+    r.ignored = c._IGNORED
+    r.retransmission_action = c._A_RETRANSMISSION
+    r.infer = c._INFER
+    r.send_challenge_ack = c._SEND_CHALLENGE_ACK
+    r.send_after_lost_rst = c._SEND_AFTER_LOST_RST
+    r.event_reasons = c._EVENT_REASONS
+    r.new_event = c.new_event
+    r.flags_text = c.flags_text
+    _REFS = r
+    return r
 
 
 cdef class RunningStatsBase:
@@ -1170,7 +1206,7 @@ cdef class DirectionStatsBase:
     def __init__(self):
         """Twin of ``analysis.direction.DirectionStats.__init__``: the same values, written
         into C fields (the reference's 64 attribute stores each look up a descriptor)."""
-        stats = _twin_classes().running_stats
+        stats = _refs().running_stats
         self.packets = 0
         self.ack_pkts = 0
         self.pure_acks = 0
@@ -1282,7 +1318,7 @@ cdef class SenderStateBase:
         self.fin_rel = -1
         self.syn_seen = False
         self.synack_sent = False
-        self.ranges = _twin_classes().range_set()
+        self.ranges = _refs().range_set()
         self.by_start = {}
         self.by_end = {}
         self.order = None
@@ -1446,7 +1482,6 @@ cdef inline long long _record_end(object rec) except? -1:
 
 
 cdef class _Identities  # defined after SequenceAnalyzerBase
-cdef class _SeqRefs  # likewise
 
 
 cdef class SequenceAnalyzerBase:
@@ -1473,7 +1508,7 @@ cdef class SequenceAnalyzerBase:
 
     def __init__(self, options=None):
         """Twin of ``SequenceAnalyzer.__init__``."""
-        cdef _TwinClasses c = _twin_classes()
+        cdef _Refs c = _refs()
         self.options = options if options is not None else c.analysis_options()
         o = self.options
         self.client = c.direction_stats()
@@ -1498,9 +1533,7 @@ cdef class SequenceAnalyzerBase:
         in-order data); every other rule is the reference's method, called as it does."""
         if type(seg_obj) is not Segment:
             return type(self).__reference__.on_segment(self, seg_obj, from_client)
-        if _SEQ is None:
-            _load_sequence_refs()
-        cdef _SeqRefs r = _SEQ
+        cdef _Refs r = _refs()
         cdef Segment seg = <Segment>seg_obj
         cdef SenderStateBase snd, rcv
         cdef DirectionStatsBase st, rst_
@@ -1703,31 +1736,6 @@ cdef enum:
     SMALL_IDENTITIES = 16
 
 
-cdef class _SeqRefs:
-    """What ``SequenceAnalyzerBase.on_segment`` reads from ``analysis.sequence`` (which
-    imports this module, so it is read at the first call)."""
-
-    cdef long long zero_window, window_full, truncated
-    cdef object zero_window_period, window_full_event, replace
-
-
-cdef _SeqRefs _SEQ = None
-
-
-cdef int _load_sequence_refs() except -1:
-    global _SEQ
-    from tcptrace_py.analysis import sequence as q
-    refs = _SeqRefs()
-    refs.zero_window = q._ZERO_WINDOW
-    refs.window_full = q._WINDOW_FULL
-    refs.truncated = q._TRUNCATED
-    refs.zero_window_period = q.ZeroWindowPeriod
-    refs.window_full_event = q.WindowFull
-    refs.replace = q.replace
-    _SEQ = refs
-    return 0
-
-
 cdef class _Identities:
     """A set of objects by identity (the reference's set of ``id()``): a few in a C array,
     more in a set of ids. Holds no references: its objects must outlive it."""
@@ -1834,7 +1842,7 @@ cdef class PeerSummaryBase:
     def __init__(self, max_holes=16384):
         """Twin of ``compat.PeerSummary.__init__``."""
         self._max_holes = max_holes
-        endpoint = _twin_classes().endpoint
+        endpoint = _refs().endpoint
         self._eps = (endpoint(), endpoint())
         self._orig = -1
         self._letters = []
@@ -2115,9 +2123,6 @@ cdef object _likely_server_ports():
     return _LIKELY_SERVER_PORTS
 
 
-cdef class _ConnRefs  # defined after ConnectionBase
-
-
 cdef class ConnectionBase:
     """The fields of ``connection.Connection`` its per-segment path uses, and the twin of
     that path's frame (:meth:`on_segment`: bookkeeping and dispatch to the analyzer, the
@@ -2193,7 +2198,7 @@ cdef class ConnectionBase:
     def __init__(self, flow_id, key, seg, client_is_src, roles_inferred, options):
         """Twin of ``Connection.__init__``: the same fields, in C (the reference's
         attribute docs say what each holds)."""
-        cdef _TwinClasses c = _twin_classes()
+        cdef _Refs c = _refs()
         self.flow_id = flow_id
         self.key = key
         if client_is_src:
@@ -2270,9 +2275,7 @@ cdef class ConnectionBase:
         if type(seg_obj) is not Segment:
             return type(self).__reference__._replay_states(self, seg_obj, from_client,
                                                            side_obj, snd, rcv, amask)
-        if _CONN is None:
-            _load_connection_refs()
-        cdef _ConnRefs r = _CONN
+        cdef _Refs r = _refs()
         cdef Segment seg = <Segment>seg_obj
         cdef long long side = side_obj
         cdef long long flags = seg.flags
@@ -2304,16 +2307,14 @@ cdef class ConnectionBase:
 
     def _step(self, machine, inp, seg, endpoint, direction, side):
         """``Connection._step`` (its twin, for the reference's other callers)."""
-        if _CONN is None:
-            _load_connection_refs()
         if type(seg) is not Segment:
             return type(self).__reference__._step(self, machine, inp, seg, endpoint,
                                                   direction, side)
-        self._step_c(_CONN, machine, inp, <Segment>seg, endpoint, direction == "sent",
+        self._step_c(_refs(), machine, inp, <Segment>seg, endpoint, direction == "sent",
                      side)
         return None
 
-    cdef int _step_c(self, _ConnRefs r, machine, inp, Segment seg, str endpoint,
+    cdef int _step_c(self, _Refs r, machine, inp, Segment seg, str endpoint,
                      bint sent, long long side) except -1:
         """Twin of ``Connection._step``: one endpoint machine through the table, then the
         RST, after-RST and invalid-flag evidence and the event."""
@@ -2380,9 +2381,7 @@ cdef class ConnectionBase:
         of another class, built by a test, takes the reference)."""
         if type(seg_obj) is not Segment:
             return type(self).__reference__.on_segment(self, seg_obj)
-        if _CONN is None:
-            _load_connection_refs()
-        cdef _ConnRefs r = _CONN
+        cdef _Refs r = _refs()
         cdef Segment seg = <Segment>seg_obj
         cdef bint from_client = self.self_connect or (
             seg.sport == self.client_port and seg.src == self.client_addr)
@@ -2498,66 +2497,6 @@ cdef class ConnectionBase:
 cdef inline bint _seq_lt_c(long long a, long long b) noexcept:
     """``connection._seq_lt``: a < b in modulo-2**32 sequence space."""
     return ((a - b) & 0xFFFFFFFF) >= 0x80000000 and a != b
-
-
-cdef class _ConnRefs:
-    """What ``ConnectionBase.on_segment`` reads from ``tcptrace_py.connection`` (which
-    imports this module, so it is read at the first call)."""
-
-    cdef object original_of
-    cdef object established
-    cdef bint fast_established
-    cdef long long loss_signal
-    cdef long long probe
-    cdef long long retransmission
-    cdef long long not_data_after_fin
-    cdef object send_syn_ack, send_fin_crossed, recv_fin, send_after_challenged_rst
-    cdef object closed, recv_fin_ack_of_fin, recv_ack, syn_received, ok, recv_rst
-    cdef object send_rst, done_states, send_ack, send_fin, invalid_flags, ignored
-    cdef object retransmission_action, infer, send_challenge_ack, send_after_lost_rst
-    cdef dict event_reasons
-    cdef object new_event, flags_text
-
-
-cdef _ConnRefs _CONN = None
-
-
-cdef int _load_connection_refs() except -1:
-    global _CONN
-    from tcptrace_py import connection as c
-    refs = _ConnRefs()
-    refs.original_of = c.original_of
-    refs.established = c._ESTABLISHED
-    refs.fast_established = c._FAST_ESTABLISHED
-    refs.loss_signal = c._LOSS_SIGNAL
-    refs.probe = c._PROBE
-    refs.retransmission = c._RETRANSMISSION
-    refs.not_data_after_fin = c._NOT_DATA_AFTER_FIN
-    refs.send_syn_ack = c._SEND_SYN_ACK
-    refs.send_fin_crossed = c._SEND_FIN_CROSSED
-    refs.recv_fin = c._RECV_FIN
-    refs.send_after_challenged_rst = c._SEND_AFTER_CHALLENGED_RST
-    refs.closed = c._CLOSED
-    refs.recv_fin_ack_of_fin = c._RECV_FIN_ACK_OF_FIN
-    refs.recv_ack = c._RECV_ACK
-    refs.syn_received = c._SYN_RECEIVED
-    refs.ok = c._OK
-    refs.recv_rst = c._RECV_RST
-    refs.send_rst = c._SEND_RST
-    refs.done_states = c._DONE_STATES
-    refs.send_ack = c._SEND_ACK
-    refs.send_fin = c._SEND_FIN
-    refs.invalid_flags = c._INVALID_FLAGS
-    refs.ignored = c._IGNORED
-    refs.retransmission_action = c._A_RETRANSMISSION
-    refs.infer = c._INFER
-    refs.send_challenge_ack = c._SEND_CHALLENGE_ACK
-    refs.send_after_lost_rst = c._SEND_AFTER_LOST_RST
-    refs.event_reasons = c._EVENT_REASONS
-    refs.new_event = c.new_event
-    refs.flags_text = c.flags_text
-    _CONN = refs
-    return 0
 
 
 # Constants of the reference modules (checked equal at import by tests/test_engines.py).
