@@ -497,3 +497,44 @@ def test_other_workers_segments_never_reach_the_flow_table(tmp_path: Path, fmt: 
 
 SHARD_SLOTS_ALL = 4096
 """``flowtable.SHARD_SLOTS``: a worker whose range is [4096, 4096) owns no slot."""
+
+
+def test_calling_process_runs_ahead_while_a_worker_is_behind() -> None:
+    """While a worker's batch is pending, the calling process computes its own items ahead
+    (``_RunAhead``) instead of idling; the merge still sees every item once, in order."""
+    import pickle
+    import threading
+    import time
+    from multiprocessing import Pipe
+
+    from tcptrace_py import parallel
+
+    own_items = [("a", (i, 3, -1, 0), 0, i, 1) for i in range(10)]
+    own = parallel._RunAhead(iter(own_items))
+    recv, send = Pipe(duplex=False)
+    theirs = [("a", (i, 3, -1, 1), 1, i, 1) for i in range(3)] + [("e", (1 << 62,), 1)]
+
+    def late_worker() -> None:
+        time.sleep(0.2)
+        send.send_bytes(pickle.dumps(theirs))
+
+    thread = threading.Thread(target=late_worker)
+    thread.start()
+    stream = parallel._received(recv, own)
+    first = next(stream)
+    thread.join()
+    # Waiting for the worker's batch, the calling process computed all of its items.
+    assert own.done and list(own.ahead) == own_items
+    assert first == theirs[0] and list(stream) == theirs[1:]
+    assert list(own) == own_items
+
+
+def test_run_ahead_stops_at_its_cap(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tcptrace_py import parallel
+
+    monkeypatch.setattr(parallel, "RUN_AHEAD_ITEMS", 3)
+    own = parallel._RunAhead(iter(range(5)))  # type: ignore[arg-type]
+    assert [own.step() for _ in range(4)] == [True, True, True, False]
+    assert not own.done and len(own.ahead) == 3
+    assert list(own) == [0, 1, 2, 3, 4]
+    assert not own.step() and own.done
