@@ -32,7 +32,8 @@ The output is the one ``--jobs 1`` gives, in the same order:
   from the summed counters.
 
 Processes, not threads: the compiled engine holds the GIL. Worker 0 runs in the calling
-process, pulled by the merge, so ``--jobs 2`` starts one process.
+process, pulled by the merge, so ``--jobs 2`` starts one process; while another worker's
+batch is pending it computes its own items ahead (:class:`_RunAhead`) rather than wait.
 
 Known limits, where one table's behaviour depends on connections of other shards: when the
 connection table fills (``max_connections``, a SYN flood past 100 000 live connections) the
@@ -85,7 +86,7 @@ BATCH_ITEMS = 256
 """Items a worker process sends at once: large enough that pickling and the pipe cost little
 per item, small enough that the parent's merge is not starved (a few hundred connections)."""
 
-PARENT_SHARE = 0.85
+PARENT_SHARE = 0.8
 """The calling process's share of the connections, relative to each other worker's: it also
 unpickles the workers' results, merges, renumbers and (in the CLI) writes the output. First
 measured on the 2 M-packet capture with ``--jobs 2`` (CPU seconds, bench/jobs_speedup.py):
@@ -108,7 +109,12 @@ parent hashes every record through ``json``, slower than the CLI's orjson, so it
 is the slower one at any of these shares.) After this session's faster per-connection
 path (compiled twins of the peer summaries, the connection's frame, compaction), the same
 command: 0.8: parent 4.8 / worker 5.2 s; 0.9: 5.3 / 4.9 s; wall at 0.85 5.2-5.6 s against
-5.6-5.7 s at 0.8 and 8.8-9.2 s for one engine. Hence 0.85 (46 % of the slots)."""
+5.6-5.7 s at 0.8 and 8.8-9.2 s for one engine. Hence 0.85 (46 % of the slots). Once the
+calling process ran its own shard ahead instead of waiting for the worker's batches
+(:class:`_RunAhead`; eighth session), in process (``os.times``), parent / worker CPU s and
+wall: 0.8: 4.38-4.46 / 4.35-4.42, 4.51-4.54 s; 0.85: 4.72 / 4.26-4.38, 4.77 s; 0.9: 4.64 /
+3.98-4.19, 4.69 s; 1.0: 4.59-4.80 / 3.72-4.01, 4.64-4.87 s. Hence 0.8 (44 % of the
+slots)."""
 
 ENGINE_NOTES = ("icmp_errors", "icmp_errors_unmatched")
 """``Diagnostics.notes`` that the engine (not the reader) counts, per worker."""
