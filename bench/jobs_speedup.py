@@ -29,14 +29,14 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 CHILD = """
 import hashlib, json, os, resource, sys, time
 start = time.perf_counter()
-from tcptrace_py.gcpolicy import fewer_collections
+from tcptrace_py.gcpolicy import collector_paused
 from tcptrace_py.options import Options
 from tcptrace_py.parallel import ParallelEngine, engine_for
 path, jobs = sys.argv[1], int(sys.argv[2])
 engine = engine_for(Options(keep_events=False), jobs, path)  # as analyze and anomalies
 h = hashlib.sha256()
 n = 0
-with fewer_collections():
+with collector_paused():
     for r in engine.run(path):
         n += 1
         h.update(json.dumps([r.record, [a.summary for a in r.anomalies]],

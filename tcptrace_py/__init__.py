@@ -78,9 +78,9 @@ def iter_flows(source: Source, **options: Any) -> Generator[dict[str, Any], None
     if unknown:
         raise TypeError(f"unknown option(s): {', '.join(unknown)}")
     from tcptrace_py.engine import Engine
-    from tcptrace_py.gcpolicy import fewer_collections
+    from tcptrace_py.gcpolicy import collector_paused
 
-    with fewer_collections():  # restored when the iteration ends or is abandoned
+    with collector_paused():  # restored when the iteration ends or is abandoned
         opts = replace(Options(), **options)
         if jobs > 1:  # multiprocessing loads only for jobs > 1 (start-up of the common case)
             from tcptrace_py.parallel import engine_for

@@ -46,7 +46,7 @@ cdef long long SYN = 0x02
 
 cdef object _EMPTY = ()
 
-API_VERSION = 16
+API_VERSION = 17
 """Bumped with every change of what this module offers; ``implementation`` refuses a build
 whose number differs from its own (a stale extension beside newer Python sources)."""
 
@@ -1345,6 +1345,49 @@ cdef class SenderStateBase:
         self.late_low = NO_LATE
         self.gaps = None
         self.filled_bytes = 0
+
+    def make_mutable(self):
+        """Twin of ``SenderState.make_mutable``: every ``FreshSegment`` tuple becomes one
+        ``SentSegment`` (a tuple in several containers becomes one shared object), in the
+        same positions, built without the constructor's argument parsing."""
+        self.mutable = True
+        cdef dict made = {}
+        # The old containers stay referenced until all three are rebuilt: ``made`` is
+        # keyed by identity, and no tuple may be freed (its address reused) in between.
+        old_order, old_start, old_end = self.order, self.by_start, self.by_end
+        if old_order is not None:
+            self.order = _deque([_mutable_record(made, rec) for rec in old_order])
+        self.by_start = {k: _mutable_record(made, rec) for k, rec in (<dict?>old_start).items()}
+        self.by_end = {k: _mutable_record(made, rec) for k, rec in (<dict?>old_end).items()}
+
+
+cdef object _mutable_record(dict made, object rec):
+    """``make_mutable``'s ``conv``: the ``SentSegment`` standing for the record ``rec``."""
+    if type(rec) is not tuple:
+        return rec
+    key = <Py_ssize_t><void*>rec
+    new = made.get(key)
+    if new is None:
+        new = _sent_segment(<tuple>rec)
+        made[key] = new
+    return new
+
+
+cdef SentSegment _sent_segment(tuple rec):
+    """``SentSegment(start, end, frame, ts_ns, "")`` of a ``FreshSegment`` tuple."""
+    if len(rec) != 4:
+        raise ValueError("a FreshSegment record has 4 fields")
+    cdef SentSegment new = SentSegment.__new__(SentSegment)
+    new.start = rec[0]
+    new.end = rec[1]
+    new.frame = rec[2]
+    new.ts_ns = rec[3]
+    new.last_ts_ns = rec[3]
+    new.tx = 1
+    new.last_interval_ns = -1
+    new.rexmit_index = -1
+    new.control = ""
+    return new
 
 
 cdef class DirectionValues:

@@ -439,13 +439,13 @@ def analyze_capture(task: CaptureTask) -> dict[str, Any]:
         # Imported here, inside the try: a module missing on a (Dask) worker is a transient
         # failure of this row, not an exception that would lose the row's counters.
         from tcptrace_py.engine import Engine
-        from tcptrace_py.gcpolicy import fewer_collections
+        from tcptrace_py.gcpolicy import collector_paused
 
         engine = Engine(task.options)
         if task.before_capture is not None:
             task.before_capture(task.path)
         chunk: list[Any] = []
-        with fewer_collections():
+        with collector_paused():
             for result in engine.run(task.path, name=task.path, strict=task.strict):
                 chunk.append(result)
                 if len(chunk) >= FLUSH_FLOWS:

@@ -47,7 +47,7 @@ from tcptrace_py.export import (
     dumps,
     printable,
 )
-from tcptrace_py.gcpolicy import ANALYSIS_THRESHOLDS
+from tcptrace_py.gcpolicy import ANALYSIS_THRESHOLDS, collector_paused
 from tcptrace_py.options import Options
 from tcptrace_py.outfile import OutputError, OutputFile
 from tcptrace_py.report import CLOSE_VALUES
@@ -170,10 +170,10 @@ def main() -> None:
       all      everything above
     """
     # The analysis allocates many small long-lived objects (per-connection state) and no
-    # reference cycles on its per-packet path: the cyclic collector's frequent young-generation
-    # passes cost ~7 % of a run and free nothing. A command-line process owns its interpreter,
-    # so it moves start-up objects out of the collector's view and collects less often; the
-    # library (engine) leaves the process-wide setting alone.
+    # reference cycles: the cyclic collector's passes would only traverse them (_run_one
+    # pauses it around each capture; tcptrace_py/gcpolicy.py). A command-line process owns
+    # its interpreter, so it also moves start-up objects out of the collector's view and
+    # collects less often in between; the library (engine) leaves the process alone.
     gc.freeze()
     gc.set_threshold(*ANALYSIS_THRESHOLDS)
     notice = implementation.warn_once_if_missing()
@@ -670,37 +670,40 @@ def _run_one(run: Run, path: str, options: Options, strict: bool, quiet: bool,
     cap = path if run.multi else None
     recs: dict[int, dict[str, Any]] = {}
     try:
-        for src in [path] if parallel else _with_progress(path, quiet, gate):
-            results = _gated(engine.run(src, name=path, strict=strict), gate) if parallel \
-                else engine.run(src, name=path, strict=strict)
-            while True:
-                try:
-                    result = next(results)
-                except StopIteration:
-                    break
-                except KeyboardInterrupt:  # raised by a read: no connection was cut short
-                    if run.interrupted:
-                        raise  # a second Ctrl-C: stop now (exit 130, _LazyGroup.invoke)
-                    run.interrupted = True
-                    results = engine.finish(name=path)
-                    continue
-                rec = result.record
-                if filters.on_connections:
-                    # Owners are only consulted by connection filters (anomaly_ok); keeping
-                    # every record otherwise made streamed runs grow with connections.
-                    recs[rec["flow_id"]] = rec
-                if not filters.flow_ok(rec):
-                    continue
-                if cap is not None:
-                    rec = {"capture": cap, **rec}
-                for a in result.anomalies:
-                    if filters.anomaly_ok(a, rec):
-                        run.found(cap, a, keep, on_anomaly)
-                if on_record is not None:
-                    on_record(rec)
-                if keep:
-                    run.records.append(rec)
-                    run.results[(cap, rec["flow_id"])] = result
+        # No reference cycles are made here: the cyclic collector would only traverse the
+        # live connections (tcptrace_py/gcpolicy.py).
+        with collector_paused():
+            for src in [path] if parallel else _with_progress(path, quiet, gate):
+                results = _gated(engine.run(src, name=path, strict=strict), gate) if parallel \
+                    else engine.run(src, name=path, strict=strict)
+                while True:
+                    try:
+                        result = next(results)
+                    except StopIteration:
+                        break
+                    except KeyboardInterrupt:  # raised by a read: no connection was cut short
+                        if run.interrupted:
+                            raise  # a second Ctrl-C: stop now (exit 130, _LazyGroup.invoke)
+                        run.interrupted = True
+                        results = engine.finish(name=path)
+                        continue
+                    rec = result.record
+                    if filters.on_connections:
+                        # Owners are only consulted by connection filters (anomaly_ok); keeping
+                        # every record otherwise made streamed runs grow with connections.
+                        recs[rec["flow_id"]] = rec
+                    if not filters.flow_ok(rec):
+                        continue
+                    if cap is not None:
+                        rec = {"capture": cap, **rec}
+                    for a in result.anomalies:
+                        if filters.anomaly_ok(a, rec):
+                            run.found(cap, a, keep, on_anomaly)
+                    if on_record is not None:
+                        on_record(rec)
+                    if keep:
+                        run.records.append(rec)
+                        run.results[(cap, rec["flow_id"])] = result
     except CaptureError as exc:
         _report_diag(engine.diag, quiet)
         _fail(str(exc))

@@ -305,13 +305,13 @@ def _worker(path: str, options: Options, shard: tuple[int, int, int], strict: bo
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides what Ctrl-C does
     # A forked child inherits the parent's unflushed standard streams: never flush them.
     sys.stdout = sys.stderr = open(os.devnull, "w")  # noqa: SIM115
-    from tcptrace_py.gcpolicy import fewer_collections
+    from tcptrace_py.gcpolicy import collector_paused
 
     sender = _Sender(pipe)
     batch: list[Item] = []
     try:
         try:
-            with fewer_collections():
+            with collector_paused():
                 engine = Engine(options, shard=shard)
                 for item in shard_items(engine, path, name, strict):
                     batch.append(item)

@@ -254,13 +254,13 @@ holds only its own connections, but both carry an interpreter)."""
 
 _RSS_SCRIPT = """
 import hashlib, json, resource, sys
-from tcptrace_py.gcpolicy import fewer_collections
+from tcptrace_py.gcpolicy import collector_paused
 from tcptrace_py.options import Options
 from tcptrace_py.parallel import ParallelEngine, engine_for
 path, jobs = sys.argv[1], int(sys.argv[2])
 engine = engine_for(Options(), jobs, path)
 h = hashlib.sha256()
-with fewer_collections():
+with collector_paused():
     for r in engine.run(path):
         h.update(json.dumps([r.record, [a.summary for a in r.anomalies]],
                             default=repr).encode())

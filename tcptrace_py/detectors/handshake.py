@@ -34,6 +34,15 @@ _SYN_RECEIVED = TcpState.SYN_RECEIVED
 """Bound once: an Enum member read through its class costs ten global reads (per connection)."""
 
 
+def _near(x: float, y: float, tolerance: float) -> bool:
+    """``x`` within ``tolerance`` (relative) of ``y``.
+
+    A module function, not a closure: compiled with Cython, a nested function that the
+    generator expressions below also use makes a reference cycle per call, left for the
+    cyclic collector, which the analysis pauses (tcptrace_py/gcpolicy.py)."""
+    return abs(x - y) <= tolerance * y
+
+
 def backoff_pattern(gaps_s: list[float], tolerance: float) -> str:
     """Name the retry schedule of a series of SYN retransmission intervals (seconds).
 
@@ -46,29 +55,26 @@ def backoff_pattern(gaps_s: list[float], tolerance: float) -> str:
     """
     if not gaps_s:
         return "single"
-
-    def near(x: float, y: float) -> bool:
-        return abs(x - y) <= tolerance * y
-
+    t = tolerance
     first = gaps_s[0]
     pairs = list(zip(gaps_s, gaps_s[1:], strict=False))
-    doubling = all(near(b, 2 * a) for a, b in pairs)
+    doubling = all(_near(b, 2 * a, t) for a, b in pairs)
     lead_equal = 0
     for g in gaps_s:
-        if near(g, first):
+        if _near(g, first, t):
             lead_equal += 1
         else:
             break
-    if lead_equal >= 2 and near(first, 1.0):
+    if lead_equal >= 2 and _near(first, 1.0, t):
         rest = gaps_s[lead_equal - 1:]
-        if all(near(b, 2 * a) for a, b in zip(rest, rest[1:], strict=False)):
+        if all(_near(b, 2 * a, t) for a, b in zip(rest, rest[1:], strict=False)):
             return "linux_linear"
-    if doubling and near(first, 1.0):
+    if doubling and _near(first, 1.0, t):
         return "linux_exponential"
-    if doubling and near(first, 3.0):
+    if doubling and _near(first, 3.0, t):
         return "windows_exponential"
-    if near(first, 6.0) and (len(gaps_s) == 1 or near(gaps_s[1], 18.0)
-                             or near(gaps_s[1], 24.0)):
+    if _near(first, 6.0, t) and (len(gaps_s) == 1 or _near(gaps_s[1], 18.0, t)
+                                 or _near(gaps_s[1], 24.0, t)):
         return "bsd"
     if len(gaps_s) >= 2 and lead_equal == len(gaps_s):
         return "constant"

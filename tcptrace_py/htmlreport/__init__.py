@@ -442,12 +442,12 @@ def _packet_rows(result: AnalysisResult, flows: Sequence[int]) -> dict[int, list
                 out[int(r.record["flow_id"])] = r.packets
         if all(f in out for f in flows):
             return out
-    from tcptrace_py.gcpolicy import fewer_collections
+    from tcptrace_py.gcpolicy import collector_paused
 
     wanted = set(flows)
     engine = Engine(replace(result.options, keep_packets=True, packet_flows=tuple(flows)))
     try:  # streamed: only the wanted connections' rows are kept, not a second result
-        with fewer_collections():
+        with collector_paused():
             for r in engine.run(result.reopen()):
                 fid = int(r.record["flow_id"])
                 if fid in wanted and r.packets:
