@@ -137,6 +137,45 @@ def test_direction_values_twin_hands_huge_counts_to_the_reference() -> None:
     assert repr(twin) == repr(ref)
 
 
+def test_direction_values_put_writes_what_the_reference_writes() -> None:
+    """The compiled ``_put_direction_values`` leaves the record the reference leaves: the
+    same keys after the ones already there, in order, with the same values."""
+    from tcptrace_py import implementation
+    from tcptrace_py.analysis import sequence
+    from tcptrace_py.analysis.direction import DirectionStats, SenderState
+    from tcptrace_py.analysis.rtt import RttEstimator
+
+    if implementation.compiled is None:
+        pytest.skip("compiled engine not built or not selected")
+    stats = DirectionStats()
+    stats.packets, stats.data_pkts, stats.data_bytes, stats.seg_max = 9, 4, 4000, 1448
+    stats.rtt.add(2.5e6)
+    state = SenderState(RttEstimator())
+    keys = sequence._PREFIXED["server_"]
+    twin: dict[str, object] = {"flow_id": 1, "server_packets": -1}
+    ref: dict[str, object] = {"flow_id": 1, "server_packets": -1}
+    sequence._put_direction_values(twin, keys, stats, state, 10**9)
+    sequence._reference_put_direction_values(ref, keys, stats, state, 10**9)
+    assert sequence._put_direction_values is not sequence._reference_put_direction_values
+    assert repr(twin) == repr(ref) and list(twin)[2] == "server_ack_pkts"
+    with pytest.raises(ValueError):
+        sequence._put_direction_values({}, keys[:-1], stats, state, 10**9)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(-2**62, 2**62), st.integers(0, 2**60)), max_size=20))
+def test_range_set_covered_twin_is_the_reference(ranges: list[tuple[int, int]]) -> None:
+    """``RangeSet.covered`` summed in C equals the reference's sum of Python integers,
+    also for offsets too large to sum in C."""
+    from tcptrace_py.analysis.rangeset import RangeSet
+
+    rs = RangeSet()
+    for start, length in ranges:
+        rs.add(start, min(start + length, 2**63 - 1))
+    reference = type(rs).__dict__.get("__reference__", RangeSet).covered
+    assert rs.covered() == reference(rs)
+
+
 def test_ms_columns_of_a_capture_are_rounded_milliseconds() -> None:
     """On a lossy sample: the millisecond columns built with round3 equal round(ns / 1e6, 3)
     of the connection's own figures."""

@@ -1035,10 +1035,8 @@ class SequenceAnalyzer:
         self._finish()
         out["retransmissions"] = self.retransmission_total
         duration_ns = (self.last_ts_ns - self.first_ts_ns) if self.first_ts_ns >= 0 else 0
-        out.update(zip(_PREFIXED["client_"],
-                       _direction_values(self.client, self._c, duration_ns), strict=True))
-        out.update(zip(_PREFIXED["server_"],
-                       _direction_values(self.server, self._s, duration_ns), strict=True))
+        _put_direction_values(out, _PREFIXED["client_"], self.client, self._c, duration_ns)
+        _put_direction_values(out, _PREFIXED["server_"], self.server, self._s, duration_ns)
         out["window_scaling"] = self._both_syn_ws
         out["evidence_dropped"] = sum(self.evidence_dropped.values())
 
@@ -1127,6 +1125,13 @@ def _round_scaled(x: float, scale: int, digits: int) -> float:
         if abs(f - 0.5) > y * _MARGIN:
             return (k + 1 if f > 0.5 else k) / scale
     return round(x, digits)
+
+
+def _put_direction_values(out: dict[str, Any], keys: tuple[str, ...], st: DirectionStats,
+                          state: SenderState, duration_ns: int) -> None:
+    """One direction's columns written into the record ``out`` under ``keys`` (prefixed
+    DIRECTION_COLUMNS)."""
+    out.update(zip(keys, _direction_values(st, state, duration_ns), strict=True))
 
 
 def _direction_values(st: DirectionStats, state: SenderState,
@@ -1234,3 +1239,5 @@ if _compiled is not None:  # per record: a dozen roundings and ~70 fields read t
     round1 = _compiled.round1
     _reference_direction_values = _direction_values
     _direction_values = _compiled.DirectionValues(_direction_values)
+    _reference_put_direction_values = _put_direction_values
+    _put_direction_values = _direction_values.put  # type: ignore[attr-defined]
