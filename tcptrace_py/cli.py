@@ -625,7 +625,7 @@ def _run(files: Sequence[str], options: Options, strict: bool, quiet: bool,
          filters: Filters, on_record: Callable[[dict[str, Any]], None] | None = None,
          keep: bool = True,
          on_anomaly: Callable[[str | None, Anomaly], None] | None = None,
-         jobs: int = 1) -> Run:
+         jobs: int = 1, on_line: Callable[[str], None] | None = None) -> Run:
     """Analyse each file, filter, and collect (or stream through ``on_record`` and
     ``on_anomaly``). With ``keep=False`` neither records nor anomalies are kept (only the
     worst severity, for ``--fail-on``): a streamed run's memory is then bounded by the
@@ -638,13 +638,15 @@ def _run(files: Sequence[str], options: Options, strict: bool, quiet: bool,
 
     ``jobs`` > 1 analyses each regular file with that many processes
     (:class:`~tcptrace_py.parallel.ParallelEngine`: the same results, no progress bar; a
-    Ctrl-C stops it at once, keeping nothing of that file)."""
+    Ctrl-C stops it at once, keeping nothing of that file). ``on_line``, given with
+    ``on_record``, takes a record already encoded as ``export.dumps`` would: the workers
+    encode the records of a single file streamed unfiltered (``EncodedResult``)."""
     run = Run(multi=len(files) > 1, files=list(files))
     gate = _InterruptGate()
     with gate.installed():
         for path in files:
             _run_one(run, path, options, strict, quiet, filters, on_record, keep, gate,
-                     on_anomaly, jobs)
+                     on_anomaly, jobs, on_line)
             if run.interrupted:
                 _err(f"interrupted: results cover the frames of {printable(path)} read "
                      "so far")
@@ -657,17 +659,20 @@ def _run_one(run: Run, path: str, options: Options, strict: bool, quiet: bool,
              filters: Filters, on_record: Callable[[dict[str, Any]], None] | None,
              keep: bool, gate: _InterruptGate,
              on_anomaly: Callable[[str | None, Anomaly], None] | None = None,
-             jobs: int = 1) -> None:
+             jobs: int = 1, on_line: Callable[[str], None] | None = None) -> None:
     """One input file of :func:`_run`."""
     engine: Engine | ParallelEngine
+    cap = path if run.multi else None
     if jobs > 1:  # multiprocessing loads only for --jobs (start-up of the common case)
         from tcptrace_py.parallel import engine_for
 
-        engine = engine_for(options, jobs, path)
+        # Every record streamed as it is: the workers may encode them (EncodedResult).
+        lines = on_line is not None and cap is None and not keep \
+            and not filters.on_connections and not filters.codes
+        engine = engine_for(options, jobs, path, encode_lines=lines)
     else:
         engine = Engine(options)
     parallel = not isinstance(engine, Engine)
-    cap = path if run.multi else None
     recs: dict[int, dict[str, Any]] = {}
     try:
         # No reference cycles are made here: the cyclic collector would only traverse the
@@ -686,6 +691,13 @@ def _run_one(run: Run, path: str, options: Options, strict: bool, quiet: bool,
                             raise  # a second Ctrl-C: stop now (exit 130, _LazyGroup.invoke)
                         run.interrupted = True
                         results = engine.finish(name=path)
+                        continue
+                    line = getattr(result, "line", None)
+                    if line is not None:  # an EncodedResult: nothing filters its record
+                        assert on_line is not None
+                        for a in result.anomalies:
+                            run.found(cap, a, keep, on_anomaly)
+                        on_line(line)
                         continue
                     rec = result.record
                     if filters.on_connections:
@@ -857,8 +869,12 @@ def analyze(files: tuple[str, ...], fmt: str, output: str | None, states: tuple[
 
             def emit(rec: dict[str, Any]) -> None:
                 if rows is None or written[0] < rows:
+                    emit_line(dumps(rec))
+
+            def emit_line(line: str) -> None:
+                if rows is None or written[0] < rows:
                     try:
-                        out.write(dumps(rec) + "\n")
+                        out.write(line + "\n")
                     except BrokenPipeError:
                         raise
                     except OSError as exc:  # the output's error, not the input's
@@ -868,7 +884,7 @@ def analyze(files: tuple[str, ...], fmt: str, output: str | None, states: tuple[
                         out.flush()
 
             run = _run(files, options, strict, quiet, filters, on_record=emit, keep=False,
-                       jobs=jobs)
+                       jobs=jobs, on_line=emit_line)
         else:
             run = _run(files, options, strict, quiet, filters, jobs=jobs)
             _sort(run.records, sort_key, reverse)

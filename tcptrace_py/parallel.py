@@ -47,6 +47,7 @@ reaches later than one table.
 from __future__ import annotations
 
 import heapq
+import json
 import multiprocessing as mp
 import os
 import pickle
@@ -67,7 +68,16 @@ from tcptrace_py.capture.source import source_name
 from tcptrace_py.decode import Decoder
 from tcptrace_py.detectors import DetectorSet
 from tcptrace_py.diagnostics import Diagnostics
-from tcptrace_py.engine import CaptureSummary, Engine, FlowResult, Source, capture_warnings
+from tcptrace_py.engine import (
+    CaptureSummary,
+    Engine,
+    FlowResult,
+    PacketRow,
+    Source,
+    capture_warnings,
+)
+from tcptrace_py.events import Anomaly, Event
+from tcptrace_py.export import dumps
 from tcptrace_py.flowtable import SHARD_SLOTS
 from tcptrace_py.options import Options
 
@@ -125,6 +135,72 @@ Item = tuple[Any, ...]
 ``("e", key, shard, diag, summary, evicted_half_open, end_ns, peak RSS KiB)`` (its end)."""
 
 
+_LINE_HEAD = '{"flow_id":'
+"""How a record's JSON line begins (``export.dumps`` keeps the record's key order)."""
+
+
+class EncodedResult:
+    """A finished connection whose record travels as the JSON line a jsonl sink writes
+    (``export.dumps``), encoded in the process that analysed the connection.
+
+    Why: the calling process unpickled every other worker's record (a dict of ~200 columns)
+    only to encode it again for the output: ~25 us a connection, its largest cost beyond
+    its own shard (2m.pcap, eighth session). Encoding where the record is made moves that
+    work to the worker and sends a string that unpickles in a copy. The line is then
+    patched, never rebuilt: the merged flow id is spliced in, and the rare connection
+    whose findings a capture-wide detector changed is decoded and encoded again, which
+    gives the same text (JSON decoding and encoding keep every value the line holds).
+
+    The command line asks for it (``ParallelEngine(encode_lines=True)``) when it streams
+    JSON lines of every connection; :attr:`record` decodes the line for any other reader.
+    """
+
+    __slots__ = ("line", "flow_id", "end_reason", "anomalies", "events", "packets")
+
+    def __init__(self, line: str, flow_id: int, end_reason: str | None,
+                 anomalies: list[Anomaly], events: list[Event],
+                 packets: list[PacketRow] | None) -> None:
+        self.line = line
+        self.flow_id = flow_id
+        self.end_reason = end_reason
+        self.anomalies = anomalies
+        self.events = events
+        self.packets = packets
+
+    @classmethod
+    def of(cls, res: FlowResult) -> EncodedResult:
+        rec = res.record
+        return cls(dumps(rec), rec["flow_id"], rec.get("end_reason"), res.anomalies,
+                   res.events, res.packets)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (EncodedResult, (self.line, self.flow_id, self.end_reason, self.anomalies,
+                                self.events, self.packets))
+
+    @property
+    def record(self) -> dict[str, Any]:
+        """The record, decoded from the line (a new dict at each access)."""
+        return json.loads(self.line)  # type: ignore[no-any-return]
+
+    def set_flow_id(self, flow_id: int) -> None:
+        line = self.line
+        old = str(self.flow_id)
+        end = len(_LINE_HEAD) + len(old)
+        if line.startswith(_LINE_HEAD) and line[len(_LINE_HEAD):end] == old \
+                and line[end] in ",}":
+            self.line = _LINE_HEAD + str(flow_id) + line[end:]
+        else:  # not the layout dumps writes: rebuild it
+            rec = self.record
+            rec["flow_id"] = flow_id
+            self.line = dumps(rec)
+        self.flow_id = flow_id
+
+    def set_anomaly_codes(self, codes: list[str]) -> None:
+        rec = self.record
+        rec["anomalies"] = codes
+        self.line = dumps(rec)
+
+
 def shard_ranges(jobs: int) -> list[tuple[int, int]]:
     """Slot range ``[lo, hi)`` of each of ``jobs`` workers (worker 0, the calling process,
     weighted by :data:`PARENT_SHARE`): consecutive, covering every slot."""
@@ -149,19 +225,20 @@ def can_split(source: Source) -> bool:
         return False
 
 
-def engine_for(options: Options, jobs: int, source: Source) -> Engine | ParallelEngine:
+def engine_for(options: Options, jobs: int, source: Source, *,
+               encode_lines: bool = False) -> Engine | ParallelEngine:
     """The engine to analyse ``source`` with ``jobs`` processes: a :class:`ParallelEngine`
     when ``jobs`` > 1 and the source is a file several processes can read, else one
     :class:`Engine` (standard input, a file object and bytes are read once; so is a run
     keeping the packets of chosen flows, ``Options.packet_flows``: flow ids are only known
     after the merge)."""
     if jobs > 1 and can_split(source) and not options.packet_flows:
-        return ParallelEngine(options, jobs)
+        return ParallelEngine(options, jobs, encode_lines=encode_lines)
     return Engine(options)
 
 
 def shard_items(engine: Engine, source: Source, name: str | None,
-                strict: bool) -> Iterator[Item]:
+                strict: bool, encode_lines: bool = False) -> Iterator[Item]:
     """Run ``engine`` (built with ``shard=``) over ``source``; yield its items in key order.
 
     The loop of :meth:`Engine.run`, plus the bookkeeping of the sort keys (see the module
@@ -185,7 +262,8 @@ def shard_items(engine: Engine, source: Source, name: str | None,
     def result(key: tuple[Any, ...], conn: Any) -> Item:
         alloc.pop(conn.flow_id, None)
         res = engine._result(conn)
-        return ("r", key, shard, res, engine.detectors.shares, len(table.live))
+        out = EncodedResult.of(res) if encode_lines else res
+        return ("r", key, shard, out, engine.detectors.shares, len(table.live))
 
     allocated = table.allocated
     assert allocated is not None
@@ -299,7 +377,7 @@ class _Sender:
 
 
 def _worker(path: str, options: Options, shard: tuple[int, int, int], strict: bool,
-            name: str | None, pipe: Pipe) -> None:
+            name: str | None, pipe: Pipe, encode_lines: bool = False) -> None:
     """A worker process: its shard's items to ``pipe`` in batches; an exception as
     ``("x", exc)``."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides what Ctrl-C does
@@ -313,7 +391,7 @@ def _worker(path: str, options: Options, shard: tuple[int, int, int], strict: bo
         try:
             with collector_paused():
                 engine = Engine(options, shard=shard)
-                for item in shard_items(engine, path, name, strict):
+                for item in shard_items(engine, path, name, strict, encode_lines):
                     batch.append(item)
                     if len(batch) >= BATCH_ITEMS:
                         sender.send(batch)
@@ -404,7 +482,7 @@ class ParallelEngine:
     ``jobs`` workers; the results are those of one engine (see the module docstring)."""
 
     def __init__(self, options: Options | None = None, jobs: int = 2,
-                 diag: Diagnostics | None = None) -> None:
+                 diag: Diagnostics | None = None, *, encode_lines: bool = False) -> None:
         if jobs < 2:
             raise ValueError("ParallelEngine needs jobs >= 2 (use Engine)")
         if options is not None and options.packet_flows:
@@ -412,6 +490,8 @@ class ParallelEngine:
                              "use Engine")
         self.options = options or Options()
         self.jobs = jobs
+        self.encode_lines = encode_lines
+        """Yield :class:`EncodedResult` objects (records as JSON lines), not ``FlowResult``."""
         self.diag = diag or Diagnostics()
         self.summary = CaptureSummary(self.diag)
         self.detectors = DetectorSet(self.options, self.diag)
@@ -444,13 +524,14 @@ class ParallelEngine:
             for k in range(1, self.jobs):
                 recv, send = ctx.Pipe(duplex=False)
                 proc = ctx.Process(target=_worker, args=(path, self.options, (k, *ranges[k]),
-                                                         strict, name, send), daemon=True)
+                                                         strict, name, send, self.encode_lines),
+                                   daemon=True)
                 proc.start()
                 send.close()
                 procs.append(proc)
                 pipes.append(recv)
             local = Engine(self.options, self.diag, shard=(0, *ranges[0]))
-            own = _RunAhead(shard_items(local, path, name, strict))
+            own = _RunAhead(shard_items(local, path, name, strict, self.encode_lines))
             streams = [own] + [_received(pipe, own) for pipe in pipes]
             yield from self._merge(streams, name)
         finally:
@@ -481,18 +562,25 @@ class ParallelEngine:
                 live[shard] = item[4]
                 peak = max(peak, sum(live))
             elif kind == "r":
-                res: FlowResult = item[3]
+                res: FlowResult | EncodedResult = item[3]
                 live[shard] = item[5]
-                local = res.record["flow_id"]
+                if isinstance(res, EncodedResult):
+                    local, end_reason = res.flow_id, res.end_reason
+                else:
+                    local, end_reason = res.record["flow_id"], res.record.get("end_reason")
                 flow_id = gid.pop((shard, local))
-                if res.record.get("end_reason") == "new_incarnation":
+                if end_reason == "new_incarnation":
                     ended[(shard, local)] = flow_id
                 kept = fold(item[4], res.anomalies)
                 if kept is not res.anomalies:
                     res.anomalies = kept
-                    res.record["anomalies"] = sorted({a.code for a in kept})
-                _renumber(res, flow_id, shard, ended)
-                yield res
+                    codes = sorted({a.code for a in kept})
+                    if isinstance(res, EncodedResult):
+                        res.set_anomaly_codes(codes)
+                    else:
+                        res.record["anomalies"] = codes
+                _renumber(res, local, flow_id, shard, ended)
+                yield res  # type: ignore[misc]  # an EncodedResult when encode_lines
             else:
                 diag: Diagnostics = item[3]
                 summary: CaptureSummary = item[4]
@@ -524,12 +612,14 @@ class ParallelEngine:
         self._finished = True
 
 
-def _renumber(res: FlowResult, flow_id: int, shard: int,
+def _renumber(res: FlowResult | EncodedResult, local: int, flow_id: int, shard: int,
               ended: dict[tuple[int, int], int]) -> None:
-    """Give a worker's result the flow id of one engine (records, anomalies, events, packet
-    rows; a ``time_wait_reuse``'s ``previous_flow_id``)."""
-    local = res.record["flow_id"]
-    res.record["flow_id"] = flow_id
+    """Give a worker's result (local flow id ``local``) the flow id of one engine (records,
+    anomalies, events, packet rows; a ``time_wait_reuse``'s ``previous_flow_id``)."""
+    if isinstance(res, EncodedResult):
+        res.set_flow_id(flow_id)
+    else:
+        res.record["flow_id"] = flow_id
     set_attr = object.__setattr__  # Event and Anomaly are frozen: rewritten in place
     for a in res.anomalies:
         if a.flow_id == local:

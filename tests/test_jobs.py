@@ -536,5 +536,59 @@ def test_run_ahead_stops_at_its_cap(monkeypatch: pytest.MonkeyPatch) -> None:
     own = parallel._RunAhead(iter(range(5)))  # type: ignore[arg-type]
     assert [own.step() for _ in range(4)] == [True, True, True, False]
     assert not own.done and len(own.ahead) == 3
-    assert list(own) == [0, 1, 2, 3, 4]
+    rest: list[Any] = list(own)
+    assert rest == [0, 1, 2, 3, 4]
     assert not own.step() and own.done
+
+
+def test_streamed_lines_encoded_by_the_workers_are_one_engines(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``analyze --format jsonl --jobs N`` streams records the workers encoded
+    (``EncodedResult``): flow ids spliced in, findings a capture-wide detector dropped
+    rewritten, limits and filters as with one engine."""
+    from tcptrace_py import parallel
+
+    path = _merge_capture(tmp_path / "merge.pcap")
+    folded: list[list[str]] = []
+    real = parallel.EncodedResult.set_anomaly_codes
+
+    def spy(self: parallel.EncodedResult, codes: list[str]) -> None:
+        folded.append(codes)
+        real(self, codes)
+
+    monkeypatch.setattr(parallel.EncodedResult, "set_anomaly_codes", spy)
+    runner = CliRunner()
+    base = ["analyze", str(path), "--format", "jsonl", "--param", "synack.max_per_server=5"]
+    for extra in ([], ["--limit", "7"], ["--anomaly", "synack_retransmission"],
+                  ["--port", "8080"]):
+        outs = [runner.invoke(main, [*base, *extra, "--jobs", str(n)]) for n in (1, 2, 3)]
+        assert all(o.exit_code == 0 for o in outs), [o.output for o in outs]
+        assert outs[0].output and outs[1].output == outs[0].output == outs[2].output
+        if not extra:
+            assert folded  # the per-server cap dropped findings of encoded records
+    assert len(runner.invoke(main, [*base, "--limit", "7", "--jobs", "2"]).output
+               .splitlines()) == 7
+
+
+def test_encoded_result_patches_its_line() -> None:
+    import pickle
+
+    from tcptrace_py.engine import FlowResult
+    from tcptrace_py.export import dumps
+    from tcptrace_py.parallel import EncodedResult
+
+    rec = {"flow_id": 12, "client_ip": "10.0.0.1", "end_reason": "closed", "rtt": 0.25,
+           "none": None, "anomalies": ["a"]}
+    enc = EncodedResult.of(FlowResult(dict(rec), [], [], None))
+    assert enc.line == dumps(rec) and (enc.flow_id, enc.end_reason) == (12, "closed")
+    enc.set_flow_id(3)
+    assert enc.line == dumps({**rec, "flow_id": 3}) and enc.flow_id == 3
+    enc.set_anomaly_codes(["b", "c"])
+    assert enc.record == {**rec, "flow_id": 3, "anomalies": ["b", "c"]}
+    assert enc.line == dumps({**rec, "flow_id": 3, "anomalies": ["b", "c"]})
+    back = pickle.loads(pickle.dumps(enc, pickle.HIGHEST_PROTOCOL))
+    assert (back.line, back.flow_id, back.end_reason) == (enc.line, 3, "closed")
+    # A line not laid out as dumps writes it is rebuilt, not spliced.
+    odd = EncodedResult('{"client_ip":"x","flow_id":5}', 5, None, [], [], None)
+    odd.set_flow_id(1234)
+    assert odd.record == {"client_ip": "x", "flow_id": 1234}
