@@ -155,14 +155,16 @@ class EncodedResult:
     JSON lines of every connection; :attr:`record` decodes the line for any other reader.
     """
 
-    __slots__ = ("line", "flow_id", "end_reason", "anomalies", "events", "packets")
+    __slots__ = ("line", "flow_id", "end_reason", "codes", "anomalies", "events", "packets")
 
-    def __init__(self, line: str, flow_id: int, end_reason: str | None,
+    def __init__(self, line: str, flow_id: int, end_reason: str | None, codes: list[str],
                  anomalies: list[Anomaly], events: list[Event],
                  packets: list[PacketRow] | None) -> None:
         self.line = line
         self.flow_id = flow_id
         self.end_reason = end_reason
+        self.codes = codes
+        """The record's ``anomalies`` column (the codes of :attr:`anomalies`)."""
         self.anomalies = anomalies
         self.events = events
         self.packets = packets
@@ -170,12 +172,12 @@ class EncodedResult:
     @classmethod
     def of(cls, res: FlowResult) -> EncodedResult:
         rec = res.record
-        return cls(dumps(rec), rec["flow_id"], rec.get("end_reason"), res.anomalies,
-                   res.events, res.packets)
+        return cls(dumps(rec), rec["flow_id"], rec.get("end_reason"), rec["anomalies"],
+                   res.anomalies, res.events, res.packets)
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (EncodedResult, (self.line, self.flow_id, self.end_reason, self.anomalies,
-                                self.events, self.packets))
+        return (EncodedResult, (self.line, self.flow_id, self.end_reason, self.codes,
+                                self.anomalies, self.events, self.packets))
 
     @property
     def record(self) -> dict[str, Any]:
@@ -196,9 +198,12 @@ class EncodedResult:
         self.flow_id = flow_id
 
     def set_anomaly_codes(self, codes: list[str]) -> None:
+        if codes == self.codes:
+            return  # the line already says so (the common case: nothing was dropped)
         rec = self.record
         rec["anomalies"] = codes
         self.line = dumps(rec)
+        self.codes = codes
 
 
 def shard_ranges(jobs: int) -> list[tuple[int, int]]:

@@ -553,7 +553,8 @@ def test_streamed_lines_encoded_by_the_workers_are_one_engines(
     real = parallel.EncodedResult.set_anomaly_codes
 
     def spy(self: parallel.EncodedResult, codes: list[str]) -> None:
-        folded.append(codes)
+        if codes != self.codes:
+            folded.append(codes)
         real(self, codes)
 
     monkeypatch.setattr(parallel.EncodedResult, "set_anomaly_codes", spy)
@@ -583,12 +584,15 @@ def test_encoded_result_patches_its_line() -> None:
     assert enc.line == dumps(rec) and (enc.flow_id, enc.end_reason) == (12, "closed")
     enc.set_flow_id(3)
     assert enc.line == dumps({**rec, "flow_id": 3}) and enc.flow_id == 3
+    line = enc.line
+    enc.set_anomaly_codes(["a"])  # unchanged: the line is kept as it is
+    assert enc.line is line
     enc.set_anomaly_codes(["b", "c"])
-    assert enc.record == {**rec, "flow_id": 3, "anomalies": ["b", "c"]}
+    assert enc.codes == ["b", "c"] and enc.record == {**rec, "flow_id": 3, "anomalies": ["b", "c"]}
     assert enc.line == dumps({**rec, "flow_id": 3, "anomalies": ["b", "c"]})
     back = pickle.loads(pickle.dumps(enc, pickle.HIGHEST_PROTOCOL))
     assert (back.line, back.flow_id, back.end_reason) == (enc.line, 3, "closed")
     # A line not laid out as dumps writes it is rebuilt, not spliced.
-    odd = EncodedResult('{"client_ip":"x","flow_id":5}', 5, None, [], [], None)
+    odd = EncodedResult('{"client_ip":"x","flow_id":5}', 5, None, [], [], [], None)
     odd.set_flow_id(1234)
     assert odd.record == {"client_ip": "x", "flow_id": 1234}
