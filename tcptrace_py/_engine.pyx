@@ -46,7 +46,7 @@ cdef long long SYN = 0x02
 
 cdef object _EMPTY = ()
 
-API_VERSION = 18
+API_VERSION = 19
 """Bumped with every change of what this module offers; ``implementation`` refuses a build
 whose number differs from its own (a stale extension beside newer Python sources)."""
 
@@ -831,6 +831,8 @@ cdef class _Refs:
     cdef object send_rst, done_states, send_ack, send_fin, invalid_flags, ignored
     cdef object retransmission_action, infer, send_challenge_ack, send_after_lost_rst
     cdef dict event_reasons
+    cdef dict transitions
+    cdef object time_wait, unexpected
 
 
 cdef _Refs _REFS = None
@@ -889,6 +891,9 @@ cdef _Refs _load_refs():
     r.send_challenge_ack = c._SEND_CHALLENGE_ACK
     r.send_after_lost_rst = c._SEND_AFTER_LOST_RST
     r.event_reasons = c._EVENT_REASONS
+    r.transitions = fsm.TRANSITIONS
+    r.time_wait = fsm._TIME_WAIT
+    r.unexpected = fsm.A.UNEXPECTED
     r.new_event = c.new_event
     r.flags_text = c.flags_text
     _REFS = r
@@ -2191,6 +2196,34 @@ cdef inline void _init_seqs(EndpointBase e, long long seq, long long last):
     e.last_seq = last
 
 
+cdef tuple _apply(_Refs r, object machine, object inp, object ts_ns):
+    """Twin of ``fsm.EndpointMachine.apply`` (with ``fsm.lookup``): move the endpoint
+    ``machine`` by the transition table and return the row used."""
+    state = machine.state
+    row = r.transitions.get((state, inp))
+    if row is None:
+        row = (r.unexpected, state, f"{inp.value} is not expected in {state.value}")
+    action, new_state, _reason = row  # a row is (action, next state, why)
+    if new_state is r.time_wait and (state is not r.time_wait
+                                     or action is r.retransmission_action):
+        # Entering TIME_WAIT, or a retransmitted FIN restarting its 2MSL timer (the
+        # reference says why nothing else restarts it).
+        machine.time_wait_since_ns = ts_ns
+    elif new_state is not state:
+        machine.time_wait_since_ns = -1
+    if new_state is not state:
+        machine.reset_in_established_ns = (
+            ts_ns if inp is r.recv_rst and state is r.established else -1)
+        machine.entered_ns = ts_ns
+        machine.state = new_state
+    return <tuple?>row
+
+
+def machine_apply(machine, inp, ts_ns):
+    """``_apply`` for the tests that compare it with ``EndpointMachine.apply``."""
+    return _apply(_refs(), machine, inp, ts_ns)
+
+
 cdef object _LIKELY_SERVER_PORTS = None
 
 
@@ -2399,7 +2432,7 @@ cdef class ConnectionBase:
         """Twin of ``Connection._step``: one endpoint machine through the table, then the
         RST, after-RST and invalid-flag evidence and the event."""
         old = machine.state
-        action, new, reason = machine.apply(inp, seg.ts_ns)
+        action, new, reason = _apply(r, machine, inp, seg.ts_ns)
         if action is r.ok and new is old:
             return 0
         if inp is r.recv_rst or (inp is r.send_rst and old not in r.done_states):

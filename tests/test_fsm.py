@@ -509,3 +509,29 @@ def test_docs_state_machine_table_is_current() -> None:
     (``python -m tcptrace_py.fsm --markdown``)."""
     doc = Path(__file__).resolve().parents[1] / "docs" / "state-machine.md"
     assert fsm.transitions_markdown() in doc.read_text()
+
+
+_SLOTS = EndpointMachine.__slots__
+
+
+def _machine_fields(m: EndpointMachine) -> tuple[Any, ...]:
+    return tuple(getattr(m, name) for name in _SLOTS)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(list(TcpState)),
+       st.lists(st.tuples(st.sampled_from(list(Input)), st.integers(0, 10**12)), max_size=40))
+def test_compiled_apply_moves_a_machine_as_the_reference(
+        start: TcpState, inputs: list[tuple[Input, int]]) -> None:
+    """The compiled engine's ``_apply`` (the state replay's step) gives the rows, states and
+    timers of ``EndpointMachine.apply`` from any state on any input sequence, missing pairs
+    included."""
+    from tcptrace_py import implementation
+
+    if implementation.compiled is None:
+        pytest.skip("compiled engine not built or not selected")
+    twin, ref = EndpointMachine(), EndpointMachine()
+    twin.state = ref.state = start
+    for inp, ts_ns in inputs:
+        assert implementation.compiled.machine_apply(twin, inp, ts_ns) == ref.apply(inp, ts_ns)
+        assert _machine_fields(twin) == _machine_fields(ref)
