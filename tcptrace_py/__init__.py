@@ -78,18 +78,17 @@ def iter_flows(source: Source, **options: Any) -> Generator[dict[str, Any], None
     if unknown:
         raise TypeError(f"unknown option(s): {', '.join(unknown)}")
     from tcptrace_py.engine import Engine
-    from tcptrace_py.gcpolicy import collector_paused
+    from tcptrace_py.gcpolicy import paused_while_computing
 
-    with collector_paused():  # restored when the iteration ends or is abandoned
-        opts = replace(Options(), **options)
-        if jobs > 1:  # multiprocessing loads only for jobs > 1 (start-up of the common case)
-            from tcptrace_py.parallel import engine_for
+    opts = replace(Options(), **options)
+    if jobs > 1:  # multiprocessing loads only for jobs > 1 (start-up of the common case)
+        from tcptrace_py.parallel import engine_for
 
-            engine: Engine | ParallelEngine = engine_for(opts, jobs, source)
-        else:
-            engine = Engine(opts)
-        for result in engine.run(source, strict=strict):
-            yield result.record
+        engine: Engine | ParallelEngine = engine_for(opts, jobs, source)
+    else:
+        engine = Engine(opts)
+    for result in paused_while_computing(engine.run(source, strict=strict)):
+        yield result.record
 
 
 def __getattr__(name: str) -> Any:

@@ -39,7 +39,7 @@ from tcptrace_py.diagnostics import Diagnostics
 from tcptrace_py.engine import CaptureSummary, FlowResult, PacketRow, Source
 from tcptrace_py.events import SEVERITIES, Anomaly, Event
 from tcptrace_py.fsm import TcpState
-from tcptrace_py.gcpolicy import collector_paused
+from tcptrace_py.gcpolicy import collector_paused, paused_while_computing
 from tcptrace_py.options import Options
 from tcptrace_py.report import CLOSE_VALUES, LIFECYCLE_COLUMNS, OPEN_VALUES
 from tcptrace_py.segment import TS_NS_MIN
@@ -450,8 +450,8 @@ def iter_results(source: Source, jobs: int = 1, **kwargs: Any) -> Iterator[FlowR
     """Engine results one by one (no DataFrame); ``jobs`` as for :func:`analyze`."""
     from tcptrace_py.parallel import engine_for
 
-    with collector_paused():
-        yield from engine_for(make_options(**kwargs), jobs, source).run(source)
+    yield from paused_while_computing(engine_for(make_options(**kwargs), jobs,
+                                                 source).run(source))
 
 
 # --------------------------------------------------------------------------- readers

@@ -20,9 +20,11 @@ one, a pair of objects per retried SYN.)
 
 The command line sets the thresholds below for its whole process (``cli.main``: pandas and
 the reports run with them) and pauses the collector around each capture's analysis.
-Library entry points (``tcptrace_py.analyze``, ``iter_flows``, batch workers, the ``--jobs``
-workers) use :func:`collector_paused` too, which restores the caller's setting afterwards;
-the engine itself never touches the collector.
+Library entry points (``tcptrace_py.analyze``, batch workers, the ``--jobs`` workers) use
+:func:`collector_paused` too, which restores the caller's setting afterwards; the
+generators (``iter_flows``, ``frames.iter_results``) pause it only while the engine
+computes the next result (:func:`paused_while_computing`). The engine itself never touches
+the collector.
 """
 
 from __future__ import annotations
@@ -30,6 +32,9 @@ from __future__ import annotations
 import gc
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TypeVar
+
+T = TypeVar("T")
 
 ANALYSIS_THRESHOLDS = (100_000, 50, 100)
 """The command line's thresholds outside the analyses (young generation every 100 k
@@ -47,3 +52,22 @@ def collector_paused() -> Iterator[None]:
     finally:
         if was_enabled:
             gc.enable()
+
+
+def paused_while_computing(items: Iterator[T]) -> Iterator[T]:
+    """``items`` with the collector paused while each one is computed and as the caller
+    left it while the caller's own code runs between them: a generator API (``iter_flows``)
+    must not keep the collector off in the caller's loop body, which may well make cycles.
+    Closing this closes ``items`` (a ``--jobs`` run stops its workers)."""
+    try:
+        while True:
+            with collector_paused():
+                try:
+                    item = next(items)
+                except StopIteration:
+                    return
+            yield item
+    finally:
+        close = getattr(items, "close", None)
+        if close is not None:
+            close()

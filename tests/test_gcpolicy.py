@@ -59,15 +59,30 @@ def test_analyze_restores_the_callers_setting() -> None:
         gc.enable()
 
 
-def test_iter_flows_pauses_it_while_iterating_and_restores_when_done_or_abandoned() -> None:
+def test_iter_flows_pauses_it_only_while_the_engine_computes(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The caller's loop body runs with its own setting (it may make cycles); the engine
+    runs with the collector paused; abandoning the iteration closes the engine's run."""
+    during: list[bool] = []
+    real_run = Engine.run
+
+    def run(self: Engine, *args: object, **kwargs: object) -> Iterator[object]:
+        try:
+            for result in real_run(self, *args, **kwargs):  # type: ignore[arg-type]
+                during.append(gc.isenabled())
+                yield result
+        finally:
+            during.append(gc.isenabled())
+
+    monkeypatch.setattr(Engine, "run", run)
+    between = [gc.isenabled() for _ in tcptrace_py.iter_flows(SAMPLE)]
+    assert len(between) == 140 and all(between)
+    assert len(during) == 141 and not any(during)
     it = tcptrace_py.iter_flows(SAMPLE)
     next(it)
-    assert not gc.isenabled()
-    assert sum(1 for _ in it) == 139 and gc.isenabled()
-    it = tcptrace_py.iter_flows(SAMPLE)
-    next(it)
-    it.close()  # the caller stops early
-    assert gc.isenabled()
+    during.clear()
+    it.close()  # the caller stops early: the engine's generator is closed too
+    assert gc.isenabled() and during == [True]
 
 
 def test_restored_after_an_error() -> None:
