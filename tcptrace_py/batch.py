@@ -439,18 +439,19 @@ def analyze_capture(task: CaptureTask) -> dict[str, Any]:
         # Imported here, inside the try: a module missing on a (Dask) worker is a transient
         # failure of this row, not an exception that would lose the row's counters.
         from tcptrace_py.engine import Engine
-        from tcptrace_py.gcpolicy import collector_paused
+        from tcptrace_py.gcpolicy import paused_while_computing
 
         engine = Engine(task.options)
         if task.before_capture is not None:
             task.before_capture(task.path)
         chunk: list[Any] = []
-        with collector_paused():
-            for result in engine.run(task.path, name=task.path, strict=task.strict):
-                chunk.append(result)
-                if len(chunk) >= FLUSH_FLOWS:
-                    parts.write(capture_frames(name, chunk, []))
-                    chunk.clear()
+        # The collector is paused while the engine works, not while pandas builds frames.
+        for result in paused_while_computing(
+                engine.run(task.path, name=task.path, strict=task.strict)):
+            chunk.append(result)
+            if len(chunk) >= FLUSH_FLOWS:
+                parts.write(capture_frames(name, chunk, []))
+                chunk.clear()
         parts.write(capture_frames(name, chunk, engine.summary.anomalies))
         parts.commit()
     except CaptureError as exc:
