@@ -46,10 +46,11 @@ MODULES = (
     "tcptrace_py.detectors.retransmission", "tcptrace_py.detectors.scans",
     "tcptrace_py.detectors.window", "tcptrace_py.duplicates", "tcptrace_py.engine",
     "tcptrace_py.facts", "tcptrace_py.flowtable", "tcptrace_py.fsm", "tcptrace_py.giveup",
-    "tcptrace_py.report",
+    "tcptrace_py.parallel", "tcptrace_py.report",
 )
 """The modules ``setup.py`` compiles unchanged: the per-segment path (connection, sequence,
-compat, fsm, flowtable...), the per-connection detectors and the record builder. Not the
+compat, fsm, flowtable...), the per-connection detectors, the record builder and the
+``--jobs`` merge (a few generator steps per connection in the calling process). Not the
 readers and the decoder (``_engine.pyx`` twins them by hand), nor anything that runs once."""
 
 MANIFEST = "_compiled_sources.txt"

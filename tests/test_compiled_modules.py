@@ -28,10 +28,10 @@ built = pytest.mark.skipif(
     reason="compiled modules not built here, or TCPTRACE_PY_PURE is set")
 
 PROBE = """
-import json, sys
-import tcptrace_py.cli  # what the CLI loads
+import importlib, json, sys
+import tcptrace_py.cli  # what the CLI loads (tcptrace_py.parallel only with --jobs)
 from tcptrace_py import compiled_modules, implementation
-files = {name: sys.modules[name].__file__ for name in compiled_modules.MODULES}
+files = {name: importlib.import_module(name).__file__ for name in compiled_modules.MODULES}
 print(json.dumps({"files": files, "version": implementation.describe()}))
 """
 
