@@ -287,3 +287,25 @@ def test_vector_floor_agrees_with_an_independent_parse(tmp_path: Path) -> None:
     assert rexmt > 0 and m["retransmitted"] == rexmt
     for step in ("walk the records (Python loop)", "decode headers (numpy)"):
         assert m[step] >= 0
+
+
+def test_uneventful_capture_holds_only_uneventful_connections(tmp_path: Path) -> None:
+    """bench/uneventful.py: every connection opens with a handshake, closes gracefully and
+    has nothing to explain, with valid checksums (what issue 16's per-connection budget is
+    measured on)."""
+    from tcptrace_py.engine import Engine
+
+    out = tmp_path / "u.pcap"
+    subprocess.run([sys.executable, str(BENCH / "uneventful.py"), "50", str(out)], check=True,
+                   capture_output=True)
+    parsed = _parse(out.read_bytes())
+    assert len(parsed) == 500
+    for _, ip, tcp in parsed:
+        assert _csum_ok(bytes(ip)[: ip.hl * 4]) and _tcp_csum_ok(ip, bytes(tcp))
+    results = list(Engine().run(out))
+    assert len(results) == 50
+    for r in results:
+        rec = r.record
+        assert (rec["open"], rec["close"], rec["anomalies"]) == \
+            ("three_way_handshake", "graceful", [])
+        assert rec["retransmissions"] == 0 and rec["client_packets"] == 6
