@@ -9,7 +9,7 @@ connections all stay live); with the young generation collected every 100 k allo
 instead of 700, the passes still cost 0.68-0.76 s of an 8.1 s run on the 2 M-packet bench
 capture (eight passes while ~6,500 connections wait out TIME_WAIT), and nothing else in
 the run is as large. So the collector is paused for the analysis: measured on that capture,
-7.2-7.8 s instead of 8.0-8.4 s, the same peak memory, and the same ~40 objects of cyclic
+7.2-7.8 s instead of 8.0-8.3 s, the same peak memory, and the same ~40 objects of cyclic
 garbage left at the end of a run whatever its size (a reader's and its diagnostics').
 
 What keeps this safe: ``tests/test_gcpolicy.py`` runs captures of hundreds of connections,
