@@ -596,3 +596,25 @@ def test_encoded_result_patches_its_line() -> None:
     odd = EncodedResult('{"client_ip":"x","flow_id":5}', 5, None, [], [], [], None)
     odd.set_flow_id(1234)
     assert odd.record == {"client_ip": "x", "flow_id": 1234}
+
+
+def test_workers_start_by_forkserver_when_threads_run() -> None:
+    """A process running threads cannot fork safely: the workers start from a fork server
+    instead, which pickles the worker function and its arguments (the compiled module's
+    functions too) and gives the same results."""
+    import threading
+
+    from tcptrace_py import parallel
+
+    path = REPO / "samples" / "rst_storm.pcap"
+    one = [r.record for r in Engine(Options(keep_events=False)).run(path)]
+    stop = threading.Event()
+    thread = threading.Thread(target=stop.wait)
+    thread.start()
+    try:
+        assert parallel.start_method() in ("forkserver", "spawn")
+        two = [r.record for r in ParallelEngine(Options(keep_events=False), 2).run(path)]
+    finally:
+        stop.set()
+        thread.join()
+    assert two == one
