@@ -46,7 +46,7 @@ cdef long long SYN = 0x02
 
 cdef object _EMPTY = ()
 
-API_VERSION = 19
+API_VERSION = 20
 """Bumped with every change of what this module offers; ``implementation`` refuses a build
 whose number differs from its own (a stale extension beside newer Python sources)."""
 
@@ -823,7 +823,7 @@ cdef class _Refs:
     cdef long long zero_window, window_full, truncated
     cdef object zero_window_period, window_full_event, replace
     # connection
-    cdef object original_of, established, new_event, flags_text
+    cdef object original_of, established, new_event, flags_text, new_notable
     cdef bint fast_established
     cdef long long loss_signal, probe, retransmission, not_data_after_fin
     cdef object send_syn_ack, send_fin_crossed, recv_fin, send_after_challenged_rst
@@ -895,6 +895,7 @@ cdef _Refs _load_refs():
     r.time_wait = fsm._TIME_WAIT
     r.unexpected = fsm.A.UNEXPECTED
     r.new_event = c.new_event
+    r.new_notable = c._new_notable
     r.flags_text = c.flags_text
     _REFS = r
     return r
@@ -2488,6 +2489,50 @@ cdef class ConnectionBase:
                                   r.flags_text(seg.flags), seq, ack, seg.payload_len, text))
         return 0
 
+    def _note_control(self, seg_obj, side, snd, rcv):
+        """Twin of ``Connection._note_control`` (a segment of another class, built by a
+        test, takes the reference)."""
+        if type(seg_obj) is not Segment:
+            return type(self).__reference__._note_control(self, seg_obj, side, snd, rcv)
+        self._note_control_c(_refs(), <Segment>seg_obj, side, snd, rcv)
+
+    cdef int _note_control_c(self, _Refs r, Segment seg, Py_ssize_t side, snd,
+                             rcv) except -1:
+        """A SYN, FIN or RST segment's bookkeeping: handshake counts and options, the
+        RST count, and the notable packet (evidence) it adds."""
+        cdef long long flags = seg.flags
+        cdef list counts
+        sender = "client" if side == 0 else "server"
+        if flags & SYN:
+            counts = <list?>(self.synack_sent if flags & ACK_BIT else self.pure_syn_sent)
+            counts[side] = counts[side] + 1
+            if snd.iss < 0 and not flags & (RST_BIT | FIN):
+                snd.iss = seg.seq
+                (<list?>self.base_seq)[side] = seg.seq
+            if seg.wscale >= 0:
+                (<list?>self.wscale)[side] = seg.wscale
+            if not flags & (RST_BIT | FIN):
+                self.facts.on_handshake(seg, side)
+            if seg.payload_len:
+                self._keep(self.syn_with_data, seg.frame)
+            if flags & (FIN | RST_BIT):
+                self._keep(self.invalid_flags, seg.frame)
+        if flags & RST_BIT:
+            counts = <list?>self.rst_count
+            counts[side] = counts[side] + 1
+        cdef list notable = <list?>self.notable
+        if len(notable) < self.options.analysis.max_evidence_items:
+            an = <SequenceAnalyzerBase?>self.analyzer
+            peer_ts = (<DirectionStatsBase?>(an.server if side == 0 else an.client)).last_ts_ns
+            ts = seg.ts_ns
+            accepted = True if not flags & RST_BIT else self._rst_acceptable(seg, rcv)
+            notable.append(r.new_notable(seg.frame, ts, sender, flags, seg.seq, seg.ack,
+                                         seg.payload_len, accepted,
+                                         ts - peer_ts if peer_ts >= 0 else -1))
+        else:
+            self.notable_dropped += 1
+        return 0
+
     def on_segment(self, seg_obj):
         """Twin of ``Connection.on_segment``: the same steps in the same order; the
         analyzer, the state replay and the evidence helpers are the same calls (a segment
@@ -2551,7 +2596,7 @@ cdef class ConnectionBase:
         if snd.time_wait_since_ns >= 0 or rcv.time_wait_since_ns >= 0:
             self.check_timers(ts, seg)
         if flags & (SYN | FIN | RST_BIT):
-            self._note_control(seg, side, snd, rcv)
+            self._note_control_c(r, seg, side, snd, rcv)
         if seg.ecn or flags & ECN_FLAGS:
             self.facts.on_marked(seg, side)
         cdef list answered = <list?>self.answered_frame
