@@ -53,11 +53,12 @@ import os
 import pickle
 import queue
 import resource
+import select
 import signal
 import sys
 import threading
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from multiprocessing.connection import Connection as Pipe
 from operator import itemgetter
 from pathlib import Path
@@ -421,9 +422,10 @@ def _received(pipe: Pipe, idle: _RunAhead | None = None) -> Iterator[Item]:
     arrived, ``idle`` runs the calling process's own shard ahead (:class:`_RunAhead`)
     instead of waiting."""
     try:
+        arrived = _readiness(pipe)
         while True:
             if idle is not None:
-                while not pipe.poll() and idle.step():
+                while not arrived() and idle.step():
                     pass
             try:
                 batch = pickle.loads(pipe.recv_bytes())
@@ -436,6 +438,21 @@ def _received(pipe: Pipe, idle: _RunAhead | None = None) -> Iterator[Item]:
                 return
     finally:
         pipe.close()
+
+
+def _readiness(pipe: Pipe) -> Callable[[], bool]:
+    """Whether ``pipe`` has a batch (or its end) to read, without waiting.
+
+    Why not ``pipe.poll()``: it builds a selector on each call (~18 us), and the run-ahead
+    loop asks once per item it computes ahead (~9 k times on the 2 M-packet capture). A
+    ``select.poll`` object registered once answers in ~1 us. A pipe's connection buffers
+    nothing itself, so its descriptor being readable is what ``poll()`` reports."""
+    if not hasattr(select, "poll"):
+        return pipe.poll
+    poller = select.poll()
+    poller.register(pipe.fileno(), select.POLLIN)
+    check = poller.poll
+    return lambda: bool(check(0))
 
 
 class _RunAhead:

@@ -529,6 +529,27 @@ def test_calling_process_runs_ahead_while_a_worker_is_behind() -> None:
     assert list(own) == own_items
 
 
+def test_readiness_says_what_pipe_poll_says() -> None:
+    """The run-ahead loop's cheap check agrees with ``Connection.poll()``: nothing yet, a
+    batch waiting, and the worker's end of the pipe closed (the read then raises EOF)."""
+    from multiprocessing import Pipe
+
+    from tcptrace_py import parallel
+
+    recv, send = Pipe(duplex=False)
+    arrived = parallel._readiness(recv)
+    assert not arrived() and not recv.poll()
+    send.send_bytes(b"batch")
+    assert arrived() and recv.poll()
+    assert recv.recv_bytes() == b"batch"
+    assert not arrived() and not recv.poll()
+    send.close()
+    assert arrived() and recv.poll()
+    with pytest.raises(EOFError):
+        recv.recv_bytes()
+    recv.close()
+
+
 def test_run_ahead_stops_at_its_cap(monkeypatch: pytest.MonkeyPatch) -> None:
     from tcptrace_py import parallel
 
