@@ -802,7 +802,8 @@ def keep_heap(int mmap_threshold, int trim_threshold):
 # reference's code unchanged on the same objects.
 
 TWIN_INITS = frozenset({"DirectionStatsBase", "SenderStateBase", "EndpointBase",
-                        "PeerSummaryBase", "SequenceAnalyzerBase", "ConnectionBase"})
+                        "PeerSummaryBase", "SequenceAnalyzerBase", "ConnectionBase",
+                        "RttEstimatorBase"})
 """Bases whose ``__init__`` stands for the reference's (``implementation.twin`` keeps it):
 each sets every field, all of them C fields, to the reference's initial value."""
 
@@ -818,12 +819,13 @@ cdef class _Refs:
     # classes the constructors build
     cdef object running_stats, range_set, endpoint, direction_stats, sender_state
     cdef object analysis_options, endpoint_machine, sequence_analyzer, peer_summary
-    cdef object protocol_facts
+    cdef object protocol_facts, rtt_estimator
     # analysis.sequence
     cdef long long zero_window, window_full, truncated
     cdef object zero_window_period, window_full_event, replace
     # connection
     cdef object original_of, established, new_event, flags_text, new_notable
+    cdef tuple flag_texts
     cdef bint fast_established
     cdef long long loss_signal, probe, retransmission, not_data_after_fin
     cdef object send_syn_ack, send_fin_crossed, recv_fin, send_after_challenged_rst
@@ -844,10 +846,11 @@ cdef inline _Refs _refs():
 
 cdef _Refs _load_refs():
     global _REFS
-    from tcptrace_py import compat, connection as c, facts, fsm
+    from tcptrace_py import compat, connection as c, facts, fsm, segment
     from tcptrace_py.analysis import direction, options, rangeset, rtt, sequence as q
     r = _Refs()
     r.running_stats = rtt.RunningStats
+    r.rtt_estimator = rtt.RttEstimator
     r.range_set = rangeset.RangeSet
     r.endpoint = compat._Endpoint
     r.direction_stats = direction.DirectionStats
@@ -897,6 +900,7 @@ cdef _Refs _load_refs():
     r.new_event = c.new_event
     r.new_notable = c._new_notable
     r.flags_text = c.flags_text
+    r.flag_texts = segment._FLAG_TEXTS
     _REFS = r
     return r
 
@@ -956,6 +960,21 @@ cdef class RttEstimatorBase:
     def rttvar_ns(self, value):
         self._has_rttvar = value is not None
         self._rttvar = value if value is not None else 0.0
+
+    def __init__(self, *, initial_rto_ns=1_000_000_000, min_rto_ns=1_000_000_000,
+                 max_rto_ns=60_000_000_000, clock_granularity_ns=1_000_000):
+        """Twin of ``RttEstimator.__init__`` (rule 2.1: RTO is the initial one until a
+        measurement is made)."""
+        self._has_srtt = False
+        self._srtt = 0.0
+        self._has_rttvar = False
+        self._rttvar = 0.0
+        self.rto_ns = float(initial_rto_ns)
+        self.samples = 0
+        self.backoffs = 0
+        self._g_ns = clock_granularity_ns
+        self._min_ns = min_rto_ns
+        self._max_ns = max_rto_ns
 
     cpdef update(self, double r_ns):
         # A double, as the reference's float(r_ns): a sample between a time in 1970-2262 and
@@ -1599,8 +1618,14 @@ cdef class SequenceAnalyzerBase:
         o = self.options
         self.client = c.direction_stats()
         self.server = c.direction_stats()
-        self._c = c.sender_state(self._estimator())
-        self._s = c.sender_state(self._estimator())
+        # SequenceAnalyzer._estimator, one per sender
+        est = c.rtt_estimator
+        self._c = c.sender_state(est(initial_rto_ns=o.rto_initial_ns, min_rto_ns=o.rto_min_ns,
+                                     max_rto_ns=o.rto_max_ns,
+                                     clock_granularity_ns=o.clock_granularity_ns))
+        self._s = c.sender_state(est(initial_rto_ns=o.rto_initial_ns, min_rto_ns=o.rto_min_ns,
+                                     max_rto_ns=o.rto_max_ns,
+                                     clock_granularity_ns=o.clock_granularity_ns))
         self.retransmissions = []
         self.zero_window_periods = []
         self.zero_window_probes = []
@@ -1675,10 +1700,14 @@ cdef class SequenceAnalyzerBase:
                 snd.last_win_raw = seg.window
                 snd.last_sent_ack = True
             elif (base >= 0 and una < ack_rel <= nxt
-                  and not snd.pending_ack and not seg.sack and ack_rel <= rcv.late_low
-                  and not isinstance(rec := (<dict?>rcv.by_end).get(ack_rel), SentSegment)):
-                mask |= _ack_new_data(self, snd, rcv, rst_, ack_rel, ts,
-                                      None if rec is None else rec[3])
+                  and not snd.pending_ack and not seg.sack and ack_rel <= rcv.late_low):
+                rec = (<dict?>rcv.by_end).get(ack_rel)
+                if isinstance(rec, SentSegment):
+                    mask |= _ack_sent_segment(self, snd, rcv, rst_, ack_rel, ts,
+                                              <SentSegment>rec)
+                else:
+                    mask |= _ack_new_data(self, snd, rcv, rst_, ack_rel, ts,
+                                          None if rec is None else rec[3])
                 snd.last_ack_raw = ack
                 snd.last_win_raw = seg.window
                 snd.last_sent_ack = True
@@ -2484,9 +2513,12 @@ cdef class ConnectionBase:
         seq = (seg.seq - base_snd) & _MASK if base_snd >= 0 else seg.seq
         ack = (seg.ack - base_rcv) & _MASK if base_rcv >= 0 and seg.flags & ACK_BIT \
             else seg.ack
+        # segment.flags_text, its table read here (no call per event)
+        flags_text = (r.flag_texts[seg.flags] if 0 <= seg.flags < len(r.flag_texts)
+                      else r.flags_text(seg.flags))
         events.append(r.new_event(self.flow_id, seg.frame, seg.ts_ns, endpoint, kind,
                                   old._value_, new._value_, "sent" if sent else "received",
-                                  r.flags_text(seg.flags), seq, ack, seg.payload_len, text))
+                                  flags_text, seq, ack, seg.payload_len, text))
         return 0
 
     def _note_control(self, seg_obj, side, snd, rcv):
@@ -2664,6 +2696,7 @@ cdef long long ACK_BIT = 0x10
 cdef long long PSH_BIT = 0x08
 cdef long long NOT_STEADY = 0x02 | 0x01 | 0x04 | 0x10
 cdef long long RTT_SAMPLE = 1 << 24
+cdef long long AMBIGUOUS_ACK = 1 << 23
 cdef long long TSO_SUPERSEGMENT = 1 << 21
 cdef long long WS_ACK = 4
 cdef long long WS_DATA = 8
@@ -2692,7 +2725,7 @@ cdef long long ECN_FLAGS = 0x40 | 0x80
 
 CONSTANTS = {
     "MASK": _MASK, "HALF": _HALF, "ACK": ACK_BIT, "PSH": PSH_BIT, "RTT_SAMPLE": RTT_SAMPLE,
-    "TSO_SUPERSEGMENT": TSO_SUPERSEGMENT, "WS_ACK": WS_ACK, "WS_DATA": WS_DATA,
+    "AMBIGUOUS_ACK": AMBIGUOUS_ACK, "TSO_SUPERSEGMENT": TSO_SUPERSEGMENT, "WS_ACK": WS_ACK, "WS_DATA": WS_DATA,
     "HIST_DATA": HIST_DATA, "HIST_ACK": HIST_ACK, "ESTABLISHED": Z_ESTABLISHED,
     "TOO_LARGE_SEQ_DELTA": TOO_LARGE_SEQ_DELTA, "SCALED_HISTORY_BASE": SCALED_HISTORY_BASE,
     "ECN_FLAGS": ECN_FLAGS, "COMPACT_TAIL_SEGMENTS": COMPACT_TAIL,
@@ -2731,6 +2764,26 @@ cdef long long _ack_new_data(SequenceAnalyzerBase an, SenderStateBase snd,
     order = rcv.order
     if order is not None and len(order) > an.options.max_tracked_segments:
         an._prune(rcv)
+    return mask
+
+
+cdef long long _ack_sent_segment(SequenceAnalyzerBase an, SenderStateBase snd,
+                                 SenderStateBase rcv, DirectionStatsBase rst_,
+                                 long long ack_rel, object ts, SentSegment rec) except -1:
+    """The ACK of new data ending at a remembered ``SentSegment`` (a SYN, a FIN, or any
+    segment once the sender has retransmitted): ``SequenceAnalyzer._on_ack``'s branch for
+    such a record when no late transmission lies below the ACK (``ack_rel <=
+    rcv.late_low``), so Karn's rule turns on the record's own count of transmissions. The
+    handshake RTT is taken from the SYN's last transmission, as the reference does."""
+    cdef long long mask
+    if rec.tx > 1:
+        mask = AMBIGUOUS_ACK
+        rst_.ambiguous_acks += 1
+        _ack_new_data(an, snd, rcv, rst_, ack_rel, ts, None)
+    else:
+        mask = _ack_new_data(an, snd, rcv, rst_, ack_rel, ts, rec.ts_ns)
+    if rec.control == "syn" and rst_.handshake_rtt_ns < 0:
+        rst_.handshake_rtt_ns = ts - rec.last_ts_ns
     return mask
 
 

@@ -172,7 +172,8 @@ def test_compiled_constants_are_the_references() -> None:
     assert implementation.compiled is not None
     assert implementation.compiled.CONSTANTS == {
         "MASK": 0xFFFFFFFF, "HALF": 1 << 31, "ACK": ACK, "PSH": PSH,
-        "RTT_SAMPLE": af.RTT_SAMPLE, "TSO_SUPERSEGMENT": af.TSO_SUPERSEGMENT,
+        "RTT_SAMPLE": af.RTT_SAMPLE, "AMBIGUOUS_ACK": af.AMBIGUOUS_ACK,
+        "TSO_SUPERSEGMENT": af.TSO_SUPERSEGMENT,
         "WS_ACK": compat.WS_ACK, "WS_DATA": compat.WS_DATA, "HIST_DATA": compat.HIST_DATA,
         "HIST_ACK": compat.HIST_ACK, "ESTABLISHED": compat.ESTABLISHED,
         "TOO_LARGE_SEQ_DELTA": compat.TOO_LARGE_SEQ_DELTA,
@@ -226,6 +227,9 @@ def test_twin_constructors_build_the_references_objects() -> None:
         (compat._Endpoint, ()), (compat.PeerSummary, ()), (compat.PeerSummary, (7,)),
         (sequence.SequenceAnalyzer, ()),
         (sequence.SequenceAnalyzer, (AnalysisOptions(dup_ack_threshold=5),)),
+        (sequence.SequenceAnalyzer, (AnalysisOptions(
+            rto_initial_ns=3_000_000_000, rto_min_ns=200_000_000, rto_max_ns=120_000_000_000,
+            clock_granularity_ns=4_000_000),)),
         (connection.Connection, (0, ("k",), syn, True, False, Options())),
         (connection.Connection, (1, ("k",), syn, False, True,
                                  Options(keep_packets=True, packet_flows=(1,))),
@@ -238,6 +242,13 @@ def test_twin_constructors_build_the_references_objects() -> None:
         ref_obj = cls.__new__(cls)
         cls.__reference__.__init__(ref_obj, *args)
         assert _fields_of(twin_obj) == _fields_of(ref_obj), cls
+    # RttEstimator takes keywords only.
+    est = rtt.RttEstimator
+    for kwargs in ({}, {"initial_rto_ns": 3_000_000_000, "min_rto_ns": 200_000_000,
+                        "max_rto_ns": 120_000_000_000, "clock_granularity_ns": 4_000_000}):
+        ref_est = est.__new__(est)
+        est.__reference__.__init__(ref_est, **kwargs)  # type: ignore[attr-defined]
+        assert _fields_of(est(**kwargs)) == _fields_of(ref_est), kwargs
 
 
 @needs_compiled
