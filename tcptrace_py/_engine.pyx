@@ -834,7 +834,7 @@ cdef class _Refs:
     cdef object retransmission_action, infer, send_challenge_ack, send_after_lost_rst
     cdef dict event_reasons
     cdef dict transitions
-    cdef object time_wait, unexpected
+    cdef object time_wait, unexpected, attempt_states
 
 
 cdef _Refs _REFS = None
@@ -896,6 +896,7 @@ cdef _Refs _load_refs():
     r.event_reasons = c._EVENT_REASONS
     r.transitions = fsm.TRANSITIONS
     r.time_wait = fsm._TIME_WAIT
+    r.attempt_states = c._ATTEMPT_STATES
     r.unexpected = fsm.A.UNEXPECTED
     r.new_event = c.new_event
     r.new_notable = c._new_notable
@@ -2520,6 +2521,29 @@ cdef class ConnectionBase:
                                   old._value_, new._value_, "sent" if sent else "received",
                                   flags_text, seq, ack, seg.payload_len, text))
         return 0
+
+    def quiet_deadline_ns(self):
+        """Twin of ``Connection.quiet_deadline_ns`` (with ``is_done`` and ``is_attempt``
+        inlined): the packet time after which the connection can be emitted if nothing
+        else arrives."""
+        cdef _Refs r = _refs()
+        opts = self.options
+        client = self.client
+        server = self.server
+        cs = client.state
+        ss = server.state
+        done = r.done_states
+        if cs in done and ss in done and (cs is r.closed or ss is r.closed):
+            return self.last_ts_ns + opts.closed_linger_ns
+        if cs in r.attempt_states and ss in r.attempt_states:
+            return self.last_ts_ns + min(opts.attempt_timeout_ns, opts.idle_timeout_ns)
+        deadlines = []
+        for m in (client, server):
+            if m.state is r.time_wait and m.time_wait_since_ns >= 0:
+                deadlines.append(m.time_wait_since_ns + opts.time_wait_ns)
+            elif m.state not in done:
+                return self.last_ts_ns + opts.idle_timeout_ns
+        return max(deadlines + [self.last_ts_ns + opts.closed_linger_ns])
 
     def _note_control(self, seg_obj, side, snd, rcv):
         """Twin of ``Connection._note_control`` (a segment of another class, built by a

@@ -328,3 +328,30 @@ def test_compiled_decoder_matches_reference(case: tuple[int, bytes]) -> None:
     linktype, frame = case
     index = fuzz_reader.LINKTYPES.index(linktype)
     fuzz_reader.check_frame(bytes([index]) + frame)
+
+
+@needs_compiled
+def test_quiet_deadline_twin_is_the_references() -> None:
+    """``ConnectionBase.quiet_deadline_ns`` against ``Connection.quiet_deadline_ns`` for
+    every pair of endpoint states, in and out of TIME_WAIT's clock."""
+    from tcptrace_py import connection
+    from tcptrace_py.fsm import TcpState
+    from tcptrace_py.options import Options
+    from tcptrace_py.segment import Segment
+
+    syn = Segment(1, 5 * 10**9, b"\x0a\x00\x00\x01", b"\x0a\x00\x00\x02", 40000, 80, 1000, 0,
+                  0x02, 65535, 0)
+    conn = connection.Connection(0, ("k",), syn, True, False,
+                                 Options(time_wait_s=30.0, attempt_timeout_s=20.0))
+    reference = connection.Connection.__reference__.quiet_deadline_ns  # type: ignore[attr-defined]
+    checked = 0
+    for cs in TcpState:
+        for ss in TcpState:
+            for tw_since in (-1, 6 * 10**9):
+                conn.client.state, conn.server.state = cs, ss
+                conn.client.time_wait_since_ns = tw_since
+                conn.server.time_wait_since_ns = tw_since + 10**9 if tw_since >= 0 else -1
+                conn.last_ts_ns = 7 * 10**9
+                assert conn.quiet_deadline_ns() == reference(conn), (cs, ss, tw_since)
+                checked += 1
+    assert checked == 2 * len(TcpState) ** 2
