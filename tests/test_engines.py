@@ -341,7 +341,8 @@ def test_quiet_deadline_twin_is_the_references() -> None:
 
     syn = Segment(1, 5 * 10**9, b"\x0a\x00\x00\x01", b"\x0a\x00\x00\x02", 40000, 80, 1000, 0,
                   0x02, 65535, 0)
-    conn = connection.Connection(0, ("k",), syn, True, False,
+    key = (syn.src, syn.sport, syn.dst, syn.dport)
+    conn = connection.Connection(0, key, syn, True, False,
                                  Options(time_wait_s=30.0, attempt_timeout_s=20.0))
     reference = connection.Connection.__reference__.quiet_deadline_ns  # type: ignore[attr-defined]
     checked = 0
