@@ -835,6 +835,8 @@ cdef class _Refs:
     cdef dict event_reasons
     cdef dict transitions
     cdef object time_wait, unexpected, attempt_states
+    cdef object recv_syn_ack, syn_sent, send_split_syn, recv_syn, send_syn, send_fin_again
+    cdef object close_wait, recv_ack_unconfirmed, recv_ack_of_fin
 
 
 cdef _Refs _REFS = None
@@ -897,6 +899,15 @@ cdef _Refs _load_refs():
     r.transitions = fsm.TRANSITIONS
     r.time_wait = fsm._TIME_WAIT
     r.attempt_states = c._ATTEMPT_STATES
+    r.recv_syn_ack = c._RECV_SYN_ACK
+    r.syn_sent = c._SYN_SENT
+    r.send_split_syn = c._SEND_SPLIT_SYN
+    r.recv_syn = c._RECV_SYN
+    r.send_syn = c._SEND_SYN
+    r.send_fin_again = c._SEND_FIN_AGAIN
+    r.close_wait = c._CLOSE_WAIT
+    r.recv_ack_unconfirmed = c._RECV_ACK_UNCONFIRMED
+    r.recv_ack_of_fin = c._RECV_ACK_OF_FIN
     r.unexpected = fsm.A.UNEXPECTED
     r.new_event = c.new_event
     r.new_notable = c._new_notable
@@ -2423,7 +2434,7 @@ cdef class ConnectionBase:
         cdef Segment seg = <Segment>seg_obj
         cdef long long side = side_obj
         cdef long long flags = seg.flags
-        send_in, recv_in = self._classify(seg, snd, rcv, amask)
+        send_in, recv_in = self._classify_c(r, seg, snd, rcv, amask)
         sender = "client" if from_client else "server"
         receiver = "server" if from_client else "client"
         # Fields the table's inference rules rely on (rule 4 of fsm.py).
@@ -2439,7 +2450,7 @@ cdef class ConnectionBase:
         if flags & (FIN | RST_BIT | SYN) == FIN and self.challenged_rst_sender == side \
                 and snd.state is r.closed:
             self._step_c(r, snd, r.send_after_challenged_rst, seg, sender, True, side)
-            send_in = self._classify(seg, snd, rcv, amask)[0]
+            send_in = self._classify_c(r, seg, snd, rcv, amask)[0]
         self._step_c(r, snd, send_in, seg, sender, True, side)
         if recv_in is r.recv_fin or recv_in is r.recv_fin_ack_of_fin:
             rcv.peer_fin_pending = False
@@ -2448,6 +2459,44 @@ cdef class ConnectionBase:
             rcv.handshake_ack = seg.ack
         self._step_c(r, rcv, recv_in, seg, receiver, False, side)
         return None
+
+    cdef tuple _classify_c(self, _Refs r, Segment seg, snd, rcv, amask):
+        """Twin of ``Connection._classify`` for the segments of every connection: SYN,
+        FIN and ACK segments of a sender not CLOSED. A RST, and a segment from an endpoint
+        the replay has CLOSED (the RFC 5961 rules), take the reference."""
+        cdef long long flags = seg.flags
+        if flags & RST_BIT:
+            return type(self).__reference__._classify(self, seg, snd, rcv, amask)
+        if flags & SYN:
+            if flags & FIN:
+                return r.invalid_flags, r.invalid_flags
+            if flags & ACK_BIT:
+                return r.send_syn_ack, r.recv_syn_ack
+            if snd.state is r.established and rcv.state is r.syn_sent and \
+                    (<list?>self.pure_syn_sent)[0 if snd is self.client else 1] == 1:
+                return r.send_split_syn, r.recv_syn
+            return r.send_syn, r.recv_syn
+        if not flags & (ACK_BIT | FIN):
+            return r.invalid_flags, r.invalid_flags
+        cdef bint acks_rcv_fin = (flags & ACK_BIT and rcv.fin_sent
+                                  and not _seq_lt_c(seg.ack, (rcv.fin_seq + 1) & _MASK))
+        if flags & FIN:
+            fin_seq = (seg.seq + seg.payload_len) & _MASK
+            send = r.send_fin_again if snd.fin_sent and fin_seq == snd.fin_seq \
+                else r.send_fin
+            if (send is r.send_fin and snd.state is r.close_wait and rcv.fin_sent
+                    and flags & ACK_BIT
+                    and _seq_lt_c(seg.ack, (rcv.fin_seq + 1) & _MASK)):
+                send = r.send_fin_crossed
+            return send, (r.recv_fin_ack_of_fin if acks_rcv_fin else r.recv_fin)
+        if snd.state is r.closed:
+            return type(self).__reference__._classify(self, seg, snd, rcv, amask)
+        if acks_rcv_fin:
+            return r.send_ack, r.recv_ack_of_fin
+        if rcv.synack_after_ack and rcv.state is r.syn_received \
+                and not seg.payload_len and seg.ack == rcv.handshake_ack:
+            return r.send_ack, r.recv_ack_unconfirmed
+        return r.send_ack, r.recv_ack
 
     def _step(self, machine, inp, seg, endpoint, direction, side):
         """``Connection._step`` (its twin, for the reference's other callers)."""
@@ -3334,3 +3383,9 @@ def pcapng_epb_run(fb, list interfaces, bint little, decoder, diag, str display,
     finally:
         if tcp_segments:
             diag.tcp_segments += tcp_segments
+
+
+def connection_classify(conn, seg, snd, rcv, amask):
+    """``ConnectionBase._classify_c`` for the tests that compare it with
+    ``Connection._classify``."""
+    return (<ConnectionBase?>conn)._classify_c(_refs(), <Segment?>seg, snd, rcv, amask)

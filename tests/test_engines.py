@@ -356,3 +356,44 @@ def test_quiet_deadline_twin_is_the_references() -> None:
                 assert conn.quiet_deadline_ns() == reference(conn), (cs, ss, tw_since)
                 checked += 1
     assert checked == 2 * len(TcpState) ** 2
+
+
+@needs_compiled
+def test_classify_twin_is_the_references() -> None:
+    """``ConnectionBase._classify_c`` gives ``Connection._classify``'s inputs for every
+    flag combination of SYN, FIN, RST, ACK and PSH, from every pair of endpoint states,
+    with and without FINs sent and ACKed (each side), a SYN-ACK after the ACK and a split
+    SYN's count."""
+    import itertools
+
+    from tcptrace_py import connection
+    from tcptrace_py.fsm import TcpState
+    from tcptrace_py.options import Options
+    from tcptrace_py.segment import Segment
+
+    assert implementation.compiled is not None
+    twin_classify = implementation.compiled.connection_classify
+    reference = connection.Connection.__reference__._classify  # type: ignore[attr-defined]
+    a, b = b"\x0a\x00\x00\x01", b"\x0a\x00\x00\x02"
+    syn = Segment(1, 10**9, a, b, 40000, 80, 1000, 0, 0x02, 65535, 0)
+    conn = connection.Connection(0, (a, 40000, b, 80), syn, True, False, Options())
+    snd, rcv = conn.client, conn.server
+    states = list(TcpState)
+    checked = 0
+    for flags in (0x02, 0x12, 0x03, 0x01, 0x11, 0x19, 0x10, 0x18, 0x00, 0x04, 0x14, 0x06):
+        for s_state, r_state in itertools.product(states, states):
+            for fins, synack_after_ack, syn_count in itertools.product(
+                    range(4), (False, True), (1, 2)):
+                snd.state, rcv.state = s_state, r_state
+                snd.fin_sent, snd.fin_seq = bool(fins & 1), 1100
+                rcv.fin_sent, rcv.fin_seq = bool(fins & 2), 5000
+                rcv.synack_after_ack, rcv.handshake_ack = synack_after_ack, 1001
+                conn.pure_syn_sent[0] = syn_count
+                for ack, plen in ((5001, 0), (4000, 0), (1001, 0), (5001, 100)):
+                    seg = Segment(2, 2 * 10**9, a, b, 40000, 80, 1000, ack, flags, 65535,
+                                  plen)
+                    want = reference(conn, seg, snd, rcv, 0)
+                    assert twin_classify(conn, seg, snd, rcv, 0) == want, (
+                        flags, s_state, r_state, fins, synack_after_ack, ack, plen)
+                    checked += 1
+    assert checked == 12 * len(states) ** 2 * 16 * 4
