@@ -2919,8 +2919,7 @@ cpdef long long steady_segment(object conn_obj, Segment seg) except? -2:
     cdef int flags = seg.flags
     cdef long long plen = seg.payload_len
     cdef long long window = seg.window
-    if flags & NOT_STEADY != ACK_BIT or window <= 0 or seg.sack or \
-            seg.captured_payload < plen or seg.header_truncated:
+    if flags & NOT_STEADY != ACK_BIT or window <= 0 or seg.sack or seg.header_truncated:
         return -1
     cdef ConnectionBase conn = <ConnectionBase?>conn_obj
     cdef bint from_client = seg.sport == conn.client_port and seg.src == conn.client_addr
@@ -3036,6 +3035,16 @@ cpdef long long steady_segment(object conn_obj, Segment seg) except? -2:
         snd.snd_nxt = end
     else:
         st.pure_acks += 1
+    cdef long long captured = seg.captured_payload
+    if captured < plen:
+        # SequenceAnalyzer.on_segment's count of payloads a snaplen cut
+        mask |= _refs().truncated
+        st.truncated_pkts += 1
+        st.truncated_bytes += plen - captured
+        if st.truncated_first_frame < 0:
+            st.truncated_first_frame = frame
+            st.truncated_first_ts_ns = ts
+        st.truncated_last_frame = frame
 
     # Connection.on_segment after the analyzer; then Zeek (PeerSummary._steady) and
     # Wireshark; then the sender's SND.MAX.

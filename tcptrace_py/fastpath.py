@@ -55,6 +55,7 @@ _NOT_STEADY = SYN | FIN | RST | ACK
 """A steady segment has ACK and none of SYN/FIN/RST: ``flags & _NOT_STEADY == ACK``."""
 _RTT_SAMPLE = AF.RTT_SAMPLE
 _TSO_SUPERSEGMENT = AF.TSO_SUPERSEGMENT
+_TRUNCATED = AF.TRUNCATED
 
 
 def steady_segment(conn: Connection, seg: Segment) -> int:
@@ -65,8 +66,7 @@ def steady_segment(conn: Connection, seg: Segment) -> int:
     flags = seg.flags
     plen = seg.payload_len
     window = seg.window
-    if flags & _NOT_STEADY != ACK or window <= 0 or seg.sack or seg.captured_payload < plen \
-            or seg.header_truncated:
+    if flags & _NOT_STEADY != ACK or window <= 0 or seg.sack or seg.header_truncated:
         return -1
     from_client = seg.sport == conn.client_port and seg.src == conn.client_addr
     an = conn.analyzer
@@ -221,6 +221,17 @@ def steady_segment(conn: Connection, seg: Segment) -> int:
         snd.snd_nxt = end
     else:
         st.pure_acks += 1
+    captured = seg.captured_payload
+    if captured < plen:
+        # SequenceAnalyzer.on_segment's count of payloads a snaplen cut (a capture taken
+        # with ``tcpdump -s 96`` has every data segment cut: they stay on this path).
+        mask |= _TRUNCATED
+        st.truncated_pkts += 1
+        st.truncated_bytes += plen - captured
+        if st.truncated_first_frame < 0:
+            st.truncated_first_frame = seg.frame
+            st.truncated_first_ts_ns = ts
+        st.truncated_last_frame = seg.frame
 
     # Connection.on_segment, after the analyzer: the peer's silence count, then Zeek and
     # Wireshark, then the sender's SND.MAX (no FIN, no SYN: the end is seq + payload).

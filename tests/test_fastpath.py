@@ -110,6 +110,26 @@ def test_generated_capture_same_and_mostly_fast(taken: list[int]) -> None:
     assert taken == [applied, taken[1]]  # the slow run never called it
 
 
+def test_snaplen_capture_same_and_mostly_fast(taken: list[int]) -> None:
+    """A capture taken with a snaplen (``tcpdump -s 96``: every payload cut) gives the same
+    results on both paths, and its data segments stay on the fast path: only their count
+    of cut payloads (``truncated_*``) differs from a full capture's."""
+    gen = sys.modules.get("gen_capture")
+    if gen is None:
+        _generated(10, seed=1)  # loads the generator module
+        gen = sys.modules["gen_capture"]
+    buf = io.BytesIO()
+    gen.generate(buf, 20_000, 11, snaplen=96)
+    data = buf.getvalue()
+    fast = _outputs(io.BytesIO(data), True)
+    applied = taken[0]
+    assert fast == _outputs(io.BytesIO(data), False)
+    assert applied > 0.7 * 20_000
+    cut = sum(r[0]["client_truncated_pkts"] + r[0]["server_truncated_pkts"]
+              for r in fast if isinstance(r, tuple) and isinstance(r[0], dict))
+    assert cut > 0.4 * 20_000
+
+
 def test_fast_path_off_never_calls_it(taken: list[int]) -> None:
     _outputs(io.BytesIO(_generated(2_000, seed=3)), False)
     assert taken == [0, 0]
