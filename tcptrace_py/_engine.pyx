@@ -1689,7 +1689,7 @@ cdef class SequenceAnalyzerBase:
         st.last_ts_ns = ts
 
         if fl & SYN:
-            self._on_syn(seg, snd, rcv, st)
+            self._on_syn_c(seg, snd, rcv, st)
         elif snd.base < 0:
             snd.base = (seg.seq - 1) & _MASK
             snd.snd_nxt = snd.snd_una = 1
@@ -1769,7 +1769,17 @@ cdef class SequenceAnalyzerBase:
                                                nxt, rwin))
             snd.snd_nxt = end
         elif plen or fl & (FIN | SYN):
-            if not fl & RST_BIT:
+            if fl & RST_BIT:
+                pass
+            elif not plen and fl & (SYN | FIN) == SYN and snd.syn_rec is None \
+                    and snd.base >= 0:
+                _first_syn_sent(snd, seg, fl, ts)
+            elif (not plen and fl & (SYN | FIN) == FIN and snd.fin_rec is None
+                  and snd.base >= 0
+                  and nxt + ((seg.seq - snd.base - nxt + _HALF) & _MASK) - _HALF == nxt):
+                st.fin_pkts += 1
+                _first_fin_sent(snd, seg, nxt, ts)
+            else:
                 mask |= <long long>self._on_data(seg, snd, rcv, st, plen, fl, ts, from_client,
                                                  idle_ns)
         elif not fl & RST_BIT and snd.base >= 0:
@@ -1793,6 +1803,32 @@ cdef class SequenceAnalyzerBase:
                 st.truncated_first_ts_ns = seg.ts_ns
             st.truncated_last_frame = seg.frame
         return mask
+
+    cdef int _on_syn_c(self, Segment seg, SenderStateBase snd, SenderStateBase rcv,
+                       DirectionStatsBase st) except -1:
+        """Twin of ``SequenceAnalyzer._on_syn``: a SYN or SYN-ACK's counts, the sender's
+        relative sequence base, its options, and window scaling once both SYNs are seen
+        (RFC 7323 section 2.2)."""
+        st.syn_pkts += 1
+        if snd.syn_seen:
+            return 0  # repeat: classified in _on_data
+        snd.syn_seen = True
+        if snd.base < 0 or snd.snd_nxt <= 1:
+            snd.base = seg.seq
+            snd.snd_nxt = 1
+            snd.snd_una = 0
+        st.isn = seg.seq
+        st.mss = seg.mss
+        st.wscale = seg.wscale
+        st.sack_permitted = seg.sack_permitted
+        st.timestamps = seg.tsval >= 0
+        if rcv.syn_seen:
+            peer = self.client if st is self.server else self.server
+            if seg.wscale >= 0 and peer.wscale >= 0:
+                snd.shift = min(seg.wscale, 14)
+                rcv.shift = min(peer.wscale, 14)
+                self._both_syn_ws = True
+        return 0
 
     @staticmethod
     def _compact_sender(state_obj):
@@ -2839,6 +2875,36 @@ cdef long long _ack_new_data(SequenceAnalyzerBase an, SenderStateBase snd,
     if order is not None and len(order) > an.options.max_tracked_segments:
         an._prune(rcv)
     return mask
+
+
+cdef int _first_syn_sent(SenderStateBase snd, Segment seg, long long fl,
+                         object ts) except -1:
+    """``SequenceAnalyzer._on_data`` for a sender's first SYN (or SYN-ACK) without payload:
+    the SYN's sequence number becomes a remembered segment (its ACK gives the handshake
+    RTT)."""
+    cdef long long nxt = snd.snd_nxt
+    cdef long long rel = nxt + ((seg.seq - snd.base - nxt + _HALF) & _MASK) - _HALF
+    srec = SentSegment(rel, rel + 1, seg.frame, ts, "syn")
+    snd.syn_rec = srec
+    if fl & ACK_BIT:
+        snd.synack_sent = True
+    (<dict?>snd.by_end)[rel + 1] = srec
+    if rel + 1 > snd.snd_nxt:
+        snd.snd_nxt = rel + 1
+    return 0
+
+
+cdef int _first_fin_sent(SenderStateBase snd, Segment seg, long long end,
+                         object ts) except -1:
+    """``SequenceAnalyzer._on_data`` for a sender's first FIN, without payload, at SND.NXT
+    (``end``): the FIN's sequence number becomes a remembered segment."""
+    frec = SentSegment(end, end + 1, seg.frame, ts, "fin")
+    snd.fin_rec = frec
+    snd.fin_rel = end
+    (<dict?>snd.by_end)[end + 1] = frec
+    if end + 1 > snd.snd_nxt:
+        snd.snd_nxt = end + 1
+    return 0
 
 
 cdef long long _ack_sent_segment(SequenceAnalyzerBase an, SenderStateBase snd,

@@ -128,6 +128,14 @@ def test_generated_mix_same_in_both_engines(monkeypatch: pytest.MonkeyPatch) -> 
 
 
 @needs_compiled
+def test_snaplen_mix_same_in_both_engines(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every payload cut at 96 bytes: the truncated segments' steady path in both engines."""
+    data = _generated(20_000, 11, snaplen=96)
+    compiled, reference = both(data, monkeypatch)
+    assert compiled == reference
+
+
+@needs_compiled
 @FUZZ
 @given(conversations())
 def test_random_conversations_same_in_both_engines(data: bytes) -> None:

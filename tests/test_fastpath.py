@@ -53,7 +53,7 @@ def _outputs(source: Any, fast: bool) -> list[Any]:
     return out
 
 
-def _generated(packets: int, seed: int) -> bytes:
+def _generated(packets: int, seed: int, snaplen: int | None = None) -> bytes:
     gen = sys.modules.get("gen_capture")
     if gen is None:
         spec = importlib.util.spec_from_file_location("gen_capture",
@@ -63,7 +63,10 @@ def _generated(packets: int, seed: int) -> bytes:
         sys.modules["gen_capture"] = gen  # dataclasses look their module up there
         spec.loader.exec_module(gen)
     buf = io.BytesIO()
-    gen.generate(buf, packets, seed)
+    if snaplen is None:
+        gen.generate(buf, packets, seed)
+    else:
+        gen.generate(buf, packets, seed, snaplen=snaplen)
     return buf.getvalue()
 
 
@@ -114,13 +117,7 @@ def test_snaplen_capture_same_and_mostly_fast(taken: list[int]) -> None:
     """A capture taken with a snaplen (``tcpdump -s 96``: every payload cut) gives the same
     results on both paths, and its data segments stay on the fast path: only their count
     of cut payloads (``truncated_*``) differs from a full capture's."""
-    gen = sys.modules.get("gen_capture")
-    if gen is None:
-        _generated(10, seed=1)  # loads the generator module
-        gen = sys.modules["gen_capture"]
-    buf = io.BytesIO()
-    gen.generate(buf, 20_000, 11, snaplen=96)
-    data = buf.getvalue()
+    data = _generated(20_000, 11, snaplen=96)
     fast = _outputs(io.BytesIO(data), True)
     applied = taken[0]
     assert fast == _outputs(io.BytesIO(data), False)
