@@ -1630,14 +1630,8 @@ cdef class SequenceAnalyzerBase:
         o = self.options
         self.client = c.direction_stats()
         self.server = c.direction_stats()
-        # SequenceAnalyzer._estimator, one per sender
-        est = c.rtt_estimator
-        self._c = c.sender_state(est(initial_rto_ns=o.rto_initial_ns, min_rto_ns=o.rto_min_ns,
-                                     max_rto_ns=o.rto_max_ns,
-                                     clock_granularity_ns=o.clock_granularity_ns))
-        self._s = c.sender_state(est(initial_rto_ns=o.rto_initial_ns, min_rto_ns=o.rto_min_ns,
-                                     max_rto_ns=o.rto_max_ns,
-                                     clock_granularity_ns=o.clock_granularity_ns))
+        self._c = c.sender_state(_estimator(c, o))
+        self._s = c.sender_state(_estimator(c, o))
         self.retransmissions = []
         self.zero_window_periods = []
         self.zero_window_probes = []
@@ -1796,12 +1790,7 @@ cdef class SequenceAnalyzerBase:
 
         if seg.captured_payload < plen or seg.header_truncated:
             mask |= r.truncated
-            st.truncated_pkts += 1
-            st.truncated_bytes += plen - seg.captured_payload
-            if st.truncated_first_frame < 0:
-                st.truncated_first_frame = seg.frame
-                st.truncated_first_ts_ns = seg.ts_ns
-            st.truncated_last_frame = seg.frame
+            _count_truncated(st, seg, plen)
         return mask
 
     cdef int _on_syn_c(self, Segment seg, SenderStateBase snd, SenderStateBase rcv,
@@ -2877,6 +2866,14 @@ cdef long long _ack_new_data(SequenceAnalyzerBase an, SenderStateBase snd,
     return mask
 
 
+cdef object _estimator(_Refs c, o):
+    """Twin of ``SequenceAnalyzer._estimator``: a sender's RFC 6298 estimator, configured
+    by the analysis options ``o``."""
+    return c.rtt_estimator(initial_rto_ns=o.rto_initial_ns, min_rto_ns=o.rto_min_ns,
+                           max_rto_ns=o.rto_max_ns,
+                           clock_granularity_ns=o.clock_granularity_ns)
+
+
 cdef int _first_syn_sent(SenderStateBase snd, Segment seg, long long fl,
                          object ts) except -1:
     """``SequenceAnalyzer._on_data`` for a sender's first SYN (or SYN-ACK) without payload:
@@ -2925,6 +2922,17 @@ cdef long long _ack_sent_segment(SequenceAnalyzerBase an, SenderStateBase snd,
     if rec.control == "syn" and rst_.handshake_rtt_ns < 0:
         rst_.handshake_rtt_ns = ts - rec.last_ts_ns
     return mask
+
+
+cdef int _count_truncated(DirectionStatsBase st, Segment seg, long long plen) except -1:
+    """Twin of ``DirectionStats.count_truncated`` for a segment the snaplen cut."""
+    st.truncated_pkts += 1
+    st.truncated_bytes += plen - seg.captured_payload
+    if st.truncated_first_frame < 0:
+        st.truncated_first_frame = seg.frame
+        st.truncated_first_ts_ns = seg.ts_ns
+    st.truncated_last_frame = seg.frame
+    return 0
 
 
 cdef inline void _window_stats(DirectionStatsBase st, long long win) noexcept:
@@ -3101,16 +3109,10 @@ cpdef long long steady_segment(object conn_obj, Segment seg) except? -2:
         snd.snd_nxt = end
     else:
         st.pure_acks += 1
-    cdef long long captured = seg.captured_payload
-    if captured < plen:
+    if seg.captured_payload < plen:
         # SequenceAnalyzer.on_segment's count of payloads a snaplen cut
         mask |= _refs().truncated
-        st.truncated_pkts += 1
-        st.truncated_bytes += plen - captured
-        if st.truncated_first_frame < 0:
-            st.truncated_first_frame = frame
-            st.truncated_first_ts_ns = ts
-        st.truncated_last_frame = frame
+        _count_truncated(st, seg, plen)
 
     # Connection.on_segment after the analyzer; then Zeek (PeerSummary._steady) and
     # Wireshark; then the sender's SND.MAX.

@@ -221,17 +221,11 @@ def steady_segment(conn: Connection, seg: Segment) -> int:
         snd.snd_nxt = end
     else:
         st.pure_acks += 1
-    captured = seg.captured_payload
-    if captured < plen:
+    if seg.captured_payload < plen:
         # SequenceAnalyzer.on_segment's count of payloads a snaplen cut (a capture taken
         # with ``tcpdump -s 96`` has every data segment cut: they stay on this path).
         mask |= _TRUNCATED
-        st.truncated_pkts += 1
-        st.truncated_bytes += plen - captured
-        if st.truncated_first_frame < 0:
-            st.truncated_first_frame = seg.frame
-            st.truncated_first_ts_ns = ts
-        st.truncated_last_frame = seg.frame
+        st.count_truncated(seg.frame, ts, plen - seg.captured_payload)
 
     # Connection.on_segment, after the analyzer: the peer's silence count, then Zeek and
     # Wireshark, then the sender's SND.MAX (no FIN, no SYN: the end is seq + payload).

@@ -182,6 +182,15 @@ class DirectionStats:
         self.midstream = False
         """No SYN seen: relative numbers start at the first byte seen minus one."""
 
+    def count_truncated(self, frame: int, ts_ns: int, cut_bytes: int) -> None:
+        """A segment the snaplen cut (``cut_bytes`` of its payload missing, or its header)."""
+        self.truncated_pkts += 1
+        self.truncated_bytes += cut_bytes
+        if self.truncated_first_frame < 0:
+            self.truncated_first_frame = frame
+            self.truncated_first_ts_ns = ts_ns
+        self.truncated_last_frame = frame
+
 
 class SenderState:
     """Sequence state of one sender as a passive observer reconstructs it (RFC 9293 names).

@@ -326,12 +326,7 @@ class SequenceAnalyzer:
 
         if seg.captured_payload < plen or seg.header_truncated:
             mask |= _TRUNCATED
-            st.truncated_pkts += 1
-            st.truncated_bytes += plen - seg.captured_payload
-            if st.truncated_first_frame < 0:
-                st.truncated_first_frame = seg.frame
-                st.truncated_first_ts_ns = seg.ts_ns
-            st.truncated_last_frame = seg.frame
+            st.count_truncated(seg.frame, seg.ts_ns, plen - seg.captured_payload)
         return mask
 
     # ------------------------------------------------------------------ pieces
