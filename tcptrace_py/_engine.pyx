@@ -46,7 +46,7 @@ cdef long long SYN = 0x02
 
 cdef object _EMPTY = ()
 
-API_VERSION = 21
+API_VERSION = 22
 """Bumped with every change of what this module offers; ``implementation`` refuses a build
 whose number differs from its own (a stale extension beside newer Python sources)."""
 
@@ -836,7 +836,7 @@ cdef class _Refs:
     cdef dict transitions
     cdef object time_wait, unexpected, attempt_states
     cdef object recv_syn_ack, syn_sent, send_split_syn, recv_syn, send_syn, send_fin_again
-    cdef object close_wait, recv_ack_unconfirmed, recv_ack_of_fin
+    cdef object close_wait, recv_ack_unconfirmed, recv_ack_of_fin, last_ack
 
 
 cdef _Refs _REFS = None
@@ -906,6 +906,7 @@ cdef _Refs _load_refs():
     r.send_syn = c._SEND_SYN
     r.send_fin_again = c._SEND_FIN_AGAIN
     r.close_wait = c._CLOSE_WAIT
+    r.last_ack = fsm.TcpState.LAST_ACK
     r.recv_ack_unconfirmed = c._RECV_ACK_UNCONFIRMED
     r.recv_ack_of_fin = c._RECV_ACK_OF_FIN
     r.unexpected = fsm.A.UNEXPECTED
@@ -2780,6 +2781,49 @@ cdef class ConnectionBase:
         if self._fast:
             self.update_steady()
         return amask_obj
+
+
+cdef inline bint _pair_zero(object pair) except -1:
+    """Both items of a per-side ``[client, server]`` counter are 0."""
+    cdef list p = <list?>pair
+    return not p[0] and not p[1]
+
+
+cpdef bint quiet(object conn_obj) except -1:
+    """Twin of ``detectors.base.quiet``: the same tests, in its order, on the C fields
+    (another connection type, a test's stand-in for one, takes the reference)."""
+    if not isinstance(conn_obj, ConnectionBase):
+        from tcptrace_py.detectors.base import reference_quiet
+
+        return reference_quiet(conn_obj)
+    cdef ConnectionBase conn = <ConnectionBase>conn_obj
+    cdef _Refs r = _refs()
+    if conn.self_connect or conn.gave_up is not None or conn.first_rst_frame >= 0 \
+            or conn.first_rst_sender:
+        return False
+    cdef list n = <list?>conn.packets
+    if not n[0] or not n[1]:
+        return False
+    if not _pair_zero(conn.rst_count):
+        return False
+    n = <list?>conn.pure_syn_sent
+    if n[0] > 1 or n[1] or (<list?>conn.synack_sent)[1] > 1:
+        return False
+    if conn.invalid_flags or conn.syn_with_data or conn.data_after_fin or conn.after_rst \
+            or conn.out_of_window_rsts or conn.challenges or conn.icmp_errors \
+            or conn.duplicates:
+        return False
+    server_state = conn.server.state
+    if conn.client.state is r.last_ack or server_state is r.last_ack \
+            or server_state is r.syn_received:
+        return False
+    cdef SequenceAnalyzerBase a = <SequenceAnalyzerBase?>conn.analyzer
+    if a.retransmissions or a.keepalives or a.zero_window_periods or a.window_full_events:
+        return False
+    cdef DirectionStatsBase c = <DirectionStatsBase?>a.client
+    cdef DirectionStatsBase v = <DirectionStatsBase?>a.server
+    return not (c.lost_segments or v.lost_segments or c.acks_unseen or v.acks_unseen
+                or c.truncated_pkts or v.truncated_pkts)
 
 
 cdef inline bint _seq_lt_c(long long a, long long b) noexcept:

@@ -248,3 +248,17 @@ def test_median_rtt_over_a_capture_ignores_connections_without_samples(
     measured = df["server_rtt_samples"] > 0
     assert rtt[~measured].isna().all() and rtt[measured].notna().all()
     assert rtt.median() == rtt[measured].median() > 0
+
+
+def test_dumps_same_for_string_and_other_keys() -> None:
+    """``export.dumps`` tries orjson without its (slower) non-string-key option first: a
+    record (string keys) and a finding's details with integer keys both come out as the
+    ``json`` module would write them, compact."""
+    from tcptrace_py.export import dumps
+
+    for value in ({"a": 1, "b": [1.5, None, True], "c": "é"},
+                  {"details": {1: "x", 2: [3, 4]}, "n": 2**70},
+                  {"s": {1, 2}, "t": (3,)}):
+        expected = json.dumps(value, default=lambda o: list(o), separators=(",", ":"),
+                              ensure_ascii=False)
+        assert dumps(value) == expected

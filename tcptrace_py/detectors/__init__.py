@@ -31,7 +31,15 @@ from tcptrace_py.detectors import (  # noqa: F401  (imported for registration)
     scans,
     window,
 )
-from tcptrace_py.detectors.base import REGISTRY, Code, Detector, Param, ParamValue, register
+from tcptrace_py.detectors.base import (
+    REGISTRY,
+    Code,
+    Detector,
+    Param,
+    ParamValue,
+    quiet,
+    register,
+)
 from tcptrace_py.diagnostics import Diagnostics
 from tcptrace_py.events import Anomaly
 from tcptrace_py.options import Options
@@ -210,13 +218,20 @@ class DetectorSet:
             det.diag = diag
             det.sharded = sharded
             self.detectors.append(det)
+        self.skip_quiet = True
+        """Leave the :attr:`Detector.quiet_skip` detectors out for a connection
+        :func:`~tcptrace_py.detectors.base.quiet` accepts (False: call every detector, as a
+        test does to show the findings are the same)."""
+        self._all = list(enumerate(self.detectors))
+        self._for_quiet = [(i, d) for i, d in self._all if not d.quiet_skip]
 
     def on_connection(self, conn: Any) -> list[Anomaly]:
         """Findings on one finished connection."""
         out: list[Anomaly] = []
+        dets = self._for_quiet if self.skip_quiet and quiet(conn) else self._all
         if self.sharded:
             shares = self.shares = []
-            for i, det in enumerate(self.detectors):
+            for i, det in dets:
                 start = len(out)
                 out.extend(det.on_connection(conn))
                 if det.capture_wide:
@@ -224,7 +239,7 @@ class DetectorSet:
                     if share is not None:
                         shares.append((i, share, start, len(out)))
             return out
-        for det in self.detectors:
+        for _, det in dets:
             out.extend(det.on_connection(conn))
         return out
 

@@ -26,6 +26,7 @@ from tcptrace_py import units
 from tcptrace_py.connection import Connection
 from tcptrace_py.diagnostics import Diagnostics
 from tcptrace_py.events import Anomaly
+from tcptrace_py.fsm import TcpState
 from tcptrace_py.options import Options
 
 NS_PER_S = 1_000_000_000
@@ -66,6 +67,14 @@ class Detector:
     """Registry name (also the TOML section and the prefix of parameter keys)."""
     params: ClassVar[tuple[Param, ...]] = ()
     codes: ClassVar[tuple[Code, ...]] = ()
+    quiet_skip: ClassVar[bool] = False
+    """True for a detector whose ``on_connection`` finds nothing and keeps nothing (and whose
+    :meth:`summarize` has no share) for a connection :func:`quiet` accepts: its own first
+    tests are among that function's. :class:`~tcptrace_py.detectors.DetectorSet` then does
+    not call it for such a connection, so an uneventful connection costs one test instead of
+    a call per detector (issue 16). Each detector that sets it names, beside it, the tests of
+    :func:`quiet` it relies on; ``tests/test_detector_quiet.py`` checks the claim on every
+    connection of the test captures."""
     capture_wide: ClassVar[bool] = False
     """True for a detector whose findings depend on more than one connection (state kept
     across ``on_connection`` calls, read in order, or findings in ``on_end``). With
@@ -126,6 +135,50 @@ class Detector:
                        summary, details or {}, spec.category)
 
 
+_LAST_ACK = TcpState.LAST_ACK
+_SYN_RECEIVED = TcpState.SYN_RECEIVED
+
+
+def quiet(conn: Connection) -> bool:
+    """True when the connection holds nothing any :attr:`Detector.quiet_skip` detector looks
+    for: one SYN at most from the client and none from the server, one SYN-ACK at most,
+    packets from both sides, no RST, no retransmission, keepalive, zero window or full
+    window, nothing the capture missed or cut, no duplicated frame, no protocol oddity or
+    ICMP error kept as evidence, no side given up on, left in LAST_ACK, or (the server)
+    in SYN_RECEIVED.
+
+    Each test is one a detector starts with (the union of their early exits, nothing
+    stricter), so for a connection that passes, skipping those detectors changes no finding.
+    Most connections of a capture pass: a handshake, data, a close.
+    """
+    if conn.self_connect or conn.gave_up is not None or conn.first_rst_frame >= 0 \
+            or conn.first_rst_sender:
+        return False
+    n = conn.packets
+    if not n[0] or not n[1]:
+        return False
+    n = conn.rst_count
+    if n[0] or n[1]:
+        return False
+    n = conn.pure_syn_sent
+    if n[0] > 1 or n[1] or conn.synack_sent[1] > 1:
+        return False
+    if conn.invalid_flags or conn.syn_with_data or conn.data_after_fin or conn.after_rst \
+            or conn.out_of_window_rsts or conn.challenges or conn.icmp_errors \
+            or conn.duplicates:
+        return False
+    if conn.client.state is _LAST_ACK or conn.server.state is _LAST_ACK \
+            or conn.server.state is _SYN_RECEIVED:
+        return False
+    a = conn.analyzer
+    if a.retransmissions or a.keepalives or a.zero_window_periods or a.window_full_events:
+        return False
+    c = a.client
+    s = a.server
+    return not (c.lost_segments or s.lost_segments or c.acks_unseen or s.acks_unseen
+                or c.truncated_pkts or s.truncated_pkts)
+
+
 REGISTRY: dict[str, type[Detector]] = {}
 """Detector classes by name, in registration order."""
 
@@ -156,3 +209,11 @@ def human(ns: int) -> str:
 def intervals_s(ts_ns: list[int]) -> list[float]:
     """Gaps between consecutive timestamps, in seconds."""
     return [seconds(b - a) for a, b in zip(ts_ns, ts_ns[1:], strict=False)]
+
+
+# The compiled engine's twin of quiet (tcptrace_py/_engine.pyx): the same tests on C fields.
+from tcptrace_py.implementation import compiled as _compiled  # noqa: E402
+
+reference_quiet = quiet
+if _compiled is not None:
+    quiet = _compiled.quiet  # noqa: F811

@@ -34,6 +34,8 @@ class CaptureArtifacts(Detector):
     """Segments not captured, ACKs of unseen data, duplicated frames, clock and snaplen issues."""
 
     name = "capture"
+    quiet_skip = True  # base.quiet: packets from both sides (so ``missing_side()`` is -1), no
+    # lost_segments, acks_unseen, duplicates or truncated_pkts
     codes = (
         Code("segments_not_captured", "info", "capture",
              "Sequence space was skipped: segments the capture missed (drops, or the path "

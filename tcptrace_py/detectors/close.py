@@ -69,6 +69,7 @@ class LostFinalAck(Detector):
     """The passive closer retransmits its FIN in LAST_ACK: the final ACK never reached it."""
 
     name = "lost_final_ack"
+    quiet_skip = True  # base.quiet: no retransmission, no side in LAST_ACK
     params = (
         Param("min_wait_s", 1.0, "Without FIN retransmissions, how long after its FIN a side "
               "must still sit in LAST_ACK at capture end (no final ACK seen) to be reported: "

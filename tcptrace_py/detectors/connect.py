@@ -52,6 +52,7 @@ class SlowConnect(Detector):
     """A connection established only after SYN or SYN-ACK retransmissions."""
 
     name = "slow_connect"
+    quiet_skip = True  # base.quiet: at most one client SYN and one SYN-ACK
     params = (
         Param("min_extra_delay_s", 0.5, "Time the retries must have cost to be reported. "
               "Every standard first retry waits at least 1 s (RFC 6298 2.1 and Linux's 1 s "

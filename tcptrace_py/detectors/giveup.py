@@ -23,6 +23,7 @@ class RetriesExhausted(Detector):
     """A side gave up after retransmitting into silence; the peer is left half-open."""
 
     name = "retries_exhausted"
+    quiet_skip = True  # base.quiet: gave_up is None
     codes = (Code("retries_exhausted", "error", "network",
                   "A side's data went unanswered through RTO backoff, then the side fell "
                   "silent although the capture went on past its next due retransmission: it "

@@ -88,6 +88,7 @@ class UnansweredSyn(Detector):
     """SYNs the server never answered (firewall drop, host down, full SYN queue)."""
 
     name = "unanswered_syn"
+    quiet_skip = True  # base.quiet: packets from the server
     params = (
         Param("min_attempts", 2, "SYN transmissions needed to call the attempt failed (error). "
               "With one SYN the capture cannot show the client retrying: it may have ended "
@@ -142,6 +143,7 @@ class ConnectionRefused(Detector):
     """A SYN answered by RST: no listener (ECONNREFUSED) or a firewall's reject."""
 
     name = "connection_refused"
+    quiet_skip = True  # base.quiet: no first_rst_sender
     codes = (Code("connection_refused", "error", "network",
                   "The server answered the SYN with a RST (nothing listening, or rejected)."),)
 
@@ -185,6 +187,7 @@ class SynAckTrouble(Detector):
     """
 
     name = "synack"
+    quiet_skip = True  # base.quiet: no retransmission, the server not in SYN_RECEIVED
     params = (
         Param("max_per_server", 20, "Per-connection synack_retransmission/half_open findings "
               "reported per server before the rest are only counted into one capture-wide "
@@ -312,6 +315,7 @@ class OpenKinds(Detector):
     """Unusual but legal opens: simultaneous open (RFC 9293 3.5 fig. 8) and self-connect."""
 
     name = "open_kinds"
+    quiet_skip = True  # base.quiet: no self-connect, no server SYN
     codes = (
         Code("simultaneous_open", "info", "lifecycle",
              "Both ends sent a SYN (RFC 9293 section 3.5, figure 8)."),

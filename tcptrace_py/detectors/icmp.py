@@ -29,6 +29,7 @@ class IcmpDetector(Detector):
     """ICMP errors for the connection's segments: rejected attempts, unreachable paths, PMTU."""
 
     name = "icmp"
+    quiet_skip = True  # base.quiet: no icmp_errors
     codes = (
         Code("icmp_unreachable", "error", "network",
              "An ICMP or ICMPv6 error (destination unreachable, time exceeded, parameter "

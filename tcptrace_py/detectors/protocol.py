@@ -23,6 +23,8 @@ class ProtocolViolations(Detector):
     """Segments no conforming stack sends in that state (RFC 9293 3.10)."""
 
     name = "protocol"
+    quiet_skip = True  # base.quiet: no invalid_flags, syn_with_data, data_after_fin, after_rst or
+    # out_of_window_rsts
     params = (
         Param("crossing_s", 0.25, "Data or FIN from the RST's receiver this soon after the "
               "RST may have crossed it in flight (sent before the RST arrived): not counted "
@@ -115,6 +117,7 @@ class ChallengeAcks(Detector):
     """RSTs and SYNs answered by RFC 5961 challenge ACKs: the connection went on."""
 
     name = "challenge_ack"
+    quiet_skip = True  # base.quiet: no challenges
     params = ()
     codes = (
         Code("challenge_ack", "warning", "network",

@@ -68,6 +68,7 @@ class RstStorm(Detector):
     """Many RSTs in a short sliding window: capture-wide, per host, and per connection."""
 
     name = "rst_storm"
+    quiet_skip = True  # base.quiet: no RST (rst_count): no notable RST packet
     params = (
         Param("window_s", 1.0, "Sliding window length. One second matches how operators "
               "read rates (RSTs per second) and spans many RTTs."),
@@ -245,6 +246,7 @@ class ResetKinds(Detector):
     """How a connection was reset: abortive close, reset on data, reset after idle."""
 
     name = "resets"
+    quiet_skip = True  # base.quiet: no first_rst_frame
     params = (
         Param("min_idle_s", 300.0, "Silence in both directions before a RST for "
               "reset_after_idle: firewalls and NATs drop idle flows after 5 min to 1 h (AWS "
@@ -435,6 +437,7 @@ class KeepaliveTimeout(Detector):
     """Keep-alive probes left unanswered, then the prober reset or dropped the connection."""
 
     name = "keepalive_timeout"
+    quiet_skip = True  # base.quiet: no keepalives
     params = (
         Param("min_unanswered", 3, "Trailing unanswered keep-alive probes needed: one lost "
               "probe is retried; Linux gives up after TCP_KEEPCNT (default 9) and Windows "

@@ -28,6 +28,7 @@ class RetransmissionTiming(Detector):
     """Timeouts, exponential backoff, too many and spurious retransmissions."""
 
     name = "retransmission"
+    quiet_skip = True  # base.quiet: no retransmission
     params = (
         Param("min_backoffs", 2, "Timer retransmissions of one segment needed for rto_backoff: "
               "the second timeout is the first that shows the RTO doubling (RFC 6298 5.5)."),

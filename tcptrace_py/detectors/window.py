@@ -22,6 +22,7 @@ class WindowDetector(Detector):
     """A receiver that closed its window for long (zero_window_stall) or kept it full."""
 
     name = "window"
+    quiet_skip = True  # base.quiet: no zero_window_periods or window_full_events
     params = (
         Param("min_stall_s", 0.5, "Zero-window duration reported as a stall. Flow control "
               "closes windows briefly in healthy bulk transfers (one RTT, a few ms); half a "
@@ -97,10 +98,12 @@ class WindowDetector(Detector):
                     f"{human(longest)} ({total_probes} probes)"
                     + ("" if reopened else ", never reopened"), details))
         full = a.window_full_events
-        if len(full) >= int(self.p["window_full_min_events"]):
+        # At least one event: a setting of 0 means "any", and a finding needs its first.
+        need = max(1, int(self.p["window_full_min_events"]))
+        if len(full) >= need:
             for name in SIDES:
                 mine = [w for w in full if w.sender == name]
-                if len(mine) < int(self.p["window_full_min_events"]):
+                if len(mine) < need:
                     continue
                 out.append(self.make(
                     "window_full", conn.flow_id, mine[0].frame, mine[-1].frame, mine[0].ts_ns,
