@@ -1821,6 +1821,11 @@ cdef class SequenceAnalyzerBase:
         return 0
 
     @staticmethod
+    def _prune(state_obj):
+        """Twin of ``SequenceAnalyzer._prune`` (see :func:`_prune_c`)."""
+        _prune_c(<SenderStateBase?>state_obj)
+
+    @staticmethod
     def _compact_sender(state_obj):
         """Twin of ``SequenceAnalyzer._compact_sender``: the same records kept, the same
         fresh containers, the same count. The tail is the last ``COMPACT_TAIL`` records of
@@ -2906,8 +2911,38 @@ cdef long long _ack_new_data(SequenceAnalyzerBase an, SenderStateBase snd,
             (<RttEstimatorBase?>rcv.est).update(sample)
     order = rcv.order
     if order is not None and len(order) > an.options.max_tracked_segments:
-        an._prune(rcv)
+        _prune_c(rcv)
     return mask
+
+
+cdef int _prune_c(SenderStateBase state) except -1:
+    """Twin of ``SequenceAnalyzer._prune``: forget acknowledged segments, oldest first, down
+    to half of those tracked. A record's index keys are its own ``start``/``end`` objects
+    (``FreshSegment`` tuples) or equal integers (``SentSegment``); an index entry is removed
+    only when it holds that very record, as the reference's ``is`` tests."""
+    order = state.order
+    if order is None:
+        return 0
+    cdef long long una = state.snd_una
+    cdef Py_ssize_t keep = len(order) // 2
+    cdef dict by_start = <dict?>state.by_start
+    cdef dict by_end = <dict?>state.by_end
+    popleft = order.popleft
+    while len(order) > keep and _record_end(order[0]) <= una:
+        old = popleft()
+        if type(old) is tuple:
+            if len(<tuple>old) < 2:
+                raise ValueError("a FreshSegment record has 4 fields")
+            start = (<tuple>old)[0]
+            end = (<tuple>old)[1]
+        else:
+            start = (<SentSegment?>old).start
+            end = (<SentSegment?>old).end
+        if by_start.get(start) is old:
+            del by_start[start]
+        if by_end.get(end) is old:
+            del by_end[end]
+    return 0
 
 
 cdef object _estimator(_Refs c, o):

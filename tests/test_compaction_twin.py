@@ -85,3 +85,23 @@ def test_tail_ties_keep_the_later_records() -> None:
     sequence.SequenceAnalyzer._compact_sender(a)
     kept = {id(r) for r in a.by_start.values()}
     assert kept == {id(recs[1]), id(recs[2])}
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(record, max_size=40), st.integers(0, 50), st.lists(st.integers(0, 60),
+                                                                    max_size=3),
+       st.booleans())
+def test_prune_twin_forgets_what_the_reference_forgets(
+        specs: list[tuple[int, int, bool, int]], una: int, extra_keys: list[int],
+        empty_order: bool) -> None:
+    """``SequenceAnalyzer._prune`` (a bulk sender past ``max_tracked_segments``): the twin
+    pops the same acknowledged records and drops the same index entries (only those that
+    hold the popped record itself)."""
+    reference = sequence.SequenceAnalyzer.__reference__._prune  # type: ignore[attr-defined]
+    twin = sequence.SequenceAnalyzer._prune
+    assert twin is not reference
+    a, recs_a = _state(specs, una, extra_keys, empty_order)
+    b, recs_b = _state(specs, una, extra_keys, empty_order)
+    twin(a)
+    reference(b)
+    assert _view(a, recs_a) == _view(b, recs_b)

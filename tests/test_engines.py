@@ -170,6 +170,41 @@ def test_reference_process_agrees_with_compiled(tmp_path: Path) -> None:
 
 
 @needs_compiled
+def test_long_transfer_same_in_reference_process(tmp_path: Path) -> None:
+    """A sender past ``max_tracked_segments`` (4096) remembered segments: the acknowledged
+    ones are pruned (``SequenceAnalyzer._prune``, compiled twin ``_prune_c``), and re-sends
+    of pruned and of still remembered data follow. The whole reference in a subprocess
+    agrees with the compiled engine."""
+    from captures_util import write_pcap
+    from test_detectors import Talk
+
+    from tcptrace_py.segment import ACK, PSH
+
+    frames: list[tuple[int, bytes]] = []
+    t = Talk(frames)
+    t.handshake()
+    first = t.nxt[False]
+    ts = 0.1
+    for i in range(5000):
+        ts += 0.0001
+        t.s(ts, ACK | PSH, 100)
+        if i % 2:
+            t.c(ts + 0.00005, ACK)
+    t.s(ts + 0.3, ACK | PSH, 100, seq=first + 100 * 10)  # long pruned: no original frame
+    t.s(ts + 0.4, ACK | PSH, 100, seq=t.nxt[False] - 100)  # the last one, remembered
+    t.c(ts + 0.41, ACK)
+    t.close_by_client(ts + 1.0)
+    path = tmp_path / "long.pcap"
+    write_pcap(path, sorted(frames, key=lambda f: f[0]))
+    env = dict(os.environ, TCPTRACE_PY_PURE="1")
+    done = subprocess.run([sys.executable, "-c", _DUMP.format(tests=str(REPO / "tests")),
+                           str(path)], capture_output=True, text=True, env=env, check=True)
+    reference = json.loads(done.stdout)[str(path)]
+    assert outputs(path) == reference
+    assert "'server_retransmitted_segments': 2" in reference
+
+
+@needs_compiled
 def test_compiled_constants_are_the_references() -> None:
     """The flag bits and Zeek constants compiled into the steady path are the reference's."""
     from tcptrace_py import compat, facts, flowtable, segment
