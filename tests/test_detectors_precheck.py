@@ -213,3 +213,14 @@ def test_a_client_rst_to_its_own_syn_is_no_refusal(tmp_path: Path) -> None:
     t.c(0, SYN)
     t.c(0.5, RST, seq=t.nxt[True])
     assert "connection_refused" not in codes(analyse(tmp_path, frames))
+
+
+# -- window (WindowDetector): window_full_min_events=0 means "any", and a connection with
+# none has no finding (it used to index the first of no events).
+def test_window_full_min_events_zero_on_a_plain_connection(tmp_path: Path) -> None:
+    frames: list[tuple[int, bytes]] = []
+    t = Talk(frames)
+    t.handshake()
+    t.close_by_client(1.0)
+    found = analyse(tmp_path, frames, **{"window.window_full_min_events": 0})
+    assert "window_full" not in codes(found)
