@@ -46,7 +46,7 @@ cdef long long SYN = 0x02
 
 cdef object _EMPTY = ()
 
-API_VERSION = 22
+API_VERSION = 23
 """Bumped with every change of what this module offers; ``implementation`` refuses a build
 whose number differs from its own (a stale extension beside newer Python sources)."""
 
@@ -803,7 +803,7 @@ def keep_heap(int mmap_threshold, int trim_threshold):
 
 TWIN_INITS = frozenset({"DirectionStatsBase", "SenderStateBase", "EndpointBase",
                         "PeerSummaryBase", "SequenceAnalyzerBase", "ConnectionBase",
-                        "RttEstimatorBase"})
+                        "RttEstimatorBase", "EndpointMachineBase"})
 """Bases whose ``__init__`` stands for the reference's (``implementation.twin`` keeps it):
 each sets every field, all of them C fields, to the reference's initial value."""
 
@@ -836,7 +836,7 @@ cdef class _Refs:
     cdef dict transitions
     cdef object time_wait, unexpected, attempt_states
     cdef object recv_syn_ack, syn_sent, send_split_syn, recv_syn, send_syn, send_fin_again
-    cdef object close_wait, recv_ack_unconfirmed, recv_ack_of_fin, last_ack
+    cdef object close_wait, recv_ack_unconfirmed, recv_ack_of_fin, last_ack, inactive
 
 
 cdef _Refs _REFS = None
@@ -907,6 +907,7 @@ cdef _Refs _load_refs():
     r.send_fin_again = c._SEND_FIN_AGAIN
     r.close_wait = c._CLOSE_WAIT
     r.last_ack = fsm.TcpState.LAST_ACK
+    r.inactive = fsm.TcpState.INACTIVE
     r.recv_ack_unconfirmed = c._RECV_ACK_UNCONFIRMED
     r.recv_ack_of_fin = c._RECV_ACK_OF_FIN
     r.unexpected = fsm.A.UNEXPECTED
@@ -1928,6 +1929,40 @@ cdef class _Identities:
         return len(self.ids) if self.ids is not None else self.n
 
 
+cdef class EndpointMachineBase:
+    """Every field of ``fsm.EndpointMachine`` (one endpoint's state and the RFC 9293
+    variables an observer follows), as C fields: the replay's twins (``_apply``,
+    ``_classify_c``, ``_replay_states``, ``_step_c``, ``quiet_deadline_ns``) and the steady
+    path's SND.MAX read and write them without an attribute lookup. Sequence numbers are raw
+    32-bit values or -1; times stay Python integers (a capture's times can exceed 64 bits)."""
+
+    cdef public object state
+    cdef public long long iss
+    cdef public long long snd_max
+    cdef public long long fin_seq
+    cdef public bint fin_sent
+    cdef public object entered_ns
+    cdef public object time_wait_since_ns
+    cdef public bint synack_after_ack
+    cdef public long long handshake_ack
+    cdef public bint peer_fin_pending
+    cdef public object reset_in_established_ns
+
+    def __init__(self):
+        """Twin of ``fsm.EndpointMachine.__init__``."""
+        self.state = _refs().inactive
+        self.iss = -1
+        self.snd_max = -1
+        self.fin_seq = -1
+        self.fin_sent = False
+        self.entered_ns = 0
+        self.time_wait_since_ns = -1
+        self.synack_after_ack = False
+        self.handshake_ack = -1
+        self.peer_fin_pending = False
+        self.reset_in_established_ns = -1
+
+
 cdef class EndpointBase:
     """The steady path's fields of ``compat._Endpoint`` (Zeek's TCP_Endpoint)."""
 
@@ -2269,9 +2304,10 @@ cdef inline void _init_seqs(EndpointBase e, long long seq, long long last):
     e.last_seq = last
 
 
-cdef tuple _apply(_Refs r, object machine, object inp, object ts_ns):
+cdef tuple _apply(_Refs r, object machine_obj, object inp, object ts_ns):
     """Twin of ``fsm.EndpointMachine.apply`` (with ``fsm.lookup``): move the endpoint
     ``machine`` by the transition table and return the row used."""
+    cdef EndpointMachineBase machine = <EndpointMachineBase?>machine_obj
     state = machine.state
     row = r.transitions.get((state, inp))
     if row is None:
@@ -2455,12 +2491,14 @@ cdef class ConnectionBase:
         self.steady = False
         self._fast = options.fast_path
 
-    def _replay_states(self, seg_obj, from_client, side_obj, snd, rcv, amask):
+    def _replay_states(self, seg_obj, from_client, side_obj, snd_obj, rcv_obj, amask):
         """Twin of ``Connection._replay_states``: classify the segment (the reference's
         ``_classify``) and step both endpoint machines through the table."""
         if type(seg_obj) is not Segment:
             return type(self).__reference__._replay_states(self, seg_obj, from_client,
-                                                           side_obj, snd, rcv, amask)
+                                                           side_obj, snd_obj, rcv_obj, amask)
+        cdef EndpointMachineBase snd = <EndpointMachineBase?>snd_obj
+        cdef EndpointMachineBase rcv = <EndpointMachineBase?>rcv_obj
         cdef _Refs r = _refs()
         cdef Segment seg = <Segment>seg_obj
         cdef long long side = side_obj
@@ -2491,7 +2529,8 @@ cdef class ConnectionBase:
         self._step_c(r, rcv, recv_in, seg, receiver, False, side)
         return None
 
-    cdef tuple _classify_c(self, _Refs r, Segment seg, snd, rcv, amask):
+    cdef tuple _classify_c(self, _Refs r, Segment seg, EndpointMachineBase snd,
+                           EndpointMachineBase rcv, amask):
         """Twin of ``Connection._classify`` for the segments of every connection: SYN,
         FIN and ACK segments of a sender not CLOSED. A RST, and a segment from an endpoint
         the replay has CLOSED (the RFC 5961 rules), take the reference."""
@@ -2538,8 +2577,8 @@ cdef class ConnectionBase:
                      side)
         return None
 
-    cdef int _step_c(self, _Refs r, machine, inp, Segment seg, str endpoint,
-                     bint sent, long long side) except -1:
+    cdef int _step_c(self, _Refs r, EndpointMachineBase machine, inp, Segment seg,
+                     str endpoint, bint sent, long long side) except -1:
         """Twin of ``Connection._step``: one endpoint machine through the table, then the
         RST, after-RST and invalid-flag evidence and the event."""
         old = machine.state
@@ -2608,8 +2647,9 @@ cdef class ConnectionBase:
         else arrives."""
         cdef _Refs r = _refs()
         opts = self.options
-        client = self.client
-        server = self.server
+        cdef EndpointMachineBase client = <EndpointMachineBase?>self.client
+        cdef EndpointMachineBase server = <EndpointMachineBase?>self.server
+        cdef EndpointMachineBase m
         cs = client.state
         ss = server.state
         done = r.done_states
@@ -2689,6 +2729,7 @@ cdef class ConnectionBase:
         packets[side] = packets[side] + 1
         cdef list payload_bytes = <list?>self.payload_bytes
         payload_bytes[side] = payload_bytes[side] + plen
+        cdef EndpointMachineBase snd, rcv
         if from_client:
             snd, rcv = self.client, self.server
         else:
@@ -3210,7 +3251,8 @@ cpdef long long steady_segment(object conn_obj, Segment seg) except? -2:
     rows = conn.packet_rows
     if rows is not None:
         rows.append((frame, ts, conn.flow_id, from_client, flags, mask, plen))
-    machine = conn.client if from_client else conn.server
+    cdef EndpointMachineBase machine = <EndpointMachineBase?>(
+        conn.client if from_client else conn.server)
     cdef long long raw_end = (seg.seq + plen) & _MASK
     cdef long long snd_max = machine.snd_max
     if snd_max < 0 or (((snd_max - raw_end) & _MASK) >= _HALF and snd_max != raw_end):

@@ -485,3 +485,10 @@ if __name__ == "__main__":  # python -m tcptrace_py.fsm --markdown
     else:
         sys.stderr.write("usage: python -m tcptrace_py.fsm --markdown\n")
         raise SystemExit(2)
+
+
+# The compiled engine's twin (tcptrace_py/implementation.py, tcptrace_py/_engine.pyx): the
+# same fields as C fields, for the replay's compiled steps; ``apply`` stays this one.
+from tcptrace_py.implementation import twin  # noqa: E402
+
+EndpointMachine = twin(EndpointMachine, "EndpointMachineBase")  # type: ignore[misc]
