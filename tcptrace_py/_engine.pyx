@@ -1616,6 +1616,7 @@ cdef class SequenceAnalyzerBase:
     cdef public object options
     cdef public object first_ts_ns
     cdef public object _max_unacked
+    cdef long long _max_tracked  # options.max_tracked_segments (frozen options), read per ACK
     cdef public object zero_window_periods
     cdef public object window_full_events
     cdef public object retransmissions
@@ -1645,6 +1646,7 @@ cdef class SequenceAnalyzerBase:
         self._both_syn_ws = False
         self._thresh = o.dup_ack_threshold
         self._max_unacked = o.max_unacked_segments
+        self._max_tracked = o.max_tracked_segments
 
     def on_segment(self, seg_obj, from_client):
         """Twin of ``SequenceAnalyzer.on_segment``: the frame and its inlined common
@@ -2951,9 +2953,19 @@ cdef long long _ack_new_data(SequenceAnalyzerBase an, SenderStateBase snd,
             (<RunningStatsBase?>rst_.rtt).add(<double>sample)
             (<RttEstimatorBase?>rcv.est).update(sample)
     order = rcv.order
-    if order is not None and len(order) > an.options.max_tracked_segments:
+    if order is not None and len(order) > an._max_tracked:
         _prune_c(rcv)
     return mask
+
+
+cdef inline bint _time_c(object x, long long* out) noexcept:
+    """``x`` as a C integer when it is an exact int within +-2**62 (every time a classic
+    pcap can hold, and their differences): then arithmetic on it in C is exact."""
+    cdef int overflow = 0
+    if not PyLong_CheckExact(x):
+        return False
+    out[0] = PyLong_AsLongLongAndOverflow(x, &overflow)
+    return overflow == 0 and -_C_TIME_LIMIT < out[0] < _C_TIME_LIMIT
 
 
 cdef int _prune_c(SenderStateBase state) except -1:
@@ -3206,9 +3218,14 @@ cpdef long long steady_segment(object conn_obj, Segment seg) except? -2:
     cdef long long mask = 0
     st.packets += 1
     an.last_ts_ns = ts
-    idle_ns = ts - last
-    if idle_ns > st.idle_max_ns:
-        st.idle_max_ns = idle_ns
+    cdef long long t_c, l_c, m_c
+    if _time_c(ts, &t_c) and _time_c(last, &l_c) and _time_c(st.idle_max_ns, &m_c):
+        if t_c - l_c > m_c:  # the idle gap in C while the times are within +-2**62 ns
+            st.idle_max_ns = t_c - l_c
+    else:
+        idle_ns = ts - last
+        if idle_ns > st.idle_max_ns:
+            st.idle_max_ns = idle_ns
     snd.last_ts_ns = ts
     st.last_ts_ns = ts
 
