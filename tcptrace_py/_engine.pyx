@@ -2758,11 +2758,12 @@ cdef class ConnectionBase:
                     rtt = <RunningStatsBase?>(
                         (<DirectionStatsBase?>(an.client if from_client else an.server)).rtt)
                     opts = self.options
-                    found = r.original_of(seg, recent, opts.duplicate_weak_max_interval_ns,
-                                          opts.duplicate_syn_max_interval_ns,
-                                          self.loss_signal_ns[1 - side],
-                                          peer_state.last_ts_ns,
-                                          rtt.min if rtt.count else -1)
+                    found = _original_of_c(seg, <list?>recent,
+                                           opts.duplicate_weak_max_interval_ns,
+                                           opts.duplicate_syn_max_interval_ns,
+                                           self.loss_signal_ns[1 - side],
+                                           peer_state.last_ts_ns,
+                                           rtt.min if rtt.count else -1)
                     if found is not None:
                         return self._on_duplicate(seg, found[0], found[1], side,
                                                   from_client)
@@ -2829,6 +2830,71 @@ cdef class ConnectionBase:
         if self._fast:
             self.update_steady()
         return amask_obj
+
+
+# ---------------------------------------------------------------- duplicates.original_of
+cdef object _original_of_c(Segment seg, list recent, object weak_max_ns, object syn_max_ns,
+                           object peer_loss_signal_ns, object peer_last_ts_ns,
+                           object min_rtt_ns):
+    """Twin of ``duplicates.original_of`` for a ring of compiled segments: the scan for the
+    earliest identical segment on C fields, then the reference's rules 2 and 3 on the same
+    Python values (times stay Python integers, the timer test Python float arithmetic)."""
+    cdef long long seq = seg.seq, ack = seg.ack, plen = seg.payload_len
+    cdef long long tsval = seg.tsval
+    cdef int flags = seg.flags, ip_id = seg.ip_id
+    cdef Segment r
+    cdef Segment found = None
+    cdef Py_ssize_t i, n = len(recent)
+    for i in range(n):
+        r = <Segment?>recent[i]
+        if (r.seq == seq and r.ack == ack and r.flags == flags and r.payload_len == plen
+                and r.tsval == tsval and r.ip_id == ip_id and r is not seg
+                and (found is None or r.ts_ns < found.ts_ns)):
+            found = r
+    if found is None:
+        return None
+    if ip_id > 0:
+        for i in range(n):
+            if (<Segment?>recent[i]).ip_id != ip_id:
+                return found, "ip_id"
+    sent_ns = found.ts_ns
+    interval = seg.ts_ns - sent_ns
+    limit = syn_max_ns if flags & SYN else weak_max_ns
+    if not (found.window == seg.window and found.checksum == seg.checksum
+            and found.urgent == seg.urgent and found.sack == seg.sack
+            and 0 <= found.ttl - seg.ttl <= MAX_HOPS_BETWEEN_COPIES
+            and -limit <= interval <= limit):
+        return None
+    if flags & SYN:
+        return found, "bytes"
+    if plen or flags & FIN:
+        if peer_loss_signal_ns >= sent_ns or (
+                min_rtt_ns >= 0
+                and interval > TIMER_MIN_RTTS * min_rtt_ns + TIMER_MIN_EXTRA_NS):
+            return None
+        return found, "bytes"
+    if peer_last_ts_ns >= sent_ns:
+        return None
+    return found, "bytes"
+
+
+cdef object MAX_HOPS_BETWEEN_COPIES = 2  # duplicates.MAX_HOPS_BETWEEN_COPIES
+cdef object TIMER_MIN_RTTS = 2.0  # duplicates.TIMER_MIN_RTTS
+cdef object TIMER_MIN_EXTRA_NS = 2_000_000  # duplicates.TIMER_MIN_EXTRA_NS
+
+
+def original_of(seg, recent, weak_max_ns, syn_max_ns, peer_loss_signal_ns, peer_last_ts_ns,
+                min_rtt_ns):
+    """Twin of ``duplicates.original_of`` (a segment or ring of another class, built by a
+    test, takes the reference)."""
+    if type(seg) is Segment and type(recent) is list and all(
+            type(r) is Segment for r in <list>recent):
+        return _original_of_c(<Segment>seg, <list>recent, weak_max_ns, syn_max_ns,
+                              peer_loss_signal_ns, peer_last_ts_ns, min_rtt_ns)
+    from tcptrace_py.duplicates import reference_original_of
+
+    return reference_original_of(seg, recent, weak_max_ns, syn_max_ns, peer_loss_signal_ns,
+                                 peer_last_ts_ns, min_rtt_ns)
 
 
 cdef inline bint _pair_zero(object pair) except -1:
@@ -2926,6 +2992,7 @@ CONSTANTS = {
     "WS_BITS": (Z_WS_SYN, Z_WS_SYNACK, WS_ACK, WS_DATA, Z_WS_FIN, Z_WS_RST),
     "HIST_BITS": (Z_HIST_SYN, Z_HIST_FIN, Z_HIST_RST, Z_HIST_FIN_RST, HIST_DATA, HIST_ACK,
                   Z_HIST_MULTI_FLAG),
+    "DUPLICATE_RULES": (MAX_HOPS_BETWEEN_COPIES, TIMER_MIN_RTTS, TIMER_MIN_EXTRA_NS),
 }
 """The reference's values of the constants compiled in above (a test compares them)."""
 

@@ -140,3 +140,11 @@ def original_of(seg: Segment, recent: Sequence[Segment], weak_max_ns: int, syn_m
     if peer_last_ts_ns >= sent_ns:
         return None
     return found, "bytes"
+
+
+# The compiled engine's twin of original_of (tcptrace_py/_engine.pyx).
+from tcptrace_py.implementation import compiled as _compiled  # noqa: E402
+
+reference_original_of = original_of
+if _compiled is not None:
+    original_of = _compiled.original_of  # noqa: F811

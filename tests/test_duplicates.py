@@ -423,3 +423,50 @@ def test_syn_copy_50_ms_later_is_a_copy_and_1_s_later_a_retransmission(fast_path
     assert (copy["client_duplicate_frames"], copy["client_syn_retransmissions"]) == (1, 0)
     resent = one_flow(capture(1000), fast_path).record
     assert (resent["client_duplicate_frames"], resent["client_syn_retransmissions"]) == (0, 1)
+
+
+# -- the compiled twin of original_of --------------------------------------------------------
+def _ring_segment(spec: tuple[int, ...]) -> Any:
+    from tcptrace_py.segment import Segment
+
+    seq, ack, flags, plen, tsval, ip_id, ts, window, checksum, ttl = spec
+    return Segment(1, T0 + ts * MS, b"\x0a\x00\x00\x01", b"\x0a\x00\x00\x02", 40000, 80,
+                   seq, ack, flags, window, plen, tsval=tsval, ip_id=ip_id, ttl=ttl,
+                   checksum=checksum)
+
+
+def test_original_of_twin_is_the_reference() -> None:
+    """``duplicates.original_of`` compiled (the ring scan on C fields) against the reference,
+    on rings whose segments share few values, so copies, near-copies (another window,
+    checksum, TTL or time) and every rule's branch come up."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from tcptrace_py import duplicates, implementation
+
+    if implementation.compiled is None:
+        pytest.skip("compiled engine not built or not selected")
+    assert duplicates.original_of is not duplicates.reference_original_of
+    field = st.tuples(st.integers(0, 1), st.just(0), st.sampled_from([0x10, 0x18, 0x11, 0x02]),
+                      st.sampled_from([0, 100]), st.sampled_from([-1, 7]),
+                      st.sampled_from([0, 5, 6]), st.integers(0, 40), st.sampled_from([10, 11]),
+                      st.just(0), st.sampled_from([63, 64, 66]))
+
+    @settings(max_examples=2000, deadline=None)
+    @given(st.lists(field, min_size=1, max_size=8), field,
+           st.sampled_from([5 * MS, 50 * MS]), st.sampled_from([-1, T0 + 3 * MS]),
+           st.sampled_from([-1, T0 + 20 * MS]), st.sampled_from([-1, 0.5 * MS, 4 * MS]),
+           st.booleans())
+    def check(ring: list[tuple[int, ...]], new: tuple[int, ...], weak: int, loss: int,
+              peer_last: int, min_rtt: float, seg_in_ring: bool) -> None:
+        recent = [_ring_segment(s) for s in ring]
+        seg = recent[0] if seg_in_ring else _ring_segment(new)
+        args = (seg, recent, weak, 1000 * MS, loss, peer_last, min_rtt)
+        want = duplicates.reference_original_of(*args)
+        got = duplicates.original_of(*args)
+        if want is None:
+            assert got is None
+        else:
+            assert got is not None and got[0] is want[0] and got[1] == want[1]
+
+    check()
