@@ -837,6 +837,7 @@ cdef class _Refs:
     cdef object time_wait, unexpected, attempt_states
     cdef object recv_syn_ack, syn_sent, send_split_syn, recv_syn, send_syn, send_fin_again
     cdef object close_wait, recv_ack_unconfirmed, recv_ack_of_fin, last_ack, inactive
+    cdef object peer_steady
 
 
 cdef _Refs _REFS = None
@@ -908,6 +909,7 @@ cdef _Refs _load_refs():
     r.close_wait = c._CLOSE_WAIT
     r.last_ack = fsm.TcpState.LAST_ACK
     r.inactive = fsm.TcpState.INACTIVE
+    r.peer_steady = compat.PeerSummary.steady
     r.recv_ack_unconfirmed = c._RECV_ACK_UNCONFIRMED
     r.recv_ack_of_fin = c._RECV_ACK_OF_FIN
     r.unexpected = fsm.A.UNEXPECTED
@@ -2828,8 +2830,39 @@ cdef class ConnectionBase:
                 self.handshake_done_frame = seg.frame
                 self.handshake_done_ts_ns = ts
         if self._fast:
-            self.update_steady()
+            self._update_steady_c(r)
         return amask_obj
+
+    def update_steady(self):
+        """Twin of ``Connection.update_steady`` (see :meth:`_update_steady_c`)."""
+        self._update_steady_c(_refs())
+
+    cdef int _update_steady_c(self, _Refs r) except -1:
+        """Twin of ``Connection.update_steady``: whether the steady path may take this
+        connection's segments, from the C fields (``PeerSummary.steady`` inlined)."""
+        cdef EndpointMachineBase c = <EndpointMachineBase?>self.client
+        cdef EndpointMachineBase s = <EndpointMachineBase?>self.server
+        cdef PeerSummaryBase peer
+        cdef EndpointBase o, q
+        self.steady = False
+        if not (c.state is r.established and s.state is r.established
+                and r.fast_established and not c.fin_sent and not s.fin_sent
+                and c.time_wait_since_ns < 0 and s.time_wait_since_ns < 0
+                and not self.self_connect
+                and (self.handshake_done_frame >= 0 or not (<list?>self.synack_sent)[1])):
+            return 0
+        peer_obj = self.peer
+        if not isinstance(peer_obj, PeerSummaryBase) or type(peer_obj).steady is not \
+                r.peer_steady:
+            self.steady = peer_obj.steady()  # another class's own rule: call it
+            return 0
+        peer = <PeerSummaryBase>peer_obj
+        eps = <tuple?>peer._eps
+        o = <EndpointBase?>eps[0]
+        q = <EndpointBase?>eps[1]
+        self.steady = (peer._orig >= 0 and peer._n > 0 and o.state == Z_ESTABLISHED
+                       and q.state == Z_ESTABLISHED and o.first_seen and q.first_seen)
+        return 0
 
 
 # ---------------------------------------------------------------- duplicates.original_of

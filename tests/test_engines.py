@@ -442,3 +442,48 @@ def test_classify_twin_is_the_references() -> None:
                         flags, s_state, r_state, fins, synack_after_ack, ack, plen)
                     checked += 1
     assert checked == 12 * len(states) ** 2 * 16 * 4
+
+
+@needs_compiled
+def test_update_steady_twin_is_the_references() -> None:
+    """``ConnectionBase.update_steady`` (with ``PeerSummary.steady`` inlined) decides as
+    ``Connection.update_steady`` for every pair of endpoint states and each of the
+    connection's and the Zeek endpoints' conditions on and off."""
+    import itertools
+    import random
+
+    from tcptrace_py import connection
+    from tcptrace_py.fsm import TcpState
+    from tcptrace_py.segment import Segment
+
+    reference = connection.Connection.__reference__.update_steady  # type: ignore[attr-defined]
+    a, b = b"\x0a\x00\x00\x01", b"\x0a\x00\x00\x02"
+    syn = Segment(1, 10**9, a, b, 40000, 80, 1000, 0, 0x02, 65535, 0)
+    conn = connection.Connection(0, (a, 40000, b, 80), syn, True, False, Options())
+    c, s, peer = conn.client, conn.server, conn.peer
+    o, r = peer._eps
+    rnd = random.Random(5)
+    states = list(TcpState)
+    seen = {True: 0, False: 0}
+    for cs, ss in itertools.product(states, states):
+        for _ in range(40):
+            c.state, s.state = cs, ss
+            if rnd.random() < 0.5:  # most draws near the steady case, to reach it
+                c.state = s.state = TcpState.ESTABLISHED
+            c.fin_sent, s.fin_sent = rnd.random() < 0.2, rnd.random() < 0.2
+            c.time_wait_since_ns = rnd.choice([-1, -1, -1, 5])
+            s.time_wait_since_ns = rnd.choice([-1, -1, -1, 5])
+            conn.handshake_done_frame = rnd.choice([-1, 3, 3])
+            conn.synack_sent[1] = rnd.choice([0, 1, 1])
+            peer._orig = rnd.choice([-1, 0, 0])
+            peer._n = rnd.choice([0, 2, 2])
+            o.state = rnd.choice([4, 4, 4, 1])
+            r.state = rnd.choice([4, 4, 4, 5])
+            o.first_seen, r.first_seen = rnd.random() < 0.9, rnd.random() < 0.9
+            reference(conn)
+            want = conn.steady
+            conn.steady = not want
+            conn.update_steady()
+            assert conn.steady == want, (cs, ss)
+            seen[want] += 1
+    assert seen[True] > 100 and seen[False] > 100
