@@ -2349,6 +2349,53 @@ cdef object _likely_server_ports():
     return _LIKELY_SERVER_PORTS
 
 
+@cython.final
+@cython.no_gc
+cdef class Pair:
+    """A connection's per-side pair of integer counters (``[client, server]``: packets,
+    payload bytes, the last raw window, silent probes), where the reference has a
+    two-item list. It behaves as that list for the reference's code (index 0, 1, -1, -2,
+    ``len``, iteration, ``==`` with a list, the list's repr), while the compiled paths add
+    to it in C: a list item holds a Python integer, allocated and freed at each count of
+    the steady path, two per segment. Not tracked by the collector (it holds no object)."""
+
+    cdef long long v[2]
+
+    def __cinit__(self, long long first=0, long long second=0):
+        self.v[0] = first
+        self.v[1] = second
+
+    cdef inline Py_ssize_t _index(self, Py_ssize_t i) except -1:
+        if i < 0:
+            i += 2
+        if i < 0 or i > 1:
+            raise IndexError("list index out of range")
+        return i
+
+    def __getitem__(self, Py_ssize_t i):
+        return self.v[self._index(i)]
+
+    def __setitem__(self, Py_ssize_t i, long long value):
+        self.v[self._index(i)] = value
+
+    def __len__(self):
+        return 2
+
+    def __iter__(self):
+        return iter((self.v[0], self.v[1]))
+
+    def __eq__(self, other):
+        if isinstance(other, (Pair, list)):
+            return len(other) == 2 and self.v[0] == other[0] and self.v[1] == other[1]
+        return NotImplemented
+
+    def __repr__(self):
+        return f"[{self.v[0]}, {self.v[1]}]"
+
+    def __reduce__(self):
+        return Pair, (self.v[0], self.v[1])
+
+
 cdef class ConnectionBase:
     """The fields of ``connection.Connection`` its per-segment path uses, and the twin of
     that path's frame (:meth:`on_segment`: bookkeeping and dispatch to the analyzer, the
@@ -2449,8 +2496,8 @@ cdef class ConnectionBase:
         self.last_frame = seg.frame
         self.first_ts_ns = seg.ts_ns
         self.last_ts_ns = seg.ts_ns
-        self.packets = [0, 0]
-        self.payload_bytes = [0, 0]
+        self.packets = Pair(0, 0)
+        self.payload_bytes = Pair(0, 0)
         self.pure_syn_sent = [0, 0]
         self.synack_sent = [0, 0]
         self.handshake_done_frame = -1
@@ -2459,7 +2506,7 @@ cdef class ConnectionBase:
         self.first_rst_frame = -1
         self.fin_frame = [-1, -1]
         self.base_seq = [-1, -1]
-        self.win_raw = [-1, -1]
+        self.win_raw = Pair(-1, -1)
         self.wscale = [-1, -1]
         self.finished = False
         self.end_reason = "capture_end"
@@ -2474,7 +2521,7 @@ cdef class ConnectionBase:
         self.time_wait_expired = False
         self.incarnation = 0
         self.previous_end_ts_ns = -1
-        self.silent_probes = [0, 0]
+        self.silent_probes = Pair(0, 0)
         self.previous_states = None
         self.compacted = False
         self.answered_frame = [-1, -1]
@@ -2729,10 +2776,9 @@ cdef class ConnectionBase:
         ts = seg.ts_ns
         self.last_frame = seg.frame
         self.last_ts_ns = ts
-        cdef list packets = <list?>self.packets
-        packets[side] = packets[side] + 1
-        cdef list payload_bytes = <list?>self.payload_bytes
-        payload_bytes[side] = payload_bytes[side] + plen
+        cdef Pair packets = <Pair?>self.packets
+        packets.v[side] += 1
+        (<Pair?>self.payload_bytes).v[side] += plen
         cdef EndpointMachineBase snd, rcv
         if from_client:
             snd, rcv = self.client, self.server
@@ -2769,12 +2815,12 @@ cdef class ConnectionBase:
                     if found is not None:
                         return self._on_duplicate(seg, found[0], found[1], side,
                                                   from_client)
-            (<list?>recent)[packets[side] % self._dup_n] = seg
+            (<list?>recent)[packets.v[side] % self._dup_n] = seg
         cdef list base_seq = <list?>self.base_seq
         if base_seq[side] < 0:
             base_seq[side] = seg.seq
         if seg.window >= 0:
-            (<list?>self.win_raw)[side] = seg.window
+            (<Pair?>self.win_raw).v[side] = seg.window
         if snd.time_wait_since_ns >= 0 or rcv.time_wait_since_ns >= 0:
             self.check_timers(ts, seg)
         if flags & (SYN | FIN | RST_BIT):
@@ -2789,10 +2835,10 @@ cdef class ConnectionBase:
         cdef long long amask = amask_obj
         if amask & r.loss_signal:
             (<list?>self.loss_signal_ns)[side] = ts
-        cdef list silent = <list?>self.silent_probes
-        silent[1 - side] = 0
+        cdef Pair silent = <Pair?>self.silent_probes
+        silent.v[1 - side] = 0
         if amask & r.probe:
-            silent[side] = silent[side] + 1
+            silent.v[side] += 1
             if amask & r.retransmission and plen:
                 self._note_retransmission(seg, side)
         self.peer.on_segment(seg, from_client, amask & r.retransmission != 0)
@@ -2948,13 +2994,13 @@ cpdef bint quiet(object conn_obj) except -1:
     if conn.self_connect or conn.gave_up is not None or conn.first_rst_frame >= 0 \
             or conn.first_rst_sender:
         return False
-    cdef list n = <list?>conn.packets
-    if not n[0] or not n[1]:
+    cdef Pair n = <Pair?>conn.packets
+    if not n.v[0] or not n.v[1]:
         return False
     if not _pair_zero(conn.rst_count):
         return False
-    n = <list?>conn.pure_syn_sent
-    if n[0] > 1 or n[1] or (<list?>conn.synack_sent)[1] > 1:
+    cdef list syns = <list?>conn.pure_syn_sent
+    if syns[0] > 1 or syns[1] or (<list?>conn.synack_sent)[1] > 1:
         return False
     if conn.invalid_flags or conn.syn_with_data or conn.data_after_fin or conn.after_rst \
             or conn.out_of_window_rsts or conn.challenges or conn.icmp_errors \
@@ -3302,14 +3348,12 @@ cpdef long long steady_segment(object conn_obj, Segment seg) except? -2:
     frame = seg.frame
     conn.last_frame = frame
     conn.last_ts_ns = ts
-    cdef list packets = conn.packets
-    cdef long long sent = packets[side] + 1
-    packets[side] = sent
+    cdef Pair packets = <Pair?>conn.packets
+    cdef long long sent = packets.v[side] + 1
+    packets.v[side] = sent
     (<list?>(<list?>conn.recent)[side])[sent % conn._dup_n] = seg
-    cdef list payload_bytes = conn.payload_bytes
-    payload_bytes[side] += plen
-    cdef list win_raw = conn.win_raw
-    win_raw[side] = window
+    (<Pair?>conn.payload_bytes).v[side] += plen
+    (<Pair?>conn.win_raw).v[side] = window
     if seg.ecn or flags & ECN_FLAGS:
         # ECN marks and echoes ride on steady segments too (facts.ProtocolFacts.on_marked,
         # a reference slot of the Connection twin: rare, so a Python call is fine).
@@ -3353,8 +3397,7 @@ cpdef long long steady_segment(object conn_obj, Segment seg) except? -2:
 
     # Connection.on_segment after the analyzer; then Zeek (PeerSummary._steady) and
     # Wireshark; then the sender's SND.MAX.
-    cdef list silent = conn.silent_probes
-    silent[1 - side] = 0
+    (<Pair?>conn.silent_probes).v[1 - side] = 0
     cdef long long ws = peer._ws
     peer._ws_prev = ws
     peer._ws = ws | (WS_DATA if plen else WS_ACK)

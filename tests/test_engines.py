@@ -242,7 +242,11 @@ def test_compiled_constants_are_the_references() -> None:
 
 
 def _fields_of(obj: Any, depth: int = 0) -> Any:
-    """An object's slot values, nested objects by their own slots (for comparing twins)."""
+    """An object's slot values, nested objects by their own slots (for comparing twins).
+    The compiled ``Pair`` of per-side counters stands for the reference's two-item list."""
+    compiled = implementation.compiled
+    if compiled is not None and type(obj) is compiled.Pair:
+        return ("list", [_fields_of(x, depth + 1) for x in obj])
     if type(obj) in (tuple, list):
         return (type(obj).__name__, [_fields_of(x, depth + 1) for x in obj])
     cls = type(obj)
@@ -487,3 +491,29 @@ def test_update_steady_twin_is_the_references() -> None:
             assert conn.steady == want, (cs, ss)
             seen[want] += 1
     assert seen[True] > 100 and seen[False] > 100
+
+
+@needs_compiled
+def test_pair_behaves_as_the_two_item_list_it_stands_for() -> None:
+    """``_engine.Pair`` (a connection's per-side counters in the compiled engine) answers
+    what the reference's ``[client, server]`` list does for the code that reads it."""
+    import pickle
+
+    compiled = implementation.compiled
+    assert compiled is not None
+    p, ref = compiled.Pair(3, -1), [3, -1]
+    assert (p[0], p[1], p[-1], p[-2], len(p), list(p)) == \
+        (ref[0], ref[1], ref[-1], ref[-2], len(ref), list(ref))
+    assert p == ref and ref == p and p == compiled.Pair(3, -1) and p != [3, 0]
+    assert repr(p) == repr(ref) and str(p) == str(ref)
+    p[1] += 5
+    ref[1] += 5
+    assert p == ref
+    for bad in (2, -3):
+        with pytest.raises(IndexError):
+            p[bad]
+        with pytest.raises(IndexError):
+            p[bad] = 0
+    assert pickle.loads(pickle.dumps(p)) == p
+    with pytest.raises(TypeError):
+        hash(p)  # unhashable, as a list
