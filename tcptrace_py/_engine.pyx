@@ -2498,21 +2498,21 @@ cdef class ConnectionBase:
         self.last_ts_ns = seg.ts_ns
         self.packets = Pair(0, 0)
         self.payload_bytes = Pair(0, 0)
-        self.pure_syn_sent = [0, 0]
-        self.synack_sent = [0, 0]
+        self.pure_syn_sent = Pair(0, 0)
+        self.synack_sent = Pair(0, 0)
         self.handshake_done_frame = -1
         self.handshake_done_ts_ns = -1
         self.first_rst_sender = ""
         self.first_rst_frame = -1
-        self.fin_frame = [-1, -1]
-        self.base_seq = [-1, -1]
+        self.fin_frame = Pair(-1, -1)
+        self.base_seq = Pair(-1, -1)
         self.win_raw = Pair(-1, -1)
-        self.wscale = [-1, -1]
+        self.wscale = Pair(-1, -1)
         self.finished = False
         self.end_reason = "capture_end"
         self.packet_rows = [] if options.keep_packets and (
             not options.packet_flows or flow_id in options.packet_flows) else None
-        self.rst_count = [0, 0]
+        self.rst_count = Pair(0, 0)
         self.data_after_fin = []
         self.after_rst = []
         self.invalid_flags = []
@@ -2524,9 +2524,9 @@ cdef class ConnectionBase:
         self.silent_probes = Pair(0, 0)
         self.previous_states = None
         self.compacted = False
-        self.answered_frame = [-1, -1]
+        self.answered_frame = Pair(-1, -1)
         self.rst_not_taken_frame = -1
-        self.peer_sent_at_fin = [-1, -1]
+        self.peer_sent_at_fin = Pair(-1, -1)
         self.inexact_rst = [None, None]
         self.challenged_rst_sender = -1
         self.challenges = []
@@ -2534,7 +2534,7 @@ cdef class ConnectionBase:
         self.retx_runs = [None, None]
         self.gave_up = None
         self.facts = c.protocol_facts()
-        self.duplicate_frames = [0, 0]
+        self.duplicate_frames = Pair(0, 0)
         self.duplicates = []
         self.recent = [None, None]
         self.loss_signal_ns = [-1, -1]
@@ -2594,7 +2594,7 @@ cdef class ConnectionBase:
             if flags & ACK_BIT:
                 return r.send_syn_ack, r.recv_syn_ack
             if snd.state is r.established and rcv.state is r.syn_sent and \
-                    (<list?>self.pure_syn_sent)[0 if snd is self.client else 1] == 1:
+                    (<Pair?>self.pure_syn_sent).v[0 if snd is self.client else 1] == 1:
                 return r.send_split_syn, r.recv_syn
             return r.send_syn, r.recv_syn
         if not flags & (ACK_BIT | FIN):
@@ -2669,9 +2669,9 @@ cdef class ConnectionBase:
                 mine = {e.frame for e in self.events
                         if e.endpoint == endpoint and e.direction == "sent"}
                 self.after_rst[:] = [f for f in self.after_rst if f not in mine]
-        cdef list base_seq = <list?>self.base_seq
-        base_snd = base_seq[side]
-        base_rcv = base_seq[1 - side]
+        cdef Pair base_seq = <Pair?>self.base_seq
+        cdef long long base_snd = base_seq.v[side]
+        cdef long long base_rcv = base_seq.v[1 - side]
         key = (inp, reason)
         text = r.event_reasons.get(key)
         if text is None:
@@ -2728,16 +2728,16 @@ cdef class ConnectionBase:
         """A SYN, FIN or RST segment's bookkeeping: handshake counts and options, the
         RST count, and the notable packet (evidence) it adds."""
         cdef long long flags = seg.flags
-        cdef list counts
+        cdef Pair counts
         sender = "client" if side == 0 else "server"
         if flags & SYN:
-            counts = <list?>(self.synack_sent if flags & ACK_BIT else self.pure_syn_sent)
-            counts[side] = counts[side] + 1
+            counts = <Pair?>(self.synack_sent if flags & ACK_BIT else self.pure_syn_sent)
+            counts.v[side] += 1
             if snd.iss < 0 and not flags & (RST_BIT | FIN):
                 snd.iss = seg.seq
-                (<list?>self.base_seq)[side] = seg.seq
+                (<Pair?>self.base_seq).v[side] = seg.seq
             if seg.wscale >= 0:
-                (<list?>self.wscale)[side] = seg.wscale
+                (<Pair?>self.wscale).v[side] = seg.wscale
             if not flags & (RST_BIT | FIN):
                 self.facts.on_handshake(seg, side)
             if seg.payload_len:
@@ -2745,8 +2745,8 @@ cdef class ConnectionBase:
             if flags & (FIN | RST_BIT):
                 self._keep(self.invalid_flags, seg.frame)
         if flags & RST_BIT:
-            counts = <list?>self.rst_count
-            counts[side] = counts[side] + 1
+            counts = <Pair?>self.rst_count
+            counts.v[side] += 1
         cdef list notable = <list?>self.notable
         if len(notable) < self.options.analysis.max_evidence_items:
             an = <SequenceAnalyzerBase?>self.analyzer
@@ -2816,9 +2816,9 @@ cdef class ConnectionBase:
                         return self._on_duplicate(seg, found[0], found[1], side,
                                                   from_client)
             (<list?>recent)[packets.v[side] % self._dup_n] = seg
-        cdef list base_seq = <list?>self.base_seq
-        if base_seq[side] < 0:
-            base_seq[side] = seg.seq
+        cdef Pair base_seq = <Pair?>self.base_seq
+        if base_seq.v[side] < 0:
+            base_seq.v[side] = seg.seq
         if seg.window >= 0:
             (<Pair?>self.win_raw).v[side] = seg.window
         if snd.time_wait_since_ns >= 0 or rcv.time_wait_since_ns >= 0:
@@ -2827,10 +2827,10 @@ cdef class ConnectionBase:
             self._note_control_c(r, seg, side, snd, rcv)
         if seg.ecn or flags & ECN_FLAGS:
             self.facts.on_marked(seg, side)
-        cdef list answered = <list?>self.answered_frame
-        if flags & (SYN | RST_BIT | ACK_BIT) == ACK_BIT and answered[side] < 0 and (
-                (<list?>self.pure_syn_sent)[side] or (<list?>self.synack_sent)[side]):
-            answered[side] = seg.frame
+        cdef Pair answered = <Pair?>self.answered_frame
+        if flags & (SYN | RST_BIT | ACK_BIT) == ACK_BIT and answered.v[side] < 0 and (
+                (<Pair?>self.pure_syn_sent).v[side] or (<Pair?>self.synack_sent).v[side]):
+            answered.v[side] = seg.frame
         amask_obj = self.analyzer.on_segment(seg, from_client)
         cdef long long amask = amask_obj
         if amask & r.loss_signal:
@@ -2862,14 +2862,14 @@ cdef class ConnectionBase:
             if not snd.fin_sent:
                 snd.fin_sent = True
                 snd.fin_seq = fin_seq
-                (<list?>self.fin_frame)[side] = seg.frame
-                (<list?>self.peer_sent_at_fin)[side] = rcv.snd_max
+                (<Pair?>self.fin_frame).v[side] = seg.frame
+                (<Pair?>self.peer_sent_at_fin).v[side] = rcv.snd_max
         elif plen and snd.fin_sent and _seq_lt_c(snd.fin_seq, seg.seq + 1) \
                 and not amask & r.not_data_after_fin:
             self._keep(self.data_after_fin, seg.frame)
         cdef long long iss
         if self.handshake_done_frame < 0 and from_client and flags & ACK_BIT \
-                and not flags & (SYN | RST_BIT) and (<list?>self.synack_sent)[1]:
+                and not flags & (SYN | RST_BIT) and (<Pair?>self.synack_sent).v[1]:
             iss = self.server.iss
             if iss < 0 or seg.ack == (iss + 1) & _MASK \
                     or _seq_lt_c((iss + 1) & _MASK, seg.ack):
@@ -2895,7 +2895,7 @@ cdef class ConnectionBase:
                 and r.fast_established and not c.fin_sent and not s.fin_sent
                 and c.time_wait_since_ns < 0 and s.time_wait_since_ns < 0
                 and not self.self_connect
-                and (self.handshake_done_frame >= 0 or not (<list?>self.synack_sent)[1])):
+                and (self.handshake_done_frame >= 0 or not (<Pair?>self.synack_sent).v[1])):
             return 0
         peer_obj = self.peer
         if not isinstance(peer_obj, PeerSummaryBase) or type(peer_obj).steady is not \
@@ -2976,12 +2976,6 @@ def original_of(seg, recent, weak_max_ns, syn_max_ns, peer_loss_signal_ns, peer_
                                  peer_last_ts_ns, min_rtt_ns)
 
 
-cdef inline bint _pair_zero(object pair) except -1:
-    """Both items of a per-side ``[client, server]`` counter are 0."""
-    cdef list p = <list?>pair
-    return not p[0] and not p[1]
-
-
 cpdef bint quiet(object conn_obj) except -1:
     """Twin of ``detectors.base.quiet``: the same tests, in its order, on the C fields
     (another connection type, a test's stand-in for one, takes the reference)."""
@@ -2997,10 +2991,11 @@ cpdef bint quiet(object conn_obj) except -1:
     cdef Pair n = <Pair?>conn.packets
     if not n.v[0] or not n.v[1]:
         return False
-    if not _pair_zero(conn.rst_count):
+    n = <Pair?>conn.rst_count
+    if n.v[0] or n.v[1]:
         return False
-    cdef list syns = <list?>conn.pure_syn_sent
-    if syns[0] > 1 or syns[1] or (<list?>conn.synack_sent)[1] > 1:
+    n = <Pair?>conn.pure_syn_sent
+    if n.v[0] > 1 or n.v[1] or (<Pair?>conn.synack_sent).v[1] > 1:
         return False
     if conn.invalid_flags or conn.syn_with_data or conn.data_after_fin or conn.after_rst \
             or conn.out_of_window_rsts or conn.challenges or conn.icmp_errors \
