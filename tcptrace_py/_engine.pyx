@@ -3240,8 +3240,10 @@ cdef long long _in_order_data(SequenceAnalyzerBase an, SenderStateBase snd,
         mask = TSO_SUPERSEGMENT
         st.tso_pkts += 1
     (<RangeSetBase?>snd.ranges).add(nxt, end)
-    start_obj = nxt  # one int object each for the record and both index keys
-    end_obj = end
+    # One int object each for the record and both index keys (declared as objects: an
+    # inferred C integer would box itself again at each use).
+    cdef object start_obj = nxt
+    cdef object end_obj = end
     if snd.mutable:
         new = SentSegment(nxt, end, frame, ts, "")
     else:
