@@ -309,3 +309,25 @@ def test_uneventful_capture_holds_only_uneventful_connections(tmp_path: Path) ->
         assert (rec["open"], rec["close"], rec["anomalies"]) == \
             ("three_way_handshake", "graceful", [])
         assert rec["retransmissions"] == 0 and rec["client_packets"] == 6
+
+
+def test_bulk_capture_is_long_clean_transfers(tmp_path: Path) -> None:
+    """bench/bulk.py: each transfer is a handshake, the server's data ACKed every second
+    segment, a graceful close, with valid checksums and nothing to explain (the per-packet
+    path's benchmark)."""
+    from tcptrace_py.engine import Engine
+
+    out = tmp_path / "b.pcap"
+    subprocess.run([sys.executable, str(BENCH / "bulk.py"), "3", "40", str(out)], check=True,
+                   capture_output=True)
+    parsed = _parse(out.read_bytes())
+    assert len(parsed) == 3 * (3 + 40 + 20 + 3)
+    for _, ip, tcp in parsed:
+        assert _csum_ok(bytes(ip)[: ip.hl * 4]) and _tcp_csum_ok(ip, bytes(tcp))
+    results = list(Engine().run(out))
+    assert len(results) == 3
+    for r in results:
+        rec = r.record
+        assert (rec["open"], rec["close"], rec["anomalies"]) == \
+            ("three_way_handshake", "graceful", [])
+        assert rec["server_payload_bytes"] == 40 * 1448 and rec["retransmissions"] == 0
