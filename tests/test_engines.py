@@ -207,7 +207,7 @@ def test_long_transfer_same_in_reference_process(tmp_path: Path) -> None:
 @needs_compiled
 def test_compiled_constants_are_the_references() -> None:
     """The flag bits and Zeek constants compiled into the steady path are the reference's."""
-    from tcptrace_py import compat, duplicates, facts, flowtable, segment
+    from tcptrace_py import compat, duplicates, facts, flowtable, report, segment
     from tcptrace_py.analysis import direction, sequence
     from tcptrace_py.analysis import flags as af
     from tcptrace_py.segment import ACK, PSH
@@ -234,6 +234,7 @@ def test_compiled_constants_are_the_references() -> None:
                       compat._HIST_MULTI_FLAG),
         "DUPLICATE_RULES": (duplicates.MAX_HOPS_BETWEEN_COPIES, duplicates.TIMER_MIN_RTTS,
                             duplicates.TIMER_MIN_EXTRA_NS),
+        "RECORD_ROOM": report.RECORD_ROOM,
         "MAX_CLOCK_JUMP_NS": flowtable.MAX_CLOCK_JUMP_NS,
         "SWEEP_INTERVAL_NS": flowtable.SWEEP_INTERVAL_NS,
         "SHARD_MIX": flowtable.SHARD_MIX, "SHARD_SLOTS": flowtable.SHARD_SLOTS,
