@@ -803,7 +803,7 @@ def keep_heap(int mmap_threshold, int trim_threshold):
 
 TWIN_INITS = frozenset({"DirectionStatsBase", "SenderStateBase", "EndpointBase",
                         "PeerSummaryBase", "SequenceAnalyzerBase", "ConnectionBase",
-                        "RttEstimatorBase", "EndpointMachineBase"})
+                        "RttEstimatorBase", "EndpointMachineBase", "RunningStatsBase"})
 """Bases whose ``__init__`` stands for the reference's (``implementation.twin`` keeps it):
 each sets every field, all of them C fields, to the reference's initial value."""
 
@@ -930,6 +930,15 @@ cdef class RunningStatsBase:
     cdef public double _mean
     cdef public double _m2
 
+    def __init__(self):
+        """Twin of ``RunningStats.__init__``: no sample yet (the zeros the allocation
+        already wrote; :func:`_new_running_stats` builds one without this call)."""
+        self.count = 0
+        self.min = 0.0
+        self.max = 0.0
+        self._mean = 0.0
+        self._m2 = 0.0
+
     cpdef add(self, double x):
         self.count += 1
         if self.count == 1:
@@ -942,6 +951,13 @@ cdef class RunningStatsBase:
         cdef double delta = x - self._mean
         self._mean += delta / self.count
         self._m2 += delta * (x - self._mean)
+
+
+cdef inline RunningStatsBase _new_running_stats(object cls):
+    """``cls()`` for the engine's ``RunningStats`` (a subclass of :class:`RunningStatsBase`
+    adding no field): the allocation's zeros are ``RunningStats.__init__``'s values, so
+    neither the class call nor ``__init__`` runs."""
+    return RunningStatsBase.__new__(cls)
 
 
 cdef class RttEstimatorBase:
@@ -1325,11 +1341,11 @@ cdef class DirectionStatsBase:
         self.truncated_first_ts_ns = -1
         self.truncated_last_frame = -1
         self.tso_pkts = 0
-        self.rtt = stats()
+        self.rtt = _new_running_stats(stats)
         self.ambiguous_acks = 0
         self.handshake_rtt_ns = -1
-        self.rexmit_interval = stats()
-        self.backoff_ratio = stats()
+        self.rexmit_interval = _new_running_stats(stats)
+        self.backoff_ratio = _new_running_stats(stats)
         self.unique_bytes = 0
         self.first_ts_ns = -1
         self.last_ts_ns = -1
