@@ -17,6 +17,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import dpkt
 import pytest
@@ -289,20 +290,26 @@ def test_vector_floor_agrees_with_an_independent_parse(tmp_path: Path) -> None:
         assert m[step] >= 0
 
 
+def _clean_script_capture(tmp_path: Path, script: str, *args: str) -> tuple[int, list[Any]]:
+    """Run ``bench/SCRIPT args OUT`` and check every packet's checksums; (packets, the
+    engine's results on OUT)."""
+    from tcptrace_py.engine import Engine
+
+    out = tmp_path / "out.pcap"
+    subprocess.run([sys.executable, str(BENCH / script), *args, str(out)], check=True,
+                   capture_output=True)
+    parsed = _parse(out.read_bytes())
+    for _, ip, tcp in parsed:
+        assert _csum_ok(bytes(ip)[: ip.hl * 4]) and _tcp_csum_ok(ip, bytes(tcp))
+    return len(parsed), list(Engine().run(out))
+
+
 def test_uneventful_capture_holds_only_uneventful_connections(tmp_path: Path) -> None:
     """bench/uneventful.py: every connection opens with a handshake, closes gracefully and
     has nothing to explain, with valid checksums (what issue 16's per-connection budget is
     measured on)."""
-    from tcptrace_py.engine import Engine
-
-    out = tmp_path / "u.pcap"
-    subprocess.run([sys.executable, str(BENCH / "uneventful.py"), "50", str(out)], check=True,
-                   capture_output=True)
-    parsed = _parse(out.read_bytes())
-    assert len(parsed) == 500
-    for _, ip, tcp in parsed:
-        assert _csum_ok(bytes(ip)[: ip.hl * 4]) and _tcp_csum_ok(ip, bytes(tcp))
-    results = list(Engine().run(out))
+    packets, results = _clean_script_capture(tmp_path, "uneventful.py", "50")
+    assert packets == 500
     assert len(results) == 50
     for r in results:
         rec = r.record
@@ -315,16 +322,8 @@ def test_bulk_capture_is_long_clean_transfers(tmp_path: Path) -> None:
     """bench/bulk.py: each transfer is a handshake, the server's data ACKed every second
     segment, a graceful close, with valid checksums and nothing to explain (the per-packet
     path's benchmark)."""
-    from tcptrace_py.engine import Engine
-
-    out = tmp_path / "b.pcap"
-    subprocess.run([sys.executable, str(BENCH / "bulk.py"), "3", "40", str(out)], check=True,
-                   capture_output=True)
-    parsed = _parse(out.read_bytes())
-    assert len(parsed) == 3 * (3 + 40 + 20 + 3)
-    for _, ip, tcp in parsed:
-        assert _csum_ok(bytes(ip)[: ip.hl * 4]) and _tcp_csum_ok(ip, bytes(tcp))
-    results = list(Engine().run(out))
+    packets, results = _clean_script_capture(tmp_path, "bulk.py", "3", "40")
+    assert packets == 3 * (3 + 40 + 20 + 3)
     assert len(results) == 3
     for r in results:
         rec = r.record

@@ -152,6 +152,16 @@ print(json.dumps({{p: outputs(p) for p in sys.argv[1:]}}))
 """
 
 
+def _reference_outputs(paths: list[str]) -> dict[str, str]:
+    """:func:`outputs` of each capture from the whole reference (``TCPTRACE_PY_PURE=1``,
+    the pure Segment class too), computed in a subprocess."""
+    env = dict(os.environ, TCPTRACE_PY_PURE="1")
+    done = subprocess.run([sys.executable, "-c", _DUMP.format(tests=str(REPO / "tests")),
+                           *paths], capture_output=True, text=True, env=env, check=True)
+    result: dict[str, str] = json.loads(done.stdout)
+    return result
+
+
 @needs_compiled
 def test_reference_process_agrees_with_compiled(tmp_path: Path) -> None:
     """The whole reference (TCPTRACE_PY_PURE=1, pure Segment class too) in a subprocess
@@ -161,10 +171,7 @@ def test_reference_process_agrees_with_compiled(tmp_path: Path) -> None:
     gen.write_bytes(_generated(5_000, 3))
     paths = [str(p) for p in _captures(REPO / "samples") + _captures(SHARED / "scenarios")]
     paths.append(str(gen))
-    env = dict(os.environ, TCPTRACE_PY_PURE="1")
-    done = subprocess.run([sys.executable, "-c", _DUMP.format(tests=str(REPO / "tests")),
-                           *paths], capture_output=True, text=True, env=env, check=True)
-    reference = json.loads(done.stdout)
+    reference = _reference_outputs(paths)
     for p in paths:
         assert outputs(p) == reference[p], p
 
@@ -196,10 +203,7 @@ def test_long_transfer_same_in_reference_process(tmp_path: Path) -> None:
     t.close_by_client(ts + 1.0)
     path = tmp_path / "long.pcap"
     write_pcap(path, sorted(frames, key=lambda f: f[0]))
-    env = dict(os.environ, TCPTRACE_PY_PURE="1")
-    done = subprocess.run([sys.executable, "-c", _DUMP.format(tests=str(REPO / "tests")),
-                           str(path)], capture_output=True, text=True, env=env, check=True)
-    reference = json.loads(done.stdout)[str(path)]
+    reference = _reference_outputs([str(path)])[str(path)]
     assert outputs(path) == reference
     assert "'server_retransmitted_segments': 2" in reference
 
