@@ -824,7 +824,7 @@ cdef class _Refs:
     cdef long long zero_window, window_full, truncated
     cdef object zero_window_period, window_full_event, replace
     # connection
-    cdef object original_of, established, new_event, flags_text, new_notable
+    cdef object established, new_event, flags_text, new_notable
     cdef tuple flag_texts
     cdef bint fast_established
     cdef long long loss_signal, probe, retransmission, not_data_after_fin
@@ -869,7 +869,6 @@ cdef _Refs _load_refs():
     r.zero_window_period = q.ZeroWindowPeriod
     r.window_full_event = q.WindowFull
     r.replace = q.replace
-    r.original_of = c.original_of
     r.established = c._ESTABLISHED
     r.fast_established = c._FAST_ESTABLISHED
     r.loss_signal = c._LOSS_SIGNAL
