@@ -38,6 +38,7 @@ from libc.math cimport fabs, sqrt
 from libc.string cimport memcmp, memmove
 from cpython.bytearray cimport PyByteArray_AS_STRING
 from cpython.list cimport PyList_GET_ITEM
+from cpython.object cimport PyTypeObject
 from cpython.ref cimport Py_INCREF
 
 # ---------------------------------------------------------------- constants (segment.py)
@@ -916,8 +917,35 @@ cdef _Refs _load_refs():
     r.new_notable = c._new_notable
     r.flags_text = c.flags_text
     r.flag_texts = segment._FLAG_TEXTS
+    # The _new_* constructors stand for these classes' calls: each must keep its base's
+    # __init__ (implementation.twin gives it that for the bases in TWIN_INITS).
+    for cls, base in ((r.running_stats, RunningStatsBase), (r.rtt_estimator, RttEstimatorBase),
+                      (r.direction_stats, DirectionStatsBase),
+                      (r.sender_state, SenderStateBase), (r.endpoint, EndpointBase),
+                      (r.endpoint_machine, EndpointMachineBase),
+                      (r.peer_summary, PeerSummaryBase),
+                      (r.sequence_analyzer, SequenceAnalyzerBase)):
+        if not (isinstance(cls, type) and issubclass(cls, base)
+                and cls.__init__ is base.__init__):
+            raise TypeError(f"{cls!r} is not a {base.__name__} keeping its __init__")
     _REFS = r
     return r
+
+
+cdef tuple _NO_ARGS = ()
+
+
+cdef inline object _tp_new(object cls):
+    """``cls.__new__(cls)`` through the type's ``tp_new`` slot, as ``type.__call__`` does.
+
+    Why: ``X.__new__(cls)`` written in Cython for a ``cls`` known only as an object is a
+    method call (look ``__new__`` up, check the argument: ~800 instructions); a class call
+    adds the argument parsing of ``__init__``. The engine builds about forty objects per
+    connection, so its constructors (``_new_*`` below each twin base) allocate through the
+    slot and then run the base's ``_init``, which is what its ``__init__`` runs. ``cls`` is
+    always one of the engine's classes (read by :func:`_load_refs`, which checks that each
+    keeps its base's ``__init__``)."""
+    return (<PyTypeObject*>cls).tp_new(<type>cls, <PyObject*>_NO_ARGS, NULL)
 
 
 cdef class RunningStatsBase:
@@ -956,7 +984,7 @@ cdef inline RunningStatsBase _new_running_stats(object cls):
     """``cls()`` for the engine's ``RunningStats`` (a subclass of :class:`RunningStatsBase`
     adding no field): the allocation's zeros are ``RunningStats.__init__``'s values, so
     neither the class call nor ``__init__`` runs."""
-    return RunningStatsBase.__new__(cls)
+    return <RunningStatsBase?>_tp_new(cls)
 
 
 cdef class RttEstimatorBase:
@@ -994,6 +1022,11 @@ cdef class RttEstimatorBase:
 
     def __init__(self, *, initial_rto_ns=1_000_000_000, min_rto_ns=1_000_000_000,
                  max_rto_ns=60_000_000_000, clock_granularity_ns=1_000_000):
+        """The reference's ``__init__``: :meth:`_init`, which ``_new_*`` also runs."""
+        self._init(initial_rto_ns, min_rto_ns, max_rto_ns, clock_granularity_ns)
+
+    cdef int _init(self, initial_rto_ns, min_rto_ns, max_rto_ns,
+                   clock_granularity_ns) except -1:
         """Twin of ``RttEstimator.__init__`` (rule 2.1: RTO is the initial one until a
         measurement is made)."""
         self._has_srtt = False
@@ -1006,6 +1039,7 @@ cdef class RttEstimatorBase:
         self._g_ns = clock_granularity_ns
         self._min_ns = min_rto_ns
         self._max_ns = max_rto_ns
+        return 0
 
     cpdef update(self, double r_ns):
         # A double, as the reference's float(r_ns): a sample between a time in 1970-2262 and
@@ -1030,6 +1064,13 @@ cdef class RttEstimatorBase:
         self.samples += 1
         self.backoffs = 0
 
+
+cdef RttEstimatorBase _new_rtt_estimator(object cls, initial_rto_ns, min_rto_ns, max_rto_ns,
+                                         clock_granularity_ns):
+    """``cls(initial_rto_ns=..., ...)`` for the engine's ``RttEstimator`` (:func:`_tp_new`)."""
+    cdef RttEstimatorBase est = <RttEstimatorBase?>_tp_new(cls)
+    est._init(initial_rto_ns, min_rto_ns, max_rto_ns, clock_granularity_ns)
+    return est
 
 cdef Py_ssize_t _bisect_left(list a, long long x):
     cdef Py_ssize_t lo = 0, hi = len(a), mid
@@ -1175,7 +1216,7 @@ cdef class SlotsFactory:
                             f"to {self.n} positional arguments but {given} were given"
                             if self.defaults else f"{self.cls.__name__}() takes {self.n} "
                             f"positional arguments but {given} were given")
-        obj = self.cls.__new__(self.cls)
+        obj = _tp_new(self.cls)
         cdef char* base = <char*><PyObject*>obj
         cdef Py_ssize_t i
         cdef Py_ssize_t first_default = len(self.defaults) - missing
@@ -1283,6 +1324,10 @@ cdef class DirectionStatsBase:
     cdef public object midstream
 
     def __init__(self):
+        """The reference's ``__init__``: :meth:`_init`, which ``_new_*`` also runs."""
+        self._init()
+
+    cdef int _init(self) except -1:
         """Twin of ``analysis.direction.DirectionStats.__init__``: the same values, written
         into C fields (the reference's 64 attribute stores each look up a descriptor)."""
         stats = _refs().running_stats
@@ -1350,7 +1395,14 @@ cdef class DirectionStatsBase:
         self.last_ts_ns = -1
         self.isn = -1
         self.midstream = False
+        return 0
 
+
+cdef DirectionStatsBase _new_direction_stats(object cls):
+    """``cls()`` for the engine's ``DirectionStats`` (:func:`_tp_new`)."""
+    cdef DirectionStatsBase st = <DirectionStatsBase?>_tp_new(cls)
+    st._init()
+    return st
 
 cdef class SenderStateBase:
     """The steady path's fields of ``analysis.direction.SenderState``."""
@@ -1390,6 +1442,10 @@ cdef class SenderStateBase:
     cdef public object filled_bytes
 
     def __init__(self, est):
+        """The reference's ``__init__``: :meth:`_init`, which ``_new_*`` also runs."""
+        self._init(est)
+
+    cdef int _init(self, est) except -1:
         """Twin of ``analysis.direction.SenderState.__init__``."""
         self.base = -1
         self.snd_una = 0
@@ -1424,6 +1480,7 @@ cdef class SenderStateBase:
         self.late_low = NO_LATE
         self.gaps = None
         self.filled_bytes = 0
+        return 0
 
     def make_mutable(self):
         """Twin of ``SenderState.make_mutable``: every ``FreshSegment`` tuple becomes one
@@ -1439,6 +1496,12 @@ cdef class SenderStateBase:
         self.by_start = {k: _mutable_record(made, rec) for k, rec in (<dict?>old_start).items()}
         self.by_end = {k: _mutable_record(made, rec) for k, rec in (<dict?>old_end).items()}
 
+
+cdef SenderStateBase _new_sender_state(object cls, est):
+    """``cls(est)`` for the engine's ``SenderState`` (:func:`_tp_new`)."""
+    cdef SenderStateBase snd = <SenderStateBase?>_tp_new(cls)
+    snd._init(est)
+    return snd
 
 cdef object _mutable_record(dict made, object rec):
     """``make_mutable``'s ``conv``: the ``SentSegment`` standing for the record ``rec``."""
@@ -1644,14 +1707,18 @@ cdef class SequenceAnalyzerBase:
     cdef public object _thresh
 
     def __init__(self, options=None):
+        """The reference's ``__init__``: :meth:`_init`, which ``_new_*`` also runs."""
+        self._init(options)
+
+    cdef int _init(self, options) except -1:
         """Twin of ``SequenceAnalyzer.__init__``."""
         cdef _Refs c = _refs()
         self.options = options if options is not None else c.analysis_options()
         o = self.options
-        self.client = c.direction_stats()
-        self.server = c.direction_stats()
-        self._c = c.sender_state(_estimator(c, o))
-        self._s = c.sender_state(_estimator(c, o))
+        self.client = _new_direction_stats(c.direction_stats)
+        self.server = _new_direction_stats(c.direction_stats)
+        self._c = _new_sender_state(c.sender_state, _estimator(c, o))
+        self._s = _new_sender_state(c.sender_state, _estimator(c, o))
         self.retransmissions = []
         self.zero_window_periods = []
         self.zero_window_probes = []
@@ -1664,6 +1731,7 @@ cdef class SequenceAnalyzerBase:
         self._thresh = o.dup_ack_threshold
         self._max_unacked = o.max_unacked_segments
         self._max_tracked = o.max_tracked_segments
+        return 0
 
     def on_segment(self, seg_obj, from_client):
         """Twin of ``SequenceAnalyzer.on_segment``: the frame and its inlined common
@@ -1910,6 +1978,12 @@ cdef class SequenceAnalyzerBase:
         return tracked - kept.count()
 
 
+cdef SequenceAnalyzerBase _new_sequence_analyzer(object cls, options):
+    """``cls(options)`` for the engine's ``SequenceAnalyzer`` (:func:`_tp_new`)."""
+    cdef SequenceAnalyzerBase an = <SequenceAnalyzerBase?>_tp_new(cls)
+    an._init(options)
+    return an
+
 cdef enum:
     SMALL_IDENTITIES = 16
 
@@ -1968,6 +2042,10 @@ cdef class EndpointMachineBase:
     cdef public object reset_in_established_ns
 
     def __init__(self):
+        """The reference's ``__init__``: :meth:`_init`, which ``_new_*`` also runs."""
+        self._init()
+
+    cdef int _init(self) except -1:
         """Twin of ``fsm.EndpointMachine.__init__``."""
         self.state = _refs().inactive
         self.iss = -1
@@ -1980,7 +2058,14 @@ cdef class EndpointMachineBase:
         self.handshake_ack = -1
         self.peer_fin_pending = False
         self.reset_in_established_ns = -1
+        return 0
 
+
+cdef EndpointMachineBase _new_endpoint_machine(object cls):
+    """``cls()`` for the engine's ``EndpointMachine`` (:func:`_tp_new`)."""
+    cdef EndpointMachineBase m = <EndpointMachineBase?>_tp_new(cls)
+    m._init()
+    return m
 
 cdef class EndpointBase:
     """The steady path's fields of ``compat._Endpoint`` (Zeek's TCP_Endpoint)."""
@@ -2010,6 +2095,10 @@ cdef class EndpointBase:
     cdef public object holes_filled
 
     def __init__(self):
+        """The reference's ``__init__``: :meth:`_init`, which ``_new_*`` also runs."""
+        self._init()
+
+    cdef int _init(self) except -1:
         """Twin of ``compat._Endpoint.__init__``."""
         self.state = 0
         self.prev_state = 0
@@ -2034,7 +2123,14 @@ cdef class EndpointBase:
         self.blocks = []
         self.first_seen = False
         self.holes_filled = 0
+        return 0
 
+
+cdef EndpointBase _new_endpoint(object cls):
+    """``cls()`` for the engine's ``compat._Endpoint`` (:func:`_tp_new`)."""
+    cdef EndpointBase e = <EndpointBase?>_tp_new(cls)
+    e._init()
+    return e
 
 cdef class PeerSummaryBase:
     """The fields of ``compat.PeerSummary`` its per-segment path uses, and the twin of that
@@ -2052,10 +2148,14 @@ cdef class PeerSummaryBase:
     cdef public object _max_holes
 
     def __init__(self, max_holes=16384):
+        """The reference's ``__init__``: :meth:`_init`, which ``_new_*`` also runs."""
+        self._init(max_holes)
+
+    cdef int _init(self, max_holes) except -1:
         """Twin of ``compat.PeerSummary.__init__``."""
         self._max_holes = max_holes
         endpoint = _refs().endpoint
-        self._eps = (endpoint(), endpoint())
+        self._eps = (_new_endpoint(endpoint), _new_endpoint(endpoint))
         self._orig = -1
         self._letters = []
         self._flips = 0
@@ -2063,6 +2163,7 @@ cdef class PeerSummaryBase:
         self._n = 0
         self._ws = 0
         self._ws_prev = 0
+        return 0
 
     def on_segment(self, seg_obj, bint from_client, bint is_retransmission=False):
         """Twin of ``compat.PeerSummary.on_segment`` (a segment of another class, built by
@@ -2309,6 +2410,12 @@ cdef class PeerSummaryBase:
         return 0
 
 
+cdef PeerSummaryBase _new_peer_summary(object cls, max_holes):
+    """``cls(max_holes)`` for the engine's ``PeerSummary`` (:func:`_tp_new`)."""
+    cdef PeerSummaryBase peer = <PeerSummaryBase?>_tp_new(cls)
+    peer._init(max_holes)
+    return peer
+
 cdef inline void _set_state(EndpointBase e, long long new):
     """``_Endpoint.set_state``."""
     if new != e.state:
@@ -2411,6 +2518,13 @@ cdef class Pair:
         return Pair, (self.v[0], self.v[1])
 
 
+cdef inline Pair _pair(long long first, long long second):
+    """``Pair(first, second)`` without the class call's argument parsing."""
+    cdef Pair p = Pair.__new__(Pair)
+    p.v[0] = first
+    p.v[1] = second
+    return p
+
 cdef class ConnectionBase:
     """The fields of ``connection.Connection`` its per-segment path uses, and the twin of
     that path's frame (:meth:`on_segment`: bookkeeping and dispatch to the analyzer, the
@@ -2497,11 +2611,12 @@ cdef class ConnectionBase:
             self.server_addr, self.server_port = seg.src, seg.sport
         self.roles_inferred = roles_inferred
         self.self_connect = seg.src == seg.dst and seg.sport == seg.dport
-        self.client = c.endpoint_machine()
-        self.server = self.client if self.self_connect else c.endpoint_machine()
+        self.client = _new_endpoint_machine(c.endpoint_machine)
+        self.server = (self.client if self.self_connect
+                       else _new_endpoint_machine(c.endpoint_machine))
         analysis = options.analysis
-        self.analyzer = c.sequence_analyzer(analysis)
-        self.peer = c.peer_summary(analysis.max_holes)
+        self.analyzer = _new_sequence_analyzer(c.sequence_analyzer, analysis)
+        self.peer = _new_peer_summary(c.peer_summary, analysis.max_holes)
         self.options = options
         self.events = []
         self.events_dropped = 0
@@ -2511,23 +2626,23 @@ cdef class ConnectionBase:
         self.last_frame = seg.frame
         self.first_ts_ns = seg.ts_ns
         self.last_ts_ns = seg.ts_ns
-        self.packets = Pair(0, 0)
-        self.payload_bytes = Pair(0, 0)
-        self.pure_syn_sent = Pair(0, 0)
-        self.synack_sent = Pair(0, 0)
+        self.packets = _pair(0, 0)
+        self.payload_bytes = _pair(0, 0)
+        self.pure_syn_sent = _pair(0, 0)
+        self.synack_sent = _pair(0, 0)
         self.handshake_done_frame = -1
         self.handshake_done_ts_ns = -1
         self.first_rst_sender = ""
         self.first_rst_frame = -1
-        self.fin_frame = Pair(-1, -1)
-        self.base_seq = Pair(-1, -1)
-        self.win_raw = Pair(-1, -1)
-        self.wscale = Pair(-1, -1)
+        self.fin_frame = _pair(-1, -1)
+        self.base_seq = _pair(-1, -1)
+        self.win_raw = _pair(-1, -1)
+        self.wscale = _pair(-1, -1)
         self.finished = False
         self.end_reason = "capture_end"
         self.packet_rows = [] if options.keep_packets and (
             not options.packet_flows or flow_id in options.packet_flows) else None
-        self.rst_count = Pair(0, 0)
+        self.rst_count = _pair(0, 0)
         self.data_after_fin = []
         self.after_rst = []
         self.invalid_flags = []
@@ -2536,12 +2651,12 @@ cdef class ConnectionBase:
         self.time_wait_expired = False
         self.incarnation = 0
         self.previous_end_ts_ns = -1
-        self.silent_probes = Pair(0, 0)
+        self.silent_probes = _pair(0, 0)
         self.previous_states = None
         self.compacted = False
-        self.answered_frame = Pair(-1, -1)
+        self.answered_frame = _pair(-1, -1)
         self.rst_not_taken_frame = -1
-        self.peer_sent_at_fin = Pair(-1, -1)
+        self.peer_sent_at_fin = _pair(-1, -1)
         self.inexact_rst = [None, None]
         self.challenged_rst_sender = -1
         self.challenges = []
@@ -2549,7 +2664,7 @@ cdef class ConnectionBase:
         self.retx_runs = [None, None]
         self.gave_up = None
         self.facts = c.protocol_facts()
-        self.duplicate_frames = Pair(0, 0)
+        self.duplicate_frames = _pair(0, 0)
         self.duplicates = []
         self.recent = [None, None]
         self.loss_signal_ns = [-1, -1]
@@ -3172,9 +3287,8 @@ cdef int _prune_c(SenderStateBase state) except -1:
 cdef object _estimator(_Refs c, o):
     """Twin of ``SequenceAnalyzer._estimator``: a sender's RFC 6298 estimator, configured
     by the analysis options ``o``."""
-    return c.rtt_estimator(initial_rto_ns=o.rto_initial_ns, min_rto_ns=o.rto_min_ns,
-                           max_rto_ns=o.rto_max_ns,
-                           clock_granularity_ns=o.clock_granularity_ns)
+    return _new_rtt_estimator(c.rtt_estimator, o.rto_initial_ns, o.rto_min_ns, o.rto_max_ns,
+                              o.clock_granularity_ns)
 
 
 cdef int _first_syn_sent(SenderStateBase snd, Segment seg, long long fl,
