@@ -35,6 +35,7 @@ from cpython.long cimport PyLong_AsLongLongAndOverflow, PyLong_CheckExact
 from libc.limits cimport LLONG_MAX, LLONG_MIN
 from libc.stdint cimport uint8_t, uint32_t
 from libc.math cimport fabs, sqrt
+from libc.stdio cimport snprintf
 from libc.string cimport memcmp, memmove
 from cpython.bytearray cimport PyByteArray_AS_STRING
 from cpython.list cimport PyList_GET_ITEM
@@ -804,7 +805,8 @@ def keep_heap(int mmap_threshold, int trim_threshold):
 
 TWIN_INITS = frozenset({"DirectionStatsBase", "SenderStateBase", "EndpointBase",
                         "PeerSummaryBase", "SequenceAnalyzerBase", "ConnectionBase",
-                        "RttEstimatorBase", "EndpointMachineBase", "RunningStatsBase"})
+                        "RttEstimatorBase", "EndpointMachineBase", "RunningStatsBase",
+                        "RangeSetBase"})
 """Bases whose ``__init__`` stands for the reference's (``implementation.twin`` keeps it):
 each sets every field, all of them C fields, to the reference's initial value."""
 
@@ -838,7 +840,7 @@ cdef class _Refs:
     cdef object time_wait, unexpected, attempt_states
     cdef object recv_syn_ack, syn_sent, send_split_syn, recv_syn, send_syn, send_fin_again
     cdef object close_wait, recv_ack_unconfirmed, recv_ack_of_fin, last_ack, inactive
-    cdef object peer_steady
+    cdef object peer_steady, addr_text
 
 
 cdef _Refs _REFS = None
@@ -917,9 +919,11 @@ cdef _Refs _load_refs():
     r.new_notable = c._new_notable
     r.flags_text = c.flags_text
     r.flag_texts = segment._FLAG_TEXTS
+    r.addr_text = segment.reference_addr_text
     # The _new_* constructors stand for these classes' calls: each must keep its base's
     # __init__ (implementation.twin gives it that for the bases in TWIN_INITS).
     for cls, base in ((r.running_stats, RunningStatsBase), (r.rtt_estimator, RttEstimatorBase),
+                      (r.range_set, RangeSetBase),
                       (r.direction_stats, DirectionStatsBase),
                       (r.sender_state, SenderStateBase), (r.endpoint, EndpointBase),
                       (r.endpoint_machine, EndpointMachineBase),
@@ -1106,6 +1110,16 @@ cdef class RangeSetBase:
     cdef public list _starts
     cdef public list _ends
 
+    def __init__(self):
+        """The reference's ``__init__``: :meth:`_init`, which ``_new_*`` also runs."""
+        self._init()
+
+    cdef int _init(self) except -1:
+        """Twin of ``RangeSet.__init__``: no range."""
+        self._starts = []
+        self._ends = []
+        return 0
+
     cpdef long long add(self, long long start, long long end) except? -1:
         if end <= start:
             return 0
@@ -1153,6 +1167,14 @@ cdef class RangeSetBase:
                 return sum([ends[j] - starts[j] for j in range(n)])  # beyond C's range
             total += e - s
         return total
+
+
+
+cdef RangeSetBase _new_range_set(object cls):
+    """``cls()`` for the engine's ``RangeSet`` (:func:`_tp_new`)."""
+    cdef RangeSetBase ranges = <RangeSetBase?>_tp_new(cls)
+    ranges._init()
+    return ranges
 
 
 # ------------------------------------------------ evidence objects (events.py, connection.py)
@@ -1453,7 +1475,7 @@ cdef class SenderStateBase:
         self.fin_rel = -1
         self.syn_seen = False
         self.synack_sent = False
-        self.ranges = _refs().range_set()
+        self.ranges = _new_range_set(_refs().range_set)
         self.by_start = {}
         self.by_end = {}
         self.order = None
@@ -3053,6 +3075,26 @@ def new_record():
     """Twin of ``report._new_record``: an empty dict with room for ``RECORD_ROOM`` keys, so
     a record's ~200 columns go in without a resize."""
     return _PyDict_NewPresized(RECORD_ROOM)
+
+
+# ---------------------------------------------------------------- segment.addr_text
+cdef extern from "Python.h":
+    object PyUnicode_DecodeASCII(const char* s, Py_ssize_t size, const char* errors)
+
+
+def addr_text(addr):
+    """Twin of ``segment.addr_text``: an IPv4 address (4 bytes) formatted in C, where the
+    reference's f-string converts four integers (~1,700 instructions, twice per record);
+    anything else (IPv6 and its RFC 5952 compression) by the reference."""
+    cdef char buf[16]
+    cdef const unsigned char* p
+    cdef int n
+    if type(addr) is bytes and PyBytes_GET_SIZE(addr) == 4:
+        p = <const unsigned char*>PyBytes_AS_STRING(addr)
+        n = snprintf(buf, sizeof(buf), "%u.%u.%u.%u", p[0], p[1], p[2], p[3])
+        if 0 < n < <int>sizeof(buf):
+            return PyUnicode_DecodeASCII(buf, n, NULL)
+    return _refs().addr_text(addr)
 
 
 # ---------------------------------------------------------------- duplicates.original_of

@@ -195,5 +195,9 @@ ReferenceSegment = Segment
 # decoder, test and caller then builds the same type); see tcptrace_py/implementation.py.
 from tcptrace_py import implementation as _implementation  # noqa: E402
 
+reference_addr_text = addr_text
+"""The pure-Python :func:`addr_text` (tests compare the compiled twin with it)."""
+
 if _implementation.compiled is not None:
     Segment = _implementation.compiled.Segment  # type: ignore[misc]
+    addr_text = _implementation.compiled.addr_text  # noqa: F811

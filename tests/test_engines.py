@@ -268,7 +268,7 @@ def test_twin_constructors_build_the_references_objects() -> None:
     """The bases in ``_engine.TWIN_INITS`` construct what the reference ``__init__`` does:
     every field, its value and its type, nested objects included."""
     from tcptrace_py import compat, connection
-    from tcptrace_py.analysis import AnalysisOptions, direction, rtt, sequence
+    from tcptrace_py.analysis import AnalysisOptions, direction, rangeset, rtt, sequence
     from tcptrace_py.options import Options
     from tcptrace_py.segment import Segment
 
@@ -277,6 +277,7 @@ def test_twin_constructors_build_the_references_objects() -> None:
     syn = Segment(3, 10**18, a, b, 40000, 80, 1000, 0, 0x02, 65535, 0)
     self_syn = Segment(4, 10**18, a, a, 5000, 5000, 1000, 0, 0x02, 65535, 0)
     cases: list[tuple[Any, tuple[Any, ...]]] = [
+        (rangeset.RangeSet, ()), (rtt.RunningStats, ()),
         (direction.DirectionStats, ()), (direction.SenderState, (rtt.RttEstimator(),)),
         (compat._Endpoint, ()), (compat.PeerSummary, ()), (compat.PeerSummary, (7,)),
         (sequence.SequenceAnalyzer, ()),
@@ -303,6 +304,23 @@ def test_twin_constructors_build_the_references_objects() -> None:
         ref_est = est.__new__(est)
         est.__reference__.__init__(ref_est, **kwargs)  # type: ignore[attr-defined]
         assert _fields_of(est(**kwargs)) == _fields_of(ref_est), kwargs
+
+
+@needs_compiled
+@given(st.one_of(st.binary(min_size=4, max_size=4), st.binary(min_size=16, max_size=16)))
+def test_addr_text_twin_is_the_references(addr: bytes) -> None:
+    """The compiled ``addr_text`` (IPv4 in C, IPv6 by the reference) gives the reference's
+    text, and the modules that format addresses use it."""
+    from tcptrace_py import report, segment
+
+    assert segment.addr_text is implementation.compiled.addr_text  # type: ignore[union-attr]
+    assert report.addr_text is segment.addr_text
+    assert segment.addr_text(addr) == segment.reference_addr_text(addr)
+    for edge in (b"\x00\x00\x00\x00", b"\xff\xff\xff\xff", b"\x0a\x00\x00\x01"):
+        assert segment.addr_text(edge) == segment.reference_addr_text(edge)
+    if len(addr) == 4:  # not bytes: the reference's way (IPv6 takes bytes only)
+        assert segment.addr_text(bytearray(addr)) == \
+            segment.reference_addr_text(bytearray(addr))
 
 
 @needs_compiled
