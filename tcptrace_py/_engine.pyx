@@ -1169,7 +1169,6 @@ cdef class RangeSetBase:
         return total
 
 
-
 cdef RangeSetBase _new_range_set(object cls):
     """``cls()`` for the engine's ``RangeSet`` (:func:`_tp_new`)."""
     cdef RangeSetBase ranges = <RangeSetBase?>_tp_new(cls)
