@@ -529,7 +529,11 @@ cdef class Router:
         elif ts_obj > self._last_obj:
             self._last_obj = ts_obj
         self.frame = frame
-        self.table._tick(ts_obj, self.finished)
+        if c_time and self.table._clock_in_c and self.table._sweep_in_c \
+                and -_C_TIME_LIMIT < ts < _C_TIME_LIMIT:
+            self.table._tick_c(ts, self.finished)
+        else:
+            self.table._tick(ts_obj, self.finished)
         return self._pending()
 
 
@@ -828,6 +832,7 @@ cdef class _Refs:
     cdef object zero_window_period, window_full_event, replace
     # connection
     cdef object established, new_event, flags_text, new_notable
+    cdef SlotsFactory event_factory, notable_factory  # or None: the classes are called
     cdef tuple flag_texts
     cdef bint fast_established
     cdef long long loss_signal, probe, retransmission, not_data_after_fin
@@ -917,6 +922,8 @@ cdef _Refs _load_refs():
     r.unexpected = fsm.A.UNEXPECTED
     r.new_event = c.new_event
     r.new_notable = c._new_notable
+    r.event_factory = c.new_event if type(c.new_event) is SlotsFactory else None
+    r.notable_factory = c._new_notable if type(c._new_notable) is SlotsFactory else None
     r.flags_text = c.flags_text
     r.flag_texts = segment._FLAG_TEXTS
     r.addr_text = segment.reference_addr_text
@@ -1230,6 +1237,11 @@ cdef class SlotsFactory:
         self.defaults = defaults
 
     def __call__(self, *values):
+        return self.make(values)
+
+    cdef object make(self, tuple values):
+        """``cls(*values)``: what the compiled paths call, without the call's argument
+        packing."""
         cdef Py_ssize_t given = len(values)
         cdef Py_ssize_t missing = self.n - given
         if missing < 0 or missing > len(self.defaults):
@@ -2838,9 +2850,11 @@ cdef class ConnectionBase:
         # segment.flags_text, its table read here (no call per event)
         flags_text = (r.flag_texts[seg.flags] if 0 <= seg.flags < len(r.flag_texts)
                       else r.flags_text(seg.flags))
-        events.append(r.new_event(self.flow_id, seg.frame, seg.ts_ns, endpoint, kind,
-                                  old._value_, new._value_, "sent" if sent else "received",
-                                  flags_text, seq, ack, seg.payload_len, text))
+        values = (self.flow_id, seg.frame, seg.ts_ns, endpoint, kind, old._value_,
+                  new._value_, "sent" if sent else "received", flags_text, seq, ack,
+                  seg.payload_len, text)
+        events.append(r.event_factory.make(values) if r.event_factory is not None
+                      else r.new_event(*values))
         return 0
 
     def quiet_deadline_ns(self):
@@ -2904,9 +2918,10 @@ cdef class ConnectionBase:
             peer_ts = (<DirectionStatsBase?>(an.server if side == 0 else an.client)).last_ts_ns
             ts = seg.ts_ns
             accepted = True if not flags & RST_BIT else self._rst_acceptable(seg, rcv)
-            notable.append(r.new_notable(seg.frame, ts, sender, flags, seg.seq, seg.ack,
-                                         seg.payload_len, accepted,
-                                         ts - peer_ts if peer_ts >= 0 else -1))
+            values = (seg.frame, ts, sender, flags, seg.seq, seg.ack, seg.payload_len,
+                      accepted, ts - peer_ts if peer_ts >= 0 else -1)
+            notable.append(r.notable_factory.make(values) if r.notable_factory is not None
+                           else r.new_notable(*values))
         else:
             self.notable_dropped += 1
         return 0
@@ -3670,6 +3685,22 @@ cdef inline long long slot_of(Segment seg) except -1:
     return <long long>(((x * SHARD_MIX) >> 20) & (SHARD_SLOTS - 1))
 
 
+cdef list _PORTS = [None] * 65536
+
+
+cdef inline object _port_obj(int port):
+    """The int object of a port, made once per port number: the flow lookup's key tuple
+    holds two per segment, which would otherwise each be allocated and freed (ports
+    above 256 are not among CPython's cached small integers)."""
+    if port < 0 or port > 65535:
+        return port
+    cdef object obj = <object>PyList_GET_ITEM(_PORTS, port)
+    if obj is None:
+        obj = port
+        _PORTS[port] = obj
+    return obj
+
+
 cdef class FlowTableBase:
     """The per-segment routing of ``flowtable.FlowTable.on_segment``: packet clock, sweep
     trigger, the 4-tuple lookup and the steady path; every other step is the reference's
@@ -3678,40 +3709,46 @@ cdef class FlowTableBase:
 
     cdef public object live
     cdef public object _by_dir
-    cdef public object _clock_ns
-    cdef public object _last_sweep_ns
     cdef public bint _jump_pending
     cdef public long long slot_lo
     cdef public long long slot_hi
+    # The reference's _clock_ns and _last_sweep_ns (properties below): a C integer while the
+    # value is an exact integer within +-2**62 ns (every classic pcap time), else the object,
+    # so that the clock of each segment is read without converting three Python integers.
+    cdef long long _clock_c
+    cdef long long _sweep_c
+    cdef bint _clock_in_c
+    cdef bint _sweep_in_c
+    cdef object _clock_obj
+    cdef object _sweep_obj
+
+    @property
+    def _clock_ns(self):
+        return self._clock_c if self._clock_in_c else self._clock_obj
+
+    @_clock_ns.setter
+    def _clock_ns(self, value):
+        self._clock_in_c = _time_c(value, &self._clock_c)
+        self._clock_obj = None if self._clock_in_c else value
+
+    @property
+    def _last_sweep_ns(self):
+        return self._sweep_c if self._sweep_in_c else self._sweep_obj
+
+    @_last_sweep_ns.setter
+    def _last_sweep_ns(self, value):
+        self._sweep_in_c = _time_c(value, &self._sweep_c)
+        self._sweep_obj = None if self._sweep_in_c else value
 
     cdef int _tick(self, object ts, list finished) except -1:
         """The head of ``flowtable.FlowTable.on_segment``: the packet clock and the sweep
         trigger, which every segment passes (a ``--jobs`` worker's foreign ones too).
         Computed in C while the times are exact integers within +-2**62 ns (year 2116:
         every classic pcap time), else on Python integers as the reference."""
-        cdef long long t = 0, c = 0, s = 0
-        cdef int o1 = 1, o2 = 1, o3 = 1
+        cdef long long t
+        if self._clock_in_c and self._sweep_in_c and _time_c(ts, &t):
+            return self._tick_c(t, finished)
         clock = self._clock_ns
-        last = self._last_sweep_ns
-        if PyLong_CheckExact(ts) and PyLong_CheckExact(clock) and PyLong_CheckExact(last):
-            t = PyLong_AsLongLongAndOverflow(ts, &o1)
-            c = PyLong_AsLongLongAndOverflow(clock, &o2)
-            s = PyLong_AsLongLongAndOverflow(last, &o3)
-        if o1 == 0 and o2 == 0 and o3 == 0 and -_C_TIME_LIMIT < t < _C_TIME_LIMIT and \
-                -_C_TIME_LIMIT < c < _C_TIME_LIMIT and -_C_TIME_LIMIT < s < _C_TIME_LIMIT:
-            # ts <= TS_NS_MAX holds in this range: the reference's test reduces to this
-            if t > c:
-                if t - c <= _C_MAX_CLOCK_JUMP_NS or c < 0 or self._jump_pending:
-                    self._clock_ns = ts
-                    c = t
-                    self._jump_pending = False
-                else:
-                    self._jump_pending = True
-            else:
-                self._jump_pending = False
-            if c - s >= _C_SWEEP_INTERVAL_NS:
-                self._sweep(self._clock_ns, finished)
-            return 0
         if ts > clock:
             if ts - clock <= MAX_CLOCK_JUMP_NS or clock < 0 or (
                     self._jump_pending and (ts <= TS_NS_MAX or clock > TS_NS_MAX)):
@@ -3721,8 +3758,25 @@ cdef class FlowTableBase:
                 self._jump_pending = True
         else:
             self._jump_pending = False
-        if clock - last >= SWEEP_INTERVAL_NS:
+        if clock - self._last_sweep_ns >= SWEEP_INTERVAL_NS:
             self._sweep(clock, finished)
+        return 0
+
+    cdef int _tick_c(self, long long t, list finished) except -1:
+        """:meth:`_tick` for a time ``t`` within +-2**62 ns while the clock and the last
+        sweep are C integers (there ts <= TS_NS_MAX holds: the reference's test reduces
+        to this)."""
+        cdef long long c = self._clock_c
+        if t > c:
+            if t - c <= _C_MAX_CLOCK_JUMP_NS or c < 0 or self._jump_pending:
+                self._clock_c = c = t
+                self._jump_pending = False
+            else:
+                self._jump_pending = True
+        else:
+            self._jump_pending = False
+        if c - self._sweep_c >= _C_SWEEP_INTERVAL_NS:
+            self._sweep(c, finished)
         return 0
 
     cpdef object on_segment(self, Segment seg, list finished):
@@ -3733,7 +3787,8 @@ cdef class FlowTableBase:
             slot = slot_of(seg)
             if slot < self.slot_lo or slot >= self.slot_hi:
                 return None  # another worker's connection (flowtable.slot_of)
-        conn = (<dict?>self._by_dir).get((seg.src, seg.sport, seg.dst, seg.dport))
+        conn = (<dict?>self._by_dir).get((seg.src, _port_obj(seg.sport), seg.dst,
+                                          _port_obj(seg.dport)))
         if conn is not None:
             key = (<ConnectionBase?>conn).key
             if seg.flags & SYN_ACK_RST == SYN and self._new_incarnation(conn, seg):
