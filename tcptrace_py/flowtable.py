@@ -115,6 +115,12 @@ def slot_of(src: bytes, sport: int, dst: bytes, dport: int) -> int:
         & (SHARD_SLOTS - 1)
 
 
+def _new_flow_index() -> dict[Key, Connection]:
+    """An empty ``FlowTable._by_dir``: a dict here; the compiled engine's twin is a hash
+    table of C keys (``_engine.FlowIndex``) the per-segment lookup reads without a tuple."""
+    return {}
+
+
 class FlowTable:
     """Live connections, keyed by 4-tuple; emits finished ones through :meth:`on_segment`."""
 
@@ -123,7 +129,7 @@ class FlowTable:
         self.live: OrderedDict[Key, Connection] = OrderedDict()
         """Live connections by normalised key, least recently active first (idle expiry and
         eviction under ``max_connections`` follow this order)."""
-        self._by_dir: dict[Key, Connection] = {}
+        self._by_dir: dict[Key, Connection] = _new_flow_index()
         """The same connections under both directional keys (src, sport, dst, dport): a
         segment finds its connection with the tuple it carries, without the ordering compare
         that builds the normalised key (~120 ns of the per-segment path). Kept in step with
@@ -515,7 +521,11 @@ class FlowTable:
 
 
 # The compiled engine's twin (tcptrace_py/implementation.py, tcptrace_py/_engine.pyx).
+from tcptrace_py.implementation import compiled as _compiled  # noqa: E402
 from tcptrace_py.implementation import twin  # noqa: E402
+
+if _compiled is not None:
+    _new_flow_index = _compiled.FlowIndex  # noqa: F811
 
 ReferenceFlowTable = FlowTable
 """The pure-Python class, whichever engine runs (tests patch the steady path through it)."""

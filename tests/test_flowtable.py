@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
-from captures_util import pcap_bytes, tcp_frame
+from typing import Any
 
+import pytest
+from captures_util import pcap_bytes, tcp_frame
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tcptrace_py import implementation
 from tcptrace_py.engine import Engine
 from tcptrace_py.options import Options
 from tcptrace_py.segment import ACK, FIN, RST, SYN
@@ -159,3 +165,90 @@ def test_unanswered_attempts_leave_after_the_attempt_timeout() -> None:
     early = [r for r in recs if r["end_reason"] == "attempt_timeout"]
     assert len(early) >= 33
     assert all(r["close"] == "unanswered" and r["client_state"] == "SYN_SENT" for r in early)
+
+
+# -- the compiled engine's _by_dir: a hash table of C keys standing for the dict
+_ADDRS = (b"\x0a\x00\x00\x01", b"\x0a\x00\x00\x02", b"\xc0\xa8\x00\x01",
+          b"\x20\x01\x0d\xb8" + b"\x00" * 11 + b"\x01", b"\x20\x01\x0d\xb8" + b"\x00" * 12)
+_flow_keys = st.one_of(
+    st.tuples(st.sampled_from(_ADDRS), st.integers(0, 65535), st.sampled_from(_ADDRS),
+              st.integers(0, 65535)),
+    # shapes the decoder never makes: they must still behave as dict keys
+    st.tuples(st.sampled_from(_ADDRS), st.integers(-3, 70000), st.sampled_from(_ADDRS),
+              st.integers(-3, 70000)),
+    st.tuples(st.just("x"), st.integers(0, 3)),
+)
+_operations = st.lists(st.tuples(st.sampled_from(("set", "get", "getitem", "del", "pop",
+                                                   "pop_default", "in", "clear")),
+                                 st.one_of(st.sampled_from([("x", 1)]), _flow_keys),
+                                 st.integers(0, 5)), max_size=300)
+
+
+@pytest.mark.skipif(implementation.compiled is None, reason="the reference engine runs")
+@settings(max_examples=300, deadline=None)
+@given(_operations)
+def test_flow_index_behaves_as_the_dict_it_stands_for(ops: list[tuple[str, Any, int]]) -> None:
+    """Every operation the reference's code applies to ``_by_dir`` gives the dict's
+    result on the compiled ``FlowIndex``, through growth, deletion and shrinking."""
+    assert implementation.compiled is not None
+    index = implementation.compiled.FlowIndex()
+    model: dict[Any, int] = {}
+    for op, key, value in ops:
+        if op == "set":
+            index[key] = value
+            model[key] = value
+        elif op == "get":
+            assert index.get(key) == model.get(key)
+            assert index.get(key, -1) == model.get(key, -1)
+        elif op == "getitem":
+            if key in model:
+                assert index[key] == model[key]
+            else:
+                with pytest.raises(KeyError):
+                    index[key]
+        elif op in ("del", "pop"):
+            if key in model:
+                if op == "del":
+                    del index[key]
+                    del model[key]
+                else:
+                    assert index.pop(key) == model.pop(key)
+            else:
+                with pytest.raises(KeyError):
+                    if op == "del":
+                        del index[key]
+                    else:
+                        index.pop(key)
+        elif op == "pop_default":
+            assert index.pop(key, None) == model.pop(key, None)
+        elif op == "in":
+            assert (key in index) == (key in model)
+        else:
+            index.clear()
+            model.clear()
+        assert len(index) == len(model)
+    assert index == model and dict(index.items()) == model
+    assert sorted(map(repr, index)) == sorted(map(repr, model))
+
+
+@pytest.mark.skipif(implementation.compiled is None, reason="the reference engine runs")
+def test_flow_index_holds_many_entries_and_their_references() -> None:
+    """Thousands of entries (several rebuilds) stay reachable, and removing them releases
+    the values (no reference kept)."""
+    import sys
+
+    assert implementation.compiled is not None
+    index = implementation.compiled.FlowIndex()
+    value = object()
+    before = sys.getrefcount(value)
+    keys = [(b"\x0a\x00" + bytes([i >> 8, i & 255]), 1024 + i, b"\x0a\x00\x00\x01", 80)
+            for i in range(5000)]
+    for k in keys:
+        index[k] = value
+    assert len(index) == 5000 and all(index[k] is value for k in keys)
+    assert sys.getrefcount(value) == before + 5000
+    for k in keys[::2]:
+        del index[k]
+    assert len(index) == 2500 and all(k in index for k in keys[1::2])
+    index.clear()
+    assert len(index) == 0 and not index and sys.getrefcount(value) == before
