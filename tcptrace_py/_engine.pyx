@@ -4001,6 +4001,8 @@ cdef Py_ssize_t _pow2_at_least(Py_ssize_t n) noexcept:
     return p
 
 
+from heapq import heappush as _heappush  # noqa: E402
+
 cdef list _PORTS = [None] * 65536
 
 
@@ -4025,6 +4027,9 @@ cdef class FlowTableBase:
 
     cdef public object live
     cdef public object _by_dir
+    cdef public object _held
+    cdef public object _deadlines
+    cdef public object _deadlines_compact_at
     cdef public bint _jump_pending
     cdef public long long slot_lo
     cdef public long long slot_hi
@@ -4120,7 +4125,49 @@ cdef class FlowTableBase:
         else:
             key = self.key_of(seg)
             conn = self._open(key, seg, finished, None)
-        return self._full_path(conn, key, seg)
+        return self._full_path_c(conn, key, seg)
+
+    def _full_path(self, conn, key, seg):
+        """Twin of ``FlowTable._full_path``: replay a segment through the connection's
+        full path, then schedule its timers."""
+        return self._full_path_c(conn, key, seg)
+
+    cdef object _full_path_c(self, object conn_obj, object key, object seg):
+        held = self._held
+        if held and key in held:  # a 4-tuple with a held SYN: the reference's steps
+            return type(self).__reference__._full_path(self, conn_obj, key, seg)
+        conn_obj.on_segment(seg)
+        cdef ConnectionBase conn = <ConnectionBase?>conn_obj
+        cdef _Refs r = _refs()
+        # Both ends ESTABLISHED (most segments of a capture): neither done nor in TIME_WAIT.
+        cs = (<EndpointMachineBase?>conn.client).state
+        ss = (<EndpointMachineBase?>conn.server).state
+        if cs is r.established and ss is r.established:
+            return conn
+        cdef Pair packets
+        if conn_obj.is_done() or cs is r.time_wait or ss is r.time_wait:
+            self._push_deadline_c(conn_obj.quiet_deadline_ns(), conn.flow_id, key)
+            if not conn.compacted:
+                conn_obj.compact()  # closing: it may wait out TIME_WAIT here
+        else:
+            packets = <Pair?>conn.packets
+            if packets.v[0] + packets.v[1] == 1:
+                # A new connection: the attempt timeout, unless answered (the sweep
+                # re-reads the real deadline).
+                self._push_deadline_c(conn_obj.quiet_deadline_ns(), conn.flow_id, key)
+        return conn
+
+    def _push_deadline(self, deadline_ns, flow_id, key):
+        """Twin of ``FlowTable._push_deadline``."""
+        self._push_deadline_c(deadline_ns, flow_id, key)
+
+    cdef int _push_deadline_c(self, object deadline_ns, object flow_id,
+                              object key) except -1:
+        heap = self._deadlines
+        _heappush(heap, (deadline_ns, flow_id, key))
+        if len(heap) > self._deadlines_compact_at:
+            self._compact_deadlines()
+        return 0
 
 
 cdef object MAX_CLOCK_JUMP_NS = 86_400 * 1_000_000_000

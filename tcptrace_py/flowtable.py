@@ -287,15 +287,18 @@ class FlowTable:
         heap = self._deadlines
         heapq.heappush(heap, (deadline_ns, flow_id, key))
         if len(heap) > self._deadlines_compact_at:
-            # Drop entries whose connection left the table (evicted, ended, or its 4-tuple
-            # reused by a later incarnation): the sweep would skip them anyway, so the pop
-            # order of the rest, and every result, is unchanged.
-            live = self.live
-            kept = [e for e in heap
-                    if (c := live.get(e[2])) is not None and c.flow_id == e[1]]
-            heapq.heapify(kept)
-            self._deadlines = kept
-            self._deadlines_compact_at = 2 * len(kept) + DEADLINE_SLACK
+            self._compact_deadlines()
+
+    def _compact_deadlines(self) -> None:
+        """Drop entries whose connection left the table (evicted, ended, or its 4-tuple
+        reused by a later incarnation): the sweep would skip them anyway, so the pop order
+        of the rest, and every result, is unchanged."""
+        live = self.live
+        kept = [e for e in self._deadlines
+                if (c := live.get(e[2])) is not None and c.flow_id == e[1]]
+        heapq.heapify(kept)
+        self._deadlines = kept
+        self._deadlines_compact_at = 2 * len(kept) + DEADLINE_SLACK
 
     def on_icmp(self, err: IcmpError) -> bool:
         """Give an ICMP error to the live connection of the segment it quotes; False when no
