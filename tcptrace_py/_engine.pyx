@@ -843,6 +843,10 @@ cdef class _Refs:
     cdef object retransmission_action, infer, send_challenge_ack, send_after_lost_rst
     cdef dict event_reasons
     cdef dict transitions
+    # fsm.TRANSITIONS by C index (:func:`_cell`): states and inputs found by identity, so a
+    # lookup builds and hashes no (state, input) tuple; an event's text cached per cell
+    cdef list state_members, input_members, state_values, rows, cell_texts
+    cdef Py_ssize_t n_inputs
     cdef object time_wait, unexpected, attempt_states
     cdef object recv_syn_ack, syn_sent, send_split_syn, recv_syn, send_syn, send_fin_again
     cdef object close_wait, recv_ack_unconfirmed, recv_ack_of_fin, last_ack, inactive
@@ -906,6 +910,14 @@ cdef _Refs _load_refs():
     r.send_after_lost_rst = c._SEND_AFTER_LOST_RST
     r.event_reasons = c._EVENT_REASONS
     r.transitions = fsm.TRANSITIONS
+    r.state_members = list(fsm.TcpState)
+    r.input_members = list(fsm.Input)
+    r.state_values = [m._value_ for m in r.state_members]
+    r.n_inputs = len(r.input_members)
+    r.rows = [None] * (len(r.state_members) * r.n_inputs)
+    for (state, inp), row in fsm.TRANSITIONS.items():
+        r.rows[r.state_members.index(state) * r.n_inputs + r.input_members.index(inp)] = row
+    r.cell_texts = [None] * len(r.rows)
     r.time_wait = fsm._TIME_WAIT
     r.attempt_states = c._ATTEMPT_STATES
     r.recv_syn_ack = c._RECV_SYN_ACK
@@ -2464,12 +2476,45 @@ cdef inline void _init_seqs(EndpointBase e, long long seq, long long last):
     e.last_seq = last
 
 
-cdef tuple _apply(_Refs r, object machine_obj, object inp, object ts_ns):
+cdef inline Py_ssize_t _member_index(list members, object member) noexcept:
+    """Position of ``member`` (by identity) in ``members``, -1 if absent."""
+    cdef Py_ssize_t i
+    for i in range(len(members)):
+        if PyList_GET_ITEM(members, i) == <PyObject*>member:
+            return i
+    return -1
+
+
+cdef inline Py_ssize_t _cell(_Refs r, object state, object inp) noexcept:
+    """Index of the (state, input) cell in ``r.rows``, -1 for a state or input that is no
+    member of its Enum (the dict lookup then decides)."""
+    cdef Py_ssize_t si = _member_index(r.state_members, state)
+    if si < 0:
+        return -1
+    cdef Py_ssize_t ii = _member_index(r.input_members, inp)
+    return si * r.n_inputs + ii if ii >= 0 else -1
+
+
+cdef inline object _state_value(_Refs r, object state):
+    """``state._value_`` (an Enum member's attribute read costs an instance-dict lookup)."""
+    cdef Py_ssize_t i = _member_index(r.state_members, state)
+    return <object>PyList_GET_ITEM(r.state_values, i) if i >= 0 else state._value_
+
+
+cdef tuple _apply(_Refs r, object machine_obj, object inp, object ts_ns,
+                  Py_ssize_t* table_cell=NULL):
     """Twin of ``fsm.EndpointMachine.apply`` (with ``fsm.lookup``): move the endpoint
-    ``machine`` by the transition table and return the row used."""
+    ``machine`` by the transition table and return the row used; ``table_cell`` receives
+    the row's cell in ``r.rows`` (-1: no table row)."""
     cdef EndpointMachineBase machine = <EndpointMachineBase?>machine_obj
     state = machine.state
-    row = r.transitions.get((state, inp))
+    cdef Py_ssize_t cell = _cell(r, state, inp)
+    if cell >= 0:
+        row = <object>PyList_GET_ITEM(r.rows, cell)
+    else:
+        row = r.transitions.get((state, inp))
+    if table_cell is not NULL:
+        table_cell[0] = cell if row is not None else -1
     if row is None:
         row = (r.unexpected, state, f"{inp.value} is not expected in {state.value}")
     action, new_state, _reason = row  # a row is (action, next state, why)
@@ -2797,7 +2842,8 @@ cdef class ConnectionBase:
         """Twin of ``Connection._step``: one endpoint machine through the table, then the
         RST, after-RST and invalid-flag evidence and the event."""
         old = machine.state
-        action, new, reason = _apply(r, machine, inp, seg.ts_ns)
+        cdef Py_ssize_t cell = -1
+        action, new, reason = _apply(r, machine, inp, seg.ts_ns, &cell)
         if action is r.ok and new is old:
             return 0
         if inp is r.recv_rst or (inp is r.send_rst and old not in r.done_states):
@@ -2836,10 +2882,14 @@ cdef class ConnectionBase:
         cdef Pair base_seq = <Pair?>self.base_seq
         cdef long long base_snd = base_seq.v[side]
         cdef long long base_rcv = base_seq.v[1 - side]
-        key = (inp, reason)
-        text = r.event_reasons.get(key)
+        text = <object>PyList_GET_ITEM(r.cell_texts, cell) if cell >= 0 else None
         if text is None:
-            text = r.event_reasons[key] = f"{inp._value_}: {reason}"
+            key = (inp, reason)
+            text = r.event_reasons.get(key)
+            if text is None:
+                text = r.event_reasons[key] = f"{inp._value_}: {reason}"
+            if cell >= 0:
+                r.cell_texts[cell] = text
         # _event
         cdef list events = <list?>self.events
         if len(events) >= self.options.max_events_per_connection:
@@ -2851,8 +2901,8 @@ cdef class ConnectionBase:
         # segment.flags_text, its table read here (no call per event)
         flags_text = (r.flag_texts[seg.flags] if 0 <= seg.flags < len(r.flag_texts)
                       else r.flags_text(seg.flags))
-        values = (self.flow_id, seg.frame, seg.ts_ns, endpoint, kind, old._value_,
-                  new._value_, "sent" if sent else "received", flags_text, seq, ack,
+        values = (self.flow_id, seg.frame, seg.ts_ns, endpoint, kind, _state_value(r, old),
+                  _state_value(r, new), "sent" if sent else "received", flags_text, seq, ack,
                   seg.payload_len, text)
         events.append(r.event_factory.make(values) if r.event_factory is not None
                       else r.new_event(*values))
