@@ -535,3 +535,18 @@ def test_compiled_apply_moves_a_machine_as_the_reference(
     for inp, ts_ns in inputs:
         assert implementation.compiled.machine_apply(twin, inp, ts_ns) == ref.apply(inp, ts_ns)
         assert _machine_fields(twin) == _machine_fields(ref)
+
+
+def test_compiled_apply_gives_every_cell_of_the_table() -> None:
+    """Every (state, input) pair, in the table or not, gives the reference's row through
+    the compiled engine's C-indexed table."""
+    from tcptrace_py import implementation
+
+    if implementation.compiled is None:
+        pytest.skip("compiled engine not built or not selected")
+    for state in TcpState:
+        for inp in Input:
+            twin, ref = EndpointMachine(), EndpointMachine()
+            twin.state = ref.state = state
+            assert implementation.compiled.machine_apply(twin, inp, 5) == ref.apply(inp, 5)
+            assert _machine_fields(twin) == _machine_fields(ref)
