@@ -1171,6 +1171,17 @@ cdef class RangeSetBase:
         ends[lo:hi] = [new_end]
         return overlap
 
+    cdef long long _add_end(self, long long start, long long end,
+                            object end_obj) except? -1:
+        """:meth:`add` for in-order data, with ``end``'s int object (``end_obj``): the
+        common case, a range extending the last one, stores that object (no second one)."""
+        cdef list ends = self._ends
+        cdef Py_ssize_t n = len(ends)
+        if start < end and n and len(self._starts) == n and start == <long long>ends[n - 1]:
+            ends[n - 1] = end_obj
+            return 0
+        return self.add(start, end)
+
     cpdef object covered(self):
         """Twin of ``RangeSet.covered``: the total length of the ranges."""
         cdef list starts = self._starts
@@ -1741,7 +1752,8 @@ cdef class SequenceAnalyzerBase:
     cdef public object last_ts_ns
     cdef public object options
     cdef public object first_ts_ns
-    cdef public object _max_unacked
+    cdef object _max_unacked_obj
+    cdef long long _max_unacked_c  # _max_unacked when an exact int within +-2**62, else -1
     cdef long long _max_tracked  # options.max_tracked_segments (frozen options), read per ACK
     cdef public object zero_window_periods
     cdef public object window_full_events
@@ -1775,8 +1787,23 @@ cdef class SequenceAnalyzerBase:
         self.last_ts_ns = -1
         self._both_syn_ws = False
         self._thresh = o.dup_ack_threshold
-        self._max_unacked = o.max_unacked_segments
+        self._set_max_unacked(o.max_unacked_segments)
         self._max_tracked = o.max_tracked_segments
+        return 0
+
+    @property
+    def _max_unacked(self):
+        """``options.max_unacked_segments``, held with a C copy for the per-segment test."""
+        return self._max_unacked_obj
+
+    @_max_unacked.setter
+    def _max_unacked(self, value):
+        self._set_max_unacked(value)
+
+    cdef int _set_max_unacked(self, object value) except -1:
+        self._max_unacked_obj = value
+        if not _time_c(value, &self._max_unacked_c) or self._max_unacked_c < 0:
+            self._max_unacked_c = -1
         return 0
 
     def on_segment(self, seg_obj, from_client):
@@ -3490,11 +3517,11 @@ cdef long long _in_order_data(SequenceAnalyzerBase an, SenderStateBase snd,
     if peer_mss > 0 and plen > peer_mss:
         mask = TSO_SUPERSEGMENT
         st.tso_pkts += 1
-    (<RangeSetBase?>snd.ranges).add(nxt, end)
-    # One int object each for the record and both index keys (declared as objects: an
-    # inferred C integer would box itself again at each use).
+    # One int object each for the record, both index keys and the range's end (declared
+    # as objects: an inferred C integer would box itself again at each use).
     cdef object start_obj = nxt
     cdef object end_obj = end
+    (<RangeSetBase?>snd.ranges)._add_end(nxt, end, end_obj)
     if snd.mutable:
         new = SentSegment(nxt, end, frame, ts, "")
     else:
@@ -3504,8 +3531,12 @@ cdef long long _in_order_data(SequenceAnalyzerBase an, SenderStateBase snd,
     order = snd.order
     if order is None:
         order = snd.order = _deque()
-    order.append(new)
-    if len(order) > an._max_unacked:
+    if type(order) is _DEQUE:
+        _DEQUE_APPEND(order, new)  # the C method itself: no attribute lookup per segment
+    else:
+        order.append(new)
+    if (len(order) > an._max_unacked_c if an._max_unacked_c >= 0
+            else len(order) > an._max_unacked):
         an._forget_oldest(snd)
     if not snd.iw_done:
         st.iw_bytes += plen
@@ -3712,6 +3743,9 @@ cdef int _peer_steady(PeerSummaryBase peer, Segment seg, EndpointBase e, Endpoin
 
 
 from collections import deque as _deque  # noqa: E402
+
+cdef object _DEQUE = _deque
+cdef object _DEQUE_APPEND = _deque.append
 
 
 # ================================================================ the flow table
