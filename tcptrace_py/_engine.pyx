@@ -3861,8 +3861,8 @@ cdef class FlowIndex:
     code keeps using it as the dict it stands for (``get``, ``[]``, ``del``, ``pop``,
     ``clear``, ``len``, ``in``, ``==``, iteration); a key of any other shape than the
     decoder's (never seen in practice) lives in a plain dict beside the table. Memory:
-    64 bytes a slot, at most four slots per entry (it doubles when half full of entries and
-    deleted slots, and is rebuilt at a quarter's load)."""
+    64 bytes a slot; rebuilt for three slots per entry when two thirds of the slots hold
+    entries or deleted ones, or when fewer than an eighth hold entries."""
 
     cdef FlowSlot* slots
     cdef Py_ssize_t mask      # capacity - 1 (a power of two)
@@ -3946,12 +3946,8 @@ cdef class FlowIndex:
             Py_XDECREF(s.value)
             s.value = <PyObject*>value
             return 0
-        cdef Py_ssize_t capacity
-        if (self.filled + 1) * 2 > self.mask + 1:
-            capacity = 8
-            while capacity < (self.used + 1) * 4:
-                capacity *= 2
-            self._grow(capacity)
+        if (self.filled + 1) * 3 > (self.mask + 1) * 2:  # two thirds full, as a dict
+            self._grow(_pow2_at_least((self.used + 1) * 3))
         cdef Py_ssize_t i = <Py_ssize_t>(k.hash & <uint64_t>self.mask)
         while self.slots[i].hash > 1:
             i = (i + 1) & self.mask
@@ -3983,7 +3979,7 @@ cdef class FlowIndex:
         s.hash = 1
         self.used -= 1
         if self.used * 8 < self.mask + 1 and self.mask + 1 > 64:
-            self._grow(max(8, _pow2_at_least(self.used * 4)))
+            self._grow(_pow2_at_least(self.used * 3))
         return value
 
     # -- the dict interface the reference's code uses
