@@ -2205,6 +2205,9 @@ cdef EndpointBase _new_endpoint(object cls):
     e._init()
     return e
 
+cdef dict _LOWER = {}  # PeerSummaryBase.history: a history letter -> its lower case
+
+
 cdef class PeerSummaryBase:
     """The fields of ``compat.PeerSummary`` its per-segment path uses, and the twin of that
     path (:meth:`on_segment`: Wireshark's completeness, Zeek's endpoint machines and
@@ -2237,6 +2240,27 @@ cdef class PeerSummaryBase:
         self._ws = 0
         self._ws_prev = 0
         return 0
+
+    def history(self):
+        """Twin of ``compat.PeerSummary.history``: Zeek's history string, the originator's
+        letters upper case (lower-cased through a cache: a str method call per letter was
+        most of the cost)."""
+        cdef long long o = self._orig
+        cdef list out = []
+        cdef tuple item
+        for obj in <list?>self._letters:
+            item = <tuple?>obj
+            ch = item[0]
+            if item[1] == o:
+                out.append(ch)
+            else:
+                low = _LOWER.get(ch)
+                if low is None:
+                    low = ch.lower()
+                    if len(_LOWER) < 64:
+                        _LOWER[ch] = low
+                out.append(low)
+        return "^" * self._flips + "".join(out)
 
     def on_segment(self, seg_obj, bint from_client, bint is_retransmission=False):
         """Twin of ``compat.PeerSummary.on_segment`` (a segment of another class, built by

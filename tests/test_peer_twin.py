@@ -66,3 +66,15 @@ def test_twin_follows_the_reference(segs: list[tuple[Any, ...]], ports: tuple[in
         twin.on_segment(seg, from_client)
         reference.on_segment(ref, seg, from_client)
         assert _state(twin) == _state(ref), i
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from("SHADFRWTICQG^x"), st.integers(0, 1)), max_size=30),
+       st.integers(-1, 1), st.integers(0, 3))
+def test_history_twin_is_the_references(letters: list[tuple[str, int]], orig: int,
+                                        flips: int) -> None:
+    """The compiled ``history`` (a cache for the lower case) spells what the reference's
+    does for any letters, originator and role flips."""
+    twin = compat.PeerSummary()
+    twin._letters, twin._orig, twin._flips = list(letters), orig, flips
+    assert twin.history() == compat.PeerSummary.__reference__.history(twin)  # type: ignore[attr-defined]
