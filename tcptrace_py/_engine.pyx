@@ -2339,6 +2339,22 @@ cdef class PeerSummaryBase:
         self._letters.append((letter, side))
         return False
 
+    def _ack_received(self, e, side, seq):
+        """Twin of ``compat.PeerSummary._ack_received`` (Zeek's TCP_Reassembler::AckReceived:
+        acknowledged bytes never seen are a gap)."""
+        self._ack_received_c(<EndpointBase?>e, side, seq)
+
+    cdef int _ack_received_c(self, EndpointBase e, Py_ssize_t side,
+                             long long seq) except -1:
+        if e.fin_cnt and seq >= e.fin_seq:
+            seq = e.fin_seq - 1
+        if seq <= e.trim_seq:
+            return 0
+        if seq > e.reassem_seq:
+            self._undelivered(e, side, seq)  # the reference's (holes: rare)
+        e.trim_seq = seq
+        return 0
+
     cdef int _zeek_c(self, Segment seg, Py_ssize_t side, int flags,
                      long long plen) except -1:
         """Twin of ``_zeek``."""
@@ -2448,7 +2464,7 @@ cdef class PeerSummaryBase:
         if bits or st == Z_INACTIVE:
             self._state_machine_c(e, p, side, is_orig, flags, plen, seq)
         if ackf and rel_ack > p.trim_seq:
-            self._ack_received(p, 1 - side, rel_ack)
+            self._ack_received_c(p, 1 - side, rel_ack)
         if plen > 0 and seg.captured_payload >= plen and not rst and not underflow:
             self._data_sent(e, rel_seq + 1 if syn else rel_seq, plen)
         e.first_seen = True
@@ -2958,6 +2974,17 @@ cdef class ConnectionBase:
         events.append(r.event_factory.make(values) if r.event_factory is not None
                       else r.new_event(*values))
         return 0
+
+    def is_done(self):
+        """Twin of ``Connection.is_done``: no segment can change this connection any more
+        (both ends closed)."""
+        return self._is_done_c(_refs())
+
+    cdef bint _is_done_c(self, _Refs r) except -1:
+        cs = (<EndpointMachineBase?>self.client).state
+        ss = (<EndpointMachineBase?>self.server).state
+        done = r.done_states
+        return cs in done and ss in done and (cs is r.closed or ss is r.closed)
 
     def quiet_deadline_ns(self):
         """Twin of ``Connection.quiet_deadline_ns`` (with ``is_done`` and ``is_attempt``
@@ -3707,9 +3734,9 @@ cpdef long long steady_segment(object conn_obj, Segment seg) except? -2:
     peer._n += 1
     if plen:
         if not e.hist & HIST_DATA:
-            peer._check(e, side, HIST_DATA, "D")
+            peer._check_c(e, side, HIST_DATA, "D")
     elif not e.hist & HIST_ACK:
-        peer._check(e, side, HIST_ACK, "A")
+        peer._check_c(e, side, HIST_ACK, "A")
     _peer_steady(peer, seg, e, <EndpointBase?>eps[1 - side], side, flags, plen)
     rows = conn.packet_rows
     if rows is not None:
@@ -3755,7 +3782,7 @@ cdef int _peer_steady(PeerSummaryBase peer, Segment seg, EndpointBase e, Endpoin
         if not p.fin_cnt and rel_ack <= p.reassem_seq:
             p.trim_seq = rel_ack
         else:
-            peer._ack_received(p, 1 - side, rel_ack)
+            peer._ack_received_c(p, 1 - side, rel_ack)
     if plen > 0 and seg.captured_payload >= plen and rel_seq >= 0:
         upper = rel_seq + plen
         if (not e.blocks and _sdelta(e.ack_seq, e.start_seq) <= rel_seq
@@ -4249,7 +4276,7 @@ cdef class FlowTableBase:
         if cs is r.established and ss is r.established:
             return conn
         cdef Pair packets
-        if conn_obj.is_done() or cs is r.time_wait or ss is r.time_wait:
+        if conn._is_done_c(r) or cs is r.time_wait or ss is r.time_wait:
             self._push_deadline_c(conn_obj.quiet_deadline_ns(), conn.flow_id, key)
             if not conn.compacted:
                 conn_obj.compact()  # closing: it may wait out TIME_WAIT here

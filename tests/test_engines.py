@@ -469,6 +469,28 @@ def test_classify_twin_is_the_references() -> None:
 
 
 @needs_compiled
+def test_is_done_twin_is_the_references() -> None:
+    """``ConnectionBase.is_done`` decides as ``Connection.is_done`` for every pair of
+    endpoint states."""
+    import itertools
+
+    from tcptrace_py import connection
+    from tcptrace_py.fsm import TcpState
+    from tcptrace_py.segment import Segment
+
+    reference = connection.Connection.__reference__.is_done  # type: ignore[attr-defined]
+    a, b = b"\x0a\x00\x00\x01", b"\x0a\x00\x00\x02"
+    syn = Segment(1, 10**9, a, b, 40000, 80, 1000, 0, 0x02, 65535, 0)
+    conn = connection.Connection(0, (a, 40000, b, 80), syn, True, False, Options())
+    done = 0
+    for cs, ss in itertools.product(TcpState, TcpState):
+        conn.client.state, conn.server.state = cs, ss
+        assert conn.is_done() is reference(conn), (cs, ss)
+        done += conn.is_done()
+    assert done > 0
+
+
+@needs_compiled
 def test_update_steady_twin_is_the_references() -> None:
     """``ConnectionBase.update_steady`` (with ``PeerSummary.steady`` inlined) decides as
     ``Connection.update_steady`` for every pair of endpoint states and each of the
