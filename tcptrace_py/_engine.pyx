@@ -1812,8 +1812,12 @@ cdef class SequenceAnalyzerBase:
         in-order data); every other rule is the reference's method, called as it does."""
         if type(seg_obj) is not Segment:
             return type(self).__reference__.on_segment(self, seg_obj, from_client)
+        return self._on_segment_c(<Segment>seg_obj, from_client)
+
+    cdef object _on_segment_c(self, Segment seg, object from_client):
+        """:meth:`on_segment` for a compiled segment (the connection's full path calls it
+        directly)."""
         cdef _Refs r = _refs()
-        cdef Segment seg = <Segment>seg_obj
         cdef SenderStateBase snd, rcv
         cdef DirectionStatsBase st, rst_
         if from_client:
@@ -2268,7 +2272,11 @@ cdef class PeerSummaryBase:
         if type(seg_obj) is not Segment:
             return type(self).__reference__.on_segment(self, seg_obj, from_client,
                                                        is_retransmission)
-        cdef Segment seg = <Segment>seg_obj
+        self._on_segment_c(<Segment>seg_obj, from_client)
+
+    cdef int _on_segment_c(self, Segment seg, bint from_client) except -1:
+        """:meth:`on_segment` for a compiled segment (``is_retransmission`` is unused, as
+        in the reference: Zeek's own rule decides)."""
         cdef int flags = seg.flags
         cdef long long plen = seg.payload_len
         # ---- Wireshark completeness
@@ -2302,7 +2310,7 @@ cdef class PeerSummaryBase:
             if (e.state == Z_ESTABLISHED and p.state == Z_ESTABLISHED and e.first_seen
                     and e.hist & (HIST_DATA if plen else HIST_ACK)):
                 _peer_steady(self, seg, e, p, side, flags, plen)
-                return None
+                return 0
         if self._orig < 0:
             self._orig = side
             if not flags & SYN or flags & ACK_BIT:
@@ -2323,7 +2331,7 @@ cdef class PeerSummaryBase:
                 _set_state(o, Z_ESTABLISHED)
                 self._partial = False
         self._zeek_c(seg, side, flags, plen)
-        return None
+        return 0
 
     cdef inline void _flip_c(self):
         """``_flip``."""
@@ -2824,11 +2832,15 @@ cdef class ConnectionBase:
         if type(seg_obj) is not Segment:
             return type(self).__reference__._replay_states(self, seg_obj, from_client,
                                                            side_obj, snd_obj, rcv_obj, amask)
-        cdef EndpointMachineBase snd = <EndpointMachineBase?>snd_obj
-        cdef EndpointMachineBase rcv = <EndpointMachineBase?>rcv_obj
+        self._replay_states_c(<Segment>seg_obj, from_client, side_obj,
+                              <EndpointMachineBase?>snd_obj, <EndpointMachineBase?>rcv_obj,
+                              amask)
+
+    cdef int _replay_states_c(self, Segment seg, object from_client, long long side,
+                              EndpointMachineBase snd, EndpointMachineBase rcv,
+                              object amask) except -1:
+        """:meth:`_replay_states` for a compiled segment."""
         cdef _Refs r = _refs()
-        cdef Segment seg = <Segment>seg_obj
-        cdef long long side = side_obj
         cdef long long flags = seg.flags
         send_in, recv_in = self._classify_c(r, seg, snd, rcv, amask)
         sender = "client" if from_client else "server"
@@ -2854,7 +2866,7 @@ cdef class ConnectionBase:
                 and rcv.handshake_ack < 0 and flags & ACK_BIT:
             rcv.handshake_ack = seg.ack
         self._step_c(r, rcv, recv_in, seg, receiver, False, side)
-        return None
+        return 0
 
     cdef tuple _classify_c(self, _Refs r, Segment seg, EndpointMachineBase snd,
                            EndpointMachineBase rcv, amask):
@@ -3061,8 +3073,12 @@ cdef class ConnectionBase:
         of another class, built by a test, takes the reference)."""
         if type(seg_obj) is not Segment:
             return type(self).__reference__.on_segment(self, seg_obj)
+        return self._on_segment_c(<Segment>seg_obj)
+
+    cdef object _on_segment_c(self, Segment seg):
+        """:meth:`on_segment` for a compiled segment (the flow table's full path calls it
+        directly)."""
         cdef _Refs r = _refs()
-        cdef Segment seg = <Segment>seg_obj
         cdef bint from_client = self.self_connect or (
             seg.sport == self.client_port and seg.src == self.client_addr)
         cdef Py_ssize_t side = 0 if from_client else 1
@@ -3126,7 +3142,7 @@ cdef class ConnectionBase:
         if flags & (SYN | RST_BIT | ACK_BIT) == ACK_BIT and answered.v[side] < 0 and (
                 (<Pair?>self.pure_syn_sent).v[side] or (<Pair?>self.synack_sent).v[side]):
             answered.v[side] = seg.frame
-        amask_obj = self.analyzer.on_segment(seg, from_client)
+        amask_obj = (<SequenceAnalyzerBase?>self.analyzer)._on_segment_c(seg, from_client)
         cdef long long amask = amask_obj
         if amask & r.loss_signal:
             (<list?>self.loss_signal_ns)[side] = ts
@@ -3136,7 +3152,7 @@ cdef class ConnectionBase:
             silent.v[side] += 1
             if amask & r.retransmission and plen:
                 self._note_retransmission(seg, side)
-        self.peer.on_segment(seg, from_client, amask & r.retransmission != 0)
+        (<PeerSummaryBase?>self.peer)._on_segment_c(seg, from_client)
         rows = self.packet_rows
         if rows is not None:
             rows.append((seg.frame, ts, self.flow_id, from_client, flags, amask_obj, plen))
@@ -3144,7 +3160,7 @@ cdef class ConnectionBase:
         if not (flags & (SYN | FIN | RST_BIT | ACK_BIT) == ACK_BIT
                 and snd.state is established and rcv.state is established
                 and not rcv.fin_sent and r.fast_established):
-            self._replay_states(seg, from_client, side, snd, rcv, amask_obj)
+            self._replay_states_c(seg, from_client, side, snd, rcv, amask_obj)
         # Sender-side variables follow what it sent.
         end = (seg.seq + plen + (1 if flags & SYN else 0) + (1 if flags & FIN else 0)) & _MASK
         snd_max = snd.snd_max
@@ -4267,8 +4283,11 @@ cdef class FlowTableBase:
         held = self._held
         if held and key in held:  # a 4-tuple with a held SYN: the reference's steps
             return type(self).__reference__._full_path(self, conn_obj, key, seg)
-        conn_obj.on_segment(seg)
         cdef ConnectionBase conn = <ConnectionBase?>conn_obj
+        if type(seg) is Segment:
+            conn._on_segment_c(<Segment>seg)
+        else:
+            conn_obj.on_segment(seg)
         cdef _Refs r = _refs()
         # Both ends ESTABLISHED (most segments of a capture): neither done nor in TIME_WAIT.
         cs = (<EndpointMachineBase?>conn.client).state
