@@ -389,3 +389,32 @@ def test_connection_closing_while_a_syn_is_held(tmp_path: Path) -> None:
     assert first["end_reason"] == "time_wait_expired"   # emitted before the capture's end
     assert only(results[0].anomalies, "challenge_ack").details["injected_frames"] == [7]
     assert sorted(r.record["flow_id"] for r in results) == [0, 2]
+
+
+def test_challenged_syn_leaves_its_reserved_flow_id_unused() -> None:
+    """The capture the pipeline fuzzer found (tests/fuzz/fuzz_pipeline.py): a SYN-ACK and
+    its ACK make a connection; a SYN with a new ISN is held (flow id 1 reserved, as
+    Wireshark's tcp.stream opens a stream for it), its receiver answers with a segment that
+    does not acknowledge it (a challenge, RFC 5961 4), so it joins flow 0; a later SYN with
+    yet another ISN opens the next incarnation as flow 2. Flow id 1 stays unused: the ids
+    are unique and increase, and the gap is the challenged SYN's."""
+    from captures_util import ethernet, ip_packet, pcap_bytes, tcp_header
+
+    from tcptrace_py.engine import Engine
+    from tcptrace_py.options import Options
+
+    client, server, t0 = "10.0.0.1", "10.0.0.2", 1_700_000_000 * 10**9
+    frames = []
+    for i, flags in enumerate((SYN | ACK, ACK, SYN, SYN | ACK, SYN)):
+        src, dst, sp, dp = (client, server, 40000, 80) if i % 2 == 0 else \
+            (server, client, 80, 40000)
+        seg = tcp_header(sp, dp, 1000 + 10 * i, 5000, flags) + b"x" * (i * 7 % 30)
+        frames.append((t0 + i * 10**6, ethernet(ip_packet(src, dst, 6, seg))))
+    results = list(Engine(Options()).run(pcap_bytes(frames, nanosecond=True)))
+    assert [r.record["flow_id"] for r in results] == [0, 2]
+    first, second = (r.record for r in results)
+    assert first["client_packets"] + first["server_packets"] == 4
+    assert (second["client_packets"], second["server_packets"]) == (1, 0)
+    assert second["incarnation"] == 1
+    a = only(results[0].anomalies, "challenge_ack")
+    assert a.details["kinds"] == ["syn"] and a.details["injected_frames"] == [3]
