@@ -4150,21 +4150,6 @@ cdef Py_ssize_t _pow2_at_least(Py_ssize_t n) noexcept:
 
 from heapq import heappush as _heappush  # noqa: E402
 
-cdef list _PORTS = [None] * 65536
-
-
-cdef inline object _port_obj(int port):
-    """The int object of a port, made once per port number: the flow lookup's key tuple
-    holds two per segment, which would otherwise each be allocated and freed (ports
-    above 256 are not among CPython's cached small integers)."""
-    if port < 0 or port > 65535:
-        return port
-    cdef object obj = <object>PyList_GET_ITEM(_PORTS, port)
-    if obj is None:
-        obj = port
-        _PORTS[port] = obj
-    return obj
-
 
 cdef class FlowTableBase:
     """The per-segment routing of ``flowtable.FlowTable.on_segment``: packet clock, sweep
@@ -4259,8 +4244,7 @@ cdef class FlowTableBase:
         if type(by_dir) is FlowIndex:
             conn = (<FlowIndex>by_dir).get_segment(seg)
         else:
-            conn = (<dict?>by_dir).get((seg.src, _port_obj(seg.sport), seg.dst,
-                                        _port_obj(seg.dport)))
+            conn = (<dict?>by_dir).get((seg.src, seg.sport, seg.dst, seg.dport))
         if conn is not None:
             key = (<ConnectionBase?>conn).key
             if seg.flags & SYN_ACK_RST == SYN and self._new_incarnation(conn, seg):
