@@ -3953,16 +3953,20 @@ cdef class FlowIndex:
             self.slots = NULL
 
     cdef void _release_all(self) noexcept:
+        """Empty every slot; the references are dropped after the slot is cleared (a
+        value freed here can then never see a half-cleared table)."""
         cdef Py_ssize_t i
         cdef FlowSlot* s
+        cdef PyObject* key
+        cdef PyObject* value
         for i in range(self.mask + 1):
             s = &self.slots[i]
-            if s.hash > 1:
-                Py_XDECREF(s.key)
-                Py_XDECREF(s.value)
+            key, value = s.key, s.value
             s.hash = 0
             s.key = NULL
             s.value = NULL
+            Py_XDECREF(key)
+            Py_XDECREF(value)
 
     cdef inline FlowSlot* _find(self, FlowKey* k) noexcept:
         """The slot holding ``k``, or NULL."""
@@ -4008,10 +4012,12 @@ cdef class FlowIndex:
 
     cdef int _set(self, FlowKey* k, object key, object value) except -1:
         cdef FlowSlot* s = self._find(k)
+        cdef PyObject* old
         if s is not NULL:
             Py_INCREF(value)
-            Py_XDECREF(s.value)
+            old = s.value
             s.value = <PyObject*>value
+            Py_XDECREF(old)
             return 0
         if (self.filled + 1) * 3 > (self.mask + 1) * 2:  # two thirds full, as a dict
             self._grow(_pow2_at_least((self.used + 1) * 3))
@@ -4038,13 +4044,15 @@ cdef class FlowIndex:
         cdef FlowSlot* s = self._find(k)
         if s is NULL:
             return None
-        value = <object>s.value
-        Py_XDECREF(s.key)
-        Py_XDECREF(s.value)  # ``value`` holds its own reference
+        value = <object>s.value  # its own reference
+        cdef PyObject* key = s.key
+        cdef PyObject* held = s.value
         s.key = NULL
         s.value = NULL
         s.hash = 1
         self.used -= 1
+        Py_XDECREF(key)
+        Py_XDECREF(held)
         if self.used * 8 < self.mask + 1 and self.mask + 1 > 64:
             self._grow(_pow2_at_least(self.used * 3))
         return value
