@@ -847,6 +847,7 @@ cdef class _Refs:
     # lookup builds and hashes no (state, input) tuple; an event's text cached per cell
     cdef list state_members, input_members, state_values, rows, cell_texts
     cdef Py_ssize_t n_inputs
+    cdef unsigned char state_flags[64]  # by state index: STATE_DONE, STATE_ATTEMPT bits
     cdef object time_wait, unexpected, attempt_states
     cdef object recv_syn_ack, syn_sent, send_split_syn, recv_syn, send_syn, send_fin_again
     cdef object close_wait, recv_ack_unconfirmed, recv_ack_of_fin, last_ack, inactive
@@ -918,6 +919,11 @@ cdef _Refs _load_refs():
     for (state, inp), row in fsm.TRANSITIONS.items():
         r.rows[r.state_members.index(state) * r.n_inputs + r.input_members.index(inp)] = row
     r.cell_texts = [None] * len(r.rows)
+    if len(r.state_members) > 64:
+        raise ValueError("more TcpState members than _Refs.state_flags holds")
+    for i, state in enumerate(r.state_members):
+        r.state_flags[i] = ((STATE_DONE if state in c._DONE_STATES else 0)
+                            | (STATE_ATTEMPT if state in c._ATTEMPT_STATES else 0))
     r.time_wait = fsm._TIME_WAIT
     r.attempt_states = c._ATTEMPT_STATES
     r.recv_syn_ack = c._RECV_SYN_ACK
@@ -2560,6 +2566,21 @@ cdef inline Py_ssize_t _member_index(list members, object member) noexcept:
     return -1
 
 
+cdef enum:
+    STATE_DONE = 1      # in connection._DONE_STATES
+    STATE_ATTEMPT = 2   # in connection._ATTEMPT_STATES
+
+
+cdef inline bint _state_in(_Refs r, object state, unsigned char bit,
+                           object members) except -1:
+    """``state in members`` (``members`` the set ``bit`` stands for), read from the flags of
+    the state's index: no hash and set probe per test."""
+    cdef Py_ssize_t i = _member_index(r.state_members, state)
+    if i >= 0:
+        return (r.state_flags[i] & bit) != 0
+    return state in members
+
+
 cdef inline Py_ssize_t _cell(_Refs r, object state, object inp) noexcept:
     """Index of the (state, input) cell in ``r.rows``, -1 for a state or input that is no
     member of its Enum (the dict lookup then decides)."""
@@ -2925,7 +2946,8 @@ cdef class ConnectionBase:
         action, new, reason = _apply(r, machine, inp, seg.ts_ns, &cell)
         if action is r.ok and new is old:
             return 0
-        if inp is r.recv_rst or (inp is r.send_rst and old not in r.done_states):
+        if inp is r.recv_rst or (inp is r.send_rst
+                                 and not _state_in(r, old, STATE_DONE, r.done_states)):
             if (not self.first_rst_sender or self.rst_not_taken_frame > self.first_rst_frame) \
                     and new is r.closed and old is not new and (
                     inp is r.recv_rst or self._rst_acceptable(
@@ -2996,7 +3018,8 @@ cdef class ConnectionBase:
         cs = (<EndpointMachineBase?>self.client).state
         ss = (<EndpointMachineBase?>self.server).state
         done = r.done_states
-        return cs in done and ss in done and (cs is r.closed or ss is r.closed)
+        return (_state_in(r, cs, STATE_DONE, done) and _state_in(r, ss, STATE_DONE, done)
+                and (cs is r.closed or ss is r.closed))
 
     def quiet_deadline_ns(self):
         """Twin of ``Connection.quiet_deadline_ns`` (with ``is_done`` and ``is_attempt``
@@ -3010,15 +3033,17 @@ cdef class ConnectionBase:
         cs = client.state
         ss = server.state
         done = r.done_states
-        if cs in done and ss in done and (cs is r.closed or ss is r.closed):
+        if _state_in(r, cs, STATE_DONE, done) and _state_in(r, ss, STATE_DONE, done) \
+                and (cs is r.closed or ss is r.closed):
             return self.last_ts_ns + opts.closed_linger_ns
-        if cs in r.attempt_states and ss in r.attempt_states:
+        if _state_in(r, cs, STATE_ATTEMPT, r.attempt_states) \
+                and _state_in(r, ss, STATE_ATTEMPT, r.attempt_states):
             return self.last_ts_ns + min(opts.attempt_timeout_ns, opts.idle_timeout_ns)
         deadlines = []
         for m in (client, server):
             if m.state is r.time_wait and m.time_wait_since_ns >= 0:
                 deadlines.append(m.time_wait_since_ns + opts.time_wait_ns)
-            elif m.state not in done:
+            elif not _state_in(r, m.state, STATE_DONE, done):
                 return self.last_ts_ns + opts.idle_timeout_ns
         return max(deadlines + [self.last_ts_ns + opts.closed_linger_ns])
 
