@@ -811,7 +811,7 @@ def keep_heap(int mmap_threshold, int trim_threshold):
 TWIN_INITS = frozenset({"DirectionStatsBase", "SenderStateBase", "EndpointBase",
                         "PeerSummaryBase", "SequenceAnalyzerBase", "ConnectionBase",
                         "RttEstimatorBase", "EndpointMachineBase", "RunningStatsBase",
-                        "RangeSetBase"})
+                        "RangeSetBase", "ProtocolFactsBase"})
 """Bases whose ``__init__`` stands for the reference's (``implementation.twin`` keeps it):
 each sets every field, all of them C fields, to the reference's initial value."""
 
@@ -851,7 +851,7 @@ cdef class _Refs:
     cdef object time_wait, unexpected, attempt_states
     cdef object recv_syn_ack, syn_sent, send_split_syn, recv_syn, send_syn, send_fin_again
     cdef object close_wait, recv_ack_unconfirmed, recv_ack_of_fin, last_ack, inactive
-    cdef object peer_steady, addr_text
+    cdef object peer_steady, addr_text, tfo_option
 
 
 cdef _Refs _REFS = None
@@ -946,6 +946,7 @@ cdef _Refs _load_refs():
     r.flags_text = c.flags_text
     r.flag_texts = segment._FLAG_TEXTS
     r.addr_text = segment.reference_addr_text
+    r.tfo_option = facts.tfo_option
     # The _new_* constructors stand for these classes' calls: each must keep its base's
     # __init__ (implementation.twin gives it that for the bases in TWIN_INITS).
     for cls, base in ((r.running_stats, RunningStatsBase), (r.rtt_estimator, RttEstimatorBase),
@@ -954,7 +955,8 @@ cdef _Refs _load_refs():
                       (r.sender_state, SenderStateBase), (r.endpoint, EndpointBase),
                       (r.endpoint_machine, EndpointMachineBase),
                       (r.peer_summary, PeerSummaryBase),
-                      (r.sequence_analyzer, SequenceAnalyzerBase)):
+                      (r.sequence_analyzer, SequenceAnalyzerBase),
+                      (r.protocol_facts, ProtocolFactsBase)):
         if not (isinstance(cls, type) and issubclass(cls, base)
                 and cls.__init__ is base.__init__):
             raise TypeError(f"{cls!r} is not a {base.__name__} keeping its __init__")
@@ -2838,7 +2840,7 @@ cdef class ConnectionBase:
         self.icmp_errors = []
         self.retx_runs = [None, None]
         self.gave_up = None
-        self.facts = c.protocol_facts()
+        self.facts = _new_protocol_facts(c.protocol_facts)
         self.duplicate_frames = _pair(0, 0)
         self.duplicates = []
         self.recent = [None, None]
@@ -3070,7 +3072,7 @@ cdef class ConnectionBase:
             if seg.wscale >= 0:
                 (<Pair?>self.wscale).v[side] = seg.wscale
             if not flags & (RST_BIT | FIN):
-                self.facts.on_handshake(seg, side)
+                (<ProtocolFactsBase?>self.facts)._on_handshake_c(seg, side)
             if seg.payload_len:
                 self._keep(self.syn_with_data, seg.frame)
             if flags & (FIN | RST_BIT):
@@ -3245,6 +3247,127 @@ cdef class ConnectionBase:
         self.steady = (peer._orig >= 0 and peer._n > 0 and o.state == Z_ESTABLISHED
                        and q.state == Z_ESTABLISHED and o.first_seen and q.first_seen)
         return 0
+
+
+# ---------------------------------------------------------------- facts.ProtocolFacts
+cdef long long ACE_FLAGS = 0x100 | 0x80 | 0x40  # facts.ACE_FLAGS (AE | CWR | ECE)
+cdef long long ECE_BIT = 0x40
+cdef long long CWR_BIT = 0x80
+cdef long long IP_ECN_CE = 3  # facts.IP_ECN_CE
+
+
+cdef class ProtocolFactsBase:
+    """Twin of ``facts.ProtocolFacts`` (ECN and Fast Open facts of one connection): its
+    per-side counts as :class:`Pair` and every other field in C, with compiled
+    ``on_handshake``, ``on_marked`` and ``add_columns``. The reference's attribute docs say
+    what each holds."""
+
+    cdef public object ect
+    cdef public object ce
+    cdef public object ece
+    cdef public object cwr
+    cdef public object ecn_syn
+    cdef public object ecn_mode
+    cdef public object tfo_option
+    cdef public long long syn_data_bytes
+    cdef public long long syn_seq
+    cdef public bint syn_data_acked
+
+    def __init__(self):
+        """The reference's ``__init__``: :meth:`_init`, which ``_new_*`` also runs."""
+        self._init()
+
+    cdef int _init(self) except -1:
+        """Twin of ``ProtocolFacts.__init__``."""
+        self.ect = _pair(0, 0)
+        self.ce = _pair(0, 0)
+        self.ece = _pair(0, 0)
+        self.cwr = _pair(0, 0)
+        self.ecn_syn = _pair(0, 0)
+        self.ecn_mode = ""
+        self.tfo_option = ""
+        self.syn_data_bytes = 0
+        self.syn_seq = -1
+        self.syn_data_acked = False
+        return 0
+
+    def on_handshake(self, seg_obj, side):
+        """Twin of ``ProtocolFacts.on_handshake`` (a segment of another class, built by a
+        test, takes the reference)."""
+        if type(seg_obj) is not Segment:
+            return type(self).__reference__.on_handshake(self, seg_obj, side)
+        self._on_handshake_c(<Segment>seg_obj, side)
+
+    cdef int _on_handshake_c(self, Segment seg, Py_ssize_t side) except -1:
+        cdef long long flags = seg.flags
+        cdef Pair ecn_syn = <Pair?>self.ecn_syn
+        cdef long long asked
+        if flags & ACK_BIT:
+            asked = ecn_syn.v[1 - side]
+            if asked == ACE_FLAGS and (flags & ACE_FLAGS) in _ACCECN_SYNACK:
+                self.ecn_mode = "accecn"
+            elif asked & ECN_FLAGS == ECN_FLAGS and flags & ACE_FLAGS == ECE_BIT:
+                self.ecn_mode = "classic"
+            if side == 1 and self.syn_seq >= 0 and \
+                    seg.ack == (self.syn_seq + 1 + self.syn_data_bytes) & _MASK:
+                self.syn_data_acked = True
+            return 0
+        ecn_syn.v[side] = flags & ACE_FLAGS
+        if side == 0:
+            if not self.tfo_option and seg.other_options:
+                self.tfo_option = _refs().tfo_option(seg)
+            if seg.payload_len and self.syn_seq < 0:
+                self.syn_seq = seg.seq
+                self.syn_data_bytes = seg.payload_len
+        return 0
+
+    def on_marked(self, seg_obj, side):
+        """Twin of ``ProtocolFacts.on_marked``."""
+        if type(seg_obj) is not Segment:
+            return type(self).__reference__.on_marked(self, seg_obj, side)
+        cdef Segment seg = <Segment>seg_obj
+        cdef Py_ssize_t s = side
+        cdef long long ecn = seg.ecn
+        if ecn == IP_ECN_CE:
+            (<Pair?>self.ce).v[s] += 1
+        elif ecn:
+            (<Pair?>self.ect).v[s] += 1
+        cdef long long flags = seg.flags
+        if flags & ECN_FLAGS and not flags & SYN and self.ecn_mode != "accecn":
+            if flags & ECE_BIT:
+                (<Pair?>self.ece).v[s] += 1
+            if flags & CWR_BIT:
+                (<Pair?>self.cwr).v[s] += 1
+
+    def add_columns(self, dict rec):
+        """Twin of ``ProtocolFacts.add_columns``: the same keys, in the same order."""
+        cdef Pair ect = <Pair?>self.ect
+        cdef Pair ce = <Pair?>self.ce
+        cdef Pair ece = <Pair?>self.ece
+        cdef Pair cwr = <Pair?>self.cwr
+        rec["ecn_negotiated"] = bool(self.ecn_mode)
+        rec["ecn_mode"] = self.ecn_mode
+        rec["client_ecn_ect_segments"] = ect.v[0]
+        rec["client_ecn_ce_segments"] = ce.v[0]
+        rec["client_ecn_ece_segments"] = ece.v[0]
+        rec["client_ecn_cwr_segments"] = cwr.v[0]
+        rec["server_ecn_ect_segments"] = ect.v[1]
+        rec["server_ecn_ce_segments"] = ce.v[1]
+        rec["server_ecn_ece_segments"] = ece.v[1]
+        rec["server_ecn_cwr_segments"] = cwr.v[1]
+        rec["tfo_option"] = self.tfo_option
+        rec["tfo_syn_data_bytes"] = self.syn_data_bytes
+        rec["tfo_syn_data_acked"] = self.syn_data_acked
+
+
+cdef frozenset _ACCECN_SYNACK = frozenset({0x80, 0x80 | 0x40, 0x100, 0x100 | 0x80})
+
+
+cdef ProtocolFactsBase _new_protocol_facts(object cls):
+    """``cls()`` for the engine's ``ProtocolFacts`` (:func:`_tp_new`)."""
+    cdef ProtocolFactsBase f = <ProtocolFactsBase?>_tp_new(cls)
+    f._init()
+    return f
 
 
 # ---------------------------------------------------------------- report.flow_record
@@ -3438,6 +3561,7 @@ CONSTANTS = {
                   Z_HIST_MULTI_FLAG),
     "DUPLICATE_RULES": (MAX_HOPS_BETWEEN_COPIES, TIMER_MIN_RTTS, TIMER_MIN_EXTRA_NS),
     "RECORD_ROOM": RECORD_ROOM,
+    "ECN_FACTS": (ACE_FLAGS, ECE_BIT, CWR_BIT, IP_ECN_CE, _ACCECN_SYNACK),
 }
 """The reference's values of the constants compiled in above (a test compares them)."""
 

@@ -155,3 +155,9 @@ class ProtocolFacts:
         rec["tfo_option"] = self.tfo_option
         rec["tfo_syn_data_bytes"] = self.syn_data_bytes
         rec["tfo_syn_data_acked"] = self.syn_data_acked
+
+
+# The compiled engine's twin (tcptrace_py/implementation.py, tcptrace_py/_engine.pyx).
+from tcptrace_py.implementation import twin  # noqa: E402
+
+ProtocolFacts = twin(ProtocolFacts, "ProtocolFactsBase")  # type: ignore[misc]

@@ -239,6 +239,8 @@ def test_compiled_constants_are_the_references() -> None:
         "DUPLICATE_RULES": (duplicates.MAX_HOPS_BETWEEN_COPIES, duplicates.TIMER_MIN_RTTS,
                             duplicates.TIMER_MIN_EXTRA_NS),
         "RECORD_ROOM": report.RECORD_ROOM,
+        "ECN_FACTS": (facts.ACE_FLAGS, segment.ECE, segment.CWR, facts.IP_ECN_CE,
+                      facts._ACCECN_SYNACK),
         "MAX_CLOCK_JUMP_NS": flowtable.MAX_CLOCK_JUMP_NS,
         "SWEEP_INTERVAL_NS": flowtable.SWEEP_INTERVAL_NS,
         "SHARD_MIX": flowtable.SHARD_MIX, "SHARD_SLOTS": flowtable.SHARD_SLOTS,
@@ -267,7 +269,7 @@ def _fields_of(obj: Any, depth: int = 0) -> Any:
 def test_twin_constructors_build_the_references_objects() -> None:
     """The bases in ``_engine.TWIN_INITS`` construct what the reference ``__init__`` does:
     every field, its value and its type, nested objects included."""
-    from tcptrace_py import compat, connection
+    from tcptrace_py import compat, connection, facts
     from tcptrace_py.analysis import AnalysisOptions, direction, rangeset, rtt, sequence
     from tcptrace_py.options import Options
     from tcptrace_py.segment import Segment
@@ -277,7 +279,7 @@ def test_twin_constructors_build_the_references_objects() -> None:
     syn = Segment(3, 10**18, a, b, 40000, 80, 1000, 0, 0x02, 65535, 0)
     self_syn = Segment(4, 10**18, a, a, 5000, 5000, 1000, 0, 0x02, 65535, 0)
     cases: list[tuple[Any, tuple[Any, ...]]] = [
-        (rangeset.RangeSet, ()), (rtt.RunningStats, ()),
+        (rangeset.RangeSet, ()), (rtt.RunningStats, ()), (facts.ProtocolFacts, ()),
         (direction.DirectionStats, ()), (direction.SenderState, (rtt.RttEstimator(),)),
         (compat._Endpoint, ()), (compat.PeerSummary, ()), (compat.PeerSummary, (7,)),
         (sequence.SequenceAnalyzer, ()),
@@ -324,13 +326,14 @@ def test_addr_text_twin_is_the_references(addr: bytes) -> None:
 def test_twins_keep_every_reference_attribute() -> None:
     """Each twin class offers every slot and method of its reference (a field added to the
     reference appears in the twin; a compiled base shadows only what it re-implements)."""
-    from tcptrace_py import compat, connection, flowtable
+    from tcptrace_py import compat, connection, facts, flowtable
     from tcptrace_py.analysis import direction, rangeset, rtt, sequence
 
     for module, name in ((rtt, "RttEstimator"), (rtt, "RunningStats"),
                          (rangeset, "RangeSet"), (direction, "DirectionStats"),
                          (direction, "SenderState"), (sequence, "SequenceAnalyzer"),
                          (compat, "_Endpoint"), (compat, "PeerSummary"),
+                         (facts, "ProtocolFacts"),
                          (connection, "Connection"), (flowtable, "FlowTable")):
         cls = getattr(module, name)
         reference = cls.__reference__

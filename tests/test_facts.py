@@ -16,10 +16,13 @@ from typing import Any
 
 import pytest
 from captures_util import ethernet, opt_mss, opt_raw, pcap_bytes, tcp_packet
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import tcptrace_py.engine as engine_module
 import tcptrace_py.fastpath as fastpath
 import tcptrace_py.flowtable as flowtable
+from tcptrace_py import implementation
 from tcptrace_py.connection import Connection
 from tcptrace_py.decode import Decoder
 from tcptrace_py.diagnostics import Diagnostics
@@ -221,3 +224,52 @@ def test_tfo_data_refused_by_the_server() -> None:
                                             for i, p in enumerate(pkts)])))
     assert (rec["tfo_option"], rec["tfo_syn_data_bytes"], rec["tfo_syn_data_acked"]) == \
         ("cookie", 5, False)
+
+
+# -- the compiled engine's twin against the reference
+_fact_segment = st.tuples(
+    st.integers(0, 1),  # side
+    st.sampled_from([0x02, 0x12, 0x10, 0x18, 0x42, 0xC2, 0x1C2, 0x52, 0x92, 0x112, 0x192,
+                     0x50, 0x90, 0xD0, 0x11]),  # SYN / SYN-ACK / ACK with AE, CWR, ECE bits
+    st.integers(0, 3),  # IP ECN codepoint
+    st.sampled_from([0, 1, 100]),  # payload
+    st.sampled_from([(), ((34, b""),), ((34, b"\x01\x02"),), ((254, b"\xf9\x89"),),
+                     ((254, b"\xf9\x89\x07"),), ((254, b"\x00\x00"),)]),
+    st.integers(0, 2**32 - 1),  # seq
+    st.integers(0, 2**32 - 1),  # ack
+)
+
+
+@pytest.mark.skipif(implementation.compiled is None, reason="the reference engine runs")
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_fact_segment, max_size=12))
+def test_protocol_facts_twin_is_the_references(
+        segments: list[tuple[int, int, int, int, tuple[tuple[int, bytes], ...], int, int]]
+) -> None:
+    """The compiled ``ProtocolFacts`` (on_handshake, on_marked, add_columns) holds and
+    writes what the reference does for any handshake and marked segments."""
+    from tcptrace_py import facts
+
+    twin = facts.ProtocolFacts()
+    ref = facts.ProtocolFacts.__reference__()  # type: ignore[attr-defined]
+    a, b = b"\x0a\x00\x00\x01", b"\x0a\x00\x00\x02"
+    for side, flags, ecn, plen, options, seq, ack in segments:
+        seg = Segment(1, 10**18, a, b, 40000, 80, seq, ack, flags, 65535, plen,
+                      other_options=options, ecn=ecn)
+        if flags & 0x02:
+            twin.on_handshake(seg, side)
+            ref.on_handshake(seg, side)
+        if ecn or flags & (0x40 | 0x80):
+            twin.on_marked(seg, side)
+            ref.on_marked(seg, side)
+        for name in facts.ProtocolFacts.__reference__.__slots__:  # type: ignore[attr-defined]
+            mine, theirs = getattr(twin, name), getattr(ref, name)
+            if isinstance(theirs, list):
+                mine = list(mine)  # a Pair stands for the two-item list
+            assert (mine, type(mine)) == (theirs, type(theirs)), name
+    rec_twin: dict[str, object] = {}
+    rec_ref: dict[str, object] = {}
+    twin.add_columns(rec_twin)
+    ref.add_columns(rec_ref)
+    assert list(rec_twin.items()) == list(rec_ref.items())
+    assert [type(v) for v in rec_twin.values()] == [type(v) for v in rec_ref.values()]
