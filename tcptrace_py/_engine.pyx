@@ -530,9 +530,8 @@ cdef class Router:
         elif ts_obj > self._last_obj:
             self._last_obj = ts_obj
         self.frame = frame
-        if c_time and self.table._clock_in_c and self.table._sweep_in_c \
-                and -_C_TIME_LIMIT < ts < _C_TIME_LIMIT:
-            self.table._tick_c(ts, self.finished)
+        if c_time:
+            self.table._tick_time(ts, ts_obj, self.finished)
         else:
             self.table._tick(ts_obj, self.finished)
         return self._pending()
@@ -3035,8 +3034,7 @@ cdef class ConnectionBase:
         cs = client.state
         ss = server.state
         done = r.done_states
-        if _state_in(r, cs, STATE_DONE, done) and _state_in(r, ss, STATE_DONE, done) \
-                and (cs is r.closed or ss is r.closed):
+        if self._is_done_c(r):
             return self.last_ts_ns + opts.closed_linger_ns
         if _state_in(r, cs, STATE_ATTEMPT, r.attempt_states) \
                 and _state_in(r, ss, STATE_ATTEMPT, r.attempt_states):
@@ -4356,8 +4354,12 @@ cdef class FlowTableBase:
         Computed in C while the times are exact integers within +-2**62 ns (year 2116:
         every classic pcap time), else on Python integers as the reference."""
         cdef long long t
-        if self._clock_in_c and self._sweep_in_c and _time_c(ts, &t):
-            return self._tick_c(t, finished)
+        if _time_c(ts, &t):
+            return self._tick_time(t, ts, finished)
+        return self._tick_obj(ts, finished)
+
+    cdef int _tick_obj(self, object ts, list finished) except -1:
+        """:meth:`_tick` on Python integers, as the reference."""
         clock = self._clock_ns
         if ts > clock:
             if ts - clock <= MAX_CLOCK_JUMP_NS or clock < 0 or (
@@ -4371,6 +4373,13 @@ cdef class FlowTableBase:
         if clock - self._last_sweep_ns >= SWEEP_INTERVAL_NS:
             self._sweep(clock, finished)
         return 0
+
+    cdef int _tick_time(self, long long t, object ts, list finished) except -1:
+        """:meth:`_tick` for a time the caller also holds as the C integer ``t``: in C
+        while ``t``, the clock and the last sweep are within +-2**62 ns, else on ``ts``."""
+        if self._clock_in_c and self._sweep_in_c and -_C_TIME_LIMIT < t < _C_TIME_LIMIT:
+            return self._tick_c(t, finished)
+        return self._tick_obj(ts, finished)
 
     cdef int _tick_c(self, long long t, list finished) except -1:
         """:meth:`_tick` for a time ``t`` within +-2**62 ns while the clock and the last
