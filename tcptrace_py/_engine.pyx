@@ -191,13 +191,15 @@ cdef inline object _addr(const uint8_t* a, Py_ssize_t alen):
 
 cdef Segment _tcp(const uint8_t* d, Py_ssize_t n, Py_ssize_t l4, Py_ssize_t ip_end,
                   const uint8_t* src, const uint8_t* dst, Py_ssize_t alen, int ip_id,
-                  int ttl, object frame, object ts, int ecn, long long lo, long long hi):
+                  int ttl, long long frame, object ts, long long ts_c, int ecn, long long lo,
+                  long long hi):
     """Twin of ``Decoder._tcp`` for a complete fixed header (None: the reference decides).
 
     With ``hi > 0`` (a ``--jobs`` worker's slot range ``[lo, hi)``), a segment the reference
     would decode and whose connection hashes outside the range is not built: ``_FOREIGN``
     says so (its options are still checked: a malformed one goes to the reference, which
-    counts it, as for any segment)."""
+    counts it, as for any segment). The frame's time is ``ts``, or the C integer ``ts_c``
+    when ``ts`` is None: the pcap loop boxes it only for a segment it builds."""
     cdef Py_ssize_t cap_end = ip_end if ip_end < n else n
     if l4 + 20 > cap_end:
         return None  # _tcp_cut: a header cut inside its fixed 20 bytes
@@ -224,7 +226,7 @@ cdef Segment _tcp(const uint8_t* d, Py_ssize_t n, Py_ssize_t l4, Py_ssize_t ip_e
             return None  # malformed option: the reference counts it
     cdef Segment seg = Segment.__new__(Segment)
     seg.frame = frame
-    seg.ts_ns = ts
+    seg.ts_ns = ts_c if ts is None else ts
     seg.src = _addr(src, alen)
     seg.dst = _addr(dst, alen)
     seg.sport = be16(t)
@@ -326,8 +328,8 @@ cdef bint _options(Segment seg, const uint8_t* o, Py_ssize_t n) except -1:
     return True
 
 
-cdef Segment _ipv4(const uint8_t* d, Py_ssize_t n, Py_ssize_t off, object frame, object ts,
-                   long long lo, long long hi):
+cdef Segment _ipv4(const uint8_t* d, Py_ssize_t n, Py_ssize_t off, long long frame, object ts,
+                   long long ts_c, long long lo, long long hi):
     """Twin of ``Decoder._ipv4`` for an unfragmented IPv4 header carrying TCP."""
     if off + 20 > n:
         return None
@@ -344,11 +346,11 @@ cdef Segment _ipv4(const uint8_t* d, Py_ssize_t n, Py_ssize_t off, object frame,
     if h[9] != 6:
         return None  # not TCP: tunnels, ICMP errors and skips are the reference's
     return _tcp(d, n, off + ihl, off + total_len, h + 12, h + 16, 4, <int>be16(h + 4),
-                h[8], frame, ts, h[1] & 3, lo, hi)
+                h[8], frame, ts, ts_c, h[1] & 3, lo, hi)
 
 
-cdef Segment _ipv6(const uint8_t* d, Py_ssize_t n, Py_ssize_t off, object frame, object ts,
-                   long long lo, long long hi):
+cdef Segment _ipv6(const uint8_t* d, Py_ssize_t n, Py_ssize_t off, long long frame, object ts,
+                   long long ts_c, long long lo, long long hi):
     """Twin of ``Decoder._ipv6`` for an IPv6 header carrying TCP directly."""
     if off + 40 > n:
         return None
@@ -358,23 +360,23 @@ cdef Segment _ipv6(const uint8_t* d, Py_ssize_t n, Py_ssize_t off, object frame,
     cdef Py_ssize_t plen = be16(h + 4)
     cdef Py_ssize_t ip_end = off + 40 + plen if plen else n
     return _tcp(d, n, off + 40, ip_end, h + 8, h + 24, 16, -1, h[7], frame, ts,
-                (be32(h) >> 20) & 3, lo, hi)
+                ts_c, (be32(h) >> 20) & 3, lo, hi)
 
 
-cdef Segment _ip_by_version(const uint8_t* d, Py_ssize_t n, Py_ssize_t off, object frame,
-                            object ts, long long lo, long long hi):
+cdef Segment _ip_by_version(const uint8_t* d, Py_ssize_t n, Py_ssize_t off, long long frame,
+                            object ts, long long ts_c, long long lo, long long hi):
     if off >= n:
         return None
     cdef uint8_t version = d[off] >> 4
     if version == 4:
-        return _ipv4(d, n, off, frame, ts, lo, hi)
+        return _ipv4(d, n, off, frame, ts, ts_c, lo, hi)
     if version == 6:
-        return _ipv6(d, n, off, frame, ts, lo, hi)
+        return _ipv6(d, n, off, frame, ts, ts_c, lo, hi)
     return None
 
 
-cdef Segment decode_frame(const uint8_t* d, Py_ssize_t n, int linktype, object frame,
-                          object ts, long long lo=0, long long hi=0):
+cdef Segment decode_frame(const uint8_t* d, Py_ssize_t n, int linktype, long long frame,
+                          object ts, long long ts_c=0, long long lo=0, long long hi=0):
     """Twin of ``Decoder.decode`` for the link types and headers named in the module
     docstring; None hands the frame to the reference decoder (nothing counted here).
     ``_FOREIGN``: a segment of a connection outside the slot range ``[lo, hi)`` (see
@@ -397,11 +399,11 @@ cdef Segment decode_frame(const uint8_t* d, Py_ssize_t n, int linktype, object f
         et = be16(d)
         off = 20
     elif linktype == 101 or linktype == 12 or linktype == 14:  # raw IP
-        return _ip_by_version(d, n, 0, frame, ts, lo, hi)
+        return _ip_by_version(d, n, 0, frame, ts, ts_c, lo, hi)
     elif linktype == 228:
-        return _ipv4(d, n, 0, frame, ts, lo, hi)
+        return _ipv4(d, n, 0, frame, ts, ts_c, lo, hi)
     elif linktype == 229:
-        return _ipv6(d, n, 0, frame, ts, lo, hi)
+        return _ipv6(d, n, 0, frame, ts, ts_c, lo, hi)
     elif linktype == 0 or linktype == 108:  # BSD loopback: host-order address family
         if n < 4:
             return None
@@ -409,9 +411,9 @@ cdef Segment decode_frame(const uint8_t* d, Py_ssize_t n, int linktype, object f
         if family > 0xFFFF:
             family = be32(d)
         if family == 2:
-            return _ipv4(d, n, 4, frame, ts, lo, hi)
+            return _ipv4(d, n, 4, frame, ts, ts_c, lo, hi)
         if family == 10 or family == 24 or family == 28 or family == 30:
-            return _ipv6(d, n, 4, frame, ts, lo, hi)
+            return _ipv6(d, n, 4, frame, ts, ts_c, lo, hi)
         return None
     else:
         return None
@@ -422,9 +424,9 @@ cdef Segment decode_frame(const uint8_t* d, Py_ssize_t n, int linktype, object f
         et = be16(d + off + 2)
         off += 4
     if et == 0x0800:
-        return _ipv4(d, n, off, frame, ts, lo, hi)
+        return _ipv4(d, n, off, frame, ts, ts_c, lo, hi)
     if et == 0x86DD:
-        return _ipv6(d, n, off, frame, ts, lo, hi)
+        return _ipv6(d, n, off, frame, ts, ts_c, lo, hi)
     return None
 
 
@@ -523,7 +525,7 @@ cdef class Router:
     cdef inline bint foreign(self, object ts_obj, long long ts, bint c_time,
                              long long frame) except -1:
         """Another worker's segment: the clock and sweep only (``ts`` is the time when
-        ``c_time``, else ``ts_obj`` is)."""
+        ``c_time``, and ``ts_obj`` the same time boxed or None; else ``ts_obj`` is)."""
         if c_time:
             if ts > self._last_c:
                 self._last_c = ts
@@ -652,20 +654,21 @@ def read_pcap_segments(stream, bytes head, str display, diag, bint strict, decod
                     last_ts = ts
                 frame_no += 1
                 pos = end
-                ts_obj = ts
-                seg = decode_frame(p + start, caplen, linktype, frame_no, ts_obj, lo, hi)
+                # The time is boxed only for a segment that is built (not for another
+                # worker's, nor for a frame the compiled decoder leaves to the reference).
+                seg = decode_frame(p + start, caplen, linktype, frame_no, None, ts, lo, hi)
                 if seg is not None:
                     tcp_segments += 1
                     if router is None:
                         yield seg
                     elif seg is _FOREIGN:
-                        if router.foreign(ts_obj, ts, True, frame_no):
+                        if router.foreign(None, ts, True, frame_no):
                             yield None
                     elif router.route_c(seg, ts, frame_no):
                         yield None
                     continue
                 ref_seg = ref_decode(linktype, PyBytes_FromStringAndSize(
-                    <const char*>p + start, caplen), frame_no, ts_obj, wire_len)
+                    <const char*>p + start, caplen), frame_no, ts, wire_len)
                 if router is None:
                     if ref_seg is not None:
                         yield ref_seg
@@ -4376,10 +4379,11 @@ cdef class FlowTableBase:
 
     cdef int _tick_time(self, long long t, object ts, list finished) except -1:
         """:meth:`_tick` for a time the caller also holds as the C integer ``t``: in C
-        while ``t``, the clock and the last sweep are within +-2**62 ns, else on ``ts``."""
+        while ``t``, the clock and the last sweep are within +-2**62 ns, else on ``ts``
+        (None: ``t`` boxed, for a caller that did not build the object)."""
         if self._clock_in_c and self._sweep_in_c and -_C_TIME_LIMIT < t < _C_TIME_LIMIT:
             return self._tick_c(t, finished)
-        return self._tick_obj(ts, finished)
+        return self._tick_obj(t if ts is None else ts, finished)
 
     cdef int _tick_c(self, long long t, list finished) except -1:
         """:meth:`_tick` for a time ``t`` within +-2**62 ns while the clock and the last
@@ -4621,7 +4625,7 @@ def pcapng_epb_run(fb, list interfaces, bint little, decoder, diag, str display,
             data_start = pos + 28
             pos += blen
             fb.pos = pos
-            seg = decode_frame(p + data_start, caplen, lt, st.frame_no, ts, lo, hi)
+            seg = decode_frame(p + data_start, caplen, lt, st.frame_no, ts, 0, lo, hi)
             if seg is not None:
                 tcp_segments += 1
                 if router is None:

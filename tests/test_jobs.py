@@ -613,8 +613,10 @@ def test_encoded_result_patches_its_line() -> None:
     assert enc.line == dumps({**rec, "flow_id": 3, "anomalies": ["b", "c"]})
     back = pickle.loads(pickle.dumps(enc, pickle.HIGHEST_PROTOCOL))
     assert (back.line, back.flow_id, back.end_reason) == (enc.line, 3, "closed")
+    # The event log and packet rows stay in the worker: the line stream writes neither.
+    assert (back.events, back.packets, back.codes) == ((), None, ["b", "c"])
     # A line not laid out as dumps writes it is rebuilt, not spliced.
-    odd = EncodedResult('{"client_ip":"x","flow_id":5}', 5, None, [], [], [], None)
+    odd = EncodedResult('{"client_ip":"x","flow_id":5}', 5, None, [], [])
     odd.set_flow_id(1234)
     assert odd.record == {"client_ip": "x", "flow_id": 1234}
 
