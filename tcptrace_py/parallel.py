@@ -97,7 +97,7 @@ BATCH_ITEMS = 256
 """Items a worker process sends at once: large enough that pickling and the pipe cost little
 per item, small enough that the parent's merge is not starved (a few hundred connections)."""
 
-PARENT_SHARE = 0.8
+PARENT_SHARE = 0.9
 """The calling process's share of the connections, relative to each other worker's: it also
 unpickles the workers' results, merges, renumbers and (in the CLI) writes the output. First
 measured on the 2 M-packet capture with ``--jobs 2`` (CPU seconds, bench/jobs_speedup.py):
@@ -127,7 +127,12 @@ wall: 0.8: 4.38-4.46 / 4.35-4.42, 4.51-4.54 s; 0.85: 4.72 / 4.26-4.38, 4.77 s; 0
 3.98-4.19, 4.69 s; 1.0: 4.59-4.80 / 3.72-4.01, 4.64-4.87 s. Hence 0.8 (44 % of the
 slots). With the workers encoding their records (:class:`EncodedResult`) and this module
 compiled, wall time over four runs each: 0.8: 3.91-4.37 s; 0.9: 3.98-4.85 s; 1.0:
-4.24-4.79 s. Still 0.8."""
+4.24-4.79 s. Still 0.8. Once encoded results stopped carrying the event log (twelfth
+session; unpickling it had been ~0.5 s of the calling process's time on 2m.pcap), the
+calling process became the lighter one. Parent / worker CPU in process, twelve runs on a
+noisy machine (wall varied +-25 % between identical runs), median of the ratio: 0.8: 0.88;
+0.9: 0.91; 0.95: 1.04; 1.0: 1.12. Hence 0.9 (47 % of the slots), leaving the calling
+process a little slack for its start-up before the fork and the summary after."""
 
 ENGINE_NOTES = ("icmp_errors", "icmp_errors_unmatched")
 """``Diagnostics.notes`` that the engine (not the reader) counts, per worker."""
