@@ -49,7 +49,7 @@ cdef long long SYN = 0x02
 
 cdef object _EMPTY = ()
 
-API_VERSION = 24
+API_VERSION = 25
 """Bumped with every change of what this module offers; ``implementation`` refuses a build
 whose number differs from its own (a stale extension beside newer Python sources)."""
 
@@ -3383,6 +3383,171 @@ def new_record():
     """Twin of ``report._new_record``: an empty dict with room for ``RECORD_ROOM`` keys, so
     a record's ~200 columns go in without a resize."""
     return _PyDict_NewPresized(RECORD_ROOM)
+
+
+cdef inline long long _side(object pair, Py_ssize_t i) except? -1:
+    """Item ``i`` of one of a connection's per-side pairs: a ``Pair`` read in C, anything
+    else (a list a test assigned) indexed."""
+    if type(pair) is Pair:
+        return (<Pair>pair).v[i]
+    return pair[i]
+
+
+cdef class FlowRecord:
+    """Twin of ``report.flow_record`` (and of the ``classify_open``, ``handshake_answered``,
+    ``handshake_seen``, ``classify_close`` and ``ts_or_none`` it calls): the same record,
+    column for column and in the same order, with the connection's fields read as C fields
+    of ``ConnectionBase`` and its per-side pairs in C. The reference reads some sixty
+    attributes through Python's attribute lookup (~250 instructions each) and calls five
+    helpers for every finished connection. The analyzer's, the peer summary's and the
+    protocol facts' columns come from their own methods, as in the reference. A connection
+    of another class takes the reference."""
+
+    cdef object reference
+    cdef dict addr_cache
+    cdef object addr_text_of
+    cdef object ts_min, ts_max
+
+    def __init__(self, reference, dict addr_cache, addr_text_of, ts_min, ts_max):
+        self.reference = reference
+        self.addr_cache = addr_cache
+        """``report._addr_texts``, read here; a miss goes through ``addr_text_of``
+        (``report.cached_addr_text``), which fills and bounds it."""
+        self.addr_text_of = addr_text_of
+        self.ts_min = ts_min
+        self.ts_max = ts_max
+
+    cdef inline object _addr(self, object addr):
+        text = self.addr_cache.get(addr)
+        return text if text is not None else self.addr_text_of(addr)
+
+    cdef inline object _ts(self, object ts_ns):
+        return ts_ns if ts_ns is not None and self.ts_min <= ts_ns <= self.ts_max else None
+
+    def __call__(self, conn_obj, anomaly_codes=None):
+        if not isinstance(conn_obj, ConnectionBase):
+            return self.reference(conn_obj, anomaly_codes)
+        cdef ConnectionBase conn = <ConnectionBase>conn_obj
+        cdef long long syn_c = _side(conn.pure_syn_sent, 0)
+        cdef long long syn_s = _side(conn.pure_syn_sent, 1)
+        cdef long long synack_c = _side(conn.synack_sent, 0)
+        cdef long long synack_s = _side(conn.synack_sent, 1)
+        cdef long long pk_c = _side(conn.packets, 0)
+        cdef long long pk_s = _side(conn.packets, 1)
+        cdef long long fin_c = _side(conn.fin_frame, 0)
+        cdef long long fin_s = _side(conn.fin_frame, 1)
+        cdef bint self_connect = conn.self_connect
+        done_frame = conn.handshake_done_frame
+        # classify_open (with handshake_answered)
+        if syn_c and (syn_s or self_connect):
+            open_kind = "simultaneous_open"
+        elif done_frame >= 0 or (syn_c and _side(conn.answered_frame, 0) >= 0) or (
+                synack_s and _side(conn.answered_frame, 1) >= 0 and not pk_c):
+            open_kind = "three_way_handshake"
+        elif syn_c or syn_s or synack_c or synack_s:
+            open_kind = "not_established"
+        else:
+            open_kind = "midstream"
+        syn_frame = synack_frame = rst_frame = None
+        syn_ts = 0
+        cdef long long f
+        for p in conn.notable:
+            f = p.flags
+            if f & 0x02 and not f & 0x10 and syn_frame is None and p.sender == "client":
+                syn_frame = p.frame
+                syn_ts = p.ts_ns  # the first notable packet of that frame (one per segment)
+            elif f & 0x02 and f & 0x10 and synack_frame is None:
+                synack_frame = p.frame
+        first_rst_frame = conn.first_rst_frame
+        if first_rst_frame >= 0:
+            rst_frame = first_rst_frame
+        # handshake_seen
+        seen = ("S" if syn_c else ".") + ("S" if synack_s else ".") + (
+            "A" if done_frame >= 0 or (syn_c and not syn_s
+                                       and _side(conn.answered_frame, 0) >= 0) else ".")
+        handshake_s = None
+        if done_frame >= 0 and syn_frame is not None:
+            handshake_s = (conn.handshake_done_ts_ns - syn_ts) / 1_000_000_000
+        first_ts = conn.first_ts_ns
+        last_ts = conn.last_ts_ns
+        start_ns = self._ts(first_ts)
+        end_ns = self._ts(last_ts)
+        duration_s = ((last_ts - first_ts) / 1_000_000_000
+                      if (start_ns is None) == (end_ns is None) else None)
+        # classify_close
+        cdef bint c_fin = fin_c >= 0
+        cdef bint s_fin = fin_s >= 0
+        if self_connect:
+            s_fin = c_fin
+        rst_sender = conn.first_rst_sender
+        if open_kind == "not_established" and not synack_s and not pk_s \
+                and not rst_sender and not c_fin:
+            close_kind = "unanswered"
+        elif rst_sender == "server" and not synack_s and syn_c \
+                and open_kind == "not_established":
+            close_kind = "refused"
+        elif rst_sender and not (c_fin and fin_c < first_rst_frame
+                                 and s_fin and fin_s < first_rst_frame):
+            close_kind = "rst_by_client" if rst_sender == "client" else "rst_by_server"
+        elif c_fin and s_fin:
+            close_kind = "graceful"
+        elif c_fin or s_fin:
+            close_kind = "half_closed_at_capture_end"
+        else:
+            close_kind = "open_at_capture_end"
+        peer = conn.peer
+        cdef dict rec = _PyDict_NewPresized(RECORD_ROOM)
+        rec["flow_id"] = conn.flow_id
+        rec["client_ip"] = self._addr(conn.client_addr)
+        rec["client_port"] = conn.client_port
+        rec["server_ip"] = self._addr(conn.server_addr)
+        rec["server_port"] = conn.server_port
+        rec["ip_version"] = 4 if len(conn.client_addr) == 4 else 6
+        rec["roles_inferred"] = conn.roles_inferred
+        rec["incarnation"] = conn.incarnation
+        rec["first_frame"] = conn.first_frame
+        rec["last_frame"] = conn.last_frame
+        rec["start_ts"] = None if start_ns is None else start_ns / 1_000_000_000
+        rec["end_ts"] = None if end_ns is None else end_ns / 1_000_000_000
+        rec["start_ts_ns"] = start_ns
+        rec["end_ts_ns"] = end_ns
+        rec["duration_s"] = duration_s
+        rec["open"] = open_kind
+        rec["close"] = close_kind
+        rec["client_state"] = (<EndpointMachineBase?>conn.client).state._value_
+        rec["server_state"] = (<EndpointMachineBase?>conn.server).state._value_
+        rec["conn_state"] = peer.conn_state()
+        rec["history"] = peer.history()
+        rec["completeness"] = peer.completeness()
+        rec["end_reason"] = conn.end_reason
+        rec["syn_frame"] = syn_frame
+        rec["synack_frame"] = synack_frame
+        rec["handshake_ack_frame"] = done_frame if done_frame >= 0 else None
+        rec["handshake_s"] = handshake_s
+        rec["handshake_inferred"] = open_kind == "three_way_handshake" and seen != "SSA"
+        rec["handshake_seen"] = seen
+        rec["client_fin_frame"] = fin_c if fin_c >= 0 else None
+        rec["server_fin_frame"] = fin_s if fin_s >= 0 else None
+        rec["rst_frame"] = rst_frame
+        rec["client_packets"] = pk_c
+        rec["server_packets"] = pk_s
+        rec["client_payload_bytes"] = _side(conn.payload_bytes, 0)
+        rec["server_payload_bytes"] = _side(conn.payload_bytes, 1)
+        rec["client_duplicate_frames"] = _side(conn.duplicate_frames, 0)
+        rec["server_duplicate_frames"] = _side(conn.duplicate_frames, 1)
+        rec["client_syn_count"] = syn_c
+        rec["server_syn_count"] = syn_s
+        rec["server_synack_count"] = synack_s
+        rec["client_rst_count"] = _side(conn.rst_count, 0)
+        rec["server_rst_count"] = _side(conn.rst_count, 1)
+        rec["events_dropped"] = conn.events_dropped
+        conn.facts.add_columns(rec)
+        conn.analyzer.add_columns(rec)
+        holes = peer.holes_filled
+        if holes:  # Zeek reassembly holes filled to stay within max_holes
+            rec["evidence_dropped"] += holes
+        rec["anomalies"] = list(anomaly_codes or [])
+        return rec
 
 
 # ---------------------------------------------------------------- segment.addr_text

@@ -12,7 +12,7 @@ from typing import Any
 from tcptrace_py.connection import Connection
 from tcptrace_py.facts import FACT_COLUMNS
 from tcptrace_py.fsm import TcpState
-from tcptrace_py.segment import addr_text, ts_or_none
+from tcptrace_py.segment import TS_NS_MAX, TS_NS_MIN, addr_text, ts_or_none
 
 _NS = 1_000_000_000
 
@@ -256,5 +256,9 @@ def flow_record(conn: Connection, anomaly_codes: list[str] | None = None) -> dic
 # The compiled engine's presized dict (tcptrace_py/_engine.pyx).
 from tcptrace_py.implementation import compiled as _compiled  # noqa: E402
 
+reference_flow_record = flow_record
 if _compiled is not None:
     _new_record = _compiled.new_record  # noqa: F811
+    # Its twin: the same record, the connection's fields read in C (tests/test_report_twin.py).
+    flow_record = _compiled.FlowRecord(reference_flow_record, _addr_texts,  # noqa: F811
+                                       cached_addr_text, TS_NS_MIN, TS_NS_MAX)
