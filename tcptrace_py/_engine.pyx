@@ -853,7 +853,7 @@ cdef class _Refs:
     cdef object time_wait, unexpected, attempt_states
     cdef object recv_syn_ack, syn_sent, send_split_syn, recv_syn, send_syn, send_fin_again
     cdef object close_wait, recv_ack_unconfirmed, recv_ack_of_fin, last_ack, inactive
-    cdef object peer_steady, addr_text, tfo_option
+    cdef object peer_steady, addr_text, tfo_option, quiet_states, connection_compact
 
 
 cdef _Refs _REFS = None
@@ -949,6 +949,8 @@ cdef _Refs _load_refs():
     r.flag_texts = segment._FLAG_TEXTS
     r.addr_text = segment.reference_addr_text
     r.tfo_option = facts.tfo_option
+    r.quiet_states = c._QUIET_STATES
+    r.connection_compact = ConnectionBase.compact
     # The _new_* constructors stand for these classes' calls: each must keep its base's
     # __init__ (implementation.twin gives it that for the bases in TWIN_INITS).
     for cls, base in ((r.running_stats, RunningStatsBase), (r.rtt_estimator, RttEstimatorBase),
@@ -2002,67 +2004,80 @@ cdef class SequenceAnalyzerBase:
 
     @staticmethod
     def _compact_sender(state_obj):
-        """Twin of ``SequenceAnalyzer._compact_sender``: the same records kept, the same
-        fresh containers, the same count. The tail is the last ``COMPACT_TAIL`` records of
-        ``sorted(order, key=record_end)`` (stable: among equal ends the later ones), found
-        in one pass instead of a sort; kept records are compared by identity, as the
-        reference's ``id()`` set does."""
-        cdef SenderStateBase state = <SenderStateBase?>state_obj
-        order = state.order
-        cdef long long una = state.snd_una
-        cdef Py_ssize_t tracked = len(order) if order is not None else 0
-        cdef list keep = []
-        cdef _Identities kept = _Identities()
-        # tail_end/tail_rec ascending by (end, position); borrowed references (``order``
-        # holds the records until the end of this call).
-        cdef long long tail_end[COMPACT_TAIL]
-        cdef PyObject* tail_rec[COMPACT_TAIL]
-        cdef Py_ssize_t n_tail = 0, j
-        cdef long long end
-        if order:
-            for rec in order:
-                end = _record_end(rec)
-                if end > una or (type(rec) is not tuple
-                                 and (<SentSegment?>rec).rexmit_index >= 0):
-                    keep.append(rec)
-                    kept.add(rec)
-                # A later record ranks above every earlier one with the same end.
-                if n_tail < COMPACT_TAIL:
-                    j = n_tail
-                    n_tail += 1
-                elif end >= tail_end[0]:
-                    j = 0
-                    while j + 1 < COMPACT_TAIL and tail_end[j + 1] <= end:
-                        tail_end[j] = tail_end[j + 1]
-                        tail_rec[j] = tail_rec[j + 1]
-                        j += 1
-                    tail_end[j] = end
-                    tail_rec[j] = <PyObject*>rec
-                    continue
-                else:
-                    continue
-                while j > 0 and tail_end[j - 1] > end:
-                    tail_end[j] = tail_end[j - 1]
-                    tail_rec[j] = tail_rec[j - 1]
-                    j -= 1
+        """Twin of ``SequenceAnalyzer._compact_sender`` (:func:`_compact_sender_c`)."""
+        return _compact_sender_c(state_obj)
+
+    def compact(self):
+        """Twin of ``SequenceAnalyzer.compact``: both directions through
+        :func:`_compact_sender_c`, without two Python method calls."""
+        return self._compact_c()
+
+    cdef Py_ssize_t _compact_c(self) except -1:
+        return _compact_sender_c(self._c) + _compact_sender_c(self._s)
+
+
+cdef Py_ssize_t _compact_sender_c(object state_obj) except -1:
+    """Twin of ``SequenceAnalyzer._compact_sender``: the same records kept, the same
+    fresh containers, the same count. The tail is the last ``COMPACT_TAIL`` records of
+    ``sorted(order, key=record_end)`` (stable: among equal ends the later ones), found
+    in one pass instead of a sort; kept records are compared by identity, as the
+    reference's ``id()`` set does."""
+    cdef SenderStateBase state = <SenderStateBase?>state_obj
+    order = state.order
+    cdef long long una = state.snd_una
+    cdef Py_ssize_t tracked = len(order) if order is not None else 0
+    cdef list keep = []
+    cdef _Identities kept = _Identities()
+    # tail_end/tail_rec ascending by (end, position); borrowed references (``order``
+    # holds the records until the end of this call).
+    cdef long long tail_end[COMPACT_TAIL]
+    cdef PyObject* tail_rec[COMPACT_TAIL]
+    cdef Py_ssize_t n_tail = 0, j
+    cdef long long end
+    if order:
+        for rec in order:
+            end = _record_end(rec)
+            if end > una or (type(rec) is not tuple
+                             and (<SentSegment?>rec).rexmit_index >= 0):
+                keep.append(rec)
+                kept.add(rec)
+            # A later record ranks above every earlier one with the same end.
+            if n_tail < COMPACT_TAIL:
+                j = n_tail
+                n_tail += 1
+            elif end >= tail_end[0]:
+                j = 0
+                while j + 1 < COMPACT_TAIL and tail_end[j + 1] <= end:
+                    tail_end[j] = tail_end[j + 1]
+                    tail_rec[j] = tail_rec[j + 1]
+                    j += 1
                 tail_end[j] = end
                 tail_rec[j] = <PyObject*>rec
-            for j in range(n_tail):
-                kept.add(<object>tail_rec[j])
-        cdef dict by_end = {}
-        cdef dict by_start = {}
-        cdef int overflow
-        for k, rec in (<dict?>state.by_end).items():
-            if PyLong_AsLongLongAndOverflow(k, &overflow) > una or overflow > 0 \
-                    or kept.has(rec):
-                by_end[k] = rec
-        for k, rec in (<dict?>state.by_start).items():
-            if kept.has(rec):
-                by_start[k] = rec
-        state.by_end = by_end
-        state.by_start = by_start
-        state.order = _deque(keep) if keep else None
-        return tracked - kept.count()
+                continue
+            else:
+                continue
+            while j > 0 and tail_end[j - 1] > end:
+                tail_end[j] = tail_end[j - 1]
+                tail_rec[j] = tail_rec[j - 1]
+                j -= 1
+            tail_end[j] = end
+            tail_rec[j] = <PyObject*>rec
+        for j in range(n_tail):
+            kept.add(<object>tail_rec[j])
+    cdef dict by_end = {}
+    cdef dict by_start = {}
+    cdef int overflow
+    for k, rec in (<dict?>state.by_end).items():
+        if PyLong_AsLongLongAndOverflow(k, &overflow) > una or overflow > 0 \
+                or kept.has(rec):
+            by_end[k] = rec
+    for k, rec in (<dict?>state.by_start).items():
+        if kept.has(rec):
+            by_start[k] = rec
+    state.by_end = by_end
+    state.by_start = by_start
+    state.order = _deque(keep) if keep else None
+    return tracked - kept.count()
 
 
 cdef SequenceAnalyzerBase _new_sequence_analyzer(object cls, options):
@@ -3029,7 +3044,28 @@ cdef class ConnectionBase:
         """Twin of ``Connection.quiet_deadline_ns`` (with ``is_done`` and ``is_attempt``
         inlined): the packet time after which the connection can be emitted if nothing
         else arrives."""
-        cdef _Refs r = _refs()
+        return self._quiet_deadline_c(_refs())
+
+    def compact(self):
+        """Twin of ``Connection.compact``: the same test of both ends' states, then the
+        analyzer's compaction through its compiled entry point."""
+        return self._compact_c(_refs())
+
+    cdef object _compact_c(self, _Refs r):
+        cs = (<EndpointMachineBase?>self.client).state
+        ss = (<EndpointMachineBase?>self.server).state
+        quiet = r.quiet_states
+        if self.compacted or cs not in quiet or ss not in quiet:
+            return self.compacted
+        an = self.analyzer
+        if isinstance(an, SequenceAnalyzerBase):
+            (<SequenceAnalyzerBase>an)._compact_c()
+        else:
+            an.compact()
+        self.compacted = True
+        return True
+
+    cdef object _quiet_deadline_c(self, _Refs r):
         opts = self.options
         cdef EndpointMachineBase client = <EndpointMachineBase?>self.client
         cdef EndpointMachineBase server = <EndpointMachineBase?>self.server
@@ -4615,15 +4651,18 @@ cdef class FlowTableBase:
             return conn
         cdef Pair packets
         if conn._is_done_c(r) or cs is r.time_wait or ss is r.time_wait:
-            self._push_deadline_c(conn_obj.quiet_deadline_ns(), conn.flow_id, key)
-            if not conn.compacted:
-                conn_obj.compact()  # closing: it may wait out TIME_WAIT here
+            self._push_deadline_c(conn._quiet_deadline_c(r), conn.flow_id, key)
+            if not conn.compacted:  # closing: it may wait out TIME_WAIT here
+                if type(conn_obj).compact is r.connection_compact:
+                    conn._compact_c(r)
+                else:  # replaced (a test turning compaction off): the class's own
+                    conn_obj.compact()
         else:
             packets = <Pair?>conn.packets
             if packets.v[0] + packets.v[1] == 1:
                 # A new connection: the attempt timeout, unless answered (the sweep
                 # re-reads the real deadline).
-                self._push_deadline_c(conn_obj.quiet_deadline_ns(), conn.flow_id, key)
+                self._push_deadline_c(conn._quiet_deadline_c(r), conn.flow_id, key)
         return conn
 
     def _push_deadline(self, deadline_ns, flow_id, key):

@@ -105,3 +105,61 @@ def test_prune_twin_forgets_what_the_reference_forgets(
     twin(a)
     reference(b)
     assert _view(a, recs_a) == _view(b, recs_b)
+
+
+def _finished_connections(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """The finished connections of samples/normal.pcap, as the engine hands them over."""
+    from pathlib import Path
+
+    import tcptrace_py.engine as engine_module
+    from tcptrace_py.engine import Engine
+    from tcptrace_py.options import Options
+
+    seen: list[Any] = []
+    real = engine_module.flow_record
+
+    def spy(conn: Any, codes: list[str] | None = None) -> dict[str, Any]:
+        seen.append(conn)
+        return real(conn, codes)  # type: ignore[no-any-return]
+
+    with monkeypatch.context() as m:
+        m.setattr(engine_module, "flow_record", spy)
+        path = Path(__file__).resolve().parents[1] / "samples" / "normal.pcap"
+        for _ in Engine(Options()).run(str(path)):
+            pass
+    return seen
+
+
+def _analyzer_view(conn: Any) -> tuple[Any, ...]:
+    out: list[Any] = []
+    for state in (conn.analyzer._c, conn.analyzer._s):
+        order = state.order
+        out.append((list(state.by_end), list(state.by_start),
+                    None if order is None else len(order)))
+    return tuple(out)
+
+
+def test_connection_compact_twin_follows_the_reference(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """``Connection.compact`` and ``SequenceAnalyzer.compact`` (the full path calls their
+    compiled entry points): for every pair of end states, compacted or not, the same answer,
+    the same flag and the same analyzer afterwards."""
+    from tcptrace_py.connection import Connection
+    from tcptrace_py.fsm import TcpState
+
+    reference = Connection.__reference__.compact  # type: ignore[attr-defined]
+    assert Connection.compact is not reference
+    assert sequence.SequenceAnalyzer.compact is not \
+        sequence.SequenceAnalyzer.__reference__.compact  # type: ignore[attr-defined]
+    twins, refs = _finished_connections(monkeypatch), _finished_connections(monkeypatch)
+    assert twins and len(twins) == len(refs)
+    for a, b in zip(twins, refs, strict=True):
+        for cs in TcpState:
+            for ss in TcpState:
+                for compacted in (False, True):
+                    for conn in (a, b):
+                        conn.client.state, conn.server.state = cs, ss
+                        conn.compacted = compacted
+                    assert a.compact() == reference(b)
+                    assert a.compacted == b.compacted
+                    assert _analyzer_view(a) == _analyzer_view(b)
