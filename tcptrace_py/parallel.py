@@ -127,12 +127,13 @@ wall: 0.8: 4.38-4.46 / 4.35-4.42, 4.51-4.54 s; 0.85: 4.72 / 4.26-4.38, 4.77 s; 0
 3.98-4.19, 4.69 s; 1.0: 4.59-4.80 / 3.72-4.01, 4.64-4.87 s. Hence 0.8 (44 % of the
 slots). With the workers encoding their records (:class:`EncodedResult`) and this module
 compiled, wall time over four runs each: 0.8: 3.91-4.37 s; 0.9: 3.98-4.85 s; 1.0:
-4.24-4.79 s. Still 0.8. Once encoded results stopped carrying the event log (twelfth
-session; unpickling it had been ~0.5 s of the calling process's time on 2m.pcap), the
-calling process became the lighter one. Parent / worker CPU in process, twelve runs on a
-noisy machine (wall varied +-25 % between identical runs), median of the ratio: 0.8: 0.88;
-0.9: 0.91; 0.95: 1.04; 1.0: 1.12. Hence 0.9 (47 % of the slots), leaving the calling
-process a little slack for its start-up before the fork and the summary after."""
+4.24-4.79 s. Still 0.8. On the twelfth session's machine (another CPU), after the read
+loop stopped boxing the times of other workers' frames, the calling process was the
+lighter one: parent / worker CPU in process, ``analyze 2m.pcap --jobs 2``, runs on a noisy
+machine (wall varied +-25 % between identical runs), median of the ratio: 0.8: 0.88 (8
+runs); 0.9: 0.91 (6); 0.95: 1.04 (7); 1.0: 1.12 (6). Hence 0.9 (47 % of the slots),
+leaving the calling process a little slack for its start-up before the fork and the
+summary after."""
 
 ENGINE_NOTES = ("icmp_errors", "icmp_errors_unmatched")
 """``Diagnostics.notes`` that the engine (not the reader) counts, per worker."""
@@ -164,10 +165,11 @@ class EncodedResult:
 
     It carries the record and the findings (the stream's lines and its anomaly summary),
     not the connection's event log nor packet rows, which that stream never writes (packet
-    rows are only kept for chosen flows, which a ``--jobs`` run does not serve). Pickling
-    the events (a dozen frozen objects a connection) was most of the transport: on
-    200k.pcap, pickling every result took 71 ms and unpickling 111 ms with them, 27 and
-    15 ms without (twelfth session).
+    rows are only kept for chosen flows, which a ``--jobs`` run does not serve). The
+    ``analyze`` command keeps no events (``keep_events=False``), so this only states what
+    the stream needs; with events kept (an API caller's ``Options``), pickling them was
+    most of the transport: 200k.pcap's results pickled in 71 ms and unpickled in 111 ms
+    with their events, 27 and 15 ms without (twelfth session).
     """
 
     __slots__ = ("line", "flow_id", "end_reason", "codes", "anomalies")
