@@ -45,6 +45,7 @@ from tcptrace_py.export import (
     anomaly_dict,
     capture_summary,
     dumps,
+    dumps_line,
     printable,
 )
 from tcptrace_py.gcpolicy import ANALYSIS_THRESHOLDS, collector_paused
@@ -767,6 +768,29 @@ def _sort(records: list[dict[str, Any]], key: str | None, reverse: bool) -> None
     records.sort(key=k, reverse=reverse)
 
 
+def _utf8_buffer(stream: IO[str]) -> io.BufferedIOBase | None:
+    """The binary stream under ``stream`` when writing UTF-8 bytes there is writing their
+    text to ``stream``: a text stream encoding UTF-8 that translates no newline (the
+    output files, a standard output in a UTF-8 locale, on a system whose line end is
+    ``\\n``) and hands its bytes to a buffered writer. None otherwise: the records then go
+    through the text stream."""
+    import codecs
+
+    raw = getattr(stream, "buffer", None)
+    encoding = getattr(stream, "encoding", None)
+    # A raw file (``python -u``) may write part of a record: only a buffered one, which
+    # writes all of it or raises, as the text stream's own writes do.
+    if not isinstance(raw, io.BufferedIOBase) or not isinstance(encoding, str) \
+            or os.linesep != "\n":
+        return None
+    try:
+        if codecs.lookup(encoding).name != "utf-8":
+            return None
+    except LookupError:
+        return None
+    return raw
+
+
 def _open_out(output: str | None, fmt: str) -> tuple[OutputFile, IO[str] | None]:
     """The output (opened before any input is read: a missing or unwritable directory is
     exit 2 at once, and an existing file is only replaced once the run succeeded) and the
@@ -867,21 +891,38 @@ def analyze(files: tuple[str, ...], fmt: str, output: str | None, states: tuple[
             # it is finished, not when a block buffer fills.
             live = "-" in files
 
+            # Records go to the bytes under the text stream where that writes the same
+            # bytes (export.dumps_line); lines encoded by --jobs workers are text. Text
+            # still pending in the stream is flushed before bytes follow it.
+            raw = _utf8_buffer(out)
+            text_pending = [False]
+
+            def put(write: Callable[[Any], object], data: str | bytes,
+                    flush: Callable[[], None]) -> None:
+                try:
+                    write(data)
+                except BrokenPipeError:
+                    raise
+                except OSError as exc:  # the output's error, not the input's
+                    raise target.error(exc) from None
+                written[0] += 1
+                if live:
+                    flush()
+
             def emit(rec: dict[str, Any]) -> None:
                 if rows is None or written[0] < rows:
-                    emit_line(dumps(rec))
+                    if raw is None:
+                        emit_line(dumps(rec))
+                        return
+                    if text_pending[0]:
+                        out.flush()
+                        text_pending[0] = False
+                    put(raw.write, dumps_line(rec), raw.flush)
 
             def emit_line(line: str) -> None:
                 if rows is None or written[0] < rows:
-                    try:
-                        out.write(line + "\n")
-                    except BrokenPipeError:
-                        raise
-                    except OSError as exc:  # the output's error, not the input's
-                        raise target.error(exc) from None
-                    written[0] += 1
-                    if live:
-                        out.flush()
+                    text_pending[0] = True
+                    put(out.write, line + "\n", out.flush)
 
             run = _run(files, options, strict, quiet, filters, on_record=emit, keep=False,
                        jobs=jobs, on_line=emit_line)

@@ -112,15 +112,15 @@ def _finished_connections(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
     from pathlib import Path
 
     import tcptrace_py.engine as engine_module
+    from tcptrace_py import report
     from tcptrace_py.engine import Engine
     from tcptrace_py.options import Options
 
     seen: list[Any] = []
-    real = engine_module.flow_record
 
     def spy(conn: Any, codes: list[str] | None = None) -> dict[str, Any]:
         seen.append(conn)
-        return real(conn, codes)  # type: ignore[no-any-return]
+        return report.flow_record(conn, codes)
 
     with monkeypatch.context() as m:
         m.setattr(engine_module, "flow_record", spy)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pandas as pd
 import pytest
@@ -262,3 +262,63 @@ def test_dumps_same_for_string_and_other_keys() -> None:
         expected = json.dumps(value, default=lambda o: list(o), separators=(",", ":"),
                               ensure_ascii=False)
         assert dumps(value) == expected
+
+
+def test_dumps_line_is_dumps_text_as_utf8() -> None:
+    """``export.dumps_line`` (the bytes ``analyze --format jsonl`` streams) is ``dumps`` and a
+    newline, encoded: records, non-string keys, integers past 64 bits (the json fallback),
+    non-ASCII text."""
+    from tcptrace_py.export import dumps, dumps_line
+
+    for value in ({"a": 1, "b": [1.5, None, True], "c": "é"},
+                  {"details": {1: "x", 2: [3, 4]}, "n": 2**70},
+                  {"s": {1, 2}, "t": (3,)}, {"x": float("nan"), "y": -0.0, "z": 1e300}):
+        assert dumps_line(value) == (dumps(value) + "\n").encode()
+    for rec in tcptrace_py.analyze(SAMPLES / "rst_storm.pcap").records:
+        assert dumps_line(rec) == (dumps(rec) + "\n").encode()
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_streamed_jsonl_same_through_bytes_or_text(tmp_path: Path, jobs: str,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """The jsonl stream writes records as bytes under the output's text stream
+    (``cli._utf8_buffer``); through the text stream it writes the same file, with --jobs
+    (text lines from the workers) too, to a file and to standard output."""
+    from click.testing import CliRunner
+
+    from tcptrace_py import cli
+
+    runner = CliRunner()
+    outs: list[bytes] = []
+    for text_only in (False, True):
+        with monkeypatch.context() as m:
+            if text_only:
+                m.setattr(cli, "_utf8_buffer", lambda stream: None)
+            for sample in ("normal.pcap", "rst_storm.pcap", "syn_flood.pcap"):
+                target = tmp_path / f"{text_only}-{sample}.jsonl"
+                args = ["analyze", str(SAMPLES / sample), "--format", "jsonl", "--jobs", jobs]
+                res = runner.invoke(cli.main, [*args, "-o", str(target)])
+                assert res.exit_code == 0, res.output
+                outs.append(target.read_bytes())
+                res = runner.invoke(cli.main, args)
+                assert res.exit_code == 0, res.output
+                outs.append(res.stdout_bytes)
+    half = len(outs) // 2
+    assert outs[:half] == outs[half:]
+    assert all(o.endswith(b"\n") and o.count(b"\n") >= 1 for o in outs)
+
+
+def test_bytes_go_under_a_text_stream_only_where_they_read_the_same(tmp_path: Path) -> None:
+    """``cli._utf8_buffer``: a UTF-8 output file's buffer; none for another encoding, for an
+    unbuffered binary layer (``python -u``: a raw write may be partial) or a StringIO."""
+    from tcptrace_py import cli
+
+    with open(tmp_path / "a", "w", encoding="utf-8", newline="") as f:
+        assert cli._utf8_buffer(f) is cast(Any, f.buffer)
+    with open(tmp_path / "b", "w", encoding="UTF8", newline="") as f:
+        assert cli._utf8_buffer(f) is cast(Any, f.buffer)
+    with open(tmp_path / "c", "w", encoding="latin-1", newline="") as f:
+        assert cli._utf8_buffer(f) is None
+    with open(tmp_path / "d", "wb", buffering=0) as raw:
+        assert cli._utf8_buffer(io.TextIOWrapper(raw, encoding="utf-8")) is None
+    assert cli._utf8_buffer(io.StringIO()) is None
