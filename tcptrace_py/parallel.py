@@ -131,9 +131,9 @@ compiled, wall time over four runs each: 0.8: 3.91-4.37 s; 0.9: 3.98-4.85 s; 1.0
 loop stopped boxing the times of other workers' frames, the calling process was the
 lighter one: parent / worker CPU in process, ``analyze 2m.pcap --jobs 2``, runs on a noisy
 machine (wall varied +-25 % between identical runs), median of the ratio: 0.8: 0.88 (8
-runs); 0.9: 0.91 (6); 0.95: 1.04 (7); 1.0: 1.12 (6). Hence 0.9 (47 % of the slots),
-leaving the calling process a little slack for its start-up before the fork and the
-summary after."""
+runs); 0.9: 0.96 (10); 0.95: 1.04 (7); 1.0: 1.14 (4); 1.1: 1.21 (3). Hence 0.9 (47 % of
+the slots), leaving the calling process a little slack for its start-up before the fork
+and the summary after."""
 
 ENGINE_NOTES = ("icmp_errors", "icmp_errors_unmatched")
 """``Diagnostics.notes`` that the engine (not the reader) counts, per worker."""
