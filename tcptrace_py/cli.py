@@ -891,38 +891,38 @@ def analyze(files: tuple[str, ...], fmt: str, output: str | None, states: tuple[
             # it is finished, not when a block buffer fills.
             live = "-" in files
 
-            # Records go to the bytes under the text stream where that writes the same
-            # bytes (export.dumps_line); lines encoded by --jobs workers are text. Text
-            # still pending in the stream is flushed before bytes follow it.
+            # Lines go to the bytes under the text stream where that writes the same bytes
+            # (export.dumps_line; the lines --jobs workers encoded, as UTF-8), else to the
+            # text stream: one layer for the whole run, so none holds text the other lacks.
             raw = _utf8_buffer(out)
-            text_pending = [False]
+            write_record: Callable[[dict[str, Any]], object]
+            write_line: Callable[[str], object]
+            if raw is not None:
+                write_record = lambda rec: raw.write(dumps_line(rec))  # noqa: E731
+                write_line = lambda line: raw.write(line.encode() + b"\n")  # noqa: E731
+                flush = raw.flush
+            else:
+                write_record = lambda rec: out.write(dumps(rec) + "\n")  # noqa: E731
+                write_line = lambda line: out.write(line + "\n")  # noqa: E731
+                flush = out.flush
 
-            def put(write: Callable[[Any], object], data: str | bytes,
-                    flush: Callable[[], None]) -> None:
-                try:
-                    write(data)
-                except BrokenPipeError:
-                    raise
-                except OSError as exc:  # the output's error, not the input's
-                    raise target.error(exc) from None
-                written[0] += 1
-                if live:
-                    flush()
+            def put(write: Callable[[Any], object], item: Any) -> None:
+                if rows is None or written[0] < rows:
+                    try:
+                        write(item)
+                    except BrokenPipeError:
+                        raise
+                    except OSError as exc:  # the output's error, not the input's
+                        raise target.error(exc) from None
+                    written[0] += 1
+                    if live:
+                        flush()
 
             def emit(rec: dict[str, Any]) -> None:
-                if rows is None or written[0] < rows:
-                    if raw is None:
-                        emit_line(dumps(rec))
-                        return
-                    if text_pending[0]:
-                        out.flush()
-                        text_pending[0] = False
-                    put(raw.write, dumps_line(rec), raw.flush)
+                put(write_record, rec)
 
             def emit_line(line: str) -> None:
-                if rows is None or written[0] < rows:
-                    text_pending[0] = True
-                    put(out.write, line + "\n", out.flush)
+                put(write_line, line)
 
             run = _run(files, options, strict, quiet, filters, on_record=emit, keep=False,
                        jobs=jobs, on_line=emit_line)

@@ -60,17 +60,8 @@ def dumps(obj: object) -> str:
     fallback (orjson absent, or an integer beyond 64 bits, which orjson refuses) writes the
     same compact form, so the output does not depend on which encoder ran.
     """
-    if _orjson is not None:
-        try:
-            return _orjson.dumps(obj, default=_json_default).decode()
-        except TypeError:
-            pass
-        try:
-            return _orjson.dumps(obj, default=_json_default, option=_ORJSON_OPTS).decode()
-        except TypeError:
-            pass
-    return json.dumps(obj, default=_json_default, separators=(",", ":"),
-                      ensure_ascii=False)
+    data = _orjson_bytes(obj, 0)
+    return data.decode() if data is not None else _json_text(obj)
 
 
 def dumps_line(obj: object) -> bytes:
@@ -81,17 +72,28 @@ def dumps_line(obj: object) -> bytes:
     record that writing the bytes themselves skips (see ``cli._utf8_buffer``). The same
     encoders and the same fallbacks as :func:`dumps`, so the bytes are its text's.
     """
-    if _orjson is not None:
-        try:
-            return _orjson.dumps(obj, default=_json_default, option=_LINE)
-        except TypeError:
-            pass
-        try:
-            return _orjson.dumps(obj, default=_json_default, option=_ORJSON_OPTS | _LINE)
-        except TypeError:
-            pass
-    return (json.dumps(obj, default=_json_default, separators=(",", ":"),
-                       ensure_ascii=False) + "\n").encode()
+    data = _orjson_bytes(obj, _LINE)
+    return data if data is not None else (_json_text(obj) + "\n").encode()
+
+
+def _orjson_bytes(obj: object, option: int) -> bytes | None:
+    """orjson's encoding of ``obj`` with ``option``: without the non-string-key option
+    first (see :func:`dumps`); None when orjson is absent or refuses ``obj``."""
+    if _orjson is None:
+        return None
+    try:
+        return _orjson.dumps(obj, default=_json_default, option=option)
+    except TypeError:
+        pass
+    try:
+        return _orjson.dumps(obj, default=_json_default, option=option | _ORJSON_OPTS)
+    except TypeError:
+        return None
+
+
+def _json_text(obj: object) -> str:
+    """The ``json`` module's compact form of ``obj``, which orjson's output matches."""
+    return json.dumps(obj, default=_json_default, separators=(",", ":"), ensure_ascii=False)
 
 
 def anomaly_dict(a: Anomaly, capture: str | None = None) -> dict[str, Any]:
