@@ -60,7 +60,6 @@ import warnings
 from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -68,6 +67,7 @@ from tcptrace_py.capture.pcap import is_pcap
 from tcptrace_py.capture.pcapng import is_pcapng
 from tcptrace_py.capture.source import open_source
 from tcptrace_py.diagnostics import CaptureError
+from tcptrace_py.lazy_dataclass import dataclass, field
 from tcptrace_py.options import MAX_SECONDS, Options
 
 if TYPE_CHECKING:

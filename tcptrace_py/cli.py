@@ -30,7 +30,7 @@ import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 import click
@@ -49,6 +49,7 @@ from tcptrace_py.export import (
     printable,
 )
 from tcptrace_py.gcpolicy import ANALYSIS_THRESHOLDS, collector_paused
+from tcptrace_py.lazy_dataclass import dataclass, field
 from tcptrace_py.options import Options
 from tcptrace_py.outfile import OutputError, OutputFile
 from tcptrace_py.report import CLOSE_VALUES
@@ -1071,7 +1072,10 @@ class _Clock:
         return f"start times {zone}" + ("" if self.with_date else f", {sample[:10]}")
 
 
-def _flow_cells(r: dict[str, Any], layout: str, clock: _Clock = _Clock()) -> list[str]:
+_UTC_ONE_DAY = _Clock()
+
+
+def _flow_cells(r: dict[str, Any], layout: str, clock: _Clock = _UTC_ONE_DAY) -> list[str]:
     """The fixed (non-anomaly) cells of one connection in ``layout`` (plain text)."""
     client = _endpoint(r["client_ip"], r["client_port"])
     server = _endpoint(r["server_ip"], r["server_port"])

@@ -22,7 +22,7 @@ cannot change a dtype.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from tcptrace_py.lazy_dataclass import dataclass
 
 __all__ = ["DIRECTION", "FLOW", "OTHER_TABLES", "Column", "analysis_kinds", "flow_columns",
            "table_columns"]

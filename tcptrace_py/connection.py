@@ -11,8 +11,6 @@ small, capped evidence lists (handshake/FIN/RST packets) for the detectors; it n
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from tcptrace_py.analysis import SequenceAnalyzer
 from tcptrace_py.analysis import flags as AF
 from tcptrace_py.compat import PeerSummary
@@ -23,6 +21,7 @@ from tcptrace_py.fsm import Action, EndpointMachine, Input, TcpState, lookup
 from tcptrace_py.giveup import RetransmissionRun
 from tcptrace_py.icmp import IcmpError
 from tcptrace_py.implementation import slots_factory
+from tcptrace_py.lazy_dataclass import dataclass
 from tcptrace_py.options import Options
 from tcptrace_py.segment import ACK, FIN, RST, SYN, Segment, addr_text, flags_text
 

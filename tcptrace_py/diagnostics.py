@@ -8,7 +8,8 @@ and the byte offset or frame). The core never prints: sinks (the CLI) decide how
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
+
+from tcptrace_py.lazy_dataclass import dataclass, field
 
 MAX_KEPT_WARNINGS = 1000  # warnings kept verbatim; later ones are only counted (bounded memory)
 MAX_KEPT_BACKWARDS = 20

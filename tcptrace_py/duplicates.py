@@ -43,8 +43,8 @@ other part: no retransmission, no RTT or RTO, no state machine input, no other f
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
+from tcptrace_py.lazy_dataclass import dataclass
 from tcptrace_py.segment import FIN, SYN, Segment
 
 MAX_HOPS_BETWEEN_COPIES = 2

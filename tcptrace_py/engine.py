@@ -8,7 +8,6 @@ findings (RST storms, floods, capture artifacts) come at the end through :meth:`
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -22,6 +21,7 @@ from tcptrace_py.diagnostics import Diagnostics
 from tcptrace_py.events import Anomaly, Event
 from tcptrace_py.flowtable import FlowTable, slot_of
 from tcptrace_py.icmp import IcmpError
+from tcptrace_py.lazy_dataclass import dataclass, field
 from tcptrace_py.options import Options
 from tcptrace_py.report import flow_record
 

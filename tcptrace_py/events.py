@@ -6,10 +6,10 @@ the JSON/CSV/Parquet exports and the DataFrame API expose.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
 from tcptrace_py.implementation import slots_factory
+from tcptrace_py.lazy_dataclass import dataclass, field
 
 SEVERITIES = ("info", "warning", "error")
 SEVERITY_RANK = {name: rank for rank, name in enumerate(SEVERITIES)}

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,7 @@ from tcptrace_py.engine import CaptureSummary, FlowResult, PacketRow, Source
 from tcptrace_py.events import SEVERITIES, Anomaly, Event
 from tcptrace_py.fsm import TcpState
 from tcptrace_py.gcpolicy import collector_paused, paused_while_computing
+from tcptrace_py.lazy_dataclass import dataclass, field
 from tcptrace_py.options import Options
 from tcptrace_py.report import CLOSE_VALUES, LIFECYCLE_COLUMNS, OPEN_VALUES
 from tcptrace_py.segment import TS_NS_MIN

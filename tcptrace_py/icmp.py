@@ -16,7 +16,8 @@ counted as ``not_tcp`` (it is not a TCP segment), so frame accounting is unchang
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
+
+from tcptrace_py.lazy_dataclass import dataclass
 
 _V4_QUOTE = struct.Struct("!BxHHHBB2x4s4s").unpack_from
 """Quoted IPv4 header: version/IHL, total length, id, flags/fragment, TTL, protocol, addresses."""

@@ -10,12 +10,12 @@ them (relative to each sender's ISN). Nothing here prints or imports click/rich.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from tcptrace_py.analysis import flag_names
 from tcptrace_py.engine import PacketRow
 from tcptrace_py.events import Event
+from tcptrace_py.lazy_dataclass import dataclass, field
 from tcptrace_py.segment import Segment, flags_text
 
 SEQ_MOD = 1 << 32

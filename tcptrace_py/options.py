@@ -7,11 +7,11 @@ seconds (what users think in) and exposed as integer nanoseconds (what the core 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
 from tcptrace_py.analysis import AnalysisOptions
+from tcptrace_py.lazy_dataclass import dataclass, field
 
 _NS = 1_000_000_000
 

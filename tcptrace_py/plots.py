@@ -22,12 +22,12 @@ last frame with its 4-tuple, decoded by the same Decoder the engine uses.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from tcptrace_py import units
 from tcptrace_py.analysis import flags as af
 from tcptrace_py.capture import read_flow_segments
+from tcptrace_py.lazy_dataclass import dataclass
 from tcptrace_py.segment import ACK, FIN, RST, SYN, Segment, ts_in_range
 
 if TYPE_CHECKING:

@@ -6,7 +6,7 @@ holds them is capped by ``AnalysisOptions.max_evidence_items``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from tcptrace_py.lazy_dataclass import dataclass
 
 RETRANSMISSION_KINDS = ("syn", "synack", "fin", "rto", "fast", "tail_loss_probe", "spurious",
                         "other")

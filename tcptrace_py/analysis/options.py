@@ -6,7 +6,7 @@ knowing about it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from tcptrace_py.lazy_dataclass import dataclass
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,7 +19,6 @@ Theory of operation
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from tcptrace_py import units
@@ -27,6 +26,7 @@ from tcptrace_py.connection import Connection
 from tcptrace_py.diagnostics import Diagnostics
 from tcptrace_py.events import Anomaly
 from tcptrace_py.fsm import TcpState
+from tcptrace_py.lazy_dataclass import dataclass
 from tcptrace_py.options import Options
 
 NS_PER_S = 1_000_000_000

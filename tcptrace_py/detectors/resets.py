@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 from tcptrace_py.connection import Connection, NotablePacket
@@ -26,6 +25,7 @@ from tcptrace_py.detectors.base import (
 )
 from tcptrace_py.diagnostics import Diagnostics
 from tcptrace_py.events import Anomaly
+from tcptrace_py.lazy_dataclass import dataclass, field
 from tcptrace_py.options import Options
 from tcptrace_py.segment import ACK, FIN, RST, SYN, addr_text
 
@@ -42,6 +42,8 @@ def rsts(conn: Connection) -> list[NotablePacket]:
 
 @dataclass
 class _Bin:
+    """The RSTs seen in one tenth of the storm window: how many, from and to whom, where."""
+
     count: int = 0
     first_frame: int = -1
     last_frame: int = -1

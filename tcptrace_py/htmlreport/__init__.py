@@ -27,7 +27,7 @@ import hashlib
 import html
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -39,6 +39,7 @@ from tcptrace_py.engine import Engine, FlowResult, PacketRow
 from tcptrace_py.events import SEVERITY_RANK, Anomaly
 from tcptrace_py.export import anomaly_dict, capture_summary
 from tcptrace_py.ladder import flow_t0_ns, ladder_rows, segment_details
+from tcptrace_py.lazy_dataclass import dataclass
 from tcptrace_py.plots import (
     FlowPackets,
     rtt_samples,
