@@ -3454,6 +3454,11 @@ cdef class FlowRecord:
         self.ts_max = ts_max
 
     cdef inline object _addr(self, object addr):
+        # An IPv4 address is formatted in C (~400 instructions): cheaper than the cache's
+        # miss (~2,900: most clients are new addresses); other addresses go through it.
+        text = _ipv4_text(addr)
+        if text is not None:
+            return text
         text = self.addr_cache.get(addr)
         return text if text is not None else self.addr_text_of(addr)
 
@@ -3591,10 +3596,8 @@ cdef extern from "Python.h":
     object PyUnicode_DecodeASCII(const char* s, Py_ssize_t size, const char* errors)
 
 
-def addr_text(addr):
-    """Twin of ``segment.addr_text``: an IPv4 address (4 bytes) formatted in C, where the
-    reference's f-string converts four integers (~1,700 instructions, twice per record);
-    anything else (IPv6 and its RFC 5952 compression) by the reference."""
+cdef object _ipv4_text(object addr):
+    """``segment.addr_text`` of a 4-byte address, formatted in C; None for anything else."""
     cdef char buf[16]
     cdef const unsigned char* p
     cdef int n
@@ -3603,7 +3606,15 @@ def addr_text(addr):
         n = snprintf(buf, sizeof(buf), "%u.%u.%u.%u", p[0], p[1], p[2], p[3])
         if 0 < n < <int>sizeof(buf):
             return PyUnicode_DecodeASCII(buf, n, NULL)
-    return _refs().addr_text(addr)
+    return None
+
+
+def addr_text(addr):
+    """Twin of ``segment.addr_text``: an IPv4 address (4 bytes) formatted in C, where the
+    reference's f-string converts four integers (~1,700 instructions, twice per record);
+    anything else (IPv6 and its RFC 5952 compression) by the reference."""
+    text = _ipv4_text(addr)
+    return text if text is not None else _refs().addr_text(addr)
 
 
 # ---------------------------------------------------------------- duplicates.original_of
