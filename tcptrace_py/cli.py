@@ -627,7 +627,7 @@ def _run(files: Sequence[str], options: Options, strict: bool, quiet: bool,
          filters: Filters, on_record: Callable[[dict[str, Any]], None] | None = None,
          keep: bool = True,
          on_anomaly: Callable[[str | None, Anomaly], None] | None = None,
-         jobs: int = 1, on_line: Callable[[str], None] | None = None) -> Run:
+         jobs: int = 1, on_line: Callable[[bytes], None] | None = None) -> Run:
     """Analyse each file, filter, and collect (or stream through ``on_record`` and
     ``on_anomaly``). With ``keep=False`` neither records nor anomalies are kept (only the
     worst severity, for ``--fail-on``): a streamed run's memory is then bounded by the
@@ -641,7 +641,7 @@ def _run(files: Sequence[str], options: Options, strict: bool, quiet: bool,
     ``jobs`` > 1 analyses each regular file with that many processes
     (:class:`~tcptrace_py.parallel.ParallelEngine`: the same results, no progress bar; a
     Ctrl-C stops it at once, keeping nothing of that file). ``on_line``, given with
-    ``on_record``, takes a record already encoded as ``export.dumps`` would: the workers
+    ``on_record``, takes a record already encoded as ``export.dumps_line`` would: the workers
     encode the records of a single file streamed unfiltered (``EncodedResult``)."""
     run = Run(multi=len(files) > 1, files=list(files))
     gate = _InterruptGate()
@@ -661,7 +661,7 @@ def _run_one(run: Run, path: str, options: Options, strict: bool, quiet: bool,
              filters: Filters, on_record: Callable[[dict[str, Any]], None] | None,
              keep: bool, gate: _InterruptGate,
              on_anomaly: Callable[[str | None, Anomaly], None] | None = None,
-             jobs: int = 1, on_line: Callable[[str], None] | None = None) -> None:
+             jobs: int = 1, on_line: Callable[[bytes], None] | None = None) -> None:
     """One input file of :func:`_run`."""
     engine: Engine | ParallelEngine
     cap = path if run.multi else None
@@ -897,14 +897,14 @@ def analyze(files: tuple[str, ...], fmt: str, output: str | None, states: tuple[
             # text stream: one layer for the whole run, so none holds text the other lacks.
             raw = _utf8_buffer(out)
             write_record: Callable[[dict[str, Any]], object]
-            write_line: Callable[[str], object]
+            write_line: Callable[[bytes], object]
             if raw is not None:
                 write_record = lambda rec: raw.write(dumps_line(rec))  # noqa: E731
-                write_line = lambda line: raw.write(line.encode() + b"\n")  # noqa: E731
+                write_line = raw.write  # already a UTF-8 line with its newline
                 flush = raw.flush
             else:
                 write_record = lambda rec: out.write(dumps(rec) + "\n")  # noqa: E731
-                write_line = lambda line: out.write(line + "\n")  # noqa: E731
+                write_line = lambda line: out.write(line.decode())  # noqa: E731
                 flush = out.flush
 
             def put(write: Callable[[Any], object], item: Any) -> None:
@@ -922,7 +922,7 @@ def analyze(files: tuple[str, ...], fmt: str, output: str | None, states: tuple[
             def emit(rec: dict[str, Any]) -> None:
                 put(write_record, rec)
 
-            def emit_line(line: str) -> None:
+            def emit_line(line: bytes) -> None:
                 put(write_line, line)
 
             run = _run(files, options, strict, quiet, filters, on_record=emit, keep=False,

@@ -78,7 +78,7 @@ from tcptrace_py.engine import (
     capture_warnings,
 )
 from tcptrace_py.events import Anomaly, Event
-from tcptrace_py.export import dumps
+from tcptrace_py.export import dumps_line
 from tcptrace_py.flowtable import SHARD_SLOTS
 from tcptrace_py.options import Options
 
@@ -144,21 +144,26 @@ Item = tuple[Any, ...]
 ``("e", key, shard, diag, summary, evicted_half_open, end_ns, peak RSS KiB)`` (its end)."""
 
 
-_LINE_HEAD = '{"flow_id":'
-"""How a record's JSON line begins (``export.dumps`` keeps the record's key order)."""
+_LINE_HEAD = b'{"flow_id":'
+"""How a record's JSON line begins (``export.dumps_line`` keeps the record's key order)."""
 
 
 class EncodedResult:
     """A finished connection whose record travels as the JSON line a jsonl sink writes
-    (``export.dumps``), encoded in the process that analysed the connection.
+    (``export.dumps_line``: UTF-8 bytes with the newline), encoded in the process that
+    analysed the connection.
 
     Why: the calling process unpickled every other worker's record (a dict of ~200 columns)
     only to encode it again for the output: ~25 us a connection, its largest cost beyond
     its own shard (2m.pcap, eighth session). Encoding where the record is made moves that
-    work to the worker and sends a string that unpickles in a copy. The line is then
-    patched, never rebuilt: the merged flow id is spliced in, and the rare connection
-    whose findings a capture-wide detector changed is decoded and encoded again, which
-    gives the same text (JSON decoding and encoding keep every value the line holds).
+    work to the worker and sends bytes that unpickle in a copy. The line is then patched,
+    never rebuilt: the merged flow id is spliced in, and the rare connection whose findings
+    a capture-wide detector changed is decoded and encoded again, which gives the same text
+    (JSON decoding and encoding keep every value the line holds). Bytes, not a string:
+    orjson writes bytes, and a string was decoded in the worker, encoded by pickle, decoded
+    again by the parent's unpickling and encoded once more for the output, four passes over
+    each ~5 KB line (~50 M of the ~3,070 M instructions of 200k.pcap with ``--jobs 2``,
+    thirteenth session).
 
     The command line asks for it (``ParallelEngine(encode_lines=True)``) when it streams
     JSON lines of every connection; :attr:`record` decodes the line for any other reader.
@@ -179,7 +184,7 @@ class EncodedResult:
     packets: list[PacketRow] | None = None
     """Never carried (see above): None."""
 
-    def __init__(self, line: str, flow_id: int, end_reason: str | None, codes: list[str],
+    def __init__(self, line: bytes, flow_id: int, end_reason: str | None, codes: list[str],
                  anomalies: list[Anomaly]) -> None:
         self.line = line
         self.flow_id = flow_id
@@ -191,7 +196,7 @@ class EncodedResult:
     @classmethod
     def of(cls, res: FlowResult) -> EncodedResult:
         rec = res.record
-        return cls(dumps(rec), rec["flow_id"], rec.get("end_reason"), rec["anomalies"],
+        return cls(dumps_line(rec), rec["flow_id"], rec.get("end_reason"), rec["anomalies"],
                    res.anomalies)
 
     def __reduce__(self) -> tuple[Any, ...]:
@@ -205,15 +210,15 @@ class EncodedResult:
 
     def set_flow_id(self, flow_id: int) -> None:
         line = self.line
-        old = str(self.flow_id)
+        old = b"%d" % self.flow_id
         end = len(_LINE_HEAD) + len(old)
         if line.startswith(_LINE_HEAD) and line[len(_LINE_HEAD):end] == old \
-                and line[end] in ",}":
-            self.line = _LINE_HEAD + str(flow_id) + line[end:]
-        else:  # not the layout dumps writes: rebuild it
+                and line[end:end + 1] in (b",", b"}"):
+            self.line = b"%s%d%s" % (_LINE_HEAD, flow_id, line[end:])
+        else:  # not the layout dumps_line writes: rebuild it
             rec = self.record
             rec["flow_id"] = flow_id
-            self.line = dumps(rec)
+            self.line = dumps_line(rec)
         self.flow_id = flow_id
 
     def set_anomaly_codes(self, codes: list[str]) -> None:
@@ -221,7 +226,7 @@ class EncodedResult:
             return  # the line already says so (the common case: nothing was dropped)
         rec = self.record
         rec["anomalies"] = codes
-        self.line = dumps(rec)
+        self.line = dumps_line(rec)
         self.codes = codes
 
 

@@ -596,29 +596,39 @@ def test_encoded_result_patches_its_line() -> None:
     import pickle
 
     from tcptrace_py.engine import FlowResult
-    from tcptrace_py.export import dumps
+    from tcptrace_py.export import dumps, dumps_line
     from tcptrace_py.parallel import EncodedResult
 
     rec = {"flow_id": 12, "client_ip": "10.0.0.1", "end_reason": "closed", "rtt": 0.25,
-           "none": None, "anomalies": ["a"]}
+           "none": None, "anomalies": ["a"], "note": "caf\u00e9"}
     enc = EncodedResult.of(FlowResult(dict(rec), [], [], None))
-    assert enc.line == dumps(rec) and (enc.flow_id, enc.end_reason) == (12, "closed")
+    # The line a byte stream takes: UTF-8 with its newline, the text of dumps.
+    assert enc.line == dumps_line(rec) == (dumps(rec) + "\n").encode()
+    assert (enc.flow_id, enc.end_reason) == (12, "closed")
     enc.set_flow_id(3)
-    assert enc.line == dumps({**rec, "flow_id": 3}) and enc.flow_id == 3
+    assert enc.line == dumps_line({**rec, "flow_id": 3}) and enc.flow_id == 3
+    enc.set_flow_id(12345)  # a longer id than the one spliced out
+    assert enc.line == dumps_line({**rec, "flow_id": 12345}) and enc.flow_id == 12345
+    enc.set_flow_id(3)
     line = enc.line
     enc.set_anomaly_codes(["a"])  # unchanged: the line is kept as it is
     assert enc.line is line
     enc.set_anomaly_codes(["b", "c"])
     assert enc.codes == ["b", "c"] and enc.record == {**rec, "flow_id": 3, "anomalies": ["b", "c"]}
-    assert enc.line == dumps({**rec, "flow_id": 3, "anomalies": ["b", "c"]})
+    assert enc.line == dumps_line({**rec, "flow_id": 3, "anomalies": ["b", "c"]})
     back = pickle.loads(pickle.dumps(enc, pickle.HIGHEST_PROTOCOL))
     assert (back.line, back.flow_id, back.end_reason) == (enc.line, 3, "closed")
     # The event log and packet rows stay in the worker: the line stream writes neither.
     assert (back.events, back.packets, back.codes) == ((), None, ["b", "c"])
-    # A line not laid out as dumps writes it is rebuilt, not spliced.
-    odd = EncodedResult('{"client_ip":"x","flow_id":5}', 5, None, [], [])
+    # A line not laid out as dumps_line writes it is rebuilt, not spliced.
+    odd = EncodedResult(b'{"client_ip":"x","flow_id":5}\n', 5, None, [], [])
     odd.set_flow_id(1234)
     assert odd.record == {"client_ip": "x", "flow_id": 1234}
+    assert odd.line == dumps_line({"client_ip": "x", "flow_id": 1234})
+    # A flow id that only starts like the old one ("1" in "12") is not spliced.
+    near = EncodedResult(dumps_line({"flow_id": 12, "x": 1}), 1, None, [], [])
+    near.set_flow_id(7)
+    assert near.record == {"flow_id": 7, "x": 1}
 
 
 def test_workers_start_by_forkserver_when_threads_run() -> None:
