@@ -19,7 +19,9 @@ the class is a real dataclass (``dataclasses.fields``, ``replace``, ``asdict`` a
   classes. None of them is on a hot path.
 - A frozen slotted class pickles by its field values, as the standard one does.
 
-A method the class body defines itself is kept, as the standard decorator keeps it.
+A method the class body defines itself is kept, as the standard decorator keeps it. Each
+class needs a docstring: without one the standard decorator writes the signature in its
+place, through ``inspect.signature`` (slow), of an ``__init__`` not yet made.
 ``tests/test_lazy_dataclass.py`` holds every behaviour against the standard decorator.
 """
 
