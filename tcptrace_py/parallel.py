@@ -174,8 +174,8 @@ class EncodedResult:
     (JSON decoding and encoding keep every value the line holds). Bytes, not a string:
     orjson writes bytes, and a string was decoded in the worker, encoded by pickle, decoded
     again by the parent's unpickling and encoded once more for the output, four passes over
-    each ~5 KB line (~50 M of the ~3,070 M instructions of 200k.pcap with ``--jobs 2``,
-    thirteenth session).
+    each ~5 KB line (37 M of the 3,068 M instructions of 200k.pcap with ``--jobs 2``,
+    both processes, thirteenth session).
 
     The command line asks for it (``ParallelEngine(encode_lines=True)``) when it streams
     JSON lines of every connection; :attr:`record` decodes the line for any other reader.
