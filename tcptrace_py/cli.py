@@ -1072,10 +1072,7 @@ class _Clock:
         return f"start times {zone}" + ("" if self.with_date else f", {sample[:10]}")
 
 
-_UTC_ONE_DAY = _Clock()
-
-
-def _flow_cells(r: dict[str, Any], layout: str, clock: _Clock = _UTC_ONE_DAY) -> list[str]:
+def _flow_cells(r: dict[str, Any], layout: str, clock: _Clock) -> list[str]:
     """The fixed (non-anomaly) cells of one connection in ``layout`` (plain text)."""
     client = _endpoint(r["client_ip"], r["client_port"])
     server = _endpoint(r["server_ip"], r["server_port"])

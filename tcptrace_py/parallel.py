@@ -226,7 +226,7 @@ class EncodedResult:
         end = len(_LINE_HEAD) + len(old)
         if line.startswith(_LINE_HEAD) and line[len(_LINE_HEAD):end] == old \
                 and line[end:end + 1] in (b",", b"}"):
-            self.line = b"%s%d%s" % (_LINE_HEAD, flow_id, line[end:])
+            self.line = b"".join((_LINE_HEAD, b"%d" % flow_id, memoryview(line)[end:]))
         else:  # not the layout dumps_line writes: rebuild it
             rec = self.record
             rec["flow_id"] = flow_id
