@@ -115,6 +115,13 @@ def slot_of(src: bytes, sport: int, dst: bytes, dport: int) -> int:
         & (SHARD_SLOTS - 1)
 
 
+def _new_live_table() -> OrderedDict[Key, Connection]:
+    """An empty ``FlowTable.live``: an ``OrderedDict`` here; the compiled engine's twin
+    (``_engine.LiveTable``) keeps the order's links in the connections, so that moving one
+    to the end (every segment) relinks two pointers instead of hashing its key twice."""
+    return OrderedDict()
+
+
 def _new_flow_index() -> dict[Key, Connection]:
     """An empty ``FlowTable._by_dir``: a dict here; the compiled engine's twin is a hash
     table of C keys (``_engine.FlowIndex``) the per-segment lookup reads without a tuple."""
@@ -126,7 +133,7 @@ class FlowTable:
 
     def __init__(self, options: Options) -> None:
         self.options = options
-        self.live: OrderedDict[Key, Connection] = OrderedDict()
+        self.live: OrderedDict[Key, Connection] = _new_live_table()
         """Live connections by normalised key, least recently active first (idle expiry and
         eviction under ``max_connections`` follow this order)."""
         self._by_dir: dict[Key, Connection] = _new_flow_index()
@@ -529,6 +536,7 @@ from tcptrace_py.implementation import twin  # noqa: E402
 
 if _compiled is not None:
     _new_flow_index = _compiled.FlowIndex  # noqa: F811
+    _new_live_table = _compiled.LiveTable  # noqa: F811
 
 ReferenceFlowTable = FlowTable
 """The pure-Python class, whichever engine runs (tests patch the steady path through it)."""

@@ -252,3 +252,135 @@ def test_flow_index_holds_many_entries_and_their_references() -> None:
     assert len(index) == 2500 and all(k in index for k in keys[1::2])
     index.clear()
     assert len(index) == 0 and not index and sys.getrefcount(value) == before
+
+
+# -- the compiled engine's live table: an OrderedDict whose order lives in the connections
+_live_ops = st.lists(st.tuples(st.sampled_from(("set", "get", "getitem", "del", "pop",
+                                                "pop_default", "in", "move_to_end",
+                                                "move_to_front", "clear", "touch_all")),
+                               st.integers(0, 7), st.integers(0, 9)), max_size=200)
+
+
+def _bare_connections(n: int) -> list[Any]:
+    """Compiled connections with nothing but a key (the table needs no more)."""
+    assert implementation.compiled is not None
+    base = implementation.compiled.ConnectionBase
+    conns = [base.__new__(base) for _ in range(n)]
+    for i, c in enumerate(conns):
+        c.key = ("k", i % 8)
+    return conns
+
+
+@pytest.mark.skipif(implementation.compiled is None, reason="the reference engine runs")
+@settings(max_examples=300, deadline=None)
+@given(_live_ops)
+def test_live_table_behaves_as_the_ordered_dict_it_stands_for(
+        ops: list[tuple[str, int, int]]) -> None:
+    """Every operation the reference's code applies to ``live`` gives the OrderedDict's
+    result, order included, on the compiled ``LiveTable``."""
+    from collections import OrderedDict
+
+    assert implementation.compiled is not None
+    table = implementation.compiled.LiveTable()
+    model: OrderedDict[Any, Any] = OrderedDict()
+    conns = _bare_connections(10)
+    for op, k, v in ops:
+        key = ("k", k)
+        if op == "set":
+            value = conns[v]
+            if any(c is value for kk, c in model.items() if kk != key):
+                with pytest.raises(ValueError):  # one table place per connection
+                    table[key] = value
+            else:
+                table[key] = value
+                model[key] = value
+        elif op == "get":
+            assert table.get(key) is model.get(key)
+            assert table.get(key, -1) is model.get(key, -1)
+        elif op == "getitem":
+            if key in model:
+                assert table[key] is model[key]
+            else:
+                with pytest.raises(KeyError):
+                    table[key]
+        elif op in ("del", "pop", "move_to_end", "move_to_front"):
+            if key not in model:
+                with pytest.raises(KeyError):
+                    if op == "del":
+                        del table[key]
+                    elif op == "pop":
+                        table.pop(key)
+                    else:
+                        table.move_to_end(key, last=op == "move_to_end")
+            elif op == "del":
+                del table[key]
+                del model[key]
+            elif op == "pop":
+                assert table.pop(key) is model.pop(key)
+            else:
+                table.move_to_end(key, last=op == "move_to_end")
+                model.move_to_end(key, last=op == "move_to_end")
+        elif op == "pop_default":
+            assert table.pop(key, None) is model.pop(key, None)
+        elif op == "in":
+            assert (key in table) == (key in model)
+        elif op == "touch_all":  # the oldest first, as a run of segments would
+            for kk in list(model)[::-1]:
+                table.move_to_end(kk)
+                model.move_to_end(kk)
+        else:
+            table.clear()
+            model.clear()
+        assert len(table) == len(model) and bool(table) == bool(model)
+        assert list(table) == list(model)
+        assert list(table.keys()) == list(model.keys())
+        assert [id(c) for c in table.values()] == [id(c) for c in model.values()]
+        assert [(kk, id(c)) for kk, c in table.items()] == \
+            [(kk, id(c)) for kk, c in model.items()]
+
+
+def _changed_under_iterator(table: Any, conns: list[Any]) -> None:
+    """Each change during an iteration makes the iterator raise RuntimeError."""
+    for change in ("move_to_end", "pop", "add"):
+        it = iter(table.items())
+        next(it)
+        if change == "move_to_end":
+            table.move_to_end(conns[0].key)
+        elif change == "pop":
+            table.pop(conns[2].key)
+        else:
+            table[("k", 9)] = _bare_connections(1)[0]
+        with pytest.raises(RuntimeError):
+            next(it)
+
+
+@pytest.mark.skipif(implementation.compiled is None, reason="the reference engine runs")
+def test_live_table_refuses_changes_under_an_iterator_and_releases_connections() -> None:
+    """As an OrderedDict: changing the table while iterating raises RuntimeError (a
+    move to the end too); its references go with the entries, and connections that
+    outlive the table can join another one."""
+    import sys
+
+    assert implementation.compiled is not None
+    live_table = implementation.compiled.LiveTable
+    conns = _bare_connections(3)
+    before = [sys.getrefcount(c) for c in conns]
+    tables = [live_table()]
+    for conn in conns:
+        tables[0][conn.key] = conn
+    _changed_under_iterator(tables[0], conns)
+    with pytest.raises(TypeError):
+        tables[0][("k", 5)] = object()
+    tables[0].clear()
+    del conn
+    assert [sys.getrefcount(c) for c in conns] == before
+    for c in conns:
+        tables[0][c.key] = c
+    tables.clear()  # the table goes with its connections in it
+    again = live_table()
+    for c in conns[::-1]:
+        again[c.key] = c
+    assert list(again.values()) == conns[::-1]
+    again.clear()
+    del c
+    assert [sys.getrefcount(c) for c in conns] == before
