@@ -40,7 +40,7 @@ from libc.string cimport memcmp, memcpy, memmove, memset
 from cpython.bytearray cimport PyByteArray_AS_STRING
 from cpython.list cimport PyList_GET_ITEM
 from cpython.object cimport PyTypeObject
-from cpython.mem cimport PyMem_Calloc, PyMem_Free
+from cpython.mem cimport PyMem_Calloc, PyMem_Free, PyMem_Malloc
 from cpython.ref cimport Py_INCREF, Py_XDECREF
 
 # ---------------------------------------------------------------- constants (segment.py)
@@ -456,6 +456,7 @@ cdef class Decoder:
 
 # ---------------------------------------------------------------- pcap (capture/pcap.py)
 cdef class FlowTableBase  # defined with the flow table below
+cdef class _JsonOut  # defined with FlowRecord below
 
 
 cdef class Router:
@@ -1615,16 +1616,27 @@ cdef class DirectionValues:
     def __call__(self, st_obj, state_obj, duration_ns):
         return self._values(st_obj, state_obj, duration_ns)
 
-    def put(self, dict out, tuple keys, st_obj, state_obj, duration_ns):
+    def put(self, out, tuple keys, st_obj, state_obj, duration_ns):
         """Twin of ``analysis.sequence._put_direction_values``: the values set straight
         into the record under ``keys`` (``dict.update`` of zipped pairs made a tuple per
-        column and cost three times as much)."""
+        column and cost three times as much), or written by ``FlowRecord.line``'s writer."""
         cdef tuple values = <tuple?>self._values(st_obj, state_obj, duration_ns)
         cdef Py_ssize_t i, n = len(keys)
         if len(values) != n:
             raise ValueError("direction columns and values differ in length")
-        for i in range(n):
-            out[keys[i]] = values[i]
+        cdef dict d
+        cdef _JsonOut w
+        if type(out) is dict:
+            d = <dict>out
+            for i in range(n):
+                d[keys[i]] = values[i]
+        elif type(out) is _JsonOut:
+            w = <_JsonOut>out
+            for i in range(n):
+                w.put(keys[i], values[i])
+        else:
+            for i in range(n):
+                out[keys[i]] = values[i]
 
     cdef object _values(self, st_obj, state_obj, duration_ns):
         cdef DirectionStatsBase st = <DirectionStatsBase?>st_obj
@@ -3380,8 +3392,9 @@ cdef class ProtocolFactsBase:
             if flags & CWR_BIT:
                 (<Pair?>self.cwr).v[s] += 1
 
-    def add_columns(self, dict rec):
-        """Twin of ``ProtocolFacts.add_columns``: the same keys, in the same order."""
+    def add_columns(self, rec):
+        """Twin of ``ProtocolFacts.add_columns``: the same keys, in the same order (into a
+        record dict or ``FlowRecord.line``'s writer)."""
         cdef Pair ect = <Pair?>self.ect
         cdef Pair ce = <Pair?>self.ce
         cdef Pair ece = <Pair?>self.ece
@@ -3447,6 +3460,10 @@ cdef class FlowRecord:
     cdef dict addr_cache
     cdef object addr_text_of
     cdef object ts_min, ts_max
+    cdef public object encode
+    cdef readonly _JsonOut writer
+    cdef public long long lines_written
+    """Lines :meth:`line` wrote in C (the others took the record dict)."""
 
     def __init__(self, reference, dict addr_cache, addr_text_of, ts_min, ts_max):
         self.reference = reference
@@ -3472,7 +3489,47 @@ cdef class FlowRecord:
     def __call__(self, conn_obj, anomaly_codes=None):
         if not isinstance(conn_obj, ConnectionBase):
             return self.reference(conn_obj, anomaly_codes)
-        cdef ConnectionBase conn = <ConnectionBase>conn_obj
+        return self._build(<ConnectionBase>conn_obj, anomaly_codes, None)
+
+    def enable_lines(self, encode):
+        """Let :meth:`line` write records as JSON lines in C. ``encode`` turns a record
+        dict into its line (``export.dumps_line``, copied): :meth:`line` uses it for the
+        first record (whose columns become the schema the others are held to) and for any
+        record the writer does not take. ``export`` calls this only when the writer's
+        numbers are orjson's (see :func:`json_float`)."""
+        self.encode = encode
+
+    def line(self, conn_obj, anomaly_codes=None):
+        """Twin of ``export.flow_line``: ``encode(self(conn, anomaly_codes))``, the record's
+        JSON line, written from the connection's fields without the record dict.
+
+        Why: building the ~200-column dict (~85 k instructions) and encoding it (~55 k)
+        were a third of an uneventful connection's cost. The columns are the same calls in
+        the same order (:meth:`_build` serves both); the writer checks each key against
+        the schema learnt from the first record (the same key objects, in the same order)
+        and gives up on anything it cannot write exactly as orjson does (a string needing
+        an escape, an integer beyond 64 bits, a float that is not finite, another type):
+        that record then takes the dict. ``tests/test_report_twin.py`` compares the lines
+        of every connection of every capture with the reference's."""
+        if self.encode is None:
+            raise RuntimeError("FlowRecord.line: enable_lines() was not called")
+        cdef _JsonOut w = self.writer
+        if w is not None and w.schema is not None and isinstance(conn_obj, ConnectionBase):
+            w.reset()
+            self._build(<ConnectionBase>conn_obj, anomaly_codes, w)
+            out = w.finish()
+            if out is not None:
+                self.lines_written += 1
+                return out
+        rec = self(conn_obj, anomaly_codes)
+        if w is None:
+            self.writer = w = _JsonOut()
+            w.learn(rec)
+        return self.encode(rec)
+
+    cdef object _build(self, ConnectionBase conn, object anomaly_codes, _JsonOut w):
+        """The record (``w`` None: a dict, returned) or its JSON line (written into ``w``,
+        None returned): one code for both, so the line cannot drift from the record."""
         cdef long long syn_c = _side(conn.pure_syn_sent, 0)
         cdef long long syn_s = _side(conn.pure_syn_sent, 1)
         cdef long long synack_c = _side(conn.synack_sent, 0)
@@ -3541,58 +3598,467 @@ cdef class FlowRecord:
         else:
             close_kind = "open_at_capture_end"
         peer = conn.peer
-        cdef dict rec = _PyDict_NewPresized(RECORD_ROOM)
-        rec["flow_id"] = conn.flow_id
-        rec["client_ip"] = self._addr(conn.client_addr)
-        rec["client_port"] = conn.client_port
-        rec["server_ip"] = self._addr(conn.server_addr)
-        rec["server_port"] = conn.server_port
-        rec["ip_version"] = 4 if len(conn.client_addr) == 4 else 6
-        rec["roles_inferred"] = conn.roles_inferred
-        rec["incarnation"] = conn.incarnation
-        rec["first_frame"] = conn.first_frame
-        rec["last_frame"] = conn.last_frame
-        rec["start_ts"] = None if start_ns is None else start_ns / 1_000_000_000
-        rec["end_ts"] = None if end_ns is None else end_ns / 1_000_000_000
-        rec["start_ts_ns"] = start_ns
-        rec["end_ts_ns"] = end_ns
-        rec["duration_s"] = duration_s
-        rec["open"] = open_kind
-        rec["close"] = close_kind
-        rec["client_state"] = (<EndpointMachineBase?>conn.client).state._value_
-        rec["server_state"] = (<EndpointMachineBase?>conn.server).state._value_
-        rec["conn_state"] = peer.conn_state()
-        rec["history"] = peer.history()
-        rec["completeness"] = peer.completeness()
-        rec["end_reason"] = conn.end_reason
-        rec["syn_frame"] = syn_frame
-        rec["synack_frame"] = synack_frame
-        rec["handshake_ack_frame"] = done_frame if done_frame >= 0 else None
-        rec["handshake_s"] = handshake_s
-        rec["handshake_inferred"] = open_kind == "three_way_handshake" and seen != "SSA"
-        rec["handshake_seen"] = seen
-        rec["client_fin_frame"] = fin_c if fin_c >= 0 else None
-        rec["server_fin_frame"] = fin_s if fin_s >= 0 else None
-        rec["rst_frame"] = rst_frame
-        rec["client_packets"] = pk_c
-        rec["server_packets"] = pk_s
-        rec["client_payload_bytes"] = _side(conn.payload_bytes, 0)
-        rec["server_payload_bytes"] = _side(conn.payload_bytes, 1)
-        rec["client_duplicate_frames"] = _side(conn.duplicate_frames, 0)
-        rec["server_duplicate_frames"] = _side(conn.duplicate_frames, 1)
-        rec["client_syn_count"] = syn_c
-        rec["server_syn_count"] = syn_s
-        rec["server_synack_count"] = synack_s
-        rec["client_rst_count"] = _side(conn.rst_count, 0)
-        rec["server_rst_count"] = _side(conn.rst_count, 1)
-        rec["events_dropped"] = conn.events_dropped
-        conn.facts.add_columns(rec)
-        conn.analyzer.add_columns(rec)
+        cdef dict rec = _PyDict_NewPresized(RECORD_ROOM) if w is None else None
+        cdef object sink = rec if w is None else w
+        _col(rec, w, "flow_id", conn.flow_id)
+        _col(rec, w, "client_ip", self._addr(conn.client_addr))
+        _col(rec, w, "client_port", conn.client_port)
+        _col(rec, w, "server_ip", self._addr(conn.server_addr))
+        _col(rec, w, "server_port", conn.server_port)
+        _col(rec, w, "ip_version", 4 if len(conn.client_addr) == 4 else 6)
+        _col(rec, w, "roles_inferred", conn.roles_inferred)
+        _col(rec, w, "incarnation", conn.incarnation)
+        _col(rec, w, "first_frame", conn.first_frame)
+        _col(rec, w, "last_frame", conn.last_frame)
+        _col(rec, w, "start_ts", None if start_ns is None else start_ns / 1_000_000_000)
+        _col(rec, w, "end_ts", None if end_ns is None else end_ns / 1_000_000_000)
+        _col(rec, w, "start_ts_ns", start_ns)
+        _col(rec, w, "end_ts_ns", end_ns)
+        _col(rec, w, "duration_s", duration_s)
+        _col(rec, w, "open", open_kind)
+        _col(rec, w, "close", close_kind)
+        _col(rec, w, "client_state", (<EndpointMachineBase?>conn.client).state._value_)
+        _col(rec, w, "server_state", (<EndpointMachineBase?>conn.server).state._value_)
+        _col(rec, w, "conn_state", peer.conn_state())
+        _col(rec, w, "history", peer.history())
+        _col(rec, w, "completeness", peer.completeness())
+        _col(rec, w, "end_reason", conn.end_reason)
+        _col(rec, w, "syn_frame", syn_frame)
+        _col(rec, w, "synack_frame", synack_frame)
+        _col(rec, w, "handshake_ack_frame", done_frame if done_frame >= 0 else None)
+        _col(rec, w, "handshake_s", handshake_s)
+        _col(rec, w, "handshake_inferred", open_kind == "three_way_handshake" and seen != "SSA")
+        _col(rec, w, "handshake_seen", seen)
+        _col(rec, w, "client_fin_frame", fin_c if fin_c >= 0 else None)
+        _col(rec, w, "server_fin_frame", fin_s if fin_s >= 0 else None)
+        _col(rec, w, "rst_frame", rst_frame)
+        _col(rec, w, "client_packets", pk_c)
+        _col(rec, w, "server_packets", pk_s)
+        _col(rec, w, "client_payload_bytes", _side(conn.payload_bytes, 0))
+        _col(rec, w, "server_payload_bytes", _side(conn.payload_bytes, 1))
+        _col(rec, w, "client_duplicate_frames", _side(conn.duplicate_frames, 0))
+        _col(rec, w, "server_duplicate_frames", _side(conn.duplicate_frames, 1))
+        _col(rec, w, "client_syn_count", syn_c)
+        _col(rec, w, "server_syn_count", syn_s)
+        _col(rec, w, "server_synack_count", synack_s)
+        _col(rec, w, "client_rst_count", _side(conn.rst_count, 0))
+        _col(rec, w, "server_rst_count", _side(conn.rst_count, 1))
+        _col(rec, w, "events_dropped", conn.events_dropped)
+        conn.facts.add_columns(sink)
+        conn.analyzer.add_columns(sink)
         holes = peer.holes_filled
         if holes:  # Zeek reassembly holes filled to stay within max_holes
-            rec["evidence_dropped"] += holes
-        rec["anomalies"] = list(anomaly_codes or [])
+            if w is None:
+                rec["evidence_dropped"] += holes
+            else:
+                w.add("evidence_dropped", holes)
+        _col(rec, w, "anomalies", list(anomaly_codes or []))
         return rec
+
+
+cdef inline int _col(dict rec, _JsonOut w, object key, object value) except -1:
+    """One record column: into the dict, or written by ``w`` (``FlowRecord._build``)."""
+    if w is None:
+        rec[key] = value
+    else:
+        w.put(key, value)
+    return 0
+
+
+cdef extern from "Python.h":
+    char* PyOS_double_to_string(double val, char format_code, int precision, int flags,
+                                int* ptype) except NULL
+    int Py_DTSF_ADD_DOT_0
+    bint PyUnicode_IS_ASCII(object o)
+    void* PyUnicode_DATA(object o)
+    Py_ssize_t PyUnicode_GET_LENGTH(object o)
+    bint PyFloat_CheckExact(object o)
+    double PyFloat_AS_DOUBLE(object o)
+    bint PyUnicode_CheckExact(object o)
+    bint PyList_CheckExact(object o)
+    void* PyMem_Realloc(void* p, size_t n)
+
+cdef extern from "math.h":
+    bint isfinite(double x) nogil
+
+
+cdef double _POW10[10]
+_POW10[:] = [1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9]
+cdef long long _IPOW10[10]
+_IPOW10[:] = [1, 10, 100, 1000, 10000, 100000, 1000000, 10000000, 100000000, 1000000000]
+
+cdef extern from "math.h":
+    double floor(double x) nogil
+
+
+cdef Py_ssize_t _float_short(double x, char* out) noexcept:
+    """``x`` in fixed notation with the fewest fraction digits (at most 9) that read back
+    as ``x``, into ``out``: ``repr``'s shortest digits, in ~100 instructions instead of
+    dtoa's ~4,000. 0 when this does not decide (then :func:`_float_text` asks dtoa):
+    ``|x|`` outside [1e-5, 1e15), more than 9 fraction digits, or two decimals of the
+    fewest digits reading back as ``x`` (dtoa picks the nearer).
+
+    Why exact: for p = 0, 1, ... the candidates are the integers k next to ``x * 10**p``
+    (that product may be off by one unit of its last place, so three of them); ``k`` and
+    ``10**p`` are exact doubles (k < 2**53), so ``k / 10**p`` is the correctly rounded
+    double of the decimal k * 10**-p: the decimal reads back as ``x`` exactly when that
+    quotient equals ``x``. The first p with one such k gives the fewest digits."""
+    cdef double a = -x if x < 0 else x
+    cdef double scaled, q
+    cdef long long k, found, whole, frac
+    cdef int p, hits, j
+    cdef Py_ssize_t n = 0, w
+    cdef char tmp[24]
+    if not (1e-5 <= a < 1e15):
+        return 0
+    for p in range(10):
+        scaled = floor(a * _POW10[p])
+        if scaled >= 9007199254740992.0:  # 2**53
+            return 0
+        hits = 0
+        found = 0
+        for j in range(-1, 2):
+            k = <long long>scaled + j
+            if k < 0:
+                continue
+            q = <double>k / _POW10[p]
+            if q == a:
+                hits += 1
+                found = k
+        if hits > 1:
+            return 0
+        if hits == 1:
+            if x < 0:
+                out[0] = b'-'
+                n = 1
+            whole = found // _IPOW10[p]
+            frac = found % _IPOW10[p]
+            w = 0
+            while True:
+                tmp[w] = <char>(48 + whole % 10)
+                whole //= 10
+                w += 1
+                if whole == 0:
+                    break
+            while w:
+                w -= 1
+                out[n] = tmp[w]
+                n += 1
+            out[n] = b'.'
+            n += 1
+            if p == 0:
+                out[n] = b'0'
+                return n + 1
+            for j in range(p - 1, -1, -1):
+                out[n + j] = <char>(48 + frac % 10)
+                frac //= 10
+            return n + p
+    return 0
+
+
+cdef Py_ssize_t _float_text(double x, char* out) noexcept:
+    """``x`` (finite) as orjson 3.13 writes it, into ``out`` (at least 40 bytes); its
+    length. Python's shortest round-trip digits (``repr``), in orjson's layout: fixed
+    notation from 1e-5 up to 1e16 (``repr`` switches at 1e-4: ``1.5e-05`` is
+    ``0.000015`` here), else a mantissa and an exponent without zero padding
+    (``1.5e-7``; ``1e+16`` as ``repr``). ``export`` checks this against the installed
+    orjson before using it (:func:`json_float`)."""
+    cdef Py_ssize_t n = _float_short(x, out)
+    if n:
+        return n
+    cdef char* r = PyOS_double_to_string(x, b'r', 0, Py_DTSF_ADD_DOT_0, NULL)
+    cdef Py_ssize_t i = 0, e = -1, k, m
+    cdef int exp10 = 0
+    while r[i]:
+        if r[i] == b'e':
+            e = i
+        i += 1
+    if e < 0 or r[e + 1] == b'+':
+        memcpy(out, r, i)
+        PyMem_Free(r)
+        return i
+    k = e + 2  # the exponent's digits (negative exponent)
+    while r[k]:
+        exp10 = exp10 * 10 + (r[k] - 48)
+        k += 1
+    if exp10 == 5:
+        # 0.0000 then the mantissa's digits: d[.ddd]e-05 is 0.0000dddd
+        m = 0
+        if r[0] == b'-':
+            out[n] = b'-'
+            n += 1
+            m = 1
+        memcpy(out + n, b"0.0000", 6)
+        n += 6
+        for k in range(m, e):
+            if r[k] != b'.':
+                out[n] = r[k]
+                n += 1
+    else:
+        memcpy(out, r, e)
+        n = e
+        n += snprintf(out + n, 8, "e-%d", exp10)
+    PyMem_Free(r)
+    return n
+
+
+def json_float(double x):
+    """:func:`_float_text` of ``x`` as bytes (None when not finite): what the line writer
+    puts for a float, which ``export`` and the tests hold to ``orjson.dumps(x)``."""
+    cdef char buf[48]
+    if not isfinite(x):
+        return None
+    return PyBytes_FromStringAndSize(buf, _float_text(x, buf))
+
+
+cdef class _JsonOut:
+    """A record's JSON line, its columns collected then written (``FlowRecord.line``):
+    the bytes ``orjson.dumps(record, option=OPT_APPEND_NEWLINE)`` gives for the record
+    dict the same column writes would make, or nothing (:attr:`failed`) when a column is
+    not one it writes exactly so.
+
+    Keys: held to :attr:`schema`, the first record's keys in their order (``learn``).
+    Each value goes into the slot of its key; a key set again replaces its value and
+    keeps its place, as in a dict (``client_packets``: the record's count, then the
+    analyzer's). A key seen for the first time must be the schema's next one (the same
+    object, or an equal one), so the line's order is the dict's. Values: None, exact
+    bools, ints within 64 bits, finite floats (:func:`_float_text`), exact ASCII strings
+    needing no escape, and lists of these."""
+
+    cdef char* buf
+    cdef Py_ssize_t n
+    cdef Py_ssize_t cap
+    cdef public tuple schema
+    cdef bytes prefixes
+    """Every key's prefix (``{"key":`` then ``,"key":``) end to end; ``prefix_end[j]`` is
+    where key j's ends."""
+    cdef Py_ssize_t* prefix_end
+    cdef dict index
+    cdef PyObject** slots
+    cdef Py_ssize_t n_keys
+    cdef Py_ssize_t next_new
+    cdef public bint failed
+
+    def __cinit__(self):
+        self.cap = 8192
+        self.buf = <char*>PyMem_Malloc(self.cap)
+        if self.buf is NULL:
+            raise MemoryError()
+
+    def __dealloc__(self):
+        self._clear()
+        PyMem_Free(self.slots)
+        self.slots = NULL
+        PyMem_Free(self.prefix_end)
+        self.prefix_end = NULL
+        PyMem_Free(self.buf)
+        self.buf = NULL
+
+    def learn(self, dict rec):
+        """Take ``rec``'s keys as the schema, if every one is an exact ASCII string
+        needing no escape (else the writer stays off)."""
+        keys = tuple(rec)
+        prefixes = []
+        for j, key in enumerate(keys):
+            if not PyUnicode_CheckExact(key) or not _plain_ascii(key):
+                return
+            prefixes.append((b"{" if j == 0 else b",") + b'"' + key.encode() + b'":')
+        self._clear()
+        PyMem_Free(self.slots)
+        PyMem_Free(self.prefix_end)
+        self.slots = <PyObject**>PyMem_Calloc(max(len(keys), 1), sizeof(PyObject*))
+        self.prefix_end = <Py_ssize_t*>PyMem_Calloc(max(len(keys), 1), sizeof(Py_ssize_t))
+        if self.slots is NULL or self.prefix_end is NULL:
+            raise MemoryError()
+        cdef Py_ssize_t end = 0
+        for j, prefix in enumerate(prefixes):
+            end += len(prefix)
+            self.prefix_end[j] = end
+        self.schema = keys
+        self.prefixes = b"".join(prefixes)
+        self.index = {key: j for j, key in enumerate(keys)}
+        self.n_keys = len(keys)
+
+    cdef void _clear(self) noexcept:
+        """Drop the collected values."""
+        cdef Py_ssize_t j
+        cdef PyObject* v
+        if self.slots is not NULL:
+            for j in range(self.n_keys):
+                v = self.slots[j]
+                if v is not NULL:
+                    self.slots[j] = NULL
+                    Py_XDECREF(v)
+
+    cdef void reset(self) noexcept:
+        self._clear()
+        self.next_new = 0
+        self.failed = False
+
+    cdef int put(self, object key, object value) except -1:
+        """Collect column ``key`` (see the class docstring)."""
+        if self.failed:
+            return 0
+        cdef Py_ssize_t j = self.next_new
+        cdef PyObject* old
+        if j < self.n_keys and (<PyObject*>key == self.slots_key(j)):
+            self.next_new = j + 1
+        else:
+            found = self.index.get(key)
+            if found is None:
+                self.failed = True
+                return 0
+            j = <Py_ssize_t>found
+            if self.slots[j] is NULL:  # first seen: must come next, as in the schema
+                if j != self.next_new:
+                    self.failed = True
+                    return 0
+                self.next_new = j + 1
+        old = self.slots[j]
+        Py_INCREF(value)
+        self.slots[j] = <PyObject*>value
+        Py_XDECREF(old)
+        return 0
+
+    cdef inline PyObject* slots_key(self, Py_ssize_t j) noexcept:
+        return <PyObject*>(<tuple>self.schema)[j]
+
+    cdef int add(self, object key, object amount) except -1:
+        """``rec[key] += amount`` for a key already set (else the line fails)."""
+        if self.failed:
+            return 0
+        found = self.index.get(key)
+        if found is None or self.slots[<Py_ssize_t>found] is NULL:
+            self.failed = True
+            return 0
+        return self.put(key, <object>self.slots[<Py_ssize_t>found] + amount)
+
+    def __setitem__(self, key, value):
+        self.put(key, value)
+
+    def __getitem__(self, key):
+        found = self.index.get(key)
+        if found is None or self.slots[<Py_ssize_t>found] is NULL:
+            raise KeyError(key)
+        return <object>self.slots[<Py_ssize_t>found]
+
+    cdef inline int _room(self, Py_ssize_t more) except -1:
+        if self.n + more <= self.cap:
+            return 0
+        return self._grow(more)
+
+    cdef int _grow(self, Py_ssize_t more) except -1:
+        cdef Py_ssize_t need = self.n + more
+        cdef Py_ssize_t cap = self.cap
+        cdef char* grown
+        while cap < need:
+            cap *= 2
+        grown = <char*>PyMem_Realloc(self.buf, cap)
+        if grown is NULL:
+            raise MemoryError()
+        self.buf = grown
+        self.cap = cap
+        return 0
+
+    cdef inline int _raw(self, const char* data, Py_ssize_t size) except -1:
+        self._room(size)
+        memcpy(self.buf + self.n, data, size)
+        self.n += size
+        return 0
+
+    cdef bint _value(self, object v) except -1:
+        """Write ``v``; False when it is not a value this writer takes."""
+        cdef long long x
+        cdef unsigned long long u
+        cdef int overflow = 0
+        cdef char digits[24]
+        cdef Py_ssize_t k, size
+        cdef double d
+        if v is None:
+            self._raw("null", 4)
+        elif v is True:
+            self._raw("true", 4)
+        elif v is False:
+            self._raw("false", 5)
+        elif PyLong_CheckExact(v):
+            x = PyLong_AsLongLongAndOverflow(v, &overflow)
+            if overflow:
+                return False
+            u = <unsigned long long>(-(x + 1)) + 1 if x < 0 else <unsigned long long>x
+            k = 24
+            while True:
+                k -= 1
+                digits[k] = <char>(48 + u % 10)
+                u //= 10
+                if u == 0:
+                    break
+            if x < 0:
+                k -= 1
+                digits[k] = b'-'
+            self._raw(digits + k, 24 - k)
+        elif PyFloat_CheckExact(v):
+            d = PyFloat_AS_DOUBLE(v)
+            if not isfinite(d):
+                return False
+            self._room(48)
+            self.n += _float_text(d, self.buf + self.n)
+        elif PyUnicode_CheckExact(v):
+            if not _plain_ascii(v):
+                return False
+            size = PyUnicode_GET_LENGTH(v)
+            self._room(size + 2)
+            self.buf[self.n] = b'"'
+            memcpy(self.buf + self.n + 1, PyUnicode_DATA(v), size)
+            self.buf[self.n + 1 + size] = b'"'
+            self.n += size + 2
+        elif PyList_CheckExact(v):
+            self._raw("[", 1)
+            for k in range(len(<list>v)):
+                if k:
+                    self._raw(",", 1)
+                if not self._value((<list>v)[k]):
+                    return False
+            self._raw("]", 1)
+        else:
+            return False
+        return True
+
+    cdef object finish(self):
+        """The line (bytes with its newline), or None when a column failed or was missing;
+        the collected values are dropped either way."""
+        cdef Py_ssize_t j, start = 0, end
+        cdef const char* prefixes
+        cdef bint ok = not self.failed and self.schema is not None \
+            and self.next_new == self.n_keys
+        self.n = 0
+        if ok:
+            prefixes = PyBytes_AS_STRING(self.prefixes)
+            for j in range(self.n_keys):
+                end = self.prefix_end[j]
+                self._raw(prefixes + start, end - start)
+                start = end
+                if not self._value(<object>self.slots[j]):
+                    ok = False
+                    break
+        self._clear()
+        if not ok:
+            self.failed = True
+            return None
+        self._raw("}\n", 2)
+        return PyBytes_FromStringAndSize(self.buf, self.n)
+
+
+cdef bint _plain_ascii(object s) except -1:
+    """An exact str of ASCII characters none of which JSON escapes (the quote, the
+    backslash, U+0000-U+001F): written between quotes as it is."""
+    if not PyUnicode_IS_ASCII(s):
+        return False
+    cdef const unsigned char* p = <const unsigned char*>PyUnicode_DATA(s)
+    cdef Py_ssize_t k, size = PyUnicode_GET_LENGTH(s)
+    for k in range(size):
+        if p[k] < 0x20 or p[k] == 34 or p[k] == 92:
+            return False
+    return True
 
 
 # ---------------------------------------------------------------- segment.addr_text
@@ -3799,12 +4265,23 @@ cdef long long _ack_new_data(SequenceAnalyzerBase an, SenderStateBase snd,
     snd.dupacks = 0
     if ack_rel > 1:
         rcv.iw_done = True
+    cdef long long t_c, s_c
+    cdef double sample_d
     if sent_ts is not None:
-        sample = ts - sent_ts
-        if sample >= 0:
-            mask = RTT_SAMPLE
-            (<RunningStatsBase?>rst_.rtt).add(<double>sample)
-            (<RttEstimatorBase?>rcv.est).update(sample)
+        if _time_c(ts, &t_c) and _time_c(sent_ts, &s_c):
+            # in C while both are within +-2**62 ns (the conversion to double rounds as
+            # the Python integer's does)
+            if t_c - s_c >= 0:
+                mask = RTT_SAMPLE
+                sample_d = <double>(t_c - s_c)
+                (<RunningStatsBase?>rst_.rtt).add(sample_d)
+                (<RttEstimatorBase?>rcv.est).update(sample_d)
+        else:
+            sample = ts - sent_ts
+            if sample >= 0:
+                mask = RTT_SAMPLE
+                (<RunningStatsBase?>rst_.rtt).add(<double>sample)
+                (<RttEstimatorBase?>rcv.est).update(sample)
     order = rcv.order
     if order is not None and len(order) > an._max_tracked:
         _prune_c(rcv)

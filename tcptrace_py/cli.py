@@ -665,13 +665,18 @@ def _run_one(run: Run, path: str, options: Options, strict: bool, quiet: bool,
     """One input file of :func:`_run`."""
     engine: Engine | ParallelEngine
     cap = path if run.multi else None
+    # Every record streamed as it is: results come as their JSON lines (EncodedResult),
+    # which the compiled engine writes without building the record dicts.
+    lines = on_line is not None and cap is None and not keep \
+        and not filters.on_connections and not filters.codes
     if jobs > 1:  # multiprocessing loads only for --jobs (start-up of the common case)
         from tcptrace_py.parallel import engine_for
 
-        # Every record streamed as it is: the workers may encode them (EncodedResult).
-        lines = on_line is not None and cap is None and not keep \
-            and not filters.on_connections and not filters.codes
         engine = engine_for(options, jobs, path, encode_lines=lines)
+    elif lines:
+        from tcptrace_py.encoded import EncodedResult
+
+        engine = Engine(options, encode=EncodedResult.of_connection)
     else:
         engine = Engine(options)
     parallel = not isinstance(engine, Engine)

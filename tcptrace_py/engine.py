@@ -7,7 +7,7 @@ findings (RST storms, floods, capture artifacts) come at the end through :meth:`
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -69,8 +69,16 @@ class Engine:
     """Analyse one capture: iterate :meth:`run`, then read :attr:`summary`."""
 
     def __init__(self, options: Options | None = None, diag: Diagnostics | None = None, *,
-                 shard: tuple[int, int, int] | None = None) -> None:
+                 shard: tuple[int, int, int] | None = None,
+                 encode: Callable[[Connection, list[str], list[Anomaly]], Any] | None = None
+                 ) -> None:
         self.options = options or Options()
+        self.encode = encode
+        """When set, each finished connection's result is ``encode(conn, codes,
+        anomalies)`` instead of a :class:`FlowResult`: a jsonl stream's
+        ``encoded.EncodedResult``, whose line the compiled engine writes without building
+        the record dict (``export.flow_line``). ``detectors.on_record`` is not called
+        then: there is no record (no detector uses that hook)."""
         self.diag = diag or Diagnostics()
         self.table = FlowTable(self.options)
         self.shard = shard
@@ -90,13 +98,16 @@ class Engine:
 
     def _result(self, conn: Connection) -> FlowResult:
         anomalies = self.detectors.on_connection(conn)
-        record = flow_record(conn, sorted({a.code for a in anomalies}) if anomalies else [])
-        self.detectors.on_record(conn, record)
+        codes = sorted({a.code for a in anomalies}) if anomalies else []
         self.summary.connections += 1
         capped = conn.analyzer.tracking_capped + conn.peer.holes_filled
         if capped:
             self.summary.tracking_capped += 1
             self.summary.tracking_dropped += capped
+        if self.encode is not None:
+            return self.encode(conn, codes, anomalies)  # type: ignore[no-any-return]
+        record = flow_record(conn, codes)
+        self.detectors.on_record(conn, record)
         events = conn.events if self.options.keep_events else []
         return FlowResult(record, anomalies, events, conn.packet_rows)
 

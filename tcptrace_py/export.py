@@ -18,11 +18,16 @@ import json
 import time
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from tcptrace_py.diagnostics import Diagnostics
 from tcptrace_py.events import SEVERITIES, Anomaly
+from tcptrace_py.implementation import compiled as _compiled
+from tcptrace_py.report import flow_record
 from tcptrace_py.segment import ts_or_none
+
+if TYPE_CHECKING:
+    from tcptrace_py.connection import Connection
 
 FORMATS = ("table", "json", "jsonl", "csv", "parquet", "zeek")
 """Output formats of ``analyze``/``anomalies`` (``table`` is the CLI's rich rendering)."""
@@ -89,6 +94,40 @@ def _orjson_bytes(obj: object, option: int) -> bytes | None:
         return _orjson.dumps(obj, default=_json_default, option=option | _ORJSON_OPTS)
     except TypeError:
         return None
+
+
+def flow_line(conn: Connection, anomaly_codes: list[str] | None = None) -> bytes:
+    """A finished connection's record as the JSON line a jsonl stream writes:
+    ``dumps_line(flow_record(conn, anomaly_codes))``, in a bytes object of its own (a line
+    may be held a while: see ``encoded._held_line``).
+
+    The compiled engine writes the line straight from the connection's fields
+    (``_engine.FlowRecord.line``), without the ~200-column dict, once its numbers are
+    shown to be orjson's (:func:`_lines_in_c`)."""
+    return _copy(dumps_line(flow_record(conn, anomaly_codes)))
+
+
+def _copy(line: bytes) -> bytes:
+    """``line`` in a bytes object of its own (see :func:`flow_line`)."""
+    return bytes(memoryview(line))
+
+
+_FLOAT_PROBES = (0.0, -0.0, 1.0, -1.0, 0.1, 0.5, 65535.0, 123.456, 0.001, 0.000212,
+                 1704067200.070689, 1e-4, 1e-5, -1e-5, 1.5e-5, 1.2345678901234568e-05,
+                 9.99e-6, 1e-6, -2.5e-6, 1.5e-7, 1.25e-10, 1e-100, 5e-324, 1e-320, 1e15,
+                 999999999999999.9, 1e16, -1e16, 1.2345678901234568e+17, 1e21, 1e22,
+                 1.7976931348623157e308, 2.2250738585072014e-308)
+"""Floats at every boundary of the two layouts (see ``_engine.json_float``)."""
+
+
+def _lines_in_c() -> bool:
+    """Whether the compiled line writer's numbers are the installed orjson's: the same
+    text for every probe, and orjson the encoder in use (without it the ``json`` module
+    writes the records, whose floats differ)."""
+    if _orjson is None or _compiled is None or \
+            not isinstance(flow_record, _compiled.FlowRecord):
+        return False
+    return all(_compiled.json_float(x) == _orjson.dumps(x) for x in _FLOAT_PROBES)
 
 
 def _json_text(obj: object) -> str:
@@ -418,3 +457,9 @@ def capture_summary(diag: Diagnostics, records: Iterable[Mapping[str, Any]],
     for a in anomalies:
         counter.add_anomaly(a)
     return counter.summary(diag)
+
+
+if _lines_in_c():
+    _twin: Any = flow_record  # _engine.FlowRecord
+    _twin.enable_lines(lambda rec: _copy(dumps_line(rec)))
+    flow_line = _twin.line  # noqa: F811

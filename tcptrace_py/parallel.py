@@ -47,7 +47,6 @@ reaches later than one table.
 from __future__ import annotations
 
 import heapq
-import json
 import multiprocessing as mp
 import os
 import pickle
@@ -69,16 +68,14 @@ from tcptrace_py.capture.source import source_name
 from tcptrace_py.decode import Decoder
 from tcptrace_py.detectors import DetectorSet
 from tcptrace_py.diagnostics import Diagnostics
+from tcptrace_py.encoded import EncodedResult
 from tcptrace_py.engine import (
     CaptureSummary,
     Engine,
     FlowResult,
-    PacketRow,
     Source,
     capture_warnings,
 )
-from tcptrace_py.events import Anomaly, Event
-from tcptrace_py.export import dumps_line
 from tcptrace_py.flowtable import SHARD_SLOTS
 from tcptrace_py.options import Options
 
@@ -144,104 +141,6 @@ Item = tuple[Any, ...]
 ``("e", key, shard, diag, summary, evicted_half_open, end_ns, peak RSS KiB)`` (its end)."""
 
 
-_LINE_HEAD = b'{"flow_id":'
-"""How a record's JSON line begins (``export.dumps_line`` keeps the record's key order)."""
-
-
-def _held_line(rec: dict[str, Any]) -> bytes:
-    """``export.dumps_line(rec)``, copied into a bytes object of its own.
-
-    Why the copy: a line is held for a while (a batch, the pipe, the calling process's
-    run-ahead), and orjson's own output objects, held so, left the heap fragmented: a test
-    keeping 256-1,024 of 30,000 lines alive among long-lived objects peaked at 34 MiB with
-    orjson's objects against 19 MiB with copies (or strings), and ``--jobs 2`` on 2m.pcap
-    peaked at 104-211 MiB in the calling process against 96-112 MiB with strings. The
-    copy is one ``memcpy`` of ~5 KB."""
-    return bytes(memoryview(dumps_line(rec)))
-
-
-class EncodedResult:
-    """A finished connection whose record travels as the JSON line a jsonl sink writes
-    (``export.dumps_line``: UTF-8 bytes with the newline), encoded in the process that
-    analysed the connection.
-
-    Why: the calling process unpickled every other worker's record (a dict of ~200 columns)
-    only to encode it again for the output: ~25 us a connection, its largest cost beyond
-    its own shard (2m.pcap, eighth session). Encoding where the record is made moves that
-    work to the worker and sends bytes that unpickle in a copy. The line is then patched,
-    never rebuilt: the merged flow id is spliced in, and the rare connection whose findings
-    a capture-wide detector changed is decoded and encoded again, which gives the same text
-    (JSON decoding and encoding keep every value the line holds). Bytes, not a string:
-    orjson writes bytes, and a string was decoded in the worker, encoded by pickle, decoded
-    again by the parent's unpickling and encoded once more for the output, four passes over
-    each ~5 KB line (37 M of the 3,068 M instructions of 200k.pcap with ``--jobs 2``,
-    both processes, thirteenth session).
-
-    The command line asks for it (``ParallelEngine(encode_lines=True)``) when it streams
-    JSON lines of every connection; :attr:`record` decodes the line for any other reader.
-
-    It carries the record and the findings (the stream's lines and its anomaly summary),
-    not the connection's event log nor packet rows, which that stream never writes (packet
-    rows are only kept for chosen flows, which a ``--jobs`` run does not serve). The
-    ``analyze`` command keeps no events (``keep_events=False``), so this only states what
-    the stream needs; with events kept (an API caller's ``Options``), pickling them was
-    most of the transport: 200k.pcap's results pickled in 71 ms and unpickled in 111 ms
-    with their events, 27 and 15 ms without (twelfth session).
-    """
-
-    __slots__ = ("line", "flow_id", "end_reason", "codes", "anomalies")
-
-    events: tuple[Event, ...] = ()
-    """Never carried (see above): empty."""
-    packets: list[PacketRow] | None = None
-    """Never carried (see above): None."""
-
-    def __init__(self, line: bytes, flow_id: int, end_reason: str | None, codes: list[str],
-                 anomalies: list[Anomaly]) -> None:
-        self.line = line
-        self.flow_id = flow_id
-        self.end_reason = end_reason
-        self.codes = codes
-        """The record's ``anomalies`` column (the codes of :attr:`anomalies`)."""
-        self.anomalies = anomalies
-
-    @classmethod
-    def of(cls, res: FlowResult) -> EncodedResult:
-        rec = res.record
-        return cls(_held_line(rec), rec["flow_id"], rec.get("end_reason"), rec["anomalies"],
-                   res.anomalies)
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (EncodedResult, (self.line, self.flow_id, self.end_reason, self.codes,
-                                self.anomalies))
-
-    @property
-    def record(self) -> dict[str, Any]:
-        """The record, decoded from the line (a new dict at each access)."""
-        return json.loads(self.line)  # type: ignore[no-any-return]
-
-    def set_flow_id(self, flow_id: int) -> None:
-        line = self.line
-        old = b"%d" % self.flow_id
-        end = len(_LINE_HEAD) + len(old)
-        if line.startswith(_LINE_HEAD) and line[len(_LINE_HEAD):end] == old \
-                and line[end:end + 1] in (b",", b"}"):
-            self.line = b"".join((_LINE_HEAD, b"%d" % flow_id, memoryview(line)[end:]))
-        else:  # not the layout dumps_line writes: rebuild it
-            rec = self.record
-            rec["flow_id"] = flow_id
-            self.line = _held_line(rec)
-        self.flow_id = flow_id
-
-    def set_anomaly_codes(self, codes: list[str]) -> None:
-        if codes == self.codes:
-            return  # the line already says so (the common case: nothing was dropped)
-        rec = self.record
-        rec["anomalies"] = codes
-        self.line = _held_line(rec)
-        self.codes = codes
-
-
 def shard_ranges(jobs: int) -> list[tuple[int, int]]:
     """Slot range ``[lo, hi)`` of each of ``jobs`` workers (worker 0, the calling process,
     weighted by :data:`PARENT_SHARE`): consecutive, covering every slot."""
@@ -275,7 +174,7 @@ def engine_for(options: Options, jobs: int, source: Source, *,
     after the merge)."""
     if jobs > 1 and can_split(source) and not options.packet_flows:
         return ParallelEngine(options, jobs, encode_lines=encode_lines)
-    return Engine(options)
+    return Engine(options, encode=EncodedResult.of_connection if encode_lines else None)
 
 
 def shard_items(engine: Engine, source: Source, name: str | None,
@@ -286,6 +185,9 @@ def shard_items(engine: Engine, source: Source, name: str | None,
     docstring): where each flow id was allocated, and each finished connection's place.
     """
     assert engine.shard is not None
+    if encode_lines and engine.encode is None:
+        # Results as their lines (EncodedResult), written without the record dict.
+        engine.encode = EncodedResult.of_connection
     shard = engine.shard[0]
     table = engine.table
     tags = table.sweep_tags
@@ -302,9 +204,8 @@ def shard_items(engine: Engine, source: Source, name: str | None,
 
     def result(key: tuple[Any, ...], conn: Any) -> Item:
         alloc.pop(conn.flow_id, None)
-        res = engine._result(conn)
-        out = EncodedResult.of(res) if encode_lines else res
-        return ("r", key, shard, out, engine.detectors.shares, len(table.live))
+        return ("r", key, shard, engine._result(conn), engine.detectors.shares,
+                len(table.live))
 
     allocated = table.allocated
     assert allocated is not None

@@ -567,18 +567,18 @@ def test_streamed_lines_encoded_by_the_workers_are_one_engines(
     """``analyze --format jsonl --jobs N`` streams records the workers encoded
     (``EncodedResult``): flow ids spliced in, findings a capture-wide detector dropped
     rewritten, limits and filters as with one engine."""
-    from tcptrace_py import parallel
+    from tcptrace_py import encoded
 
     path = _merge_capture(tmp_path / "merge.pcap")
     folded: list[list[str]] = []
-    real = parallel.EncodedResult.set_anomaly_codes
+    real = encoded.EncodedResult.set_anomaly_codes
 
-    def spy(self: parallel.EncodedResult, codes: list[str]) -> None:
+    def spy(self: encoded.EncodedResult, codes: list[str]) -> None:
         if codes != self.codes:
             folded.append(codes)
         real(self, codes)
 
-    monkeypatch.setattr(parallel.EncodedResult, "set_anomaly_codes", spy)
+    monkeypatch.setattr(encoded.EncodedResult, "set_anomaly_codes", spy)
     runner = CliRunner()
     base = ["analyze", str(path), "--format", "jsonl", "--param", "synack.max_per_server=5"]
     for extra in ([], ["--limit", "7"], ["--anomaly", "synack_retransmission"],
@@ -595,9 +595,9 @@ def test_streamed_lines_encoded_by_the_workers_are_one_engines(
 def test_encoded_result_patches_its_line() -> None:
     import pickle
 
+    from tcptrace_py.encoded import EncodedResult
     from tcptrace_py.engine import FlowResult
     from tcptrace_py.export import dumps, dumps_line
-    from tcptrace_py.parallel import EncodedResult
 
     rec = {"flow_id": 12, "client_ip": "10.0.0.1", "end_reason": "closed", "rtt": 0.25,
            "none": None, "anomalies": ["a"], "note": "caf\u00e9"}

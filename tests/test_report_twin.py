@@ -14,11 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from test_fastpath import _captures
 
-from tcptrace_py import implementation, report
+from tcptrace_py import export, implementation, report
 from tcptrace_py.engine import Engine
-from tcptrace_py.export import dumps
+from tcptrace_py.export import dumps, dumps_line
 from tcptrace_py.options import Options
 
 pytestmark = pytest.mark.skipif(implementation.compiled is None,
@@ -57,6 +59,16 @@ def _same(conn: Any, codes: list[str] | None) -> None:
     twin = report.flow_record(conn, codes)
     assert list(twin) == list(ref)
     assert dumps(twin) == dumps(ref)
+    _same_line(conn, codes)
+
+
+def _same_line(conn: Any, codes: list[str] | None) -> bool:
+    """``export.flow_line`` (written in C by the compiled engine) gives the reference
+    record's JSON line; True when the C writer wrote it (not the record dict)."""
+    before = report.flow_record.lines_written  # type: ignore[attr-defined]
+    line = export.flow_line(conn, codes)
+    assert line == dumps_line(report.reference_flow_record(conn, codes))
+    return bool(report.flow_record.lines_written > before)  # type: ignore[attr-defined]
 
 
 def test_twin_is_used() -> None:
@@ -68,6 +80,88 @@ def test_twin_is_used() -> None:
 def test_twin_builds_the_reference_record(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     for conn, codes in _connections(path, monkeypatch):
         _same(conn, codes)
+
+
+def test_lines_are_written_in_c_once_the_numbers_are_orjsons() -> None:
+    """The line writer is on (its floats are the installed orjson's), and a record's line
+    comes from C, not from the dict, after the first (which gives the schema)."""
+    assert export.flow_line == report.flow_record.line  # type: ignore[attr-defined]
+    conns = _connections_of(REPO / "samples" / "normal.pcap")
+    assert conns
+    export.flow_line(*conns[0])  # the schema, if no test made it yet
+    assert all(_same_line(conn, codes) for conn, codes in conns)
+
+
+def _connections_of(path: Path) -> list[Any]:
+    with pytest.MonkeyPatch.context() as mp:
+        return _connections(path, mp)
+
+
+def test_lines_the_writer_refuses_take_the_record_dict() -> None:
+    """A value the C writer cannot write as orjson does (a string needing an escape or
+    beyond ASCII, an integer beyond 64 bits, which makes the encoder fall back to json,
+    a float that is not finite, a type it does not write): that line is the record
+    dict's, the same bytes as the reference's."""
+    conns = _connections_of(REPO / "samples" / "normal.pcap")
+    conn, codes = conns[0]
+    export.flow_line(conn, codes)
+    assert _same_line(conn, codes)
+    for value in ('say "hi"', "back\\slash", "tab\there", "caf\u00e9", "\u2603"):
+        conn.end_reason = value
+        assert not _same_line(conn, codes)
+    conn.end_reason = "closed"
+    assert _same_line(conn, codes)
+    conn.incarnation = 1 << 64
+    assert not _same_line(conn, codes)
+    conn.incarnation = -(1 << 63)
+    assert _same_line(conn, codes)
+    conn.incarnation = 0
+    assert not _same_line(conn, [(1, 2)])  # type: ignore[list-item]  # a tuple: refused
+    assert _same_line(conn, ["z", "a"])
+    conn.roles_inferred = float("nan")
+    assert not _same_line(conn, codes)
+    conn.roles_inferred = 0.25
+    assert _same_line(conn, codes)
+    conn.roles_inferred = False
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.floats(allow_nan=False, allow_infinity=False))
+def test_json_float_is_orjsons(x: float) -> None:
+    """The writer's floats: orjson's text for every finite double (its layout changes at
+    1e-5 and 1e16, which ``repr``'s does at 1e-4 and 1e16)."""
+    import orjson
+
+    assert implementation.compiled is not None
+    assert implementation.compiled.json_float(x) == orjson.dumps(x)
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.integers(-(10 ** 16), 10 ** 16), st.integers(0, 12), st.integers(-2, 2))
+def test_json_float_of_short_decimals_is_orjsons(k: int, p: int, step: int) -> None:
+    """The record's floats are mostly short decimals (``round(x, 3)``, microsecond
+    times): the writer's fast path for them, and the doubles next to them, which it must
+    leave to dtoa or get right, against orjson."""
+    import math
+
+    import orjson
+
+    assert implementation.compiled is not None
+    x = k / 10 ** p
+    for _ in range(abs(step)):
+        x = math.nextafter(x, math.inf if step > 0 else -math.inf)
+    assert implementation.compiled.json_float(x) == orjson.dumps(x)
+
+
+def test_json_float_at_the_layout_boundaries() -> None:
+    import orjson
+
+    assert implementation.compiled is not None
+    for x in export._FLOAT_PROBES + (1e-5 * (1 - 2 ** -52), 9.999999999999999e-05, 1e-05,
+                                     -0.0, 1e16 * (1 - 2 ** -53), 3e-5, 4.9e-324):
+        assert implementation.compiled.json_float(x) == orjson.dumps(x), x
+    assert implementation.compiled.json_float(float("nan")) is None
+    assert implementation.compiled.json_float(float("-inf")) is None
 
 
 def test_twin_with_lists_and_times_no_output_holds(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -98,3 +192,47 @@ def test_twin_with_lists_and_times_no_output_holds(monkeypatch: pytest.MonkeyPat
     twin = implementation.compiled.FlowRecord(reference, {}, report.cached_addr_text, 0, 1)
     other = Other()
     assert twin(other, ["a"]) == {"other": True} and calls == [(other, ["a"])]
+
+
+def test_lines_whose_columns_differ_from_the_schema_take_the_record_dict() -> None:
+    """A column outside the schema, or a schema column first set out of its order, makes
+    the line the record dict's (the same bytes as the reference's); a column set twice
+    keeps its first place with its last value, as in the dict."""
+    conns = _connections_of(REPO / "samples" / "normal.pcap")
+    conn, codes = conns[0]
+    export.flow_line(conn, codes)
+    real = conn.analyzer
+
+    class Extra:
+        def __init__(self, write: Any) -> None:
+            self.write = write
+
+        def add_columns(self, out: Any) -> None:
+            self.write(out)
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(real, name)
+
+    def extra_key(out: Any) -> None:
+        real.add_columns(out)
+        out["extra_column"] = 1
+
+    def early_key(out: Any) -> None:
+        out["anomalies"] = ["early"]  # the schema's last column, set first
+        real.add_columns(out)
+
+    def set_twice(out: Any) -> None:
+        real.add_columns(out)
+        out["client_packets"] = 12345  # an earlier column again: its place, this value
+
+    try:
+        conn.analyzer = Extra(extra_key)
+        assert not _same_line(conn, codes)
+        conn.analyzer = Extra(early_key)
+        assert not _same_line(conn, codes)
+        conn.analyzer = Extra(set_twice)
+        assert _same_line(conn, codes)
+        assert b'"client_packets":12345,' in export.flow_line(conn, codes)
+    finally:
+        conn.analyzer = real
+    assert _same_line(conn, codes)
