@@ -54,12 +54,12 @@ def _connections(path: Path, monkeypatch: pytest.MonkeyPatch) -> list[Any]:
     return seen
 
 
-def _same(conn: Any, codes: list[str] | None) -> None:
+def _same(conn: Any, codes: list[str] | None) -> bool:
     ref = report.reference_flow_record(conn, codes)
     twin = report.flow_record(conn, codes)
     assert list(twin) == list(ref)
     assert dumps(twin) == dumps(ref)
-    _same_line(conn, codes)
+    return _same_line(conn, codes)
 
 
 def _same_line(conn: Any, codes: list[str] | None) -> bool:
@@ -78,8 +78,11 @@ def test_twin_is_used() -> None:
 
 @pytest.mark.parametrize("path", _all_captures(), ids=lambda p: p.name)
 def test_twin_builds_the_reference_record(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    for conn, codes in _connections(path, monkeypatch):
-        _same(conn, codes)
+    conns = _connections(path, monkeypatch)
+    in_c = [_same(conn, codes) for conn, codes in conns]
+    # Every line but a process's first (the schema) is written in C: these captures hold
+    # no value the writer refuses.
+    assert sum(in_c) >= len(conns) - 1
 
 
 def test_lines_are_written_in_c_once_the_numbers_are_orjsons() -> None:
