@@ -44,14 +44,15 @@ MODULES = (
     "tcptrace_py.detectors.handshake", "tcptrace_py.detectors.icmp",
     "tcptrace_py.detectors.protocol", "tcptrace_py.detectors.resets",
     "tcptrace_py.detectors.retransmission", "tcptrace_py.detectors.scans",
-    "tcptrace_py.detectors.window", "tcptrace_py.duplicates", "tcptrace_py.engine",
-    "tcptrace_py.facts", "tcptrace_py.flowtable", "tcptrace_py.fsm", "tcptrace_py.giveup",
-    "tcptrace_py.parallel", "tcptrace_py.report",
+    "tcptrace_py.detectors.window", "tcptrace_py.duplicates", "tcptrace_py.encoded",
+    "tcptrace_py.engine", "tcptrace_py.facts", "tcptrace_py.flowtable", "tcptrace_py.fsm",
+    "tcptrace_py.giveup", "tcptrace_py.parallel", "tcptrace_py.report",
 )
 """The modules ``setup.py`` compiles unchanged: the per-segment path (connection, sequence,
-compat, fsm, flowtable...), the per-connection detectors, the record builder and the
-``--jobs`` merge (a few generator steps per connection in the calling process). Not the
-readers and the decoder (``_engine.pyx`` twins them by hand), nor anything that runs once."""
+compat, fsm, flowtable...), the per-connection detectors, the record builder, the
+streamed lines (``encoded``: one result per connection) and the ``--jobs`` merge (a few
+generator steps per connection in the calling process). Not the readers and the decoder
+(``_engine.pyx`` twins them by hand), nor anything that runs once."""
 
 MANIFEST = "_compiled_sources.txt"
 """File beside the package's extensions, one line per compiled module: ``name digest``."""
