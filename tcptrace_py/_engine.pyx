@@ -3811,6 +3811,7 @@ def json_float(double x):
     return PyBytes_FromStringAndSize(buf, _float_text(x, buf))
 
 
+@cython.final
 cdef class _JsonOut:
     """A record's JSON line, its columns collected then written (``FlowRecord.line``):
     the bytes ``orjson.dumps(record, option=OPT_APPEND_NEWLINE)`` gives for the record
@@ -4999,6 +5000,7 @@ cdef Py_ssize_t _pow2_at_least(Py_ssize_t n) noexcept:
     return p
 
 
+@cython.final
 @cython.no_gc_clear
 cdef class LiveTable:
     """Twin of ``FlowTable.live``, the ``OrderedDict`` of live connections by normalised
