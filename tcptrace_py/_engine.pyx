@@ -3461,7 +3461,7 @@ cdef class FlowRecord:
     cdef object addr_text_of
     cdef object ts_min, ts_max
     cdef public object encode
-    cdef readonly _JsonOut writer
+    cdef _JsonOut writer
     cdef public long long lines_written
     """Lines :meth:`line` wrote in C (the others took the record dict)."""
 
@@ -3829,7 +3829,7 @@ cdef class _JsonOut:
     cdef char* buf
     cdef Py_ssize_t n
     cdef Py_ssize_t cap
-    cdef public tuple schema
+    cdef tuple schema
     cdef bytes prefixes
     """Every key's prefix (``{"key":`` then ``,"key":``) end to end; ``prefix_end[j]`` is
     where key j's ends."""
@@ -3838,7 +3838,7 @@ cdef class _JsonOut:
     cdef PyObject** slots
     cdef Py_ssize_t n_keys
     cdef Py_ssize_t next_new
-    cdef public bint failed
+    cdef bint failed
 
     def __cinit__(self):
         self.cap = 8192

@@ -13,7 +13,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from tcptrace_py.events import Anomaly, Event
-from tcptrace_py.export import dumps_line, flow_line
+from tcptrace_py.export import flow_line, held_line
 
 if TYPE_CHECKING:
     from tcptrace_py.connection import Connection
@@ -21,18 +21,6 @@ if TYPE_CHECKING:
 
 _LINE_HEAD = b'{"flow_id":'
 """How a record's JSON line begins (``export.dumps_line`` keeps the record's key order)."""
-
-
-def _held_line(rec: dict[str, Any]) -> bytes:
-    """``export.dumps_line(rec)``, copied into a bytes object of its own.
-
-    Why the copy: a line is held for a while (a batch, the pipe, the calling process's
-    run-ahead), and orjson's own output objects, held so, left the heap fragmented: a test
-    keeping 256-1,024 of 30,000 lines alive among long-lived objects peaked at 34 MiB with
-    orjson's objects against 19 MiB with copies (or strings), and ``--jobs 2`` on 2m.pcap
-    peaked at 104-211 MiB in the calling process against 96-112 MiB with strings. The
-    copy is one ``memcpy`` of ~5 KB."""
-    return bytes(memoryview(dumps_line(rec)))
 
 
 class EncodedResult:
@@ -95,7 +83,7 @@ class EncodedResult:
     @classmethod
     def of(cls, res: FlowResult) -> EncodedResult:
         rec = res.record
-        return cls(_held_line(rec), rec["flow_id"], rec.get("end_reason"), rec["anomalies"],
+        return cls(held_line(rec), rec["flow_id"], rec.get("end_reason"), rec["anomalies"],
                    res.anomalies)
 
     def __reduce__(self) -> tuple[Any, ...]:
@@ -117,7 +105,7 @@ class EncodedResult:
         else:  # not the layout dumps_line writes: rebuild it
             rec = self.record
             rec["flow_id"] = flow_id
-            self.line = _held_line(rec)
+            self.line = held_line(rec)
         self.flow_id = flow_id
 
     def set_anomaly_codes(self, codes: list[str]) -> None:
@@ -125,5 +113,5 @@ class EncodedResult:
             return  # the line already says so (the common case: nothing was dropped)
         rec = self.record
         rec["anomalies"] = codes
-        self.line = _held_line(rec)
+        self.line = held_line(rec)
         self.codes = codes

@@ -96,20 +96,26 @@ def _orjson_bytes(obj: object, option: int) -> bytes | None:
         return None
 
 
+def held_line(rec: Mapping[str, Any]) -> bytes:
+    """``dumps_line(rec)``, copied into a bytes object of its own: a line that is held a
+    while (a ``--jobs`` batch, the pipe, the calling process's run-ahead).
+
+    Why the copy: orjson's own output objects, held so, left the heap fragmented: a test
+    keeping 256-1,024 of 30,000 lines alive among long-lived objects peaked at 34 MiB with
+    orjson's objects against 19 MiB with copies (or strings), and ``--jobs 2`` on 2m.pcap
+    peaked at 104-211 MiB in the calling process against 96-112 MiB with strings. The
+    copy is one ``memcpy`` of ~5 KB."""
+    return bytes(memoryview(dumps_line(rec)))
+
+
 def flow_line(conn: Connection, anomaly_codes: list[str] | None = None) -> bytes:
     """A finished connection's record as the JSON line a jsonl stream writes:
-    ``dumps_line(flow_record(conn, anomaly_codes))``, in a bytes object of its own (a line
-    may be held a while: see ``encoded._held_line``).
+    :func:`held_line` of ``flow_record(conn, anomaly_codes)``.
 
     The compiled engine writes the line straight from the connection's fields
-    (``_engine.FlowRecord.line``), without the ~200-column dict, once its numbers are
-    shown to be orjson's (:func:`_lines_in_c`)."""
-    return _copy(dumps_line(flow_record(conn, anomaly_codes)))
-
-
-def _copy(line: bytes) -> bytes:
-    """``line`` in a bytes object of its own (see :func:`flow_line`)."""
-    return bytes(memoryview(line))
+    (``_engine.FlowRecord.line``, bytes of its own), without the ~200-column dict, once its
+    numbers are shown to be orjson's (:func:`_lines_in_c`)."""
+    return held_line(flow_record(conn, anomaly_codes))
 
 
 _FLOAT_PROBES = (0.0, -0.0, 1.0, -1.0, 0.1, 0.5, 65535.0, 123.456, 0.001, 0.000212,
@@ -461,5 +467,5 @@ def capture_summary(diag: Diagnostics, records: Iterable[Mapping[str, Any]],
 
 if _lines_in_c():
     _twin: Any = flow_record  # _engine.FlowRecord
-    _twin.enable_lines(lambda rec: _copy(dumps_line(rec)))
+    _twin.enable_lines(held_line)
     flow_line = _twin.line  # noqa: F811

@@ -174,20 +174,22 @@ def engine_for(options: Options, jobs: int, source: Source, *,
     after the merge)."""
     if jobs > 1 and can_split(source) and not options.packet_flows:
         return ParallelEngine(options, jobs, encode_lines=encode_lines)
-    return Engine(options, encode=EncodedResult.of_connection if encode_lines else None)
+    return Engine(options, encode=_encoder(encode_lines))
+
+
+def _encoder(encode_lines: bool) -> Any:
+    """``Engine``'s ``encode`` for a run that streams records as lines (else None)."""
+    return EncodedResult.of_connection if encode_lines else None
 
 
 def shard_items(engine: Engine, source: Source, name: str | None,
-                strict: bool, encode_lines: bool = False) -> Iterator[Item]:
+                strict: bool) -> Iterator[Item]:
     """Run ``engine`` (built with ``shard=``) over ``source``; yield its items in key order.
 
     The loop of :meth:`Engine.run`, plus the bookkeeping of the sort keys (see the module
     docstring): where each flow id was allocated, and each finished connection's place.
     """
     assert engine.shard is not None
-    if encode_lines and engine.encode is None:
-        # Results as their lines (EncodedResult), written without the record dict.
-        engine.encode = EncodedResult.of_connection
     shard = engine.shard[0]
     table = engine.table
     tags = table.sweep_tags
@@ -332,8 +334,8 @@ def _worker(path: str, options: Options, shard: tuple[int, int, int], strict: bo
     try:
         try:
             with collector_paused():
-                engine = Engine(options, shard=shard)
-                for item in shard_items(engine, path, name, strict, encode_lines):
+                engine = Engine(options, shard=shard, encode=_encoder(encode_lines))
+                for item in shard_items(engine, path, name, strict):
                     batch.append(item)
                     if len(batch) >= BATCH_ITEMS:
                         sender.send(batch)
@@ -488,8 +490,9 @@ class ParallelEngine:
                 send.close()
                 procs.append(proc)
                 pipes.append(recv)
-            local = Engine(self.options, self.diag, shard=(0, *ranges[0]))
-            own = _RunAhead(shard_items(local, path, name, strict, self.encode_lines))
+            local = Engine(self.options, self.diag, shard=(0, *ranges[0]),
+                           encode=_encoder(self.encode_lines))
+            own = _RunAhead(shard_items(local, path, name, strict))
             streams = [own] + [_received(pipe, own) for pipe in pipes]
             yield from self._merge(streams, name)
         finally:
