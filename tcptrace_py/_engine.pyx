@@ -37,6 +37,7 @@ from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
 from libc.math cimport fabs, sqrt
 from libc.stdio cimport snprintf
 from libc.string cimport memcmp, memcpy, memmove, memset
+from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
 from cpython.bytearray cimport PyByteArray_AS_STRING
 from cpython.list cimport PyList_GET_ITEM
 from cpython.object cimport PyTypeObject
@@ -60,6 +61,17 @@ cdef inline uint32_t be16(const uint8_t* p) noexcept nogil:
 
 cdef inline uint32_t be32(const uint8_t* p) noexcept nogil:
     return (<uint32_t>p[0] << 24) | (<uint32_t>p[1] << 16) | (<uint32_t>p[2] << 8) | p[3]
+
+
+cdef extern from *:
+    """
+    #if defined(__GNUC__) || defined(__clang__)
+    #define tcptrace_prefetch(p) __builtin_prefetch((const void *)(p))
+    #else
+    #define tcptrace_prefetch(p) ((void)(p))
+    #endif
+    """
+    void prefetch "tcptrace_prefetch"(const void* p) noexcept nogil
 
 
 cdef inline uint32_t le32(const uint8_t* p) noexcept nogil:
@@ -540,6 +552,13 @@ cdef class Router:
         return self._pending()
 
 
+# How far a mapped capture's reader gets past the pages it last dropped before it drops
+# them (``read_pcap_segments``): about what a mapping adds to the resident set.
+cdef Py_ssize_t MAP_DROP_BYTES = 4 << 20
+# ``madvise`` takes page-aligned ranges: a multiple of every page size in use (4, 16, 64 KiB).
+cdef Py_ssize_t MAP_PAGE_BYTES = 1 << 16
+
+
 def read_pcap_segments(stream, bytes head, str display, diag, bint strict, decoder,
                        Router router=None):
     """Twin of ``capture.pcap.read_pcap_segments``: the TCP segments of a classic pcap
@@ -606,6 +625,17 @@ def read_pcap_segments(stream, bytes head, str display, diag, bint strict, decod
     cdef bytearray arena = None
     cdef object view = None
     cdef Py_ssize_t rem, got
+    # A capture file we opened is read from a mapping of it instead when the stream allows
+    # (``source._Prefixed.mapped``): ``p`` is then the file's first byte, ``base`` 0, and
+    # ``n`` a limit moved on a chunk at a time (after checking the file still holds the
+    # mapping); the pages behind are dropped every MAP_DROP_BYTES. At the mapping's end, or
+    # when the file shrank under it, the reader reads on with ``readinto`` from ``pos``.
+    mapped_at = getattr(stream, "mapped", None)
+    cdef object mapped = None
+    cdef Py_buffer mapped_buf
+    cdef bint mapped_held = False
+    cdef Py_ssize_t map_len = 0, dropped = 0, cut
+    dontneed = None
     n = PyBytes_GET_SIZE(buf)
     p = <const uint8_t*>PyBytes_AS_STRING(buf)
     try:
@@ -639,6 +669,13 @@ def read_pcap_segments(stream, bytes head, str display, diag, bint strict, decod
                 end = start + caplen
                 if end > n:
                     break
+                # The next record's header and the frame's headers behind it, fetched while
+                # this frame is decoded: from a mapping they come from memory, not from a
+                # buffer the copy just warmed (a prefetch is a hint: never a fault, in range
+                # or not).
+                prefetch(p + end)
+                prefetch(p + end + 64)
+                prefetch(p + end + 16384)
                 if frac >= frac_limit:
                     bad_frac += 1
                 ts = sec * 1_000_000_000 + frac * frac_ns
@@ -687,6 +724,35 @@ def read_pcap_segments(stream, bytes head, str display, diag, bint strict, decod
                 flushed = frame_no
                 update_ts_range(diag, min_ts if have_min else None, last_ts)
             rem = n - pos
+            if mapped_held:
+                if n < map_len and stream.still_mapped(map_len):
+                    if pos - dropped >= MAP_DROP_BYTES:
+                        cut = pos - pos % MAP_PAGE_BYTES
+                        mapped.madvise(dontneed, dropped, cut - dropped)
+                        dropped = cut
+                    n = min(n + chunk_bytes, map_len)
+                    continue
+                # Read on from ``pos`` (base is 0 while mapped): the file's next byte.
+                PyBuffer_Release(&mapped_buf)
+                mapped_held = False
+                mapped.close()
+                stream.seek(pos)
+                base = pos
+                pos = n = rem = 0
+            elif mapped_at is not None and readinto is not None:
+                mapped = mapped_at(base + n)
+                mapped_at = None  # asked once
+                if mapped is not None:
+                    import mmap
+                    dontneed = mmap.MADV_DONTNEED
+                    PyObject_GetBuffer(mapped, &mapped_buf, PyBUF_SIMPLE)
+                    mapped_held = True
+                    map_len = mapped_buf.len
+                    p = <const uint8_t*>mapped_buf.buf
+                    pos += base
+                    base = 0
+                    n = min(pos + rem + chunk_bytes, map_len)
+                    continue
             if readinto is not None:
                 if arena is None:
                     arena = bytearray(chunk_bytes + rec_bytes + max_cap)
@@ -713,6 +779,9 @@ def read_pcap_segments(stream, bytes head, str display, diag, bint strict, decod
             base += pos
             pos = 0
     finally:
+        if mapped_held:
+            PyBuffer_Release(&mapped_buf)
+            mapped.close()
         if tcp_segments:
             diag.tcp_segments += tcp_segments
         if frame_no != flushed:

@@ -14,12 +14,16 @@ from __future__ import annotations
 
 import io
 import os
+import stat
 import sys
 import zlib
 from pathlib import Path
-from typing import IO, Any, Protocol
+from typing import IO, TYPE_CHECKING, Any, Protocol
 
 from tcptrace_py.diagnostics import CaptureError
+
+if TYPE_CHECKING:
+    import mmap
 
 GZIP_MAGIC = b"\x1f\x8b"
 BZIP2_MAGIC = b"BZh"
@@ -45,6 +49,7 @@ class _Prefixed:
     def __init__(self, head: bytes, inner: Any, *, partial_reads: bool = False) -> None:
         self._head = head
         self._inner = inner
+        self._partial = partial_reads
         # Decompressors' read(n) loop until n bytes and, on a cut or corrupt stream, raise
         # and lose what they had decoded; read1(n) hands out each decoded piece as it comes,
         # so the frames before the damage are kept.
@@ -76,6 +81,51 @@ class _Prefixed:
 
     def readable(self) -> bool:  # gzip/bz2/lzma check for this on their fileobj
         return True
+
+    def mapped(self, consumed: int) -> mmap.mmap | None:
+        """The whole file this stream reads, mapped read-only (:class:`mmap.mmap`), when a
+        reader may take its bytes from there instead: a regular file we opened (not a
+        pipe, standard input or a decompressor's output) that holds more than the
+        ``consumed`` bytes read so far, with the sniffed head read. None otherwise, or
+        when mapping fails.
+
+        Why: ``readinto`` copies every byte of the capture from the page cache, ~0.25 s of
+        system time per 1.8 GB, which each ``--jobs`` worker pays again; a mapping reads
+        the cached pages where they are (docs/benchmarks.md, fifteenth session). The
+        reader drops the pages behind it (``madvise(MADV_DONTNEED)``), so memory stays
+        bounded.
+        The cost is the mapping's one hazard: a file truncated while it is read ends the
+        process with SIGBUS. The reader narrows that to a mebibyte: it checks the file's
+        size (:meth:`still_mapped`) before it reads on, and reads with ``readinto`` from
+        where it was when the file shrank (or grew: a capture still being written)."""
+        if self._head or self._partial:
+            return None
+        import mmap  # here: only a capture file read this way needs it (~0.2 ms)
+
+        if not all(hasattr(mmap, n) for n in ("MADV_SEQUENTIAL", "MADV_DONTNEED")):
+            return None  # no madvise to drop the pages read (Windows)
+        try:
+            fd = self._inner.fileno()
+            st = os.fstat(fd)
+            if (not stat.S_ISREG(st.st_mode) or st.st_size <= consumed
+                    or self._inner.tell() != consumed):
+                return None
+            mapped = mmap.mmap(fd, st.st_size, access=mmap.ACCESS_READ)
+        except (AttributeError, OSError, ValueError, OverflowError):
+            return None
+        mapped.madvise(mmap.MADV_SEQUENTIAL)
+        return mapped
+
+    def still_mapped(self, size: int) -> bool:
+        """Whether the file still holds the ``size`` bytes :meth:`mapped` mapped."""
+        try:
+            return os.fstat(self._inner.fileno()).st_size >= size
+        except (OSError, ValueError):
+            return False
+
+    def seek(self, offset: int) -> None:
+        """Read on from the file's byte ``offset`` (after a mapping, see :meth:`mapped`)."""
+        self._inner.seek(offset)
 
     def close(self) -> None:
         """Closing is the opener's business (see :func:`open_source`)."""
