@@ -164,6 +164,9 @@ def decompression_errors() -> tuple[type[BaseException], ...]:
     # An xz or zstd stream was opened through ``lzma`` or ``zstandard`` (imported then, by
     # open_source): only then can its error occur, so a start-up that reads no such capture
     # imports neither.
+    isal_zlib = sys.modules.get("isal.isal_zlib")  # gzip's inflater when installed
+    if isal_zlib is not None:
+        errs.append(isal_zlib.error)
     lzma = sys.modules.get("lzma")
     if lzma is not None:
         errs.append(lzma.LZMAError)
@@ -231,10 +234,10 @@ def open_source(source: object, display: str) -> OpenedSource:
     # Each decompressor is imported when a capture needs it: most are not compressed, and
     # the three modules cost a start-up ~1 ms (docs/benchmarks.md, "Start-up").
     if head.startswith(GZIP_MAGIC):
-        import gzip
+        from tcptrace_py.capture.gzipstream import GzipStream
 
         compression = "gzip"
-        inner = gzip.GzipFile(fileobj=stream, mode="rb")
+        inner = GzipStream(stream)
     elif head.startswith(BZIP2_MAGIC):
         import bz2
 
