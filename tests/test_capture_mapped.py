@@ -19,11 +19,13 @@ from typing import Any
 
 import pytest
 from captures_util import pcap_bytes, tcp_frame
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tcptrace_py import implementation
 from tcptrace_py.capture import read_segments, source
 from tcptrace_py.decode import Decoder
-from tcptrace_py.diagnostics import Diagnostics
+from tcptrace_py.diagnostics import CaptureError, Diagnostics
 from tcptrace_py.segment import ACK, FIELDS, Segment
 
 T0 = 1_700_000_000_000_000_000
@@ -170,3 +172,31 @@ def test_pages_read_leave_the_resident_set(tmp_path: Path) -> None:
             peak = max(peak, now - before)
     assert count == n
     assert peak < 20 * 1024, f"{peak} KiB of the file resident"
+
+
+_SOUND = pcap_bytes(_frames(30, payload=700))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, len(_SOUND) - 1), st.integers(0, 255)),
+                max_size=6),
+       st.integers(24, len(_SOUND)))
+def test_damaged_files_read_as_their_bytes(tmp_path_factory: pytest.TempPathFactory,
+                                           edits: list[tuple[int, int]], cut: int) -> None:
+    """Bytes overwritten anywhere (record lengths, times, headers) and the file cut: the
+    mapped reading gives what reading the same bytes from a stream gives."""
+    data = bytearray(_SOUND[:cut])
+    for pos, value in edits:
+        if pos < len(data):
+            data[pos] = value
+    path = tmp_path_factory.mktemp("fuzz") / "f.pcap"
+    path.write_bytes(bytes(data))
+    try:
+        want: object = _read(io.BytesIO(bytes(data)))
+    except CaptureError as exc:
+        want = str(exc).split(": ", 1)[1]
+    try:
+        got: object = _read(path)
+    except CaptureError as exc:
+        got = str(exc).split(": ", 1)[1]
+    assert got == want
