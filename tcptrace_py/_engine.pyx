@@ -726,9 +726,12 @@ def read_pcap_segments(stream, bytes head, str display, diag, bint strict, decod
             rem = n - pos
             if mapped_held:
                 if n < map_len and stream.still_mapped(map_len):
-                    if pos - dropped >= MAP_DROP_BYTES:
+                    if dontneed is not None and pos - dropped >= MAP_DROP_BYTES:
                         cut = pos - pos % MAP_PAGE_BYTES
-                        mapped.madvise(dontneed, dropped, cut - dropped)
+                        try:
+                            mapped.madvise(dontneed, dropped, cut - dropped)
+                        except OSError:
+                            dontneed = None  # a file system that refuses: keep the pages
                         dropped = cut
                     n = min(n + chunk_bytes, map_len)
                     continue

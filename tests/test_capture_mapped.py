@@ -200,3 +200,32 @@ def test_damaged_files_read_as_their_bytes(tmp_path_factory: pytest.TempPathFact
     except CaptureError as exc:
         got = str(exc).split(": ", 1)[1]
     assert got == want
+
+
+@pytest.mark.parametrize("refused", ["MADV_SEQUENTIAL", "MADV_DONTNEED"])
+def test_a_file_system_refusing_madvise(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                        maps: list[object], refused: str) -> None:
+    """``madvise`` failing: read-ahead refused, the file is read with ``readinto``; the
+    pages' drop refused, the reading goes on from the mapping and keeps them."""
+    calls: list[int] = []
+
+    class Refusing(mmap.mmap):
+        def madvise(self, option: int, *args: int) -> None:
+            calls.append(option)
+            if option == getattr(mmap, refused):
+                raise OSError(22, "Invalid argument")
+            super().madvise(option, *args)
+
+    monkeypatch.setattr(mmap, "mmap", Refusing)
+    data = pcap_bytes(_frames(7000))  # ~10 MB: past the first drop
+    path = tmp_path / "a.pcap"
+    path.write_bytes(data)
+    got = _read(path)
+    monkeypatch.undo()
+    assert got == _read(io.BytesIO(data))
+    if implementation.compiled is not None:
+        if refused == "MADV_SEQUENTIAL":
+            assert maps[:1] == [None]
+        else:
+            assert isinstance(maps[0], Refusing)
+            assert calls.count(mmap.MADV_DONTNEED) == 1  # refused once, then not asked

@@ -113,7 +113,11 @@ class _Prefixed:
             mapped = mmap.mmap(fd, st.st_size, access=mmap.ACCESS_READ)
         except (AttributeError, OSError, ValueError, OverflowError):
             return None
-        mapped.madvise(mmap.MADV_SEQUENTIAL)
+        try:
+            mapped.madvise(mmap.MADV_SEQUENTIAL)  # read-ahead, as for sequential reads
+        except OSError:
+            mapped.close()
+            return None
         return mapped
 
     def still_mapped(self, size: int) -> bool:
