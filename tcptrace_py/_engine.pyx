@@ -631,9 +631,8 @@ def read_pcap_segments(stream, bytes head, str display, diag, bint strict, decod
     # mapping); the pages behind are dropped every MAP_DROP_BYTES. At the mapping's end, or
     # when the file shrank under it, the reader reads on with ``readinto`` from ``pos``.
     mapped_at = getattr(stream, "mapped", None)
-    cdef object mapped = None
+    cdef object mapped = None  # the mapping while ``mapped_buf`` holds it
     cdef Py_buffer mapped_buf
-    cdef bint mapped_held = False
     cdef Py_ssize_t map_len = 0, dropped = 0, cut
     dontneed = None
     n = PyBytes_GET_SIZE(buf)
@@ -724,7 +723,7 @@ def read_pcap_segments(stream, bytes head, str display, diag, bint strict, decod
                 flushed = frame_no
                 update_ts_range(diag, min_ts if have_min else None, last_ts)
             rem = n - pos
-            if mapped_held:
+            if mapped is not None:
                 if n < map_len and stream.still_mapped(map_len):
                     if dontneed is not None and pos - dropped >= MAP_DROP_BYTES:
                         cut = pos - pos % MAP_PAGE_BYTES
@@ -737,19 +736,19 @@ def read_pcap_segments(stream, bytes head, str display, diag, bint strict, decod
                     continue
                 # Read on from ``pos`` (base is 0 while mapped): the file's next byte.
                 PyBuffer_Release(&mapped_buf)
-                mapped_held = False
                 mapped.close()
+                mapped = None
                 stream.seek(pos)
                 base = pos
                 pos = n = rem = 0
             elif mapped_at is not None and readinto is not None:
-                mapped = mapped_at(base + n)
+                whole = mapped_at(base + n)
                 mapped_at = None  # asked once
-                if mapped is not None:
+                if whole is not None:
                     import mmap
                     dontneed = mmap.MADV_DONTNEED
-                    PyObject_GetBuffer(mapped, &mapped_buf, PyBUF_SIMPLE)
-                    mapped_held = True
+                    PyObject_GetBuffer(whole, &mapped_buf, PyBUF_SIMPLE)
+                    mapped = whole
                     map_len = mapped_buf.len
                     p = <const uint8_t*>mapped_buf.buf
                     pos += base
@@ -782,7 +781,7 @@ def read_pcap_segments(stream, bytes head, str display, diag, bint strict, decod
             base += pos
             pos = 0
     finally:
-        if mapped_held:
+        if mapped is not None:
             PyBuffer_Release(&mapped_buf)
             mapped.close()
         if tcp_segments:

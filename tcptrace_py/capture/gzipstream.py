@@ -30,7 +30,8 @@ READ_BYTES = 64 * 1024
 OUT_BYTES = 32 * 1024
 """Most decompressed bytes one inflater call makes. An inflater that meets damage raises and
 drops what that call decoded, so this bounds what damage can take from before it (the
-standard reader decodes into an 8 KiB buffer); 5,500 calls per 181 MB cost ~10 ms."""
+standard reader decodes into an 8 KiB buffer). The price: 200k.pcap.gz's 181 MB take
+5,500 calls and 0.082 s of CPU, against 0.059 s at 1 MiB a call (8 KiB: 0.117 s)."""
 
 GZIP_WBITS = 31
 """``wbits`` for one gzip member: 16 (a gzip wrapper) + 15 (the largest window)."""
