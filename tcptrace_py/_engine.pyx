@@ -33,7 +33,7 @@ cimport cython
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.long cimport PyLong_AsLongLongAndOverflow, PyLong_CheckExact
 from libc.limits cimport LLONG_MAX, LLONG_MIN
-from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
+from libc.stdint cimport int32_t, uint8_t, uint16_t, uint32_t, uint64_t
 from libc.math cimport fabs, sqrt
 from libc.stdio cimport snprintf
 from libc.string cimport memcmp, memcpy, memmove, memset
@@ -2824,7 +2824,8 @@ cdef class ConnectionBase:
     cdef public object last_frame
     cdef public object last_ts_ns
     cdef public bint steady
-    cdef public object recent
+    cdef object _recent
+    cdef DupRec* _ring[2]
     cdef public long long _dup_n
     cdef public bint self_connect
     cdef public object options
@@ -2947,11 +2948,28 @@ cdef class ConnectionBase:
         self.facts = _new_protocol_facts(c.protocol_facts)
         self.duplicate_frames = _pair(0, 0)
         self.duplicates = []
-        self.recent = [None, None]
         self.loss_signal_ns = [-1, -1]
         self._dup_n = max(1, options.duplicate_memory_segments)
         self.steady = False
         self._fast = options.fast_path
+
+    def __dealloc__(self):
+        _dup_free(self._ring[0], self._dup_n)
+        _dup_free(self._ring[1], self._dup_n)
+
+    @property
+    def recent(self):
+        """The reference's rings of recent segments, used only where a segment of another
+        class (built by a test) takes the reference's path; compiled segments go to the C
+        rings (``_ring``, one record per segment, ``DupRec``), made at a side's first
+        segment."""
+        if self._recent is None:
+            self._recent = [None, None]
+        return self._recent
+
+    @recent.setter
+    def recent(self, value):
+        self._recent = value
 
     def _replay_states(self, seg_obj, from_client, side_obj, snd_obj, rcv_obj, amask):
         """Twin of ``Connection._replay_states``: classify the segment (the reference's
@@ -3246,14 +3264,13 @@ cdef class ConnectionBase:
             snd, rcv = self.client, self.server
         else:
             snd, rcv = self.server, self.client
-        cdef list recent_all = <list?>self.recent
+        cdef DupRec* recent = self._ring[side]
         cdef long long snd_max, d, a, end
         cdef SenderStateBase peer_state
         cdef SequenceAnalyzerBase an
         cdef RunningStatsBase rtt
-        recent = recent_all[side]
-        if recent is None:
-            recent_all[side] = [seg] * self._dup_n
+        if recent == NULL:
+            self._ring[side] = _dup_ring(seg, self._dup_n, False)
         else:
             # Only a segment sending nothing beyond SND.MAX and acknowledging nothing
             # beyond its sender's highest ACK can repeat an earlier one (the reference's
@@ -3268,7 +3285,7 @@ cdef class ConnectionBase:
                     rtt = <RunningStatsBase?>(
                         (<DirectionStatsBase?>(an.client if from_client else an.server)).rtt)
                     opts = self.options
-                    found = _original_of_c(seg, <list?>recent,
+                    found = _original_of_c(seg, recent, self._dup_n,
                                            opts.duplicate_weak_max_interval_ns,
                                            opts.duplicate_syn_max_interval_ns,
                                            self.loss_signal_ns[1 - side],
@@ -3277,7 +3294,7 @@ cdef class ConnectionBase:
                     if found is not None:
                         return self._on_duplicate(seg, found[0], found[1], side,
                                                   from_client)
-            (<list?>recent)[packets.v[side] % self._dup_n] = seg
+            _dup_put(&recent[packets.v[side] % self._dup_n], seg, False)
         cdef Pair base_seq = <Pair?>self.base_seq
         if base_seq.v[side] < 0:
             base_seq.v[side] = seg.seq
@@ -4160,49 +4177,185 @@ def addr_text(addr):
 
 
 # ---------------------------------------------------------------- duplicates.original_of
-cdef object _original_of_c(Segment seg, list recent, object weak_max_ns, object syn_max_ns,
+ctypedef struct DupRec:
+    # One segment of a sender's ring of recent segments (``Connection.recent``'s entries),
+    # the fields ``original_of`` compares packed in 56 bytes, so the Segment itself need not
+    # live on: eight Segments a side held ~2 KB a connection, 12 % of the peak RSS on
+    # 2m.pcap; eight records fit one 448-byte block of Python's small-object allocator.
+    long long ts
+    PyObject* seg  # the Segment (a strong reference) when a field does not fit below
+    uint32_t seq, ack, tsval, frame
+    int32_t ip_id, window, plen
+    uint16_t checksum, urgent, flags
+    uint8_t ttl, has_tsval
+
+
+cdef int _dup_put(DupRec* rec, Segment seg, bint keep) except -1:
+    """Write ``seg`` into ``rec``, releasing what ``rec`` held. Its fields are packed when
+    each fits its C field (every segment a capture gives, but those with SACK blocks);
+    otherwise, or when ``keep``, the record holds the Segment, and every field is read
+    from it (:func:`_dup_same`)."""
+    cdef PyObject* old = rec.seg
+    cdef int overflow = 0
+    cdef long long ts = 0, frame = -1
+    cdef bint whole = keep or not (
+        PyLong_CheckExact(seg.ts_ns) and PyLong_CheckExact(seg.frame)
+        and type(seg.sack) is tuple and not seg.sack
+        and 0 <= seg.seq <= 0xFFFFFFFF and 0 <= seg.ack <= 0xFFFFFFFF
+        and -1 <= seg.tsval <= 0xFFFFFFFF and -0x80000000 <= seg.payload_len <= 0x7FFFFFFF
+        and 0 <= seg.checksum <= 0xFFFF and 0 <= seg.urgent <= 0xFFFF
+        and 0 <= seg.flags <= 0xFFFF and 0 <= seg.ttl <= 0xFF)
+    if not whole:
+        ts = PyLong_AsLongLongAndOverflow(seg.ts_ns, &overflow)
+        if overflow == 0:
+            frame = PyLong_AsLongLongAndOverflow(seg.frame, &overflow)
+        whole = overflow != 0 or not 0 <= frame <= 0xFFFFFFFF
+    if whole:
+        Py_INCREF(seg)
+        rec.seg = <PyObject*>seg
+    else:
+        rec.seg = NULL
+        rec.ts = ts
+        rec.frame = <uint32_t>frame
+        rec.seq = <uint32_t>seg.seq
+        rec.ack = <uint32_t>seg.ack
+        rec.has_tsval = seg.tsval >= 0
+        rec.tsval = <uint32_t>seg.tsval if seg.tsval >= 0 else 0
+        rec.plen = <int32_t>seg.payload_len
+        rec.checksum = <uint16_t>seg.checksum
+        rec.flags = <uint16_t>seg.flags
+        rec.ip_id = seg.ip_id
+        rec.window = seg.window
+        rec.urgent = <uint16_t>seg.urgent
+        rec.ttl = <uint8_t>seg.ttl
+    Py_XDECREF(old)
+    return 0
+
+
+cdef inline bint _dup_same(DupRec* rec, Segment seg) noexcept:
+    """Rule 1's test: ``rec`` repeats ``seg``'s sequence and acknowledgment numbers, flags,
+    payload length, TSval and IP ID, and is not ``seg`` itself."""
+    cdef Segment r
+    if rec.seg != NULL:
+        r = <Segment>rec.seg
+        return (r.seq == seg.seq and r.ack == seg.ack and r.flags == seg.flags
+                and r.payload_len == seg.payload_len and r.tsval == seg.tsval
+                and r.ip_id == seg.ip_id and r is not seg)
+    return (rec.seq == seg.seq and rec.ack == seg.ack and rec.flags == seg.flags
+            and rec.plen == seg.payload_len and rec.ip_id == seg.ip_id
+            and (rec.tsval if rec.has_tsval else -1) == seg.tsval)
+
+
+cdef inline int _dup_ip_id(DupRec* rec) noexcept:
+    return (<Segment>rec.seg).ip_id if rec.seg != NULL else rec.ip_id
+
+
+cdef inline object _dup_ts(DupRec* rec):
+    return (<Segment>rec.seg).ts_ns if rec.seg != NULL else rec.ts
+
+
+cdef DupRec* _dup_ring(Segment seg, Py_ssize_t n, bint keep) except NULL:
+    """A ring of ``n`` records, each ``seg`` (the reference's ``[seg] * n``)."""
+    cdef DupRec* ring = <DupRec*>PyMem_Calloc(n, sizeof(DupRec))
+    if ring == NULL:
+        raise MemoryError()
+    cdef Py_ssize_t i
+    for i in range(n):
+        _dup_put(&ring[i], seg, keep)
+    return ring
+
+
+cdef void _dup_free(DupRec* ring, Py_ssize_t n) noexcept:
+    cdef Py_ssize_t i
+    if ring != NULL:
+        for i in range(n):
+            Py_XDECREF(ring[i].seg)
+        PyMem_Free(ring)
+
+
+cdef Segment _dup_segment(DupRec* rec, Segment like):
+    """The ring's segment as a Segment: the one it holds, or one built from its fields
+    (addresses and ports are ``like``'s, the segment it is compared with: a copy has the
+    same ones)."""
+    if rec.seg != NULL:
+        return <Segment>rec.seg
+    cdef Segment s = Segment.__new__(Segment)
+    s.frame = rec.frame
+    s.ts_ns = rec.ts
+    s.src = like.src
+    s.dst = like.dst
+    s.sport = like.sport
+    s.dport = like.dport
+    s.seq = rec.seq
+    s.ack = rec.ack
+    s.flags = rec.flags
+    s.window = rec.window
+    s.payload_len = rec.plen
+    s.captured_payload = rec.plen
+    s.urgent = rec.urgent
+    s.mss = -1
+    s.wscale = -1
+    s.sack = _EMPTY
+    s.tsval = rec.tsval if rec.has_tsval else -1
+    s.tsecr = -1
+    s.ip_id = rec.ip_id
+    s.ttl = rec.ttl
+    s.other_options = _EMPTY
+    s.checksum = rec.checksum
+    return s
+
+
+cdef object _original_of_c(Segment seg, DupRec* recent, Py_ssize_t n,
+                           object weak_max_ns, object syn_max_ns,
                            object peer_loss_signal_ns, object peer_last_ts_ns,
                            object min_rtt_ns):
-    """Twin of ``duplicates.original_of`` for a ring of compiled segments: the scan for the
+    """Twin of ``duplicates.original_of`` for a ring of ``n`` records: the scan for the
     earliest identical segment on C fields, then the reference's rules 2 and 3 on the same
-    Python values (times stay Python integers, the timer test Python float arithmetic)."""
-    cdef long long seq = seg.seq, ack = seg.ack, plen = seg.payload_len
-    cdef long long tsval = seg.tsval
+    Python values (times stay Python integers, the timer test Python float arithmetic).
+    The reference's ``r is not seg`` is tested where the record holds its Segment; a
+    connection's ring holds ``seg`` only after it was checked, the engine never replays
+    a segment object twice, so a record in C is never ``seg``."""
+    cdef long long plen = seg.payload_len
     cdef int flags = seg.flags, ip_id = seg.ip_id
-    cdef Segment r
-    cdef Segment found = None
-    cdef Py_ssize_t i, n = len(recent)
+    cdef DupRec* r
+    cdef DupRec* found = NULL
+    cdef Py_ssize_t i
     for i in range(n):
-        r = <Segment?>recent[i]
-        if (r.seq == seq and r.ack == ack and r.flags == flags and r.payload_len == plen
-                and r.tsval == tsval and r.ip_id == ip_id and r is not seg
-                and (found is None or r.ts_ns < found.ts_ns)):
-            found = r
-    if found is None:
+        r = &recent[i]
+        if _dup_same(r, seg):
+            if found == NULL:
+                found = r
+            elif r.seg == NULL and found.seg == NULL:
+                if r.ts < found.ts:
+                    found = r
+            elif _dup_ts(r) < _dup_ts(found):
+                found = r
+    if found == NULL:
         return None
     if ip_id > 0:
         for i in range(n):
-            if (<Segment?>recent[i]).ip_id != ip_id:
-                return found, "ip_id"
-    sent_ns = found.ts_ns
+            if _dup_ip_id(&recent[i]) != ip_id:
+                return _dup_segment(found, seg), "ip_id"
+    sent_ns = _dup_ts(found)
     interval = seg.ts_ns - sent_ns
     limit = syn_max_ns if flags & SYN else weak_max_ns
-    if not (found.window == seg.window and found.checksum == seg.checksum
-            and found.urgent == seg.urgent and found.sack == seg.sack
-            and 0 <= found.ttl - seg.ttl <= MAX_HOPS_BETWEEN_COPIES
+    original = _dup_segment(found, seg)
+    if not (original.window == seg.window and original.checksum == seg.checksum
+            and original.urgent == seg.urgent and original.sack == seg.sack
+            and 0 <= original.ttl - seg.ttl <= MAX_HOPS_BETWEEN_COPIES
             and -limit <= interval <= limit):
         return None
     if flags & SYN:
-        return found, "bytes"
+        return original, "bytes"
     if plen or flags & FIN:
         if peer_loss_signal_ns >= sent_ns or (
                 min_rtt_ns >= 0
                 and interval > TIMER_MIN_RTTS * min_rtt_ns + TIMER_MIN_EXTRA_NS):
             return None
-        return found, "bytes"
+        return original, "bytes"
     if peer_last_ts_ns >= sent_ns:
         return None
-    return found, "bytes"
+    return original, "bytes"
 
 
 cdef object MAX_HOPS_BETWEEN_COPIES = 2  # duplicates.MAX_HOPS_BETWEEN_COPIES
@@ -4210,18 +4363,43 @@ cdef object TIMER_MIN_RTTS = 2.0  # duplicates.TIMER_MIN_RTTS
 cdef object TIMER_MIN_EXTRA_NS = 2_000_000  # duplicates.TIMER_MIN_EXTRA_NS
 
 
+cdef object _original_of_list(Segment seg, list recent, tuple args, bint keep):
+    """:func:`_original_of_c` over a ring made from the list (each record holding its
+    Segment when ``keep``)."""
+    cdef Py_ssize_t i, n = len(recent)
+    cdef DupRec* ring = <DupRec*>PyMem_Calloc(n, sizeof(DupRec))
+    if ring == NULL:
+        raise MemoryError()
+    try:
+        for i in range(n):
+            _dup_put(&ring[i], <Segment?>recent[i], keep)
+        return _original_of_c(seg, ring, n, args[0], args[1], args[2], args[3], args[4])
+    finally:
+        _dup_free(ring, n)
+
+
 def original_of(seg, recent, weak_max_ns, syn_max_ns, peer_loss_signal_ns, peer_last_ts_ns,
                 min_rtt_ns):
-    """Twin of ``duplicates.original_of`` (a segment or ring of another class, built by a
-    test, takes the reference)."""
-    if type(seg) is Segment and type(recent) is list and all(
+    """Twin of ``duplicates.original_of`` on a list of segments: the connection's ring
+    function over a ring made from the list, each record holding its Segment, so the one
+    returned is the list's own (a segment or ring of another class, built by a test, takes
+    the reference)."""
+    args = (weak_max_ns, syn_max_ns, peer_loss_signal_ns, peer_last_ts_ns, min_rtt_ns)
+    if type(seg) is Segment and type(recent) is list and len(<list>recent) and all(
             type(r) is Segment for r in <list>recent):
-        return _original_of_c(<Segment>seg, <list>recent, weak_max_ns, syn_max_ns,
-                              peer_loss_signal_ns, peer_last_ts_ns, min_rtt_ns)
+        return _original_of_list(<Segment>seg, <list>recent, args, True)
     from tcptrace_py.duplicates import reference_original_of
 
-    return reference_original_of(seg, recent, weak_max_ns, syn_max_ns, peer_loss_signal_ns,
-                                 peer_last_ts_ns, min_rtt_ns)
+    return reference_original_of(seg, recent, *args)
+
+
+def original_of_packed(Segment seg, list recent, weak_max_ns, syn_max_ns,
+                       peer_loss_signal_ns, peer_last_ts_ns, min_rtt_ns):
+    """:func:`original_of` as a connection's ring runs it: each segment packed into its
+    record where its fields fit, so the original found is rebuilt from the record (for the
+    tests that hold the packing to the reference)."""
+    return _original_of_list(seg, recent, (weak_max_ns, syn_max_ns, peer_loss_signal_ns,
+                                           peer_last_ts_ns, min_rtt_ns), False)
 
 
 cpdef bint quiet(object conn_obj) except -1:
@@ -4559,6 +4737,8 @@ cpdef long long steady_segment(object conn_obj, Segment seg) except? -2:
     last = snd.last_ts_ns
     if base < 0 or last < 0 or snd.pending_ack or snd.zw_open_index != -1:
         return -1
+    if conn._ring[side] == NULL:  # made at the side's first segment, which took the full path
+        return -1
     ts = seg.ts_ns
 
     # -- SequenceAnalyzer.on_segment's two common ACK branches: the tests, no writes yet.
@@ -4612,7 +4792,7 @@ cpdef long long steady_segment(object conn_obj, Segment seg) except? -2:
     cdef Pair packets = <Pair?>conn.packets
     cdef long long sent = packets.v[side] + 1
     packets.v[side] = sent
-    (<list?>(<list?>conn.recent)[side])[sent % conn._dup_n] = seg
+    _dup_put(&conn._ring[side][sent % conn._dup_n], seg, False)
     (<Pair?>conn.payload_bytes).v[side] += plen
     (<Pair?>conn.win_raw).v[side] = window
     if seg.ecn or flags & ECN_FLAGS:

@@ -470,3 +470,67 @@ def test_original_of_twin_is_the_reference() -> None:
             assert got is not None and got[0] is want[0] and got[1] == want[1]
 
     check()
+
+
+def test_packed_ring_is_the_reference() -> None:
+    """A connection's ring keeps each segment packed in a C record where its fields fit and
+    holds the Segment where one does not (SACK blocks, a time or frame number beyond C's
+    range, a sequence number or checksum no header carries). Rings mixing both kinds find
+    what the reference finds, and the original rebuilt from a packed record has the
+    frame, time and TTL the finding reports."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from tcptrace_py import duplicates, implementation
+    from tcptrace_py.segment import Segment
+
+    if implementation.compiled is None:
+        pytest.skip("compiled engine not built or not selected")
+    packed = implementation.compiled.original_of_packed
+    spec = st.tuples(
+        st.sampled_from([1, 2, 2**32 + 1]),  # frame
+        st.sampled_from([0, 3, 40, 2**64 // MS]),  # time, ms after T0 (last: beyond 2**63 ns)
+        st.sampled_from([0, 2**32 - 1, 2**32]),  # seq
+        st.sampled_from([0, 1]),  # ack
+        st.sampled_from([ACK, ACK | PSH, SYN, ACK | FIN]),
+        st.sampled_from([0, 100, 70_000]),  # payload length (GRO: beyond 16 bits)
+        st.sampled_from([-1, 7, 2**32 - 1]),  # TSval
+        st.sampled_from([-1, 0, 5]),  # IP ID
+        st.sampled_from([-1, 10, 65535]),  # window
+        st.sampled_from([0, 65535, 70_000]),  # checksum
+        st.sampled_from([0, 3]),  # urgent
+        st.sampled_from([63, 64, 255]),  # TTL
+        st.sampled_from([(), ((1, 2),), ((1, 3),)]),  # SACK blocks
+    )
+
+    def segment(v: tuple[Any, ...]) -> Any:
+        frame, ts, seq, ack, flags, plen, tsval, ip_id, win, csum, urg, ttl, sack = v
+        return Segment(frame, T0 + ts * MS, b"\x0a\x00\x00\x01", b"\x0a\x00\x00\x02", 40000,
+                       80, seq, ack, flags, win, plen, urgent=urg, sack=sack, tsval=tsval,
+                       ip_id=ip_id, ttl=ttl, checksum=csum)
+
+    @settings(max_examples=3000, deadline=None)
+    @given(st.lists(spec, min_size=1, max_size=8), spec, st.integers(0, 7),
+           st.sampled_from([5 * MS, 50 * MS]), st.sampled_from([-1, T0 + 3 * MS]),
+           st.sampled_from([-1, T0 + 20 * MS]), st.sampled_from([-1, 0.5 * MS]))
+    def check(ring: list[tuple[Any, ...]], new: tuple[Any, ...], copy_of: int, weak: int,
+              loss: int, peer_last: int, min_rtt: float) -> None:
+        recent = [segment(v) for v in ring]
+        # Half the time the new segment copies one of the ring, with a later time.
+        base = ring[copy_of % len(ring)]
+        seg = segment(new if copy_of % 2 else (new[0], new[1]) + base[2:])
+        args = (seg, recent, weak, 1000 * MS, loss, peer_last, min_rtt)
+        want = duplicates.reference_original_of(*args)
+        got = packed(*args)
+        if want is None:
+            assert got is None
+            return
+        assert got is not None and got[1] == want[1]
+        orig, ref = got[0], want[0]
+        assert (orig.frame, orig.ts_ns, orig.ttl, orig.seq, orig.ack, orig.flags,
+                orig.payload_len, orig.tsval, orig.ip_id, orig.window, orig.checksum,
+                orig.urgent, orig.sack) == (
+            ref.frame, ref.ts_ns, ref.ttl, ref.seq, ref.ack, ref.flags, ref.payload_len,
+            ref.tsval, ref.ip_id, ref.window, ref.checksum, ref.urgent, ref.sack)
+
+    check()
