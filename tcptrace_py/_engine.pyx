@@ -1873,10 +1873,10 @@ cdef class SequenceAnalyzerBase:
         self._c = _new_sender_state(c.sender_state, _estimator(c, o))
         self._s = _new_sender_state(c.sender_state, _estimator(c, o))
         self.retransmissions = []
-        self.zero_window_periods = []
-        self.zero_window_probes = []
-        self.keepalives = []
-        self.window_full_events = []
+        self.zero_window_periods = _EMPTY  # analysis.evidence.NONE_YET
+        self.zero_window_probes = _EMPTY  # analysis.evidence.NONE_YET
+        self.keepalives = _EMPTY  # analysis.evidence.NONE_YET
+        self.window_full_events = _EMPTY  # analysis.evidence.NONE_YET
         self.evidence_dropped = {}
         self.first_ts_ns = -1
         self.last_ts_ns = -1
@@ -2305,7 +2305,7 @@ cdef class EndpointBase:
         self.gap_thresh = 1
         self.reassem_seq = 1
         self.trim_seq = 0
-        self.blocks = []
+        self.blocks = _EMPTY  # analysis.evidence.NONE_YET
         self.first_seen = False
         self.holes_filled = 0
         return 0
@@ -2925,11 +2925,11 @@ cdef class ConnectionBase:
         self.packet_rows = [] if options.keep_packets and (
             not options.packet_flows or flow_id in options.packet_flows) else None
         self.rst_count = _pair(0, 0)
-        self.data_after_fin = []
-        self.after_rst = []
-        self.invalid_flags = []
-        self.syn_with_data = []
-        self.out_of_window_rsts = []
+        self.data_after_fin = _EMPTY  # analysis.evidence.NONE_YET
+        self.after_rst = _EMPTY  # analysis.evidence.NONE_YET
+        self.invalid_flags = _EMPTY  # analysis.evidence.NONE_YET
+        self.syn_with_data = _EMPTY  # analysis.evidence.NONE_YET
+        self.out_of_window_rsts = _EMPTY  # analysis.evidence.NONE_YET
         self.time_wait_expired = False
         self.incarnation = 0
         self.previous_end_ts_ns = -1
@@ -2941,13 +2941,13 @@ cdef class ConnectionBase:
         self.peer_sent_at_fin = _pair(-1, -1)
         self.inexact_rst = [None, None]
         self.challenged_rst_sender = -1
-        self.challenges = []
-        self.icmp_errors = []
+        self.challenges = _EMPTY  # analysis.evidence.NONE_YET
+        self.icmp_errors = _EMPTY  # analysis.evidence.NONE_YET
         self.retx_runs = [None, None]
         self.gave_up = None
         self.facts = _new_protocol_facts(c.protocol_facts)
         self.duplicate_frames = _pair(0, 0)
-        self.duplicates = []
+        self.duplicates = _EMPTY  # analysis.evidence.NONE_YET
         self.loss_signal_ns = [-1, -1]
         self._dup_n = max(1, options.duplicate_memory_segments)
         self.steady = False
@@ -3080,11 +3080,11 @@ cdef class ConnectionBase:
                 self.first_rst_frame = seg.frame
         if old is r.closed and sent and (inp is r.send_ack or inp is r.send_fin) \
                 and (seg.payload_len or seg.flags & FIN) and self.first_rst_frame >= 0:
-            self._keep(self.after_rst, seg.frame)
-        cdef list invalid = <list?>self.invalid_flags
+            self._keep("after_rst", seg.frame)
+        invalid = self.invalid_flags
         if inp is r.invalid_flags and sent and not (
                 invalid and invalid[len(invalid) - 1] == seg.frame):  # not in [-1:]
-            self._keep(invalid, seg.frame)
+            self._keep("invalid_flags", seg.frame)
         if new is not old:
             kind = "transition"
         elif action is r.ignored:
@@ -3103,7 +3103,7 @@ cdef class ConnectionBase:
                 self.rst_not_taken_frame = seg.frame
                 mine = {e.frame for e in self.events
                         if e.endpoint == endpoint and e.direction == "sent"}
-                self.after_rst[:] = [f for f in self.after_rst if f not in mine]
+                self.after_rst = [f for f in self.after_rst if f not in mine]
         cdef Pair base_seq = <Pair?>self.base_seq
         cdef long long base_snd = base_seq.v[side]
         cdef long long base_rcv = base_seq.v[1 - side]
@@ -3216,9 +3216,9 @@ cdef class ConnectionBase:
             if not flags & (RST_BIT | FIN):
                 (<ProtocolFactsBase?>self.facts)._on_handshake_c(seg, side)
             if seg.payload_len:
-                self._keep(self.syn_with_data, seg.frame)
+                self._keep("syn_with_data", seg.frame)
             if flags & (FIN | RST_BIT):
-                self._keep(self.invalid_flags, seg.frame)
+                self._keep("invalid_flags", seg.frame)
         if flags & RST_BIT:
             counts = <Pair?>self.rst_count
             counts.v[side] += 1
@@ -3345,7 +3345,7 @@ cdef class ConnectionBase:
                 (<Pair?>self.peer_sent_at_fin).v[side] = rcv.snd_max
         elif plen and snd.fin_sent and _seq_lt_c(snd.fin_seq, seg.seq + 1) \
                 and not amask & r.not_data_after_fin:
-            self._keep(self.data_after_fin, seg.frame)
+            self._keep("data_after_fin", seg.frame)
         cdef long long iss
         if self.handshake_done_frame < 0 and from_client and flags & ACK_BIT \
                 and not flags & (SYN | RST_BIT) and (<Pair?>self.synack_sent).v[1]:

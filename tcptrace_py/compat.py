@@ -30,6 +30,7 @@ from __future__ import annotations
 
 from bisect import bisect_left
 
+from tcptrace_py.analysis.evidence import NONE_YET
 from tcptrace_py.segment import ACK, FIN, RST, SYN, Segment
 
 # Zeek TCP endpoint states (src/analyzer/protocol/tcp/TCP_Endpoint.h, same numbering as the
@@ -122,9 +123,10 @@ class _Endpoint:
         self.gap_thresh = 1
         self.reassem_seq = 1  # Zeek's Reassembler starts at relative seq 1 (after the SYN)
         self.trim_seq = 0
-        self.blocks: list[list[int]] = []
+        self.blocks: list[list[int]] | tuple[()] = NONE_YET
         """Out-of-order data above ``reassem_seq``: sorted, disjoint, non-adjacent [lo, hi)
-        (at most ``max_holes``; see ``_data_sent``)."""
+        (at most ``max_holes``; see ``_data_sent``); the shared empty tuple until the first
+        (``analysis.evidence.NONE_YET``: most connections never have one)."""
         self.first_seen = False
         self.holes_filled = 0
         """Holes between blocks filled to stay within ``max_holes``."""
@@ -582,6 +584,8 @@ class PeerSummary:
         # linear scan made a capture whose ACKs are missing quadratic (568 s for 100 k
         # segments).
         blocks = e.blocks
+        if type(blocks) is not list:
+            blocks = e.blocks = []
         i = bisect_left(blocks, [seq])
         if i and blocks[i - 1][1] >= seq:
             i -= 1

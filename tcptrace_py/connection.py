@@ -11,8 +11,11 @@ small, capped evidence lists (handshake/FIN/RST packets) for the detectors; it n
 
 from __future__ import annotations
 
+from typing import Any
+
 from tcptrace_py.analysis import SequenceAnalyzer
 from tcptrace_py.analysis import flags as AF
+from tcptrace_py.analysis.evidence import NONE_YET
 from tcptrace_py.compat import PeerSummary
 from tcptrace_py.duplicates import DuplicateFrame, original_of
 from tcptrace_py.events import Event, new_event
@@ -241,15 +244,15 @@ class Connection:
         """Per-packet rows (frame, ts_ns, flow_id, from_client, tcp flags, analysis flags,
         payload_len) when the packet table was asked for."""
         self.rst_count = [0, 0]
-        self.data_after_fin: list[int] = []
+        self.data_after_fin: list[int] | tuple[()] = NONE_YET
         """Frames carrying new data after their sender's FIN (protocol violation)."""
-        self.after_rst: list[int] = []
+        self.after_rst: list[int] | tuple[()] = NONE_YET
         """Frames sent with data or FIN by an endpoint after it sent or obeyed a RST."""
-        self.invalid_flags: list[int] = []
+        self.invalid_flags: list[int] | tuple[()] = NONE_YET
         """Frames with invalid flag combinations (SYN+FIN, SYN+RST, no flags...)."""
-        self.syn_with_data: list[int] = []
+        self.syn_with_data: list[int] | tuple[()] = NONE_YET
         """Frames of SYN segments carrying payload (TCP Fast Open or a violation)."""
-        self.out_of_window_rsts: list[int] = []
+        self.out_of_window_rsts: list[int] | tuple[()] = NONE_YET
         """Frames of RSTs outside the receiver's window (RFC 5961: possible injection)."""
         self.time_wait_expired = False
         self.incarnation = 0
@@ -281,9 +284,9 @@ class Connection:
         self.challenged_rst_sender = -1
         """Side (0 client, 1 server) whose RST the peer challenged, -1 if none: ACK/data it
         sends while seemingly CLOSED proves the RST was not its own abort."""
-        self.challenges: list[Challenge] = []
+        self.challenges: list[Challenge] | tuple[()] = NONE_YET
         """RSTs and SYNs answered by RFC 5961 challenge ACKs (at most max_evidence_items)."""
-        self.icmp_errors: list[IcmpError] = []
+        self.icmp_errors: list[IcmpError] | tuple[()] = NONE_YET
         """ICMP/ICMPv6 errors quoting one of this connection's segments (at most
         ``max_evidence_items``): a router or host answering for the peer."""
         self.retx_runs: list[RetransmissionRun | None] = [None, None]
@@ -297,7 +300,7 @@ class Connection:
         self.duplicate_frames = [0, 0]
         """Duplicated frames (copies of an earlier frame, ``duplicates.py``) by [client,
         server]; counted in ``packets`` and nowhere else."""
-        self.duplicates: list[DuplicateFrame] = []
+        self.duplicates: list[DuplicateFrame] | tuple[()] = NONE_YET
         """The first ``max_evidence_items`` duplicated frames, for the finding."""
         self.recent: list[list[Segment] | None] = [None, None]
         """Last ``Options.duplicate_memory_segments`` segments sent by [client, server], a ring
@@ -322,9 +325,18 @@ class Connection:
                                      flags_text(seg.flags), seq, ack, seg.payload_len,
                                      reason))
 
-    def _keep(self, lst: list[int], frame: int) -> None:
-        if len(lst) < self.options.analysis.max_evidence_items:
-            lst.append(frame)
+    def _keep(self, name: str, frame: int) -> None:
+        """Add ``frame`` to the evidence list ``name`` unless it is full."""
+        if len(getattr(self, name)) < self.options.analysis.max_evidence_items:
+            self._evidence(name).append(frame)
+
+    def _evidence(self, name: str) -> list[Any]:
+        """The evidence list ``name``, made a list at its first item (``NONE_YET``)."""
+        lst = getattr(self, name)
+        if type(lst) is not list:
+            lst = list(lst)
+            setattr(self, name, lst)
+        return lst
 
     # -- the per-segment path ----------------------------------------------------------------
     def is_from_client(self, seg: Segment) -> bool:
@@ -420,7 +432,7 @@ class Connection:
                 self.peer_sent_at_fin[side] = rcv.snd_max
         elif seg.payload_len and snd.fin_sent and _seq_lt(snd.fin_seq, seg.seq + 1) \
                 and not amask & _NOT_DATA_AFTER_FIN:
-            self._keep(self.data_after_fin, seg.frame)
+            self._keep("data_after_fin", seg.frame)
         if (self.handshake_done_frame < 0 and from_client and flags & ACK
                 and not flags & (SYN | RST) and self.synack_sent[1]
                 and (self.server.iss < 0 or seg.ack == (self.server.iss + 1) & _MASK
@@ -450,7 +462,7 @@ class Connection:
         everything else: sequence analysis, state machines, timers and evidence."""
         self.duplicate_frames[side] += 1
         if len(self.duplicates) < self.options.analysis.max_evidence_items:
-            self.duplicates.append(DuplicateFrame(
+            self._evidence("duplicates").append(DuplicateFrame(
                 seg.frame, seg.ts_ns, "client" if from_client else "server", original.frame,
                 seg.ts_ns - original.ts_ns, identity, seg.ttl - original.ttl))
         (self.analyzer.client if from_client else self.analyzer.server).packets += 1
@@ -524,9 +536,9 @@ class Connection:
             if not flags & (RST | FIN):
                 self.facts.on_handshake(seg, side)
             if seg.payload_len:
-                self._keep(self.syn_with_data, seg.frame)
+                self._keep("syn_with_data", seg.frame)
             if flags & (FIN | RST):
-                self._keep(self.invalid_flags, seg.frame)
+                self._keep("invalid_flags", seg.frame)
         if flags & RST:
             self.rst_count[side] += 1
         if len(self.notable) < self.options.analysis.max_evidence_items:
@@ -609,7 +621,7 @@ class Connection:
                 self.packet_rows.sort(key=lambda r: r[0])
         pure_ack = answer.flags & (_CONTROL | ACK) == ACK and not answer.payload_len
         if len(self.challenges) < self.options.analysis.max_evidence_items:
-            self.challenges.append(Challenge(
+            self._evidence("challenges").append(Challenge(
                 "syn", tuple(s.frame for s in syns), first.ts_ns,
                 answer.frame if pure_ack else -1, answer.ts_ns, receiver, first.seq,
                 answer.ack if pure_ack else -1))
@@ -627,7 +639,7 @@ class Connection:
                     >= SILENT_PROBES_FOR_UNCONFIRMED_RST:
                 recv = _RECV_RST_UNCONFIRMED
             if recv is _RECV_RST_OUT_OF_WINDOW:
-                self._keep(self.out_of_window_rsts, seg.frame)
+                self._keep("out_of_window_rsts", seg.frame)
             elif recv is _RECV_RST and rcv.state is _ESTABLISHED:
                 self._note_inexact_rst(seg, snd, rcv)
             return _SEND_RST, recv
@@ -692,10 +704,10 @@ class Connection:
         if old in (_CLOSED,) and direction == "sent" and inp in (
                 _SEND_ACK, _SEND_FIN) and (seg.payload_len or seg.flags & FIN) \
                 and self.first_rst_frame >= 0:
-            self._keep(self.after_rst, seg.frame)
+            self._keep("after_rst", seg.frame)
         if inp is _INVALID_FLAGS and direction == "sent" and \
                 seg.frame not in self.invalid_flags[-1:]:
-            self._keep(self.invalid_flags, seg.frame)
+            self._keep("invalid_flags", seg.frame)
         kind = "transition" if new is not old else (
             "ignored" if action is _IGNORED else
             "retransmission" if action is _A_RETRANSMISSION else "unexpected")
@@ -712,7 +724,7 @@ class Connection:
                 self.rst_not_taken_frame = seg.frame
                 mine = {e.frame for e in self.events
                         if e.endpoint == endpoint and e.direction == "sent"}
-                self.after_rst[:] = [f for f in self.after_rst if f not in mine]
+                self.after_rst = [f for f in self.after_rst if f not in mine]
         base_snd = self.base_seq[side]
         base_rcv = self.base_seq[1 - side]
         key = (inp, reason)
@@ -735,12 +747,12 @@ class Connection:
         if self.first_rst_frame == rst_frame:
             self.first_rst_sender = ""
             self.first_rst_frame = -1
-        self.after_rst[:] = [f for f in self.after_rst if f <= rst_frame]
+        self.after_rst = [f for f in self.after_rst if f <= rst_frame]
         self.challenged_rst_sender = 1 - side
         if len(self.challenges) < self.options.analysis.max_evidence_items:
-            self.challenges.append(Challenge("rst", (rst_frame,), rst_ts, ack.frame, ack.ts_ns,
-                                             "client" if side == 0 else "server", rst_seq,
-                                             ack.ack))
+            self._evidence("challenges").append(Challenge(
+                "rst", (rst_frame,), rst_ts, ack.frame, ack.ts_ns,
+                "client" if side == 0 else "server", rst_seq, ack.ack))
 
     # -- timers and the end --------------------------------------------------------------------
     def check_timers(self, now_ns: int, seg: Segment | None = None) -> None:
@@ -853,7 +865,7 @@ class Connection:
         that sent no SYN after it gave up on it (Linux ends a SYN_SENT socket on the error).
         """
         if len(self.icmp_errors) < self.options.analysis.max_evidence_items:
-            self.icmp_errors.append(err)
+            self._evidence("icmp_errors").append(err)
 
     def syn_icmp_error(self) -> IcmpError | None:
         """The last ICMP error (not a packet-too-big) quoting one of the client's SYNs, if no

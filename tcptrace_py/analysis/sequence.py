@@ -47,6 +47,7 @@ from tcptrace_py.analysis.direction import (
     record_end,
 )
 from tcptrace_py.analysis.evidence import (
+    NONE_YET,
     KeepAlive,
     Retransmission,
     WindowFull,
@@ -120,10 +121,10 @@ class SequenceAnalyzer:
         self._c = SenderState(self._estimator())
         self._s = SenderState(self._estimator())
         self.retransmissions: list[Retransmission] = []
-        self.zero_window_periods: list[ZeroWindowPeriod] = []
-        self.zero_window_probes: list[ZeroWindowProbe] = []
-        self.keepalives: list[KeepAlive] = []
-        self.window_full_events: list[WindowFull] = []
+        self.zero_window_periods: list[ZeroWindowPeriod] | tuple[()] = NONE_YET
+        self.zero_window_probes: list[ZeroWindowProbe] | tuple[()] = NONE_YET
+        self.keepalives: list[KeepAlive] | tuple[()] = NONE_YET
+        self.window_full_events: list[WindowFull] | tuple[()] = NONE_YET
         self.evidence_dropped: dict[str, int] = {}
         """Items not kept because a list reached options.max_evidence_items, by list name."""
         self.first_ts_ns = -1
@@ -138,17 +139,21 @@ class SequenceAnalyzer:
                             max_rto_ns=o.rto_max_ns, clock_granularity_ns=o.clock_granularity_ns)
 
     # ------------------------------------------------------------------ evidence helpers
-    def _keep(self, name: str, lst: list[_T], item: _T) -> int:
-        """Append ``item`` unless the list is full; return its index or -1 (counted)."""
+    def _keep(self, name: str, lst: list[_T] | tuple[()], item: _T) -> int:
+        """Append ``item`` to the list ``lst``, the attribute ``name`` (made a list at its
+        first item, ``NONE_YET``), unless it is full; return its index or -1 (counted)."""
         if len(lst) < self.options.max_evidence_items:
+            if type(lst) is not list:
+                lst = []
+                setattr(self, name, lst)
             lst.append(item)
             return len(lst) - 1
         self.evidence_dropped[name] = self.evidence_dropped.get(name, 0) + 1
         return -1
 
     @staticmethod
-    def _amend(lst: list[_T], index: int, fn: Callable[[_T], _T]) -> None:
-        if 0 <= index < len(lst):
+    def _amend(lst: list[_T] | tuple[()], index: int, fn: Callable[[_T], _T]) -> None:
+        if 0 <= index < len(lst) and type(lst) is list:
             lst[index] = fn(lst[index])
 
     # ------------------------------------------------------------------ the hot path
