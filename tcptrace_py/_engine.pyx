@@ -1633,7 +1633,7 @@ cdef class SenderStateBase:
         # keyed by identity, and no tuple may be freed (its address reused) in between.
         old_order, old_start, old_end = self.order, self.by_start, self.by_end
         if old_order is not None:
-            self.order = _deque([_mutable_record(made, rec) for rec in old_order])
+            self.order = [_mutable_record(made, rec) for rec in old_order]
         self.by_start = {k: _mutable_record(made, rec) for k, rec in (<dict?>old_start).items()}
         self.by_end = {k: _mutable_record(made, rec) for k, rec in (<dict?>old_end).items()}
 
@@ -2159,7 +2159,7 @@ cdef Py_ssize_t _compact_sender_c(object state_obj) except -1:
             by_start[k] = rec
     state.by_end = by_end
     state.by_start = by_start
-    state.order = _deque(keep) if keep else None
+    state.order = keep if keep else None
     return tracked - kept.count()
 
 
@@ -4557,12 +4557,15 @@ cdef int _prune_c(SenderStateBase state) except -1:
     if order is None:
         return 0
     cdef long long una = state.snd_una
-    cdef Py_ssize_t keep = len(order) // 2
+    cdef list records = <list?>order
+    cdef Py_ssize_t n = len(records)
+    cdef Py_ssize_t keep = n // 2
+    cdef Py_ssize_t i = 0  # records[:i] are forgotten, removed at once at the end
     cdef dict by_start = <dict?>state.by_start
     cdef dict by_end = <dict?>state.by_end
-    popleft = order.popleft
-    while len(order) > keep and _record_end(order[0]) <= una:
-        old = popleft()
+    while n - i > keep and _record_end(records[i]) <= una:
+        old = records[i]
+        i += 1
         if type(old) is tuple:
             if len(<tuple>old) < 2:
                 raise ValueError("a FreshSegment record has 4 fields")
@@ -4575,6 +4578,7 @@ cdef int _prune_c(SenderStateBase state) except -1:
             del by_start[start]
         if by_end.get(end) is old:
             del by_end[end]
+    del records[:i]
     return 0
 
 
@@ -4690,11 +4694,8 @@ cdef long long _in_order_data(SequenceAnalyzerBase an, SenderStateBase snd,
     (<dict?>snd.by_end)[end_obj] = new
     order = snd.order
     if order is None:
-        order = snd.order = _deque()
-    if type(order) is _DEQUE:
-        _DEQUE_APPEND(order, new)  # the C method itself: no attribute lookup per segment
-    else:
-        order.append(new)
+        order = snd.order = []
+    (<list?>order).append(new)
     if (len(order) > an._max_unacked_c if an._max_unacked_c >= 0
             else len(order) > an._max_unacked):
         an._forget_oldest(snd)
@@ -4902,12 +4903,6 @@ cdef int _peer_steady(PeerSummaryBase peer, Segment seg, EndpointBase e, Endpoin
         else:
             peer._data_sent(e, rel_seq, plen)
     return 0
-
-
-from collections import deque as _deque  # noqa: E402
-
-cdef object _DEQUE = _deque
-cdef object _DEQUE_APPEND = _deque.append
 
 
 # ================================================================ the flow table

@@ -37,7 +37,6 @@ here, and the equivalence tests say where it was not.
 
 from __future__ import annotations
 
-from collections import deque
 from typing import TYPE_CHECKING
 
 from tcptrace_py.analysis import flags as AF
@@ -211,7 +210,7 @@ def steady_segment(conn: Connection, seg: Segment) -> int:
         snd.by_end[end] = new
         sorder = snd.order
         if sorder is None:
-            sorder = snd.order = deque()
+            sorder = snd.order = []
         sorder.append(new)
         if len(sorder) > an._max_unacked:
             an._forget_oldest(snd)  # SequenceAnalyzer.on_segment's in-order branch

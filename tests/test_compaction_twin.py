@@ -9,7 +9,6 @@ records, any SND.UNA, and index keys that miss records.
 
 from __future__ import annotations
 
-from collections import deque
 from typing import Any
 
 import pytest
@@ -47,7 +46,7 @@ def _state(specs: list[tuple[int, int, bool, int]], una: int, extra_keys: list[i
         state.by_end[start + length] = rec
     for k in extra_keys:  # an index key whose record is not in ``order``
         state.by_end.setdefault(k, recs[0] if recs else ("x", k))
-    state.order = None if empty_order and not recs else deque(recs)
+    state.order = None if empty_order and not recs else list(recs)
     return state, recs
 
 

@@ -133,7 +133,7 @@ def test_connections_waiting_in_time_wait_are_compacted(tmp_path: Path) -> None:
         assert sender.ranges.covered() == data_segments * SEG_BYTES  # bytes sent stay known
 
 
-def test_syn_only_connections_never_allocate_segment_deques(tmp_path: Path) -> None:
+def test_syn_only_connections_never_allocate_segment_lists(tmp_path: Path) -> None:
     frames = [tcp_frame(f"10.3.0.{i + 1}", "10.2.0.1", 30000 + i, 80, 7 + i, 0, SYN)
               for i in range(20)]
     table, _, _ = _table_after(_segments(_write(tmp_path / "syns.pcap", frames)))

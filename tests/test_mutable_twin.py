@@ -8,7 +8,6 @@ tuples in one index only, records that are already ``SentSegment`` objects, no `
 
 from __future__ import annotations
 
-from collections import deque
 from typing import Any
 
 import pytest
@@ -38,7 +37,7 @@ def _state(specs: list[tuple[int, int, bool, bool, bool]], no_order: bool) -> An
         if in_start:
             state.by_start.setdefault(start, rec)
         state.by_end[start + length] = rec
-    state.order = None if no_order else deque(order)
+    state.order = None if no_order else list(order)
     return state
 
 
@@ -74,7 +73,7 @@ def test_twin_builds_what_the_reference_builds(specs: list[tuple[int, int, bool,
 def test_a_tuple_shared_by_three_containers_becomes_one_object() -> None:
     state: Any = SenderState(RttEstimator())
     rec = (1, 11, 7, 70)
-    state.order, state.by_start, state.by_end = deque([rec]), {1: rec}, {11: rec}
+    state.order, state.by_start, state.by_end = [rec], {1: rec}, {11: rec}
     state.make_mutable()
     new = state.order[0]
     assert state.by_start[1] is new and state.by_end[11] is new

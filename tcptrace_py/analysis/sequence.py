@@ -31,7 +31,6 @@ Theory of operation
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any, TypeVar
@@ -300,7 +299,7 @@ class SequenceAnalyzer:
             snd.by_end[end] = new
             order = snd.order
             if order is None:
-                order = snd.order = deque()
+                order = snd.order = []
             order.append(new)
             if len(order) > self._max_unacked:
                 self._forget_oldest(snd)
@@ -626,7 +625,7 @@ class SequenceAnalyzer:
                 snd.by_end[end] = new
                 order = snd.order
                 if order is None:
-                    order = snd.order = deque()
+                    order = snd.order = []
                 order.append(new)
                 if not snd.iw_done:
                     st.iw_bytes += plen
@@ -878,7 +877,7 @@ class SequenceAnalyzer:
             snd.by_end[end] = extra
             order = snd.order
             if order is None:
-                order = snd.order = deque()
+                order = snd.order = []
             order.append(extra)
         return first
 
@@ -889,15 +888,19 @@ class SequenceAnalyzer:
         if order is None:
             return
         una = state.snd_una
-        keep = len(order) // 2
-        while len(order) > keep and record_end(order[0]) <= una:
-            old = order.popleft()
+        n = len(order)
+        keep = n // 2
+        i = 0  # records order[:i] are forgotten, removed from the list at once at the end
+        while n - i > keep and record_end(order[i]) <= una:
+            old = order[i]
+            i += 1
             start = old[0] if type(old) is tuple else old.start  # type: ignore[union-attr]
             end = record_end(old)
             if state.by_start.get(start) is old:
                 del state.by_start[start]
             if state.by_end.get(end) is old:
                 del state.by_end[end]
+        del order[:i]
 
     def _forget_oldest(self, state: SenderState) -> None:
         """Forget the oldest remembered segments, acknowledged or not, down to three quarters
@@ -911,8 +914,11 @@ class SequenceAnalyzer:
         by_start = state.by_start
         by_end = state.by_end
         forgotten = 0
-        while len(order) > keep:
-            old = order.popleft()
+        n = len(order)
+        i = 0  # records order[:i] are forgotten, removed from the list at once at the end
+        while n - i > keep:
+            old = order[i]
+            i += 1
             start = old[0] if type(old) is tuple else old.start  # type: ignore[union-attr]
             end = record_end(old)
             if end > una:
@@ -921,6 +927,7 @@ class SequenceAnalyzer:
                 del by_start[start]
             if by_end.get(end) is old:
                 del by_end[end]
+        del order[:i]
         if forgotten:
             dropped = self.evidence_dropped
             dropped["unacked_segments"] = dropped.get("unacked_segments", 0) + forgotten
@@ -1004,14 +1011,14 @@ class SequenceAnalyzer:
                 or (type(r) is not tuple and r.rexmit_index >= 0)  # type: ignore[union-attr]
                 ] if order else []
         # The tail is only looked up by exact start/end (a re-send of the same unit), so it
-        # needs no deque: most closed connections then hold none (760 bytes each).
+        # needs no place in ``order``: most closed connections then hold none.
         tail = sorted(order, key=record_end)[-COMPACT_TAIL_SEGMENTS:] if order else []
         kept_ids = {id(r) for r in keep}
         kept_ids.update(id(r) for r in tail)
-        # Fresh containers: a dict or deque never gives memory back when emptied in place.
+        # Fresh containers: a dict never gives memory back when emptied in place.
         state.by_end = {k: r for k, r in by_end.items() if k > una or id(r) in kept_ids}
         state.by_start = {k: r for k, r in state.by_start.items() if id(r) in kept_ids}
-        state.order = deque(keep) if keep else None
+        state.order = keep if keep else None
         return tracked - len(kept_ids)
 
     # ------------------------------------------------------------------ results
@@ -1058,7 +1065,7 @@ def _min_rtt_ns(st: DirectionStats) -> int:
     return best
 
 
-def _records(order: deque[SegmentRecord] | None) -> deque[SentSegment] | tuple[()]:
+def _records(order: list[SegmentRecord] | None) -> list[SentSegment] | tuple[()]:
     """``order`` of a side whose records are all ``SentSegment`` (``SenderState.mutable``)."""
     return order or ()  # type: ignore[return-value]
 
