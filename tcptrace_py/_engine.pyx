@@ -901,7 +901,7 @@ cdef class _Refs:
     # classes the constructors build
     cdef object running_stats, range_set, endpoint, direction_stats, sender_state
     cdef object analysis_options, endpoint_machine, sequence_analyzer, peer_summary
-    cdef object protocol_facts, rtt_estimator
+    cdef object protocol_facts, rtt_estimator, no_samples
     # analysis.sequence
     cdef long long zero_window, window_full, truncated
     cdef object zero_window_period, window_full_event, replace
@@ -942,6 +942,7 @@ cdef _Refs _load_refs():
     r = _Refs()
     r.running_stats = rtt.RunningStats
     r.rtt_estimator = rtt.RttEstimator
+    r.no_samples = rtt.NO_SAMPLES
     r.range_set = rangeset.RangeSet
     r.endpoint = compat._Endpoint
     r.direction_stats = direction.DirectionStats
@@ -1529,8 +1530,8 @@ cdef class DirectionStatsBase:
         self.rtt = _new_running_stats(stats)
         self.ambiguous_acks = 0
         self.handshake_rtt_ns = -1
-        self.rexmit_interval = _new_running_stats(stats)
-        self.backoff_ratio = _new_running_stats(stats)
+        self.rexmit_interval = _refs().no_samples  # analysis.rtt.NO_SAMPLES
+        self.backoff_ratio = _refs().no_samples
         self.unique_bytes = 0
         self.first_ts_ns = -1
         self.last_ts_ns = -1

@@ -228,3 +228,27 @@ def test_late_resends_after_both_ends_closed(tmp_path: Path,
     assert record["server_rexmt_data_pkts"] == 2
     assert record["server_rexmt_data_bytes"] == 2 * SEG_BYTES
     assert record["server_retransmitted_segments"] == 2
+
+
+def test_rare_statistics_share_one_empty_object_until_sampled(tmp_path: Path) -> None:
+    """``rexmit_interval`` and ``backoff_ratio`` of a side start as the shared ``NO_SAMPLES``
+    (no object a side for what only retransmissions sample), a side that retransmits gets
+    its own at its first sample, and the shared one is never added to, on either engine."""
+    from tcptrace_py.analysis.rtt import NO_SAMPLES
+
+    frames = [tcp_frame(f"10.3.0.{i + 1}", "10.2.0.1", 30000 + i, 80, 7 + i, 0, SYN)
+              for i in range(3)]
+    table, _, _ = _table_after(_segments(_write(tmp_path / "syns.pcap", frames)))
+    for conn in table.live.values():
+        for st in (conn.analyzer.client, conn.analyzer.server):
+            assert st.rexmit_interval is NO_SAMPLES and st.backoff_ratio is NO_SAMPLES
+    samples = Path(__file__).resolve().parents[1] / "samples"
+    (rto,) = [r.record for r in Engine(Options()).run(samples / "retransmission_timeout.pcap")]
+    assert (rto["client_rexmit_interval_min_ms"], rto["client_rexmit_interval_max_ms"],
+            rto["client_rexmit_interval_avg_ms"], rto["client_rto_backoff_ratio_avg"]) == (
+        210.727, 423.994, 282.242, 2.0)
+    assert rto["server_rexmit_interval_avg_ms"] is None
+    assert rto["server_rto_backoff_ratio_avg"] is None
+    for name in sorted(samples.glob("*.pcap")):
+        list(Engine(Options()).run(name))
+    assert (NO_SAMPLES.count, NO_SAMPLES.min, NO_SAMPLES.max, NO_SAMPLES.mean) == (0, 0, 0, 0)

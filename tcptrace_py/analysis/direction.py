@@ -9,7 +9,7 @@ algorithm, means the result can be read without knowing the algorithm.
 from __future__ import annotations
 
 from tcptrace_py.analysis.rangeset import RangeSet
-from tcptrace_py.analysis.rtt import RttEstimator, RunningStats
+from tcptrace_py.analysis.rtt import NO_SAMPLES, RttEstimator, RunningStats
 
 
 class SentSegment:
@@ -168,10 +168,12 @@ class DirectionStats:
         """ACKs of retransmitted data: excluded from RTT by Karn's rule (RFC 6298 section 3)."""
         self.handshake_rtt_ns = -1
         """Client: SYN -> SYN-ACK; server: SYN-ACK -> handshake ACK (-1 when not seen)."""
-        self.rexmit_interval = RunningStats()
-        """Time between consecutive transmissions of the same sequence space (ns)."""
-        self.backoff_ratio = RunningStats()
-        """Ratio between consecutive timeout intervals of one segment (2.0 = RFC 6298 5.5)."""
+        self.rexmit_interval = NO_SAMPLES
+        """Time between consecutive transmissions of the same sequence space (ns; the shared
+        empty ``NO_SAMPLES`` until the first)."""
+        self.backoff_ratio = NO_SAMPLES
+        """Ratio between consecutive timeout intervals of one segment (2.0 = RFC 6298 5.5;
+        ``NO_SAMPLES`` until the first)."""
         self.unique_bytes = 0
         self.first_ts_ns = -1
         self.last_ts_ns = -1

@@ -54,7 +54,7 @@ from tcptrace_py.analysis.evidence import (
     ZeroWindowProbe,
 )
 from tcptrace_py.analysis.options import AnalysisOptions
-from tcptrace_py.analysis.rtt import RttEstimator
+from tcptrace_py.analysis.rtt import NO_SAMPLES, RttEstimator, RunningStats
 from tcptrace_py.implementation import slots_factory
 from tcptrace_py.segment import ACK, FIN, PSH, RST, SYN, Segment
 
@@ -726,9 +726,15 @@ class SequenceAnalyzer:
         if trigger == "rto" and kind not in ("syn", "synack"):
             snd.est.on_timeout()
         if interval > 0:
-            st.rexmit_interval.add(float(interval))
+            rxi = st.rexmit_interval
+            if rxi is NO_SAMPLES:
+                rxi = st.rexmit_interval = RunningStats()
+            rxi.add(float(interval))
             if rec is not None and trigger == "rto" and rec.last_interval_ns > 0:
-                st.backoff_ratio.add(interval / rec.last_interval_ns)
+                bor = st.backoff_ratio
+                if bor is NO_SAMPLES:
+                    bor = st.backoff_ratio = RunningStats()
+                bor.add(interval / rec.last_interval_ns)
         if kind == "":
             kind = "spurious" if spurious else trigger
         if spurious:
