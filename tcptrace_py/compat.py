@@ -123,7 +123,7 @@ class _Endpoint:
         self.gap_thresh = 1
         self.reassem_seq = 1  # Zeek's Reassembler starts at relative seq 1 (after the SYN)
         self.trim_seq = 0
-        self.blocks: list[list[int]] | tuple[()] = NONE_YET
+        self.blocks: list[list[int]] | tuple[list[int], ...] = NONE_YET
         """Out-of-order data above ``reassem_seq``: sorted, disjoint, non-adjacent [lo, hi)
         (at most ``max_holes``; see ``_data_sent``); the shared empty tuple until the first
         (``analysis.evidence.NONE_YET``: most connections never have one)."""
@@ -572,7 +572,7 @@ class PeerSummary:
         if seq <= e.reassem_seq:
             e.reassem_seq = upper
             blocks = e.blocks
-            while blocks and blocks[0][0] <= e.reassem_seq:
+            while type(blocks) is list and blocks and blocks[0][0] <= e.reassem_seq:
                 lo_hi = blocks.pop(0)
                 if lo_hi[1] > e.reassem_seq:
                     e.reassem_seq = lo_hi[1]
@@ -625,7 +625,7 @@ class PeerSummary:
         if up_to <= 2 and self._partial:
             return  # Zeek: faked-up initial sequence of a partial connection
         blocks = e.blocks
-        while blocks and blocks[0][0] < up_to:
+        while type(blocks) is list and blocks and blocks[0][0] < up_to:
             lo, hi = blocks.pop(0)
             if hi <= e.reassem_seq:
                 continue

@@ -244,15 +244,15 @@ class Connection:
         """Per-packet rows (frame, ts_ns, flow_id, from_client, tcp flags, analysis flags,
         payload_len) when the packet table was asked for."""
         self.rst_count = [0, 0]
-        self.data_after_fin: list[int] | tuple[()] = NONE_YET
+        self.data_after_fin: list[int] | tuple[int, ...] = NONE_YET
         """Frames carrying new data after their sender's FIN (protocol violation)."""
-        self.after_rst: list[int] | tuple[()] = NONE_YET
+        self.after_rst: list[int] | tuple[int, ...] = NONE_YET
         """Frames sent with data or FIN by an endpoint after it sent or obeyed a RST."""
-        self.invalid_flags: list[int] | tuple[()] = NONE_YET
+        self.invalid_flags: list[int] | tuple[int, ...] = NONE_YET
         """Frames with invalid flag combinations (SYN+FIN, SYN+RST, no flags...)."""
-        self.syn_with_data: list[int] | tuple[()] = NONE_YET
+        self.syn_with_data: list[int] | tuple[int, ...] = NONE_YET
         """Frames of SYN segments carrying payload (TCP Fast Open or a violation)."""
-        self.out_of_window_rsts: list[int] | tuple[()] = NONE_YET
+        self.out_of_window_rsts: list[int] | tuple[int, ...] = NONE_YET
         """Frames of RSTs outside the receiver's window (RFC 5961: possible injection)."""
         self.time_wait_expired = False
         self.incarnation = 0
@@ -284,9 +284,9 @@ class Connection:
         self.challenged_rst_sender = -1
         """Side (0 client, 1 server) whose RST the peer challenged, -1 if none: ACK/data it
         sends while seemingly CLOSED proves the RST was not its own abort."""
-        self.challenges: list[Challenge] | tuple[()] = NONE_YET
+        self.challenges: list[Challenge] | tuple[Challenge, ...] = NONE_YET
         """RSTs and SYNs answered by RFC 5961 challenge ACKs (at most max_evidence_items)."""
-        self.icmp_errors: list[IcmpError] | tuple[()] = NONE_YET
+        self.icmp_errors: list[IcmpError] | tuple[IcmpError, ...] = NONE_YET
         """ICMP/ICMPv6 errors quoting one of this connection's segments (at most
         ``max_evidence_items``): a router or host answering for the peer."""
         self.retx_runs: list[RetransmissionRun | None] = [None, None]
@@ -300,7 +300,7 @@ class Connection:
         self.duplicate_frames = [0, 0]
         """Duplicated frames (copies of an earlier frame, ``duplicates.py``) by [client,
         server]; counted in ``packets`` and nowhere else."""
-        self.duplicates: list[DuplicateFrame] | tuple[()] = NONE_YET
+        self.duplicates: list[DuplicateFrame] | tuple[DuplicateFrame, ...] = NONE_YET
         """The first ``max_evidence_items`` duplicated frames, for the finding."""
         self.recent: list[list[Segment] | None] = [None, None]
         """Last ``Options.duplicate_memory_segments`` segments sent by [client, server], a ring

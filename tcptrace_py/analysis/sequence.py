@@ -120,10 +120,10 @@ class SequenceAnalyzer:
         self._c = SenderState(self._estimator())
         self._s = SenderState(self._estimator())
         self.retransmissions: list[Retransmission] = []
-        self.zero_window_periods: list[ZeroWindowPeriod] | tuple[()] = NONE_YET
-        self.zero_window_probes: list[ZeroWindowProbe] | tuple[()] = NONE_YET
-        self.keepalives: list[KeepAlive] | tuple[()] = NONE_YET
-        self.window_full_events: list[WindowFull] | tuple[()] = NONE_YET
+        self.zero_window_periods: list[ZeroWindowPeriod] | tuple[ZeroWindowPeriod, ...] = NONE_YET
+        self.zero_window_probes: list[ZeroWindowProbe] | tuple[ZeroWindowProbe, ...] = NONE_YET
+        self.keepalives: list[KeepAlive] | tuple[KeepAlive, ...] = NONE_YET
+        self.window_full_events: list[WindowFull] | tuple[WindowFull, ...] = NONE_YET
         self.evidence_dropped: dict[str, int] = {}
         """Items not kept because a list reached options.max_evidence_items, by list name."""
         self.first_ts_ns = -1
@@ -138,7 +138,7 @@ class SequenceAnalyzer:
                             max_rto_ns=o.rto_max_ns, clock_granularity_ns=o.clock_granularity_ns)
 
     # ------------------------------------------------------------------ evidence helpers
-    def _keep(self, name: str, lst: list[_T] | tuple[()], item: _T) -> int:
+    def _keep(self, name: str, lst: list[_T] | tuple[_T, ...], item: _T) -> int:
         """Append ``item`` to the list ``lst``, the attribute ``name`` (made a list at its
         first item, ``NONE_YET``), unless it is full; return its index or -1 (counted)."""
         if len(lst) < self.options.max_evidence_items:
@@ -151,7 +151,7 @@ class SequenceAnalyzer:
         return -1
 
     @staticmethod
-    def _amend(lst: list[_T] | tuple[()], index: int, fn: Callable[[_T], _T]) -> None:
+    def _amend(lst: list[_T] | tuple[_T, ...], index: int, fn: Callable[[_T], _T]) -> None:
         if 0 <= index < len(lst) and type(lst) is list:
             lst[index] = fn(lst[index])
 

@@ -7,7 +7,7 @@ turn them into findings, so the per-connection cost is a few list checks.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from tcptrace_py.connection import Connection
 from tcptrace_py.detectors.base import Code, Detector, Param, register
@@ -46,11 +46,12 @@ class ProtocolViolations(Detector):
              "an injection attempt."),
     )
 
-    def _frames(self, code: str, conn: Connection, frames: list[int], summary: str,
+    def _frames(self, code: str, conn: Connection, frames: Sequence[int], summary: str,
                 extra: dict[str, object] | None = None,
                 severity: str | None = None) -> Anomaly:
         ts = next((p.ts_ns for p in conn.notable if p.frame == frames[0]), conn.first_ts_ns)
-        details: dict[str, object] = {"count": len(frames), "frames": frames[:_MAX_FRAMES]}
+        details: dict[str, object] = {"count": len(frames),
+                                      "frames": list(frames[:_MAX_FRAMES])}
         details.update(extra or {})
         return self.make(code, conn.flow_id, frames[0], frames[-1], ts, summary, dict(details),
                          severity=severity)
