@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib.util
 import io
 import json
+import shlex
 import struct
 import subprocess
 import sys
@@ -330,3 +331,28 @@ def test_bulk_capture_is_long_clean_transfers(tmp_path: Path) -> None:
         assert (rec["open"], rec["close"], rec["anomalies"]) == \
             ("three_way_handshake", "graceful", [])
         assert rec["server_payload_bytes"] == 40 * 1448 and rec["retransmissions"] == 0
+
+
+def test_paired_runs_alternate_and_report_pairwise_ratios(tmp_path: Path) -> None:
+    """``bench/paired.py`` runs A and B in turn (the log shows A B A B after the warm-up
+    pair) and prints min/median/max of each figure and of the ratios A/B."""
+    log = tmp_path / "order.log"
+    a = [sys.executable, "-c", f"open({str(log)!r}, 'a').write('A')"]
+    b = [sys.executable, "-c", f"open({str(log)!r}, 'a').write('B'); sum(range(3 * 10**6))"]
+    cp = subprocess.run(
+        [sys.executable, str(BENCH / "paired.py"), "-n", "2", "--vs", shlex.join(b), "--", *a],
+        capture_output=True, text=True, timeout=120, check=False)
+    assert cp.returncode == 0, cp.stderr
+    assert log.read_text() == "ABABAB"
+    rows = {" ".join(line.split()[:-3]): [float(v) for v in line.split()[-3:]]
+            for line in cp.stdout.splitlines()[1:]}
+    assert set(rows) == {"A cpu s", "A wall s", "A peak MiB", "B cpu s", "B wall s",
+                         "B peak MiB", "A/B cpu", "A/B wall"}
+    for lo, mid, hi in rows.values():
+        assert 0 < lo <= mid <= hi
+    # B burns more CPU than A, and the pairwise ratio says so.
+    assert rows["A/B cpu"][2] < 1.0
+    bad = subprocess.run([sys.executable, str(BENCH / "paired.py"), "-n", "1", "--",
+                          sys.executable, "-c", "raise SystemExit(3)"],
+                         capture_output=True, text=True, timeout=60, check=False)
+    assert bad.returncode == 1 and "A exited 3" in bad.stderr
