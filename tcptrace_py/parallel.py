@@ -94,7 +94,7 @@ BATCH_ITEMS = 256
 """Items a worker process sends at once: large enough that pickling and the pipe cost little
 per item, small enough that the parent's merge is not starved (a few hundred connections)."""
 
-PARENT_SHARE = 0.9
+PARENT_SHARE = 0.8
 """The calling process's share of the connections, relative to each other worker's: it also
 unpickles the workers' results, merges, renumbers and (in the CLI) writes the output. First
 measured on the 2 M-packet capture with ``--jobs 2`` (CPU seconds, bench/jobs_speedup.py):
@@ -130,7 +130,10 @@ lighter one: parent / worker CPU in process, ``analyze 2m.pcap --jobs 2``, runs 
 machine (wall varied +-25 % between identical runs), median of the ratio: 0.8: 0.88 (8
 runs); 0.9: 0.96 (10); 0.95: 1.04 (7); 1.0: 1.14 (4); 1.1: 1.21 (3). Hence 0.9 (47 % of
 the slots), leaving the calling process a little slack for its start-up before the fork
-and the summary after."""
+and the summary after. The sixteenth session's memory work made each connection cheaper to
+analyse but not the calling process's per-record work, and the balance moved back: the same
+measure, median (runs): 0.9: 1.09 (10); 0.85: 1.08 (10); 0.8: 0.99 (13); 0.7: 0.84 (3).
+Hence 0.8 (44 % of the slots) again."""
 
 ENGINE_NOTES = ("icmp_errors", "icmp_errors_unmatched")
 """``Diagnostics.notes`` that the engine (not the reader) counts, per worker."""
