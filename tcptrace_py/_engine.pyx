@@ -4195,6 +4195,13 @@ ctypedef struct DupRec:
     uint8_t ttl, has_tsval
 
 
+# C constants: a literal beyond C's int (0xFFFFFFFF) would make Cython compare as Python
+# integers, boxing each field it is compared with.
+cdef long long _U32_MAX = 0xFFFFFFFF
+cdef long long _I32_MAX = 0x7FFFFFFF
+cdef long long _I32_MIN = -_I32_MAX - 1
+
+
 cdef int _dup_put(DupRec* rec, Segment seg, bint keep) except -1:
     """Write ``seg`` into ``rec``, releasing what ``rec`` held. Its fields are packed when
     each fits its C field (every segment a capture gives, but those with SACK blocks);
@@ -4206,15 +4213,15 @@ cdef int _dup_put(DupRec* rec, Segment seg, bint keep) except -1:
     cdef bint whole = keep or not (
         PyLong_CheckExact(seg.ts_ns) and PyLong_CheckExact(seg.frame)
         and type(seg.sack) is tuple and not seg.sack
-        and 0 <= seg.seq <= 0xFFFFFFFF and 0 <= seg.ack <= 0xFFFFFFFF
-        and -1 <= seg.tsval <= 0xFFFFFFFF and -0x80000000 <= seg.payload_len <= 0x7FFFFFFF
+        and 0 <= seg.seq <= _U32_MAX and 0 <= seg.ack <= _U32_MAX
+        and -1 <= seg.tsval <= _U32_MAX and _I32_MIN <= seg.payload_len <= _I32_MAX
         and 0 <= seg.checksum <= 0xFFFF and 0 <= seg.urgent <= 0xFFFF
         and 0 <= seg.flags <= 0xFFFF and 0 <= seg.ttl <= 0xFF)
     if not whole:
         ts = PyLong_AsLongLongAndOverflow(seg.ts_ns, &overflow)
         if overflow == 0:
             frame = PyLong_AsLongLongAndOverflow(seg.frame, &overflow)
-        whole = overflow != 0 or not 0 <= frame <= 0xFFFFFFFF
+        whole = overflow != 0 or not 0 <= frame <= _U32_MAX
     if whole:
         Py_INCREF(seg)
         rec.seg = <PyObject*>seg
@@ -4447,7 +4454,7 @@ cpdef bint quiet(object conn_obj) except -1:
 
 cdef inline bint _seq_lt_c(long long a, long long b) noexcept:
     """``connection._seq_lt``: a < b in modulo-2**32 sequence space."""
-    return ((a - b) & 0xFFFFFFFF) >= 0x80000000 and a != b
+    return ((a - b) & _MASK) >= _HALF and a != b  # C constants: the literals were Python ints
 
 
 # Constants of the reference modules (checked equal at import by tests/test_engines.py).
