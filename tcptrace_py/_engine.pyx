@@ -1472,7 +1472,7 @@ cdef class DirectionStatsBase:
     cdef int _init(self) except -1:
         """Twin of ``analysis.direction.DirectionStats.__init__``: the same values, written
         into C fields (the reference's 64 attribute stores each look up a descriptor)."""
-        stats = _refs().running_stats
+        cdef _Refs refs = _refs()
         self.packets = 0
         self.ack_pkts = 0
         self.pure_acks = 0
@@ -1527,11 +1527,11 @@ cdef class DirectionStatsBase:
         self.truncated_first_ts_ns = -1
         self.truncated_last_frame = -1
         self.tso_pkts = 0
-        self.rtt = _new_running_stats(stats)
+        self.rtt = _new_running_stats(refs.running_stats)
         self.ambiguous_acks = 0
         self.handshake_rtt_ns = -1
-        self.rexmit_interval = _refs().no_samples  # analysis.rtt.NO_SAMPLES
-        self.backoff_ratio = _refs().no_samples
+        self.rexmit_interval = refs.no_samples  # analysis.rtt.NO_SAMPLES
+        self.backoff_ratio = refs.no_samples
         self.unique_bytes = 0
         self.first_ts_ns = -1
         self.last_ts_ns = -1
@@ -3275,7 +3275,7 @@ cdef class ConnectionBase:
         cdef SequenceAnalyzerBase an
         cdef RunningStatsBase rtt
         if recent == NULL:
-            self._ring[side] = _dup_ring(seg, self._dup_n, False)
+            self._ring[side] = _dup_ring(seg, self._dup_n)
         else:
             # Only a segment sending nothing beyond SND.MAX and acknowledging nothing
             # beyond its sender's highest ACK can repeat an earlier one (the reference's
@@ -4266,14 +4266,14 @@ cdef inline object _dup_ts(DupRec* rec):
     return (<Segment>rec.seg).ts_ns if rec.seg != NULL else rec.ts
 
 
-cdef DupRec* _dup_ring(Segment seg, Py_ssize_t n, bint keep) except NULL:
+cdef DupRec* _dup_ring(Segment seg, Py_ssize_t n) except NULL:
     """A ring of ``n`` records, each ``seg`` (the reference's ``[seg] * n``)."""
     cdef DupRec* ring = <DupRec*>PyMem_Calloc(n, sizeof(DupRec))
     if ring == NULL:
         raise MemoryError()
     cdef Py_ssize_t i
     for i in range(n):
-        _dup_put(&ring[i], seg, keep)
+        _dup_put(&ring[i], seg, False)
     return ring
 
 

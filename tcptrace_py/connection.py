@@ -11,11 +11,9 @@ small, capped evidence lists (handshake/FIN/RST packets) for the detectors; it n
 
 from __future__ import annotations
 
-from typing import Any
-
 from tcptrace_py.analysis import SequenceAnalyzer
 from tcptrace_py.analysis import flags as AF
-from tcptrace_py.analysis.evidence import NONE_YET
+from tcptrace_py.analysis.evidence import NONE_YET, evidence_list
 from tcptrace_py.compat import PeerSummary
 from tcptrace_py.duplicates import DuplicateFrame, original_of
 from tcptrace_py.events import Event, new_event
@@ -328,15 +326,7 @@ class Connection:
     def _keep(self, name: str, frame: int) -> None:
         """Add ``frame`` to the evidence list ``name`` unless it is full."""
         if len(getattr(self, name)) < self.options.analysis.max_evidence_items:
-            self._evidence(name).append(frame)
-
-    def _evidence(self, name: str) -> list[Any]:
-        """The evidence list ``name``, made a list at its first item (``NONE_YET``)."""
-        lst = getattr(self, name)
-        if type(lst) is not list:
-            lst = list(lst)
-            setattr(self, name, lst)
-        return lst
+            evidence_list(self, name).append(frame)
 
     # -- the per-segment path ----------------------------------------------------------------
     def is_from_client(self, seg: Segment) -> bool:
@@ -462,7 +452,7 @@ class Connection:
         everything else: sequence analysis, state machines, timers and evidence."""
         self.duplicate_frames[side] += 1
         if len(self.duplicates) < self.options.analysis.max_evidence_items:
-            self._evidence("duplicates").append(DuplicateFrame(
+            evidence_list(self, "duplicates").append(DuplicateFrame(
                 seg.frame, seg.ts_ns, "client" if from_client else "server", original.frame,
                 seg.ts_ns - original.ts_ns, identity, seg.ttl - original.ttl))
         (self.analyzer.client if from_client else self.analyzer.server).packets += 1
@@ -621,7 +611,7 @@ class Connection:
                 self.packet_rows.sort(key=lambda r: r[0])
         pure_ack = answer.flags & (_CONTROL | ACK) == ACK and not answer.payload_len
         if len(self.challenges) < self.options.analysis.max_evidence_items:
-            self._evidence("challenges").append(Challenge(
+            evidence_list(self, "challenges").append(Challenge(
                 "syn", tuple(s.frame for s in syns), first.ts_ns,
                 answer.frame if pure_ack else -1, answer.ts_ns, receiver, first.seq,
                 answer.ack if pure_ack else -1))
@@ -750,7 +740,7 @@ class Connection:
         self.after_rst = [f for f in self.after_rst if f <= rst_frame]
         self.challenged_rst_sender = 1 - side
         if len(self.challenges) < self.options.analysis.max_evidence_items:
-            self._evidence("challenges").append(Challenge(
+            evidence_list(self, "challenges").append(Challenge(
                 "rst", (rst_frame,), rst_ts, ack.frame, ack.ts_ns,
                 "client" if side == 0 else "server", rst_seq, ack.ack))
 
@@ -865,7 +855,7 @@ class Connection:
         that sent no SYN after it gave up on it (Linux ends a SYN_SENT socket on the error).
         """
         if len(self.icmp_errors) < self.options.analysis.max_evidence_items:
-            self._evidence("icmp_errors").append(err)
+            evidence_list(self, "icmp_errors").append(err)
 
     def syn_icmp_error(self) -> IcmpError | None:
         """The last ICMP error (not a packet-too-big) quoting one of the client's SYNs, if no

@@ -6,6 +6,8 @@ holds them is capped by ``AnalysisOptions.max_evidence_items``.
 
 from __future__ import annotations
 
+from typing import Any
+
 from tcptrace_py.lazy_dataclass import dataclass
 
 NONE_YET: tuple[()] = ()
@@ -14,6 +16,16 @@ Most connections never fill most of their lists, and an empty list each was 16 a
 and ~1 KB of every live connection (7 % of the peak RSS on the 2 M-packet bench capture).
 The code that adds the first item puts a list in its place; readers only iterate, index
 and test these, which a tuple serves alike."""
+
+
+def evidence_list(owner: object, name: str) -> list[Any]:
+    """``owner``'s evidence list ``name`` to add to: a list put in place of ``NONE_YET`` at
+    the first item."""
+    lst = getattr(owner, name)
+    if type(lst) is not list:
+        lst = list(lst)
+        setattr(owner, name, lst)
+    return lst
 
 RETRANSMISSION_KINDS = ("syn", "synack", "fin", "rto", "fast", "tail_loss_probe", "spurious",
                         "other")

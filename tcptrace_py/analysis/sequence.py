@@ -52,6 +52,7 @@ from tcptrace_py.analysis.evidence import (
     WindowFull,
     ZeroWindowPeriod,
     ZeroWindowProbe,
+    evidence_list,
 )
 from tcptrace_py.analysis.options import AnalysisOptions
 from tcptrace_py.analysis.rtt import NO_SAMPLES, RttEstimator, RunningStats
@@ -142,11 +143,9 @@ class SequenceAnalyzer:
         """Append ``item`` to the list ``lst``, the attribute ``name`` (made a list at its
         first item, ``NONE_YET``), unless it is full; return its index or -1 (counted)."""
         if len(lst) < self.options.max_evidence_items:
-            if type(lst) is not list:
-                lst = []
-                setattr(self, name, lst)
-            lst.append(item)
-            return len(lst) - 1
+            kept = evidence_list(self, name)
+            kept.append(item)
+            return len(kept) - 1
         self.evidence_dropped[name] = self.evidence_dropped.get(name, 0) + 1
         return -1
 
