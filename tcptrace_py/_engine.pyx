@@ -41,7 +41,7 @@ from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
 from cpython.bytearray cimport PyByteArray_AS_STRING
 from cpython.list cimport PyList_GET_ITEM
 from cpython.object cimport PyTypeObject
-from cpython.mem cimport PyMem_Calloc, PyMem_Free, PyMem_Malloc
+from cpython.mem cimport PyMem_Calloc, PyMem_Free, PyMem_Malloc, PyMem_Realloc
 from cpython.ref cimport Py_INCREF, Py_XDECREF
 
 # ---------------------------------------------------------------- constants (segment.py)
@@ -2807,6 +2807,51 @@ cdef inline Pair _pair(long long first, long long second):
     p.v[1] = second
     return p
 
+# ------------------------------------------------ packed evidence logs (events, notable)
+ctypedef struct EvRec:
+    # One ``events.Event`` of a live connection, packed: the strings it holds are the
+    # table's (states, kinds, endpoints) but its reason, a strong reference. ~250 bytes as
+    # an Event and its integers, 56 here; the Events are made when the log is first read.
+    long long frame, ts, seq, ack, payload_len
+    PyObject* text
+    int32_t flags
+    uint8_t old_i, new_i, kind_i, bits  # bits: 1 the server's event, 2 the segment was sent
+
+
+ctypedef struct NoteRec:
+    # One ``connection.NotablePacket``, packed (~230 bytes as an object and its integers).
+    long long frame, ts, seq, ack, payload_len, since_peer
+    int32_t flags
+    uint8_t server, accepted
+
+
+# ``EvRec.kind_i``: the kinds ``ConnectionBase._step_c`` records.
+cdef tuple _EVENT_KINDS = ("transition", "ignored", "retransmission", "unexpected",
+                           "inferred")
+
+
+cdef inline bint _as_ll(object value, long long* out) noexcept:
+    """``value`` (an exact int) into ``out``; False when it is not one or does not fit."""
+    cdef int overflow = 0
+    if not PyLong_CheckExact(value):
+        return False
+    out[0] = PyLong_AsLongLongAndOverflow(value, &overflow)
+    return overflow == 0
+
+
+cdef void* _grow(void* array, Py_ssize_t n, Py_ssize_t* cap, size_t size) except? NULL:
+    """``array`` (``n`` used of ``cap[0]`` items of ``size`` bytes) with room for one more:
+    4 items at first, then twice as many."""
+    if n < cap[0]:
+        return array
+    cdef Py_ssize_t want = 4 if cap[0] == 0 else 2 * cap[0]
+    cdef void* grown = PyMem_Realloc(array, want * size)
+    if grown == NULL:
+        raise MemoryError()
+    cap[0] = want
+    return grown
+
+
 cdef class ConnectionBase:
     """The fields of ``connection.Connection`` its per-segment path uses, and the twin of
     that path's frame (:meth:`on_segment`: bookkeeping and dispatch to the analyzer, the
@@ -2846,7 +2891,9 @@ cdef class ConnectionBase:
     cdef public object handshake_done_frame
     cdef public object handshake_done_ts_ns
     cdef public bint _fast
-    cdef public object events
+    cdef object _events  # the list, once read (None: the packed log below)
+    cdef EvRec* _ev
+    cdef Py_ssize_t _ev_n, _ev_cap
     cdef public object events_dropped
     cdef public object first_rst_sender
     cdef public object first_rst_frame
@@ -2857,7 +2904,9 @@ cdef class ConnectionBase:
     cdef public object server_addr
     cdef public object server_port
     cdef public object roles_inferred
-    cdef public object notable
+    cdef object _notable  # the list, once read (None: the packed log below)
+    cdef NoteRec* _nt
+    cdef Py_ssize_t _nt_n, _nt_cap
     cdef public object notable_dropped
     cdef public object first_frame
     cdef public object first_ts_ns
@@ -2905,9 +2954,7 @@ cdef class ConnectionBase:
         self.analyzer = _new_sequence_analyzer(c.sequence_analyzer, analysis)
         self.peer = _new_peer_summary(c.peer_summary, analysis.max_holes)
         self.options = options
-        self.events = []
-        self.events_dropped = 0
-        self.notable = []
+        self.events_dropped = 0  # events and notable: packed logs until read
         self.notable_dropped = 0
         self.first_frame = seg.frame
         self.last_frame = seg.frame
@@ -2961,6 +3008,124 @@ cdef class ConnectionBase:
     def __dealloc__(self):
         _dup_free(self._ring[0], self._dup_n)
         _dup_free(self._ring[1], self._dup_n)
+        self._ev_release()
+        PyMem_Free(self._nt)
+
+    cdef void _ev_release(self) noexcept:
+        cdef Py_ssize_t i
+        for i in range(self._ev_n):
+            Py_XDECREF(self._ev[i].text)
+        PyMem_Free(self._ev)
+        self._ev = NULL
+        self._ev_n = self._ev_cap = 0
+
+    @property
+    def events(self):
+        """The reference's list of events. A live connection keeps them packed (``EvRec``,
+        ~56 bytes an event against ~250 as an ``Event`` and its integers: most connections
+        of a capture's peak wait out TIME_WAIT holding ~9 events, never read before their
+        record); the first read makes the list, which then takes every later event."""
+        if self._events is None:
+            self._events = self._events_made()
+        return self._events
+
+    @events.setter
+    def events(self, value):
+        self._ev_release()
+        self._events = value
+
+    cdef list _events_made(self):
+        """The packed events as ``Event`` objects, in order; the packed log is emptied."""
+        cdef _Refs r = _refs()
+        cdef list out = []
+        cdef EvRec* rec
+        cdef Py_ssize_t i
+        cdef int flags
+        cdef SlotsFactory factory = r.event_factory
+        for i in range(self._ev_n):
+            rec = &self._ev[i]
+            flags = rec.flags
+            values = (self.flow_id, rec.frame, rec.ts,
+                      "server" if rec.bits & 1 else "client", _EVENT_KINDS[rec.kind_i],
+                      <object>PyList_GET_ITEM(r.state_values, rec.old_i),
+                      <object>PyList_GET_ITEM(r.state_values, rec.new_i),
+                      "sent" if rec.bits & 2 else "received",
+                      r.flag_texts[flags] if 0 <= flags < len(r.flag_texts)
+                      else r.flags_text(flags),
+                      rec.seq, rec.ack, rec.payload_len, <object>rec.text)
+            out.append(factory.make(values) if factory is not None
+                       else r.new_event(*values))
+        self._ev_release()
+        return out
+
+    cdef bint _event_packed(self, _Refs r, Segment seg, str endpoint, Py_ssize_t kind_i,
+                            old, new, bint sent, long long seq, long long ack,
+                            text) except -1:
+        """Append the event to the packed log; False (nothing appended) when the log was
+        read already or a value does not fit a field (then the caller makes the Event)."""
+        if self._events is not None:
+            return False
+        cdef long long frame = 0, ts = 0
+        cdef Py_ssize_t old_i = _member_index(r.state_members, old)
+        cdef Py_ssize_t new_i = _member_index(r.state_members, new)
+        if old_i < 0 or new_i < 0 or old_i > 255 or new_i > 255 \
+                or not _as_ll(seg.frame, &frame) or not _as_ll(seg.ts_ns, &ts) \
+                or not (endpoint == "client" or endpoint == "server"):
+            return False
+        self._ev = <EvRec*>_grow(self._ev, self._ev_n, &self._ev_cap, sizeof(EvRec))
+        cdef EvRec* rec = &self._ev[self._ev_n]
+        rec.frame = frame
+        rec.ts = ts
+        rec.seq = seq
+        rec.ack = ack
+        rec.payload_len = seg.payload_len
+        Py_INCREF(text)
+        rec.text = <PyObject*>text
+        rec.flags = seg.flags
+        rec.old_i = old_i
+        rec.new_i = new_i
+        rec.kind_i = kind_i
+        rec.bits = (1 if endpoint == "server" else 0) | (2 if sent else 0)
+        self._ev_n += 1
+        return True
+
+    @property
+    def notable(self):
+        """The reference's list of notable packets, packed while nobody reads them
+        (``NoteRec``, as :attr:`events`)."""
+        if self._notable is None:
+            self._notable = self._notable_made()
+        return self._notable
+
+    @notable.setter
+    def notable(self, value):
+        PyMem_Free(self._nt)
+        self._nt = NULL
+        self._nt_n = self._nt_cap = 0
+        self._notable = value
+
+    cdef list _notable_made(self):
+        """The packed notable packets as ``NotablePacket`` objects; the log is emptied."""
+        cdef _Refs r = _refs()
+        cdef list out = []
+        cdef NoteRec* rec
+        cdef Py_ssize_t i
+        cdef SlotsFactory factory = r.notable_factory
+        for i in range(self._nt_n):
+            rec = &self._nt[i]
+            values = (rec.frame, rec.ts, "server" if rec.server else "client", rec.flags,
+                      rec.seq, rec.ack, rec.payload_len, True if rec.accepted else False,
+                      rec.since_peer)
+            out.append(factory.make(values) if factory is not None
+                       else r.new_notable(*values))
+        PyMem_Free(self._nt)
+        self._nt = NULL
+        self._nt_n = self._nt_cap = 0
+        return out
+
+    def packed_evidence(self):
+        """(events, notable packets) held packed, not yet made objects (for tests)."""
+        return self._ev_n, self._nt_n
 
     @property
     def recent(self):
@@ -3090,16 +3255,17 @@ cdef class ConnectionBase:
         if inp is r.invalid_flags and sent and not (
                 invalid and invalid[len(invalid) - 1] == seg.frame):  # not in [-1:]
             self._keep("invalid_flags", seg.frame)
+        cdef Py_ssize_t kind_i
         if new is not old:
-            kind = "transition"
+            kind, kind_i = "transition", 0
         elif action is r.ignored:
-            kind = "ignored"
+            kind, kind_i = "ignored", 1
         elif action is r.retransmission_action:
-            kind = "retransmission"
+            kind, kind_i = "retransmission", 2
         else:
-            kind = "unexpected"
+            kind, kind_i = "unexpected", 3
         if action is r.infer:
-            kind = "inferred"
+            kind, kind_i = "inferred", 4
             if inp is r.send_challenge_ack:
                 self._challenged_rst(seg, side)
             elif inp is r.send_after_challenged_rst:
@@ -3121,13 +3287,16 @@ cdef class ConnectionBase:
             if cell >= 0:
                 r.cell_texts[cell] = text
         # _event
-        cdef list events = <list?>self.events
-        if len(events) >= self.options.max_events_per_connection:
+        if (self._ev_n if self._events is None else len(self._events)) \
+                >= self.options.max_events_per_connection:
             self.events_dropped += 1
             return 0
-        seq = (seg.seq - base_snd) & _MASK if base_snd >= 0 else seg.seq
-        ack = (seg.ack - base_rcv) & _MASK if base_rcv >= 0 and seg.flags & ACK_BIT \
-            else seg.ack
+        cdef long long seq = (seg.seq - base_snd) & _MASK if base_snd >= 0 else seg.seq
+        cdef long long ack = (seg.ack - base_rcv) & _MASK \
+            if base_rcv >= 0 and seg.flags & ACK_BIT else seg.ack
+        if self._event_packed(r, seg, endpoint, kind_i, old, new, sent, seq, ack, text):
+            return 0
+        cdef list events = <list?>self.events
         # segment.flags_text, its table read here (no call per event)
         flags_text = (r.flag_texts[seg.flags] if 0 <= seg.flags < len(r.flag_texts)
                       else r.flags_text(seg.flags))
@@ -3227,18 +3396,37 @@ cdef class ConnectionBase:
         if flags & RST_BIT:
             counts = <Pair?>self.rst_count
             counts.v[side] += 1
-        cdef list notable = <list?>self.notable
-        if len(notable) < self.options.analysis.max_evidence_items:
-            an = <SequenceAnalyzerBase?>self.analyzer
-            peer_ts = (<DirectionStatsBase?>(an.server if side == 0 else an.client)).last_ts_ns
-            ts = seg.ts_ns
-            accepted = True if not flags & RST_BIT else self._rst_acceptable(seg, rcv)
-            values = (seg.frame, ts, sender, flags, seg.seq, seg.ack, seg.payload_len,
-                      accepted, ts - peer_ts if peer_ts >= 0 else -1)
-            notable.append(r.notable_factory.make(values) if r.notable_factory is not None
-                           else r.new_notable(*values))
-        else:
+        if (self._nt_n if self._notable is None else len(self._notable)) \
+                >= self.options.analysis.max_evidence_items:
             self.notable_dropped += 1
+            return 0
+        an = <SequenceAnalyzerBase?>self.analyzer
+        peer_ts = (<DirectionStatsBase?>(an.server if side == 0 else an.client)).last_ts_ns
+        ts = seg.ts_ns
+        accepted = True if not flags & RST_BIT else self._rst_acceptable(seg, rcv)
+        since_peer = ts - peer_ts if peer_ts >= 0 else -1
+        cdef long long frame_c, ts_c, since_c
+        cdef NoteRec* rec
+        if self._notable is None and type(accepted) is bool and _as_ll(seg.frame, &frame_c) \
+                and _as_ll(ts, &ts_c) and _as_ll(since_peer, &since_c):
+            self._nt = <NoteRec*>_grow(self._nt, self._nt_n, &self._nt_cap, sizeof(NoteRec))
+            rec = &self._nt[self._nt_n]
+            rec.frame = frame_c
+            rec.ts = ts_c
+            rec.seq = seg.seq
+            rec.ack = seg.ack
+            rec.payload_len = seg.payload_len
+            rec.since_peer = since_c
+            rec.flags = flags
+            rec.server = side != 0
+            rec.accepted = accepted is True
+            self._nt_n += 1
+            return 0
+        values = (seg.frame, ts, sender, flags, seg.seq, seg.ack, seg.payload_len,
+                  accepted, since_peer)
+        (<list?>self.notable).append(
+            r.notable_factory.make(values) if r.notable_factory is not None
+            else r.new_notable(*values))
         return 0
 
     def on_segment(self, seg_obj):

@@ -522,10 +522,14 @@ class FlowTable:
             self._release(key, released)  # no answer came: each opens its new incarnation
         yield from self._deferred + released
         self._deferred.clear()
-        conns = sorted(self.live.values(), key=lambda c: c.flow_id)
+        conns = sorted(self.live.values(), key=lambda c: c.flow_id, reverse=True)
         self.live.clear()
         self._by_dir.clear()
-        for conn in conns:
+        while conns:
+            # Popped, not iterated: a connection handed over is not held here, so the
+            # drain's memory falls as it goes instead of keeping every finished
+            # connection (and what finalizing made) until the last.
+            conn = conns.pop()
             conn.finalize(end_ns)
             yield conn
 

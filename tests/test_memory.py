@@ -252,3 +252,49 @@ def test_rare_statistics_share_one_empty_object_until_sampled(tmp_path: Path) ->
     for name in sorted(samples.glob("*.pcap")):
         list(Engine(Options()).run(name))
     assert (NO_SAMPLES.count, NO_SAMPLES.min, NO_SAMPLES.max, NO_SAMPLES.mean) == (0, 0, 0, 0)
+
+
+def _read_logs_after_each_segment(segs: list[Segment]) -> FlowTable:
+    """A flow table whose connections have their events and notable packets read after
+    every segment (so each log is a list from its first item on)."""
+    table = FlowTable(Options())
+    finished: list[Connection] = []
+    for seg in segs:
+        conn = table.on_segment(seg, finished)
+        if conn is not None:
+            assert isinstance(conn.events, list) and isinstance(conn.notable, list)
+    assert not finished
+    return table
+
+
+def test_evidence_stays_packed_until_read_and_reads_as_the_lists(tmp_path: Path) -> None:
+    """The compiled engine keeps a live connection's events and notable packets as packed
+    C records (``_engine.EvRec``/``NoteRec``, ~56 bytes each against ~250 for the objects
+    and their integers) until something reads them; the lists then read are those of a
+    connection read after every segment, including values too large for the records
+    (frame numbers beyond 2**63, which are kept as objects)."""
+    from tcptrace_py import implementation
+
+    if implementation.compiled is None:
+        pytest.skip("the pure engine keeps lists")
+    frames = [f for i in range(12) for f in _connection(i, 3)]
+    segs = _segments(_write(tmp_path / "close.pcap", frames))
+    huge = 2**64 + 5  # a frame number no C field holds: that event is kept as an object
+    first_of_last = len(segs) - len(_connection(11, 3))
+    segs[first_of_last].frame = huge
+    table, _, _ = _table_after(segs)
+    eager = _read_logs_after_each_segment(segs)
+    assert len(table.live) == len(eager.live) == 12
+    for key, conn in table.live.items():
+        other: Any = eager.live[key]
+        packed_events, packed_notable = conn.packed_evidence()  # type: ignore[attr-defined]
+        assert other.packed_evidence() == (0, 0)
+        if conn.first_frame == huge:
+            assert packed_events == 0  # its first event did not fit: a list from there on
+        else:
+            assert packed_events >= 5 and packed_notable >= 4  # SYN, SYN-ACK, 2 FINs
+        assert conn.events == other.events and conn.notable == other.notable
+        assert conn.packed_evidence() == (0, 0)  # type: ignore[attr-defined]
+        assert [(e.endpoint, e.new_state) for e in conn.events][-2:] == [
+            ("server", "TIME_WAIT"), ("client", "CLOSED")]
+        assert {p.sender for p in conn.notable} == {"client", "server"}
