@@ -2321,6 +2321,19 @@ cdef EndpointBase _new_endpoint(object cls):
 cdef dict _LOWER = {}  # PeerSummaryBase.history: a history letter -> its lower case
 
 
+cdef dict _HISTORY_ENTRIES = {}  # compat._HISTORY_ENTRIES: per letter, its two entries
+
+
+cdef inline tuple _history_entry(str letter, Py_ssize_t side):
+    """Twin of ``compat.history_entry``: the shared ``(letter, side)`` tuple."""
+    if side != 0 and side != 1:
+        return (letter, side)
+    pair = _HISTORY_ENTRIES.get(letter)
+    if pair is None:
+        pair = _HISTORY_ENTRIES[letter] = ((letter, 0), (letter, 1))
+    return <tuple>(<tuple>pair)[side]
+
+
 cdef class PeerSummaryBase:
     """The fields of ``compat.PeerSummary`` its per-segment path uses, and the twin of that
     path (:meth:`on_segment`: Wireshark's completeness, Zeek's endpoint machines and
@@ -2453,7 +2466,7 @@ cdef class PeerSummaryBase:
         if e.hist & mask:
             return True
         e.hist |= mask
-        self._letters.append((letter, side))
+        self._letters.append(_history_entry(letter, side))
         return False
 
     def _ack_received(self, e, side, seq):
@@ -2527,21 +2540,21 @@ cdef class PeerSummaryBase:
             if syn:
                 code = "H" if ackf else "S"
                 if self._check_c(e, side, Z_HIST_SYN, code) and rel_seq != e.last_syn:
-                    self._letters.append((code, side))
+                    self._letters.append(_history_entry(code, side))
                 e.last_syn = rel_seq
             elif fin:
                 if self._check_c(e, side, Z_HIST_FIN, "F") and rel_seq + plen != e.last_fin:
-                    self._letters.append(("F", side))
+                    self._letters.append(_history_entry("F", side))
                 e.last_fin = rel_seq + plen
             else:
                 if self._check_c(e, side, Z_HIST_RST, "R") and rel_seq != e.last_rst:
-                    self._letters.append(("R", side))
+                    self._letters.append(_history_entry("R", side))
                 e.last_rst = rel_seq
         # update_window
         if seg.window == 0 and not rst and pst != Z_CLOSED and st != Z_RESET:
             e.win0_cnt += 1
             if e.win0_cnt == e.win0_thresh:
-                self._letters.append(("W", side))
+                self._letters.append(_history_entry("W", side))
                 e.win0_thresh *= SCALED_HISTORY_BASE
         if fin:
             e.fin_cnt += 1
@@ -2576,7 +2589,7 @@ cdef class PeerSummaryBase:
         elif plen > 0:
             e.rxmt_cnt += 1
             if e.rxmt_cnt == e.rxmt_thresh:
-                self._letters.append(("T", side))
+                self._letters.append(_history_entry("T", side))
                 e.rxmt_thresh *= SCALED_HISTORY_BASE
         if bits or st == Z_INACTIVE:
             self._state_machine_c(e, p, side, is_orig, flags, plen, seq)
@@ -5071,7 +5084,7 @@ cdef int _peer_steady(PeerSummaryBase peer, Segment seg, EndpointBase e, Endpoin
     if seg.window == 0:
         e.win0_cnt += 1
         if e.win0_cnt == e.win0_thresh:
-            peer._letters.append(("W", side))
+            peer._letters.append(_history_entry("W", side))
             e.win0_thresh *= SCALED_HISTORY_BASE
     cdef long long rel_ack = 0, ack, d_ack, upper
     if flags & ACK_BIT:
@@ -5088,7 +5101,7 @@ cdef int _peer_steady(PeerSummaryBase peer, Segment seg, EndpointBase e, Endpoin
     elif plen > 0:
         e.rxmt_cnt += 1
         if e.rxmt_cnt == e.rxmt_thresh:
-            peer._letters.append(("T", side))
+            peer._letters.append(_history_entry("T", side))
             e.rxmt_thresh *= SCALED_HISTORY_BASE
     if flags & ACK_BIT and rel_ack > p.trim_seq:
         if not p.fin_cnt and rel_ack <= p.reassem_seq:

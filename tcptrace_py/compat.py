@@ -93,6 +93,22 @@ def _delta(a: int, b: int) -> int:
     return d - 0x100000000 if d & 0x80000000 else d
 
 
+_HISTORY_ENTRIES: dict[str, tuple[tuple[str, int], tuple[str, int]]] = {}
+"""Per history letter, its two entries ``(letter, 0)`` and ``(letter, 1)``."""
+
+
+def history_entry(letter: str, side: int) -> tuple[str, int]:
+    """The ``(letter, side)`` entry of a connection's history, one shared tuple per letter
+    and side: a connection holds ~6 until its record, each ~56 bytes as its own tuple, and
+    a capture's peak holds thousands of connections waiting out TIME_WAIT."""
+    if side != 0 and side != 1:
+        return (letter, side)
+    pair = _HISTORY_ENTRIES.get(letter)
+    if pair is None:
+        pair = _HISTORY_ENTRIES[letter] = ((letter, 0), (letter, 1))
+    return pair[side]
+
+
 class _Endpoint:
     """One side's Zeek TCP_Endpoint state (plus its reassembler's gap bookkeeping)."""
 
@@ -344,7 +360,7 @@ class PeerSummary:
         if seg.window == 0:  # update_window: not RST, peer not CLOSED, we are not RESET
             e.win0_cnt += 1
             if e.win0_cnt == e.win0_thresh:
-                self._letters.append(("W", side))
+                self._letters.append(history_entry("W", side))
                 e.win0_thresh *= SCALED_HISTORY_BASE
         rel_ack = 0
         if flags & ACK:
@@ -362,7 +378,7 @@ class PeerSummary:
         elif plen > 0:
             e.rxmt_cnt += 1
             if e.rxmt_cnt == e.rxmt_thresh:
-                self._letters.append(("T", side))
+                self._letters.append(history_entry("T", side))
                 e.rxmt_thresh *= SCALED_HISTORY_BASE
         if flags & ACK and rel_ack > p.trim_seq:
             if not p.fin_cnt and rel_ack <= p.reassem_seq:
@@ -387,7 +403,7 @@ class PeerSummary:
         if e.hist & mask:
             return True
         e.hist |= mask
-        self._letters.append((letter, side))
+        self._letters.append(history_entry(letter, side))
         return False
 
     def _zeek(self, seg: Segment, side: int, flags: int, plen: int) -> None:
@@ -448,21 +464,21 @@ class PeerSummary:
             if syn:
                 code = "H" if ackf else "S"
                 if self._check(e, side, _HIST_SYN, code) and rel_seq != e.last_syn:
-                    self._letters.append((code, side))
+                    self._letters.append(history_entry(code, side))
                 e.last_syn = rel_seq
             elif fin:
                 if self._check(e, side, _HIST_FIN, "F") and rel_seq + plen != e.last_fin:
-                    self._letters.append(("F", side))
+                    self._letters.append(history_entry("F", side))
                 e.last_fin = rel_seq + plen
             else:
                 if self._check(e, side, _HIST_RST, "R") and rel_seq != e.last_rst:
-                    self._letters.append(("R", side))
+                    self._letters.append(history_entry("R", side))
                 e.last_rst = rel_seq
         # update_window: zero windows count unless RST, peer closed, or we were reset.
         if seg.window == 0 and not rst and pst != CLOSED and st != RESET:
             e.win0_cnt += 1
             if e.win0_cnt == e.win0_thresh:
-                self._letters.append(("W", side))
+                self._letters.append(history_entry("W", side))
                 e.win0_thresh *= SCALED_HISTORY_BASE
         if fin:
             e.fin_cnt += 1
@@ -497,7 +513,7 @@ class PeerSummary:
         elif plen > 0:
             e.rxmt_cnt += 1
             if e.rxmt_cnt == e.rxmt_thresh:
-                self._letters.append(("T", side))
+                self._letters.append(history_entry("T", side))
                 e.rxmt_thresh *= SCALED_HISTORY_BASE
         if ctrl or st == INACTIVE:
             # Without SYN/FIN/RST the state machine only moves an INACTIVE endpoint.
@@ -640,7 +656,7 @@ class PeerSummary:
         if _is_clean(e) and _is_clean(self._eps[1 - side]):
             e.gap_cnt += 1
             if e.gap_cnt == e.gap_thresh:
-                self._letters.append(("G", side))
+                self._letters.append(history_entry("G", side))
                 e.gap_thresh *= SCALED_HISTORY_BASE
 
 

@@ -298,3 +298,19 @@ def test_evidence_stays_packed_until_read_and_reads_as_the_lists(tmp_path: Path)
         assert [(e.endpoint, e.new_state) for e in conn.events][-2:] == [
             ("server", "TIME_WAIT"), ("client", "CLOSED")]
         assert {p.sender for p in conn.notable} == {"client", "server"}
+
+
+def test_history_letters_are_shared_tuples(tmp_path: Path) -> None:
+    """A connection's Zeek history holds one shared ``(letter, side)`` tuple per letter and
+    side (``compat.history_entry``), not a tuple of its own per letter, on either engine;
+    the history read from them is Zeek's."""
+    from tcptrace_py.compat import history_entry
+
+    frames = [f for i in range(5) for f in _connection(i, 3)]
+    table, _, _ = _table_after(_segments(_write(tmp_path / "close.pcap", frames)))
+    entries = [e for conn in table.live.values() for e in conn.peer._letters]
+    assert len(entries) >= 5 * 6
+    assert len({id(e) for e in entries}) <= 2 * len({e[0] for e in entries})
+    for conn in table.live.values():
+        assert conn.peer.history() == "ShADdfFa"
+    assert history_entry("D", 1) == ("D", 1) and history_entry("D", 2) == ("D", 2)
