@@ -57,19 +57,22 @@ def twin(reference: type[T], base_name: str) -> type[T]:
     So the full path, the detectors and the reports run the reference's code on the same
     objects the compiled path updates, and a reference method can only be shadowed by a
     base that defines the same name (its twin). Dunder methods stay the reference's, except
-    an ``__init__`` of a base listed in ``_engine.TWIN_INITS``.
+    an ``__init__`` of a base listed in ``_engine.TWIN_INITS`` and those a base lists in
+    ``_engine.TWIN_DUNDERS``.
     """
     if compiled is None:
         return reference
     base = getattr(compiled, base_name)
     own = vars(base)
+    dunders = getattr(compiled, "TWIN_DUNDERS", {}).get(base_name, frozenset())
     ns: dict[str, Any] = {}
     for name, value in vars(reference).items():
         if name in ("__slots__", "__dict__", "__weakref__"):
             continue
         if isinstance(value, MemberDescriptorType):
             continue  # a reference slot: re-declared below unless the base has it
-        if name in own and not (name.startswith("__") and name.endswith("__")):
+        if name in own and (not (name.startswith("__") and name.endswith("__"))
+                            or name in dunders):
             continue  # compiled twin of this method or property
         if name == "__init__" and base_name in getattr(compiled, "TWIN_INITS", ()):
             continue  # the base's compiled constructor stands for the reference's

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -38,3 +40,44 @@ def test_in_order_stream_stays_one_range() -> None:
     assert rs.bounds() == (1, 1 + 1000 * 1448)
     assert rs.add(100, 200) == 100
     assert rs.add(5, 5) == 0
+
+
+@given(ranges, st.integers(0, 40))
+def test_reading_the_lists_midway_changes_nothing(items: list[tuple[int, int]],
+                                                  read_at: int) -> None:
+    """The compiled set holds its one range in C fields and makes the reference's lists
+    when they are read: reading them at any point gives the reference's lists, and later
+    additions behave as if they had always been lists."""
+    rs = RangeSet()
+    model: set[int] = set()
+    for k, (start, length) in enumerate(items):
+        if k == read_at:
+            starts, ends = list(rs._starts), list(rs._ends)
+            assert list(zip(starts, ends, strict=True)) == list(rs)
+        span = set(range(start, start + length))
+        assert rs.add(start, start + length) == len(span & model)
+        model |= span
+    assert rs.covered() == len(model)
+    assert {i for s, e in rs for i in range(s, e)} == model
+
+
+def test_one_range_holds_no_lists() -> None:
+    """A loss-free stream's set (one range) needs no list under the compiled engine; it
+    answers every question as the reference's two lists would."""
+    from tcptrace_py import implementation
+
+    rs = RangeSet()
+    assert len(rs) == 0 and list(rs) == [] and rs.bounds() is None and rs.covered() == 0
+    assert rs.overlap(0, 10) == 0 and 5 not in rs and rs.merge_lowest(3) == 0
+    rs.add(1, 100)
+    rs.add(100, 200)
+    assert rs.add(50, 60) == 10 and rs.add(0, 1) == 0  # inside it; touching its start
+    if implementation.compiled is not None:
+        assert not [o for o in gc.get_referents(rs) if type(o) is list]
+    assert list(rs) == [(0, 200)] and len(rs) == 1 and rs.holes() == 0
+    assert 150 in rs and 200 not in rs and "150" not in rs
+    assert rs.covered() == 200 and rs.bounds() == (0, 200) and rs.overlap(190, 210) == 10
+    assert rs.merge_lowest(2) == 0 and repr(rs) == "RangeSet([(0, 200)])"
+    assert rs.add(300, 400) == 0  # a hole: two ranges
+    assert rs._starts == [0, 300] and rs._ends == [200, 400] and rs.holes() == 1
+    assert rs.merge_lowest(1) == 100 and list(rs) == [(0, 400)]
