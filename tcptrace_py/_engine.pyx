@@ -2880,22 +2880,27 @@ cdef inline Py_ssize_t _pair_index(Py_ssize_t i) except -1:
 
 
 @cython.final
-@cython.no_gc
 cdef class Pair:
-    """A connection's per-side pair of integer counters (``[client, server]``: packets,
-    payload bytes, the last raw window, silent probes), where the reference has a
-    two-item list. It behaves as that list for the reference's code (index 0, 1, -1, -2,
-    ``len``, iteration, ``==`` with a list, the list's repr), while the compiled paths add
-    to it in C: a list item holds a Python integer, allocated and freed at each count of
-    the steady path, two per segment. Not tracked by the collector (it holds no object)."""
+    """A per-side pair of integer counters (``[client, server]``: packets, payload bytes,
+    the last raw window, silent probes...), where the reference has a two-item list. It
+    behaves as that list for the reference's code (index 0, 1, -1, -2, ``len``, iteration,
+    ``==`` with a list, the list's repr).
 
-    # No cdef method: a class with one has a vtable pointer in every object, which made
-    # a Pair 40 bytes (a 48-byte block; 18 pairs a connection) instead of 32.
-    cdef long long v[2]
+    The connection and its protocol facts keep their pairs as C fields (``_pv``, ``_fv``:
+    18 Pair objects a connection were 576 bytes, and a list item held a Python integer,
+    allocated at each count); reading the attribute gives a Pair viewing those fields
+    (``owner`` keeps them alive), so the reference's ``conn.packets[side] += 1`` writes the
+    connection's counter. ``Pair(a, b)`` (a copy, an unpickled one) holds its own two."""
+
+    # No cdef method: a class with one has a vtable pointer in every object.
+    cdef long long* v
+    cdef long long own[2]
+    cdef object owner  # whose fields ``v`` points into (None: ``own``)
 
     def __cinit__(self, long long first=0, long long second=0):
-        self.v[0] = first
-        self.v[1] = second
+        self.v = self.own
+        self.own[0] = first
+        self.own[1] = second
 
     def __getitem__(self, Py_ssize_t i):
         return self.v[_pair_index(i)]
@@ -2921,12 +2926,46 @@ cdef class Pair:
         return Pair, (self.v[0], self.v[1])
 
 
-cdef inline Pair _pair(long long first, long long second):
-    """``Pair(first, second)`` without the class call's argument parsing."""
+cdef inline Pair _pair_view(object owner, long long* fields):
+    """A Pair viewing ``fields[0:2]``, which ``owner`` holds."""
     cdef Pair p = Pair.__new__(Pair)
-    p.v[0] = first
-    p.v[1] = second
+    p.v = fields
+    p.owner = owner
     return p
+
+
+cdef int _pair_assign(long long* fields, object value) except -1:
+    """``fields[0:2]`` = the two items of ``value`` (the reference assigns lists)."""
+    first, second = value
+    fields[0] = first
+    fields[1] = second
+    return 0
+
+
+# ConnectionBase._pv: where each of the reference's pairs starts.
+cdef enum:
+    P_PACKETS = 0
+    P_PAYLOAD_BYTES = 2
+    P_PURE_SYN_SENT = 4
+    P_SYNACK_SENT = 6
+    P_FIN_FRAME = 8
+    P_BASE_SEQ = 10
+    P_WIN_RAW = 12
+    P_WSCALE = 14
+    P_RST_COUNT = 16
+    P_SILENT_PROBES = 18
+    P_ANSWERED_FRAME = 20
+    P_PEER_SENT_AT_FIN = 22
+    P_DUPLICATE_FRAMES = 24
+
+# ProtocolFactsBase._fv likewise.
+cdef enum:
+    F_ECT = 0
+    F_CE = 2
+    F_ECE = 4
+    F_CWR = 6
+    F_ECN_SYN = 8
+
 
 # ------------------------------------------------ packed evidence logs (events, notable)
 ctypedef struct EvRec:
@@ -2987,10 +3026,6 @@ cdef class ConnectionBase:
     cdef public object server
     cdef public object analyzer
     cdef public object peer
-    cdef public object packets
-    cdef public object payload_bytes
-    cdef public object win_raw
-    cdef public object silent_probes
     cdef public object packet_rows
     cdef public object last_frame
     cdef public object last_ts_ns
@@ -3001,13 +3036,7 @@ cdef class ConnectionBase:
     cdef public bint self_connect
     cdef public object options
     cdef public object loss_signal_ns
-    cdef public object base_seq
     cdef public object facts
-    cdef public object answered_frame
-    cdef public object pure_syn_sent
-    cdef public object synack_sent
-    cdef public object fin_frame
-    cdef public object peer_sent_at_fin
     cdef public object data_after_fin
     cdef public object handshake_done_frame
     cdef public object handshake_done_ts_ns
@@ -3031,10 +3060,8 @@ cdef class ConnectionBase:
     cdef public object notable_dropped
     cdef public object first_frame
     cdef public object first_ts_ns
-    cdef public object wscale
     cdef public object finished
     cdef public object end_reason
-    cdef public object rst_count
     cdef public object syn_with_data
     cdef public object out_of_window_rsts
     cdef public object time_wait_expired
@@ -3045,7 +3072,6 @@ cdef class ConnectionBase:
     cdef public object icmp_errors
     cdef public object retx_runs
     cdef public object gave_up
-    cdef public object duplicate_frames
     cdef public object duplicates
     cdef public object inexact_rst
     cdef public object challenges
@@ -3053,6 +3079,8 @@ cdef class ConnectionBase:
     cdef PyObject* _lru_prev
     cdef PyObject* _lru_next
     cdef void* _lru_owner
+    # The reference's two-item lists ([client, server]), as C fields: P_* index pairs.
+    cdef long long _pv[26]
 
     def __init__(self, flow_id, key, seg, client_is_src, roles_inferred, options):
         """Twin of ``Connection.__init__``: the same fields, in C (the reference's
@@ -3081,23 +3109,23 @@ cdef class ConnectionBase:
         self.last_frame = seg.frame
         self.first_ts_ns = seg.ts_ns
         self.last_ts_ns = seg.ts_ns
-        self.packets = _pair(0, 0)
-        self.payload_bytes = _pair(0, 0)
-        self.pure_syn_sent = _pair(0, 0)
-        self.synack_sent = _pair(0, 0)
+        self._pv[P_PACKETS] = self._pv[P_PACKETS + 1] = 0
+        self._pv[P_PAYLOAD_BYTES] = self._pv[P_PAYLOAD_BYTES + 1] = 0
+        self._pv[P_PURE_SYN_SENT] = self._pv[P_PURE_SYN_SENT + 1] = 0
+        self._pv[P_SYNACK_SENT] = self._pv[P_SYNACK_SENT + 1] = 0
         self.handshake_done_frame = -1
         self.handshake_done_ts_ns = -1
         self.first_rst_sender = ""
         self.first_rst_frame = -1
-        self.fin_frame = _pair(-1, -1)
-        self.base_seq = _pair(-1, -1)
-        self.win_raw = _pair(-1, -1)
-        self.wscale = _pair(-1, -1)
+        self._pv[P_FIN_FRAME] = self._pv[P_FIN_FRAME + 1] = -1
+        self._pv[P_BASE_SEQ] = self._pv[P_BASE_SEQ + 1] = -1
+        self._pv[P_WIN_RAW] = self._pv[P_WIN_RAW + 1] = -1
+        self._pv[P_WSCALE] = self._pv[P_WSCALE + 1] = -1
         self.finished = False
         self.end_reason = "capture_end"
         self.packet_rows = [] if options.keep_packets and (
             not options.packet_flows or flow_id in options.packet_flows) else None
-        self.rst_count = _pair(0, 0)
+        self._pv[P_RST_COUNT] = self._pv[P_RST_COUNT + 1] = 0
         self.data_after_fin = _EMPTY  # analysis.evidence.NONE_YET
         self.after_rst = _EMPTY  # analysis.evidence.NONE_YET
         self.invalid_flags = _EMPTY  # analysis.evidence.NONE_YET
@@ -3106,12 +3134,12 @@ cdef class ConnectionBase:
         self.time_wait_expired = False
         self.incarnation = 0
         self.previous_end_ts_ns = -1
-        self.silent_probes = _pair(0, 0)
+        self._pv[P_SILENT_PROBES] = self._pv[P_SILENT_PROBES + 1] = 0
         self.previous_states = None
         self.compacted = False
-        self.answered_frame = _pair(-1, -1)
+        self._pv[P_ANSWERED_FRAME] = self._pv[P_ANSWERED_FRAME + 1] = -1
         self.rst_not_taken_frame = -1
-        self.peer_sent_at_fin = _pair(-1, -1)
+        self._pv[P_PEER_SENT_AT_FIN] = self._pv[P_PEER_SENT_AT_FIN + 1] = -1
         self.inexact_rst = [None, None]
         self.challenged_rst_sender = -1
         self.challenges = _EMPTY  # analysis.evidence.NONE_YET
@@ -3119,7 +3147,7 @@ cdef class ConnectionBase:
         self.retx_runs = [None, None]
         self.gave_up = None
         self.facts = _new_protocol_facts(c.protocol_facts)
-        self.duplicate_frames = _pair(0, 0)
+        self._pv[P_DUPLICATE_FRAMES] = self._pv[P_DUPLICATE_FRAMES + 1] = 0
         self.duplicates = _EMPTY  # analysis.evidence.NONE_YET
         self.loss_signal_ns = [-1, -1]
         self._dup_n = max(1, options.duplicate_memory_segments)
@@ -3262,6 +3290,111 @@ cdef class ConnectionBase:
     def recent(self, value):
         self._recent = value
 
+    # The reference's pairs: views of ``_pv`` (see ``Pair``).
+    @property
+    def packets(self):
+        return _pair_view(self, &self._pv[P_PACKETS])
+
+    @packets.setter
+    def packets(self, value):
+        _pair_assign(&self._pv[P_PACKETS], value)
+
+    @property
+    def payload_bytes(self):
+        return _pair_view(self, &self._pv[P_PAYLOAD_BYTES])
+
+    @payload_bytes.setter
+    def payload_bytes(self, value):
+        _pair_assign(&self._pv[P_PAYLOAD_BYTES], value)
+
+    @property
+    def pure_syn_sent(self):
+        return _pair_view(self, &self._pv[P_PURE_SYN_SENT])
+
+    @pure_syn_sent.setter
+    def pure_syn_sent(self, value):
+        _pair_assign(&self._pv[P_PURE_SYN_SENT], value)
+
+    @property
+    def synack_sent(self):
+        return _pair_view(self, &self._pv[P_SYNACK_SENT])
+
+    @synack_sent.setter
+    def synack_sent(self, value):
+        _pair_assign(&self._pv[P_SYNACK_SENT], value)
+
+    @property
+    def fin_frame(self):
+        return _pair_view(self, &self._pv[P_FIN_FRAME])
+
+    @fin_frame.setter
+    def fin_frame(self, value):
+        _pair_assign(&self._pv[P_FIN_FRAME], value)
+
+    @property
+    def base_seq(self):
+        return _pair_view(self, &self._pv[P_BASE_SEQ])
+
+    @base_seq.setter
+    def base_seq(self, value):
+        _pair_assign(&self._pv[P_BASE_SEQ], value)
+
+    @property
+    def win_raw(self):
+        return _pair_view(self, &self._pv[P_WIN_RAW])
+
+    @win_raw.setter
+    def win_raw(self, value):
+        _pair_assign(&self._pv[P_WIN_RAW], value)
+
+    @property
+    def wscale(self):
+        return _pair_view(self, &self._pv[P_WSCALE])
+
+    @wscale.setter
+    def wscale(self, value):
+        _pair_assign(&self._pv[P_WSCALE], value)
+
+    @property
+    def rst_count(self):
+        return _pair_view(self, &self._pv[P_RST_COUNT])
+
+    @rst_count.setter
+    def rst_count(self, value):
+        _pair_assign(&self._pv[P_RST_COUNT], value)
+
+    @property
+    def silent_probes(self):
+        return _pair_view(self, &self._pv[P_SILENT_PROBES])
+
+    @silent_probes.setter
+    def silent_probes(self, value):
+        _pair_assign(&self._pv[P_SILENT_PROBES], value)
+
+    @property
+    def answered_frame(self):
+        return _pair_view(self, &self._pv[P_ANSWERED_FRAME])
+
+    @answered_frame.setter
+    def answered_frame(self, value):
+        _pair_assign(&self._pv[P_ANSWERED_FRAME], value)
+
+    @property
+    def peer_sent_at_fin(self):
+        return _pair_view(self, &self._pv[P_PEER_SENT_AT_FIN])
+
+    @peer_sent_at_fin.setter
+    def peer_sent_at_fin(self, value):
+        _pair_assign(&self._pv[P_PEER_SENT_AT_FIN], value)
+
+    @property
+    def duplicate_frames(self):
+        return _pair_view(self, &self._pv[P_DUPLICATE_FRAMES])
+
+    @duplicate_frames.setter
+    def duplicate_frames(self, value):
+        _pair_assign(&self._pv[P_DUPLICATE_FRAMES], value)
+
     def _replay_states(self, seg_obj, from_client, side_obj, snd_obj, rcv_obj, amask):
         """Twin of ``Connection._replay_states``: classify the segment (the reference's
         ``_classify``) and step both endpoint machines through the table."""
@@ -3318,7 +3451,7 @@ cdef class ConnectionBase:
             if flags & ACK_BIT:
                 return r.send_syn_ack, r.recv_syn_ack
             if snd.state is r.established and rcv.state is r.syn_sent and \
-                    (<Pair?>self.pure_syn_sent).v[0 if snd is self.client else 1] == 1:
+                    self._pv[P_PURE_SYN_SENT + (0 if snd is self.client else 1)] == 1:
                 return r.send_split_syn, r.recv_syn
             return r.send_syn, r.recv_syn
         if not flags & (ACK_BIT | FIN):
@@ -3396,9 +3529,9 @@ cdef class ConnectionBase:
                 mine = {e.frame for e in self.events
                         if e.endpoint == endpoint and e.direction == "sent"}
                 self.after_rst = [f for f in self.after_rst if f not in mine]
-        cdef Pair base_seq = <Pair?>self.base_seq
-        cdef long long base_snd = base_seq.v[side]
-        cdef long long base_rcv = base_seq.v[1 - side]
+        cdef long long* base_seq = &self._pv[P_BASE_SEQ]
+        cdef long long base_snd = base_seq[side]
+        cdef long long base_rcv = base_seq[1 - side]
         text = <object>PyList_GET_ITEM(r.cell_texts, cell) if cell >= 0 else None
         if text is None:
             key = (inp, reason)
@@ -3498,16 +3631,16 @@ cdef class ConnectionBase:
         """A SYN, FIN or RST segment's bookkeeping: handshake counts and options, the
         RST count, and the notable packet (evidence) it adds."""
         cdef long long flags = seg.flags
-        cdef Pair counts
+        cdef long long* counts
         sender = "client" if side == 0 else "server"
         if flags & SYN:
-            counts = <Pair?>(self.synack_sent if flags & ACK_BIT else self.pure_syn_sent)
-            counts.v[side] += 1
+            counts = &self._pv[P_SYNACK_SENT if flags & ACK_BIT else P_PURE_SYN_SENT]
+            counts[side] += 1
             if snd.iss < 0 and not flags & (RST_BIT | FIN):
                 snd.iss = seg.seq
-                (<Pair?>self.base_seq).v[side] = seg.seq
+                self._pv[P_BASE_SEQ + side] = seg.seq
             if seg.wscale >= 0:
-                (<Pair?>self.wscale).v[side] = seg.wscale
+                self._pv[P_WSCALE + side] = seg.wscale
             if not flags & (RST_BIT | FIN):
                 (<ProtocolFactsBase?>self.facts)._on_handshake_c(seg, side)
             if seg.payload_len:
@@ -3515,8 +3648,8 @@ cdef class ConnectionBase:
             if flags & (FIN | RST_BIT):
                 self._keep("invalid_flags", seg.frame)
         if flags & RST_BIT:
-            counts = <Pair?>self.rst_count
-            counts.v[side] += 1
+            counts = &self._pv[P_RST_COUNT]
+            counts[side] += 1
         if (self._nt_n if self._notable is None else len(self._notable)) \
                 >= self.options.analysis.max_evidence_items:
             self.notable_dropped += 1
@@ -3570,9 +3703,9 @@ cdef class ConnectionBase:
         ts = seg.ts_ns
         self.last_frame = seg.frame
         self.last_ts_ns = ts
-        cdef Pair packets = <Pair?>self.packets
-        packets.v[side] += 1
-        (<Pair?>self.payload_bytes).v[side] += plen
+        cdef long long* packets = &self._pv[P_PACKETS]
+        packets[side] += 1
+        self._pv[P_PAYLOAD_BYTES + side] += plen
         cdef EndpointMachineBase snd, rcv
         if from_client:
             snd, rcv = self.client, self.server
@@ -3608,30 +3741,30 @@ cdef class ConnectionBase:
                     if found is not None:
                         return self._on_duplicate(seg, found[0], found[1], side,
                                                   from_client)
-            _dup_put(&recent[packets.v[side] % self._dup_n], seg, False)
-        cdef Pair base_seq = <Pair?>self.base_seq
-        if base_seq.v[side] < 0:
-            base_seq.v[side] = seg.seq
+            _dup_put(&recent[packets[side] % self._dup_n], seg, False)
+        cdef long long* base_seq = &self._pv[P_BASE_SEQ]
+        if base_seq[side] < 0:
+            base_seq[side] = seg.seq
         if seg.window >= 0:
-            (<Pair?>self.win_raw).v[side] = seg.window
+            self._pv[P_WIN_RAW + side] = seg.window
         if snd.time_wait_since_ns >= 0 or rcv.time_wait_since_ns >= 0:
             self.check_timers(ts, seg)
         if flags & (SYN | FIN | RST_BIT):
             self._note_control_c(r, seg, side, snd, rcv)
         if seg.ecn or flags & ECN_FLAGS:
             self.facts.on_marked(seg, side)
-        cdef Pair answered = <Pair?>self.answered_frame
-        if flags & (SYN | RST_BIT | ACK_BIT) == ACK_BIT and answered.v[side] < 0 and (
-                (<Pair?>self.pure_syn_sent).v[side] or (<Pair?>self.synack_sent).v[side]):
-            answered.v[side] = seg.frame
+        cdef long long* answered = &self._pv[P_ANSWERED_FRAME]
+        if flags & (SYN | RST_BIT | ACK_BIT) == ACK_BIT and answered[side] < 0 and (
+                self._pv[P_PURE_SYN_SENT + side] or self._pv[P_SYNACK_SENT + side]):
+            answered[side] = seg.frame
         amask_obj = (<SequenceAnalyzerBase?>self.analyzer)._on_segment_c(seg, from_client)
         cdef long long amask = amask_obj
         if amask & r.loss_signal:
             (<list?>self.loss_signal_ns)[side] = ts
-        cdef Pair silent = <Pair?>self.silent_probes
-        silent.v[1 - side] = 0
+        cdef long long* silent = &self._pv[P_SILENT_PROBES]
+        silent[1 - side] = 0
         if amask & r.probe:
-            silent.v[side] += 1
+            silent[side] += 1
             if amask & r.retransmission and plen:
                 self._note_retransmission(seg, side)
         (<PeerSummaryBase?>self.peer)._on_segment_c(seg, from_client)
@@ -3655,14 +3788,14 @@ cdef class ConnectionBase:
             if not snd.fin_sent:
                 snd.fin_sent = True
                 snd.fin_seq = fin_seq
-                (<Pair?>self.fin_frame).v[side] = seg.frame
-                (<Pair?>self.peer_sent_at_fin).v[side] = rcv.snd_max
+                self._pv[P_FIN_FRAME + side] = seg.frame
+                self._pv[P_PEER_SENT_AT_FIN + side] = rcv.snd_max
         elif plen and snd.fin_sent and _seq_lt_c(snd.fin_seq, seg.seq + 1) \
                 and not amask & r.not_data_after_fin:
             self._keep("data_after_fin", seg.frame)
         cdef long long iss
         if self.handshake_done_frame < 0 and from_client and flags & ACK_BIT \
-                and not flags & (SYN | RST_BIT) and (<Pair?>self.synack_sent).v[1]:
+                and not flags & (SYN | RST_BIT) and self._pv[P_SYNACK_SENT + 1]:
             iss = self.server.iss
             if iss < 0 or seg.ack == (iss + 1) & _MASK \
                     or _seq_lt_c((iss + 1) & _MASK, seg.ack):
@@ -3688,7 +3821,7 @@ cdef class ConnectionBase:
                 and r.fast_established and not c.fin_sent and not s.fin_sent
                 and c.time_wait_since_ns < 0 and s.time_wait_since_ns < 0
                 and not self.self_connect
-                and (self.handshake_done_frame >= 0 or not (<Pair?>self.synack_sent).v[1])):
+                and (self.handshake_done_frame >= 0 or not self._pv[P_SYNACK_SENT + 1])):
             return 0
         peer_obj = self.peer
         if not isinstance(peer_obj, PeerSummaryBase) or type(peer_obj).steady is not \
@@ -3717,16 +3850,54 @@ cdef class ProtocolFactsBase:
     ``on_handshake``, ``on_marked`` and ``add_columns``. The reference's attribute docs say
     what each holds."""
 
-    cdef public object ect
-    cdef public object ce
-    cdef public object ece
-    cdef public object cwr
-    cdef public object ecn_syn
     cdef public object ecn_mode
     cdef public object tfo_option
     cdef public long long syn_data_bytes
     cdef public long long syn_seq
     cdef public bint syn_data_acked
+    # The reference's two-item lists, as C fields: F_* index pairs.
+    cdef long long _fv[10]
+
+    # The reference's pairs: views of ``_fv`` (see ``Pair``).
+    @property
+    def ect(self):
+        return _pair_view(self, &self._fv[F_ECT])
+
+    @ect.setter
+    def ect(self, value):
+        _pair_assign(&self._fv[F_ECT], value)
+
+    @property
+    def ce(self):
+        return _pair_view(self, &self._fv[F_CE])
+
+    @ce.setter
+    def ce(self, value):
+        _pair_assign(&self._fv[F_CE], value)
+
+    @property
+    def ece(self):
+        return _pair_view(self, &self._fv[F_ECE])
+
+    @ece.setter
+    def ece(self, value):
+        _pair_assign(&self._fv[F_ECE], value)
+
+    @property
+    def cwr(self):
+        return _pair_view(self, &self._fv[F_CWR])
+
+    @cwr.setter
+    def cwr(self, value):
+        _pair_assign(&self._fv[F_CWR], value)
+
+    @property
+    def ecn_syn(self):
+        return _pair_view(self, &self._fv[F_ECN_SYN])
+
+    @ecn_syn.setter
+    def ecn_syn(self, value):
+        _pair_assign(&self._fv[F_ECN_SYN], value)
 
     def __init__(self):
         """The reference's ``__init__``: :meth:`_init`, which ``_new_*`` also runs."""
@@ -3734,11 +3905,11 @@ cdef class ProtocolFactsBase:
 
     cdef int _init(self) except -1:
         """Twin of ``ProtocolFacts.__init__``."""
-        self.ect = _pair(0, 0)
-        self.ce = _pair(0, 0)
-        self.ece = _pair(0, 0)
-        self.cwr = _pair(0, 0)
-        self.ecn_syn = _pair(0, 0)
+        self._fv[F_ECT] = self._fv[F_ECT + 1] = 0
+        self._fv[F_CE] = self._fv[F_CE + 1] = 0
+        self._fv[F_ECE] = self._fv[F_ECE + 1] = 0
+        self._fv[F_CWR] = self._fv[F_CWR + 1] = 0
+        self._fv[F_ECN_SYN] = self._fv[F_ECN_SYN + 1] = 0
         self.ecn_mode = ""
         self.tfo_option = ""
         self.syn_data_bytes = 0
@@ -3755,10 +3926,10 @@ cdef class ProtocolFactsBase:
 
     cdef int _on_handshake_c(self, Segment seg, Py_ssize_t side) except -1:
         cdef long long flags = seg.flags
-        cdef Pair ecn_syn = <Pair?>self.ecn_syn
+        cdef long long* ecn_syn = &self._fv[F_ECN_SYN]
         cdef long long asked
         if flags & ACK_BIT:
-            asked = ecn_syn.v[1 - side]
+            asked = ecn_syn[1 - side]
             if asked == ACE_FLAGS and (flags & ACE_FLAGS) in _ACCECN_SYNACK:
                 self.ecn_mode = "accecn"
             elif asked & ECN_FLAGS == ECN_FLAGS and flags & ACE_FLAGS == ECE_BIT:
@@ -3767,7 +3938,7 @@ cdef class ProtocolFactsBase:
                     seg.ack == (self.syn_seq + 1 + self.syn_data_bytes) & _MASK:
                 self.syn_data_acked = True
             return 0
-        ecn_syn.v[side] = flags & ACE_FLAGS
+        ecn_syn[side] = flags & ACE_FLAGS
         if side == 0:
             if not self.tfo_option and seg.other_options:
                 self.tfo_option = _refs().tfo_option(seg)
@@ -3784,33 +3955,33 @@ cdef class ProtocolFactsBase:
         cdef Py_ssize_t s = side
         cdef long long ecn = seg.ecn
         if ecn == IP_ECN_CE:
-            (<Pair?>self.ce).v[s] += 1
+            self._fv[F_CE + s] += 1
         elif ecn:
-            (<Pair?>self.ect).v[s] += 1
+            self._fv[F_ECT + s] += 1
         cdef long long flags = seg.flags
         if flags & ECN_FLAGS and not flags & SYN and self.ecn_mode != "accecn":
             if flags & ECE_BIT:
-                (<Pair?>self.ece).v[s] += 1
+                self._fv[F_ECE + s] += 1
             if flags & CWR_BIT:
-                (<Pair?>self.cwr).v[s] += 1
+                self._fv[F_CWR + s] += 1
 
     def add_columns(self, rec):
         """Twin of ``ProtocolFacts.add_columns``: the same keys, in the same order (into a
         record dict or ``FlowRecord.line``'s writer)."""
-        cdef Pair ect = <Pair?>self.ect
-        cdef Pair ce = <Pair?>self.ce
-        cdef Pair ece = <Pair?>self.ece
-        cdef Pair cwr = <Pair?>self.cwr
+        cdef long long* ect = &self._fv[F_ECT]
+        cdef long long* ce = &self._fv[F_CE]
+        cdef long long* ece = &self._fv[F_ECE]
+        cdef long long* cwr = &self._fv[F_CWR]
         rec["ecn_negotiated"] = bool(self.ecn_mode)
         rec["ecn_mode"] = self.ecn_mode
-        rec["client_ecn_ect_segments"] = ect.v[0]
-        rec["client_ecn_ce_segments"] = ce.v[0]
-        rec["client_ecn_ece_segments"] = ece.v[0]
-        rec["client_ecn_cwr_segments"] = cwr.v[0]
-        rec["server_ecn_ect_segments"] = ect.v[1]
-        rec["server_ecn_ce_segments"] = ce.v[1]
-        rec["server_ecn_ece_segments"] = ece.v[1]
-        rec["server_ecn_cwr_segments"] = cwr.v[1]
+        rec["client_ecn_ect_segments"] = ect[0]
+        rec["client_ecn_ce_segments"] = ce[0]
+        rec["client_ecn_ece_segments"] = ece[0]
+        rec["client_ecn_cwr_segments"] = cwr[0]
+        rec["server_ecn_ect_segments"] = ect[1]
+        rec["server_ecn_ce_segments"] = ce[1]
+        rec["server_ecn_ece_segments"] = ece[1]
+        rec["server_ecn_cwr_segments"] = cwr[1]
         rec["tfo_option"] = self.tfo_option
         rec["tfo_syn_data_bytes"] = self.syn_data_bytes
         rec["tfo_syn_data_acked"] = self.syn_data_acked
@@ -4735,14 +4906,14 @@ cpdef bint quiet(object conn_obj) except -1:
     if conn.self_connect or conn.gave_up is not None or conn.first_rst_frame >= 0 \
             or conn.first_rst_sender:
         return False
-    cdef Pair n = <Pair?>conn.packets
-    if not n.v[0] or not n.v[1]:
+    cdef long long* n = &conn._pv[P_PACKETS]
+    if not n[0] or not n[1]:
         return False
-    n = <Pair?>conn.rst_count
-    if n.v[0] or n.v[1]:
+    n = &conn._pv[P_RST_COUNT]
+    if n[0] or n[1]:
         return False
-    n = <Pair?>conn.pure_syn_sent
-    if n.v[0] > 1 or n.v[1] or (<Pair?>conn.synack_sent).v[1] > 1:
+    n = &conn._pv[P_PURE_SYN_SENT]
+    if n[0] > 1 or n[1] or conn._pv[P_SYNACK_SENT + 1] > 1:
         return False
     if conn.invalid_flags or conn.syn_with_data or conn.data_after_fin or conn.after_rst \
             or conn.out_of_window_rsts or conn.challenges or conn.icmp_errors \
@@ -5111,12 +5282,12 @@ cpdef long long steady_segment(object conn_obj, Segment seg) except? -2:
     frame = seg.frame
     conn.last_frame = frame
     conn.last_ts_ns = ts
-    cdef Pair packets = <Pair?>conn.packets
-    cdef long long sent = packets.v[side] + 1
-    packets.v[side] = sent
+    cdef long long* packets = &conn._pv[P_PACKETS]
+    cdef long long sent = packets[side] + 1
+    packets[side] = sent
     _dup_put(&conn._ring[side][sent % conn._dup_n], seg, False)
-    (<Pair?>conn.payload_bytes).v[side] += plen
-    (<Pair?>conn.win_raw).v[side] = window
+    conn._pv[P_PAYLOAD_BYTES + side] += plen
+    conn._pv[P_WIN_RAW + side] = window
     if seg.ecn or flags & ECN_FLAGS:
         # ECN marks and echoes ride on steady segments too (facts.ProtocolFacts.on_marked,
         # a reference slot of the Connection twin: rare, so a Python call is fine).
@@ -5160,7 +5331,7 @@ cpdef long long steady_segment(object conn_obj, Segment seg) except? -2:
 
     # Connection.on_segment after the analyzer; then Zeek (PeerSummary._steady) and
     # Wireshark; then the sender's SND.MAX.
-    (<Pair?>conn.silent_probes).v[1 - side] = 0
+    conn._pv[P_SILENT_PROBES + (1 - side)] = 0
     cdef long long ws = peer._ws
     peer._ws_prev = ws
     peer._ws = ws | (WS_DATA if plen else WS_ACK)
@@ -5934,7 +6105,7 @@ cdef class FlowTableBase:
         ss = (<EndpointMachineBase?>conn.server).state
         if cs is r.established and ss is r.established:
             return conn
-        cdef Pair packets
+        cdef long long* packets
         if conn._is_done_c(r) or cs is r.time_wait or ss is r.time_wait:
             self._push_deadline_c(conn._quiet_deadline_c(r), conn.flow_id, key)
             if not conn.compacted:  # closing: it may wait out TIME_WAIT here
@@ -5943,8 +6114,8 @@ cdef class FlowTableBase:
                 else:  # replaced (a test turning compaction off): the class's own
                     conn_obj.compact()
         else:
-            packets = <Pair?>conn.packets
-            if packets.v[0] + packets.v[1] == 1:
+            packets = &conn._pv[P_PACKETS]
+            if packets[0] + packets[1] == 1:
                 # A new connection: the attempt timeout, unless answered (the sweep
                 # re-reads the real deadline).
                 self._push_deadline_c(conn._quiet_deadline_c(r), conn.flow_id, key)
