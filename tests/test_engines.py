@@ -562,3 +562,41 @@ def test_pair_behaves_as_the_two_item_list_it_stands_for() -> None:
     assert pickle.loads(pickle.dumps(p)) == p
     with pytest.raises(TypeError):
         hash(p)  # unhashable, as a list
+
+
+@needs_compiled
+def test_connection_pairs_are_views_of_its_fields() -> None:
+    """A compiled connection keeps its [client, server] pairs as C fields: each read of
+    ``conn.packets`` (or ``facts.ect``...) is a Pair viewing them, so the reference's
+    ``conn.packets[side] += 1`` changes the connection, an assigned list is copied in, and
+    a pickled view is a copy that does not follow the connection."""
+    import pickle
+
+    from tcptrace_py.connection import Connection
+    from tcptrace_py.options import Options
+    from tcptrace_py.segment import Segment
+
+    seg = Segment(frame=1, ts_ns=10**18, src=b"\x0a\x00\x00\x01", dst=b"\x0a\x00\x00\x02",
+                  sport=40000, dport=80, seq=100, ack=0, flags=0x02, window=1000,
+                  payload_len=0)
+    conn = Connection(0, (seg.src, 40000, seg.dst, 80), seg, True, False, Options())
+    names = ("packets", "payload_bytes", "pure_syn_sent", "synack_sent", "fin_frame",
+             "base_seq", "win_raw", "wscale", "rst_count", "silent_probes",
+             "answered_frame", "peer_sent_at_fin", "duplicate_frames")
+    initial = {n: list(getattr(conn, n)) for n in names}
+    for k, name in enumerate(names):
+        view = getattr(conn, name)
+        view[1] += 1000 + k  # the reference's idiom, through a view
+        assert getattr(conn, name)[1] == initial[name][1] + 1000 + k
+    for k, name in enumerate(names):  # no pair shares another's fields
+        assert list(getattr(conn, name)) == [initial[name][0], initial[name][1] + 1000 + k]
+    conn.packets = [7, 9]
+    kept = pickle.loads(pickle.dumps(conn.packets))
+    assert conn.packets == [7, 9] and kept == [7, 9]
+    conn.packets[0] = 8
+    assert kept == [7, 9] and conn.packets == [8, 9]
+    facts = conn.facts
+    for name in ("ect", "ce", "ece", "cwr", "ecn_syn"):
+        getattr(facts, name)[0] += 3
+    assert [list(getattr(facts, n)) for n in ("ect", "ce", "ece", "cwr", "ecn_syn")] == \
+        [[3, 0]] * 5
