@@ -1673,8 +1673,9 @@ cdef class SenderStateBase:
     cdef public bint last_sent_ack
     cdef public bint mutable
     cdef public object ranges
-    cdef public object by_start
-    cdef public object by_end
+    cdef object _by_start_d, _by_end_d  # the indexes (None while packed, below)
+    cdef long long* _tail  # packed records: start, end, frame, ts each
+    cdef Py_ssize_t _tail_n  # records packed (-1: the dicts hold the indexes)
     cdef public object order
     cdef public object est
     cdef public object last_ts_ns
@@ -1704,8 +1705,8 @@ cdef class SenderStateBase:
         self.syn_seen = False
         self.synack_sent = False
         self.ranges = _new_range_set(_refs().range_set)
-        self.by_start = {}
-        self.by_end = {}
+        self._by_start_d = self._by_end_d = None  # packed, empty: made at the first record
+        self._tail_n = 0
         self.order = None
         self.last_ack_raw = -1
         self.last_win_raw = -1
@@ -1740,11 +1741,114 @@ cdef class SenderStateBase:
         cdef dict made = {}
         # The old containers stay referenced until all three are rebuilt: ``made`` is
         # keyed by identity, and no tuple may be freed (its address reused) in between.
-        old_order, old_start, old_end = self.order, self.by_start, self.by_end
+        old_order, old_start, old_end = self.order, _starts_of(self), _ends_of(self)
         if old_order is not None:
             self.order = [_mutable_record(made, rec) for rec in old_order]
-        self.by_start = {k: _mutable_record(made, rec) for k, rec in (<dict?>old_start).items()}
-        self.by_end = {k: _mutable_record(made, rec) for k, rec in (<dict?>old_end).items()}
+        self._by_start_d = {k: _mutable_record(made, rec)
+                            for k, rec in (<dict?>old_start).items()}
+        self._by_end_d = {k: _mutable_record(made, rec) for k, rec in (<dict?>old_end).items()}
+
+    def __dealloc__(self):
+        PyMem_Free(self._tail)
+
+    @property
+    def by_start(self):
+        """The reference's index of remembered segments by start (made now if packed)."""
+        return _starts_of(self)
+
+    @by_start.setter
+    def by_start(self, value):
+        self._unpack()
+        self._by_start_d = value
+
+    @property
+    def by_end(self):
+        """The reference's index of remembered segments by end (made now if packed)."""
+        return _ends_of(self)
+
+    @by_end.setter
+    def by_end(self, value):
+        self._unpack()
+        self._by_end_d = value
+
+    cdef int _unpack(self) except -1:
+        """Make the indexes from the packed records (one tuple each, in both dicts, in
+        the order they were packed), and drop the packed ones."""
+        if self._tail_n < 0:
+            return 0
+        cdef dict by_start = {}
+        cdef dict by_end = {}
+        cdef long long* t
+        cdef Py_ssize_t i
+        for i in range(self._tail_n):
+            t = &self._tail[4 * i]
+            rec = (t[0], t[1], t[2], t[3])
+            by_start[(<tuple>rec)[0]] = rec
+            by_end[(<tuple>rec)[1]] = rec
+        PyMem_Free(self._tail)
+        self._tail = NULL
+        self._tail_n = -1
+        self._by_start_d = by_start
+        self._by_end_d = by_end
+        return 0
+
+    cdef int _pack(self) except -1:
+        """Pack the indexes when they hold nothing but a compacted connection's tail: at
+        most ``COMPACT_TAIL`` first transmissions (``FreshSegment`` tuples), each under its
+        start in ``by_start`` and its end in ``by_end``, in the same order, held nowhere
+        else (no ``order``, no late transmissions). Their dicts, tuples and integers were
+        ~1.5 KB a connection waiting out TIME_WAIT; 32 bytes a record here. Otherwise
+        the dicts stay."""
+        if self._tail_n >= 0 or self.order is not None or self.late:
+            return 0
+        if type(self._by_start_d) is not dict or type(self._by_end_d) is not dict:
+            return 0
+        cdef dict by_start = <dict>self._by_start_d
+        cdef dict by_end = <dict>self._by_end_d
+        cdef Py_ssize_t n = len(by_start), i = 0
+        if n != len(by_end) or n > COMPACT_TAIL:
+            return 0
+        cdef long long vals[4 * COMPACT_TAIL]
+        cdef Py_ssize_t j
+        for k, rec in by_start.items():
+            if type(rec) is not tuple or len(<tuple>rec) != 4 or k != (<tuple>rec)[0]:
+                return 0
+            for j in range(4):
+                if not _as_ll((<tuple>rec)[j], &vals[4 * i + j]):
+                    return 0
+            i += 1
+        i = 0
+        recs = list(by_start.values())
+        for k, rec in by_end.items():
+            if rec is not recs[i] or k != (<tuple>rec)[1]:
+                return 0
+            i += 1
+        if n:
+            self._tail = <long long*>PyMem_Malloc(4 * n * sizeof(long long))
+            if self._tail == NULL:
+                raise MemoryError()
+            memcpy(self._tail, vals, 4 * n * sizeof(long long))
+        self._tail_n = n
+        self._by_start_d = self._by_end_d = None
+        return 0
+
+    def packed_records(self):
+        """Records the indexes hold packed (-1: they are dicts), for tests."""
+        return self._tail_n
+
+
+cdef inline dict _starts_of(SenderStateBase state):
+    """``state.by_start`` (made from the packed records if need be)."""
+    if state._tail_n >= 0:
+        state._unpack()
+    return <dict?>state._by_start_d
+
+
+cdef inline dict _ends_of(SenderStateBase state):
+    """``state.by_end`` (made from the packed records if need be)."""
+    if state._tail_n >= 0:
+        state._unpack()
+    return <dict?>state._by_end_d
 
 
 cdef SenderStateBase _new_sender_state(object cls, est):
@@ -2077,7 +2181,7 @@ cdef class SequenceAnalyzerBase:
                 snd.last_sent_ack = True
             elif (base >= 0 and una < ack_rel <= nxt
                   and not snd.pending_ack and not seg.sack and ack_rel <= rcv.late_low):
-                rec = (<dict?>rcv.by_end).get(ack_rel)
+                rec = _ends_of(rcv).get(ack_rel)
                 if isinstance(rec, SentSegment):
                     mask |= _ack_sent_segment(self, snd, rcv, rst_, ack_rel, ts,
                                               <SentSegment>rec)
@@ -2259,16 +2363,17 @@ cdef Py_ssize_t _compact_sender_c(object state_obj) except -1:
     cdef dict by_end = {}
     cdef dict by_start = {}
     cdef int overflow
-    for k, rec in (<dict?>state.by_end).items():
+    for k, rec in _ends_of(state).items():
         if PyLong_AsLongLongAndOverflow(k, &overflow) > una or overflow > 0 \
                 or kept.has(rec):
             by_end[k] = rec
-    for k, rec in (<dict?>state.by_start).items():
+    for k, rec in _starts_of(state).items():
         if kept.has(rec):
             by_start[k] = rec
-    state.by_end = by_end
-    state.by_start = by_start
+    state._by_end_d = by_end
+    state._by_start_d = by_start
     state.order = keep if keep else None
+    state._pack()
     return tracked - kept.count()
 
 
@@ -5053,8 +5158,8 @@ cdef int _prune_c(SenderStateBase state) except -1:
     cdef Py_ssize_t n = len(records)
     cdef Py_ssize_t keep = n // 2
     cdef Py_ssize_t i = 0  # records[:i] are forgotten, removed at once at the end
-    cdef dict by_start = <dict?>state.by_start
-    cdef dict by_end = <dict?>state.by_end
+    cdef dict by_start = _starts_of(state)
+    cdef dict by_end = _ends_of(state)
     while n - i > keep and _record_end(records[i]) <= una:
         old = records[i]
         i += 1
@@ -5092,7 +5197,7 @@ cdef int _first_syn_sent(SenderStateBase snd, Segment seg, long long fl,
     snd.syn_rec = srec
     if fl & ACK_BIT:
         snd.synack_sent = True
-    (<dict?>snd.by_end)[rel + 1] = srec
+    _ends_of(snd)[rel + 1] = srec
     if rel + 1 > snd.snd_nxt:
         snd.snd_nxt = rel + 1
     return 0
@@ -5105,7 +5210,7 @@ cdef int _first_fin_sent(SenderStateBase snd, Segment seg, long long end,
     frec = SentSegment(end, end + 1, seg.frame, ts, "fin")
     snd.fin_rec = frec
     snd.fin_rel = end
-    (<dict?>snd.by_end)[end + 1] = frec
+    _ends_of(snd)[end + 1] = frec
     if end + 1 > snd.snd_nxt:
         snd.snd_nxt = end + 1
     return 0
@@ -5182,8 +5287,8 @@ cdef long long _in_order_data(SequenceAnalyzerBase an, SenderStateBase snd,
         new = SentSegment(nxt, end, frame, ts, "")
     else:
         new = (start_obj, end_obj, frame, ts)
-    (<dict?>snd.by_start)[start_obj] = new
-    (<dict?>snd.by_end)[end_obj] = new
+    _starts_of(snd)[start_obj] = new
+    _ends_of(snd)[end_obj] = new
     order = snd.order
     if order is None:
         order = snd.order = []
@@ -5252,7 +5357,7 @@ cpdef long long steady_segment(object conn_obj, Segment seg) except? -2:
     elif una < ack_rel <= nxt:
         if ack_rel > rcv.late_low:
             return -1  # covers a re-send or hole fill: Karn's rule on cumulative ACKs
-        rec = (<dict?>rcv.by_end).get(ack_rel)
+        rec = _ends_of(rcv).get(ack_rel)
         if rec is not None:
             if type(rec) is tuple:
                 sent_ts = (<tuple>rec)[3]

@@ -314,3 +314,32 @@ def test_history_letters_are_shared_tuples(tmp_path: Path) -> None:
     for conn in table.live.values():
         assert conn.peer.history() == "ShADdfFa"
     assert history_entry("D", 1) == ("D", 1) and history_entry("D", 2) == ("D", 2)
+
+
+def test_compacted_tail_is_packed_until_read(tmp_path: Path) -> None:
+    """The compiled engine packs a compacted side's tail (its last acknowledged first
+    transmissions, in ``by_start`` and ``by_end``) into C records; reading either index
+    makes both dicts again, holding one tuple per record under its start and its end, as
+    compaction left them."""
+    from tcptrace_py import implementation
+
+    if implementation.compiled is None:
+        pytest.skip("the pure engine keeps its dicts")
+    n, data_segments = 10, 6
+    frames = [f for i in range(n) for f in _connection(i, data_segments)]
+    table, _, _ = _table_after(_segments(_write(tmp_path / "close.pcap", frames)))
+    for conn in table.live.values():
+        sender: Any = conn.analyzer._s
+        client: Any = conn.analyzer._c
+        assert sender.packed_records() == COMPACT_TAIL_SEGMENTS
+        assert client.packed_records() == 1  # the request, its one data segment
+        ends = [1 + SEG_BYTES * (k + 1) for k in range(data_segments - COMPACT_TAIL_SEGMENTS,
+                                                       data_segments)]
+        assert list(sender.by_end) == ends  # made in the order they were sent
+        assert sender.packed_records() == -1
+        starts = [e - SEG_BYTES for e in ends]
+        assert list(sender.by_start) == starts
+        for start, end in zip(starts, ends, strict=True):
+            rec = sender.by_start[start]
+            assert rec is sender.by_end[end] and rec[:2] == (start, end)
+        assert rec[2] > 0 and rec[3] > START_NS  # frame and time kept
