@@ -930,6 +930,7 @@ cdef class _Refs:
     cdef object recv_syn_ack, syn_sent, send_split_syn, recv_syn, send_syn, send_fin_again
     cdef object close_wait, recv_ack_unconfirmed, recv_ack_of_fin, last_ack, inactive
     cdef object peer_steady, addr_text, tfo_option, quiet_states, connection_compact
+    cdef object neither, no_loss_signal
 
 
 cdef _Refs _REFS = None
@@ -1027,6 +1028,8 @@ cdef _Refs _load_refs():
     r.addr_text = segment.reference_addr_text
     r.tfo_option = facts.tfo_option
     r.quiet_states = c._QUIET_STATES
+    r.neither = c.NEITHER
+    r.no_loss_signal = c.NO_LOSS_SIGNAL
     r.connection_compact = ConnectionBase.compact
     # The _new_* constructors stand for these classes' calls: each must keep its base's
     # __init__ (implementation.twin gives it that for the bases in TWIN_INITS).
@@ -3245,16 +3248,16 @@ cdef class ConnectionBase:
         self._pv[P_ANSWERED_FRAME] = self._pv[P_ANSWERED_FRAME + 1] = -1
         self.rst_not_taken_frame = -1
         self._pv[P_PEER_SENT_AT_FIN] = self._pv[P_PEER_SENT_AT_FIN + 1] = -1
-        self.inexact_rst = [None, None]
+        self.inexact_rst = c.neither  # connection.NEITHER
         self.challenged_rst_sender = -1
         self.challenges = _EMPTY  # analysis.evidence.NONE_YET
         self.icmp_errors = _EMPTY  # analysis.evidence.NONE_YET
-        self.retx_runs = [None, None]
+        self.retx_runs = c.neither
         self.gave_up = None
         self.facts = _new_protocol_facts(c.protocol_facts)
         self._pv[P_DUPLICATE_FRAMES] = self._pv[P_DUPLICATE_FRAMES + 1] = 0
         self.duplicates = _EMPTY  # analysis.evidence.NONE_YET
-        self.loss_signal_ns = [-1, -1]
+        self.loss_signal_ns = c.no_loss_signal  # connection.NO_LOSS_SIGNAL
         self._dup_n = max(1, options.duplicate_memory_segments)
         self.steady = False
         self._fast = options.fast_path
@@ -3865,6 +3868,8 @@ cdef class ConnectionBase:
         amask_obj = (<SequenceAnalyzerBase?>self.analyzer)._on_segment_c(seg, from_client)
         cdef long long amask = amask_obj
         if amask & r.loss_signal:
+            if type(self.loss_signal_ns) is not list:
+                self.loss_signal_ns = list(self.loss_signal_ns)  # evidence_list
             (<list?>self.loss_signal_ns)[side] = ts
         cdef long long* silent = &self._pv[P_SILENT_PROBES]
         silent[1 - side] = 0

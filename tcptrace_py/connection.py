@@ -33,6 +33,14 @@ _SYN_RST_ACK = SYN | RST | ACK
 _DONE_STATES = (TcpState.CLOSED, TcpState.INACTIVE)
 _QUIET_STATES = (TcpState.TIME_WAIT, TcpState.CLOSED, TcpState.INACTIVE)
 """Endpoint states after which an endpoint is not expected to send new data (compaction)."""
+
+NEITHER: tuple[None, None] = (None, None)
+"""``[client, server]`` lists that most connections never write (``retx_runs``,
+``inexact_rst``) start as this shared tuple; the first write puts a list in its place
+(``evidence_list``), as the evidence lists' ``NONE_YET`` (72 bytes a list a connection)."""
+
+NO_LOSS_SIGNAL: tuple[int, int] = (-1, -1)
+"""``loss_signal_ns`` until a side's first duplicate ACK or SACK (as :data:`NEITHER`)."""
 _ATTEMPT_STATES = (TcpState.INACTIVE, TcpState.SYN_SENT, TcpState.SYN_RECEIVED)
 """States of a connection attempt nobody has completed (see Options.attempt_timeout_s)."""
 _RETRANSMISSION = AF.RETRANSMISSION
@@ -275,7 +283,7 @@ class Connection:
         """The peer's raw SND.MAX when [client, server] sent its first FIN (-1: the peer had
         sent nothing): what the peer sends *after* a FIN is beyond it, what it had sent
         before (in flight, or lost) is not."""
-        self.inexact_rst: list[tuple[int, int, int] | None] = [None, None]
+        self.inexact_rst: list[tuple[int, int, int] | None] | tuple[None, None] = NEITHER
         """(frame, raw seq, ts_ns) of the in-window RST received by [client, server] while
         ESTABLISHED whose sequence number was not at its RCV.NXT: below its last ACK number or
         beyond what the sender had sent (RFC 5961 3.2 wants a challenge ACK for it)."""
@@ -287,7 +295,7 @@ class Connection:
         self.icmp_errors: list[IcmpError] | tuple[IcmpError, ...] = NONE_YET
         """ICMP/ICMPv6 errors quoting one of this connection's segments (at most
         ``max_evidence_items``): a router or host answering for the peer."""
-        self.retx_runs: list[RetransmissionRun | None] = [None, None]
+        self.retx_runs: list[RetransmissionRun | None] | tuple[None, None] = NEITHER
         """[client, server]: the side's data retransmissions since the peer last sent
         anything (``giveup.py``), None until its first."""
         self.gave_up: tuple[int, int] | None = None
@@ -303,7 +311,7 @@ class Connection:
         self.recent: list[list[Segment] | None] = [None, None]
         """Last ``Options.duplicate_memory_segments`` segments sent by [client, server], a ring
         indexed by ``packets[side]`` (``fastpath.steady_segment`` writes it too)."""
-        self.loss_signal_ns = [-1, -1]
+        self.loss_signal_ns: list[int] | tuple[int, int] = NO_LOSS_SIGNAL
         """Time of the last duplicate ACK or SACK sent by [client, server]."""
         self._dup_n = max(1, options.duplicate_memory_segments)
         self.steady = False
@@ -384,7 +392,7 @@ class Connection:
             self.answered_frame[side] = seg.frame
         amask = self.analyzer.on_segment(seg, from_client)
         if amask & _LOSS_SIGNAL:
-            self.loss_signal_ns[side] = ts
+            evidence_list(self, "loss_signal_ns")[side] = ts
         silent = self.silent_probes
         silent[1 - side] = 0
         if amask & _PROBE:
@@ -438,7 +446,7 @@ class Connection:
         when other probes (or the peer) came since (``giveup.py`` rule 1)."""
         run = self.retx_runs[side]
         if run is None or run.count != self.silent_probes[side] - 1:
-            run = self.retx_runs[side] = RetransmissionRun()
+            run = evidence_list(self, "retx_runs")[side] = RetransmissionRun()
         rec = self.analyzer.retransmissions[-1:] if run.count == 0 else ()
         if rec and rec[0].frame == seg.frame:
             run.add(seg.frame, seg.ts_ns, rec[0].original_frame, rec[0].since_original_ns)
@@ -574,7 +582,9 @@ class Connection:
         seq = seg.seq
         exact = seq == high if low < 0 else (
             not _seq_lt(seq, low) and not _seq_lt(high, seq))
-        self.inexact_rst[rcv_side] = None if exact else (seg.frame, seq, seg.ts_ns)
+        if not exact or self.inexact_rst[rcv_side] is not None:
+            evidence_list(self, "inexact_rst")[rcv_side] = \
+                None if exact else (seg.frame, seq, seg.ts_ns)
 
     def on_challenged_syn(self, syns: list[Segment], answer: Segment) -> None:
         """SYNs with a new ISN that the receiver answered as the established connection (a
@@ -730,7 +740,7 @@ class Connection:
         end the connection, so it does not decide its close, and what either end sent while
         it seemed closed was no violation."""
         inexact = self.inexact_rst[side]
-        self.inexact_rst[side] = None
+        evidence_list(self, "inexact_rst")[side] = None
         if inexact is None:
             return
         rst_frame, rst_seq, rst_ts = inexact
