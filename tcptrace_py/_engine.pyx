@@ -1573,7 +1573,7 @@ cdef class DirectionStatsBase:
     cdef public object backoff_ratio
     cdef public object unique_bytes
     cdef public object first_ts_ns
-    cdef public object isn
+    cdef public long long isn
     cdef public object midstream
 
     def __init__(self):
@@ -1682,7 +1682,7 @@ cdef class SenderStateBase:
     cdef public object order
     cdef public object est
     cdef public object last_ts_ns
-    cdef public object fin_rel
+    cdef public long long fin_rel
     cdef public object syn_seen
     cdef public object synack_sent
     cdef public object sack_high
