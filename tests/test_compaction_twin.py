@@ -51,8 +51,16 @@ def _state(specs: list[tuple[int, int, bool, int]], una: int, extra_keys: list[i
 
 
 def _view(state: Any, recs: list[Any]) -> tuple[Any, ...]:
+    def index(v: Any) -> int:
+        # The twin may pack a tail of tuples held nowhere else (``SenderStateBase._pack``)
+        # and make equal ones when the index is read: a tuple is matched by value.
+        found = next((i for i, r in enumerate(recs) if r is v), -1)
+        if found < 0 and type(v) is tuple:
+            found = next((i for i, r in enumerate(recs) if type(r) is tuple and r == v), -1)
+        return found
+
     def ids(d: dict[int, Any]) -> list[tuple[int, int]]:
-        return [(k, next((i for i, r in enumerate(recs) if r is v), -1)) for k, v in d.items()]
+        return [(k, index(v)) for k, v in d.items()]
 
     order = state.order
     return (ids(state.by_end), ids(state.by_start),
