@@ -1689,8 +1689,9 @@ cdef class SenderStateBase:
     cdef public object recovery_end
     cdef public object zwp_rel
     cdef public object pending_index
-    cdef public object syn_rec
-    cdef public object fin_rec
+    cdef object _syn_rec, _fin_rec
+    cdef long long* _ctl  # packed SYN and FIN records: _CTL_FIELDS each, the SYN's first
+    cdef uint8_t _ctl_packed  # 1: the SYN's record is packed, 2: the FIN's
     cdef public object late
     cdef public object gaps
     cdef public object filled_bytes
@@ -1723,8 +1724,7 @@ cdef class SenderStateBase:
         self.pending_ack = 0
         self.pending_index = -1
         self.iw_done = False
-        self.syn_rec = None
-        self.fin_rec = None
+        self._syn_rec = self._fin_rec = None
         self.est = est
         self.zw_open_index = -1
         self.last_ts_ns = -1
@@ -1753,6 +1753,97 @@ cdef class SenderStateBase:
 
     def __dealloc__(self):
         PyMem_Free(self._tail)
+        PyMem_Free(self._ctl)
+
+    @property
+    def syn_rec(self):
+        """The reference's record of the side's first SYN (made now if packed)."""
+        if self._ctl_packed & 1:
+            self._unpack_control(1)
+        return self._syn_rec
+
+    @syn_rec.setter
+    def syn_rec(self, value):
+        _set_record(self, 1, value)
+
+    @property
+    def fin_rec(self):
+        """The reference's record of the side's first FIN (made now if packed)."""
+        if self._ctl_packed & 2:
+            self._unpack_control(2)
+        return self._fin_rec
+
+    @fin_rec.setter
+    def fin_rec(self, value):
+        _set_record(self, 2, value)
+
+    cdef int _unpack_control(self, uint8_t which) except -1:
+        """Make the ``SentSegment`` of the packed SYN (``which`` 1) or FIN (2) record."""
+        cdef long long* f = &self._ctl[0 if which == 1 else _CTL_FIELDS]
+        cdef SentSegment rec = SentSegment.__new__(SentSegment)
+        rec.start, rec.end = f[0], f[1]
+        rec.frame, rec.ts_ns, rec.last_ts_ns = f[2], f[3], f[4]
+        rec.tx, rec.last_interval_ns, rec.rexmit_index = f[5], f[6], f[7]
+        rec.control = "syn" if which == 1 else "fin"
+        self._ctl_packed &= ~which
+        if which == 1:
+            self._syn_rec = rec
+        else:
+            self._fin_rec = rec
+        if not self._ctl_packed:
+            PyMem_Free(self._ctl)
+            self._ctl = NULL
+        return 0
+
+    cdef int _pack_controls(self) except -1:
+        """Pack the SYN and FIN records of a compacted side when nothing else holds them
+        (no index or ``order`` entry): a ``SentSegment`` and its integers were ~170 bytes
+        each, two a side, for the ~60 s a connection waits out TIME_WAIT."""
+        cdef uint8_t which
+        cdef long long vals[_CTL_FIELDS]
+        cdef SentSegment r
+        for which in (1, 2):
+            rec = self._syn_rec if which == 1 else self._fin_rec
+            if type(rec) is not SentSegment or self._ctl_packed & which:
+                continue
+            r = <SentSegment>rec
+            if r.control != ("syn" if which == 1 else "fin") \
+                    or not _as_ll(r.frame, &vals[2]) or not _as_ll(r.ts_ns, &vals[3]) \
+                    or not _as_ll(r.last_ts_ns, &vals[4]) or self._holds(rec):
+                continue
+            vals[0], vals[1] = r.start, r.end
+            vals[5], vals[6], vals[7] = r.tx, r.last_interval_ns, r.rexmit_index
+            if self._ctl == NULL:
+                self._ctl = <long long*>PyMem_Malloc(2 * _CTL_FIELDS * sizeof(long long))
+                if self._ctl == NULL:
+                    raise MemoryError()
+            memcpy(&self._ctl[0 if which == 1 else _CTL_FIELDS], vals,
+                   _CTL_FIELDS * sizeof(long long))
+            self._ctl_packed |= which
+            if which == 1:
+                self._syn_rec = None
+            else:
+                self._fin_rec = None
+        return 0
+
+    def _syn_rec_packed_for_tests(self):
+        """(the SYN's record is packed, the FIN's is), for tests."""
+        return bool(self._ctl_packed & 1), bool(self._ctl_packed & 2)
+
+    cdef bint _holds(self, rec) except -1:
+        """``rec`` is in an index or ``order`` (by identity)."""
+        for container in (self._by_start_d, self._by_end_d):
+            if type(container) is dict:
+                for v in (<dict>container).values():
+                    if v is rec:
+                        return True
+            elif container is not None:
+                return True  # not the engine's own: assume it does
+        if self.order is not None:
+            for v in self.order:
+                if v is rec:
+                    return True
+        return False
 
     @property
     def by_start(self):
@@ -1838,6 +1929,30 @@ cdef class SenderStateBase:
     def packed_records(self):
         """Records the indexes hold packed (-1: they are dicts), for tests."""
         return self._tail_n
+
+
+cdef enum:
+    _CTL_FIELDS = 8  # start, end, frame, ts_ns, last_ts_ns, tx, last_interval_ns, rexmit_index
+
+
+cdef inline bint _no_record(SenderStateBase state, uint8_t which) noexcept:
+    """The side has no SYN (``which`` 1) or FIN (2) record, packed or not."""
+    if state._ctl_packed & which:
+        return False
+    return (state._syn_rec if which == 1 else state._fin_rec) is None
+
+
+cdef int _set_record(SenderStateBase state, uint8_t which, object rec) except -1:
+    """``state.syn_rec = rec`` (``which`` 1) or ``state.fin_rec = rec`` (2)."""
+    state._ctl_packed &= ~which
+    if not state._ctl_packed:
+        PyMem_Free(state._ctl)
+        state._ctl = NULL
+    if which == 1:
+        state._syn_rec = rec
+    else:
+        state._fin_rec = rec
+    return 0
 
 
 cdef inline dict _starts_of(SenderStateBase state):
@@ -2242,10 +2357,10 @@ cdef class SequenceAnalyzerBase:
         elif plen or fl & (FIN | SYN):
             if fl & RST_BIT:
                 pass
-            elif not plen and fl & (SYN | FIN) == SYN and snd.syn_rec is None \
+            elif not plen and fl & (SYN | FIN) == SYN and _no_record(snd, 1) \
                     and snd.base >= 0:
                 _first_syn_sent(snd, seg, fl, ts)
-            elif (not plen and fl & (SYN | FIN) == FIN and snd.fin_rec is None
+            elif (not plen and fl & (SYN | FIN) == FIN and _no_record(snd, 2)
                   and snd.base >= 0
                   and nxt + ((seg.seq - snd.base - nxt + _HALF) & _MASK) - _HALF == nxt):
                 st.fin_pkts += 1
@@ -2377,6 +2492,7 @@ cdef Py_ssize_t _compact_sender_c(object state_obj) except -1:
     state._by_start_d = by_start
     state.order = keep if keep else None
     state._pack()
+    state._pack_controls()
     return tracked - kept.count()
 
 
@@ -5199,7 +5315,7 @@ cdef int _first_syn_sent(SenderStateBase snd, Segment seg, long long fl,
     cdef long long nxt = snd.snd_nxt
     cdef long long rel = nxt + ((seg.seq - snd.base - nxt + _HALF) & _MASK) - _HALF
     srec = SentSegment(rel, rel + 1, seg.frame, ts, "syn")
-    snd.syn_rec = srec
+    _set_record(snd, 1, srec)
     if fl & ACK_BIT:
         snd.synack_sent = True
     _ends_of(snd)[rel + 1] = srec
@@ -5213,7 +5329,7 @@ cdef int _first_fin_sent(SenderStateBase snd, Segment seg, long long end,
     """``SequenceAnalyzer._on_data`` for a sender's first FIN, without payload, at SND.NXT
     (``end``): the FIN's sequence number becomes a remembered segment."""
     frec = SentSegment(end, end + 1, seg.frame, ts, "fin")
-    snd.fin_rec = frec
+    _set_record(snd, 2, frec)
     snd.fin_rel = end
     _ends_of(snd)[end + 1] = frec
     if end + 1 > snd.snd_nxt:

@@ -343,3 +343,26 @@ def test_compacted_tail_is_packed_until_read(tmp_path: Path) -> None:
             rec = sender.by_start[start]
             assert rec is sender.by_end[end] and rec[:2] == (start, end)
         assert rec[2] > 0 and rec[3] > START_NS  # frame and time kept
+
+
+def test_compacted_syn_and_fin_records_are_packed_until_read(tmp_path: Path) -> None:
+    """The compiled engine packs a compacted side's SYN and FIN records (``SentSegment``s
+    held by nothing but ``syn_rec``/``fin_rec``) into C fields; reading either makes the
+    record again with every field it had, and a record in an index stays an object."""
+    from tcptrace_py import implementation
+
+    if implementation.compiled is None:
+        pytest.skip("the pure engine keeps its records")
+    frames = [f for i in range(4) for f in _connection(i, 3)]
+    segs = _segments(_write(tmp_path / "close.pcap", frames))
+    table, _, _ = _table_after(segs)
+    first_frame = {s.frame for s in segs if s.flags & (SYN | ACK) == SYN}
+    for conn in table.live.values():
+        client: Any = conn.analyzer._c
+        assert client._syn_rec_packed_for_tests() == (True, True)
+        syn, fin = client.syn_rec, client.fin_rec
+        assert client._syn_rec_packed_for_tests() == (False, False)
+        assert (syn.start, syn.end, syn.control, syn.tx, syn.rexmit_index) == (0, 1, "syn", 1, -1)
+        assert syn.frame in first_frame and syn.last_ts_ns == syn.ts_ns >= START_NS
+        assert fin.control == "fin" and fin.end == fin.start + 1 and fin.frame > syn.frame
+        assert client.syn_rec is syn  # made once
