@@ -930,7 +930,7 @@ cdef class _Refs:
     cdef object recv_syn_ack, syn_sent, send_split_syn, recv_syn, send_syn, send_fin_again
     cdef object close_wait, recv_ack_unconfirmed, recv_ack_of_fin, last_ack, inactive
     cdef object peer_steady, addr_text, tfo_option, quiet_states, connection_compact
-    cdef object neither, no_loss_signal
+    cdef object neither, no_loss_signal, no_drops
 
 
 cdef _Refs _REFS = None
@@ -1029,6 +1029,7 @@ cdef _Refs _load_refs():
     r.tfo_option = facts.tfo_option
     r.quiet_states = c._QUIET_STATES
     r.neither = c.NEITHER
+    r.no_drops = q.NO_DROPS
     r.no_loss_signal = c.NO_LOSS_SIGNAL
     r.connection_compact = ConnectionBase.compact
     # The _new_* constructors stand for these classes' calls: each must keep its base's
@@ -2203,12 +2204,12 @@ cdef class SequenceAnalyzerBase:
         self.server = _new_direction_stats(c.direction_stats)
         self._c = _new_sender_state(c.sender_state, _estimator(c, o))
         self._s = _new_sender_state(c.sender_state, _estimator(c, o))
-        self.retransmissions = []
+        self.retransmissions = _EMPTY  # analysis.evidence.NONE_YET
         self.zero_window_periods = _EMPTY  # analysis.evidence.NONE_YET
         self.zero_window_probes = _EMPTY  # analysis.evidence.NONE_YET
         self.keepalives = _EMPTY  # analysis.evidence.NONE_YET
         self.window_full_events = _EMPTY  # analysis.evidence.NONE_YET
-        self.evidence_dropped = {}
+        self.evidence_dropped = c.no_drops  # analysis.sequence.NO_DROPS
         self.first_ts_ns = -1
         self.last_ts_ns = -1
         self._both_syn_ws = False

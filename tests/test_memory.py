@@ -208,7 +208,7 @@ def test_late_resends_after_both_ends_closed(tmp_path: Path,
         for seg in segs:
             table.on_segment(seg, [])
         (conn,) = table.live.values()
-        return res.record, conn.analyzer.retransmissions
+        return res.record, list(conn.analyzer.retransmissions)
 
     record, rexmits = run()
     _no_compaction(monkeypatch)

@@ -31,8 +31,9 @@ Theory of operation
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import replace
+from types import MappingProxyType
 from typing import Any, TypeVar
 
 from tcptrace_py.analysis import flags as F
@@ -90,6 +91,10 @@ _new_retransmission = slots_factory(Retransmission)
 """``Retransmission(...)`` with positional arguments, made as ``events.new_event`` makes
 events (the class itself under the reference engine)."""
 
+NO_DROPS: Mapping[str, int] = MappingProxyType({})
+"""``SequenceAnalyzer.evidence_dropped`` until its first count: one shared read-only empty
+mapping (a dict a connection was 64 bytes, and almost none ever counts a drop)."""
+
 COMPACT_TAIL_SEGMENTS = 2
 """Acknowledged segments with the highest sequence numbers kept by :meth:`compact`: when the
 final ACK is lost after the capture point, the peer re-sends its last segment (often data
@@ -120,13 +125,14 @@ class SequenceAnalyzer:
         """What the server sent."""
         self._c = SenderState(self._estimator())
         self._s = SenderState(self._estimator())
-        self.retransmissions: list[Retransmission] = []
+        self.retransmissions: list[Retransmission] | tuple[Retransmission, ...] = NONE_YET
         self.zero_window_periods: list[ZeroWindowPeriod] | tuple[ZeroWindowPeriod, ...] = NONE_YET
         self.zero_window_probes: list[ZeroWindowProbe] | tuple[ZeroWindowProbe, ...] = NONE_YET
         self.keepalives: list[KeepAlive] | tuple[KeepAlive, ...] = NONE_YET
         self.window_full_events: list[WindowFull] | tuple[WindowFull, ...] = NONE_YET
-        self.evidence_dropped: dict[str, int] = {}
-        """Items not kept because a list reached options.max_evidence_items, by list name."""
+        self.evidence_dropped: dict[str, int] | Mapping[str, int] = NO_DROPS
+        """Items not kept because a list reached options.max_evidence_items, by list name
+        (:data:`NO_DROPS` until the first; :meth:`_dropped` gives the dict to count in)."""
         self.first_ts_ns = -1
         self.last_ts_ns = -1
         self._both_syn_ws = False
@@ -146,8 +152,16 @@ class SequenceAnalyzer:
             kept = evidence_list(self, name)
             kept.append(item)
             return len(kept) - 1
-        self.evidence_dropped[name] = self.evidence_dropped.get(name, 0) + 1
+        dropped = self._dropped()
+        dropped[name] = dropped.get(name, 0) + 1
         return -1
+
+    def _dropped(self) -> dict[str, int]:
+        """``evidence_dropped`` to count in: a dict put in place of ``NO_DROPS``."""
+        dropped = self.evidence_dropped
+        if type(dropped) is not dict:
+            dropped = self.evidence_dropped = {}
+        return dropped
 
     @staticmethod
     def _amend(lst: list[_T] | tuple[_T, ...], index: int, fn: Callable[[_T], _T]) -> None:
@@ -485,7 +499,7 @@ class SequenceAnalyzer:
             stats = self.client if r.sender == "client" else self.server
             stats.rexmt_spurious += 1
             kind = r.kind if r.kind in ("syn", "synack", "fin") else "spurious"
-            self.retransmissions[idx] = replace(r, kind=kind, spurious=True)
+            evidence_list(self, "retransmissions")[idx] = replace(r, kind=kind, spurious=True)
 
     def _zw_probe(self, seg: Segment, snd: SenderState, rcv: SenderState, st: DirectionStats,
                   rel: int, style: str, from_client: bool) -> int:
@@ -934,7 +948,7 @@ class SequenceAnalyzer:
                 del by_end[end]
         del order[:i]
         if forgotten:
-            dropped = self.evidence_dropped
+            dropped = self._dropped()
             dropped["unacked_segments"] = dropped.get("unacked_segments", 0) + forgotten
 
     def _fill_oldest_holes(self, state: SenderState) -> None:
@@ -945,7 +959,7 @@ class SequenceAnalyzer:
         ranges = state.ranges
         n = len(ranges) - (cap - cap // 4)
         state.filled_bytes += ranges.merge_lowest(n)
-        dropped = self.evidence_dropped
+        dropped = self._dropped()
         dropped["sequence_holes"] = dropped.get("sequence_holes", 0) + n
 
     @property
