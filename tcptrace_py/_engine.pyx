@@ -930,7 +930,7 @@ cdef class _Refs:
     cdef object recv_syn_ack, syn_sent, send_split_syn, recv_syn, send_syn, send_fin_again
     cdef object close_wait, recv_ack_unconfirmed, recv_ack_of_fin, last_ack, inactive
     cdef object peer_steady, addr_text, tfo_option, quiet_states, connection_compact
-    cdef object neither, no_loss_signal, no_drops
+    cdef object neither, no_loss_signal, no_drops, event_class
 
 
 cdef _Refs _REFS = None
@@ -1029,6 +1029,7 @@ cdef _Refs _load_refs():
     r.tfo_option = facts.tfo_option
     r.quiet_states = c._QUIET_STATES
     r.neither = c.NEITHER
+    r.event_class = c.Event
     r.no_drops = q.NO_DROPS
     r.no_loss_signal = c.NO_LOSS_SIGNAL
     r.connection_compact = ConnectionBase.compact
@@ -3200,7 +3201,9 @@ ctypedef struct EvRec:
     long long frame, ts, seq, ack, payload_len
     PyObject* text
     int32_t flags
-    uint8_t old_i, new_i, kind_i, bits  # bits: 1 the server's event, 2 the segment was sent
+    # bits: 1 the server's event; its direction 2 sent, 4 timer (neither: received); 8 no
+    # flags (a timer's or an inference's event: flags text "")
+    uint8_t old_i, new_i, kind_i, bits
 
 
 ctypedef struct NoteRec:
@@ -3212,7 +3215,16 @@ ctypedef struct NoteRec:
 
 # ``EvRec.kind_i``: the kinds ``ConnectionBase._step_c`` records.
 cdef tuple _EVENT_KINDS = ("transition", "ignored", "retransmission", "unexpected",
-                           "inferred")
+                           "inferred", "timeout")
+
+
+cdef Py_ssize_t _value_index(list values, object value) except -2:
+    """The index of the first item of ``values`` equal to ``value`` (-1: none)."""
+    cdef Py_ssize_t i
+    for i in range(len(values)):
+        if values[i] == value:
+            return i
+    return -1
 
 
 cdef inline bint _as_ll(object value, long long* out) noexcept:
@@ -3423,9 +3435,9 @@ cdef class ConnectionBase:
                       "server" if rec.bits & 1 else "client", _EVENT_KINDS[rec.kind_i],
                       <object>PyList_GET_ITEM(r.state_values, rec.old_i),
                       <object>PyList_GET_ITEM(r.state_values, rec.new_i),
-                      "sent" if rec.bits & 2 else "received",
-                      r.flag_texts[flags] if 0 <= flags < len(r.flag_texts)
-                      else r.flags_text(flags),
+                      "sent" if rec.bits & 2 else "timer" if rec.bits & 4 else "received",
+                      "" if rec.bits & 8 else r.flag_texts[flags]
+                      if 0 <= flags < len(r.flag_texts) else r.flags_text(flags),
                       rec.seq, rec.ack, rec.payload_len, <object>rec.text)
             out.append(factory.make(values) if factory is not None
                        else r.new_event(*values))
@@ -3462,6 +3474,67 @@ cdef class ConnectionBase:
         rec.bits = (1 if endpoint == "server" else 0) | (2 if sent else 0)
         self._ev_n += 1
         return True
+
+    def _add_event(self, event):
+        """Twin of ``Connection._add_event``: packed while the log is, when its values fit
+        a record (a timer's TIME_WAIT expiry, the inferences at the capture's end)."""
+        cdef long long n = self._ev_n if self._events is None else len(self._events)
+        if n >= self.options.max_events_per_connection:
+            return
+        if self._events is None and self._event_obj_packed(_refs(), event):
+            return
+        self.events.append(event)
+
+    cdef bint _event_obj_packed(self, _Refs r, event) except -1:
+        """Append ``event`` (an ``Event`` of this connection) to the packed log; False
+        (nothing appended) when a value does not fit a record."""
+        if type(event) is not r.event_class or event.flow_id != self.flow_id:
+            return False
+        cdef long long frame = 0, ts = 0, seq = 0, ack = 0, plen = 0
+        cdef Py_ssize_t kind_i = -1, old_i, new_i, k
+        for k in range(len(_EVENT_KINDS)):
+            if event.kind == _EVENT_KINDS[k]:
+                kind_i = k
+                break
+        old_i = _value_index(r.state_values, event.old_state)
+        new_i = _value_index(r.state_values, event.new_state)
+        direction = event.direction
+        endpoint = event.endpoint
+        if kind_i < 0 or old_i < 0 or new_i < 0 or old_i > 255 or new_i > 255 \
+                or event.flags != "" \
+                or not (endpoint == "client" or endpoint == "server") \
+                or not (direction == "sent" or direction == "received" or direction == "timer") \
+                or not _as_ll(event.frame, &frame) or not _as_ll(event.ts_ns, &ts) \
+                or not _as_ll(event.seq, &seq) or not _as_ll(event.ack, &ack) \
+                or not _as_ll(event.payload_len, &plen):
+            return False
+        self._ev = <EvRec*>_grow(self._ev, self._ev_n, &self._ev_cap, sizeof(EvRec))
+        cdef EvRec* rec = &self._ev[self._ev_n]
+        rec.frame, rec.ts, rec.seq, rec.ack, rec.payload_len = frame, ts, seq, ack, plen
+        text = event.reason
+        Py_INCREF(text)
+        rec.text = <PyObject*>text
+        rec.flags = 0
+        rec.old_i, rec.new_i, rec.kind_i = old_i, new_i, kind_i
+        rec.bits = ((1 if endpoint == "server" else 0) | 8
+                    | (2 if direction == "sent" else 4 if direction == "timer" else 0))
+        self._ev_n += 1
+        return True
+
+    def transition_frames(self, state):
+        """Twin of ``Connection.transition_frames``: read from the packed log while it is
+        one (no ``Event`` made)."""
+        if self._events is not None:
+            return type(self).__reference__.transition_frames(self, state)
+        cdef _Refs r = _refs()
+        cdef Py_ssize_t want = _value_index(r.state_values, state), i
+        cdef list out = []
+        if want < 0:
+            return out
+        for i in range(self._ev_n):
+            if self._ev[i].kind_i == 0 and self._ev[i].new_i == want:
+                out.append(self._ev[i].frame)
+        return out
 
     @property
     def notable(self):

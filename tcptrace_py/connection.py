@@ -41,6 +41,7 @@ NEITHER: tuple[None, None] = (None, None)
 
 NO_LOSS_SIGNAL: tuple[int, int] = (-1, -1)
 """``loss_signal_ns`` until a side's first duplicate ACK or SACK (as :data:`NEITHER`)."""
+
 _ATTEMPT_STATES = (TcpState.INACTIVE, TcpState.SYN_SENT, TcpState.SYN_RECEIVED)
 """States of a connection attempt nobody has completed (see Options.attempt_timeout_s)."""
 _RETRANSMISSION = AF.RETRANSMISSION
@@ -330,6 +331,17 @@ class Connection:
                                      old._value_, new._value_, direction,
                                      flags_text(seg.flags), seq, ack, seg.payload_len,
                                      reason))
+
+    def _add_event(self, event: Event) -> None:
+        """Log an event a timer or an inference made (not a segment's), if the log has room;
+        one that does not fit is left out without a count, as such events always were."""
+        if len(self.events) < self.options.max_events_per_connection:
+            self.events.append(event)
+
+    def transition_frames(self, state: str) -> list[int]:
+        """Frames of the segments that moved an endpoint into ``state`` (its RFC 9293 name),
+        in the log's order: what a detector asks of the log without reading every event."""
+        return [e.frame for e in self.events if e.new_state == state and e.kind == "transition"]
 
     def _keep(self, name: str, frame: int) -> None:
         """Add ``frame`` to the evidence list ``name`` unless it is full."""
@@ -764,11 +776,10 @@ class Connection:
                 old = machine.state
                 machine.apply(_TIMEOUT, since + tw_ns)
                 self.time_wait_expired = True
-                if len(self.events) < self.options.max_events_per_connection:
-                    self.events.append(Event(
-                        self.flow_id, seg.frame if seg else self.last_frame, since + tw_ns, name,
-                        "timeout", old.value, machine.state.value, "timer", "", 0, 0, 0,
-                        "2MSL elapsed by packet time (RFC 9293 3.10.8)"))
+                self._add_event(Event(
+                    self.flow_id, seg.frame if seg else self.last_frame, since + tw_ns, name,
+                    "timeout", old.value, machine.state.value, "timer", "", 0, 0, 0,
+                    "2MSL elapsed by packet time (RFC 9293 3.10.8)"))
             if self.self_connect:
                 break
 
@@ -785,21 +796,19 @@ class Connection:
         if c.state is _SYN_SENT and err is not None and not self.packets[1]:
             old = c.state
             reason = c.apply(_RECV_ICMP_ERROR, err.ts_ns)[2]
-            if len(self.events) < self.options.max_events_per_connection:
-                self.events.append(Event(
-                    self.flow_id, err.frame, err.ts_ns, "client", "inferred", old.value,
-                    c.state.value, "received", "", 0, 0, 0,
-                    f"{_RECV_ICMP_ERROR.value} ({err.name} from {addr_text(err.reporter)}): "
-                    f"{reason}"))
+            self._add_event(Event(
+                self.flow_id, err.frame, err.ts_ns, "client", "inferred", old.value,
+                c.state.value, "received", "", 0, 0, 0,
+                f"{_RECV_ICMP_ERROR.value} ({err.name} from {addr_text(err.reporter)}): "
+                f"{reason}"))
         elif (c.state is _SYN_SENT and self.pure_syn_sent[0] > 1 and not self.packets[1]):
             old = c.state
             c.apply(_TIMEOUT, end_ns)
-            if len(self.events) < self.options.max_events_per_connection:
-                self.events.append(Event(
-                    self.flow_id, self.last_frame, end_ns, "client", "inferred", old.value,
-                    c.state.value, "timer", "", 0, 0, 0,
-                    f"{_TIMEOUT.value}: {self.pure_syn_sent[0]} SYNs never answered: the "
-                    "client gives up after its retries (RFC 9293 3.8.3 R2)"))
+            self._add_event(Event(
+                self.flow_id, self.last_frame, end_ns, "client", "inferred", old.value,
+                c.state.value, "timer", "", 0, 0, 0,
+                f"{_TIMEOUT.value}: {self.pure_syn_sent[0]} SYNs never answered: the "
+                "client gives up after its retries (RFC 9293 3.8.3 R2)"))
         if not self.self_connect and self.gave_up is None:
             self._infer_give_up(end_ns)
 
@@ -821,12 +830,11 @@ class Connection:
             reason = machine.apply(_RETRIES_EXHAUSTED, at)[2]
             self.gave_up = (side, at)
             span = at - (run.original_ts_ns if run.original_ts_ns >= 0 else run.times_ns[0])
-            if len(self.events) < opts.max_events_per_connection:
-                self.events.append(Event(
-                    self.flow_id, self.last_frame, at, name, "inferred", old.value,
-                    machine.state.value, "timer", "", 0, 0, 0,
-                    f"{_RETRIES_EXHAUSTED.value}: gave up after {run.count} retransmissions "
-                    f"over {span / 1e9:.1f} s: {reason}"))
+            self._add_event(Event(
+                self.flow_id, self.last_frame, at, name, "inferred", old.value,
+                machine.state.value, "timer", "", 0, 0, 0,
+                f"{_RETRIES_EXHAUSTED.value}: gave up after {run.count} retransmissions "
+                f"over {span / 1e9:.1f} s: {reason}"))
             return
 
     def end_incarnation(self, seg: Segment) -> None:

@@ -366,3 +366,34 @@ def test_compacted_syn_and_fin_records_are_packed_until_read(tmp_path: Path) -> 
         assert syn.frame in first_frame and syn.last_ts_ns == syn.ts_ns >= START_NS
         assert fin.control == "fin" and fin.end == fin.start + 1 and fin.frame > syn.frame
         assert client.syn_rec is syn  # made once
+
+
+def test_timer_events_and_transition_queries_keep_the_log_packed(tmp_path: Path) -> None:
+    """A timer's event (TIME_WAIT expiry) joins the compiled engine's packed log, and a
+    detector's question (``transition_frames``) is answered from it, so an uneventful
+    connection's ``Event``s are never made unless events are kept; both answer as a log
+    read after every segment does (and as the reference: the test runs on both)."""
+    from tcptrace_py import implementation
+
+    frames = [f for i in range(6) for f in _connection(i, 3)]
+    segs = _segments(_write(tmp_path / "close.pcap", frames))
+    table, _, _ = _table_after(segs)
+    eager = _read_logs_after_each_segment(segs)
+    later = segs[-1].ts_ns + Options().time_wait_ns + 1
+    for key, conn in table.live.items():
+        other: Any = eager.live[key]
+        for c in (conn, other):
+            c.check_timers(later)  # the server's TIME_WAIT expires: a "timeout" event
+        got: Any = conn
+        if implementation.compiled is not None:
+            packed, _ = got.packed_evidence()
+            assert packed >= 6
+        assert conn.transition_frames("TIME_WAIT") == other.transition_frames("TIME_WAIT")
+        assert len(conn.transition_frames("TIME_WAIT")) == 1
+        assert conn.transition_frames("CLOSING") == [] and conn.transition_frames("NOPE") == []
+        if implementation.compiled is not None:
+            assert got.packed_evidence()[0] == packed  # answered without making events
+        assert conn.events == other.events
+        last = conn.events[-1]
+        assert (last.kind, last.direction, last.flags, last.old_state, last.new_state) == (
+            "timeout", "timer", "", "TIME_WAIT", "CLOSED")

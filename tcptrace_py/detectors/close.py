@@ -271,8 +271,7 @@ class CloseKinds(Detector):
                      "bytes_after_fin": extra,
                      "peer_fin_frame": peer_fin.frame if peer_fin is not None else None,
                      "half_closed_s": seconds(until - fin.ts_ns)}))
-        closing = [e.frame for e in conn.events if e.new_state == "CLOSING"
-                   and e.kind == "transition"]
+        closing = conn.transition_frames("CLOSING")
         if closing:
             first = min(f for f in fins if f >= 0)
             ts = next((p.ts_ns for p in conn.notable if p.frame == first), conn.first_ts_ns)
