@@ -1828,7 +1828,7 @@ cdef class SenderStateBase:
                 self._fin_rec = None
         return 0
 
-    def _syn_rec_packed_for_tests(self):
+    def packed_controls(self):
         """(the SYN's record is packed, the FIN's is), for tests."""
         return bool(self._ctl_packed & 1), bool(self._ctl_packed & 2)
 

@@ -359,9 +359,9 @@ def test_compacted_syn_and_fin_records_are_packed_until_read(tmp_path: Path) -> 
     first_frame = {s.frame for s in segs if s.flags & (SYN | ACK) == SYN}
     for conn in table.live.values():
         client: Any = conn.analyzer._c
-        assert client._syn_rec_packed_for_tests() == (True, True)
+        assert client.packed_controls() == (True, True)
         syn, fin = client.syn_rec, client.fin_rec
-        assert client._syn_rec_packed_for_tests() == (False, False)
+        assert client.packed_controls() == (False, False)
         assert (syn.start, syn.end, syn.control, syn.tx, syn.rexmit_index) == (0, 1, "syn", 1, -1)
         assert syn.frame in first_frame and syn.last_ts_ns == syn.ts_ns >= START_NS
         assert fin.control == "fin" and fin.end == fin.start + 1 and fin.frame > syn.frame
