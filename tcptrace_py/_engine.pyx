@@ -1379,7 +1379,7 @@ cdef class RangeSetBase:
     def holes(self):
         """Twin of ``RangeSet.holes``."""
         if self._s_list is not None:
-            return max(0, len(self._s_list) - 1)
+            return type(self).__reference__.holes(self)
         return 0
 
     def __len__(self):
@@ -1787,14 +1787,7 @@ cdef class SenderStateBase:
         rec.frame, rec.ts_ns, rec.last_ts_ns = f[2], f[3], f[4]
         rec.tx, rec.last_interval_ns, rec.rexmit_index = f[5], f[6], f[7]
         rec.control = "syn" if which == 1 else "fin"
-        self._ctl_packed &= ~which
-        if which == 1:
-            self._syn_rec = rec
-        else:
-            self._fin_rec = rec
-        if not self._ctl_packed:
-            PyMem_Free(self._ctl)
-            self._ctl = NULL
+        _set_record(self, which, rec)  # no longer packed
         return 0
 
     cdef int _pack_controls(self) except -1:
@@ -3395,7 +3388,12 @@ cdef class ConnectionBase:
         _dup_free(self._ring[0], self._dup_n)
         _dup_free(self._ring[1], self._dup_n)
         self._ev_release()
+        self._nt_release()
+
+    cdef void _nt_release(self) noexcept:
         PyMem_Free(self._nt)
+        self._nt = NULL
+        self._nt_n = self._nt_cap = 0
 
     cdef void _ev_release(self) noexcept:
         cdef Py_ssize_t i
@@ -3458,22 +3456,23 @@ cdef class ConnectionBase:
                 or not _as_ll(seg.frame, &frame) or not _as_ll(seg.ts_ns, &ts) \
                 or not (endpoint == "client" or endpoint == "server"):
             return False
+        self._ev_put(frame, ts, seq, ack, seg.payload_len, text, seg.flags, old_i, new_i,
+                     kind_i, (1 if endpoint == "server" else 0) | (2 if sent else 0))
+        return True
+
+    cdef int _ev_put(self, long long frame, long long ts, long long seq, long long ack,
+                     long long payload_len, text, int32_t flags, Py_ssize_t old_i,
+                     Py_ssize_t new_i, Py_ssize_t kind_i, uint8_t bits) except -1:
+        """Append one record to the packed log (holding a reference to ``text``)."""
         self._ev = <EvRec*>_grow(self._ev, self._ev_n, &self._ev_cap, sizeof(EvRec))
         cdef EvRec* rec = &self._ev[self._ev_n]
-        rec.frame = frame
-        rec.ts = ts
-        rec.seq = seq
-        rec.ack = ack
-        rec.payload_len = seg.payload_len
+        rec.frame, rec.ts, rec.seq, rec.ack, rec.payload_len = frame, ts, seq, ack, payload_len
         Py_INCREF(text)
         rec.text = <PyObject*>text
-        rec.flags = seg.flags
-        rec.old_i = old_i
-        rec.new_i = new_i
-        rec.kind_i = kind_i
-        rec.bits = (1 if endpoint == "server" else 0) | (2 if sent else 0)
+        rec.flags = flags
+        rec.old_i, rec.new_i, rec.kind_i, rec.bits = old_i, new_i, kind_i, bits
         self._ev_n += 1
-        return True
+        return 0
 
     def _add_event(self, event):
         """Twin of ``Connection._add_event``: packed while the log is, when its values fit
@@ -3508,17 +3507,9 @@ cdef class ConnectionBase:
                 or not _as_ll(event.seq, &seq) or not _as_ll(event.ack, &ack) \
                 or not _as_ll(event.payload_len, &plen):
             return False
-        self._ev = <EvRec*>_grow(self._ev, self._ev_n, &self._ev_cap, sizeof(EvRec))
-        cdef EvRec* rec = &self._ev[self._ev_n]
-        rec.frame, rec.ts, rec.seq, rec.ack, rec.payload_len = frame, ts, seq, ack, plen
-        text = event.reason
-        Py_INCREF(text)
-        rec.text = <PyObject*>text
-        rec.flags = 0
-        rec.old_i, rec.new_i, rec.kind_i = old_i, new_i, kind_i
-        rec.bits = ((1 if endpoint == "server" else 0) | 8
-                    | (2 if direction == "sent" else 4 if direction == "timer" else 0))
-        self._ev_n += 1
+        self._ev_put(frame, ts, seq, ack, plen, event.reason, 0, old_i, new_i, kind_i,
+                     (1 if endpoint == "server" else 0) | 8
+                     | (2 if direction == "sent" else 4 if direction == "timer" else 0))
         return True
 
     def transition_frames(self, state):
@@ -3546,9 +3537,7 @@ cdef class ConnectionBase:
 
     @notable.setter
     def notable(self, value):
-        PyMem_Free(self._nt)
-        self._nt = NULL
-        self._nt_n = self._nt_cap = 0
+        self._nt_release()
         self._notable = value
 
     cdef list _notable_made(self):
@@ -3565,9 +3554,7 @@ cdef class ConnectionBase:
                       rec.since_peer)
             out.append(factory.make(values) if factory is not None
                        else r.new_notable(*values))
-        PyMem_Free(self._nt)
-        self._nt = NULL
-        self._nt_n = self._nt_cap = 0
+        self._nt_release()
         return out
 
     def packed_evidence(self):
@@ -3807,17 +3794,17 @@ cdef class ConnectionBase:
         if inp is r.invalid_flags and sent and not (
                 invalid and invalid[len(invalid) - 1] == seg.frame):  # not in [-1:]
             self._keep("invalid_flags", seg.frame)
-        cdef Py_ssize_t kind_i
+        cdef Py_ssize_t kind_i  # the event's kind, an index of _EVENT_KINDS
         if new is not old:
-            kind, kind_i = "transition", 0
+            kind_i = 0  # transition
         elif action is r.ignored:
-            kind, kind_i = "ignored", 1
+            kind_i = 1
         elif action is r.retransmission_action:
-            kind, kind_i = "retransmission", 2
+            kind_i = 2
         else:
-            kind, kind_i = "unexpected", 3
+            kind_i = 3  # unexpected
         if action is r.infer:
-            kind, kind_i = "inferred", 4
+            kind_i = 4  # inferred
             if inp is r.send_challenge_ack:
                 self._challenged_rst(seg, side)
             elif inp is r.send_after_challenged_rst:
@@ -3852,9 +3839,9 @@ cdef class ConnectionBase:
         # segment.flags_text, its table read here (no call per event)
         flags_text = (r.flag_texts[seg.flags] if 0 <= seg.flags < len(r.flag_texts)
                       else r.flags_text(seg.flags))
-        values = (self.flow_id, seg.frame, seg.ts_ns, endpoint, kind, _state_value(r, old),
-                  _state_value(r, new), "sent" if sent else "received", flags_text, seq, ack,
-                  seg.payload_len, text)
+        values = (self.flow_id, seg.frame, seg.ts_ns, endpoint, _EVENT_KINDS[kind_i],
+                  _state_value(r, old), _state_value(r, new), "sent" if sent else "received",
+                  flags_text, seq, ack, seg.payload_len, text)
         events.append(r.event_factory.make(values) if r.event_factory is not None
                       else r.new_event(*values))
         return 0
