@@ -554,7 +554,7 @@ cdef class Router:
 
 # How far a mapped capture's reader gets past the pages it last dropped before it drops
 # them (``read_pcap_segments``): about what a mapping adds to the resident set.
-cdef Py_ssize_t MAP_DROP_BYTES = 4 << 20
+cdef Py_ssize_t MAP_DROP_BYTES = 1 << 20
 # ``madvise`` takes page-aligned ranges: a multiple of every page size in use (4, 16, 64 KiB).
 cdef Py_ssize_t MAP_PAGE_BYTES = 1 << 16
 
@@ -6246,7 +6246,178 @@ cdef class _LiveIter:
         return (key, conn)
 
 
+from heapq import heapify as _heapify  # noqa: E402
+from heapq import heappop as _heappop  # noqa: E402
 from heapq import heappush as _heappush  # noqa: E402
+
+
+ctypedef struct DeadlineRec:
+    long long deadline_ns
+    long long flow_id
+    PyObject* key  # a reference the heap owns
+
+
+cdef inline bint _deadline_lt(DeadlineRec* a, DeadlineRec* b) noexcept:
+    return a.deadline_ns < b.deadline_ns or (
+        a.deadline_ns == b.deadline_ns and a.flow_id < b.flow_id)
+
+
+@cython.final
+cdef class DeadlineHeap:
+    """Twin of ``flowtable.DeadlineHeap``: the flow table's short timers, each entry three C
+    fields (24 bytes; the reference's tuple and its two integers take ~130). An entry's
+    place is its deadline, then its flow_id (one connection's entries share its key), as
+    the reference's tuples compare, so both pop the same entries in the same order.
+
+    A deadline or flow_id that is not an exact integer within +-2**62 (``_time_c``) turns
+    the heap into the reference's list of tuples for good (``_objs``): no capture's times
+    come near, but the results must still be the reference's."""
+
+    cdef DeadlineRec* e
+    cdef Py_ssize_t n
+    cdef Py_ssize_t cap
+    cdef list _objs
+
+    def __cinit__(self):
+        self.e = NULL
+        self.n = 0
+        self.cap = 0
+        self._objs = None
+
+    def __dealloc__(self):
+        self._release()
+
+    cdef void _release(self) noexcept:
+        cdef Py_ssize_t i
+        for i in range(self.n):
+            Py_XDECREF(self.e[i].key)
+        PyMem_Free(self.e)
+        self.e = NULL
+        self.n = self.cap = 0
+
+    def __len__(self):
+        return len(self._objs) if self._objs is not None else self.n
+
+    cdef int _to_objects(self) except -1:
+        """Every entry as the reference's tuple, in a list kept as a heap from now on."""
+        cdef Py_ssize_t i
+        objs = [(self.e[i].deadline_ns, self.e[i].flow_id, <object>self.e[i].key)
+                for i in range(self.n)]
+        _heapify(objs)
+        self._release()
+        self._objs = objs
+        return 0
+
+    def push(self, deadline_ns, flow_id, key):
+        self.push_c(deadline_ns, flow_id, key)
+
+    cdef int push_c(self, object deadline_ns, object flow_id, object key) except -1:
+        cdef long long d, f
+        if self._objs is None and _time_c(deadline_ns, &d) and _time_c(flow_id, &f):
+            self.e = <DeadlineRec*>_grow(self.e, self.n, &self.cap, sizeof(DeadlineRec))
+            Py_INCREF(key)
+            self.e[self.n].deadline_ns = d
+            self.e[self.n].flow_id = f
+            self.e[self.n].key = <PyObject*>key
+            self.n += 1
+            self._sift_up(self.n - 1)
+            return 0
+        if self._objs is None:
+            self._to_objects()
+        _heappush(self._objs, (deadline_ns, flow_id, key))
+        return 0
+
+    cdef void _sift_up(self, Py_ssize_t i) noexcept:
+        cdef DeadlineRec item = self.e[i]
+        cdef Py_ssize_t parent
+        while i > 0:
+            parent = (i - 1) >> 1
+            if not _deadline_lt(&item, &self.e[parent]):
+                break
+            self.e[i] = self.e[parent]
+            i = parent
+        self.e[i] = item
+
+    cdef void _sift_down(self, Py_ssize_t i) noexcept:
+        cdef DeadlineRec item = self.e[i]
+        cdef Py_ssize_t child
+        while True:
+            child = 2 * i + 1
+            if child >= self.n:
+                break
+            if child + 1 < self.n and _deadline_lt(&self.e[child + 1], &self.e[child]):
+                child += 1
+            if not _deadline_lt(&self.e[child], &item):
+                break
+            self.e[i] = self.e[child]
+            i = child
+        self.e[i] = item
+
+    def due(self, now_ns):
+        """Whether the earliest entry's deadline is at or before ``now_ns``."""
+        cdef long long t
+        if self._objs is not None:
+            return bool(self._objs) and self._objs[0][0] <= now_ns
+        if self.n == 0:
+            return False
+        if _time_c(now_ns, &t):
+            return self.e[0].deadline_ns <= t
+        return self.e[0].deadline_ns <= now_ns
+
+    def pop(self):
+        """The earliest entry, removed (IndexError when empty)."""
+        cdef DeadlineRec top
+        if self._objs is not None:
+            return _heappop(self._objs)
+        if self.n == 0:
+            raise IndexError("pop from an empty deadline heap")
+        top = self.e[0]
+        entry = (top.deadline_ns, top.flow_id, <object>top.key)
+        Py_XDECREF(top.key)  # the tuple holds it now
+        self.n -= 1
+        if self.n:
+            self.e[0] = self.e[self.n]
+            self._sift_down(0)
+        return entry
+
+    def retain(self, keep):
+        """Keep only the entries whose ``(flow_id, key)`` ``keep`` accepts."""
+        if self._objs is not None:
+            objs = [x for x in self._objs if keep(x[1], x[2])]
+            _heapify(objs)
+            self._objs = objs
+            return
+        cdef Py_ssize_t i = 0, kept = 0, n = self.n
+        cdef DeadlineRec* e = self.e
+        # ``keep`` is Python code: the entries are taken out while it runs, so nothing it
+        # did to this heap could meet a half-filtered array (what it pushed is dropped, as
+        # the reference drops what is pushed onto the list it replaces).
+        self.e = NULL
+        self.n = self.cap = 0
+        try:
+            while i < n:
+                if keep(e[i].flow_id, <object>e[i].key):
+                    e[kept] = e[i]
+                    kept += 1
+                else:
+                    Py_XDECREF(e[i].key)
+                i += 1
+        finally:
+            while i < n:  # ``keep`` raised: the entries it did not judge stay
+                e[kept] = e[i]
+                kept += 1
+                i += 1
+            self._adopt(e, kept, n)
+
+    cdef void _adopt(self, DeadlineRec* e, Py_ssize_t kept, Py_ssize_t cap) noexcept:
+        self._release()
+        self.e = e
+        self.n = kept
+        self.cap = cap
+        cdef Py_ssize_t i = kept // 2 - 1
+        while i >= 0:
+            self._sift_down(i)
+            i -= 1
 
 
 cdef class FlowTableBase:
@@ -6415,7 +6586,10 @@ cdef class FlowTableBase:
     cdef int _push_deadline_c(self, object deadline_ns, object flow_id,
                               object key) except -1:
         heap = self._deadlines
-        _heappush(heap, (deadline_ns, flow_id, key))
+        if type(heap) is DeadlineHeap:
+            (<DeadlineHeap>heap).push_c(deadline_ns, flow_id, key)
+        else:  # a heap a caller put in its place: its own method
+            heap.push(deadline_ns, flow_id, key)
         if len(heap) > self._deadlines_compact_at:
             self._compact_deadlines()
         return 0

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import heapq
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from tcptrace_py.connection import Connection
 from tcptrace_py.fastpath import steady_segment
@@ -122,6 +122,41 @@ def _new_live_table() -> OrderedDict[Key, Connection]:
     return OrderedDict()
 
 
+class DeadlineHeap:
+    """The flow table's short timers (attempt, linger, TIME_WAIT): ``(deadline ns, flow_id,
+    key)`` entries, popped in that order (a binary heap, :mod:`heapq`).
+
+    Why a class and not the list itself: the compiled engine's twin
+    (``_engine.DeadlineHeap``) keeps an entry as three C fields, 24 bytes against ~130 for
+    a tuple and its two integers; 2m.pcap holds ~17 k entries at its memory peak. An entry's
+    place is decided by its deadline, then its flow_id (one connection's entries share its
+    key), so any heap pops the same entries in the same order."""
+
+    __slots__ = ("_heap",)
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[int, int, Key]] = []
+
+    def __len__(self) -> int:
+        return len(self._heap)
+
+    def push(self, deadline_ns: int, flow_id: int, key: Key) -> None:
+        heapq.heappush(self._heap, (deadline_ns, flow_id, key))
+
+    def due(self, now_ns: int) -> bool:
+        """Whether the earliest entry's deadline is at or before ``now_ns``."""
+        return bool(self._heap) and self._heap[0][0] <= now_ns
+
+    def pop(self) -> tuple[int, int, Key]:
+        """The earliest entry, removed (IndexError when empty)."""
+        return heapq.heappop(self._heap)
+
+    def retain(self, keep: Callable[[int, Key], bool]) -> None:
+        """Keep only the entries whose ``(flow_id, key)`` ``keep`` accepts."""
+        self._heap = [e for e in self._heap if keep(e[1], e[2])]
+        heapq.heapify(self._heap)
+
+
 def _new_flow_index() -> dict[Key, Connection]:
     """An empty ``FlowTable._by_dir``: a dict here; the compiled engine's twin is a hash
     table of C keys (``_engine.FlowIndex``) the per-segment lookup reads without a tuple."""
@@ -142,7 +177,7 @@ class FlowTable:
         that builds the normalised key (~120 ns of the per-segment path). Kept in step with
         ``live`` by :meth:`_add` and :meth:`_remove`."""
         self.next_flow_id = 0
-        self._deadlines: list[tuple[int, int, Key]] = []
+        self._deadlines = DeadlineHeap()
         """(deadline ns, flow_id, key) of connections waiting for a short timer (attempt,
         linger, TIME_WAIT); entries of connections gone from ``live`` are skipped when
         popped and dropped by :meth:`_push_deadline` when they pile up."""
@@ -292,7 +327,7 @@ class FlowTable:
 
     def _push_deadline(self, deadline_ns: int, flow_id: int, key: Key) -> None:
         heap = self._deadlines
-        heapq.heappush(heap, (deadline_ns, flow_id, key))
+        heap.push(deadline_ns, flow_id, key)
         if len(heap) > self._deadlines_compact_at:
             self._compact_deadlines()
 
@@ -301,11 +336,12 @@ class FlowTable:
         reused by a later incarnation): the sweep would skip them anyway, so the pop order
         of the rest, and every result, is unchanged."""
         live = self.live
-        kept = [e for e in self._deadlines
-                if (c := live.get(e[2])) is not None and c.flow_id == e[1]]
-        heapq.heapify(kept)
-        self._deadlines = kept
-        self._deadlines_compact_at = 2 * len(kept) + DEADLINE_SLACK
+
+        def in_table(flow_id: int, key: Key) -> bool:
+            return (c := live.get(key)) is not None and c.flow_id == flow_id
+
+        self._deadlines.retain(in_table)
+        self._deadlines_compact_at = 2 * len(self._deadlines) + DEADLINE_SLACK
 
     def on_icmp(self, err: IcmpError) -> bool:
         """Give an ICMP error to the live connection of the segment it quotes; False when no
@@ -455,8 +491,8 @@ class FlowTable:
             self._hand_over(finished)
         live = self.live
         heap = self._deadlines
-        while heap and heap[0][0] <= now_ns:
-            entry = heapq.heappop(heap)
+        while heap.due(now_ns):
+            entry = heap.pop()
             if tags is not None:
                 done = len(finished)
                 self._sweep_entry(now_ns, entry, finished)
@@ -500,7 +536,7 @@ class FlowTable:
             # Idle-timeout deadlines are the LRU scan's job; keep the heap for the short
             # timers (linger, TIME_WAIT, attempts) so it stays small.
             if deadline < conn.last_ts_ns + self.options.idle_timeout_ns:
-                heapq.heappush(heap, (deadline, flow_id, key))
+                heap.push(deadline, flow_id, key)
             return
         if self._held and key in self._held:
             self._release(key, finished)  # never answered: its new incarnation opens
@@ -534,6 +570,9 @@ class FlowTable:
             yield conn
 
 
+ReferenceDeadlineHeap = DeadlineHeap
+"""The pure-Python heap, whichever engine runs (the twin's tests compare against it)."""
+
 # The compiled engine's twin (tcptrace_py/implementation.py, tcptrace_py/_engine.pyx).
 from tcptrace_py.implementation import compiled as _compiled  # noqa: E402
 from tcptrace_py.implementation import twin  # noqa: E402
@@ -541,6 +580,7 @@ from tcptrace_py.implementation import twin  # noqa: E402
 if _compiled is not None:
     _new_flow_index = _compiled.FlowIndex  # noqa: F811
     _new_live_table = _compiled.LiveTable  # noqa: F811
+    DeadlineHeap = _compiled.DeadlineHeap  # type: ignore[misc]  # noqa: F811
 
 ReferenceFlowTable = FlowTable
 """The pure-Python class, whichever engine runs (tests patch the steady path through it)."""

@@ -97,6 +97,31 @@ def test_streams_and_compressed_files_are_not_mapped(tmp_path: Path,
     assert all(m is None for m in maps)
 
 
+def test_the_command_lines_gated_file_is_mapped_and_still_stops_at_ctrl_c(
+        tmp_path: Path, maps: list[object]) -> None:
+    """``analyze FILE`` reads the file through its Ctrl-C gate (``cli._GatedReader``): the
+    gate lends the reader the regular file's descriptor, so the file is mapped all the
+    same, and a pending Ctrl-C stops the reading at the next mebibyte, as at a read."""
+    from tcptrace_py import cli
+
+    data = pcap_bytes(_frames(2100))  # ~3.1 MB: three chunks
+    path = tmp_path / "a.pcap"
+    path.write_bytes(data)
+    gate = cli._InterruptGate()
+    with path.open("rb") as fh:
+        assert _read(gate.wrap(fh)) == _read(io.BytesIO(data))
+    diag = Diagnostics()
+    with path.open("rb") as fh:
+        segs = read_segments(gate.wrap(fh), diag, Decoder(diag))
+        got = [next(segs)]
+        gate.pending = True
+        with pytest.raises(KeyboardInterrupt):
+            got.extend(segs)
+    assert 1 <= len(got) < 1000  # stopped within the first chunk's frames
+    if implementation.compiled is not None:
+        assert isinstance(maps[0], mmap.mmap) and isinstance(maps[2], mmap.mmap), maps
+
+
 def test_a_file_growing_while_read_is_read_to_its_new_end(tmp_path: Path,
                                                           maps: list[object]) -> None:
     """A capture still being written: what was appended after the mapping was made is read

@@ -384,3 +384,82 @@ def test_live_table_refuses_changes_under_an_iterator_and_releases_connections()
     again.clear()
     del c
     assert [sys.getrefcount(c) for c in conns] == before
+
+
+_BIG = 1 << 62  # the compiled heap's C range ends here (``_engine._time_c``)
+_deadline_ops = st.lists(st.one_of(
+    st.tuples(st.just("push"),
+              st.one_of(st.integers(-5, 40), st.sampled_from([_BIG - 1, _BIG, -_BIG, 10**30])),
+              st.integers(0, 12)),
+    st.tuples(st.just("pop"), st.just(0), st.just(0)),
+    st.tuples(st.just("due"), st.one_of(st.integers(-5, 45), st.just(10**31)), st.just(0)),
+    st.tuples(st.just("retain"), st.integers(0, 3), st.just(0))), max_size=60)
+
+
+@pytest.mark.skipif(implementation.compiled is None, reason="the reference engine runs")
+@settings(max_examples=400, deadline=None)
+@given(_deadline_ops)
+def test_deadline_heap_pops_as_the_reference(ops: list[tuple[str, int, int]]) -> None:
+    """The compiled ``DeadlineHeap`` (C records, or the reference's tuples once a number
+    leaves the C range) against ``flowtable.DeadlineHeap``: the same entries, in the same
+    order, the same answers to ``due`` and ``len``, the same ones kept by ``retain``; and
+    every key it held is released."""
+    import sys
+
+    from tcptrace_py import flowtable
+
+    assert implementation.compiled is not None
+    ref = flowtable.ReferenceDeadlineHeap()
+    twin = implementation.compiled.DeadlineHeap()
+    keys = [(b"\n\0\0\1", 1000 + i, b"\n\0\0\2", 80) for i in range(13)]  # ids 0..12
+    before = [sys.getrefcount(k) for k in keys]
+    for op, a, b in ops:
+        if op == "push":
+            ref.push(a, b, keys[b])
+            twin.push(a, b, keys[b])
+        elif op == "pop":
+            if len(ref):
+                assert twin.pop() == ref.pop()
+            else:
+                with pytest.raises(IndexError):
+                    twin.pop()
+        elif op == "due":
+            assert twin.due(a) == ref.due(a)
+        else:
+            def keep(flow_id: int, key: object, m: int = a) -> bool:
+                return flow_id % 4 != m
+
+            ref.retain(keep)
+            twin.retain(keep)
+        assert len(twin) == len(ref)
+    drained = []
+    while len(ref):
+        drained.append(ref.pop())
+        assert twin.pop() == drained[-1]
+    assert len(twin) == 0 and not twin.due(10**40)
+    del drained
+    for op, a, b in ops[:3]:
+        if op == "push":
+            twin.push(a, b, keys[b])
+    del twin  # the heap goes with the entries still in it
+    assert [sys.getrefcount(k) for k in keys] == before
+
+
+@pytest.mark.skipif(implementation.compiled is None, reason="the reference engine runs")
+def test_deadline_heap_keeps_what_a_failing_filter_did_not_judge() -> None:
+    """``retain`` whose test raises: the entries it had not judged stay, the error goes on."""
+    assert implementation.compiled is not None
+    heap = implementation.compiled.DeadlineHeap()
+    for i in range(6):
+        heap.push(100 - i, i, ("k", i))
+
+    def keep(flow_id: int, key: object) -> bool:
+        if flow_id == 3:
+            raise KeyError(flow_id)
+        return flow_id % 2 == 0
+
+    with pytest.raises(KeyError):
+        heap.retain(keep)
+    left = [heap.pop()[1] for _ in range(len(heap))]
+    assert left == sorted(left, reverse=True)  # still a heap: deadline 100 - flow_id
+    assert {0, 2, 3, 4} <= set(left) <= {0, 1, 2, 3, 4, 5}  # 1 and 5: judged or not

@@ -98,7 +98,10 @@ class _Prefixed:
         process with SIGBUS. The reader narrows that to a mebibyte: it checks the file's
         size (:meth:`still_mapped`) before it reads on, and reads with ``readinto`` from
         where it was when the file shrank (or grew: a capture still being written)."""
-        if self._head or self._partial:
+        # A stream handed over is read as given (it may be a pipe, or a wrapper whose
+        # descriptor is not what it reads), unless it says it is a mappable file: the
+        # command line's Ctrl-C gate around a file it opened (``cli._GatedReader``).
+        if self._head or (self._partial and not getattr(self._inner, "mappable", False)):
             return None
         import mmap  # here: only a capture file read this way needs it (~0.2 ms)
 
