@@ -50,7 +50,7 @@ cdef long long SYN = 0x02
 
 cdef object _EMPTY = ()
 
-API_VERSION = 25
+API_VERSION = 26
 """Bumped with every change of what this module offers; ``implementation`` refuses a build
 whose number differs from its own (a stale extension beside newer Python sources)."""
 
@@ -3242,6 +3242,15 @@ cdef void* _grow(void* array, Py_ssize_t n, Py_ssize_t* cap, size_t size) except
     return grown
 
 
+cdef object _note_obj(_Refs r, NoteRec* rec):
+    """The ``connection.NotablePacket`` a packed record stands for."""
+    values = (rec.frame, rec.ts, "server" if rec.server else "client", rec.flags, rec.seq,
+              rec.ack, rec.payload_len, True if rec.accepted else False, rec.since_peer)
+    if r.notable_factory is not None:
+        return (<SlotsFactory>r.notable_factory).make(values)
+    return r.new_notable(*values)
+
+
 cdef class ConnectionBase:
     """The fields of ``connection.Connection`` its per-segment path uses, and the twin of
     that path's frame (:meth:`on_segment`: bookkeeping and dispatch to the analyzer, the
@@ -3544,18 +3553,31 @@ cdef class ConnectionBase:
         """The packed notable packets as ``NotablePacket`` objects; the log is emptied."""
         cdef _Refs r = _refs()
         cdef list out = []
-        cdef NoteRec* rec
         cdef Py_ssize_t i
-        cdef SlotsFactory factory = r.notable_factory
         for i in range(self._nt_n):
-            rec = &self._nt[i]
-            values = (rec.frame, rec.ts, "server" if rec.server else "client", rec.flags,
-                      rec.seq, rec.ack, rec.payload_len, True if rec.accepted else False,
-                      rec.since_peer)
-            out.append(factory.make(values) if factory is not None
-                       else r.new_notable(*values))
+            out.append(_note_obj(r, &self._nt[i]))
         self._nt_release()
         return out
+
+    def first_notable(self, frame, flags, not_flags=0):
+        """Twin of ``Connection.first_notable``: from the packed records while they are
+        packed, making only the packet found (a graceful close asks for both FINs, and
+        its notable packets are then never made)."""
+        cdef long long want, all_of, none_of
+        cdef Py_ssize_t i
+        cdef NoteRec* rec
+        if self._notable is None and _as_ll(frame, &want) and _as_ll(flags, &all_of) \
+                and _as_ll(not_flags, &none_of):
+            for i in range(self._nt_n):
+                rec = &self._nt[i]
+                if rec.frame == want and rec.flags & all_of == all_of \
+                        and not rec.flags & none_of:
+                    return _note_obj(_refs(), rec)
+            return None
+        for p in self.notable:
+            if p.frame == frame and p.flags & flags == flags and not p.flags & not_flags:
+                return p
+        return None
 
     def packed_evidence(self):
         """(events, notable packets) held packed, not yet made objects (for tests)."""
@@ -4413,13 +4435,27 @@ cdef class FlowRecord:
         syn_frame = synack_frame = rst_frame = None
         syn_ts = 0
         cdef long long f
-        for p in conn.notable:
-            f = p.flags
-            if f & 0x02 and not f & 0x10 and syn_frame is None and p.sender == "client":
-                syn_frame = p.frame
-                syn_ts = p.ts_ns  # the first notable packet of that frame (one per segment)
-            elif f & 0x02 and f & 0x10 and synack_frame is None:
-                synack_frame = p.frame
+        cdef Py_ssize_t ni
+        cdef NoteRec* nr
+        cdef ConnectionBase packed = conn if isinstance(conn, ConnectionBase) \
+            and (<ConnectionBase>conn)._notable is None else None
+        if packed is not None:  # the same loop over the packed records: none is made
+            for ni in range(packed._nt_n):
+                nr = &packed._nt[ni]
+                f = nr.flags
+                if f & 0x02 and not f & 0x10 and syn_frame is None and not nr.server:
+                    syn_frame = nr.frame
+                    syn_ts = nr.ts
+                elif f & 0x02 and f & 0x10 and synack_frame is None:
+                    synack_frame = nr.frame
+        else:
+            for p in conn.notable:
+                f = p.flags
+                if f & 0x02 and not f & 0x10 and syn_frame is None and p.sender == "client":
+                    syn_frame = p.frame
+                    syn_ts = p.ts_ns  # the first notable packet of that frame (one a segment)
+                elif f & 0x02 and f & 0x10 and synack_frame is None:
+                    synack_frame = p.frame
         first_rst_frame = conn.first_rst_frame
         if first_rst_frame >= 0:
             rst_frame = first_rst_frame

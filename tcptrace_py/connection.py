@@ -343,6 +343,17 @@ class Connection:
         in the log's order: what a detector asks of the log without reading every event."""
         return [e.frame for e in self.events if e.new_state == state and e.kind == "transition"]
 
+    def first_notable(self, frame: int, flags: int,
+                      not_flags: int = 0) -> NotablePacket | None:
+        """The first notable packet of ``frame`` that carries every flag of ``flags`` and
+        none of ``not_flags`` (None when there is none): what a detector asks of the
+        notable packets without reading them all (the compiled twin answers from its packed
+        records and makes only the packet found)."""
+        for p in self.notable:
+            if p.frame == frame and p.flags & flags == flags and not p.flags & not_flags:
+                return p
+        return None
+
     def _keep(self, name: str, frame: int) -> None:
         """Add ``frame`` to the evidence list ``name`` unless it is full."""
         if len(getattr(self, name)) < self.options.analysis.max_evidence_items:

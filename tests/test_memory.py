@@ -300,6 +300,37 @@ def test_evidence_stays_packed_until_read_and_reads_as_the_lists(tmp_path: Path)
         assert {p.sender for p in conn.notable} == {"client", "server"}
 
 
+def test_fin_queries_and_the_record_keep_the_notable_packets_packed(tmp_path: Path) -> None:
+    """A graceful close's FINs (``Connection.first_notable``, the close detectors'
+    ``first_fin``) and the record's SYN frame and time are read from the compiled
+    engine's packed notable packets without making them; the answers and the records are
+    those of a connection whose packets were made after every segment (and the
+    reference's: the test runs on both)."""
+    from tcptrace_py import implementation
+    from tcptrace_py.detectors.close import first_fin
+    from tcptrace_py.report import flow_record
+    from tcptrace_py.segment import FIN, RST
+
+    frames = [f for i in range(5) for f in _connection(i, 3)]
+    segs = _segments(_write(tmp_path / "close.pcap", frames))
+    table, _, _ = _table_after(segs)
+    eager = _read_logs_after_each_segment(segs)
+    for key, conn in table.live.items():
+        other: Any = eager.live[key]
+        got: Any = conn
+        packed = got.packed_evidence()[1] if implementation.compiled is not None else 0
+        for side in (0, 1):
+            fin = first_fin(conn, side)
+            assert fin is not None and fin == first_fin(other, side)
+            assert fin.frame == conn.fin_frame[side] and fin.flags & FIN
+        assert conn.first_notable(conn.fin_frame[0], FIN | RST) is None
+        assert conn.first_notable(-7, 0) is None
+        assert flow_record(conn) == flow_record(other)
+        if implementation.compiled is not None:
+            assert packed >= 4 and got.packed_evidence()[1] == packed  # none made
+        assert conn.notable == other.notable
+
+
 def test_history_letters_are_shared_tuples(tmp_path: Path) -> None:
     """A connection's Zeek history holds one shared ``(letter, side)`` tuple per letter and
     side (``compat.history_entry``), not a tuple of its own per letter, on either engine;

@@ -31,12 +31,7 @@ def first_fin(conn: Connection, side: int) -> NotablePacket | None:
     frame = conn.fin_frame[side]
     if frame < 0:
         return None
-    # A loop, not next() over a generator: it runs for most connections, and a compiled
-    # generator costs a closure and a generator object per call.
-    for p in conn.notable:
-        if p.frame == frame and p.flags & FIN and not p.flags & RST:
-            return p
-    return None
+    return conn.first_notable(frame, FIN, RST)
 
 
 def sent_after(machine: EndpointMachine, peer_fin: NotablePacket | None,
