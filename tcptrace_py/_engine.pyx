@@ -74,6 +74,55 @@ cdef extern from *:
     void prefetch "tcptrace_prefetch"(const void* p) noexcept nogil
 
 
+cdef extern from *:
+    """
+    /* An exact int's value when it fits 63 bits, read from its digits; 0 when this
+       does not decide (the caller asks PyLong_AsLongLongAndOverflow). Python 3.11 keeps
+       30-bit digits and the sign in ob_size: three digits hold every nanosecond time of
+       this century (61 bits). From 3.12 the layout is private: its compact ints only. */
+    static inline int tcptrace_ll_fast(PyObject* v, long long* out) {
+    #if PY_VERSION_HEX >= 0x030C0000
+        if (PyUnstable_Long_IsCompact((PyLongObject*)v)) {
+            *out = (long long)PyUnstable_Long_CompactValue((PyLongObject*)v);
+            return 1;
+        }
+        return 0;
+    #elif PY_VERSION_HEX >= 0x030B0000 && PYLONG_BITS_IN_DIGIT == 30
+        Py_ssize_t size = Py_SIZE(v);
+        const digit* d = ((PyLongObject*)v)->ob_digit;
+        unsigned long long u;
+        switch (size < 0 ? -size : size) {
+        case 0: *out = 0; return 1;
+        case 1: u = d[0]; break;
+        case 2: u = (unsigned long long)d[0] | ((unsigned long long)d[1] << 30); break;
+        case 3:
+            if (d[2] >= 8) return 0;
+            u = (unsigned long long)d[0] | ((unsigned long long)d[1] << 30)
+                | ((unsigned long long)d[2] << 60);
+            break;
+        default: return 0;
+        }
+        *out = size < 0 ? -(long long)u : (long long)u;
+        return 1;
+    #else
+        (void)v; (void)out;
+        return 0;
+    #endif
+    }
+    """
+    bint _ll_fast "tcptrace_ll_fast"(object v, long long* out) noexcept
+
+
+cdef inline long long _exact_ll(object v, int* overflow) noexcept:
+    """``PyLong_AsLongLongAndOverflow`` of an exact int ``v``, its common values read from
+    the digits (~10 instructions against ~60: the record writer reads ~140 a connection)."""
+    cdef long long x
+    if _ll_fast(v, &x):
+        overflow[0] = 0
+        return x
+    return PyLong_AsLongLongAndOverflow(v, overflow)
+
+
 cdef inline uint32_t le32(const uint8_t* p) noexcept nogil:
     return (<uint32_t>p[3] << 24) | (<uint32_t>p[2] << 16) | (<uint32_t>p[1] << 8) | p[0]
 
@@ -3225,7 +3274,7 @@ cdef inline bint _as_ll(object value, long long* out) noexcept:
     cdef int overflow = 0
     if not PyLong_CheckExact(value):
         return False
-    out[0] = PyLong_AsLongLongAndOverflow(value, &overflow)
+    out[0] = _exact_ll(value, &overflow)
     return overflow == 0
 
 
@@ -4600,7 +4649,7 @@ cdef Py_ssize_t _float_short(double x, char* out) noexcept:
     double of the decimal k * 10**-p: the decimal reads back as ``x`` exactly when that
     quotient equals ``x``. The first p with one such k gives the fewest digits."""
     cdef double a = -x if x < 0 else x
-    cdef double scaled, q
+    cdef double scaled, q, product
     cdef long long k, found, whole, frac
     cdef int p, hits, j
     cdef Py_ssize_t n = 0, w
@@ -4608,9 +4657,16 @@ cdef Py_ssize_t _float_short(double x, char* out) noexcept:
     if not (1e-5 <= a < 1e15):
         return 0
     for p in range(10):
-        scaled = floor(a * _POW10[p])
+        product = a * _POW10[p]
+        scaled = floor(product)
         if scaled >= 9007199254740992.0:  # 2**53
             return 0
+        # A k below with k / 10**p == x lies within ~2.5 units of the product's last place
+        # of it (the quotient's and the product's roundings); when the nearest integer is
+        # farther than 2e-15 of the product (9 such units), none can: the three divisions
+        # are skipped (most p before the right one).
+        if fabs(product - floor(product + 0.5)) > product * 2e-15:
+            continue
         hits = 0
         found = 0
         for j in range(-1, 2):
@@ -4878,7 +4934,7 @@ cdef class _JsonOut:
         elif v is False:
             self._raw("false", 5)
         elif PyLong_CheckExact(v):
-            x = PyLong_AsLongLongAndOverflow(v, &overflow)
+            x = _exact_ll(v, &overflow)
             if overflow:
                 return False
             u = <unsigned long long>(-(x + 1)) + 1 if x < 0 else <unsigned long long>x
@@ -5021,9 +5077,9 @@ cdef int _dup_put(DupRec* rec, Segment seg, bint keep) except -1:
         and 0 <= seg.checksum <= 0xFFFF and 0 <= seg.urgent <= 0xFFFF
         and 0 <= seg.flags <= 0xFFFF and 0 <= seg.ttl <= 0xFF)
     if not whole:
-        ts = PyLong_AsLongLongAndOverflow(seg.ts_ns, &overflow)
+        ts = _exact_ll(seg.ts_ns, &overflow)
         if overflow == 0:
-            frame = PyLong_AsLongLongAndOverflow(seg.frame, &overflow)
+            frame = _exact_ll(seg.frame, &overflow)
         whole = overflow != 0 or not 0 <= frame <= _U32_MAX
     if whole:
         Py_INCREF(seg)
@@ -5359,7 +5415,7 @@ cdef inline bint _time_c(object x, long long* out) noexcept:
     cdef int overflow = 0
     if not PyLong_CheckExact(x):
         return False
-    out[0] = PyLong_AsLongLongAndOverflow(x, &overflow)
+    out[0] = _exact_ll(x, &overflow)
     return overflow == 0 and -_C_TIME_LIMIT < out[0] < _C_TIME_LIMIT
 
 

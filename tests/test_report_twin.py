@@ -128,6 +128,22 @@ def test_lines_the_writer_refuses_take_the_record_dict() -> None:
     conn.roles_inferred = False
 
 
+@pytest.mark.parametrize("value", [
+    0, 1, -1, 255, 2**30 - 1, 2**30, -(2**30), 2**60 - 1, 2**60, -(2**60), 2**61 + 5,
+    1_700_000_000_123_456_789, -1_700_000_000_123_456_789, 7 * 2**60 + 3, 2**63 - 1,
+    -(2**63), -(2**63) + 1, 2**63, -(2**63) - 1, 2**64 - 1, 2**90, True, False])
+def test_integers_at_the_digit_boundaries_are_written_as_orjson(value: int) -> None:
+    """The writer reads an int's common values from its digits (``_engine._exact_ll``):
+    one, two and three 30-bit digits, both signs, the 63-bit edge. Every int within 64
+    signed bits is written in C as orjson writes it; beyond, the line is the dict's."""
+    conns = _connections_of(REPO / "samples" / "normal.pcap")
+    conn, codes = conns[0]
+    export.flow_line(conn, codes)  # the first line teaches the writer the columns
+    conn.incarnation = value
+    fits = type(value) is bool or -(2**63) <= value < 2**63
+    assert _same_line(conn, codes) == fits
+
+
 @settings(max_examples=2000, deadline=None)
 @given(st.floats(allow_nan=False, allow_infinity=False))
 def test_json_float_is_orjsons(x: float) -> None:
