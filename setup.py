@@ -42,6 +42,22 @@ class OptionalBuildExt(build_ext):
         except Exception as exc:  # no compiler, no headers: install the reference only
             self._skip(exc)
         self._record_sources()
+        if self.inplace:
+            self._byte_compile_in_place()
+
+    @staticmethod
+    def _byte_compile_in_place() -> None:
+        """Byte-compile the package's Python modules where they lie, as a wheel install
+        does in site-packages (``pip install -e .`` builds in place and writes none).
+
+        Why: with PYTHONDONTWRITEBYTECODE set (some images set it for everything), Python
+        never caches the modules it compiles, so every run compiled the command line and
+        the other modules the Cython build leaves as Python again: ~300 M instructions,
+        ~80 ms, a sixth of a 200 k-packet analysis (docs/benchmarks.md, eighteenth
+        session). Cached bytecode is read whatever that variable says."""
+        import compileall
+
+        compileall.compile_dir("tcptrace_py", quiet=1)
 
     def build_extension(self, ext: Extension) -> None:
         try:
