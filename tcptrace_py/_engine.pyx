@@ -3623,10 +3623,7 @@ cdef class ConnectionBase:
                         and not rec.flags & none_of:
                     return _note_obj(_refs(), rec)
             return None
-        for p in self.notable:
-            if p.frame == frame and p.flags & flags == flags and not p.flags & not_flags:
-                return p
-        return None
+        return type(self).__reference__.first_notable(self, frame, flags, not_flags)
 
     def packed_evidence(self):
         """(events, notable packets) held packed, not yet made objects (for tests)."""
@@ -6479,7 +6476,7 @@ cdef class DeadlineHeap:
             _heapify(objs)
             self._objs = objs
             return
-        cdef Py_ssize_t i = 0, kept = 0, n = self.n
+        cdef Py_ssize_t i = 0, kept = 0, n = self.n, cap = self.cap
         cdef DeadlineRec* e = self.e
         # ``keep`` is Python code: the entries are taken out while it runs, so nothing it
         # did to this heap could meet a half-filtered array (what it pushed is dropped, as
@@ -6499,7 +6496,7 @@ cdef class DeadlineHeap:
                 e[kept] = e[i]
                 kept += 1
                 i += 1
-            self._adopt(e, kept, n)
+            self._adopt(e, kept, cap)
 
     cdef void _adopt(self, DeadlineRec* e, Py_ssize_t kept, Py_ssize_t cap) noexcept:
         self._release()
