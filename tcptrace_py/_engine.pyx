@@ -31,7 +31,7 @@ fuzz targets run against this module as well as the reference.
 
 cimport cython
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
-from cpython.long cimport PyLong_AsLongLongAndOverflow, PyLong_CheckExact
+from cpython.long cimport PyLong_AsLongLong, PyLong_AsLongLongAndOverflow, PyLong_CheckExact
 from libc.limits cimport LLONG_MAX, LLONG_MIN
 from libc.stdint cimport int32_t, uint8_t, uint16_t, uint32_t, uint64_t
 from libc.math cimport fabs, sqrt
@@ -1730,7 +1730,10 @@ cdef class SenderStateBase:
     cdef object _by_start_d, _by_end_d  # the indexes (None while packed, below)
     cdef long long* _tail  # packed records: start, end, frame, ts each
     cdef Py_ssize_t _tail_n  # records packed (-1: the dicts hold the indexes)
-    cdef public object order
+    cdef object _order  # ``order`` (read through the property, which flushes ``_pend``)
+    cdef Py_ssize_t _pend  # _order[_pend:] are not yet in the indexes (-1: none; below)
+    cdef long long _pend_end  # the last pending record's end
+    cdef object _pend_fin  # the first FIN's record, pending in ``by_end`` after them (or None)
     cdef public object est
     cdef public object last_ts_ns
     cdef public long long fin_rel
@@ -1747,6 +1750,9 @@ cdef class SenderStateBase:
     cdef public object gaps
     cdef public object filled_bytes
 
+    def __cinit__(self):
+        self._pend = -1  # nothing pending, from the allocation on (see _flush)
+
     def __init__(self, est):
         """The reference's ``__init__``: :meth:`_init`, which ``_new_*`` also runs."""
         self._init(est)
@@ -1762,7 +1768,9 @@ cdef class SenderStateBase:
         self.ranges = _new_range_set(_refs().range_set)
         self._by_start_d = self._by_end_d = None  # packed, empty: made at the first record
         self._tail_n = 0
-        self.order = None
+        self._order = None
+        self._pend = -1
+        self._pend_fin = None
         self.last_ack_raw = -1
         self.last_win_raw = -1
         self.win_scaled = 0
@@ -1795,9 +1803,10 @@ cdef class SenderStateBase:
         cdef dict made = {}
         # The old containers stay referenced until all three are rebuilt: ``made`` is
         # keyed by identity, and no tuple may be freed (its address reused) in between.
-        old_order, old_start, old_end = self.order, _starts_of(self), _ends_of(self)
+        old_start, old_end = _starts_of(self), _ends_of(self)
+        old_order = self._order
         if old_order is not None:
-            self.order = [_mutable_record(made, rec) for rec in old_order]
+            self._order = [_mutable_record(made, rec) for rec in old_order]
         self._by_start_d = {k: _mutable_record(made, rec)
                             for k, rec in (<dict?>old_start).items()}
         self._by_end_d = {k: _mutable_record(made, rec) for k, rec in (<dict?>old_end).items()}
@@ -1883,11 +1892,25 @@ cdef class SenderStateBase:
                         return True
             elif container is not None:
                 return True  # not the engine's own: assume it does
-        if self.order is not None:
-            for v in self.order:
+        if rec is self._pend_fin:
+            return True
+        if self._order is not None:
+            for v in self._order:
                 if v is rec:
                     return True
         return False
+
+    @property
+    def order(self):
+        """The reference's remembered segments in the order sent (the indexes are
+        completed first: code that changes this list also changes them)."""
+        self._flush()
+        return self._order
+
+    @order.setter
+    def order(self, value):
+        self._flush()
+        self._order = value
 
     @property
     def by_start(self):
@@ -1897,6 +1920,7 @@ cdef class SenderStateBase:
     @by_start.setter
     def by_start(self, value):
         self._unpack()
+        self._flush()
         self._by_start_d = value
 
     @property
@@ -1907,7 +1931,42 @@ cdef class SenderStateBase:
     @by_end.setter
     def by_end(self, value):
         self._unpack()
+        self._flush()
         self._by_end_d = value
+
+    cdef int _flush(self) except -1:
+        """Put the pending records (``_order[_pend:]``, :func:`_in_order_data`) into the
+        indexes, each under its own start and end objects, in the order they were sent:
+        the indexes then hold what the reference's would.
+
+        Why pending: in-order data appends a record to ``order`` and puts it in both
+        indexes (two dict inserts, ~350 instructions each); most records are read again
+        only when the connection is compacted, pruned or read by the reference's code.
+        While records are pending their keys increase strictly (each starts at or after
+        the previous one's end), so the ACK path finds one by bisection
+        (:func:`_end_lookup`), and the prune and the compaction treat them as the indexes'
+        last entries (:func:`_prune_c`, :func:`_compact_sender_c`)."""
+        if self._pend < 0:
+            return 0
+        cdef Py_ssize_t i, n
+        cdef list order = <list?>self._order
+        cdef dict by_start = <dict?>self._by_start_d
+        cdef dict by_end = <dict?>self._by_end_d
+        n = len(order)
+        for i in range(self._pend, n):
+            rec = order[i]
+            by_start[(<tuple?>rec)[0]] = rec
+            by_end[(<tuple>rec)[1]] = rec
+        fin = self._pend_fin
+        if fin is not None:
+            by_end[(<SentSegment?>fin).end] = fin
+            self._pend_fin = None
+        self._pend = -1
+        return 0
+
+    def pending_records(self):
+        """Records not yet in the indexes (for tests)."""
+        return 0 if self._pend < 0 else len(self._order) - self._pend
 
     cdef int _unpack(self) except -1:
         """Make the indexes from the packed records (one tuple each, in both dicts, in
@@ -1937,7 +1996,7 @@ cdef class SenderStateBase:
         else (no ``order``, no late transmissions). Their dicts, tuples and integers were
         ~1.5 KB a connection waiting out TIME_WAIT; 32 bytes a record here. Otherwise
         the dicts stay."""
-        if self._tail_n >= 0 or self.order is not None or self.late:
+        if self._tail_n >= 0 or self._order is not None or self.late:
             return 0
         if type(self._by_start_d) is not dict or type(self._by_end_d) is not dict:
             return 0
@@ -2000,17 +2059,61 @@ cdef int _set_record(SenderStateBase state, uint8_t which, object rec) except -1
 
 
 cdef inline dict _starts_of(SenderStateBase state):
-    """``state.by_start`` (made from the packed records if need be)."""
+    """``state.by_start`` (made from the packed records, with the pending ones, if need
+    be)."""
     if state._tail_n >= 0:
         state._unpack()
+    if state._pend >= 0:
+        state._flush()
     return <dict?>state._by_start_d
 
 
 cdef inline dict _ends_of(SenderStateBase state):
-    """``state.by_end`` (made from the packed records if need be)."""
+    """``state.by_end`` (made from the packed records, with the pending ones, if need
+    be)."""
     if state._tail_n >= 0:
         state._unpack()
+    if state._pend >= 0:
+        state._flush()
     return <dict?>state._by_end_d
+
+
+cdef inline long long _tuple_field(object rec, Py_ssize_t field) except? -1:
+    return PyLong_AsLongLong((<tuple?>rec)[field])
+
+
+cdef object _pending_at(SenderStateBase state, long long key, Py_ssize_t field=1):
+    """The pending record whose end (``field`` 1) or start (0) is ``key``, or None
+    (bisection: both increase along the pending records)."""
+    cdef list order = <list?>state._order
+    cdef Py_ssize_t lo = state._pend, hi = len(order), mid
+    cdef long long e
+    if key > state._pend_end:
+        return None
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        e = _tuple_field(order[mid], field)
+        if e < key:
+            lo = mid + 1
+        elif e > key:
+            hi = mid
+        else:
+            return order[mid]
+    return None
+
+
+cdef object _end_lookup(SenderStateBase state, long long end):
+    """``state.by_end.get(end)`` without completing the indexes: a pending record was
+    inserted last, so it is the one the index would give."""
+    if state._pend >= 0:
+        fin = state._pend_fin
+        if fin is not None and (<SentSegment?>fin).end == end:
+            return fin
+        rec = _pending_at(state, end)
+        if rec is not None:
+            return rec
+        return (<dict?>state._by_end_d).get(end)
+    return _ends_of(state).get(end)
 
 
 cdef SenderStateBase _new_sender_state(object cls, est):
@@ -2343,7 +2446,7 @@ cdef class SequenceAnalyzerBase:
                 snd.last_sent_ack = True
             elif (base >= 0 and una < ack_rel <= nxt
                   and not snd.pending_ack and not seg.sack and ack_rel <= rcv.late_low):
-                rec = _ends_of(rcv).get(ack_rel)
+                rec = _end_lookup(rcv, ack_rel)
                 if isinstance(rec, SentSegment):
                     mask |= _ack_sent_segment(self, snd, rcv, rst_, ack_rel, ts,
                                               <SentSegment>rec)
@@ -2481,7 +2584,7 @@ cdef Py_ssize_t _compact_sender_c(object state_obj) except -1:
     in one pass instead of a sort; kept records are compared by identity, as the
     reference's ``id()`` set does."""
     cdef SenderStateBase state = <SenderStateBase?>state_obj
-    order = state.order
+    order = state._order
     cdef long long una = state.snd_una
     cdef Py_ssize_t tracked = len(order) if order is not None else 0
     cdef list keep = []
@@ -2525,16 +2628,63 @@ cdef Py_ssize_t _compact_sender_c(object state_obj) except -1:
     cdef dict by_end = {}
     cdef dict by_start = {}
     cdef int overflow
-    for k, rec in _ends_of(state).items():
-        if PyLong_AsLongLongAndOverflow(k, &overflow) > una or overflow > 0 \
-                or kept.has(rec):
+    cdef long long kv
+    if state._tail_n >= 0:
+        state._unpack()
+    cdef dict raw_end = <dict?>state._by_end_d
+    cdef dict raw_start = <dict?>state._by_start_d
+    # Pending records (SenderStateBase._flush) count as the indexes' last entries: under a
+    # key the index already has they replace its value in place, else they follow.
+    cdef Py_ssize_t pend = state._pend, i
+    cdef long long first_end = LLONG_MAX, first_start = LLONG_MAX, fin_key = LLONG_MAX
+    cdef bint clash_end = False, clash_start = False
+    fin = state._pend_fin
+    if pend >= 0 and pend < len(<list?>order):
+        first_start = _tuple_field(order[pend], 0)
+        first_end = _tuple_field(order[pend], 1)
+    if fin is not None:
+        fin_key = (<SentSegment?>fin).end
+        if fin_key < first_end:
+            first_end = fin_key
+    for k, rec in raw_end.items():
+        kv = PyLong_AsLongLongAndOverflow(k, &overflow)
+        if pend >= 0 and (overflow > 0 or (overflow == 0 and kv >= first_end)):
+            clash_end = True
+            if overflow == 0:
+                found = fin if kv == fin_key else _pending_at(state, kv, 1)
+                if found is not None:
+                    rec = found
+        if kv > una or overflow > 0 or kept.has(rec):
             by_end[k] = rec
-    for k, rec in _starts_of(state).items():
+    for k, rec in raw_start.items():
+        kv = PyLong_AsLongLongAndOverflow(k, &overflow)
+        if pend >= 0 and (overflow > 0 or (overflow == 0 and kv >= first_start)):
+            clash_start = True
+            if overflow == 0:
+                found = _pending_at(state, kv, 0)
+                if found is not None:
+                    rec = found
         if kept.has(rec):
             by_start[k] = rec
+    if pend >= 0:
+        for i in range(pend, len(<list>order)):
+            rec = (<list>order)[i]
+            k = (<tuple?>rec)[1]
+            if not (clash_end and k in raw_end) and (
+                    _tuple_field(rec, 1) > una or kept.has(rec)):
+                by_end[k] = rec
+            k = (<tuple>rec)[0]
+            if not (clash_start and k in raw_start) and kept.has(rec):
+                by_start[k] = rec
+        if fin is not None:
+            k = fin_key
+            if not (clash_end and k in raw_end) and (fin_key > una or kept.has(fin)):
+                by_end[k] = fin
+    state._pend_fin = None
+    state._pend = -1
     state._by_end_d = by_end
     state._by_start_d = by_start
-    state.order = keep if keep else None
+    state._order = keep if keep else None
     state._pack()
     state._pack_controls()
     return tracked - kept.count()
@@ -5400,7 +5550,7 @@ cdef long long _ack_new_data(SequenceAnalyzerBase an, SenderStateBase snd,
                 mask = RTT_SAMPLE
                 (<RunningStatsBase?>rst_.rtt).add(<double>sample)
                 (<RttEstimatorBase?>rcv.est).update(sample)
-    order = rcv.order
+    order = rcv._order
     if order is not None and len(order) > an._max_tracked:
         _prune_c(rcv)
     return mask
@@ -5421,7 +5571,7 @@ cdef int _prune_c(SenderStateBase state) except -1:
     to half of those tracked. A record's index keys are its own ``start``/``end`` objects
     (``FreshSegment`` tuples) or equal integers (``SentSegment``); an index entry is removed
     only when it holds that very record, as the reference's ``is`` tests."""
-    order = state.order
+    order = state._order
     if order is None:
         return 0
     cdef long long una = state.snd_una
@@ -5429,10 +5579,20 @@ cdef int _prune_c(SenderStateBase state) except -1:
     cdef Py_ssize_t n = len(records)
     cdef Py_ssize_t keep = n // 2
     cdef Py_ssize_t i = 0  # records[:i] are forgotten, removed at once at the end
-    cdef dict by_start = _starts_of(state)
-    cdef dict by_end = _ends_of(state)
+    if state._tail_n >= 0:
+        state._unpack()
+    cdef dict by_start = <dict?>state._by_start_d
+    cdef dict by_end = <dict?>state._by_end_d
+    cdef Py_ssize_t pend = state._pend
     while n - i > keep and _record_end(records[i]) <= una:
         old = records[i]
+        if 0 <= pend <= i:
+            # Pending: the reference put it in both indexes, as the last entry under its
+            # keys, and now takes it out: whatever they held under those keys goes.
+            by_start.pop((<tuple?>old)[0], None)
+            by_end.pop((<tuple>old)[1], None)
+            i += 1
+            continue
         i += 1
         if type(old) is tuple:
             if len(<tuple>old) < 2:
@@ -5447,6 +5607,10 @@ cdef int _prune_c(SenderStateBase state) except -1:
         if by_end.get(end) is old:
             del by_end[end]
     del records[:i]
+    if pend >= 0:
+        state._pend = pend - i if pend > i else 0
+        if state._pend >= len(records) and state._pend_fin is None:
+            state._pend = -1
     return 0
 
 
@@ -5481,7 +5645,10 @@ cdef int _first_fin_sent(SenderStateBase snd, Segment seg, long long end,
     frec = SentSegment(end, end + 1, seg.frame, ts, "fin")
     _set_record(snd, 2, frec)
     snd.fin_rel = end
-    _ends_of(snd)[end + 1] = frec
+    if snd._pend >= 0 and snd._pend_fin is None and end >= snd._pend_end:
+        snd._pend_fin = frec  # after the pending records (SenderStateBase._flush)
+    else:
+        _ends_of(snd)[end + 1] = frec
     if end + 1 > snd.snd_nxt:
         snd.snd_nxt = end + 1
     return 0
@@ -5554,15 +5721,27 @@ cdef long long _in_order_data(SequenceAnalyzerBase an, SenderStateBase snd,
     cdef object start_obj = nxt
     cdef object end_obj = end
     (<RangeSetBase?>snd.ranges)._add_end(nxt, end, end_obj)
+    if snd._tail_n >= 0:
+        snd._unpack()
+    order = snd._order
+    if order is None:
+        order = snd._order = []
     if snd.mutable:
         new = SentSegment(nxt, end, frame, ts, "")
+        _starts_of(snd)[start_obj] = new
+        _ends_of(snd)[end_obj] = new
     else:
         new = (start_obj, end_obj, frame, ts)
-    _starts_of(snd)[start_obj] = new
-    _ends_of(snd)[end_obj] = new
-    order = snd.order
-    if order is None:
-        order = snd.order = []
+        # Pending until the indexes are read (SenderStateBase._flush), while the pending
+        # records' keys increase strictly; otherwise into the indexes now.
+        if end > nxt and (snd._pend < 0 or (nxt >= snd._pend_end
+                                            and snd._pend_fin is None)):
+            if snd._pend < 0:
+                snd._pend = len(<list?>order)
+            snd._pend_end = end
+        else:
+            _starts_of(snd)[start_obj] = new
+            _ends_of(snd)[end_obj] = new
     (<list?>order).append(new)
     if (len(order) > an._max_unacked_c if an._max_unacked_c >= 0
             else len(order) > an._max_unacked):
@@ -5628,7 +5807,7 @@ cpdef long long steady_segment(object conn_obj, Segment seg) except? -2:
     elif una < ack_rel <= nxt:
         if ack_rel > rcv.late_low:
             return -1  # covers a re-send or hole fill: Karn's rule on cumulative ACKs
-        rec = _ends_of(rcv).get(ack_rel)
+        rec = _end_lookup(rcv, ack_rel)
         if rec is not None:
             if type(rec) is tuple:
                 sent_ts = (<tuple>rec)[3]
