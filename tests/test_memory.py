@@ -428,3 +428,59 @@ def test_timer_events_and_transition_queries_keep_the_log_packed(tmp_path: Path)
         last = conn.events[-1]
         assert (last.kind, last.direction, last.flags, last.old_state, last.new_state) == (
             "timeout", "timer", "", "TIME_WAIT", "CLOSED")
+
+
+def _index_view(sender: Any) -> tuple[Any, ...]:
+    """A sender's indexes and ``order`` by value, keys in their order (reading them makes
+    the compiled engine's pending and packed records enter them)."""
+
+    def rec(r: Any) -> tuple[Any, ...]:
+        return tuple(r) if type(r) is tuple else ("sent", r.start, r.end, r.frame, r.ts_ns,
+                                                   r.control, r.tx)
+
+    order = sender.order
+    return ([(k, rec(v)) for k, v in sender.by_start.items()],
+            [(k, rec(v)) for k, v in sender.by_end.items()],
+            None if order is None else [rec(r) for r in order])
+
+
+@pytest.mark.parametrize("tracked", [4096, 6])
+@pytest.mark.parametrize("close", [False, True])
+def test_pending_index_entries_read_as_if_entered_at_once(tmp_path: Path, tracked: int,
+                                                          close: bool) -> None:
+    """The compiled engine keeps in-order data records out of the sender's ``by_start`` and
+    ``by_end`` until something reads them (``SenderStateBase._flush``); the ACK path, the
+    prune (``tracked`` 6 prunes every few segments) and the compaction (``close``) take
+    them as the indexes' last entries. Fed the same segments, a table whose indexes are
+    read after every segment (nothing ever waits) ends with the same indexes, key for key
+    and in the same order, and the same ``order``; so do the records both write."""
+    from tcptrace_py import implementation
+    from tcptrace_py.analysis import AnalysisOptions
+
+    frames = [f for i in range(3) for f in _connection(i, 20)]
+    if not close:  # drop each connection's last data segment (with its FIN) and the close
+        frames = [f for i in range(3) for f in _connection(i, 20)[:-3]]
+    segs = _segments(_write(tmp_path / "pending.pcap", frames))
+    options = Options(analysis=AnalysisOptions(max_tracked_segments=tracked))
+    untouched, read = FlowTable(options), FlowTable(options)
+    done_untouched: list[Connection] = []
+    done_read: list[Connection] = []
+    for seg in segs:
+        untouched.on_segment(seg, done_untouched)
+        read.on_segment(seg, done_read)
+        for conn in read.live.values():
+            sender: Any
+            for sender in (conn.analyzer._c, conn.analyzer._s):
+                sender.by_end  # noqa: B018 - the read completes the indexes
+                assert implementation.compiled is None or sender.pending_records() == 0
+    assert len(untouched.live) == len(read.live) == 3
+    conns = list(untouched.live.values())
+    if implementation.compiled is not None and not close:
+        senders: list[Any] = [c.analyzer._s for c in conns]
+        assert all(s.pending_records() > 0 for s in senders)
+    for a, b in zip(conns, read.live.values(), strict=True):
+        assert a.compacted == b.compacted == close
+        for side in ("_c", "_s"):
+            assert _index_view(getattr(a.analyzer, side)) == \
+                _index_view(getattr(b.analyzer, side))
+        assert a.analyzer.columns() == b.analyzer.columns()
