@@ -31,7 +31,7 @@ fuzz targets run against this module as well as the reference.
 
 cimport cython
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
-from cpython.long cimport PyLong_AsLongLong, PyLong_AsLongLongAndOverflow, PyLong_CheckExact
+from cpython.long cimport PyLong_AsLongLongAndOverflow, PyLong_CheckExact
 from libc.limits cimport LLONG_MAX, LLONG_MIN
 from libc.stdint cimport int32_t, uint8_t, uint16_t, uint32_t, uint64_t
 from libc.math cimport fabs, sqrt
@@ -1730,8 +1730,9 @@ cdef class SenderStateBase:
     cdef object _by_start_d, _by_end_d  # the indexes (None while packed, below)
     cdef long long* _tail  # packed records: start, end, frame, ts each
     cdef Py_ssize_t _tail_n  # records packed (-1: the dicts hold the indexes)
-    cdef object _order  # ``order`` (read through the property, which flushes ``_pend``)
-    cdef Py_ssize_t _pend  # _order[_pend:] are not yet in the indexes (-1: none; below)
+    cdef object _order  # ``order`` (read through the property, which flushes the pending)
+    cdef long long* _pk  # pending records after ``_order``: start, end, frame, ts each
+    cdef Py_ssize_t _pk_n, _pk_cap  # pending records, room (see _flush)
     cdef long long _pend_end  # the last pending record's end
     cdef object _pend_fin  # the first FIN's record, pending in ``by_end`` after them (or None)
     cdef public object est
@@ -1750,9 +1751,6 @@ cdef class SenderStateBase:
     cdef public object gaps
     cdef public object filled_bytes
 
-    def __cinit__(self):
-        self._pend = -1  # nothing pending, from the allocation on (see _flush)
-
     def __init__(self, est):
         """The reference's ``__init__``: :meth:`_init`, which ``_new_*`` also runs."""
         self._init(est)
@@ -1769,7 +1767,7 @@ cdef class SenderStateBase:
         self._by_start_d = self._by_end_d = None  # packed, empty: made at the first record
         self._tail_n = 0
         self._order = None
-        self._pend = -1
+        self._pk_n = 0
         self._pend_fin = None
         self.last_ack_raw = -1
         self.last_win_raw = -1
@@ -1814,6 +1812,7 @@ cdef class SenderStateBase:
     def __dealloc__(self):
         PyMem_Free(self._tail)
         PyMem_Free(self._ctl)
+        PyMem_Free(self._pk)
 
     @property
     def syn_rec(self):
@@ -1935,38 +1934,79 @@ cdef class SenderStateBase:
         self._by_end_d = value
 
     cdef int _flush(self) except -1:
-        """Put the pending records (``_order[_pend:]``, :func:`_in_order_data`) into the
-        indexes, each under its own start and end objects, in the order they were sent:
-        the indexes then hold what the reference's would.
+        """Make the pending records (:func:`_in_order_data`) the ``FreshSegment`` tuples
+        the reference would have made, append them to ``order`` and put each into both
+        indexes under its own start and end objects, in the order sent; then the pending
+        FIN record into ``by_end``. The indexes and ``order`` then hold what the
+        reference's would.
 
-        Why pending: in-order data appends a record to ``order`` and puts it in both
-        indexes (two dict inserts, ~350 instructions each); most records are read again
-        only when the connection is compacted, pruned or read by the reference's code.
-        While records are pending their keys increase strictly (each starts at or after
-        the previous one's end), so the ACK path finds one by bisection
-        (:func:`_end_lookup`), and the prune and the compaction treat them as the indexes'
-        last entries (:func:`_prune_c`, :func:`_compact_sender_c`)."""
-        if self._pend < 0:
-            return 0
-        cdef Py_ssize_t i, n
-        cdef list order = <list?>self._order
-        cdef dict by_start = <dict?>self._by_start_d
-        cdef dict by_end = <dict?>self._by_end_d
-        n = len(order)
-        for i in range(self._pend, n):
-            rec = order[i]
-            by_start[(<tuple?>rec)[0]] = rec
-            by_end[(<tuple>rec)[1]] = rec
+        Why pending: in-order data made a tuple and two int objects per segment, appended
+        it to ``order`` and put it in both indexes (two dict inserts, ~350 instructions
+        each); most records were read again only when the connection was compacted, which
+        keeps two of them. A pending record is four C integers. While records are pending
+        their keys increase strictly (each starts at or after the previous one's end), so
+        the ACK path finds one by bisection (:func:`_pending_ts`), and the prune and the
+        compaction treat them as the last records and the indexes' last entries
+        (:func:`_prune_c`, :func:`_compact_sender_c`)."""
+        cdef Py_ssize_t i
+        cdef long long* r
+        if self._pk_n:
+            if self._order is None:
+                self._order = []
+            order = <list?>self._order
+            by_start = <dict?>self._by_start_d
+            by_end = <dict?>self._by_end_d
+            for i in range(self._pk_n):
+                r = &self._pk[4 * i]
+                rec = (r[0], r[1], r[2], r[3])
+                order.append(rec)
+                by_start[(<tuple>rec)[0]] = rec
+                by_end[(<tuple>rec)[1]] = rec
+            self._pk_n = 0
         fin = self._pend_fin
         if fin is not None:
-            by_end[(<SentSegment?>fin).end] = fin
             self._pend_fin = None
-        self._pend = -1
+            (<dict?>self._by_end_d)[(<SentSegment?>fin).end] = fin
         return 0
 
+    cdef int _push_pending(self, long long start, long long end, long long frame,
+                           long long ts) except -1:
+        """Append one pending record (see :meth:`_flush`)."""
+        cdef Py_ssize_t cap
+        cdef long long* grown
+        if self._pk_n == self._pk_cap:
+            cap = 8 if self._pk_cap < 8 else 2 * self._pk_cap
+            grown = <long long*>PyMem_Realloc(self._pk, 4 * cap * sizeof(long long))
+            if grown == NULL:
+                raise MemoryError()
+            self._pk = grown
+            self._pk_cap = cap
+        cdef long long* r = &self._pk[4 * self._pk_n]
+        r[0], r[1], r[2], r[3] = start, end, frame, ts
+        self._pk_n += 1
+        self._pend_end = end
+        return 0
+
+    cdef object _pending_record(self, Py_ssize_t i):
+        """Pending record ``i`` as the reference's tuple (a new one)."""
+        cdef long long* r = &self._pk[4 * i]
+        return (r[0], r[1], r[2], r[3])
+
+    cdef int _drop_pending(self, Py_ssize_t n) except -1:
+        """Forget the first ``n`` pending records."""
+        if n >= self._pk_n:
+            self._pk_n = 0
+        elif n > 0:
+            memmove(self._pk, &self._pk[4 * n], 4 * (self._pk_n - n) * sizeof(long long))
+            self._pk_n -= n
+        return 0
+
+    cdef inline bint _has_pending(self) noexcept:
+        return self._pk_n > 0 or self._pend_fin is not None
+
     def pending_records(self):
-        """Records not yet in the indexes (for tests)."""
-        return 0 if self._pend < 0 else len(self._order) - self._pend
+        """Records not yet in ``order`` and the indexes (for tests)."""
+        return self._pk_n
 
     cdef int _unpack(self) except -1:
         """Make the indexes from the packed records (one tuple each, in both dicts, in
@@ -2063,7 +2103,7 @@ cdef inline dict _starts_of(SenderStateBase state):
     be)."""
     if state._tail_n >= 0:
         state._unpack()
-    if state._pend >= 0:
+    if state._has_pending():
         state._flush()
     return <dict?>state._by_start_d
 
@@ -2073,45 +2113,48 @@ cdef inline dict _ends_of(SenderStateBase state):
     be)."""
     if state._tail_n >= 0:
         state._unpack()
-    if state._pend >= 0:
+    if state._has_pending():
         state._flush()
     return <dict?>state._by_end_d
 
 
-cdef inline long long _tuple_field(object rec, Py_ssize_t field) except? -1:
-    return PyLong_AsLongLong((<tuple?>rec)[field])
-
-
-cdef object _pending_at(SenderStateBase state, long long key, Py_ssize_t field=1):
-    """The pending record whose end (``field`` 1) or start (0) is ``key``, or None
+cdef Py_ssize_t _pending_index(SenderStateBase state, long long key,
+                               Py_ssize_t field) noexcept:
+    """Index of the pending record whose end (``field`` 1) or start (0) is ``key``, or -1
     (bisection: both increase along the pending records)."""
-    cdef list order = <list?>state._order
-    cdef Py_ssize_t lo = state._pend, hi = len(order), mid
+    cdef Py_ssize_t lo = 0, hi = state._pk_n, mid
     cdef long long e
-    if key > state._pend_end:
-        return None
+    if not hi or key > state._pend_end:
+        return -1
     while lo < hi:
         mid = (lo + hi) >> 1
-        e = _tuple_field(order[mid], field)
+        e = state._pk[4 * mid + field]
         if e < key:
             lo = mid + 1
         elif e > key:
             hi = mid
         else:
-            return order[mid]
-    return None
+            return mid
+    return -1
 
 
-cdef object _end_lookup(SenderStateBase state, long long end):
-    """``state.by_end.get(end)`` without completing the indexes: a pending record was
-    inserted last, so it is the one the index would give."""
-    if state._pend >= 0:
+# What _end_lookup returns for a pending record (its time in ``ts_out``).
+cdef object _PENDING = object()
+
+
+cdef object _end_lookup(SenderStateBase state, long long end, long long* ts_out):
+    """``state.by_end.get(end)`` without completing the indexes: the pending FIN record or
+    a pending record was inserted last, so it is the one the index would give; a pending
+    record is answered as :data:`_PENDING`, its time in ``ts_out``."""
+    cdef Py_ssize_t i
+    if state._has_pending():
         fin = state._pend_fin
         if fin is not None and (<SentSegment?>fin).end == end:
             return fin
-        rec = _pending_at(state, end)
-        if rec is not None:
-            return rec
+        i = _pending_index(state, end, 1)
+        if i >= 0:
+            ts_out[0] = state._pk[4 * i + 3]
+            return _PENDING
         return (<dict?>state._by_end_d).get(end)
     return _ends_of(state).get(end)
 
@@ -2407,6 +2450,7 @@ cdef class SequenceAnalyzerBase:
         cdef long long fl = seg.flags
         cdef long long plen = seg.payload_len
         cdef long long mask = 0
+        cdef long long pend_ts = 0
         st.packets += 1
         if self.first_ts_ns < 0:
             self.first_ts_ns = ts
@@ -2446,10 +2490,12 @@ cdef class SequenceAnalyzerBase:
                 snd.last_sent_ack = True
             elif (base >= 0 and una < ack_rel <= nxt
                   and not snd.pending_ack and not seg.sack and ack_rel <= rcv.late_low):
-                rec = _end_lookup(rcv, ack_rel)
+                rec = _end_lookup(rcv, ack_rel, &pend_ts)
                 if isinstance(rec, SentSegment):
                     mask |= _ack_sent_segment(self, snd, rcv, rst_, ack_rel, ts,
                                               <SentSegment>rec)
+                elif rec is _PENDING:
+                    mask |= _ack_new_data(self, snd, rcv, rst_, ack_rel, ts, pend_ts)
                 else:
                     mask |= _ack_new_data(self, snd, rcv, rst_, ack_rel, ts,
                                           None if rec is None else rec[3])
@@ -2577,24 +2623,88 @@ cdef class SequenceAnalyzerBase:
         return _compact_sender_c(self._c) + _compact_sender_c(self._s)
 
 
+cdef bint _pending_clashes(SenderStateBase state) except -1:
+    """Whether an index already holds a key of a pending record (or of the pending FIN
+    record): then :func:`_compact_sender_c` puts them in first (rare: the keys of
+    in-order data are new)."""
+    cdef int overflow
+    cdef long long kv, first_start = LLONG_MAX, first_end = LLONG_MAX
+    if state._pk_n:
+        first_start = state._pk[0]
+        first_end = state._pk[1]
+    fin = state._pend_fin
+    if fin is not None and (<SentSegment?>fin).end < first_end:
+        first_end = (<SentSegment>fin).end
+    for k in <dict?>state._by_end_d:
+        kv = PyLong_AsLongLongAndOverflow(k, &overflow)
+        if overflow > 0 or (overflow == 0 and kv >= first_end):
+            return True
+    for k in <dict?>state._by_start_d:
+        kv = PyLong_AsLongLongAndOverflow(k, &overflow)
+        if overflow > 0 or (overflow == 0 and kv >= first_start):
+            return True
+    return False
+
+
+cdef inline void _tail_insert(long long* tail_end, PyObject** tail_rec, Py_ssize_t* tail_pk,
+                              Py_ssize_t* n_tail, long long end, PyObject* rec,
+                              Py_ssize_t pk) noexcept:
+    """Rank a record among the last ``COMPACT_TAIL`` by (end, position): ascending, a
+    later record above every earlier one with the same end."""
+    cdef Py_ssize_t j
+    if n_tail[0] < COMPACT_TAIL:
+        j = n_tail[0]
+        n_tail[0] += 1
+    elif end >= tail_end[0]:
+        j = 0
+        while j + 1 < COMPACT_TAIL and tail_end[j + 1] <= end:
+            tail_end[j] = tail_end[j + 1]
+            tail_rec[j] = tail_rec[j + 1]
+            tail_pk[j] = tail_pk[j + 1]
+            j += 1
+        tail_end[j] = end
+        tail_rec[j] = rec
+        tail_pk[j] = pk
+        return
+    else:
+        return
+    while j > 0 and tail_end[j - 1] > end:
+        tail_end[j] = tail_end[j - 1]
+        tail_rec[j] = tail_rec[j - 1]
+        tail_pk[j] = tail_pk[j - 1]
+        j -= 1
+    tail_end[j] = end
+    tail_rec[j] = rec
+    tail_pk[j] = pk
+
+
 cdef Py_ssize_t _compact_sender_c(object state_obj) except -1:
     """Twin of ``SequenceAnalyzer._compact_sender``: the same records kept, the same
     fresh containers, the same count. The tail is the last ``COMPACT_TAIL`` records of
     ``sorted(order, key=record_end)`` (stable: among equal ends the later ones), found
     in one pass instead of a sort; kept records are compared by identity, as the
-    reference's ``id()`` set does."""
+    reference's ``id()`` set does. Pending records (:meth:`SenderStateBase._flush`) come
+    after ``order`` and after the indexes' entries; only those kept are made."""
     cdef SenderStateBase state = <SenderStateBase?>state_obj
+    if state._tail_n >= 0:
+        state._unpack()
+    if state._has_pending() and _pending_clashes(state):
+        state._flush()
     order = state._order
+    cdef Py_ssize_t n_pk = state._pk_n, p
     cdef long long una = state.snd_una
-    cdef Py_ssize_t tracked = len(order) if order is not None else 0
+    cdef Py_ssize_t tracked = (len(order) if order is not None else 0) + n_pk
     cdef list keep = []
     cdef _Identities kept = _Identities()
     # tail_end/tail_rec ascending by (end, position); borrowed references (``order``
-    # holds the records until the end of this call).
+    # holds the records until the end of this call); tail_pk: a pending record's index
+    # (its tail_rec NULL), else -1.
     cdef long long tail_end[COMPACT_TAIL]
     cdef PyObject* tail_rec[COMPACT_TAIL]
+    cdef Py_ssize_t tail_pk[COMPACT_TAIL]
     cdef Py_ssize_t n_tail = 0, j
     cdef long long end
+    cdef dict made = {}  # pending index -> its record, made for the ones kept
     if order:
         for rec in order:
             end = _record_end(rec)
@@ -2602,86 +2712,45 @@ cdef Py_ssize_t _compact_sender_c(object state_obj) except -1:
                              and (<SentSegment?>rec).rexmit_index >= 0):
                 keep.append(rec)
                 kept.add(rec)
-            # A later record ranks above every earlier one with the same end.
-            if n_tail < COMPACT_TAIL:
-                j = n_tail
-                n_tail += 1
-            elif end >= tail_end[0]:
-                j = 0
-                while j + 1 < COMPACT_TAIL and tail_end[j + 1] <= end:
-                    tail_end[j] = tail_end[j + 1]
-                    tail_rec[j] = tail_rec[j + 1]
-                    j += 1
-                tail_end[j] = end
-                tail_rec[j] = <PyObject*>rec
-                continue
-            else:
-                continue
-            while j > 0 and tail_end[j - 1] > end:
-                tail_end[j] = tail_end[j - 1]
-                tail_rec[j] = tail_rec[j - 1]
-                j -= 1
-            tail_end[j] = end
-            tail_rec[j] = <PyObject*>rec
-        for j in range(n_tail):
+            _tail_insert(tail_end, tail_rec, tail_pk, &n_tail, end, <PyObject*>rec, -1)
+    for p in range(n_pk):
+        end = state._pk[4 * p + 1]
+        if end > una:
+            rec = state._pending_record(p)
+            made[p] = rec
+            keep.append(rec)
+            kept.add(rec)
+        _tail_insert(tail_end, tail_rec, tail_pk, &n_tail, end, NULL, p)
+    for j in range(n_tail):
+        if tail_pk[j] < 0:
             kept.add(<object>tail_rec[j])
+        else:
+            rec = made.get(tail_pk[j])
+            if rec is None:
+                rec = made[tail_pk[j]] = state._pending_record(tail_pk[j])
+            kept.add(rec)
     cdef dict by_end = {}
     cdef dict by_start = {}
     cdef int overflow
-    cdef long long kv
-    if state._tail_n >= 0:
-        state._unpack()
-    cdef dict raw_end = <dict?>state._by_end_d
-    cdef dict raw_start = <dict?>state._by_start_d
-    # Pending records (SenderStateBase._flush) count as the indexes' last entries: under a
-    # key the index already has they replace its value in place, else they follow.
-    cdef Py_ssize_t pend = state._pend, i
-    cdef long long first_end = LLONG_MAX, first_start = LLONG_MAX, fin_key = LLONG_MAX
-    cdef bint clash_end = False, clash_start = False
-    fin = state._pend_fin
-    if pend >= 0 and pend < len(<list?>order):
-        first_start = _tuple_field(order[pend], 0)
-        first_end = _tuple_field(order[pend], 1)
-    if fin is not None:
-        fin_key = (<SentSegment?>fin).end
-        if fin_key < first_end:
-            first_end = fin_key
-    for k, rec in raw_end.items():
-        kv = PyLong_AsLongLongAndOverflow(k, &overflow)
-        if pend >= 0 and (overflow > 0 or (overflow == 0 and kv >= first_end)):
-            clash_end = True
-            if overflow == 0:
-                found = fin if kv == fin_key else _pending_at(state, kv, 1)
-                if found is not None:
-                    rec = found
-        if kv > una or overflow > 0 or kept.has(rec):
+    for k, rec in (<dict?>state._by_end_d).items():
+        if PyLong_AsLongLongAndOverflow(k, &overflow) > una or overflow > 0 \
+                or kept.has(rec):
             by_end[k] = rec
-    for k, rec in raw_start.items():
-        kv = PyLong_AsLongLongAndOverflow(k, &overflow)
-        if pend >= 0 and (overflow > 0 or (overflow == 0 and kv >= first_start)):
-            clash_start = True
-            if overflow == 0:
-                found = _pending_at(state, kv, 0)
-                if found is not None:
-                    rec = found
+    for k, rec in (<dict?>state._by_start_d).items():
         if kept.has(rec):
             by_start[k] = rec
-    if pend >= 0:
-        for i in range(pend, len(<list>order)):
-            rec = (<list>order)[i]
-            k = (<tuple?>rec)[1]
-            if not (clash_end and k in raw_end) and (
-                    _tuple_field(rec, 1) > una or kept.has(rec)):
-                by_end[k] = rec
-            k = (<tuple>rec)[0]
-            if not (clash_start and k in raw_start) and kept.has(rec):
-                by_start[k] = rec
-        if fin is not None:
-            k = fin_key
-            if not (clash_end and k in raw_end) and (fin_key > una or kept.has(fin)):
-                by_end[k] = fin
+    if made:
+        for p_obj in sorted(made):  # made means kept: under both keys, in the order sent
+            rec = made[p_obj]
+            by_end[(<tuple>rec)[1]] = rec
+            by_start[(<tuple>rec)[0]] = rec
+    fin = state._pend_fin
+    if fin is not None:
+        end = (<SentSegment?>fin).end
+        if end > una or kept.has(fin):
+            by_end[end] = fin
+    state._pk_n = 0
     state._pend_fin = None
-    state._pend = -1
     state._by_end_d = by_end
     state._by_start_d = by_start
     state._order = keep if keep else None
@@ -5551,7 +5620,7 @@ cdef long long _ack_new_data(SequenceAnalyzerBase an, SenderStateBase snd,
                 (<RunningStatsBase?>rst_.rtt).add(<double>sample)
                 (<RttEstimatorBase?>rcv.est).update(sample)
     order = rcv._order
-    if order is not None and len(order) > an._max_tracked:
+    if order is not None and len(order) + rcv._pk_n > an._max_tracked:
         _prune_c(rcv)
     return mask
 
@@ -5576,23 +5645,29 @@ cdef int _prune_c(SenderStateBase state) except -1:
         return 0
     cdef long long una = state.snd_una
     cdef list records = <list?>order
-    cdef Py_ssize_t n = len(records)
+    cdef Py_ssize_t n_obj = len(records)
+    cdef Py_ssize_t n = n_obj + state._pk_n  # the pending records come last
     cdef Py_ssize_t keep = n // 2
     cdef Py_ssize_t i = 0  # records[:i] are forgotten, removed at once at the end
+    cdef long long* r
     if state._tail_n >= 0:
         state._unpack()
     cdef dict by_start = <dict?>state._by_start_d
     cdef dict by_end = <dict?>state._by_end_d
-    cdef Py_ssize_t pend = state._pend
-    while n - i > keep and _record_end(records[i]) <= una:
-        old = records[i]
-        if 0 <= pend <= i:
+    while n - i > keep:
+        if i >= n_obj:
             # Pending: the reference put it in both indexes, as the last entry under its
             # keys, and now takes it out: whatever they held under those keys goes.
-            by_start.pop((<tuple?>old)[0], None)
-            by_end.pop((<tuple>old)[1], None)
+            r = &state._pk[4 * (i - n_obj)]
+            if r[1] > una:
+                break
+            by_start.pop(r[0], None)
+            by_end.pop(r[1], None)
             i += 1
             continue
+        if _record_end(records[i]) > una:
+            break
+        old = records[i]
         i += 1
         if type(old) is tuple:
             if len(<tuple>old) < 2:
@@ -5604,13 +5679,14 @@ cdef int _prune_c(SenderStateBase state) except -1:
             end = (<SentSegment?>old).end
         if by_start.get(start) is old:
             del by_start[start]
-        if by_end.get(end) is old:
-            del by_end[end]
-    del records[:i]
-    if pend >= 0:
-        state._pend = pend - i if pend > i else 0
-        if state._pend >= len(records) and state._pend_fin is None:
-            state._pend = -1
+        if by_end.get(end) is old and not (
+                state._pend_fin is not None and end == (<SentSegment?>state._pend_fin).end):
+            del by_end[end]  # (a pending FIN record was put under that key after it)
+    if i > n_obj:
+        del records[:]
+        state._drop_pending(i - n_obj)
+    else:
+        del records[:i]
     return 0
 
 
@@ -5645,7 +5721,7 @@ cdef int _first_fin_sent(SenderStateBase snd, Segment seg, long long end,
     frec = SentSegment(end, end + 1, seg.frame, ts, "fin")
     _set_record(snd, 2, frec)
     snd.fin_rel = end
-    if snd._pend >= 0 and snd._pend_fin is None and end >= snd._pend_end:
+    if snd._pk_n and snd._pend_fin is None and end >= snd._pend_end:
         snd._pend_fin = frec  # after the pending records (SenderStateBase._flush)
     else:
         _ends_of(snd)[end + 1] = frec
@@ -5716,35 +5792,35 @@ cdef long long _in_order_data(SequenceAnalyzerBase an, SenderStateBase snd,
     if peer_mss > 0 and plen > peer_mss:
         mask = TSO_SUPERSEGMENT
         st.tso_pkts += 1
-    # One int object each for the record, both index keys and the range's end (declared
-    # as objects: an inferred C integer would box itself again at each use).
-    cdef object start_obj = nxt
-    cdef object end_obj = end
-    (<RangeSetBase?>snd.ranges)._add_end(nxt, end, end_obj)
+    cdef RangeSetBase ranges = <RangeSetBase?>snd.ranges
+    cdef long long frame_c, ts_c
     if snd._tail_n >= 0:
         snd._unpack()
     order = snd._order
     if order is None:
         order = snd._order = []
-    if snd.mutable:
-        new = SentSegment(nxt, end, frame, ts, "")
-        _starts_of(snd)[start_obj] = new
-        _ends_of(snd)[end_obj] = new
+    if (not snd.mutable and end > nxt and snd._pend_fin is None
+            and (not snd._pk_n or nxt >= snd._pend_end)
+            and _as_ll(frame, &frame_c) and _as_ll(ts, &ts_c)):
+        # Pending (SenderStateBase._flush): four C integers, no object.
+        ranges._add_end(nxt, end, None if ranges._s_list is None else <object>end)
+        snd._push_pending(nxt, end, frame_c, ts_c)
     else:
-        new = (start_obj, end_obj, frame, ts)
-        # Pending until the indexes are read (SenderStateBase._flush), while the pending
-        # records' keys increase strictly; otherwise into the indexes now.
-        if end > nxt and (snd._pend < 0 or (nxt >= snd._pend_end
-                                            and snd._pend_fin is None)):
-            if snd._pend < 0:
-                snd._pend = len(<list?>order)
-            snd._pend_end = end
+        # One int object each for the record, both index keys and the range's end
+        # (declared as objects: an inferred C integer would box itself at each use).
+        start_obj = <object>nxt
+        end_obj = <object>end
+        ranges._add_end(nxt, end, end_obj)
+        if snd.mutable:
+            new = SentSegment(nxt, end, frame, ts, "")
         else:
-            _starts_of(snd)[start_obj] = new
-            _ends_of(snd)[end_obj] = new
-    (<list?>order).append(new)
-    if (len(order) > an._max_unacked_c if an._max_unacked_c >= 0
-            else len(order) > an._max_unacked):
+            new = (start_obj, end_obj, frame, ts)
+        _starts_of(snd)[start_obj] = new  # the pending ones first
+        _ends_of(snd)[end_obj] = new
+        (<list?>order).append(new)
+    cdef Py_ssize_t tracked = len(<list?>order) + snd._pk_n
+    if (tracked > an._max_unacked_c if an._max_unacked_c >= 0
+            else tracked > an._max_unacked):
         an._forget_oldest(snd)
     if not snd.iw_done:
         st.iw_bytes += plen
@@ -5797,6 +5873,7 @@ cpdef long long steady_segment(object conn_obj, Segment seg) except? -2:
     if rbase < 0 or una > nxt:
         return -1
     cdef long long ack_rel = nxt + ((ack - rbase - nxt + _HALF) & _MASK) - _HALF
+    cdef long long pend_ts = 0
     sent_ts = None
     cdef bint new_ack
     cdef SentSegment srec
@@ -5807,8 +5884,10 @@ cpdef long long steady_segment(object conn_obj, Segment seg) except? -2:
     elif una < ack_rel <= nxt:
         if ack_rel > rcv.late_low:
             return -1  # covers a re-send or hole fill: Karn's rule on cumulative ACKs
-        rec = _end_lookup(rcv, ack_rel)
-        if rec is not None:
+        rec = _end_lookup(rcv, ack_rel, &pend_ts)
+        if rec is _PENDING:
+            sent_ts = pend_ts
+        elif rec is not None:
             if type(rec) is tuple:
                 sent_ts = (<tuple>rec)[3]
             else:
