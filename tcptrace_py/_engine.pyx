@@ -1796,18 +1796,42 @@ cdef class SenderStateBase:
     def make_mutable(self):
         """Twin of ``SenderState.make_mutable``: every ``FreshSegment`` tuple becomes one
         ``SentSegment`` (a tuple in several containers becomes one shared object), in the
-        same positions, built without the constructor's argument parsing."""
+        same positions, built without the constructor's argument parsing. A pending record
+        (:meth:`_flush`) becomes its ``SentSegment`` directly, where the flush would have
+        put its tuple."""
         self.mutable = True
         cdef dict made = {}
+        cdef Py_ssize_t i
+        cdef long long* r
+        cdef SentSegment new
+        if self._tail_n >= 0:
+            self._unpack()
         # The old containers stay referenced until all three are rebuilt: ``made`` is
         # keyed by identity, and no tuple may be freed (its address reused) in between.
-        old_start, old_end = _starts_of(self), _ends_of(self)
+        old_start, old_end = <dict?>self._by_start_d, <dict?>self._by_end_d
         old_order = self._order
         if old_order is not None:
             self._order = [_mutable_record(made, rec) for rec in old_order]
-        self._by_start_d = {k: _mutable_record(made, rec)
-                            for k, rec in (<dict?>old_start).items()}
-        self._by_end_d = {k: _mutable_record(made, rec) for k, rec in (<dict?>old_end).items()}
+        by_start = {k: _mutable_record(made, rec) for k, rec in old_start.items()}
+        by_end = {k: _mutable_record(made, rec) for k, rec in old_end.items()}
+        for i in range(self._pk_n):
+            r = &self._pk[4 * i]
+            new = SentSegment.__new__(SentSegment)
+            new.start, new.end, new.frame = r[0], r[1], r[2]
+            new.ts_ns = new.last_ts_ns = r[3]
+            new.tx = 1
+            new.last_interval_ns = new.rexmit_index = -1
+            new.control = ""
+            (<list?>self._order).append(new)
+            by_start[r[0]] = new
+            by_end[r[1]] = new
+        self._pk_n = 0
+        fin = self._pend_fin
+        if fin is not None:
+            self._pend_fin = None
+            by_end[(<SentSegment?>fin).end] = fin
+        self._by_start_d = by_start
+        self._by_end_d = by_end
 
     def __dealloc__(self):
         PyMem_Free(self._tail)
@@ -2704,7 +2728,6 @@ cdef Py_ssize_t _compact_sender_c(object state_obj) except -1:
     cdef Py_ssize_t tail_pk[COMPACT_TAIL]
     cdef Py_ssize_t n_tail = 0, j
     cdef long long end
-    cdef dict made = {}  # pending index -> its record, made for the ones kept
     if order:
         for rec in order:
             end = _record_end(rec)
@@ -2713,22 +2736,21 @@ cdef Py_ssize_t _compact_sender_c(object state_obj) except -1:
                 keep.append(rec)
                 kept.add(rec)
             _tail_insert(tail_end, tail_rec, tail_pk, &n_tail, end, <PyObject*>rec, -1)
+    # The pending records kept are a suffix of them: their ends increase, so the
+    # unacknowledged ones come last, and so do the ones among the tail (a later pending
+    # record ranks above an earlier one). Only those are made.
+    cdef Py_ssize_t first_made = n_pk
     for p in range(n_pk):
         end = state._pk[4 * p + 1]
-        if end > una:
-            rec = state._pending_record(p)
-            made[p] = rec
-            keep.append(rec)
-            kept.add(rec)
+        if end > una and p < first_made:
+            first_made = p
         _tail_insert(tail_end, tail_rec, tail_pk, &n_tail, end, NULL, p)
     for j in range(n_tail):
         if tail_pk[j] < 0:
             kept.add(<object>tail_rec[j])
-        else:
-            rec = made.get(tail_pk[j])
-            if rec is None:
-                rec = made[tail_pk[j]] = state._pending_record(tail_pk[j])
-            kept.add(rec)
+        elif tail_pk[j] < first_made:
+            first_made = tail_pk[j]
+    # The entries the indexes keep of their own (kept records are ``order``'s so far).
     cdef dict by_end = {}
     cdef dict by_start = {}
     cdef int overflow
@@ -2739,24 +2761,54 @@ cdef Py_ssize_t _compact_sender_c(object state_obj) except -1:
     for k, rec in (<dict?>state._by_start_d).items():
         if kept.has(rec):
             by_start[k] = rec
-    if made:
-        for p_obj in sorted(made):  # made means kept: under both keys, in the order sent
-            rec = made[p_obj]
-            by_end[(<tuple>rec)[1]] = rec
-            by_start[(<tuple>rec)[0]] = rec
     fin = state._pend_fin
-    if fin is not None:
-        end = (<SentSegment?>fin).end
-        if end > una or kept.has(fin):
-            by_end[end] = fin
-    state._pk_n = 0
-    state._pend_fin = None
+    cdef bint fin_kept = fin is not None and (
+        (<SentSegment?>fin).end > una or kept.has(fin))
+    cdef Py_ssize_t n_made = n_pk - first_made, n_kept
+    if (not keep and not by_end and not by_start and not fin_kept and not state.late
+            and n_made <= COMPACT_TAIL
+            and (n_made == 0 or state._pk[4 * (n_pk - 1) + 1] <= una)):
+        # What ``_pack`` would make of the indexes: only acknowledged pending records
+        # are left, the tail, packed as they are (no tuple made and taken apart).
+        n_kept = kept.count() + n_made
+        if n_made:
+            state._tail = <long long*>PyMem_Malloc(4 * n_made * sizeof(long long))
+            if state._tail == NULL:
+                raise MemoryError()
+            memcpy(state._tail, &state._pk[4 * first_made], 4 * n_made * sizeof(long long))
+        state._tail_n = n_made
+        state._by_end_d = state._by_start_d = None
+        state._order = None
+        _drop_all_pending(state)
+        state._pack_controls()
+        return tracked - n_kept
+    for p in range(first_made, n_pk):  # made means kept: under both keys, in order sent
+        rec = state._pending_record(p)
+        kept.add(rec)
+        if state._pk[4 * p + 1] > una:
+            keep.append(rec)
+        by_end[(<tuple>rec)[1]] = rec
+        by_start[(<tuple>rec)[0]] = rec
+    if fin_kept:
+        by_end[(<SentSegment>fin).end] = fin
+    _drop_all_pending(state)
     state._by_end_d = by_end
     state._by_start_d = by_start
     state._order = keep if keep else None
     state._pack()
     state._pack_controls()
     return tracked - kept.count()
+
+
+cdef int _drop_all_pending(SenderStateBase state) except -1:
+    """No record pending, and no room kept for any (a compacted side rarely sends
+    again)."""
+    state._pk_n = 0
+    state._pk_cap = 0
+    PyMem_Free(state._pk)
+    state._pk = NULL
+    state._pend_fin = None
+    return 0
 
 
 cdef SequenceAnalyzerBase _new_sequence_analyzer(object cls, options):
