@@ -5579,6 +5579,95 @@ cpdef bint quiet(object conn_obj) except -1:
                 or c.truncated_pkts or v.truncated_pkts)
 
 
+cdef NoteRec* _first_fin_rec(ConnectionBase conn, long long frame) noexcept:
+    """``detectors.close.first_fin``'s packet among the packed notable packets: the first
+    at ``frame`` with FIN and without RST (NULL: none)."""
+    cdef Py_ssize_t i
+    cdef NoteRec* rec
+    if frame < 0:
+        return NULL
+    for i in range(conn._nt_n):
+        rec = &conn._nt[i]
+        if rec.frame == frame and rec.flags & 0x01 and not rec.flags & 0x04:
+            return rec
+    return NULL
+
+
+cdef long long _sent_after_c(EndpointMachineBase m, NoteRec* peer_fin,
+                             long long sent_before) noexcept:
+    """Twin of ``detectors.close.sent_after`` on a packed FIN."""
+    if peer_fin == NULL or not peer_fin.flags & ACK_BIT or m.snd_max < 0:
+        return 0
+    cdef long long start = peer_fin.ack
+    cdef long long d = (m.snd_max - start) & _MASK
+    cdef long long later
+    if d >= _HALF:
+        return 0
+    if sent_before >= 0:
+        later = (m.snd_max - sent_before) & _MASK
+        if later >= _HALF:
+            return 0
+        if later < d:
+            d, start = later, sent_before
+    if m.fin_sent and ((m.fin_seq - start) & _MASK) < d:
+        d -= 1
+    return d if d > 0 else 0
+
+
+cpdef bint closed_quietly(object conn_obj, long long max_close_delay_ns) except -1:
+    """Twin of ``detectors.close.closed_quietly``: the same tests, in its order, on the
+    packed notable packets and events and the C fields (a connection whose evidence was
+    made objects, or of another type, takes the reference)."""
+    cdef ConnectionBase conn
+    if isinstance(conn_obj, ConnectionBase):
+        conn = <ConnectionBase>conn_obj
+        if conn._notable is not None or conn._events is not None:
+            conn = None
+    else:
+        conn = None
+    if conn is None:
+        from tcptrace_py.detectors.close import reference_closed_quietly
+
+        return reference_closed_quietly(conn_obj, max_close_delay_ns)
+    cdef _Refs r = _refs()
+    cdef Py_ssize_t closing = _value_index(r.state_values, "CLOSING"), i
+    cdef bint any_closing = False
+    if closing >= 0:
+        for i in range(conn._ev_n):
+            if conn._ev[i].kind_i == 0 and conn._ev[i].new_i == closing:
+                any_closing = True
+                break
+    cdef long long f0 = conn._pv[P_FIN_FRAME], f1 = conn._pv[P_FIN_FRAME + 1]
+    if f0 < 0 and f1 < 0:
+        return not any_closing
+    cdef NoteRec* fins[2]
+    fins[0] = _first_fin_rec(conn, f0)
+    fins[1] = _first_fin_rec(conn, f1)
+    cdef EndpointMachineBase m0 = <EndpointMachineBase?>conn.client
+    cdef EndpointMachineBase m1 = <EndpointMachineBase?>conn.server
+    cdef int side = 0 if f1 < 0 or 0 <= f0 < f1 else 1
+    if fins[side] != NULL and _sent_after_c(m1 if side == 0 else m0, fins[side],
+                                            conn._pv[P_PEER_SENT_AT_FIN + side]) > 0:
+        return False
+    if any_closing:
+        return False
+    cdef int s
+    cdef NoteRec* peer_fin
+    cdef NoteRec* own_fin
+    for s in range(2):
+        peer_fin = fins[1 - s]
+        if peer_fin == NULL or not conn._pv[P_PACKETS + s]:
+            continue
+        own_fin = fins[s]
+        if own_fin == NULL:
+            if (m0 if s == 0 else m1).state is r.close_wait:
+                return False
+        elif own_fin.frame > peer_fin.frame \
+                and own_fin.ts - peer_fin.ts >= max_close_delay_ns:
+            return False
+    return True
+
+
 cdef inline bint _seq_lt_c(long long a, long long b) noexcept:
     """``connection._seq_lt``: a < b in modulo-2**32 sequence space."""
     return ((a - b) & _MASK) >= _HALF and a != b  # C constants: the literals were Python ints

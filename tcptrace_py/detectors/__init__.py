@@ -40,6 +40,7 @@ from tcptrace_py.detectors.base import (
     quiet,
     register,
 )
+from tcptrace_py.detectors.close import closed_quietly, max_close_delay_ns
 from tcptrace_py.diagnostics import Diagnostics
 from tcptrace_py.events import Anomaly
 from tcptrace_py.options import Options
@@ -224,11 +225,25 @@ class DetectorSet:
         test does to show the findings are the same)."""
         self._all = list(enumerate(self.detectors))
         self._for_quiet = [(i, d) for i, d in self._all if not d.quiet_skip]
+        self._for_closed = [(i, d) for i, d in self._for_quiet if not d.close_skip]
+        """For a quiet connection :func:`~tcptrace_py.detectors.close.closed_quietly`
+        accepts, too (the same list when no detector sets ``close_skip``)."""
+        self._close_delay_ns = next(
+            (max_close_delay_ns(d.p) for d in self.detectors if d.name == "close_wait_stuck"),
+            -1)
+        """``close_wait_stuck``'s ``max_close_delay_s`` (ns); -1 without that detector, a
+        delay every late close exceeds (so only ``close_kinds`` can be left out)."""
 
     def on_connection(self, conn: Any) -> list[Anomaly]:
         """Findings on one finished connection."""
         out: list[Anomaly] = []
-        dets = self._for_quiet if self.skip_quiet and quiet(conn) else self._all
+        if self.skip_quiet and quiet(conn):
+            dets = self._for_quiet
+            if len(dets) != len(self._for_closed) \
+                    and closed_quietly(conn, self._close_delay_ns):
+                dets = self._for_closed
+        else:
+            dets = self._all
         if self.sharded:
             shares = self.shares = []
             for i, det in dets:

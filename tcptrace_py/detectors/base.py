@@ -75,6 +75,12 @@ class Detector:
     a call per detector (issue 16). Each detector that sets it names, beside it, the tests of
     :func:`quiet` it relies on; ``tests/test_detector_quiet.py`` checks the claim on every
     connection of the test captures."""
+    close_skip: ClassVar[bool] = False
+    """True, besides :attr:`quiet_skip`, for a close detector that finds nothing for a
+    quiet connection :func:`tcptrace_py.detectors.close.closed_quietly` accepts (no
+    simultaneous close, nothing sent after the first FIN, no side slow to close or left in
+    CLOSE_WAIT): a graceful close then costs one test instead of two detectors' evidence
+    reads. ``tests/test_detector_quiet.py`` checks it as it checks :attr:`quiet_skip`."""
     capture_wide: ClassVar[bool] = False
     """True for a detector whose findings depend on more than one connection (state kept
     across ``on_connection`` calls, read in order, or findings in ``on_end``). With

@@ -9,10 +9,18 @@ its sender had received, the peer's highest sequence number sent (``snd_max``) h
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from tcptrace_py.connection import Connection, NotablePacket
-from tcptrace_py.detectors.base import Code, Detector, Param, human, register, seconds
+from tcptrace_py.detectors.base import (
+    Code,
+    Detector,
+    Param,
+    ParamValue,
+    human,
+    register,
+    seconds,
+)
 from tcptrace_py.events import Anomaly
 from tcptrace_py.fsm import EndpointMachine, TcpState
 from tcptrace_py.segment import ACK, FIN, RST
@@ -133,6 +141,43 @@ class LostFinalAck(Detector):
         return out
 
 
+def closed_quietly(conn: Connection, max_close_delay_ns: int) -> bool:
+    """True when neither :class:`CloseKinds` nor :class:`CloseWaitStuck` can find anything
+    in a connection :func:`~tcptrace_py.detectors.base.quiet` accepted (so no RST and
+    packets from both sides): the first closer's peer sent nothing after that FIN, no
+    CLOSING state (simultaneous close), and no side left in CLOSE_WAIT without a FIN or
+    closing ``max_close_delay_ns`` or more after the peer's FIN.
+
+    These are the detectors' own tests, in their order, up to where each would compute a
+    finding; a connection this accepts gets none from either, so
+    :class:`~tcptrace_py.detectors.DetectorSet` leaves both out (:attr:`Detector.close_skip`).
+    """
+    f0, f1 = conn.fin_frame[0], conn.fin_frame[1]
+    if f0 < 0 and f1 < 0:
+        return not conn.transition_frames("CLOSING")
+    fins = (first_fin(conn, 0), first_fin(conn, 1))
+    machines = (conn.client, conn.server)
+    side = 0 if f1 < 0 or 0 <= f0 < f1 else 1  # CloseKinds: the first closer
+    fin = fins[side]
+    if fin is not None and sent_after(machines[1 - side], fin,
+                                      conn.peer_sent_at_fin[side]) > 0:
+        return False  # half_close
+    if conn.transition_frames("CLOSING"):
+        return False  # simultaneous_close
+    for s in (0, 1):  # CloseWaitStuck's tests before its arithmetic
+        peer_fin = fins[1 - s]
+        if peer_fin is None or not conn.packets[s]:
+            continue
+        own_fin = fins[s]
+        if own_fin is None:
+            if machines[s].state is _CLOSE_WAIT:
+                return False
+        elif own_fin.frame > peer_fin.frame \
+                and own_fin.ts_ns - peer_fin.ts_ns >= max_close_delay_ns:
+            return False
+    return True
+
+
 @register
 class CloseWaitStuck(Detector):
     """One side received the peer's FIN and never closed: an application that leaks sockets."""
@@ -148,6 +193,7 @@ class CloseWaitStuck(Detector):
               "peer's FIN without sending data meanwhile, is reported too (a slow leak): "
               "longer than any request a server finishes after the client's EOF."),
     )
+    close_skip = True  # closed_quietly: no side stuck or slow to close
     codes = (Code("close_wait_stuck", "warning", "network",
                   "One side closed; the other acknowledged the FIN but never sent its own (by "
                   "capture end, or not within max_close_delay_s)."),)
@@ -171,7 +217,7 @@ class CloseWaitStuck(Detector):
             # come before sent_after's arithmetic, which most graceful closes then skip.
             if not stuck and (own_fin is None or own_fin.frame <= peer_fin.frame
                               or own_fin.ts_ns - peer_fin.ts_ns
-                              < int(float(self.p["max_close_delay_s"]) * 1e9)):
+                              < max_close_delay_ns(self.p)):
                 continue
             extra = sent_after(m, peer_fin, conn.peer_sent_at_fin[1 - side])
             if stuck and extra == 0:
@@ -205,6 +251,7 @@ class CloseKinds(Detector):
     discarded because it had closed for good."""
 
     name = "close_kinds"
+    close_skip = True  # closed_quietly: nothing sent after the first FIN, no CLOSING
     codes = (
         Code("half_close", "info", "lifecycle",
              "One side sent FIN (shutdown(SHUT_WR)) and the other kept sending data after it."),
@@ -275,3 +322,18 @@ class CloseKinds(Detector):
                 "simultaneous close: both sides sent FIN before receiving the other's",
                 {"fin_frames": fins, "closing_frames": closing}))
         return out
+
+
+def max_close_delay_ns(params: Mapping[str, ParamValue]) -> int:
+    """:class:`CloseWaitStuck`'s ``max_close_delay_s`` parameter in nanoseconds, as it
+    compares it."""
+    return int(float(params["max_close_delay_s"]) * 1e9)
+
+
+# The compiled engine's twin of closed_quietly (tcptrace_py/_engine.pyx): the same tests on
+# the packed notable packets and C fields.
+from tcptrace_py.implementation import compiled as _compiled  # noqa: E402
+
+reference_closed_quietly = closed_quietly
+if _compiled is not None:
+    closed_quietly = _compiled.closed_quietly  # noqa: F811
