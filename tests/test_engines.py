@@ -308,18 +308,30 @@ def test_twin_constructors_build_the_references_objects() -> None:
         assert _fields_of(est(**kwargs)) == _fields_of(ref_est), kwargs
 
 
+_HEXTETS = st.lists(st.sampled_from([0, 0, 0, 1, 0xFFFF, 0x0DB8, 0x2001, 0xFE80, 0x10]) |
+                    st.integers(0, 0xFFFF), min_size=8, max_size=8)
+"""Eight hextets, mostly zeros and a few values: runs of zeros of every length and place
+(RFC 5952 compression), and the IPv4-mapped prefix."""
+
+
 @needs_compiled
-@given(st.one_of(st.binary(min_size=4, max_size=4), st.binary(min_size=16, max_size=16)))
+@given(st.one_of(st.binary(min_size=4, max_size=4), st.binary(min_size=16, max_size=16),
+                 _HEXTETS.map(lambda h: b"".join(x.to_bytes(2, "big") for x in h))))
 def test_addr_text_twin_is_the_references(addr: bytes) -> None:
-    """The compiled ``addr_text`` (IPv4 in C, IPv6 by the reference) gives the reference's
-    text, and the modules that format addresses use it."""
+    """The compiled ``addr_text`` (IPv4 and IPv6 in C, an IPv4-mapped IPv6 address by the
+    reference) gives the reference's text, and the modules that format addresses use
+    it."""
     from tcptrace_py import report, segment
 
     assert segment.addr_text is implementation.compiled.addr_text  # type: ignore[union-attr]
     assert vars(report)["addr_text"] is segment.addr_text
     assert segment.addr_text(addr) == segment.reference_addr_text(addr)
-    for edge in (b"\x00\x00\x00\x00", b"\xff\xff\xff\xff", b"\x0a\x00\x00\x01"):
-        assert segment.addr_text(edge) == segment.reference_addr_text(edge)
+    for edge in (b"\x00\x00\x00\x00", b"\xff\xff\xff\xff", b"\x0a\x00\x00\x01",
+                 bytes(16), bytes(15) + b"\x01", b"\x00\x01" + bytes(14),
+                 bytes(10) + b"\xff\xff\x0a\x00\x00\x01", b"\xff" * 16,
+                 bytes.fromhex("20010db8000100000000000100000000"),
+                 bytes.fromhex("20010db8000000010000000000000001")):
+        assert segment.addr_text(edge) == segment.reference_addr_text(edge), edge.hex()
 
 
 @needs_compiled
