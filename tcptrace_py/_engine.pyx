@@ -4235,13 +4235,18 @@ cdef class ConnectionBase:
         if _state_in(r, cs, STATE_ATTEMPT, r.attempt_states) \
                 and _state_in(r, ss, STATE_ATTEMPT, r.attempt_states):
             return self.last_ts_ns + min(opts.attempt_timeout_ns, opts.idle_timeout_ns)
-        deadlines = []
+        # ``max(deadlines + [linger])`` without the lists and the call: the first of the
+        # largest (equal integers are interchangeable).
+        best = None
         for m in (client, server):
             if m.state is r.time_wait and m.time_wait_since_ns >= 0:
-                deadlines.append(m.time_wait_since_ns + opts.time_wait_ns)
+                d = m.time_wait_since_ns + opts.time_wait_ns
+                if best is None or d > best:
+                    best = d
             elif not _state_in(r, m.state, STATE_DONE, done):
                 return self.last_ts_ns + opts.idle_timeout_ns
-        return max(deadlines + [self.last_ts_ns + opts.closed_linger_ns])
+        linger = self.last_ts_ns + opts.closed_linger_ns
+        return linger if best is None or linger > best else best
 
     def _note_control(self, seg_obj, side, snd, rcv):
         """Twin of ``Connection._note_control`` (a segment of another class, built by a
