@@ -1820,12 +1820,7 @@ cdef class SenderStateBase:
         by_end = {k: _mutable_record(made, rec) for k, rec in old_end.items()}
         for i in range(self._pk_n):
             r = &self._pk[4 * i]
-            new = SentSegment.__new__(SentSegment)
-            new.start, new.end, new.frame = r[0], r[1], r[2]
-            new.ts_ns = new.last_ts_ns = r[3]
-            new.tx = 1
-            new.last_interval_ns = new.rexmit_index = -1
-            new.control = ""
+            new = _fresh_sent_segment(r[0], r[1], r[2], r[3])
             (<list?>self._order).append(new)
             by_start[r[0]] = new
             by_end[r[1]] = new
@@ -1973,11 +1968,10 @@ cdef class SenderStateBase:
         each); most records were read again only when the connection was compacted, which
         keeps two of them. A pending record is four C integers. While records are pending
         their keys increase strictly (each starts at or after the previous one's end), so
-        the ACK path finds one by bisection (:func:`_pending_ts`), and the prune and the
+        the ACK path finds one by bisection (:func:`_end_lookup`), and the prune and the
         compaction treat them as the last records and the indexes' last entries
         (:func:`_prune_c`, :func:`_compact_sender_c`)."""
         cdef Py_ssize_t i
-        cdef long long* r
         if self._pk_n:
             if self._order is None:
                 self._order = []
@@ -1985,8 +1979,7 @@ cdef class SenderStateBase:
             by_start = <dict?>self._by_start_d
             by_end = <dict?>self._by_end_d
             for i in range(self._pk_n):
-                r = &self._pk[4 * i]
-                rec = (r[0], r[1], r[2], r[3])
+                rec = self._pending_record(i)
                 order.append(rec)
                 by_start[(<tuple>rec)[0]] = rec
                 by_end[(<tuple>rec)[1]] = rec
@@ -2146,20 +2139,19 @@ cdef inline dict _ends_of(SenderStateBase state):
     return <dict?>state._by_end_d
 
 
-cdef Py_ssize_t _pending_index(SenderStateBase state, long long key,
-                               Py_ssize_t field) noexcept:
-    """Index of the pending record whose end (``field`` 1) or start (0) is ``key``, or -1
-    (bisection: both increase along the pending records)."""
+cdef Py_ssize_t _pending_index(SenderStateBase state, long long end) noexcept:
+    """Index of the pending record whose end is ``end``, or -1 (bisection: the ends
+    increase along the pending records)."""
     cdef Py_ssize_t lo = 0, hi = state._pk_n, mid
     cdef long long e
-    if not hi or key > state._pend_end:
+    if not hi or end > state._pend_end:
         return -1
     while lo < hi:
         mid = (lo + hi) >> 1
-        e = state._pk[4 * mid + field]
-        if e < key:
+        e = state._pk[4 * mid + 1]
+        if e < end:
             lo = mid + 1
-        elif e > key:
+        elif e > end:
             hi = mid
         else:
             return mid
@@ -2179,7 +2171,7 @@ cdef object _end_lookup(SenderStateBase state, long long end, long long* ts_out)
         fin = state._pend_fin
         if fin is not None and (<SentSegment?>fin).end == end:
             return fin
-        i = _pending_index(state, end, 1)
+        i = _pending_index(state, end)
         if i >= 0:
             ts_out[0] = state._pk[4 * i + 3]
             return _PENDING
@@ -2209,12 +2201,19 @@ cdef SentSegment _sent_segment(tuple rec):
     """``SentSegment(start, end, frame, ts_ns, "")`` of a ``FreshSegment`` tuple."""
     if len(rec) != 4:
         raise ValueError("a FreshSegment record has 4 fields")
+    return _fresh_sent_segment(rec[0], rec[1], rec[2], rec[3])
+
+
+cdef SentSegment _fresh_sent_segment(long long start, long long end, object frame,
+                                     object ts):
+    """``SentSegment(start, end, frame, ts, "")``, built without the constructor's
+    argument parsing."""
     cdef SentSegment new = SentSegment.__new__(SentSegment)
-    new.start = rec[0]
-    new.end = rec[1]
-    new.frame = rec[2]
-    new.ts_ns = rec[3]
-    new.last_ts_ns = rec[3]
+    new.start = start
+    new.end = end
+    new.frame = frame
+    new.ts_ns = ts
+    new.last_ts_ns = ts
     new.tx = 1
     new.last_interval_ns = -1
     new.rexmit_index = -1
@@ -2675,22 +2674,16 @@ cdef class SequenceAnalyzerBase:
         cdef DirectionStatsBase sv = <DirectionStatsBase?>self.server
         cdef SenderStateBase c = <SenderStateBase?>self._c
         cdef SenderStateBase s = <SenderStateBase?>self._s
+        cdef DirectionValues values = <DirectionValues?>r.direction_values
         cl.unique_bytes = _covered(c.ranges) - c.filled_bytes  # _finish
         sv.unique_bytes = _covered(s.ranges) - s.filled_bytes
         _set_column(out, "retransmissions", cl.retransmitted_segments + sv.retransmitted_segments)
         first = self.first_ts_ns
         duration_ns = (self.last_ts_ns - first) if first >= 0 else 0
-        values = r.direction_values
-        if type(values) is DirectionValues:
-            (<DirectionValues>values)._put_c(out, r.prefixed_client, cl, c, duration_ns)
-            (<DirectionValues>values)._put_c(out, r.prefixed_server, sv, s, duration_ns)
-        else:
-            values.put(out, r.prefixed_client, cl, c, duration_ns)
-            values.put(out, r.prefixed_server, sv, s, duration_ns)
+        values._put_c(out, r.prefixed_client, cl, c, duration_ns)
+        values._put_c(out, r.prefixed_server, sv, s, duration_ns)
         _set_column(out, "window_scaling", self._both_syn_ws)
-        dropped = self.evidence_dropped
-        _set_column(out, "evidence_dropped", sum((<dict>dropped).values())
-                    if type(dropped) is dict else sum(dropped.values()))
+        _set_column(out, "evidence_dropped", sum(self.evidence_dropped.values()))
 
     def compact(self):
         """Twin of ``SequenceAnalyzer.compact``: both directions through

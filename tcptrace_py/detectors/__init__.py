@@ -227,7 +227,9 @@ class DetectorSet:
         self._for_quiet = [(i, d) for i, d in self._all if not d.quiet_skip]
         self._for_closed = [(i, d) for i, d in self._for_quiet if not d.close_skip]
         """For a quiet connection :func:`~tcptrace_py.detectors.close.closed_quietly`
-        accepts, too (the same list when no detector sets ``close_skip``)."""
+        accepts, too."""
+        self._close_skips = len(self._for_closed) != len(self._for_quiet)
+        """Whether a ``close_skip`` detector runs (else ``closed_quietly`` is not asked)."""
         self._close_delay_ns = next(
             (max_close_delay_ns(d.p) for d in self.detectors if d.name == "close_wait_stuck"),
             -1)
@@ -239,8 +241,7 @@ class DetectorSet:
         out: list[Anomaly] = []
         if self.skip_quiet and quiet(conn):
             dets = self._for_quiet
-            if len(dets) != len(self._for_closed) \
-                    and closed_quietly(conn, self._close_delay_ns):
+            if self._close_skips and closed_quietly(conn, self._close_delay_ns):
                 dets = self._for_closed
         else:
             dets = self._all
