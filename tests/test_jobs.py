@@ -550,6 +550,59 @@ def test_readiness_says_what_pipe_poll_says() -> None:
     recv.close()
 
 
+@pytest.mark.parametrize("widen", [False, True])
+def test_recv_message_reads_what_send_bytes_wrote(widen: bool) -> None:
+    """The calling process reads a worker's batches itself (``_recv_message``, one buffer
+    per batch): the same bytes ``Connection.send_bytes`` framed, small, larger than the
+    pipe's buffer and empty, in order, from a sender that writes while the reader reads;
+    at the worker's end of the pipe, EOFError as ``recv_bytes`` raises it."""
+    import random
+    import threading
+    from multiprocessing import Pipe
+
+    from tcptrace_py import parallel
+
+    recv, send = Pipe(duplex=False)
+    if widen:
+        parallel._widen(recv)
+    rng = random.Random(7)
+    messages = [b"", b"x", rng.randbytes(70_000), rng.randbytes(3 << 20), b"end"]
+
+    def worker() -> None:
+        for m in messages:
+            send.send_bytes(m)
+        send.close()
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    got = [bytes(parallel._recv_message(recv.fileno())) for _ in messages]
+    thread.join()
+    assert got == messages
+    with pytest.raises(EOFError):
+        parallel._recv_message(recv.fileno())
+    recv.close()
+
+
+def test_a_widened_pipe_holds_a_mebibyte_where_linux_allows() -> None:
+    fcntl = pytest.importorskip("fcntl")
+    if not hasattr(fcntl, "F_GETPIPE_SZ"):
+        pytest.skip("no F_GETPIPE_SZ here")
+    from multiprocessing import Pipe
+
+    from tcptrace_py import parallel
+
+    recv, send = Pipe(duplex=False)
+    before = fcntl.fcntl(recv.fileno(), fcntl.F_GETPIPE_SZ)
+    parallel._widen(recv)
+    after = fcntl.fcntl(recv.fileno(), fcntl.F_GETPIPE_SZ)
+    with open("/proc/sys/fs/pipe-max-size") as f:
+        allowed = int(f.read())
+    # Above the limit only a privileged process gets it; then the default stays.
+    assert after == parallel.PIPE_BYTES or (allowed < parallel.PIPE_BYTES and after == before)
+    recv.close()
+    send.close()
+
+
 def test_run_ahead_stops_at_its_cap(monkeypatch: pytest.MonkeyPatch) -> None:
     from tcptrace_py import parallel
 
