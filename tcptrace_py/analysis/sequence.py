@@ -1131,8 +1131,9 @@ def round3(x: float) -> float:
     ``y * 2**-53`` of v. When y's fractional part ``f`` (exact below 2**52) is farther than
     ``_MARGIN * y`` from 0.5, v lies on the same side of the same half-integer, so k is
     ``int(y)`` or ``int(y) + 1``, and ``k / 1000`` (Python's correctly rounded integer
-    division) is round()'s double. Ties, near-ties, 0, negative values (round keeps -0.0),
-    huge values and NaN go through round().
+    division) is round()'s double. A float zero is its own rounding (0.0 or -0.0, which
+    round() keeps); ties, near-ties, negative values, huge values, NaN and an int zero
+    go through round().
     """
     return _round_scaled(x, 1000, 3)
 
@@ -1150,6 +1151,8 @@ def _round_scaled(x: float, scale: int, digits: int) -> float:
         f = y - k
         if abs(f - 0.5) > y * _MARGIN:
             return (k + 1 if f > 0.5 else k) / scale
+    elif y == 0.0 and type(x) is float:
+        return x  # +-0.0 (only zero times ``scale`` is zero): round() keeps it, sign and all
     return round(x, digits)
 
 
