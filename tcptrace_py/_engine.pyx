@@ -4691,14 +4691,6 @@ def new_record():
     return _PyDict_NewPresized(RECORD_ROOM)
 
 
-cdef inline long long _side(object pair, Py_ssize_t i) except? -1:
-    """Item ``i`` of one of a connection's per-side pairs: a ``Pair`` read in C, anything
-    else (a list a test assigned) indexed."""
-    if type(pair) is Pair:
-        return (<Pair>pair).v[i]
-    return pair[i]
-
-
 cdef class FlowRecord:
     """Twin of ``report.flow_record`` (and of the ``classify_open``, ``handshake_answered``,
     ``handshake_seen``, ``classify_close`` and ``ts_or_none`` it calls): the same record,
@@ -4787,21 +4779,21 @@ cdef class FlowRecord:
     cdef object _build(self, ConnectionBase conn, object anomaly_codes, _JsonOut w):
         """The record (``w`` None: a dict, returned) or its JSON line (written into ``w``,
         None returned): one code for both, so the line cannot drift from the record."""
-        cdef long long syn_c = _side(conn.pure_syn_sent, 0)
-        cdef long long syn_s = _side(conn.pure_syn_sent, 1)
-        cdef long long synack_c = _side(conn.synack_sent, 0)
-        cdef long long synack_s = _side(conn.synack_sent, 1)
-        cdef long long pk_c = _side(conn.packets, 0)
-        cdef long long pk_s = _side(conn.packets, 1)
-        cdef long long fin_c = _side(conn.fin_frame, 0)
-        cdef long long fin_s = _side(conn.fin_frame, 1)
+        cdef long long syn_c = conn._pv[P_PURE_SYN_SENT]
+        cdef long long syn_s = conn._pv[P_PURE_SYN_SENT + 1]
+        cdef long long synack_c = conn._pv[P_SYNACK_SENT]
+        cdef long long synack_s = conn._pv[P_SYNACK_SENT + 1]
+        cdef long long pk_c = conn._pv[P_PACKETS]
+        cdef long long pk_s = conn._pv[P_PACKETS + 1]
+        cdef long long fin_c = conn._pv[P_FIN_FRAME]
+        cdef long long fin_s = conn._pv[P_FIN_FRAME + 1]
         cdef bint self_connect = conn.self_connect
         done_frame = conn.handshake_done_frame
         # classify_open (with handshake_answered)
         if syn_c and (syn_s or self_connect):
             open_kind = "simultaneous_open"
-        elif done_frame >= 0 or (syn_c and _side(conn.answered_frame, 0) >= 0) or (
-                synack_s and _side(conn.answered_frame, 1) >= 0 and not pk_c):
+        elif done_frame >= 0 or (syn_c and conn._pv[P_ANSWERED_FRAME] >= 0) or (
+                synack_s and conn._pv[P_ANSWERED_FRAME + 1] >= 0 and not pk_c):
             open_kind = "three_way_handshake"
         elif syn_c or syn_s or synack_c or synack_s:
             open_kind = "not_established"
@@ -4837,7 +4829,7 @@ cdef class FlowRecord:
         # handshake_seen
         seen = ("S" if syn_c else ".") + ("S" if synack_s else ".") + (
             "A" if done_frame >= 0 or (syn_c and not syn_s
-                                       and _side(conn.answered_frame, 0) >= 0) else ".")
+                                       and conn._pv[P_ANSWERED_FRAME] >= 0) else ".")
         handshake_s = None
         if done_frame >= 0 and syn_frame is not None:
             handshake_s = (conn.handshake_done_ts_ns - syn_ts) / 1_000_000_000
@@ -4905,15 +4897,15 @@ cdef class FlowRecord:
         _col(rec, w, "rst_frame", rst_frame)
         _col(rec, w, "client_packets", pk_c)
         _col(rec, w, "server_packets", pk_s)
-        _col(rec, w, "client_payload_bytes", _side(conn.payload_bytes, 0))
-        _col(rec, w, "server_payload_bytes", _side(conn.payload_bytes, 1))
-        _col(rec, w, "client_duplicate_frames", _side(conn.duplicate_frames, 0))
-        _col(rec, w, "server_duplicate_frames", _side(conn.duplicate_frames, 1))
+        _col(rec, w, "client_payload_bytes", conn._pv[P_PAYLOAD_BYTES])
+        _col(rec, w, "server_payload_bytes", conn._pv[P_PAYLOAD_BYTES + 1])
+        _col(rec, w, "client_duplicate_frames", conn._pv[P_DUPLICATE_FRAMES])
+        _col(rec, w, "server_duplicate_frames", conn._pv[P_DUPLICATE_FRAMES + 1])
         _col(rec, w, "client_syn_count", syn_c)
         _col(rec, w, "server_syn_count", syn_s)
         _col(rec, w, "server_synack_count", synack_s)
-        _col(rec, w, "client_rst_count", _side(conn.rst_count, 0))
-        _col(rec, w, "server_rst_count", _side(conn.rst_count, 1))
+        _col(rec, w, "client_rst_count", conn._pv[P_RST_COUNT])
+        _col(rec, w, "server_rst_count", conn._pv[P_RST_COUNT + 1])
         _col(rec, w, "events_dropped", conn.events_dropped)
         conn.facts.add_columns(sink)
         conn.analyzer.add_columns(sink)
