@@ -495,6 +495,28 @@ def test_other_workers_segments_never_reach_the_flow_table(tmp_path: Path, fmt: 
         assert 0 < len(seen) < len(slots)
 
 
+def test_router_calls_the_compiled_on_segment_directly_unless_it_is_replaced() -> None:
+    """The compiled pcap loop's Router calls the table's compiled ``on_segment`` without
+    the per-segment lookup of an override, and the override when the instance (the test
+    above) or the class replaces it."""
+    from tcptrace_py import implementation
+
+    if implementation.compiled is None:
+        pytest.skip("no Router without the compiled engine")
+    engine = Engine()
+    assert engine.router([], []).direct
+    table = engine.table
+    table.on_segment = lambda seg, finished: None  # type: ignore[method-assign]
+    assert not engine.router([], []).direct
+
+    class Replaced(type(table)):  # type: ignore[misc]
+        def on_segment(self, seg: Any, finished: list[Any]) -> Any:
+            return None
+
+    engine.table = Replaced(engine.options)
+    assert not engine.router([], []).direct
+
+
 SHARD_SLOTS_ALL = 4096
 """``flowtable.SHARD_SLOTS``: a worker whose range is [4096, 4096) owns no slot."""
 
