@@ -3635,6 +3635,58 @@ cdef object _note_obj(_Refs r, NoteRec* rec):
     return r.new_notable(*values)
 
 
+cdef class _OptionValues:
+    """The ``Options`` values a connection reads per segment or per connection, read once
+    per ``Options`` object (:func:`_options_of`). Why: ``Options`` is a frozen dataclass,
+    so each read was a Python attribute lookup (~150-300 instructions: ~20 a connection
+    and two or three on each of its full-path segments)."""
+
+    cdef object options  # the Options object they were read from (identity is the key)
+    cdef object analysis
+    cdef object max_holes
+    cdef object max_evidence_items
+    cdef object max_events_per_connection
+    cdef bint keep_packets
+    cdef object packet_flows
+    cdef Py_ssize_t dup_n
+    cdef object fast_path
+    cdef object closed_linger_ns
+    cdef object idle_timeout_ns
+    cdef object attempt_timeout_ns
+    cdef object time_wait_ns
+    cdef object duplicate_weak_max_interval_ns
+    cdef object duplicate_syn_max_interval_ns
+
+
+cdef _OptionValues _last_options = None
+
+
+cdef _OptionValues _options_of(object options):
+    """``options``' values (the last ``Options`` object asked for is kept: a run has one)."""
+    global _last_options
+    cdef _OptionValues v = _last_options
+    if v is not None and v.options is options:
+        return v
+    v = _OptionValues.__new__(_OptionValues)
+    v.options = options
+    v.analysis = options.analysis
+    v.max_holes = v.analysis.max_holes
+    v.max_evidence_items = v.analysis.max_evidence_items
+    v.max_events_per_connection = options.max_events_per_connection
+    v.keep_packets = bool(options.keep_packets)
+    v.packet_flows = options.packet_flows
+    v.dup_n = max(1, options.duplicate_memory_segments)
+    v.fast_path = options.fast_path
+    v.closed_linger_ns = options.closed_linger_ns
+    v.idle_timeout_ns = options.idle_timeout_ns
+    v.attempt_timeout_ns = options.attempt_timeout_ns
+    v.time_wait_ns = options.time_wait_ns
+    v.duplicate_weak_max_interval_ns = options.duplicate_weak_max_interval_ns
+    v.duplicate_syn_max_interval_ns = options.duplicate_syn_max_interval_ns
+    _last_options = v
+    return v
+
+
 cdef class ConnectionBase:
     """The fields of ``connection.Connection`` its per-segment path uses, and the twin of
     that path's frame (:meth:`on_segment`: bookkeeping and dispatch to the analyzer, the
@@ -3709,29 +3761,37 @@ cdef class ConnectionBase:
         """Twin of ``Connection.__init__``: the same fields, in C (the reference's
         attribute docs say what each holds)."""
         cdef _Refs c = _refs()
+        cdef _OptionValues ov = _options_of(options)
         self.flow_id = flow_id
         self.key = key
-        if client_is_src:
-            self.client_addr, self.client_port = seg.src, seg.sport
-            self.server_addr, self.server_port = seg.dst, seg.dport
+        cdef Segment sg
+        if type(seg) is Segment:  # read in C (a test may hand another class)
+            sg = <Segment>seg
+            src, sport, dst, dport, frame, ts = \
+                sg.src, sg.sport, sg.dst, sg.dport, sg.frame, sg.ts_ns
         else:
-            self.client_addr, self.client_port = seg.dst, seg.dport
-            self.server_addr, self.server_port = seg.src, seg.sport
+            src, sport, dst, dport, frame, ts = \
+                seg.src, seg.sport, seg.dst, seg.dport, seg.frame, seg.ts_ns
+        if client_is_src:
+            self.client_addr, self.client_port = src, sport
+            self.server_addr, self.server_port = dst, dport
+        else:
+            self.client_addr, self.client_port = dst, dport
+            self.server_addr, self.server_port = src, sport
         self.roles_inferred = roles_inferred
-        self.self_connect = seg.src == seg.dst and seg.sport == seg.dport
+        self.self_connect = src == dst and sport == dport
         self.client = _new_endpoint_machine(c.endpoint_machine)
         self.server = (self.client if self.self_connect
                        else _new_endpoint_machine(c.endpoint_machine))
-        analysis = options.analysis
-        self.analyzer = _new_sequence_analyzer(c.sequence_analyzer, analysis)
-        self.peer = _new_peer_summary(c.peer_summary, analysis.max_holes)
+        self.analyzer = _new_sequence_analyzer(c.sequence_analyzer, ov.analysis)
+        self.peer = _new_peer_summary(c.peer_summary, ov.max_holes)
         self.options = options
         self.events_dropped = 0  # events and notable: packed logs until read
         self.notable_dropped = 0
-        self.first_frame = seg.frame
-        self.last_frame = seg.frame
-        self.first_ts_ns = seg.ts_ns
-        self.last_ts_ns = seg.ts_ns
+        self.first_frame = frame
+        self.last_frame = frame
+        self.first_ts_ns = ts
+        self.last_ts_ns = ts
         self._pv[P_PACKETS] = self._pv[P_PACKETS + 1] = 0
         self._pv[P_PAYLOAD_BYTES] = self._pv[P_PAYLOAD_BYTES + 1] = 0
         self._pv[P_PURE_SYN_SENT] = self._pv[P_PURE_SYN_SENT + 1] = 0
@@ -3746,8 +3806,8 @@ cdef class ConnectionBase:
         self._pv[P_WSCALE] = self._pv[P_WSCALE + 1] = -1
         self.finished = False
         self.end_reason = "capture_end"
-        self.packet_rows = [] if options.keep_packets and (
-            not options.packet_flows or flow_id in options.packet_flows) else None
+        self.packet_rows = [] if ov.keep_packets and (
+            not ov.packet_flows or flow_id in ov.packet_flows) else None
         self._pv[P_RST_COUNT] = self._pv[P_RST_COUNT + 1] = 0
         self.data_after_fin = _EMPTY  # analysis.evidence.NONE_YET
         self.after_rst = _EMPTY  # analysis.evidence.NONE_YET
@@ -3773,9 +3833,9 @@ cdef class ConnectionBase:
         self._pv[P_DUPLICATE_FRAMES] = self._pv[P_DUPLICATE_FRAMES + 1] = 0
         self.duplicates = _EMPTY  # analysis.evidence.NONE_YET
         self.loss_signal_ns = c.no_loss_signal  # connection.NO_LOSS_SIGNAL
-        self._dup_n = max(1, options.duplicate_memory_segments)
+        self._dup_n = ov.dup_n
         self.steady = False
-        self._fast = options.fast_path
+        self._fast = ov.fast_path
 
     def __dealloc__(self):
         _dup_free(self._ring[0], self._dup_n)
@@ -4230,7 +4290,7 @@ cdef class ConnectionBase:
                 r.cell_texts[cell] = text
         # _event
         if (self._ev_n if self._events is None else len(self._events)) \
-                >= self.options.max_events_per_connection:
+                >= _options_of(self.options).max_events_per_connection:
             self.events_dropped += 1
             return 0
         cdef long long seq = (seg.seq - base_snd) & _MASK if base_snd >= 0 else seg.seq
@@ -4287,7 +4347,7 @@ cdef class ConnectionBase:
         return True
 
     cdef object _quiet_deadline_c(self, _Refs r):
-        opts = self.options
+        cdef _OptionValues opts = _options_of(self.options)
         cdef EndpointMachineBase client = <EndpointMachineBase?>self.client
         cdef EndpointMachineBase server = <EndpointMachineBase?>self.server
         cdef EndpointMachineBase m
@@ -4344,7 +4404,7 @@ cdef class ConnectionBase:
             counts = &self._pv[P_RST_COUNT]
             counts[side] += 1
         if (self._nt_n if self._notable is None else len(self._notable)) \
-                >= self.options.analysis.max_evidence_items:
+                >= _options_of(self.options).max_evidence_items:
             self.notable_dropped += 1
             return 0
         an = <SequenceAnalyzerBase?>self.analyzer
@@ -4424,10 +4484,11 @@ cdef class ConnectionBase:
                 if not flags & ACK_BIT or peer_state.base < 0 or a == 0 or a >= _HALF:
                     rtt = <RunningStatsBase?>(
                         (<DirectionStatsBase?>(an.client if from_client else an.server)).rtt)
-                    opts = self.options
                     found = _original_of_c(seg, recent, self._dup_n,
-                                           opts.duplicate_weak_max_interval_ns,
-                                           opts.duplicate_syn_max_interval_ns,
+                                           _options_of(self.options)
+                                           .duplicate_weak_max_interval_ns,
+                                           _options_of(self.options)
+                                           .duplicate_syn_max_interval_ns,
                                            self.loss_signal_ns[1 - side],
                                            peer_state.last_ts_ns,
                                            rtt.min if rtt.count else -1)
