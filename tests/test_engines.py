@@ -84,7 +84,7 @@ def test_two_engines_with_their_own_options_interleaved_give_their_own_results()
     loose = Options(keep_packets=True)
     differ = 0
     for path in _captures(REPO / "samples"):
-        def run(options: Options) -> Any:
+        def run(options: Options, path: Path = path) -> Any:
             return Engine(options, Diagnostics()).run(str(path))
 
         def seen(results: Any) -> list[Any]:
