@@ -5185,6 +5185,9 @@ cdef class _JsonOut:
     cdef Py_ssize_t n_keys
     cdef Py_ssize_t next_new
     cdef bint failed
+    cdef bint dirty
+    """Slots may hold values: from :meth:`reset` until :meth:`finish` has dropped them
+    (a record whose columns raised leaves them for the next ``reset``)."""
 
     def __cinit__(self):
         self.cap = 8192
@@ -5238,7 +5241,9 @@ cdef class _JsonOut:
                     Py_XDECREF(v)
 
     cdef void reset(self) noexcept:
-        self._clear()
+        if self.dirty:
+            self._clear()
+        self.dirty = True
         self.next_new = 0
         self.failed = False
 
@@ -5375,6 +5380,7 @@ cdef class _JsonOut:
         the collected values are dropped either way."""
         cdef Py_ssize_t j, start = 0, end
         cdef const char* prefixes
+        cdef PyObject* v
         cdef bint ok = not self.failed and self.schema is not None \
             and self.next_new == self.n_keys
         self.n = 0
@@ -5384,13 +5390,18 @@ cdef class _JsonOut:
                 end = self.prefix_end[j]
                 self._raw(prefixes + start, end - start)
                 start = end
-                if not self._value(<object>self.slots[j]):
+                v = self.slots[j]
+                if not self._value(<object>v):
                     ok = False
                     break
-        self._clear()
+                self.slots[j] = NULL  # dropped as written: no second pass over the slots
+                Py_XDECREF(v)
         if not ok:
+            self._clear()
+            self.dirty = False
             self.failed = True
             return None
+        self.dirty = False
         self._raw("}\n", 2)
         return PyBytes_FromStringAndSize(self.buf, self.n)
 

@@ -244,7 +244,18 @@ def test_lines_whose_columns_differ_from_the_schema_take_the_record_dict() -> No
         real.add_columns(out)
         out["client_packets"] = 12345  # an earlier column again: its place, this value
 
+    def raising(out: Any) -> None:
+        real.add_columns(out)
+        raise RuntimeError("a column failed")
+
     try:
+        # A record whose columns raise leaves values in the writer's slots: the next
+        # line drops them first and is the reference's.
+        conn.analyzer = Extra(raising)
+        with pytest.raises(RuntimeError, match="a column failed"):
+            export.flow_line(conn, codes)
+        conn.analyzer = real
+        assert _same_line(conn, codes)
         conn.analyzer = Extra(extra_key)
         assert not _same_line(conn, codes)
         conn.analyzer = Extra(early_key)
