@@ -518,6 +518,7 @@ cdef class Decoder:
 # ---------------------------------------------------------------- pcap (capture/pcap.py)
 cdef class FlowTableBase  # defined with the flow table below
 cdef class _JsonOut  # defined with FlowRecord below
+cdef class _AnalysisValues  # defined with the analyzer's helpers below
 
 
 cdef class Router:
@@ -2455,7 +2456,7 @@ cdef class SequenceAnalyzerBase:
         """Twin of ``SequenceAnalyzer.__init__``."""
         cdef _Refs c = _refs()
         self.options = options if options is not None else c.analysis_options()
-        o = self.options
+        cdef _AnalysisValues o = _analysis_of(self.options)
         self.client = _new_direction_stats(c.direction_stats)
         self.server = _new_direction_stats(c.direction_stats)
         self._c = _new_sender_state(c.sender_state, _estimator(c, o))
@@ -6043,11 +6044,48 @@ cdef int _prune_c(SenderStateBase state) except -1:
     return 0
 
 
-cdef object _estimator(_Refs c, o):
+cdef object _estimator(_Refs c, _AnalysisValues o):
     """Twin of ``SequenceAnalyzer._estimator``: a sender's RFC 6298 estimator, configured
-    by the analysis options ``o``."""
+    by the analysis options ``o`` (their values: :func:`_analysis_of`)."""
     return _new_rtt_estimator(c.rtt_estimator, o.rto_initial_ns, o.rto_min_ns, o.rto_max_ns,
                               o.clock_granularity_ns)
+
+
+cdef class _AnalysisValues:
+    """The ``AnalysisOptions`` values a new connection's analyzer reads (eleven slot reads
+    through Python's attribute lookup a connection), read once per ``AnalysisOptions``
+    object (frozen: the object is the key), as :class:`_OptionValues`."""
+
+    cdef object analysis  # the AnalysisOptions object they were read from
+    cdef object rto_initial_ns
+    cdef object rto_min_ns
+    cdef object rto_max_ns
+    cdef object clock_granularity_ns
+    cdef object dup_ack_threshold
+    cdef object max_unacked_segments
+    cdef object max_tracked_segments
+
+
+cdef _AnalysisValues _last_analysis = None
+
+
+cdef _AnalysisValues _analysis_of(object analysis):
+    """``analysis``' values (the last ``AnalysisOptions`` object asked for is kept)."""
+    global _last_analysis
+    cdef _AnalysisValues v = _last_analysis
+    if v is not None and v.analysis is analysis:
+        return v
+    v = _AnalysisValues.__new__(_AnalysisValues)
+    v.analysis = analysis
+    v.rto_initial_ns = analysis.rto_initial_ns
+    v.rto_min_ns = analysis.rto_min_ns
+    v.rto_max_ns = analysis.rto_max_ns
+    v.clock_granularity_ns = analysis.clock_granularity_ns
+    v.dup_ack_threshold = analysis.dup_ack_threshold
+    v.max_unacked_segments = analysis.max_unacked_segments
+    v.max_tracked_segments = analysis.max_tracked_segments
+    _last_analysis = v
+    return v
 
 
 cdef int _first_syn_sent(SenderStateBase snd, Segment seg, long long fl,

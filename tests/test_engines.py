@@ -73,14 +73,17 @@ def outputs(source: Any) -> str:
 
 
 def test_two_engines_with_their_own_options_interleaved_give_their_own_results() -> None:
-    """The compiled connections read their ``Options`` values through a cache keyed by
-    the ``Options`` object (``_engine._options_of``): two engines with different options,
-    their segments interleaved in one process, each give what they give alone."""
+    """The compiled connections read their ``Options`` and ``AnalysisOptions`` values
+    through caches keyed by those objects (``_engine._options_of``, ``_analysis_of``): two
+    engines with different options, their segments interleaved in one process, each give
+    what they give alone."""
     from tcptrace_py.analysis.options import AnalysisOptions
 
     tight = Options(keep_packets=True, max_events_per_connection=2,
                     duplicate_memory_segments=1, idle_timeout_s=0.5, closed_linger_s=0.1,
-                    time_wait_s=0.2, analysis=AnalysisOptions(max_evidence_items=1))
+                    time_wait_s=0.2, analysis=AnalysisOptions(
+                        max_evidence_items=1, dup_ack_threshold=1,
+                        rto_initial_ns=200_000_000, max_tracked_segments=4))
     loose = Options(keep_packets=True)
     differ = 0
     for path in _captures(REPO / "samples"):
