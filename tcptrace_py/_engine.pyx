@@ -518,7 +518,6 @@ cdef class Decoder:
 # ---------------------------------------------------------------- pcap (capture/pcap.py)
 cdef class FlowTableBase  # defined with the flow table below
 cdef class _JsonOut  # defined with FlowRecord below
-cdef class _AnalysisValues  # defined with the analyzer's helpers below
 
 
 cdef class Router:
@@ -2424,6 +2423,103 @@ cdef inline long long _record_end(object rec) except? -1:
 cdef class _Identities  # defined after SequenceAnalyzerBase
 
 
+cdef class _ValuesOf:
+    """Values read once from a frozen options object (``Options``, ``AnalysisOptions``),
+    kept while that object, the key, is the one asked for (:func:`_values_of`). Why: each
+    read through Python's attribute lookup costs ~150-300 instructions, and a connection
+    made ~30 of them and two or three on each of its full-path segments."""
+
+    cdef object key  # the options object the values were read from
+
+    cdef int _read(self, object options) except -1:
+        return 0
+
+
+cdef _ValuesOf _values_of(_ValuesOf last, type cls, object key):
+    """``last`` if it was read from ``key``, else ``key``'s values read into a new ``cls``."""
+    if last is not None and last.key is key:
+        return last
+    cdef _ValuesOf v = <_ValuesOf>cls.__new__(cls)
+    v.key = key
+    v._read(key)
+    return v
+
+
+cdef class _AnalysisValues(_ValuesOf):
+    """The ``AnalysisOptions`` values a new connection and its analyzer read."""
+
+    cdef object rto_initial_ns
+    cdef object rto_min_ns
+    cdef object rto_max_ns
+    cdef object clock_granularity_ns
+    cdef object dup_ack_threshold
+    cdef object max_unacked_segments
+    cdef object max_tracked_segments
+    cdef object max_holes
+    cdef object max_evidence_items
+
+    cdef int _read(self, object analysis) except -1:
+        self.rto_initial_ns = analysis.rto_initial_ns
+        self.rto_min_ns = analysis.rto_min_ns
+        self.rto_max_ns = analysis.rto_max_ns
+        self.clock_granularity_ns = analysis.clock_granularity_ns
+        self.dup_ack_threshold = analysis.dup_ack_threshold
+        self.max_unacked_segments = analysis.max_unacked_segments
+        self.max_tracked_segments = analysis.max_tracked_segments
+        self.max_holes = analysis.max_holes
+        self.max_evidence_items = analysis.max_evidence_items
+        return 0
+
+
+cdef class _OptionValues(_ValuesOf):
+    """The ``Options`` values a connection reads per segment or per connection."""
+
+    cdef _AnalysisValues analysis
+    cdef object max_events_per_connection
+    cdef bint keep_packets
+    cdef object packet_flows
+    cdef Py_ssize_t dup_n
+    cdef object fast_path
+    cdef object closed_linger_ns
+    cdef object idle_timeout_ns
+    cdef object attempt_timeout_ns
+    cdef object time_wait_ns
+    cdef object duplicate_weak_max_interval_ns
+    cdef object duplicate_syn_max_interval_ns
+
+    cdef int _read(self, object options) except -1:
+        self.analysis = _analysis_of(options.analysis)
+        self.max_events_per_connection = options.max_events_per_connection
+        self.keep_packets = bool(options.keep_packets)
+        self.packet_flows = options.packet_flows
+        self.dup_n = max(1, options.duplicate_memory_segments)
+        self.fast_path = options.fast_path
+        self.closed_linger_ns = options.closed_linger_ns
+        self.idle_timeout_ns = options.idle_timeout_ns
+        self.attempt_timeout_ns = options.attempt_timeout_ns
+        self.time_wait_ns = options.time_wait_ns
+        self.duplicate_weak_max_interval_ns = options.duplicate_weak_max_interval_ns
+        self.duplicate_syn_max_interval_ns = options.duplicate_syn_max_interval_ns
+        return 0
+
+
+# The last options objects asked for (a run has one of each).
+cdef _AnalysisValues _last_analysis = None
+cdef _OptionValues _last_options = None
+
+
+cdef _AnalysisValues _analysis_of(object analysis):
+    global _last_analysis
+    _last_analysis = <_AnalysisValues>_values_of(_last_analysis, _AnalysisValues, analysis)
+    return _last_analysis
+
+
+cdef _OptionValues _options_of(object options):
+    global _last_options
+    _last_options = <_OptionValues>_values_of(_last_options, _OptionValues, options)
+    return _last_options
+
+
 cdef class SequenceAnalyzerBase:
     """The steady path's fields of ``analysis.sequence.SequenceAnalyzer``, and the twin of
     its compaction (a loop over every segment a connection sent, once per closed
@@ -3636,58 +3732,6 @@ cdef object _note_obj(_Refs r, NoteRec* rec):
     return r.new_notable(*values)
 
 
-cdef class _OptionValues:
-    """The ``Options`` values a connection reads per segment or per connection, read once
-    per ``Options`` object (:func:`_options_of`). Why: ``Options`` is a frozen dataclass,
-    so each read was a Python attribute lookup (~150-300 instructions: ~20 a connection
-    and two or three on each of its full-path segments)."""
-
-    cdef object options  # the Options object they were read from (identity is the key)
-    cdef object analysis
-    cdef object max_holes
-    cdef object max_evidence_items
-    cdef object max_events_per_connection
-    cdef bint keep_packets
-    cdef object packet_flows
-    cdef Py_ssize_t dup_n
-    cdef object fast_path
-    cdef object closed_linger_ns
-    cdef object idle_timeout_ns
-    cdef object attempt_timeout_ns
-    cdef object time_wait_ns
-    cdef object duplicate_weak_max_interval_ns
-    cdef object duplicate_syn_max_interval_ns
-
-
-cdef _OptionValues _last_options = None
-
-
-cdef _OptionValues _options_of(object options):
-    """``options``' values (the last ``Options`` object asked for is kept: a run has one)."""
-    global _last_options
-    cdef _OptionValues v = _last_options
-    if v is not None and v.options is options:
-        return v
-    v = _OptionValues.__new__(_OptionValues)
-    v.options = options
-    v.analysis = options.analysis
-    v.max_holes = v.analysis.max_holes
-    v.max_evidence_items = v.analysis.max_evidence_items
-    v.max_events_per_connection = options.max_events_per_connection
-    v.keep_packets = bool(options.keep_packets)
-    v.packet_flows = options.packet_flows
-    v.dup_n = max(1, options.duplicate_memory_segments)
-    v.fast_path = options.fast_path
-    v.closed_linger_ns = options.closed_linger_ns
-    v.idle_timeout_ns = options.idle_timeout_ns
-    v.attempt_timeout_ns = options.attempt_timeout_ns
-    v.time_wait_ns = options.time_wait_ns
-    v.duplicate_weak_max_interval_ns = options.duplicate_weak_max_interval_ns
-    v.duplicate_syn_max_interval_ns = options.duplicate_syn_max_interval_ns
-    _last_options = v
-    return v
-
-
 cdef class ConnectionBase:
     """The fields of ``connection.Connection`` its per-segment path uses, and the twin of
     that path's frame (:meth:`on_segment`: bookkeeping and dispatch to the analyzer, the
@@ -3784,8 +3828,8 @@ cdef class ConnectionBase:
         self.client = _new_endpoint_machine(c.endpoint_machine)
         self.server = (self.client if self.self_connect
                        else _new_endpoint_machine(c.endpoint_machine))
-        self.analyzer = _new_sequence_analyzer(c.sequence_analyzer, ov.analysis)
-        self.peer = _new_peer_summary(c.peer_summary, ov.max_holes)
+        self.analyzer = _new_sequence_analyzer(c.sequence_analyzer, ov.analysis.key)
+        self.peer = _new_peer_summary(c.peer_summary, ov.analysis.max_holes)
         self.options = options
         self.events_dropped = 0  # events and notable: packed logs until read
         self.notable_dropped = 0
@@ -4405,7 +4449,7 @@ cdef class ConnectionBase:
             counts = &self._pv[P_RST_COUNT]
             counts[side] += 1
         if (self._nt_n if self._notable is None else len(self._notable)) \
-                >= _options_of(self.options).max_evidence_items:
+                >= _options_of(self.options).analysis.max_evidence_items:
             self.notable_dropped += 1
             return 0
         an = <SequenceAnalyzerBase?>self.analyzer
@@ -6046,46 +6090,9 @@ cdef int _prune_c(SenderStateBase state) except -1:
 
 cdef object _estimator(_Refs c, _AnalysisValues o):
     """Twin of ``SequenceAnalyzer._estimator``: a sender's RFC 6298 estimator, configured
-    by the analysis options ``o`` (their values: :func:`_analysis_of`)."""
+    by the analysis options' values ``o``."""
     return _new_rtt_estimator(c.rtt_estimator, o.rto_initial_ns, o.rto_min_ns, o.rto_max_ns,
                               o.clock_granularity_ns)
-
-
-cdef class _AnalysisValues:
-    """The ``AnalysisOptions`` values a new connection's analyzer reads (eleven slot reads
-    through Python's attribute lookup a connection), read once per ``AnalysisOptions``
-    object (frozen: the object is the key), as :class:`_OptionValues`."""
-
-    cdef object analysis  # the AnalysisOptions object they were read from
-    cdef object rto_initial_ns
-    cdef object rto_min_ns
-    cdef object rto_max_ns
-    cdef object clock_granularity_ns
-    cdef object dup_ack_threshold
-    cdef object max_unacked_segments
-    cdef object max_tracked_segments
-
-
-cdef _AnalysisValues _last_analysis = None
-
-
-cdef _AnalysisValues _analysis_of(object analysis):
-    """``analysis``' values (the last ``AnalysisOptions`` object asked for is kept)."""
-    global _last_analysis
-    cdef _AnalysisValues v = _last_analysis
-    if v is not None and v.analysis is analysis:
-        return v
-    v = _AnalysisValues.__new__(_AnalysisValues)
-    v.analysis = analysis
-    v.rto_initial_ns = analysis.rto_initial_ns
-    v.rto_min_ns = analysis.rto_min_ns
-    v.rto_max_ns = analysis.rto_max_ns
-    v.clock_granularity_ns = analysis.clock_granularity_ns
-    v.dup_ack_threshold = analysis.dup_ack_threshold
-    v.max_unacked_segments = analysis.max_unacked_segments
-    v.max_tracked_segments = analysis.max_tracked_segments
-    _last_analysis = v
-    return v
 
 
 cdef int _first_syn_sent(SenderStateBase snd, Segment seg, long long fl,
