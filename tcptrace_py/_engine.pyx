@@ -39,7 +39,7 @@ from libc.stdio cimport snprintf
 from libc.string cimport memcmp, memcpy, memmove, memset
 from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
 from cpython.bytearray cimport PyByteArray_AS_STRING
-from cpython.list cimport PyList_GET_ITEM
+from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
 from cpython.object cimport PyTypeObject
 from cpython.mem cimport PyMem_Calloc, PyMem_Free, PyMem_Malloc, PyMem_Realloc
 from cpython.ref cimport Py_INCREF, Py_XDECREF
@@ -50,7 +50,7 @@ cdef long long SYN = 0x02
 
 cdef object _EMPTY = ()
 
-API_VERSION = 26
+API_VERSION = 27
 """Bumped with every change of what this module offers; ``implementation`` refuses a build
 whose number differs from its own (a stale extension beside newer Python sources)."""
 
@@ -520,6 +520,7 @@ cdef class FlowTableBase  # defined with the flow table below
 cdef class _JsonOut  # defined with FlowRecord below
 
 
+@cython.final
 cdef class Router:
     """What ``engine.Engine.run`` does with each segment, done inside the compiled pcap loop
     so that a segment costs no generator step and no Python loop iteration: keep the latest
@@ -567,11 +568,11 @@ cdef class Router:
             self.allocated = (<object>table).allocated
             self.deferred = (<object>table)._deferred
 
-    cdef inline bint _pending(self):
-        if len(self.finished) > 0:
+    cdef inline bint _pending(self) noexcept:
+        if PyList_GET_SIZE(self.finished) > 0:
             return True
-        return self.allocated is not None and (len(self.allocated) > 0
-                                               or len(self.deferred) > 0)
+        return self.allocated is not None and (PyList_GET_SIZE(self.allocated) > 0
+                                               or PyList_GET_SIZE(self.deferred) > 0)
 
     @property
     def last_ts(self):
@@ -597,6 +598,19 @@ cdef class Router:
             FlowTableBase.on_segment(self.table, seg, self.finished)
         else:
             self.table.on_segment(seg, self.finished)
+        return self._pending()
+
+    cdef inline bint foreign_c(self, long long ts, long long frame) except -1:
+        """:meth:`foreign` for a time the pcap loop holds as a C integer: the table's clock
+        test (``_tick_c``, inlined) without boxing the time, while it is within +-2**62 ns."""
+        cdef FlowTableBase table = self.table
+        if ts > self._last_c:
+            self._last_c = ts
+        self.frame = frame
+        if table._clock_in_c and table._sweep_in_c and -_C_TIME_LIMIT < ts < _C_TIME_LIMIT:
+            table._tick_c(ts, self.finished)
+        else:
+            table._tick_obj(ts, self.finished)
         return self._pending()
 
     cdef inline bint foreign(self, object ts_obj, long long ts, bint c_time,
@@ -763,7 +777,7 @@ def read_pcap_segments(stream, bytes head, str display, diag, bint strict, decod
                     if router is None:
                         yield seg
                     elif seg is _FOREIGN:
-                        if router.foreign(None, ts, True, frame_no):
+                        if router.foreign_c(ts, frame_no):
                             yield None
                     elif router.route_c(seg, ts, frame_no):
                         yield None
@@ -5366,7 +5380,6 @@ cdef class _JsonOut:
     cdef bint _value(self, object v) except -1:
         """Write ``v``; False when it is not a value this writer takes."""
         cdef long long x
-        cdef unsigned long long u
         cdef int overflow = 0
         cdef char digits[24]
         cdef Py_ssize_t k, size
@@ -5381,17 +5394,7 @@ cdef class _JsonOut:
             x = _exact_ll(v, &overflow)
             if overflow:
                 return False
-            u = <unsigned long long>(-(x + 1)) + 1 if x < 0 else <unsigned long long>x
-            k = 24
-            while True:
-                k -= 1
-                digits[k] = <char>(48 + u % 10)
-                u //= 10
-                if u == 0:
-                    break
-            if x < 0:
-                k -= 1
-                digits[k] = b'-'
+            k = _ll_text(x, digits)
             self._raw(digits + k, 24 - k)
         elif PyFloat_CheckExact(v):
             d = PyFloat_AS_DOUBLE(v)
@@ -5539,6 +5542,47 @@ cdef object _ipv6_text(object addr):
         n += _hex_digits(h[i], buf + n)
         i += 1
     return PyUnicode_DecodeASCII(buf, n, NULL)
+
+
+cdef inline Py_ssize_t _ll_text(long long x, char* digits) noexcept:
+    """Write ``x`` in decimal at the end of ``digits`` (24 bytes); return where it begins
+    (``b"%d" % x`` is ``digits[k:24]``)."""
+    cdef unsigned long long u = <unsigned long long>(-(x + 1)) + 1 if x < 0 \
+        else <unsigned long long>x
+    cdef Py_ssize_t k = 24
+    while True:
+        k -= 1
+        digits[k] = <char>(48 + u % 10)
+        u //= 10
+        if u == 0:
+            break
+    if x < 0:
+        k -= 1
+        digits[k] = b'-'
+    return k
+
+
+def spliced_flow_id(bytes line, long long old, long long new):
+    """Twin of ``encoded.spliced_flow_id``: ``line`` with its leading flow id ``old``
+    written as ``new``, or None when the line does not begin ``{"flow_id":OLD`` followed
+    by ``,`` or ``}``. One copy of the line (the reference slices, formats and joins)."""
+    cdef char old_d[24]
+    cdef char new_d[24]
+    cdef Py_ssize_t ok = _ll_text(old, old_d), nk = _ll_text(new, new_d)
+    cdef Py_ssize_t ol = 24 - ok, nl = 24 - nk
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(line)
+    cdef const char* src = PyBytes_AS_STRING(line)
+    cdef Py_ssize_t head = 11  # len(b'{"flow_id":')
+    if n < head + ol + 1 or memcmp(src, b'{"flow_id":', head) != 0 \
+            or memcmp(src + head, old_d + ok, ol) != 0 \
+            or (src[head + ol] != b',' and src[head + ol] != b'}'):
+        return None
+    out = PyBytes_FromStringAndSize(NULL, n - ol + nl)
+    cdef char* dst = PyBytes_AS_STRING(out)
+    memcpy(dst, src, head)
+    memcpy(dst + head, new_d + nk, nl)
+    memcpy(dst + head + nl, src + head + ol, n - head - ol)
+    return out
 
 
 cdef inline int _hex_digits(unsigned int v, char* out) noexcept:
@@ -7233,7 +7277,8 @@ cdef class FlowTableBase:
             self._sweep(clock, finished)
         return 0
 
-    cdef int _tick_time(self, long long t, object ts, list finished) except -1:
+    @cython.final
+    cdef inline int _tick_time(self, long long t, object ts, list finished) except -1:
         """:meth:`_tick` for a time the caller also holds as the C integer ``t``: in C
         while ``t``, the clock and the last sweep are within +-2**62 ns, else on ``ts``
         (None: ``t`` boxed, for a caller that did not build the object)."""
@@ -7241,7 +7286,8 @@ cdef class FlowTableBase:
             return self._tick_c(t, finished)
         return self._tick_obj(t if ts is None else ts, finished)
 
-    cdef int _tick_c(self, long long t, list finished) except -1:
+    @cython.final
+    cdef inline int _tick_c(self, long long t, list finished) except -1:
         """:meth:`_tick` for a time ``t`` within +-2**62 ns while the clock and the last
         sweep are C integers (there ts <= TS_NS_MAX holds: the reference's test reduces
         to this)."""

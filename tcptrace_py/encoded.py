@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from tcptrace_py.events import Anomaly, Event
 from tcptrace_py.export import flow_line, held_line
+from tcptrace_py.implementation import compiled as _compiled
 
 if TYPE_CHECKING:
     from tcptrace_py.connection import Connection
@@ -21,6 +22,25 @@ if TYPE_CHECKING:
 
 _LINE_HEAD = b'{"flow_id":'
 """How a record's JSON line begins (``export.dumps_line`` keeps the record's key order)."""
+
+
+def spliced_flow_id(line: bytes, old: int, new: int) -> bytes | None:
+    """``line`` with its leading flow id ``old`` written as ``new``, or None when the line
+    does not begin ``{"flow_id":OLD`` followed by ``,`` or ``}`` (the layout
+    ``export.dumps_line`` writes). What a ``--jobs`` merge does to every record it renumbers:
+    the compiled engine's twin (``_engine.spliced_flow_id``) copies the line once."""
+    old_text = b"%d" % old
+    end = len(_LINE_HEAD) + len(old_text)
+    if line.startswith(_LINE_HEAD) and line[len(_LINE_HEAD):end] == old_text \
+            and line[end:end + 1] in (b",", b"}"):
+        return b"".join((_LINE_HEAD, b"%d" % new, memoryview(line)[end:]))
+    return None
+
+
+reference_spliced_flow_id = spliced_flow_id
+"""The reference, kept under its own name for the twin test (tests/test_jobs.py)."""
+if _compiled is not None:
+    spliced_flow_id = _compiled.spliced_flow_id  # noqa: F811
 
 
 class EncodedResult:
@@ -96,16 +116,12 @@ class EncodedResult:
         return json.loads(self.line)  # type: ignore[no-any-return]
 
     def set_flow_id(self, flow_id: int) -> None:
-        line = self.line
-        old = b"%d" % self.flow_id
-        end = len(_LINE_HEAD) + len(old)
-        if line.startswith(_LINE_HEAD) and line[len(_LINE_HEAD):end] == old \
-                and line[end:end + 1] in (b",", b"}"):
-            self.line = b"".join((_LINE_HEAD, b"%d" % flow_id, memoryview(line)[end:]))
-        else:  # not the layout dumps_line writes: rebuild it
+        line = spliced_flow_id(self.line, self.flow_id, flow_id)
+        if line is None:  # not the layout dumps_line writes: rebuild it
             rec = self.record
             rec["flow_id"] = flow_id
-            self.line = held_line(rec)
+            line = held_line(rec)
+        self.line = line
         self.flow_id = flow_id
 
     def set_anomaly_codes(self, codes: list[str]) -> None:

@@ -31,7 +31,7 @@ compiled: ModuleType | None = None
 missing_reason = ""
 """Why the compiled module is absent although not forced off (the ImportError's text)."""
 
-API_VERSION = 26
+API_VERSION = 27
 """The ``_engine.API_VERSION`` these sources expect (see tcptrace_py/_engine.pyx)."""
 
 if not forced_pure:

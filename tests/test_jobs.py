@@ -21,6 +21,8 @@ from typing import Any
 import pytest
 from captures_util import tcp_frame, write_pcap
 from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tcptrace_py.cli import main
 from tcptrace_py.engine import Engine
@@ -704,6 +706,48 @@ def test_encoded_result_patches_its_line() -> None:
     near = EncodedResult(dumps_line({"flow_id": 12, "x": 1}), 1, None, [], [])
     near.set_flow_id(7)
     assert near.record == {"flow_id": 7, "x": 1}
+
+
+_SPLICE_EDGES = [b'{"flow_id":12,"x":1}\n', b'{"flow_id":12}\n', b'{"flow_id":12', b'{"flow_id":1',
+                 b'{"flow_id":123,"x":1}\n', b'{"flow_id":-12,"x":1}\n', b'{"flow_id":12 ,"x":1}',
+                 b'{"flow_ID":12,"x":1}', b'{"flow_id":', b"", b"{", b' {"flow_id":12,"x":1}',
+                 b'{"flow_id":012,"x":1}', b'{"flow_id":12}', b'{"flow_id":12,', b'{"flow_id":12]']
+
+
+_IDS = st.integers(-2**63, 2**63 - 1)
+_LINES = st.one_of(
+    st.sampled_from(_SPLICE_EDGES),
+    st.builds(lambda fid, sep, tail: b'{"flow_id":%d' % fid + sep + tail,
+              _IDS, st.sampled_from([b",", b"}", b"", b" ", b"0"]), st.binary(max_size=12)),
+    st.binary(max_size=30))
+
+
+@given(_LINES, _IDS | st.sampled_from([0, 1, 12, -12, 123]),
+       _IDS | st.sampled_from([0, 7, 12345]))
+@settings(max_examples=600, deadline=None)
+def test_the_flow_id_splice_is_the_references(line: bytes, old: int, new: int) -> None:
+    """``spliced_flow_id`` (compiled where the compiled engine runs) gives the reference's
+    bytes or None for any line and ids: the merge renumbers every record through it."""
+    from tcptrace_py.encoded import reference_spliced_flow_id, spliced_flow_id
+
+    for fid in (old, _leading_id(line)):
+        if fid is None:
+            continue
+        want = reference_spliced_flow_id(line, fid, new)
+        assert spliced_flow_id(line, fid, new) == want
+        if want is not None:
+            assert want == b'{"flow_id":%d' % new + line[len(b'{"flow_id":%d' % fid):]
+
+
+def _leading_id(line: bytes) -> int | None:
+    """The integer ``line`` begins with after ``{"flow_id":``, if any (so the generated
+    cases splice as well as refuse)."""
+    digits = line[len(b'{"flow_id":'):].split(b",")[0].split(b"}")[0]
+    try:
+        value = int(digits)
+    except ValueError:
+        return None
+    return value if -2**63 <= value < 2**63 else None
 
 
 def test_workers_start_by_forkserver_when_threads_run() -> None:
