@@ -5381,8 +5381,7 @@ cdef class _JsonOut:
         """Write ``v``; False when it is not a value this writer takes."""
         cdef long long x
         cdef int overflow = 0
-        cdef char digits[24]
-        cdef Py_ssize_t k, size
+        cdef Py_ssize_t size
         cdef double d
         if v is None:
             self._raw("null", 4)
@@ -5394,8 +5393,8 @@ cdef class _JsonOut:
             x = _exact_ll(v, &overflow)
             if overflow:
                 return False
-            k = _ll_text(x, digits)
-            self._raw(digits + k, 24 - k)
+            self._room(24)
+            self.n += _ll_write(x, self.buf + self.n)
         elif PyFloat_CheckExact(v):
             d = PyFloat_AS_DOUBLE(v)
             if not isfinite(d):
@@ -5544,22 +5543,27 @@ cdef object _ipv6_text(object addr):
     return PyUnicode_DecodeASCII(buf, n, NULL)
 
 
-cdef inline Py_ssize_t _ll_text(long long x, char* digits) noexcept:
-    """Write ``x`` in decimal at the end of ``digits`` (24 bytes); return where it begins
-    (``b"%d" % x`` is ``digits[k:24]``)."""
+cdef inline Py_ssize_t _ll_write(long long x, char* out) noexcept:
+    """Write ``x`` in decimal at ``out`` (room for 20 bytes); return its length (the
+    text of ``b"%d" % x``). The digits are counted first, so they are written in place."""
     cdef unsigned long long u = <unsigned long long>(-(x + 1)) + 1 if x < 0 \
         else <unsigned long long>x
-    cdef Py_ssize_t k = 24
+    cdef unsigned long long t = u
+    cdef Py_ssize_t size = 1, sign = 0, i
+    if x < 0:
+        out[0] = b'-'
+        sign = 1
+    while t >= 10:
+        t //= 10
+        size += 1
+    i = sign + size
     while True:
-        k -= 1
-        digits[k] = <char>(48 + u % 10)
+        i -= 1
+        out[i] = <char>(48 + u % 10)
         u //= 10
         if u == 0:
             break
-    if x < 0:
-        k -= 1
-        digits[k] = b'-'
-    return k
+    return sign + size
 
 
 def spliced_flow_id(bytes line, long long old, long long new):
@@ -5568,19 +5572,18 @@ def spliced_flow_id(bytes line, long long old, long long new):
     by ``,`` or ``}``. One copy of the line (the reference slices, formats and joins)."""
     cdef char old_d[24]
     cdef char new_d[24]
-    cdef Py_ssize_t ok = _ll_text(old, old_d), nk = _ll_text(new, new_d)
-    cdef Py_ssize_t ol = 24 - ok, nl = 24 - nk
+    cdef Py_ssize_t ol = _ll_write(old, old_d), nl = _ll_write(new, new_d)
     cdef Py_ssize_t n = PyBytes_GET_SIZE(line)
     cdef const char* src = PyBytes_AS_STRING(line)
     cdef Py_ssize_t head = 11  # len(b'{"flow_id":')
     if n < head + ol + 1 or memcmp(src, b'{"flow_id":', head) != 0 \
-            or memcmp(src + head, old_d + ok, ol) != 0 \
+            or memcmp(src + head, old_d, ol) != 0 \
             or (src[head + ol] != b',' and src[head + ol] != b'}'):
         return None
     out = PyBytes_FromStringAndSize(NULL, n - ol + nl)
     cdef char* dst = PyBytes_AS_STRING(out)
     memcpy(dst, src, head)
-    memcpy(dst + head, new_d + nk, nl)
+    memcpy(dst + head, new_d, nl)
     memcpy(dst + head + nl, src + head + ol, n - head - ol)
     return out
 
