@@ -34,12 +34,13 @@ from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes
 from cpython.long cimport PyLong_AsLongLongAndOverflow, PyLong_CheckExact
 from libc.limits cimport LLONG_MAX, LLONG_MIN
 from libc.stdint cimport int32_t, uint8_t, uint16_t, uint32_t, uint64_t
-from libc.math cimport fabs, sqrt
+from libc.math cimport fabs, signbit, sqrt
 from libc.stdio cimport snprintf
 from libc.string cimport memcmp, memcpy, memmove, memset
 from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
 from cpython.bytearray cimport PyByteArray_AS_STRING
 from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
+from cpython.tuple cimport PyTuple_GET_ITEM, PyTuple_New, PyTuple_SET_ITEM
 from cpython.object cimport PyTypeObject
 from cpython.mem cimport PyMem_Calloc, PyMem_Free, PyMem_Malloc, PyMem_Realloc
 from cpython.ref cimport Py_INCREF, Py_XDECREF
@@ -879,22 +880,31 @@ cdef double EXACT_BELOW = 4503599627370496.0  # analysis.sequence._EXACT_BELOW (
 cdef double ROUND_MARGIN = 2.3e-16  # analysis.sequence._MARGIN
 
 
+cdef inline bint _round_k(double x, double scale, long long* k) noexcept:
+    """The exact step of :func:`_round_d`: True, with ``k``, when ``round(x, digits)`` is
+    the double ``k / scale`` (``x * scale`` in (0, 2**52) and not within the margin of a
+    tie); False when _round_d decides otherwise."""
+    cdef double y = x * scale
+    cdef double f
+    if 0.0 < y < EXACT_BELOW:
+        k[0] = <long long>y
+        f = y - <double>k[0]
+        if fabs(f - 0.5) > y * ROUND_MARGIN:
+            if f > 0.5:
+                k[0] += 1
+            return True
+    return False
+
+
 cdef inline object _round_d(double x, double scale, int digits):
     """Twin of ``analysis.sequence._round_scaled`` for a float (see ``round3`` there for why
     it gives ``round(x, digits)``'s bits): the same double steps (this module is built
     without fused multiply-add), on a C double, so record columns need no float object
     first."""
-    cdef double y = x * scale
     cdef long long k
-    cdef double f
-    if 0.0 < y < EXACT_BELOW:
-        k = <long long>y
-        f = y - <double>k
-        if fabs(f - 0.5) > y * ROUND_MARGIN:
-            if f > 0.5:
-                k += 1
-            return <double>k / scale
-    elif y == 0.0:
+    if _round_k(x, scale, &k):
+        return <double>k / scale
+    if x * scale == 0.0:
         return x  # +-0.0, sign kept, as round() gives it (~2.7 k instructions there)
     return round(x, digits)
 
@@ -2271,6 +2281,91 @@ cdef inline int _set_column(object out, object key, object value) except -1:
     return 0
 
 
+cdef enum:
+    K_OBJ = 0  # _JsonOut slot kinds
+    K_INT = 1
+    K_DEC1 = 2
+    K_DEC3 = 3
+
+# The marker a ``_JsonOut`` slot holding a C number points to (borrowed: never counted).
+cdef object _TYPED = object()
+
+
+cdef inline Py_ssize_t _dec_write(long long k, int digits, char* out) noexcept:
+    """Write the decimal ``k / 10**digits`` (``0 <= k < 2**52``) at ``out`` as ``repr`` and
+    orjson write its double (see ``_JsonOut.put_dec``): the integer part, a point, the
+    fraction's digits without trailing zeros (one 0 when there are none); its length."""
+    cdef long long scale = 1000 if digits == 3 else 10
+    cdef long long frac = k % scale
+    cdef Py_ssize_t n = _ll_write(k // scale, out)
+    out[n] = b'.'
+    n += 1
+    if frac == 0:
+        out[n] = b'0'
+        return n + 1
+    while frac % 10 == 0:
+        frac //= 10
+        digits -= 1
+    cdef int i
+    for i in range(digits - 1, -1, -1):
+        out[n + i] = <char>(48 + frac % 10)
+        frac //= 10
+    return n + digits
+
+
+cdef struct _Emit:
+    # Where DirectionValues._columns puts each column: into the tuple ``tup`` (the values
+    # the reference returns), or, when ``tup`` is NULL, into the line writer ``w`` under the
+    # key of the same index in ``keys``. ``i`` is the next column's index.
+    PyObject* tup
+    PyObject* w
+    PyObject* keys
+    Py_ssize_t i
+
+
+cdef inline int _emit(_Emit* e, object v) except -1:
+    """The next column: ``v``."""
+    if e.tup is not NULL:
+        Py_INCREF(v)
+        PyTuple_SET_ITEM(<object>e.tup, e.i, v)
+    else:
+        (<_JsonOut>e.w).put(<object>PyTuple_GET_ITEM(<object>e.keys, e.i), v)
+    e.i += 1
+    return 0
+
+
+cdef inline int _emit_ll(_Emit* e, long long v) except -1:
+    """The next column: the int ``v`` (to the writer as a C integer)."""
+    if e.tup is not NULL:
+        return _emit(e, v)
+    (<_JsonOut>e.w).put_ll(<object>PyTuple_GET_ITEM(<object>e.keys, e.i), v)
+    e.i += 1
+    return 0
+
+
+cdef inline int _emit_round(_Emit* e, bint present, double x, double scale,
+                            int digits) except -1:
+    """The next column: ``_round_d(x, scale, digits)``, or None unless ``present`` (to the
+    writer as its decimal where the rounding was exact, see ``_JsonOut.put_dec``)."""
+    cdef long long k
+    if not present:
+        return _emit(e, None)
+    if e.tup is NULL:
+        if _round_k(x, scale, &k):
+            (<_JsonOut>e.w).put_dec(<object>PyTuple_GET_ITEM(<object>e.keys, e.i), k, digits)
+            e.i += 1
+            return 0
+        elif x == 0.0 and not signbit(x):  # _round_d gives +0.0 back
+            (<_JsonOut>e.w).put_dec(<object>PyTuple_GET_ITEM(<object>e.keys, e.i), 0, digits)
+            e.i += 1
+            return 0
+    return _emit(e, _round_d(x, scale, digits))
+
+
+# The columns of one direction: ``len(analysis.sequence.DIRECTION_COLUMNS)``.
+cdef Py_ssize_t N_DIRECTION_COLUMNS = 69
+
+
 cdef class DirectionValues:
     """Twin of ``analysis.sequence._direction_values``: one direction's record columns,
     read from the C fields of ``DirectionStatsBase`` and its running statistics. Counts
@@ -2292,30 +2387,56 @@ cdef class DirectionValues:
         self._put_c(out, keys, st_obj, state_obj, duration_ns)
 
     cdef int _put_c(self, out, tuple keys, st_obj, state_obj, duration_ns) except -1:
-        cdef tuple values = <tuple?>self._values(st_obj, state_obj, duration_ns)
         cdef Py_ssize_t i, n = len(keys)
+        cdef dict d
+        cdef _Emit e
+        if n != N_DIRECTION_COLUMNS:
+            raise ValueError("direction columns and values differ in length")
+        if type(out) is _JsonOut and self._exact(st_obj):
+            # Straight into the writer: counts as C integers, rounded figures as decimals,
+            # no tuple and no number object in between.
+            e.tup = NULL
+            e.w = <PyObject*>out
+            e.keys = <PyObject*>keys
+            e.i = 0
+            return self._columns(<DirectionStatsBase>st_obj, state_obj, duration_ns, &e)
+        cdef tuple values = <tuple?>self._values(st_obj, state_obj, duration_ns)
         if len(values) != n:
             raise ValueError("direction columns and values differ in length")
-        cdef dict d
-        cdef _JsonOut w
         if type(out) is dict:
             d = <dict>out
             for i in range(n):
                 d[keys[i]] = values[i]
         elif type(out) is _JsonOut:
-            w = <_JsonOut>out
             for i in range(n):
-                w.put(keys[i], values[i])
+                (<_JsonOut>out).put(keys[i], values[i])
         else:
             for i in range(n):
                 out[keys[i]] = values[i]
         return 0
 
-    cdef object _values(self, st_obj, state_obj, duration_ns):
+    cdef bint _exact(self, st_obj) except -1:
+        """Whether the byte and window sums' quotients are exact doubles (else the
+        reference computes the columns)."""
         cdef DirectionStatsBase st = <DirectionStatsBase?>st_obj
-        if not (-EXACT_BELOW < st.data_bytes < EXACT_BELOW
-                and -EXACT_BELOW < st.win_sum < EXACT_BELOW):
+        return -EXACT_BELOW < st.data_bytes < EXACT_BELOW \
+            and -EXACT_BELOW < st.win_sum < EXACT_BELOW
+
+    cdef object _values(self, st_obj, state_obj, duration_ns):
+        if not self._exact(st_obj):
             return self.reference(st_obj, state_obj, duration_ns)
+        values = PyTuple_New(N_DIRECTION_COLUMNS)
+        cdef _Emit e
+        e.tup = <PyObject*>values
+        e.w = NULL
+        e.keys = NULL
+        e.i = 0
+        self._columns(<DirectionStatsBase>st_obj, state_obj, duration_ns, &e)
+        return values
+
+    cdef int _columns(self, DirectionStatsBase st, state_obj, duration_ns,
+                      _Emit* e) except -1:
+        """The reference's columns, in its order, to ``e`` (exactly N_DIRECTION_COLUMNS)."""
         cdef RttEstimatorBase est = <RttEstimatorBase?>(<SenderStateBase?>state_obj).est
         cdef RunningStatsBase rtt = <RunningStatsBase?>st.rtt
         cdef RunningStatsBase rxi = <RunningStatsBase?>st.rexmit_interval
@@ -2329,98 +2450,101 @@ cdef class DirectionValues:
         hs_ns = st.handshake_rtt_ns
         srtt = est.srtt_ns
         rttvar = est.rttvar_ns
-        # The reference's rounded columns, in its order; a RunningStats mean is 0.0 without
-        # samples and its stdev needs two (rtt.RunningStats.mean/stdev).
-        seg_avg = (_round_d(<double>st.data_bytes / <double>data_pkts, 10.0, 1)
-                   if data_pkts else None)
-        win_avg = _round_d(<double>st.win_sum / <double>win_n, 10.0, 1) if win_n else None
-        idle_max = _round_d(<double>st.idle_max_ns / 1e6, 1000.0, 3) if packets > 1 else None
-        throughput = (_round_d(<double>st.unique_bytes * 1e9 / <double>duration_ns, 10.0, 1)
-                      if duration_ns > 0 else None)
-        rtt_min = _round_d(rtt.min / 1e6, 1000.0, 3) if rtt_n else None
-        rtt_avg = _round_d(rtt._mean / 1e6, 1000.0, 3) if rtt_n else None
-        rtt_max = _round_d(rtt.max / 1e6, 1000.0, 3) if rtt_n else None
-        rtt_sd = (_round_d(sqrt(rtt._m2 / <double>(rtt_n - 1)) / 1e6, 1000.0, 3)
-                  if rtt_n > 1 else None)
-        hs_ms = _round_d(<double>hs_ns / 1e6, 1000.0, 3) if hs_ns >= 0 else None
-        srtt_ms = _round_d(<double>srtt / 1e6, 1000.0, 3) if srtt is not None else None
-        rttvar_ms = _round_d(<double>rttvar / 1e6, 1000.0, 3) if rttvar is not None else None
-        rto_ms = _round_d(est.rto_ns / 1e6, 1000.0, 3)
-        rxi_min = _round_d(rxi.min / 1e6, 1000.0, 3) if rxi_n else None
-        rxi_max = _round_d(rxi.max / 1e6, 1000.0, 3) if rxi_n else None
-        rxi_avg = _round_d(rxi._mean / 1e6, 1000.0, 3) if rxi_n else None
-        bor_avg = _round_d(bor._mean, 1000.0, 3) if bor.count else None
-        return (
-            packets,  # packets
-            st.ack_pkts,  # ack_pkts
-            st.pure_acks,  # pure_acks
-            st.rst_pkts,  # rst_pkts
-            data_pkts,  # data_pkts
-            st.data_bytes,  # data_bytes
-            st.unique_bytes,  # unique_bytes
-            st.retransmitted_segments,  # retransmitted_segments
-            st.rexmt_data_pkts,  # rexmt_data_pkts
-            st.rexmt_data_bytes,  # rexmt_data_bytes
-            st.syn_pkts,  # syn_pkts
-            st.fin_pkts,  # fin_pkts
-            st.syn_rexmt,  # syn_retransmissions
-            st.fin_rexmt,  # fin_retransmissions
-            st.rexmt_rto,  # rto_retransmissions
-            st.rexmt_fast,  # fast_retransmissions
-            st.rexmt_tlp,  # tail_loss_probes
-            st.rexmt_spurious,  # spurious_retransmissions
-            st.ooo_pkts,  # out_of_order_pkts
-            st.lost_segments,  # lost_segments
-            st.missed_bytes,  # missed_bytes
-            st.acks_unseen,  # acks_of_unseen_data
-            st.dup_acks,  # dup_acks
-            st.triple_dup_acks,  # triple_dup_acks
-            st.sack_pkts,  # sack_pkts
-            st.dsack_pkts,  # dsack_pkts
-            st.max_sack_blocks,  # max_sack_blocks
-            st.zero_window_advs,  # zero_window_advs
-            st.zwp_pkts,  # zero_window_probes
-            st.zwp_bytes,  # zero_window_probe_bytes
-            st.zwp_acks,  # zero_window_probe_acks
-            st.keepalives,  # keepalives
-            st.keepalive_acks,  # keepalive_acks
-            st.window_updates,  # window_updates
-            st.window_full,  # window_full
-            st.pushed_pkts,  # pushed_pkts
-            st.mss,  # mss_bytes
-            st.wscale,  # window_scale
-            st.sack_permitted,  # sack_permitted
-            st.timestamps,  # timestamps
-            st.iw_bytes,  # initial_window_bytes
-            st.iw_pkts,  # initial_window_pkts
-            st.seg_min if seg_max else None,  # segment_min_bytes
-            seg_max if seg_max else None,  # segment_max_bytes
-            seg_avg,  # segment_avg_bytes
-            st.win_min if win_n else None,  # window_min_bytes
-            st.win_max if win_n else None,  # window_max_bytes
-            win_avg,  # window_avg_bytes
-            idle_max,
-            throughput,
-            st.truncated_bytes,  # truncated_bytes
-            st.truncated_pkts,  # truncated_pkts
-            st.tso_pkts,  # tso_supersegments
-            rtt_n,  # rtt_samples
-            st.ambiguous_acks,  # rtt_ambiguous_acks
-            rtt_min,  # rtt_min_ms
-            rtt_avg,  # rtt_avg_ms
-            rtt_max,  # rtt_max_ms
-            rtt_sd,
-            hs_ms,
-            srtt_ms,  # srtt_ms
-            rttvar_ms,  # rttvar_ms
-            rto_ms,  # rto_ms
-            rxi_min,  # rexmit_interval_min_ms
-            rxi_max,  # rexmit_interval_max_ms
-            rxi_avg,  # rexmit_interval_avg_ms
-            bor_avg,
-            st.isn,  # isn
-            st.midstream,  # midstream
-        )
+        _emit_ll(e, packets)  # packets
+        _emit_ll(e, st.ack_pkts)  # ack_pkts
+        _emit_ll(e, st.pure_acks)  # pure_acks
+        _emit(e, st.rst_pkts)  # rst_pkts
+        _emit_ll(e, data_pkts)  # data_pkts
+        _emit_ll(e, st.data_bytes)  # data_bytes
+        _emit(e, st.unique_bytes)  # unique_bytes
+        _emit(e, st.retransmitted_segments)  # retransmitted_segments
+        _emit(e, st.rexmt_data_pkts)  # rexmt_data_pkts
+        _emit(e, st.rexmt_data_bytes)  # rexmt_data_bytes
+        _emit(e, st.syn_pkts)  # syn_pkts
+        _emit(e, st.fin_pkts)  # fin_pkts
+        _emit(e, st.syn_rexmt)  # syn_retransmissions
+        _emit(e, st.fin_rexmt)  # fin_retransmissions
+        _emit(e, st.rexmt_rto)  # rto_retransmissions
+        _emit(e, st.rexmt_fast)  # fast_retransmissions
+        _emit(e, st.rexmt_tlp)  # tail_loss_probes
+        _emit(e, st.rexmt_spurious)  # spurious_retransmissions
+        _emit(e, st.ooo_pkts)  # out_of_order_pkts
+        _emit(e, st.lost_segments)  # lost_segments
+        _emit(e, st.missed_bytes)  # missed_bytes
+        _emit(e, st.acks_unseen)  # acks_of_unseen_data
+        _emit(e, st.dup_acks)  # dup_acks
+        _emit(e, st.triple_dup_acks)  # triple_dup_acks
+        _emit(e, st.sack_pkts)  # sack_pkts
+        _emit(e, st.dsack_pkts)  # dsack_pkts
+        _emit(e, st.max_sack_blocks)  # max_sack_blocks
+        _emit(e, st.zero_window_advs)  # zero_window_advs
+        _emit(e, st.zwp_pkts)  # zero_window_probes
+        _emit(e, st.zwp_bytes)  # zero_window_probe_bytes
+        _emit(e, st.zwp_acks)  # zero_window_probe_acks
+        _emit(e, st.keepalives)  # keepalives
+        _emit(e, st.keepalive_acks)  # keepalive_acks
+        _emit(e, st.window_updates)  # window_updates
+        _emit(e, st.window_full)  # window_full
+        _emit_ll(e, st.pushed_pkts)  # pushed_pkts
+        _emit_ll(e, st.mss)  # mss_bytes
+        _emit(e, st.wscale)  # window_scale
+        _emit(e, st.sack_permitted)  # sack_permitted
+        _emit(e, st.timestamps)  # timestamps
+        _emit_ll(e, st.iw_bytes)  # initial_window_bytes
+        _emit_ll(e, st.iw_pkts)  # initial_window_pkts
+        if seg_max:
+            _emit_ll(e, st.seg_min)  # segment_min_bytes
+            _emit_ll(e, seg_max)  # segment_max_bytes
+        else:
+            _emit(e, None)
+            _emit(e, None)
+        # The reference's rounded columns; a RunningStats mean is 0.0 without samples and
+        # its stdev needs two (rtt.RunningStats.mean/stdev). A quotient is only computed
+        # where it is a column.
+        _emit_round(e, data_pkts != 0,
+                    <double>st.data_bytes / <double>data_pkts if data_pkts else 0.0,
+                    10.0, 1)  # segment_avg_bytes
+        if win_n:
+            _emit_ll(e, st.win_min)  # window_min_bytes
+            _emit_ll(e, st.win_max)  # window_max_bytes
+        else:
+            _emit(e, None)
+            _emit(e, None)
+        _emit_round(e, win_n != 0, <double>st.win_sum / <double>win_n if win_n else 0.0,
+                    10.0, 1)  # window_avg_bytes
+        _emit_round(e, packets > 1, <double>st.idle_max_ns / 1e6 if packets > 1 else 0.0,
+                    1000.0, 3)  # idle_max_ms
+        _emit_round(e, duration_ns > 0,
+                    <double>st.unique_bytes * 1e9 / <double>duration_ns
+                    if duration_ns > 0 else 0.0, 10.0, 1)  # throughput
+        _emit(e, st.truncated_bytes)  # truncated_bytes
+        _emit(e, st.truncated_pkts)  # truncated_pkts
+        _emit_ll(e, st.tso_pkts)  # tso_supersegments
+        _emit_ll(e, rtt_n)  # rtt_samples
+        _emit(e, st.ambiguous_acks)  # rtt_ambiguous_acks
+        _emit_round(e, rtt_n != 0, rtt.min / 1e6, 1000.0, 3)  # rtt_min_ms
+        _emit_round(e, rtt_n != 0, rtt._mean / 1e6, 1000.0, 3)  # rtt_avg_ms
+        _emit_round(e, rtt_n != 0, rtt.max / 1e6, 1000.0, 3)  # rtt_max_ms
+        _emit_round(e, rtt_n > 1,
+                    sqrt(rtt._m2 / <double>(rtt_n - 1)) / 1e6 if rtt_n > 1 else 0.0,
+                    1000.0, 3)  # rtt_stdev_ms
+        _emit_round(e, hs_ns >= 0, <double>hs_ns / 1e6 if hs_ns >= 0 else 0.0,
+                    1000.0, 3)  # handshake_rtt_ms
+        _emit_round(e, srtt is not None, <double>srtt / 1e6 if srtt is not None else 0.0,
+                    1000.0, 3)  # srtt_ms
+        _emit_round(e, rttvar is not None,
+                    <double>rttvar / 1e6 if rttvar is not None else 0.0,
+                    1000.0, 3)  # rttvar_ms
+        _emit_round(e, True, est.rto_ns / 1e6, 1000.0, 3)  # rto_ms
+        _emit_round(e, rxi_n != 0, rxi.min / 1e6, 1000.0, 3)  # rexmit_interval_min_ms
+        _emit_round(e, rxi_n != 0, rxi.max / 1e6, 1000.0, 3)  # rexmit_interval_max_ms
+        _emit_round(e, rxi_n != 0, rxi._mean / 1e6, 1000.0, 3)  # rexmit_interval_avg_ms
+        _emit_round(e, bor.count != 0, bor._mean, 1000.0, 3)  # rto_backoff_ratio_avg
+        _emit_ll(e, st.isn)  # isn
+        _emit(e, st.midstream)  # midstream
+        if e.i != N_DIRECTION_COLUMNS:
+            raise AssertionError("DirectionValues wrote the wrong number of columns")
+        return 0
 
 
 cdef enum:
@@ -5000,7 +5124,7 @@ cdef class FlowRecord:
         cdef object sink = rec if w is None else w
         _col(rec, w, "flow_id", conn.flow_id)
         _col(rec, w, "client_ip", self._addr(conn.client_addr))
-        _col(rec, w, "client_port", conn.client_port)
+        _col_ll(rec, w, "client_port", conn.client_port)
         _col(rec, w, "server_ip", self._addr(conn.server_addr))
         _col(rec, w, "server_port", conn.server_port)
         _col(rec, w, "ip_version", 4 if len(conn.client_addr) == 4 else 6)
@@ -5030,17 +5154,17 @@ cdef class FlowRecord:
         _col(rec, w, "client_fin_frame", fin_c if fin_c >= 0 else None)
         _col(rec, w, "server_fin_frame", fin_s if fin_s >= 0 else None)
         _col(rec, w, "rst_frame", rst_frame)
-        _col(rec, w, "client_packets", pk_c)
-        _col(rec, w, "server_packets", pk_s)
-        _col(rec, w, "client_payload_bytes", conn._pv[P_PAYLOAD_BYTES])
-        _col(rec, w, "server_payload_bytes", conn._pv[P_PAYLOAD_BYTES + 1])
-        _col(rec, w, "client_duplicate_frames", conn._pv[P_DUPLICATE_FRAMES])
-        _col(rec, w, "server_duplicate_frames", conn._pv[P_DUPLICATE_FRAMES + 1])
-        _col(rec, w, "client_syn_count", syn_c)
-        _col(rec, w, "server_syn_count", syn_s)
-        _col(rec, w, "server_synack_count", synack_s)
-        _col(rec, w, "client_rst_count", conn._pv[P_RST_COUNT])
-        _col(rec, w, "server_rst_count", conn._pv[P_RST_COUNT + 1])
+        _col_ll(rec, w, "client_packets", pk_c)
+        _col_ll(rec, w, "server_packets", pk_s)
+        _col_ll(rec, w, "client_payload_bytes", conn._pv[P_PAYLOAD_BYTES])
+        _col_ll(rec, w, "server_payload_bytes", conn._pv[P_PAYLOAD_BYTES + 1])
+        _col_ll(rec, w, "client_duplicate_frames", conn._pv[P_DUPLICATE_FRAMES])
+        _col_ll(rec, w, "server_duplicate_frames", conn._pv[P_DUPLICATE_FRAMES + 1])
+        _col_ll(rec, w, "client_syn_count", syn_c)
+        _col_ll(rec, w, "server_syn_count", syn_s)
+        _col_ll(rec, w, "server_synack_count", synack_s)
+        _col_ll(rec, w, "client_rst_count", conn._pv[P_RST_COUNT])
+        _col_ll(rec, w, "server_rst_count", conn._pv[P_RST_COUNT + 1])
         _col(rec, w, "events_dropped", conn.events_dropped)
         conn.facts.add_columns(sink)
         conn.analyzer.add_columns(sink)
@@ -5060,6 +5184,15 @@ cdef inline int _col(dict rec, _JsonOut w, object key, object value) except -1:
         rec[key] = value
     else:
         w.put(key, value)
+    return 0
+
+
+cdef inline int _col_ll(dict rec, _JsonOut w, object key, long long value) except -1:
+    """:func:`_col` of a C integer: the writer keeps it as one (``_JsonOut.put_ll``)."""
+    if w is None:
+        rec[key] = value
+    else:
+        w.put_ll(key, value)
     return 0
 
 
@@ -5241,6 +5374,12 @@ cdef class _JsonOut:
     cdef Py_ssize_t* prefix_end
     cdef dict index
     cdef PyObject** slots
+    cdef unsigned char* kinds
+    """What slot j holds: an object (``K_OBJ``, ``slots[j]``), else a number kept as a C
+    integer in ``ints[j]`` (``slots[j]`` is then the borrowed ``_TYPED`` marker): a column
+    its producer had as a C value is written without a Python object (:meth:`put_ll`,
+    :meth:`put_dec`)."""
+    cdef long long* ints
     cdef Py_ssize_t n_keys
     cdef Py_ssize_t next_new
     cdef bint failed
@@ -5258,6 +5397,10 @@ cdef class _JsonOut:
         self._clear()
         PyMem_Free(self.slots)
         self.slots = NULL
+        PyMem_Free(self.kinds)
+        self.kinds = NULL
+        PyMem_Free(self.ints)
+        self.ints = NULL
         PyMem_Free(self.prefix_end)
         self.prefix_end = NULL
         PyMem_Free(self.buf)
@@ -5275,9 +5418,15 @@ cdef class _JsonOut:
         self._clear()
         PyMem_Free(self.slots)
         PyMem_Free(self.prefix_end)
+        PyMem_Free(self.kinds)
+        PyMem_Free(self.ints)
+        self.n_keys = 0  # until the new arrays are in place
         self.slots = <PyObject**>PyMem_Calloc(max(len(keys), 1), sizeof(PyObject*))
         self.prefix_end = <Py_ssize_t*>PyMem_Calloc(max(len(keys), 1), sizeof(Py_ssize_t))
-        if self.slots is NULL or self.prefix_end is NULL:
+        self.kinds = <unsigned char*>PyMem_Calloc(max(len(keys), 1), 1)
+        self.ints = <long long*>PyMem_Calloc(max(len(keys), 1), sizeof(long long))
+        if self.slots is NULL or self.prefix_end is NULL or self.kinds is NULL \
+                or self.ints is NULL:
             raise MemoryError()
         cdef Py_ssize_t end = 0
         for j, prefix in enumerate(prefixes):
@@ -5291,13 +5440,19 @@ cdef class _JsonOut:
     cdef void _clear(self) noexcept:
         """Drop the collected values."""
         cdef Py_ssize_t j
-        cdef PyObject* v
         if self.slots is not NULL:
             for j in range(self.n_keys):
-                v = self.slots[j]
-                if v is not NULL:
-                    self.slots[j] = NULL
-                    Py_XDECREF(v)
+                if self.slots[j] is not NULL:
+                    self._drop(j)
+
+    cdef inline void _drop(self, Py_ssize_t j) noexcept:
+        """Empty slot ``j`` (its object released; a C number needs nothing)."""
+        cdef PyObject* v = self.slots[j]
+        self.slots[j] = NULL
+        if self.kinds[j] == K_OBJ:
+            Py_XDECREF(v)
+        else:
+            self.kinds[j] = K_OBJ
 
     cdef void reset(self) noexcept:
         if self.dirty:
@@ -5306,30 +5461,69 @@ cdef class _JsonOut:
         self.next_new = 0
         self.failed = False
 
-    cdef int put(self, object key, object value) except -1:
-        """Collect column ``key`` (see the class docstring)."""
+    cdef inline Py_ssize_t _slot(self, object key) except -2:
+        """The slot of column ``key``, emptied for its new value; -1 when the line
+        fails (see the class docstring; then or already failed)."""
         if self.failed:
-            return 0
+            return -1
         cdef Py_ssize_t j = self.next_new
-        cdef PyObject* old
         if j < self.n_keys and (<PyObject*>key == self.slots_key(j)):
             self.next_new = j + 1
         else:
             found = self.index.get(key)
             if found is None:
                 self.failed = True
-                return 0
+                return -1
             j = <Py_ssize_t>found
             if self.slots[j] is NULL:  # first seen: must come next, as in the schema
                 if j != self.next_new:
                     self.failed = True
-                    return 0
+                    return -1
                 self.next_new = j + 1
-        old = self.slots[j]
-        Py_INCREF(value)
-        self.slots[j] = <PyObject*>value
-        Py_XDECREF(old)
+        if self.slots[j] is not NULL:
+            self._drop(j)
+        return j
+
+    cdef int put(self, object key, object value) except -1:
+        """Collect column ``key`` (see the class docstring)."""
+        cdef Py_ssize_t j = self._slot(key)
+        if j >= 0:
+            Py_INCREF(value)
+            self.slots[j] = <PyObject*>value
         return 0
+
+    cdef int put_ll(self, object key, long long value) except -1:
+        """:meth:`put` of the int ``value``, kept as a C integer."""
+        cdef Py_ssize_t j = self._slot(key)
+        if j >= 0:
+            self.slots[j] = <PyObject*>_TYPED
+            self.kinds[j] = K_INT
+            self.ints[j] = value
+        return 0
+
+    cdef int put_dec(self, object key, long long k, int digits) except -1:
+        """:meth:`put` of the float ``k / 10**digits`` (``digits`` 1 or 3), the double
+        nearest that decimal, kept as the integer ``k``: written without a float object and
+        without the search for its shortest digits (:func:`_dec_write`). For ``0 <= k <
+        2**52`` (what ``_round_k`` gives) the decimal's digits are the double's shortest
+        (``repr``'s): the double lies within half a unit of its last place of the decimal,
+        that unit is below ``k / 10**digits * 2**-52 < 10**-digits``, and every other
+        decimal of as many fraction digits or fewer is ``10**-digits`` away or more."""
+        cdef Py_ssize_t j = self._slot(key)
+        if j >= 0:
+            self.slots[j] = <PyObject*>_TYPED
+            self.kinds[j] = K_DEC3 if digits == 3 else K_DEC1
+            self.ints[j] = k
+        return 0
+
+    cdef object _boxed(self, Py_ssize_t j):
+        """Slot ``j``'s value as the object the record dict would hold."""
+        cdef unsigned char kind = self.kinds[j]
+        if kind == K_OBJ:
+            return <object>self.slots[j]
+        if kind == K_INT:
+            return self.ints[j]
+        return <double>self.ints[j] / (1000.0 if kind == K_DEC3 else 10.0)
 
     cdef inline PyObject* slots_key(self, Py_ssize_t j) noexcept:
         return <PyObject*>(<tuple>self.schema)[j]
@@ -5342,16 +5536,31 @@ cdef class _JsonOut:
         if found is None or self.slots[<Py_ssize_t>found] is NULL:
             self.failed = True
             return 0
-        return self.put(key, <object>self.slots[<Py_ssize_t>found] + amount)
+        return self.put(key, self._boxed(<Py_ssize_t>found) + amount)
 
     def __setitem__(self, key, value):
         self.put(key, value)
+
+    def set_number(self, key, long long value, int digits=0):
+        """From Python (the tests): :meth:`put_ll` (``digits`` 0) or :meth:`put_dec`."""
+        if digits:
+            self.put_dec(key, value, digits)
+        else:
+            self.put_ll(key, value)
+
+    def begin(self):
+        """From Python (the tests): start a line, as ``FlowRecord.line`` does."""
+        self.reset()
+
+    def end(self):
+        """From Python (the tests): :meth:`finish`."""
+        return self.finish()
 
     def __getitem__(self, key):
         found = self.index.get(key)
         if found is None or self.slots[<Py_ssize_t>found] is NULL:
             raise KeyError(key)
-        return <object>self.slots[<Py_ssize_t>found]
+        return self._boxed(<Py_ssize_t>found)
 
     cdef inline int _room(self, Py_ssize_t more) except -1:
         if self.n + more <= self.cap:
@@ -5428,6 +5637,7 @@ cdef class _JsonOut:
         cdef Py_ssize_t j, start = 0, end
         cdef const char* prefixes
         cdef PyObject* v
+        cdef unsigned char kind
         cdef bint ok = not self.failed and self.schema is not None \
             and self.next_new == self.n_keys
         self.n = 0
@@ -5437,6 +5647,17 @@ cdef class _JsonOut:
                 end = self.prefix_end[j]
                 self._raw(prefixes + start, end - start)
                 start = end
+                kind = self.kinds[j]
+                if kind != K_OBJ:
+                    self._room(32)
+                    if kind == K_INT:
+                        self.n += _ll_write(self.ints[j], self.buf + self.n)
+                    else:
+                        self.n += _dec_write(self.ints[j], 3 if kind == K_DEC3 else 1,
+                                             self.buf + self.n)
+                    self.kinds[j] = K_OBJ
+                    self.slots[j] = NULL
+                    continue
                 v = self.slots[j]
                 if not self._value(<object>v):
                     ok = False

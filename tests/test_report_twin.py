@@ -10,6 +10,7 @@ output can hold.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -266,3 +267,99 @@ def test_lines_whose_columns_differ_from_the_schema_take_the_record_dict() -> No
     finally:
         conn.analyzer = real
     assert _same_line(conn, codes)
+
+
+_NS = st.one_of(st.integers(0, 10**12), st.integers(0, 2**62),
+                # a rounding tie in the record's milliseconds (x.xxx5 ms), and next to it
+                st.builds(lambda k, d: k * 1000 + 500 + d, st.integers(0, 10**9),
+                          st.integers(-1, 1)),
+                # up to where the rounding leaves the exact steps (x * 1000 at 2**52)
+                st.builds(lambda e, d: 2**e + d, st.integers(40, 62), st.integers(-9, 9)))
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.tuples(_NS, st.integers(0, 40)), min_size=2, max_size=2),
+       st.lists(st.floats(0, 1e22), max_size=3), st.lists(st.floats(0, 2e15), max_size=3),
+       st.lists(st.floats(0, 9), max_size=3), st.integers(-1, 2**62),
+       st.integers(0, 2**50), st.integers(0, 2**40),
+       st.one_of(st.none(), st.integers(0, 2**62)))
+def test_direction_columns_written_from_c_values_are_the_references(
+        idle: list[tuple[int, int]], rtts: list[float], intervals: list[float],
+        ratios: list[float], handshake_ns: int, data_bytes: int, win_sum: int,
+        srtt_ns: int | None) -> None:
+    """A direction's counts and rounded figures go to the line writer as C values, not
+    objects (``_engine.DirectionValues`` into ``_JsonOut.put_ll``/``put_dec``): the line is
+    still the reference record's, with samples, without, at rounding ties, at zero and at
+    the writer's decimal limit, and the C writer (not the dict) wrote it."""
+    from tcptrace_py.analysis.rtt import RunningStats
+
+    conns = _connections_of(REPO / "samples" / "normal.pcap")
+    conn, codes = conns[0]
+    export.flow_line(conn, codes)  # the first line teaches the writer the columns
+    an = conn.analyzer
+    for st_, state, (idle_ns, pkts) in zip((an.client, an.server), (an._c, an._s), idle,
+                                           strict=True):
+        st_.idle_max_ns = idle_ns
+        st_.packets = pkts
+        st_.data_pkts = pkts // 2
+        st_.data_bytes = data_bytes
+        st_.win_n = pkts // 3
+        st_.win_sum = win_sum
+        st_.seg_max = pkts % 5
+        st_.handshake_rtt_ns = handshake_ns
+        st_.rtt = RunningStats()
+        for x in rtts:
+            st_.rtt.add(x)
+        st_.rexmit_interval = RunningStats()
+        for x in intervals:
+            st_.rexmit_interval.add(x)
+        st_.backoff_ratio = RunningStats()
+        for x in ratios:
+            st_.backoff_ratio.add(x)
+        state.est.srtt_ns = srtt_ns
+    assert _same_line(conn, codes)
+
+
+def test_the_writer_keeps_c_numbers_beside_objects() -> None:
+    """``_JsonOut`` slots hold objects or C numbers (``put_ll``/``put_dec``): either kind
+    replaces the other in place, reads back as the record dict's value, is written as
+    orjson writes that value, and an object a number replaced is released."""
+    from tcptrace_py import _engine
+
+    w = _engine._JsonOut()
+    rec = {"a": 1, "b": 0.5, "c": None, "d": 2.0}
+    w.learn(rec)
+    token = object()
+    before = sys.getrefcount(token)
+    w.begin()
+    w["a"] = token
+    assert sys.getrefcount(token) == before + 1
+    w.set_number("a", -42)  # the object it replaces is released
+    assert sys.getrefcount(token) == before and w["a"] == -42
+    w.set_number("b", 1230, 3)
+    assert w["b"] == 1.23 and type(w["b"]) is float
+    w["c"] = None
+    w.set_number("d", 20, 1)
+    line = w.end()
+    want = {"a": -42, "b": 1.23, "c": None, "d": 2.0}
+    assert line == dumps_line(want)
+    w.begin()  # numbers replaced by objects
+    w.set_number("a", 7)
+    w["a"] = 3
+    w.set_number("b", 5, 1)
+    w["b"] = 0.25
+    w["c"] = "x"
+    w.set_number("d", 2**52 - 1, 3)
+    assert w.end() == dumps_line({"a": 3, "b": 0.25, "c": "x", "d": (2**52 - 1) / 1000})
+    w.begin()  # a value the writer cannot write: no line, and every slot is let go
+    w["a"] = token
+    w.set_number("b", 1, 3)
+    w["c"] = None
+    w.set_number("d", 0, 1)
+    assert w.end() is None
+    assert sys.getrefcount(token) == before
+    w.begin()  # columns missing: no line
+    w.set_number("a", 1)
+    w["b"] = token
+    assert w.end() is None
+    assert sys.getrefcount(token) == before
