@@ -75,6 +75,36 @@ def test_install_without_compiler_runs_pure_engine(tmp_path: Path) -> None:
     assert run.stderr.count("compiled engine not available") == 1
 
 
+def test_editable_install_is_a_path_entry_not_an_import_hook(tmp_path: Path) -> None:
+    """``pip install -e .`` (the README's set-up) puts the checkout on ``sys.path`` with a
+    static .pth file (``[tool.setuptools] package-dir``): setuptools' import hook for a
+    flat layout imports pathlib and importlib.util in every process, ~7 ms of each
+    command's start-up. Built without a compiler here, to stay quick."""
+    src = _source_tree(tmp_path / "src")
+    venv = tmp_path / "venv"
+    made = subprocess.run([sys.executable, "-m", "venv", str(venv)], capture_output=True,
+                          text=True, timeout=300)
+    assert made.returncode == 0, made.stderr
+    python = venv / "bin" / "python"
+    env = dict(os.environ, CC="/bin/false", CXX="/bin/false")
+    env.pop("VIRTUAL_ENV", None)
+    done = subprocess.run([str(python), "-m", "pip", "install", "--no-deps", "-e", str(src)],
+                          capture_output=True, text=True, env=env, timeout=900)
+    if done.returncode != 0 and "Could not find a version" in done.stderr:
+        pytest.skip("build requirements not installable here (no package index)")
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
+    (site,) = venv.glob("lib/python*/site-packages")
+    assert not list(site.glob("__editable__*finder*.py"))
+    (pth,) = site.glob("__editable__.tcptrace_py*.pth")
+    assert pth.read_text().strip() == str(src)
+    found = subprocess.run([str(python), "-c", "import tcptrace_py, sys; "
+                            "print(tcptrace_py.__file__); "
+                            "print([m for m in sys.modules if 'editable' in m])"],
+                           capture_output=True, text=True, cwd=tmp_path, env=env)
+    assert found.returncode == 0, found.stderr
+    assert found.stdout.splitlines() == [str(src / "tcptrace_py" / "__init__.py"), "[]"]
+
+
 @pytest.mark.skipif(sys.platform != "linux", reason="checks a Linux extension module")
 def test_sdist_builds_a_wheel_with_the_extension(tmp_path: Path) -> None:
     pytest.importorskip("build")
