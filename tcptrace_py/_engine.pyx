@@ -2916,6 +2916,15 @@ cdef class SequenceAnalyzerBase:
         """Twin of ``SequenceAnalyzer._compact_sender`` (:func:`_compact_sender_c`)."""
         return _compact_sender_c(state_obj)
 
+    @property
+    def tracking_capped(self):
+        """Twin of ``analysis.sequence.SequenceAnalyzer.tracking_capped`` (the engine
+        reads it for every connection: a Python property cost ~900 instructions)."""
+        dropped = self.evidence_dropped
+        if dropped is _refs().no_drops:
+            return 0
+        return dropped.get("unacked_segments", 0) + dropped.get("sequence_holes", 0)
+
     def add_columns(self, out):
         """Twin of ``SequenceAnalyzer.add_columns``: the same columns in the same order
         into the record ``out`` (a dict, ``FlowRecord.line``'s writer or another mapping),
@@ -3298,6 +3307,13 @@ cdef class PeerSummaryBase:
     def __init__(self, max_holes=16384):
         """The reference's ``__init__``: :meth:`_init`, which ``_new_*`` also runs."""
         self._init(max_holes)
+
+    @property
+    def holes_filled(self):
+        """Twin of ``compat.PeerSummary.holes_filled`` (the engine and the record read
+        it for every connection: a Python property cost ~700 instructions)."""
+        cdef tuple eps = <tuple?>self._eps
+        return (<EndpointBase?>eps[0]).holes_filled + (<EndpointBase?>eps[1]).holes_filled
 
     cdef int _init(self, max_holes) except -1:
         """Twin of ``compat.PeerSummary.__init__``."""

@@ -78,3 +78,32 @@ def test_history_twin_is_the_references(letters: list[tuple[str, int]], orig: in
     twin = compat.PeerSummary()
     twin._letters, twin._orig, twin._flips = list(letters), orig, flips
     assert twin.history() == compat.PeerSummary.__reference__.history(twin)  # type: ignore[attr-defined]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(0, 2**40), st.integers(0, 2**40),
+       st.dictionaries(st.sampled_from(["unacked_segments", "sequence_holes", "other"]),
+                       st.integers(0, 2**40)))
+def test_count_properties_are_the_references(holes_a: int, holes_b: int,
+                                             dropped: dict[str, int]) -> None:
+    """The counts the engine reads of every finished connection (``Engine._result``) are
+    compiled properties: ``PeerSummary.holes_filled`` and ``SequenceAnalyzer.
+    tracking_capped`` give the reference properties' values, before any count (the shared
+    empty ``NO_DROPS``) and after."""
+    from tcptrace_py.analysis.options import AnalysisOptions
+    from tcptrace_py.analysis.sequence import NO_DROPS, SequenceAnalyzer
+
+    peer = compat.PeerSummary()
+    ref_peer = type(peer).__reference__.holes_filled.fget  # type: ignore[attr-defined]
+    assert peer.holes_filled == ref_peer(peer) == 0
+    peer._eps[0].holes_filled = holes_a
+    peer._eps[1].holes_filled = holes_b
+    assert peer.holes_filled == ref_peer(peer) == holes_a + holes_b
+
+    an = SequenceAnalyzer(AnalysisOptions())
+    ref_an = type(an).__reference__.tracking_capped.fget  # type: ignore[attr-defined]
+    assert an.evidence_dropped is NO_DROPS
+    assert an.tracking_capped == ref_an(an) == 0
+    an.evidence_dropped = dict(dropped)
+    assert an.tracking_capped == ref_an(an) == (dropped.get("unacked_segments", 0)
+                                                 + dropped.get("sequence_holes", 0))
