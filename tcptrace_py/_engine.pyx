@@ -7457,6 +7457,20 @@ cdef class DeadlineHeap:
             i -= 1
 
 
+cdef tuple _key_of_c(Segment seg):
+    """Twin of ``flowtable.FlowTable.key_of``: the connection's 4-tuple, the lower
+    ``(address, port)`` end first, as tuples compare (the address bytes, then the port)."""
+    cdef bytes src = <bytes?>seg.src
+    cdef bytes dst = <bytes?>seg.dst
+    cdef Py_ssize_t ns = PyBytes_GET_SIZE(src), nd = PyBytes_GET_SIZE(dst)
+    cdef int c = memcmp(PyBytes_AS_STRING(src), PyBytes_AS_STRING(dst), ns if ns < nd else nd)
+    if c == 0:
+        c = (ns > nd) - (ns < nd)
+    if c < 0 or (c == 0 and seg.sport <= seg.dport):
+        return (src, seg.sport, dst, seg.dport)
+    return (dst, seg.dport, src, seg.sport)
+
+
 cdef class FlowTableBase:
     """The per-segment routing of ``flowtable.FlowTable.on_segment``: packet clock, sweep
     trigger, the 4-tuple lookup and the steady path; every other step is the reference's
@@ -7578,9 +7592,17 @@ cdef class FlowTableBase:
                 if (<ConnectionBase>conn).steady and steady_segment(conn, seg) >= 0:
                     return conn
         else:
-            key = self.key_of(seg)
+            key = _key_of_c(seg)
             conn = self._open(key, seg, finished, None)
         return self._full_path_c(conn, key, seg)
+
+    @staticmethod
+    def key_of(seg):
+        """Twin of ``FlowTable.key_of`` (:func:`_key_of_c`)."""
+        if type(seg) is Segment:
+            return _key_of_c(<Segment>seg)
+        from tcptrace_py.flowtable import FlowTable  # another segment type: the reference
+        return FlowTable.__reference__.key_of(seg)
 
     def _full_path(self, conn, key, seg):
         """Twin of ``FlowTable._full_path``: replay a segment through the connection's

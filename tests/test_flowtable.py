@@ -463,3 +463,27 @@ def test_deadline_heap_keeps_what_a_failing_filter_did_not_judge() -> None:
     left = [heap.pop()[1] for _ in range(len(heap))]
     assert left == sorted(left, reverse=True)  # still a heap: deadline 100 - flow_id
     assert {0, 2, 3, 4} <= set(left) <= {0, 1, 2, 3, 4, 5}  # 1 and 5: judged or not
+
+
+_KEY_ADDRS = st.one_of(st.sampled_from([b"\x0a\x00\x00\x01", b"\x0a\x00\x00\x02", b"\xff" * 4,
+                                    b"\x00" * 4, b"\x0a\x00\x00\x01" + bytes(12)]),
+                   st.binary(min_size=4, max_size=4), st.binary(min_size=16, max_size=16))
+
+
+@settings(max_examples=500, deadline=None)
+@given(_KEY_ADDRS, _KEY_ADDRS, st.sampled_from([0, 1, 80, 443, 65535]) | st.integers(0, 65535),
+       st.sampled_from([0, 1, 80, 443, 65535]) | st.integers(0, 65535))
+def test_key_of_twin_is_the_reference(src: bytes, dst: bytes, sport: int, dport: int) -> None:
+    """A new connection's 4-tuple (``FlowTable.key_of``: the lower ``(address, port)`` end
+    first) is built in C from the segment's fields by the compiled table: the reference's
+    tuple for equal addresses, equal ports, a self-connect, IPv4 and IPv6 (and mixed
+    lengths, which tuples order by their bytes, then their length)."""
+    from tcptrace_py.flowtable import FlowTable
+    from tcptrace_py.segment import Segment
+
+    seg = Segment(frame=1, ts_ns=0, src=src, dst=dst, sport=sport, dport=dport, seq=0, ack=0,
+                  flags=SYN, window=0, payload_len=0)
+    want = getattr(FlowTable, "__reference__", FlowTable).key_of(seg)
+    assert FlowTable.key_of(seg) == want
+    assert (src, sport) <= (dst, dport) and want == (src, sport, dst, dport) \
+        or want == (dst, dport, src, sport)
