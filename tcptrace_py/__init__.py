@@ -18,10 +18,15 @@ table from the first pass.
 
 from __future__ import annotations
 
-from collections.abc import Generator
-from typing import TYPE_CHECKING, Any
-
 from tcptrace_py import compiled_modules
+
+# What importing the package loads stays small (no typing, pathlib or re: the console
+# script imports the package before its entry point turns the cyclic collector off, see
+# __main__.py); type checkers see the names below.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Generator
+    from typing import Any
 
 __version__ = "0.1.0"
 

@@ -24,10 +24,14 @@ from __future__ import annotations
 import os
 import sys
 import zlib
-from collections.abc import Sequence
 from importlib.machinery import ModuleSpec, SourceFileLoader
-from pathlib import Path
-from types import ModuleType
+
+# Imported by the package itself, before anything else: no typing, pathlib or re here (see
+# tcptrace_py/__init__.py); type checkers see the names below.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from types import ModuleType
 
 PURE_ENV = "TCPTRACE_PY_PURE"
 """Environment variable that forces the pure-Python reference engine."""
@@ -57,14 +61,19 @@ generator steps per connection in the calling process). Not the readers and the 
 MANIFEST = "_compiled_sources.txt"
 """File beside the package's extensions, one line per compiled module: ``name digest``."""
 
-PACKAGE_DIR = Path(__file__).resolve().parent
+PACKAGE_DIR = os.path.dirname(os.path.realpath(__file__))
 
 
-def source_path(name: str) -> Path:
+def source_path(name: str) -> str:
     """The ``.py`` file of module ``name`` (a package's ``__init__.py``)."""
-    rel = Path(*name.split(".")[1:])
-    package = PACKAGE_DIR / rel / "__init__.py"
-    return package if package.exists() else PACKAGE_DIR / rel.with_suffix(".py")
+    rel = os.path.join(PACKAGE_DIR, *name.split(".")[1:])
+    package = os.path.join(rel, "__init__.py")
+    return package if os.path.exists(package) else rel + ".py"
+
+
+def _read_bytes(path: str) -> bytes:
+    with open(path, "rb") as fh:
+        return fh.read()
 
 
 def digest(data: bytes) -> str:
@@ -74,7 +83,8 @@ def digest(data: bytes) -> str:
 
 def _recorded() -> dict[str, str]:
     try:
-        text = (PACKAGE_DIR / MANIFEST).read_text(encoding="utf-8")
+        with open(os.path.join(PACKAGE_DIR, MANIFEST), encoding="utf-8") as fh:
+            text = fh.read()
     except (OSError, ValueError):
         return {}  # never built, or built before the manifest existed: use the sources
     return dict(line.split(" ", 1) for line in text.splitlines() if " " in line)
@@ -97,16 +107,16 @@ class SourceWhenStale:
         if not forced_pure:
             recorded = self.recorded.get(fullname)
             if recorded is not None:
-                if recorded == digest(src.read_bytes()):
+                if recorded == digest(_read_bytes(src)):
                     return None
                 self.stale.append(fullname)
             # Without a record the build compiled nothing (or predates the record): the
             # source is the only copy known to be current.
-        spec = ModuleSpec(fullname, SourceFileLoader(fullname, str(src)), origin=str(src),
-                          is_package=src.name == "__init__.py")
+        spec = ModuleSpec(fullname, SourceFileLoader(fullname, src), origin=src,
+                          is_package=os.path.basename(src) == "__init__.py")
         spec.has_location = True
         if spec.submodule_search_locations is not None:
-            spec.submodule_search_locations.append(str(src.parent))
+            spec.submodule_search_locations.append(os.path.dirname(src))
         return spec
 
 
