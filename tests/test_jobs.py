@@ -576,10 +576,11 @@ def test_readiness_says_what_pipe_poll_says() -> None:
 
 @pytest.mark.parametrize("widen", [False, True])
 def test_recv_message_reads_what_send_bytes_wrote(widen: bool) -> None:
-    """The calling process reads a worker's batches itself (``_recv_message``, one buffer
-    per batch): the same bytes ``Connection.send_bytes`` framed, small, larger than the
-    pipe's buffer and empty, in order, from a sender that writes while the reader reads;
-    at the worker's end of the pipe, EOFError as ``recv_bytes`` raises it."""
+    """The calling process reads a worker's batches itself (``_recv_message`` into one
+    buffer kept for every batch, ``Inbox``): the same bytes ``Connection.send_bytes``
+    framed, small, larger than the pipe's buffer and empty, a small one after a large one,
+    in order, from a sender that writes while the reader reads; at the worker's end of the
+    pipe, EOFError as ``recv_bytes`` raises it."""
     import random
     import threading
     from multiprocessing import Pipe
@@ -590,7 +591,8 @@ def test_recv_message_reads_what_send_bytes_wrote(widen: bool) -> None:
     if widen:
         parallel._widen(recv)
     rng = random.Random(7)
-    messages = [b"", b"x", rng.randbytes(70_000), rng.randbytes(3 << 20), b"end"]
+    messages = [b"", b"x", rng.randbytes(70_000), rng.randbytes(3 << 20), b"end",
+                rng.randbytes(1 << 20)]
 
     def worker() -> None:
         for m in messages:
@@ -599,11 +601,16 @@ def test_recv_message_reads_what_send_bytes_wrote(widen: bool) -> None:
 
     thread = threading.Thread(target=worker)
     thread.start()
-    got = [bytes(parallel._recv_message(recv.fileno())) for _ in messages]
+    inbox = parallel.Inbox()
+    got = []
+    for _ in messages:
+        with parallel._recv_message(recv.fileno(), inbox) as view:
+            got.append(bytes(view))
     thread.join()
     assert got == messages
+    assert len(inbox.buf) == 3 << 20  # one buffer, grown to the largest message
     with pytest.raises(EOFError):
-        parallel._recv_message(recv.fileno())
+        parallel._recv_message(recv.fileno(), inbox)
     recv.close()
 
 
