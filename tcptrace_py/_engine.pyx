@@ -603,31 +603,20 @@ cdef class Router:
 
     cdef inline bint foreign_c(self, long long ts, long long frame) except -1:
         """:meth:`foreign` for a time the pcap loop holds as a C integer: the table's clock
-        test (``_tick_c``, inlined) without boxing the time, while it is within +-2**62 ns."""
-        cdef FlowTableBase table = self.table
+        test without boxing the time (``_tick_time`` and ``_tick_c`` are final and inline)."""
         if ts > self._last_c:
             self._last_c = ts
         self.frame = frame
-        if table._clock_in_c and table._sweep_in_c and -_C_TIME_LIMIT < ts < _C_TIME_LIMIT:
-            table._tick_c(ts, self.finished)
-        else:
-            table._tick_obj(ts, self.finished)
+        self.table._tick_time(ts, None, self.finished)
         return self._pending()
 
-    cdef inline bint foreign(self, object ts_obj, long long ts, bint c_time,
-                             long long frame) except -1:
-        """Another worker's segment: the clock and sweep only (``ts`` is the time when
-        ``c_time``, and ``ts_obj`` the same time boxed or None; else ``ts_obj`` is)."""
-        if c_time:
-            if ts > self._last_c:
-                self._last_c = ts
-        elif ts_obj > self._last_obj:
-            self._last_obj = ts_obj
+    cdef inline bint foreign(self, object ts, long long frame) except -1:
+        """Another worker's segment: the clock and sweep only (a time the pcapng loop holds
+        as an object; the pcap loop's C times take :meth:`foreign_c`)."""
+        if ts > self._last_obj:
+            self._last_obj = ts
         self.frame = frame
-        if c_time:
-            self.table._tick_time(ts, ts_obj, self.finished)
-        else:
-            self.table._tick(ts_obj, self.finished)
+        self.table._tick(ts, self.finished)
         return self._pending()
 
 
@@ -2347,18 +2336,14 @@ cdef inline int _emit_round(_Emit* e, bint present, double x, double scale,
                             int digits) except -1:
     """The next column: ``_round_d(x, scale, digits)``, or None unless ``present`` (to the
     writer as its decimal where the rounding was exact, see ``_JsonOut.put_dec``)."""
-    cdef long long k
+    cdef long long k = 0
     if not present:
         return _emit(e, None)
-    if e.tup is NULL:
-        if _round_k(x, scale, &k):
-            (<_JsonOut>e.w).put_dec(<object>PyTuple_GET_ITEM(<object>e.keys, e.i), k, digits)
-            e.i += 1
-            return 0
-        elif x == 0.0 and not signbit(x):  # _round_d gives +0.0 back
-            (<_JsonOut>e.w).put_dec(<object>PyTuple_GET_ITEM(<object>e.keys, e.i), 0, digits)
-            e.i += 1
-            return 0
+    # +0.0 (which _round_d gives back, and _round_k leaves k at 0 for) is the decimal 0
+    if e.tup is NULL and (_round_k(x, scale, &k) or (x == 0.0 and not signbit(x))):
+        (<_JsonOut>e.w).put_dec(<object>PyTuple_GET_ITEM(<object>e.keys, e.i), k, digits)
+        e.i += 1
+        return 0
     return _emit(e, _round_d(x, scale, digits))
 
 
@@ -5510,14 +5495,19 @@ cdef class _JsonOut:
             self.slots[j] = <PyObject*>value
         return 0
 
-    cdef int put_ll(self, object key, long long value) except -1:
-        """:meth:`put` of the int ``value``, kept as a C integer."""
+    cdef inline int _put_number(self, object key, unsigned char kind,
+                                long long value) except -1:
+        """Collect column ``key`` as the C number ``value`` of ``kind``."""
         cdef Py_ssize_t j = self._slot(key)
         if j >= 0:
             self.slots[j] = <PyObject*>_TYPED
-            self.kinds[j] = K_INT
+            self.kinds[j] = kind
             self.ints[j] = value
         return 0
+
+    cdef int put_ll(self, object key, long long value) except -1:
+        """:meth:`put` of the int ``value``, kept as a C integer."""
+        return self._put_number(key, K_INT, value)
 
     cdef int put_dec(self, object key, long long k, int digits) except -1:
         """:meth:`put` of the float ``k / 10**digits`` (``digits`` 1 or 3), the double
@@ -5527,12 +5517,7 @@ cdef class _JsonOut:
         (``repr``'s): the double lies within half a unit of its last place of the decimal,
         that unit is below ``k / 10**digits * 2**-52 < 10**-digits``, and every other
         decimal of as many fraction digits or fewer is ``10**-digits`` away or more."""
-        cdef Py_ssize_t j = self._slot(key)
-        if j >= 0:
-            self.slots[j] = <PyObject*>_TYPED
-            self.kinds[j] = K_DEC3 if digits == 3 else K_DEC1
-            self.ints[j] = k
-        return 0
+        return self._put_number(key, K_DEC3 if digits == 3 else K_DEC1, k)
 
     cdef object _boxed(self, Py_ssize_t j):
         """Slot ``j``'s value as the object the record dict would hold."""
@@ -7813,7 +7798,7 @@ def pcapng_epb_run(fb, list interfaces, bint little, decoder, diag, str display,
                 if router is None:
                     yield seg
                 elif seg is _FOREIGN:
-                    if router.foreign(ts, 0, False, st.frame_no):
+                    if router.foreign(ts, st.frame_no):
                         yield None
                 elif router.route(seg, ts, st.frame_no):
                     yield None

@@ -424,21 +424,12 @@ def _recv_message(fd: int, inbox: Inbox) -> memoryview:
     whole into new bytes: on 2m.pcap ~0.2 G instructions and as many page faults in the
     calling process. Here the batch is read in place, once, into a buffer kept for the
     next one (:class:`Inbox`)."""
-    (size,) = struct.unpack("!i", _read_small(fd, 4))
+    with inbox.read(fd, 4) as head:
+        (size,) = struct.unpack("!i", head)
     if size == -1:
-        (size,) = struct.unpack("!Q", _read_small(fd, 8))
+        with inbox.read(fd, 8) as head:
+            (size,) = struct.unpack("!Q", head)
     return inbox.read(fd, size)
-
-
-def _read_small(fd: int, size: int) -> bytes:
-    """A message's length field: ``size`` bytes from ``fd`` (EOFError at the end)."""
-    data = b""
-    while len(data) < size:
-        more = os.read(fd, size - len(data))
-        if not more:
-            raise EOFError
-        data += more
-    return data
 
 
 def _widen(pipe: Pipe) -> None:
