@@ -1013,7 +1013,7 @@ cdef class _Refs:
     cdef object direction_values, prefixed_client, prefixed_server
     # analysis.sequence
     cdef long long zero_window, window_full, truncated
-    cdef object zero_window_period, window_full_event, replace
+    cdef object zero_window_period, window_full_event
     # connection
     cdef object established, new_event, flags_text, new_notable
     cdef SlotsFactory event_factory, notable_factory  # or None: the classes are called
@@ -1068,9 +1068,8 @@ cdef _Refs _load_refs():
     r.zero_window = q._ZERO_WINDOW
     r.window_full = q._WINDOW_FULL
     r.truncated = q._TRUNCATED
-    r.zero_window_period = q.ZeroWindowPeriod
+    r.zero_window_period = q._new_zw_period
     r.window_full_event = q.WindowFull
-    r.replace = q.replace
     r.established = c._ESTABLISHED
     r.fast_established = c._FAST_ESTABLISHED
     r.loss_signal = c._LOSS_SIGNAL
@@ -2836,9 +2835,10 @@ cdef class SequenceAnalyzerBase:
                         snd.zw_open_index = -2
             elif win > 0 and snd.zw_open_index != -1:
                 if snd.zw_open_index >= 0:
-                    replace = r.replace
+                    make = r.zero_window_period
                     self._amend(self.zero_window_periods, snd.zw_open_index,
-                                lambda p: replace(p, end_frame=seg.frame, end_ts_ns=ts))
+                                lambda p: make(p.side, p.start_frame, p.start_ts_ns,
+                                               seg.frame, ts, p.probes))
                 snd.zw_open_index = -1
             snd.win_scaled = win
             snd.win_known = True

@@ -787,7 +787,7 @@ class Connection:
                 old = machine.state
                 machine.apply(_TIMEOUT, since + tw_ns)
                 self.time_wait_expired = True
-                self._add_event(Event(
+                self._add_event(new_event(
                     self.flow_id, seg.frame if seg else self.last_frame, since + tw_ns, name,
                     "timeout", old.value, machine.state.value, "timer", "", 0, 0, 0,
                     "2MSL elapsed by packet time (RFC 9293 3.10.8)"))
@@ -807,7 +807,7 @@ class Connection:
         if c.state is _SYN_SENT and err is not None and not self.packets[1]:
             old = c.state
             reason = c.apply(_RECV_ICMP_ERROR, err.ts_ns)[2]
-            self._add_event(Event(
+            self._add_event(new_event(
                 self.flow_id, err.frame, err.ts_ns, "client", "inferred", old.value,
                 c.state.value, "received", "", 0, 0, 0,
                 f"{_RECV_ICMP_ERROR.value} ({err.name} from {addr_text(err.reporter)}): "
@@ -815,7 +815,7 @@ class Connection:
         elif (c.state is _SYN_SENT and self.pure_syn_sent[0] > 1 and not self.packets[1]):
             old = c.state
             c.apply(_TIMEOUT, end_ns)
-            self._add_event(Event(
+            self._add_event(new_event(
                 self.flow_id, self.last_frame, end_ns, "client", "inferred", old.value,
                 c.state.value, "timer", "", 0, 0, 0,
                 f"{_TIMEOUT.value}: {self.pure_syn_sent[0]} SYNs never answered: the "
@@ -841,7 +841,7 @@ class Connection:
             reason = machine.apply(_RETRIES_EXHAUSTED, at)[2]
             self.gave_up = (side, at)
             span = at - (run.original_ts_ns if run.original_ts_ns >= 0 else run.times_ns[0])
-            self._add_event(Event(
+            self._add_event(new_event(
                 self.flow_id, self.last_frame, at, name, "inferred", old.value,
                 machine.state.value, "timer", "", 0, 0, 0,
                 f"{_RETRIES_EXHAUSTED.value}: gave up after {run.count} retransmissions "

@@ -90,6 +90,11 @@ _T = TypeVar("_T")
 _new_retransmission = slots_factory(Retransmission)
 """``Retransmission(...)`` with positional arguments, made as ``events.new_event`` makes
 events (the class itself under the reference engine)."""
+_new_zw_period = slots_factory(ZeroWindowPeriod)
+_new_zw_probe = slots_factory(ZeroWindowProbe)
+"""The same for zero-window periods and probes: made, and each amendment made again
+(``dataclasses.replace`` walks ``fields()``: ~10 k instructions), from positional
+arguments."""
 
 NO_DROPS: Mapping[str, int] = MappingProxyType({})
 """``SequenceAnalyzer.evidence_dropped`` until its first count: one shared read-only empty
@@ -272,14 +277,15 @@ class SequenceAnalyzer:
                 if snd.zw_open_index < 0:
                     snd.zw_open_index = self._keep(
                         "zero_window_periods", self.zero_window_periods,
-                        ZeroWindowPeriod("client" if from_client else "server", seg.frame, ts,
-                                         -1, -1, 0))
+                        _new_zw_period("client" if from_client else "server", seg.frame, ts,
+                                       -1, -1, 0))
                     if snd.zw_open_index < 0:
                         snd.zw_open_index = -2  # open but not kept
             elif win > 0 and snd.zw_open_index != -1:
                 if snd.zw_open_index >= 0:
                     self._amend(self.zero_window_periods, snd.zw_open_index,
-                                lambda p: replace(p, end_frame=seg.frame, end_ts_ns=ts))
+                                lambda p: _new_zw_period(p.side, p.start_frame, p.start_ts_ns,
+                                                         seg.frame, ts, p.probes))
                 snd.zw_open_index = -1
             snd.win_scaled = win
             snd.win_known = True
@@ -391,7 +397,8 @@ class SequenceAnalyzer:
             else:
                 st.zwp_acks += 1
                 self._amend(self.zero_window_probes, snd.pending_index,
-                            lambda k: replace(k, answered_by_frame=seg.frame))
+                            lambda k: _new_zw_probe(k.frame, k.ts_ns, k.sender, k.style, k.seq,
+                                                    seg.frame))
             snd.pending_ack = 0
         if ack_rel > nxt:
             mask |= _ACK_UNSEEN
@@ -506,13 +513,14 @@ class SequenceAnalyzer:
         st.zwp_pkts += 1
         st.zwp_bytes += seg.payload_len
         idx = self._keep("zero_window_probes", self.zero_window_probes,
-                         ZeroWindowProbe(seg.frame, seg.ts_ns,
-                                         "client" if from_client else "server", style, rel))
+                         _new_zw_probe(seg.frame, seg.ts_ns,
+                                       "client" if from_client else "server", style, rel))
         rcv.pending_ack = _ZERO_WINDOW_PROBE_ACK
         rcv.pending_index = idx
         if rcv.zw_open_index >= 0:
             self._amend(self.zero_window_periods, rcv.zw_open_index,
-                        lambda p: replace(p, probes=p.probes + 1))
+                        lambda p: _new_zw_period(p.side, p.start_frame, p.start_ts_ns,
+                                                 p.end_frame, p.end_ts_ns, p.probes + 1))
         return _ZERO_WINDOW_PROBE
 
     def _keepalive(self, seg: Segment, snd: SenderState, rcv: SenderState, st: DirectionStats,
