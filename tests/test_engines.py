@@ -480,6 +480,33 @@ def test_quiet_deadline_twin_is_the_references() -> None:
 
 
 @needs_compiled
+def test_steady_path_checks_the_types_it_reads() -> None:
+    """The compiled steady path casts what it reads (the connection, its analyzer, sender
+    states, statistics, peer summary, endpoints) through a checked cast that takes the
+    twin classes, their subclasses and None, and raises TypeError for anything else, as
+    Cython's ``<T?>`` did: never a wrong C layout read as the right one."""
+    from tcptrace_py import connection
+    from tcptrace_py.options import Options
+    from tcptrace_py.segment import Segment
+
+    assert implementation.compiled is not None
+    steady = implementation.compiled.steady_segment
+    a, b = b"\x0a\x00\x00\x01", b"\x0a\x00\x00\x02"
+    syn = Segment(1, 10**9, a, b, 40000, 80, 1000, 0, 0x02, 65535, 0)
+    ack = Segment(2, 2 * 10**9, a, b, 40000, 80, 1001, 5001, 0x10, 65535, 0)
+    with pytest.raises(TypeError, match="ConnectionBase"):
+        steady(object(), ack)
+    conn = connection.Connection(0, (a, 40000, b, 80), syn, True, False, Options())
+    assert steady(conn, ack) == -1  # a connection in its handshake: the full path's
+    subclass = type("Sub", (connection.Connection,), {"__slots__": ()})
+    sub = subclass(0, (a, 40000, b, 80), syn, True, False, Options())
+    assert steady(sub, ack) == -1  # not a direct subclass of the base: accepted too
+    conn.analyzer = object()  # type: ignore[assignment]
+    with pytest.raises(TypeError, match="SequenceAnalyzerBase"):
+        steady(conn, ack)
+
+
+@needs_compiled
 def test_classify_twin_is_the_references() -> None:
     """``ConnectionBase._classify_c`` gives ``Connection._classify``'s inputs for every
     flag combination of SYN, FIN, RST, ACK and PSH, from every pair of endpoint states,
