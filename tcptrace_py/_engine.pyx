@@ -2769,15 +2769,15 @@ cdef class SequenceAnalyzerBase:
         cdef SenderStateBase snd, rcv
         cdef DirectionStatsBase st, rst_
         if from_client:
-            snd = <SenderStateBase?>self._c
-            rcv = <SenderStateBase?>self._s
-            st = <DirectionStatsBase?>self.client
-            rst_ = <DirectionStatsBase?>self.server
+            snd = <SenderStateBase>_as(self._c, SenderStateBase)
+            rcv = <SenderStateBase>_as(self._s, SenderStateBase)
+            st = <DirectionStatsBase>_as(self.client, DirectionStatsBase)
+            rst_ = <DirectionStatsBase>_as(self.server, DirectionStatsBase)
         else:
-            snd = <SenderStateBase?>self._s
-            rcv = <SenderStateBase?>self._c
-            st = <DirectionStatsBase?>self.server
-            rst_ = <DirectionStatsBase?>self.client
+            snd = <SenderStateBase>_as(self._s, SenderStateBase)
+            rcv = <SenderStateBase>_as(self._c, SenderStateBase)
+            st = <DirectionStatsBase>_as(self.server, DirectionStatsBase)
+            rst_ = <DirectionStatsBase>_as(self.client, DirectionStatsBase)
         ts = seg.ts_ns
         cdef long long fl = seg.flags
         cdef long long plen = seg.payload_len
@@ -3420,8 +3420,8 @@ cdef class PeerSummaryBase:
         cdef EndpointBase e, p, o
         cdef bint flip
         if not flags & (SYN | FIN | RST_BIT) and self._orig >= 0:
-            e = <EndpointBase?>eps[side]
-            p = <EndpointBase?>eps[1 - side]
+            e = <EndpointBase>_as(eps[side], EndpointBase)
+            p = <EndpointBase>_as(eps[1 - side], EndpointBase)
             if (e.state == Z_ESTABLISHED and p.state == Z_ESTABLISHED and e.first_seen
                     and e.hist & (HIST_DATA if plen else HIST_ACK)):
                 _peer_steady(self, seg, e, p, side, flags, plen)
@@ -3438,9 +3438,9 @@ cdef class PeerSummaryBase:
                     if flip:
                         self._flip_c()
         else:
-            o = <EndpointBase?>eps[self._orig]
+            o = <EndpointBase>_as(eps[self._orig], EndpointBase)
             if (o.state == Z_SYN_ACK_SENT
-                    and (<EndpointBase?>eps[1 - self._orig]).state == Z_INACTIVE
+                    and (<EndpointBase>_as(eps[1 - self._orig], EndpointBase)).state == Z_INACTIVE
                     and not flags & (SYN | FIN | RST_BIT) and (flags & ACK_BIT or plen > 0)):
                 self._flip_c()
                 _set_state(o, Z_ESTABLISHED)
@@ -6332,14 +6332,14 @@ cdef long long _ack_new_data(SequenceAnalyzerBase an, SenderStateBase snd,
             if t_c - s_c >= 0:
                 mask = RTT_SAMPLE
                 sample_d = <double>(t_c - s_c)
-                (<RunningStatsBase?>rst_.rtt).add(sample_d)
-                (<RttEstimatorBase?>rcv.est).update(sample_d)
+                (<RunningStatsBase>_as(rst_.rtt, RunningStatsBase)).add(sample_d)
+                (<RttEstimatorBase>_as(rcv.est, RttEstimatorBase)).update(sample_d)
         else:
             sample = ts - sent_ts
             if sample >= 0:
                 mask = RTT_SAMPLE
-                (<RunningStatsBase?>rst_.rtt).add(<double>sample)
-                (<RttEstimatorBase?>rcv.est).update(sample)
+                (<RunningStatsBase>_as(rst_.rtt, RunningStatsBase)).add(<double>sample)
+                (<RttEstimatorBase>_as(rcv.est, RttEstimatorBase)).update(sample)
     order = rcv._order
     if order is not None and len(order) + rcv._pk_n > an._max_tracked:
         _prune_c(rcv)
