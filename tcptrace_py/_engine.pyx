@@ -40,7 +40,7 @@ from libc.string cimport memcmp, memcpy, memmove, memset
 from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
 from cpython.bytearray cimport PyByteArray_AS_STRING
 from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
-from cpython.tuple cimport PyTuple_GET_ITEM, PyTuple_New, PyTuple_SET_ITEM
+from cpython.tuple cimport PyTuple_GET_ITEM, PyTuple_GET_SIZE, PyTuple_New, PyTuple_SET_ITEM
 from cpython.object cimport PyTypeObject
 from cpython.mem cimport PyMem_Calloc, PyMem_Free, PyMem_Malloc, PyMem_Realloc
 from cpython.ref cimport Py_INCREF, Py_XDECREF
@@ -2834,6 +2834,9 @@ cdef class SequenceAnalyzerBase:
                 snd.last_ack_raw = ack
                 snd.last_win_raw = seg.window
                 snd.last_sent_ack = True
+            elif (base >= 0 and ack_rel == una and una <= nxt and not snd.pending_ack
+                  and _sack_blocks_c(seg.sack)):
+                mask |= _ack_at_una(self, seg, snd, rcv, st, ack_rel, nxt, plen, fl)
             else:
                 mask |= <long long>self._on_ack(seg, snd, rcv, st, rst_, plen, fl, ts)
         cdef long long win
@@ -6261,6 +6264,11 @@ cdef long long PSH_BIT = 0x08
 cdef long long NOT_STEADY = 0x02 | 0x01 | 0x04 | 0x10
 cdef long long RTT_SAMPLE = 1 << 24
 cdef long long AMBIGUOUS_ACK = 1 << 23
+cdef long long DUP_ACK = 1 << 8
+cdef long long TRIPLE_DUP_ACK = 1 << 9
+cdef long long WINDOW_UPDATE = 1 << 17
+cdef long long SACK_FLAG = 1 << 19
+cdef long long DSACK_FLAG = 1 << 20
 cdef long long TSO_SUPERSEGMENT = 1 << 21
 cdef long long WS_ACK = 4
 cdef long long WS_DATA = 8
@@ -6290,6 +6298,7 @@ cdef long long ECN_FLAGS = 0x40 | 0x80
 CONSTANTS = {
     "MASK": _MASK, "HALF": _HALF, "ACK": ACK_BIT, "PSH": PSH_BIT, "RTT_SAMPLE": RTT_SAMPLE,
     "AMBIGUOUS_ACK": AMBIGUOUS_ACK, "TSO_SUPERSEGMENT": TSO_SUPERSEGMENT, "WS_ACK": WS_ACK,
+    "ACK_AT_UNA_FLAGS": (DUP_ACK, TRIPLE_DUP_ACK, WINDOW_UPDATE, SACK_FLAG, DSACK_FLAG),
     "WS_DATA": WS_DATA,
     "HIST_DATA": HIST_DATA, "HIST_ACK": HIST_ACK, "ESTABLISHED": Z_ESTABLISHED,
     "TOO_LARGE_SEQ_DELTA": TOO_LARGE_SEQ_DELTA, "SCALED_HISTORY_BASE": SCALED_HISTORY_BASE,
@@ -6310,6 +6319,92 @@ CONSTANTS = {
 cdef inline long long _sdelta(long long a, long long b) noexcept nogil:
     """Signed 32-bit distance a - b (compat's inlined ``_delta``)."""
     return ((a - b + _HALF) & _MASK) - _HALF
+
+
+cdef enum:
+    SACK_BLOCKS_C = 4  # what a TCP header's 40 option bytes can hold
+
+
+cdef bint _sack_blocks_c(object sack) noexcept:
+    """Whether ``sack`` is what :func:`_on_sack_c` reads in C: a tuple of at most
+    SACK_BLOCKS_C (left, right) pairs of exact 32-bit integers, as decoders give (a
+    segment built otherwise goes to the reference's ``_on_ack``)."""
+    if type(sack) is not tuple:
+        return False
+    cdef Py_ssize_t n = PyTuple_GET_SIZE(sack), i
+    if n > SACK_BLOCKS_C:
+        return False
+    cdef object block
+    cdef long long v
+    for i in range(n):
+        block = <object>PyTuple_GET_ITEM(sack, i)
+        if type(block) is not tuple or PyTuple_GET_SIZE(block) != 2:
+            return False
+        for edge in block:
+            if not _time_c(edge, &v) or not 0 <= v <= _MASK:
+                return False
+    return True
+
+
+cdef long long _ack_at_una(SequenceAnalyzerBase an, Segment seg, SenderStateBase snd,
+                           SenderStateBase rcv, DirectionStatsBase st, long long ack_rel,
+                           long long nxt, long long plen, long long fl) except -1:
+    """``SequenceAnalyzer._on_ack`` for an ACK at SND.UNA (``ack_rel == una <= nxt``, the
+    peer's base known, no keep-alive or zero-window probe waiting for its ACK): RFC 5681's
+    duplicate ACK or a window update, then the SACK blocks (:func:`_on_sack_c`). Lossy
+    connections send these by the thousand (the reference call cost ~16 k instructions)."""
+    cdef long long mask = 0
+    if (not plen and not fl & (SYN | FIN | RST_BIT) and seg.ack == snd.last_ack_raw
+            and snd.last_sent_ack):
+        if seg.window == snd.last_win_raw:
+            if nxt > ack_rel and seg.window:
+                snd.dupacks += 1
+                st.dup_acks += 1
+                mask |= DUP_ACK
+                if snd.dupacks == an._thresh:
+                    mask |= TRIPLE_DUP_ACK
+                    st.triple_dup_acks += 1
+        elif seg.window:
+            mask |= WINDOW_UPDATE
+            st.window_updates += 1
+    snd.last_ack_raw = seg.ack
+    snd.last_win_raw = seg.window
+    snd.last_sent_ack = True
+    if seg.sack:
+        mask |= _on_sack_c(an, seg, rcv, st, ack_rel)
+    return mask
+
+
+cdef long long _on_sack_c(SequenceAnalyzerBase an, Segment seg, SenderStateBase rcv,
+                          DirectionStatsBase st, long long ack_rel) except -1:
+    """Twin of ``SequenceAnalyzer._on_sack`` for blocks :func:`_sack_blocks_c` accepted: the
+    blocks relative to the peer's ISN, a D-SACK told (RFC 2883 section 4) and marked through
+    the reference's ``_mark_dsack``, the highest SACKed edge kept."""
+    cdef long long mask = SACK_FLAG
+    st.sack_pkts += 1
+    cdef tuple blocks = <tuple>seg.sack
+    cdef Py_ssize_t n = PyTuple_GET_SIZE(blocks), i
+    if n > st.max_sack_blocks:
+        st.max_sack_blocks = n
+    cdef long long base = rcv.base
+    cdef long long nxt = rcv.snd_nxt
+    cdef long long left[SACK_BLOCKS_C]
+    cdef long long right[SACK_BLOCKS_C]
+    cdef tuple block
+    for i in range(n):
+        block = <tuple>PyTuple_GET_ITEM(blocks, i)
+        left[i] = nxt + ((<long long>block[0] - base - nxt + _HALF) & _MASK) - _HALF
+        right[i] = nxt + ((<long long>block[1] - base - nxt + _HALF) & _MASK) - _HALF
+    cdef bint dsack = left[0] < ack_rel or (
+        n > 1 and left[1] <= left[0] and right[0] <= right[1])
+    if dsack:
+        mask |= DSACK_FLAG
+        st.dsack_pkts += 1
+        an._mark_dsack(rcv, left[0], right[0])
+    for i in range(1 if dsack else 0, n):
+        if right[i] > rcv.sack_high:
+            rcv.sack_high = right[i]
+    return mask
 
 
 cdef long long _ack_new_data(SequenceAnalyzerBase an, SenderStateBase snd,

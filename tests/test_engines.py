@@ -27,7 +27,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from captures_util import ethernet, opt_mss, opt_sack, opt_ts, opt_wscale, tcp_packet
+from captures_util import (
+    ethernet,
+    opt_mss,
+    opt_sack,
+    opt_sack_perm,
+    opt_ts,
+    opt_wscale,
+    pcap_bytes,
+    tcp_frame,
+    tcp_packet,
+)
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_fastpath import FUZZ, _captures, _generated, conversations
@@ -257,6 +267,8 @@ def test_compiled_constants_are_the_references() -> None:
     assert implementation.compiled.CONSTANTS == {
         "MASK": 0xFFFFFFFF, "HALF": 1 << 31, "ACK": ACK, "PSH": PSH,
         "RTT_SAMPLE": af.RTT_SAMPLE, "AMBIGUOUS_ACK": af.AMBIGUOUS_ACK,
+        "ACK_AT_UNA_FLAGS": (af.DUP_ACK, af.TRIPLE_DUP_ACK, af.WINDOW_UPDATE, af.SACK,
+                             af.DSACK),
         "TSO_SUPERSEGMENT": af.TSO_SUPERSEGMENT,
         "WS_ACK": compat.WS_ACK, "WS_DATA": compat.WS_DATA, "HIST_DATA": compat.HIST_DATA,
         "HIST_ACK": compat.HIST_ACK, "ESTABLISHED": compat.ESTABLISHED,
@@ -477,6 +489,73 @@ def test_quiet_deadline_twin_is_the_references() -> None:
                 assert conn.quiet_deadline_ns() == reference(conn), (cs, ss, tw_since)
                 checked += 1
     assert checked == 2 * len(TcpState) ** 2
+
+
+@needs_compiled
+def test_acks_at_snd_una_are_counted_in_c_as_the_reference_counts_them(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Duplicate ACKs, window updates and SACK blocks at SND.UNA (a D-SACK below the ACK
+    marking a retransmission spurious, one inside the second block, several blocks) take the
+    compiled twin of ``SequenceAnalyzer._on_ack`` (``_engine._ack_at_una``), not the
+    reference method, and give the reference's results: per-packet flags, counts, events
+    and anomalies."""
+    from tcptrace_py.analysis import sequence
+    from tcptrace_py.segment import ACK, PSH, SYN
+
+    a, b = "10.0.0.1", "10.0.0.2"
+    t0 = 1_700_000_000 * 10**9
+    frames: list[tuple[int, bytes]] = []
+
+    def emit(src_is_client: bool, seq: int, ack: int, flags: int, n: int = 0,
+             window: int = 1000, options: bytes = b"") -> None:
+        src, dst = (a, b) if src_is_client else (b, a)
+        sport, dport = (40000, 80) if src_is_client else (80, 40000)
+        frames.append((t0 + 1_000_000 * len(frames), tcp_frame(
+            src, dst, sport, dport, seq, ack, flags, window=window, payload=b"x" * n,
+            options=options)))
+
+    def sack(*blocks: tuple[int, int]) -> bytes:
+        return b"\x01\x01" + opt_sack(list(blocks))
+
+    emit(True, 1000, 0, SYN, options=opt_mss(1000) + opt_sack_perm() + b"\x01\x01")
+    emit(False, 5000, 1001, SYN | ACK, options=opt_mss(1000) + opt_sack_perm() + b"\x01\x01")
+    emit(True, 1001, 5001, ACK)
+    emit(True, 1001, 5001, ACK | PSH, 1000)
+    emit(False, 5001, 2001, ACK)  # new data acknowledged
+    emit(True, 1001, 5001, ACK | PSH, 1000)  # a retransmission of it (spurious)
+    emit(False, 5001, 2001, ACK, options=sack((1001, 2001)))  # D-SACK below the ACK
+    emit(True, 2001, 5001, ACK | PSH, 1000)
+    emit(True, 3001, 5001, ACK | PSH, 1000)
+    emit(True, 4001, 5001, ACK | PSH, 1000)
+    for blocks in ([(3001, 4001)], [(3001, 5001)], [(3001, 5001)]):  # SACKed dup ACKs
+        emit(False, 5001, 2001, ACK, options=sack(*blocks))
+    emit(False, 5001, 2001, ACK, options=sack((3101, 3201), (3001, 5001)))  # inside: D-SACK
+    emit(False, 5001, 2001, ACK)  # a plain duplicate ACK
+    emit(False, 5001, 2001, ACK, window=2000)  # a window update
+    emit(True, 2001, 5001, ACK | PSH, 1000)  # the hole filled
+    emit(False, 5001, 5001, ACK, window=2000)
+    data = pcap_bytes(frames, nanosecond=True)
+
+    fallbacks: list[int] = []
+    real = sequence.SequenceAnalyzer._on_ack
+
+    def counting(self: Any, seg: Any, *args: Any) -> int:
+        fallbacks.append(seg.frame)
+        return real(self, seg, *args)
+
+    monkeypatch.setattr(sequence.SequenceAnalyzer, "_on_ack", counting)
+    compiled = outputs(data)
+    assert fallbacks and not {7, 11, 12, 13, 14, 15, 16} & set(fallbacks)
+    with monkeypatch.context() as m:
+        m.setattr(implementation, "compiled", None)
+        assert outputs(data) == compiled
+    record = next(iter(Engine(Options()).run(data))).record
+    got = {k: record[k] for k in ("server_sack_pkts", "server_dsack_pkts", "server_dup_acks",
+                                  "server_window_updates", "client_spurious_retransmissions",
+                                  "server_max_sack_blocks")}
+    assert got == {"server_sack_pkts": 5, "server_dsack_pkts": 2, "server_dup_acks": 5,
+                   "server_window_updates": 1, "client_spurious_retransmissions": 0,
+                   "server_max_sack_blocks": 2}
 
 
 @needs_compiled

@@ -138,7 +138,7 @@ FUZZ = settings(max_examples=120, deadline=None,
 STEPS = ("data", "data", "data", "ack", "ack", "ack_all", "resend", "ahead", "one_byte",
          "zero_window", "small_window", "sack", "dup_ack", "idle", "ack_unseen", "ack_behind",
          "wrap_jump", "fill_window", "keepalive", "window_probe", "stall", "odd_seq_ack",
-         "snap")
+         "snap", "sack_blocks", "sack_blocks")
 
 
 @st.composite
@@ -199,6 +199,21 @@ def conversations(draw: st.DrawFn) -> bytes:
             left = nxt[peer] + 100
             emit(side, nxt[side], ack, ACK, options=b"\x01\x01" + opt_sack([(left % 2**32,
                                                                          (left + 500) % 2**32)]))
+        elif step == "sack_blocks":
+            # Duplicate ACKs carrying up to four SACK blocks, some a D-SACK (RFC 2883 section
+            # 4: a first block below the ACK, or one inside the second block).
+            kind = draw(st.sampled_from(["plain", "below", "inside"]))
+            base = nxt[peer]
+            blocks = [(base + 1000 * i, base + 1000 * i + 500)
+                      for i in range(1, draw(st.integers(1, 3)) + 1)]
+            if kind == "below":
+                low = ack - draw(st.integers(1, 3000))
+                blocks = [(low, low + draw(st.integers(1, 1000)))] + blocks[:3]
+            elif kind == "inside":
+                blocks = [(blocks[0][0] + 100, blocks[0][0] + 200)] + blocks
+            for _ in range(draw(st.integers(1, 4))):
+                emit(side, nxt[side], ack, ACK, options=b"\x01\x01" + opt_sack(
+                    [(left % 2**32, right % 2**32) for left, right in blocks[:4]]))
         elif step == "dup_ack":
             emit(side, nxt[side], ack, ACK)
             emit(side, nxt[side], ack, ACK)
