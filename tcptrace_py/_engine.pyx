@@ -4560,6 +4560,22 @@ cdef class ConnectionBase:
         else arrives."""
         return self._quiet_deadline_c(_refs())
 
+    def check_timers(self, now_ns, seg=None):
+        """Twin of ``Connection.check_timers``: whether an end's TIME_WAIT has run its 2MSL
+        by packet time, tested here; an end that has runs the reference (its machine's
+        TIMEOUT and the event). Most calls (every sweep entry and every end) find none."""
+        cdef _Refs r = _refs()
+        cdef EndpointMachineBase m
+        tw_ns = _options_of(self.options).time_wait_ns
+        for m in (<EndpointMachineBase>_as(self.client, EndpointMachineBase),
+                  <EndpointMachineBase>_as(self.server, EndpointMachineBase)):
+            since = m.time_wait_since_ns
+            if since >= 0 and m.state is r.time_wait and now_ns - since >= tw_ns:
+                return type(self).__reference__.check_timers(self, now_ns, seg)
+            if self.self_connect:
+                break
+        return None
+
     def compact(self):
         """Twin of ``Connection.compact``: the same test of both ends' states, then the
         analyzer's compaction through its compiled entry point."""

@@ -585,6 +585,46 @@ def test_steady_path_checks_the_types_it_reads() -> None:
         steady(conn, ack)
 
 
+def test_check_timers_twin_is_the_references() -> None:
+    """``ConnectionBase.check_timers`` against ``Connection.check_timers``: for every pair
+    of endpoint states, TIME_WAIT clocks started or not, before and after 2MSL, a
+    self-connect or not: the same states, expiry flag and events (both engines)."""
+    from tcptrace_py import connection
+    from tcptrace_py.fsm import TcpState
+    from tcptrace_py.options import Options
+    from tcptrace_py.segment import Segment
+
+    syn = Segment(1, 5 * 10**9, b"\x0a\x00\x00\x01", b"\x0a\x00\x00\x02", 40000, 80, 1000, 0,
+                  0x02, 65535, 0)
+    key = (syn.src, syn.sport, syn.dst, syn.dport)
+    options = Options(time_wait_s=30.0)
+    reference = getattr(connection.Connection, "__reference__", connection.Connection)
+
+    def run(check: Any, cs: TcpState, ss: TcpState, since: int, now: int,
+            self_connect: bool) -> tuple[Any, ...]:
+        conn = connection.Connection(0, key, syn, True, False, options)
+        conn.self_connect = self_connect
+        conn.client.state, conn.server.state = cs, ss
+        conn.client.time_wait_since_ns = since
+        conn.server.time_wait_since_ns = since + 10**9 if since >= 0 else -1
+        before = len(conn.events)
+        check(conn, now)
+        return (conn.client.state, conn.server.state, conn.time_wait_expired,
+                conn.events[before:])
+
+    checked = 0
+    for cs in TcpState:
+        for ss in TcpState:
+            for since, now in ((-1, 10**12), (6 * 10**9, 30 * 10**9), (6 * 10**9, 36 * 10**9),
+                               (6 * 10**9, 37 * 10**9)):
+                for self_connect in (False, True):
+                    args = (cs, ss, since, now, self_connect)
+                    assert run(connection.Connection.check_timers, *args) == \
+                        run(reference.check_timers, *args), args
+                    checked += 1
+    assert checked == len(TcpState) ** 2 * 8
+
+
 @needs_compiled
 def test_classify_twin_is_the_references() -> None:
     """``ConnectionBase._classify_c`` gives ``Connection._classify``'s inputs for every
