@@ -83,22 +83,24 @@ def twin(reference: type[T], base_name: str) -> type[T]:
     return cast("type[T]", type(reference.__name__, (base,), ns))
 
 
-def slots_factory(cls: type[T]) -> Callable[..., T]:
+def slots_factory(cls: type[T], *, complete: bool = False) -> Callable[..., T]:
     """The constructor the per-segment path uses for the slotted dataclass ``cls`` (events,
     evidence): ``cls`` itself under the reference engine; under the compiled one, a
     ``_engine.SlotsFactory`` that writes the slots without running the dataclass's
     generated ``__init__`` (Python code), giving an equal object. Positional arguments
     only. A class it cannot build that way (a field that is not a plain slot, a default
-    factory, a ``__post_init__``) gets ``cls``."""
+    factory, a ``__post_init__``) gets ``cls``; with ``complete`` every field must be given
+    (no default is filled), so a field with a default factory is accepted too."""
     klass: Any = cls  # not narrowed by is_dataclass: the result keeps cls's type
     if compiled is None or not dataclasses.is_dataclass(klass) or \
             hasattr(klass, "__post_init__"):
         return cls
     fields = [f for f in dataclasses.fields(klass) if f.init]
-    if len(fields) != len(dataclasses.fields(klass)) or any(
-            f.default_factory is not dataclasses.MISSING for f in fields):
+    if len(fields) != len(dataclasses.fields(klass)) or (not complete and any(
+            f.default_factory is not dataclasses.MISSING for f in fields)):
         return cls
-    defaults = tuple(f.default for f in fields if f.default is not dataclasses.MISSING)
+    defaults = () if complete else tuple(
+        f.default for f in fields if f.default is not dataclasses.MISSING)
     if any(f.default is dataclasses.MISSING for f in fields[len(fields) - len(defaults):]):
         return cls
     try:

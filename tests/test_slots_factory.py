@@ -97,3 +97,21 @@ def test_classes_it_cannot_build_keep_their_own_constructor() -> None:
     # Anomaly's details default is a factory: the class itself, under either engine.
     for cls in (WithFactory, WithPostInit, Plain, Anomaly):
         assert implementation.slots_factory(cls) is cls
+
+
+def test_a_complete_factory_takes_a_class_with_a_default_factory() -> None:
+    """``slots_factory(Anomaly, complete=True)`` (what detectors' ``make`` uses): the same
+    anomaly as the class makes from all nine values; fewer are refused (no default is
+    filled, not even ``details``'s factory); the class itself under the reference engine."""
+    factory = implementation.slots_factory(Anomaly, complete=True)
+    args = ("rst_storm", "warning", 3, 10, 20, 1_704_067_200_000_000_000, "RSTs",
+            {"count": 5}, "network")
+    made = factory(*args)
+    assert made == Anomaly(*args) and type(made) is Anomaly
+    assert fields_of(made) == fields_of(Anomaly(*args))
+    assert pickle.loads(pickle.dumps(made)) == made
+    if implementation.compiled is None:
+        assert factory is Anomaly
+    else:
+        with pytest.raises(TypeError):
+            factory(*args[:8])

@@ -26,6 +26,7 @@ from tcptrace_py.connection import Connection
 from tcptrace_py.diagnostics import Diagnostics
 from tcptrace_py.events import Anomaly
 from tcptrace_py.fsm import TcpState
+from tcptrace_py.implementation import slots_factory
 from tcptrace_py.lazy_dataclass import dataclass
 from tcptrace_py.options import Options
 
@@ -137,9 +138,13 @@ class Detector:
              severity: str | None = None) -> Anomaly:
         """An anomaly under one of this detector's declared codes (severity/category from it)."""
         spec = self._codes[code]
-        return Anomaly(code, severity or spec.severity, flow_id, first_frame, last_frame, ts_ns,
-                       summary, details or {}, spec.category)
+        return _new_anomaly(code, severity or spec.severity, flow_id, first_frame, last_frame,
+                            ts_ns, summary, details or {}, spec.category)
 
+
+_new_anomaly = slots_factory(Anomaly, complete=True)
+"""``Anomaly(...)`` with every field given (what :meth:`Detector.make` passes), made as
+``events.new_event`` makes events (the class itself under the reference engine)."""
 
 _LAST_ACK = TcpState.LAST_ACK
 _SYN_RECEIVED = TcpState.SYN_RECEIVED
