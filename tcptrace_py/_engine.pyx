@@ -3768,6 +3768,7 @@ cdef inline Py_ssize_t _pair_index(Py_ssize_t i) except -1:
 
 
 @cython.final
+@cython.freelist(16)
 cdef class Pair:
     """A per-side pair of integer counters (``[client, server]``: packets, payload bytes,
     the last raw window, silent probes...), where the reference has a two-item list. It
@@ -3778,7 +3779,8 @@ cdef class Pair:
     18 Pair objects a connection were 576 bytes, and a list item held a Python integer,
     allocated at each count); reading the attribute gives a Pair viewing those fields
     (``owner`` keeps them alive), so the reference's ``conn.packets[side] += 1`` writes the
-    connection's counter. ``Pair(a, b)`` (a copy, an unpickled one) holds its own two."""
+    connection's counter. ``Pair(a, b)`` (a copy, an unpickled one) holds its own two.
+    Made at every such read (detectors read several a connection): kept on a free list."""
 
     # No cdef method: a class with one has a vtable pointer in every object.
     cdef long long* v
