@@ -1056,6 +1056,7 @@ cdef class _Refs:
     cdef object zero_window_period, window_full_event
     # connection
     cdef object established, new_event, flags_text, new_notable
+    cdef object timeout_input
     cdef SlotsFactory event_factory, notable_factory  # or None: the classes are called
     cdef tuple flag_texts
     cdef bint fast_established
@@ -1152,6 +1153,7 @@ cdef _Refs _load_refs():
         r.state_flags[i] = ((STATE_DONE if state in c._DONE_STATES else 0)
                             | (STATE_ATTEMPT if state in c._ATTEMPT_STATES else 0))
     r.time_wait = fsm._TIME_WAIT
+    r.timeout_input = c._TIMEOUT
     r.attempt_states = c._ATTEMPT_STATES
     r.recv_syn_ack = c._RECV_SYN_ACK
     r.syn_sent = c._SYN_SENT
@@ -4582,17 +4584,28 @@ cdef class ConnectionBase:
         return self._quiet_deadline_c(_refs())
 
     def check_timers(self, now_ns, seg=None):
-        """Twin of ``Connection.check_timers``: whether an end's TIME_WAIT has run its 2MSL
-        by packet time, tested here; an end that has runs the reference (its machine's
-        TIMEOUT and the event). Most calls (every sweep entry and every end) find none."""
+        """Twin of ``Connection.check_timers``: an end whose TIME_WAIT has run its 2MSL by
+        packet time takes the table's TIMEOUT (``_apply``) and its event, whose states are
+        the members' values read from ``_Refs`` (an Enum member's ``.value`` is Python
+        code). Called at every deadline the sweep pops and at every connection's end."""
         cdef _Refs r = _refs()
         cdef EndpointMachineBase m
         tw_ns = _options_of(self.options).time_wait_ns
-        for m in (<EndpointMachineBase>_as(self.client, EndpointMachineBase),
-                  <EndpointMachineBase>_as(self.server, EndpointMachineBase)):
+        cdef int side
+        for side in range(2):
+            m = <EndpointMachineBase>_as(self.client if side == 0 else self.server,
+                                         EndpointMachineBase)
             since = m.time_wait_since_ns
             if since >= 0 and m.state is r.time_wait and now_ns - since >= tw_ns:
-                return type(self).__reference__.check_timers(self, now_ns, seg)
+                old = m.state
+                expiry = since + tw_ns
+                _apply(r, m, r.timeout_input, expiry)
+                self.time_wait_expired = True
+                self._add_event(r.new_event(
+                    self.flow_id, seg.frame if seg else self.last_frame, expiry,
+                    "client" if side == 0 else "server", "timeout", _state_value(r, old),
+                    _state_value(r, m.state), "timer", "", 0, 0, 0,
+                    "2MSL elapsed by packet time (RFC 9293 3.10.8)"))
             if self.self_connect:
                 break
         return None
