@@ -2804,6 +2804,7 @@ cdef class SequenceAnalyzerBase:
         cdef long long plen = seg.payload_len
         cdef long long mask = 0
         cdef long long pend_ts = 0
+        cdef _SackBlocks sack_blocks
         st.packets += 1
         if self.first_ts_ns < 0:
             self.first_ts_ns = ts
@@ -2856,8 +2857,9 @@ cdef class SequenceAnalyzerBase:
                 snd.last_win_raw = seg.window
                 snd.last_sent_ack = True
             elif (base >= 0 and ack_rel == una and una <= nxt and not snd.pending_ack
-                  and _sack_blocks_c(seg.sack)):
-                mask |= _ack_at_una(self, seg, snd, rcv, st, ack_rel, nxt, plen, fl)
+                  and _sack_blocks_c(seg.sack, &sack_blocks)):
+                mask |= _ack_at_una(self, seg, snd, rcv, st, ack_rel, nxt, plen, fl,
+                                    &sack_blocks)
             else:
                 mask |= <long long>self._on_ack(seg, snd, rcv, st, rst_, plen, fl, ts)
         cdef long long win
@@ -6375,30 +6377,37 @@ cdef enum:
     SACK_BLOCKS_C = 4  # what a TCP header's 40 option bytes can hold
 
 
-cdef bint _sack_blocks_c(object sack) noexcept:
-    """Whether ``sack`` is what :func:`_on_sack_c` reads in C: a tuple of at most
-    SACK_BLOCKS_C (left, right) pairs of exact 32-bit integers, as decoders give (a
-    segment built otherwise goes to the reference's ``_on_ack``)."""
+cdef struct _SackBlocks:
+    Py_ssize_t n                        # blocks
+    long long edge[2 * SACK_BLOCKS_C]   # left, right of each, raw sequence numbers
+
+
+cdef bint _sack_blocks_c(object sack, _SackBlocks* out) noexcept:
+    """Read ``sack`` into ``out`` when it is what :func:`_on_sack_c` takes in C: a tuple of
+    at most SACK_BLOCKS_C (left, right) pairs of exact 32-bit integers, as decoders give
+    (a segment built otherwise goes to the reference's ``_on_ack``)."""
     if type(sack) is not tuple:
         return False
-    cdef Py_ssize_t n = PyTuple_GET_SIZE(sack), i
+    cdef Py_ssize_t n = PyTuple_GET_SIZE(sack), i, k
     if n > SACK_BLOCKS_C:
         return False
     cdef object block
-    cdef long long v
     for i in range(n):
         block = <object>PyTuple_GET_ITEM(sack, i)
         if type(block) is not tuple or PyTuple_GET_SIZE(block) != 2:
             return False
-        for edge in block:
-            if not _time_c(edge, &v) or not 0 <= v <= _MASK:
+        for k in range(2):
+            if not _time_c(<object>PyTuple_GET_ITEM(block, k), &out.edge[2 * i + k]) \
+                    or not 0 <= out.edge[2 * i + k] <= _MASK:
                 return False
+    out.n = n
     return True
 
 
 cdef long long _ack_at_una(SequenceAnalyzerBase an, Segment seg, SenderStateBase snd,
                            SenderStateBase rcv, DirectionStatsBase st, long long ack_rel,
-                           long long nxt, long long plen, long long fl) except -1:
+                           long long nxt, long long plen, long long fl,
+                           const _SackBlocks* sack) except -1:
     """``SequenceAnalyzer._on_ack`` for an ACK at SND.UNA (``ack_rel == una <= nxt``, the
     peer's base known, no keep-alive or zero-window probe waiting for its ACK): RFC 5681's
     duplicate ACK or a window update, then the SACK blocks (:func:`_on_sack_c`). Lossy
@@ -6420,31 +6429,29 @@ cdef long long _ack_at_una(SequenceAnalyzerBase an, Segment seg, SenderStateBase
     snd.last_ack_raw = seg.ack
     snd.last_win_raw = seg.window
     snd.last_sent_ack = True
-    if seg.sack:
-        mask |= _on_sack_c(an, seg, rcv, st, ack_rel)
+    if sack.n:
+        mask |= _on_sack_c(an, rcv, st, ack_rel, sack)
     return mask
 
 
-cdef long long _on_sack_c(SequenceAnalyzerBase an, Segment seg, SenderStateBase rcv,
-                          DirectionStatsBase st, long long ack_rel) except -1:
-    """Twin of ``SequenceAnalyzer._on_sack`` for blocks :func:`_sack_blocks_c` accepted: the
+cdef long long _on_sack_c(SequenceAnalyzerBase an, SenderStateBase rcv,
+                          DirectionStatsBase st, long long ack_rel,
+                          const _SackBlocks* sack) except -1:
+    """Twin of ``SequenceAnalyzer._on_sack`` for blocks :func:`_sack_blocks_c` read: the
     blocks relative to the peer's ISN, a D-SACK told (RFC 2883 section 4) and marked through
     the reference's ``_mark_dsack``, the highest SACKed edge kept."""
     cdef long long mask = SACK_FLAG
     st.sack_pkts += 1
-    cdef tuple blocks = <tuple>seg.sack
-    cdef Py_ssize_t n = PyTuple_GET_SIZE(blocks), i
+    cdef Py_ssize_t n = sack.n, i
     if n > st.max_sack_blocks:
         st.max_sack_blocks = n
     cdef long long base = rcv.base
     cdef long long nxt = rcv.snd_nxt
     cdef long long left[SACK_BLOCKS_C]
     cdef long long right[SACK_BLOCKS_C]
-    cdef tuple block
     for i in range(n):
-        block = <tuple>PyTuple_GET_ITEM(blocks, i)
-        left[i] = nxt + ((<long long>block[0] - base - nxt + _HALF) & _MASK) - _HALF
-        right[i] = nxt + ((<long long>block[1] - base - nxt + _HALF) & _MASK) - _HALF
+        left[i] = nxt + ((sack.edge[2 * i] - base - nxt + _HALF) & _MASK) - _HALF
+        right[i] = nxt + ((sack.edge[2 * i + 1] - base - nxt + _HALF) & _MASK) - _HALF
     cdef bint dsack = left[0] < ack_rel or (
         n > 1 and left[1] <= left[0] and right[0] <= right[1])
     if dsack:
