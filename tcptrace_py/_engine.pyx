@@ -145,6 +145,40 @@ cdef inline long long _exact_ll(object v, int* overflow) noexcept:
     return PyLong_AsLongLongAndOverflow(v, overflow)
 
 
+cdef long long _C_TIME_LIMIT = 1LL << 62
+
+
+cdef inline object _split_int(object v, long long* out):
+    """Keep ``v`` as a C integer where it can be one: None, with ``out`` set, when ``v`` is
+    an exact int within +-2**62 (every frame number, every time a classic pcap can hold,
+    and their differences: arithmetic on them in C is exact); else ``v`` itself, with
+    ``out`` 0.
+
+    Why: a segment's frame number and time, and the latest ones a connection, its analyzer,
+    senders and statistics keep, were Python integers: two allocated per packet by the
+    decoder and released when the next packet replaced them (~300 instructions a packet,
+    ~4 % of a run). They are now pairs of fields, ``x_c`` and ``x_o``: the value is
+    ``x_o`` unless that is None, then ``x_c`` (:func:`_joined`). The rare values a C
+    integer cannot hold exactly (a pcapng time near 2**64 units, a frame number beyond
+    2**63 in a test) stay objects, as before; None, which marks a C value, is refused."""
+    cdef int overflow = 0
+    if PyLong_CheckExact(v):
+        out[0] = _exact_ll(v, &overflow)
+        if overflow == 0 and -_C_TIME_LIMIT < out[0] < _C_TIME_LIMIT:
+            return None
+    elif v is None:
+        raise TypeError("an integer is required, not None")
+    out[0] = 0
+    return v
+
+
+cdef inline object _joined(long long c, object o):
+    """The value a pair of fields holds (see :func:`_split_int`)."""
+    if o is None:
+        return c
+    return o
+
+
 cdef inline uint32_t le32(const uint8_t* p) noexcept nogil:
     return (<uint32_t>p[3] << 24) | (<uint32_t>p[2] << 16) | (<uint32_t>p[1] << 8) | p[0]
 
@@ -161,8 +195,12 @@ cdef class Segment:
     bytes and tuples of them, which cannot form a cycle, and one segment is allocated per
     packet (each would otherwise count towards a young-generation collection)."""
 
-    cdef public object frame
-    cdef public object ts_ns
+    cdef long long frame_c
+    cdef object frame_o
+    """``frame`` as a pair of fields (:func:`_split_int`): no integer object per packet."""
+    cdef long long ts_c
+    cdef object ts_o
+    """``ts_ns`` likewise."""
     cdef public object src
     cdef public object dst
     cdef public int sport
@@ -193,8 +231,8 @@ cdef class Segment:
                  bint sack_permitted=False, sack=(), long long tsval=-1,
                  long long tsecr=-1, int ip_id=-1, int ttl=64, bint header_truncated=False,
                  other_options=(), long long checksum=0, int ecn=0):
-        self.frame = frame
-        self.ts_ns = ts_ns
+        self.frame_o = _split_int(frame, &self.frame_c)
+        self.ts_o = _split_int(ts_ns, &self.ts_c)
         self.src = src
         self.dst = dst
         self.sport = sport
@@ -220,6 +258,22 @@ cdef class Segment:
         self.ecn = ecn
 
     @property
+    def frame(self):
+        return _joined(self.frame_c, self.frame_o)
+
+    @frame.setter
+    def frame(self, value):
+        self.frame_o = _split_int(value, &self.frame_c)
+
+    @property
+    def ts_ns(self):
+        return _joined(self.ts_c, self.ts_o)
+
+    @ts_ns.setter
+    def ts_ns(self, value):
+        self.ts_o = _split_int(value, &self.ts_c)
+
+    @property
     def truncated(self):
         """True when the capture holds fewer payload bytes than the IP header announced."""
         return self.captured_payload < self.payload_len or self.header_truncated
@@ -233,6 +287,25 @@ cdef class Segment:
         from tcptrace_py.segment import ReferenceSegment
 
         return ReferenceSegment.__repr__(self)  # the same text: it reads only the fields
+
+
+cdef inline bint _no_sack(Segment seg) except -1:
+    """``not seg.sack``, without a call for the decoder's shared empty tuple (~1 % of a
+    run: the steady path, the full path's ACK and the duplicate ring each asked)."""
+    sack = seg.sack
+    if sack is _EMPTY:
+        return True
+    return not sack
+
+
+cdef inline object _seg_frame(Segment seg):
+    """``seg.frame`` (the property's value, without the attribute lookup)."""
+    return _joined(seg.frame_c, seg.frame_o)
+
+
+cdef inline object _seg_ts(Segment seg):
+    """``seg.ts_ns`` (the property's value, without the attribute lookup)."""
+    return _joined(seg.ts_c, seg.ts_o)
 
 
 # What the decoding functions return for a segment of another ``--jobs`` worker's
@@ -350,8 +423,15 @@ cdef Segment _tcp(const uint8_t* d, Py_ssize_t n, Py_ssize_t l4, Py_ssize_t ip_e
     else:
         seg = Segment.__new__(Segment)
         _spare = seg
-    seg.frame = frame
-    seg.ts_ns = ts_c if ts is None else ts
+    seg.frame_c = frame  # a count of frames read: far below 2**62
+    if seg.frame_o is not None:
+        seg.frame_o = None
+    if ts is None and -_C_TIME_LIMIT < ts_c < _C_TIME_LIMIT:
+        seg.ts_c = ts_c
+        if seg.ts_o is not None:
+            seg.ts_o = None
+    else:
+        seg.ts_o = _split_int(ts_c if ts is None else ts, &seg.ts_c)
     seg.src = _addr(src, alen)
     seg.dst = _addr(dst, alen)
     seg.sport = be16(t)
@@ -1679,7 +1759,9 @@ cdef class DirectionStatsBase:
     cdef public long long win_n
     cdef public long long mss
     cdef public object idle_max_ns
-    cdef public object last_ts_ns
+    cdef long long last_ts_c
+    cdef object last_ts_o
+    """``last_ts_ns`` as a pair of fields (see :func:`_split_int`)."""
     cdef public object rtt
     cdef public object rst_pkts
     cdef public object rexmt_data_pkts
@@ -1726,6 +1808,14 @@ cdef class DirectionStatsBase:
     cdef public object first_ts_ns
     cdef public long long isn
     cdef public object midstream
+
+    @property
+    def last_ts_ns(self):
+        return _joined(self.last_ts_c, self.last_ts_o)
+
+    @last_ts_ns.setter
+    def last_ts_ns(self, value):
+        self.last_ts_o = _split_int(value, &self.last_ts_c)
 
     def __init__(self):
         """The reference's ``__init__``: :meth:`_init`, which ``_new_*`` also runs."""
@@ -1796,7 +1886,8 @@ cdef class DirectionStatsBase:
         self.backoff_ratio = refs.no_samples
         self.unique_bytes = 0
         self.first_ts_ns = -1
-        self.last_ts_ns = -1
+        self.last_ts_c = -1
+        self.last_ts_o = None
         self.isn = -1
         self.midstream = False
         return 0
@@ -1836,7 +1927,9 @@ cdef class SenderStateBase:
     cdef long long _pend_end  # the last pending record's end
     cdef object _pend_fin  # the first FIN's record, pending in ``by_end`` after them (or None)
     cdef public object est
-    cdef public object last_ts_ns
+    cdef long long last_ts_c
+    cdef object last_ts_o
+    """``last_ts_ns`` as a pair of fields (see :func:`_split_int`)."""
     cdef public long long fin_rel
     cdef public object syn_seen
     cdef public object synack_sent
@@ -1850,6 +1943,14 @@ cdef class SenderStateBase:
     cdef public object late
     cdef public object gaps
     cdef public object filled_bytes
+
+    @property
+    def last_ts_ns(self):
+        return _joined(self.last_ts_c, self.last_ts_o)
+
+    @last_ts_ns.setter
+    def last_ts_ns(self, value):
+        self.last_ts_o = _split_int(value, &self.last_ts_c)
 
     def __init__(self, est):
         """The reference's ``__init__``: :meth:`_init`, which ``_new_*`` also runs."""
@@ -1884,7 +1985,8 @@ cdef class SenderStateBase:
         self._syn_rec = self._fin_rec = None
         self.est = est
         self.zw_open_index = -1
-        self.last_ts_ns = -1
+        self.last_ts_c = -1
+        self.last_ts_o = None
         self.last_sent_ack = False
         self.mutable = False
         self.late = None
@@ -2718,7 +2820,9 @@ cdef class SequenceAnalyzerBase:
     cdef public object server
     cdef public object _c
     cdef public object _s
-    cdef public object last_ts_ns
+    cdef long long last_ts_c
+    cdef object last_ts_o
+    """``last_ts_ns`` as a pair of fields (see :func:`_split_int`)."""
     cdef public object options
     cdef public object first_ts_ns
     cdef object _max_unacked_obj
@@ -2732,6 +2836,14 @@ cdef class SequenceAnalyzerBase:
     cdef public object evidence_dropped
     cdef public object _both_syn_ws
     cdef public object _thresh
+
+    @property
+    def last_ts_ns(self):
+        return _joined(self.last_ts_c, self.last_ts_o)
+
+    @last_ts_ns.setter
+    def last_ts_ns(self, value):
+        self.last_ts_o = _split_int(value, &self.last_ts_c)
 
     def __init__(self, options=None):
         """The reference's ``__init__``: :meth:`_init`, which ``_new_*`` also runs."""
@@ -2753,7 +2865,8 @@ cdef class SequenceAnalyzerBase:
         self.window_full_events = _EMPTY  # analysis.evidence.NONE_YET
         self.evidence_dropped = c.no_drops  # analysis.sequence.NO_DROPS
         self.first_ts_ns = -1
-        self.last_ts_ns = -1
+        self.last_ts_c = -1
+        self.last_ts_o = None
         self._both_syn_ws = False
         self._thresh = o.dup_ack_threshold
         self._set_max_unacked(o.max_unacked_segments)
@@ -2799,7 +2912,9 @@ cdef class SequenceAnalyzerBase:
             rcv = <SenderStateBase>_as(self._c, SenderStateBase)
             st = <DirectionStatsBase>_as(self.server, DirectionStatsBase)
             rst_ = <DirectionStatsBase>_as(self.client, DirectionStatsBase)
-        ts = seg.ts_ns
+        cdef long long ts_c = seg.ts_c
+        ts_o = seg.ts_o
+        ts = _joined(ts_c, ts_o)
         cdef long long fl = seg.flags
         cdef long long plen = seg.payload_len
         cdef long long mask = 0
@@ -2808,16 +2923,19 @@ cdef class SequenceAnalyzerBase:
         st.packets += 1
         if self.first_ts_ns < 0:
             self.first_ts_ns = ts
-        self.last_ts_ns = ts
+        self.last_ts_c, self.last_ts_o = ts_c, ts_o
         idle_ns = 0
-        if snd.last_ts_ns >= 0:
-            idle_ns = ts - snd.last_ts_ns
+        if snd.last_ts_c >= 0 or snd.last_ts_o is not None:
+            if ts_o is None and snd.last_ts_o is None:
+                idle_ns = ts_c - snd.last_ts_c
+            else:
+                idle_ns = ts - _joined(snd.last_ts_c, snd.last_ts_o)
             if idle_ns > st.idle_max_ns:
                 st.idle_max_ns = idle_ns
         else:
             st.first_ts_ns = ts
-        snd.last_ts_ns = ts
-        st.last_ts_ns = ts
+        snd.last_ts_c, snd.last_ts_o = ts_c, ts_o
+        st.last_ts_c, st.last_ts_o = ts_c, ts_o
 
         if fl & SYN:
             self._on_syn_c(seg, snd, rcv, st)
@@ -2835,7 +2953,7 @@ cdef class SequenceAnalyzerBase:
             nxt = rcv.snd_nxt
             una = rcv.snd_una
             ack_rel = nxt + ((ack - base - nxt + _HALF) & _MASK) - _HALF
-            if (base >= 0 and una <= nxt and not snd.pending_ack and not seg.sack
+            if (base >= 0 and una <= nxt and not snd.pending_ack and _no_sack(seg)
                     and ack_rel == una
                     and (plen or fl & (SYN | FIN | RST_BIT) or ack != snd.last_ack_raw
                          or not snd.last_sent_ack)):
@@ -2843,7 +2961,7 @@ cdef class SequenceAnalyzerBase:
                 snd.last_win_raw = seg.window
                 snd.last_sent_ack = True
             elif (base >= 0 and una < ack_rel <= nxt
-                  and not snd.pending_ack and not seg.sack and ack_rel <= rcv.late_low):
+                  and not snd.pending_ack and _no_sack(seg) and ack_rel <= rcv.late_low):
                 rec = _end_lookup(rcv, ack_rel, &pend_ts)
                 if isinstance(rec, SentSegment):
                     mask |= _ack_sent_segment(self, snd, rcv, rst_, ack_rel, ts,
@@ -2877,7 +2995,7 @@ cdef class SequenceAnalyzerBase:
                     snd.zw_open_index = self._keep(
                         "zero_window_periods", self.zero_window_periods,
                         r.zero_window_period("client" if from_client else "server",
-                                             seg.frame, ts, -1, -1, 0))
+                                             _seg_frame(seg), ts, -1, -1, 0))
                     if snd.zw_open_index < 0:
                         snd.zw_open_index = -2
             elif win > 0 and snd.zw_open_index != -1:
@@ -2885,7 +3003,7 @@ cdef class SequenceAnalyzerBase:
                     make = r.zero_window_period
                     self._amend(self.zero_window_periods, snd.zw_open_index,
                                 lambda p: make(p.side, p.start_frame, p.start_ts_ns,
-                                               seg.frame, ts, p.probes))
+                                               _seg_frame(seg), ts, p.probes))
                 snd.zw_open_index = -1
             snd.win_scaled = win
             snd.win_known = True
@@ -2896,13 +3014,13 @@ cdef class SequenceAnalyzerBase:
         if (plen > 1 and not fl & (SYN | FIN | RST_BIT)
                 and nxt + ((seg.seq - snd.base - nxt + _HALF) & _MASK) - _HALF == nxt):
             end = nxt + plen
-            mask |= _in_order_data(self, snd, st, rst_, nxt, plen, fl, seg.frame, ts)
+            mask |= _in_order_data(self, snd, st, rst_, nxt, plen, fl, seg)
             rwin = rcv.win_scaled
             if rwin and rcv.win_known and end == snd.snd_una + rwin:
                 mask |= r.window_full
                 st.window_full += 1
                 self._keep("window_full_events", self.window_full_events,
-                           r.window_full_event(seg.frame, ts,
+                           r.window_full_event(_seg_frame(seg), ts,
                                                "client" if from_client else "server",
                                                nxt, rwin))
             snd.snd_nxt = end
@@ -2997,7 +3115,7 @@ cdef class SequenceAnalyzerBase:
         sv.unique_bytes = _covered(s.ranges) - s.filled_bytes
         _set_column(out, "retransmissions", cl.retransmitted_segments + sv.retransmitted_segments)
         first = self.first_ts_ns
-        duration_ns = (self.last_ts_ns - first) if first >= 0 else 0
+        duration_ns = (_joined(self.last_ts_c, self.last_ts_o) - first) if first >= 0 else 0
         values._put_c(out, r.prefixed_client, cl, c, duration_ns)
         values._put_c(out, r.prefixed_server, sv, s, duration_ns)
         _set_column(out, "window_scaling", self._both_syn_ws)
@@ -3914,6 +4032,14 @@ cdef Py_ssize_t _value_index(list values, object value) except -2:
     return -1
 
 
+cdef inline bint _pair_ll(long long c, object o, long long* out) noexcept:
+    """:func:`_as_ll` of the value a pair of fields holds (see :func:`_split_int`)."""
+    if o is None:
+        out[0] = c
+        return True
+    return _as_ll(o, out)
+
+
 cdef inline bint _as_ll(object value, long long* out) noexcept:
     """``value`` (an exact int) into ``out``; False when it is not one or does not fit."""
     cdef int overflow = 0
@@ -3960,8 +4086,12 @@ cdef class ConnectionBase:
     cdef public object analyzer
     cdef public object peer
     cdef public object packet_rows
-    cdef public object last_frame
-    cdef public object last_ts_ns
+    cdef long long last_frame_c
+    cdef object last_frame_o
+    """``last_frame`` as a pair of fields (see :func:`_split_int`)."""
+    cdef long long last_ts_c
+    cdef object last_ts_o
+    """``last_ts_ns`` as a pair of fields (see :func:`_split_int`)."""
     cdef public bint steady
     cdef object _recent
     cdef DupRec* _ring[2]
@@ -4015,6 +4145,22 @@ cdef class ConnectionBase:
     # The reference's two-item lists ([client, server]), as C fields: P_* index pairs.
     cdef long long _pv[26]
 
+    @property
+    def last_ts_ns(self):
+        return _joined(self.last_ts_c, self.last_ts_o)
+
+    @last_ts_ns.setter
+    def last_ts_ns(self, value):
+        self.last_ts_o = _split_int(value, &self.last_ts_c)
+
+    @property
+    def last_frame(self):
+        return _joined(self.last_frame_c, self.last_frame_o)
+
+    @last_frame.setter
+    def last_frame(self, value):
+        self.last_frame_o = _split_int(value, &self.last_frame_c)
+
     def __init__(self, flow_id, key, seg, client_is_src, roles_inferred, options):
         """Twin of ``Connection.__init__``: the same fields, in C (the reference's
         attribute docs say what each holds)."""
@@ -4026,7 +4172,7 @@ cdef class ConnectionBase:
         if type(seg) is Segment:  # read in C (a test may hand another class)
             sg = <Segment>seg
             src, sport, dst, dport, frame, ts = \
-                sg.src, sg.sport, sg.dst, sg.dport, sg.frame, sg.ts_ns
+                sg.src, sg.sport, sg.dst, sg.dport, _seg_frame(sg), _seg_ts(sg)
         else:
             src, sport, dst, dport, frame, ts = \
                 seg.src, seg.sport, seg.dst, seg.dport, seg.frame, seg.ts_ns
@@ -4047,9 +4193,9 @@ cdef class ConnectionBase:
         self.events_dropped = 0  # events and notable: packed logs until read
         self.notable_dropped = 0
         self.first_frame = frame
-        self.last_frame = frame
+        self.last_frame_o = _split_int(frame, &self.last_frame_c)
         self.first_ts_ns = ts
-        self.last_ts_ns = ts
+        self.last_ts_o = _split_int(ts, &self.last_ts_c)
         self._pv[P_PACKETS] = self._pv[P_PACKETS + 1] = 0
         self._pv[P_PAYLOAD_BYTES] = self._pv[P_PAYLOAD_BYTES + 1] = 0
         self._pv[P_PURE_SYN_SENT] = self._pv[P_PURE_SYN_SENT + 1] = 0
@@ -4164,7 +4310,8 @@ cdef class ConnectionBase:
         cdef Py_ssize_t old_i = _member_index(r.state_members, old)
         cdef Py_ssize_t new_i = _member_index(r.state_members, new)
         if old_i < 0 or new_i < 0 or old_i > 255 or new_i > 255 \
-                or not _as_ll(seg.frame, &frame) or not _as_ll(seg.ts_ns, &ts) \
+                or not _pair_ll(seg.frame_c, seg.frame_o, &frame) \
+                or not _pair_ll(seg.ts_c, seg.ts_o, &ts) \
                 or not (endpoint == "client" or endpoint == "server"):
             return False
         self._ev_put(frame, ts, seq, ack, seg.payload_len, text, seg.flags, old_i, new_i,
@@ -4497,7 +4644,7 @@ cdef class ConnectionBase:
         RST, after-RST and invalid-flag evidence and the event."""
         old = machine.state
         cdef Py_ssize_t cell = -1
-        action, new, reason = _apply(r, machine, inp, seg.ts_ns, &cell)
+        action, new, reason = _apply(r, machine, inp, _seg_ts(seg), &cell)
         if action is r.ok and new is old:
             return 0
         if inp is r.recv_rst or (inp is r.send_rst
@@ -4507,14 +4654,14 @@ cdef class ConnectionBase:
                     inp is r.recv_rst or self._rst_acceptable(
                         seg, self.server if side == 0 else self.client)):
                 self.first_rst_sender = "client" if side == 0 else "server"
-                self.first_rst_frame = seg.frame
+                self.first_rst_frame = _seg_frame(seg)
         if old is r.closed and sent and (inp is r.send_ack or inp is r.send_fin) \
                 and (seg.payload_len or seg.flags & FIN) and self.first_rst_frame >= 0:
-            self._keep("after_rst", seg.frame)
+            self._keep("after_rst", _seg_frame(seg))
         invalid = self.invalid_flags
         if inp is r.invalid_flags and sent and not (
-                invalid and invalid[len(invalid) - 1] == seg.frame):  # not in [-1:]
-            self._keep("invalid_flags", seg.frame)
+                invalid and invalid[len(invalid) - 1] == _seg_frame(seg)):  # not in [-1:]
+            self._keep("invalid_flags", _seg_frame(seg))
         cdef Py_ssize_t kind_i  # the event's kind, an index of _EVENT_KINDS
         if new is not old:
             kind_i = 0  # transition
@@ -4531,7 +4678,7 @@ cdef class ConnectionBase:
             elif inp is r.send_after_challenged_rst:
                 self.challenged_rst_sender = -1
             if inp is r.send_after_lost_rst and self.rst_not_taken_frame < 0:
-                self.rst_not_taken_frame = seg.frame
+                self.rst_not_taken_frame = _seg_frame(seg)
                 mine = {e.frame for e in self.events
                         if e.endpoint == endpoint and e.direction == "sent"}
                 self.after_rst = [f for f in self.after_rst if f not in mine]
@@ -4560,7 +4707,7 @@ cdef class ConnectionBase:
         # segment.flags_text, its table read here (no call per event)
         flags_text = (r.flag_texts[seg.flags] if 0 <= seg.flags < len(r.flag_texts)
                       else r.flags_text(seg.flags))
-        values = (self.flow_id, seg.frame, seg.ts_ns, endpoint, _EVENT_KINDS[kind_i],
+        values = (self.flow_id, _seg_frame(seg), _seg_ts(seg), endpoint, _EVENT_KINDS[kind_i],
                   _state_value(r, old), _state_value(r, new), "sent" if sent else "received",
                   flags_text, seq, ack, seg.payload_len, text)
         events.append(r.event_factory.make(values) if r.event_factory is not None
@@ -4604,7 +4751,8 @@ cdef class ConnectionBase:
                 _apply(r, m, r.timeout_input, expiry)
                 self.time_wait_expired = True
                 self._add_event(r.new_event(
-                    self.flow_id, seg.frame if seg else self.last_frame, expiry,
+                    self.flow_id,
+                    seg.frame if seg else _joined(self.last_frame_c, self.last_frame_o), expiry,
                     "client" if side == 0 else "server", "timeout", _state_value(r, old),
                     _state_value(r, m.state), "timer", "", 0, 0, 0,
                     "2MSL elapsed by packet time (RFC 9293 3.10.8)"))
@@ -4639,11 +4787,12 @@ cdef class ConnectionBase:
         cs = client.state
         ss = server.state
         done = r.done_states
+        last = _joined(self.last_ts_c, self.last_ts_o)
         if self._is_done_c(r):
-            return self.last_ts_ns + opts.closed_linger_ns
+            return last + opts.closed_linger_ns
         if _state_in(r, cs, STATE_ATTEMPT, r.attempt_states) \
                 and _state_in(r, ss, STATE_ATTEMPT, r.attempt_states):
-            return self.last_ts_ns + min(opts.attempt_timeout_ns, opts.idle_timeout_ns)
+            return last + min(opts.attempt_timeout_ns, opts.idle_timeout_ns)
         # ``max(deadlines + [linger])`` without the lists and the call: the first of the
         # largest (equal integers are interchangeable).
         best = None
@@ -4653,8 +4802,8 @@ cdef class ConnectionBase:
                 if best is None or d > best:
                     best = d
             elif not _state_in(r, m.state, STATE_DONE, done):
-                return self.last_ts_ns + opts.idle_timeout_ns
-        linger = self.last_ts_ns + opts.closed_linger_ns
+                return last + opts.idle_timeout_ns
+        linger = last + opts.closed_linger_ns
         return linger if best is None or linger > best else best
 
     def _note_control(self, seg_obj, side, snd, rcv):
@@ -4682,9 +4831,9 @@ cdef class ConnectionBase:
             if not flags & (RST_BIT | FIN):
                 (<ProtocolFactsBase?>self.facts)._on_handshake_c(seg, side)
             if seg.payload_len:
-                self._keep("syn_with_data", seg.frame)
+                self._keep("syn_with_data", _seg_frame(seg))
             if flags & (FIN | RST_BIT):
-                self._keep("invalid_flags", seg.frame)
+                self._keep("invalid_flags", _seg_frame(seg))
         if flags & RST_BIT:
             counts = &self._pv[P_RST_COUNT]
             counts[side] += 1
@@ -4693,13 +4842,16 @@ cdef class ConnectionBase:
             self.notable_dropped += 1
             return 0
         an = <SequenceAnalyzerBase?>self.analyzer
-        peer_ts = (<DirectionStatsBase?>(an.server if side == 0 else an.client)).last_ts_ns
-        ts = seg.ts_ns
+        cdef DirectionStatsBase peer_st = <DirectionStatsBase?>(an.server if side == 0
+                                                                else an.client)
+        peer_ts = _joined(peer_st.last_ts_c, peer_st.last_ts_o)
+        ts = _seg_ts(seg)
         accepted = True if not flags & RST_BIT else self._rst_acceptable(seg, rcv)
         since_peer = ts - peer_ts if peer_ts >= 0 else -1
         cdef long long frame_c, ts_c, since_c
         cdef NoteRec* rec
-        if self._notable is None and type(accepted) is bool and _as_ll(seg.frame, &frame_c) \
+        if self._notable is None and type(accepted) is bool \
+                and _pair_ll(seg.frame_c, seg.frame_o, &frame_c) \
                 and _as_ll(ts, &ts_c) and _as_ll(since_peer, &since_c):
             self._nt = <NoteRec*>_grow(self._nt, self._nt_n, &self._nt_cap, sizeof(NoteRec))
             rec = &self._nt[self._nt_n]
@@ -4714,7 +4866,7 @@ cdef class ConnectionBase:
             rec.accepted = accepted is True
             self._nt_n += 1
             return 0
-        values = (seg.frame, ts, sender, flags, seg.seq, seg.ack, seg.payload_len,
+        values = (_seg_frame(seg), ts, sender, flags, seg.seq, seg.ack, seg.payload_len,
                   accepted, since_peer)
         (<list?>self.notable).append(
             r.notable_factory.make(values) if r.notable_factory is not None
@@ -4738,9 +4890,9 @@ cdef class ConnectionBase:
         cdef Py_ssize_t side = 0 if from_client else 1
         cdef long long plen = seg.payload_len
         cdef long long flags = seg.flags
-        ts = seg.ts_ns
-        self.last_frame = seg.frame
-        self.last_ts_ns = ts
+        ts = _seg_ts(seg)
+        self.last_frame_c, self.last_frame_o = seg.frame_c, seg.frame_o
+        self.last_ts_c, self.last_ts_o = seg.ts_c, seg.ts_o
         cdef long long* packets = &self._pv[P_PACKETS]
         packets[side] += 1
         self._pv[P_PAYLOAD_BYTES + side] += plen
@@ -4775,7 +4927,8 @@ cdef class ConnectionBase:
                                            _options_of(self.options)
                                            .duplicate_syn_max_interval_ns,
                                            self.loss_signal_ns[1 - side],
-                                           peer_state.last_ts_ns,
+                                           _joined(peer_state.last_ts_c,
+                                                   peer_state.last_ts_o),
                                            rtt.min if rtt.count else -1)
                     if found is not None:
                         return self._on_duplicate(seg, found[0], found[1], side,
@@ -4795,7 +4948,7 @@ cdef class ConnectionBase:
         cdef long long* answered = &self._pv[P_ANSWERED_FRAME]
         if flags & (SYN | RST_BIT | ACK_BIT) == ACK_BIT and answered[side] < 0 and (
                 self._pv[P_PURE_SYN_SENT + side] or self._pv[P_SYNACK_SENT + side]):
-            answered[side] = seg.frame
+            answered[side] = _seg_frame(seg)
         amask_obj = (<SequenceAnalyzerBase?>self.analyzer)._on_segment_c(seg, from_client)
         cdef long long amask = amask_obj
         if amask & r.loss_signal:
@@ -4811,7 +4964,7 @@ cdef class ConnectionBase:
         (<PeerSummaryBase?>self.peer)._on_segment_c(seg, from_client)
         rows = self.packet_rows
         if rows is not None:
-            rows.append((seg.frame, ts, self.flow_id, from_client, flags, amask_obj, plen))
+            rows.append((_seg_frame(seg), ts, self.flow_id, from_client, flags, amask_obj, plen))
         established = r.established
         if not (flags & (SYN | FIN | RST_BIT | ACK_BIT) == ACK_BIT
                 and snd.state is established and rcv.state is established
@@ -4829,18 +4982,18 @@ cdef class ConnectionBase:
             if not snd.fin_sent:
                 snd.fin_sent = True
                 snd.fin_seq = fin_seq
-                self._pv[P_FIN_FRAME + side] = seg.frame
+                self._pv[P_FIN_FRAME + side] = _seg_frame(seg)
                 self._pv[P_PEER_SENT_AT_FIN + side] = rcv.snd_max
         elif plen and snd.fin_sent and _seq_lt_c(snd.fin_seq, seg.seq + 1) \
                 and not amask & r.not_data_after_fin:
-            self._keep("data_after_fin", seg.frame)
+            self._keep("data_after_fin", _seg_frame(seg))
         cdef long long iss
         if self.handshake_done_frame < 0 and from_client and flags & ACK_BIT \
                 and not flags & (SYN | RST_BIT) and self._pv[P_SYNACK_SENT + 1]:
             iss = self.server.iss
             if iss < 0 or seg.ack == (iss + 1) & _MASK \
                     or _seq_lt_c((iss + 1) & _MASK, seg.ack):
-                self.handshake_done_frame = seg.frame
+                self.handshake_done_frame = _seg_frame(seg)
                 self.handshake_done_ts_ns = ts
         if self._fast:
             self._update_steady_c(r)
@@ -5195,7 +5348,7 @@ cdef class FlowRecord:
         if done_frame >= 0 and syn_frame is not None:
             handshake_s = (conn.handshake_done_ts_ns - syn_ts) / 1_000_000_000
         first_ts = conn.first_ts_ns
-        last_ts = conn.last_ts_ns
+        last_ts = _joined(conn.last_ts_c, conn.last_ts_o)
         start_ns = self._ts(first_ts)
         end_ns = self._ts(last_ts)
         duration_s = ((last_ts - first_ts) / 1_000_000_000
@@ -5233,7 +5386,10 @@ cdef class FlowRecord:
         _col(rec, w, "roles_inferred", conn.roles_inferred)
         _col(rec, w, "incarnation", conn.incarnation)
         _col(rec, w, "first_frame", conn.first_frame)
-        _col(rec, w, "last_frame", conn.last_frame)
+        if conn.last_frame_o is None:
+            _col_ll(rec, w, "last_frame", conn.last_frame_c)
+        else:
+            _col(rec, w, "last_frame", conn.last_frame_o)
         _col(rec, w, "start_ts", None if start_ns is None else start_ns / 1_000_000_000)
         _col(rec, w, "end_ts", None if end_ns is None else end_ns / 1_000_000_000)
         _col(rec, w, "start_ts_ns", start_ns)
@@ -5970,20 +6126,14 @@ cdef int _dup_put(DupRec* rec, Segment seg, bint keep) except -1:
     otherwise, or when ``keep``, the record holds the Segment, and every field is read
     from it (:func:`_dup_same`)."""
     cdef PyObject* old = rec.seg
-    cdef int overflow = 0
-    cdef long long ts = 0, frame = -1
+    cdef long long ts = seg.ts_c, frame = seg.frame_c
     cdef bint whole = keep or not (
-        PyLong_CheckExact(seg.ts_ns) and PyLong_CheckExact(seg.frame)
-        and type(seg.sack) is tuple and not seg.sack
+        seg.ts_o is None and seg.frame_o is None and 0 <= frame <= _U32_MAX
+        and type(seg.sack) is tuple and _no_sack(seg)
         and 0 <= seg.seq <= _U32_MAX and 0 <= seg.ack <= _U32_MAX
         and -1 <= seg.tsval <= _U32_MAX and _I32_MIN <= seg.payload_len <= _I32_MAX
         and 0 <= seg.checksum <= 0xFFFF and 0 <= seg.urgent <= 0xFFFF
         and 0 <= seg.flags <= 0xFFFF and 0 <= seg.ttl <= 0xFF)
-    if not whole:
-        ts = _exact_ll(seg.ts_ns, &overflow)
-        if overflow == 0:
-            frame = _exact_ll(seg.frame, &overflow)
-        whole = overflow != 0 or not 0 <= frame <= _U32_MAX
     if whole:
         Py_INCREF(seg)
         rec.seg = <PyObject*>seg
@@ -6054,8 +6204,8 @@ cdef Segment _dup_segment(DupRec* rec, Segment like):
     if rec.seg != NULL:
         return <Segment>rec.seg
     cdef Segment s = Segment.__new__(Segment)
-    s.frame = rec.frame
-    s.ts_ns = rec.ts
+    s.frame_c = rec.frame  # a 32-bit count and a time within +-2**62 (_dup_put)
+    s.ts_c = rec.ts
     s.src = like.src
     s.dst = like.dst
     s.sport = like.sport
@@ -6111,7 +6261,7 @@ cdef object _original_of_c(Segment seg, DupRec* recent, Py_ssize_t n,
             if _dup_ip_id(&recent[i]) != ip_id:
                 return _dup_segment(found, seg), "ip_id"
     sent_ns = _dup_ts(found)
-    interval = seg.ts_ns - sent_ns
+    interval = _seg_ts(seg) - sent_ns
     limit = syn_max_ns if flags & SYN else weak_max_ns
     original = _dup_segment(found, seg)
     if not (original.window == seg.window and original.checksum == seg.checksum
@@ -6468,30 +6618,41 @@ cdef long long _ack_new_data(SequenceAnalyzerBase an, SenderStateBase snd,
                              SenderStateBase rcv, DirectionStatsBase rst_, long long ack_rel,
                              object ts, object sent_ts) except -1:
     """The ACK of new data whose segment was sent once (``SequenceAnalyzer.on_segment``'s
-    second ACK branch; the steady path's too): SND.UNA, the RTT sample (``sent_ts``: None
-    when the segment is not remembered), the prune. Returns RTT_SAMPLE or 0."""
+    second ACK branch): SND.UNA, the RTT sample (``sent_ts``: None when the segment is not
+    remembered), the prune. Returns RTT_SAMPLE or 0. In C (:func:`_ack_new_data_c`) while
+    both times are within +-2**62 ns."""
+    cdef long long t_c, s_c
+    if sent_ts is None:
+        return _ack_new_data_c(an, snd, rcv, rst_, ack_rel, 0, False, 0)
+    if _time_c(ts, &t_c) and _time_c(sent_ts, &s_c):
+        return _ack_new_data_c(an, snd, rcv, rst_, ack_rel, t_c, True, s_c)
+    cdef long long mask = _ack_new_data_c(an, snd, rcv, rst_, ack_rel, 0, False, 0)
+    sample = ts - sent_ts  # on Python integers (the sample does not read what the prune drops)
+    if sample >= 0:
+        mask |= RTT_SAMPLE
+        (<RunningStatsBase>_as(rst_.rtt, RunningStatsBase)).add(<double>sample)
+        (<RttEstimatorBase>_as(rcv.est, RttEstimatorBase)).update(sample)
+    return mask
+
+
+cdef long long _ack_new_data_c(SequenceAnalyzerBase an, SenderStateBase snd,
+                               SenderStateBase rcv, DirectionStatsBase rst_,
+                               long long ack_rel, long long ts, bint sent,
+                               long long sent_ts) except -1:
+    """:func:`_ack_new_data` on times within +-2**62 ns (``sent`` False: the segment is not
+    remembered); the steady path calls it directly. The sample's conversion to double
+    rounds as the Python integer's does."""
     cdef long long mask = 0
     rcv.snd_una = ack_rel
     snd.dupacks = 0
     if ack_rel > 1:
         rcv.iw_done = True
-    cdef long long t_c, s_c
     cdef double sample_d
-    if sent_ts is not None:
-        if _time_c(ts, &t_c) and _time_c(sent_ts, &s_c):
-            # in C while both are within +-2**62 ns (the conversion to double rounds as
-            # the Python integer's does)
-            if t_c - s_c >= 0:
-                mask = RTT_SAMPLE
-                sample_d = <double>(t_c - s_c)
-                (<RunningStatsBase>_as(rst_.rtt, RunningStatsBase)).add(sample_d)
-                (<RttEstimatorBase>_as(rcv.est, RttEstimatorBase)).update(sample_d)
-        else:
-            sample = ts - sent_ts
-            if sample >= 0:
-                mask = RTT_SAMPLE
-                (<RunningStatsBase>_as(rst_.rtt, RunningStatsBase)).add(<double>sample)
-                (<RttEstimatorBase>_as(rcv.est, RttEstimatorBase)).update(sample)
+    if sent and ts - sent_ts >= 0:
+        mask = RTT_SAMPLE
+        sample_d = <double>(ts - sent_ts)
+        (<RunningStatsBase>_as(rst_.rtt, RunningStatsBase)).add(sample_d)
+        (<RttEstimatorBase>_as(rcv.est, RttEstimatorBase)).update(sample_d)
     order = rcv._order
     if order is not None and len(order) + rcv._pk_n > an._max_tracked:
         _prune_c(rcv)
@@ -6577,7 +6738,7 @@ cdef int _first_syn_sent(SenderStateBase snd, Segment seg, long long fl,
     RTT)."""
     cdef long long nxt = snd.snd_nxt
     cdef long long rel = nxt + ((seg.seq - snd.base - nxt + _HALF) & _MASK) - _HALF
-    srec = SentSegment(rel, rel + 1, seg.frame, ts, "syn")
+    srec = SentSegment(rel, rel + 1, _seg_frame(seg), ts, "syn")
     _set_record(snd, 1, srec)
     if fl & ACK_BIT:
         snd.synack_sent = True
@@ -6591,7 +6752,7 @@ cdef int _first_fin_sent(SenderStateBase snd, Segment seg, long long end,
                          object ts) except -1:
     """``SequenceAnalyzer._on_data`` for a sender's first FIN, without payload, at SND.NXT
     (``end``): the FIN's sequence number becomes a remembered segment."""
-    frec = SentSegment(end, end + 1, seg.frame, ts, "fin")
+    frec = SentSegment(end, end + 1, _seg_frame(seg), ts, "fin")
     _set_record(snd, 2, frec)
     snd.fin_rel = end
     if snd._pk_n and snd._pend_fin is None and end >= snd._pend_end:
@@ -6628,9 +6789,9 @@ cdef int _count_truncated(DirectionStatsBase st, Segment seg, long long plen) ex
     st.truncated_pkts += 1
     st.truncated_bytes += plen - seg.captured_payload
     if st.truncated_first_frame < 0:
-        st.truncated_first_frame = seg.frame
-        st.truncated_first_ts_ns = seg.ts_ns
-    st.truncated_last_frame = seg.frame
+        st.truncated_first_frame = _seg_frame(seg)
+        st.truncated_first_ts_ns = _seg_ts(seg)
+    st.truncated_last_frame = _seg_frame(seg)
     return 0
 
 
@@ -6646,11 +6807,10 @@ cdef inline void _window_stats(DirectionStatsBase st, long long win) noexcept:
 
 cdef long long _in_order_data(SequenceAnalyzerBase an, SenderStateBase snd,
                               DirectionStatsBase st, DirectionStatsBase rst_, long long nxt,
-                              long long plen, long long flags, object frame,
-                              object ts) except -1:
+                              long long plen, long long flags, Segment seg) except -1:
     """In-order data at SND.NXT (``SequenceAnalyzer.on_segment``'s in-order branch, which
-    the steady path shares): the counters, the range, the remembered segment. Returns
-    TSO_SUPERSEGMENT or 0; the caller moves SND.NXT."""
+    the steady path shares), ``seg``'s: the counters, the range, the remembered segment.
+    Returns TSO_SUPERSEGMENT or 0; the caller moves SND.NXT."""
     cdef long long mask = 0
     cdef long long end = nxt + plen
     st.data_pkts += 1
@@ -6674,7 +6834,8 @@ cdef long long _in_order_data(SequenceAnalyzerBase an, SenderStateBase snd,
         order = snd._order = []
     if (not snd.mutable and end > nxt and snd._pend_fin is None
             and (not snd._pk_n or nxt >= snd._pend_end)
-            and _as_ll(frame, &frame_c) and _as_ll(ts, &ts_c)):
+            and _pair_ll(seg.frame_c, seg.frame_o, &frame_c)
+            and _pair_ll(seg.ts_c, seg.ts_o, &ts_c)):
         # Pending (SenderStateBase._flush): four C integers, no object.
         ranges._add_end(nxt, end, None if ranges._s_list is None else <object>end)
         snd._push_pending(nxt, end, frame_c, ts_c)
@@ -6684,6 +6845,8 @@ cdef long long _in_order_data(SequenceAnalyzerBase an, SenderStateBase snd,
         start_obj = <object>nxt
         end_obj = <object>end
         ranges._add_end(nxt, end, end_obj)
+        frame = _seg_frame(seg)
+        ts = _seg_ts(seg)
         if snd.mutable:
             new = SentSegment(nxt, end, frame, ts, "")
         else:
@@ -6707,7 +6870,8 @@ cpdef long long steady_segment(object conn_obj, Segment seg) except? -2:
     cdef int flags = seg.flags
     cdef long long plen = seg.payload_len
     cdef long long window = seg.window
-    if flags & NOT_STEADY != ACK_BIT or window <= 0 or seg.sack or seg.header_truncated:
+    if flags & NOT_STEADY != ACK_BIT or window <= 0 or not _no_sack(seg) \
+            or seg.header_truncated:
         return -1
     cdef ConnectionBase conn = <ConnectionBase>_as(conn_obj, ConnectionBase)
     cdef bint from_client = seg.sport == conn.client_port and seg.src == conn.client_addr
@@ -6732,12 +6896,14 @@ cpdef long long steady_segment(object conn_obj, Segment seg) except? -2:
     cdef tuple eps = peer._eps
     cdef EndpointBase e = <EndpointBase>_as(eps[side], EndpointBase)
     cdef long long base = snd.base
-    last = snd.last_ts_ns
+    cdef long long last = snd.last_ts_c
     if base < 0 or last < 0 or snd.pending_ack or snd.zw_open_index != -1:
         return -1
     if conn._ring[side] == NULL:  # made at the side's first segment, which took the full path
         return -1
-    ts = seg.ts_ns
+    if seg.ts_o is not None or seg.frame_o is not None or snd.last_ts_o is not None:
+        return -1  # a time or frame number beyond +-2**62: the full path's Python integers
+    cdef long long ts = seg.ts_c
 
     # -- SequenceAnalyzer.on_segment's two common ACK branches: the tests, no writes yet.
     cdef long long ack = seg.ack
@@ -6747,8 +6913,8 @@ cpdef long long steady_segment(object conn_obj, Segment seg) except? -2:
     if rbase < 0 or una > nxt:
         return -1
     cdef long long ack_rel = nxt + ((ack - rbase - nxt + _HALF) & _MASK) - _HALF
-    cdef long long pend_ts = 0
-    sent_ts = None
+    cdef long long sent_ts = 0
+    cdef bint acked_sent = False  # the acknowledged segment is remembered, sent at sent_ts
     cdef bint new_ack
     cdef SentSegment srec
     if ack_rel == una:
@@ -6758,17 +6924,19 @@ cpdef long long steady_segment(object conn_obj, Segment seg) except? -2:
     elif una < ack_rel <= nxt:
         if ack_rel > rcv.late_low:
             return -1  # covers a re-send or hole fill: Karn's rule on cumulative ACKs
-        rec = _end_lookup(rcv, ack_rel, &pend_ts)
+        rec = _end_lookup(rcv, ack_rel, &sent_ts)
         if rec is _PENDING:
-            sent_ts = pend_ts
+            acked_sent = True
         elif rec is not None:
             if type(rec) is tuple:
-                sent_ts = (<tuple>rec)[3]
+                acked_sent = _time_c((<tuple>rec)[3], &sent_ts)
             else:
                 srec = <SentSegment>_as(rec, SentSegment)
                 if srec.tx > 1 or srec.control == "syn":
                     return -1
-                sent_ts = srec.ts_ns
+                acked_sent = _time_c(srec.ts_ns, &sent_ts)
+            if not acked_sent:
+                return -1  # a time beyond +-2**62: the full path's Python integers
         new_ack = True
     else:
         return -1
@@ -6787,9 +6955,12 @@ cpdef long long steady_segment(object conn_obj, Segment seg) except? -2:
         return -1
 
     # ===================================================================== writes
-    frame = seg.frame
-    conn.last_frame = frame
-    conn.last_ts_ns = ts
+    conn.last_frame_c = seg.frame_c
+    if conn.last_frame_o is not None:
+        conn.last_frame_o = None
+    conn.last_ts_c = ts
+    if conn.last_ts_o is not None:
+        conn.last_ts_o = None
     cdef long long* packets = &conn._pv[P_PACKETS]
     cdef long long sent = packets[side] + 1
     packets[side] = sent
@@ -6803,21 +6974,23 @@ cpdef long long steady_segment(object conn_obj, Segment seg) except? -2:
 
     cdef long long mask = 0
     st.packets += 1
-    an.last_ts_ns = ts
-    cdef long long t_c, l_c, m_c
-    if _time_c(ts, &t_c) and _time_c(last, &l_c) and _time_c(st.idle_max_ns, &m_c):
-        if t_c - l_c > m_c:  # the idle gap in C while the times are within +-2**62 ns
-            st.idle_max_ns = t_c - l_c
-    else:
-        idle_ns = ts - last
-        if idle_ns > st.idle_max_ns:
-            st.idle_max_ns = idle_ns
-    snd.last_ts_ns = ts
-    st.last_ts_ns = ts
+    an.last_ts_c = ts
+    if an.last_ts_o is not None:
+        an.last_ts_o = None
+    cdef long long m_c
+    if _time_c(st.idle_max_ns, &m_c):
+        if ts - last > m_c:  # the idle gap in C: both times are within +-2**62 ns
+            st.idle_max_ns = ts - last
+    elif ts - last > st.idle_max_ns:
+        st.idle_max_ns = ts - last
+    snd.last_ts_c = ts  # snd.last_ts_o is None (tested above)
+    st.last_ts_c = ts
+    if st.last_ts_o is not None:
+        st.last_ts_o = None
 
     st.ack_pkts += 1
     if new_ack:
-        mask = _ack_new_data(an, snd, rcv, rst_, ack_rel, ts, sent_ts)
+        mask = _ack_new_data_c(an, snd, rcv, rst_, ack_rel, ts, acked_sent, sent_ts)
     snd.last_ack_raw = ack
     snd.last_win_raw = window
     snd.last_sent_ack = True
@@ -6828,7 +7001,7 @@ cpdef long long steady_segment(object conn_obj, Segment seg) except? -2:
     snd.win_known = True
 
     if plen:
-        mask |= _in_order_data(an, snd, st, rst_, s_nxt, plen, flags, frame, ts)
+        mask |= _in_order_data(an, snd, st, rst_, s_nxt, plen, flags, seg)
         snd.snd_nxt = end
     else:
         st.pure_acks += 1
@@ -6853,7 +7026,7 @@ cpdef long long steady_segment(object conn_obj, Segment seg) except? -2:
                  plen)
     rows = conn.packet_rows
     if rows is not None:
-        rows.append((frame, ts, conn.flow_id, from_client, flags, mask, plen))
+        rows.append((_seg_frame(seg), ts, conn.flow_id, from_client, flags, mask, plen))
     cdef EndpointMachineBase machine = <EndpointMachineBase>_as(
         conn.client if from_client else conn.server, EndpointMachineBase)
     cdef long long raw_end = (seg.seq + plen) & _MASK
@@ -6898,7 +7071,9 @@ cdef int _peer_steady(PeerSummaryBase peer, Segment seg, EndpointBase e, Endpoin
             peer._ack_received_c(p, 1 - side, rel_ack)
     if plen > 0 and seg.captured_payload >= plen and rel_seq >= 0:
         upper = rel_seq + plen
-        if (not e.blocks and _sdelta(e.ack_seq, e.start_seq) <= rel_seq
+        blocks = e.blocks
+        if ((PyList_GET_SIZE(blocks) == 0 if type(blocks) is list else not blocks)
+                and _sdelta(e.ack_seq, e.start_seq) <= rel_seq
                 and rel_seq <= e.reassem_seq and e.reassem_seq < upper):
             e.reassem_seq = upper
         else:
@@ -7753,7 +7928,10 @@ cdef class FlowTableBase:
 
     cpdef object on_segment(self, Segment seg, list finished):
         """Route one segment; connections that finish are appended to ``finished``."""
-        self._tick(seg.ts_ns, finished)
+        if seg.ts_o is None:
+            self._tick_time(seg.ts_c, None, finished)
+        else:
+            self._tick(seg.ts_o, finished)
         cdef long long slot
         if self.slot_hi:
             slot = slot_of(seg)
@@ -7846,7 +8024,6 @@ cdef object SWEEP_INTERVAL_NS = 1_000_000_000
 cdef object TS_NS_MAX = (1 << 63) - 1
 cdef long long _C_MAX_CLOCK_JUMP_NS = 86_400 * 1_000_000_000
 cdef long long _C_SWEEP_INTERVAL_NS = 1_000_000_000
-cdef long long _C_TIME_LIMIT = 1LL << 62
 CONSTANTS["MAX_CLOCK_JUMP_NS"] = MAX_CLOCK_JUMP_NS
 CONSTANTS["SWEEP_INTERVAL_NS"] = SWEEP_INTERVAL_NS
 CONSTANTS["TS_NS_MAX"] = TS_NS_MAX
