@@ -6848,7 +6848,7 @@ cdef long long _in_order_data(SequenceAnalyzerBase an, SenderStateBase snd,
         frame = _seg_frame(seg)
         ts = _seg_ts(seg)
         if snd.mutable:
-            new = SentSegment(nxt, end, frame, ts, "")
+            new = _fresh_sent_segment(nxt, end, frame, ts)
         else:
             new = (start_obj, end_obj, frame, ts)
         _starts_of(snd)[start_obj] = new  # the pending ones first
@@ -7154,9 +7154,13 @@ cdef inline bint _flow_key(object src, long long sport, object dst, long long dp
     if (n != 4 and n != 16) or PyBytes_GET_SIZE(dst) != n \
             or sport < 0 or sport > 65535 or dport < 0 or dport > 65535:
         return False
-    memset(k.addrs, 0, 32)
-    memcpy(k.addrs, PyBytes_AS_STRING(src), n)
-    memcpy(k.addrs + 16, PyBytes_AS_STRING(dst), n)
+    if n == 4:  # fixed-size copies (a call to memset and two to memcpy cost as much)
+        memset(k.addrs, 0, 32)
+        memcpy(k.addrs, PyBytes_AS_STRING(src), 4)
+        memcpy(k.addrs + 16, PyBytes_AS_STRING(dst), 4)
+    else:
+        memcpy(k.addrs, PyBytes_AS_STRING(src), 16)
+        memcpy(k.addrs + 16, PyBytes_AS_STRING(dst), 16)
     k.alen = <uint8_t>n
     k.sport = <uint16_t>sport
     k.dport = <uint16_t>dport
