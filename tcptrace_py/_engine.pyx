@@ -1758,7 +1758,10 @@ cdef class DirectionStatsBase:
     cdef public long long win_sum
     cdef public long long win_n
     cdef public long long mss
-    cdef public object idle_max_ns
+    cdef long long idle_max_c
+    cdef object idle_max_o
+    """``idle_max_ns`` as a pair of fields (see :func:`_split_int`): the steady path
+    compares every segment's gap with it."""
     cdef long long last_ts_c
     cdef object last_ts_o
     """``last_ts_ns`` as a pair of fields (see :func:`_split_int`)."""
@@ -1808,6 +1811,14 @@ cdef class DirectionStatsBase:
     cdef public object first_ts_ns
     cdef public long long isn
     cdef public object midstream
+
+    @property
+    def idle_max_ns(self):
+        return _joined(self.idle_max_c, self.idle_max_o)
+
+    @idle_max_ns.setter
+    def idle_max_ns(self, value):
+        self.idle_max_o = _split_int(value, &self.idle_max_c)
 
     @property
     def last_ts_ns(self):
@@ -1872,7 +1883,8 @@ cdef class DirectionStatsBase:
         self.win_max = 0
         self.win_sum = 0
         self.win_n = 0
-        self.idle_max_ns = 0
+        self.idle_max_c = 0
+        self.idle_max_o = None
         self.truncated_bytes = 0
         self.truncated_pkts = 0
         self.truncated_first_frame = -1
@@ -2600,6 +2612,7 @@ cdef class DirectionValues:
         cdef long long win_n = st.win_n
         cdef long long rtt_n = rtt.count
         cdef long long rxi_n = rxi.count
+        cdef double idle_max
         hs_ns = st.handshake_rtt_ns
         srtt = est.srtt_ns
         rttvar = est.rttvar_ns
@@ -2665,7 +2678,9 @@ cdef class DirectionValues:
             _emit(e, None)
         _emit_round(e, win_n != 0, <double>st.win_sum / <double>win_n if win_n else 0.0,
                     10.0, 1)  # window_avg_bytes
-        _emit_round(e, packets > 1, <double>st.idle_max_ns / 1e6 if packets > 1 else 0.0,
+        idle_max = (<double>st.idle_max_c if st.idle_max_o is None
+                    else <double>st.idle_max_o)
+        _emit_round(e, packets > 1, idle_max / 1e6 if packets > 1 else 0.0,
                     1000.0, 3)  # idle_max_ms
         _emit_round(e, duration_ns > 0,
                     <double>st.unique_bytes * 1e9 / <double>duration_ns
@@ -2930,8 +2945,8 @@ cdef class SequenceAnalyzerBase:
                 idle_ns = ts_c - snd.last_ts_c
             else:
                 idle_ns = ts - _joined(snd.last_ts_c, snd.last_ts_o)
-            if idle_ns > st.idle_max_ns:
-                st.idle_max_ns = idle_ns
+            if idle_ns > _joined(st.idle_max_c, st.idle_max_o):
+                st.idle_max_o = _split_int(idle_ns, &st.idle_max_c)
         else:
             st.first_ts_ns = ts
         snd.last_ts_c, snd.last_ts_o = ts_c, ts_o
@@ -6977,12 +6992,11 @@ cpdef long long steady_segment(object conn_obj, Segment seg) except? -2:
     an.last_ts_c = ts
     if an.last_ts_o is not None:
         an.last_ts_o = None
-    cdef long long m_c
-    if _time_c(st.idle_max_ns, &m_c):
-        if ts - last > m_c:  # the idle gap in C: both times are within +-2**62 ns
-            st.idle_max_ns = ts - last
-    elif ts - last > st.idle_max_ns:
-        st.idle_max_ns = ts - last
+    if st.idle_max_o is None:
+        if ts - last > st.idle_max_c:  # the idle gap in C: both times are within +-2**62 ns
+            st.idle_max_c = ts - last
+    elif ts - last > st.idle_max_o:
+        st.idle_max_o = _split_int(ts - last, &st.idle_max_c)
     snd.last_ts_c = ts  # snd.last_ts_o is None (tested above)
     st.last_ts_c = ts
     if st.last_ts_o is not None:

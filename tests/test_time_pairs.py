@@ -1,12 +1,12 @@
 """Frame numbers and times kept as C integers where they fit (issue 16).
 
 The compiled engine keeps a segment's frame number and time, and the latest ones a
-connection, its analyzer, senders and statistics hold, as pairs of fields: a C integer while
-the value is an exact int within +-2**62, the object otherwise (``_engine._split_int``). The
-decoder then allocates no integer object per packet. These tests hold the pairs to what the
-plain attributes were: every value reads back as written, and a connection whose times cross
-2**62 ns (the steady path's C arithmetic on one side, Python integers on the other) gives the
-whole reference's outputs.
+connection, its analyzer, senders and statistics hold (and the statistics' longest idle
+gap), as pairs of fields: a C integer while the value is an exact int within +-2**62, the
+object otherwise (``_engine._split_int``). The decoder then allocates no integer object per
+packet. These tests hold the pairs to what the plain attributes were: every value reads back
+as written, and a connection whose times cross 2**62 ns (the steady path's C arithmetic on
+one side, Python integers on the other) gives the whole reference's outputs.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ def _holders() -> list[tuple[Any, str]]:
     conn = connection.Connection(0, (a, 40000, b, 80), seg, True, False, Options())
     return [(seg, "frame"), (seg, "ts_ns"), (conn, "last_frame"), (conn, "last_ts_ns"),
             (conn.analyzer, "last_ts_ns"), (direction.DirectionStats(), "last_ts_ns"),
+            (direction.DirectionStats(), "idle_max_ns"),
             (direction.SenderState(rtt.RttEstimator()), "last_ts_ns"),
             (sequence.SequenceAnalyzer(), "last_ts_ns")]
 
