@@ -201,6 +201,11 @@ cdef class Segment:
     cdef long long ts_c
     cdef object ts_o
     """``ts_ns`` likewise."""
+    cdef object frame_box
+    cdef object ts_box
+    """``frame`` and ``ts_ns`` as the objects the full path passes around, each made once
+    (:func:`_seg_frame`, :func:`_seg_ts`); None until asked for, and again whenever the
+    value is written."""
     cdef public object src
     cdef public object dst
     cdef public int sport
@@ -259,19 +264,21 @@ cdef class Segment:
 
     @property
     def frame(self):
-        return _joined(self.frame_c, self.frame_o)
+        return _seg_frame(self)
 
     @frame.setter
     def frame(self, value):
         self.frame_o = _split_int(value, &self.frame_c)
+        self.frame_box = None
 
     @property
     def ts_ns(self):
-        return _joined(self.ts_c, self.ts_o)
+        return _seg_ts(self)
 
     @ts_ns.setter
     def ts_ns(self, value):
         self.ts_o = _split_int(value, &self.ts_c)
+        self.ts_box = None
 
     @property
     def truncated(self):
@@ -299,13 +306,23 @@ cdef inline bint _no_sack(Segment seg) except -1:
 
 
 cdef inline object _seg_frame(Segment seg):
-    """``seg.frame`` (the property's value, without the attribute lookup)."""
-    return _joined(seg.frame_c, seg.frame_o)
+    """``seg.frame`` (the property's value, without the attribute lookup): one object
+    for all the reads of a segment's frame number (the full path makes several)."""
+    if seg.frame_o is not None:
+        return seg.frame_o
+    if seg.frame_box is None:
+        seg.frame_box = seg.frame_c
+    return seg.frame_box
 
 
 cdef inline object _seg_ts(Segment seg):
-    """``seg.ts_ns`` (the property's value, without the attribute lookup)."""
-    return _joined(seg.ts_c, seg.ts_o)
+    """``seg.ts_ns`` (the property's value, without the attribute lookup): one object for
+    all the reads of a segment's time."""
+    if seg.ts_o is not None:
+        return seg.ts_o
+    if seg.ts_box is None:
+        seg.ts_box = seg.ts_c
+    return seg.ts_box
 
 
 # What the decoding functions return for a segment of another ``--jobs`` worker's
@@ -426,12 +443,16 @@ cdef Segment _tcp(const uint8_t* d, Py_ssize_t n, Py_ssize_t l4, Py_ssize_t ip_e
     seg.frame_c = frame  # a count of frames read: far below 2**62
     if seg.frame_o is not None:
         seg.frame_o = None
+    if seg.frame_box is not None:
+        seg.frame_box = None
     if ts is None and -_C_TIME_LIMIT < ts_c < _C_TIME_LIMIT:
         seg.ts_c = ts_c
         if seg.ts_o is not None:
             seg.ts_o = None
     else:
         seg.ts_o = _split_int(ts_c if ts is None else ts, &seg.ts_c)
+    if seg.ts_box is not None:
+        seg.ts_box = None
     seg.src = _addr(src, alen)
     seg.dst = _addr(dst, alen)
     seg.sport = be16(t)
@@ -2929,7 +2950,7 @@ cdef class SequenceAnalyzerBase:
             rst_ = <DirectionStatsBase>_as(self.client, DirectionStatsBase)
         cdef long long ts_c = seg.ts_c
         ts_o = seg.ts_o
-        ts = _joined(ts_c, ts_o)
+        ts = _seg_ts(seg)
         cdef long long fl = seg.flags
         cdef long long plen = seg.payload_len
         cdef long long mask = 0

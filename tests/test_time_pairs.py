@@ -61,6 +61,22 @@ def test_paired_fields_refuse_none() -> None:
             setattr(holder, name, None)
 
 
+@needs_compiled
+def test_a_segments_values_are_made_once_and_follow_writes() -> None:
+    """The full path reads a segment's frame and time many times: one object each (made
+    at the first read), and a write makes the next read give the new value.
+    (tests/test_segment_reuse.py: a reused segment gives its new packet's values.)"""
+    from tcptrace_py.segment import Segment
+
+    seg = Segment(5, 10**18 + 7, b"\x0a\x00\x00\x01", b"\x0a\x00\x00\x02", 1, 2, 0, 0, ACK,
+                  100, 0)
+    assert seg.ts_ns is seg.ts_ns and seg.frame is seg.frame
+    seg.ts_ns, seg.frame = 10**18 + 8, 6
+    assert (seg.ts_ns, seg.frame) == (10**18 + 8, 6)
+    seg.ts_ns = 2**70
+    assert seg.ts_ns == 2**70 and seg.ts_ns is seg.ts_ns
+
+
 def _straddling(path: Path) -> Path:
     """Two connections on a nanosecond pcapng interface whose times cross 2**62 ns (year
     2116, a time the outputs can hold) in mid-transfer: a handshake, data both ways with
