@@ -1177,7 +1177,7 @@ cdef class _Refs:
     cdef object recv_syn_ack, syn_sent, send_split_syn, recv_syn, send_syn, send_fin_again
     cdef object close_wait, recv_ack_unconfirmed, recv_ack_of_fin, last_ack, inactive
     cdef object peer_steady, addr_text, tfo_option, quiet_states, connection_compact
-    cdef object neither, no_loss_signal, no_drops, event_class
+    cdef object neither, no_loss_signal, no_drops, event_class, connection
 
 
 cdef _Refs _REFS = None
@@ -1280,6 +1280,7 @@ cdef _Refs _load_refs():
     r.quiet_states = c._QUIET_STATES
     r.neither = c.NEITHER
     r.event_class = c.Event
+    r.connection = c.Connection
     r.no_drops = q.NO_DROPS
     r.no_loss_signal = c.NO_LOSS_SIGNAL
     r.connection_compact = ConnectionBase.compact
@@ -4068,6 +4069,25 @@ cdef Py_ssize_t _value_index(list values, object value) except -2:
     return -1
 
 
+cdef str _CLIENT = "client"
+cdef str _SERVER = "server"
+
+
+cdef inline int _side_of(str endpoint) except -2:
+    """0 for ``"client"``, 1 for ``"server"``, -1 for anything else: by identity first
+    (the callers pass the interned literals), where ``==`` called ``PyUnicode_Compare``
+    for every server-side event."""
+    if endpoint is _CLIENT:
+        return 0
+    if endpoint is _SERVER:
+        return 1
+    if endpoint == "client":
+        return 0
+    if endpoint == "server":
+        return 1
+    return -1
+
+
 cdef inline bint _pair_ll(long long c, object o, long long* out) noexcept:
     """:func:`_as_ll` of the value a pair of fields holds (see :func:`_split_int`)."""
     if o is None:
@@ -4345,13 +4365,13 @@ cdef class ConnectionBase:
         cdef long long frame = 0, ts = 0
         cdef Py_ssize_t old_i = _member_index(r.state_members, old)
         cdef Py_ssize_t new_i = _member_index(r.state_members, new)
+        cdef int side = _side_of(endpoint)
         if old_i < 0 or new_i < 0 or old_i > 255 or new_i > 255 \
                 or not _pair_ll(seg.frame_c, seg.frame_o, &frame) \
-                or not _pair_ll(seg.ts_c, seg.ts_o, &ts) \
-                or not (endpoint == "client" or endpoint == "server"):
+                or not _pair_ll(seg.ts_c, seg.ts_o, &ts) or side < 0:
             return False
         self._ev_put(frame, ts, seq, ack, seg.payload_len, text, seg.flags, old_i, new_i,
-                     kind_i, (1 if endpoint == "server" else 0) | (2 if sent else 0))
+                     kind_i, side | (2 if sent else 0))
         return True
 
     cdef int _ev_put(self, long long frame, long long ts, long long seq, long long ack,
@@ -7118,6 +7138,8 @@ cdef int _peer_steady(PeerSummaryBase peer, Segment seg, EndpointBase e, Endpoin
 
 # ================================================================ the flow table
 cdef long long SYN_ACK_RST = 0x02 | 0x10 | 0x04
+cdef long long WELL_KNOWN_PORT_LIMIT = 1024  # flowtable.WELL_KNOWN_PORT_LIMIT
+CONSTANTS["WELL_KNOWN_PORT_LIMIT"] = WELL_KNOWN_PORT_LIMIT
 
 
 cdef unsigned long long SHARD_MIX = 0x9E3779B1ULL
@@ -7872,12 +7894,22 @@ cdef tuple _key_of_c(Segment seg):
 
 cdef class FlowTableBase:
     """The per-segment routing of ``flowtable.FlowTable.on_segment``: packet clock, sweep
-    trigger, the 4-tuple lookup and the steady path; every other step is the reference's
-    method on the same object (``_sweep``, ``_new_incarnation``, ``_reincarnate``, ``_open``,
-    ``_full_path``)."""
+    trigger, the 4-tuple lookup, the steady path and the opening of a first incarnation
+    (``_open``); every other step is the reference's method on the same object (``_sweep``,
+    ``_new_incarnation``, ``_reincarnate``, ``_full_path``)."""
 
     cdef public object live
     cdef public object _by_dir
+    # The fields ``_open`` reads and writes (the reference's attributes, as C fields: read
+    # without a lookup in the instance's dict).
+    cdef public object options
+    cdef public object next_flow_id
+    cdef public object peak_live
+    cdef public object _reserved
+    cdef public object _challenged
+    cdef public object _deferred
+    cdef public object _last_end
+    cdef public object allocated
     cdef public object _held
     cdef public object _deadlines
     cdef public object _deadlines_compact_at
@@ -7965,6 +7997,61 @@ cdef class FlowTableBase:
             self._sweep(c, finished)
         return 0
 
+    def _open(self, key, seg, finished, previous=None):
+        """Twin of ``FlowTable._open`` (:meth:`_open_c`)."""
+        if previous is not None or type(seg) is not Segment:
+            return type(self).__reference__._open(self, key, seg, finished, previous)
+        return self._open_c(key, <Segment>seg, <list?>finished)
+
+    cdef object _open_c(self, object key, Segment seg, list finished):
+        """``FlowTable._open`` of a first incarnation (``previous`` None): the same steps
+        on the C fields, ``guess_client_is_src`` and ``_add`` inlined (their Python calls
+        and a dozen attribute lookups were ~9 k instructions a connection)."""
+        deferred = self._deferred
+        if deferred and finished is not deferred:
+            self._hand_over(finished)
+        # flowtable.guess_client_is_src
+        cdef int flags = seg.flags
+        cdef bint client_is_src, inferred, s_known, d_known
+        if flags & SYN and not flags & RST_BIT:
+            client_is_src = not flags & ACK_BIT
+            inferred = False
+        else:
+            s_known = seg.sport < WELL_KNOWN_PORT_LIMIT
+            d_known = seg.dport < WELL_KNOWN_PORT_LIMIT
+            client_is_src = d_known if s_known != d_known else seg.sport >= seg.dport
+            inferred = True
+        challenged = self._challenged.pop(key, None) if self._challenged else None
+        if self._reserved >= 0:
+            flow_id = self._reserved
+            self._reserved = -1
+        elif challenged is not None and challenged[1] == seg.seq \
+                and flags & SYN_ACK_RST == SYN:
+            flow_id = challenged[0]
+        else:
+            flow_id = self.next_flow_id
+            self.next_flow_id = flow_id + 1
+            if self.allocated is not None:
+                self.allocated.append(flow_id)
+        conn = _refs().connection(flow_id, key, seg, client_is_src, inferred, self.options)
+        last = self._last_end.pop(key, None) if self._last_end else None
+        if last is not None:
+            conn.incarnation = 1
+            conn.previous_end_ts_ns = last[0]
+            conn.previous_states = (last[1], last[2])
+        # FlowTable._add
+        live = self.live
+        live[key] = conn
+        by_dir = self._by_dir
+        by_dir[key] = conn
+        by_dir[(key[2], key[3], key[0], key[1])] = conn
+        n_live = len(live)
+        if n_live > self.peak_live:
+            self.peak_live = n_live
+        if n_live > self.options.max_connections:
+            self._evict_one(key, finished)
+        return conn
+
     cpdef object on_segment(self, Segment seg, list finished):
         """Route one segment; connections that finish are appended to ``finished``."""
         if seg.ts_o is None:
@@ -7995,7 +8082,7 @@ cdef class FlowTableBase:
                     return conn
         else:
             key = _key_of_c(seg)
-            conn = self._open(key, seg, finished, None)
+            conn = self._open_c(key, seg, finished)
         return self._full_path_c(conn, key, seg)
 
     @staticmethod

@@ -487,3 +487,34 @@ def test_key_of_twin_is_the_reference(src: bytes, dst: bytes, sport: int, dport:
     assert FlowTable.key_of(seg) == want
     assert (src, sport) <= (dst, dport) and want == (src, sport, dst, dport) \
         or want == (dst, dport, src, sport)
+
+
+@pytest.mark.skipif(implementation.compiled is None, reason="compiled engine not built")
+def test_first_incarnations_open_in_c_and_later_ones_by_the_reference(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The compiled table opens a connection seen for the first time itself
+    (``FlowTableBase._open_c``) and hands an incarnation replacing a live one to the
+    reference's ``_open``; records are the same either way (the engines' equivalence tests
+    run every capture). Here: three connections, one of them reused in TIME_WAIT while its
+    first incarnation is live, one closed and expired before its 4-tuple returns (the
+    reference's ``_last_end``: incarnation 1 without a live predecessor)."""
+    from tcptrace_py.flowtable import FlowTable
+
+    reference = FlowTable.__reference__  # type: ignore[attr-defined]
+    calls: list[object] = []
+    original = reference._open
+
+    def counting(self: Any, key: Any, seg: Any, finished: Any, previous: Any = None) -> Any:
+        calls.append(previous)
+        return original(self, key, seg, finished, previous)
+
+    monkeypatch.setattr(reference, "_open", counting)
+    frames = (_conn(NS, 40000, isn=1000) + _conn(2 * NS, 40000, isn=900_000)
+              + _conn(NS, 40001) + _conn(NS + 10_000, 40002)
+              + _conn(400 * NS, 40002, isn=77_000))
+    recs = _run(sorted(frames, key=lambda f: f[0]))
+    assert len(calls) == 1 and calls[0] is not None  # only the reuse of a live 4-tuple
+    by_port = {(r["client_port"], r["incarnation"]): r for r in recs}
+    assert set(by_port) == {(40000, 0), (40000, 1), (40001, 0), (40002, 0), (40002, 1)}
+    assert [r["flow_id"] for r in recs] == [0, 1, 2, 3, 4]
+    assert by_port[(40002, 1)]["open"] == "three_way_handshake"
