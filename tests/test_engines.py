@@ -294,6 +294,7 @@ def test_compiled_constants_are_the_references() -> None:
         "SWEEP_INTERVAL_NS": flowtable.SWEEP_INTERVAL_NS,
         "SHARD_MIX": flowtable.SHARD_MIX, "SHARD_SLOTS": flowtable.SHARD_SLOTS,
         "WELL_KNOWN_PORT_LIMIT": flowtable.WELL_KNOWN_PORT_LIMIT,
+        "DEADLINE_SLACK": flowtable.DEADLINE_SLACK,
         "TS_NS_MAX": segment.TS_NS_MAX,
     }
 

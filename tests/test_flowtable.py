@@ -518,3 +518,45 @@ def test_first_incarnations_open_in_c_and_later_ones_by_the_reference(
     assert set(by_port) == {(40000, 0), (40000, 1), (40001, 0), (40002, 0), (40002, 1)}
     assert [r["flow_id"] for r in recs] == [0, 1, 2, 3, 4]
     assert by_port[(40002, 1)]["open"] == "three_way_handshake"
+
+
+@pytest.mark.skipif(implementation.compiled is None, reason="compiled engine not built")
+def test_deadline_compaction_twin_keeps_what_the_reference_keeps() -> None:
+    """``FlowTableBase._compact_deadlines`` (the filter in C) against the reference's
+    (a Python closure through ``DeadlineHeap.retain``) on two tables fed the same
+    segments: 300 connections, a third closed and their 4-tuples opened again (the old
+    incarnation's timer stale: another flow id under the key), a third still in their
+    handshake, a third open, in a table capped at 150 (the evicted ones' timers stale);
+    the same entries survive, in the same pop order, and the next compaction point is the
+    same."""
+    from tcptrace_py.capture import read_segments
+    from tcptrace_py.decode import Decoder
+    from tcptrace_py.diagnostics import Diagnostics
+    from tcptrace_py.flowtable import FlowTable
+
+    frames: list[tuple[int, bytes]] = []
+    for i in range(300):
+        t0 = NS + i * 1_000_000
+        conn = _conn(t0, 20000 + i)
+        frames += conn if i % 3 == 0 else conn[:1] if i % 3 == 1 else conn[:4]
+        if i % 3 == 0:  # the 4-tuple again, a new ISN, while the first is in TIME_WAIT
+            frames += _conn(t0 + 100_000, 20000 + i, isn=900_000)[:1]
+    frames.sort(key=lambda f: f[0])
+    data = pcap_bytes(frames, nanosecond=True)
+    tables = []
+    for _ in range(2):
+        table = FlowTable(Options(max_connections=150))
+        finished: list[Any] = []
+        for seg in read_segments(data, Diagnostics(), Decoder(Diagnostics())):
+            table.on_segment(seg, finished)
+        tables.append(table)
+    twin, ref = tables
+    before = len(twin._deadlines)
+    twin._compact_deadlines()
+    FlowTable.__reference__._compact_deadlines(ref)  # type: ignore[attr-defined]
+    after = len(twin._deadlines)
+    assert 0 < after < before
+    assert twin._deadlines_compact_at == ref._deadlines_compact_at
+    popped = [[h.pop() for _ in range(len(h))]
+              for h in (twin._deadlines, ref._deadlines)]
+    assert popped[0] == popped[1] and len(popped[0]) == after
