@@ -4789,6 +4789,18 @@ cdef class ConnectionBase:
         else arrives."""
         return self._quiet_deadline_c(_refs())
 
+    def finalize(self, end_ns):
+        """Twin of ``Connection.finalize``: for a connection with no ICMP error kept, no
+        retransmission run and a client not in SYN_SENT (nearly every one), the
+        reference's steps after ``check_timers`` find nothing to infer, so only that runs
+        (``check_timers`` moves an end out of TIME_WAIT only: it cannot change those
+        tests). The others take the reference."""
+        cdef _Refs r = _refs()
+        if self.icmp_errors or self.retx_runs is not r.neither \
+                or (<EndpointMachineBase?>self.client).state is r.syn_sent:
+            return type(self).__reference__.finalize(self, end_ns)
+        self.check_timers(end_ns)
+
     def check_timers(self, now_ns, seg=None):
         """Twin of ``Connection.check_timers``: an end whose TIME_WAIT has run its 2MSL by
         packet time takes the table's TIMEOUT (``_apply``) and its event, whose states are

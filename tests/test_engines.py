@@ -627,6 +627,56 @@ def test_check_timers_twin_is_the_references() -> None:
     assert checked == len(TcpState) ** 2 * 8
 
 
+def test_finalize_twin_is_the_references() -> None:
+    """``ConnectionBase.finalize`` against ``Connection.finalize`` (both engines): for every
+    client state (SYN_SENT with one SYN or several, answered or not), with and without a
+    retransmission run and a TIME_WAIT due by the end: the same states, events and
+    ``gave_up``. The compiled one calls the reference only where it can infer something."""
+    from tcptrace_py import connection
+    from tcptrace_py.fsm import TcpState
+    from tcptrace_py.giveup import RetransmissionRun
+    from tcptrace_py.options import Options
+    from tcptrace_py.segment import Segment
+
+    syn = Segment(1, 5 * 10**9, b"\x0a\x00\x00\x01", b"\x0a\x00\x00\x02", 40000, 80, 1000, 0,
+                  0x02, 65535, 0)
+    key = (syn.src, syn.sport, syn.dst, syn.dport)
+    options = Options(time_wait_s=30.0)
+    reference = getattr(connection.Connection, "__reference__", connection.Connection)
+
+    def run(finalize: Any, cs: TcpState, syns: int, answered: bool, run_: bool,
+            since: int) -> tuple[Any, ...]:
+        conn = connection.Connection(0, key, syn, True, False, options)
+        conn.client.state = cs
+        conn.client.time_wait_since_ns = since
+        conn.pure_syn_sent = [syns, 0]
+        if answered:
+            conn.packets = [syns, 1]
+        if run_:
+            r = RetransmissionRun()  # five, backing off (1, 2, 4, 8 s apart), into silence
+            t = 6 * 10**9
+            for i in range(5):
+                r.add(2 + i, t, 1, t - 5 * 10**9)
+                t += 2**i * 10**9
+            conn.retx_runs = [r, None]
+            conn.last_frame = 6
+            conn.silent_probes = [5, 0]
+        finalize(conn, 100 * 10**9)
+        return (conn.client.state, conn.server.state, conn.gave_up, list(conn.events))
+
+    differ = gave_up = 0
+    for cs in TcpState:
+        for syns, answered, run_, since in ((1, False, False, -1), (3, False, False, -1),
+                                            (3, True, False, -1), (1, True, True, -1),
+                                            (1, True, False, 6 * 10**9)):
+            args = (cs, syns, answered, run_, since)
+            mine = run(connection.Connection.finalize, *args)
+            assert mine == run(reference.finalize, *args), args
+            differ += mine[:3] != (cs, TcpState.LISTEN, None)
+            gave_up += mine[2] is not None
+    assert differ > gave_up > 0  # inferences and expiries happened: the reference's cases
+
+
 @needs_compiled
 def test_classify_twin_is_the_references() -> None:
     """``ConnectionBase._classify_c`` gives ``Connection._classify``'s inputs for every
