@@ -2963,7 +2963,7 @@ cdef class SequenceAnalyzerBase:
             self.first_ts_ns = ts
         self.last_ts_c, self.last_ts_o = ts_c, ts_o
         idle_ns = 0
-        if snd.last_ts_c >= 0 or snd.last_ts_o is not None:
+        if (snd.last_ts_c >= 0 if snd.last_ts_o is None else snd.last_ts_o >= 0):
             if ts_o is None and snd.last_ts_o is None:
                 idle_ns = ts_c - snd.last_ts_c
             else:

@@ -77,10 +77,12 @@ def test_a_segments_values_are_made_once_and_follow_writes() -> None:
     assert seg.ts_ns == 2**70 and seg.ts_ns is seg.ts_ns
 
 
-def _straddling(path: Path) -> Path:
+def _straddling(path: Path, *, negative: bool = False) -> Path:
     """Two connections on a nanosecond pcapng interface whose times cross 2**62 ns (year
     2116, a time the outputs can hold) in mid-transfer: a handshake, data both ways with
-    their ACKs, a retransmission, and a graceful close; the other interleaved with it."""
+    their ACKs, a retransmission, and a graceful close; the other interleaved with it.
+    ``negative``: the same frames 10**12 s before 1970 (``if_tsoffset``), every time below
+    -2**62 ns (objects throughout, and negative: not "no time yet")."""
     client, server = "10.0.0.1", "10.0.0.2"
     talks: list[list[bytes]] = []
     for k in range(2):
@@ -107,7 +109,7 @@ def _straddling(path: Path) -> Path:
         talks.append(talk)
     frames = [f for pair in zip(*talks, strict=True) for f in pair]
     first = 2**62 - 20 * 1_000_000  # 20 ms before the limit, 1 ms between frames
-    blocks = [ng_shb(), ng_idb(1, tsresol=9)]
+    blocks = [ng_shb(), ng_idb(1, tsresol=9, tsoffset_s=-10**12 if negative else None)]
     blocks += [ng_epb(0, first + i * 1_000_000, f) for i, f in enumerate(frames)]
     path.write_bytes(b"".join(blocks))
     return path
@@ -135,3 +137,26 @@ def test_times_across_the_c_range_give_the_references_outputs(tmp_path: Path) ->
     assert all(r["close"] == "graceful" for r in records)
     assert all(r["client_retransmitted_segments"] == 1 for r in records)
     assert all(r["server_rtt_samples"] > 0 for r in records)
+
+
+@needs_compiled
+def test_times_far_before_1970_give_the_references_outputs(tmp_path: Path) -> None:
+    """The same conversations with every time below -2**62 ns (a pcapng interface's
+    negative ``if_tsoffset``), objects throughout: the compiled tests on them are the
+    reference's (its ``last_ts_ns >= 0`` reads a time before 1970 as none yet: no idle gap
+    is measured), not a test of the C value's sentinel. The whole reference in a
+    subprocess agrees. (This capture found a divergence older than the pairs: the
+    reference's Karn test compared a negative send time with the -1 that meant "no late
+    transmission" and took every ACK for ambiguous; ``_covered_late`` now says None.)"""
+    path = _straddling(tmp_path / "negative.pcapng", negative=True)
+    reference = _reference_outputs([str(path)])[str(path)]
+    assert outputs(path) == reference
+    from tcptrace_py.engine import Engine
+    from tcptrace_py.options import Options
+
+    records = [r.record for r in Engine(Options()).run(str(path))]
+    assert len(records) == 2
+    for r in records:
+        assert r["start_ts_ns"] is None and r["end_ts_ns"] is None  # no output holds them
+        assert r["close"] == "graceful" and r["server_rtt_samples"] > 0
+        assert r["client_rtt_samples"] == 10 and r["client_rtt_ambiguous_acks"] == 0

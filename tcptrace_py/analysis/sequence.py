@@ -409,11 +409,11 @@ class SequenceAnalyzer:
             if ack_rel > 1:
                 rcv.iw_done = True
             rec = rcv.by_end.get(ack_rel)
-            late_ts = self._covered_late(rcv, ack_rel) if ack_rel > rcv.late_low else -1
+            late_ts = self._covered_late(rcv, ack_rel) if ack_rel > rcv.late_low else None
             if type(rec) is tuple:
                 # A FreshSegment: sent once, so Karn-clean unless the ACK also covers bytes
                 # sent after it (a re-send or a hole fill below it); never a SYN.
-                if late_ts > rec[3]:
+                if late_ts is not None and late_ts > rec[3]:
                     mask |= _AMBIGUOUS_ACK
                     rst_.ambiguous_acks += 1
                 else:
@@ -424,7 +424,7 @@ class SequenceAnalyzer:
                         rcv.est.update(sample)
             elif rec is not None:
                 assert isinstance(rec, SentSegment)
-                if rec.tx > 1 or late_ts > rec.ts_ns:
+                if rec.tx > 1 or (late_ts is not None and late_ts > rec.ts_ns):
                     mask |= _AMBIGUOUS_ACK
                     rst_.ambiguous_acks += 1
                 else:
@@ -857,8 +857,10 @@ class SequenceAnalyzer:
                          max(e[2] for e in late))]
 
     @staticmethod
-    def _covered_late(rcv: SenderState, ack_rel: int) -> int:
-        """Latest send time of late transmissions an ACK up to ``ack_rel`` covers (-1: none).
+    def _covered_late(rcv: SenderState, ack_rel: int) -> int | None:
+        """Latest send time of late transmissions an ACK up to ``ack_rel`` covers (None:
+        none; not -1, which a time before 1970 would compare with: a pcapng interface's
+        negative ``if_tsoffset`` gives such times, tests/test_time_pairs.py).
 
         Karn's rule on cumulative ACKs (tcptrace rexmit.c ``intervening_xmits``): an ACK
         that ends at a segment but also covers bytes below it which passed the capture point
@@ -868,10 +870,10 @@ class SequenceAnalyzer:
         """
         late = rcv.late
         assert late is not None
-        newest = -1
+        newest: int | None = None
         keep = []
         for entry in late:
-            if entry[0] < ack_rel and entry[2] > newest:
+            if entry[0] < ack_rel and (newest is None or entry[2] > newest):
                 newest = entry[2]
             if entry[1] > ack_rel:
                 keep.append(entry)
