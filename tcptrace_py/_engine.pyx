@@ -4074,7 +4074,7 @@ cdef str _CLIENT = "client"
 cdef str _SERVER = "server"
 
 
-cdef inline int _side_of(str endpoint) except -2:
+cdef inline int _side_of(object endpoint) except -2:
     """0 for ``"client"``, 1 for ``"server"``, -1 for anything else: by identity first
     (the callers pass the interned literals), where ``==`` called ``PyUnicode_Compare``
     for every server-side event."""
@@ -4413,17 +4413,16 @@ cdef class ConnectionBase:
         old_i = _value_index(r.state_values, event.old_state)
         new_i = _value_index(r.state_values, event.new_state)
         direction = event.direction
-        endpoint = event.endpoint
+        cdef int side = _side_of(event.endpoint)
         if kind_i < 0 or old_i < 0 or new_i < 0 or old_i > 255 or new_i > 255 \
-                or event.flags != "" \
-                or not (endpoint == "client" or endpoint == "server") \
+                or event.flags != "" or side < 0 \
                 or not (direction == "sent" or direction == "received" or direction == "timer") \
                 or not _as_ll(event.frame, &frame) or not _as_ll(event.ts_ns, &ts) \
                 or not _as_ll(event.seq, &seq) or not _as_ll(event.ack, &ack) \
                 or not _as_ll(event.payload_len, &plen):
             return False
         self._ev_put(frame, ts, seq, ack, plen, event.reason, 0, old_i, new_i, kind_i,
-                     (1 if endpoint == "server" else 0) | 8
+                     side | 8
                      | (2 if direction == "sent" else 4 if direction == "timer" else 0))
         return True
 

@@ -23,6 +23,7 @@ import shutil
 import struct
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -587,12 +588,10 @@ def test_steady_path_checks_the_types_it_reads() -> None:
         steady(conn, ack)
 
 
-def test_check_timers_twin_is_the_references() -> None:
-    """``ConnectionBase.check_timers`` against ``Connection.check_timers``: for every pair
-    of endpoint states, TIME_WAIT clocks started or not, before and after 2MSL, a
-    self-connect or not: the same states, expiry flag and events (both engines)."""
+def _syn_connection_maker() -> tuple[Callable[[], Any], Any]:
+    """A maker of fresh connections opened by a client's SYN at 5 s (TIME_WAIT 30 s), and
+    the reference ``Connection`` class: the set-up of the timer twins' tests."""
     from tcptrace_py import connection
-    from tcptrace_py.fsm import TcpState
     from tcptrace_py.options import Options
     from tcptrace_py.segment import Segment
 
@@ -600,11 +599,25 @@ def test_check_timers_twin_is_the_references() -> None:
                   0x02, 65535, 0)
     key = (syn.src, syn.sport, syn.dst, syn.dport)
     options = Options(time_wait_s=30.0)
-    reference = getattr(connection.Connection, "__reference__", connection.Connection)
+
+    def make() -> Any:
+        return connection.Connection(0, key, syn, True, False, options)
+
+    return make, getattr(connection.Connection, "__reference__", connection.Connection)
+
+
+def test_check_timers_twin_is_the_references() -> None:
+    """``ConnectionBase.check_timers`` against ``Connection.check_timers``: for every pair
+    of endpoint states, TIME_WAIT clocks started or not, before and after 2MSL, a
+    self-connect or not: the same states, expiry flag and events (both engines)."""
+    from tcptrace_py import connection
+    from tcptrace_py.fsm import TcpState
+
+    make, reference = _syn_connection_maker()
 
     def run(check: Any, cs: TcpState, ss: TcpState, since: int, now: int,
             self_connect: bool) -> tuple[Any, ...]:
-        conn = connection.Connection(0, key, syn, True, False, options)
+        conn = make()
         conn.self_connect = self_connect
         conn.client.state, conn.server.state = cs, ss
         conn.client.time_wait_since_ns = since
@@ -635,18 +648,12 @@ def test_finalize_twin_is_the_references() -> None:
     from tcptrace_py import connection
     from tcptrace_py.fsm import TcpState
     from tcptrace_py.giveup import RetransmissionRun
-    from tcptrace_py.options import Options
-    from tcptrace_py.segment import Segment
 
-    syn = Segment(1, 5 * 10**9, b"\x0a\x00\x00\x01", b"\x0a\x00\x00\x02", 40000, 80, 1000, 0,
-                  0x02, 65535, 0)
-    key = (syn.src, syn.sport, syn.dst, syn.dport)
-    options = Options(time_wait_s=30.0)
-    reference = getattr(connection.Connection, "__reference__", connection.Connection)
+    make, reference = _syn_connection_maker()
 
     def run(finalize: Any, cs: TcpState, syns: int, answered: bool, run_: bool,
             since: int) -> tuple[Any, ...]:
-        conn = connection.Connection(0, key, syn, True, False, options)
+        conn = make()
         conn.client.state = cs
         conn.client.time_wait_since_ns = since
         conn.pure_syn_sent = [syns, 0]
