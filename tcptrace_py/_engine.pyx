@@ -329,6 +329,10 @@ cdef inline object _seg_ts(Segment seg):
 # What the decoding functions return for a segment of another ``--jobs`` worker's
 # connection: decoded as far as the reference would, never built (see ``_tcp``).
 cdef Segment _FOREIGN = Segment.__new__(Segment)
+# The slot and header length (``data_start``) of the last segment ``_tcp`` found to be
+# another worker's: what the calling process copies into that worker's ring (``Rings``).
+cdef long long _foreign_slot = 0
+cdef Py_ssize_t _foreign_head = 0
 
 # The segment :func:`_tcp` built last. When nothing but this variable holds it any more
 # (the packet is done with: no connection kept it for duplicate detection, no caller holds
@@ -432,6 +436,9 @@ cdef Segment _tcp(const uint8_t* d, Py_ssize_t n, Py_ssize_t l4, Py_ssize_t ip_e
         slot = <long long>(((x * SHARD_MIX) >> 20) & (SHARD_SLOTS - 1))
         if slot < lo or slot >= hi:
             if thl == 20 or _options_ok(t + 20, thl - 20):
+                global _foreign_slot, _foreign_head
+                _foreign_slot = slot
+                _foreign_head = data_start
                 return _FOREIGN
             return None  # malformed option: the reference counts it
     global _spare
@@ -684,6 +691,7 @@ cdef class Decoder:
 # ---------------------------------------------------------------- pcap (capture/pcap.py)
 cdef class FlowTableBase  # defined with the flow table below
 cdef class _JsonOut  # defined with FlowRecord below
+cdef class Rings  # defined with the pcap loop below
 
 
 @cython.final
@@ -709,6 +717,9 @@ cdef class Router:
     cdef long long _last_c
     cdef object _last_obj
     cdef public long long frame
+    cdef public Rings rings
+    """In a ``--jobs`` run's calling process: the other workers' rings, which the pcap loop
+    fills as it reads (:class:`Rings`); else None."""
     cdef readonly long long slot_lo
     cdef readonly long long slot_hi
     cdef readonly bint direct
@@ -792,6 +803,316 @@ cdef Py_ssize_t MAP_DROP_BYTES = 1 << 20
 cdef Py_ssize_t MAP_PAGE_BYTES = 1 << 16
 
 
+# ---------------------------------------------------------------- --jobs rings
+cdef extern from *:
+    """
+    #if defined(__GNUC__) || defined(__clang__)
+    #define tcptrace_load_acquire(p) __atomic_load_n((p), __ATOMIC_ACQUIRE)
+    #define tcptrace_store_release(p, v) __atomic_store_n((p), (v), __ATOMIC_RELEASE)
+    #else
+    #define tcptrace_load_acquire(p) (*(volatile long long *)(p))
+    #define tcptrace_store_release(p, v) (*(volatile long long *)(p) = (v))
+    #endif
+    """
+    long long load_acquire "tcptrace_load_acquire"(long long* p) noexcept nogil
+    void store_release "tcptrace_store_release"(long long* p, long long v) noexcept nogil
+
+from posix.unistd cimport getppid, usleep  # noqa: E402
+
+# An entry of a ring: a header of four 64-bit words (frame number, time, kind and data
+# length, captured and wire lengths), then its data, padded to 8 bytes.
+cdef enum:
+    RING_HEADER = 32
+    RING_CONTROL = 128  # a ring's write position (offset 0) and read position (offset 64)
+    RING_START = 1  # the capture's link type (in ``caplen``)
+    RING_TICK = 2  # a TCP segment of another worker's connection: the clock only
+    RING_HEAD = 3  # a segment of the ring's worker: the frame's headers (its ``data_start``)
+    RING_FRAME = 4  # a frame the compiled decoder leaves to the reference: all of it
+    RING_WRAP = 5  # the rest of the ring is unused: the next entry is at its start
+    RING_END = 6  # the end of the capture (its time, ``engine.end_ns``, in ``ts``)
+
+RING_WAIT = object()
+"""What :func:`read_ring_segments` yields when its ring has been empty for a while (the
+worker then sends what it has: ``parallel.shard_items``)."""
+
+
+cdef inline Py_ssize_t _ring_entry_bytes(Py_ssize_t length) noexcept nogil:
+    return RING_HEADER + ((length + 7) & ~7)
+
+
+@cython.final
+cdef class Rings:
+    """The rings a ``--jobs`` run's calling process fills while it reads the capture, one
+    per other worker, in memory shared with the workers (an anonymous mapping made before
+    the fork). Why: every worker read and decoded every frame of the capture (about 0.45 s
+    of CPU time on 2m.pcap, the third of a worker's own analysis: page faults for the whole
+    file, cache misses on every frame header). The calling process reads it anyway; it now
+    writes each worker what it needs, in capture order: the headers of the worker's own
+    segments (the TCP header ends the copy: no payload), a tick (frame number and time) for
+    every other TCP segment, whose clock and sweep every table sees, and every frame the
+    compiled decoder leaves to the reference (ICMP errors, fragments, other protocols),
+    whole, which the worker's reference decoder reads as it read the file: same state, same
+    segments. See ``parallel.py``.
+
+    One producer and one consumer per ring: the writer publishes its position once per
+    chunk it reads (release store), the reader its own once per 64 KiB it consumes. A full
+    ring makes the writer call :attr:`waiter` (the calling process reads its workers' pipes
+    meanwhile, so a worker blocked on its pipe cannot block the ring); an empty one makes
+    the reader sleep 50 us at a time, with the GIL released (the worker's sender thread
+    runs), and yield :data:`RING_WAIT` after 1 ms."""
+
+    cdef object _map
+    cdef Py_buffer _buf
+    cdef bint _held
+    cdef char* base
+    cdef readonly Py_ssize_t ring_bytes
+    cdef readonly int count
+    cdef long long* _wpos
+    cdef long long* _rseen  # each reader's position as the writer last read it
+    cdef Py_ssize_t _mask
+    cdef uint8_t _owner[4096]
+    cdef public object waiter
+    """Called (no arguments) while a ring is full, until its reader made room."""
+    cdef readonly long long end_ns
+    cdef readonly object last_ts_ns
+    cdef readonly bint ended
+
+    def __cinit__(self):
+        self._held = False
+        self._wpos = NULL
+
+    def __init__(self, object mapping, int count, Py_ssize_t ring_bytes, owners):
+        """Rings for ``count`` workers (1..count) in ``mapping`` (an ``mmap`` of at least
+        ``count * (128 + ring_bytes)`` bytes, zero-filled); ``owners[slot]`` is the worker of
+        each of the 4096 slots (0: the calling process)."""
+        if ring_bytes & (ring_bytes - 1) or ring_bytes < 4 * (RING_HEADER + (1 << 18)):
+            raise ValueError("ring_bytes: a power of two holding four of the largest frames")
+        if len(owners) != <Py_ssize_t>SHARD_SLOTS:
+            raise ValueError("owners: one worker per slot")
+        PyObject_GetBuffer(mapping, &self._buf, PyBUF_SIMPLE)
+        self._held = True
+        if self._buf.len < count * (RING_CONTROL + ring_bytes):
+            raise ValueError("mapping too small for the rings")
+        self._map = mapping
+        self.base = <char*>self._buf.buf
+        self.count = count
+        self.ring_bytes = ring_bytes
+        self._mask = ring_bytes - 1
+        self._wpos = <long long*>PyMem_Calloc(count, sizeof(long long))
+        self._rseen = <long long*>PyMem_Calloc(count, sizeof(long long))
+        if self._wpos == NULL or self._rseen == NULL:
+            raise MemoryError()
+        cdef Py_ssize_t k
+        for k in range(<Py_ssize_t>SHARD_SLOTS):
+            self._owner[k] = <uint8_t>owners[k]
+        self.waiter = None
+        self.end_ns = 0
+        self.last_ts_ns = None
+        self.ended = False
+
+    def __dealloc__(self):
+        if self._held:
+            PyBuffer_Release(&self._buf)
+        PyMem_Free(self._wpos)
+        PyMem_Free(self._rseen)
+
+    cdef inline char* _control(self, int k) noexcept:
+        return self.base + (k - 1) * (RING_CONTROL + self.ring_bytes)
+
+    # ------------------------------------------------------------ the writer's side
+    cdef void publish(self) noexcept:
+        """Let every reader see what was written so far."""
+        cdef int k
+        for k in range(1, self.count + 1):
+            store_release(<long long*>self._control(k), self._wpos[k - 1])
+
+    cdef inline char* _reserve(self, int k, Py_ssize_t length) except NULL:
+        """Room for an entry of ``length`` data bytes in ring ``k``: its header's address
+        (written by the caller, then :meth:`_commit`). The reader's position is read from
+        the shared line only when the last one read leaves too little room."""
+        cdef Py_ssize_t need = _ring_entry_bytes(length)
+        cdef long long w = self._wpos[k - 1]
+        cdef Py_ssize_t off = w & self._mask
+        if self.ring_bytes - off >= need and \
+                self.ring_bytes - (w - self._rseen[k - 1]) >= need:
+            return self._control(k) + RING_CONTROL + off
+        return self._reserve_slow(k, need)
+
+    cdef char* _reserve_slow(self, int k, Py_ssize_t need) except NULL:
+        cdef char* ctl = self._control(k)
+        cdef Py_ssize_t size = self.ring_bytes
+        cdef long long w = self._wpos[k - 1]
+        cdef Py_ssize_t off = w & self._mask
+        cdef Py_ssize_t tail = size - off
+        cdef Py_ssize_t total = need + (tail if tail < need else 0)
+        while True:
+            self._rseen[k - 1] = load_acquire(<long long*>(ctl + 64))
+            if size - (w - self._rseen[k - 1]) >= total:
+                break
+            self.publish()
+            if self.waiter is None:
+                raise RuntimeError("a --jobs ring is full and nothing reads it")
+            self.waiter()
+        if tail < need:
+            if tail >= RING_HEADER:
+                (<int32_t*>(ctl + RING_CONTROL + off + 16))[0] = RING_WRAP
+            w += tail
+            self._wpos[k - 1] = w
+            off = 0
+        return ctl + RING_CONTROL + off
+
+    cdef inline void _commit(self, int k, char* e, long long frame, long long ts, int kind,
+                             Py_ssize_t length, long long caplen, long long wire_len) noexcept:
+        (<long long*>e)[0] = frame
+        (<long long*>e)[1] = ts
+        (<int32_t*>(e + 16))[0] = kind
+        (<int32_t*>(e + 20))[0] = <int32_t>length
+        (<int32_t*>(e + 24))[0] = <int32_t>caplen
+        (<int32_t*>(e + 28))[0] = <int32_t>wire_len
+        self._wpos[k - 1] += _ring_entry_bytes(length)
+
+    cdef int put(self, int k, int kind, long long frame, long long ts, const uint8_t* data,
+                 Py_ssize_t length, long long caplen, long long wire_len) except -1:
+        cdef char* e = self._reserve(k, length)
+        if length:
+            memcpy(e + RING_HEADER, data, length)
+        self._commit(k, e, frame, ts, kind, length, caplen, wire_len)
+        return 0
+
+    cdef int tick_all(self, long long frame, long long ts, int skip) except -1:
+        """A tick in every ring but ``skip``'s (0: in all)."""
+        cdef int k
+        cdef char* e
+        for k in range(1, self.count + 1):
+            if k != skip:
+                e = self._reserve(k, 0)
+                self._commit(k, e, frame, ts, RING_TICK, 0, 0, 0)
+        return 0
+
+    cdef int frame_all(self, long long frame, long long ts, const uint8_t* data,
+                       Py_ssize_t caplen, long long wire_len) except -1:
+        cdef int k
+        for k in range(1, self.count + 1):
+            self.put(k, RING_FRAME, frame, ts, data, caplen, caplen, wire_len)
+        return 0
+
+    cdef int foreign(self, long long frame, long long ts, const uint8_t* data,
+                     Py_ssize_t caplen) except -1:
+        """The segment ``_tcp`` just found to be another worker's (``_foreign_slot``): its
+        headers to that worker, a tick to the others."""
+        cdef int owner = self._owner[_foreign_slot]
+        self.put(owner, RING_HEAD, frame, ts, data, _foreign_head, caplen, 0)
+        if self.count > 1:
+            self.tick_all(frame, ts, owner)
+        return 0
+
+    def start(self, int linktype):
+        """Tell the workers the capture's link type (before its first frame)."""
+        cdef int k
+        for k in range(1, self.count + 1):
+            self.put(k, RING_START, 0, 0, NULL, 0, linktype, 0)
+        self.publish()
+
+    def end(self, long long end_ns, last_ts_ns):
+        """The end of the capture: the time every table drains at, and the latest frame
+        time read (``Diagnostics.last_ts_ns``, None when no frame had one), which the
+        detectors take for the end of the connections still open."""
+        cdef int k
+        cdef long long last = 0 if last_ts_ns is None else last_ts_ns
+        for k in range(1, self.count + 1):
+            self.put(k, RING_END, last, end_ns, NULL, 0, last_ts_ns is not None, 0)
+        self.publish()
+
+    # ------------------------------------------------------------ the reader's side
+    def segments(self, int k, decoder, Router router):
+        """Worker ``k``'s segments, as the pcap loop would route them (see
+        :func:`read_pcap_segments`): yields None when the engine has work, and
+        :data:`RING_WAIT` when the ring has stayed empty for 1 ms. Ends at the capture's
+        end (:attr:`end_ns` then holds its time)."""
+        reference = decoder.reference if isinstance(decoder, Decoder) else decoder
+        ref_decode = reference.decode
+        cdef char* ctl = self._control(k)
+        cdef const char* data = ctl + RING_CONTROL
+        cdef Py_ssize_t size = self.ring_bytes
+        cdef Py_ssize_t mask = self._mask
+        cdef long long r = 0, w = 0, published = 0
+        cdef Py_ssize_t off, length
+        cdef const char* e
+        cdef int kind, linktype = -1, idle = 0
+        cdef long long frame, ts, caplen, wire_len
+        cdef long long lo = router.slot_lo, hi = router.slot_hi
+        cdef Segment seg
+        cdef int ppid = getppid()
+        while True:
+            w = load_acquire(<long long*>ctl)
+            if r == w:
+                if r != published:
+                    store_release(<long long*>(ctl + 64), r)
+                    published = r
+                idle += 1
+                if idle == 20:
+                    yield RING_WAIT
+                if idle % 20000 == 0 and getppid() != ppid:
+                    raise RuntimeError("the --jobs calling process is gone")
+                with nogil:
+                    usleep(50)
+                continue
+            idle = 0
+            while r != w:
+                off = r & mask
+                if size - off < RING_HEADER:
+                    r += size - off
+                    continue
+                e = data + off
+                kind = (<const int32_t*>(e + 16))[0]
+                if kind == RING_WRAP:
+                    r += size - off
+                    continue
+                frame = (<const long long*>e)[0]
+                ts = (<const long long*>e)[1]
+                length = (<const int32_t*>(e + 20))[0]
+                caplen = (<const int32_t*>(e + 24))[0]
+                wire_len = (<const int32_t*>(e + 28))[0]
+                if length < 0 or length > size - off - RING_HEADER:
+                    raise RuntimeError("a --jobs ring entry overruns its ring")
+                r += _ring_entry_bytes(length)
+                if kind == RING_TICK:
+                    if router.foreign_c(ts, frame):
+                        yield None
+                elif kind == RING_HEAD:
+                    seg = decode_frame(<const uint8_t*>(e + RING_HEADER), length, linktype,
+                                       frame, None, ts, lo, hi)
+                    if seg is None or seg is _FOREIGN:
+                        raise RuntimeError("a --jobs ring entry does not decode as its writer's")
+                    # decoded from the headers alone: the captured payload is the frame's
+                    seg.captured_payload = min(seg.payload_len, caplen - length)
+                    if router.route_c(seg, ts, frame):
+                        seg = None
+                        yield None
+                    seg = None
+                elif kind == RING_FRAME:
+                    ref_seg = ref_decode(linktype, PyBytes_FromStringAndSize(
+                        e + RING_HEADER, length), frame, ts, wire_len)
+                    if ref_seg is not None:
+                        if router.route_c(ref_seg, ts, frame):
+                            yield None
+                    elif router.icmp:
+                        yield None
+                elif kind == RING_START:
+                    linktype = <int>caplen
+                elif kind == RING_END:
+                    store_release(<long long*>(ctl + 64), r)
+                    self.end_ns = ts
+                    self.last_ts_ns = frame if caplen else None
+                    self.ended = True
+                    return
+                else:
+                    raise RuntimeError(f"unknown --jobs ring entry kind {kind}")
+                if r - published >= 65536:
+                    store_release(<long long*>(ctl + 64), r)
+                    published = r
+
+
 def read_pcap_segments(stream, bytes head, str display, diag, bint strict, decoder,
                        Router router=None):
     """Twin of ``capture.pcap.read_pcap_segments``: the TCP segments of a classic pcap
@@ -845,9 +1166,13 @@ def read_pcap_segments(stream, bytes head, str display, diag, bint strict, decod
     cdef const uint8_t* r
     cdef Segment seg
     cdef long long lo = 0, hi = 0
+    cdef Rings rings = None
     if router is not None:
         lo = router.slot_lo
         hi = router.slot_hi
+        rings = router.rings
+        if rings is not None:
+            rings.start(linktype)
     read = stream.read
     # Chunks after the first are read into one reused buffer when the stream can fill one
     # (``source._Prefixed.readinto``): the same chunks as ``read(CHUNK_BYTES)``, without a
@@ -927,15 +1252,27 @@ def read_pcap_segments(stream, bytes head, str display, diag, bint strict, decod
                 # The time is boxed only for a segment that is built (not for another
                 # worker's, nor for a frame the compiled decoder leaves to the reference).
                 seg = decode_frame(p + start, caplen, linktype, frame_no, None, ts, lo, hi)
+                if rings is not None:
+                    # the other workers' share of this frame (see Rings)
+                    if seg is None:
+                        rings.frame_all(frame_no, ts, p + start, caplen, wire_len)
+                    elif seg is _FOREIGN:
+                        rings.foreign(frame_no, ts, p + start, caplen)
+                    else:
+                        rings.tick_all(frame_no, ts, 0)
                 if seg is not None:
                     tcp_segments += 1
                     if router is None:
                         yield seg
                     elif seg is _FOREIGN:
                         if router.foreign_c(ts, frame_no):
+                            if rings is not None:
+                                rings.publish()
                             yield None
                     elif router.route_c(seg, ts, frame_no):
                         seg = None
+                        if rings is not None:
+                            rings.publish()
                         yield None
                     seg = None  # the next segment may reuse it (``_spare``)
                     continue
@@ -946,9 +1283,15 @@ def read_pcap_segments(stream, bytes head, str display, diag, bint strict, decod
                         yield ref_seg
                 elif ref_seg is not None:
                     if router.route_c(ref_seg, ts, frame_no):
+                        if rings is not None:
+                            rings.publish()
                         yield None
                 elif router.icmp:
+                    if rings is not None:
+                        rings.publish()
                     yield None
+            if rings is not None:
+                rings.publish()
             if tcp_segments:
                 diag.tcp_segments += tcp_segments
                 tcp_segments = 0

@@ -64,7 +64,8 @@ from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
-from tcptrace_py.capture import route_segments
+from tcptrace_py import implementation
+from tcptrace_py.capture import capture_format, route_segments
 from tcptrace_py.capture.source import source_name
 from tcptrace_py.decode import Decoder
 from tcptrace_py.detectors import DetectorSet
@@ -191,11 +192,15 @@ def _encoder(encode_lines: bool) -> Any:
 
 
 def shard_items(engine: Engine, source: Source, name: str | None,
-                strict: bool) -> Iterator[Item]:
+                strict: bool, rings: Any = None) -> Iterator[Item]:
     """Run ``engine`` (built with ``shard=``) over ``source``; yield its items in key order.
 
     The loop of :meth:`Engine.run`, plus the bookkeeping of the sort keys (see the module
     docstring): where each flow id was allocated, and each finished connection's place.
+    With ``rings`` (the compiled engine's ``Rings``, a classic pcap file), the calling
+    process (shard 0) fills the other workers' rings as it reads, and another worker reads
+    its ring instead of the file; such a worker yields a watermark ``("w", key, shard)``
+    when its ring has been empty for a while: none of its later items sorts before ``key``.
     """
     assert engine.shard is not None
     shard = engine.shard[0]
@@ -230,8 +235,24 @@ def shard_items(engine: Engine, source: Source, name: str | None,
     # allocated flow ids, deferred incarnations, ICMP errors. ``router.frame`` is then the
     # segment's frame. Other readers yield every segment.
     router = engine.router(finished, icmp)
+    segments: Iterator[Any]
+    wait = None
+    if rings is not None and shard:
+        compiled = implementation.compiled
+        assert compiled is not None and router is not None
+        segments = rings.segments(shard, compiled.Decoder(decoder), router)
+        wait = compiled.RING_WAIT
+    else:
+        if rings is not None:
+            router.rings = rings
+        segments = route_segments(source, diag, decoder, router, strict=strict, name=name)
     i = 0
-    for seg in route_segments(source, diag, decoder, router, strict=strict, name=name):
+    for seg in segments:
+        if seg is wait and wait is not None:
+            # Everything up to the last routed segment is done: later items sort after
+            # (that frame, 0), which sorts before every key of that frame.
+            yield ("w", (router.frame, 0), shard)
+            continue
         if icmp:
             engine._icmp(icmp)
         if seg is not None:
@@ -275,6 +296,12 @@ def shard_items(engine: Engine, source: Source, name: str | None,
     if router is not None and router.last_ts > last_ts:
         last_ts = router.last_ts
     end_ns = max(last_ts, diag.last_ts_ns or 0)
+    if rings is not None:
+        if shard:  # the calling process read every frame's time
+            end_ns = rings.end_ns
+            diag.last_ts_ns = rings.last_ts_ns
+        else:
+            rings.end(end_ns, diag.last_ts_ns)
     engine._finished = True
     engine.end_ns = end_ns
     for conn in table.drain(end_ns):
@@ -329,8 +356,10 @@ class _Sender:
 
 
 def _worker(path: str, options: Options, shard: tuple[int, int, int], strict: bool,
-            name: str | None, pipe: Pipe, encode_lines: bool = False) -> None:
-    """A worker process: its shard's items to ``pipe`` in batches; an exception as
+            name: str | None, pipe: Pipe, encode_lines: bool = False,
+            rings: Any = None) -> None:
+    """A worker process: its shard's items to ``pipe`` in batches (a watermark sends the
+    batch at once: the calling process may be waiting for it); an exception as
     ``("x", exc)``."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides what Ctrl-C does
     # A forked child inherits the parent's unflushed standard streams: never flush them.
@@ -343,9 +372,9 @@ def _worker(path: str, options: Options, shard: tuple[int, int, int], strict: bo
         try:
             with collector_paused():
                 engine = Engine(options, shard=shard, encode=_encoder(encode_lines))
-                for item in shard_items(engine, path, name, strict):
+                for item in shard_items(engine, path, name, strict, rings):
                     batch.append(item)
-                    if len(batch) >= BATCH_ITEMS:
+                    if len(batch) >= BATCH_ITEMS or item[0] == "w":
                         sender.send(batch)
                         batch = []
             sender.send(batch)
@@ -361,29 +390,89 @@ def _worker(path: str, options: Options, shard: tuple[int, int, int], strict: bo
         pipe.close()
 
 
-def _received(pipe: Pipe, idle: _RunAhead | None = None) -> Iterator[Item]:
-    """A worker process's items, as its batches arrive. While the next batch has not
-    arrived, ``idle`` runs the calling process's own shard ahead (:class:`_RunAhead`)
-    instead of waiting."""
-    inbox = Inbox()
-    try:
-        arrived = _readiness(pipe)
-        while True:
-            if idle is not None:
-                while not arrived() and idle.step():
-                    pass
-            try:
-                with _recv_message(pipe.fileno(), inbox) as message:
-                    batch = pickle.loads(message)
-            except EOFError:
-                raise RuntimeError("a --jobs worker process died") from None
-            if isinstance(batch, tuple):
-                raise batch[1]
-            yield from batch
-            if batch and batch[-1][0] == "e":
-                return
-    finally:
-        pipe.close()
+class _WorkerStream:
+    """A worker process's items, as its batches arrive (:meth:`items`).
+
+    While the next batch has not arrived, ``idle`` runs the calling process's own shard
+    ahead (:class:`_RunAhead`) instead of waiting. With rings (``Rings``) the worker needs
+    the calling process to read on, so two more rules keep the two from waiting on each
+    other: while a ring is full the calling process reads the workers' batches into
+    :attr:`pending` (:meth:`take`, from :func:`_ring_waiter`), and after a worker's
+    watermark (its ring ran dry) it runs ahead past :data:`RUN_AHEAD_ITEMS`, since the
+    worker can say nothing more until the calling process has read further."""
+
+    def __init__(self, pipe: Pipe, idle: _RunAhead | None = None) -> None:
+        self.pipe = pipe
+        self.idle = idle
+        self.inbox = Inbox()
+        self.pending: deque[list[Item]] = deque()
+        self.arrived = _readiness(pipe)
+        self.done = False
+        """The worker's last batch (its ``"e"`` item) was read."""
+        self.starved = False
+        """The latest batch ended with a watermark."""
+
+    def take(self) -> None:
+        """Read the worker's next batch into :attr:`pending` (waits until it is whole)."""
+        try:
+            with _recv_message(self.pipe.fileno(), self.inbox) as message:
+                batch = pickle.loads(message)
+        except EOFError:
+            raise RuntimeError("a --jobs worker process died") from None
+        if isinstance(batch, tuple):
+            raise batch[1]
+        if batch and batch[-1][0] == "e":
+            self.done = True
+        self.pending.append(batch)
+
+    def items(self) -> Iterator[Item]:
+        idle = self.idle
+        try:
+            while True:
+                if not self.pending:
+                    if idle is not None:
+                        force = self.starved
+                        while not self.pending and not self.arrived() and idle.step(force):
+                            pass
+                    if not self.pending:
+                        self.take()
+                batch = self.pending.popleft()
+                self.starved = bool(batch) and batch[-1][0] == "w"
+                yield from batch
+                if batch and batch[-1][0] == "e":
+                    return
+        finally:
+            self.pipe.close()
+
+
+def _ring_waiter(streams: list[_WorkerStream]) -> Callable[[], None]:
+    """What the calling process does while a worker's ring is full (``Rings.waiter``): read
+    the batches the workers have sent (a worker blocked on its pipe would never empty its
+    ring), else wait up to 1 ms for one."""
+    poller = select.poll() if hasattr(select, "poll") else None
+    if poller is not None:
+        for stream in streams:
+            poller.register(stream.pipe.fileno(), select.POLLIN)
+
+    registered = {id(stream) for stream in streams}
+
+    def wait() -> None:
+        got = False
+        for stream in streams:
+            if stream.done:
+                if poller is not None and id(stream) in registered:
+                    registered.discard(id(stream))
+                    poller.unregister(stream.pipe.fileno())
+            elif stream.arrived():
+                stream.take()
+                got = True
+        if not got:
+            if poller is not None:
+                poller.poll(1)
+            else:
+                select.select([s.pipe.fileno() for s in streams if not s.done], [], [], 0.001)
+
+    return wait
 
 
 class Inbox:
@@ -489,9 +578,10 @@ class _RunAhead:
             return self.ahead.popleft()
         return next(self.items)
 
-    def step(self) -> bool:
-        """Compute one more item ahead; False when full or finished (then wait)."""
-        if self.done or len(self.ahead) >= RUN_AHEAD_ITEMS:
+    def step(self, force: bool = False) -> bool:
+        """Compute one more item ahead; False when full (unless ``force``) or finished
+        (then wait)."""
+        if self.done or (len(self.ahead) >= RUN_AHEAD_ITEMS and not force):
             return False
         try:
             self.ahead.append(next(self.items))
@@ -499,6 +589,30 @@ class _RunAhead:
             self.done = True
             return False
         return True
+
+
+RING_BYTES = 8 << 20
+"""Each other worker's ring (``Rings``): ~100 k of its segments' headers or ticks (~35-110
+bytes each), a few ms of the calling process's reading ahead of the worker; a power of two
+holding four of the largest frames."""
+
+
+def _rings(path: str, name: str | None, ranges: list[tuple[int, int]]) -> Any:
+    """The compiled engine's rings for the workers after the first (see ``Rings``) when
+    the calling process reads ``path`` with the compiled pcap loop (a classic pcap file,
+    compressed or not); else None, and every worker reads the file itself. Call before
+    forking: the mapping is shared with the children."""
+    compiled = implementation.compiled
+    if compiled is None or capture_format(path, name) != "pcap":
+        return None
+    import mmap
+
+    count = len(ranges) - 1
+    owners = [0] * SHARD_SLOTS
+    for k, (lo, hi) in enumerate(ranges):
+        owners[lo:hi] = [k] * (hi - lo)
+    mapping = mmap.mmap(-1, count * (128 + RING_BYTES))
+    return compiled.Rings(mapping, count, RING_BYTES, owners)
 
 
 def start_method() -> str:
@@ -546,19 +660,22 @@ class ParallelEngine:
         if not can_split(source):
             raise ValueError("ParallelEngine reads a capture file by path")
         path = str(source)
-        ctx: Any = mp.get_context(start_method())
+        method = start_method()
+        ctx: Any = mp.get_context(method)
         sys.stdout.flush()
         sys.stderr.flush()
         procs = []
         pipes: list[Pipe] = []
         streams: list[Iterator[Item]]
         ranges = shard_ranges(self.jobs)
+        rings = _rings(path, name, ranges) if method == "fork" else None
         try:
             for k in range(1, self.jobs):
                 recv, send = ctx.Pipe(duplex=False)
                 _widen(recv)
                 proc = ctx.Process(target=_worker, args=(path, self.options, (k, *ranges[k]),
-                                                         strict, name, send, self.encode_lines),
+                                                         strict, name, send, self.encode_lines,
+                                                         rings),
                                    daemon=True)
                 proc.start()
                 send.close()
@@ -566,8 +683,11 @@ class ParallelEngine:
                 pipes.append(recv)
             local = Engine(self.options, self.diag, shard=(0, *ranges[0]),
                            encode=_encoder(self.encode_lines))
-            own = _RunAhead(shard_items(local, path, name, strict))
-            streams = [own] + [_received(pipe, own) for pipe in pipes]
+            own = _RunAhead(shard_items(local, path, name, strict, rings))
+            workers = [_WorkerStream(pipe, own) for pipe in pipes]
+            if rings is not None:
+                rings.waiter = _ring_waiter(workers)
+            streams = [own] + [worker.items() for worker in workers]
             yield from self._merge(streams, name)
         finally:
             for proc in procs:
@@ -591,6 +711,8 @@ class ParallelEngine:
         for item in heapq.merge(*streams, key=itemgetter(1)):
             kind = item[0]
             shard = item[2]
+            if kind == "w":
+                continue  # a watermark: nothing to hand over
             if kind == "a":
                 gid[(shard, item[3])] = next_id
                 next_id += 1

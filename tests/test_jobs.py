@@ -14,7 +14,9 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import asdict
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -544,7 +546,7 @@ def test_calling_process_runs_ahead_while_a_worker_is_behind() -> None:
 
     thread = threading.Thread(target=late_worker)
     thread.start()
-    stream = parallel._received(recv, own)
+    stream = parallel._WorkerStream(recv, own).items()
     first = next(stream)
     thread.join()
     # Waiting for the worker's batch, the calling process computed all of its items.
@@ -777,3 +779,125 @@ def test_workers_start_by_forkserver_when_threads_run() -> None:
         stop.set()
         thread.join()
     assert two == one
+
+
+# --------------------------------------------------------------------------- rings
+def _ports_of(owner: int, jobs: int, src: str, dst: str, dport: int) -> Iterator[int]:
+    """Client ports whose connection (``src`` -> ``dst:dport``) worker ``owner`` analyses."""
+    from captures_util import ip_bytes
+
+    lo, hi = shard_ranges(jobs)[owner]
+    sport = 1024
+    while True:
+        sport += 1
+        if lo <= slot_of(ip_bytes(src), sport, ip_bytes(dst), dport) < hi:
+            yield sport
+
+
+def _ring_stress_capture(path: Path, long_owner: int, jobs: int) -> Path:
+    """Three connections of worker ``long_owner`` that last the whole capture (a data
+    segment every 40 frames), 240 short ones of the other workers, and a 30 KB UDP frame
+    (left to the reference decoder: copied whole into every ring) every 8 frames: a
+    2 MiB ring fills within a few dozen frames of a worker lagging behind."""
+    from captures_util import ethernet, ip_packet
+
+    t0 = 1_700_000_000 * 10**9
+    us = 1000
+    frames: list[bytes] = []
+    c, s = "10.9.0.1", "10.9.0.2"
+    long_ports = list(islice(_ports_of(long_owner, jobs, c, s, 5432), 3))
+    others = [k for k in range(jobs) if k != long_owner]
+    short_ports = [p for k in others
+                   for p in islice(_ports_of(k, jobs, c, s, 443), 240 // len(others))]
+    udp = ethernet(ip_packet("10.9.0.3", "10.9.0.4", 17, b"\x00\x35\x00\x35" + bytes(30000)))
+    seq = {p: 1000 for p in long_ports}
+    for p in long_ports:
+        frames += [tcp_frame(c, s, p, 5432, 999, 0, SYN), tcp_frame(s, c, 5432, p, 5000, 1000,
+                   SYN | ACK), tcp_frame(c, s, p, 5432, 1000, 5001, ACK)]
+    for i, p in enumerate(short_ports):
+        frames += [tcp_frame(c, s, p, 443, 100, 0, SYN), tcp_frame(s, c, 443, p, 700, 101,
+                   SYN | ACK), tcp_frame(c, s, p, 443, 101, 701, ACK),
+                   tcp_frame(c, s, p, 443, 101, 701, FIN | ACK),
+                   tcp_frame(s, c, 443, p, 701, 102, FIN | ACK),
+                   tcp_frame(c, s, p, 443, 102, 702, ACK)]
+        if i % 2 == 0:
+            frames.append(udp)
+        if i % 7 == 0:
+            p_long = long_ports[i % 3]
+            frames.append(tcp_frame(c, s, p_long, 5432, seq[p_long], 5001, ACK,
+                                    payload=b"x" * 100))
+            seq[p_long] += 100
+    for p in long_ports:
+        frames += [tcp_frame(c, s, p, 5432, seq[p], 5001, FIN | ACK),
+                   tcp_frame(s, c, 5432, p, 5001, seq[p] + 1, FIN | ACK),
+                   tcp_frame(c, s, p, 5432, seq[p] + 1, 5002, ACK)]
+    return write_pcap(path, [(t0 + i * 50 * us, f) for i, f in enumerate(frames)])
+
+
+needs_rings = pytest.mark.skipif(
+    __import__("tcptrace_py.implementation").implementation.compiled is None,
+    reason="the rings are the compiled engine's")
+
+
+@needs_rings
+@pytest.mark.parametrize("jobs", [2, 3])
+@pytest.mark.parametrize("long_owner", [0, 1], ids=["calling-process-waits", "worker-waits"])
+def test_small_rings_and_run_ahead_never_deadlock(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                  jobs: int, long_owner: int) -> None:
+    """With the smallest rings and a run-ahead of two items, both ways one process can wait
+    on another: the calling process owns the long connections (its first item comes last,
+    so the merge pulls it through the whole capture while the workers' rings fill: it must
+    read their batches meanwhile), or a worker owns them (the calling process's run-ahead
+    fills at once and it waits on a worker that has nothing to say until it reads on: the
+    worker's watermarks). Same output as one engine, and no hang (an alarm fails the test)."""
+    import signal
+
+    from tcptrace_py import parallel
+
+    path = _ring_stress_capture(tmp_path / "stress.pcap", long_owner, jobs)
+    monkeypatch.setattr(parallel, "RING_BYTES", 1 << 21)  # the smallest: a power of two
+    monkeypatch.setattr(parallel, "RUN_AHEAD_ITEMS", 2)
+    old = signal.signal(signal.SIGALRM, lambda *_: pytest.fail("--jobs run hung"))
+    signal.alarm(120)
+    try:
+        one = everything(Engine(), path)
+        assert len(one["records"]) == 243
+        assert everything(ParallelEngine(None, jobs), path) == one
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
+
+
+@needs_rings
+def test_workers_read_their_rings_not_the_capture(tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """With a classic pcap file the calling process alone reads the capture: a worker that
+    opened it would fail here (the run would raise its error), and the output is one
+    engine's. A pcapng file is still read by every worker (no rings)."""
+    from tcptrace_py import parallel
+
+    path = _ring_stress_capture(tmp_path / "stress.pcap", 1, 2)
+    one = everything(Engine(), path)
+    parent = os.getpid()
+    real = parallel.route_segments  # type: ignore[attr-defined]
+
+    def calling_process_only(*args: Any, **kwargs: Any) -> Any:
+        if os.getpid() != parent:
+            raise AssertionError("a --jobs worker read the capture")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(parallel, "route_segments", calling_process_only)
+    assert everything(ParallelEngine(None, 2), path) == one
+    assert parallel._rings(str(path), None, shard_ranges(2)) is not None
+    from captures_util import write_pcapng
+
+    ng = write_pcapng(tmp_path / "stress.pcapng",
+                      [tcp_frame("10.0.0.1", "10.0.0.2", 1025, 80, 1, 0, SYN)])
+    assert parallel._rings(str(ng), None, shard_ranges(2)) is None
+
+
+def test_no_rings_without_the_compiled_engine(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tcptrace_py import implementation, parallel
+
+    monkeypatch.setattr(implementation, "compiled", None)
+    assert parallel._rings(str(REPO / "samples" / "normal.pcap"), None, shard_ranges(2)) is None

@@ -37,7 +37,8 @@ from tcptrace_py.decode import Decoder
 from tcptrace_py.diagnostics import CaptureError, Diagnostics
 from tcptrace_py.segment import Segment
 
-__all__ = ["CaptureError", "Frame", "read_frames", "read_segments", "read_flow_segments",
+__all__ = ["CaptureError", "Frame", "capture_format", "read_frames", "read_segments",
+           "read_flow_segments",
            "read_flows_segments", "route_segments",
            "describe",
            "MAX_RECORD_BYTES", "CHUNK_BYTES"]
@@ -73,6 +74,19 @@ def _open(source: object, display: str) -> tuple[OpenedSource, str]:
         return opened, "pcapng"
     opened.close()
     raise _not_a_capture(display, head, opened.compression)
+
+
+def capture_format(source: object, name: str | None = None) -> str | None:
+    """``"pcap"`` or ``"pcapng"``: the format of the capture ``source`` names, from its first
+    bytes (decompressed); None when it cannot be read as either (reading it says why)."""
+    unreadable: tuple[type[BaseException], ...] = (CaptureError, OSError,
+                                                   *decompression_errors())
+    try:
+        opened, fmt = _open(source, source_name(source, name))
+    except unreadable:
+        return None
+    opened.close()
+    return fmt
 
 
 def read_frames(source: object, diag: Diagnostics, *, strict: bool = False,
