@@ -819,10 +819,12 @@ cdef extern from *:
 
 from posix.unistd cimport getppid, usleep  # noqa: E402
 
-# An entry of a ring: a header of four 64-bit words (frame number, time, kind and data
-# length, captured and wire lengths), then its data, padded to 8 bytes.
+# An entry of a ring: a header of six 64-bit words (frame number, time, kind and flags
+# with the data length, captured and wire lengths, the calling process's table clock
+# before the frame, the frame of its last routed segment), then its data, padded to 8
+# bytes. Flags: 256 the clock is valid (a C integer), 512 a clock jump is pending.
 cdef enum:
-    RING_HEADER = 32
+    RING_HEADER = 48
     RING_CONTROL = 128  # a ring's write position (offset 0) and read position (offset 64)
     RING_START = 1  # the capture's link type (in ``caplen``)
     RING_TICK = 2  # a TCP segment of another worker's connection: the clock only
@@ -848,14 +850,19 @@ cdef class Rings:
     of CPU time on 2m.pcap, the third of a worker's own analysis: page faults for the whole
     file, cache misses on every frame header). The calling process reads it anyway; it now
     writes each worker what it needs, in capture order: the headers of the worker's own
-    segments (the TCP header ends the copy: no payload), a tick (frame number and time) for
-    every other TCP segment, whose clock and sweep every table sees, and every frame the
-    compiled decoder leaves to the reference (ICMP errors, fragments, other protocols),
-    whole, which the worker's reference decoder reads as it read the file: same state, same
-    segments. See ``parallel.py``.
+    segments (the TCP header ends the copy: no payload), every frame the compiled decoder
+    leaves to the reference (ICMP errors, fragments, other protocols), whole, which the
+    worker's reference decoder reads as it read the file (same state, same segments), and
+    a tick (frame number and time) for another worker's segment where the worker must
+    replay it: where it swept the tables (:meth:`needs_tick`), and where the calling
+    process hands items over (a worker's watermark then reaches that frame). Every entry
+    carries the calling process's table clock before its frame (:meth:`before`), which is
+    every table's: all see the same times, so a worker sets it instead of replaying the
+    ~95 % of other segments that change nothing else. See ``parallel.py``.
 
     One producer and one consumer per ring: the writer publishes its position once per
-    chunk it reads (release store), the reader its own once per 64 KiB it consumes. A full
+    chunk it reads and before it hands items over (release store), the reader its own once
+    per 64 KiB it consumes. A full
     ring makes the writer call :attr:`waiter` (the calling process reads its workers' pipes
     meanwhile, so a worker blocked on its pipe cannot block the ring); an empty one makes
     the reader sleep 50 us at a time, with the GIL released (the worker's sender thread
@@ -873,8 +880,17 @@ cdef class Rings:
     cdef uint8_t _owner[4096]
     cdef public object waiter
     """Called (no arguments) while a ring is full, until its reader made room."""
+    cdef FlowTableBase table
+    cdef bint _valid0
+    cdef bint _jump0
+    cdef long long _clock0
+    cdef long long _sweep0
+    cdef long long _rframe0
     cdef readonly long long end_ns
     cdef readonly object last_ts_ns
+    cdef readonly long long sleeps
+    """Times a reader slept (50 us each) on an empty ring, and a writer called
+    :attr:`waiter` on a full one: how long either waited for the other."""
     cdef readonly bint ended
 
     def __cinit__(self):
@@ -907,6 +923,7 @@ cdef class Rings:
             self._owner[k] = <uint8_t>owners[k]
         self.waiter = None
         self.end_ns = 0
+        self.sleeps = 0
         self.last_ts_ns = None
         self.ended = False
 
@@ -952,6 +969,7 @@ cdef class Rings:
             self.publish()
             if self.waiter is None:
                 raise RuntimeError("a --jobs ring is full and nothing reads it")
+            self.sleeps += 1
             self.waiter()
         if tail < need:
             if tail >= RING_HEADER:
@@ -961,14 +979,38 @@ cdef class Rings:
             off = 0
         return ctl + RING_CONTROL + off
 
+    cdef inline void before(self, long long rframe) noexcept:
+        """Note the calling process's table clock before a frame (and the frame of the
+        last segment it routed): every entry for this frame carries them, so a worker's
+        table has the clock the frame found without seeing every other segment (see
+        :meth:`needs_tick`)."""
+        cdef FlowTableBase t = self.table
+        self._valid0 = t._clock_in_c and t._sweep_in_c
+        self._clock0 = t._clock_c
+        self._jump0 = t._jump_pending
+        self._sweep0 = t._sweep_c
+        self._rframe0 = rframe
+
+    cdef inline bint needs_tick(self) noexcept:
+        """Whether the other workers must replay the clock of the segment just routed:
+        only when it swept the table (every table sweeps at the same segments: the clock
+        is the same sequence of times in all) or the clock left the C range (then every
+        segment is replayed). Otherwise the segment changed nothing but the clock, which
+        the worker's next entry sets."""
+        cdef FlowTableBase t = self.table
+        return not (self._valid0 and t._clock_in_c and t._sweep_in_c) \
+            or t._sweep_c != self._sweep0
+
     cdef inline void _commit(self, int k, char* e, long long frame, long long ts, int kind,
                              Py_ssize_t length, long long caplen, long long wire_len) noexcept:
         (<long long*>e)[0] = frame
         (<long long*>e)[1] = ts
-        (<int32_t*>(e + 16))[0] = kind
+        (<int32_t*>(e + 16))[0] = kind | (self._valid0 << 8) | (self._jump0 << 9)
         (<int32_t*>(e + 20))[0] = <int32_t>length
         (<int32_t*>(e + 24))[0] = <int32_t>caplen
         (<int32_t*>(e + 28))[0] = <int32_t>wire_len
+        (<long long*>e)[4] = self._clock0
+        (<long long*>e)[5] = self._rframe0
         self._wpos[k - 1] += _ring_entry_bytes(length)
 
     cdef int put(self, int k, int kind, long long frame, long long ts, const uint8_t* data,
@@ -989,6 +1031,14 @@ cdef class Rings:
                 self._commit(k, e, frame, ts, RING_TICK, 0, 0, 0)
         return 0
 
+    cdef int own(self, long long frame, long long ts, bint pending) except -1:
+        """The calling process routed a segment of its own: a tick for the workers when
+        it swept (:meth:`needs_tick`), or when the calling process is about to hand over
+        items (the workers' watermarks then reach this frame)."""
+        if pending or self.needs_tick():
+            self.tick_all(frame, ts, 0)
+        return 0
+
     cdef int frame_all(self, long long frame, long long ts, const uint8_t* data,
                        Py_ssize_t caplen, long long wire_len) except -1:
         cdef int k
@@ -997,17 +1047,21 @@ cdef class Rings:
         return 0
 
     cdef int foreign(self, long long frame, long long ts, const uint8_t* data,
-                     Py_ssize_t caplen) except -1:
-        """The segment ``_tcp`` just found to be another worker's (``_foreign_slot``): its
-        headers to that worker, a tick to the others."""
-        cdef int owner = self._owner[_foreign_slot]
-        self.put(owner, RING_HEAD, frame, ts, data, _foreign_head, caplen, 0)
-        if self.count > 1:
+                     Py_ssize_t caplen, long long slot, Py_ssize_t head,
+                     bint pending) except -1:
+        """A segment ``_tcp`` found to be another worker's (its ``slot`` and header
+        length): its headers to that worker, a tick to the others as in :meth:`own`."""
+        cdef int owner = self._owner[slot]
+        self.put(owner, RING_HEAD, frame, ts, data, head, caplen, 0)
+        if self.count > 1 and (pending or self.needs_tick()):
             self.tick_all(frame, ts, owner)
         return 0
 
-    def start(self, int linktype):
-        """Tell the workers the capture's link type (before its first frame)."""
+    def start(self, FlowTableBase table, int linktype):
+        """Tell the workers the capture's link type (before its first frame); ``table``
+        is the calling process's, whose clock the entries carry."""
+        self.table = table
+        self.before(0)
         cdef int k
         for k in range(1, self.count + 1):
             self.put(k, RING_START, 0, 0, NULL, 0, linktype, 0)
@@ -1019,6 +1073,7 @@ cdef class Rings:
         detectors take for the end of the connections still open."""
         cdef int k
         cdef long long last = 0 if last_ts_ns is None else last_ts_ns
+        self.before(0)
         for k in range(1, self.count + 1):
             self.put(k, RING_END, last, end_ns, NULL, 0, last_ts_ns is not None, 0)
         self.publish()
@@ -1038,10 +1093,11 @@ cdef class Rings:
         cdef long long r = 0, w = 0, published = 0
         cdef Py_ssize_t off, length
         cdef const char* e
-        cdef int kind, linktype = -1, idle = 0
+        cdef int kind, word, linktype = -1, idle = 0
         cdef long long frame, ts, caplen, wire_len
         cdef long long lo = router.slot_lo, hi = router.slot_hi
         cdef Segment seg
+        cdef FlowTableBase table = router.table
         cdef int ppid = getppid()
         while True:
             w = load_acquire(<long long*>ctl)
@@ -1054,6 +1110,7 @@ cdef class Rings:
                     yield RING_WAIT
                 if idle % 20000 == 0 and getppid() != ppid:
                     raise RuntimeError("the --jobs calling process is gone")
+                self.sleeps += 1
                 with nogil:
                     usleep(50)
                 continue
@@ -1064,10 +1121,14 @@ cdef class Rings:
                     r += size - off
                     continue
                 e = data + off
-                kind = (<const int32_t*>(e + 16))[0]
+                word = (<const int32_t*>(e + 16))[0]
+                kind = word & 0xFF
                 if kind == RING_WRAP:
                     r += size - off
                     continue
+                if word & 256:  # the clock this frame found (see Rings.before)
+                    table._clock_c = (<const long long*>e)[4]
+                    table._jump_pending = (word & 512) != 0
                 frame = (<const long long*>e)[0]
                 ts = (<const long long*>e)[1]
                 length = (<const int32_t*>(e + 20))[0]
@@ -1091,6 +1152,7 @@ cdef class Rings:
                         yield None
                     seg = None
                 elif kind == RING_FRAME:
+                    router.frame = (<const long long*>e)[5]
                     ref_seg = ref_decode(linktype, PyBytes_FromStringAndSize(
                         e + RING_HEADER, length), frame, ts, wire_len)
                     if ref_seg is not None:
@@ -1167,12 +1229,15 @@ def read_pcap_segments(stream, bytes head, str display, diag, bint strict, decod
     cdef Segment seg
     cdef long long lo = 0, hi = 0
     cdef Rings rings = None
+    cdef long long fslot = 0
+    cdef Py_ssize_t fhead = 0
+    cdef bint pending
     if router is not None:
         lo = router.slot_lo
         hi = router.slot_hi
         rings = router.rings
         if rings is not None:
-            rings.start(linktype)
+            rings.start(router.table, linktype)
     read = stream.read
     # Chunks after the first are read into one reused buffer when the stream can fill one
     # (``source._Prefixed.readinto``): the same chunks as ``read(CHUNK_BYTES)``, without a
@@ -1253,29 +1318,38 @@ def read_pcap_segments(stream, bytes head, str display, diag, bint strict, decod
                 # worker's, nor for a frame the compiled decoder leaves to the reference).
                 seg = decode_frame(p + start, caplen, linktype, frame_no, None, ts, lo, hi)
                 if rings is not None:
-                    # the other workers' share of this frame (see Rings)
-                    if seg is None:
-                        rings.frame_all(frame_no, ts, p + start, caplen, wire_len)
-                    elif seg is _FOREIGN:
-                        rings.foreign(frame_no, ts, p + start, caplen)
-                    else:
-                        rings.tick_all(frame_no, ts, 0)
+                    # The other workers' share of this frame, after it is routed here
+                    # (see Rings): its clock before, whether it swept after.
+                    rings.before(router.frame)
                 if seg is not None:
                     tcp_segments += 1
                     if router is None:
                         yield seg
                     elif seg is _FOREIGN:
-                        if router.foreign_c(ts, frame_no):
+                        if rings is not None:
+                            fslot = _foreign_slot
+                            fhead = _foreign_head
+                        pending = router.foreign_c(ts, frame_no)
+                        if rings is not None:
+                            rings.foreign(frame_no, ts, p + start, caplen, fslot, fhead,
+                                          pending)
+                        if pending:
                             if rings is not None:
                                 rings.publish()
                             yield None
-                    elif router.route_c(seg, ts, frame_no):
-                        seg = None
+                    else:
+                        pending = router.route_c(seg, ts, frame_no)
                         if rings is not None:
-                            rings.publish()
-                        yield None
+                            rings.own(frame_no, ts, pending)
+                        if pending:
+                            seg = None
+                            if rings is not None:
+                                rings.publish()
+                            yield None
                     seg = None  # the next segment may reuse it (``_spare``)
                     continue
+                if rings is not None:
+                    rings.frame_all(frame_no, ts, p + start, caplen, wire_len)
                 ref_seg = ref_decode(linktype, PyBytes_FromStringAndSize(
                     <const char*>p + start, caplen), frame_no, ts, wire_len)
                 if router is None:

@@ -1,15 +1,31 @@
 """One capture on several cores (``--jobs N``): workers split by connection, one output.
 
-Each worker process reads the whole capture (cheap next to the analysis) but routes only
-the segments of its own connections (``FlowTable.slot_lo/slot_hi``,
+Each worker analyses only the segments of its own connections (``FlowTable.slot_lo/slot_hi``,
 :func:`flowtable.slot_of`, a symmetric hash of the 4-tuple into ``SHARD_SLOTS`` slots, each
 worker owning a range, so both directions and the ICMP errors quoting a connection reach one
 worker; the calling process takes a smaller range, :data:`PARENT_SHARE`). The others only
-advance its flow table's packet clock and sweep: the compiled pcap and pcapng loops drop
-them before building a segment (``_engine.Router``), the reference's flow table after
-decoding. Expiry therefore runs at the same
-packet times in every worker as in a single table, and each worker holds only its own live
-connections.
+advance its flow table's packet clock and sweep, so expiry runs at the same packet times in
+every worker as in a single table, and each worker holds only its own live connections.
+
+How the workers get their segments:
+
+* A classic pcap file with the compiled engine (forked workers): the calling process alone
+  reads the capture and fills one ring per other worker in memory shared with it
+  (``_engine.Rings``, :func:`_rings`): the headers of the worker's segments, every frame
+  left to the reference decoder whole (the worker's reference decoder then keeps the same
+  state as one reading the file), and a tick (frame number and time) for another worker's
+  segment only where it swept the tables or the calling process hands items over; every
+  entry carries the table clock the frame found, which is the same in every table. The
+  workers thus neither map nor decode the file (that was about a third of a worker's time
+  on the 2 M-packet capture). Neither side waits for the other for long: a full ring makes
+  the calling process read the workers' pipes meanwhile (a worker blocked on its pipe never
+  empties its ring), and a worker whose ring ran dry sends what it has and a watermark
+  (``("w", key, shard)``: none of its later items sorts before ``key``), after which the
+  calling process runs ahead past :data:`RUN_AHEAD_ITEMS`.
+* Otherwise (pcapng, the pure engine, workers started by forkserver) each worker reads the
+  whole file itself and skips the other workers' segments: the compiled pcap and pcapng
+  loops before building a segment (``_engine.Router``), the reference's flow table after
+  decoding.
 
 The output is the one ``--jobs 1`` gives, in the same order:
 
@@ -100,7 +116,7 @@ BATCH_ITEMS = 256
 """Items a worker process sends at once: large enough that pickling and the pipe cost little
 per item, small enough that the parent's merge is not starved (a few hundred connections)."""
 
-PARENT_SHARE = 0.8
+PARENT_SHARE = 0.55
 """The calling process's share of the connections, relative to each other worker's: it also
 unpickles the workers' results, merges, renumbers and (in the CLI) writes the output. First
 measured on the 2 M-packet capture with ``--jobs 2`` (CPU seconds, bench/jobs_speedup.py):
@@ -146,7 +162,8 @@ ENGINE_NOTES = ("icmp_errors", "icmp_errors_unmatched")
 
 Item = tuple[Any, ...]
 """A worker's output: ``("a", key, shard, flow_id, live)`` (a flow id allocated),
-``("r", key, shard, FlowResult, shares, live)`` (a connection finished) or
+``("r", key, shard, FlowResult, shares, live)`` (a connection finished),
+``("w", key, shard)`` (a watermark: nothing of this worker sorts before ``key``) or
 ``("e", key, shard, diag, summary, evicted_half_open, end_ns, peak RSS KiB)`` (its end)."""
 
 
