@@ -35,7 +35,7 @@ The output is the one ``--jobs 1`` gives, in the same order:
   and its idle connections in LRU order (phase 2) before the segment's own work (phase 3:
   new flow ids, incarnations it ended); the drain at capture end comes last. A flow is
   ordered by where its id was allocated (``(segment index, n)``), which is the order of
-  flow ids. The parent merges the workers' streams by these keys (``heapq.merge``).
+  flow ids. The parent merges the workers' streams by these keys (:func:`in_key_order`).
 * Flow ids: a worker numbers its own connections; the parent numbers the allocations in
   merged order, which is Wireshark's ``tcp.stream`` order of one engine, and rewrites the
   records, anomalies, events and packet rows.
@@ -76,7 +76,6 @@ import threading
 from collections import deque
 from collections.abc import Callable, Iterator
 from multiprocessing.connection import Connection as Pipe
-from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -155,7 +154,10 @@ the slots), leaving the calling process a little slack for its start-up before t
 and the summary after. The sixteenth session's memory work made each connection cheaper to
 analyse but not the calling process's per-record work, and the balance moved back: the same
 measure, median (runs): 0.9: 1.09 (10); 0.85: 1.08 (10); 0.8: 0.99 (13); 0.7: 0.84 (3).
-Hence 0.8 (44 % of the slots) again."""
+Hence 0.8 (44 % of the slots) again. Once the calling process read the capture for every
+worker (the rings, twenty-fourth session), it did more than its share: the same measure,
+five runs each in turn: 0.45: 0.91; 0.55: 1.01; 0.65: 1.15. Hence 0.55 (35 % of the
+slots)."""
 
 ENGINE_NOTES = ("icmp_errors", "icmp_errors_unmatched")
 """``Diagnostics.notes`` that the engine (not the reader) counts, per worker."""
@@ -165,6 +167,47 @@ Item = tuple[Any, ...]
 ``("r", key, shard, FlowResult, shares, live)`` (a connection finished),
 ``("w", key, shard)`` (a watermark: nothing of this worker sorts before ``key``) or
 ``("e", key, shard, diag, summary, evicted_half_open, end_ns, peak RSS KiB)`` (its end)."""
+
+
+def in_key_order(streams: list[Iterator[Item]]) -> Iterator[Item]:
+    """``heapq.merge(*streams, key=itemgetter(1))``: the items of every stream by their
+    sort key, a stream's own order kept, ties to the earlier stream. Why not
+    ``heapq.merge``: it is a Python generator, a few hundred bytecodes for each of the
+    ~50 k items of the 2 M-packet capture in the calling process, the one that reads for
+    everyone; this one is compiled with the module (the same heap of
+    ``[key, stream, item, next]``)."""
+    heap: list[list[Any]] = []
+    for order, stream in enumerate(streams):
+        advance = stream.__next__
+        try:
+            item = advance()
+        except StopIteration:
+            continue
+        heap.append([item[1], order, item, advance])
+    heapq.heapify(heap)
+    while len(heap) > 1:
+        top = heap[0]
+        yield top[2]
+        try:
+            item = top[3]()
+        except StopIteration:
+            heapq.heappop(heap)
+            continue
+        top[0] = item[1]
+        top[2] = item
+        heapq.heapreplace(heap, top)
+    if heap:
+        top = heap[0]
+        yield top[2]
+        yield from _rest(top[3])
+
+
+def _rest(advance: Callable[[], Item]) -> Iterator[Item]:
+    while True:
+        try:
+            yield advance()
+        except StopIteration:
+            return
 
 
 def shard_ranges(jobs: int) -> list[tuple[int, int]]:
@@ -725,7 +768,7 @@ class ParallelEngine:
         evicted_half_open = 0
         end_ns = 0
         fold = self.detectors.fold
-        for item in heapq.merge(*streams, key=itemgetter(1)):
+        for item in in_key_order(streams):
             kind = item[0]
             shard = item[2]
             if kind == "w":

@@ -901,3 +901,19 @@ def test_no_rings_without_the_compiled_engine(monkeypatch: pytest.MonkeyPatch) -
 
     monkeypatch.setattr(implementation, "compiled", None)
     assert parallel._rings(str(REPO / "samples" / "normal.pcap"), None, shard_ranges(2)) is None
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.lists(st.tuples(st.integers(0, 20), st.integers(0, 3))), max_size=4))
+def test_key_order_merge_is_heapqs(streams: list[list[tuple[int, int]]]) -> None:
+    """``parallel.in_key_order`` gives ``heapq.merge``'s order (ties to the earlier
+    stream, each stream's own order kept) on sorted streams with repeated keys."""
+    import heapq
+    from operator import itemgetter
+
+    from tcptrace_py.parallel import in_key_order
+
+    items = [sorted((("r", key, shard, n) for n, key in enumerate(s)), key=itemgetter(1))
+             for shard, s in enumerate(streams)]
+    expected = list(heapq.merge(*items, key=itemgetter(1)))
+    assert list(in_key_order([iter(x) for x in items])) == expected
