@@ -505,6 +505,17 @@ class _WorkerStream:
             self.pipe.close()
 
 
+class _WorkerLost(Exception):
+    """A worker's failure (its exception, or its death) noticed while the calling process
+    waited for room in its ring, that is, inside the capture reader: carried out of the
+    reader as itself (the reader takes an OSError, EOFError or ValueError for damage of a
+    compressed capture), then raised as the worker's (:meth:`ParallelEngine.run`)."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
 def _ring_waiter(streams: list[_WorkerStream]) -> Callable[[], None]:
     """What the calling process does while a worker's ring is full (``Rings.waiter``): read
     the batches the workers have sent (a worker blocked on its pipe would never empty its
@@ -524,7 +535,10 @@ def _ring_waiter(streams: list[_WorkerStream]) -> Callable[[], None]:
                     registered.discard(id(stream))
                     poller.unregister(stream.pipe.fileno())
             elif stream.arrived():
-                stream.take()
+                try:
+                    stream.take()
+                except Exception as exc:  # noqa: BLE001 - re-raised by ParallelEngine.run
+                    raise _WorkerLost(exc) from None
                 got = True
         if not got:
             if poller is not None:
@@ -748,7 +762,10 @@ class ParallelEngine:
             if rings is not None:
                 rings.waiter = _ring_waiter(workers)
             streams = [own] + [worker.items() for worker in workers]
-            yield from self._merge(streams, name)
+            try:
+                yield from self._merge(streams, name)
+            except _WorkerLost as lost:
+                raise lost.error from None
         finally:
             for proc in procs:
                 if proc.is_alive():

@@ -917,3 +917,38 @@ def test_key_order_merge_is_heapqs(streams: list[list[tuple[int, int]]]) -> None
              for shard, s in enumerate(streams)]
     expected = list(heapq.merge(*items, key=itemgetter(1)))
     assert list(in_key_order([iter(x) for x in items])) == expected
+
+
+@needs_rings
+@pytest.mark.parametrize("how", ["exits", "raises"])
+def test_a_worker_lost_mid_capture_stops_the_run_with_its_error(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str) -> None:
+    """A worker that dies (or fails) while the calling process fills its ring: the calling
+    process, waiting for room in the full ring, reads the worker's pipe and raises what
+    happened instead of waiting forever (an alarm fails the test)."""
+    import signal
+
+    from tcptrace_py import parallel
+
+    path = _ring_stress_capture(tmp_path / "stress.pcap", 0, 2)
+    monkeypatch.setattr(parallel, "RING_BYTES", 1 << 21)
+    real = parallel.shard_items
+
+    def failing(engine: Engine, *args: Any) -> Any:
+        for n, item in enumerate(real(engine, *args)):
+            if engine.shard is not None and engine.shard[0] == 1 and n == 20:
+                if how == "exits":
+                    os._exit(3)
+                raise ValueError("worker failed on purpose")
+            yield item
+
+    monkeypatch.setattr(parallel, "shard_items", failing)
+    old = signal.signal(signal.SIGALRM, lambda *_: pytest.fail("--jobs run hung"))
+    signal.alarm(60)
+    try:
+        expected = "a --jobs worker process died" if how == "exits" else "failed on purpose"
+        with pytest.raises((RuntimeError, ValueError), match=expected):
+            list(ParallelEngine(None, 2).run(str(path)))
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
