@@ -3266,6 +3266,19 @@ cdef _OptionValues _options_of(object options):
     return _last_options
 
 
+cdef int _end_zw_period(object periods, Py_ssize_t index, object make, object frame,
+                        object ts) except -1:
+    """``SequenceAnalyzer._amend`` of the open zero-window period ``periods[index]``: ended
+    at ``frame`` and ``ts``. A function, not the reference's lambda: a closure in
+    ``_on_segment_c`` gave every call of that function a heap-allocated scope for the
+    variables it captured (the segment and its time, then read through the scope)."""
+    if type(periods) is list and 0 <= index < len(<list>periods):
+        p = (<list>periods)[index]
+        (<list>periods)[index] = make(p.side, p.start_frame, p.start_ts_ns, frame, ts,
+                                      p.probes)
+    return 0
+
+
 cdef class SequenceAnalyzerBase:
     """The steady path's fields of ``analysis.sequence.SequenceAnalyzer``, and the twin of
     its compaction (a loop over every segment a connection sent, once per closed
@@ -3455,10 +3468,8 @@ cdef class SequenceAnalyzerBase:
                         snd.zw_open_index = -2
             elif win > 0 and snd.zw_open_index != -1:
                 if snd.zw_open_index >= 0:
-                    make = r.zero_window_period
-                    self._amend(self.zero_window_periods, snd.zw_open_index,
-                                lambda p: make(p.side, p.start_frame, p.start_ts_ns,
-                                               _seg_frame(seg), ts, p.probes))
+                    _end_zw_period(self.zero_window_periods, snd.zw_open_index,
+                                   r.zero_window_period, _seg_frame(seg), ts)
                 snd.zw_open_index = -1
             snd.win_scaled = win
             snd.win_known = True
