@@ -817,8 +817,6 @@ cdef extern from *:
     long long load_acquire "tcptrace_load_acquire"(long long* p) noexcept nogil
     void store_release "tcptrace_store_release"(long long* p, long long v) noexcept nogil
 
-from posix.unistd cimport getppid, usleep  # noqa: E402
-
 # An entry of a ring: a header of six 64-bit words (frame number, time, kind and flags
 # with the data length, captured and wire lengths, the calling process's table clock
 # before the frame, the frame of its last routed segment), then its data, padded to 8
@@ -834,7 +832,7 @@ cdef enum:
     RING_END = 6  # the end of the capture (its time, ``engine.end_ns``, in ``ts``)
 
 RING_WAIT = object()
-"""What :func:`read_ring_segments` yields when its ring has been empty for a while (the
+"""What :meth:`Rings.segments` yields when its ring has been empty for a while (the
 worker then sends what it has: ``parallel.shard_items``)."""
 
 
@@ -899,7 +897,7 @@ cdef class Rings:
 
     def __init__(self, object mapping, int count, Py_ssize_t ring_bytes, owners):
         """Rings for ``count`` workers (1..count) in ``mapping`` (an ``mmap`` of at least
-        ``count * (128 + ring_bytes)`` bytes, zero-filled); ``owners[slot]`` is the worker of
+        :meth:`mapping_bytes` bytes, zero-filled); ``owners[slot]`` is the worker of
         each of the 4096 slots (0: the calling process)."""
         if ring_bytes & (ring_bytes - 1) or ring_bytes < 4 * (RING_HEADER + (1 << 18)):
             raise ValueError("ring_bytes: a power of two holding four of the largest frames")
@@ -926,6 +924,11 @@ cdef class Rings:
         self.sleeps = 0
         self.last_ts_ns = None
         self.ended = False
+
+    @staticmethod
+    def mapping_bytes(int count, Py_ssize_t ring_bytes):
+        """The size of the mapping ``count`` rings of ``ring_bytes`` need."""
+        return count * (RING_CONTROL + ring_bytes)
 
     def __dealloc__(self):
         if self._held:
@@ -1098,7 +1101,9 @@ cdef class Rings:
         cdef long long lo = router.slot_lo, hi = router.slot_hi
         cdef Segment seg
         cdef FlowTableBase table = router.table
-        cdef int ppid = getppid()
+        from os import getppid
+        from time import sleep
+        ppid = getppid()
         while True:
             w = load_acquire(<long long*>ctl)
             if r == w:
@@ -1111,8 +1116,7 @@ cdef class Rings:
                 if idle % 20000 == 0 and getppid() != ppid:
                     raise RuntimeError("the --jobs calling process is gone")
                 self.sleeps += 1
-                with nogil:
-                    usleep(50)
+                sleep(0.00005)  # the GIL released: the worker's sender thread runs
                 continue
             idle = 0
             while r != w:

@@ -203,6 +203,7 @@ def in_key_order(streams: list[Iterator[Item]]) -> Iterator[Item]:
 
 
 def _rest(advance: Callable[[], Item]) -> Iterator[Item]:
+    """The items ``advance`` has left (the last stream of :func:`in_key_order`: no heap)."""
     while True:
         try:
             yield advance()
@@ -666,7 +667,7 @@ class _RunAhead:
 
 
 RING_BYTES = 2 << 20
-"""Each other worker's ring (``Rings``): ~25 k of its segments' headers (~110 bytes each)
+"""Each other worker's ring (``Rings``): ~17 k of its segments' headers (~120 bytes each)
 or ticks, about a millisecond of the calling process's reading ahead of the worker; a power
 of two holding four of the largest frames (the smallest such). Its pages count in the
 resident set of both processes. 2, 4 and 8 MiB ran alike on 2m.pcap (``--jobs 2``, six
@@ -687,7 +688,7 @@ def _rings(path: str, name: str | None, ranges: list[tuple[int, int]]) -> Any:
     owners = [0] * SHARD_SLOTS
     for k, (lo, hi) in enumerate(ranges):
         owners[lo:hi] = [k] * (hi - lo)
-    mapping = mmap.mmap(-1, count * (128 + RING_BYTES))
+    mapping = mmap.mmap(-1, compiled.Rings.mapping_bytes(count, RING_BYTES))
     return compiled.Rings(mapping, count, RING_BYTES, owners)
 
 
