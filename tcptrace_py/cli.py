@@ -304,8 +304,7 @@ def engine_options(f: F) -> F:
 JOBS_OPTION = click.option(
     "-j", "--jobs", type=click.IntRange(min=1), default=1, show_default=True, metavar="N",
     help="Analyse each capture file with N processes, split by connection (same output as "
-         "1; standard input and live reads use 1). Worth it for large captures: each worker "
-         "reads the whole file.")
+         "1; standard input and live reads use 1). Worth it for large captures.")
 
 LOCAL_TIME_OPTION = click.option(
     "--local-time", "local_time", is_flag=True,

@@ -43,8 +43,8 @@ The output is the one ``--jobs 1`` gives, in the same order:
   truncation) do not run in the workers: each worker sends every connection's compact share
   (``Detector.summarize``) and the parent folds the shares in merged order, then runs
   ``on_end`` (``Detector.capture_wide``).
-* Diagnostics come from the reading of worker 0 (every worker reads the same frames: counted
-  once); the ICMP counts of every worker are added and the capture-wide warnings are made
+* Diagnostics come from the reading of worker 0, which reads every frame (counted once;
+  other workers see the same frames or, with rings, only theirs); the ICMP counts of every worker are added and the capture-wide warnings are made
   from the summed counters.
 
 Processes, not threads: the compiled engine holds the GIL. Worker 0 runs in the calling
