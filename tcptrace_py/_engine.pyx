@@ -901,8 +901,10 @@ cdef class Rings:
         each of the 4096 slots (0: the calling process)."""
         if ring_bytes & (ring_bytes - 1) or ring_bytes < 4 * (RING_HEADER + (1 << 18)):
             raise ValueError("ring_bytes: a power of two holding four of the largest frames")
-        if len(owners) != <Py_ssize_t>SHARD_SLOTS:
-            raise ValueError("owners: one worker per slot")
+        if not 1 <= count <= 255:
+            raise ValueError("count: 1 to 255 rings (a slot's owner is a byte)")
+        if len(owners) != <Py_ssize_t>SHARD_SLOTS or not all(0 <= o <= count for o in owners):
+            raise ValueError("owners: one worker (0 to count) per slot")
         PyObject_GetBuffer(mapping, &self._buf, PyBUF_SIMPLE)
         self._held = True
         if self._buf.len < count * (RING_CONTROL + ring_bytes):

@@ -44,8 +44,8 @@ The output is the one ``--jobs 1`` gives, in the same order:
   (``Detector.summarize``) and the parent folds the shares in merged order, then runs
   ``on_end`` (``Detector.capture_wide``).
 * Diagnostics come from the reading of worker 0, which reads every frame (counted once;
-  other workers see the same frames or, with rings, only theirs); the ICMP counts of every worker are added and the capture-wide warnings are made
-  from the summed counters.
+  other workers see the same frames or, with rings, only theirs); the ICMP counts of every
+  worker are added and the capture-wide warnings are made from the summed counters.
 
 Processes, not threads: the compiled engine holds the GIL. Worker 0 runs in the calling
 process, pulled by the merge, so ``--jobs 2`` starts one process; while another worker's
@@ -680,8 +680,8 @@ def _rings(path: str, name: str | None, ranges: list[tuple[int, int]]) -> Any:
     compressed or not); else None, and every worker reads the file itself. Call before
     forking: the mapping is shared with the children."""
     compiled = implementation.compiled
-    if compiled is None or capture_format(path, name) != "pcap":
-        return None
+    if compiled is None or len(ranges) > 256 or capture_format(path, name) != "pcap":
+        return None  # (a slot's owner is a byte in the rings: 256 workers at most)
     import mmap
 
     count = len(ranges) - 1

@@ -952,3 +952,25 @@ def test_a_worker_lost_mid_capture_stops_the_run_with_its_error(
     finally:
         signal.alarm(0)
         signal.signal(signal.SIGALRM, old)
+
+
+@needs_rings
+def test_rings_refuse_what_a_byte_cannot_name() -> None:
+    """A slot's owner is a byte: more than 255 rings, or an owner beyond them, is refused
+    (and ``_rings`` leaves such a run to the workers reading the file)."""
+    import mmap
+
+    from tcptrace_py import implementation, parallel
+
+    rings = implementation.compiled.Rings  # type: ignore[union-attr]
+    owners = [0] * SHARD_SLOTS_ALL
+    with pytest.raises(ValueError, match="1 to 255"):
+        rings(mmap.mmap(-1, rings.mapping_bytes(256, 1 << 21)), 256, 1 << 21, owners)
+    with pytest.raises(ValueError, match="owners"):
+        rings(mmap.mmap(-1, rings.mapping_bytes(1, 1 << 21)), 1, 1 << 21, [2] * SHARD_SLOTS_ALL)
+    with pytest.raises(ValueError, match="power of two"):
+        rings(mmap.mmap(-1, rings.mapping_bytes(1, 3 << 20)), 1, 3 << 20, owners)
+    assert parallel._rings(str(REPO / "samples" / "normal.pcap"), None,
+                           [(k, k + 1) for k in range(257)]) is None
+    assert parallel._rings(str(REPO / "samples" / "normal.pcap"), None,
+                           shard_ranges(2)) is not None
