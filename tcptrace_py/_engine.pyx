@@ -593,8 +593,14 @@ cdef Segment _ipv6(const uint8_t* d, Py_ssize_t n, Py_ssize_t off, long long fra
         return None  # malformed, or extension headers / another protocol
     cdef Py_ssize_t plen = be16(h + 4)
     cdef Py_ssize_t ip_end = off + 40 + plen if plen else n
-    return _tcp(d, n, off + 40, ip_end, h + 8, h + 24, 16, -1, h[7], frame, ts,
-                ts_c, (be32(h) >> 20) & 3, lo, hi)
+    cdef Segment seg = _tcp(d, n, off + 40, ip_end, h + 8, h + 24, 16, -1, h[7], frame, ts,
+                            ts_c, (be32(h) >> 20) & 3, lo, hi)
+    if plen == 0 and seg is _FOREIGN:
+        # Payload length 0 (TSO, a jumbogram): the frame's size is the segment's length,
+        # so another worker's ring gets the whole frame, not the headers (``Rings``).
+        global _foreign_head
+        _foreign_head = n
+    return seg
 
 
 cdef Segment _ip_by_version(const uint8_t* d, Py_ssize_t n, Py_ssize_t off, long long frame,
@@ -1151,8 +1157,9 @@ cdef class Rings:
                                        frame, None, ts, lo, hi)
                     if seg is None or seg is _FOREIGN:
                         raise RuntimeError("a --jobs ring entry does not decode as its writer's")
-                    # decoded from the headers alone: the captured payload is the frame's
-                    seg.captured_payload = min(seg.payload_len, caplen - length)
+                    if length < caplen:
+                        # decoded from the headers alone: the captured payload is the frame's
+                        seg.captured_payload = min(seg.payload_len, caplen - length)
                     if router.route_c(seg, ts, frame):
                         seg = None
                         yield None

@@ -974,3 +974,32 @@ def test_rings_refuse_what_a_byte_cannot_name() -> None:
                            [(k, k + 1) for k in range(257)]) is None
     assert parallel._rings(str(REPO / "samples" / "normal.pcap"), None,
                            shard_ranges(2)) is not None
+
+
+def test_ipv6_segments_without_a_payload_length_same_on_1_2_3_jobs(tmp_path: Path) -> None:
+    """IPv6 segments whose payload length is 0 (TSO, a jumbogram: the frame's size is the only
+    length) carry their payload's length in the frame alone: a worker fed through a ring
+    must get the whole frame, not its headers (the headers alone said no payload)."""
+    from captures_util import ethernet, ipv6_header, tcp_segment
+
+    t0 = 1_700_000_000 * 10**9
+    frames: list[bytes] = []
+    c, s = "2001:db8::1", "2001:db8::2"
+
+    def tso(src: str, dst: str, sport: int, dport: int, seq: int, ack: int, flags: int,
+            payload: bytes = b"") -> bytes:
+        seg = tcp_segment(sport, dport, seq, ack, flags, payload=payload)
+        return ethernet(ipv6_header(src, dst, 6, 0) + seg, 0x86DD)
+
+    for port in range(40000, 40012):
+        frames += [tso(c, s, port, 443, 99, 0, SYN), tso(s, c, 443, port, 499, 100, SYN | ACK),
+                   tso(c, s, port, 443, 100, 500, ACK),
+                   tso(c, s, port, 443, 100, 500, ACK, b"x" * 1400),
+                   tso(s, c, 443, port, 500, 1500, ACK, b"y" * 3000),
+                   tso(c, s, port, 443, 1500, 3500, FIN | ACK),
+                   tso(s, c, 443, port, 3500, 1501, FIN | ACK),
+                   tso(c, s, port, 443, 1501, 3501, ACK)]
+    path = write_pcap(tmp_path / "tso6.pcap", [(t0 + i * 10**6, f) for i, f in enumerate(frames)])
+    one = _same_for_jobs(path)
+    assert [r["client_payload_bytes"] for r in one["records"]] == [1400] * 12
+    assert [r["server_payload_bytes"] for r in one["records"]] == [3000] * 12
