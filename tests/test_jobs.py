@@ -84,6 +84,19 @@ def _same_for_jobs(path: Path, options: Options | None = None,
 CAPTURES = _captures()
 
 
+@pytest.fixture(autouse=True)
+def _workers_forked(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Workers start as the command line starts them: by fork (its process runs no other
+    thread), so a classic pcap file goes through the rings the calling process fills. A
+    thread another test module leaves running would make ``start_method`` choose forkserver
+    in this process, and the rings would go untested. The tests of that choice keep it
+    (``@pytest.mark.real_start_method``)."""
+    if request.node.get_closest_marker("real_start_method") is None:
+        from tcptrace_py import parallel
+
+        monkeypatch.setattr(parallel, "start_method", lambda: "fork")
+
+
 @pytest.mark.parametrize("path", CAPTURES, ids=[p.name for p in CAPTURES])
 def test_every_capture_same_output_on_1_2_3_jobs(path: Path) -> None:
     _same_for_jobs(path)
@@ -759,6 +772,7 @@ def _leading_id(line: bytes) -> int | None:
     return value if -2**63 <= value < 2**63 else None
 
 
+@pytest.mark.real_start_method
 def test_workers_start_by_forkserver_when_threads_run() -> None:
     """A process running threads cannot fork safely: the workers start from a fork server
     instead, which pickles the worker function and its arguments (the compiled module's
