@@ -895,7 +895,6 @@ cdef class Rings:
     cdef readonly long long sleeps
     """Times a reader slept (50 us each) on an empty ring, and a writer called
     :attr:`waiter` on a full one: how long either waited for the other."""
-    cdef readonly bint ended
 
     def __cinit__(self):
         self._held = False
@@ -913,7 +912,7 @@ cdef class Rings:
             raise ValueError("owners: one worker (0 to count) per slot")
         PyObject_GetBuffer(mapping, &self._buf, PyBUF_SIMPLE)
         self._held = True
-        if self._buf.len < count * (RING_CONTROL + ring_bytes):
+        if self._buf.len < Rings.mapping_bytes(count, ring_bytes):
             raise ValueError("mapping too small for the rings")
         self._map = mapping
         self.base = <char*>self._buf.buf
@@ -931,7 +930,6 @@ cdef class Rings:
         self.end_ns = 0
         self.sleeps = 0
         self.last_ts_ns = None
-        self.ended = False
 
     @staticmethod
     def mapping_bytes(int count, Py_ssize_t ring_bytes):
@@ -1179,7 +1177,6 @@ cdef class Rings:
                     store_release(<long long*>(ctl + 64), r)
                     self.end_ns = ts
                     self.last_ts_ns = frame if caplen else None
-                    self.ended = True
                     return
                 else:
                     raise RuntimeError(f"unknown --jobs ring entry kind {kind}")
@@ -1242,8 +1239,6 @@ def read_pcap_segments(stream, bytes head, str display, diag, bint strict, decod
     cdef Segment seg
     cdef long long lo = 0, hi = 0
     cdef Rings rings = None
-    cdef long long fslot = 0
-    cdef Py_ssize_t fhead = 0
     cdef bint pending
     if router is not None:
         lo = router.slot_lo
@@ -1331,21 +1326,18 @@ def read_pcap_segments(stream, bytes head, str display, diag, bint strict, decod
                 # worker's, nor for a frame the compiled decoder leaves to the reference).
                 seg = decode_frame(p + start, caplen, linktype, frame_no, None, ts, lo, hi)
                 if rings is not None:
-                    # The other workers' share of this frame, after it is routed here
-                    # (see Rings): its clock before, whether it swept after.
+                    # The table clock this frame finds, which every entry the other
+                    # workers get for it carries (see Rings).
                     rings.before(router.frame)
                 if seg is not None:
                     tcp_segments += 1
                     if router is None:
                         yield seg
                     elif seg is _FOREIGN:
-                        if rings is not None:
-                            fslot = _foreign_slot
-                            fhead = _foreign_head
                         pending = router.foreign_c(ts, frame_no)
                         if rings is not None:
-                            rings.foreign(frame_no, ts, p + start, caplen, fslot, fhead,
-                                          pending)
+                            rings.foreign(frame_no, ts, p + start, caplen, _foreign_slot,
+                                          _foreign_head, pending)
                         if pending:
                             if rings is not None:
                                 rings.publish()

@@ -309,7 +309,7 @@ def shard_items(engine: Engine, source: Source, name: str | None,
         segments = route_segments(source, diag, decoder, router, strict=strict, name=name)
     i = 0
     for seg in segments:
-        if seg is wait and wait is not None:
+        if wait is not None and seg is wait:
             # Everything up to the last routed segment is done: later items sort after
             # (that frame, 0), which sorts before every key of that frame.
             yield ("w", (router.frame, 0), shard)
