@@ -6554,15 +6554,23 @@ cdef inline Py_ssize_t _ll_write(long long x, char* out) noexcept:
     return sign + size
 
 
-def spliced_flow_id(bytes line, long long old, long long new):
-    """Twin of ``encoded.spliced_flow_id``: ``line`` with its leading flow id ``old``
-    written as ``new``, or None when the line does not begin ``{"flow_id":OLD`` followed
-    by ``,`` or ``}``. One copy of the line (the reference slices, formats and joins)."""
+def spliced_flow_id(line, long long old, long long new):
+    """Twin of ``encoded.spliced_flow_id``: ``line`` (bytes, or a buffer such as a view of
+    a ``--jobs`` worker's batch) with its leading flow id ``old`` written as ``new``, or
+    None when the line does not begin ``{"flow_id":OLD`` followed by ``,`` or ``}``. One
+    copy of the line (the reference slices, formats and joins)."""
+    cdef Py_buffer view
+    PyObject_GetBuffer(line, &view, PyBUF_SIMPLE)
+    try:
+        return _spliced(<const char*>view.buf, view.len, old, new)
+    finally:
+        PyBuffer_Release(&view)
+
+
+cdef object _spliced(const char* src, Py_ssize_t n, long long old, long long new):
     cdef char old_d[24]
     cdef char new_d[24]
     cdef Py_ssize_t ol = _ll_write(old, old_d), nl = _ll_write(new, new_d)
-    cdef Py_ssize_t n = PyBytes_GET_SIZE(line)
-    cdef const char* src = PyBytes_AS_STRING(line)
     cdef Py_ssize_t head = 11  # len(b'{"flow_id":')
     if n < head + ol + 1 or memcmp(src, b'{"flow_id":', head) != 0 \
             or memcmp(src + head, old_d, ol) != 0 \

@@ -24,16 +24,17 @@ _LINE_HEAD = b'{"flow_id":'
 """How a record's JSON line begins (``export.dumps_line`` keeps the record's key order)."""
 
 
-def spliced_flow_id(line: bytes, old: int, new: int) -> bytes | None:
+def spliced_flow_id(line: bytes | memoryview, old: int, new: int) -> bytes | None:
     """``line`` with its leading flow id ``old`` written as ``new``, or None when the line
     does not begin ``{"flow_id":OLD`` followed by ``,`` or ``}`` (the layout
-    ``export.dumps_line`` writes). What a ``--jobs`` merge does to every record it renumbers:
+    ``export.dumps_line`` writes). What a ``--jobs`` merge does to every record it renumbers
+    (a worker's line arrives as a view of the batch it came in: ``parallel._lines_back``):
     the compiled engine's twin (``_engine.spliced_flow_id``) copies the line once."""
     old_text = b"%d" % old
     end = len(_LINE_HEAD) + len(old_text)
-    if line.startswith(_LINE_HEAD) and line[len(_LINE_HEAD):end] == old_text \
-            and line[end:end + 1] in (b",", b"}"):
-        return b"".join((_LINE_HEAD, b"%d" % new, memoryview(line)[end:]))
+    view = memoryview(line)
+    if bytes(view[:end + 1]) in (_LINE_HEAD + old_text + b",", _LINE_HEAD + old_text + b"}"):
+        return b"".join((_LINE_HEAD, b"%d" % new, view[end:]))
     return None
 
 
@@ -83,9 +84,11 @@ class EncodedResult:
     packets: list[PacketRow] | None = None
     """Never carried (see above): None."""
 
-    def __init__(self, line: bytes, flow_id: int, end_reason: str | None, codes: list[str],
-                 anomalies: list[Anomaly]) -> None:
+    def __init__(self, line: bytes | memoryview, flow_id: int, end_reason: str | None,
+                 codes: list[str], anomalies: list[Anomaly]) -> None:
         self.line = line
+        """The JSON line (bytes; in a ``--jobs`` merge, a worker's line is a view of its
+        batch until :meth:`set_flow_id` gives it its merged flow id)."""
         self.flow_id = flow_id
         self.end_reason = end_reason
         self.codes = codes
@@ -113,7 +116,9 @@ class EncodedResult:
     @property
     def record(self) -> dict[str, Any]:
         """The record, decoded from the line (a new dict at each access)."""
-        return json.loads(self.line)  # type: ignore[no-any-return]
+        line = self.line
+        return json.loads(line if isinstance(line, bytes)  # type: ignore[no-any-return]
+                          else bytes(line))
 
     def set_flow_id(self, flow_id: int) -> None:
         line = spliced_flow_id(self.line, self.flow_id, flow_id)

@@ -380,10 +380,11 @@ class _Sender:
     that worker's next item, so a worker that is ahead would block on the full pipe (64 KiB,
     less than one batch) until the parent caught up: the two processes would take turns
     instead of running together. The thread blocks on the pipe instead (the write releases
-    the GIL) while the worker analyses on. Batches are queued already pickled: compact, and
-    the thread holds the GIL only to hand the bytes to the pipe. A failed send (the parent
-    is gone) is kept and raised in the worker at its next batch; the thread then drops what
-    is queued, so the worker never waits on a full queue."""
+    the GIL) while the worker analyses on. Batches are queued already pickled, with their
+    records' JSON lines beside them (:func:`_write_message`): the thread holds the GIL only
+    to hand the bytes to the pipe. A failed send (the parent is gone) is kept and raised in
+    the worker at its next batch; the thread then drops what is queued, so the worker never
+    waits on a full queue."""
 
     _DONE = object()
 
@@ -395,25 +396,87 @@ class _Sender:
         self.thread.start()
 
     def _run(self) -> None:
+        fd = self.pipe.fileno()
         while True:
             message = self.queue.get()
             if message is self._DONE:
                 return
             if self.error is None:
                 try:
-                    self.pipe.send_bytes(message)  # type: ignore[arg-type]
+                    _write_message(fd, *message)  # type: ignore[misc]
                 except BaseException as exc:  # noqa: BLE001 - raised in the worker
                     self.error = exc
 
-    def send(self, message: object) -> None:
+    def send(self, message: object, lines: list[bytes] | None = None) -> None:
+        """Queue ``message`` (pickled now) and ``lines`` (sent as they are, after it)."""
         if self.error is not None:
             raise self.error
-        self.queue.put(pickle.dumps(message, pickle.HIGHEST_PROTOCOL))
+        self.queue.put((pickle.dumps(message, pickle.HIGHEST_PROTOCOL), lines or []))
 
     def close(self) -> None:
         """Wait until everything queued was sent (or dropped after a failed send)."""
         self.queue.put(self._DONE)
         self.thread.join()
+
+
+def _lines_apart(batch: list[Item]) -> list[bytes]:
+    """Take the JSON lines out of ``batch``'s results (``EncodedResult.line`` becomes
+    empty, the line goes into the returned list, in the batch's order): they travel beside
+    the pickled batch, not in it (:func:`_write_message`)."""
+    lines: list[bytes] = []
+    for item in batch:
+        if item[0] == "r":
+            res = item[3]
+            if isinstance(res, EncodedResult) and res.line:
+                lines.append(res.line)  # type: ignore[arg-type]
+                res.line = b""  # not a line (every line holds "{...}\n")
+    return lines
+
+
+def _lines_back(batch: list[Item], sizes: list[int], blob: bytearray) -> None:
+    """Undo :func:`_lines_apart` in the calling process: each result's line, in order, is
+    its size's span of ``blob`` (a view, copied once when its flow id is spliced in)."""
+    if not sizes:
+        return
+    view = memoryview(blob)
+    start = 0
+    k = 0
+    for item in batch:
+        if item[0] == "r":
+            res = item[3]
+            if isinstance(res, EncodedResult) and not res.line:
+                end = start + sizes[k]
+                res.line = view[start:end]
+                start = end
+                k += 1
+
+
+MESSAGE_HEAD = struct.Struct("<QQ")
+"""A message from a worker: the sizes of its pickled part and of its lines, then both."""
+
+
+def _write_message(fd: int, pickled: bytes, lines: list[bytes]) -> None:
+    """Write one message to a worker's pipe: :data:`MESSAGE_HEAD`, ``pickled`` (the batch
+    and its lines' sizes), then the lines as they are (``os.writev``: no copy here).
+
+    Why not the lines inside the pickle: each ~5 KB line was copied into pickle's growing
+    buffer (and again as it grew), then out of the message by the parent's unpickling: on
+    2m.pcap ~86 MB of lines a worker hands over, ~0.1 s of the two processes' time."""
+    parts: list[Any] = [MESSAGE_HEAD.pack(len(pickled), sum(map(len, lines))), pickled]
+    parts.extend(lines)
+    i = 0
+    while i < len(parts):
+        n = os.writev(fd, parts[i:i + 512])
+        while n:
+            size = len(parts[i])
+            if n >= size:
+                n -= size
+                i += 1
+            else:  # a part written in part (a signal): the rest of it next
+                parts[i] = memoryview(parts[i])[n:]
+                n = 0
+        while i < len(parts) and not len(parts[i]):
+            i += 1
 
 
 def _worker(path: str, options: Options, shard: tuple[int, int, int], strict: bool,
@@ -436,9 +499,9 @@ def _worker(path: str, options: Options, shard: tuple[int, int, int], strict: bo
                 for item in shard_items(engine, path, name, strict, rings):
                     batch.append(item)
                     if len(batch) >= BATCH_ITEMS or item[0] == "w":
-                        sender.send(batch)
+                        _send_batch(sender, batch)
                         batch = []
-            sender.send(batch)
+            _send_batch(sender, batch)
         except BaseException as exc:  # noqa: BLE001 - handed to the parent, which raises it
             try:
                 pickle.dumps(exc)
@@ -449,6 +512,11 @@ def _worker(path: str, options: Options, shard: tuple[int, int, int], strict: bo
     finally:
         sender.close()
         pipe.close()
+
+
+def _send_batch(sender: _Sender, batch: list[Item]) -> None:
+    lines = _lines_apart(batch)
+    sender.send((batch, [len(line) for line in lines]), lines)
 
 
 class _WorkerStream:
@@ -475,13 +543,17 @@ class _WorkerStream:
 
     def take(self) -> None:
         """Read the worker's next batch into :attr:`pending` (waits until it is whole)."""
+        fd = self.pipe.fileno()
         try:
-            with _recv_message(self.pipe.fileno(), self.inbox) as message:
-                batch = pickle.loads(message)
+            with _recv_message(fd, self.inbox) as message:
+                unpickled = pickle.loads(message)
+            if unpickled[0] == "x":  # ("x", exc): the worker failed
+                raise unpickled[1]
+            batch, sizes = unpickled
+            blob = self.inbox.lines(fd)
         except EOFError:
             raise RuntimeError("a --jobs worker process died") from None
-        if isinstance(batch, tuple):
-            raise batch[1]
+        _lines_back(batch, sizes, blob)
         if batch and batch[-1][0] == "e":
             self.done = True
         self.pending.append(batch)
@@ -556,11 +628,15 @@ class Inbox:
     Why: a new ``bytearray`` per batch (~1.3 MB on 2m.pcap) was zero-filled before the
     read filled it: ~75 MB of ``memset`` in the calling process for the batches of one
     worker (0.8 % of its instructions on 200k.pcap). The buffer grows to the largest batch
-    and is read into again; the unpickled items copy what they keep.
+    and is read into again; the unpickled items copy what they keep. A batch's lines (see
+    :func:`_write_message`) are read into a buffer of their own (:meth:`lines`), which the
+    results' lines are views of until their flow ids are spliced in.
     """
 
     def __init__(self) -> None:
         self.buf = bytearray()
+        self.lines_size = 0
+        """The size of the lines after the pickled part :func:`_recv_message` returned."""
 
     def read(self, fd: int, size: int) -> memoryview:
         """``size`` bytes from ``fd`` (EOFError at the end of the pipe), as a view of the
@@ -568,19 +644,35 @@ class Inbox:
         if len(self.buf) < size:
             self.buf = bytearray(size)
         view = memoryview(self.buf)[:size]
-        got = 0
-        while got < size:
-            n = os.readv(fd, [view[got:]])
-            if n == 0:
-                view.release()
-                raise EOFError
-            got += n
+        _read_into(fd, view)
         return view
+
+    def lines(self, fd: int) -> bytearray:
+        """The lines that follow the message :func:`_recv_message` returned, in a new
+        buffer (empty when there are none)."""
+        blob = bytearray(self.lines_size)
+        if self.lines_size:
+            with memoryview(blob) as view:
+                _read_into(fd, view)
+        return blob
+
+
+def _read_into(fd: int, view: memoryview) -> None:
+    """Fill ``view`` from ``fd`` (EOFError at the end of the pipe; ``view`` released)."""
+    size = len(view)
+    got = 0
+    while got < size:
+        n = os.readv(fd, [view[got:]])
+        if n == 0:
+            view.release()
+            raise EOFError
+        got += n
 
 
 def _recv_message(fd: int, inbox: Inbox) -> memoryview:
-    """One message a worker's ``Connection.send_bytes`` wrote (its framing: a 4-byte
-    big-endian length, or -1 and an 8-byte one), read into ``inbox``'s buffer.
+    """The pickled part of one message :func:`_write_message` wrote, read into ``inbox``'s
+    buffer; the size of the lines behind it in ``inbox.lines_size`` (read them with
+    :meth:`Inbox.lines` before the next message).
 
     Why not ``Connection.recv_bytes``: it asks ``os.read`` for the whole remainder on every
     read, so each pipe-sized piece of a ~1.3 MB batch allocated (and the kernel zeroed)
@@ -588,11 +680,8 @@ def _recv_message(fd: int, inbox: Inbox) -> memoryview:
     whole into new bytes: on 2m.pcap ~0.2 G instructions and as many page faults in the
     calling process. Here the batch is read in place, once, into a buffer kept for the
     next one (:class:`Inbox`)."""
-    with inbox.read(fd, 4) as head:
-        (size,) = struct.unpack("!i", head)
-    if size == -1:
-        with inbox.read(fd, 8) as head:
-            (size,) = struct.unpack("!Q", head)
+    with inbox.read(fd, MESSAGE_HEAD.size) as head:
+        size, inbox.lines_size = MESSAGE_HEAD.unpack(head)
     return inbox.read(fd, size)
 
 

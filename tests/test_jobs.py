@@ -555,7 +555,7 @@ def test_calling_process_runs_ahead_while_a_worker_is_behind() -> None:
 
     def late_worker() -> None:
         time.sleep(0.2)
-        send.send_bytes(pickle.dumps(theirs))
+        parallel._write_message(send.fileno(), pickle.dumps((theirs, [])), [])
 
     thread = threading.Thread(target=late_worker)
     thread.start()
@@ -590,12 +590,13 @@ def test_readiness_says_what_pipe_poll_says() -> None:
 
 
 @pytest.mark.parametrize("widen", [False, True])
-def test_recv_message_reads_what_send_bytes_wrote(widen: bool) -> None:
-    """The calling process reads a worker's batches itself (``_recv_message`` into one
-    buffer kept for every batch, ``Inbox``): the same bytes ``Connection.send_bytes``
-    framed, small, larger than the pipe's buffer and empty, a small one after a large one,
-    in order, from a sender that writes while the reader reads; at the worker's end of the
-    pipe, EOFError as ``recv_bytes`` raises it."""
+def test_recv_message_reads_what_write_message_wrote(widen: bool) -> None:
+    """The calling process reads a worker's messages itself (``_recv_message`` into one
+    buffer kept for every pickled part, ``Inbox``; the lines behind it into a buffer of
+    their own): the same bytes ``_write_message`` wrote, pickled parts and lines small,
+    larger than the pipe's buffer and empty, a small one after a large one, in order, from
+    a sender that writes while the reader reads; at the worker's end of the pipe, EOFError
+    as ``recv_bytes`` raises it."""
     import random
     import threading
     from multiprocessing import Pipe
@@ -606,12 +607,14 @@ def test_recv_message_reads_what_send_bytes_wrote(widen: bool) -> None:
     if widen:
         parallel._widen(recv)
     rng = random.Random(7)
-    messages = [b"", b"x", rng.randbytes(70_000), rng.randbytes(3 << 20), b"end",
-                rng.randbytes(1 << 20)]
+    messages = [(b"", []), (b"x", [b"a\n"]), (rng.randbytes(70_000), []),
+                (rng.randbytes(3 << 20), [rng.randbytes(5000) for _ in range(300)]),
+                (b"end", [b"", b"b\n", rng.randbytes(2 << 20)]),
+                (rng.randbytes(1 << 20), [b"c\n"] * 1500)]
 
     def worker() -> None:
-        for m in messages:
-            send.send_bytes(m)
+        for pickled, lines in messages:
+            parallel._write_message(send.fileno(), pickled, lines)
         send.close()
 
     thread = threading.Thread(target=worker)
@@ -620,13 +623,50 @@ def test_recv_message_reads_what_send_bytes_wrote(widen: bool) -> None:
     got = []
     for _ in messages:
         with parallel._recv_message(recv.fileno(), inbox) as view:
-            got.append(bytes(view))
+            pickled = bytes(view)
+        got.append((pickled, bytes(inbox.lines(recv.fileno()))))
     thread.join()
-    assert got == messages
-    assert len(inbox.buf) == 3 << 20  # one buffer, grown to the largest message
+    assert got == [(pickled, b"".join(lines)) for pickled, lines in messages]
+    assert len(inbox.buf) == 3 << 20  # one buffer, grown to the largest pickled part
     with pytest.raises(EOFError):
         parallel._recv_message(recv.fileno(), inbox)
     recv.close()
+
+
+def test_a_batch_s_lines_travel_beside_it_and_come_back_in_order() -> None:
+    """A worker's batch is pickled without its records' lines (``_lines_apart``: each
+    ``EncodedResult.line`` emptied, the lines in the batch's order), and the calling process
+    puts each line back as a view of the bytes that followed (``_lines_back``); results that
+    are not lines (``FlowResult``) and other items pass as they are. The views splice as
+    bytes do (``EncodedResult.set_flow_id``, ``record``)."""
+    import pickle
+
+    from tcptrace_py import parallel
+    from tcptrace_py.encoded import EncodedResult
+    from tcptrace_py.engine import FlowResult
+    from tcptrace_py.export import dumps_line
+
+    recs = [{"flow_id": k, "x": "y" * k, "anomalies": []} for k in range(5)]
+    plain = FlowResult({"flow_id": 9}, [], [], None)
+    batch: list[Any] = [("a", (1, 3, -1, 0), 1, 0, 1)]
+    for k, rec in enumerate(recs):
+        batch.append(("r", (k + 2, 3, 0), 1, EncodedResult.of(FlowResult(rec, [], [], None)),
+                      [], 1))
+        if k == 2:
+            batch.append(("r", (k + 2, 3, 1), 1, plain, [], 1))
+    lines = parallel._lines_apart(batch)
+    assert lines == [dumps_line(rec) for rec in recs]
+    sent = pickle.loads(pickle.dumps((batch, [len(line) for line in lines])))
+    parallel._lines_back(sent[0], sent[1], bytearray(b"".join(lines)))
+    got = [item[3] for item in sent[0] if item[0] == "r"]
+    assert [bytes(r.line) for r in got if isinstance(r, EncodedResult)] == lines
+    assert got[3].record == {"flow_id": 9}
+    first = got[0]
+    assert isinstance(first, EncodedResult) and isinstance(first.line, memoryview)
+    assert first.record == recs[0]
+    first.set_flow_id(1234)
+    assert first.line == dumps_line({**recs[0], "flow_id": 1234})
+    assert isinstance(first.line, bytes)
 
 
 def test_a_widened_pipe_holds_a_mebibyte_where_linux_allows() -> None:
@@ -757,6 +797,10 @@ def test_the_flow_id_splice_is_the_references(line: bytes, old: int, new: int) -
             continue
         want = reference_spliced_flow_id(line, fid, new)
         assert spliced_flow_id(line, fid, new) == want
+        # A worker's line arrives as a view of its batch (parallel._lines_back).
+        view = memoryview(bytearray(b"--" + line))[2:]
+        assert reference_spliced_flow_id(view, fid, new) == want
+        assert spliced_flow_id(view, fid, new) == want
         if want is not None:
             assert want == b'{"flow_id":%d' % new + line[len(b'{"flow_id":%d' % fid):]
 
