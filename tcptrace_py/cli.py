@@ -51,7 +51,7 @@ from tcptrace_py.export import (
 from tcptrace_py.gcpolicy import ANALYSIS_THRESHOLDS, collector_paused
 from tcptrace_py.lazy_dataclass import dataclass, field
 from tcptrace_py.options import Options
-from tcptrace_py.outfile import OutputError, OutputFile
+from tcptrace_py.outfile import LineBatch, OutputError, OutputFile
 from tcptrace_py.report import CLOSE_VALUES
 
 if TYPE_CHECKING:  # imported where used: only ``flow`` draws a ladder (start-up cost)
@@ -922,9 +922,14 @@ def analyze(files: tuple[str, ...], fmt: str, output: str | None, states: tuple[
             raw = _utf8_buffer(out)
             write_record: Callable[[dict[str, Any]], object]
             write_line: Callable[[bytes], object]
-            if raw is not None:
+            batch = None if raw is None or live else LineBatch(raw)
+            if batch is not None:
+                write_record = lambda rec: batch.write(dumps_line(rec))  # noqa: E731
+                write_line = batch.write  # already a UTF-8 line with its newline
+                flush = batch.flush
+            elif raw is not None:
                 write_record = lambda rec: raw.write(dumps_line(rec))  # noqa: E731
-                write_line = raw.write  # already a UTF-8 line with its newline
+                write_line = raw.write
                 flush = raw.flush
             else:
                 write_record = lambda rec: out.write(dumps(rec) + "\n")  # noqa: E731
@@ -949,8 +954,21 @@ def analyze(files: tuple[str, ...], fmt: str, output: str | None, states: tuple[
             def emit_line(line: bytes) -> None:
                 put(write_line, line)
 
-            run = _run(files, options, strict, quiet, filters, on_record=emit, keep=False,
-                       jobs=jobs, on_line=emit_line)
+            try:
+                run = _run(files, options, strict, quiet, filters, on_record=emit,
+                           keep=False, jobs=jobs, on_line=emit_line)
+            except BaseException:
+                if batch is not None:  # what was analysed before the failure goes out
+                    with contextlib.suppress(OSError):
+                        batch.flush()
+                raise
+            if batch is not None:
+                try:
+                    batch.flush()
+                except BrokenPipeError:
+                    raise
+                except OSError as exc:
+                    raise target.error(exc) from None
         else:
             run = _run(files, options, strict, quiet, filters, jobs=jobs)
             _sort(run.records, sort_key, reverse)

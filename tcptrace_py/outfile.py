@@ -16,10 +16,17 @@ the input), which the CLI turns into exit status 2.
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import stat
 import sys
-from typing import IO
+from typing import IO, Any
+
+LINE_BATCH_BYTES = 1 << 20
+"""How many bytes of JSON lines :class:`LineBatch` gathers before it writes them."""
+
+WRITEV_PARTS = 1024
+"""Parts one ``os.writev`` call takes (POSIX's IOV_MAX is at least 16; Linux's is 1024)."""
 
 
 class OutputError(Exception):
@@ -143,3 +150,62 @@ class OutputFile:
             with contextlib.suppress(OSError):
                 os.unlink(self._tmp)
             self._tmp = None
+
+
+def write_all(fd: int, parts: list[Any]) -> None:
+    """Write ``parts`` (bytes-like) to the file descriptor ``fd`` in order, whole: with
+    ``os.writev``, no part copied here; a part written in part (a signal) goes on from
+    where it stopped."""
+    i = 0
+    while i < len(parts):
+        n = os.writev(fd, parts[i:i + WRITEV_PARTS])
+        while n:
+            size = len(parts[i])
+            if n >= size:
+                n -= size
+                i += 1
+            else:
+                parts[i] = memoryview(parts[i])[n:]
+                n = 0
+        while i < len(parts) and not len(parts[i]):
+            i += 1
+
+
+class LineBatch:
+    """JSON lines gathered and written :data:`LINE_BATCH_BYTES` at a time (``write``;
+    ``flush`` writes what is gathered).
+
+    Why: a record's line is ~5 KB, so an 8 KiB buffered writer made one ``write`` system
+    call for nearly every record: 25 k calls for the 132 MB of 2m.pcap's lines, 131 ms of
+    CPU into a file and 26 ms into /dev/null, against 42 and 9 ms in 1 MiB writes. Where
+    the stream has a file descriptor the gathered lines go out with ``os.writev`` (after
+    the stream's own buffer, to keep the order), not copied once more; elsewhere (a test's
+    captured output) joined into one write. For live input the command line writes each
+    line at once instead (a reader waits for it)."""
+
+    def __init__(self, raw: io.BufferedIOBase) -> None:
+        self.raw = raw
+        try:
+            self.fd: int | None = raw.fileno()
+        except (OSError, ValueError, AttributeError):  # io.UnsupportedOperation included
+            self.fd = None
+        self.parts: list[bytes] = []
+        self.size = 0
+
+    def write(self, line: bytes) -> None:
+        self.parts.append(line)
+        self.size += len(line)
+        if self.size >= LINE_BATCH_BYTES or len(self.parts) >= WRITEV_PARTS:
+            self.flush()
+
+    def flush(self) -> None:
+        parts = self.parts
+        if not parts:
+            return
+        self.parts = []
+        self.size = 0
+        if self.fd is None:
+            self.raw.write(b"".join(parts))
+        else:
+            self.raw.flush()
+            write_all(self.fd, parts)

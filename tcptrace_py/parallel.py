@@ -95,6 +95,7 @@ from tcptrace_py.engine import (
 )
 from tcptrace_py.flowtable import SHARD_SLOTS
 from tcptrace_py.options import Options
+from tcptrace_py.outfile import write_all
 
 END = 1 << 62
 """Segment index of the items of the capture-end drain (after every real segment)."""
@@ -464,19 +465,7 @@ def _write_message(fd: int, pickled: bytes, lines: list[bytes]) -> None:
     2m.pcap ~86 MB of lines a worker hands over, ~0.1 s of the two processes' time."""
     parts: list[Any] = [MESSAGE_HEAD.pack(len(pickled), sum(map(len, lines))), pickled]
     parts.extend(lines)
-    i = 0
-    while i < len(parts):
-        n = os.writev(fd, parts[i:i + 512])
-        while n:
-            size = len(parts[i])
-            if n >= size:
-                n -= size
-                i += 1
-            else:  # a part written in part (a signal): the rest of it next
-                parts[i] = memoryview(parts[i])[n:]
-                n = 0
-        while i < len(parts) and not len(parts[i]):
-            i += 1
+    write_all(fd, parts)
 
 
 def _worker(path: str, options: Options, shard: tuple[int, int, int], strict: bool,
