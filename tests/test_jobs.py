@@ -977,6 +977,31 @@ def test_key_order_merge_is_heapqs(streams: list[list[tuple[int, int]]]) -> None
     assert list(in_key_order([iter(x) for x in items])) == expected
 
 
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(0, 6), max_size=6), st.lists(st.integers(0, 6), max_size=6))
+def test_two_way_merge_advances_its_streams_as_the_heap_does(first: list[int],
+                                                             second: list[int]) -> None:
+    """With two streams (``--jobs 2``) ``in_key_order`` compares the two next keys instead
+    of keeping a heap; each stream is still asked for its next item at the same moments
+    (a worker's stream may block on its pipe then, the calling process's computes): the
+    same log of requests and items as the heap's loop (reached here with an empty third
+    stream, which it drops at once)."""
+    from tcptrace_py.parallel import in_key_order
+
+    def logged(keys: list[int], shard: int, log: list[Any]) -> Iterator[tuple[Any, ...]]:
+        for n, key in enumerate(sorted(keys)):
+            log.append(("next", shard))
+            yield ("r", (key,), shard, n)
+        log.append(("next", shard))
+
+    logs: list[list[Any]] = [[], []]
+    for log, extra in zip(logs, ([], [iter(())]), strict=True):
+        merged = in_key_order([logged(first, 0, log), logged(second, 1, log), *extra])
+        for item in merged:
+            log.append(("item", item))
+    assert logs[0] == logs[1]
+
+
 @needs_rings
 @pytest.mark.parametrize("how", ["exits", "raises"])
 def test_a_worker_lost_mid_capture_stops_the_run_with_its_error(
