@@ -81,7 +81,13 @@ from typing import Any
 
 from tcptrace_py import implementation
 from tcptrace_py.capture import capture_format, route_segments
-from tcptrace_py.capture.source import source_name
+from tcptrace_py.capture.source import (
+    BZIP2_MAGIC,
+    GZIP_MAGIC,
+    XZ_MAGIC,
+    ZSTD_MAGIC,
+    source_name,
+)
 from tcptrace_py.decode import Decoder
 from tcptrace_py.detectors import DetectorSet
 from tcptrace_py.diagnostics import Diagnostics
@@ -256,10 +262,41 @@ def _rest(advance: Callable[[], Item]) -> Iterator[Item]:
             return
 
 
-def shard_ranges(jobs: int) -> list[tuple[int, int]]:
+COMPRESSED_PARENT_SHARE = {"gzip": 0.3, "zstd": 0.5, "bzip2": 0.05, "xz": 0.05}
+""":data:`PARENT_SHARE` for a compressed capture read through the rings: the calling
+process decompresses it for everyone, so it takes fewer connections (never none: its slot
+range must not be empty). Measured on 2m.pcap compressed (``gzip -1``, ``zstd -1``; in
+process, ``--jobs 2``, three runs of each share in turn, calling process / worker CPU):
+gzip at 0.55 the calling process the busier (2.12-2.34 s against 1.71-2.00 s), at 0.15
+the worker (2.22-2.68 s against 1.83-2.10 s), balanced between 0.25 and 0.35; zstd (the
+faster to decompress) balanced near 0.5. bzip2 and xz decompress slower than a worker
+analyses (200k.pcap: 2.5 s of bzip2 for 0.25 s of analysis), so the calling process keeps
+almost nothing (docs/benchmarks.md, "Twenty-fifth session")."""
+
+_MAGICS = (("gzip", GZIP_MAGIC), ("bzip2", BZIP2_MAGIC), ("xz", XZ_MAGIC),
+           ("zstd", ZSTD_MAGIC))
+
+
+def parent_share(path: str) -> float:
+    """The calling process's weight for a ``--jobs`` run that reads ``path`` through the
+    rings: :data:`PARENT_SHARE`, or :data:`COMPRESSED_PARENT_SHARE` by the file's first
+    bytes."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(8)
+    except OSError:
+        return PARENT_SHARE  # the reader reports it
+    for codec, magic in _MAGICS:
+        if head.startswith(magic):
+            return COMPRESSED_PARENT_SHARE[codec]
+    return PARENT_SHARE
+
+
+def shard_ranges(jobs: int, share: float | None = None) -> list[tuple[int, int]]:
     """Slot range ``[lo, hi)`` of each of ``jobs`` workers (worker 0, the calling process,
-    weighted by :data:`PARENT_SHARE`): consecutive, covering every slot."""
-    weights = [PARENT_SHARE] + [1.0] * (jobs - 1)
+    weighted by ``share``, by default :data:`PARENT_SHARE`): consecutive, covering every
+    slot."""
+    weights = [PARENT_SHARE if share is None else share] + [1.0] * (jobs - 1)
     total = sum(weights)
     bounds = [0]
     acc = 0.0
@@ -867,7 +904,12 @@ class ParallelEngine:
         pipes: list[Pipe] = []
         streams: list[Iterator[Item]]
         ranges = shard_ranges(self.jobs)
-        rings = _rings(path, name, ranges) if method == "fork" else None
+        rings = None
+        if method == "fork":
+            ring_ranges = shard_ranges(self.jobs, parent_share(path))
+            rings = _rings(path, name, ring_ranges)
+            if rings is not None:
+                ranges = ring_ranges
         try:
             for k in range(1, self.jobs):
                 recv, send = ctx.Pipe(duplex=False)

@@ -954,6 +954,46 @@ def test_workers_read_their_rings_not_the_capture(tmp_path: Path,
     assert parallel._rings(str(ng), None, shard_ranges(2)) is None
 
 
+@needs_rings
+@pytest.mark.parametrize("codec", ["gzip", "bzip2", "xz", "zstd"])
+def test_a_compressed_capture_leaves_the_calling_process_fewer_connections(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, codec: str) -> None:
+    """Through the rings the calling process decompresses a compressed capture for every
+    worker, so it takes the smaller share of ``COMPRESSED_PARENT_SHARE`` (never an empty
+    range); the output is still one engine's, with 2 and 3 jobs."""
+    import bz2
+    import gzip
+    import lzma
+
+    from tcptrace_py import parallel
+
+    plain = _ring_stress_capture(tmp_path / "stress.pcap", 1, 2).read_bytes()
+    if codec == "zstd":
+        zstandard = pytest.importorskip("zstandard")
+        packed = zstandard.ZstdCompressor().compress(plain)
+    else:
+        packed = {"gzip": gzip, "bzip2": bz2, "xz": lzma}[codec].compress(plain)
+    path = tmp_path / f"stress.pcap.{codec}"
+    path.write_bytes(packed)
+    share = parallel.COMPRESSED_PARENT_SHARE[codec]
+    assert parallel.parent_share(str(path)) == share < parallel.PARENT_SHARE
+    assert parallel.parent_share(str(tmp_path / "stress.pcap")) == parallel.PARENT_SHARE
+    seen: list[list[tuple[int, int]]] = []
+    real = parallel._rings
+
+    def recorded(path: str, name: str | None, ranges: list[tuple[int, int]]) -> Any:
+        seen.append(ranges)
+        return real(path, name, ranges)
+
+    monkeypatch.setattr(parallel, "_rings", recorded)
+    one = everything(Engine(), path)
+    for jobs in (2, 3):
+        assert everything(ParallelEngine(None, jobs), path) == one
+        assert seen[-1] == shard_ranges(jobs, share)
+        lo, hi = seen[-1][0]
+        assert lo == 0 < hi < shard_ranges(jobs)[0][1]
+
+
 def test_no_rings_without_the_compiled_engine(monkeypatch: pytest.MonkeyPatch) -> None:
     from tcptrace_py import implementation, parallel
 
