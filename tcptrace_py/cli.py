@@ -816,6 +816,15 @@ def _utf8_buffer(stream: IO[str]) -> io.BufferedIOBase | None:
     return raw
 
 
+def _line_batch(raw: io.BufferedIOBase | None, live: bool) -> LineBatch | None:
+    """Where the jsonl stream gathers its lines into ~1 MiB writes (``outfile.LineBatch``):
+    not for live input nor a terminal, where someone waits for each line (each is then
+    written at once), nor without a binary stream under the text one."""
+    if raw is None or live or raw.isatty():
+        return None
+    return LineBatch(raw)
+
+
 def _open_out(output: str | None, fmt: str) -> tuple[OutputFile, IO[str] | None]:
     """The output (opened before any input is read: a missing or unwritable directory is
     exit 2 at once, and an existing file is only replaced once the run succeeded) and the
@@ -922,7 +931,7 @@ def analyze(files: tuple[str, ...], fmt: str, output: str | None, states: tuple[
             raw = _utf8_buffer(out)
             write_record: Callable[[dict[str, Any]], object]
             write_line: Callable[[bytes], object]
-            batch = None if raw is None or live else LineBatch(raw)
+            batch = _line_batch(raw, live)
             if batch is not None:
                 write_record = lambda rec: batch.write(dumps_line(rec))  # noqa: E731
                 write_line = batch.write  # already a UTF-8 line with its newline

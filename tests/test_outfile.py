@@ -103,3 +103,19 @@ def test_write_all_through_a_pipe_larger_than_its_buffer() -> None:
     thread.join()
     os.close(r)
     assert bytes(got) == b"".join(parts)
+
+
+def test_the_stream_gathers_lines_except_for_a_reader_waiting_on_each() -> None:
+    """``analyze``'s jsonl stream gathers its lines for a file or a pipe, and writes each at
+    once for live input or a terminal (someone is watching each line arrive)."""
+    from tcptrace_py.cli import _line_batch
+
+    class Terminal(io.BufferedWriter):
+        def isatty(self) -> bool:
+            return True
+
+    plain = io.BufferedWriter(io.BytesIO())
+    assert isinstance(_line_batch(plain, live=False), outfile.LineBatch)
+    assert _line_batch(plain, live=True) is None
+    assert _line_batch(Terminal(io.BytesIO()), live=False) is None
+    assert _line_batch(None, live=False) is None
