@@ -962,26 +962,34 @@ class ParallelEngine:
                 gids[shard][item[3]] = next_id
                 next_id += 1
                 live[shard] = item[4]
-                peak = max(peak, sum(live))
+                now = sum(live)
+                if now > peak:
+                    peak = now
             elif kind == "r":
                 res: FlowResult | EncodedResult = item[3]
                 live[shard] = item[5]
-                if isinstance(res, EncodedResult):
-                    local, end_reason = res.flow_id, res.end_reason
+                encoded = isinstance(res, EncodedResult)
+                if encoded:
+                    local, end_reason = res.flow_id, res.end_reason  # type: ignore[union-attr]
                 else:
                     local, end_reason = res.record["flow_id"], res.record.get("end_reason")
                 flow_id = gids[shard].pop(local)
                 if end_reason == "new_incarnation":
                     ended[shard][local] = flow_id
-                kept = fold(item[4], res.anomalies)
-                if kept is not res.anomalies:
-                    res.anomalies = kept
-                    codes = sorted({a.code for a in kept})
-                    if isinstance(res, EncodedResult):
-                        res.set_anomaly_codes(codes)
-                    else:
-                        res.record["anomalies"] = codes
-                _renumber(res, local, flow_id, ended[shard])
+                shares = item[4]
+                if shares:  # (fold keeps every finding of a connection without shares)
+                    kept = fold(shares, res.anomalies)
+                    if kept is not res.anomalies:
+                        res.anomalies = kept
+                        codes = sorted({a.code for a in kept})
+                        if encoded:
+                            res.set_anomaly_codes(codes)  # type: ignore[union-attr]
+                        else:
+                            res.record["anomalies"] = codes
+                if encoded and not res.anomalies:  # _renumber's common case, inlined
+                    res.set_flow_id(flow_id)  # type: ignore[union-attr]
+                else:
+                    _renumber(res, local, flow_id, ended[shard])
                 yield res  # type: ignore[misc]  # an EncodedResult when encode_lines
             else:
                 diag: Diagnostics = item[3]
