@@ -219,38 +219,29 @@ def _two_way(first: Iterator[Item], second: Iterator[Item]) -> Iterator[Item]:
     would advance it: after its item was taken."""
     a_next = first.__next__
     b_next = second.__next__
-    try:
-        a = a_next()
-    except StopIteration:
-        yield from _rest(b_next)
-        return
-    try:
-        b = b_next()
-    except StopIteration:
-        yield a
-        yield from _rest(a_next)
-        return
-    a_key = a[1]
-    b_key = b[1]
-    while True:
-        if b_key < a_key:
+    a = _head(a_next)
+    b = _head(b_next)
+    while a is not None and b is not None:
+        if b[1] < a[1]:
             yield b
-            try:
-                b = b_next()
-            except StopIteration:
-                yield a
-                yield from _rest(a_next)
-                return
-            b_key = b[1]
+            b = _head(b_next)
         else:
             yield a
-            try:
-                a = a_next()
-            except StopIteration:
-                yield b
-                yield from _rest(b_next)
-                return
-            a_key = a[1]
+            a = _head(a_next)
+    if a is not None:
+        yield a
+        yield from _rest(a_next)
+    elif b is not None:
+        yield b
+        yield from _rest(b_next)
+
+
+def _head(advance: Callable[[], Item]) -> Item | None:
+    """The next item ``advance`` gives, or None at its stream's end (items are tuples)."""
+    try:
+        return advance()
+    except StopIteration:
+        return None
 
 
 def _rest(advance: Callable[[], Item]) -> Iterator[Item]:
