@@ -154,11 +154,15 @@ class OutputFile:
 
 def write_all(fd: int, parts: list[Any]) -> None:
     """Write ``parts`` (bytes-like) to the file descriptor ``fd`` in order, whole: with
-    ``os.writev``, no part copied here; a part written in part (a signal) goes on from
-    where it stopped."""
+    ``os.writev``, no part copied here (where there is none, each call's parts joined);
+    a part written in part (a signal, a short write) goes on from where it stopped."""
+    writev = getattr(os, "writev", None)
+    if writev is None:  # no writev here (Windows): one joined write at a time
+        def writev(fd: int, chunk: list[Any]) -> int:
+            return os.write(fd, b"".join(chunk))
     i = 0
     while i < len(parts):
-        n = os.writev(fd, parts[i:i + WRITEV_PARTS])
+        n = writev(fd, parts[i:i + WRITEV_PARTS])
         while n:
             size = len(parts[i])
             if n >= size:

@@ -119,3 +119,17 @@ def test_the_stream_gathers_lines_except_for_a_reader_waiting_on_each() -> None:
     assert _line_batch(plain, live=True) is None
     assert _line_batch(Terminal(io.BytesIO()), live=False) is None
     assert _line_batch(None, live=False) is None
+
+
+def test_write_all_without_writev_joins_its_parts(monkeypatch: pytest.MonkeyPatch,
+                                                   tmp_path: Path) -> None:
+    """Where ``os.writev`` is missing (Windows), the parts go out joined, still whole and in
+    order (a short ``os.write`` included)."""
+    real = os.write
+    monkeypatch.delattr(os, "writev")
+    monkeypatch.setattr(os, "write", lambda fd, data: real(fd, bytes(data)[:5000]))
+    parts: list[Any] = [*_lines(30), b"", b"end\n"]
+    path = tmp_path / "joined"
+    with open(path, "wb") as f:
+        outfile.write_all(f.fileno(), list(parts))
+    assert path.read_bytes() == b"".join(parts)
