@@ -932,14 +932,12 @@ def analyze(files: tuple[str, ...], fmt: str, output: str | None, states: tuple[
             write_record: Callable[[dict[str, Any]], object]
             write_line: Callable[[bytes], object]
             batch = _line_batch(raw, live)
-            if batch is not None:
-                write_record = lambda rec: batch.write(dumps_line(rec))  # noqa: E731
-                write_line = batch.write  # already a UTF-8 line with its newline
-                flush = batch.flush
-            elif raw is not None:
-                write_record = lambda rec: raw.write(dumps_line(rec))  # noqa: E731
-                write_line = raw.write
-                flush = raw.flush
+            sink: LineBatch | io.BufferedIOBase | None = raw if batch is None else batch
+            if sink is not None:
+                binary = sink
+                write_record = lambda rec: binary.write(dumps_line(rec))  # noqa: E731
+                write_line = binary.write  # already a UTF-8 line with its newline
+                flush = binary.flush
             else:
                 write_record = lambda rec: out.write(dumps(rec) + "\n")  # noqa: E731
                 write_line = lambda line: out.write(line.decode())  # noqa: E731
@@ -972,12 +970,7 @@ def analyze(files: tuple[str, ...], fmt: str, output: str | None, states: tuple[
                         batch.flush()
                 raise
             if batch is not None:
-                try:
-                    batch.flush()
-                except BrokenPipeError:
-                    raise
-                except OSError as exc:
-                    raise target.error(exc) from None
+                batch.flush()  # its errors are the output's (_writing says so)
         else:
             run = _run(files, options, strict, quiet, filters, jobs=jobs)
             _sort(run.records, sort_key, reverse)

@@ -81,13 +81,7 @@ from typing import Any
 
 from tcptrace_py import implementation
 from tcptrace_py.capture import capture_format, route_segments
-from tcptrace_py.capture.source import (
-    BZIP2_MAGIC,
-    GZIP_MAGIC,
-    XZ_MAGIC,
-    ZSTD_MAGIC,
-    source_name,
-)
+from tcptrace_py.capture.source import SNIFF_BYTES, sniff_compression, source_name
 from tcptrace_py.decode import Decoder
 from tcptrace_py.detectors import DetectorSet
 from tcptrace_py.diagnostics import Diagnostics
@@ -264,23 +258,16 @@ faster to decompress) balanced near 0.5. bzip2 and xz decompress slower than a w
 analyses (200k.pcap: 2.5 s of bzip2 for 0.25 s of analysis), so the calling process keeps
 almost nothing (docs/benchmarks.md, "Twenty-fifth session")."""
 
-_MAGICS = (("gzip", GZIP_MAGIC), ("bzip2", BZIP2_MAGIC), ("xz", XZ_MAGIC),
-           ("zstd", ZSTD_MAGIC))
-
-
 def parent_share(path: str) -> float:
     """The calling process's weight for a ``--jobs`` run that reads ``path`` through the
     rings: :data:`PARENT_SHARE`, or :data:`COMPRESSED_PARENT_SHARE` by the file's first
     bytes."""
     try:
         with open(path, "rb") as f:
-            head = f.read(8)
+            codec = sniff_compression(f.read(SNIFF_BYTES))
     except OSError:
         return PARENT_SHARE  # the reader reports it
-    for codec, magic in _MAGICS:
-        if head.startswith(magic):
-            return COMPRESSED_PARENT_SHARE[codec]
-    return PARENT_SHARE
+    return PARENT_SHARE if codec is None else COMPRESSED_PARENT_SHARE[codec]
 
 
 def shard_ranges(jobs: int, share: float | None = None) -> list[tuple[int, int]]:

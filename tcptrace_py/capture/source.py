@@ -33,6 +33,18 @@ LFS_POINTER_PREFIX = b"version https://git-lfs"
 
 SNIFF_BYTES = 32  # compression magics, both capture magics, and "version https://git-lfs"
 
+_COMPRESSIONS = (("gzip", GZIP_MAGIC), ("bzip2", BZIP2_MAGIC), ("xz", XZ_MAGIC),
+                 ("zstd", ZSTD_MAGIC))
+
+
+def sniff_compression(head: bytes) -> str | None:
+    """The compression a file starting with ``head`` is in ("gzip", "bzip2", "xz",
+    "zstd"), by its magic number; None when it starts with none of them."""
+    for codec, magic in _COMPRESSIONS:
+        if head.startswith(magic):
+            return codec
+    return None
+
 
 class Readable(Protocol):
     """What the format readers need: ``read(n)`` returning at most n bytes, b"" at EOF."""
@@ -236,27 +248,23 @@ def open_source(source: object, display: str) -> OpenedSource:
     # would wait for n bytes (1 MiB), so a live ``tcpdump -U -w - | tcptrace-py analyze -``
     # would analyse nothing until a mebibyte had arrived. Files we opened keep read(n).
     stream: Any = _Prefixed(head, raw, partial_reads=not to_close)
-    compression: str | None = None
+    compression = sniff_compression(head)
     inner: IO[bytes] | Any
     # Each decompressor is imported when a capture needs it: most are not compressed, and
     # the three modules cost a start-up ~1 ms (docs/benchmarks.md, "Start-up").
-    if head.startswith(GZIP_MAGIC):
+    if compression == "gzip":
         from tcptrace_py.capture.gzipstream import GzipStream
 
-        compression = "gzip"
         inner = GzipStream(stream)
-    elif head.startswith(BZIP2_MAGIC):
+    elif compression == "bzip2":
         import bz2
 
-        compression = "bzip2"
         inner = bz2.BZ2File(stream, mode="rb")
-    elif head.startswith(XZ_MAGIC):
+    elif compression == "xz":
         import lzma
 
-        compression = "xz"
         inner = lzma.LZMAFile(stream, mode="rb")
-    elif head.startswith(ZSTD_MAGIC):
-        compression = "zstd"
+    elif compression == "zstd":
         try:
             import zstandard
         except ImportError:
