@@ -30,6 +30,7 @@ from __future__ import annotations
 import dataclasses
 import sys
 from collections.abc import Callable
+from types import FunctionType
 from typing import Any, TypeVar, overload
 
 if sys.version_info >= (3, 11):
@@ -106,6 +107,101 @@ def _deferred_init(cls: Any, frozen: bool) -> Callable[..., None]:
 
 
 def _standard_init(cls: Any, frozen: bool) -> Callable[..., None]:
+    """The standard decorator's ``__init__`` for ``cls``'s fields: the same source as
+    ``dataclasses._init_fn`` writes (the parameters with their annotations, defaults and
+    default factories, keyword-only ones after ``*``, each field assigned, through
+    ``object.__setattr__`` when frozen, then ``__post_init__``), compiled with one
+    ``exec``.
+
+    Why not the decorator itself on a stand-in class (``make_dataclass``): it also wrote a
+    frozen stand-in's ``__setattr__`` and ``__delattr__`` and built a class, ~0.4 ms a
+    class, ~3.5 ms of the ~40 ms a tiny capture's ``analyze`` ran in process (eight classes
+    built per run; docs/benchmarks.md, twenty-sixth session). ``dataclasses.fields`` holds
+    no ``InitVar``, so neither does this (nor did the stand-in); a field named ``self``
+    or ``object`` takes the stand-in, whose generated code renames them."""
+    fields = dataclasses.fields(cls)
+    slots = "__slots__" in cls.__dict__
+    if any(f.name in ("self", "object") or f.name.startswith("__dataclass")
+           for f in fields):
+        return _stand_in_init(cls, frozen)
+    missing = dataclasses.MISSING
+    params: list[str] = []
+    kw_only: list[str] = []
+    defaults: list[Any] = []
+    kw_defaults: dict[str, Any] = {}
+    annotations: dict[str, Any] = {}
+    body: list[str] = []
+    values: dict[str, Any] = {"__dataclass_builtins_object__": object}
+    seen_default = False
+    for f in fields:
+        dflt = f"__dataclass_dflt_{f.name}__"
+        if f.init:
+            annotations[f.name] = f.type
+            default = (_HAS_DEFAULT_FACTORY if f.default_factory is not missing
+                       else f.default)
+            if f.kw_only:
+                kw_only.append(f.name)
+                if default is not missing:
+                    kw_defaults[f.name] = default
+            else:
+                if default is not missing:
+                    seen_default = True
+                    defaults.append(default)
+                elif seen_default:
+                    raise TypeError(f"non-default argument {f.name!r} follows default argument")
+                params.append(f.name)
+        if f.default_factory is not missing:
+            values[dflt] = f.default_factory
+            if f.init:
+                values["__dataclass_HAS_DEFAULT_FACTORY__"] = _HAS_DEFAULT_FACTORY
+                value = f"{dflt}() if {f.name} is __dataclass_HAS_DEFAULT_FACTORY__ else {f.name}"
+            else:
+                value = f"{dflt}()"
+        elif f.init:
+            value = f.name
+        elif slots and f.default is not missing:
+            values[dflt] = f.default
+            value = dflt
+        else:
+            continue  # read from the class attribute holding the default
+        body.append(f"__dataclass_builtins_object__.__setattr__(self,{f.name!r},{value})"
+                    if frozen else f"self.{f.name}={value}")
+    if hasattr(cls, "__post_init__"):
+        body.append("self.__post_init__()")
+    if kw_only:
+        params += ["*", *kw_only]
+    # The defaults and annotations are set on the function below, not written in its
+    # source: the same function for a third of the compiling (~120 us of ~300 us for 20
+    # fields; ``compile`` is all of this function's cost).
+    text = (f"def __create_fn__({', '.join(values)}):\n"
+            f" def __init__({','.join(['self', *params])}):\n"
+            + "".join(f"  {line}\n" for line in body or ["pass"])
+            + " return __init__")
+    module = sys.modules.get(cls.__module__)
+    namespace: dict[str, Any] = {}
+    code = compile(text, "<string>", "exec", dont_inherit=True)
+    exec(code, module.__dict__ if module is not None else {}, namespace)  # noqa: S102
+    init: FunctionType = namespace["__create_fn__"](**values)
+    init.__defaults__ = tuple(defaults) or None
+    init.__kwdefaults__ = kw_defaults or None
+    init.__annotations__ = {**annotations, "return": None}
+    init.__qualname__ = f"{cls.__qualname__}.__init__"
+    return init
+
+
+class _HasDefaultFactory:
+    """The marker of a parameter left to its default factory, where ``dataclasses`` has no
+    ``_HAS_DEFAULT_FACTORY`` (private; the same object keeps ``inspect.signature`` equal
+    to the standard class's)."""
+
+    def __repr__(self) -> str:
+        return "<factory>"
+
+
+_HAS_DEFAULT_FACTORY: Any = getattr(dataclasses, "_HAS_DEFAULT_FACTORY", _HasDefaultFactory())
+
+
+def _stand_in_init(cls: Any, frozen: bool) -> Callable[..., None]:
     """The standard decorator's ``__init__`` for ``cls``'s fields, taken from a stand-in
     dataclass declared with the same fields (and ``__post_init__``, which it calls on
     ``self``)."""

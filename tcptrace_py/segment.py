@@ -8,8 +8,6 @@ until a report needs text; timestamps are integer nanoseconds since the epoch.
 
 from __future__ import annotations
 
-import ipaddress
-
 # TCP header flag bits (RFC 9293 section 3.1; NS/AE from RFC 3540 / accurate ECN).
 FIN = 0x01
 SYN = 0x02
@@ -64,6 +62,7 @@ def addr_text(addr: bytes) -> str:
     """Packed IPv4/IPv6 address -> its canonical text form (RFC 5952 for IPv6)."""
     if len(addr) == 4:
         return f"{addr[0]}.{addr[1]}.{addr[2]}.{addr[3]}"
+    import ipaddress  # only for IPv6 (and off the start-up path: docs/benchmarks.md)
     return str(ipaddress.IPv6Address(addr))
 
 

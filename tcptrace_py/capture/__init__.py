@@ -12,7 +12,6 @@ with the two fused for classic pcap (see capture/pcap.py): what the engine itera
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
@@ -163,6 +162,7 @@ def _flows_segments(source: object, recs: Sequence[Mapping[str, Any]],
     """``(index into recs, segment, from_client)`` of the segments of those connections."""
     if not recs:
         return
+    import ipaddress  # here, not at start-up: only the flow and packet commands come here
     # 4-tuple as sent -> [(first frame, last frame, index, from_client)]
     by_tuple: dict[tuple[bytes, int, bytes, int], list[tuple[int, int, int, bool]]] = {}
     for i, (rec, last) in enumerate(zip(recs, last_frames, strict=True)):

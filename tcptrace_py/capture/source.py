@@ -17,7 +17,6 @@ import os
 import stat
 import sys
 import zlib
-from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Protocol
 
 from tcptrace_py.diagnostics import CaptureError
@@ -167,8 +166,8 @@ def source_name(source: object, name: str | None = None) -> str:
     """The name used in messages: explicit name, the path, ``-`` for stdin, or a placeholder."""
     if name:
         return name
-    if isinstance(source, (str, Path)):
-        return str(source)
+    if isinstance(source, (str, os.PathLike)):  # not pathlib: start-up (docs/benchmarks.md)
+        return os.fsdecode(source)
     if isinstance(source, (bytes, bytearray, memoryview)):
         return "<bytes>"
     fname = getattr(source, "name", None)
@@ -219,8 +218,8 @@ def open_source(source: object, display: str) -> OpenedSource:
     raw: Any
     if isinstance(source, (bytes, bytearray, memoryview)):
         raw = io.BytesIO(bytes(source))
-    elif isinstance(source, (str, Path)):
-        if str(source) == "-":
+    elif isinstance(source, (str, os.PathLike)):
+        if os.fspath(source) == "-":
             raw = sys.stdin.buffer
         else:
             path = os.fspath(source)

@@ -12,9 +12,9 @@ documented default; :func:`parameters` lists them for docs and the CLI. Settings
 from __future__ import annotations
 
 import math
+import os
 import sys
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 # Importing the family modules registers their detectors (order = report order).
@@ -145,7 +145,7 @@ def parse_param(text: str) -> tuple[str, ParamValue]:
     return key, _coerce(key, value)
 
 
-def load_config(path: str | Path) -> dict[str, ParamValue]:
+def load_config(path: str | os.PathLike[str]) -> dict[str, ParamValue]:
     """Read detector parameters from a TOML file: one table per detector.
 
     Example::
