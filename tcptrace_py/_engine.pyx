@@ -2900,6 +2900,9 @@ cdef enum:
     K_INT = 1
     K_DEC1 = 2
     K_DEC3 = 3
+    K_NULL = 4  # None, True and False, classified when put: no reference held
+    K_TRUE = 5
+    K_FALSE = 6
 
 # The marker a ``_JsonOut`` slot holding a C number points to (borrowed: never counted).
 cdef object _TYPED = object()
@@ -6134,11 +6137,16 @@ cdef class _JsonOut:
     cdef Py_ssize_t* prefix_end
     cdef dict index
     cdef PyObject** slots
+    cdef PyObject** key_ptrs
+    """The schema's keys (borrowed from :attr:`schema`), for the in-order test of
+    :meth:`_slot` without the tuple's checks."""
     cdef unsigned char* kinds
     """What slot j holds: an object (``K_OBJ``, ``slots[j]``), else a number kept as a C
-    integer in ``ints[j]`` (``slots[j]`` is then the borrowed ``_TYPED`` marker): a column
-    its producer had as a C value is written without a Python object (:meth:`put_ll`,
-    :meth:`put_dec`)."""
+    integer in ``ints[j]``, or None, True or False (``slots[j]`` is then the borrowed
+    ``_TYPED`` marker): a column its producer had as a C value is written without a Python
+    object (:meth:`put_ll`, :meth:`put_dec`), and :meth:`put` keeps None, the bools and
+    the common ints so (no reference to hold and release, no type test in
+    :meth:`finish`)."""
     cdef long long* ints
     cdef Py_ssize_t n_keys
     cdef Py_ssize_t next_new
@@ -6163,6 +6171,8 @@ cdef class _JsonOut:
         self.ints = NULL
         PyMem_Free(self.prefix_end)
         self.prefix_end = NULL
+        PyMem_Free(self.key_ptrs)
+        self.key_ptrs = NULL
         PyMem_Free(self.buf)
         self.buf = NULL
 
@@ -6180,14 +6190,18 @@ cdef class _JsonOut:
         PyMem_Free(self.prefix_end)
         PyMem_Free(self.kinds)
         PyMem_Free(self.ints)
+        PyMem_Free(self.key_ptrs)
         self.n_keys = 0  # until the new arrays are in place
         self.slots = <PyObject**>PyMem_Calloc(max(len(keys), 1), sizeof(PyObject*))
         self.prefix_end = <Py_ssize_t*>PyMem_Calloc(max(len(keys), 1), sizeof(Py_ssize_t))
         self.kinds = <unsigned char*>PyMem_Calloc(max(len(keys), 1), 1)
         self.ints = <long long*>PyMem_Calloc(max(len(keys), 1), sizeof(long long))
+        self.key_ptrs = <PyObject**>PyMem_Calloc(max(len(keys), 1), sizeof(PyObject*))
         if self.slots is NULL or self.prefix_end is NULL or self.kinds is NULL \
-                or self.ints is NULL:
+                or self.ints is NULL or self.key_ptrs is NULL:
             raise MemoryError()
+        for j, key in enumerate(keys):
+            self.key_ptrs[j] = <PyObject*>key  # borrowed: the schema holds them
         cdef Py_ssize_t end = 0
         for j, prefix in enumerate(prefixes):
             end += len(prefix)
@@ -6225,6 +6239,17 @@ cdef class _JsonOut:
     cdef inline Py_ssize_t _slot(self, object key) except -2:
         """The slot of column ``key``, emptied for its new value; -1 when the line
         fails (see the class docstring; then or already failed)."""
+        cdef Py_ssize_t j = self.next_new
+        # The common case: the schema's next key. Its slot is empty: every slot from
+        # ``next_new`` on is (only a key before it can have been set since ``reset``).
+        if j < self.n_keys and self.key_ptrs[j] == <PyObject*>key and not self.failed:
+            self.next_new = j + 1
+            return j
+        return self._slot_other(key)
+
+    cdef Py_ssize_t _slot_other(self, object key) except -2:
+        """:meth:`_slot` of a key set again, or not the schema's next, or after a
+        failure."""
         if self.failed:
             return -1
         cdef Py_ssize_t j = self.next_new
@@ -6248,9 +6273,23 @@ cdef class _JsonOut:
     cdef int put(self, object key, object value) except -1:
         """Collect column ``key`` (see the class docstring)."""
         cdef Py_ssize_t j = self._slot(key)
-        if j >= 0:
+        cdef long long x
+        if j < 0:
+            return 0
+        if value is None:
+            self.kinds[j] = K_NULL
+        elif value is True:
+            self.kinds[j] = K_TRUE
+        elif value is False:
+            self.kinds[j] = K_FALSE
+        elif PyLong_CheckExact(value) and _ll_fast(value, &x):
+            self.kinds[j] = K_INT
+            self.ints[j] = x
+        else:
             Py_INCREF(value)
             self.slots[j] = <PyObject*>value
+            return 0
+        self.slots[j] = <PyObject*>_TYPED
         return 0
 
     cdef inline int _put_number(self, object key, unsigned char kind,
@@ -6284,6 +6323,10 @@ cdef class _JsonOut:
             return <object>self.slots[j]
         if kind == K_INT:
             return self.ints[j]
+        if kind == K_NULL:
+            return None
+        if kind == K_TRUE or kind == K_FALSE:
+            return kind == K_TRUE
         return <double>self.ints[j] / (1000.0 if kind == K_DEC3 else 10.0)
 
     cdef inline PyObject* slots_key(self, Py_ssize_t j) noexcept:
@@ -6419,6 +6462,15 @@ cdef class _JsonOut:
                     self._room(32)
                     if kind == K_INT:
                         self.n += _ll_write(self.ints[j], self.buf + self.n)
+                    elif kind == K_NULL:
+                        memcpy(self.buf + self.n, b"null", 4)
+                        self.n += 4
+                    elif kind == K_FALSE:
+                        memcpy(self.buf + self.n, b"false", 5)
+                        self.n += 5
+                    elif kind == K_TRUE:
+                        memcpy(self.buf + self.n, b"true", 4)
+                        self.n += 4
                     else:
                         self.n += _dec_write(self.ints[j], 3 if kind == K_DEC3 else 1,
                                              self.buf + self.n)
@@ -6531,13 +6583,24 @@ cdef object _ipv6_text(object addr):
     return PyUnicode_DecodeASCII(buf, n, NULL)
 
 
+cdef const char* _DIGIT_PAIRS = (
+    b"00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+    b"40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+    b"8081828384858687888990919293949596979899")
+
+
 cdef inline Py_ssize_t _ll_write(long long x, char* out) noexcept:
     """Write ``x`` in decimal at ``out`` (room for 20 bytes); return its length (the
-    text of ``b"%d" % x``). The digits are counted first, so they are written in place."""
+    text of ``b"%d" % x``). The digits are counted first, so they are written in place,
+    two at a time from a table (a record's ~130 integers are mostly one digit: that
+    case first)."""
+    if 0 <= x < 10:
+        out[0] = <char>(48 + x)
+        return 1
     cdef unsigned long long u = <unsigned long long>(-(x + 1)) + 1 if x < 0 \
         else <unsigned long long>x
     cdef unsigned long long t = u
-    cdef Py_ssize_t size = 1, sign = 0, i
+    cdef Py_ssize_t size = 1, sign = 0, i, r
     if x < 0:
         out[0] = b'-'
         sign = 1
@@ -6545,12 +6608,18 @@ cdef inline Py_ssize_t _ll_write(long long x, char* out) noexcept:
         t //= 10
         size += 1
     i = sign + size
-    while True:
-        i -= 1
-        out[i] = <char>(48 + u % 10)
-        u //= 10
-        if u == 0:
-            break
+    while u >= 100:
+        r = <Py_ssize_t>(u % 100) * 2
+        u //= 100
+        i -= 2
+        out[i] = _DIGIT_PAIRS[r]
+        out[i + 1] = _DIGIT_PAIRS[r + 1]
+    if u >= 10:
+        r = <Py_ssize_t>u * 2
+        out[i - 2] = _DIGIT_PAIRS[r]
+        out[i - 1] = _DIGIT_PAIRS[r + 1]
+    else:
+        out[i - 1] = <char>(48 + u)
     return sign + size
 
 

@@ -363,3 +363,57 @@ def test_the_writer_keeps_c_numbers_beside_objects() -> None:
     w["b"] = token
     assert w.end() is None
     assert sys.getrefcount(token) == before
+
+
+_WRITER_KEYS = ("a", "b", "c", "d", "e")
+_WRITER_VALUES = st.one_of(
+    st.none(), st.booleans(), st.integers(min_value=-(2**70), max_value=2**70),
+    st.sampled_from([0, 9, 10, 99, 100, 101, 999, 1000, -1, -9, -10, -99, -100,
+                     2**63 - 1, -(2**63), 2**63, 10**18, 10**19]),
+    st.floats(allow_nan=False, allow_infinity=False), st.text("abcxyz", max_size=4),
+    st.lists(st.one_of(st.none(), st.booleans(), st.integers(-1000, 1000)), max_size=3))
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(range(len(_WRITER_KEYS))), _WRITER_VALUES),
+                max_size=12),
+       st.lists(_WRITER_VALUES, min_size=len(_WRITER_KEYS), max_size=len(_WRITER_KEYS)))
+def test_the_writer_writes_what_a_dict_of_the_same_puts_gives(
+        again: list[tuple[int, Any]], first: list[Any]) -> None:
+    """Each key put in the schema's order, then any keys put again (a value of every kind
+    the writer keeps: None, bools, ints at the digit-pair and 64-bit edges, floats,
+    strings, lists, each replacing any other): the line is orjson's for the dict the same
+    puts make, each value reads back as the dict holds it (a bool stays a bool), and no
+    reference is kept after the line (a list's count comes back)."""
+    from tcptrace_py import _engine
+
+    w = _engine._JsonOut()
+    w.learn(dict.fromkeys(_WRITER_KEYS, 0))
+    token: list[Any] = []
+    before = sys.getrefcount(token)
+    w.begin()
+    rec: dict[str, Any] = {}
+    for key, value in zip(_WRITER_KEYS, first, strict=True):
+        w[key] = value
+        rec[key] = value
+    w["a"] = token  # held, then replaced below or written and released
+    rec["a"] = token
+    for k, value in again:
+        w[_WRITER_KEYS[k]] = value
+        rec[_WRITER_KEYS[k]] = value
+    for key, value in rec.items():
+        got = w[key]
+        assert got == value and type(got) is type(value)
+    line = w.end()
+
+    def beyond(v: Any) -> bool:  # an int the writer does not take (orjson may: u64)
+        if type(v) is list:
+            return any(beyond(x) for x in v)
+        return type(v) is int and not -(2**63) <= v < 2**63
+
+    if any(beyond(v) for v in rec.values()):
+        assert line is None  # FlowRecord.line then encodes the record dict
+    else:
+        assert line == dumps_line(rec)
+    del rec, got
+    assert sys.getrefcount(token) == before
