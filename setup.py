@@ -3,8 +3,9 @@
 Two kinds of extension: the hand-written twin of the per-packet path
 (tcptrace_py/_engine.pyx), and the reference modules of the per-segment and per-connection
 path compiled unchanged (tcptrace_py/compiled_modules.py lists them and says why). The build
-records each such source's length and CRC-32 in tcptrace_py/_compiled_sources.txt, so that an edited
-source is imported instead of its stale compiled copy.
+records each such source's length and CRC-32 (and its time, when older than the build) in
+tcptrace_py/_compiled_sources.txt, so that an edited source is imported instead of its stale
+compiled copy.
 
 The extension is optional at install time, as msgpack's and multidict's are: without a C
 compiler (or with TCPTRACE_PY_PURE=1 set while installing) the package installs and runs
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 import zlib
 
 from setuptools import Extension, setup
@@ -81,6 +83,12 @@ class OptionalBuildExt(build_ext):
                     data = fh.read()
                 name = ext.name.removesuffix(".__init__")
                 digests[name] = f"{len(data)}:{zlib.crc32(data):08x}"
+                # The source's time too, when older than the build by more than any clock
+                # granularity: a later edit then has another time for sure, and the
+                # check at start-up is a stat, not a read (compiled_modules.py).
+                mtime_ns = os.stat(py).st_mtime_ns
+                if time.time_ns() - mtime_ns > 2_000_000_000:
+                    digests[name] += f" {mtime_ns}"
         if not package_dir:
             return
         os.makedirs(package_dir, exist_ok=True)

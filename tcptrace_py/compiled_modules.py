@@ -16,7 +16,11 @@ loads, sends those imports to the ``.py`` source in both cases. The build record
 compiled source's length and CRC-32 beside the extensions (``_compiled_sources.txt``,
 written by ``setup.py``), so staleness is a content check, not a guess from file times
 (``zlib`` rather than ``hashlib``: this runs at every start, and it guards against edits,
-not attacks).
+not attacks). The record also holds the source's modification time when the source was
+older than the build by more than two seconds (more than any file system's time
+granularity): a source whose size and time are still those is the one compiled, known
+from a ``stat`` without reading and checksumming it (28 sources, ~400 KB: 3.6 M of the
+~275 M instructions of a start-up); any other time takes the content check.
 """
 
 from __future__ import annotations
@@ -59,7 +63,8 @@ generator steps per connection in the calling process). Not the readers and the 
 (``_engine.pyx`` twins them by hand), nor anything that runs once."""
 
 MANIFEST = "_compiled_sources.txt"
-"""File beside the package's extensions, one line per compiled module: ``name digest``."""
+"""File beside the package's extensions, one line per compiled module: ``name digest`` or
+``name digest mtime_ns``."""
 
 PACKAGE_DIR = os.path.dirname(os.path.realpath(__file__))
 
@@ -81,13 +86,34 @@ def digest(data: bytes) -> str:
     return f"{len(data)}:{zlib.crc32(data):08x}"
 
 
-def _recorded() -> dict[str, str]:
+def _recorded() -> dict[str, tuple[str, int | None]]:
+    """Module name -> (digest, the source's modification time or None)."""
     try:
         with open(os.path.join(PACKAGE_DIR, MANIFEST), encoding="utf-8") as fh:
             text = fh.read()
     except (OSError, ValueError):
         return {}  # never built, or built before the manifest existed: use the sources
-    return dict(line.split(" ", 1) for line in text.splitlines() if " " in line)
+    out: dict[str, tuple[str, int | None]] = {}
+    for line in text.splitlines():
+        name, _, rest = line.partition(" ")
+        if not rest:
+            continue
+        digest_text, _, mtime = rest.partition(" ")
+        out[name] = (digest_text, int(mtime) if mtime.isdigit() else None)
+    return out
+
+
+def _unchanged(src: str, recorded: tuple[str, int | None]) -> bool:
+    """Whether ``src`` is the source the build compiled (see the module docstring)."""
+    want, mtime_ns = recorded
+    if mtime_ns is not None:
+        try:
+            st = os.stat(src)
+        except OSError:
+            return False
+        if st.st_mtime_ns == mtime_ns and str(st.st_size) == want.partition(":")[0]:
+            return True
+    return want == digest(_read_bytes(src))
 
 
 class SourceWhenStale:
@@ -107,7 +133,7 @@ class SourceWhenStale:
         if not forced_pure:
             recorded = self.recorded.get(fullname)
             if recorded is not None:
-                if recorded == digest(_read_bytes(src)):
+                if _unchanged(src, recorded):
                     return None
                 self.stale.append(fullname)
             # Without a record the build compiled nothing (or predates the record): the

@@ -105,6 +105,37 @@ def test_a_source_edited_after_the_build_runs_instead_of_its_stale_extension(
 
 
 @built
+def test_a_source_with_its_recorded_time_is_not_read_and_another_time_is_checksummed(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The record's time spares reading a source whose size and time are still the ones
+    compiled; a source with another time (a copy, a checkout), or a record without one,
+    is checksummed: the same bytes load compiled, other bytes of the same size and time
+    are what the record cannot tell apart (a time never comes back after an edit)."""
+    src = tmp_path / "mod.py"
+    src.write_bytes(b"x = 1\n")
+    data = src.read_bytes()
+    st = src.stat()
+    crc = compiled_modules.digest(data)
+    read: list[str] = []
+    real_read = compiled_modules._read_bytes
+
+    def spy(path: str) -> bytes:
+        read.append(path)
+        return real_read(path)
+
+    monkeypatch.setattr(compiled_modules, "_read_bytes", spy)
+    assert compiled_modules._unchanged(str(src), (crc, st.st_mtime_ns)) and not read
+    assert compiled_modules._unchanged(str(src), (crc, st.st_mtime_ns + 1)) and read
+    read.clear()
+    assert compiled_modules._unchanged(str(src), (crc, None)) and read
+    read.clear()
+    src.write_bytes(b"x = 2\n")  # the same size, another time: checksummed, stale
+    os.utime(src, ns=(st.st_atime_ns, st.st_mtime_ns + 5_000_000_000))
+    assert not compiled_modules._unchanged(str(src), (crc, st.st_mtime_ns)) and read
+    assert not compiled_modules._unchanged(str(tmp_path / "gone.py"), (crc, st.st_mtime_ns))
+
+
+@built
 def test_without_a_record_of_the_build_every_module_loads_from_source(
         tmp_path: Path) -> None:
     """Extensions with no manifest (a build older than the record, a half-copied tree) are
