@@ -96,6 +96,8 @@ _SYN_SENT = TcpState.SYN_SENT
 _TIMEOUT = Input.TIMEOUT
 _RETRIES_EXHAUSTED = Input.RETRIES_EXHAUSTED
 _TIME_WAIT = TcpState.TIME_WAIT
+TIME_WAIT_EXPIRED = "2MSL elapsed by packet time (RFC 9293 3.10.8)"
+"""The reason of the event :meth:`Connection.check_timers` records."""
 
 _FAST_ESTABLISHED = (lookup(_ESTABLISHED, _SEND_ACK)[:2] == (_OK, _ESTABLISHED)
                      and lookup(_ESTABLISHED, _RECV_ACK)[:2] == (_OK, _ESTABLISHED))
@@ -790,7 +792,7 @@ class Connection:
                 self._add_event(new_event(
                     self.flow_id, seg.frame if seg else self.last_frame, since + tw_ns, name,
                     "timeout", old.value, machine.state.value, "timer", "", 0, 0, 0,
-                    "2MSL elapsed by packet time (RFC 9293 3.10.8)"))
+                    TIME_WAIT_EXPIRED))
             if self.self_connect:
                 break
 

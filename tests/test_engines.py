@@ -259,7 +259,7 @@ def test_long_transfer_same_in_reference_process(tmp_path: Path) -> None:
 @needs_compiled
 def test_compiled_constants_are_the_references() -> None:
     """The flag bits and Zeek constants compiled into the steady path are the reference's."""
-    from tcptrace_py import compat, duplicates, facts, flowtable, report, segment
+    from tcptrace_py import compat, connection, duplicates, facts, flowtable, report, segment
     from tcptrace_py.analysis import direction, sequence
     from tcptrace_py.analysis import flags as af
     from tcptrace_py.segment import ACK, PSH
@@ -297,6 +297,7 @@ def test_compiled_constants_are_the_references() -> None:
         "WELL_KNOWN_PORT_LIMIT": flowtable.WELL_KNOWN_PORT_LIMIT,
         "DEADLINE_SLACK": flowtable.DEADLINE_SLACK,
         "TS_NS_MAX": segment.TS_NS_MAX,
+        "TIME_WAIT_EXPIRED": connection.TIME_WAIT_EXPIRED,
     }
 
 
