@@ -4496,8 +4496,8 @@ ctypedef struct NoteRec:
 cdef tuple _EVENT_KINDS = ("transition", "ignored", "retransmission", "unexpected",
                            "inferred", "timeout")
 cdef Py_ssize_t _EV_TIMEOUT = 5  # _EVENT_KINDS.index("timeout")
+# connection.TIME_WAIT_EXPIRED, the reason of Connection.check_timers' event
 cdef str _TIME_WAIT_EXPIRED = "2MSL elapsed by packet time (RFC 9293 3.10.8)"
-"""``connection.TIME_WAIT_EXPIRED``, the reason of ``Connection.check_timers``' event."""
 
 
 cdef Py_ssize_t _value_index(list values, object value) except -2:
