@@ -213,7 +213,7 @@ NOT_ON_THE_JSONL_PATH = (
     "tcptrace_py.parallel", "multiprocessing", "pickle", "socket",  # --jobs N
     "tempfile", "shutil", "random",  # -o to a regular file (written whole or not at all)
     "gzip", "bz2", "lzma",  # compressed captures
-    "pathlib", "urllib", "ipaddress",  # paths as str or os.PathLike; IPv6 text when needed
+    "pathlib", "urllib",  # paths as str or os.PathLike (ipaddress: only for IPv6 text)
 )
 """Modules ``analyze --format jsonl`` must not import (issue 16 item 3: a tiny capture should
 answer at once; docs/benchmarks.md, "Start-up"): each costs start-up and only another command,
