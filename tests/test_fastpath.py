@@ -38,7 +38,7 @@ def _captures(root: Path) -> list[Path]:
         return []
     return sorted(p for p in root.rglob("*")
                   if p.is_file() and not p.name.endswith(_SKIP_SUFFIXES)
-                  and "expected" not in p.parts)
+                  and "expected" not in p.parts and "__pycache__" not in p.parts)
 
 
 def _outputs(source: Any, fast: bool) -> list[Any]:
