@@ -107,22 +107,22 @@ def _deferred_init(cls: Any, frozen: bool) -> Callable[..., None]:
 
 
 def _standard_init(cls: Any, frozen: bool) -> Callable[..., None]:
-    """The standard decorator's ``__init__`` for ``cls``'s fields: the same source as
-    ``dataclasses._init_fn`` writes (the parameters with their annotations, defaults and
-    default factories, keyword-only ones after ``*``, each field assigned, through
-    ``object.__setattr__`` when frozen, then ``__post_init__``), compiled with one
-    ``exec``.
+    """The standard decorator's ``__init__`` for ``cls``'s fields: the body
+    ``dataclasses._init_fn`` writes (each field assigned, a default factory called when
+    its parameter was left out, through ``object.__setattr__`` when frozen, then
+    ``__post_init__``), compiled once, with the parameters' defaults (keyword-only ones
+    after ``*``) and annotations set on the function rather than written in its source:
+    the same signature, a third of the compiling.
 
     Why not the decorator itself on a stand-in class (``make_dataclass``): it also wrote a
     frozen stand-in's ``__setattr__`` and ``__delattr__`` and built a class, ~0.4 ms a
     class, ~3.5 ms of the ~40 ms a tiny capture's ``analyze`` ran in process (eight classes
     built per run; docs/benchmarks.md, twenty-sixth session). ``dataclasses.fields`` holds
-    no ``InitVar``, so neither does this (nor did the stand-in); a field named ``self``
-    or ``object`` takes the stand-in, whose generated code renames them."""
+    no ``InitVar``, so neither does this (nor did the stand-in); a field named ``self`` (or
+    like the generated names) takes the stand-in, whose generated code renames ``self``."""
     fields = dataclasses.fields(cls)
     slots = "__slots__" in cls.__dict__
-    if any(f.name in ("self", "object") or f.name.startswith("__dataclass")
-           for f in fields):
+    if any(f.name == "self" or f.name.startswith("__dataclass") for f in fields):
         return _stand_in_init(cls, frozen)
     missing = dataclasses.MISSING
     params: list[str] = []
@@ -170,9 +170,8 @@ def _standard_init(cls: Any, frozen: bool) -> Callable[..., None]:
         body.append("self.__post_init__()")
     if kw_only:
         params += ["*", *kw_only]
-    # The defaults and annotations are set on the function below, not written in its
-    # source: the same function for a third of the compiling (~120 us of ~300 us for 20
-    # fields; ``compile`` is all of this function's cost).
+    # ``compile`` is nearly all of this function's cost (~120 us for 20 fields; ~300 us
+    # with the defaults and annotations written in the parameter list).
     text = (f"def __create_fn__({', '.join(values)}):\n"
             f" def __init__({','.join(['self', *params])}):\n"
             + "".join(f"  {line}\n" for line in body or ["pass"])

@@ -249,3 +249,48 @@ def test_own_methods_are_kept() -> None:
 def test_module_exports() -> None:
     assert lazy_dataclass.field is dataclasses.field
     assert set(lazy_dataclass.__all__) == {"dataclass", "field"}
+
+
+@pytest.mark.parametrize("frozen", [False, True])
+def test_generated_init_matches_the_standard_on_every_field_kind(frozen: bool) -> None:
+    """Positional defaults, default factories, keyword-only fields, ``init=False`` with a
+    default and with a factory, slots, and a field named ``self`` (which the standard
+    decorator renames): the same signature, values and errors as the standard class."""
+    def build(deco: Any, fld: Any) -> tuple[type[Any], type[Any]]:
+        @deco(frozen=frozen, slots=True)
+        class Kinds:
+            """Every kind of field."""
+
+            a: int
+            b: str = "x"
+            c: list[int] = fld(default_factory=list)
+            d: int = fld(default=7, kw_only=True)
+            e: int = fld(default=3, init=False)
+            f: list[int] = fld(default_factory=lambda: [1], init=False)
+
+        @deco(frozen=frozen)
+        class Named:
+            """A field the generated code must rename."""
+
+            self: int
+            other: int = 2
+
+        return Kinds, Named
+
+    ours_k, ours_n = build(dataclass, field)
+    std_k, std_n = build(dataclasses.dataclass, dataclasses.field)
+    ours_k(1), ours_n(1)  # the first instance compiles __init__
+    assert inspect.signature(ours_k) == inspect.signature(std_k)
+    assert inspect.signature(ours_n) == inspect.signature(std_n)
+    for args, kwargs in [((1,), {}), ((1, "y", [5]), {"d": 9})]:
+        got, want = ours_k(*args, **kwargs), std_k(*args, **kwargs)
+        assert dataclasses.astuple(got) == dataclasses.astuple(want)
+        assert got.c is not ours_k(1).c  # a new list from the factory each time
+    with pytest.raises(TypeError):
+        ours_k(1, "y", [5], 9)  # d is keyword-only
+    with pytest.raises(TypeError):
+        ours_k()
+    assert dataclasses.astuple(ours_n(1)) == dataclasses.astuple(std_n(1)) == (1, 2)
+    if frozen:
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            ours_k(1).a = 2
