@@ -2933,10 +2933,14 @@ cdef inline Py_ssize_t _dec_write(long long k, int digits, char* out) noexcept:
 cdef struct _Emit:
     # Where DirectionValues._columns puts each column: into the tuple ``tup`` (the values
     # the reference returns), or, when ``tup`` is NULL, into the line writer ``w`` under the
-    # key of the same index in ``keys``. ``i`` is the next column's index.
+    # key of the same index in ``keys``: column i from ``lead`` on straight into slot
+    # ``base + i`` when those keys are the schema's next ones (``_JsonOut.run_start``),
+    # the others through ``put`` (``base`` -1: all). ``i`` is the next column's index.
     PyObject* tup
     PyObject* w
     PyObject* keys
+    Py_ssize_t base
+    Py_ssize_t lead
     Py_ssize_t i
 
 
@@ -2945,6 +2949,8 @@ cdef inline int _emit(_Emit* e, object v) except -1:
     if e.tup is not NULL:
         Py_INCREF(v)
         PyTuple_SET_ITEM(<object>e.tup, e.i, v)
+    elif e.base >= 0 and e.i >= e.lead:
+        (<_JsonOut>e.w)._store(e.base + e.i, v)
     else:
         (<_JsonOut>e.w).put(<object>PyTuple_GET_ITEM(<object>e.keys, e.i), v)
     e.i += 1
@@ -2955,7 +2961,10 @@ cdef inline int _emit_ll(_Emit* e, long long v) except -1:
     """The next column: the int ``v`` (to the writer as a C integer)."""
     if e.tup is not NULL:
         return _emit(e, v)
-    (<_JsonOut>e.w).put_ll(<object>PyTuple_GET_ITEM(<object>e.keys, e.i), v)
+    if e.base >= 0 and e.i >= e.lead:
+        (<_JsonOut>e.w)._store_number(e.base + e.i, K_INT, v)
+    else:
+        (<_JsonOut>e.w).put_ll(<object>PyTuple_GET_ITEM(<object>e.keys, e.i), v)
     e.i += 1
     return 0
 
@@ -2969,7 +2978,10 @@ cdef inline int _emit_round(_Emit* e, bint present, double x, double scale,
         return _emit(e, None)
     # +0.0 (which _round_d gives back, and _round_k leaves k at 0 for) is the decimal 0
     if e.tup is NULL and (_round_k(x, scale, &k) or (x == 0.0 and not signbit(x))):
-        (<_JsonOut>e.w).put_dec(<object>PyTuple_GET_ITEM(<object>e.keys, e.i), k, digits)
+        if e.base >= 0 and e.i >= e.lead:
+            (<_JsonOut>e.w)._store_number(e.base + e.i, K_DEC3 if digits == 3 else K_DEC1, k)
+        else:
+            (<_JsonOut>e.w).put_dec(<object>PyTuple_GET_ITEM(<object>e.keys, e.i), k, digits)
         e.i += 1
         return 0
     return _emit(e, _round_d(x, scale, digits))
@@ -3011,6 +3023,7 @@ cdef class DirectionValues:
             e.tup = NULL
             e.w = <PyObject*>out
             e.keys = <PyObject*>keys
+            e.base = (<_JsonOut>out).run_start(keys, &e.lead)
             e.i = 0
             return self._columns(<DirectionStatsBase>st_obj, state_obj, duration_ns, &e)
         cdef tuple values = <tuple?>self._values(st_obj, state_obj, duration_ns)
@@ -3043,6 +3056,8 @@ cdef class DirectionValues:
         e.tup = <PyObject*>values
         e.w = NULL
         e.keys = NULL
+        e.base = -1
+        e.lead = 0
         e.i = 0
         self._columns(<DirectionStatsBase>st_obj, state_obj, duration_ns, &e)
         return values
@@ -6306,9 +6321,49 @@ cdef class _JsonOut:
     cdef int put(self, object key, object value) except -1:
         """Collect column ``key`` (see the class docstring)."""
         cdef Py_ssize_t j = self._slot(key)
+        if j >= 0:
+            self._store(j, value)
+        return 0
+
+    cdef Py_ssize_t run_start(self, tuple keys, Py_ssize_t* lead) except -2:
+        """For columns put in the order of ``keys``: when ``keys[lead:]`` are the schema's
+        next keys (none set yet, so their slots are empty), ``base``, the slot of
+        ``keys[0]`` were the run whole (column i's slot is ``base + i``), and ``lead`` is
+        set to the number of leading keys that are not the schema's next (keys set again:
+        ``client_packets`` is the record's count, then the analyzer's). The caller puts
+        those through :meth:`put`, then stores the others straight into their slots
+        (:meth:`_store`, :meth:`_store_number`): the keys' order checked once for the run.
+        -1 otherwise, or after a failure: every column goes through :meth:`put`."""
+        cdef Py_ssize_t j = self.next_new, n = PyTuple_GET_SIZE(keys), i, k = 0
+        if self.failed or j >= self.n_keys:
+            return -1
+        while k < n and self.key_ptrs[j] != PyTuple_GET_ITEM(keys, k):
+            k += 1
+        if k == n or j + n - k > self.n_keys:
+            return -1
+        for i in range(k + 1, n):
+            if self.key_ptrs[j + i - k] != PyTuple_GET_ITEM(keys, i):
+                return -1
+        for i in range(k):  # each leading key set already: put replaces it in its place
+            found = self.index.get(<object>PyTuple_GET_ITEM(keys, i))
+            if found is None or self.slots[<Py_ssize_t>found] is NULL:
+                return -1
+        self.next_new = j + n - k
+        lead[0] = k
+        return j - k
+
+    cdef inline int _store_number(self, Py_ssize_t j, unsigned char kind,
+                                  long long value) except -1:
+        """Slot ``j`` (empty) holds the C number ``value`` of ``kind``."""
+        self.slots[j] = <PyObject*>_TYPED
+        self.kinds[j] = kind
+        self.ints[j] = value
+        return 0
+
+    cdef inline int _store(self, Py_ssize_t j, object value) except -1:
+        """Slot ``j`` (empty) holds ``value``: None, the bools and the common ints as
+        kinds (see the class docstring), any other object by reference."""
         cdef long long x
-        if j < 0:
-            return 0
         if value is None:
             self.kinds[j] = K_NULL
         elif value is True:
@@ -6330,9 +6385,7 @@ cdef class _JsonOut:
         """Collect column ``key`` as the C number ``value`` of ``kind``."""
         cdef Py_ssize_t j = self._slot(key)
         if j >= 0:
-            self.slots[j] = <PyObject*>_TYPED
-            self.kinds[j] = kind
-            self.ints[j] = value
+            self._store_number(j, kind, value)
         return 0
 
     cdef int put_ll(self, object key, long long value) except -1:

@@ -417,3 +417,43 @@ def test_the_writer_writes_what_a_dict_of_the_same_puts_gives(
         assert line == dumps_line(rec)
     del rec, got
     assert sys.getrefcount(token) == before
+
+
+@pytest.mark.parametrize("layout", ["contiguous", "reversed", "set_before", "missing"])
+def test_direction_columns_into_the_writer_keep_the_dicts_order(layout: str) -> None:
+    """``DirectionValues`` stores a direction's columns straight into the writer's slots
+    when they are the schema's next keys (``_JsonOut.run_start``), a leading key set
+    before (``client_packets``) replaced in its place; in any other layout each column
+    goes through ``put``: the line is the dict's whenever the writer can write it (else
+    no line), never columns in another order."""
+    from tcptrace_py import _engine
+    from tcptrace_py.analysis import sequence
+
+    conn, _codes = _connections_of(REPO / "samples" / "normal.pcap")[0]
+    an = conn.analyzer
+    keys = sequence._PREFIXED["client_"]
+    rec: dict[str, Any] = {"flow_id": 1}
+    if layout == "set_before":
+        rec[keys[0]] = -5  # set again by the run, keeping its place
+        rec["gap"] = "x"
+    sequence._reference_put_direction_values(rec, keys, an.client, an._c, 10**9)
+    if layout == "reversed":
+        rec = {"flow_id": 1, **dict(reversed(list(rec.items())[1:]))}
+    rec["after"] = True
+    w = _engine._JsonOut()
+    w.learn(rec)
+    w.begin()
+    w["flow_id"] = 1
+    if layout == "set_before":
+        w[keys[0]] = -5
+        w["gap"] = "x"
+    if layout == "missing":
+        w["after"] = True  # the schema's direction columns never came first: no line
+    sequence._put_direction_values(w, keys, an.client, an._c, 10**9)
+    if layout != "missing":
+        w["after"] = True
+    line = w.end()
+    if layout in ("contiguous", "set_before"):
+        assert line == dumps_line(rec)
+    else:
+        assert line is None  # not the schema's order: the record dict is encoded instead
