@@ -6188,6 +6188,14 @@ cdef class _JsonOut:
     cdef PyObject** key_ptrs
     """The schema's keys (borrowed from :attr:`schema`), for the in-order test of
     :meth:`_slot` without the tuple's checks."""
+    cdef object run_keys0, run_keys1
+    cdef Py_ssize_t run_at[2]
+    cdef Py_ssize_t run_lead_slot[2]
+    """:meth:`run_start`'s last two verified runs (a record's client and server columns):
+    the keys tuple (held, so never another tuple at the same address), the ``next_new``
+    it started at, and its one leading key's slot (-1: none). The same tuple at the same
+    place of the same schema is the same run: only the leading key's slot is tested
+    again."""
     cdef unsigned char* kinds
     """What slot j holds: an object (``K_OBJ``, ``slots[j]``), else a number kept as a C
     integer in ``ints[j]``, or None, True or False (``slots[j]`` is then the borrowed
@@ -6255,6 +6263,7 @@ cdef class _JsonOut:
             end += len(prefix)
             self.prefix_end[j] = end
         self.schema = keys
+        self.run_keys0 = self.run_keys1 = None  # runs verified against another schema
         # 32 bytes of padding: finish copies a short prefix as two fixed 16-byte moves
         self.prefixes = b"".join(prefixes) + bytes(32)
         self.index = {key: j for j, key in enumerate(keys)}
@@ -6334,9 +6343,17 @@ cdef class _JsonOut:
         those through :meth:`put`, then stores the others straight into their slots
         (:meth:`_store`, :meth:`_store_number`): the keys' order checked once for the run.
         -1 otherwise, or after a failure: every column goes through :meth:`put`."""
-        cdef Py_ssize_t j = self.next_new, n = PyTuple_GET_SIZE(keys), i, k = 0
+        cdef Py_ssize_t j = self.next_new, n = PyTuple_GET_SIZE(keys), i, k = 0, c
         if self.failed or j >= self.n_keys:
             return -1
+        for c in range(2):
+            if (self.run_keys0 if c == 0 else self.run_keys1) is keys \
+                    and self.run_at[c] == j:
+                i = self.run_lead_slot[c]
+                if i < 0 or self.slots[i] is not NULL:
+                    self.next_new = j + n - (i >= 0)
+                    lead[0] = i >= 0
+                    return j - (i >= 0)
         while k < n and self.key_ptrs[j] != PyTuple_GET_ITEM(keys, k):
             k += 1
         if k == n or j + n - k > self.n_keys:
@@ -6348,6 +6365,13 @@ cdef class _JsonOut:
             found = self.index.get(<object>PyTuple_GET_ITEM(keys, i))
             if found is None or self.slots[<Py_ssize_t>found] is NULL:
                 return -1
+        if k <= 1:  # remembered in place of the older of the two
+            self.run_keys0 = self.run_keys1
+            self.run_at[0] = self.run_at[1]
+            self.run_lead_slot[0] = self.run_lead_slot[1]
+            self.run_keys1 = keys
+            self.run_at[1] = j
+            self.run_lead_slot[1] = <Py_ssize_t>found if k else -1
         self.next_new = j + n - k
         lead[0] = k
         return j - k

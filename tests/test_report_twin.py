@@ -442,18 +442,19 @@ def test_direction_columns_into_the_writer_keep_the_dicts_order(layout: str) -> 
     rec["after"] = True
     w = _engine._JsonOut()
     w.learn(rec)
-    w.begin()
-    w["flow_id"] = 1
-    if layout == "set_before":
-        w[keys[0]] = -5
-        w["gap"] = "x"
-    if layout == "missing":
-        w["after"] = True  # the schema's direction columns never came first: no line
-    sequence._put_direction_values(w, keys, an.client, an._c, 10**9)
-    if layout != "missing":
-        w["after"] = True
-    line = w.end()
-    if layout in ("contiguous", "set_before"):
-        assert line == dumps_line(rec)
-    else:
-        assert line is None  # not the schema's order: the record dict is encoded instead
+    for again in range(3):  # the run is verified, then remembered (run_start's cache)
+        w.begin()
+        w["flow_id"] = 1
+        if layout == "set_before" and again < 2:
+            w[keys[0]] = -5
+            w["gap"] = "x"
+        if layout == "missing":
+            w["after"] = True  # the schema's direction columns never came first: no line
+        sequence._put_direction_values(w, keys, an.client, an._c, 10**9)
+        if layout != "missing":
+            w["after"] = True
+        line = w.end()
+        if layout == "contiguous" or (layout == "set_before" and again < 2):
+            assert line == dumps_line(rec)
+        else:  # not the schema's order (the third set_before line sets the leading key
+            assert line is None  # late): the record dict is encoded instead
