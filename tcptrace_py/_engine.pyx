@@ -3998,9 +3998,30 @@ cdef class PeerSummaryBase:
         letters upper case (lower-cased through a cache: a str method call per letter was
         most of the cost)."""
         cdef long long o = self._orig
-        cdef list out = []
+        cdef list letters = <list?>self._letters
+        cdef Py_ssize_t n = PyList_GET_SIZE(letters), flips = self._flips, k
+        cdef char buf[64]
         cdef tuple item
-        for obj in <list?>self._letters:
+        cdef char c
+        # The common case in C: up to 64 characters, each letter a one-character ASCII
+        # str (~2.8 k instructions a connection through the list and the join).
+        if 0 <= flips and n + flips <= 64:
+            for k in range(flips):
+                buf[k] = b'^'
+            for k in range(n):
+                item = <tuple?><object>PyList_GET_ITEM(letters, k)
+                ch = item[0]
+                if not (PyUnicode_CheckExact(ch) and PyUnicode_GET_LENGTH(ch) == 1
+                        and PyUnicode_IS_ASCII(ch)):
+                    break
+                c = (<const char*>PyUnicode_DATA(ch))[0]
+                if item[1] != o and b'A' <= c <= b'Z':
+                    c += 32  # str.lower of an ASCII letter; other characters stay
+                buf[flips + k] = c
+            else:
+                return PyUnicode_DecodeASCII(buf, flips + n, NULL)
+        cdef list out = []
+        for obj in letters:
             item = <tuple?>obj
             ch = item[0]
             if item[1] == o:

@@ -69,12 +69,16 @@ def test_twin_follows_the_reference(segs: list[tuple[Any, ...]], ports: tuple[in
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.lists(st.tuples(st.sampled_from("SHADFRWTICQG^x"), st.integers(0, 1)), max_size=30),
-       st.integers(-1, 1), st.integers(0, 3))
+@given(st.lists(st.tuples(st.sampled_from(list("SHADFRWTICQG^xz[@")
+                                          + ["\u00c9", "ab", ""]),
+                          st.integers(0, 1)), max_size=80),
+       st.integers(-1, 1), st.one_of(st.integers(0, 3), st.integers(60, 70)))
 def test_history_twin_is_the_references(letters: list[tuple[str, int]], orig: int,
                                         flips: int) -> None:
-    """The compiled ``history`` (a cache for the lower case) spells what the reference's
-    does for any letters, originator and role flips."""
+    """The compiled ``history`` (written in C up to 64 characters of one-character ASCII
+    letters, else the list and the join with a cache for the lower case) spells what the
+    reference's does for any letters (the characters around A-Z, non-ASCII, longer or
+    empty ones), originator and role flips, either side of 64 characters."""
     twin = compat.PeerSummary()
     twin._letters, twin._orig, twin._flips = list(letters), orig, flips
     assert twin.history() == compat.PeerSummary.__reference__.history(twin)  # type: ignore[attr-defined]
