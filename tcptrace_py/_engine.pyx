@@ -4531,7 +4531,7 @@ ctypedef struct NoteRec:
 # ``EvRec.kind_i``: the kinds ``ConnectionBase._step_c`` records.
 cdef tuple _EVENT_KINDS = ("transition", "ignored", "retransmission", "unexpected",
                            "inferred", "timeout")
-cdef Py_ssize_t _EV_TIMEOUT = 5  # _EVENT_KINDS.index("timeout")
+cdef Py_ssize_t _EV_TIMEOUT = _EVENT_KINDS.index("timeout")
 # connection.TIME_WAIT_EXPIRED, the reason of Connection.check_timers' event
 cdef str _TIME_WAIT_EXPIRED = "2MSL elapsed by packet time (RFC 9293 3.10.8)"
 
@@ -6371,10 +6371,11 @@ cdef class _JsonOut:
             if (self.run_keys0 if c == 0 else self.run_keys1) is keys \
                     and self.run_at[c] == j:
                 i = self.run_lead_slot[c]
-                if i < 0 or self.slots[i] is not NULL:
-                    self.next_new = j + n - (i >= 0)
-                    lead[0] = i >= 0
-                    return j - (i >= 0)
+                if i < 0 or self.slots[i] is not NULL:  # its leading key, if any, is set
+                    k = 1 if i >= 0 else 0
+                    self.next_new = j + n - k
+                    lead[0] = k
+                    return j - k
         while k < n and self.key_ptrs[j] != PyTuple_GET_ITEM(keys, k):
             k += 1
         if k == n or j + n - k > self.n_keys:

@@ -219,10 +219,10 @@ def open_source(source: object, display: str) -> OpenedSource:
     if isinstance(source, (bytes, bytearray, memoryview)):
         raw = io.BytesIO(bytes(source))
     elif isinstance(source, (str, os.PathLike)):
-        if os.fspath(source) == "-":
+        path = os.fspath(source)
+        if path == "-":
             raw = sys.stdin.buffer
         else:
-            path = os.fspath(source)
             if os.path.isdir(path):
                 raise CaptureError(f"{display}: is a directory, not a capture file")
             try:
