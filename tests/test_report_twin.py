@@ -419,6 +419,52 @@ def test_the_writer_writes_what_a_dict_of_the_same_puts_gives(
     assert sys.getrefcount(token) == before
 
 
+_LINE_VALUES = st.one_of(
+    st.sampled_from([None, True, False, 0, 1, -1, 10**18, "x", 0.5]),
+    st.integers(min_value=-3, max_value=3))
+_LINE_NUMBERS = st.one_of(  # put_dec takes 0 <= k < 2**52 (what _round_k gives)
+    st.tuples(st.integers(min_value=-3, max_value=3), st.just(0)),
+    st.tuples(st.integers(min_value=0, max_value=3), st.sampled_from([1, 3])))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(
+    st.lists(st.one_of(_LINE_VALUES, _LINE_NUMBERS), min_size=len(_WRITER_KEYS),
+             max_size=len(_WRITER_KEYS)),
+    st.sampled_from(["whole", "unwritable", "missing"])), min_size=1, max_size=8))
+def test_consecutive_lines_are_each_the_dicts_line(
+        lines: list[tuple[list[Any], str]]) -> None:
+    """Lines written one after another by one writer (``finish`` copies the runs of
+    columns holding the C value they held in the previous whole line from that line's
+    text): each is orjson's line for its own dict, whatever the line before held (the
+    same values, other values of the same kind, other kinds, a failed line, a line with
+    a column missing); values drawn from a few so that runs repeat."""
+    from tcptrace_py import _engine
+
+    w = _engine._JsonOut()
+    w.learn(dict.fromkeys(_WRITER_KEYS, 0))
+    for values, how in lines:
+        w.begin()
+        rec: dict[str, Any] = {}
+        for key, value in zip(_WRITER_KEYS, values, strict=True):
+            if how == "missing" and key == "e":
+                break
+            if type(value) is tuple:  # a C number: an int, or a decimal of 1 or 3 digits
+                k, digits = value
+                w.set_number(key, k, digits)
+                rec[key] = k if not digits else k / 10**digits
+            else:
+                w[key] = value
+                rec[key] = value
+        if how == "unwritable":
+            w["c"] = object()
+        line = w.end()
+        if how == "whole":
+            assert line == dumps_line(rec)
+        else:
+            assert line is None
+
+
 @pytest.mark.parametrize("layout", ["contiguous", "reversed", "set_before", "missing"])
 def test_direction_columns_into_the_writer_keep_the_dicts_order(layout: str) -> None:
     """``DirectionValues`` stores a direction's columns straight into the writer's slots
