@@ -2853,6 +2853,7 @@ cdef SenderStateBase _new_sender_state(object cls, est):
     snd._init(est)
     return snd
 
+
 @cython.final
 cdef class _MadeRecords:
     """``make_mutable``'s ``conv``: the ``SentSegment`` standing for each record, one per
