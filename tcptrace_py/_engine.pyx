@@ -2460,14 +2460,13 @@ cdef class SenderStateBase:
     def make_mutable(self):
         """Twin of ``SenderState.make_mutable``: every ``FreshSegment`` tuple becomes one
         ``SentSegment`` (a tuple in several containers becomes one shared object), in the
-        same positions, built without the constructor's argument parsing. A pending record
-        (:meth:`_flush`) becomes its ``SentSegment`` directly, where the flush would have
-        put its tuple."""
+        same positions, built without the constructor's argument parsing. Pending records
+        (:meth:`_flush`) stay pending: from now on each is made a ``SentSegment`` where
+        the flush puts it (:meth:`_pending_record`), and in-order data keeps being
+        pending records rather than objects in three containers (~1.5 k instructions a
+        segment of a sender that once retransmitted, 172 k segments of 2m.pcap)."""
         self.mutable = True
         cdef _MadeRecords made = _MadeRecords()
-        cdef Py_ssize_t i
-        cdef long long* r
-        cdef SentSegment new
         if self._tail_n >= 0:
             self._unpack()
         # The old containers stay referenced until all three are rebuilt: ``made`` is
@@ -2478,25 +2477,14 @@ cdef class SenderStateBase:
                      + len(old_start) + len(old_end))
         if old_order is not None:
             self._order = [made.of(rec) for rec in old_order]
-        # Sized for the pending records too: grown one insertion at a time, a dict was
-        # resized about log2(n) times (~350 instructions an insertion on 2m.pcap).
-        cdef dict by_start = _PyDict_NewPresized(len(old_start) + self._pk_n)
-        cdef dict by_end = _PyDict_NewPresized(len(old_end) + self._pk_n + 1)
+        # Presized: grown one insertion at a time, a dict was resized about log2(n)
+        # times (~350 instructions an insertion on 2m.pcap).
+        cdef dict by_start = _PyDict_NewPresized(len(old_start))
+        cdef dict by_end = _PyDict_NewPresized(len(old_end))
         for k, rec in old_start.items():
             by_start[k] = made.of(rec)
         for k, rec in old_end.items():
             by_end[k] = made.of(rec)
-        for i in range(self._pk_n):
-            r = &self._pk[4 * i]
-            new = _fresh_sent_segment(r[0], r[1], r[2], r[3])
-            (<list?>self._order).append(new)
-            by_start[r[0]] = new
-            by_end[r[1]] = new
-        self._pk_n = 0
-        fin = self._pend_fin
-        if fin is not None:
-            self._pend_fin = None
-            by_end[(<SentSegment?>fin).end] = fin
         self._by_start_d = by_start
         self._by_end_d = by_end
 
@@ -2625,10 +2613,11 @@ cdef class SenderStateBase:
         self._by_end_d = value
 
     cdef int _flush(self) except -1:
-        """Make the pending records (:func:`_in_order_data`) the ``FreshSegment`` tuples
-        the reference would have made, append them to ``order`` and put each into both
-        indexes under its own start and end objects, in the order sent; then the pending
-        FIN record into ``by_end``. The indexes and ``order`` then hold what the
+        """Make the pending records (:func:`_in_order_data`) the records the reference
+        would have made (``FreshSegment`` tuples, ``SentSegment`` objects once the sender
+        is mutable: :meth:`_pending_record`), append them to ``order`` and put each into
+        both indexes under its start and end, in the order sent; then the pending FIN
+        record into ``by_end``. The indexes and ``order`` then hold what the
         reference's would.
 
         Why pending: in-order data made a tuple and two int objects per segment, appended
@@ -2649,8 +2638,12 @@ cdef class SenderStateBase:
             for i in range(self._pk_n):
                 rec = self._pending_record(i)
                 order.append(rec)
-                by_start[(<tuple>rec)[0]] = rec
-                by_end[(<tuple>rec)[1]] = rec
+                if type(rec) is tuple:  # under its own start and end objects
+                    by_start[(<tuple>rec)[0]] = rec
+                    by_end[(<tuple>rec)[1]] = rec
+                else:
+                    by_start[self._pk[4 * i]] = rec
+                    by_end[self._pk[4 * i + 1]] = rec
             self._pk_n = 0
         fin = self._pend_fin
         if fin is not None:
@@ -2677,8 +2670,13 @@ cdef class SenderStateBase:
         return 0
 
     cdef object _pending_record(self, Py_ssize_t i):
-        """Pending record ``i`` as the reference's tuple (a new one)."""
+        """Pending record ``i`` as the reference's record (a new one): its
+        ``FreshSegment`` tuple, or its ``SentSegment`` once the sender is mutable. Nothing
+        changes a record while it is pending (every change finds it through ``order`` or
+        an index, which flush first), so it is made as the reference made it when sent."""
         cdef long long* r = &self._pk[4 * i]
+        if self.mutable:
+            return _fresh_sent_segment(r[0], r[1], r[2], r[3])
         return (r[0], r[1], r[2], r[3])
 
     cdef int _drop_pending(self, Py_ssize_t n) except -1:
@@ -3792,7 +3790,7 @@ cdef Py_ssize_t _compact_sender_c(object state_obj) except -1:
         (<SentSegment?>fin).end > una or kept.has(fin))
     cdef Py_ssize_t n_made = n_pk - first_made, n_kept
     if (not keep and not by_end and not by_start and not fin_kept and not state.late
-            and n_made <= COMPACT_TAIL
+            and n_made <= COMPACT_TAIL and (n_made == 0 or not state.mutable)
             and (n_made == 0 or state._pk[4 * (n_pk - 1) + 1] <= una)):
         # What ``_pack`` would make of the indexes: only acknowledged pending records
         # are left, the tail, packed as they are (no tuple made and taken apart).
@@ -3813,8 +3811,12 @@ cdef Py_ssize_t _compact_sender_c(object state_obj) except -1:
         kept.add(rec)
         if state._pk[4 * p + 1] > una:
             keep.append(rec)
-        by_end[(<tuple>rec)[1]] = rec
-        by_start[(<tuple>rec)[0]] = rec
+        if type(rec) is tuple:  # under its own end and start objects
+            by_end[(<tuple>rec)[1]] = rec
+            by_start[(<tuple>rec)[0]] = rec
+        else:
+            by_end[state._pk[4 * p + 1]] = rec
+            by_start[state._pk[4 * p]] = rec
     if fin_kept:
         by_end[(<SentSegment>fin).end] = fin
     _drop_all_pending(state)
@@ -7671,7 +7673,7 @@ cdef long long _in_order_data(SequenceAnalyzerBase an, SenderStateBase snd,
     order = snd._order
     if order is None:
         order = snd._order = []
-    if (not snd.mutable and end > nxt and snd._pend_fin is None
+    if (end > nxt and snd._pend_fin is None
             and (not snd._pk_n or nxt >= snd._pend_end)
             and _pair_ll(seg.frame_c, seg.frame_o, &frame_c)
             and _pair_ll(seg.ts_c, seg.ts_o, &ts_c)):
