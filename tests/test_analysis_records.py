@@ -139,15 +139,15 @@ def test_a_mutable_sender_keeps_in_order_data_pending(tmp_path: Path) -> None:
     pkts = _conversation()
     before_fin = next(i for i, p in enumerate(pkts) if p.flags & FIN)
     (conn,) = feed(read_segments(write_pcap(tmp_path / "a.pcap", pkts[:before_fin])))
-    sender = conn.analyzer._c
+    sender: Any = conn.analyzer._c
     assert sender.mutable
     assert sender.pending_records() == 20  # segments 30 to 49, sent after the re-sends
     order = sender.order
     assert sender.pending_records() == 0
     assert order is not None and all(type(r) is not tuple for r in order)
-    late = [r for r in order if r.start >= 30 * MSS + 1]  # type: ignore[union-attr]
+    late = [r for r in order if r.start >= 30 * MSS + 1]
     assert len(late) == 20
     for r in late:
-        assert sender.by_start[r.start] is r and sender.by_end[r.end] is r  # type: ignore[union-attr]
-        assert (r.tx, r.control, r.rexmit_index, r.last_interval_ns) == (1, "", -1, -1)  # type: ignore[union-attr]
-        assert r.last_ts_ns == r.ts_ns  # type: ignore[union-attr]
+        assert sender.by_start[r.start] is r and sender.by_end[r.end] is r
+        assert (r.tx, r.control, r.rexmit_index, r.last_interval_ns) == (1, "", -1, -1)
+        assert r.last_ts_ns == r.ts_ns
