@@ -560,3 +560,50 @@ def test_deadline_compaction_twin_keeps_what_the_reference_keeps() -> None:
     popped = [[h.pop() for _ in range(len(h))]
               for h in (twin._deadlines, ref._deadlines)]
     assert popped[0] == popped[1] and len(popped[0]) == after
+
+
+@pytest.mark.skipif(implementation.compiled is None, reason="compiled engine not built")
+def test_sweep_entry_twin_ends_what_the_reference_ends(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``FlowTableBase._sweep_entry`` (the deadline, done and attempt tests in C, the
+    table's removal and remembered end inlined) against the reference's, on the same
+    frames: connections closed (TIME_WAIT runs out), left in their handshake (the attempt
+    timeout), open and idle (their deadline pushed back, then the LRU scan), a 4-tuple
+    opened again after its TIME_WAIT (the remembered end gives incarnation 1), and a
+    late segment that sweeps them all: the same records in the same order, with the same
+    end reasons, and the same remembered ends."""
+    from tcptrace_py.flowtable import FlowTable
+
+    frames: list[tuple[int, bytes]] = []
+    for i in range(60):
+        t0 = NS + i * 7_000_000
+        conn = _conn(t0, 30000 + i, isn=1000 + i)
+        frames += conn if i % 3 == 0 else conn[:1] if i % 3 == 1 else conn[:4]
+    frames += _conn(200 * NS, 30000, isn=500_000)  # after the first one's TIME_WAIT
+    frames += _conn(5000 * NS, 39999)  # hours later: every idle one swept first
+    frames.sort(key=lambda f: f[0])
+    options = {"idle_timeout_s": 900.0, "attempt_timeout_s": 30.0}
+
+    def run() -> tuple[list[dict[str, object]], list[Any]]:
+        table: Any = None
+        original = FlowTable.__init__
+
+        def keep(self: Any, *args: Any, **kwargs: Any) -> None:
+            nonlocal table
+            original(self, *args, **kwargs)
+            table = self
+
+        with monkeypatch.context() as m:
+            m.setattr(FlowTable, "__init__", keep)
+            recs = _run(frames, **options)
+        return recs, sorted(table._last_end.items())
+
+    reference_entry = FlowTable.__reference__._sweep_entry  # type: ignore[attr-defined]
+    assert FlowTable._sweep_entry is not reference_entry  # the compiled one runs first
+    twin = run()
+    monkeypatch.setattr(FlowTable, "_sweep_entry",
+                        FlowTable.__reference__._sweep_entry)  # type: ignore[attr-defined]
+    reference = run()
+    assert twin == reference
+    reasons = {r["end_reason"] for r in twin[0]}
+    assert {"time_wait_expired", "attempt_timeout"} <= reasons
+    assert any(r["incarnation"] == 1 for r in twin[0])
