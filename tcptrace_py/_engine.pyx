@@ -6956,9 +6956,17 @@ ctypedef struct DupRec:
 
 # C constants: a literal beyond C's int (0xFFFFFFFF) would make Cython compare as Python
 # integers, boxing each field it is compared with.
-cdef long long _U32_MAX = 0xFFFFFFFF
-cdef long long _I32_MAX = 0x7FFFFFFF
-cdef long long _I32_MIN = -_I32_MAX - 1
+cdef extern from *:
+    """
+    #define TCPTRACE_U32_MAX 0xFFFFFFFFLL
+    #define TCPTRACE_I32_MAX 0x7FFFFFFFLL
+    #define TCPTRACE_I32_MIN (-0x7FFFFFFFLL - 1)
+    """
+    # C macros, not module variables: the compiler folds each ``lo <= x <= hi`` test into
+    # one unsigned comparison (a variable is loaded and compared twice).
+    const long long _U32_MAX "TCPTRACE_U32_MAX"
+    const long long _I32_MAX "TCPTRACE_I32_MAX"
+    const long long _I32_MIN "TCPTRACE_I32_MIN"
 
 
 cdef int _dup_put(DupRec* rec, Segment seg, bint keep) except -1:
