@@ -6664,10 +6664,10 @@ cdef class _JsonOut:
         the collected values are dropped either way.
 
         Why the previous line: consecutive records share most of their C-valued columns
-        (zero counters, false flags, nulls, the same MSS: ~110 of 197 columns on
-        2m.pcap, ~140 of uneventful_20k.pcap's, in ~15-25 runs). A run of columns each
-        holding what it held in the previous line is that line's text of the run, copied
-        at once instead of written column by column."""
+        (zero counters, false flags, nulls, the same MSS: on average 113 of 197 columns
+        in 25 runs on 2m.pcap, 167 in 8 runs on uneventful_20k.pcap). A run of columns
+        each holding what it held in the previous line is that line's text of the run,
+        copied at once instead of written column by column."""
         cdef Py_ssize_t j = 0, i, m, start, end, size
         cdef const char* prefixes
         cdef PyObject* v
