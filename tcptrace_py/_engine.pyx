@@ -2638,12 +2638,7 @@ cdef class SenderStateBase:
             for i in range(self._pk_n):
                 rec = self._pending_record(i)
                 order.append(rec)
-                if type(rec) is tuple:  # under its own start and end objects
-                    by_start[(<tuple>rec)[0]] = rec
-                    by_end[(<tuple>rec)[1]] = rec
-                else:
-                    by_start[self._pk[4 * i]] = rec
-                    by_end[self._pk[4 * i + 1]] = rec
+                self._index_pending(by_start, by_end, i, rec)
             self._pk_n = 0
         fin = self._pend_fin
         if fin is not None:
@@ -2678,6 +2673,18 @@ cdef class SenderStateBase:
         if self.mutable:
             return _fresh_sent_segment(r[0], r[1], r[2], r[3])
         return (r[0], r[1], r[2], r[3])
+
+    cdef int _index_pending(self, dict by_start, dict by_end, Py_ssize_t i,
+                            object rec) except -1:
+        """Put ``rec``, pending record ``i`` made (:meth:`_pending_record`), into both
+        indexes under its start and end (a tuple's own objects)."""
+        if type(rec) is tuple:
+            by_start[(<tuple>rec)[0]] = rec
+            by_end[(<tuple>rec)[1]] = rec
+        else:
+            by_start[self._pk[4 * i]] = rec
+            by_end[self._pk[4 * i + 1]] = rec
+        return 0
 
     cdef int _drop_pending(self, Py_ssize_t n) except -1:
         """Forget the first ``n`` pending records."""
@@ -3811,12 +3818,7 @@ cdef Py_ssize_t _compact_sender_c(object state_obj) except -1:
         kept.add(rec)
         if state._pk[4 * p + 1] > una:
             keep.append(rec)
-        if type(rec) is tuple:  # under its own end and start objects
-            by_end[(<tuple>rec)[1]] = rec
-            by_start[(<tuple>rec)[0]] = rec
-        else:
-            by_end[state._pk[4 * p + 1]] = rec
-            by_start[state._pk[4 * p]] = rec
+        state._index_pending(by_start, by_end, p, rec)
     if fin_kept:
         by_end[(<SentSegment>fin).end] = fin
     _drop_all_pending(state)
@@ -5313,6 +5315,13 @@ cdef class ConnectionBase:
         return (_state_in(r, cs, STATE_DONE, done) and _state_in(r, ss, STATE_DONE, done)
                 and (cs is r.closed or ss is r.closed))
 
+    cdef bint _is_attempt_c(self, _Refs r) except -1:
+        """Twin of ``Connection.is_attempt``: no endpoint ever reached ESTABLISHED."""
+        return (_state_in(r, (<EndpointMachineBase?>self.client).state, STATE_ATTEMPT,
+                          r.attempt_states)
+                and _state_in(r, (<EndpointMachineBase?>self.server).state, STATE_ATTEMPT,
+                              r.attempt_states))
+
     def quiet_deadline_ns(self):
         """Twin of ``Connection.quiet_deadline_ns`` (with ``is_done`` and ``is_attempt``
         inlined): the packet time after which the connection can be emitted if nothing
@@ -5413,14 +5422,11 @@ cdef class ConnectionBase:
         cdef EndpointMachineBase client = <EndpointMachineBase?>self.client
         cdef EndpointMachineBase server = <EndpointMachineBase?>self.server
         cdef EndpointMachineBase m
-        cs = client.state
-        ss = server.state
         done = r.done_states
         last = _joined(self.last_ts_c, self.last_ts_o)
         if self._is_done_c(r):
             return last + opts.closed_linger_ns
-        if _state_in(r, cs, STATE_ATTEMPT, r.attempt_states) \
-                and _state_in(r, ss, STATE_ATTEMPT, r.attempt_states):
+        if self._is_attempt_c(r):
             return last + min(opts.attempt_timeout_ns, opts.idle_timeout_ns)
         # ``max(deadlines + [linger])`` without the lists and the call: the first of the
         # largest (equal integers are interchangeable).
@@ -6304,31 +6310,30 @@ cdef class _JsonOut:
 
     def __dealloc__(self):
         self._clear()
-        PyMem_Free(self.slots)
-        self.slots = NULL
-        PyMem_Free(self.kinds)
-        self.kinds = NULL
-        PyMem_Free(self.ints)
-        self.ints = NULL
-        PyMem_Free(self.prefix_end)
-        self.prefix_end = NULL
-        PyMem_Free(self.key_ptrs)
-        self.key_ptrs = NULL
+        self._free_columns()
         PyMem_Free(self.buf)
         self.buf = NULL
         PyMem_Free(self.pbuf)
         self.pbuf = NULL
-        self._free_previous()
 
-    cdef void _free_previous(self) noexcept:
+    cdef void _free_columns(self) noexcept:
+        """Free the arrays of the schema's columns (slots, kinds, numbers, prefix ends,
+        keys; the previous line's offsets, kinds and numbers), leaving no column and no
+        previous line. Call :meth:`_clear` first: the slots' objects are not released."""
+        PyMem_Free(self.slots)
+        PyMem_Free(self.kinds)
+        PyMem_Free(self.ints)
+        PyMem_Free(self.prefix_end)
+        PyMem_Free(self.key_ptrs)
         PyMem_Free(self.off)
-        self.off = NULL
         PyMem_Free(self.poff)
-        self.poff = NULL
         PyMem_Free(self.pkinds)
-        self.pkinds = NULL
         PyMem_Free(self.pints)
-        self.pints = NULL
+        self.slots = self.key_ptrs = NULL
+        self.kinds = self.pkinds = NULL
+        self.ints = self.pints = NULL
+        self.prefix_end = self.off = self.poff = NULL
+        self.n_keys = 0
         self.prev_ok = False
 
     def learn(self, dict rec):
@@ -6341,13 +6346,7 @@ cdef class _JsonOut:
                 return
             prefixes.append((b"{" if j == 0 else b",") + b'"' + key.encode() + b'":')
         self._clear()
-        PyMem_Free(self.slots)
-        PyMem_Free(self.prefix_end)
-        PyMem_Free(self.kinds)
-        PyMem_Free(self.ints)
-        PyMem_Free(self.key_ptrs)
-        self._free_previous()
-        self.n_keys = 0  # until the new arrays are in place
+        self._free_columns()  # n_keys 0 until the new arrays are in place
         self.slots = <PyObject**>PyMem_Calloc(max(len(keys), 1), sizeof(PyObject*))
         self.prefix_end = <Py_ssize_t*>PyMem_Calloc(max(len(keys), 1), sizeof(Py_ssize_t))
         self.kinds = <unsigned char*>PyMem_Calloc(max(len(keys), 1), 1)
@@ -8999,11 +8998,7 @@ cdef class FlowTableBase:
             conn.end_reason = "time_wait_expired" if conn.time_wait_expired else "closed"
         else:
             conn.finalize(now_ns)
-            conn.end_reason = "attempt_timeout" if (
-                _state_in(r, (<EndpointMachineBase?>conn.client).state, STATE_ATTEMPT,
-                          r.attempt_states)
-                and _state_in(r, (<EndpointMachineBase?>conn.server).state, STATE_ATTEMPT,
-                              r.attempt_states)) else "idle_timeout"
+            conn.end_reason = "attempt_timeout" if conn._is_attempt_c(r) else "idle_timeout"
         # FlowTable._remove
         live.pop(key)
         del by_dir[key]
