@@ -1605,6 +1605,9 @@ cdef class _Refs:
     cdef object recv_syn_ack, syn_sent, send_split_syn, recv_syn, send_syn, send_fin_again
     cdef object close_wait, recv_ack_unconfirmed, recv_ack_of_fin, last_ack, inactive
     cdef object peer_steady, addr_text, tfo_option, quiet_states, connection_compact
+    # the compiled methods ``FlowRecord._build`` calls in C when a class keeps them
+    cdef object peer_conn_state, peer_history, peer_completeness, facts_add_columns
+    cdef object analyzer_add_columns, rstos0_history
     cdef object neither, no_loss_signal, no_drops, event_class, connection
 
 
@@ -1712,6 +1715,12 @@ cdef _Refs _load_refs():
     r.no_drops = q.NO_DROPS
     r.no_loss_signal = c.NO_LOSS_SIGNAL
     r.connection_compact = ConnectionBase.compact
+    r.peer_conn_state = PeerSummaryBase.conn_state
+    r.rstos0_history = compat._rstos0_history
+    r.peer_history = PeerSummaryBase.history
+    r.peer_completeness = PeerSummaryBase.completeness
+    r.facts_add_columns = ProtocolFactsBase.add_columns
+    r.analyzer_add_columns = SequenceAnalyzerBase.add_columns
     # The _new_* constructors stand for these classes' calls: each must keep its base's
     # __init__ (implementation.twin gives it that for the bases in TWIN_INITS).
     for cls, base in ((r.running_stats, RunningStatsBase), (r.rtt_estimator, RttEstimatorBase),
@@ -3314,6 +3323,13 @@ cdef class _OptionValues(_ValuesOf):
     cdef object time_wait_ns
     cdef object duplicate_weak_max_interval_ns
     cdef object duplicate_syn_max_interval_ns
+    # The four deadline options as C integers (``deadlines_c``: all four are ints within
+    # [0, 2**62), so a time within +-2**62 plus any of them fits a C integer exactly).
+    cdef bint deadlines_c
+    cdef long long closed_linger_c
+    cdef long long idle_timeout_c
+    cdef long long attempt_timeout_c
+    cdef long long time_wait_c
 
     cdef int _read(self, object options) except -1:
         self.analysis = _analysis_of(options.analysis)
@@ -3328,7 +3344,17 @@ cdef class _OptionValues(_ValuesOf):
         self.time_wait_ns = options.time_wait_ns
         self.duplicate_weak_max_interval_ns = options.duplicate_weak_max_interval_ns
         self.duplicate_syn_max_interval_ns = options.duplicate_syn_max_interval_ns
+        self.deadlines_c = (
+            _deadline_option(self.closed_linger_ns, &self.closed_linger_c)
+            and _deadline_option(self.idle_timeout_ns, &self.idle_timeout_c)
+            and _deadline_option(self.attempt_timeout_ns, &self.attempt_timeout_c)
+            and _deadline_option(self.time_wait_ns, &self.time_wait_c))
         return 0
+
+
+cdef inline bint _deadline_option(object value, long long* out) noexcept:
+    """A deadline option as a C integer within [0, 2**62) (see ``_OptionValues``)."""
+    return _as_ll(value, out) and 0 <= out[0] < _C_TIME_LIMIT
 
 
 # The last options objects asked for (a run has one of each).
@@ -3653,6 +3679,9 @@ cdef class SequenceAnalyzerBase:
         into the record ``out`` (a dict, ``FlowRecord.line``'s writer or another mapping),
         without the Python calls between them (``_finish``, ``retransmission_total``,
         ``_put_direction_values``, ``sum``): ~7 k instructions a record."""
+        self._add_columns_c(out)
+
+    cdef int _add_columns_c(self, out) except -1:
         cdef _Refs r = _refs()
         cdef DirectionStatsBase cl = <DirectionStatsBase?>self.client
         cdef DirectionStatsBase sv = <DirectionStatsBase?>self.server
@@ -3667,7 +3696,12 @@ cdef class SequenceAnalyzerBase:
         values._put_c(out, r.prefixed_client, cl, c, duration_ns)
         values._put_c(out, r.prefixed_server, sv, s, duration_ns)
         _set_column(out, "window_scaling", self._both_syn_ws)
-        _set_column(out, "evidence_dropped", sum(self.evidence_dropped.values()))
+        dropped = self.evidence_dropped
+        if dropped is r.no_drops:  # the shared empty mapping: sum() of no values
+            _set_column(out, "evidence_dropped", 0)
+        else:
+            _set_column(out, "evidence_dropped", sum(dropped.values()))
+        return 0
 
     def compact(self):
         """Twin of ``SequenceAnalyzer.compact``: both directions through
@@ -4011,6 +4045,15 @@ cdef inline tuple _history_entry(str letter, Py_ssize_t side):
     return <tuple>(<tuple>pair)[side]
 
 
+cdef inline long long _zeek_size(EndpointBase e) noexcept:
+    """Twin of ``compat._Endpoint.size``: Zeek's TCP_Endpoint::Size()."""
+    cdef long long top = max(_sdelta(e.last_seq, e.start_seq), _sdelta(e.ack_seq, e.start_seq))
+    cdef long long size = top - 1 if top > 0 else top
+    if e.fin_cnt and size > 0:
+        size -= 1
+    return size if size > 0 else 0
+
+
 cdef class PeerSummaryBase:
     """The fields of ``compat.PeerSummary`` its per-segment path uses, and the twin of that
     path (:meth:`on_segment`: Wireshark's completeness, Zeek's endpoint machines and
@@ -4055,6 +4098,55 @@ cdef class PeerSummaryBase:
         """Twin of ``compat.PeerSummary.history``: Zeek's history string, the originator's
         letters upper case (lower-cased through a cache: a str method call per letter was
         most of the cost)."""
+        return self._history_c()
+
+    def conn_state(self):
+        """Twin of ``compat.PeerSummary.conn_state`` (:meth:`_conn_state_c`)."""
+        return self._conn_state_c()
+
+    def completeness(self):
+        """Twin of ``compat.PeerSummary.completeness``: Wireshark's ``tcp.completeness``."""
+        return self._ws
+
+    cdef object _conn_state_c(self):
+        """Zeek's ``Conn::conn_state`` from the endpoints' C fields (the reference's
+        attribute reads and ``_Endpoint.size`` calls were ~1.9 k instructions a record);
+        endpoints of another class take the reference."""
+        cdef long long o = self._orig
+        if o < 0:
+            return "OTH"
+        eps = self._eps
+        if o > 1 or type(eps) is not tuple or PyTuple_GET_SIZE(eps) != 2 \
+                or not isinstance(<object>PyTuple_GET_ITEM(eps, 0), EndpointBase) \
+                or not isinstance(<object>PyTuple_GET_ITEM(eps, 1), EndpointBase):
+            return type(self).__reference__.conn_state(self)
+        cdef EndpointBase oe = <EndpointBase>PyTuple_GET_ITEM(eps, o)
+        cdef EndpointBase re_ = <EndpointBase>PyTuple_GET_ITEM(eps, 1 - o)
+        cdef long long os_ = oe.state, rs = re_.state
+        cdef bint o_inactive = os_ == Z_INACTIVE or os_ == Z_PARTIAL
+        cdef bint r_inactive = rs == Z_INACTIVE or rs == Z_PARTIAL
+        if rs == Z_RESET:
+            if os_ == Z_SYN_SENT or os_ == Z_SYN_ACK_SENT or (
+                    os_ == Z_RESET and _zeek_size(oe) == 0 and _zeek_size(re_) == 0):
+                return "REJ"
+            return "RSTRH" if o_inactive else "RSTR"
+        if os_ == Z_RESET:
+            if r_inactive:
+                return "RSTOS0" if _refs().rstos0_history(self._history_c()) else "OTH"
+            return "RSTO"
+        if rs == Z_CLOSED and os_ == Z_CLOSED:
+            return "SF"
+        if os_ == Z_CLOSED:
+            return "SH" if r_inactive else "S2"
+        if rs == Z_CLOSED:
+            return "SHR" if o_inactive else "S3"
+        if os_ == Z_SYN_SENT and rs == Z_INACTIVE:
+            return "S0"
+        if os_ == Z_ESTABLISHED and rs == Z_ESTABLISHED:
+            return "S1"
+        return "OTH"
+
+    cdef object _history_c(self):
         cdef long long o = self._orig
         cdef list letters = <list?>self._letters
         cdef Py_ssize_t n = PyList_GET_SIZE(letters), flips = self._flips, k
@@ -5441,6 +5533,44 @@ cdef class ConnectionBase:
         linger = last + opts.closed_linger_ns
         return linger if best is None or linger > best else best
 
+    cdef bint _quiet_deadline_ll(self, _Refs r, long long* out) except -1:
+        """:meth:`_quiet_deadline_c` in C integers, into ``out``: False (``out`` not
+        written) where a value is not one within +-2**62 (the last time, a TIME_WAIT start)
+        or an option is not (``_OptionValues.deadlines_c``); then the object version
+        decides. Why: the full path asks a closing or new connection's deadline ~3 times a
+        connection, and the Python integers of the object version (the sums, the maxima,
+        their boxes) were ~1.3 k instructions a call."""
+        if self.last_ts_o is not None:
+            return False
+        cdef _OptionValues opts = _options_of(self.options)
+        if not opts.deadlines_c:
+            return False
+        cdef long long last = self.last_ts_c
+        if self._is_done_c(r):
+            out[0] = last + opts.closed_linger_c
+            return True
+        if self._is_attempt_c(r):
+            out[0] = last + min(opts.attempt_timeout_c, opts.idle_timeout_c)
+            return True
+        cdef EndpointMachineBase m
+        cdef long long best = 0, d, since
+        cdef bint have = False
+        done = r.done_states
+        for m in (<EndpointMachineBase?>self.client, <EndpointMachineBase?>self.server):
+            if m.state is r.time_wait and m.time_wait_since_ns >= 0:
+                if not _time_c(m.time_wait_since_ns, &since):
+                    return False
+                d = since + opts.time_wait_c
+                if not have or d > best:
+                    best = d
+                    have = True
+            elif not _state_in(r, m.state, STATE_DONE, done):
+                out[0] = last + opts.idle_timeout_c
+                return True
+        d = last + opts.closed_linger_c
+        out[0] = d if not have or d > best else best
+        return True
+
     def _note_control(self, seg_obj, side, snd, rcv):
         """Twin of ``Connection._note_control`` (a segment of another class, built by a
         test, takes the reference)."""
@@ -5797,6 +5927,10 @@ cdef class ProtocolFactsBase:
     def add_columns(self, rec):
         """Twin of ``ProtocolFacts.add_columns``: the same keys, in the same order (into a
         record dict or ``FlowRecord.line``'s writer)."""
+        if type(rec) is dict:
+            return self._add_columns_c(<dict>rec, None)
+        if type(rec) is _JsonOut:
+            return self._add_columns_c(None, <_JsonOut>rec)
         cdef long long* ect = &self._fv[F_ECT]
         cdef long long* ce = &self._fv[F_CE]
         cdef long long* ece = &self._fv[F_ECE]
@@ -5814,6 +5948,28 @@ cdef class ProtocolFactsBase:
         rec["tfo_option"] = self.tfo_option
         rec["tfo_syn_data_bytes"] = self.syn_data_bytes
         rec["tfo_syn_data_acked"] = self.syn_data_acked
+
+    cdef int _add_columns_c(self, dict rec, _JsonOut w) except -1:
+        """:meth:`add_columns` into a record dict or (``rec`` None) the line writer ``w``,
+        counts as C integers (``_col_ll``): ~2 k instructions a record less."""
+        cdef long long* ect = &self._fv[F_ECT]
+        cdef long long* ce = &self._fv[F_CE]
+        cdef long long* ece = &self._fv[F_ECE]
+        cdef long long* cwr = &self._fv[F_CWR]
+        _col(rec, w, "ecn_negotiated", bool(self.ecn_mode))
+        _col(rec, w, "ecn_mode", self.ecn_mode)
+        _col_ll(rec, w, "client_ecn_ect_segments", ect[0])
+        _col_ll(rec, w, "client_ecn_ce_segments", ce[0])
+        _col_ll(rec, w, "client_ecn_ece_segments", ece[0])
+        _col_ll(rec, w, "client_ecn_cwr_segments", cwr[0])
+        _col_ll(rec, w, "server_ecn_ect_segments", ect[1])
+        _col_ll(rec, w, "server_ecn_ce_segments", ce[1])
+        _col_ll(rec, w, "server_ecn_ece_segments", ece[1])
+        _col_ll(rec, w, "server_ecn_cwr_segments", cwr[1])
+        _col(rec, w, "tfo_option", self.tfo_option)
+        _col_ll(rec, w, "tfo_syn_data_bytes", self.syn_data_bytes)
+        _col(rec, w, "tfo_syn_data_acked", self.syn_data_acked)
+        return 0
 
 
 cdef frozenset _ACCECN_SYNACK = frozenset({0x80, 0x80 | 0x40, 0x100, 0x100 | 0x80})
@@ -6030,9 +6186,23 @@ cdef class FlowRecord:
         _col(rec, w, "close", close_kind)
         _col(rec, w, "client_state", (<EndpointMachineBase?>conn.client).state._value_)
         _col(rec, w, "server_state", (<EndpointMachineBase?>conn.server).state._value_)
-        _col(rec, w, "conn_state", peer.conn_state())
-        _col(rec, w, "history", peer.history())
-        _col(rec, w, "completeness", peer.completeness())
+        # The compiled methods called in C where the classes keep them (each Python method
+        # call was ~300 instructions, the reference's conn_state ~1.9 k).
+        cdef _Refs r = _refs()
+        peer_type = type(peer)
+        cdef bint peer_c = isinstance(peer, PeerSummaryBase)
+        if peer_c and peer_type.conn_state is r.peer_conn_state:
+            _col(rec, w, "conn_state", (<PeerSummaryBase>peer)._conn_state_c())
+        else:
+            _col(rec, w, "conn_state", peer.conn_state())
+        if peer_c and peer_type.history is r.peer_history:
+            _col(rec, w, "history", (<PeerSummaryBase>peer)._history_c())
+        else:
+            _col(rec, w, "history", peer.history())
+        if peer_c and peer_type.completeness is r.peer_completeness:
+            _col_ll(rec, w, "completeness", (<PeerSummaryBase>peer)._ws)
+        else:
+            _col(rec, w, "completeness", peer.completeness())
         _col(rec, w, "end_reason", conn.end_reason)
         _col(rec, w, "syn_frame", syn_frame)
         _col(rec, w, "synack_frame", synack_frame)
@@ -6055,8 +6225,18 @@ cdef class FlowRecord:
         _col_ll(rec, w, "client_rst_count", conn._pv[P_RST_COUNT])
         _col_ll(rec, w, "server_rst_count", conn._pv[P_RST_COUNT + 1])
         _col(rec, w, "events_dropped", conn.events_dropped)
-        conn.facts.add_columns(sink)
-        conn.analyzer.add_columns(sink)
+        facts = conn.facts
+        if isinstance(facts, ProtocolFactsBase) \
+                and type(facts).add_columns is r.facts_add_columns:
+            (<ProtocolFactsBase>facts)._add_columns_c(rec, w)
+        else:
+            facts.add_columns(sink)
+        analyzer = conn.analyzer
+        if isinstance(analyzer, SequenceAnalyzerBase) \
+                and type(analyzer).add_columns is r.analyzer_add_columns:
+            (<SequenceAnalyzerBase>analyzer)._add_columns_c(sink)
+        else:
+            analyzer.add_columns(sink)
         holes = peer.holes_filled
         if holes:  # Zeek reassembly holes filled to stay within max_holes
             if w is None:
@@ -8563,6 +8743,22 @@ cdef class DeadlineHeap:
     def push(self, deadline_ns, flow_id, key):
         self.push_c(deadline_ns, flow_id, key)
 
+    cdef int push_ll(self, long long deadline_ns, object flow_id, object key) except -1:
+        """:meth:`push_c` of a C integer deadline (boxed only where the records cannot
+        hold it)."""
+        cdef long long f
+        if self._objs is None and -_C_TIME_LIMIT < deadline_ns < _C_TIME_LIMIT \
+                and _time_c(flow_id, &f):
+            self.e = <DeadlineRec*>_grow(self.e, self.n, &self.cap, sizeof(DeadlineRec))
+            Py_INCREF(key)
+            self.e[self.n].deadline_ns = deadline_ns
+            self.e[self.n].flow_id = f
+            self.e[self.n].key = <PyObject*>key
+            self.n += 1
+            self._sift_up(self.n - 1)
+            return 0
+        return self.push_c(deadline_ns, flow_id, key)
+
     cdef int push_c(self, object deadline_ns, object flow_id, object key) except -1:
         cdef long long d, f
         if self._objs is None and _time_c(deadline_ns, &d) and _time_c(flow_id, &f):
@@ -8937,7 +9133,7 @@ cdef class FlowTableBase:
             return conn
         cdef long long* packets
         if conn._is_done_c(r) or cs is r.time_wait or ss is r.time_wait:
-            self._push_deadline_c(conn._quiet_deadline_c(r), conn.flow_id, key)
+            self._push_quiet_deadline(conn, r, key)
             if not conn.compacted:  # closing: it may wait out TIME_WAIT here
                 if type(conn_obj).compact is r.connection_compact:
                     conn._compact_c(r)
@@ -8948,8 +9144,21 @@ cdef class FlowTableBase:
             if packets[0] + packets[1] == 1:
                 # A new connection: the attempt timeout, unless answered (the sweep
                 # re-reads the real deadline).
-                self._push_deadline_c(conn._quiet_deadline_c(r), conn.flow_id, key)
+                self._push_quiet_deadline(conn, r, key)
         return conn
+
+    cdef int _push_quiet_deadline(self, ConnectionBase conn, _Refs r, object key) except -1:
+        """``_push_deadline_c(conn._quiet_deadline_c(r), conn.flow_id, key)``, in C
+        integers onto the compiled heap where they are (:meth:`ConnectionBase.
+        _quiet_deadline_ll`, :meth:`DeadlineHeap.push_ll`)."""
+        cdef long long d
+        heap = self._deadlines
+        if type(heap) is not DeadlineHeap or not conn._quiet_deadline_ll(r, &d):
+            return self._push_deadline_c(conn._quiet_deadline_c(r), conn.flow_id, key)
+        (<DeadlineHeap>heap).push_ll(d, conn.flow_id, key)
+        if len(<DeadlineHeap>heap) > self._deadlines_compact_at:
+            self._compact_deadlines()
+        return 0
 
     def _sweep_entry(self, now_ns, entry, finished):
         """Twin of ``FlowTable._sweep_entry``: one deadline-heap entry due at ``now_ns``.

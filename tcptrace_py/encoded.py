@@ -101,6 +101,9 @@ class EncodedResult:
         """The result of a finished connection whose findings are ``anomalies`` (their
         codes, sorted: ``codes``), its line written by ``export.flow_line`` (in C by the
         compiled engine): what ``Engine(encode=...)`` hands over."""
+        if cls is EncodedResult and _make is not None:
+            return _make(flow_line(conn, codes), conn.flow_id, conn.end_reason, codes,
+                         anomalies)
         return cls(flow_line(conn, codes), conn.flow_id, conn.end_reason, codes, anomalies)
 
     @classmethod
@@ -136,3 +139,11 @@ class EncodedResult:
         rec["anomalies"] = codes
         self.line = held_line(rec)
         self.codes = codes
+
+
+_make: Any = None
+"""``EncodedResult(...)`` with the compiled engine: its slots written directly
+(``_engine.SlotsFactory``; ``__init__`` only stores its arguments). A Python ``__init__``
+call was ~2.4 k instructions, once per connection of a jsonl stream."""
+if _compiled is not None:
+    _make = _compiled.SlotsFactory(EncodedResult, EncodedResult.__slots__, ())

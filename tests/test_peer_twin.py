@@ -111,3 +111,32 @@ def test_count_properties_are_the_references(holes_a: int, holes_b: int,
     an.evidence_dropped = dict(dropped)
     assert an.tracking_capped == ref_an(an) == (dropped.get("unacked_segments", 0)
                                                  + dropped.get("sequence_holes", 0))
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.integers(-1, 1), st.integers(0, 6), st.integers(0, 6),
+       st.lists(st.integers(-5, 2**32 + 5), min_size=6, max_size=6),
+       st.integers(0, 2), st.integers(0, 2),
+       st.lists(st.tuples(st.sampled_from(list("SHADFRGIQ^")), st.integers(0, 1)),
+                max_size=6))
+def test_conn_state_twin_is_the_references(orig: int, os_: int, rs: int, seqs: list[int],
+                                           fin_o: int, fin_r: int,
+                                           letters: list[tuple[str, int]]) -> None:
+    """The compiled ``conn_state`` (from the endpoints' C fields, ``_Endpoint.size`` in C)
+    names Zeek's state as the reference does for every pair of endpoint states, either
+    originator or none, sizes around zero and across the 32-bit wrap (REJ of two empty
+    resets), FINs, and histories that do and do not match RSTOS0's pattern; and
+    ``completeness`` is the reference's."""
+    peer = compat.PeerSummary()
+    reference = type(peer).__reference__  # type: ignore[attr-defined]
+    assert type(peer).conn_state is not reference.conn_state
+    peer._orig = orig
+    for e, state, fin, (start, last, ack) in zip(peer._eps, (os_, rs), (fin_o, fin_r),
+                                                  (seqs[:3], seqs[3:]), strict=True):
+        e.state = state
+        e.start_seq, e.last_seq, e.ack_seq = (v & 0xFFFFFFFF for v in (start, last, ack))
+        e.fin_cnt = fin
+    peer._letters = list(letters)
+    peer._ws = 0x2F
+    assert peer.conn_state() == reference.conn_state(peer)
+    assert peer.completeness() == reference.completeness(peer) == 0x2F

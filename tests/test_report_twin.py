@@ -504,3 +504,47 @@ def test_direction_columns_into_the_writer_keep_the_dicts_order(layout: str) -> 
             assert line == dumps_line(rec)
         else:  # not the schema's order (the third set_before line sets the leading key
             assert line is None  # late): the record dict is encoded instead
+
+
+def test_facts_and_peer_columns_written_in_c_are_the_references() -> None:
+    """``FlowRecord._build`` writes the ECN and Fast Open facts, Zeek's conn_state and
+    history and Wireshark's completeness through the compiled methods in C
+    (``ProtocolFactsBase._add_columns_c``, ``PeerSummaryBase._conn_state_c``): with every
+    fact set and each Zeek state pair, the line is still the reference record's; a class
+    that replaces one of those methods has its own method called."""
+    conns = _connections_of(REPO / "samples" / "normal.pcap")
+    conn, codes = conns[0]
+    facts, peer = conn.facts, conn.peer
+    facts.ecn_mode = "rfc3168"
+    facts.tfo_option = "cookie"
+    facts.syn_data_bytes = 7
+    facts.syn_data_acked = True
+    for i, name in enumerate(("ect", "ce", "ece", "cwr")):
+        setattr(facts, name, [i + 1, 2**40 + i])
+    assert _same_line(conn, codes)
+    o, r = peer._eps[peer._orig], peer._eps[1 - peer._orig]
+    saved = (o.state, r.state)
+    try:
+        for os_ in range(7):
+            for rs in range(7):
+                o.state, r.state = os_, rs
+                assert _same_line(conn, codes), (os_, rs)
+    finally:
+        o.state, r.state = saved
+
+    class OwnPeer(type(peer)):  # type: ignore[misc]
+        __slots__ = ()
+
+        def conn_state(self) -> str:
+            return "MINE"
+
+        def completeness(self) -> int:
+            return 99
+
+    peer.__class__ = OwnPeer
+    try:
+        line = export.flow_line(conn, codes)
+        assert b'"conn_state":"MINE"' in line and b'"completeness":99,' in line
+    finally:
+        peer.__class__ = OwnPeer.__mro__[1]
+    assert _same_line(conn, codes)
