@@ -10,6 +10,7 @@ record dict (``export.flow_line``).
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from tcptrace_py.events import Anomaly, Event
@@ -141,7 +142,7 @@ class EncodedResult:
         self.codes = codes
 
 
-_make: Any = None
+_make: Callable[..., EncodedResult] | None = None
 """``EncodedResult(...)`` with the compiled engine: its slots written directly
 (``_engine.SlotsFactory``; ``__init__`` only stores its arguments). A Python ``__init__``
 call was ~2.4 k instructions, once per connection of a jsonl stream."""
