@@ -1608,6 +1608,7 @@ cdef class _Refs:
     # the compiled methods ``FlowRecord._build`` calls in C when a class keeps them
     cdef object peer_conn_state, peer_history, peer_completeness, facts_add_columns
     cdef object analyzer_add_columns, rstos0_history
+    cdef bint connection_init_c  # ``connection`` keeps ConnectionBase's __init__
     cdef object neither, no_loss_signal, no_drops, event_class, connection
 
 
@@ -1715,6 +1716,9 @@ cdef _Refs _load_refs():
     r.no_drops = q.NO_DROPS
     r.no_loss_signal = c.NO_LOSS_SIGNAL
     r.connection_compact = ConnectionBase.compact
+    r.connection_init_c = (isinstance(r.connection, type)
+                           and issubclass(r.connection, ConnectionBase)
+                           and r.connection.__init__ is ConnectionBase.__init__)
     r.peer_conn_state = PeerSummaryBase.conn_state
     r.rstos0_history = compat._rstos0_history
     r.peer_history = PeerSummaryBase.history
@@ -4846,6 +4850,12 @@ cdef class ConnectionBase:
     def __init__(self, flow_id, key, seg, client_is_src, roles_inferred, options):
         """Twin of ``Connection.__init__``: the same fields, in C (the reference's
         attribute docs say what each holds)."""
+        self._init(flow_id, key, seg, client_is_src, roles_inferred, options)
+
+    cdef int _init(self, flow_id, key, seg, client_is_src, roles_inferred,
+                   options) except -1:
+        """:meth:`__init__`, which ``FlowTableBase._open_c`` runs on a fresh instance
+        (:func:`_tp_new`) without the class call's argument parsing."""
         cdef _Refs c = _refs()
         cdef _OptionValues ov = _options_of(options)
         self.flow_id = flow_id
@@ -4922,6 +4932,7 @@ cdef class ConnectionBase:
         self._dup_n = ov.dup_n
         self.steady = False
         self._fast = ov.fast_path
+        return 0
 
     def __dealloc__(self):
         _dup_free(self._ring[0], self._dup_n)
@@ -8378,11 +8389,15 @@ cdef class FlowIndex:
         return self.other[key]
 
     def __setitem__(self, key, value):
+        self._set_item(key, value)
+
+    cdef int _set_item(self, object key, object value) except -1:
         cdef FlowKey k
         if _tuple_flow_key(key, &k):
             self._set(&k, key, value)
         else:
             self.other[key] = value
+        return 0
 
     def __delitem__(self, key):
         cdef FlowKey k
@@ -8538,11 +8553,14 @@ cdef class LiveTable:
         return c._lru_owner == <void*>self
 
     def __setitem__(self, key, value):
+        self._set_c(key, value)
+
+    cdef int _set_c(self, object key, object value) except -1:
         cdef ConnectionBase c = <ConnectionBase?>value
         cdef ConnectionBase old
         held = self.index.get(key)
         if held is c:
-            return
+            return 0
         if c._lru_owner is not NULL:
             raise ValueError("the connection is already in a live table")
         if held is None:
@@ -8566,6 +8584,7 @@ cdef class LiveTable:
             old._lru_owner = NULL
             self.index[key] = c  # drops the table's reference to ``old`` last
         self.version += 1
+        return 0
 
     def __getitem__(self, key):
         return self.index[key]
@@ -9051,18 +9070,33 @@ cdef class FlowTableBase:
             self.next_flow_id = flow_id + 1
             if self.allocated is not None:
                 self.allocated.append(flow_id)
-        conn = _refs().connection(flow_id, key, seg, client_is_src, inferred, self.options)
+        cdef _Refs r = _refs()
+        cls = r.connection
+        if r.connection_init_c:
+            conn = _tp_new(cls)
+            (<ConnectionBase>conn)._init(flow_id, key, seg, client_is_src, inferred,
+                                         self.options)
+        else:
+            conn = cls(flow_id, key, seg, client_is_src, inferred, self.options)
         last = self._last_end.pop(key, None) if self._last_end else None
         if last is not None:
             conn.incarnation = 1
             conn.previous_end_ts_ns = last[0]
             conn.previous_states = (last[1], last[2])
-        # FlowTable._add
+        # FlowTable._add (the compiled tables' own methods called in C)
         live = self.live
-        live[key] = conn
+        if type(live) is LiveTable:
+            (<LiveTable>live)._set_c(key, conn)
+        else:
+            live[key] = conn
         by_dir = self._by_dir
-        by_dir[key] = conn
-        by_dir[(key[2], key[3], key[0], key[1])] = conn
+        reverse = (key[2], key[3], key[0], key[1])
+        if type(by_dir) is FlowIndex:
+            (<FlowIndex>by_dir)._set_item(key, conn)
+            (<FlowIndex>by_dir)._set_item(reverse, conn)
+        else:
+            by_dir[key] = conn
+            by_dir[reverse] = conn
         n_live = len(live)
         if n_live > self.peak_live:
             self.peak_live = n_live
