@@ -151,3 +151,49 @@ def test_a_mutable_sender_keeps_in_order_data_pending(tmp_path: Path) -> None:
         assert sender.by_start[r.start] is r and sender.by_end[r.end] is r
         assert (r.tx, r.control, r.rexmit_index, r.last_interval_ns) == (1, "", -1, -1)
         assert r.last_ts_ns == r.ts_ns
+
+
+def test_a_lookup_makes_only_the_pending_records_up_to_its_own(tmp_path: Path) -> None:
+    """``record_ending`` and ``record_starting`` (what the reference's ACK and re-send
+    paths read instead of ``by_end.get`` and ``by_start.get``) make the pending records up
+    to the one asked for and leave the later ones pending; ``tracked`` counts them without
+    making any. Whatever is read in between, ``order`` and both indexes end up holding
+    the objects a full flush makes, in the order sent, and each lookup answers what the
+    index would."""
+    from tcptrace_py import implementation
+
+    if implementation.compiled is None:
+        pytest.skip("compiled engine not built or not selected")
+    pkts = _conversation()
+    before_fin = next(i for i, p in enumerate(pkts) if p.flags & FIN)
+    path = write_pcap(tmp_path / "a.pcap", pkts[:before_fin])
+    (conn,) = feed(read_segments(path))
+    sender: Any = conn.analyzer._c
+    assert sender.pending_records() == 20
+    total = sender.tracked()
+    (whole,) = feed(read_segments(path))
+    full: Any = whole.analyzer._c
+    full_order = list(full.order)  # the reference's view: every record made at once
+    assert total == len(full_order)
+    first = 30 * MSS + 1
+    # An absent key makes nothing; the 5th pending record's end makes five.
+    assert sender.record_ending(first + 1) is full.by_end.get(first + 1) is None
+    assert sender.pending_records() == 20
+    fifth = sender.record_ending(first + 5 * MSS)
+    assert sender.pending_records() == 15 and sender.tracked() == total
+    assert (fifth.start, fifth.end) == (first + 4 * MSS, first + 5 * MSS)
+    # A start among the made ones comes from the index; a later one makes up to it.
+    assert sender.record_starting(first + 2 * MSS).end == first + 3 * MSS
+    assert sender.pending_records() == 15
+    twelfth = sender.record_starting(first + 11 * MSS)
+    assert sender.pending_records() == 8 and twelfth.end == first + 12 * MSS
+    assert sender.record_ending(first + 5 * MSS) is fifth  # made once
+    order = sender.order
+    assert sender.pending_records() == 0 and len(order) == total
+    assert [(r.start, r.end, r.frame, r.ts_ns, r.tx) for r in order] == \
+        [(r.start, r.end, r.frame, r.ts_ns, r.tx) for r in full_order]
+    assert list(sender.by_end) == list(full.by_end)
+    assert list(sender.by_start) == list(full.by_start)
+    assert order[-9] is twelfth and order[-16] is fifth  # of the last 20, once pending
+    for r in order[-20:]:
+        assert sender.by_start[r.start] is r and sender.by_end[r.end] is r

@@ -275,6 +275,23 @@ class SenderState:
         self.gaps: list[Gap] | None = None
         """Holes this side's segments revealed, newest last (bounded; see ``Gap``)."""
 
+    def record_ending(self, end: int) -> SegmentRecord | None:
+        """The remembered segment that ends at ``end`` (``by_end.get(end)``).
+
+        A method, not the index read in place: the compiled twin keeps the latest in-order
+        records pending (four C integers each) and makes only those up to the one asked
+        for, where reading ``by_end`` makes them all."""
+        return self.by_end.get(end)
+
+    def record_starting(self, start: int) -> SegmentRecord | None:
+        """The remembered segment that starts at ``start`` (``by_start.get(start)``; see
+        :meth:`record_ending`)."""
+        return self.by_start.get(start)
+
+    def tracked(self) -> int:
+        """How many segments are remembered (``len(order)``; see :meth:`record_ending`)."""
+        return len(self.order) if self.order is not None else 0
+
     def make_mutable(self) -> None:
         """Replace every ``FreshSegment`` by an equivalent ``SentSegment``, in place.
 

@@ -235,7 +235,7 @@ class SequenceAnalyzer:
             elif (base >= 0 and una < (ack_rel := nxt + ((ack - base - nxt + _HALF) & _MASK)
                                        - _HALF) <= nxt
                   and not snd.pending_ack and not seg.sack and ack_rel <= rcv.late_low
-                  and not isinstance(rec := rcv.by_end.get(ack_rel), SentSegment)):
+                  and not isinstance(rec := rcv.record_ending(ack_rel), SentSegment)):
                 # The common ACK of new, seen data whose segment (if remembered) was sent
                 # once: _on_ack reduced to what can apply (no probe answer pending, no SACK,
                 # nothing unseen, no late re-send or hole fill covered, no duplicate since it
@@ -250,8 +250,7 @@ class SequenceAnalyzer:
                         mask |= _RTT_SAMPLE
                         rst_.rtt.add(float(sample))
                         rcv.est.update(sample)
-                order = rcv.order
-                if order is not None and len(order) > self.options.max_tracked_segments:
+                if rcv.tracked() > self.options.max_tracked_segments:
                     self._prune(rcv)
                 snd.last_ack_raw = ack
                 snd.last_win_raw = seg.window
@@ -408,7 +407,7 @@ class SequenceAnalyzer:
             snd.dupacks = 0
             if ack_rel > 1:
                 rcv.iw_done = True
-            rec = rcv.by_end.get(ack_rel)
+            rec = rcv.record_ending(ack_rel)
             late_ts = self._covered_late(rcv, ack_rel) if ack_rel > rcv.late_low else None
             if type(rec) is tuple:
                 # A FreshSegment: sent once, so Karn-clean unless the ACK also covers bytes
@@ -436,8 +435,7 @@ class SequenceAnalyzer:
                 if rec.control == "syn" and rst_.handshake_rtt_ns < 0:
                     # Handshake RTT from the last (re)transmission of the SYN / SYN-ACK.
                     rst_.handshake_rtt_ns = ts - rec.last_ts_ns
-            order = rcv.order
-            if order is not None and len(order) > self.options.max_tracked_segments:
+            if rcv.tracked() > self.options.max_tracked_segments:
                 self._prune(rcv)
         elif (ack_rel == una and not plen and not fl & _CTRL
               and seg.ack == snd.last_ack_raw and snd.last_sent_ack):
@@ -489,7 +487,7 @@ class SequenceAnalyzer:
         """A D-SACK proves the retransmission of [left, right) was spurious (RFC 3708)."""
         if not rcv.mutable:
             return  # no data retransmitted yet: no record has a retransmission to mark
-        rec = rcv.by_start.get(left)
+        rec = rcv.record_starting(left)
         assert rec is None or isinstance(rec, SentSegment)  # rcv.mutable: no tuples left
         if rec is None or rec.rexmit_index < 0:
             for cand in reversed(_records(rcv.order)):
@@ -615,7 +613,7 @@ class SequenceAnalyzer:
                 if rec is None:
                     if not snd.mutable:
                         snd.make_mutable()  # records get mutated from here on
-                    rec = snd.by_start.get(data_rel)  # type: ignore[assignment]
+                    rec = snd.record_starting(data_rel)  # type: ignore[assignment]
                     if rec is None or rec.end != end:
                         rec = self._overlapping(snd, data_rel, end, seg.frame, ts, rec)
             else:
@@ -659,8 +657,7 @@ class SequenceAnalyzer:
                                       data_rel, rcv.win_scaled))
             if end > snd.snd_nxt:
                 snd.snd_nxt = end
-            order = snd.order
-            if order is not None and len(order) > self._max_unacked:
+            if snd.tracked() > self._max_unacked:
                 self._forget_oldest(snd)
             if len(snd.ranges) > self.options.max_holes:
                 self._fill_oldest_holes(snd)
