@@ -141,7 +141,9 @@ def test_a_mutable_sender_keeps_in_order_data_pending(tmp_path: Path) -> None:
     (conn,) = feed(read_segments(write_pcap(tmp_path / "a.pcap", pkts[:before_fin])))
     sender: Any = conn.analyzer._c
     assert sender.mutable
-    assert sender.pending_records() == 20  # segments 30 to 49, sent after the re-sends
+    # Segments 21 to 49: the RTO re-send of segment 20 made the records up to its own
+    # (``record_starting``); the ACK that followed read a copy (``record_ending``).
+    assert sender.pending_records() == 29
     order = sender.order
     assert sender.pending_records() == 0
     assert order is not None and all(type(r) is not tuple for r in order)
@@ -153,13 +155,19 @@ def test_a_mutable_sender_keeps_in_order_data_pending(tmp_path: Path) -> None:
         assert r.last_ts_ns == r.ts_ns
 
 
+def _fields(rec: Any) -> tuple[Any, ...]:
+    return (type(rec), rec.start, rec.end, rec.frame, rec.ts_ns, rec.tx, rec.control,
+            rec.last_ts_ns, rec.rexmit_index, rec.last_interval_ns)
+
+
 def test_a_lookup_makes_only_the_pending_records_up_to_its_own(tmp_path: Path) -> None:
-    """``record_ending`` and ``record_starting`` (what the reference's ACK and re-send
-    paths read instead of ``by_end.get`` and ``by_start.get``) make the pending records up
-    to the one asked for and leave the later ones pending; ``tracked`` counts them without
-    making any. Whatever is read in between, ``order`` and both indexes end up holding
-    the objects a full flush makes, in the order sent, and each lookup answers what the
-    index would."""
+    """``record_starting`` (what the reference's re-send path reads instead of
+    ``by_start.get``) makes the pending records up to the one asked for and leaves the
+    later ones pending; ``record_ending`` (the ACK path's ``by_end.get``, to read only)
+    answers a pending record with a copy of the same fields and makes none; ``tracked``
+    counts them without making any. Whatever is read in between, ``order`` and both
+    indexes end up holding the objects a full flush makes, in the order sent, and each
+    lookup answers what the index would."""
     from tcptrace_py import implementation
 
     if implementation.compiled is None:
@@ -169,31 +177,37 @@ def test_a_lookup_makes_only_the_pending_records_up_to_its_own(tmp_path: Path) -
     path = write_pcap(tmp_path / "a.pcap", pkts[:before_fin])
     (conn,) = feed(read_segments(path))
     sender: Any = conn.analyzer._c
-    assert sender.pending_records() == 20
+    n0 = sender.pending_records()
+    assert n0 == 29  # segments 21 to 49 (see the test above)
     total = sender.tracked()
     (whole,) = feed(read_segments(path))
     full: Any = whole.analyzer._c
     full_order = list(full.order)  # the reference's view: every record made at once
     assert total == len(full_order)
-    first = 30 * MSS + 1
-    # An absent key makes nothing; the 5th pending record's end makes five.
+    first = 21 * MSS + 1  # the first pending record's start (relative)
+    # An absent key makes nothing; so does a pending record's end, answered with a copy.
     assert sender.record_ending(first + 1) is full.by_end.get(first + 1) is None
-    assert sender.pending_records() == 20
-    fifth = sender.record_ending(first + 5 * MSS)
-    assert sender.pending_records() == 15 and sender.tracked() == total
+    assert sender.pending_records() == n0
+    copy = sender.record_ending(first + 5 * MSS)
+    assert sender.pending_records() == n0
+    assert _fields(copy) == _fields(full.by_end[first + 5 * MSS])
+    # The 5th pending record's start makes five.
+    fifth = sender.record_starting(first + 4 * MSS)
+    assert sender.pending_records() == n0 - 5 and sender.tracked() == total
     assert (fifth.start, fifth.end) == (first + 4 * MSS, first + 5 * MSS)
+    assert fifth is not copy and _fields(fifth) == _fields(copy)
     # A start among the made ones comes from the index; a later one makes up to it.
     assert sender.record_starting(first + 2 * MSS).end == first + 3 * MSS
-    assert sender.pending_records() == 15
+    assert sender.pending_records() == n0 - 5
     twelfth = sender.record_starting(first + 11 * MSS)
-    assert sender.pending_records() == 8 and twelfth.end == first + 12 * MSS
-    assert sender.record_ending(first + 5 * MSS) is fifth  # made once
+    assert sender.pending_records() == n0 - 12 and twelfth.end == first + 12 * MSS
+    assert sender.record_ending(first + 5 * MSS) is fifth  # made: the index's
     order = sender.order
     assert sender.pending_records() == 0 and len(order) == total
     assert [(r.start, r.end, r.frame, r.ts_ns, r.tx) for r in order] == \
         [(r.start, r.end, r.frame, r.ts_ns, r.tx) for r in full_order]
     assert list(sender.by_end) == list(full.by_end)
     assert list(sender.by_start) == list(full.by_start)
-    assert order[-9] is twelfth and order[-16] is fifth  # of the last 20, once pending
-    for r in order[-20:]:
+    assert order[-(n0 - 11)] is twelfth and order[-(n0 - 4)] is fifth  # once pending
+    for r in order[-n0:]:
         assert sender.by_start[r.start] is r and sender.by_end[r.end] is r

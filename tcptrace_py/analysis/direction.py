@@ -276,16 +276,20 @@ class SenderState:
         """Holes this side's segments revealed, newest last (bounded; see ``Gap``)."""
 
     def record_ending(self, end: int) -> SegmentRecord | None:
-        """The remembered segment that ends at ``end`` (``by_end.get(end)``).
+        """The remembered segment that ends at ``end`` (``by_end.get(end)``), to read
+        only: an ACK's RTT sample and Karn's test. The caller changes nothing in it.
 
         A method, not the index read in place: the compiled twin keeps the latest in-order
-        records pending (four C integers each) and makes only those up to the one asked
-        for, where reading ``by_end`` makes them all."""
+        records pending (four C integers each) and answers with a copy of a pending one
+        (its fields are those of a segment sent once), where reading ``by_end`` makes
+        every pending record. The record an ACK ends at is often far along them: after a
+        loss, the ACK that the repair brings covers the whole window."""
         return self.by_end.get(end)
 
     def record_starting(self, start: int) -> SegmentRecord | None:
-        """The remembered segment that starts at ``start`` (``by_start.get(start)``; see
-        :meth:`record_ending`)."""
+        """The remembered segment that starts at ``start`` (``by_start.get(start)``): the
+        record itself, which a re-send changes (the twin makes the pending records up to
+        it, in the order sent; see :meth:`record_ending`)."""
         return self.by_start.get(start)
 
     def tracked(self) -> int:
