@@ -6166,24 +6166,13 @@ cdef class FlowRecord:
         None returned): one code for both, so the line cannot drift from the record."""
         cdef long long syn_c = conn._pv[P_PURE_SYN_SENT]
         cdef long long syn_s = conn._pv[P_PURE_SYN_SENT + 1]
-        cdef long long synack_c = conn._pv[P_SYNACK_SENT]
         cdef long long synack_s = conn._pv[P_SYNACK_SENT + 1]
         cdef long long pk_c = conn._pv[P_PACKETS]
         cdef long long pk_s = conn._pv[P_PACKETS + 1]
         cdef long long fin_c = conn._pv[P_FIN_FRAME]
         cdef long long fin_s = conn._pv[P_FIN_FRAME + 1]
-        cdef bint self_connect = conn.self_connect
         done_frame = conn.handshake_done_frame
-        # classify_open (with handshake_answered)
-        if syn_c and (syn_s or self_connect):
-            open_kind = "simultaneous_open"
-        elif done_frame >= 0 or (syn_c and conn._pv[P_ANSWERED_FRAME] >= 0) or (
-                synack_s and conn._pv[P_ANSWERED_FRAME + 1] >= 0 and not pk_c):
-            open_kind = "three_way_handshake"
-        elif syn_c or syn_s or synack_c or synack_s:
-            open_kind = "not_established"
-        else:
-            open_kind = "midstream"
+        open_kind = _open_kind(conn)
         syn_frame = synack_frame = rst_frame = None
         syn_ts = 0
         cdef long long f
@@ -6224,27 +6213,7 @@ cdef class FlowRecord:
         end_ns = self._ts(last_ts)
         duration_s = ((last_ts - first_ts) / 1_000_000_000
                       if (start_ns is None) == (end_ns is None) else None)
-        # classify_close
-        cdef bint c_fin = fin_c >= 0
-        cdef bint s_fin = fin_s >= 0
-        if self_connect:
-            s_fin = c_fin
-        rst_sender = conn.first_rst_sender
-        if open_kind == "not_established" and not synack_s and not pk_s \
-                and not rst_sender and not c_fin:
-            close_kind = "unanswered"
-        elif rst_sender == "server" and not synack_s and syn_c \
-                and open_kind == "not_established":
-            close_kind = "refused"
-        elif rst_sender and not (c_fin and fin_c < first_rst_frame
-                                 and s_fin and fin_s < first_rst_frame):
-            close_kind = "rst_by_client" if rst_sender == "client" else "rst_by_server"
-        elif c_fin and s_fin:
-            close_kind = "graceful"
-        elif c_fin or s_fin:
-            close_kind = "half_closed_at_capture_end"
-        else:
-            close_kind = "open_at_capture_end"
+        close_kind = _close_kind(conn, open_kind)
         peer = conn.peer
         cdef dict rec = _PyDict_NewPresized(RECORD_ROOM) if w is None else None
         cdef object sink = rec if w is None else w
@@ -6329,6 +6298,69 @@ cdef class FlowRecord:
                 w.add("evidence_dropped", holes)
         _col(rec, w, "anomalies", list(anomaly_codes or []))
         return rec
+
+
+cdef str _open_kind(ConnectionBase conn):
+    """Twin of ``report.classify_open`` (with ``handshake_answered``) on the C fields."""
+    cdef long long syn_c = conn._pv[P_PURE_SYN_SENT]
+    cdef long long syn_s = conn._pv[P_PURE_SYN_SENT + 1]
+    cdef long long synack_s = conn._pv[P_SYNACK_SENT + 1]
+    if syn_c and (syn_s or conn.self_connect):
+        return "simultaneous_open"
+    if conn.handshake_done_frame >= 0 or (syn_c and conn._pv[P_ANSWERED_FRAME] >= 0) or (
+            synack_s and conn._pv[P_ANSWERED_FRAME + 1] >= 0 and not conn._pv[P_PACKETS]):
+        return "three_way_handshake"
+    if syn_c or syn_s or conn._pv[P_SYNACK_SENT] or synack_s:
+        return "not_established"
+    return "midstream"
+
+
+cdef str _close_kind(ConnectionBase conn, str open_kind):
+    """Twin of ``report.classify_close`` on the C fields."""
+    cdef long long fin_c = conn._pv[P_FIN_FRAME]
+    cdef long long fin_s = conn._pv[P_FIN_FRAME + 1]
+    cdef long long synack_s = conn._pv[P_SYNACK_SENT + 1]
+    cdef long long first_rst_frame = conn.first_rst_frame
+    cdef bint c_fin = fin_c >= 0
+    cdef bint s_fin = fin_s >= 0
+    if conn.self_connect:
+        s_fin = c_fin
+    rst_sender = conn.first_rst_sender
+    if open_kind == "not_established" and not synack_s and not conn._pv[P_PACKETS + 1] \
+            and not rst_sender and not c_fin:
+        return "unanswered"
+    if rst_sender == "server" and not synack_s and conn._pv[P_PURE_SYN_SENT] \
+            and open_kind == "not_established":
+        return "refused"
+    if rst_sender and not (c_fin and fin_c < first_rst_frame
+                           and s_fin and fin_s < first_rst_frame):
+        return "rst_by_client" if rst_sender == "client" else "rst_by_server"
+    if c_fin and s_fin:
+        return "graceful"
+    if c_fin or s_fin:
+        return "half_closed_at_capture_end"
+    return "open_at_capture_end"
+
+
+cpdef object probe_outcome(object conn_obj):
+    """Twin of ``detectors.scans.probe_outcome`` on the C fields (the reference read five
+    per-side pairs through properties, each a new object: ~3 k instructions for every
+    connection, which the scan detector sees all of); another connection type takes the
+    reference."""
+    if not isinstance(conn_obj, ConnectionBase):
+        from tcptrace_py.detectors.scans import reference_probe_outcome
+
+        return reference_probe_outcome(conn_obj)
+    cdef ConnectionBase conn = <ConnectionBase>conn_obj
+    if not conn._pv[P_PURE_SYN_SENT] or conn.self_connect or conn._pv[P_PAYLOAD_BYTES] \
+            or conn._pv[P_PAYLOAD_BYTES + 1]:
+        return None
+    close = _close_kind(conn, _open_kind(conn))
+    if close == "refused" or close == "unanswered":
+        return close
+    if conn.handshake_done_frame < 0:
+        return "abandoned" if conn._pv[P_SYNACK_SENT + 1] else None
+    return "open"
 
 
 cdef inline int _col(dict rec, _JsonOut w, object key, object value) except -1:

@@ -6,10 +6,11 @@ of a call per detector). That is only right if each such detector finds nothing 
 nothing for those connections. These tests check it three ways on the samples, the
 ``../shared`` captures and kernel scenarios (skipped where absent) and a generated benchmark
 mix: every skipped detector, called anyway, returns nothing and has no share; the findings
-with and without the skip are identical; the compiled twin of ``quiet`` agrees with the
-reference. And ``quiet`` must accept most connections of an ordinary capture, or it saves
-nothing. The same holds for the close detectors (``close_skip``) left out, besides, for a
-quiet connection ``detectors.close.closed_quietly`` accepts.
+with and without the skip are identical; the compiled twins of ``quiet`` (and of the scan
+detector's ``probe_outcome``) agree with the reference. And ``quiet`` must accept most
+connections of an ordinary capture, or it saves nothing. The same holds for the close
+detectors (``close_skip``) left out, besides, for a quiet connection
+``detectors.close.closed_quietly`` accepts.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from test_detectors import Talk
 from test_engines import _all_captures
 from test_fastpath import _generated
 
-from tcptrace_py.detectors import DetectorSet, base, close
+from tcptrace_py.detectors import DetectorSet, base, close, scans
 from tcptrace_py.detectors.base import reference_quiet
 from tcptrace_py.diagnostics import Diagnostics
 from tcptrace_py.engine import Engine
@@ -69,6 +70,9 @@ class _Checking(DetectorSet):
         type(self).seen += 1
         is_quiet = base.quiet(conn)
         assert is_quiet == reference_quiet(conn), conn.flow_id  # the twin agrees
+        # So does the scan detector's compiled probe_outcome, on every connection.
+        assert scans.probe_outcome(conn) == scans.reference_probe_outcome(conn), \
+            conn.flow_id
         if is_quiet:
             type(self).accepted += 1
             closed = close.closed_quietly(conn, self._close_delay_ns)

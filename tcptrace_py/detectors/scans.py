@@ -283,3 +283,12 @@ class Scans(Detector):
                    else " (clients retried: the server or a firewall dropped them)"),
                 details))
         return out
+
+
+# The compiled engine's twin of probe_outcome (tcptrace_py/_engine.pyx): the same tests on
+# the connection's C fields.
+from tcptrace_py.implementation import compiled as _compiled  # noqa: E402
+
+reference_probe_outcome = probe_outcome
+if _compiled is not None:
+    probe_outcome = _compiled.probe_outcome  # noqa: F811
