@@ -3222,8 +3222,9 @@ cdef class DirectionValues:
         cdef long long rxi_n = rxi.count
         cdef double idle_max
         hs_ns = st.handshake_rtt_ns
-        srtt = est.srtt_ns
-        rttvar = est.rttvar_ns
+        # The estimator's C fields, not its properties (each boxed a float that was then
+        # read back as a double: ~650 instructions a direction).
+        cdef bint has_srtt = est._has_srtt, has_rttvar = est._has_rttvar
         _emit_ll(e, packets)  # packets
         _emit_ll(e, st.ack_pkts)  # ack_pkts
         _emit_ll(e, st.pure_acks)  # pure_acks
@@ -3306,10 +3307,9 @@ cdef class DirectionValues:
                     1000.0, 3)  # rtt_stdev_ms
         _emit_round(e, hs_ns >= 0, <double>hs_ns / 1e6 if hs_ns >= 0 else 0.0,
                     1000.0, 3)  # handshake_rtt_ms
-        _emit_round(e, srtt is not None, <double>srtt / 1e6 if srtt is not None else 0.0,
+        _emit_round(e, has_srtt, est._srtt / 1e6 if has_srtt else 0.0,
                     1000.0, 3)  # srtt_ms
-        _emit_round(e, rttvar is not None,
-                    <double>rttvar / 1e6 if rttvar is not None else 0.0,
+        _emit_round(e, has_rttvar, est._rttvar / 1e6 if has_rttvar else 0.0,
                     1000.0, 3)  # rttvar_ms
         _emit_round(e, True, est.rto_ns / 1e6, 1000.0, 3)  # rto_ms
         _emit_round(e, rxi_n != 0, rxi.min / 1e6, 1000.0, 3)  # rexmit_interval_min_ms
