@@ -3005,8 +3005,8 @@ cdef SentSegment _sent_segment(tuple rec):
 
 
 cdef SentSegment _fresh_sent_segment(long long start, long long end, object frame,
-                                     object ts):
-    """``SentSegment(start, end, frame, ts, "")``, built without the constructor's
+                                     object ts, object control=""):
+    """``SentSegment(start, end, frame, ts, control)``, built without the constructor's
     argument parsing."""
     cdef SentSegment new = SentSegment.__new__(SentSegment)
     new.start = start
@@ -3017,7 +3017,7 @@ cdef SentSegment _fresh_sent_segment(long long start, long long end, object fram
     new.tx = 1
     new.last_interval_ns = -1
     new.rexmit_index = -1
-    new.control = ""
+    new.control = control
     return new
 
 
@@ -4830,6 +4830,26 @@ cdef object _note_obj(_Refs r, NoteRec* rec):
     return r.new_notable(*values)
 
 
+cdef int _quiet_side(EndpointMachineBase m, _Refs r, long long time_wait_ns,
+                     long long* best, bint* have) except -2:
+    """One endpoint's part of ``ConnectionBase._quiet_deadline_ll`` (the reference's loop
+    body, in the order it runs): 1 when the endpoint is neither done nor waiting out
+    TIME_WAIT (the idle timeout decides), 0 when it adds the end of its TIME_WAIT (or
+    nothing), -1 when that start is not a C time (the object version decides)."""
+    cdef long long since, d
+    if m.state is r.time_wait and m.time_wait_since_ns >= 0:
+        if not _time_c(m.time_wait_since_ns, &since):
+            return -1
+        d = since + time_wait_ns
+        if not have[0] or d > best[0]:
+            best[0] = d
+            have[0] = True
+        return 0
+    if not _state_in(r, m.state, STATE_DONE, r.done_states):
+        return 1
+    return 0
+
+
 cdef class ConnectionBase:
     """The fields of ``connection.Connection`` its per-segment path uses, and the twin of
     that path's frame (:meth:`on_segment`: bookkeeping and dispatch to the analyzer, the
@@ -5502,7 +5522,11 @@ cdef class ConnectionBase:
         """Twin of ``Connection.quiet_deadline_ns`` (with ``is_done`` and ``is_attempt``
         inlined): the packet time after which the connection can be emitted if nothing
         else arrives."""
-        return self._quiet_deadline_c(_refs())
+        cdef long long d
+        cdef _Refs r = _refs()
+        if self._quiet_deadline_ll(r, &d):
+            return d
+        return self._quiet_deadline_c(r)
 
     def finalize(self, end_ns):
         """Twin of ``Connection.finalize``: for a connection with no ICMP error kept, no
@@ -5636,21 +5660,18 @@ cdef class ConnectionBase:
         if self._is_attempt_c(r):
             out[0] = last + min(opts.attempt_timeout_c, opts.idle_timeout_c)
             return True
-        cdef EndpointMachineBase m
-        cdef long long best = 0, d, since
+        cdef long long best = 0, d
         cdef bint have = False
-        done = r.done_states
-        for m in (<EndpointMachineBase?>self.client, <EndpointMachineBase?>self.server):
-            if m.state is r.time_wait and m.time_wait_since_ns >= 0:
-                if not _time_c(m.time_wait_since_ns, &since):
-                    return False
-                d = since + opts.time_wait_c
-                if not have or d > best:
-                    best = d
-                    have = True
-            elif not _state_in(r, m.state, STATE_DONE, done):
-                out[0] = last + opts.idle_timeout_c
-                return True
+        cdef int k = _quiet_side(<EndpointMachineBase?>self.client, r, opts.time_wait_c,
+                                 &best, &have)
+        if k == 0:
+            k = _quiet_side(<EndpointMachineBase?>self.server, r, opts.time_wait_c, &best,
+                            &have)
+        if k < 0:
+            return False
+        if k > 0:
+            out[0] = last + opts.idle_timeout_c
+            return True
         d = last + opts.closed_linger_c
         out[0] = d if not have or d > best else best
         return True
@@ -7882,7 +7903,7 @@ cdef int _first_syn_sent(SenderStateBase snd, Segment seg, long long fl,
     RTT)."""
     cdef long long nxt = snd.snd_nxt
     cdef long long rel = nxt + ((seg.seq - snd.base - nxt + _HALF) & _MASK) - _HALF
-    srec = SentSegment(rel, rel + 1, _seg_frame(seg), ts, "syn")
+    srec = _fresh_sent_segment(rel, rel + 1, _seg_frame(seg), ts, "syn")
     _set_record(snd, 1, srec)
     if fl & ACK_BIT:
         snd.synack_sent = True
@@ -7896,7 +7917,7 @@ cdef int _first_fin_sent(SenderStateBase snd, Segment seg, long long end,
                          object ts) except -1:
     """``SequenceAnalyzer._on_data`` for a sender's first FIN, without payload, at SND.NXT
     (``end``): the FIN's sequence number becomes a remembered segment."""
-    frec = SentSegment(end, end + 1, _seg_frame(seg), ts, "fin")
+    frec = _fresh_sent_segment(end, end + 1, _seg_frame(seg), ts, "fin")
     _set_record(snd, 2, frec)
     snd.fin_rel = end
     if snd._pk_n and snd._pend_fin is None and end >= snd._pend_end:

@@ -470,7 +470,8 @@ def test_compiled_decoder_matches_reference(case: tuple[int, bytes]) -> None:
 @needs_compiled
 def test_quiet_deadline_twin_is_the_references() -> None:
     """``ConnectionBase.quiet_deadline_ns`` against ``Connection.quiet_deadline_ns`` for
-    every pair of endpoint states, in and out of TIME_WAIT's clock."""
+    every pair of endpoint states, in and out of TIME_WAIT's clock, in C integers (with the
+    longest options) and with a time beyond them (the Python integers' version)."""
     from tcptrace_py import connection
     from tcptrace_py.fsm import TcpState
     from tcptrace_py.options import Options
@@ -481,18 +482,25 @@ def test_quiet_deadline_twin_is_the_references() -> None:
     key = (syn.src, syn.sport, syn.dst, syn.dport)
     conn = connection.Connection(0, key, syn, True, False,
                                  Options(time_wait_s=30.0, attempt_timeout_s=20.0))
+    # The longest options there are (1e9 s): their sums with a time still fit C integers.
+    huge = connection.Connection(0, key, syn, True, False,
+                                 Options(time_wait_s=1e9, attempt_timeout_s=1e9,
+                                         idle_timeout_s=1e9, closed_linger_s=1e9))
     reference = connection.Connection.__reference__.quiet_deadline_ns  # type: ignore[attr-defined]
     checked = 0
-    for cs in TcpState:
-        for ss in TcpState:
-            for tw_since in (-1, 6 * 10**9):
-                conn.client.state, conn.server.state = cs, ss
-                conn.client.time_wait_since_ns = tw_since
-                conn.server.time_wait_since_ns = tw_since + 10**9 if tw_since >= 0 else -1
-                conn.last_ts_ns = 7 * 10**9
-                assert conn.quiet_deadline_ns() == reference(conn), (cs, ss, tw_since)
-                checked += 1
-    assert checked == 2 * len(TcpState) ** 2
+    for c in (conn, huge):
+        for cs in TcpState:
+            for ss in TcpState:
+                for tw_since in (-1, 6 * 10**9, 2**62 + 6):
+                    for last in (7 * 10**9, 2**62 + 7):
+                        c.client.state, c.server.state = cs, ss
+                        c.client.time_wait_since_ns = tw_since
+                        c.server.time_wait_since_ns = \
+                            tw_since + 10**9 if tw_since >= 0 else -1
+                        c.last_ts_ns = last
+                        assert c.quiet_deadline_ns() == reference(c), (cs, ss, tw_since, last)
+                        checked += 1
+    assert checked == 2 * 3 * 2 * len(TcpState) ** 2
 
 
 @needs_compiled
