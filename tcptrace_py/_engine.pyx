@@ -3860,6 +3860,24 @@ cdef Py_ssize_t _compact_sender_c(object state_obj) except -1:
     cdef Py_ssize_t n_pk = state._pk_n, p
     cdef long long una = state.snd_una
     cdef Py_ssize_t tracked = (len(order) if order is not None else 0) + n_pk
+    cdef Py_ssize_t n_tail_pk
+    if not order and _keeps_nothing(state, una):
+        # What the general path below ends with, without its containers: no record and no
+        # index entry kept, the last pending records packed as the tail (a closed
+        # connection's sender, most of them: ~1.6 k instructions less a connection).
+        n_tail_pk = n_pk if n_pk < COMPACT_TAIL else COMPACT_TAIL
+        if n_tail_pk:
+            state._tail = <long long*>PyMem_Malloc(4 * n_tail_pk * sizeof(long long))
+            if state._tail == NULL:
+                raise MemoryError()
+            memcpy(state._tail, &state._pk[4 * (n_pk - n_tail_pk)],
+                   4 * n_tail_pk * sizeof(long long))
+        state._tail_n = n_tail_pk
+        state._by_end_d = state._by_start_d = None
+        state._order = None
+        _drop_all_pending(state)
+        state._pack_controls()
+        return tracked - n_tail_pk
     cdef list keep = []
     cdef _Identities kept = _Identities()
     # tail_end/tail_rec ascending by (end, position); borrowed references (``order``
@@ -3939,6 +3957,28 @@ cdef Py_ssize_t _compact_sender_c(object state_obj) except -1:
     state._pack()
     state._pack_controls()
     return tracked - kept.count()
+
+
+cdef bint _keeps_nothing(SenderStateBase state, long long una) except -1:
+    """For a sender whose ``order`` is empty: whether :func:`_compact_sender_c` keeps no
+    record and no index entry, and packs its tail as it is. Its general path then keeps
+    nothing in ``order`` (nothing is there), nothing under a start (only ``order``'s
+    records are kept by identity), nothing under an end (every key at or below ``una``,
+    the same test as there), not the pending FIN record (acknowledged), and no pending
+    record but the tail (all acknowledged: their ends increase), which it packs when the
+    sender is not mutable (else it makes them); nothing late either."""
+    if state.late:
+        return False
+    if state._pk_n and (state.mutable or state._pk[4 * (state._pk_n - 1) + 1] > una):
+        return False
+    fin = state._pend_fin
+    if fin is not None and (<SentSegment?>fin).end > una:
+        return False
+    cdef int overflow
+    for k in <dict?>state._by_end_d:
+        if PyLong_AsLongLongAndOverflow(k, &overflow) > una or overflow > 0:
+            return False
+    return True
 
 
 cdef int _drop_all_pending(SenderStateBase state) except -1:

@@ -170,3 +170,66 @@ def test_connection_compact_twin_follows_the_reference(
                     assert a.compact() == reference(b)
                     assert a.compacted == b.compacted
                     assert _analyzer_view(a) == _analyzer_view(b)
+
+
+def _fed_conversation(variant: str) -> list[Any]:
+    """A client's bulk data, each segment acknowledged, then its FIN; ``variant``:
+    ``acked`` (everything acknowledged), ``last_unacked`` (neither the last segment nor
+    the FIN), ``fin_unacked`` (not the FIN), ``resent`` (segment 3 sent again: the
+    sender's records become mutable)."""
+    from analysis_feed import Pkt
+
+    from tcptrace_py.segment import ACK, FIN, PSH, SYN
+
+    c, s, mss = 1000, 5000, 1000
+    pkts = [Pkt(0.0, True, SYN, c, 0, mss=mss), Pkt(0.01, False, SYN | ACK, s, c + 1, mss=mss),
+            Pkt(0.02, True, ACK, c + 1, s + 1)]
+    t = 0.03
+    for n in range(8):
+        pkts.append(Pkt(t, True, ACK | PSH, c + 1 + n * mss, s + 1, mss))
+        if not (variant == "last_unacked" and n == 7):
+            pkts.append(Pkt(t + 0.005, False, ACK, s + 1, c + 1 + (n + 1) * mss))
+        t += 0.01
+    if variant == "resent":
+        pkts.append(Pkt(t, True, ACK, c + 1 + 3 * mss, s + 1, mss))
+        t += 0.01
+    end = c + 1 + 8 * mss
+    pkts.append(Pkt(t, True, FIN | ACK, end, s + 1))
+    if variant in ("acked", "resent"):
+        pkts.append(Pkt(t + 0.01, False, ACK, s + 1, end + 1))
+    return pkts
+
+
+def _fields(v: Any) -> Any:
+    if type(v) is tuple:
+        return v
+    return (v.start, v.end, v.frame, v.ts_ns, v.tx, v.control, v.rexmit_index)
+
+
+@pytest.mark.parametrize("variant", ["acked", "last_unacked", "fin_unacked", "resent"])
+def test_a_fed_senders_compaction_twin_keeps_what_the_reference_keeps(
+        tmp_path: Any, variant: str) -> None:
+    """Senders the compiled path filled (pending in-order records, a pending FIN record),
+    compacted by the twin and by the reference: the same count, then the same records
+    under the same keys and in ``order``. All acknowledged is the twin's shortcut
+    (``_keeps_nothing``: only the packed tail is left); an unacknowledged last segment or
+    FIN, or a sender that re-sent data (mutable), takes its general path."""
+    from analysis_feed import feed, read_segments, write_pcap
+
+    path = write_pcap(tmp_path / "c.pcap", _fed_conversation(variant))
+    (a,) = feed(read_segments(path))
+    (b,) = feed(read_segments(path))
+    twin_state, ref_state = a.analyzer._c, b.analyzer._c
+    if variant != "resent":
+        assert twin_state.pending_records() == 8  # the in-order data, never made
+    reference = sequence.SequenceAnalyzer.__reference__._compact_sender  # type: ignore[attr-defined]
+    assert sequence.SequenceAnalyzer._compact_sender(twin_state) == reference(ref_state)
+    for name in ("by_end", "by_start"):
+        mine, theirs = getattr(twin_state, name), getattr(ref_state, name)
+        assert [(k, _fields(v)) for k, v in mine.items()] == \
+            [(k, _fields(v)) for k, v in theirs.items()], name
+    mine_order, ref_order = twin_state.order, ref_state.order
+    assert (None if mine_order is None else [_fields(v) for v in mine_order]) == \
+        (None if ref_order is None else [_fields(v) for v in ref_order])
+    if variant == "acked":
+        assert mine_order is None and len(twin_state.by_end) == 2  # the packed tail
