@@ -219,7 +219,8 @@ def test_a_fed_senders_compaction_twin_keeps_what_the_reference_keeps(
     path = write_pcap(tmp_path / "c.pcap", _fed_conversation(variant))
     (a,) = feed(read_segments(path))
     (b,) = feed(read_segments(path))
-    twin_state, ref_state = a.analyzer._c, b.analyzer._c
+    twin_state: Any = a.analyzer._c
+    ref_state: Any = b.analyzer._c
     if variant != "resent":
         assert twin_state.pending_records() == 8  # the in-order data, never made
     reference = sequence.SequenceAnalyzer.__reference__._compact_sender  # type: ignore[attr-defined]
