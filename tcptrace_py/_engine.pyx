@@ -3577,13 +3577,21 @@ cdef class SequenceAnalyzerBase:
         if self.first_ts_ns < 0:
             self.first_ts_ns = ts
         self.last_ts_c, self.last_ts_o = ts_c, ts_o
-        idle_ns = 0
+        # The idle gap: a C integer (``idle_c``) while both times are, boxed as ``idle_ns``
+        # only where a Python call takes it (None until then).
+        cdef long long idle_c = 0
+        idle_ns = None
         if (snd.last_ts_c >= 0 if snd.last_ts_o is None else snd.last_ts_o >= 0):
             if ts_o is None and snd.last_ts_o is None:
-                idle_ns = ts_c - snd.last_ts_c
+                idle_c = ts_c - snd.last_ts_c  # both within +-2**62: exact
+                if st.idle_max_o is None and -_C_TIME_LIMIT < idle_c < _C_TIME_LIMIT:
+                    if idle_c > st.idle_max_c:
+                        st.idle_max_c = idle_c  # what _split_int keeps of it
+                else:
+                    idle_ns = idle_c
             else:
                 idle_ns = ts - _joined(snd.last_ts_c, snd.last_ts_o)
-            if idle_ns > _joined(st.idle_max_c, st.idle_max_o):
+            if idle_ns is not None and idle_ns > _joined(st.idle_max_c, st.idle_max_o):
                 st.idle_max_o = _split_int(idle_ns, &st.idle_max_c)
         else:
             st.first_ts_ns = ts
@@ -3688,16 +3696,17 @@ cdef class SequenceAnalyzerBase:
                 _first_fin_sent(snd, seg, nxt, ts)
             else:
                 mask |= <long long>self._on_data(seg, snd, rcv, st, plen, fl, ts, from_client,
-                                                 idle_ns)
+                                                 idle_c if idle_ns is None else idle_ns)
         elif not fl & RST_BIT and snd.base >= 0:
             rel = snd.snd_nxt + ((seg.seq - snd.base - snd.snd_nxt + _HALF) & _MASK) - _HALF
             if rel == snd.snd_una - 1 and rcv.win_known and rcv.win_scaled == 0:
                 mask |= <long long>self._zw_probe(seg, snd, rcv, st, rel, "linux_zero_byte",
                                                   from_client)
             elif (rel == snd.snd_nxt - 1 and snd.snd_una >= snd.snd_nxt
-                  and idle_ns >= self.options.keepalive_min_idle_ns):
+                  and (idle_c if idle_ns is None else idle_ns)
+                  >= self.options.keepalive_min_idle_ns):
                 mask |= <long long>self._keepalive(seg, snd, rcv, st, rel, from_client,
-                                                   idle_ns)
+                                                   idle_c if idle_ns is None else idle_ns)
             else:
                 st.pure_acks += 1 if fl & ACK_BIT else 0
 
