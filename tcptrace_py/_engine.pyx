@@ -5732,6 +5732,23 @@ cdef class ConnectionBase:
             return type(self).__reference__._note_control(self, seg_obj, side, snd, rcv)
         self._note_control_c(_refs(), <Segment>seg_obj, side, snd, rcv)
 
+    cdef int _push_note(self, Segment seg, long long frame, long long ts,
+                        long long since_peer, Py_ssize_t side, bint accepted) except -1:
+        """Append the notable packet ``seg`` to the packed ones (``NoteRec``)."""
+        self._nt = <NoteRec*>_grow(self._nt, self._nt_n, &self._nt_cap, sizeof(NoteRec))
+        cdef NoteRec* rec = &self._nt[self._nt_n]
+        rec.frame = frame
+        rec.ts = ts
+        rec.seq = seg.seq
+        rec.ack = seg.ack
+        rec.payload_len = seg.payload_len
+        rec.since_peer = since_peer
+        rec.flags = seg.flags
+        rec.server = side != 0
+        rec.accepted = accepted
+        self._nt_n += 1
+        return 0
+
     cdef int _note_control_c(self, _Refs r, Segment seg, Py_ssize_t side, snd,
                              rcv) except -1:
         """A SYN, FIN or RST segment's bookkeeping: handshake counts and options, the
@@ -5739,12 +5756,19 @@ cdef class ConnectionBase:
         cdef long long flags = seg.flags
         cdef long long* counts
         sender = "client" if side == 0 else "server"
+        cdef EndpointMachineBase machine
         if flags & SYN:
             counts = &self._pv[P_SYNACK_SENT if flags & ACK_BIT else P_PURE_SYN_SENT]
             counts[side] += 1
-            if snd.iss < 0 and not flags & (RST_BIT | FIN):
-                snd.iss = seg.seq
-                self._pv[P_BASE_SEQ + side] = seg.seq
+            if not flags & (RST_BIT | FIN):
+                if type(snd) is EndpointMachineBase or isinstance(snd, EndpointMachineBase):
+                    machine = <EndpointMachineBase>snd  # its C field, not the attribute
+                    if machine.iss < 0:
+                        machine.iss = seg.seq
+                        self._pv[P_BASE_SEQ + side] = seg.seq
+                elif snd.iss < 0:
+                    snd.iss = seg.seq
+                    self._pv[P_BASE_SEQ + side] = seg.seq
             if seg.wscale >= 0:
                 self._pv[P_WSCALE + side] = seg.wscale
             if not flags & (RST_BIT | FIN):
@@ -5763,28 +5787,22 @@ cdef class ConnectionBase:
         an = <SequenceAnalyzerBase?>self.analyzer
         cdef DirectionStatsBase peer_st = <DirectionStatsBase?>(an.server if side == 0
                                                                 else an.client)
+        accepted = True if not flags & RST_BIT else self._rst_acceptable(seg, rcv)
+        cdef long long frame_c, ts_c, since_c
+        if seg.ts_o is None and peer_st.last_ts_o is None:
+            # Both times C integers within +-2**62: the gap in C, nothing boxed.
+            ts_c = seg.ts_c
+            since_c = ts_c - peer_st.last_ts_c if peer_st.last_ts_c >= 0 else -1
+            if self._notable is None and type(accepted) is bool \
+                    and _pair_ll(seg.frame_c, seg.frame_o, &frame_c):
+                return self._push_note(seg, frame_c, ts_c, since_c, side, accepted is True)
         peer_ts = _joined(peer_st.last_ts_c, peer_st.last_ts_o)
         ts = _seg_ts(seg)
-        accepted = True if not flags & RST_BIT else self._rst_acceptable(seg, rcv)
         since_peer = ts - peer_ts if peer_ts >= 0 else -1
-        cdef long long frame_c, ts_c, since_c
-        cdef NoteRec* rec
         if self._notable is None and type(accepted) is bool \
                 and _pair_ll(seg.frame_c, seg.frame_o, &frame_c) \
                 and _as_ll(ts, &ts_c) and _as_ll(since_peer, &since_c):
-            self._nt = <NoteRec*>_grow(self._nt, self._nt_n, &self._nt_cap, sizeof(NoteRec))
-            rec = &self._nt[self._nt_n]
-            rec.frame = frame_c
-            rec.ts = ts_c
-            rec.seq = seg.seq
-            rec.ack = seg.ack
-            rec.payload_len = seg.payload_len
-            rec.since_peer = since_c
-            rec.flags = flags
-            rec.server = side != 0
-            rec.accepted = accepted is True
-            self._nt_n += 1
-            return 0
+            return self._push_note(seg, frame_c, ts_c, since_c, side, accepted is True)
         values = (_seg_frame(seg), ts, sender, flags, seg.seq, seg.ack, seg.payload_len,
                   accepted, since_peer)
         (<list?>self.notable).append(
