@@ -93,6 +93,53 @@ cdef extern from *:
 
 cdef extern from *:
     """
+    /* Whether ``t`` is the type remembered in ``*seen`` (with its version tag ``*tag``)
+       and unchanged since: CPython gives a type a new version tag whenever one of its
+       attributes, or a base's, changes (PyType_Modified), and never reuses a tag. */
+    static inline int tcptrace_type_unchanged(PyObject* t, PyObject** seen,
+                                              unsigned int* tag) {
+        PyTypeObject* tp = (PyTypeObject*)t;
+        return t == *seen && (tp->tp_flags & Py_TPFLAGS_VALID_VERSION_TAG)
+            && tp->tp_version_tag == *tag;
+    }
+    /* Remember ``t`` as in tcptrace_type_unchanged (not when it has no valid tag). */
+    static inline void tcptrace_type_remember(PyObject* t, PyObject** seen,
+                                              unsigned int* tag) {
+        PyTypeObject* tp = (PyTypeObject*)t;
+        if (tp->tp_flags & Py_TPFLAGS_VALID_VERSION_TAG) {
+            *seen = t;
+            *tag = tp->tp_version_tag;
+        }
+    }
+    """
+    bint _type_unchanged "tcptrace_type_unchanged"(object t, PyObject** seen,
+                                                   unsigned int* tag) noexcept
+    void _type_remember "tcptrace_type_remember"(object t, PyObject** seen,
+                                                 unsigned int* tag) noexcept
+
+
+cdef struct _MethodCheck:
+    # The last type found to keep one compiled method (borrowed: compared by address with
+    # its version tag, see tcptrace_type_unchanged), for :func:`_keeps_method`.
+    PyObject* seen
+    unsigned int tag
+
+
+cdef inline bint _keeps_method(object cls, str name, object method,
+                               _MethodCheck* check) except -1:
+    """``getattr(cls, name) is method``, the lookup skipped while ``cls`` is the type
+    last found to keep it and unchanged since (a class attribute lookup was ~200
+    instructions, several a record)."""
+    if _type_unchanged(cls, &check.seen, &check.tag):
+        return True
+    if getattr(cls, name) is not method:
+        return False
+    _type_remember(cls, &check.seen, &check.tag)
+    return True
+
+
+cdef extern from *:
+    """
     #if defined(__GNUC__) || defined(__clang__)
     #define tcptrace_prefetch(p) __builtin_prefetch((const void *)(p))
     #else
@@ -6332,15 +6379,17 @@ cdef class FlowRecord:
         cdef _Refs r = _refs()
         peer_type = type(peer)
         cdef bint peer_c = isinstance(peer, PeerSummaryBase)
-        if peer_c and peer_type.conn_state is r.peer_conn_state:
+        if peer_c and _keeps_method(peer_type, "conn_state", r.peer_conn_state,
+                                    &_CHECK_CONN_STATE):
             _col(rec, w, "conn_state", (<PeerSummaryBase>peer)._conn_state_c())
         else:
             _col(rec, w, "conn_state", peer.conn_state())
-        if peer_c and peer_type.history is r.peer_history:
+        if peer_c and _keeps_method(peer_type, "history", r.peer_history, &_CHECK_HISTORY):
             _col(rec, w, "history", (<PeerSummaryBase>peer)._history_c())
         else:
             _col(rec, w, "history", peer.history())
-        if peer_c and peer_type.completeness is r.peer_completeness:
+        if peer_c and _keeps_method(peer_type, "completeness", r.peer_completeness,
+                                    &_CHECK_COMPLETENESS):
             _col_ll(rec, w, "completeness", (<PeerSummaryBase>peer)._ws)
         else:
             _col(rec, w, "completeness", peer.completeness())
@@ -6367,14 +6416,15 @@ cdef class FlowRecord:
         _col_ll(rec, w, "server_rst_count", conn._pv[P_RST_COUNT + 1])
         _col(rec, w, "events_dropped", conn.events_dropped)
         facts = conn.facts
-        if isinstance(facts, ProtocolFactsBase) \
-                and type(facts).add_columns is r.facts_add_columns:
+        if isinstance(facts, ProtocolFactsBase) and _keeps_method(
+                type(facts), "add_columns", r.facts_add_columns, &_CHECK_FACTS_COLUMNS):
             (<ProtocolFactsBase>facts)._add_columns_c(rec, w)
         else:
             facts.add_columns(sink)
         analyzer = conn.analyzer
-        if isinstance(analyzer, SequenceAnalyzerBase) \
-                and type(analyzer).add_columns is r.analyzer_add_columns:
+        if isinstance(analyzer, SequenceAnalyzerBase) and _keeps_method(
+                type(analyzer), "add_columns", r.analyzer_add_columns,
+                &_CHECK_ANALYZER_COLUMNS):
             (<SequenceAnalyzerBase>analyzer)._add_columns_c(sink)
         else:
             analyzer.add_columns(sink)
@@ -6386,6 +6436,11 @@ cdef class FlowRecord:
                 w.add("evidence_dropped", holes)
         _col(rec, w, "anomalies", list(anomaly_codes or []))
         return rec
+
+
+# FlowRecord._build's checks that the classes keep the compiled methods it calls in C.
+cdef _MethodCheck _CHECK_CONN_STATE, _CHECK_HISTORY, _CHECK_COMPLETENESS
+cdef _MethodCheck _CHECK_FACTS_COLUMNS, _CHECK_ANALYZER_COLUMNS
 
 
 cdef str _open_kind(ConnectionBase conn):

@@ -548,3 +548,9 @@ def test_facts_and_peer_columns_written_in_c_are_the_references() -> None:
     finally:
         peer.__class__ = OwnPeer.__mro__[1]
     assert _same_line(conn, codes)
+    # The class itself changed after a line was written (the check remembers the class
+    # it found keeping the compiled method): its new method is called.
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(type(peer), "conn_state", lambda self: "PATCHED", raising=False)
+        assert b'"conn_state":"PATCHED"' in export.flow_line(conn, codes)
+    assert _same_line(conn, codes)
