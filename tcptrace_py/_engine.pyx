@@ -1646,6 +1646,7 @@ cdef class _Refs:
     # fsm.TRANSITIONS by C index (:func:`_cell`): states and inputs found by identity, so a
     # lookup builds and hashes no (state, input) tuple; an event's text cached per cell
     cdef list state_members, input_members, state_values, rows, cell_texts
+    cdef Py_ssize_t closing_index  # of CLOSING in state_values (-1: none)
     cdef Py_ssize_t n_inputs
     cdef unsigned char state_flags[64]  # by state index: STATE_DONE, STATE_ATTEMPT bits
     cdef object time_wait, unexpected, attempt_states
@@ -1722,6 +1723,7 @@ cdef _Refs _load_refs():
     r.state_members = list(fsm.TcpState)
     r.input_members = list(fsm.Input)
     r.state_values = [m._value_ for m in r.state_members]
+    r.closing_index = _value_index(r.state_values, "CLOSING")
     r.n_inputs = len(r.input_members)
     r.rows = [None] * (len(r.state_members) * r.n_inputs)
     for (state, inp), row in fsm.TRANSITIONS.items():
@@ -7702,7 +7704,7 @@ cpdef bint closed_quietly(object conn_obj, long long max_close_delay_ns) except 
 
         return reference_closed_quietly(conn_obj, max_close_delay_ns)
     cdef _Refs r = _refs()
-    cdef Py_ssize_t closing = _value_index(r.state_values, "CLOSING"), i
+    cdef Py_ssize_t closing = r.closing_index, i
     cdef bint any_closing = False
     if closing >= 0:
         for i in range(conn._ev_n):
