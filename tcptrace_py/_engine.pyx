@@ -7640,9 +7640,9 @@ cpdef bint quiet(object conn_obj) except -1:
             or conn.out_of_window_rsts or conn.challenges or conn.icmp_errors \
             or conn.duplicates:
         return False
-    server_state = conn.server.state
-    if conn.client.state is r.last_ack or server_state is r.last_ack \
-            or server_state is r.syn_received:
+    server_state = (<EndpointMachineBase?>conn.server).state
+    if (<EndpointMachineBase?>conn.client).state is r.last_ack \
+            or server_state is r.last_ack or server_state is r.syn_received:
         return False
     cdef SequenceAnalyzerBase a = <SequenceAnalyzerBase?>conn.analyzer
     if a.retransmissions or a.keepalives or a.zero_window_periods or a.window_full_events:
