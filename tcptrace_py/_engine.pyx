@@ -6338,9 +6338,9 @@ cdef class FlowRecord:
         if first_rst_frame >= 0:
             rst_frame = first_rst_frame
         # handshake_seen
-        seen = ("S" if syn_c else ".") + ("S" if synack_s else ".") + (
-            "A" if done_frame >= 0 or (syn_c and not syn_s
-                                       and conn._pv[P_ANSWERED_FRAME] >= 0) else ".")
+        seen = <str>PyTuple_GET_ITEM(_HANDSHAKE_SEEN, (4 if syn_c else 0) | (
+            2 if synack_s else 0) | (1 if done_frame >= 0 or (
+                syn_c and not syn_s and conn._pv[P_ANSWERED_FRAME] >= 0) else 0))
         handshake_s = None
         if done_frame >= 0 and syn_frame is not None:
             handshake_s = (conn.handshake_done_ts_ns - syn_ts) / 1_000_000_000
@@ -6439,6 +6439,10 @@ cdef class FlowRecord:
         _col(rec, w, "anomalies", list(anomaly_codes or []))
         return rec
 
+
+# report.handshake_seen's texts by the bits (SYN, SYN-ACK, ACK) of what was seen: the
+# three one-character pieces it joins, without two concatenations a record.
+cdef tuple _HANDSHAKE_SEEN = ("...", "..A", ".S.", ".SA", "S..", "S.A", "SS.", "SSA")
 
 # FlowRecord._build's checks that the classes keep the compiled methods it calls in C.
 cdef _MethodCheck _CHECK_CONN_STATE, _CHECK_HISTORY, _CHECK_COMPLETENESS
