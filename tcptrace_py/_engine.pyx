@@ -6374,11 +6374,13 @@ cdef class FlowRecord:
         _col(rec, w, "duration_s", duration_s)
         _col(rec, w, "open", open_kind)
         _col(rec, w, "close", close_kind)
-        _col(rec, w, "client_state", (<EndpointMachineBase?>conn.client).state._value_)
-        _col(rec, w, "server_state", (<EndpointMachineBase?>conn.server).state._value_)
+        cdef _Refs r = _refs()
+        _col(rec, w, "client_state",
+             _state_value(r, (<EndpointMachineBase?>conn.client).state))
+        _col(rec, w, "server_state",
+             _state_value(r, (<EndpointMachineBase?>conn.server).state))
         # The compiled methods called in C where the classes keep them (each Python method
         # call was ~300 instructions, the reference's conn_state ~1.9 k).
-        cdef _Refs r = _refs()
         peer_type = type(peer)
         cdef bint peer_c = isinstance(peer, PeerSummaryBase)
         if peer_c and _keeps_method(peer_type, "conn_state", r.peer_conn_state,
