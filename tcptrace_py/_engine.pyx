@@ -6446,6 +6446,27 @@ cdef class FlowRecord:
 # three one-character pieces it joins, without two concatenations a record.
 cdef tuple _HANDSHAKE_SEEN = ("...", "..A", ".S.", ".SA", "S..", "S.A", "SS.", "SSA")
 
+# FlowTableBase._sweep_entry's checks: the twin class, then its reference class.
+cdef _MethodCheck _CHECK_REMOVE[2]
+cdef _MethodCheck _CHECK_REMEMBER_END[2]
+
+
+cdef bint _keeps_reference(object cls, str name, _MethodCheck* check) except -1:
+    """``getattr(cls, name) is getattr(cls.__reference__, name)`` (the twin class keeps the
+    reference's method), remembered as :func:`_keeps_method` does for both classes
+    (``check[0]`` the twin, ``check[1]`` the reference: a change to either is seen)."""
+    cdef PyObject* ref_seen = check[1].seen
+    if _type_unchanged(cls, &check[0].seen, &check[0].tag) and ref_seen != NULL \
+            and _type_unchanged(<object>ref_seen, &check[1].seen, &check[1].tag):
+        return True
+    ref = cls.__reference__
+    if getattr(cls, name) is not getattr(ref, name):
+        return False
+    _type_remember(cls, &check[0].seen, &check[0].tag)
+    _type_remember(ref, &check[1].seen, &check[1].tag)
+    return True
+
+
 # FlowRecord._build's checks that the classes keep the compiled methods it calls in C.
 cdef _MethodCheck _CHECK_CONN_STATE, _CHECK_HISTORY, _CHECK_COMPLETENESS
 cdef _MethodCheck _CHECK_FACTS_COLUMNS, _CHECK_ANALYZER_COLUMNS
@@ -9458,26 +9479,27 @@ cdef class FlowTableBase:
         18 k entries, 2 % of its instructions). Anything else (another table, heap or
         connection class, or those methods replaced) takes the reference."""
         cls = type(self)
-        ref = cls.__reference__
         live = self.live
         by_dir = self._by_dir
         if (type(live) is not LiveTable or type(by_dir) is not FlowIndex
                 or type(entry) is not tuple or PyTuple_GET_SIZE(entry) != 3
-                or cls._remove is not ref._remove
-                or cls._remember_end is not ref._remember_end):
-            return ref._sweep_entry(self, now_ns, entry, finished)
+                or not _keeps_reference(cls, "_remove", _CHECK_REMOVE)
+                or not _keeps_reference(cls, "_remember_end", _CHECK_REMEMBER_END)):
+            return cls.__reference__._sweep_entry(self, now_ns, entry, finished)
         flow_id = <object>PyTuple_GET_ITEM(entry, 1)
         key = <object>PyTuple_GET_ITEM(entry, 2)
         conn_obj = (<LiveTable>live).index.get(key)
         if conn_obj is None or not isinstance(conn_obj, ConnectionBase):
             if conn_obj is None:
                 return None
-            return ref._sweep_entry(self, now_ns, entry, finished)
+            return cls.__reference__._sweep_entry(self, now_ns, entry, finished)
         cdef ConnectionBase conn = <ConnectionBase>conn_obj
         if conn.flow_id != flow_id:
             return None
         cdef _Refs r = _refs()
-        deadline = conn._quiet_deadline_c(r)
+        cdef long long deadline_c
+        deadline = deadline_c if conn._quiet_deadline_ll(r, &deadline_c) \
+            else conn._quiet_deadline_c(r)
         if deadline > now_ns:
             # Idle-timeout deadlines are the LRU scan's job (see the reference).
             if deadline < _joined(conn.last_ts_c, conn.last_ts_o) \

@@ -607,3 +607,29 @@ def test_sweep_entry_twin_ends_what_the_reference_ends(monkeypatch: pytest.Monke
     reasons = {r["end_reason"] for r in twin[0]}
     assert {"time_wait_expired", "attempt_timeout"} <= reasons
     assert any(r["incarnation"] == 1 for r in twin[0])
+    monkeypatch.undo()
+    assert FlowTable._sweep_entry is not reference_entry
+
+    # The twin remembers that the classes keep the reference's _remove and _remember_end
+    # (_keeps_reference): a method replaced afterwards, on the twin class or on the
+    # reference, sends the entries to the reference's _sweep_entry again.
+    calls: list[int] = []
+
+    def counting(self: Any, *args: Any) -> Any:
+        calls.append(1)
+        return reference_entry(self, *args)
+
+    for owner in (FlowTable, FlowTable.__reference__):  # type: ignore[attr-defined]
+        calls.clear()
+        with monkeypatch.context() as m:
+            m.setattr(FlowTable.__reference__, "_sweep_entry", counting)  # type: ignore[attr-defined]
+            assert run() == reference and not calls  # both keep it: the twin's path
+            m.setattr(owner, "_remove", lambda self, key: owner_remove(self, key))
+            assert run() == reference and calls  # replaced: the reference's path
+
+
+def owner_remove(table: Any, key: Any) -> Any:
+    """``FlowTable._remove`` as the reference's (a stand-in replacing it in a test)."""
+    from tcptrace_py.flowtable import FlowTable
+
+    return FlowTable.__reference__.__dict__["_remove"](table, key)  # type: ignore[attr-defined]
