@@ -3924,17 +3924,7 @@ cdef Py_ssize_t _compact_sender_c(object state_obj) except -1:
         # index entry kept, the last pending records packed as the tail (a closed
         # connection's sender, most of them: ~1.6 k instructions less a connection).
         n_tail_pk = n_pk if n_pk < COMPACT_TAIL else COMPACT_TAIL
-        if n_tail_pk:
-            state._tail = <long long*>PyMem_Malloc(4 * n_tail_pk * sizeof(long long))
-            if state._tail == NULL:
-                raise MemoryError()
-            memcpy(state._tail, &state._pk[4 * (n_pk - n_tail_pk)],
-                   4 * n_tail_pk * sizeof(long long))
-        state._tail_n = n_tail_pk
-        state._by_end_d = state._by_start_d = None
-        state._order = None
-        _drop_all_pending(state)
-        state._pack_controls()
+        _pack_pending_tail(state, n_pk - n_tail_pk, n_tail_pk)
         return tracked - n_tail_pk
     cdef list keep = []
     cdef _Identities kept = _Identities()
@@ -3989,16 +3979,7 @@ cdef Py_ssize_t _compact_sender_c(object state_obj) except -1:
         # What ``_pack`` would make of the indexes: only acknowledged pending records
         # are left, the tail, packed as they are (no tuple made and taken apart).
         n_kept = kept.count() + n_made
-        if n_made:
-            state._tail = <long long*>PyMem_Malloc(4 * n_made * sizeof(long long))
-            if state._tail == NULL:
-                raise MemoryError()
-            memcpy(state._tail, &state._pk[4 * first_made], 4 * n_made * sizeof(long long))
-        state._tail_n = n_made
-        state._by_end_d = state._by_start_d = None
-        state._order = None
-        _drop_all_pending(state)
-        state._pack_controls()
+        _pack_pending_tail(state, first_made, n_made)
         return tracked - n_kept
     for p in range(first_made, n_pk):  # made means kept: under both keys, in order sent
         rec = state._pending_record(p)
@@ -4015,6 +3996,24 @@ cdef Py_ssize_t _compact_sender_c(object state_obj) except -1:
     state._pack()
     state._pack_controls()
     return tracked - kept.count()
+
+
+cdef int _pack_pending_tail(SenderStateBase state, Py_ssize_t first,
+                            Py_ssize_t n) except -1:
+    """The end of a compaction that keeps no index entry and nothing in ``order``: the
+    pending records ``first`` to ``first + n`` packed as the tail (what ``_pack`` would
+    make of the indexes), every other pending record dropped, the controls packed."""
+    if n:
+        state._tail = <long long*>PyMem_Malloc(4 * n * sizeof(long long))
+        if state._tail == NULL:
+            raise MemoryError()
+        memcpy(state._tail, &state._pk[4 * first], 4 * n * sizeof(long long))
+    state._tail_n = n
+    state._by_end_d = state._by_start_d = None
+    state._order = None
+    _drop_all_pending(state)
+    state._pack_controls()
+    return 0
 
 
 cdef bint _keeps_nothing(SenderStateBase state, long long una) except -1:
@@ -9045,27 +9044,25 @@ cdef class DeadlineHeap:
         cdef long long f
         if self._objs is None and -_C_TIME_LIMIT < deadline_ns < _C_TIME_LIMIT \
                 and _time_c(flow_id, &f):
-            self.e = <DeadlineRec*>_grow(self.e, self.n, &self.cap, sizeof(DeadlineRec))
-            Py_INCREF(key)
-            self.e[self.n].deadline_ns = deadline_ns
-            self.e[self.n].flow_id = f
-            self.e[self.n].key = <PyObject*>key
-            self.n += 1
-            self._sift_up(self.n - 1)
-            return 0
+            return self._push_rec(deadline_ns, f, key)
         return self.push_c(deadline_ns, flow_id, key)
+
+    cdef int _push_rec(self, long long deadline_ns, long long flow_id,
+                       object key) except -1:
+        """One C entry pushed (while the heap holds C entries)."""
+        self.e = <DeadlineRec*>_grow(self.e, self.n, &self.cap, sizeof(DeadlineRec))
+        Py_INCREF(key)
+        self.e[self.n].deadline_ns = deadline_ns
+        self.e[self.n].flow_id = flow_id
+        self.e[self.n].key = <PyObject*>key
+        self.n += 1
+        self._sift_up(self.n - 1)
+        return 0
 
     cdef int push_c(self, object deadline_ns, object flow_id, object key) except -1:
         cdef long long d, f
         if self._objs is None and _time_c(deadline_ns, &d) and _time_c(flow_id, &f):
-            self.e = <DeadlineRec*>_grow(self.e, self.n, &self.cap, sizeof(DeadlineRec))
-            Py_INCREF(key)
-            self.e[self.n].deadline_ns = d
-            self.e[self.n].flow_id = f
-            self.e[self.n].key = <PyObject*>key
-            self.n += 1
-            self._sift_up(self.n - 1)
-            return 0
+            return self._push_rec(d, f, key)
         if self._objs is None:
             self._to_objects()
         _heappush(self._objs, (deadline_ns, flow_id, key))
