@@ -2752,7 +2752,7 @@ cdef class SenderStateBase:
         if self._tail_n >= 0:
             self._unpack()
         if self._pk_n and _as_ll(start, &v):
-            i = _pending_start_index(self, v)
+            i = _pending_find(self, v, 0)
             if i >= 0:
                 return self._flush_first(i + 1)
             return (<dict?>self._by_start_d).get(start)
@@ -2930,40 +2930,30 @@ cdef inline dict _ends_of(SenderStateBase state):
     return <dict?>state._by_end_d
 
 
-cdef Py_ssize_t _pending_start_index(SenderStateBase state, long long start) noexcept:
-    """Index of the pending record whose start is ``start``, or -1 (bisection: the starts
-    increase along the pending records, as the ends do)."""
+cdef Py_ssize_t _pending_find(SenderStateBase state, long long value,
+                              Py_ssize_t field) noexcept:
+    """Index of the pending record whose ``field`` (0: start, 1: end) is ``value``, or -1
+    (bisection: starts and ends both increase along the pending records)."""
     cdef Py_ssize_t lo = 0, hi = state._pk_n, mid
     cdef long long v
     while lo < hi:
         mid = (lo + hi) >> 1
-        v = state._pk[4 * mid]
-        if v < start:
+        v = state._pk[4 * mid + field]
+        if v < value:
             lo = mid + 1
-        elif v > start:
+        elif v > value:
             hi = mid
         else:
             return mid
     return -1
 
 
-cdef Py_ssize_t _pending_index(SenderStateBase state, long long end) noexcept:
-    """Index of the pending record whose end is ``end``, or -1 (bisection: the ends
-    increase along the pending records)."""
-    cdef Py_ssize_t lo = 0, hi = state._pk_n, mid
-    cdef long long e
-    if not hi or end > state._pend_end:
+cdef inline Py_ssize_t _pending_index(SenderStateBase state, long long end) noexcept:
+    """Index of the pending record whose end is ``end``, or -1 (none beyond the last
+    one's end: most lookups stop there)."""
+    if not state._pk_n or end > state._pend_end:
         return -1
-    while lo < hi:
-        mid = (lo + hi) >> 1
-        e = state._pk[4 * mid + 1]
-        if e < end:
-            lo = mid + 1
-        elif e > end:
-            hi = mid
-        else:
-            return mid
-    return -1
+    return _pending_find(state, end, 1)
 
 
 # What _end_lookup returns for a pending record (its time in ``ts_out``).
@@ -5809,7 +5799,7 @@ cdef class ConnectionBase:
             counts = &self._pv[P_SYNACK_SENT if flags & ACK_BIT else P_PURE_SYN_SENT]
             counts[side] += 1
             if not flags & (RST_BIT | FIN):
-                if type(snd) is EndpointMachineBase or isinstance(snd, EndpointMachineBase):
+                if isinstance(snd, EndpointMachineBase):
                     machine = <EndpointMachineBase>snd  # its C field, not the attribute
                     if machine.iss < 0:
                         machine.iss = seg.seq
@@ -6151,23 +6141,10 @@ cdef class ProtocolFactsBase:
             return self._add_columns_c(<dict>rec, None)
         if type(rec) is _JsonOut:
             return self._add_columns_c(None, <_JsonOut>rec)
-        cdef long long* ect = &self._fv[F_ECT]
-        cdef long long* ce = &self._fv[F_CE]
-        cdef long long* ece = &self._fv[F_ECE]
-        cdef long long* cwr = &self._fv[F_CWR]
-        rec["ecn_negotiated"] = bool(self.ecn_mode)
-        rec["ecn_mode"] = self.ecn_mode
-        rec["client_ecn_ect_segments"] = ect[0]
-        rec["client_ecn_ce_segments"] = ce[0]
-        rec["client_ecn_ece_segments"] = ece[0]
-        rec["client_ecn_cwr_segments"] = cwr[0]
-        rec["server_ecn_ect_segments"] = ect[1]
-        rec["server_ecn_ce_segments"] = ce[1]
-        rec["server_ecn_ece_segments"] = ece[1]
-        rec["server_ecn_cwr_segments"] = cwr[1]
-        rec["tfo_option"] = self.tfo_option
-        rec["tfo_syn_data_bytes"] = self.syn_data_bytes
-        rec["tfo_syn_data_acked"] = self.syn_data_acked
+        cdef dict columns = {}  # another mapping: the same columns, set in their order
+        self._add_columns_c(columns, None)
+        for key, value in columns.items():
+            rec[key] = value
 
     cdef int _add_columns_c(self, dict rec, _JsonOut w) except -1:
         """:meth:`add_columns` into a record dict or (``rec`` None) the line writer ``w``,

@@ -102,10 +102,8 @@ class EncodedResult:
         """The result of a finished connection whose findings are ``anomalies`` (their
         codes, sorted: ``codes``), its line written by ``export.flow_line`` (in C by the
         compiled engine): what ``Engine(encode=...)`` hands over."""
-        if cls is EncodedResult and _make is not None:
-            return _make(flow_line(conn, codes), conn.flow_id, conn.end_reason, codes,
-                         anomalies)
-        return cls(flow_line(conn, codes), conn.flow_id, conn.end_reason, codes, anomalies)
+        make = _make if cls is EncodedResult and _make is not None else cls
+        return make(flow_line(conn, codes), conn.flow_id, conn.end_reason, codes, anomalies)
 
     @classmethod
     def of(cls, res: FlowResult) -> EncodedResult:
